@@ -1,0 +1,157 @@
+/**
+ * `warden jobs list|show|retry|cancel|discard`: read jobs and operate on them. Operator actions are attributed
+ * to `cli:<user>`.
+ * @module
+ */
+import type { Command } from 'commander';
+import { InvalidOptionError, JobNotFoundError } from '../../errors.js';
+import type { AttemptRow, JobRow, JobState } from '../../job/job-record.js';
+import { type CliIo, formatDate, formatFields, formatMs, formatTable, truncate, writeJson, writeLines } from '../cli-io.js';
+import { cliActor, type GlobalOptions, withWarden } from '../open-warden.js';
+import { parseIntegerOption, parseJobIdOption } from '../parse-options.js';
+import type { CommandRunner } from './command-runner.js';
+
+/** Most jobs `jobs list` shows at once. */
+export const MAX_LIST_LIMIT = 1000;
+
+/** Options of {@link jobsListCommand}, as given on the command line. */
+export interface JobsListCommandOptions extends GlobalOptions {
+  state?: string;
+  queue?: string;
+  name?: string;
+  /** @default 50 */
+  limit?: string;
+  /** Only jobs with ids below this one (the next page). */
+  before?: string;
+}
+
+/** Options of the commands that take one job id. */
+export interface JobIdCommandOptions extends GlobalOptions {
+  id: string;
+}
+
+/** The table row of one job: id, name, queue, state, attempt/max, run at, last error. */
+function jobRow(job: JobRow): string[] {
+  const error = job.lastError ? truncate(`${job.lastError.name}: ${job.lastError.message}`, 60) : '';
+  return [job.id, job.name, job.queue, job.state, `${job.attempt}/${job.maxAttempts}`, formatDate(job.runAt), error];
+}
+
+/**
+ * Lists jobs, newest first, filtered by state, queue and name; `--before <id>` pages on. `--json` prints the
+ * array of jobs.
+ * @returns 0
+ */
+export async function jobsListCommand(options: JobsListCommandOptions, io: CliIo): Promise<number> {
+  const limit = parseIntegerOption('--limit', options.limit) ?? 50;
+  if (limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw new InvalidOptionError('--limit', options.limit, `a whole number from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  const beforeId = options.before === undefined ? undefined : parseJobIdOption('--before', options.before);
+  return withWarden(options, {}, async (warden) => {
+    const jobs = await warden.jobs.list({ state: options.state as JobState | undefined, queue: options.queue, name: options.name, limit, beforeId });
+    if (options.json) writeJson(io, jobs);
+    else if (jobs.length === 0) writeLines(io, ['no jobs']);
+    else {
+      writeLines(io, formatTable(['ID', 'NAME', 'QUEUE', 'STATE', 'ATTEMPT', 'RUN AT', 'LAST ERROR'], jobs.map(jobRow)));
+      if (jobs.length === limit) writeLines(io, [`(${limit} shown; next page: --before ${jobs[jobs.length - 1]!.id})`]);
+    }
+    return 0;
+  });
+}
+
+function attemptRow(a: AttemptRow): string[] {
+  const duration = a.startedAt ? formatMs(a.finishedAt.getTime() - a.startedAt.getTime()) : '-';
+  const error = a.error ? truncate(`${a.error.name}: ${a.error.message}`, 60) : '';
+  return [String(a.attempt), a.outcome, a.workerId ?? '-', formatDate(a.startedAt), duration, error];
+}
+
+/**
+ * Shows one job's fields, payload, last error and attempt history. `--json` prints `{ job, attempts }`.
+ * @returns 0
+ * @throws JobNotFoundError
+ */
+export async function jobsShowCommand(options: JobIdCommandOptions, io: CliIo): Promise<number> {
+  return withWarden(options, {}, async (warden) => {
+    const job = await warden.jobs.get(options.id);
+    if (!job) throw new JobNotFoundError(options.id);
+    const attempts = await warden.jobs.attempts(job.id);
+    if (options.json) {
+      writeJson(io, { job, attempts });
+      return 0;
+    }
+    const lines = formatFields([
+      ['id', job.id],
+      ['name', job.name],
+      ['queue', job.queue],
+      ['state', job.state],
+      ['priority', String(job.priority)],
+      ['attempt', `${job.attempt}/${job.maxAttempts}${job.lostCount > 0 ? ` (lost ${job.lostCount} time(s))` : ''}`],
+      ['key', job.key ?? '-'],
+      ['run at', formatDate(job.runAt)],
+      ['created', formatDate(job.createdAt)],
+      ['updated', formatDate(job.updatedAt)],
+      ['started', formatDate(job.startedAt)],
+      ['finished', formatDate(job.finishedAt)],
+      ...(job.state === 'running' ? ([['lease', `${job.leaseWorker ?? '-'} until ${formatDate(job.leaseExpiresAt)}`]] as [string, string][]) : []),
+      ['payload', truncate(JSON.stringify(job.payload) ?? 'null', 200)],
+      ['last error', job.lastError ? truncate(`${job.lastError.name}: ${job.lastError.message}`, 200) : '-'],
+    ]);
+    lines.push('', attempts.length === 0 ? 'no finished attempts' : 'attempts:');
+    if (attempts.length > 0) lines.push(...formatTable(['#', 'OUTCOME', 'WORKER', 'STARTED', 'TOOK', 'ERROR'], attempts.map(attemptRow)).map((l) => `  ${l}`));
+    writeLines(io, lines);
+    return 0;
+  });
+}
+
+type JobAction = 'retry' | 'cancel' | 'discard';
+const PAST: Record<JobAction, string> = { retry: 'retried', cancel: 'cancelled', discard: 'discarded' };
+
+function jobAction(action: JobAction) {
+  return async (options: JobIdCommandOptions, io: CliIo): Promise<number> =>
+    withWarden(options, {}, async (warden) => {
+      const row = await warden.jobs[action](options.id, { actor: cliActor() });
+      if (options.json) writeJson(io, row);
+      else writeLines(io, [`${PAST[action]} job ${row.id}${action === 'discard' ? '' : ` (now ${row.state})`}`]);
+      return 0;
+    });
+}
+
+/**
+ * Retries a `dead` or `retrying` job now. Prints `retried job <id> (now queued)`; `--json` the job.
+ * @throws JobNotFoundError, JobStateError, KeyConflictError
+ */
+export const jobsRetryCommand: (options: JobIdCommandOptions, io: CliIo) => Promise<number> = jobAction('retry');
+/**
+ * Cancels a queued, retrying or running job. Prints `cancelled job <id> (now cancelled)`; `--json` the job.
+ * @throws JobNotFoundError, JobStateError
+ */
+export const jobsCancelCommand: (options: JobIdCommandOptions, io: CliIo) => Promise<number> = jobAction('cancel');
+/**
+ * Deletes a job that is not running, with its attempts. Prints `discarded job <id>`; `--json` the deleted job.
+ * @throws JobNotFoundError, JobStateError
+ */
+export const jobsDiscardCommand: (options: JobIdCommandOptions, io: CliIo) => Promise<number> = jobAction('discard');
+
+/** Adds `jobs` and its subcommands to the program. */
+export function registerJobsCommands(program: Command, run: CommandRunner): void {
+  const jobs = program.command('jobs').description('list, show, retry, cancel and discard jobs');
+  jobs
+    .command('list')
+    .description('list jobs, newest first')
+    .option('--state <state>', 'queued, retrying, running, completed, dead or cancelled')
+    .option('--queue <queue>', 'only this queue')
+    .option('--name <name>', 'only this job name')
+    .option('--limit <n>', `at most this many (1-${MAX_LIST_LIMIT}, default 50)`)
+    .option('--before <id>', 'only jobs with ids below this one (next page)')
+    .action((_options: object, command: Command) => run(jobsListCommand, command.optsWithGlobals<JobsListCommandOptions>()));
+  const withId = (name: string, description: string, command: (options: JobIdCommandOptions, io: CliIo) => Promise<number>) =>
+    jobs
+      .command(name)
+      .description(description)
+      .argument('<id>', 'job id')
+      .action((id: string, _options: object, cmd: Command) => run(command, { ...cmd.optsWithGlobals<GlobalOptions>(), id }));
+  withId('show', 'show a job and its attempts', jobsShowCommand);
+  withId('retry', 'run a dead or retrying job again now', jobsRetryCommand);
+  withId('cancel', 'cancel a queued, retrying or running job', jobsCancelCommand);
+  withId('discard', 'delete a job that is not running, with its attempts', jobsDiscardCommand);
+}

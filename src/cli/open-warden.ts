@@ -1,0 +1,98 @@
+/**
+ * Builds a Warden instance from the CLI's global options, runs a command with it, and always closes it.
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { createWarden, type Warden } from '../client/warden.js';
+import { InvalidOptionError, MigrationRequiredError } from '../errors.js';
+import type { JobDefinition } from '../job/define-job.js';
+import { CliError, describeConnectionError } from './cli-error.js';
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  /** Database URL. @default process.env.WARDEN_DATABASE_URL ?? "sqlite:./warden.db" */
+  database: string;
+  /** PostgreSQL schema. @default process.env.WARDEN_SCHEMA ?? "warden" */
+  schema: string;
+  /** Print one JSON document on stdout instead of text. */
+  json?: boolean;
+}
+
+/** The database used when neither `--database` nor `WARDEN_DATABASE_URL` is given. */
+export const CLI_DEFAULT_DATABASE = 'sqlite:./warden.db';
+/** The PostgreSQL schema used when neither `--schema` nor `WARDEN_SCHEMA` is given. */
+export const CLI_DEFAULT_SCHEMA = 'warden';
+
+let stderrDestination: ReturnType<typeof pino.destination> | undefined;
+
+/**
+ * The CLI's logger: pino at `WARDEN_LOG_LEVEL` (default `warn`) writing synchronously to stderr, so stdout
+ * carries only command output.
+ * @throws InvalidOptionError for an unknown level.
+ */
+export function cliLogger(): Logger {
+  const level = process.env.WARDEN_LOG_LEVEL ?? 'warn';
+  const known = [...Object.keys(pino.levels.values), 'silent'];
+  if (!known.includes(level)) throw new InvalidOptionError('WARDEN_LOG_LEVEL', level, `one of ${known.join(', ')}`);
+  stderrDestination ??= pino.destination({ dest: 2, sync: true });
+  return pino({ level }, stderrDestination);
+}
+
+/** Who operator actions are attributed to: `cli:<user>`. */
+export function cliActor(): string {
+  return `cli:${process.env.USER ?? process.env.USERNAME ?? 'unknown'}`;
+}
+
+/** Options of {@link withWarden}. */
+export interface WithWardenOptions {
+  /** Job definitions to register (needed to enqueue and to run a worker). @default [] */
+  jobs?: JobDefinition<any, any>[];
+  /**
+   * Fail with "run `warden migrate`" unless the schema is migrated; for SQLite, also refuse to create a file
+   * that does not exist yet. Off for `migrate` itself. @default true
+   */
+  requireMigrated?: boolean;
+}
+
+/** Hides a password in a database URL for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/:[^:@/]*@/, ':***@');
+}
+
+/** The file an `sqlite:` URL names (as `createDriver` reads it), or null for other URLs and `:memory:`. */
+function sqliteFile(url: string): string | null {
+  if (!url.startsWith('sqlite:')) return null;
+  let filename = url.slice('sqlite:'.length);
+  if (filename.startsWith('//')) filename = filename.slice(2);
+  return filename === '' || filename === ':memory:' ? null : filename;
+}
+
+/**
+ * Opens a Warden on the global options' database, runs `fn` with it, and closes it (always, so the process can
+ * exit). Connection failures become one-line errors naming the (password-redacted) URL.
+ * @throws CliError, MigrationRequiredError, and whatever `fn` throws.
+ */
+export async function withWarden<T>(globals: GlobalOptions, options: WithWardenOptions, fn: (warden: Warden) => Promise<T>): Promise<T> {
+  const url = globals.database;
+  const requireMigrated = options.requireMigrated ?? true;
+  const file = sqliteFile(url);
+  if (requireMigrated && file !== null && !existsSync(resolve(file))) {
+    throw new CliError(`Expected an SQLite database file at ${resolve(file)}, got no such file (create it with \`warden migrate\`)`);
+  }
+  const warden = createWarden({ database: url, schema: globals.schema, jobs: options.jobs ?? [], logger: cliLogger() });
+  try {
+    if (requireMigrated) {
+      const status = await warden.migrationStatus();
+      if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
+    }
+    return await fn(warden);
+  } catch (error) {
+    const connection = describeConnectionError(error);
+    if (connection) throw new CliError(`Expected a reachable database at ${redactUrl(url)}, got ${connection}`, { cause: error });
+    throw error;
+  } finally {
+    await warden.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../clock/clock.js';
+import type { DatabaseOptions } from '../driver/create-driver.js';
+import type { Driver } from '../driver/driver.js';
+import type { JobDefinition } from '../job/define-job.js';
+import type { WorkerOptions } from '../runtime/worker-options.js';
+import type { Duration } from '../validation/duration.js';
+
+/** Options for `createWarden`. */
+export interface WardenOptions {
+  /**
+   * A database URL (`sqlite:./warden.db`, `postgres://…`) or a driver instance.
+   * @default process.env.WARDEN_DATABASE_URL ?? "sqlite:./warden.db"
+   */
+  database?: string | Driver;
+  /** PostgreSQL schema for Warden's tables. @default "warden" */
+  schema?: string;
+  /** Driver settings used when `database` is a URL: pool size, timeouts, SQLite durability. @default {} */
+  databaseOptions?: Omit<DatabaseOptions, 'url' | 'schema' | 'onError'>;
+  /** The jobs this process knows how to run (and enqueue by name). Names must be unique. @default [] */
+  jobs?: JobDefinition<any, any>[];
+  /** Largest payload accepted at enqueue, in bytes of UTF-8 JSON. @default 262144 (256 KiB) */
+  payloadLimit?: number;
+  /** Defaults for `start()`. */
+  worker?: WorkerOptions;
+  /** A pino logger. @default pino at level `process.env.WARDEN_LOG_LEVEL ?? "info"` */
+  logger?: Logger;
+  /** Replaces the system clock, e.g. with `FakeClock` from `warden/testing`. @default systemClock */
+  clock?: Clock;
+  /** Source of randomness for retry jitter and worker ids, uniform in [0, 1). @default Math.random */
+  random?: () => number;
+}
+
+/** Options for one enqueue. */
+export interface EnqueueOptions {
+  /** Run no earlier than this long from now (database time). */
+  delay?: Duration;
+  /** Run no earlier than this time. Overrides `delay`. */
+  runAt?: Date;
+  /** Lower runs first. @default the job's priority */
+  priority?: number;
+  /** Overrides the job's queue. @default the job's queue */
+  queue?: string;
+  /**
+   * Deduplication key: while a job with this key is queued, retrying or running, enqueue returns that job
+   * with `duplicate: true` instead of adding another.
+   */
+  key?: string;
+  /**
+   * The application's own transaction: a `pg` client inside `BEGIN`, or a better-sqlite3 `Database` inside a
+   * transaction on the same file. The job then exists if and only if that transaction commits.
+   */
+  tx?: unknown;
+}
+
+/** What enqueue returns. */
+export interface EnqueueResult {
+  /** The job's id (the existing job's, for a duplicate). */
+  id: string;
+  /** True when an active job with the same key was returned instead of adding one. */
+  duplicate: boolean;
+  job: import('../job/job-record.js').JobRow;
+}

@@ -1,0 +1,303 @@
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { type Clock, systemClock } from '../clock/clock.js';
+import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
+import type { Driver, JobInsert, MigrateResult, MigrationStatus } from '../driver/driver.js';
+import { InvalidOptionError, MigrationRequiredError, UnknownJobError } from '../errors.js';
+import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
+import { TypedEmitter } from '../events/typed-emitter.js';
+import { type JobDefinition, validatePriority } from '../job/define-job.js';
+import type { AttemptRow, JobRow, JobState, QueueStats } from '../job/job-record.js';
+import { JOB_STATES } from '../job/job-record.js';
+import { assertValidPayload, encodeJson } from '../job/payload.js';
+import { subscribeLogger } from '../runtime/log-subscriber.js';
+import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker.js';
+import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
+import { parseDuration } from '../validation/duration.js';
+import { validateKey, validateName } from '../validation/names.js';
+import type { EnqueueOptions, EnqueueResult, WardenOptions } from './warden-options.js';
+
+/** Default payload limit: 256 KiB of UTF-8 JSON. */
+export const DEFAULT_PAYLOAD_LIMIT = 256 * 1024;
+
+/** One item of {@link Warden.enqueueMany}. */
+export interface EnqueueItem {
+  job: JobDefinition<any, any> | string;
+  payload: unknown;
+  options?: Omit<EnqueueOptions, 'tx'>;
+}
+
+/** Who performs an operator action, recorded with it. @default "api" */
+export interface ActorOptions {
+  actor?: string;
+}
+
+/** Totals across queues. */
+export interface WardenStats {
+  queues: QueueStats[];
+  totals: Record<JobState, number>;
+}
+
+/**
+ * A Warden instance: enqueue jobs, run a worker, operate on jobs and queues. Create with {@link createWarden}.
+ * Implements `Symbol.asyncDispose`, so `await using warden = createWarden(…)` closes it.
+ */
+export class Warden {
+  /** The typed event stream that logs, metrics and users subscribe to. */
+  readonly events = new TypedEmitter();
+  readonly driver: Driver;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly #ownsDriver: boolean;
+  readonly #registry = new Map<string, JobDefinition<any, any>>();
+  readonly #payloadLimit: number;
+  readonly #workerDefaults: WorkerOptions;
+  readonly #random: () => number;
+  #worker: Worker | null = null;
+  #closing: Promise<void> | null = null;
+
+  constructor(options: WardenOptions = {}) {
+    const payloadLimit = options.payloadLimit ?? DEFAULT_PAYLOAD_LIMIT;
+    if (!Number.isInteger(payloadLimit) || payloadLimit < 2 || payloadLimit > 64 * 1024 * 1024) {
+      throw new InvalidOptionError('payloadLimit', payloadLimit, 'an integer number of bytes from 2 to 67108864 (64 MiB)');
+    }
+    for (const def of options.jobs ?? []) {
+      if (typeof def?.name !== 'string' || typeof def.handler !== 'function') throw new InvalidOptionError('jobs[]', def, 'a job made with defineJob()');
+      if (this.#registry.has(def.name)) throw new InvalidOptionError('jobs[]', def.name, 'unique job names; this name is registered twice');
+      this.#registry.set(def.name, def);
+    }
+    this.#payloadLimit = payloadLimit;
+    this.#workerDefaults = options.worker ?? {};
+    this.#random = options.random ?? Math.random;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? pino({ level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+    const database = options.database ?? (process.env.WARDEN_DATABASE_URL || DEFAULT_DATABASE_URL);
+    this.#ownsDriver = typeof database === 'string';
+    this.driver = typeof database === 'string'
+      ? createDriver({ ...options.databaseOptions, url: database, schema: options.schema, onError: (error) => this.events.emit('error', { error, context: 'idle database connection' }) })
+      : database;
+    subscribeLogger(this.events, this.logger);
+  }
+
+  /** The registered job definitions, by name. */
+  get definitions(): ReadonlyMap<string, JobDefinition<any, any>> {
+    return this.#registry;
+  }
+
+  /** The running worker's counters, or null when not started. */
+  get workerCounters(): Readonly<WorkerCounters> | null {
+    return this.#worker?.counters ?? null;
+  }
+
+  /** Applies pending migrations under a lock. Safe to run from many processes at once. */
+  migrate(): Promise<MigrateResult> {
+    return this.driver.migrate();
+  }
+
+  migrationStatus(): Promise<MigrationStatus> {
+    return this.driver.migrationStatus();
+  }
+
+  /**
+   * Enqueues one job. The payload is validated against the job's schema, checked to be plain JSON within the
+   * payload limit, and only then written; on any error nothing is written.
+   * @throws UnknownJobError, PayloadValidationError, NonJsonValueError, PayloadTooLargeError, InvalidOptionError,
+   *   InvalidDurationError, InvalidNameError, InvalidTransactionError
+   */
+  async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    const insert = await this.#prepare({ job, payload, options });
+    const [result] = await this.driver.jobInsertMany({ jobs: [insert], now: this.clock.sqlNow(), tx: options.tx });
+    this.#afterInsert([result!], options.tx !== undefined);
+    return { id: result!.job.id, duplicate: result!.duplicate, job: result!.job };
+  }
+
+  /**
+   * Enqueues many jobs in one transaction and one round trip. Every item is validated first; if any is
+   * invalid, nothing is written and the error names the item's index.
+   */
+  async enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
+    if (!Array.isArray(items)) throw new InvalidOptionError('enqueueMany(items)', items, 'an array');
+    const inserts: JobInsert[] = [];
+    for (const [index, item] of items.entries()) {
+      try {
+        inserts.push(await this.#prepare({ job: item.job, payload: item.payload, options: item.options ?? {} }));
+      } catch (error) {
+        if (error instanceof Error) error.message = `items[${index}]: ${error.message}`;
+        throw error;
+      }
+    }
+    if (inserts.length === 0) return [];
+    const results = await this.driver.jobInsertMany({ jobs: inserts, now: this.clock.sqlNow(), tx: options.tx });
+    this.#afterInsert(results, options.tx !== undefined);
+    return results.map((r) => ({ id: r.job.id, duplicate: r.duplicate, job: r.job }));
+  }
+
+  /**
+   * Starts this process's worker. Requires the schema to be migrated.
+   * @throws MigrationRequiredError when migrations are pending.
+   */
+  async start(options: WorkerOptions = {}): Promise<void> {
+    if (this.#worker) return;
+    const resolved = resolveWorkerOptions({ ...this.#workerDefaults, ...options }, this.#defaultQueues());
+    const status = await this.driver.migrationStatus();
+    if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
+    this.#worker = this.#createWorker(resolved);
+    await this.#worker.start();
+  }
+
+  /** Graceful shutdown of the worker (see `WorkerOptions.grace`). Safe to call twice or before `start`. */
+  async stop(): Promise<void> {
+    const worker = this.#worker;
+    await worker?.stop();
+    // A stopped worker cannot restart; forgetting it lets start() create a fresh one.
+    if (this.#worker === worker) this.#worker = null;
+  }
+
+  /** Runs every due job now in this process, until none is due. For tests and scripts. */
+  async drain(options: Pick<WorkerOptions, 'queues' | 'concurrency'> = {}): Promise<DrainResult> {
+    const worker = this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, this.#defaultQueues()));
+    return worker.drain();
+  }
+
+  /** One pass of the rescuer: moves jobs whose lease expired back for retry (or to the dead letters). */
+  async rescue(options: Pick<WorkerOptions, 'maxLost'> = {}): Promise<void> {
+    // Rescue does not claim, so an instance without registered jobs (an operator tool) may still run it.
+    const queues = this.#defaultQueues();
+    const worker = this.#worker ?? this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, queues.length > 0 ? queues : ['default']));
+    await worker.rescue();
+  }
+
+  /** Stops the worker and closes the database connections this instance opened. */
+  close(): Promise<void> {
+    // Every caller waits for the same close, so a second call cannot return while the first is in progress.
+    this.#closing ??= (async () => {
+      await this.stop();
+      if (this.#ownsDriver) await this.driver.close();
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Reading and operating on jobs. Every action is attributed to `actor` in its event. */
+  readonly jobs = {
+    get: (id: string): Promise<JobRow | null> => this.driver.jobGet({ id: String(id) }),
+    list: (params: { state?: JobState; queue?: string; name?: string; limit?: number; beforeId?: string } = {}): Promise<JobRow[]> => {
+      if (params.state !== undefined && !JOB_STATES.includes(params.state)) throw new InvalidOptionError('state', params.state, `one of ${JOB_STATES.join(', ')}`);
+      if (params.queue !== undefined) validateName('queue', params.queue);
+      if (params.name !== undefined) validateName('job name', params.name);
+      return this.driver.jobList(params);
+    },
+    attempts: (id: string): Promise<AttemptRow[]> => this.driver.jobAttemptList({ id: String(id) }),
+    retry: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
+      const row = await this.driver.jobRetry({ id: String(id), now: this.clock.sqlNow() });
+      this.events.emit('job:operator-action', { jobId: row.id, action: 'retry', actor: options.actor ?? 'api' });
+      this.#worker?.notify(row.queue);
+      return row;
+    },
+    cancel: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
+      const row = await this.driver.jobCancel({ id: String(id), now: this.clock.sqlNow() });
+      this.events.emit('job:operator-action', { jobId: row.id, action: 'cancel', actor: options.actor ?? 'api' });
+      return row;
+    },
+    discard: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
+      const row = await this.driver.jobDiscard({ id: String(id) });
+      this.events.emit('job:operator-action', { jobId: row.id, action: 'discard', actor: options.actor ?? 'api' });
+      return row;
+    },
+  };
+
+  /** Queue pause state (persisted; honoured by every worker) and counts. */
+  readonly queues = {
+    list: (): Promise<QueueStats[]> => this.driver.queueList(),
+    pause: async (queue: string, options: ActorOptions = {}): Promise<void> => {
+      await this.driver.queuePause({ queue: validateName('queue', queue) });
+      this.events.emit('queue:paused', { queue, actor: options.actor ?? 'api' });
+    },
+    resume: async (queue: string, options: ActorOptions = {}): Promise<void> => {
+      await this.driver.queueResume({ queue: validateName('queue', queue) });
+      this.events.emit('queue:resumed', { queue, actor: options.actor ?? 'api' });
+      this.#worker?.notify(queue);
+    },
+  };
+
+  /** Counts per queue and in total. */
+  async stats(): Promise<WardenStats> {
+    const queues = await this.driver.queueList();
+    const totals = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    for (const q of queues) for (const s of JOB_STATES) totals[s] += q.counts[s];
+    return { queues, totals };
+  }
+
+  /** Subscribes to an event; returns an unsubscribe function. Shorthand for `events.on`. */
+  on<K extends WardenEventName>(event: K, listener: (payload: WardenEventMap[K]) => void): () => void {
+    return this.events.on(event, listener);
+  }
+
+  async #prepare(item: EnqueueItem): Promise<JobInsert> {
+    const def = this.#resolveJob(item.job);
+    const options = item.options ?? {};
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
+    const queue = validateName('queue', options.queue ?? def.queue);
+    const priority = validatePriority('priority', options.priority ?? def.priority);
+    const key = options.key === undefined ? null : validateKey(options.key);
+    const delayMs = options.delay === undefined ? 0 : parseDuration('delay', options.delay);
+    let runAt: Date | null = null;
+    if (options.runAt !== undefined) {
+      if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) throw new InvalidOptionError('runAt', options.runAt, 'a valid Date');
+      runAt = options.runAt;
+    }
+    await assertValidPayload(def.name, def.schema, item.payload);
+    const payloadJson = encodeJson(`the payload of job "${def.name}"`, item.payload, this.#payloadLimit);
+    return { name: def.name, queue, payloadJson, priority, delayMs, runAt, maxAttempts: def.retry.maxAttempts, key };
+  }
+
+  #resolveJob(job: JobDefinition<any, any> | string): JobDefinition<any, any> {
+    if (typeof job === 'string') {
+      const def = this.#registry.get(job);
+      if (!def) throw new UnknownJobError(job, [...this.#registry.keys()]);
+      return def;
+    }
+    if (typeof job !== 'object' || job === null || typeof job.name !== 'string') throw new InvalidOptionError('job', job, 'a job made with defineJob() or a registered job name');
+    const registered = this.#registry.get(job.name);
+    if (registered && registered !== job) throw new InvalidOptionError('job', job.name, 'the same definition object that was registered under this name');
+    return job;
+  }
+
+  #afterInsert(results: { job: JobRow; duplicate: boolean }[], inUserTx: boolean): void {
+    const queues = new Set<string>();
+    for (const { job, duplicate } of results) {
+      this.events.emit('job:enqueued', { job: { id: job.id, name: job.name, queue: job.queue }, duplicate, runAt: job.runAt, inTransaction: inUserTx });
+      if (!duplicate) queues.add(job.queue);
+    }
+    // Inside the caller's transaction the jobs are not visible yet; the worker finds them by notification
+    // (PostgreSQL, delivered at commit) or by polling.
+    if (!inUserTx) for (const q of queues) this.#worker?.notify(q);
+  }
+
+  #defaultQueues(): string[] {
+    return [...new Set([...this.#registry.values()].map((d) => d.queue))];
+  }
+
+  #createWorker(options: ReturnType<typeof resolveWorkerOptions>): Worker {
+    const suffix = Math.floor(this.#random() * 0xffffff).toString(16).padStart(6, '0');
+    return new Worker(
+      { driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random, workerId: `${hostname()}/${process.pid}/${suffix}` },
+      options,
+    );
+  }
+}
+
+/**
+ * Creates a Warden instance. Opens (lazily) the database; call `migrate()` once per deploy, then `start()`.
+ * @example
+ * const warden = createWarden({ database: "sqlite:./warden.db", jobs: [sendEmail] });
+ * await warden.migrate();
+ * await warden.enqueue(sendEmail, { to: "a@example.com", template: "welcome" }, { key: "welcome:42" });
+ * await warden.start({ concurrency: 20 });
+ */
+export function createWarden(options: WardenOptions = {}): Warden {
+  return new Warden(options);
+}

@@ -1,0 +1,59 @@
+import { DatabaseConfigError } from '../errors.js';
+import type { Driver } from './driver.js';
+import { PostgresDriver } from './postgres/postgres-driver.js';
+import { SqliteDriver } from './sqlite/sqlite-driver.js';
+
+/** How to reach the database. */
+export interface DatabaseOptions {
+  /**
+   * `sqlite:./warden.db` / `sqlite:/abs/path.db` (embedded, one machine) or
+   * `postgres://user@host:5432/db` / `postgresql://…` (many instances).
+   * @default "sqlite:./warden.db"
+   */
+  url?: string;
+  /** PostgreSQL schema holding Warden's tables. @default "warden" */
+  schema?: string;
+  /** PostgreSQL pool size. @default 10 */
+  poolSize?: number;
+  /** PostgreSQL: how long to wait for a new connection before failing. @default 10000 */
+  connectTimeoutMs?: number;
+  /**
+   * SQLite: how long one attempt waits for a lock inside SQLite before the driver retries asynchronously.
+   * Kept short because better-sqlite3 waits synchronously, blocking the event loop. @default 20
+   */
+  busyTimeoutMs?: number;
+  /** SQLite `PRAGMA synchronous`: `normal` survives process crashes, `full` also power loss. @default "normal" */
+  synchronous?: 'normal' | 'full';
+  /** Called with errors of idle connections, which must never crash the process. */
+  onError?: (error: unknown) => void;
+}
+
+/** The default database when none is given: an SQLite file in the working directory. */
+export const DEFAULT_DATABASE_URL = 'sqlite:./warden.db';
+
+/**
+ * Opens a driver for a database URL.
+ * @throws DatabaseConfigError for a URL of no supported kind.
+ */
+export function createDriver(options: DatabaseOptions = {}): Driver {
+  const url = options.url ?? DEFAULT_DATABASE_URL;
+  if (typeof url !== 'string' || url.length === 0) {
+    throw new DatabaseConfigError(`Expected a database URL such as "sqlite:./warden.db" or "postgres://host/db", got ${JSON.stringify(url)}`);
+  }
+  if (url.startsWith('sqlite:')) {
+    let filename = url.slice('sqlite:'.length);
+    if (filename.startsWith('//')) filename = filename.slice(2);
+    if (!filename) throw new DatabaseConfigError(`Expected a file name after "sqlite:", got ${JSON.stringify(url)}`);
+    return new SqliteDriver({ filename, busyTimeoutMs: options.busyTimeoutMs, synchronous: options.synchronous });
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    return new PostgresDriver({
+      connectionString: url,
+      schema: options.schema,
+      poolSize: options.poolSize,
+      connectTimeoutMs: options.connectTimeoutMs,
+      onError: options.onError,
+    });
+  }
+  throw new DatabaseConfigError(`Expected a database URL starting with "sqlite:", "postgres://" or "postgresql://", got ${JSON.stringify(url.replace(/:[^:@/]*@/, ':***@'))}`);
+}

@@ -1,0 +1,193 @@
+/**
+ * The storage seam. Everything Warden stores or coordinates goes through this interface; the SQLite and
+ * PostgreSQL drivers implement it, and `test/conformance` runs one suite against both.
+ *
+ * Rules every implementation keeps:
+ * - Methods are entity-then-verb and take one params object.
+ * - Values are always bound parameters. The only identifier interpolated into SQL is the PostgreSQL schema,
+ *   validated by `validateSchemaName` first.
+ * - `now: Date | null` parameters: `null` means "use the database's clock" (production); a Date is used in
+ *   its place (tests with a fake clock). Lease expiry and due times are always computed in SQL from that.
+ * - Every write after a claim (heartbeat, finish) is guarded by `id AND lease_token AND state = 'running'`.
+ *   A write that matches no row is stale: it is reported back, never applied.
+ *
+ * This interface is internal: it may change in any release.
+ * @module
+ */
+import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../job/job-record.js';
+
+/** What differs between databases, so core code never checks a driver's name. */
+export interface DriverCapabilities {
+  /** Cross-process wake-ups through LISTEN/NOTIFY (PostgreSQL). */
+  readonly listenNotify: boolean;
+  /** Several hosts may share the database (PostgreSQL); SQLite is one machine, many processes. */
+  readonly multiHost: boolean;
+  /** What `tx` must be for transactional enqueue, in words for error messages. */
+  readonly transactionHandle: string;
+}
+
+/** A new job to insert. Everything is already validated and encoded by the caller. */
+export interface JobInsert {
+  name: string;
+  queue: string;
+  /** The payload as JSON text (already checked to be JSON and within the size limit). */
+  payloadJson: string;
+  priority: number;
+  /** Delay from `now` before the job is due, in ms. 0 = due now. Ignored when `runAt` is set. */
+  delayMs: number;
+  /** Absolute due time; when set, overrides `delayMs`. */
+  runAt: Date | null;
+  maxAttempts: number;
+  key: string | null;
+}
+
+export interface JobInsertManyParams {
+  jobs: JobInsert[];
+  now: Date | null;
+  /**
+   * The application's own transaction to insert through: a `pg` client with an open transaction, or a
+   * better-sqlite3 `Database` inside a transaction on the same file. When absent the driver uses its own
+   * connection in its own transaction.
+   */
+  tx?: unknown;
+}
+
+/** Result for one inserted job, in the order given. */
+export interface JobInsertResult {
+  job: JobRow;
+  /** True when a job with the same key was still active, and that job is returned instead. */
+  duplicate: boolean;
+}
+
+export interface JobClaimParams {
+  /** Claim only from these queues. Paused queues are never claimed from. */
+  queues: string[];
+  /** Claim at most this many. */
+  limit: number;
+  workerId: string;
+  /** The lease length; `lease_expires_at = now + leaseMs`. */
+  leaseMs: number;
+  now: Date | null;
+}
+
+/** A lease held on a running job. */
+export interface JobLease {
+  id: string;
+  leaseToken: number;
+}
+
+export interface JobHeartbeatParams {
+  leases: JobLease[];
+  leaseMs: number;
+  now: Date | null;
+}
+
+/** Which leases were renewed and which were stale (lost: expired and rescued, cancelled, or taken over). */
+export interface JobLeaseResult {
+  applied: string[];
+  stale: string[];
+}
+
+/** How one attempt ends, and where its job goes next. */
+export interface JobFinish extends JobLease {
+  outcome: AttemptOutcome;
+  /** `completed`, `dead`, or back to `retrying`/`queued` to run again after `retryDelayMs`. */
+  state: Extract<JobState, 'completed' | 'dead' | 'retrying' | 'queued'>;
+  /** For `retrying`/`queued`: `run_at = now + retryDelayMs`. */
+  retryDelayMs: number;
+  error: ErrorInfo | null;
+}
+
+export interface JobFinishManyParams {
+  items: JobFinish[];
+  now: Date | null;
+}
+
+export interface JobRescueParams {
+  /** A job lost this many times is dead-lettered as poison instead of retried. */
+  maxLost: number;
+  /** Rescue at most this many per call. */
+  limit: number;
+  now: Date | null;
+}
+
+/** A job whose expired lease was rescued, and the state it went to. */
+export interface RescuedJob {
+  id: string;
+  name: string;
+  queue: string;
+  attempt: number;
+  leaseToken: number;
+  state: 'retrying' | 'dead';
+}
+
+export interface JobListParams {
+  state?: JobState;
+  queue?: string;
+  name?: string;
+  /** @default 50 */
+  limit?: number;
+  /** Only ids below this (paging backwards from newest). */
+  beforeId?: string;
+}
+
+export interface MigrateResult {
+  /** Migrations applied by this call, e.g. `["0001_initial"]`. */
+  applied: string[];
+  /** All migrations now applied. */
+  current: string[];
+}
+
+export interface MigrationStatus {
+  applied: string[];
+  pending: string[];
+}
+
+/** The storage seam. See the module comment for the rules. */
+export interface Driver {
+  /** `"sqlite"` or `"postgres"`; for display only, never for branching. */
+  readonly kind: string;
+  readonly capabilities: DriverCapabilities;
+
+  /** Closes connections. Safe to call twice. */
+  close(): Promise<void>;
+
+  /** The database's current time. */
+  dbNow(): Promise<Date>;
+
+  /** Claims up to `limit` due jobs: `attempt + 1`, `lease_token + 1`, state `running`, lease set. */
+  jobClaim(params: JobClaimParams): Promise<JobRow[]>;
+  /** Cancels a queued, retrying or running job. A running attempt's later writes become stale. */
+  jobCancel(params: { id: string; now: Date | null }): Promise<JobRow>;
+  /** Deletes a job that is not running, with its attempts. */
+  jobDiscard(params: { id: string }): Promise<JobRow>;
+  /** Applies attempt endings, each guarded by its lease; records an attempt row for each applied one. */
+  jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult>;
+  jobGet(params: { id: string }): Promise<JobRow | null>;
+  /** Renews leases: `lease_expires_at = now + leaseMs` for each lease still held. */
+  jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult>;
+  /** Inserts jobs in one transaction; deduplicates on `key` among active jobs via a unique index. */
+  jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]>;
+  jobList(params: JobListParams): Promise<JobRow[]>;
+  /** Finished attempts of a job, oldest first. */
+  jobAttemptList(params: { id: string }): Promise<AttemptRow[]>;
+  /** Moves running jobs whose lease expired back to `retrying` (or `dead`), recording a `lost` attempt. */
+  jobRescue(params: JobRescueParams): Promise<RescuedJob[]>;
+  /** Operator retry of a `dead` or `retrying` job: due now, with at least one more attempt allowed. */
+  jobRetry(params: { id: string; now: Date | null }): Promise<JobRow>;
+
+  /**
+   * Subscribes to "jobs were inserted into queue X" wake-ups from any process. Only when
+   * `capabilities.listenNotify`. Returns an unsubscribe function. Reconnects by itself after connection loss
+   * and then calls `onReconnect`, since wake-ups sent meanwhile were missed.
+   */
+  listen?(params: { onWake: (queue: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>>;
+
+  /** Applies pending migrations under a lock; concurrent callers apply each exactly once. */
+  migrate(): Promise<MigrateResult>;
+  migrationStatus(): Promise<MigrationStatus>;
+
+  queueList(): Promise<QueueStats[]>;
+  queuePause(params: { queue: string }): Promise<void>;
+  queueResume(params: { queue: string }): Promise<void>;
+}

@@ -1,0 +1,403 @@
+/**
+ * The PostgreSQL implementation of {@link Driver}: many processes on many hosts share one database.
+ * Semantics are those of docs/driver-contract.md; every SQL text lives in `postgres-sql.ts`.
+ * @module
+ */
+import pg from 'pg';
+import {
+  InvalidOptionError,
+  InvalidTransactionError,
+  JobNotFoundError,
+  JobStateError,
+  KeyConflictError,
+} from '../../errors.js';
+import type { AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import { validateSchemaName } from '../../validation/names.js';
+import type {
+  Driver,
+  DriverCapabilities,
+  JobClaimParams,
+  JobFinishManyParams,
+  JobHeartbeatParams,
+  JobInsertManyParams,
+  JobInsertResult,
+  JobLeaseResult,
+  JobListParams,
+  JobRescueParams,
+  MigrateResult,
+  MigrationStatus,
+  RescuedJob,
+} from '../driver.js';
+import { insertJobs, type Run } from './postgres-insert.js';
+import { postgresListen } from './postgres-listen.js';
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
+import * as SQL from './postgres-sql.js';
+import { isPgClient, withTransaction } from './postgres-transaction.js';
+
+/** Options of {@link PostgresDriver}. */
+export interface PostgresDriverOptions {
+  /** e.g. `postgres://user:pass@host:5432/db`. */
+  connectionString: string;
+  /** Schema holding Warden's tables; must match `SCHEMA_PATTERN`. @default "warden" */
+  schema?: string;
+  /** Maximum pooled connections. @default 10 */
+  poolSize?: number;
+  /** How long to wait for a new connection before failing, so an unreachable host errors instead of hanging. @default 10000 */
+  connectTimeoutMs?: number;
+  /** Receives errors of idle pooled connections, which must never crash the process. */
+  onError?: (error: unknown) => void;
+}
+
+/** Stored as `last_error` and on the `lost` attempt row when a lease expires. */
+const LEASE_EXPIRED_ERROR: ErrorInfo = {
+  name: 'LeaseExpiredError',
+  message: 'Expected a heartbeat before the lease expired, got none: the worker died, stalled or lost the database',
+};
+
+/** Stored on the attempt row of a running job an operator cancelled. */
+const CANCELLED_ERROR: ErrorInfo = { name: 'CancelledError', message: 'Cancelled by an operator' };
+
+/** States a job can be cancelled from. */
+const CANCELLABLE: readonly JobState[] = ['queued', 'retrying', 'running'];
+/** States a job can be retried from. */
+const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
+/** States a job can be discarded from. */
+const DISCARDABLE: readonly JobState[] = ['queued', 'retrying', 'completed', 'dead', 'cancelled'];
+
+/** PostgreSQL identifiers (and NOTIFY channels) are at most 63 bytes; LISTEN would truncate silently. */
+const MAX_CHANNEL_LENGTH = 63;
+
+/**
+ * A {@link Driver} over a `pg.Pool`.
+ * @example new PostgresDriver({ connectionString: 'postgres://localhost/app', schema: 'warden' })
+ */
+export class PostgresDriver implements Driver {
+  /** Always `"postgres"`. */
+  readonly kind = 'postgres';
+  /** LISTEN/NOTIFY wake-ups, many hosts, and `tx` as a `pg` client. */
+  readonly capabilities: DriverCapabilities = {
+    listenNotify: true,
+    multiHost: true,
+    transactionHandle: 'a pg Client or PoolClient with an open transaction',
+  };
+  /** The (validated, unquoted) schema holding Warden's tables. */
+  readonly schema: string;
+
+  readonly #pool: pg.Pool;
+  readonly #connectionString: string;
+  readonly #onError: (error: unknown) => void;
+  readonly #sql: SQL.PostgresStatements;
+  /** NOTIFY/LISTEN channel: `<schema>_jobs`. */
+  readonly #channel: string;
+  readonly #unsubscribes = new Set<() => Promise<void>>();
+  #closing: Promise<void> | null = null;
+
+  /** @throws InvalidNameError for a bad schema name, InvalidOptionError for a bad pool size; before any SQL. */
+  constructor(options: PostgresDriverOptions) {
+    this.schema = validateSchemaName(options.schema ?? 'warden');
+    const poolSize = options.poolSize ?? 10;
+    if (!Number.isInteger(poolSize) || poolSize < 1) {
+      throw new InvalidOptionError('poolSize', poolSize, 'a positive integer');
+    }
+    this.#connectionString = options.connectionString;
+    this.#onError = options.onError ?? (() => {});
+    this.#sql = SQL.buildPostgresStatements(this.schema);
+    this.#channel = `${this.schema}_jobs`.slice(0, MAX_CHANNEL_LENGTH);
+    const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
+      throw new InvalidOptionError('connectTimeoutMs', connectTimeoutMs, 'a positive integer number of milliseconds');
+    }
+    this.#pool = new pg.Pool({ connectionString: options.connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
+    // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
+    this.#pool.on('error', (error) => this.#report(error));
+  }
+
+  /** Stops every listener and closes the pool. Safe to call twice (both calls wait for the same close). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all([...this.#unsubscribes].map((unsubscribe) => unsubscribe()));
+      await this.#pool.end();
+    })();
+    return this.#closing;
+  }
+
+  /** The database's wall-clock time (not the transaction start). */
+  async dbNow(): Promise<Date> {
+    const { rows } = await this.#run<{ now: Date }>(SQL.DB_NOW_SQL);
+    return rows[0]!.now;
+  }
+
+  /** Applies pending migrations in one transaction under an advisory lock keyed by the schema name. */
+  async migrate(): Promise<MigrateResult> {
+    return withTransaction(this.#pool, async (run) => {
+      // Lock first: it serializes everything below, including creating the schema.
+      await run(SQL.MIGRATE_LOCK_SQL, [this.schema]);
+      // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists, so skip it
+      // when it is there (safe: no one else can create it while we hold the lock).
+      const exists = await run(SQL.SCHEMA_EXISTS_SQL, [this.schema]);
+      if (exists.rowCount === 0) await run(this.#sql.schemaCreate);
+      await run(this.#sql.migrationTableCreate);
+      const done = new Set((await run<{ name: string }>(this.#sql.migrationList)).rows.map((r) => r.name));
+      const applied: string[] = [];
+      for (const migration of POSTGRES_MIGRATIONS) {
+        if (done.has(migration.name)) continue;
+        await run(migration.sql.replaceAll('{{schema}}', this.#sql.quotedSchema));
+        await run(this.#sql.migrationRecord, [migration.name]);
+        done.add(migration.name);
+        applied.push(migration.name);
+      }
+      return { applied, current: [...done].sort() };
+    });
+  }
+
+  /** Applied and pending migrations. Creates nothing, so it is safe against a database never migrated. */
+  async migrationStatus(): Promise<MigrationStatus> {
+    const all = POSTGRES_MIGRATIONS.map((m) => m.name);
+    const { rows } = await this.#run<{ exists: boolean }>(SQL.MIGRATION_TABLE_EXISTS_SQL, [`${this.#sql.quotedSchema}.migrations`]);
+    if (!rows[0]?.exists) return { applied: [], pending: all };
+    const applied = (await this.#run<{ name: string }>(this.#sql.migrationList)).rows.map((r) => r.name);
+    const done = new Set(applied);
+    return { applied, pending: all.filter((name) => !done.has(name)) };
+  }
+
+  /**
+   * Inserts jobs in one transaction (the caller's `tx` when given), deduplicating on `key` through the
+   * partial unique index, and wakes listeners of each queue that got a new job when that transaction commits.
+   * @throws InvalidTransactionError when `tx` is not a pg client.
+   */
+  async jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]> {
+    const { jobs, now, tx } = params;
+    if (tx !== undefined && tx !== null) {
+      if (!isPgClient(tx)) throw new InvalidTransactionError(this.capabilities.transactionHandle, tx);
+      if (jobs.length === 0) return [];
+      // The caller owns the transaction: no BEGIN/COMMIT here, and a failure is theirs to roll back.
+      const run: Run = (text, values) => tx.query(text, values);
+      return insertJobs(run, this.#sql, this.#channel, jobs, now);
+    }
+    if (jobs.length === 0) return [];
+    return withTransaction(this.#pool, (run) => insertJobs(run, this.#sql, this.#channel, jobs, now));
+  }
+
+  /** Claims due jobs in one statement; returned in claim order (`priority, run_at, id`). */
+  async jobClaim(params: JobClaimParams): Promise<JobRow[]> {
+    if (params.limit < 1 || params.queues.length === 0) return [];
+    // Distinct: each queue's index range is read (and its rows locked) once.
+    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobClaim, [
+      [...new Set(params.queues)], params.limit, params.workerId, params.leaseMs, params.now,
+    ]);
+    return rows.map(toJobRow);
+  }
+
+  /** Extends each lease still held; the others are reported stale. */
+  async jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult> {
+    const leases = params.leases.filter((l) => isJobId(l.id));
+    if (leases.length === 0) return { applied: [], stale: params.leases.map((l) => l.id) };
+    const { rows } = await this.#run<{ id: string; lease_token: string }>(this.#sql.jobHeartbeat, [
+      leases.map((l) => l.id), leases.map((l) => l.leaseToken), params.leaseMs, params.now,
+    ]);
+    return splitLeases(params.leases, rows);
+  }
+
+  /** Ends attempts in one statement; a lease no longer held is stale and changes nothing. */
+  async jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult> {
+    // One statement cannot update a row twice, so only the first item per job is sent; a repeat would be
+    // stale anyway (the first moves the job out of `running`).
+    const seen = new Set<string>();
+    const items = params.items.filter((item) => isJobId(item.id) && !seen.has(item.id) && seen.add(item.id));
+    if (items.length === 0) return { applied: [], stale: params.items.map((i) => i.id) };
+    const { rows } = await this.#run<{ id: string; lease_token: string }>(this.#sql.jobFinishMany, [
+      items.map((i) => i.id),
+      items.map((i) => i.leaseToken),
+      items.map((i) => i.outcome),
+      items.map((i) => i.state),
+      items.map((i) => i.retryDelayMs),
+      items.map((i) => (i.error === null ? null : JSON.stringify(i.error))),
+      params.now,
+    ]);
+    // Count a job applied once: a repeated item for the same lease was not applied a second time.
+    const applied = new Set<string>();
+    const result: JobLeaseResult = { applied: [], stale: [] };
+    const done = new Set(rows.map((r) => leaseKey(String(r.id), Number(r.lease_token))));
+    for (const item of params.items) {
+      const key = leaseKey(item.id, item.leaseToken);
+      if (done.has(key) && !applied.has(key)) {
+        applied.add(key);
+        result.applied.push(item.id);
+      } else {
+        result.stale.push(item.id);
+      }
+    }
+    return result;
+  }
+
+  /** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */
+  async jobRescue(params: JobRescueParams): Promise<RescuedJob[]> {
+    if (params.limit < 1) return [];
+    type Rescued = { id: string; name: string; queue: string; attempt: number; lease_token: string; state: 'retrying' | 'dead' };
+    const { rows } = await this.#run<Rescued>(this.#sql.jobRescue, [
+      params.maxLost, params.limit, JSON.stringify(LEASE_EXPIRED_ERROR), params.now,
+    ]);
+    return rows.map((r) => ({
+      id: String(r.id), name: r.name, queue: r.queue, attempt: r.attempt, leaseToken: Number(r.lease_token), state: r.state,
+    }));
+  }
+
+  /**
+   * Cancels a queued, retrying or running job.
+   * @throws JobNotFoundError, or JobStateError when it already finished.
+   */
+  async jobCancel(params: { id: string; now: Date | null }): Promise<JobRow> {
+    const { id } = params;
+    if (!isJobId(id)) throw new JobNotFoundError(id);
+    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobCancel, [id, JSON.stringify(CANCELLED_ERROR), params.now]);
+    if (rows[0]) return toJobRow(rows[0]);
+    throw await this.#stateError(id, 'cancel', CANCELLABLE);
+  }
+
+  /**
+   * Operator retry of a `dead` or `retrying` job: `queued`, due now, with at least one more attempt.
+   * @throws JobNotFoundError, JobStateError, or KeyConflictError when its key is held by another active job.
+   */
+  async jobRetry(params: { id: string; now: Date | null }): Promise<JobRow> {
+    const { id } = params;
+    if (!isJobId(id)) throw new JobNotFoundError(id);
+    let rows: PgJobRecord[];
+    try {
+      ({ rows } = await this.#run<PgJobRecord>(this.#sql.jobRetry, [id, params.now]));
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== '23505') throw error;
+      // The unique index refused a second active job with this key; say which job holds it.
+      const holder = await this.#run<{ key: string | null; holder_id: string | null }>(this.#sql.jobKeyHolder, [id]);
+      const key = holder.rows[0]?.key;
+      if (key == null) throw error;
+      throw new KeyConflictError(key, holder.rows[0]?.holder_id ?? null, { cause: error });
+    }
+    if (rows[0]) return toJobRow(rows[0]);
+    throw await this.#stateError(id, 'retry', RETRYABLE);
+  }
+
+  /**
+   * Deletes a job that is not running, with its attempts, and returns it.
+   * @throws JobNotFoundError, or JobStateError when it is running.
+   */
+  async jobDiscard(params: { id: string }): Promise<JobRow> {
+    const { id } = params;
+    if (!isJobId(id)) throw new JobNotFoundError(id);
+    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobDiscard, [id]);
+    if (rows[0]) return toJobRow(rows[0]);
+    throw await this.#stateError(id, 'discard', DISCARDABLE);
+  }
+
+  /** One job, or null (also for an id that is not a decimal bigint). */
+  async jobGet(params: { id: string }): Promise<JobRow | null> {
+    if (!isJobId(params.id)) return null;
+    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobGet, [params.id]);
+    return rows[0] ? toJobRow(rows[0]) : null;
+  }
+
+  /** Jobs newest first, filtered; `limit` defaults to 50 and is clamped to 1..1000. */
+  async jobList(params: JobListParams): Promise<JobRow[]> {
+    const raw = params.limit ?? 50;
+    const limit = Number.isFinite(raw) ? Math.min(1000, Math.max(1, Math.trunc(raw))) : 50;
+    let beforeId: string | null = null;
+    if (params.beforeId !== undefined) {
+      // Ids are positive bigints: a non-numeric cursor pages past nothing; one beyond bigint pages past none.
+      if (!/^[0-9]+$/.test(params.beforeId)) return [];
+      beforeId = isJobId(params.beforeId) ? params.beforeId : null;
+    }
+    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobList, [
+      params.state ?? null, params.queue ?? null, params.name ?? null, beforeId, limit,
+    ]);
+    return rows.map(toJobRow);
+  }
+
+  /** A job's finished attempts, oldest first. */
+  async jobAttemptList(params: { id: string }): Promise<AttemptRow[]> {
+    if (!isJobId(params.id)) return [];
+    const { rows } = await this.#run<PgAttemptRecord>(this.#sql.jobAttemptList, [params.id]);
+    return rows.map(toAttemptRow);
+  }
+
+  /** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
+  async queueList(): Promise<QueueStats[]> {
+    type Row = { queue: string; paused: boolean; lag_ms: number } & Record<JobState, number>;
+    const { rows } = await this.#run<Row>(this.#sql.queueList);
+    return rows.map((r) => ({
+      queue: r.queue,
+      paused: r.paused,
+      counts: {
+        queued: r.queued, retrying: r.retrying, running: r.running,
+        completed: r.completed, dead: r.dead, cancelled: r.cancelled,
+      },
+      lagMs: r.lag_ms,
+    }));
+  }
+
+  /** Stops claims from a queue (persisted; takes effect for every process). */
+  async queuePause(params: { queue: string }): Promise<void> {
+    await this.#run(this.#sql.queueSetPaused, [params.queue, true]);
+  }
+
+  /** Lets claims from a queue resume. */
+  async queueResume(params: { queue: string }): Promise<void> {
+    await this.#run(this.#sql.queueSetPaused, [params.queue, false]);
+  }
+
+  /**
+   * Subscribes to wake-ups on `<schema>_jobs` through a dedicated connection that reconnects by itself.
+   * @returns An unsubscribe function (also called by {@link close}).
+   */
+  async listen(params: {
+    onWake: (queue: string) => void;
+    onReconnect: () => void;
+    onError: (error: unknown) => void;
+  }): Promise<() => Promise<void>> {
+    const stop = await postgresListen({ connectionString: this.#connectionString, channel: this.#channel, ...params });
+    const unsubscribe = async (): Promise<void> => {
+      this.#unsubscribes.delete(unsubscribe);
+      await stop();
+    };
+    // Closed while connecting: don't leave a connection behind that close() can no longer see.
+    if (this.#closing) {
+      await stop();
+      return unsubscribe;
+    }
+    this.#unsubscribes.add(unsubscribe);
+    return unsubscribe;
+  }
+
+  /** Runs one statement on any pooled connection. */
+  #run: Run = (text, values) => this.#pool.query(text, values);
+
+  /** Builds the error for an operator action that matched no row: not found, or in the wrong state. */
+  async #stateError(id: string, action: string, allowed: readonly JobState[]): Promise<Error> {
+    const job = await this.jobGet({ id });
+    if (!job) return new JobNotFoundError(id);
+    return new JobStateError(id, action, allowed, job.state);
+  }
+
+  /** Hands an error to `onError`, which must not be able to throw into a pg event handler. */
+  #report(error: unknown): void {
+    try {
+      this.#onError(error);
+    } catch {
+      // Ignored: an idle connection error must never crash the process.
+    }
+  }
+}
+
+/** `id:token`, to match returned leases against requested ones. */
+function leaseKey(id: string, token: number): string {
+  return `${id}:${token}`;
+}
+
+/** Splits requested leases into applied (returned by the UPDATE) and stale, in request order. */
+function splitLeases(leases: readonly { id: string; leaseToken: number }[], rows: { id: string; lease_token: string }[]): JobLeaseResult {
+  const done = new Set(rows.map((r) => leaseKey(String(r.id), Number(r.lease_token))));
+  const result: JobLeaseResult = { applied: [], stale: [] };
+  for (const lease of leases) {
+    (done.has(leaseKey(lease.id, lease.leaseToken)) ? result.applied : result.stale).push(lease.id);
+  }
+  return result;
+}

@@ -1,0 +1,143 @@
+/**
+ * The LISTEN side of cross-process wake-ups: one dedicated connection per subscription that survives
+ * connection loss by reconnecting with backoff.
+ * @module
+ */
+import pg from 'pg';
+import { listenSql } from './postgres-sql.js';
+
+/** What {@link postgresListen} needs. */
+export interface PostgresListenOptions {
+  connectionString: string;
+  /** The NOTIFY channel, e.g. `warden_jobs`. */
+  channel: string;
+  /** Called with each notification's payload (a queue name). */
+  onWake: (queue: string) => void;
+  /** Called after a lost connection was re-established: wake-ups sent in between were missed. */
+  onReconnect: () => void;
+  /** Called with every connection error or failed reconnect attempt. */
+  onError: (error: unknown) => void;
+}
+
+/** First reconnect delay; doubles per failed attempt. */
+const BACKOFF_START_MS = 100;
+/** Longest reconnect delay. */
+const BACKOFF_MAX_MS = 5_000;
+
+/**
+ * Opens a dedicated `pg.Client` (not a pooled one: a pooled connection would be handed to other queries and
+ * the pool may close it when idle), `LISTEN`s on `channel` and reports notifications. After an `error` or
+ * `end` (server restart, `pg_terminate_backend`, network loss) it calls `onError`, reconnects with
+ * exponential backoff and jitter, listens again and calls `onReconnect`.
+ *
+ * The returned promise rejects if the first connection fails, so misconfiguration surfaces to the caller;
+ * after that nothing ever throws or rejects unhandled, and callback exceptions are contained.
+ * @returns An idempotent unsubscribe that stops reconnecting and closes the connection.
+ */
+export async function postgresListen(options: PostgresListenOptions): Promise<() => Promise<void>> {
+  const { connectionString, channel } = options;
+  const statement = listenSql(channel);
+  let stopped = false;
+  /** The connection currently listening; only its loss triggers a reconnect. */
+  let active: pg.Client | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let failures = 0;
+
+  // User callbacks must not be able to break the reconnect loop (or throw inside a pg event handler).
+  const report = (error: unknown): void => {
+    try {
+      options.onError(error);
+    } catch {
+      // Nothing sensible left to report to.
+    }
+  };
+  const safely = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (error) {
+      report(error);
+    }
+  };
+
+  const open = async (): Promise<void> => {
+    const client = new pg.Client({ connectionString });
+    // Errors before `active === client` surface through connect()/query() rejections instead; ignoring the
+    // events here keeps them from being reported twice or triggering a second reconnect.
+    client.on('error', (error) => {
+      if (active === client) lost(client, error);
+    });
+    client.on('end', () => {
+      if (active === client) lost(client, new Error(`Expected the LISTEN connection on ${channel} to stay open, got it closed`));
+    });
+    client.on('notification', (message) => {
+      if (message.channel === channel && typeof message.payload === 'string') {
+        const queue = message.payload;
+        safely(() => options.onWake(queue));
+      }
+    });
+    try {
+      await client.connect();
+      await client.query(statement);
+    } catch (error) {
+      client.end().catch(() => {});
+      throw error;
+    }
+    if (stopped) {
+      // Unsubscribed while connecting.
+      client.end().catch(() => {});
+      return;
+    }
+    active = client;
+  };
+
+  const lost = (client: pg.Client, error: unknown): void => {
+    active = null;
+    report(error);
+    client.end().catch(() => {});
+    schedule();
+  };
+
+  const schedule = (): void => {
+    if (stopped || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void reconnect();
+    }, backoffMs(failures++));
+  };
+
+  const reconnect = async (): Promise<void> => {
+    if (stopped) return;
+    try {
+      await open();
+    } catch (error) {
+      if (stopped) return;
+      report(error);
+      schedule();
+      return;
+    }
+    if (stopped) return;
+    failures = 0;
+    safely(options.onReconnect);
+  };
+
+  await open();
+
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    timer = null;
+    const client = active;
+    active = null;
+    if (client) await client.end().catch(() => {});
+  };
+}
+
+/**
+ * Delay before reconnect attempt number `failures` (0-based): 100 ms doubling up to 5 s, with "equal
+ * jitter" (half fixed, half random) so many workers cut off by one server restart don't reconnect in step.
+ */
+function backoffMs(failures: number): number {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** Math.min(failures, 16));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}

@@ -1,0 +1,68 @@
+/**
+ * PostgreSQL migrations: numbered, append-only. Never edit a released migration; add a new one.
+ * `{{schema}}` is replaced by the validated schema name, double-quoted.
+ * @module
+ */
+
+/** One migration step. */
+export interface Migration {
+  /** e.g. `"0001_initial"`; sorts in apply order. */
+  name: string;
+  sql: string;
+}
+
+/** Every PostgreSQL migration, in order. */
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    name: '0001_initial',
+    sql: `
+CREATE TABLE {{schema}}.jobs (
+  id               bigserial PRIMARY KEY,
+  name             text NOT NULL,
+  queue            text NOT NULL,
+  payload          jsonb NOT NULL,
+  state            text NOT NULL DEFAULT 'queued'
+                   CHECK (state IN ('queued','retrying','running','completed','dead','cancelled')),
+  priority         integer NOT NULL DEFAULT 0,
+  run_at           timestamptz NOT NULL,
+  attempt          integer NOT NULL DEFAULT 0,
+  max_attempts     integer NOT NULL CHECK (max_attempts >= 1),
+  lost_count       integer NOT NULL DEFAULT 0,
+  lease_token      bigint NOT NULL DEFAULT 0,
+  lease_worker     text,
+  lease_expires_at timestamptz,
+  started_at       timestamptz,
+  key              text,
+  last_error       jsonb,
+  created_at       timestamptz NOT NULL,
+  updated_at       timestamptz NOT NULL,
+  finished_at      timestamptz
+);
+-- The claim query walks this index in order: due jobs of a queue, lowest priority number first.
+CREATE INDEX jobs_claim_idx ON {{schema}}.jobs (queue, priority, run_at, id) WHERE state IN ('queued','retrying');
+-- Rescue scans only running jobs by lease expiry.
+CREATE INDEX jobs_lease_idx ON {{schema}}.jobs (lease_expires_at) WHERE state = 'running';
+-- Dedup: at most one active job per key. Enforced here, never by read-then-write.
+CREATE UNIQUE INDEX jobs_key_active_idx ON {{schema}}.jobs (key) WHERE key IS NOT NULL AND state IN ('queued','retrying','running');
+CREATE INDEX jobs_state_id_idx ON {{schema}}.jobs (state, id);
+
+CREATE TABLE {{schema}}.job_attempts (
+  job_id       bigint NOT NULL REFERENCES {{schema}}.jobs (id) ON DELETE CASCADE,
+  attempt      integer NOT NULL,
+  lease_token  bigint NOT NULL,
+  worker_id    text,
+  started_at   timestamptz,
+  finished_at  timestamptz NOT NULL,
+  outcome      text NOT NULL CHECK (outcome IN ('completed','failed','timeout','lost','aborted','invalid','cancelled')),
+  error        jsonb,
+  PRIMARY KEY (job_id, lease_token)
+);
+
+CREATE TABLE {{schema}}.queues (
+  name        text PRIMARY KEY,
+  paused      boolean NOT NULL DEFAULT false,
+  updated_at  timestamptz NOT NULL
+);
+`,
+  },
+];

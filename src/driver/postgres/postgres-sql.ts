@@ -1,0 +1,409 @@
+/**
+ * Every SQL statement of the PostgreSQL driver, and nothing else.
+ *
+ * Each builder takes `s`, the schema name already checked by `validateSchemaName` and double-quoted by
+ * {@link quoteIdentifier}; it is the only identifier ever put into SQL text. Every value is a `$n` parameter.
+ * The driver builds all strings once, in its constructor.
+ *
+ * Conventions:
+ * - Time-dependent statements take a `now` parameter (`Date | null`) used as `coalesce($n::timestamptz, now())`,
+ *   so tests can pass a fake clock and production uses database time.
+ * - Durations arrive as milliseconds (`float8`) and are turned into intervals in SQL.
+ * - Lists (keys, queues) are one array parameter: `= ANY($n)`, or `unnest($n)` where each element should get
+ *   its own ordered index scan (the claim).
+ * - Batch writes `unnest` parallel arrays so one statement, one round trip, handles a whole batch.
+ * @module
+ */
+
+/**
+ * Double-quotes an identifier that was already validated (the schema, or the channel derived from it).
+ * Validation is what makes this safe; doubling quotes is only a second line of defence.
+ */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** `now` expression for parameter number `n`: the caller's time, or the database's when NULL. */
+function nowAt(n: number): string {
+  return `coalesce($${n}::timestamptz, now())`;
+}
+
+/** Milliseconds in parameter number `n` as an interval. float8 so fractional delays are not rejected. */
+function msAt(n: number): string {
+  return `($${n}::float8 * interval '1 millisecond')`;
+}
+
+/** States a dedup key is unique among; matches the predicate of `jobs_key_active_idx` exactly. */
+const ACTIVE = `('queued','retrying','running')`;
+
+/** Columns of an attempt row, in the order the INSERTs below fill them. */
+const ATTEMPT_COLUMNS = 'job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error';
+
+/** Starts a transaction. */
+export const BEGIN_SQL = 'BEGIN';
+/** Commits a transaction. */
+export const COMMIT_SQL = 'COMMIT';
+/** Rolls a transaction back. */
+export const ROLLBACK_SQL = 'ROLLBACK';
+
+/**
+ * The database's wall clock. `now()` is frozen at transaction start, so `clock_timestamp()` is used to report
+ * the actual current time. No parameters.
+ */
+export const DB_NOW_SQL = 'SELECT clock_timestamp() AS now';
+
+/**
+ * Serializes migrators of one schema for the rest of the transaction. The key is derived from the schema
+ * name so different schemas in one database migrate independently. `$1` = schema name (unquoted).
+ * Taken before `CREATE SCHEMA`, because two concurrent `CREATE SCHEMA IF NOT EXISTS` can still collide.
+ */
+export const MIGRATE_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtext('warden:migrate:' || $1)::bigint)`;
+
+/** Whether a schema exists. `$1` = schema name (unquoted). */
+export const SCHEMA_EXISTS_SQL = 'SELECT 1 FROM pg_namespace WHERE nspname = $1';
+
+/** Creates the schema. Only run (under the migrate lock) when {@link SCHEMA_EXISTS_SQL} found none. */
+export function schemaCreateSql(s: string): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${s}`;
+}
+
+/** Creates the migrations ledger. */
+export function migrationTableCreateSql(s: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${s}.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
+}
+
+/**
+ * Whether the ledger exists, without creating anything. `$1` = the qualified, quoted table name as text
+ * (e.g. `"warden".migrations`); `to_regclass` returns NULL when it does not exist.
+ */
+export const MIGRATION_TABLE_EXISTS_SQL = 'SELECT to_regclass($1) IS NOT NULL AS exists';
+
+/** Names of the applied migrations. */
+export function migrationListSql(s: string): string {
+  return `SELECT name FROM ${s}.migrations ORDER BY name`;
+}
+
+/** Records one applied migration. `$1` = name. */
+export function migrationRecordSql(s: string): string {
+  return `INSERT INTO ${s}.migrations (name) VALUES ($1)`;
+}
+
+/**
+ * Inserts a batch of jobs in input order; rows whose key is held by an active job are skipped by the partial
+ * unique index (never a read-then-write). Within one batch the first row with a key wins.
+ * `ORDER BY ordinality` makes `bigserial` ids follow input order, which is how unkeyed results are matched
+ * back to their inputs.
+ * Params: `$1` names, `$2` queues, `$3` payloads (JSON text), `$4` priorities, `$5` delays (ms),
+ * `$6` runAt (timestamptz or NULL), `$7` maxAttempts, `$8` keys (NULL = none), `$9` now.
+ */
+export function jobInsertSql(s: string): string {
+  return `INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, key, created_at, updated_at)
+SELECT i.name, i.queue, i.payload::jsonb, 'queued', i.priority,
+       coalesce(i.run_at, t.now + i.delay_ms * interval '1 millisecond'),
+       i.max_attempts, i.key, t.now, t.now
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::timestamptz[], $7::int4[], $8::text[])
+       WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, ord)
+CROSS JOIN (SELECT ${nowAt(9)} AS now) t
+ORDER BY i.ord
+ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ${ACTIVE} DO NOTHING
+RETURNING *`;
+}
+
+/** The active jobs holding any of the given keys (the jobs an insert was deduplicated against). `$1` keys. */
+export function jobActiveByKeysSql(s: string): string {
+  return `SELECT * FROM ${s}.jobs WHERE key = ANY($1::text[]) AND state IN ${ACTIVE}`;
+}
+
+/**
+ * One wake-up per queue. Run on the inserting connection so it is delivered only if that transaction
+ * commits. `$1` channel, `$2` distinct queue names.
+ */
+export const NOTIFY_SQL = 'SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q';
+
+/** Subscribes the current connection to the wake-up channel (identifier, so it cannot be a parameter). */
+export function listenSql(channel: string): string {
+  return `LISTEN ${quoteIdentifier(channel)}`;
+}
+
+/**
+ * Claims due jobs atomically, in one statement. Params: `$1` queues (distinct), `$2` limit, `$3` worker id,
+ * `$4` lease (ms), `$5` now.
+ *
+ * The candidate rows are picked per queue (`unnest($1)` + `LATERAL`) rather than with `queue = ANY($1)`:
+ * with `= ANY` PostgreSQL 15 cannot read `jobs_claim_idx` in `(priority, run_at, id)` order, so every claim
+ * read and sorted the whole backlog (~100 ms at 50k due jobs). Per queue the index is walked in order and
+ * stops after `$2` due rows; the outer `ORDER BY … LIMIT` merges the queues. Rows are locked where they are
+ * read (`FOR UPDATE SKIP LOCKED`), so concurrent claimers skip each other's candidates instead of waiting on
+ * or double-claiming them; candidates beyond the overall limit stay locked only until this statement's
+ * transaction ends. Paused queues are filtered before their index is read. The outer state check drops a
+ * row that changed between read and lock. The final SELECT returns rows in claim order (sorted in SQL,
+ * where `run_at` has microsecond precision).
+ */
+export function jobClaimSql(s: string): string {
+  return `WITH c AS (
+UPDATE ${s}.jobs
+SET state = 'running', attempt = attempt + 1, lease_token = lease_token + 1, lease_worker = $3,
+    lease_expires_at = ${nowAt(5)} + ${msAt(4)}, started_at = ${nowAt(5)}, updated_at = ${nowAt(5)}
+WHERE id IN (
+  SELECT d.id
+  FROM unnest($1::text[]) AS q(name)
+  CROSS JOIN LATERAL (
+    SELECT j.id, j.priority, j.run_at FROM ${s}.jobs j
+    WHERE j.queue = q.name AND j.state IN ('queued','retrying') AND j.run_at <= ${nowAt(5)}
+    ORDER BY j.priority, j.run_at, j.id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+  ) d
+  WHERE q.name NOT IN (SELECT name FROM ${s}.queues WHERE paused)
+  ORDER BY d.priority, d.run_at, d.id
+  LIMIT $2
+) AND state IN ('queued','retrying')
+RETURNING *
+)
+SELECT * FROM c ORDER BY priority, run_at, id`;
+}
+
+/**
+ * Extends held leases. A lease matches only with its token while running; the rest are stale.
+ * Params: `$1` ids, `$2` lease tokens, `$3` lease (ms), `$4` now. Returns the renewed `(id, lease_token)`.
+ */
+export function jobHeartbeatSql(s: string): string {
+  return `UPDATE ${s}.jobs j
+SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
+FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token)
+WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running'
+RETURNING j.id, j.lease_token`;
+}
+
+/**
+ * Ends attempts in one statement. `g` locks the jobs whose lease still holds and captures their
+ * attempt/worker/start as they are before the update (every CTE sees the same snapshot), `a` writes the
+ * attempt rows from that, `u` moves the jobs. `u` joins on `id` alone: the guard was checked by `g` on the
+ * row it locked, and an extra `state = 'running'` there lets stale statistics ("no running jobs") pick a
+ * nested loop over `jobs_lease_idx` that is quadratic in the batch size. Ids must be distinct (the driver
+ * dedupes).
+ * Params: `$1` ids, `$2` tokens, `$3` outcomes, `$4` next states, `$5` retry delays (ms), `$6` errors (JSON
+ * text or NULL), `$7` now. Returns the applied `(id, lease_token)`.
+ */
+export function jobFinishManySql(s: string): string {
+  return `WITH t AS (SELECT ${nowAt(7)} AS now),
+i AS (
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::text[])
+    AS i(id, token, outcome, state, retry_delay_ms, error)
+),
+g AS (
+  SELECT j.id, j.attempt, j.lease_token, j.lease_worker, j.started_at,
+         i.outcome, i.state, i.retry_delay_ms, i.error::jsonb AS error
+  FROM ${s}.jobs j JOIN i ON j.id = i.id AND j.lease_token = i.token
+  WHERE j.state = 'running'
+  FOR UPDATE OF j
+),
+a AS (
+  INSERT INTO ${s}.job_attempts (${ATTEMPT_COLUMNS})
+  SELECT g.id, g.attempt, g.lease_token, g.lease_worker, g.started_at, t.now, g.outcome, g.error FROM g, t
+),
+u AS (
+  UPDATE ${s}.jobs j
+  SET state = g.state,
+      run_at = CASE WHEN g.state IN ('retrying','queued') THEN t.now + g.retry_delay_ms * interval '1 millisecond' ELSE j.run_at END,
+      finished_at = CASE WHEN g.state IN ('completed','dead') THEN t.now END,
+      last_error = g.error, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
+  FROM g, t
+  WHERE j.id = g.id
+  RETURNING j.id, j.lease_token
+)
+SELECT id, lease_token FROM u`;
+}
+
+/**
+ * Rescues running jobs whose lease expired: a `lost` attempt row, `lost_count + 1`, then `dead` when out of
+ * attempts or lost too often (poison), else `retrying` due now. `SKIP LOCKED` keeps concurrent rescuers from
+ * queueing behind each other. Params: `$1` maxLost, `$2` limit, `$3` error (JSON text), `$4` now.
+ */
+export function jobRescueSql(s: string): string {
+  return `WITH t AS (SELECT ${nowAt(4)} AS now),
+g AS (
+  SELECT j.id, j.attempt, j.max_attempts, j.lost_count, j.lease_token, j.lease_worker, j.started_at,
+         CASE WHEN j.attempt >= j.max_attempts OR j.lost_count + 1 >= $1 THEN 'dead' ELSE 'retrying' END AS next
+  FROM ${s}.jobs j, t
+  WHERE j.state = 'running' AND j.lease_expires_at < t.now
+  ORDER BY j.lease_expires_at, j.id
+  LIMIT $2
+  FOR UPDATE OF j SKIP LOCKED
+),
+a AS (
+  INSERT INTO ${s}.job_attempts (${ATTEMPT_COLUMNS})
+  SELECT g.id, g.attempt, g.lease_token, g.lease_worker, g.started_at, t.now, 'lost', $3::jsonb FROM g, t
+),
+u AS (
+  UPDATE ${s}.jobs j
+  SET lost_count = j.lost_count + 1, state = g.next,
+      run_at = CASE WHEN g.next = 'retrying' THEN t.now ELSE j.run_at END,
+      finished_at = CASE WHEN g.next = 'dead' THEN t.now END,
+      last_error = $3::jsonb, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
+  FROM g, t
+  WHERE j.id = g.id
+  RETURNING j.id, j.name, j.queue, j.attempt, j.lease_token, j.state
+)
+SELECT * FROM u ORDER BY id`;
+}
+
+/**
+ * Cancels a queued, retrying or running job in one guarded statement. `old` locks the row and keeps its
+ * pre-update state, so a running attempt gets a `cancelled` attempt row; the job leaves `running`, which
+ * makes that attempt's later writes stale. Params: `$1` id, `$2` error for the attempt row (JSON text),
+ * `$3` now. No row: not found or not cancellable (the driver re-reads to tell which).
+ */
+export function jobCancelSql(s: string): string {
+  return `WITH t AS (SELECT ${nowAt(3)} AS now),
+old AS (
+  SELECT id, state, attempt, lease_token, lease_worker, started_at
+  FROM ${s}.jobs WHERE id = $1 AND state IN ${ACTIVE}
+  FOR UPDATE
+),
+a AS (
+  INSERT INTO ${s}.job_attempts (${ATTEMPT_COLUMNS})
+  SELECT old.id, old.attempt, old.lease_token, old.lease_worker, old.started_at, t.now, 'cancelled', $2::jsonb
+  FROM old, t WHERE old.state = 'running'
+),
+u AS (
+  UPDATE ${s}.jobs j
+  SET state = 'cancelled', finished_at = t.now, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
+  FROM old, t
+  WHERE j.id = old.id
+  RETURNING j.*
+)
+SELECT * FROM u`;
+}
+
+/**
+ * Operator retry: `dead`/`retrying` → `queued` due now, with room for at least one more attempt.
+ * May fail with a unique violation (23505) when the key is now held by another active job.
+ * Params: `$1` id, `$2` now.
+ */
+export function jobRetrySql(s: string): string {
+  return `UPDATE ${s}.jobs
+SET state = 'queued', run_at = ${nowAt(2)}, max_attempts = greatest(max_attempts, attempt + 1), lost_count = 0,
+    finished_at = NULL, updated_at = ${nowAt(2)}
+WHERE id = $1 AND state IN ('dead','retrying')
+RETURNING *`;
+}
+
+/** A job's key and the other active job holding it, if any (for `KeyConflictError`). `$1` id. */
+export function jobKeyHolderSql(s: string): string {
+  return `SELECT j.key, (SELECT o.id FROM ${s}.jobs o
+                       WHERE o.key = j.key AND o.id <> j.id AND o.state IN ${ACTIVE} LIMIT 1) AS holder_id
+FROM ${s}.jobs j WHERE j.id = $1`;
+}
+
+/** Deletes a job that is not running; attempts go with it (`ON DELETE CASCADE`). `$1` id. */
+export function jobDiscardSql(s: string): string {
+  return `DELETE FROM ${s}.jobs WHERE id = $1 AND state <> 'running' RETURNING *`;
+}
+
+/** One job by id. `$1` id. */
+export function jobGetSql(s: string): string {
+  return `SELECT * FROM ${s}.jobs WHERE id = $1`;
+}
+
+/**
+ * Lists jobs newest first; each NULL filter is off. Params: `$1` state, `$2` queue, `$3` name,
+ * `$4` before id, `$5` limit.
+ */
+export function jobListSql(s: string): string {
+  return `SELECT * FROM ${s}.jobs
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR name = $3)
+  AND ($4::bigint IS NULL OR id < $4)
+ORDER BY id DESC
+LIMIT $5`;
+}
+
+/** A job's finished attempts, oldest first. `$1` job id. */
+export function jobAttemptListSql(s: string): string {
+  return `SELECT * FROM ${s}.job_attempts WHERE job_id = $1 ORDER BY attempt, lease_token`;
+}
+
+/**
+ * Per-queue counts for every queue that has jobs or a `queues` row, with pause state and lag (ms since the
+ * oldest due waiting job became due; 0 when none). Sorted bytewise (`COLLATE "C"`) so the order does not
+ * depend on the database's locale. No parameters.
+ */
+export function queueListSql(s: string): string {
+  return `WITH c AS (
+  SELECT queue, state, count(*)::int AS n,
+         min(run_at) FILTER (WHERE state IN ('queued','retrying') AND run_at <= now()) AS oldest_due
+  FROM ${s}.jobs GROUP BY queue, state
+),
+names AS (SELECT queue AS name FROM c UNION SELECT name FROM ${s}.queues)
+SELECT names.name AS queue, coalesce(q.paused, false) AS paused,
+       coalesce(sum(c.n) FILTER (WHERE c.state = 'queued'), 0)::int AS queued,
+       coalesce(sum(c.n) FILTER (WHERE c.state = 'retrying'), 0)::int AS retrying,
+       coalesce(sum(c.n) FILTER (WHERE c.state = 'running'), 0)::int AS running,
+       coalesce(sum(c.n) FILTER (WHERE c.state = 'completed'), 0)::int AS completed,
+       coalesce(sum(c.n) FILTER (WHERE c.state = 'dead'), 0)::int AS dead,
+       coalesce(sum(c.n) FILTER (WHERE c.state = 'cancelled'), 0)::int AS cancelled,
+       coalesce(round(extract(epoch FROM now() - min(c.oldest_due)) * 1000), 0)::float8 AS lag_ms
+FROM names
+LEFT JOIN ${s}.queues q ON q.name = names.name
+LEFT JOIN c ON c.queue = names.name
+GROUP BY names.name, q.paused
+ORDER BY names.name COLLATE "C"`;
+}
+
+/** Sets a queue's pause flag, creating its row if needed. Params: `$1` queue, `$2` paused. */
+export function queueSetPausedSql(s: string): string {
+  return `INSERT INTO ${s}.queues (name, paused, updated_at) VALUES ($1, $2, now())
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at`;
+}
+
+/** Every schema-dependent statement, built once per driver (see {@link buildPostgresStatements}). */
+export interface PostgresStatements {
+  /** The schema, double-quoted, for `{{schema}}` in migrations. */
+  quotedSchema: string;
+  schemaCreate: string;
+  migrationTableCreate: string;
+  migrationList: string;
+  migrationRecord: string;
+  jobInsert: string;
+  jobActiveByKeys: string;
+  jobClaim: string;
+  jobHeartbeat: string;
+  jobFinishMany: string;
+  jobRescue: string;
+  jobCancel: string;
+  jobRetry: string;
+  jobKeyHolder: string;
+  jobDiscard: string;
+  jobGet: string;
+  jobList: string;
+  jobAttemptList: string;
+  queueList: string;
+  queueSetPaused: string;
+}
+
+/** Builds every statement for a schema already checked by `validateSchemaName`. */
+export function buildPostgresStatements(schema: string): PostgresStatements {
+  const s = quoteIdentifier(schema);
+  return {
+    quotedSchema: s,
+    schemaCreate: schemaCreateSql(s),
+    migrationTableCreate: migrationTableCreateSql(s),
+    migrationList: migrationListSql(s),
+    migrationRecord: migrationRecordSql(s),
+    jobInsert: jobInsertSql(s),
+    jobActiveByKeys: jobActiveByKeysSql(s),
+    jobClaim: jobClaimSql(s),
+    jobHeartbeat: jobHeartbeatSql(s),
+    jobFinishMany: jobFinishManySql(s),
+    jobRescue: jobRescueSql(s),
+    jobCancel: jobCancelSql(s),
+    jobRetry: jobRetrySql(s),
+    jobKeyHolder: jobKeyHolderSql(s),
+    jobDiscard: jobDiscardSql(s),
+    jobGet: jobGetSql(s),
+    jobList: jobListSql(s),
+    jobAttemptList: jobAttemptListSql(s),
+    queueList: queueListSql(s),
+    queueSetPaused: queueSetPausedSql(s),
+  };
+}

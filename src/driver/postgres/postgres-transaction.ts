@@ -1,0 +1,53 @@
+/**
+ * Transactions for the PostgreSQL driver: our own (BEGIN/COMMIT on one pooled client) and the caller's
+ * (a `pg` client passed as `tx`).
+ * @module
+ */
+import type pg from 'pg';
+import type { Run } from './postgres-insert.js';
+import { BEGIN_SQL, COMMIT_SQL, ROLLBACK_SQL } from './postgres-sql.js';
+
+/**
+ * Runs `fn` inside BEGIN/COMMIT on one pooled client; ROLLBACK on error; always releases the client. A client
+ * whose connection broke (or whose ROLLBACK failed) is destroyed rather than returned to the pool, so the
+ * next caller never gets a dead connection or one stuck in an aborted transaction.
+ */
+export async function withTransaction<T>(pool: pg.Pool, fn: (run: Run) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // While a client is checked out the pool's own error listener is detached, so without this one a
+  // connection error would be an uncaught 'error' event. The failing query rejects too; this only records it.
+  let broken = false;
+  const onClientError = (): void => {
+    broken = true;
+  };
+  client.on('error', onClientError);
+  const run: Run = (text, values) => client.query(text, values);
+  try {
+    await client.query(BEGIN_SQL);
+    const result = await fn(run);
+    await client.query(COMMIT_SQL);
+    return result;
+  } catch (error) {
+    if (!broken) {
+      await client.query(ROLLBACK_SQL).catch(() => {
+        broken = true;
+      });
+    }
+    throw error;
+  } finally {
+    client.removeListener('error', onClientError);
+    client.release(broken);
+  }
+}
+
+/**
+ * Whether `tx` can carry our statements inside the caller's transaction: an object with `query` (a
+ * `pg.Client` or `PoolClient`, duck-typed so a second copy of `pg` in the app still works), but not a
+ * `pg.Pool`, whose queries may each run on a different connection, outside the caller's transaction.
+ */
+export function isPgClient(tx: unknown): tx is pg.ClientBase {
+  if (typeof tx !== 'object' || tx === null) return false;
+  const candidate = tx as { query?: unknown; totalCount?: unknown; idleCount?: unknown };
+  if (typeof candidate.query !== 'function') return false;
+  return !(typeof candidate.totalCount === 'number' && typeof candidate.idleCount === 'number');
+}

@@ -1,0 +1,59 @@
+/**
+ * SQLite migrations: numbered, append-only, the same numbers and names as PostgreSQL's. Never edit a released
+ * migration; add a new one. Times are integer milliseconds since the epoch (UTC).
+ * @module
+ */
+import type { Migration } from '../postgres/postgres-migrations.js';
+
+/** Every SQLite migration, in order. */
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    name: '0001_initial',
+    sql: `
+CREATE TABLE jobs (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  name             TEXT NOT NULL,
+  queue            TEXT NOT NULL,
+  payload          TEXT NOT NULL,
+  state            TEXT NOT NULL DEFAULT 'queued'
+                   CHECK (state IN ('queued','retrying','running','completed','dead','cancelled')),
+  priority         INTEGER NOT NULL DEFAULT 0,
+  run_at           INTEGER NOT NULL,
+  attempt          INTEGER NOT NULL DEFAULT 0,
+  max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+  lost_count       INTEGER NOT NULL DEFAULT 0,
+  lease_token      INTEGER NOT NULL DEFAULT 0,
+  lease_worker     TEXT,
+  lease_expires_at INTEGER,
+  started_at       INTEGER,
+  key              TEXT,
+  last_error       TEXT,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  finished_at      INTEGER
+);
+CREATE INDEX jobs_claim_idx ON jobs (queue, priority, run_at, id) WHERE state IN ('queued','retrying');
+CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE state = 'running';
+CREATE UNIQUE INDEX jobs_key_active_idx ON jobs (key) WHERE key IS NOT NULL AND state IN ('queued','retrying','running');
+CREATE INDEX jobs_state_id_idx ON jobs (state, id);
+
+CREATE TABLE job_attempts (
+  job_id       INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  attempt      INTEGER NOT NULL,
+  lease_token  INTEGER NOT NULL,
+  worker_id    TEXT,
+  started_at   INTEGER,
+  finished_at  INTEGER NOT NULL,
+  outcome      TEXT NOT NULL CHECK (outcome IN ('completed','failed','timeout','lost','aborted','invalid','cancelled')),
+  error        TEXT,
+  PRIMARY KEY (job_id, lease_token)
+);
+
+CREATE TABLE queues (
+  name        TEXT PRIMARY KEY,
+  paused      INTEGER NOT NULL DEFAULT 0,
+  updated_at  INTEGER NOT NULL
+);
+`,
+  },
+];

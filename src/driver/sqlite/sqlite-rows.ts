@@ -1,0 +1,163 @@
+/**
+ * Raw SQLite row shapes and their conversion to the driver-neutral `JobRow` / `AttemptRow` / `QueueStats`.
+ * SQLite stores times as integer ms and JSON as text; integers may arrive as `bigint` when the connection
+ * (e.g. an application's own `tx` connection) has safe integers turned on, so every integer goes through
+ * {@link int}.
+ * @module
+ */
+import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+
+/** An integer column as better-sqlite3 returns it. */
+export type DbInt = number | bigint;
+
+/** A `jobs` row exactly as stored. */
+export interface JobDbRow {
+  id: DbInt;
+  name: string;
+  queue: string;
+  payload: string;
+  state: string;
+  priority: DbInt;
+  run_at: DbInt;
+  attempt: DbInt;
+  max_attempts: DbInt;
+  lost_count: DbInt;
+  lease_token: DbInt;
+  lease_worker: string | null;
+  lease_expires_at: DbInt | null;
+  started_at: DbInt | null;
+  key: string | null;
+  last_error: string | null;
+  created_at: DbInt;
+  updated_at: DbInt;
+  finished_at: DbInt | null;
+}
+
+/** A `job_attempts` row exactly as stored. */
+export interface AttemptDbRow {
+  job_id: DbInt;
+  attempt: DbInt;
+  lease_token: DbInt;
+  worker_id: string | null;
+  started_at: DbInt | null;
+  finished_at: DbInt;
+  outcome: string;
+  error: string | null;
+}
+
+/** A row of `QUEUE_LIST`. */
+export interface QueueDbRow {
+  name: string;
+  paused: DbInt;
+  queued: DbInt;
+  retrying: DbInt;
+  running: DbInt;
+  completed: DbInt;
+  dead: DbInt;
+  cancelled: DbInt;
+  lag_ms: DbInt;
+}
+
+/** A row returned by `JOB_RESCUE`. */
+export interface RescueDbRow {
+  id: DbInt;
+  name: string;
+  queue: string;
+  attempt: DbInt;
+  lease_token: DbInt;
+  state: 'retrying' | 'dead';
+}
+
+/** An integer column as a JS number (ids are handled by {@link jobId}, which keeps full precision). */
+export function int(value: DbInt): number {
+  return typeof value === 'bigint' ? Number(value) : value;
+}
+
+/** A stored id as the decimal string rows carry. */
+export function jobId(value: DbInt): string {
+  return String(value);
+}
+
+/** Integer ms to a Date (a conversion of a stored value, not a clock read). */
+function date(value: DbInt): Date {
+  return new Date(int(value));
+}
+
+function dateOrNull(value: DbInt | null): Date | null {
+  return value === null ? null : date(value);
+}
+
+function errorOrNull(text: string | null): ErrorInfo | null {
+  return text === null ? null : (JSON.parse(text) as ErrorInfo);
+}
+
+/** A stored job row to a {@link JobRow}. */
+export function toJobRow(r: JobDbRow): JobRow {
+  return {
+    id: jobId(r.id),
+    name: r.name,
+    queue: r.queue,
+    payload: JSON.parse(r.payload) as unknown,
+    state: r.state as JobState,
+    priority: int(r.priority),
+    runAt: date(r.run_at),
+    attempt: int(r.attempt),
+    maxAttempts: int(r.max_attempts),
+    lostCount: int(r.lost_count),
+    leaseToken: int(r.lease_token),
+    leaseWorker: r.lease_worker,
+    leaseExpiresAt: dateOrNull(r.lease_expires_at),
+    startedAt: dateOrNull(r.started_at),
+    key: r.key,
+    lastError: errorOrNull(r.last_error),
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+    finishedAt: dateOrNull(r.finished_at),
+  };
+}
+
+/** A stored attempt row to an {@link AttemptRow}. */
+export function toAttemptRow(r: AttemptDbRow): AttemptRow {
+  return {
+    jobId: jobId(r.job_id),
+    attempt: int(r.attempt),
+    leaseToken: int(r.lease_token),
+    workerId: r.worker_id,
+    startedAt: dateOrNull(r.started_at),
+    finishedAt: date(r.finished_at),
+    outcome: r.outcome as AttemptOutcome,
+    error: errorOrNull(r.error),
+  };
+}
+
+/** A `QUEUE_LIST` row to {@link QueueStats}. */
+export function toQueueStats(r: QueueDbRow): QueueStats {
+  return {
+    queue: r.name,
+    paused: int(r.paused) !== 0,
+    counts: {
+      queued: int(r.queued),
+      retrying: int(r.retrying),
+      running: int(r.running),
+      completed: int(r.completed),
+      dead: int(r.dead),
+      cancelled: int(r.cancelled),
+    },
+    lagMs: int(r.lag_ms),
+  };
+}
+
+/** Claim order: `priority, run_at, id`, the order the claim's inner SELECT used. */
+export function compareClaimOrder(a: JobDbRow, b: JobDbRow): number {
+  return int(a.priority) - int(b.priority) || int(a.run_at) - int(b.run_at) || int(a.id) - int(b.id);
+}
+
+/**
+ * A job id string as the integer to bind, or `null` when it cannot name a row (not a decimal id), so callers
+ * treat it as "not found" / "stale" instead of letting SQLite compare text to an integer column.
+ */
+export function parseJobId(id: string): number | null {
+  if (typeof id !== 'string' || !/^[1-9][0-9]{0,15}$/.test(id)) return null;
+  const n = Number(id);
+  return Number.isSafeInteger(n) ? n : null;
+}

@@ -1,0 +1,281 @@
+/**
+ * Every SQL statement the SQLite driver runs, in one place (docs/driver-contract.md, "SQL in one place").
+ *
+ * Conventions:
+ * - Values are always named parameters (`@name`); nothing is ever interpolated. The only `${…}` in this file
+ *   splices in the constant fragments {@link NOW} and {@link ACTIVE_STATES_SQL} below.
+ * - Time: every time-dependent statement takes `@now`, integer milliseconds since the epoch or `NULL`. `NULL`
+ *   means the database clock. SQLite keeps the clock fixed for the duration of one `sqlite3_step()`, so all
+ *   uses of {@link NOW} inside one statement agree; multi-statement transactions resolve `@now` once with
+ *   {@link NOW_SELECT} and pass the result to each statement so attempt and job rows carry the same time.
+ * - Queue lists and id lists are passed as JSON array text and read with `json_each`, so one prepared
+ *   statement serves any list length.
+ * @module
+ */
+
+/**
+ * The current time in integer ms: `@now` when bound to a number, else the database clock. A fragment, not a
+ * statement.
+ */
+const NOW = `coalesce(@now, CAST(unixepoch('subsec') * 1000 AS INTEGER))`;
+
+/** The states in which a job may still run; the dedup key is unique among these (jobs_key_active_idx). */
+const ACTIVE_STATES_SQL = `('queued','retrying','running')`;
+
+// ---------------------------------------------------------------------------------------------- connection
+
+/** Switches the file to write-ahead logging so readers never block the single writer. Needs a brief lock. */
+export const PRAGMA_JOURNAL_MODE_WAL = `PRAGMA journal_mode = WAL`;
+
+/** `synchronous = NORMAL`: in WAL mode durable across application crashes, may lose the last commits on power loss. */
+export const PRAGMA_SYNCHRONOUS_NORMAL = `PRAGMA synchronous = NORMAL`;
+
+/** `synchronous = FULL`: fsync on every commit; durable across power loss, slower. */
+export const PRAGMA_SYNCHRONOUS_FULL = `PRAGMA synchronous = FULL`;
+
+/** Enforces job_attempts -> jobs references (off by default in SQLite, per connection). */
+export const PRAGMA_FOREIGN_KEYS_ON = `PRAGMA foreign_keys = ON`;
+
+// ---------------------------------------------------------------------------------------------- time
+
+/** Resolves `@now` (or the database clock) to integer ms, once per transaction. Also backs `dbNow()`. */
+export const NOW_SELECT = `SELECT ${NOW} AS now`;
+
+// ---------------------------------------------------------------------------------------------- migrations
+
+/** Creates the migrations ledger when missing. Runs inside `migrate()`'s `BEGIN IMMEDIATE`. */
+export const MIGRATIONS_TABLE_CREATE = `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`;
+
+/** Whether the ledger exists, so `migrationStatus()` can answer without creating anything. Returns a row or none. */
+export const MIGRATIONS_TABLE_EXISTS = `SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = 'migrations'`;
+
+/** Names of applied migrations, in apply order (names sort in apply order). */
+export const MIGRATIONS_APPLIED = `SELECT name FROM migrations ORDER BY name`;
+
+/** Records one applied migration. Params: `@name`, `@now`. */
+export const MIGRATION_RECORD = `INSERT INTO migrations (name, applied_at) VALUES (@name, ${NOW})`;
+
+// ---------------------------------------------------------------------------------------------- insert
+
+/**
+ * Inserts one queued job unless its key is held by an active job. The conflict target repeats the partial
+ * unique index's WHERE clause so the index, not a prior read, decides. Returns the new row, or no row on a key
+ * conflict. Params: `@name, @queue, @payload, @priority, @runAt` (ms or NULL), `@delayMs, @maxAttempts, @key, @now`.
+ */
+export const JOB_INSERT = `
+INSERT INTO jobs (name, queue, payload, state, priority, run_at, max_attempts, key, created_at, updated_at)
+VALUES (@name, @queue, @payload, 'queued', @priority, coalesce(@runAt, ${NOW} + @delayMs), @maxAttempts, @key, ${NOW}, ${NOW})
+ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ${ACTIVE_STATES_SQL} DO NOTHING
+RETURNING *`;
+
+/** The active job holding a dedup key (at most one, by jobs_key_active_idx). Params: `@key`. */
+export const JOB_GET_ACTIVE_BY_KEY = `SELECT * FROM jobs WHERE key = @key AND state IN ${ACTIVE_STATES_SQL}`;
+
+// ---------------------------------------------------------------------------------------------- claim / lease
+
+/**
+ * Claims up to `@limit` due jobs of the queues in `@queues` (JSON array), skipping paused queues, in
+ * `priority, run_at, id` order. Runs inside `BEGIN IMMEDIATE`, which makes the inner SELECT and the UPDATE
+ * one atomic step across processes, so the outer UPDATE needs no second state check (PostgreSQL's does).
+ * `INDEXED BY jobs_claim_idx`: without ANALYZE statistics the planner prefers jobs_state_id_idx and scans
+ * every waiting job of every queue; the partial claim index only holds waiting jobs and is searched per
+ * queue (a statement that could not use it would fail to prepare, rather than silently scan). RETURNING
+ * order is unspecified, so the caller sorts. Params: `@queues, @limit, @workerId, @leaseMs, @now`.
+ */
+export const JOB_CLAIM = `
+UPDATE jobs
+SET state = 'running',
+    attempt = attempt + 1,
+    lease_token = lease_token + 1,
+    lease_worker = @workerId,
+    lease_expires_at = ${NOW} + @leaseMs,
+    started_at = ${NOW},
+    updated_at = ${NOW}
+WHERE id IN (
+    SELECT id FROM jobs INDEXED BY jobs_claim_idx
+    WHERE state IN ('queued','retrying')
+      AND run_at <= ${NOW}
+      AND queue IN (SELECT value FROM json_each(@queues))
+      AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+    ORDER BY priority, run_at, id
+    LIMIT @limit)
+RETURNING *`;
+
+/** Renews one lease if it still holds. `changes` = 1 when applied. Params: `@id, @leaseToken, @leaseMs, @now`. */
+export const JOB_HEARTBEAT = `
+UPDATE jobs SET lease_expires_at = ${NOW} + @leaseMs
+WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
+
+// ---------------------------------------------------------------------------------------------- finish / rescue
+
+/**
+ * Records the attempt of a lease that still holds, copying attempt, token, worker and start time from the job
+ * before the job update clears them. `changes` = 0 means the lease is stale. Shared by finish and rescue.
+ * Params: `@id, @leaseToken, @outcome, @error` (JSON or NULL), `@now`.
+ */
+export const ATTEMPT_INSERT_FROM_LEASE = `
+INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
+SELECT id, attempt, lease_token, lease_worker, started_at, ${NOW}, @outcome, @error
+FROM jobs WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
+
+/**
+ * Ends an attempt under its lease: to `@state`; `completed`/`dead` get `finished_at`, `retrying`/`queued`
+ * become due at `now + @retryDelayMs`. Lease fields are cleared; `lease_token` stays as the fence.
+ * Params: `@id, @leaseToken, @state, @retryDelayMs, @error, @now`.
+ */
+export const JOB_FINISH = `
+UPDATE jobs
+SET state = @state,
+    last_error = @error,
+    lease_worker = NULL,
+    lease_expires_at = NULL,
+    finished_at = CASE WHEN @state IN ('completed','dead') THEN ${NOW} ELSE NULL END,
+    run_at = CASE WHEN @state IN ('retrying','queued') THEN ${NOW} + @retryDelayMs ELSE run_at END,
+    updated_at = ${NOW}
+WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
+
+/**
+ * Running jobs whose lease expired before now, oldest expiry first. `INDEXED BY jobs_lease_idx` makes this a
+ * range scan in expiry order with no sort (unforced, the planner picks jobs_state_id_idx and sorts).
+ * Params: `@limit, @now`.
+ */
+export const JOB_RESCUE_CANDIDATES = `
+SELECT id, lease_token FROM jobs INDEXED BY jobs_lease_idx
+WHERE state = 'running' AND lease_expires_at < ${NOW}
+ORDER BY lease_expires_at, id
+LIMIT @limit`;
+
+/**
+ * Rescues one lost lease: `lost_count + 1`; `dead` (finished now) when attempts are used up or the job was lost
+ * `@maxLost` times (poison), else `retrying` due now. SET expressions read the old row values.
+ * Params: `@id, @leaseToken, @maxLost, @error, @now`.
+ */
+export const JOB_RESCUE = `
+UPDATE jobs
+SET lost_count = lost_count + 1,
+    state = CASE WHEN attempt >= max_attempts OR lost_count + 1 >= @maxLost THEN 'dead' ELSE 'retrying' END,
+    run_at = CASE WHEN attempt >= max_attempts OR lost_count + 1 >= @maxLost THEN run_at ELSE ${NOW} END,
+    finished_at = CASE WHEN attempt >= max_attempts OR lost_count + 1 >= @maxLost THEN ${NOW} ELSE NULL END,
+    last_error = @error,
+    lease_worker = NULL,
+    lease_expires_at = NULL,
+    updated_at = ${NOW}
+WHERE id = @id AND lease_token = @leaseToken AND state = 'running'
+RETURNING id, name, queue, attempt, lease_token, state`;
+
+// ---------------------------------------------------------------------------------------------- operator actions
+
+/**
+ * Records the attempt of a running job that an operator cancels (no row when the job is not running).
+ * Params: `@id, @error, @now`.
+ */
+export const ATTEMPT_INSERT_CANCELLED = `
+INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
+SELECT id, attempt, lease_token, lease_worker, started_at, ${NOW}, 'cancelled', @error
+FROM jobs WHERE id = @id AND state = 'running'`;
+
+/**
+ * Cancels an active job in one guarded update. A running job's error becomes `@error` (its attempt was
+ * cancelled); clearing the lease makes that attempt's later writes stale. Params: `@id, @error, @now`.
+ */
+export const JOB_CANCEL = `
+UPDATE jobs
+SET state = 'cancelled',
+    last_error = CASE WHEN state = 'running' THEN @error ELSE last_error END,
+    lease_worker = NULL,
+    lease_expires_at = NULL,
+    finished_at = ${NOW},
+    updated_at = ${NOW}
+WHERE id = @id AND state IN ${ACTIVE_STATES_SQL}
+RETURNING *`;
+
+/**
+ * Operator retry of a dead or retrying job: queued and due now, at least one more attempt allowed, lost count
+ * reset. Fails with a UNIQUE constraint error when another active job holds the key. Params: `@id, @now`.
+ */
+export const JOB_RETRY = `
+UPDATE jobs
+SET state = 'queued',
+    run_at = ${NOW},
+    max_attempts = max(max_attempts, attempt + 1),
+    lost_count = 0,
+    finished_at = NULL,
+    updated_at = ${NOW}
+WHERE id = @id AND state IN ('dead','retrying')
+RETURNING *`;
+
+/** Another active job holding `@key`, for KeyConflictError. Params: `@key, @id`. */
+export const JOB_ACTIVE_ID_BY_KEY = `
+SELECT id FROM jobs WHERE key = @key AND state IN ${ACTIVE_STATES_SQL} AND id <> @id LIMIT 1`;
+
+/** Deletes a job's attempts (before the job, so nothing depends on ON DELETE CASCADE). Params: `@id`. */
+export const ATTEMPT_DELETE_BY_JOB = `DELETE FROM job_attempts WHERE job_id = @id`;
+
+/** Deletes a job that is not running and returns it. Params: `@id`. */
+export const JOB_DELETE = `DELETE FROM jobs WHERE id = @id AND state <> 'running' RETURNING *`;
+
+// ---------------------------------------------------------------------------------------------- reads
+
+/** One job by id. Params: `@id`. */
+export const JOB_GET = `SELECT * FROM jobs WHERE id = @id`;
+
+/** A job's finished attempts, oldest first (the lease token grows with every claim). Params: `@id`. */
+export const ATTEMPT_LIST = `SELECT * FROM job_attempts WHERE job_id = @id ORDER BY lease_token`;
+
+/** Which optional filters a {@link jobListSql} statement applies. */
+export interface JobListFilters {
+  state: boolean;
+  queue: boolean;
+  name: boolean;
+}
+
+/**
+ * Builds the job list query for a combination of filters. Absent filters are left out of the text rather than
+ * written as `@x IS NULL OR …`, which would stop SQLite from using jobs_state_id_idx; at most eight distinct
+ * texts exist, and the driver caches each prepared. `@beforeId` is always bound (the largest id when not
+ * paging) so the rowid range applies. Params: `@beforeId, @limit`, and `@state, @queue, @name` when enabled.
+ */
+export function jobListSql(filters: JobListFilters): string {
+  const where = ['id < @beforeId'];
+  if (filters.state) where.push('state = @state');
+  if (filters.queue) where.push('queue = @queue');
+  if (filters.name) where.push('name = @name');
+  return `SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT @limit`;
+}
+
+/**
+ * One row per queue that has jobs or a `queues` row, sorted by name: pause flag, a count per state, and
+ * `lag_ms`, the age of the oldest due queued/retrying job (0 when none). One statement, so one snapshot.
+ * Params: `@now`.
+ */
+export const QUEUE_LIST = `
+WITH t AS (SELECT ${NOW} AS now),
+c AS (
+  SELECT queue,
+         sum(state = 'queued') AS queued,
+         sum(state = 'retrying') AS retrying,
+         sum(state = 'running') AS running,
+         sum(state = 'completed') AS completed,
+         sum(state = 'dead') AS dead,
+         sum(state = 'cancelled') AS cancelled,
+         min(CASE WHEN state IN ('queued','retrying') AND run_at <= (SELECT now FROM t) THEN run_at END) AS oldest_due
+  FROM jobs GROUP BY queue),
+n AS (SELECT queue AS name FROM c UNION SELECT name FROM queues)
+SELECT n.name AS name,
+       coalesce(q.paused, 0) AS paused,
+       coalesce(c.queued, 0) AS queued,
+       coalesce(c.retrying, 0) AS retrying,
+       coalesce(c.running, 0) AS running,
+       coalesce(c.completed, 0) AS completed,
+       coalesce(c.dead, 0) AS dead,
+       coalesce(c.cancelled, 0) AS cancelled,
+       CASE WHEN c.oldest_due IS NULL THEN 0 ELSE max(0, (SELECT now FROM t) - c.oldest_due) END AS lag_ms
+FROM n
+LEFT JOIN c ON c.queue = n.name
+LEFT JOIN queues q ON q.name = n.name
+ORDER BY n.name`;
+
+/** Persists a queue's pause flag (creating its row if needed). Params: `@queue, @paused` (0/1), `@now`. */
+export const QUEUE_SET_PAUSED = `
+INSERT INTO queues (name, paused, updated_at) VALUES (@queue, @paused, ${NOW})
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at`;

@@ -1,0 +1,214 @@
+/**
+ * Every public error class Warden throws. Each carries the data a caller needs to branch on,
+ * forwards `cause`, and words its message as "Expected …, got …" where input was at fault.
+ * @module
+ */
+
+/** Base class of every error Warden throws on purpose. */
+export class WardenError extends Error {
+  /** A stable, machine-readable code, e.g. `"INVALID_NAME"`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A name (job, queue, schema, worker) does not match its strict pattern. Nothing was written. */
+export class InvalidNameError extends WardenError {
+  readonly field: string;
+  readonly value: unknown;
+  /** @param expectation what was expected, after "to": e.g. `match /^[a-z]+$/`. */
+  constructor(field: string, value: unknown, expectation: string, options?: { cause?: unknown }) {
+    super('INVALID_NAME', `Expected ${field} to ${expectation}, got ${describe(value)}`, options);
+    this.field = field;
+    this.value = value;
+  }
+}
+
+/** A duration option ("30s", "5m", 1500) is malformed, negative or out of range. */
+export class InvalidDurationError extends WardenError {
+  readonly field: string;
+  readonly value: unknown;
+  constructor(field: string, value: unknown, expected: string) {
+    super('INVALID_DURATION', `Expected ${field} to be ${expected}, got ${describe(value)}`);
+    this.field = field;
+    this.value = value;
+  }
+}
+
+/** An option or configuration value is out of range or of the wrong type. */
+export class InvalidOptionError extends WardenError {
+  readonly field: string;
+  readonly value: unknown;
+  constructor(field: string, value: unknown, expected: string) {
+    super('INVALID_OPTION', `Expected ${field} to be ${expected}, got ${describe(value)}`);
+    this.field = field;
+    this.value = value;
+  }
+}
+
+/** A job name was used that no job definition registered with this Warden instance has. */
+export class UnknownJobError extends WardenError {
+  readonly jobName: string;
+  readonly known: readonly string[];
+  constructor(jobName: string, known: readonly string[]) {
+    super(
+      'UNKNOWN_JOB',
+      `Expected a registered job name (${known.length ? known.join(', ') : 'none registered'}), got ${describe(jobName)}`,
+    );
+    this.jobName = jobName;
+    this.known = known;
+  }
+}
+
+/** One problem reported by a Standard Schema validator. */
+export interface SchemaIssue {
+  /** Human-readable description of the problem. */
+  message: string;
+  /** Path to the offending value, e.g. `["to"]`. Empty for the root. */
+  path: readonly (string | number)[];
+}
+
+/** A payload failed its job's schema, at enqueue or before a handler runs. */
+export class PayloadValidationError extends WardenError {
+  readonly jobName: string;
+  readonly issues: readonly SchemaIssue[];
+  constructor(jobName: string, issues: readonly SchemaIssue[]) {
+    const list = issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+    super('PAYLOAD_INVALID', `Expected a payload for job "${jobName}" that satisfies its schema, got ${issues.length} issue(s): ${list}`);
+    this.jobName = jobName;
+    this.issues = issues;
+  }
+}
+
+/** A payload (or step result, cursor) is not plain JSON: BigInt, a cycle, a function, undefined, a non-finite number… */
+export class NonJsonValueError extends WardenError {
+  readonly path: string;
+  constructor(what: string, path: string, got: string) {
+    super('NOT_JSON', `Expected ${what} to be plain JSON, got ${got} at ${path}`);
+    this.path = path;
+  }
+}
+
+/** A payload's JSON encoding exceeds the configured limit. Nothing was written. */
+export class PayloadTooLargeError extends WardenError {
+  readonly bytes: number;
+  readonly limit: number;
+  constructor(what: string, bytes: number, limit: number) {
+    super('PAYLOAD_TOO_LARGE', `Expected ${what} of at most ${limit} bytes as JSON, got ${bytes} bytes`);
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/**
+ * Throw from a handler to stop retrying at once: the job goes straight to the dead letters.
+ * @example throw new NonRetryableError("card declined", { cause: err })
+ */
+export class NonRetryableError extends WardenError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NON_RETRYABLE', message, options);
+  }
+}
+
+/** An attempt ran past its job's `timeout`; its `ctx.signal` was aborted with this as the reason. */
+export class JobTimeoutError extends WardenError {
+  readonly timeoutMs: number;
+  constructor(jobName: string, timeoutMs: number) {
+    super('JOB_TIMEOUT', `Expected job "${jobName}" to finish within ${timeoutMs}ms, got no result in time`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * The attempt no longer holds the job's lease (it expired and was rescued, the job was cancelled, or a newer
+ * attempt took over). Used as the `ctx.signal` abort reason; the attempt's writes were rejected.
+ */
+export class LeaseLostError extends WardenError {
+  readonly jobId: string;
+  readonly leaseToken: number;
+  constructor(jobId: string, leaseToken: number, why: string) {
+    super('LEASE_LOST', `Expected to hold the lease of job ${jobId} with token ${leaseToken}, got ${why}`);
+    this.jobId = jobId;
+    this.leaseToken = leaseToken;
+  }
+}
+
+/** The worker is shutting down and the grace period ran out; the attempt is returned for retry. */
+export class ShutdownAbortError extends WardenError {
+  constructor(graceMs: number) {
+    super('SHUTDOWN', `Expected in-flight jobs to finish within the ${graceMs}ms shutdown grace period, got still running`);
+  }
+}
+
+/** No job with that id exists. */
+export class JobNotFoundError extends WardenError {
+  readonly jobId: string;
+  constructor(jobId: string) {
+    super('JOB_NOT_FOUND', `Expected an existing job id, got ${describe(jobId)}`);
+    this.jobId = jobId;
+  }
+}
+
+/** An operator action is not allowed from the job's current state (e.g. retrying a completed job). */
+export class JobStateError extends WardenError {
+  readonly jobId: string;
+  readonly state: string;
+  constructor(jobId: string, action: string, allowed: readonly string[], state: string) {
+    super('JOB_STATE', `Expected job ${jobId} to be ${allowed.join(' or ')} to ${action} it, got ${state}`);
+    this.jobId = jobId;
+    this.state = state;
+  }
+}
+
+/** A database URL or connection option is malformed or names an unsupported database. */
+export class DatabaseConfigError extends WardenError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DATABASE_CONFIG', message, options);
+  }
+}
+
+/** The database schema is older than this version of Warden needs; run `warden migrate`. */
+export class MigrationRequiredError extends WardenError {
+  readonly pending: readonly string[];
+  constructor(pending: readonly string[]) {
+    super('MIGRATION_REQUIRED', `Expected the database schema to be migrated, got ${pending.length} pending migration(s): ${pending.join(', ')}. Run \`warden migrate\`.`);
+    this.pending = pending;
+  }
+}
+
+/** A transaction handle passed as `tx` is not of the kind this driver can write through. */
+export class InvalidTransactionError extends WardenError {
+  constructor(expected: string, got: unknown) {
+    super('INVALID_TX', `Expected tx to be ${expected}, got ${describe(got)}`);
+  }
+}
+
+/** Renders a value for an error message without ever throwing, and without dumping huge values. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') {
+    const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
+    return `${JSON.stringify(shown)} (string, length ${value.length})`;
+  }
+  if (typeof value === 'bigint') return `${value}n (bigint)`;
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'number' || typeof value === 'boolean') return `${value} (${typeof value})`;
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  const ctor = (value as object).constructor?.name;
+  return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object';
+}
+
+/** An operator retry would make two active jobs share one dedup key. */
+export class KeyConflictError extends WardenError {
+  readonly key: string;
+  readonly existingJobId: string | null;
+  constructor(key: string, existingJobId: string | null, options?: { cause?: unknown }) {
+    super('KEY_CONFLICT', `Expected no other active job with key ${describe(key)}, got job ${existingJobId ?? '(unknown)'}`, options);
+    this.key = key;
+    this.existingJobId = existingJobId;
+  }
+}

@@ -1,0 +1,53 @@
+import type { AttemptOutcome, ErrorInfo, JobState } from '../job/job-record.js';
+
+/** The identity of a job in events. */
+export interface JobRef {
+  id: string;
+  name: string;
+  queue: string;
+}
+
+/**
+ * Every event Warden emits, by name. Logs, metrics, alerts and the audit trail subscribe to these; so can
+ * users (`warden.events.on("job:dead", …)`). Listeners run synchronously and must not throw: a throwing
+ * listener is reported as an `error` event and never breaks the worker.
+ */
+export interface WardenEventMap {
+  /**
+   * A job was inserted (or found as a duplicate) by this process. With `inTransaction`, the insert went through
+   * the application's transaction and exists only if that transaction commits.
+   */
+  'job:enqueued': { job: JobRef; duplicate: boolean; runAt: Date; inTransaction: boolean };
+  /** An attempt started in this process. */
+  'job:started': { job: JobRef; attempt: number; leaseToken: number; workerId: string };
+  /** An attempt completed and its completion was committed. */
+  'job:completed': { job: JobRef; attempt: number; durationMs: number };
+  /** An attempt failed (any outcome other than completed); `nextState` says where the job went. */
+  'job:failed': { job: JobRef; attempt: number; outcome: AttemptOutcome; error: ErrorInfo; nextState: JobState; durationMs: number };
+  /** A failed attempt will be retried after `delayMs`. */
+  'job:retry-scheduled': { job: JobRef; attempt: number; delayMs: number };
+  /** A job reached the dead letters. */
+  'job:dead': { job: JobRef; attempt: number; reason: AttemptOutcome; error: ErrorInfo | null };
+  /** A job whose lease expired was rescued by this process. */
+  'job:rescued': { job: JobRef; attempt: number; nextState: 'retrying' | 'dead' };
+  /** A write by an attempt that no longer held its lease was rejected (0 rows changed). */
+  'job:stale-write-rejected': { jobId: string; leaseToken: number; write: 'heartbeat' | 'finish' };
+  /** An operator cancelled, retried or discarded a job through this process. */
+  'job:operator-action': { jobId: string; action: 'cancel' | 'retry' | 'discard'; actor: string };
+  /** A queue was paused or resumed through this process. */
+  'queue:paused': { queue: string; actor: string };
+  'queue:resumed': { queue: string; actor: string };
+  /** The worker started claiming. */
+  'worker:started': { workerId: string; queues: string[]; concurrency: number };
+  /** The worker began shutting down: no more claims. */
+  'worker:draining': { workerId: string; inFlight: number };
+  /** The worker stopped; `aborted` jobs were returned for retry after the grace period. */
+  'worker:stopped': { workerId: string; aborted: number };
+  /** A batch of claims came back (useful for tests and tracing the claim loop). */
+  'worker:claimed': { workerId: string; count: number };
+  /** An internal error that Warden survived (database unreachable, listener lost, …). */
+  error: { error: unknown; context: string };
+}
+
+/** An event name. */
+export type WardenEventName = keyof WardenEventMap;

@@ -1,0 +1,20 @@
+/**
+ * Warden: durable background jobs and scheduled work on embedded SQLite or PostgreSQL.
+ * @module
+ */
+export { createWarden, Warden, DEFAULT_PAYLOAD_LIMIT, type EnqueueItem, type ActorOptions, type WardenStats } from './client/warden.js';
+export type { WardenOptions, EnqueueOptions, EnqueueResult } from './client/warden-options.js';
+export { defineJob, type JobDefinition, type JobDefinitionOptions, type JobContext, type JobHandler, PRIORITY_RANGE } from './job/define-job.js';
+export { type RetryOptions, type BackoffOptions, type RetryPolicy, DEFAULT_RETRY, retryDelayMs } from './job/retry-policy.js';
+export { type JobRow, type AttemptRow, type JobState, type AttemptOutcome, type ErrorInfo, type QueueStats, JOB_STATES, ACTIVE_STATES } from './job/job-record.js';
+export type { WorkerOptions } from './runtime/worker-options.js';
+export type { WorkerCounters, DrainResult } from './runtime/worker.js';
+export { handleShutdownSignals, type ShutdownSignalOptions } from './runtime/shutdown-signals.js';
+export type { WardenEventMap, WardenEventName, JobRef } from './events/event-map.js';
+export type { TypedEmitter } from './events/typed-emitter.js';
+export { type Clock, systemClock } from './clock/clock.js';
+export { type Duration, parseDuration } from './validation/duration.js';
+export { NAME_PATTERN } from './validation/names.js';
+export { createDriver, DEFAULT_DATABASE_URL, type DatabaseOptions } from './driver/create-driver.js';
+export type { Driver, DriverCapabilities } from './driver/driver.js';
+export * from './errors.js';

@@ -1,0 +1,117 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Logger } from 'pino';
+import { InvalidOptionError } from '../errors.js';
+import { type Duration, parseDuration } from '../validation/duration.js';
+import { validateName } from '../validation/names.js';
+import type { JobRow } from './job-record.js';
+import { type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry-policy.js';
+
+/** What a handler gets besides its payload. */
+export interface JobContext {
+  /**
+   * Aborted when the attempt must stop: its `timeout` passed (reason `JobTimeoutError`), its lease was lost
+   * or the job was cancelled (`LeaseLostError`), or shutdown's grace period ran out (`ShutdownAbortError`).
+   * Pass it to `fetch` and other cancellable calls.
+   */
+  signal: AbortSignal;
+  /** This attempt's number, from 1. */
+  attempt: number;
+  /** The job's attempt bound. */
+  maxAttempts: number;
+  /** The job as claimed (id, name, queue, key, times, …). */
+  job: Readonly<JobRow>;
+  /** A pino logger whose every line carries the job's id, name, queue and attempt. */
+  log: Logger;
+  /**
+   * This attempt's lease token: strictly increasing across the job's attempts. Store it with the
+   * application's writes and refuse writes carrying an older one (fencing) when effects must not be applied
+   * by a stale attempt.
+   */
+  fence: number;
+}
+
+/** A job handler. Its return value is ignored; throwing fails the attempt. */
+export type JobHandler<TPayload> = (payload: TPayload, ctx: JobContext) => Promise<unknown> | unknown;
+
+/** Options for {@link defineJob}. */
+export interface JobDefinitionOptions<TInput, TOutput> {
+  /** Unique job name, `^[a-z0-9][a-z0-9._-]{0,63}$`. */
+  name: string;
+  /**
+   * Any Standard Schema validator (zod, valibot, arktype, …). Payloads are validated at enqueue and again
+   * before the handler runs; the handler gets the schema's output.
+   */
+  schema?: StandardSchemaV1<TInput, TOutput>;
+  /** The queue the job goes to unless `enqueue` says otherwise. @default "default" */
+  queue?: string;
+  /** Lower runs first. An integer from -1,000,000 to 1,000,000. @default 0 */
+  priority?: number;
+  /** @default { maxAttempts: 10, backoff: { type: "exponential", base: "1s", max: "1h", jitter: "equal" } } */
+  retry?: RetryOptions;
+  /** Each attempt's time limit; past it `ctx.signal` aborts and the attempt fails as `timeout`. @default none */
+  timeout?: Duration;
+  handler: JobHandler<TOutput>;
+}
+
+/** A validated job definition, registered with `createWarden({ jobs })` and passed to `enqueue`. */
+export interface JobDefinition<TInput = unknown, TOutput = TInput> {
+  readonly name: string;
+  readonly queue: string;
+  readonly priority: number;
+  readonly retry: RetryPolicy;
+  /** `null` when the job has no time limit. */
+  readonly timeoutMs: number | null;
+  readonly schema: StandardSchemaV1<TInput, TOutput> | undefined;
+  readonly handler: JobHandler<TOutput>;
+  /** Phantom field carrying the payload type for `enqueue`. Never set. */
+  readonly __input?: TInput;
+}
+
+/** Priority bounds, so they fit a 32-bit integer column in every database. */
+export const PRIORITY_RANGE = { min: -1_000_000, max: 1_000_000 } as const;
+
+/**
+ * Checks a priority value.
+ * @throws InvalidOptionError
+ */
+export function validatePriority(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < PRIORITY_RANGE.min || value > PRIORITY_RANGE.max) {
+    throw new InvalidOptionError(field, value, `an integer from ${PRIORITY_RANGE.min} to ${PRIORITY_RANGE.max}`);
+  }
+  return value;
+}
+
+/**
+ * Defines a job: its name, payload schema, queue, retry policy, timeout and handler. Every option is
+ * validated here, so a bad definition fails at start-up rather than at 3 a.m.
+ * @example
+ * const sendEmail = defineJob({
+ *   name: "send-email",
+ *   schema: z.object({ to: z.string().email(), template: z.string() }),
+ *   queue: "email",
+ *   retry: { maxAttempts: 8, backoff: { base: "2s", max: "1h" } },
+ *   timeout: "30s",
+ *   handler: async ({ to, template }, ctx) => mailer.send(to, template, { signal: ctx.signal }),
+ * });
+ * @throws InvalidNameError, InvalidOptionError, InvalidDurationError naming the bad field.
+ */
+export function defineJob<TInput = unknown, TOutput = TInput>(options: JobDefinitionOptions<TInput, TOutput>): JobDefinition<TInput, TOutput> {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('defineJob(options)', options, 'an object');
+  const name = validateName('job name', options.name);
+  const queue = validateName('queue', options.queue ?? 'default');
+  const priority = validatePriority('priority', options.priority ?? 0);
+  if (typeof options.handler !== 'function') throw new InvalidOptionError(`handler of job "${name}"`, options.handler, 'a function');
+  if (options.schema !== undefined && typeof options.schema?.['~standard']?.validate !== 'function') {
+    throw new InvalidOptionError(`schema of job "${name}"`, options.schema, 'a Standard Schema validator (zod, valibot, arktype, …)');
+  }
+  const timeoutMs = options.timeout === undefined ? null : parseDuration(`timeout of job "${name}"`, options.timeout, { allowZero: false });
+  return Object.freeze({
+    name,
+    queue,
+    priority,
+    retry: resolveRetryPolicy(`retry of job "${name}"`, options.retry),
+    timeoutMs,
+    schema: options.schema,
+    handler: options.handler,
+  });
+}

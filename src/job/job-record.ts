@@ -1,0 +1,103 @@
+/**
+ * The stored shapes of jobs and attempts, as every driver returns them.
+ * See docs/state-machine.md for the states and who moves a job between them.
+ * @module
+ */
+
+/**
+ * Where a job is in its life.
+ * - `queued`: waiting to run (due when `runAt` has passed).
+ * - `retrying`: an attempt failed or was lost; waiting for its backoff (`runAt`) to run again.
+ * - `running`: claimed by a worker that holds its lease.
+ * - `completed`: a handler returned successfully. Final.
+ * - `dead`: retries exhausted, non-retryable failure, invalid payload or poison. The dead letters. Final unless
+ *   an operator retries it.
+ * - `cancelled`: an operator cancelled it. Final.
+ */
+export type JobState = 'queued' | 'retrying' | 'running' | 'completed' | 'dead' | 'cancelled';
+
+/** Every job state, in display order. */
+export const JOB_STATES: readonly JobState[] = ['queued', 'retrying', 'running', 'completed', 'dead', 'cancelled'];
+
+/** States in which a job may still run; a dedup `key` is unique among jobs in these states. */
+export const ACTIVE_STATES: readonly JobState[] = ['queued', 'retrying', 'running'];
+
+/**
+ * How one attempt ended.
+ * - `completed`: the handler returned.
+ * - `failed`: the handler threw (or the job's name is unknown to the worker).
+ * - `timeout`: the handler ran past the job's `timeout`.
+ * - `lost`: the worker's lease expired (process died, paused, or lost the database) and the job was rescued.
+ * - `aborted`: graceful shutdown ran out of grace time; the job was returned for retry.
+ * - `invalid`: the stored payload no longer passed the job's schema; the handler never ran.
+ * - `cancelled`: an operator cancelled the job while this attempt was running.
+ */
+export type AttemptOutcome = 'completed' | 'failed' | 'timeout' | 'lost' | 'aborted' | 'invalid' | 'cancelled';
+
+/** A serializable description of an error, as stored with a job and its attempts. */
+export interface ErrorInfo {
+  /** The error's class name, e.g. `"TypeError"`. */
+  name: string;
+  message: string;
+  stack?: string;
+  /** Schema issues, for `invalid` outcomes. */
+  issues?: { message: string; path: (string | number)[] }[];
+}
+
+/** A job as stored. */
+export interface JobRow {
+  /** Database id, as a decimal string (PostgreSQL `bigint` does not fit a JS number in general). */
+  id: string;
+  name: string;
+  queue: string;
+  /** The JSON payload, parsed. */
+  payload: unknown;
+  state: JobState;
+  /** Lower runs first. */
+  priority: number;
+  /** When the job is (or was) due. */
+  runAt: Date;
+  /** Attempts started so far (incremented by each claim). */
+  attempt: number;
+  maxAttempts: number;
+  /** Times an attempt's lease expired and the job was rescued. */
+  lostCount: number;
+  /** Incremented by every claim; post-claim writes must present it. 0 before the first claim. */
+  leaseToken: number;
+  /** Worker id holding the lease, while `running`. */
+  leaseWorker: string | null;
+  /** When the lease expires (database time), while `running`. */
+  leaseExpiresAt: Date | null;
+  /** When the current or last attempt started. */
+  startedAt: Date | null;
+  /** Dedup key, if any. */
+  key: string | null;
+  /** The last attempt's error, if it failed. */
+  lastError: ErrorInfo | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** When the job reached a final state. */
+  finishedAt: Date | null;
+}
+
+/** One finished attempt of a job. A running attempt is described by the job row itself. */
+export interface AttemptRow {
+  jobId: string;
+  /** 1-based attempt number. */
+  attempt: number;
+  leaseToken: number;
+  workerId: string | null;
+  startedAt: Date | null;
+  finishedAt: Date;
+  outcome: AttemptOutcome;
+  error: ErrorInfo | null;
+}
+
+/** Counts for one queue. */
+export interface QueueStats {
+  queue: string;
+  paused: boolean;
+  counts: Record<JobState, number>;
+  /** Age in ms of the oldest due `queued`/`retrying` job (how far behind the queue is), 0 when none. */
+  lagMs: number;
+}

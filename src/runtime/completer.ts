@@ -1,0 +1,106 @@
+import type { Clock } from '../clock/clock.js';
+import type { Driver, JobFinish } from '../driver/driver.js';
+
+/** Whether a finish was committed or rejected as stale. */
+export type FinishResult = 'applied' | 'stale';
+
+interface Pending {
+  item: JobFinish;
+  resolve: (result: FinishResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Options for {@link Completer}. */
+export interface CompleterOptions {
+  driver: Driver;
+  clock: Clock;
+  /** Most items written by one statement. @default 500 */
+  maxBatch?: number;
+  /** Called when a write fails; the completer keeps the items and tries again. */
+  onError: (error: unknown) => void;
+}
+
+/**
+ * Writes attempt endings in batches ("group commit"): while one batch is being written, new endings queue
+ * up and go in the next statement. Under light load every ending is written at once; under heavy load one
+ * round trip carries hundreds. Each ending stays guarded by its lease token in the driver.
+ *
+ * When the database is unreachable, batches are retried with backoff until {@link Completer.close} gives up
+ * on them; the jobs are then rescued after their leases expire, which is the at-least-once fallback.
+ */
+export class Completer {
+  readonly #driver: Driver;
+  readonly #clock: Clock;
+  readonly #maxBatch: number;
+  readonly #onError: (error: unknown) => void;
+  #queue: Pending[] = [];
+  #flushing: Promise<void> | null = null;
+  #closing = new AbortController();
+
+  constructor(options: CompleterOptions) {
+    this.#driver = options.driver;
+    this.#clock = options.clock;
+    this.#maxBatch = options.maxBatch ?? 500;
+    this.#onError = options.onError;
+  }
+
+  /** Number of endings not yet written. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Queues an ending; resolves once it is committed or found stale. */
+  finish(item: JobFinish): Promise<FinishResult> {
+    if (this.#closing.signal.aborted) return Promise.reject(new Error('Expected an open completer, got one already closed'));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      this.#flushing ??= this.#flushLoop();
+    });
+  }
+
+  /** Resolves when everything queued so far is written (or given up on). */
+  async drained(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  /**
+   * Stops retrying failed writes after `deadlineMs`; pending endings are rejected so callers can move on.
+   */
+  async close(deadlineMs: number): Promise<void> {
+    const cancel = this.#clock.setTimer(deadlineMs, () => this.#closing.abort());
+    try {
+      await this.drained();
+    } finally {
+      cancel();
+      this.#closing.abort();
+    }
+  }
+
+  async #flushLoop(): Promise<void> {
+    try {
+      // Yield once so endings produced in the same tick share the first batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      let failures = 0;
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.slice(0, this.#maxBatch);
+        try {
+          const result = await this.#driver.jobFinishMany({ items: batch.map((p) => p.item), now: this.#clock.sqlNow() });
+          this.#queue.splice(0, batch.length);
+          failures = 0;
+          const stale = new Set(result.stale);
+          for (const p of batch) p.resolve(stale.has(p.item.id) ? 'stale' : 'applied');
+        } catch (error) {
+          this.#onError(error);
+          if (this.#closing.signal.aborted) {
+            for (const p of this.#queue.splice(0)) p.reject(error);
+            break;
+          }
+          failures += 1;
+          await this.#clock.sleep(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)), this.#closing.signal);
+        }
+      }
+    } finally {
+      this.#flushing = null;
+    }
+  }
+}

@@ -1,0 +1,45 @@
+/** What {@link handleShutdownSignals} needs: something that stops gracefully and then closes. */
+export interface Stoppable {
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Options for {@link handleShutdownSignals}. */
+export interface ShutdownSignalOptions {
+  /** @default ["SIGTERM", "SIGINT"] */
+  signals?: NodeJS.Signals[];
+  /** Exit the process after a graceful stop (code 0) and on a second signal (code 130). @default true */
+  exit?: boolean;
+  /** Called when the first signal arrives, e.g. to log. */
+  onSignal?: (signal: NodeJS.Signals) => void;
+}
+
+/**
+ * First SIGTERM/SIGINT: stop claiming, let in-flight jobs finish within the grace period, then close.
+ * Second signal: exit at once (jobs still running are rescued by another worker after their lease expires).
+ * Returns a function that removes the handlers. Warden never installs these by itself.
+ */
+export function handleShutdownSignals(target: Stoppable, options: ShutdownSignalOptions = {}): () => void {
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  const exit = options.exit ?? true;
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      if (exit) process.exit(130);
+      return;
+    }
+    stopping = true;
+    options.onSignal?.(signal);
+    void target
+      .stop()
+      .then(() => target.close())
+      .then(
+        () => exit && process.exit(0),
+        () => exit && process.exit(1),
+      );
+  };
+  for (const s of signals) process.on(s, handler);
+  return () => {
+    for (const s of signals) process.off(s, handler);
+  };
+}

@@ -1,0 +1,70 @@
+import { InvalidOptionError } from '../errors.js';
+import { type Duration, parseDuration } from '../validation/duration.js';
+import { validateName } from '../validation/names.js';
+
+/** Options for `warden.start()` and `warden worker`. */
+export interface WorkerOptions {
+  /** Queues to claim from. @default every queue of the registered jobs */
+  queues?: string[];
+  /** Jobs run at once by this process. @default 10 */
+  concurrency?: number;
+  /** Most jobs claimed by one statement. @default concurrency */
+  batchSize?: number;
+  /** How often to look for due jobs when no wake-up arrives (delayed jobs, other processes on SQLite). @default "1s" */
+  pollInterval?: Duration;
+  /** How long a claim is valid without a heartbeat; a job whose worker died is rescued after this. @default "30s" */
+  lease?: Duration;
+  /** How often leases are renewed. Must be shorter than `lease`. @default "10s" */
+  heartbeat?: Duration;
+  /** On stop, how long in-flight jobs get to finish before they are aborted and returned for retry. @default "25s" */
+  grace?: Duration;
+  /** How often to look for expired leases to rescue. @default "5s" */
+  rescueInterval?: Duration;
+  /** A job lost (lease expired) this many times is dead-lettered as poison. @default 3 */
+  maxLost?: number;
+}
+
+/** Worker options with defaults applied and validated. */
+export interface ResolvedWorkerOptions {
+  queues: string[];
+  concurrency: number;
+  batchSize: number;
+  pollMs: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  graceMs: number;
+  rescueMs: number;
+  maxLost: number;
+}
+
+function positiveInt(field: string, value: unknown, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidOptionError(field, value, `an integer from 1 to ${max}`);
+  }
+  return value;
+}
+
+/**
+ * Applies defaults and validates, naming the field at fault.
+ * @throws InvalidOptionError, InvalidDurationError, InvalidNameError
+ */
+export function resolveWorkerOptions(options: WorkerOptions, defaultQueues: string[]): ResolvedWorkerOptions {
+  const queues = (options.queues ?? defaultQueues).map((q) => validateName('queues[]', q));
+  if (queues.length === 0) throw new InvalidOptionError('queues', options.queues, 'at least one queue (or registered jobs to take them from)');
+  const concurrency = positiveInt('concurrency', options.concurrency ?? 10, 10_000);
+  const batchSize = positiveInt('batchSize', options.batchSize ?? concurrency, 10_000);
+  const leaseMs = parseDuration('lease', options.lease ?? '30s', { allowZero: false });
+  const heartbeatMs = parseDuration('heartbeat', options.heartbeat ?? '10s', { allowZero: false });
+  if (heartbeatMs >= leaseMs) throw new InvalidOptionError('heartbeat', options.heartbeat ?? '10s', `a duration shorter than lease (${leaseMs}ms)`);
+  return {
+    queues: [...new Set(queues)],
+    concurrency,
+    batchSize,
+    pollMs: parseDuration('pollInterval', options.pollInterval ?? '1s', { allowZero: false }),
+    leaseMs,
+    heartbeatMs,
+    graceMs: parseDuration('grace', options.grace ?? '25s'),
+    rescueMs: parseDuration('rescueInterval', options.rescueInterval ?? '5s', { allowZero: false }),
+    maxLost: positiveInt('maxLost', options.maxLost ?? 3, 1_000),
+  };
+}

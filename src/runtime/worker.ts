@@ -1,0 +1,246 @@
+import { LeaseLostError, ShutdownAbortError } from '../errors.js';
+import type { JobRow } from '../job/job-record.js';
+import { Attempt, type AttemptDeps, ref } from './attempt.js';
+import { Completer } from './completer.js';
+import type { ResolvedWorkerOptions } from './worker-options.js';
+import { PeriodicTask } from './service.js';
+import { Wakeup } from './wakeup.js';
+
+/** Counters a worker keeps since it was created. */
+export interface WorkerCounters {
+  claimed: number;
+  /** Writes (heartbeats, endings) rejected because the attempt no longer held its lease. */
+  staleWritesRejected: number;
+  rescued: number;
+  /** Jobs aborted at the end of a shutdown grace period and returned for retry. */
+  abortedOnShutdown: number;
+}
+
+/** What {@link Worker.drain} did. */
+export interface DrainResult {
+  /** Attempts run. */
+  attempts: number;
+}
+
+/**
+ * The worker runtime of one process: a claim loop, attempts running concurrently, a heartbeater renewing
+ * their leases, a rescuer for other workers' expired leases, and a completer writing endings in batches.
+ *
+ * Shutdown (`stop`): claiming stops at once; in-flight attempts get `graceMs` to finish; the rest are aborted
+ * through their signal and returned for retry with the attempt counted. Safe to call twice or before `start`.
+ */
+export class Worker {
+  readonly id: string;
+  readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0 };
+  readonly #deps: Omit<AttemptDeps, 'completer' | 'onStaleWrite'>;
+  readonly #options: ResolvedWorkerOptions;
+  readonly #completer: Completer;
+  readonly #attemptDeps: AttemptDeps;
+  readonly #inFlight = new Map<string, { attempt: Attempt; settled: Promise<void> }>();
+  readonly #wakeup: Wakeup;
+  readonly #heartbeater: PeriodicTask;
+  readonly #rescuer: PeriodicTask;
+  #loop: { controller: AbortController; done: Promise<void> } | null = null;
+  #unlisten: (() => Promise<void>) | null = null;
+  #stopping: Promise<void> | null = null;
+  /** The last claim filled every slot it asked for, so more jobs are probably due. */
+  #maybeMore = true;
+  #slotFreed: (() => void) | null = null;
+
+  constructor(deps: Omit<AttemptDeps, 'completer' | 'onStaleWrite'>, options: ResolvedWorkerOptions) {
+    this.id = deps.workerId;
+    this.#deps = deps;
+    this.#options = options;
+    const onError = (context: string) => (error: unknown) => deps.events.emit('error', { error, context });
+    this.#completer = new Completer({ driver: deps.driver, clock: deps.clock, onError: onError('writing attempt endings') });
+    this.#attemptDeps = { ...deps, completer: this.#completer, onStaleWrite: () => this.counters.staleWritesRejected++ };
+    this.#wakeup = new Wakeup(deps.clock);
+    this.#heartbeater = new PeriodicTask({ clock: deps.clock, intervalMs: options.heartbeatMs, tick: () => this.#heartbeat(), onError: onError('renewing leases') });
+    this.#rescuer = new PeriodicTask({ clock: deps.clock, intervalMs: options.rescueMs, tick: () => this.rescue(), onError: onError('rescuing expired leases'), runFirstAtOnce: true });
+  }
+
+  /** Attempts running now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** The resolved options this worker runs with. */
+  get options(): Readonly<ResolvedWorkerOptions> {
+    return this.#options;
+  }
+
+  /** Begins claiming and running jobs. Calling it again while running does nothing. */
+  async start(): Promise<void> {
+    if (this.#loop || this.#stopping) return;
+    const controller = new AbortController();
+    this.#loop = { controller, done: Promise.resolve() };
+    const { driver, events } = this.#deps;
+    if (driver.capabilities.listenNotify && driver.listen) {
+      this.#unlisten = await driver.listen({
+        onWake: (queue) => this.notify(queue),
+        onReconnect: () => this.notify(),
+        onError: (error) => events.emit('error', { error, context: 'listening for wake-ups' }),
+      });
+    }
+    this.#heartbeater.start();
+    this.#rescuer.start();
+    this.#loop.done = this.#claimLoop(controller.signal);
+    events.emit('worker:started', { workerId: this.id, queues: this.#options.queues, concurrency: this.#options.concurrency });
+  }
+
+  /** Says that jobs may be due in `queue` (or in any queue): the claim loop looks at once. */
+  notify(queue?: string): void {
+    if (queue !== undefined && !this.#options.queues.includes(queue)) return;
+    this.#maybeMore = true;
+    this.#wakeup.wake();
+  }
+
+  /** Graceful shutdown; see the class comment. Resolves when done. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  /**
+   * Runs every due job now, in this process, until none is due; then returns. For tests and scripts; do not
+   * combine with `start()` on the same worker.
+   */
+  async drain(): Promise<DrainResult> {
+    let attempts = 0;
+    this.#heartbeater.start();
+    try {
+      for (;;) {
+        const rows = await this.#claim(this.#options.concurrency);
+        if (rows.length === 0) break;
+        attempts += rows.length;
+        await Promise.all(rows.map((row) => this.#begin(row)));
+      }
+      await this.#completer.drained();
+    } finally {
+      await this.#heartbeater.stop();
+    }
+    return { attempts };
+  }
+
+  /** One rescue pass over expired leases (also run periodically while started). */
+  async rescue(): Promise<void> {
+    const { driver, clock, events } = this.#deps;
+    const rescued = await driver.jobRescue({ maxLost: this.#options.maxLost, limit: 500, now: clock.sqlNow() });
+    for (const job of rescued) {
+      this.counters.rescued++;
+      events.emit('job:rescued', { job: ref(job), attempt: job.attempt, nextState: job.state });
+      const error = { name: 'LeaseExpiredError', message: 'Expected a heartbeat before the lease expired, got none' };
+      if (job.state === 'dead') events.emit('job:dead', { job: ref(job), attempt: job.attempt, reason: 'lost', error });
+    }
+    if (rescued.some((j) => j.state === 'retrying')) this.notify();
+  }
+
+  async #claimLoop(signal: AbortSignal): Promise<void> {
+    const { clock, events } = this.#deps;
+    let failures = 0;
+    while (!signal.aborted) {
+      const free = this.#options.concurrency - this.#inFlight.size;
+      if (free > 0 && this.#maybeMore) {
+        const limit = Math.min(free, this.#options.batchSize);
+        let rows: JobRow[];
+        try {
+          rows = await this.#claim(limit);
+          failures = 0;
+        } catch (error) {
+          events.emit('error', { error, context: 'claiming jobs' });
+          failures++;
+          await clock.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), signal);
+          continue;
+        }
+        // A claim that was in flight when shutdown began still runs its jobs: they are ours now.
+        for (const row of rows) void this.#begin(row);
+        this.#maybeMore = rows.length === limit;
+        if (this.#maybeMore && this.#inFlight.size < this.#options.concurrency) continue;
+      }
+      if (this.#inFlight.size >= this.#options.concurrency) {
+        // Full: wait for a slot (or shutdown), not for the poll timer.
+        await new Promise<void>((resolve) => {
+          const onAbort = () => resolve();
+          this.#slotFreed = () => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+        });
+        continue;
+      }
+      await this.#wakeup.wait(this.#options.pollMs, signal);
+      // The poll timer elapsing (or a wake-up) is a reason to look again.
+      this.#maybeMore = true;
+    }
+  }
+
+  async #claim(limit: number): Promise<JobRow[]> {
+    const { driver, clock, events } = this.#deps;
+    const rows = await driver.jobClaim({ queues: this.#options.queues, limit, workerId: this.id, leaseMs: this.#options.leaseMs, now: clock.sqlNow() });
+    this.counters.claimed += rows.length;
+    if (rows.length > 0) events.emit('worker:claimed', { workerId: this.id, count: rows.length });
+    return rows;
+  }
+
+  #begin(row: JobRow): Promise<void> {
+    const attempt = new Attempt(row, this.#attemptDeps);
+    const settled = attempt.run().finally(() => {
+      this.#inFlight.delete(row.id);
+      const resolve = this.#slotFreed;
+      this.#slotFreed = null;
+      resolve?.();
+    });
+    this.#inFlight.set(row.id, { attempt, settled });
+    return settled;
+  }
+
+  async #heartbeat(): Promise<void> {
+    const live = [...this.#inFlight.values()].map((f) => f.attempt).filter((a) => !a.done);
+    if (live.length === 0) return;
+    const { driver, clock, events } = this.#deps;
+    const result = await driver.jobHeartbeat({ leases: live.map((a) => ({ id: a.row.id, leaseToken: a.row.leaseToken })), leaseMs: this.#options.leaseMs, now: clock.sqlNow() });
+    if (result.stale.length === 0) return;
+    const stale = new Set(result.stale);
+    for (const attempt of live) {
+      // An attempt that ended while the heartbeat was in flight is not stale, just finished.
+      if (!stale.has(attempt.row.id) || attempt.done) continue;
+      attempt.done = true;
+      this.counters.staleWritesRejected++;
+      events.emit('job:stale-write-rejected', { jobId: attempt.row.id, leaseToken: attempt.row.leaseToken, write: 'heartbeat' });
+      attempt.controller.abort(new LeaseLostError(attempt.row.id, attempt.row.leaseToken, 'a lease that expired, was cancelled, or was taken over'));
+    }
+  }
+
+  async #shutdown(): Promise<void> {
+    const { clock, events } = this.#deps;
+    const loop = this.#loop;
+    if (!loop) return;
+    events.emit('worker:draining', { workerId: this.id, inFlight: this.#inFlight.size });
+    loop.controller.abort();
+    await loop.done;
+    const graceOver = new AbortController();
+    const everyoneDone = Promise.all([...this.#inFlight.values()].map((f) => f.settled));
+    const finishedInTime = await Promise.race([everyoneDone.then(() => true), clock.sleep(this.#options.graceMs, graceOver.signal).then(() => false)]);
+    graceOver.abort();
+    let aborted = 0;
+    if (!finishedInTime) {
+      const error = new ShutdownAbortError(this.#options.graceMs);
+      const endings: Promise<void>[] = [];
+      for (const { attempt } of this.#inFlight.values()) {
+        if (attempt.done) continue;
+        aborted++;
+        attempt.controller.abort(error);
+        const state = attempt.row.attempt >= attempt.row.maxAttempts ? 'dead' : 'queued';
+        endings.push(attempt.end('aborted', state, 0, { name: error.name, message: error.message }));
+      }
+      this.counters.abortedOnShutdown += aborted;
+      await Promise.all(endings);
+    }
+    await this.#completer.close(5_000);
+    await Promise.all([this.#heartbeater.stop(), this.#rescuer.stop()]);
+    await this.#unlisten?.();
+    this.#unlisten = null;
+    events.emit('worker:stopped', { workerId: this.id, aborted });
+  }
+}

@@ -1,0 +1,133 @@
+import { Cron } from 'croner';
+import { createHash } from 'node:crypto';
+import { InvalidOptionError } from '../errors.js';
+import { type JobDefinition, validatePriority } from '../job/define-job.js';
+import { type Duration, parseDuration } from '../validation/duration.js';
+import { validateName } from '../validation/names.js';
+
+/** What to do with a tick while the previous run of the same schedule is still queued or running. */
+export type OverlapPolicy = 'skip' | 'queue-one' | 'allow' | 'replace';
+/** What to do with ticks missed while no scheduler was running. */
+export type MisfirePolicy = 'skip' | 'run-once' | 'catch-up';
+
+/** Options for {@link defineSchedule}. */
+export interface ScheduleOptions<TInput> {
+  /** Unique schedule name, `^[a-z0-9][a-z0-9._-]{0,63}$`. A renamed schedule is a new schedule. */
+  name: string;
+  /** A cron pattern (5 fields, or 6 with seconds first; `L`, `W`, `#` supported). Exactly one of `cron`/`every`. */
+  cron?: string;
+  /** A fixed interval, e.g. `"5m"`; ticks fall on multiples of it since the Unix epoch, so every instance agrees. */
+  every?: Duration;
+  /** IANA time zone the cron pattern is read in. @default "UTC" */
+  timezone?: string;
+  /** The job each tick enqueues. */
+  job: JobDefinition<TInput, any>;
+  /** The payload, or a function computing it at each tick. @default {} */
+  payload?: TInput | ((tick: { tickAt: Date; scheduleName: string }) => TInput);
+  /** Overrides the job's queue. */
+  queue?: string;
+  /** Overrides the job's priority. */
+  priority?: number;
+  /**
+   * While the previous run is still queued or running: `skip` the tick (recorded and counted), `queue-one`
+   * (at most one waiting), `allow` overlapping runs, or `replace` (cancel the previous run through its signal).
+   * @default "skip"
+   */
+  overlap?: OverlapPolicy;
+  /**
+   * Ticks later than `grace` are missed (all schedulers were down). `skip`: none run; `run-once`: one run if the
+   * newest missed tick is within `within`; `catch-up`: one run per missed tick within `within`, at most
+   * `maxCount` (the newest).
+   * @default { policy: "run-once", within: one interval plus grace, maxCount: 100, grace: "1m" }
+   */
+  misfire?: { policy?: MisfirePolicy; within?: Duration; maxCount?: number; grace?: Duration };
+  /** Missed-run expectation, read by alerting: a successful run is expected within this after each tick. */
+  expect?: { within: Duration; maxRuntime?: Duration };
+}
+
+/** A validated schedule, registered with `createWarden({ schedules })`. */
+export interface ScheduleDefinition {
+  readonly name: string;
+  readonly cron: string | null;
+  readonly everyMs: number | null;
+  readonly timezone: string;
+  readonly job: JobDefinition<any, any>;
+  readonly payload: (tick: { tickAt: Date; scheduleName: string }) => unknown;
+  readonly queue: string;
+  readonly priority: number;
+  readonly overlap: OverlapPolicy;
+  readonly misfire: { policy: MisfirePolicy; withinMs: number | null; maxCount: number; graceMs: number };
+  readonly expect: { withinMs: number; maxRuntimeMs: number | null } | null;
+  /** Hash of everything that decides when and what fires; a changed hash resets the schedule's next tick. */
+  readonly definitionHash: string;
+  /** The first tick strictly after `after`, or null when the pattern never fires again. */
+  nextTick(after: Date): Date | null;
+}
+
+const OVERLAPS: readonly OverlapPolicy[] = ['skip', 'queue-one', 'allow', 'replace'];
+const MISFIRES: readonly MisfirePolicy[] = ['skip', 'run-once', 'catch-up'];
+
+/**
+ * Defines a schedule. Every field is validated here: a bad cron pattern, an unknown time zone or a bad policy
+ * throws an `InvalidOptionError` naming the field, before anything is written.
+ * @example
+ * defineSchedule({ name: "rescreen-customers", cron: "0 * * * *", timezone: "Europe/London", job: rescreen,
+ *   overlap: "skip", misfire: { policy: "run-once", within: "6h" }, expect: { within: "15m" } });
+ */
+export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): ScheduleDefinition {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('defineSchedule(options)', options, 'an object');
+  const name = validateName('schedule name', options.name);
+  const field = (f: string) => `${f} of schedule "${name}"`;
+  if (typeof options.job?.name !== 'string' || typeof options.job.handler !== 'function') throw new InvalidOptionError(field('job'), options.job, 'a job made with defineJob()');
+  if ((options.cron === undefined) === (options.every === undefined)) throw new InvalidOptionError(field('cron/every'), options.cron ?? options.every, 'exactly one of cron or every');
+  const timezone = options.timezone ?? 'UTC';
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+  } catch {
+    throw new InvalidOptionError(field('timezone'), timezone, 'an IANA time zone such as "Europe/London"');
+  }
+  let cron: Cron | null = null;
+  let everyMs: number | null = null;
+  if (options.cron !== undefined) {
+    if (typeof options.cron !== 'string') throw new InvalidOptionError(field('cron'), options.cron, 'a cron pattern string');
+    try {
+      cron = new Cron(options.cron, { timezone, paused: true });
+    } catch (error) {
+      throw new InvalidOptionError(field('cron'), options.cron, `a valid cron pattern (${(error as Error).message})`);
+    }
+  } else {
+    everyMs = parseDuration(field('every'), options.every, { allowZero: false });
+    if (everyMs < 1000) throw new InvalidOptionError(field('every'), options.every, 'an interval of at least 1s');
+  }
+  const overlap = options.overlap ?? 'skip';
+  if (!OVERLAPS.includes(overlap)) throw new InvalidOptionError(field('overlap'), overlap, OVERLAPS.map((o) => `"${o}"`).join(', '));
+  const m = options.misfire ?? {};
+  const policy = m.policy ?? 'run-once';
+  if (!MISFIRES.includes(policy)) throw new InvalidOptionError(field('misfire.policy'), policy, MISFIRES.map((o) => `"${o}"`).join(', '));
+  const maxCount = m.maxCount ?? 100;
+  if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > 10_000) throw new InvalidOptionError(field('misfire.maxCount'), maxCount, 'an integer from 1 to 10000');
+  const misfire = {
+    policy,
+    withinMs: m.within === undefined ? null : parseDuration(field('misfire.within'), m.within, { allowZero: false }),
+    maxCount,
+    graceMs: parseDuration(field('misfire.grace'), m.grace ?? '1m'),
+  };
+  const expect = options.expect === undefined ? null : {
+    withinMs: parseDuration(field('expect.within'), options.expect?.within, { allowZero: false }),
+    maxRuntimeMs: options.expect.maxRuntime === undefined ? null : parseDuration(field('expect.maxRuntime'), options.expect.maxRuntime, { allowZero: false }),
+  };
+  const queue = validateName(field('queue'), options.queue ?? options.job.queue);
+  const priority = validatePriority(field('priority'), options.priority ?? options.job.priority);
+  const payloadOption = options.payload;
+  const payload = typeof payloadOption === 'function'
+    ? (payloadOption as (tick: { tickAt: Date; scheduleName: string }) => unknown)
+    : () => (payloadOption === undefined ? {} : payloadOption);
+  const nextTick = cron
+    ? (after: Date) => cron.nextRun(after)
+    : (after: Date) => new Date((Math.floor(after.getTime() / everyMs!) + 1) * everyMs!);
+  const definitionHash = createHash('sha256')
+    .update(JSON.stringify([options.cron ?? null, everyMs, timezone, options.job.name, queue, priority, overlap, misfire, expect]))
+    .digest('hex')
+    .slice(0, 16);
+  return Object.freeze({ name, cron: options.cron ?? null, everyMs, timezone, job: options.job, payload, queue, priority, overlap, misfire, expect, definitionHash, nextTick });
+}

@@ -1,0 +1,44 @@
+import { InvalidNameError } from '../errors.js';
+
+/** Pattern for job and queue names: lowercase ASCII, digits, `.`, `_`, `-`; 1–64 characters. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** Pattern for a PostgreSQL schema name Warden will create and use: a plain lowercase SQL identifier. */
+export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Pattern for a dedup key: any printable text up to 255 characters, no control characters. */
+export const KEY_PATTERN = /^[^\u0000-\u001f\u007f]{1,255}$/;
+
+/**
+ * Checks a job or queue name against {@link NAME_PATTERN} and returns it.
+ * @throws InvalidNameError naming the field, before any SQL is built.
+ */
+export function validateName(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {
+    throw new InvalidNameError(field, value, `match ${NAME_PATTERN}`);
+  }
+  return value;
+}
+
+/**
+ * Checks a PostgreSQL schema name against {@link SCHEMA_PATTERN}. Schema names are the only identifiers
+ * interpolated into SQL text, so this check is what keeps that safe.
+ * @throws InvalidNameError
+ */
+export function validateSchemaName(value: unknown): string {
+  if (typeof value !== 'string' || !SCHEMA_PATTERN.test(value)) {
+    throw new InvalidNameError('schema', value, `match ${SCHEMA_PATTERN}`);
+  }
+  return value;
+}
+
+/**
+ * Checks a deduplication key against {@link KEY_PATTERN}.
+ * @throws InvalidNameError
+ */
+export function validateKey(value: unknown): string {
+  if (typeof value !== 'string' || !KEY_PATTERN.test(value)) {
+    throw new InvalidNameError('key', value, 'be a string of 1-255 characters without control characters');
+  }
+  return value;
+}

@@ -1,0 +1,97 @@
+import { existsSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type CliDatabase, cli, cliJson, expectOneLineError, postgresDatabase, sqliteDatabase } from './cli-helpers.js';
+
+const cleanups: CliDatabase[] = [];
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((db) => db.cleanup()));
+});
+
+describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => {
+  it('applies migrations, then reports already up to date', async () => {
+    const db = kind === 'sqlite' ? await sqliteDatabase() : await postgresDatabase();
+    cleanups.push(db);
+
+    const pending = await cli(['migrate', '--status', '--check', ...db.args]);
+    expect(pending.code).toBe(1);
+    expect(pending.out).toMatch(/^pending {2}0001_initial$/m);
+
+    const first = await cli(['migrate', ...db.args]);
+    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\n', err: '' });
+
+    const second = await cli(['migrate', ...db.args]);
+    expect(second.code).toBe(0);
+    expect(second.out).toMatch(/^already up to date/);
+
+    const json = await cliJson(['migrate', ...db.args]);
+    expect(json).toEqual({ applied: [], current: ['0001_initial'] });
+
+    const status = await cliJson(['migrate', '--status', '--check', ...db.args]);
+    expect(status).toEqual({ applied: ['0001_initial'], pending: [] });
+  });
+});
+
+describe('database errors', () => {
+  it('rejects an unsupported database URL in one line', async () => {
+    expectOneLineError(await cli(['migrate', '--database', 'mysql://root:secret@localhost/db']), 1, /Expected a database URL starting with "sqlite:".*got "mysql:\/\/root:\*\*\*@localhost\/db"/);
+  });
+
+  it('reports an unreachable PostgreSQL in one line, password redacted', async () => {
+    const result = await cli(['stats', '--database', 'postgres://postgres:hunter2@127.0.0.1:1/test']);
+    expectOneLineError(result, 1, /Expected a reachable database at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/test, got ECONNREFUSED/);
+    expect(result.err).not.toContain('hunter2');
+  });
+
+  it('rejects an invalid schema name before connecting', async () => {
+    expectOneLineError(await cli(['migrate', '--database', 'postgres://postgres@127.0.0.1:1/test', '--schema', 'a;drop']), 1, /Expected schema to match/);
+  });
+
+  it('refuses to create an SQLite file for a command other than migrate', async () => {
+    const db = await sqliteDatabase();
+    cleanups.push(db);
+    expectOneLineError(await cli(['jobs', 'list', ...db.args]), 1, /Expected an SQLite database file at .*warden\.db, got no such file/);
+    expect(existsSync(db.file)).toBe(false);
+  });
+
+  it('asks for `warden migrate` when the schema is not migrated', async () => {
+    const db = await postgresDatabase();
+    cleanups.push(db);
+    expectOneLineError(await cli(['queues', 'list', ...db.args]), 1, /Expected the database schema to be migrated.*Run `warden migrate`/);
+  });
+
+  it('reports an SQLite file in a missing directory in one line', async () => {
+    expectOneLineError(await cli(['migrate', '--database', 'sqlite:/nonexistent-dir-warden/x.db']), 1, /Expected an SQLite database file that can be opened/);
+  });
+});
+
+describe('usage', () => {
+  it('reports an unknown option in one line with exit code 2', async () => {
+    expectOneLineError(await cli(['migrate', '--bogus']), 2, /unknown option '--bogus'/);
+  });
+
+  it('reports an unknown command with a suggestion in one line', async () => {
+    expectOneLineError(await cli(['jbos']), 2, /unknown command 'jbos'.*jobs/);
+  });
+
+  it('reports a missing argument in one line', async () => {
+    expectOneLineError(await cli(['enqueue', 'send-email']), 2, /missing required argument 'json'/);
+  });
+
+  it('prints help on stdout with exit code 0', async () => {
+    const result = await cli(['--help']);
+    expect(result.code).toBe(0);
+    expect(result.out).toContain('Usage: warden');
+    expect(result.out).toContain('enqueue');
+  });
+
+  it('rejects an unknown WARDEN_LOG_LEVEL in one line', async () => {
+    const previous = process.env.WARDEN_LOG_LEVEL;
+    process.env.WARDEN_LOG_LEVEL = 'loud';
+    try {
+      expectOneLineError(await cli(['migrate', '--database', 'sqlite::memory:']), 1, /Expected WARDEN_LOG_LEVEL to be one of/);
+    } finally {
+      if (previous === undefined) delete process.env.WARDEN_LOG_LEVEL;
+      else process.env.WARDEN_LOG_LEVEL = previous;
+    }
+  });
+});

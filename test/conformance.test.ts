@@ -1,0 +1,28 @@
+/**
+ * The driver conformance suite: every exercise in `test/conformance/` runs once per driver kind, so the
+ * SQLite and PostgreSQL drivers are held to one contract (docs/driver-contract.md).
+ * Set `WARDEN_TEST_DRIVERS=sqlite` (or `postgres`) to run against one driver only.
+ */
+import { describe } from 'vitest';
+import { exerciseDriverBasics } from './conformance/driver-basics.js';
+import { exerciseJobClaim } from './conformance/job-claim.js';
+import { exerciseJobInsert } from './conformance/job-insert.js';
+import { exerciseJobLease } from './conformance/job-lease.js';
+import { exerciseJobOperator } from './conformance/job-operator.js';
+import { exerciseJobRaces } from './conformance/job-races.js';
+import { exerciseJobRescue } from './conformance/job-rescue.js';
+import { exerciseMigration } from './conformance/migration.js';
+import { exerciseQueue } from './conformance/queue.js';
+import { DRIVER_KINDS } from './support/test-databases.js';
+
+describe.each(DRIVER_KINDS)('%s driver', (kind) => {
+  exerciseMigration(kind);
+  exerciseDriverBasics(kind);
+  exerciseJobInsert(kind);
+  exerciseJobClaim(kind);
+  exerciseJobLease(kind);
+  exerciseJobRescue(kind);
+  exerciseJobOperator(kind);
+  exerciseJobRaces(kind);
+  exerciseQueue(kind);
+});
