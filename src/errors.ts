@@ -212,3 +212,36 @@ export class KeyConflictError extends WardenError {
     this.existingJobId = existingJobId;
   }
 }
+
+/** No active schedule has that name. */
+export class ScheduleNotFoundError extends WardenError {
+  readonly scheduleName: string;
+  constructor(name: string) {
+    super('SCHEDULE_NOT_FOUND', `Expected the name of an active schedule, got ${describe(name)}`);
+    this.scheduleName = name;
+  }
+}
+
+/** A lease lock was lost: its renewal failed, it expired, or it was released. Used as the lease signal's reason. */
+export class LockLostError extends WardenError {
+  readonly lockName: string;
+  readonly token: number;
+  constructor(name: string, token: number, why: string) {
+    super('LOCK_LOST', `Expected to hold lock ${describe(name)} with token ${token}, got ${why}`);
+    this.lockName = name;
+    this.token = token;
+  }
+}
+
+/** A fence check failed: a newer token was granted, or the lease expired. The caller must not write. */
+export class FenceError extends WardenError {
+  readonly lockName: string;
+  readonly token: number;
+  readonly currentToken: number | null;
+  constructor(name: string, token: number, currentToken: number | null) {
+    super('FENCED', `Expected token ${token} to be the live holder of lock ${describe(name)}, got ${currentToken === null ? 'no grant' : `newest token ${currentToken}`} (or an expired lease)`);
+    this.lockName = name;
+    this.token = token;
+    this.currentToken = currentToken;
+  }
+}

@@ -1,11 +1,12 @@
 /**
- * Imports the application's jobs module (`--jobs ./dist/jobs.js`) and takes its job definitions.
+ * Imports the application's jobs module (`--jobs ./dist/jobs.js`) and takes its job definitions and schedules.
  * @module
  */
 import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { JobDefinition } from '../job/define-job.js';
+import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import { CliError } from './cli-error.js';
 
 /**
@@ -32,11 +33,46 @@ export function jobsFromModule(namespace: Record<string, unknown>): JobDefinitio
 }
 
 /**
- * Imports the module at `spec` (resolved relative to `cwd`) and returns its job definitions.
- * @param flag how the module was named, for messages, e.g. `"--jobs"`.
- * @throws CliError when the file does not exist, fails to load, or exports no job definitions.
+ * True for a value shaped like a {@link ScheduleDefinition} made with `defineSchedule()`: a string `name`, a
+ * function `nextTick` and a string `definitionHash`. Duck-typed like {@link looksLikeJobDefinition}.
  */
-export async function loadJobs(spec: string, options: { cwd?: string; flag?: string } = {}): Promise<JobDefinition<any, any>[]> {
+export function looksLikeScheduleDefinition(value: unknown): value is ScheduleDefinition {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { name?: unknown; nextTick?: unknown; definitionHash?: unknown };
+  return typeof v.name === 'string' && typeof v.nextTick === 'function' && typeof v.definitionHash === 'string';
+}
+
+/**
+ * Takes the schedules out of a module namespace: `export const schedules = [...]` (returned as it is; Warden
+ * checks each item), else every export that looks like a schedule definition (the same one exported twice counts
+ * once).
+ */
+export function schedulesFromModule(namespace: Record<string, unknown>): ScheduleDefinition[] {
+  if (Array.isArray(namespace.schedules)) return namespace.schedules as ScheduleDefinition[];
+  const found = new Set<ScheduleDefinition>();
+  for (const value of Object.values(namespace)) if (looksLikeScheduleDefinition(value)) found.add(value);
+  return [...found];
+}
+
+/** What a jobs module defines. */
+export interface JobsModule {
+  /** The module's absolute path. */
+  path: string;
+  /** Its job definitions (see {@link jobsFromModule}); may be empty when it defines schedules. */
+  jobs: JobDefinition<any, any>[];
+  /**
+   * Its schedules (see {@link schedulesFromModule}). Pass them to `createWarden({ schedules })`, which also
+   * registers each schedule's job.
+   */
+  schedules: ScheduleDefinition[];
+}
+
+/**
+ * Imports the module at `spec` (resolved relative to `cwd`) and returns its job definitions and schedules.
+ * @param flag how the module was named, for messages, e.g. `"--jobs"`.
+ * @throws CliError when the file does not exist, fails to load, or exports neither jobs nor schedules.
+ */
+export async function loadJobsModule(spec: string, options: { cwd?: string; flag?: string } = {}): Promise<JobsModule> {
   const flag = options.flag ?? '--jobs';
   const path = resolve(options.cwd ?? process.cwd(), spec);
   const info = await stat(path).catch(() => null);
@@ -55,10 +91,20 @@ export async function loadJobs(spec: string, options: { cwd?: string; flag?: str
     throw new CliError(`Expected the jobs module ${path} to load, got ${reason}${hint}`, { cause: error });
   }
   const jobs = jobsFromModule(namespace);
-  if (jobs.length === 0) {
+  const schedules = schedulesFromModule(namespace);
+  if (jobs.length === 0 && schedules.length === 0) {
     throw new CliError(
-      `Expected the jobs module ${path} to export job definitions (export default [...], export const jobs = [...], or named defineJob() exports), got none`,
+      `Expected the jobs module ${path} to export job definitions (export default [...], export const jobs = [...], or named defineJob() exports) or schedules (export const schedules = [...], or named defineSchedule() exports), got none`,
     );
   }
-  return jobs;
+  return { path, jobs, schedules };
+}
+
+/**
+ * Imports the module at `spec` and returns its job definitions (see {@link loadJobsModule}, which also returns
+ * its schedules).
+ * @throws CliError when the file does not exist, fails to load, or exports neither jobs nor schedules.
+ */
+export async function loadJobs(spec: string, options: { cwd?: string; flag?: string } = {}): Promise<JobDefinition<any, any>[]> {
+  return (await loadJobsModule(spec, options)).jobs;
 }

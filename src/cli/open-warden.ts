@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino';
 import { createWarden, type Warden } from '../client/warden.js';
 import { InvalidOptionError, MigrationRequiredError } from '../errors.js';
 import type { JobDefinition } from '../job/define-job.js';
+import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import { CliError, describeConnectionError } from './cli-error.js';
 
 /** Options every command accepts. */
@@ -49,6 +50,8 @@ export function cliActor(): string {
 export interface WithWardenOptions {
   /** Job definitions to register (needed to enqueue and to run a worker). @default [] */
   jobs?: JobDefinition<any, any>[];
+  /** Schedules to register (needed to run a scheduler and to trigger); their jobs are registered too. @default [] */
+  schedules?: ScheduleDefinition[];
   /**
    * Fail with "run `warden migrate`" unless the schema is migrated; for SQLite, also refuse to create a file
    * that does not exist yet. Off for `migrate` itself. @default true
@@ -81,7 +84,7 @@ export async function withWarden<T>(globals: GlobalOptions, options: WithWardenO
   if (requireMigrated && file !== null && !existsSync(resolve(file))) {
     throw new CliError(`Expected an SQLite database file at ${resolve(file)}, got no such file (create it with \`warden migrate\`)`);
   }
-  const warden = createWarden({ database: url, schema: globals.schema, jobs: options.jobs ?? [], logger: cliLogger() });
+  const warden = createWarden({ database: url, schema: globals.schema, jobs: options.jobs ?? [], schedules: options.schedules ?? [], logger: cliLogger() });
   try {
     if (requireMigrated) {
       const status = await warden.migrationStatus();

@@ -10,8 +10,10 @@ import { type CliIo, processIo } from './cli-io.js';
 import type { CommandRunner } from './commands/command-runner.js';
 import { registerEnqueueCommand } from './commands/enqueue.js';
 import { registerJobsCommands } from './commands/jobs.js';
+import { registerLocksCommands } from './commands/locks.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerQueuesCommands } from './commands/queues.js';
+import { registerSchedulesCommands } from './commands/schedules.js';
 import { registerStatsCommand } from './commands/stats.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { CLI_DEFAULT_DATABASE, CLI_DEFAULT_SCHEMA } from './open-warden.js';
@@ -32,7 +34,7 @@ function packageVersion(): string {
  */
 export function buildProgram(io: CliIo, run: CommandRunner): Command {
   const program = new Command('warden')
-    .description('Durable background jobs on SQLite or PostgreSQL: migrate, run workers, enqueue and operate on jobs.')
+    .description('Durable background jobs on SQLite or PostgreSQL: migrate, run workers and schedulers, enqueue and operate on jobs, schedules and locks.')
     .version(packageVersion(), '-V, --version')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: () => {} })
     .exitOverride()
@@ -46,6 +48,8 @@ export function buildProgram(io: CliIo, run: CommandRunner): Command {
   registerJobsCommands(program, run);
   registerQueuesCommands(program, run);
   registerStatsCommand(program, run);
+  registerSchedulesCommands(program, run);
+  registerLocksCommands(program, run);
   return program;
 }
 

@@ -3,6 +3,7 @@ import type { Clock } from '../clock/clock.js';
 import type { DatabaseOptions } from '../driver/create-driver.js';
 import type { Driver } from '../driver/driver.js';
 import type { JobDefinition } from '../job/define-job.js';
+import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import type { WorkerOptions } from '../runtime/worker-options.js';
 import type { Duration } from '../validation/duration.js';
 
@@ -23,6 +24,15 @@ export interface WardenOptions {
   payloadLimit?: number;
   /** Defaults for `start()`. */
   worker?: WorkerOptions;
+  /** Schedules this process fires (their jobs are registered too). Names must be unique. @default [] */
+  schedules?: ScheduleDefinition[];
+  /** Scheduler settings. */
+  scheduler?: {
+    /** How often due schedules are looked for. @default "1s" */
+    scanInterval?: Duration;
+    /** Emit `clock:skew` when this process's clock is off the database's by more than this. @default "30s" */
+    clockSkewWarning?: Duration;
+  };
   /** A pino logger. @default pino at level `process.env.WARDEN_LOG_LEVEL ?? "info"` */
   logger?: Logger;
   /** Replaces the system clock, e.g. with `FakeClock` from `warden/testing`. @default systemClock */
@@ -60,4 +70,12 @@ export interface EnqueueResult {
   /** True when an active job with the same key was returned instead of adding one. */
   duplicate: boolean;
   job: import('../job/job-record.js').JobRow;
+}
+
+/** Options for `warden.start()`: the worker's options, and which services to run. */
+export interface StartOptions extends WorkerOptions {
+  /** Run the worker (claim and run jobs). @default true */
+  worker?: boolean;
+  /** Run the scheduler (fire schedules). @default true when schedules are registered */
+  scheduler?: boolean;
 }

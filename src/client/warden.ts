@@ -6,16 +6,20 @@ import type { Driver, JobInsert, MigrateResult, MigrationStatus } from '../drive
 import { InvalidOptionError, MigrationRequiredError, UnknownJobError } from '../errors.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
-import { type JobDefinition, validatePriority } from '../job/define-job.js';
+import type { JobDefinition } from '../job/define-job.js';
 import type { AttemptRow, JobRow, JobState, QueueStats } from '../job/job-record.js';
 import { JOB_STATES } from '../job/job-record.js';
-import { assertValidPayload, encodeJson } from '../job/payload.js';
+import { buildJobInsert } from '../job/build-job-insert.js';
+import { LockManager } from '../lock/lock-manager.js';
 import { subscribeLogger } from '../runtime/log-subscriber.js';
+import type { ScheduleDefinition } from '../schedule/define-schedule.js';
+import { ScheduleOperations } from '../schedule/schedule-operations.js';
+import { Scheduler } from '../schedule/scheduler.js';
 import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker.js';
 import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
 import { parseDuration } from '../validation/duration.js';
-import { validateKey, validateName } from '../validation/names.js';
-import type { EnqueueOptions, EnqueueResult, WardenOptions } from './warden-options.js';
+import { validateName } from '../validation/names.js';
+import type { EnqueueOptions, EnqueueResult, StartOptions, WardenOptions } from './warden-options.js';
 
 /** Default payload limit: 256 KiB of UTF-8 JSON. */
 export const DEFAULT_PAYLOAD_LIMIT = 256 * 1024;
@@ -53,8 +57,17 @@ export class Warden {
   readonly #payloadLimit: number;
   readonly #workerDefaults: WorkerOptions;
   readonly #random: () => number;
+  readonly #schedules = new Map<string, ScheduleDefinition>();
+  readonly #schedulerOptions: { scanMs: number; skewWarnMs: number };
   #worker: Worker | null = null;
+  #scheduler: Scheduler | null = null;
   #closing: Promise<void> | null = null;
+  #manualScheduler: Scheduler | null = null;
+  #manualSynced = false;
+  /** Lease locks with fencing tokens, stored in the database. */
+  readonly locks: LockManager;
+  /** Operator actions on schedules: list, ticks, pause, resume, trigger. */
+  readonly schedules: ScheduleOperations;
 
   constructor(options: WardenOptions = {}) {
     const payloadLimit = options.payloadLimit ?? DEFAULT_PAYLOAD_LIMIT;
@@ -66,6 +79,19 @@ export class Warden {
       if (this.#registry.has(def.name)) throw new InvalidOptionError('jobs[]', def.name, 'unique job names; this name is registered twice');
       this.#registry.set(def.name, def);
     }
+    for (const schedule of options.schedules ?? []) {
+      if (typeof schedule?.name !== 'string' || typeof schedule.nextTick !== 'function') throw new InvalidOptionError('schedules[]', schedule, 'a schedule made with defineSchedule()');
+      if (this.#schedules.has(schedule.name)) throw new InvalidOptionError('schedules[]', schedule.name, 'unique schedule names; this name is registered twice');
+      this.#schedules.set(schedule.name, schedule);
+      // A schedule's job must be runnable here: register it, unless another definition already has its name.
+      const registered = this.#registry.get(schedule.job.name);
+      if (registered && registered !== schedule.job) throw new InvalidOptionError(`job of schedule "${schedule.name}"`, schedule.job.name, 'the same definition object that is registered in jobs under this name');
+      this.#registry.set(schedule.job.name, schedule.job);
+    }
+    this.#schedulerOptions = {
+      scanMs: parseDuration('scheduler.scanInterval', options.scheduler?.scanInterval ?? '1s', { allowZero: false }),
+      skewWarnMs: parseDuration('scheduler.clockSkewWarning', options.scheduler?.clockSkewWarning ?? '30s', { allowZero: false }),
+    };
     this.#payloadLimit = payloadLimit;
     this.#workerDefaults = options.worker ?? {};
     this.#random = options.random ?? Math.random;
@@ -77,6 +103,8 @@ export class Warden {
       ? createDriver({ ...options.databaseOptions, url: database, schema: options.schema, onError: (error) => this.events.emit('error', { error, context: 'idle database connection' }) })
       : database;
     subscribeLogger(this.events, this.logger);
+    this.locks = new LockManager({ driver: this.driver, clock: this.clock, events: this.events });
+    this.schedules = new ScheduleOperations({ driver: this.driver, clock: this.clock, events: this.events, definitions: this.#schedules, payloadLimit, onEnqueued: (q) => this.#worker?.notify(q) });
   }
 
   /** The registered job definitions, by name. */
@@ -133,24 +161,56 @@ export class Warden {
   }
 
   /**
-   * Starts this process's worker. Requires the schema to be migrated.
+   * Starts this process's worker and, when schedules are registered, its scheduler. Requires the schema to be
+   * migrated.
    * @throws MigrationRequiredError when migrations are pending.
    */
-  async start(options: WorkerOptions = {}): Promise<void> {
-    if (this.#worker) return;
-    const resolved = resolveWorkerOptions({ ...this.#workerDefaults, ...options }, this.#defaultQueues());
+  async start(options: StartOptions = {}): Promise<void> {
+    if (this.#worker || this.#scheduler) return;
+    const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, ...workerOptions } = options;
+    const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
     const status = await this.driver.migrationStatus();
     if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
-    this.#worker = this.#createWorker(resolved);
-    await this.#worker.start();
+    if (resolved) {
+      this.#worker = this.#createWorker(resolved);
+      await this.#worker.start();
+    }
+    if (runScheduler) {
+      this.#scheduler = this.#createScheduler();
+      this.#scheduler.start();
+    }
   }
 
-  /** Graceful shutdown of the worker (see `WorkerOptions.grace`). Safe to call twice or before `start`. */
+  /**
+   * Stops the scheduler, then gracefully stops the worker (see `WorkerOptions.grace`). Safe to call twice or
+   * before `start`; `start` may be called again afterwards.
+   */
   async stop(): Promise<void> {
+    const scheduler = this.#scheduler;
+    await scheduler?.stop();
+    if (this.#scheduler === scheduler) this.#scheduler = null;
     const worker = this.#worker;
     await worker?.stop();
     // A stopped worker cannot restart; forgetting it lets start() create a fresh one.
     if (this.#worker === worker) this.#worker = null;
+  }
+
+  /** The registered schedules, by name. */
+  get scheduleDefinitions(): ReadonlyMap<string, ScheduleDefinition> {
+    return this.#schedules;
+  }
+
+  /**
+   * One scheduler pass in this process, without starting anything: syncs the schedules (on the first call) and
+   * fires every due tick. For tests and scripts that drive time themselves.
+   */
+  async runSchedulerOnce(): Promise<number> {
+    this.#manualScheduler ??= this.#createScheduler();
+    if (!this.#manualSynced) {
+      await this.#manualScheduler.sync();
+      this.#manualSynced = true;
+    }
+    return this.#manualScheduler.scan();
   }
 
   /** Runs every due job now in this process, until none is due. For tests and scripts. */
@@ -236,22 +296,8 @@ export class Warden {
     return this.events.on(event, listener);
   }
 
-  async #prepare(item: EnqueueItem): Promise<JobInsert> {
-    const def = this.#resolveJob(item.job);
-    const options = item.options ?? {};
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
-    const queue = validateName('queue', options.queue ?? def.queue);
-    const priority = validatePriority('priority', options.priority ?? def.priority);
-    const key = options.key === undefined ? null : validateKey(options.key);
-    const delayMs = options.delay === undefined ? 0 : parseDuration('delay', options.delay);
-    let runAt: Date | null = null;
-    if (options.runAt !== undefined) {
-      if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) throw new InvalidOptionError('runAt', options.runAt, 'a valid Date');
-      runAt = options.runAt;
-    }
-    await assertValidPayload(def.name, def.schema, item.payload);
-    const payloadJson = encodeJson(`the payload of job "${def.name}"`, item.payload, this.#payloadLimit);
-    return { name: def.name, queue, payloadJson, priority, delayMs, runAt, maxAttempts: def.retry.maxAttempts, key };
+  #prepare(item: EnqueueItem): Promise<JobInsert> {
+    return buildJobInsert(this.#resolveJob(item.job), item.payload, item.options ?? {}, this.#payloadLimit);
   }
 
   #resolveJob(job: JobDefinition<any, any> | string): JobDefinition<any, any> {
@@ -278,7 +324,19 @@ export class Warden {
   }
 
   #defaultQueues(): string[] {
-    return [...new Set([...this.#registry.values()].map((d) => d.queue))];
+    return [...new Set([...[...this.#registry.values()].map((d) => d.queue), ...[...this.#schedules.values()].map((s) => s.queue)])];
+  }
+
+  #createScheduler(): Scheduler {
+    return new Scheduler({
+      driver: this.driver,
+      clock: this.clock,
+      events: this.events,
+      schedules: [...this.#schedules.values()],
+      payloadLimit: this.#payloadLimit,
+      ...this.#schedulerOptions,
+      onEnqueued: (queue) => this.#worker?.notify(queue),
+    });
   }
 
   #createWorker(options: ReturnType<typeof resolveWorkerOptions>): Worker {

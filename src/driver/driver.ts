@@ -15,6 +15,15 @@
  * @module
  */
 import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../job/job-record.js';
+import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from './lock-params.js';
+import type {
+  ScheduleAdvanceParams,
+  ScheduleAdvanceResult,
+  ScheduleRow,
+  ScheduleSyncParams,
+  ScheduleTickRow,
+  ScheduleTriggerParams,
+} from './schedule-params.js';
 
 /** What differs between databases, so core code never checks a driver's name. */
 export interface DriverCapabilities {
@@ -39,6 +48,10 @@ export interface JobInsert {
   runAt: Date | null;
   maxAttempts: number;
   key: string | null;
+  /** The schedule enqueuing this job (schedule writes only). @default null */
+  scheduleName?: string | null;
+  /** The tick it runs for (schedule writes only). @default null */
+  tickAt?: Date | null;
 }
 
 export interface JobInsertManyParams {
@@ -152,6 +165,12 @@ export interface Driver {
   /** Closes connections. Safe to call twice. */
   close(): Promise<void>;
 
+  /**
+   * Whether an error thrown by this driver may go away by itself (connection lost, server restarting, lock
+   * busy), as opposed to the database refusing the data for good (invalid input, constraint violation).
+   */
+  isTransientError(error: unknown): boolean;
+
   /** The database's current time. */
   dbNow(): Promise<Date>;
 
@@ -187,7 +206,38 @@ export interface Driver {
   migrate(): Promise<MigrateResult>;
   migrationStatus(): Promise<MigrationStatus>;
 
+  /** Takes the lock if free or expired: `token + 1` (1 for a new name), holder, `expires_at = now + ttlMs`. Null if held. */
+  lockAcquire(params: LockAcquireParams): Promise<LockGrant | null>;
+  /** Whether `token` is the newest grant and still unexpired. With `tx`, checks inside that transaction and holds the lock row until it ends. */
+  lockCheck(params: LockCheckParams): Promise<LockCheckResult>;
+  lockList(): Promise<LockRow[]>;
+  /** Frees the lock if `token` still holds it (the token is kept, so the next grant is higher). */
+  lockRelease(params: { name: string; token: number }): Promise<boolean>;
+  /** Extends an unexpired lease held with `token`; null when it was lost (expired or taken over). */
+  lockRenew(params: LockRenewParams): Promise<LockGrant | null>;
+
   queueList(): Promise<QueueStats[]>;
   queuePause(params: { queue: string }): Promise<void>;
   queueResume(params: { queue: string }): Promise<void>;
+
+  /**
+   * Handles due ticks of one schedule atomically: compare-and-swap of `next_run_at` (with the definition hash),
+   * then per tick a `schedule_ticks` row (its primary key forbids a second one) and, for fired ticks, the job.
+   * Nothing is written when the swap fails: another instance handled these ticks.
+   */
+  scheduleAdvance(params: ScheduleAdvanceParams): Promise<ScheduleAdvanceResult>;
+  /** Active, unpaused schedules whose `next_run_at <= now`, soonest first. */
+  scheduleDue(params: { now: Date | null; limit: number }): Promise<ScheduleRow[]>;
+  /** Every schedule not removed, by name, with its latest tick. */
+  scheduleList(): Promise<ScheduleRow[]>;
+  /** @throws ScheduleNotFoundError */
+  schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow>;
+  /** Unpauses and sets `next_run_at` (ticks during the pause are not misfires). @throws ScheduleNotFoundError */
+  scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow>;
+  /** Upserts the code's schedules; see {@link ScheduleSyncParams}. */
+  scheduleSync(params: ScheduleSyncParams): Promise<void>;
+  /** Tick history of a schedule, newest first. */
+  scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]>;
+  /** Enqueues one run now, recorded as a `triggered` tick with its actor. @throws ScheduleNotFoundError */
+  scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }>;
 }

@@ -45,6 +45,24 @@ export interface WardenEventMap {
   'worker:stopped': { workerId: string; aborted: number };
   /** A batch of claims came back (useful for tests and tracing the claim loop). */
   'worker:claimed': { workerId: string; count: number };
+  /** A schedule tick enqueued a run (`late`: standing in for missed ticks; `actor`: a manual trigger). */
+  'schedule:fired': { schedule: string; tickAt: Date; jobId: string; late: boolean; actor: string | null };
+  /** A tick was skipped because the previous run was still queued or running (overlap policy). */
+  'schedule:skipped': { schedule: string; tickAt: Date; reason: 'overlap'; activeJobId: string | null };
+  /** A tick was missed: no scheduler ran within its grace, and the misfire policy did not run it. */
+  'schedule:missed': { schedule: string; tickAt: Date };
+  /** Overlap `replace` cancelled the previous run(s). */
+  'schedule:replaced': { schedule: string; tickAt: Date; cancelledJobIds: string[] };
+  /** A schedule was paused, resumed or triggered by an operator. */
+  'schedule:operator-action': { schedule: string; action: 'pause' | 'resume' | 'trigger'; actor: string };
+  /** This process's clock differs from the database's by more than the warning threshold. */
+  'clock:skew': { skewMs: number; thresholdMs: number };
+  /** A lease lock was granted to this process. */
+  'lock:acquired': { name: string; token: number; holder: string };
+  /** A lease lock held by this process was lost (renewal refused, expired unrenewed). */
+  'lock:lost': { name: string; token: number; reason: string };
+  /** A lease lock was released by this process. */
+  'lock:released': { name: string; token: number };
   /** An internal error that Warden survived (database unreachable, listener lost, …). */
   error: { error: unknown; context: string };
 }

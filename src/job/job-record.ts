@@ -78,6 +78,10 @@ export interface JobRow {
   updatedAt: Date;
   /** When the job reached a final state. */
   finishedAt: Date | null;
+  /** The schedule that enqueued this job, if any. */
+  scheduleName: string | null;
+  /** The schedule tick this job runs for (the trigger time, for a manual trigger). */
+  tickAt: Date | null;
 }
 
 /** One finished attempt of a job. A running attempt is described by the job row itself. */

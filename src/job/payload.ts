@@ -28,6 +28,7 @@ function assertPlainJson(what: string, root: unknown): void {
       case 'string':
         // PostgreSQL's jsonb cannot store U+0000; refuse it on every driver so payloads stay portable.
         if (value.includes('\u0000')) throw new NonJsonValueError(what, path, 'a string containing U+0000 (NUL)');
+        if (!value.isWellFormed()) throw new NonJsonValueError(what, path, 'a string with a lone UTF-16 surrogate');
         return;
       case 'boolean':
         return;
@@ -54,7 +55,7 @@ function assertPlainJson(what: string, root: unknown): void {
         throw new NonJsonValueError(what, path, `an instance of ${obj.constructor?.name ?? 'a class'} (convert it to plain JSON first)`);
       }
       for (const [key, item] of Object.entries(obj)) {
-        if (key.includes('\u0000')) throw new NonJsonValueError(what, path, 'a key containing U+0000 (NUL)');
+        if (key.includes('\u0000') || !key.isWellFormed()) throw new NonJsonValueError(what, path, 'a key containing U+0000 (NUL) or a lone UTF-16 surrogate');
         visit(item, `${path}.${key}`, depth + 1);
       }
     }

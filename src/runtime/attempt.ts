@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
-import { JobTimeoutError, NonRetryableError, UnknownJobError } from '../errors.js';
+import { JobTimeoutError, NonRetryableError, PayloadValidationError, UnknownJobError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { AttemptOutcome, ErrorInfo, JobRow } from '../job/job-record.js';
@@ -59,8 +59,7 @@ export class Attempt {
       const outcome = await validateWithSchema(def.schema, row.payload);
       if (!outcome.ok) {
         // A stored payload that no longer validates will never validate: dead-letter it with the issues.
-        const message = outcome.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-        await this.end('invalid', 'dead', 0, { name: 'PayloadValidationError', message: `Expected a payload that satisfies the schema of job "${row.name}", got: ${message}`, issues: outcome.issues.map((i) => ({ message: i.message, path: [...i.path] })) });
+        await this.end('invalid', 'dead', 0, toErrorInfo(new PayloadValidationError(row.name, outcome.issues)));
         return;
       }
       payload = outcome.value;

@@ -1,6 +1,9 @@
 import type { Clock } from '../clock/clock.js';
 import type { Driver, JobFinish } from '../driver/driver.js';
 
+/** Failures of a single ending, written alone, before a non-transient error makes the completer give up on it. */
+const MAX_SINGLE_FAILURES = 3;
+
 /** Whether a finish was committed or rejected as stale. */
 export type FinishResult = 'applied' | 'stale';
 
@@ -81,12 +84,16 @@ export class Completer {
       // Yield once so endings produced in the same tick share the first batch.
       await new Promise<void>((resolve) => setImmediate(resolve));
       let failures = 0;
+      // After a failed batch, endings are written one at a time until one succeeds, so a single ending the
+      // database refuses cannot hold back the others.
+      let isolate = false;
       while (this.#queue.length > 0) {
-        const batch = this.#queue.slice(0, this.#maxBatch);
+        const batch = this.#queue.slice(0, isolate ? 1 : this.#maxBatch);
         try {
           const result = await this.#driver.jobFinishMany({ items: batch.map((p) => p.item), now: this.#clock.sqlNow() });
           this.#queue.splice(0, batch.length);
           failures = 0;
+          isolate = false;
           const stale = new Set(result.stale);
           for (const p of batch) p.resolve(stale.has(p.item.id) ? 'stale' : 'applied');
         } catch (error) {
@@ -96,6 +103,17 @@ export class Completer {
             break;
           }
           failures += 1;
+          if (batch.length > 1) {
+            isolate = true;
+            continue;
+          }
+          if (failures >= MAX_SINGLE_FAILURES && !this.#driver.isTransientError(error)) {
+            // The database refuses this one ending for good; give up on it. Its lease expires and the job is
+            // rescued, which is the at-least-once fallback, while every other ending goes through.
+            this.#queue.shift()!.reject(error);
+            failures = 0;
+            continue;
+          }
           await this.#clock.sleep(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)), this.#closing.signal);
         }
       }

@@ -4,6 +4,7 @@ import { InvalidOptionError } from '../errors.js';
 import { type JobDefinition, validatePriority } from '../job/define-job.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
+import { everyNextTick } from './schedule-spec.js';
 
 /** What to do with a tick while the previous run of the same schedule is still queued or running. */
 export type OverlapPolicy = 'skip' | 'queue-one' | 'allow' | 'replace';
@@ -124,7 +125,7 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
     : () => (payloadOption === undefined ? {} : payloadOption);
   const nextTick = cron
     ? (after: Date) => cron.nextRun(after)
-    : (after: Date) => new Date((Math.floor(after.getTime() / everyMs!) + 1) * everyMs!);
+    : (after: Date) => everyNextTick(everyMs!, after);
   const definitionHash = createHash('sha256')
     .update(JSON.stringify([options.cron ?? null, everyMs, timezone, options.job.name, queue, priority, overlap, misfire, expect]))
     .digest('hex')

@@ -42,3 +42,17 @@ export function validateKey(value: unknown): string {
   }
   return value;
 }
+
+/** Pattern for a lease-lock name: letters, digits and `._:/-`, 1–128 characters (room for `tenant:resource`). */
+export const LOCK_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+
+/**
+ * Checks a lock name against {@link LOCK_NAME_PATTERN}.
+ * @throws InvalidNameError
+ */
+export function validateLockName(value: unknown): string {
+  if (typeof value !== 'string' || !LOCK_NAME_PATTERN.test(value)) {
+    throw new InvalidNameError('lock name', value, `match ${LOCK_NAME_PATTERN}`);
+  }
+  return value;
+}

@@ -15,19 +15,20 @@ describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => 
     const pending = await cli(['migrate', '--status', '--check', ...db.args]);
     expect(pending.code).toBe(1);
     expect(pending.out).toMatch(/^pending {2}0001_initial$/m);
+    expect(pending.out).toMatch(/^pending {2}0002_schedules_and_locks$/m);
 
     const first = await cli(['migrate', ...db.args]);
-    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\n', err: '' });
+    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\napplied 0002_schedules_and_locks\n', err: '' });
 
     const second = await cli(['migrate', ...db.args]);
     expect(second.code).toBe(0);
     expect(second.out).toMatch(/^already up to date/);
 
     const json = await cliJson(['migrate', ...db.args]);
-    expect(json).toEqual({ applied: [], current: ['0001_initial'] });
+    expect(json).toEqual({ applied: [], current: ['0001_initial', '0002_schedules_and_locks'] });
 
     const status = await cliJson(['migrate', '--status', '--check', ...db.args]);
-    expect(status).toEqual({ applied: ['0001_initial'], pending: [] });
+    expect(status).toEqual({ applied: ['0001_initial', '0002_schedules_and_locks'], pending: [] });
   });
 });
 

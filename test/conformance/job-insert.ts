@@ -60,6 +60,8 @@ export function exerciseJobInsert(kind: DriverKind): void {
         createdAt: at(0),
         updatedAt: at(0),
         finishedAt: null,
+        scheduleName: null,
+        tickAt: null,
       };
       expect(results[0]).toEqual({ job: expected, duplicate: false });
       expect(await tdb.driver.jobGet({ id: results[0]!.job.id })).toEqual(results[0]!.job);

@@ -7,6 +7,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -169,6 +170,27 @@ export async function waitForExit(child: Child, timeoutMs: number): Promise<Exit
     return await Promise.race([child.closed, timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The scheduler state of a process from `/proc/<pid>/stat` (`R`, `S`, `T` = stopped, `Z`, …); null when gone. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (2nd field) is in parentheses and may contain spaces; the state follows it.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+/** Sends SIGSTOP and resolves once the kernel reports the process stopped (signal delivery is asynchronous). */
+export async function stopChild(child: Child, timeoutMs = 5_000): Promise<void> {
+  child.signal('SIGSTOP');
+  const deadline = Date.now() + timeoutMs;
+  while (processState(child.pid) !== 'T') {
+    if (Date.now() >= deadline) throw new Error(`Expected ${child.name} to be stopped within ${timeoutMs} ms, its state is ${processState(child.pid)}\n${child.describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 

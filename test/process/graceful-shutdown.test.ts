@@ -66,6 +66,7 @@ describe.each(DRIVER_KINDS)('graceful shutdown (%s)', (kind) => {
     // The hangers held the process for the whole grace period.
     expect(exitedAfterMs).toBeGreaterThanOrEqual(1_900);
 
+    console.info(`[graceful-shutdown ${kind}] exit ${JSON.stringify(exit)} ${exitedAfterMs} ms after SIGTERM`);
     // The quick jobs finished within the grace period.
     for (const row of await rows(tdb, quickIds)) {
       expect(row, `quick job ${row.id}`).toMatchObject({ state: 'completed', attempt: 1, leaseToken: 1, leaseWorker: null });

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { EnqueueOptions } from '../../client/warden-options.js';
 import { CliError } from '../cli-error.js';
 import { type CliIo, writeJson, writeLines } from '../cli-io.js';
-import { loadJobs } from '../load-jobs.js';
+import { loadJobsModule } from '../load-jobs.js';
 import { type GlobalOptions, withWarden } from '../open-warden.js';
 import { parseJsonArgument } from '../parse-json-argument.js';
 import { parseDurationOption, parseIntegerOption } from '../parse-options.js';
@@ -18,7 +18,10 @@ export interface EnqueueCommandOptions extends GlobalOptions {
   job: string;
   /** The payload as JSON text. */
   payload: string;
-  /** The jobs module, needed to validate the payload. @default process.env.WARDEN_JOBS */
+  /**
+   * The jobs module, needed to validate the payload. Its schedules' jobs can be enqueued too.
+   * @default process.env.WARDEN_JOBS
+   */
   jobs?: string;
   delay?: string;
   priority?: string;
@@ -44,8 +47,8 @@ export async function enqueueCommand(options: EnqueueCommandOptions, io: CliIo):
   if (priority !== undefined) enqueueOptions.priority = priority;
   if (options.key !== undefined) enqueueOptions.key = options.key;
   if (options.queue !== undefined) enqueueOptions.queue = options.queue;
-  const jobs = await loadJobs(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
-  return withWarden(options, { jobs }, async (warden) => {
+  const { jobs, schedules } = await loadJobsModule(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
+  return withWarden(options, { jobs, schedules }, async (warden) => {
     const result = await warden.enqueue(options.job, payload, enqueueOptions);
     if (options.json) writeJson(io, result);
     else writeLines(io, [result.duplicate ? `duplicate of job ${result.id}` : `enqueued job ${result.id}`]);

@@ -1,14 +1,15 @@
 /**
- * `warden worker`: runs a worker for the jobs of a module until SIGTERM/SIGINT.
+ * `warden worker`: runs a worker for the jobs of a module, and the scheduler for its schedules, until
+ * SIGTERM/SIGINT.
  * @module
  */
 import type { Command } from 'commander';
 import type { WardenEventMap } from '../../events/event-map.js';
 import { handleShutdownSignals } from '../../runtime/shutdown-signals.js';
 import type { WorkerOptions } from '../../runtime/worker-options.js';
-import { CliError } from '../cli-error.js';
+import { CliError, EXIT_USAGE } from '../cli-error.js';
 import { type CliIo, writeJson, writeLines } from '../cli-io.js';
-import { loadJobs } from '../load-jobs.js';
+import { loadJobsModule } from '../load-jobs.js';
 import { type GlobalOptions, withWarden } from '../open-warden.js';
 import { parseDurationOption, parseIntegerOption, parseListOption } from '../parse-options.js';
 import type { CommandRunner } from './command-runner.js';
@@ -26,6 +27,13 @@ export interface WorkerCommandOptions extends GlobalOptions {
   pollInterval?: string;
   /** Apply pending migrations before starting. */
   migrate?: boolean;
+  /**
+   * Run the scheduler when the module defines schedules; `--no-scheduler` sets it to false.
+   * @default true
+   */
+  scheduler?: boolean;
+  /** Only fire the module's schedules; claim and run no jobs (`--scheduler-only`). */
+  schedulerOnly?: boolean;
   /**
    * Stops the worker gracefully when aborted, like a first SIGTERM but without exiting the process. For
    * running the command in-process (tests, embedding).
@@ -52,19 +60,31 @@ export function workerOptionsFrom(options: WorkerCommandOptions): WorkerOptions 
 }
 
 /**
- * Loads the jobs module, optionally migrates, starts a worker and prints one line when it has started
- * (`--json`: `{ workerId, queues, concurrency }`). Resolves when the worker has stopped. With signal handling
- * on (the default), the first SIGTERM/SIGINT stops it gracefully and exits the process with 0 once closed;
- * a second exits at once with 130.
- * @returns 0 once the worker stopped.
- * @throws CliError when no module is given, it is missing or has no jobs; Warden errors for bad options.
+ * Loads the jobs module, optionally migrates, starts a worker and (when the module defines schedules) the
+ * scheduler, and prints one line when started (`--json`: `{ workerId, queues, concurrency, schedules }`, with
+ * `workerId: null` for `--scheduler-only`). Resolves when they have stopped. With signal handling on (the
+ * default), the first SIGTERM/SIGINT stops them gracefully and exits the process with 0 once closed; a second
+ * exits at once with 130.
+ * @returns 0 once stopped.
+ * @throws CliError when no module is given, it is missing or defines neither jobs nor schedules, for
+ *   `--scheduler-only` without schedules, or for both `--scheduler-only` and `--no-scheduler` (exit 2); Warden
+ *   errors for bad options.
  */
 export async function workerCommand(options: WorkerCommandOptions, io: CliIo): Promise<number> {
   const spec = options.jobs ?? (process.env.WARDEN_JOBS || undefined);
   if (!spec) throw new CliError('Expected --jobs <module> (or WARDEN_JOBS) naming the jobs this worker runs, got none');
+  if (options.schedulerOnly && options.scheduler === false) {
+    throw new CliError('Expected at most one of --scheduler-only and --no-scheduler, got both', { exitCode: EXIT_USAGE });
+  }
   const workerOptions = workerOptionsFrom(options);
-  const jobs = await loadJobs(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
-  return withWarden(options, { jobs, requireMigrated: !options.migrate }, async (warden) => {
+  const { jobs, schedules, path } = await loadJobsModule(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
+  if (options.schedulerOnly && schedules.length === 0) {
+    throw new CliError(`Expected the jobs module ${path} to define schedules for --scheduler-only, got none`);
+  }
+  const runWorker = !options.schedulerOnly;
+  const runScheduler = schedules.length > 0 && options.scheduler !== false;
+  const scheduleNames = runScheduler ? schedules.map((s) => s.name) : [];
+  return withWarden(options, { jobs, schedules, requireMigrated: !options.migrate }, async (warden) => {
     if (options.migrate) {
       const result = await warden.migrate();
       for (const name of result.applied) io.err(`applied migration ${name}\n`);
@@ -73,33 +93,51 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
     const offStarted = warden.on('worker:started', (e) => {
       started = e;
     });
-    const stopped = new Promise<WardenEventMap['worker:stopped']>((resolve) => {
-      const off = warden.on('worker:stopped', (e) => {
-        off();
-        // Written synchronously here: after a graceful signal stop the process exits as soon as Warden closes.
-        if (!options.json) writeLines(io, [`worker ${e.workerId} stopped${e.aborted > 0 ? `: ${e.aborted} job(s) aborted and returned for retry` : ''}`]);
-        resolve(e);
-      });
+    let markStopped!: () => void;
+    const stopped = new Promise<void>((resolve) => (markStopped = resolve));
+    const offStopped = warden.on('worker:stopped', (e) => {
+      offStopped();
+      // Written synchronously here: after a graceful signal stop the process exits as soon as Warden closes.
+      if (!options.json) writeLines(io, [`worker ${e.workerId} stopped${e.aborted > 0 ? `: ${e.aborted} job(s) aborted and returned for retry` : ''}`]);
+      markStopped();
     });
+    let schedulerStopped = false;
+    // Stops the scheduler and the worker. Without a worker there is no `worker:stopped` event, so the stop is
+    // announced here.
+    const stop = async () => {
+      await warden.stop();
+      if (!runWorker && !schedulerStopped) {
+        schedulerStopped = true;
+        if (!options.json) writeLines(io, ['scheduler stopped']);
+        markStopped();
+      }
+    };
+    const who = () => (runWorker ? `worker ${started?.workerId ?? ''}` : 'scheduler');
     const removeSignalHandlers = options.handleSignals === false
       ? () => {}
-      : handleShutdownSignals(warden, {
-          onSignal: (signal) => io.err(`worker ${started?.workerId ?? ''} received ${signal}: stopping after in-flight jobs finish (send ${signal} again to exit at once)\n`),
+      : handleShutdownSignals({ stop, close: () => warden.close() }, {
+          onSignal: (signal) => io.err(`${who()} received ${signal}: stopping${runWorker ? ' after in-flight jobs finish' : ''} (send ${signal} again to exit at once)\n`),
         });
-    const onAbort = () => void warden.stop();
+    const onAbort = () => void stop();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (options.signal?.aborted) return 0;
-      await warden.start(workerOptions);
+      await warden.start({ ...workerOptions, worker: runWorker, scheduler: runScheduler });
       offStarted();
-      if (options.signal?.aborted) await warden.stop();
+      if (options.signal?.aborted) await stop();
+      const scheduleList = scheduleNames.length > 0 ? `, schedules: ${scheduleNames.join(', ')}` : '';
       if (started) {
-        if (options.json) writeJson(io, started);
-        else writeLines(io, [`worker ${started.workerId} started: queues ${started.queues.join(', ')}, concurrency ${started.concurrency}`]);
+        if (options.json) writeJson(io, { ...started, schedules: scheduleNames });
+        else writeLines(io, [`worker ${started.workerId} started: queues ${started.queues.join(', ')}, concurrency ${started.concurrency}${scheduleList}`]);
+      } else if (!runWorker) {
+        if (options.json) writeJson(io, { workerId: null, queues: [], concurrency: 0, schedules: scheduleNames });
+        else writeLines(io, [`scheduler started (no worker)${scheduleList}`]);
       }
       await stopped;
       return 0;
     } finally {
+      offStarted();
+      offStopped();
       options.signal?.removeEventListener('abort', onAbort);
       removeSignalHandlers();
     }
@@ -110,8 +148,8 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
 export function registerWorkerCommand(program: Command, run: CommandRunner): void {
   program
     .command('worker')
-    .description('run a worker for the jobs of a module until SIGTERM/SIGINT')
-    .option('--jobs <module>', 'module exporting the job definitions (env WARDEN_JOBS)')
+    .description('run a worker for the jobs of a module, and the scheduler for its schedules, until SIGTERM/SIGINT')
+    .option('--jobs <module>', 'module exporting the job definitions and schedules (env WARDEN_JOBS)')
     .option('--queues <list>', 'comma-separated queues to work (default: the queues of the jobs)')
     .option('--concurrency <n>', 'jobs run at once (default 10)')
     .option('--lease <duration>', 'lease length (default 30s)')
@@ -119,5 +157,7 @@ export function registerWorkerCommand(program: Command, run: CommandRunner): voi
     .option('--grace <duration>', 'on shutdown, time in-flight jobs get to finish (default 25s)')
     .option('--poll-interval <duration>', 'how often to look for due jobs without a wake-up (default 1s)')
     .option('--migrate', 'apply pending migrations before starting')
+    .option('--no-scheduler', 'do not fire the module\'s schedules (by default the worker also runs the scheduler when the module defines schedules)')
+    .option('--scheduler-only', 'fire the module\'s schedules without claiming or running jobs')
     .action((_options: object, command: Command) => run(workerCommand, command.optsWithGlobals<WorkerCommandOptions>()));
 }

@@ -11,8 +11,17 @@ import {
   JobStateError,
   KeyConflictError,
 } from '../../errors.js';
-import type { AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import type { AttemptRow, JobRow, JobState, QueueStats } from '../../job/job-record.js';
 import { validateSchemaName } from '../../validation/names.js';
+import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
+import type {
+  ScheduleAdvanceParams,
+  ScheduleAdvanceResult,
+  ScheduleRow,
+  ScheduleSyncParams,
+  ScheduleTickRow,
+  ScheduleTriggerParams,
+} from '../schedule-params.js';
 import type {
   Driver,
   DriverCapabilities,
@@ -30,9 +39,15 @@ import type {
 } from '../driver.js';
 import { insertJobs, type Run } from './postgres-insert.js';
 import { postgresListen } from './postgres-listen.js';
+import { buildPostgresLockStatements } from './postgres-lock-sql.js';
+import * as Locks from './postgres-locks.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
+import { scheduleAdvance } from './postgres-schedule-advance.js';
+import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
+import * as Schedules from './postgres-schedules.js';
 import * as SQL from './postgres-sql.js';
+import { CANCELLED_ERROR, LEASE_EXPIRED_ERROR } from './postgres-stored-errors.js';
 import { isPgClient, withTransaction } from './postgres-transaction.js';
 
 /** Options of {@link PostgresDriver}. */
@@ -48,15 +63,6 @@ export interface PostgresDriverOptions {
   /** Receives errors of idle pooled connections, which must never crash the process. */
   onError?: (error: unknown) => void;
 }
-
-/** Stored as `last_error` and on the `lost` attempt row when a lease expires. */
-const LEASE_EXPIRED_ERROR: ErrorInfo = {
-  name: 'LeaseExpiredError',
-  message: 'Expected a heartbeat before the lease expired, got none: the worker died, stalled or lost the database',
-};
-
-/** Stored on the attempt row of a running job an operator cancelled. */
-const CANCELLED_ERROR: ErrorInfo = { name: 'CancelledError', message: 'Cancelled by an operator' };
 
 /** States a job can be cancelled from. */
 const CANCELLABLE: readonly JobState[] = ['queued', 'retrying', 'running'];
@@ -91,6 +97,10 @@ export class PostgresDriver implements Driver {
   /** NOTIFY/LISTEN channel: `<schema>_jobs`. */
   readonly #channel: string;
   readonly #unsubscribes = new Set<() => Promise<void>>();
+  /** What the schedule operations (`postgres-schedules.ts`, `postgres-schedule-advance.ts`) run on. */
+  readonly #schedules: Schedules.PostgresScheduleContext;
+  /** What the lease-lock operations (`postgres-locks.ts`) run on. */
+  readonly #locks: Locks.PostgresLockContext;
   #closing: Promise<void> | null = null;
 
   /** @throws InvalidNameError for a bad schema name, InvalidOptionError for a bad pool size; before any SQL. */
@@ -111,6 +121,14 @@ export class PostgresDriver implements Driver {
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
     // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
     this.#pool.on('error', (error) => this.#report(error));
+    this.#schedules = {
+      pool: this.#pool,
+      schema: this.schema,
+      jobSql: this.#sql,
+      sql: buildPostgresScheduleStatements(this.schema),
+      channel: this.#channel,
+    };
+    this.#locks = { run: this.#run, sql: buildPostgresLockStatements(this.schema), transactionHandle: this.capabilities.transactionHandle };
   }
 
   /** Stops every listener and closes the pool. Safe to call twice (both calls wait for the same close). */
@@ -123,6 +141,18 @@ export class PostgresDriver implements Driver {
   }
 
   /** The database's wall-clock time (not the transaction start). */
+  /**
+   * Connection-level failures (no SQLSTATE: refused, reset, terminated), connection exceptions (class 08),
+   * insufficient resources (53), operator intervention such as a restarting server (57P01-57P03) and
+   * serialization failures or deadlocks (40001, 40P01) may pass; any other SQLSTATE is the database refusing
+   * the data for good.
+   */
+  isTransientError(error: unknown): boolean {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+    return code.startsWith('08') || code.startsWith('53') || ['57P01', '57P02', '57P03', '40001', '40P01'].includes(code);
+  }
+
   async dbNow(): Promise<Date> {
     const { rows } = await this.#run<{ now: Date }>(SQL.DB_NOW_SQL);
     return rows[0]!.now;
@@ -168,7 +198,7 @@ export class PostgresDriver implements Driver {
    */
   async jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]> {
     const { jobs, now, tx } = params;
-    if (tx !== undefined && tx !== null) {
+    if (tx !== undefined) {
       if (!isPgClient(tx)) throw new InvalidTransactionError(this.capabilities.transactionHandle, tx);
       if (jobs.length === 0) return [];
       // The caller owns the transaction: no BEGIN/COMMIT here, and a failure is theirs to roll back.
@@ -342,6 +372,71 @@ export class PostgresDriver implements Driver {
   /** Lets claims from a queue resume. */
   async queueResume(params: { queue: string }): Promise<void> {
     await this.#run(this.#sql.queueSetPaused, [params.queue, false]);
+  }
+
+  /** Upserts the code's schedules in one transaction (concurrent syncs queue on an advisory lock). */
+  scheduleSync(params: ScheduleSyncParams): Promise<void> {
+    return Schedules.scheduleSync(this.#schedules, params);
+  }
+
+  /** Active, unpaused schedules due at `now`, soonest first. */
+  scheduleDue(params: { now: Date | null; limit: number }): Promise<ScheduleRow[]> {
+    return Schedules.scheduleDue(this.#schedules, params);
+  }
+
+  /** Compare-and-swap of `next_run_at`, then the ticks and their jobs, in one transaction. */
+  scheduleAdvance(params: ScheduleAdvanceParams): Promise<ScheduleAdvanceResult> {
+    return scheduleAdvance(this.#schedules, params);
+  }
+
+  /** Enqueues one run now as a `triggered` tick. @throws ScheduleNotFoundError */
+  scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
+    return Schedules.scheduleTrigger(this.#schedules, params);
+  }
+
+  /** @throws ScheduleNotFoundError */
+  schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow> {
+    return Schedules.schedulePause(this.#schedules, params);
+  }
+
+  /** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError */
+  scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow> {
+    return Schedules.scheduleResume(this.#schedules, params);
+  }
+
+  /** Every schedule not removed, by name, with its newest tick. */
+  scheduleList(): Promise<ScheduleRow[]> {
+    return Schedules.scheduleList(this.#schedules);
+  }
+
+  /** A schedule's ticks, newest first. */
+  scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
+    return Schedules.scheduleTickList(this.#schedules, params);
+  }
+
+  /** Grants a lease lock if free or expired; null while held. */
+  lockAcquire(params: LockAcquireParams): Promise<LockGrant | null> {
+    return Locks.lockAcquire(this.#locks, params);
+  }
+
+  /** Extends a lease still held with `token`; null when lost. */
+  lockRenew(params: LockRenewParams): Promise<LockGrant | null> {
+    return Locks.lockRenew(this.#locks, params);
+  }
+
+  /** Frees a lock held with `token`; whether it did. */
+  lockRelease(params: { name: string; token: number }): Promise<boolean> {
+    return Locks.lockRelease(this.#locks, params);
+  }
+
+  /** Whether `token` is the live holder; with `tx`, `FOR SHARE` on that transaction. @throws InvalidTransactionError */
+  lockCheck(params: LockCheckParams): Promise<LockCheckResult> {
+    return Locks.lockCheck(this.#locks, params);
+  }
+
+  /** Every lock row, by name. */
+  lockList(): Promise<LockRow[]> {
+    return Locks.lockList(this.#locks);
   }
 
   /**

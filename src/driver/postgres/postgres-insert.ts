@@ -53,6 +53,8 @@ export async function insertJobs(
       batch.map((j) => j.runAt),
       batch.map((j) => j.maxAttempts),
       batch.map((j) => j.key),
+      batch.map((j) => j.scheduleName ?? null),
+      batch.map((j) => j.tickAt ?? null),
       now,
     ]);
     const byKey = new Map<string, JobRow>();

@@ -65,4 +65,49 @@ CREATE TABLE {{schema}}.queues (
 );
 `,
   },
+  {
+    name: '0002_schedules_and_locks',
+    sql: `
+-- Jobs enqueued by a schedule carry it, so overlap policies can find the previous run of a schedule.
+ALTER TABLE {{schema}}.jobs ADD COLUMN schedule_name text, ADD COLUMN tick_at timestamptz;
+CREATE INDEX jobs_schedule_active_idx ON {{schema}}.jobs (schedule_name, state)
+  WHERE schedule_name IS NOT NULL AND state IN ('queued','retrying','running');
+
+CREATE TABLE {{schema}}.schedules (
+  name             text PRIMARY KEY,
+  definition_hash  text NOT NULL,
+  spec             jsonb NOT NULL,
+  paused           boolean NOT NULL DEFAULT false,
+  -- The next tick to handle; the compare-and-swap on this column is what lets exactly one instance handle it.
+  next_run_at      timestamptz,
+  last_tick_at     timestamptz,
+  removed_at       timestamptz,
+  created_at       timestamptz NOT NULL,
+  updated_at       timestamptz NOT NULL
+);
+CREATE INDEX schedules_due_idx ON {{schema}}.schedules (next_run_at) WHERE NOT paused AND removed_at IS NULL;
+
+-- One row per handled tick. The primary key makes a second insert for the same tick impossible.
+CREATE TABLE {{schema}}.schedule_ticks (
+  schedule_name  text NOT NULL,
+  tick_at        timestamptz NOT NULL,
+  kind           text NOT NULL CHECK (kind IN ('scheduled','triggered')),
+  outcome        text NOT NULL CHECK (outcome IN ('fired','skipped','missed')),
+  late           boolean NOT NULL DEFAULT false,
+  job_id         bigint,
+  actor          text,
+  recorded_at    timestamptz NOT NULL,
+  PRIMARY KEY (schedule_name, tick_at, kind)
+);
+
+-- Lease locks. A row outlives its holders so the fencing token only ever increases.
+CREATE TABLE {{schema}}.locks (
+  name         text PRIMARY KEY,
+  token        bigint NOT NULL,
+  holder       text,
+  acquired_at  timestamptz,
+  expires_at   timestamptz
+);
+`,
+  },
 ];

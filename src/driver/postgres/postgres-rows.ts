@@ -8,6 +8,8 @@
  * @module
  */
 import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState } from '../../job/job-record.js';
+import type { LockRow } from '../lock-params.js';
+import type { ScheduleRow, ScheduleTickRow } from '../schedule-params.js';
 
 /** A `jobs` row as `pg` returns it for `SELECT *` / `RETURNING *`. */
 export interface PgJobRecord {
@@ -30,6 +32,8 @@ export interface PgJobRecord {
   created_at: Date;
   updated_at: Date;
   finished_at: Date | null;
+  schedule_name: string | null;
+  tick_at: Date | null;
 }
 
 /** A `job_attempts` row as `pg` returns it. */
@@ -66,6 +70,8 @@ export function toJobRow(r: PgJobRecord): JobRow {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     finishedAt: r.finished_at,
+    scheduleName: r.schedule_name,
+    tickAt: r.tick_at,
   };
 }
 
@@ -80,6 +86,106 @@ export function toAttemptRow(r: PgAttemptRecord): AttemptRow {
     finishedAt: r.finished_at,
     outcome: r.outcome,
     error: r.error,
+  };
+}
+
+/** A `schedule_ticks` row joined with its job's current state (`job_state`), as `pg` returns it. */
+export interface PgScheduleTickRecord {
+  schedule_name: string;
+  tick_at: Date;
+  kind: 'scheduled' | 'triggered';
+  outcome: 'fired' | 'skipped' | 'missed';
+  late: boolean;
+  job_id: string | null;
+  job_state: JobState | null;
+  actor: string | null;
+  recorded_at: Date;
+}
+
+/**
+ * A `schedules` row with its newest tick flattened into `lt_*` columns (all NULL when it has no tick), as the
+ * schedule reads in `postgres-schedule-sql.ts` return it.
+ */
+export interface PgScheduleRecord {
+  name: string;
+  definition_hash: string;
+  spec: unknown;
+  paused: boolean;
+  next_run_at: Date | null;
+  last_tick_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  lt_tick_at: Date | null;
+  lt_kind: 'scheduled' | 'triggered' | null;
+  lt_outcome: 'fired' | 'skipped' | 'missed' | null;
+  lt_late: boolean | null;
+  lt_job_id: string | null;
+  lt_job_state: JobState | null;
+  lt_actor: string | null;
+  lt_recorded_at: Date | null;
+}
+
+/** A `locks` row as `pg` returns it. */
+export interface PgLockRecord {
+  name: string;
+  token: string;
+  holder: string | null;
+  acquired_at: Date | null;
+  expires_at: Date | null;
+}
+
+/** Maps a `schedule_ticks` row (with `job_state`) to a {@link ScheduleTickRow}. */
+export function toScheduleTickRow(r: PgScheduleTickRecord): ScheduleTickRow {
+  return {
+    scheduleName: r.schedule_name,
+    tickAt: r.tick_at,
+    kind: r.kind,
+    outcome: r.outcome,
+    late: r.late,
+    jobId: r.job_id === null ? null : String(r.job_id),
+    jobState: r.job_state,
+    actor: r.actor,
+    recordedAt: r.recorded_at,
+  };
+}
+
+/** Maps a `schedules` row with its flattened newest tick to a {@link ScheduleRow}. */
+export function toScheduleRow(r: PgScheduleRecord): ScheduleRow {
+  const lastTick: ScheduleTickRow | null =
+    r.lt_tick_at === null || r.lt_kind === null || r.lt_outcome === null || r.lt_recorded_at === null
+      ? null
+      : toScheduleTickRow({
+          schedule_name: r.name,
+          tick_at: r.lt_tick_at,
+          kind: r.lt_kind,
+          outcome: r.lt_outcome,
+          late: r.lt_late ?? false,
+          job_id: r.lt_job_id,
+          job_state: r.lt_job_state,
+          actor: r.lt_actor,
+          recorded_at: r.lt_recorded_at,
+        });
+  return {
+    name: r.name,
+    definitionHash: r.definition_hash,
+    spec: r.spec,
+    paused: r.paused,
+    nextRunAt: r.next_run_at,
+    lastTickAt: r.last_tick_at,
+    lastTick,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Maps a `locks` row to a {@link LockRow}; the `bigint` token comes back as a number (one per grant). */
+export function toLockRow(r: PgLockRecord): LockRow {
+  return {
+    name: r.name,
+    token: Number(r.token),
+    holder: r.holder,
+    acquiredAt: r.acquired_at,
+    expiresAt: r.expires_at,
   };
 }
 

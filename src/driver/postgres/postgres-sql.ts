@@ -1,5 +1,6 @@
 /**
- * Every SQL statement of the PostgreSQL driver, and nothing else.
+ * Every SQL statement of the PostgreSQL driver, and nothing else. Schedule and lease-lock statements live in
+ * the sibling modules `postgres-schedule-sql.ts` and `postgres-lock-sql.ts`, built with the helpers exported here.
  *
  * Each builder takes `s`, the schema name already checked by `validateSchemaName` and double-quoted by
  * {@link quoteIdentifier}; it is the only identifier ever put into SQL text. Every value is a `$n` parameter.
@@ -24,20 +25,20 @@ export function quoteIdentifier(name: string): string {
 }
 
 /** `now` expression for parameter number `n`: the caller's time, or the database's when NULL. */
-function nowAt(n: number): string {
+export function nowAt(n: number): string {
   return `coalesce($${n}::timestamptz, now())`;
 }
 
 /** Milliseconds in parameter number `n` as an interval. float8 so fractional delays are not rejected. */
-function msAt(n: number): string {
+export function msAt(n: number): string {
   return `($${n}::float8 * interval '1 millisecond')`;
 }
 
 /** States a dedup key is unique among; matches the predicate of `jobs_key_active_idx` exactly. */
-const ACTIVE = `('queued','retrying','running')`;
+export const ACTIVE = `('queued','retrying','running')`;
 
 /** Columns of an attempt row, in the order the INSERTs below fill them. */
-const ATTEMPT_COLUMNS = 'job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error';
+export const ATTEMPT_COLUMNS = 'job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error';
 
 /** Starts a transaction. */
 export const BEGIN_SQL = 'BEGIN';
@@ -94,16 +95,19 @@ export function migrationRecordSql(s: string): string {
  * `ORDER BY ordinality` makes `bigserial` ids follow input order, which is how unkeyed results are matched
  * back to their inputs.
  * Params: `$1` names, `$2` queues, `$3` payloads (JSON text), `$4` priorities, `$5` delays (ms),
- * `$6` runAt (timestamptz or NULL), `$7` maxAttempts, `$8` keys (NULL = none), `$9` now.
+ * `$6` runAt (timestamptz or NULL), `$7` maxAttempts, `$8` keys (NULL = none), `$9` schedule names (NULL =
+ * none), `$10` tick times (timestamptz or NULL), `$11` now.
  */
 export function jobInsertSql(s: string): string {
-  return `INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, key, created_at, updated_at)
+  return `INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at,
+                     created_at, updated_at)
 SELECT i.name, i.queue, i.payload::jsonb, 'queued', i.priority,
        coalesce(i.run_at, t.now + i.delay_ms * interval '1 millisecond'),
-       i.max_attempts, i.key, t.now, t.now
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::timestamptz[], $7::int4[], $8::text[])
-       WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, ord)
-CROSS JOIN (SELECT ${nowAt(9)} AS now) t
+       i.max_attempts, i.key, i.schedule_name, i.tick_at, t.now, t.now
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::timestamptz[], $7::int4[], $8::text[],
+            $9::text[], $10::timestamptz[])
+       WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, schedule_name, tick_at, ord)
+CROSS JOIN (SELECT ${nowAt(11)} AS now) t
 ORDER BY i.ord
 ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ${ACTIVE} DO NOTHING
 RETURNING *`;

@@ -12,16 +12,25 @@
  * @module
  */
 import Database from 'better-sqlite3';
-import { DatabaseConfigError, InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError, KeyConflictError } from '../../errors.js';
+import {
+  DatabaseConfigError, InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError, KeyConflictError, ScheduleNotFoundError,
+} from '../../errors.js';
 import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
 import type {
   Driver, DriverCapabilities, JobClaimParams, JobFinishManyParams, JobHeartbeatParams, JobInsertManyParams, JobInsertResult,
   JobLeaseResult, JobListParams, JobRescueParams, MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
+import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
+import type {
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickResult, ScheduleTickRow,
+  ScheduleTickWrite, ScheduleTriggerParams,
+} from '../schedule-params.js';
 import { cachedStatement, insertJobs, isSqliteTransaction, resolveNow, toMs, type Prepare, type Statement } from './sqlite-exec.js';
 import {
-  compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toJobRow, toQueueStats,
-  type AttemptDbRow, type DbInt, type JobDbRow, type QueueDbRow, type RescueDbRow,
+  compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toJobRow, toLockCheckResult, toLockGrant, toLockRow, toQueueStats,
+  toScheduleRow, toScheduleTickRow,
+  type AttemptDbRow, type DbInt, type JobDbRow, type LockCheckDbRow, type LockDbRow, type LockGrantDbRow, type QueueDbRow,
+  type RescueDbRow, type ScheduleDbRow, type ScheduleTickDbRow,
 } from './sqlite-rows.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import * as SQL from './sqlite-sql.js';
@@ -47,6 +56,9 @@ const BUSY_BACKOFF_BASE_MS = 2;
 const BUSY_BACKOFF_MAX_MS = 100;
 /** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
 const NO_BEFORE_ID = 9223372036854775807n;
+/** `scheduleTickList` limit: default and upper bound. */
+const TICK_LIST_DEFAULT_LIMIT = 100;
+const TICK_LIST_MAX_LIMIT = 1000;
 
 const LEASE_EXPIRED_ERROR_JSON = JSON.stringify({
   name: 'LeaseExpiredError',
@@ -114,6 +126,16 @@ export class SqliteDriver implements Driver {
     this.#statements.clear();
   }
 
+  /**
+   * SQLITE_BUSY/LOCKED (the lock stayed busy past the retry budget), I/O errors and a full disk may clear by
+   * themselves; everything else (constraints, type mismatches, a closed driver, bad input) will not.
+   */
+  isTransientError(error: unknown): boolean {
+    if (isBusyError(error)) return true;
+    const code = (error as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_FULL');
+  }
+
   async dbNow(): Promise<Date> {
     return this.#read(() => new Date(resolveNow(this.#stmt, null)));
   }
@@ -155,13 +177,9 @@ export class SqliteDriver implements Driver {
     const { jobs, tx } = params;
     const now = toMs(params.now, 'now');
     if (tx !== undefined) {
-      if (!isSqliteTransaction(tx)) throw new InvalidTransactionError(this.capabilities.transactionHandle, tx);
       // The application owns that transaction: run on its connection, never BEGIN/COMMIT, and no busy retry
       // (a partial retry of someone else's transaction would be wrong; SQLITE_BUSY is theirs to handle).
-      let cache = this.#txStatements.get(tx);
-      if (!cache) this.#txStatements.set(tx, (cache = new Map()));
-      const txCache = cache;
-      return insertJobs((sql) => cachedStatement(txCache, tx, sql), jobs, now);
+      return insertJobs(this.#txPrepare(tx), jobs, now);
     }
     if (jobs.length === 0) return [];
     return this.#write(() => insertJobs(this.#stmt, jobs, now));
@@ -241,14 +259,22 @@ export class SqliteDriver implements Driver {
     const nowParam = toMs(params.now, 'now');
     if (id === null) throw new JobNotFoundError(params.id);
     return this.#write(() => {
-      const now = resolveNow(this.#stmt, nowParam);
-      // BEGIN IMMEDIATE holds the write lock, so the attempt insert (running jobs only) and the guarded
-      // update see the same row; if the update matches nothing, throwing rolls the insert back too.
-      this.#stmt(SQL.ATTEMPT_INSERT_CANCELLED).run({ id, error: CANCELLED_ERROR_JSON, now });
-      const row = this.#stmt(SQL.JOB_CANCEL).get({ id, error: CANCELLED_ERROR_JSON, now }) as JobDbRow | undefined;
+      const row = this.#cancelOne(id, resolveNow(this.#stmt, nowParam));
       if (row) return toJobRow(row);
+      // Throwing rolls back the attempt row #cancelOne may have written.
       throw this.#stateError(params.id, 'cancel', ['queued', 'retrying', 'running']);
     });
+  }
+
+  /**
+   * Cancels one active job inside the caller's write transaction; the job row, or undefined when it was not
+   * active (then the caller must throw, so the transaction rolls back). BEGIN IMMEDIATE holds the write lock, so
+   * the attempt insert (running jobs only) and the guarded update see the same row. Shared by `jobCancel` and
+   * overlap `replace` in `scheduleAdvance`.
+   */
+  #cancelOne(id: DbInt, now: number): JobDbRow | undefined {
+    this.#stmt(SQL.ATTEMPT_INSERT_CANCELLED).run({ id, error: CANCELLED_ERROR_JSON, now });
+    return this.#stmt(SQL.JOB_CANCEL).get({ id, error: CANCELLED_ERROR_JSON, now }) as JobDbRow | undefined;
   }
 
   /** @throws JobNotFoundError, JobStateError (not dead/retrying), KeyConflictError. */
@@ -337,7 +363,208 @@ export class SqliteDriver implements Driver {
     await this.#write(() => this.#stmt(SQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 0, now: null }));
   }
 
+  // ------------------------------------------------------------------------------------------ schedules
+
+  async scheduleSync(params: ScheduleSyncParams): Promise<void> {
+    const { removeMissing } = params;
+    const nowParam = toMs(params.now, 'now');
+    const items = params.schedules.map((item, i) => ({
+      name: item.name,
+      definitionHash: item.definitionHash,
+      spec: item.specJson,
+      firstRunAt: toMs(item.firstRunAt, `schedules[${i}].firstRunAt`),
+    }));
+    if (items.length === 0 && !removeMissing) return;
+    await this.#write(() => {
+      const now = resolveNow(this.#stmt, nowParam);
+      for (const item of items) this.#stmt(SQL.SCHEDULE_UPSERT).run({ ...item, now });
+      if (removeMissing) this.#stmt(SQL.SCHEDULE_REMOVE_MISSING).run({ names: JSON.stringify(items.map((i) => i.name)), now });
+    });
+  }
+
+  async scheduleDue(params: { now: Date | null; limit: number }): Promise<ScheduleRow[]> {
+    const now = toMs(params.now, 'now');
+    if (!(params.limit >= 1)) return [];
+    const rows = await this.#read(() => this.#stmt(SQL.SCHEDULE_DUE).all({ limit: Math.trunc(params.limit), now }) as ScheduleDbRow[]);
+    return rows.map(toScheduleRow);
+  }
+
+  async scheduleList(): Promise<ScheduleRow[]> {
+    const rows = await this.#read(() => this.#stmt(SQL.SCHEDULE_LIST).all() as ScheduleDbRow[]);
+    return rows.map(toScheduleRow);
+  }
+
+  async scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
+    const requested = Math.trunc(params.limit ?? TICK_LIST_DEFAULT_LIMIT);
+    const limit = Number.isNaN(requested) ? TICK_LIST_DEFAULT_LIMIT : Math.min(TICK_LIST_MAX_LIMIT, Math.max(1, requested));
+    const rows = await this.#read(() => this.#stmt(SQL.SCHEDULE_TICK_LIST).all({ name: params.name, limit }) as ScheduleTickDbRow[]);
+    return rows.map(toScheduleTickRow);
+  }
+
+  /** @throws ScheduleNotFoundError when the schedule is missing or removed. */
+  async schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow> {
+    return this.#setSchedulePaused(params.name, true, null, toMs(params.now, 'now'));
+  }
+
+  /** @throws ScheduleNotFoundError when the schedule is missing or removed. */
+  async scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow> {
+    return this.#setSchedulePaused(params.name, false, toMs(params.nextRunAt, 'nextRunAt'), toMs(params.now, 'now'));
+  }
+
+  /** Pause (`next_run_at` kept) or resume (`next_run_at = nextRunAt`), then the updated row, in one transaction. */
+  async #setSchedulePaused(name: string, paused: boolean, nextRunAt: number | null, now: number | null): Promise<ScheduleRow> {
+    return this.#write(() => {
+      const bind = { name, paused: paused ? 1 : 0, setNextRunAt: paused ? 0 : 1, nextRunAt, now };
+      if (this.#stmt(SQL.SCHEDULE_SET_PAUSED).get(bind) === undefined) throw new ScheduleNotFoundError(name);
+      return toScheduleRow(this.#stmt(SQL.SCHEDULE_GET_ACTIVE).get({ name }) as ScheduleDbRow);
+    });
+  }
+
+  /**
+   * One transaction: the compare-and-swap of `next_run_at` (nothing is written when it fails), then each tick in
+   * order (see `#writeTick`).
+   * @throws InvalidOptionError for an invalid date, or a `fire` tick without a job.
+   */
+  async scheduleAdvance(params: ScheduleAdvanceParams): Promise<ScheduleAdvanceResult> {
+    const { name, definitionHash } = params;
+    const nowParam = toMs(params.now, 'now');
+    const expectedNextRunAt = toMs(params.expectedNextRunAt, 'expectedNextRunAt');
+    if (expectedNextRunAt === null) throw new InvalidOptionError('expectedNextRunAt', params.expectedNextRunAt, 'a valid Date');
+    const nextRunAt = toMs(params.nextRunAt, 'nextRunAt');
+    const ticks = params.ticks.map((tick, i): PlannedTickWrite => {
+      const tickAtMs = toMs(tick.tickAt, `ticks[${i}].tickAt`);
+      if (tickAtMs === null) throw new InvalidOptionError(`ticks[${i}].tickAt`, tick.tickAt, 'a valid Date');
+      if (tick.action === 'fire' && !tick.job) throw new InvalidOptionError(`ticks[${i}].job`, tick.job, 'the job to enqueue for a fire tick');
+      return { ...tick, tickAtMs };
+    });
+    const newestTickAt = ticks.reduce<number | null>((max, t) => (max === null || t.tickAtMs > max ? t.tickAtMs : max), null);
+    return this.#write(() => {
+      const now = resolveNow(this.#stmt, nowParam);
+      const swap = { name, definitionHash, expectedNextRunAt, nextRunAt, newestTickAt, now };
+      if (this.#stmt(SQL.SCHEDULE_ADVANCE).run(swap).changes === 0) return { advanced: false, ticks: [] };
+      return { advanced: true, ticks: ticks.map((tick) => this.#writeTick(name, tick, now)) };
+    });
+  }
+
+  /**
+   * One tick of a successful advance, inside its transaction. The tick row goes in first (`ON CONFLICT DO
+   * NOTHING`, with a provisional outcome that is set for good below, before the transaction commits): if it
+   * already existed, the tick was handled before and is reported with its stored outcome, and nothing else is
+   * written. Otherwise: `missed` is done; `fire` cancels the schedule's active jobs when `cancelActive`, is
+   * `skipped` when an active job of the schedule is in a `blockIfActiveIn` state, and else inserts the job through
+   * the normal insert path (`skipped`, with that job's id, when its key is held by an active job; else `fired`).
+   */
+  #writeTick(name: string, tick: PlannedTickWrite, now: number): ScheduleTickResult {
+    const tickRow = { name, tickAt: tick.tickAtMs, kind: 'scheduled' };
+    const base = { tickAt: tick.tickAt, late: tick.late, jobId: null, cancelledJobIds: [] as string[], queue: null };
+    const provisional = tick.action === 'missed' ? 'missed' : 'skipped';
+    const fresh = this.#stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: provisional, late: tick.late ? 1 : 0, jobId: null, actor: null, now });
+    if (fresh === undefined) {
+      const stored = toScheduleTickRow(this.#stmt(SQL.SCHEDULE_TICK_GET).get(tickRow) as ScheduleTickDbRow);
+      return { ...base, outcome: stored.outcome, late: stored.late, jobId: stored.jobId };
+    }
+    if (tick.action === 'missed' || !tick.job) return { ...base, outcome: 'missed' };
+
+    const cancelledJobIds: string[] = [];
+    if (tick.cancelActive) {
+      for (const { id } of this.#stmt(SQL.JOB_SCHEDULE_ACTIVE_IDS).all({ name }) as { id: DbInt }[]) {
+        if (this.#cancelOne(id, now)) cancelledJobIds.push(jobId(id));
+      }
+    }
+    const blocked =
+      tick.blockIfActiveIn.length > 0 &&
+      this.#stmt(SQL.JOB_SCHEDULE_BLOCKING).get({ name, states: JSON.stringify(tick.blockIfActiveIn) }) !== undefined;
+    if (blocked) {
+      this.#stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome: 'skipped', jobId: null });
+      return { ...base, outcome: 'skipped', cancelledJobIds };
+    }
+    const [result] = insertJobs(this.#stmt, [{ ...tick.job, scheduleName: name, tickAt: tick.tickAt }], now);
+    if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
+    const outcome = result.duplicate ? 'skipped' : 'fired';
+    this.#stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
+    return { ...base, outcome, jobId: result.job.id, cancelledJobIds, queue: result.duplicate ? null : result.job.queue };
+  }
+
+  /**
+   * One transaction: the schedule must be active (paused is fine); the tick row (`triggered`, at `now`) goes in
+   * first and the job after it. A trigger at the same instant (same ms) as an earlier one is that tick again: its
+   * stored job is returned and nothing is inserted. A job deduplicated on its key records outcome `skipped` with
+   * the active job's id, which is returned.
+   * @throws ScheduleNotFoundError when the schedule is missing or removed.
+   */
+  async scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
+    const { name, job, actor } = params;
+    const nowParam = toMs(params.now, 'now');
+    return this.#write(() => {
+      const now = resolveNow(this.#stmt, nowParam);
+      if (this.#stmt(SQL.SCHEDULE_EXISTS_ACTIVE).get({ name }) === undefined) throw new ScheduleNotFoundError(name);
+      const tickAt = new Date(now);
+      const tickRow = { name, tickAt: now, kind: 'triggered' };
+      const fresh = this.#stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: 'fired', late: 0, jobId: null, actor, now });
+      if (fresh === undefined) {
+        const stored = toScheduleTickRow(this.#stmt(SQL.SCHEDULE_TICK_GET).get(tickRow) as ScheduleTickDbRow);
+        if (stored.jobId === null) throw new Error(`Expected the trigger of schedule ${JSON.stringify(name)} at ${tickAt.toISOString()} to have a job, got none`);
+        return { jobId: stored.jobId, tickAt };
+      }
+      const [result] = insertJobs(this.#stmt, [{ ...job, scheduleName: name, tickAt }], now);
+      if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
+      const outcome = result.duplicate ? 'skipped' : 'fired';
+      this.#stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
+      return { jobId: result.job.id, tickAt };
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------ lease locks
+
+  async lockAcquire(params: LockAcquireParams): Promise<LockGrant | null> {
+    const bind = { name: params.name, holder: params.holder, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now') };
+    const row = await this.#write(() => this.#stmt(SQL.LOCK_ACQUIRE).get(bind) as LockGrantDbRow | undefined);
+    return row ? toLockGrant(row) : null;
+  }
+
+  async lockRenew(params: LockRenewParams): Promise<LockGrant | null> {
+    const bind = { name: params.name, token: params.token, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now') };
+    const row = await this.#write(() => this.#stmt(SQL.LOCK_RENEW).get(bind) as LockGrantDbRow | undefined);
+    return row ? toLockGrant(row) : null;
+  }
+
+  async lockRelease(params: { name: string; token: number }): Promise<boolean> {
+    const bind = { name: params.name, token: params.token };
+    return this.#write(() => this.#stmt(SQL.LOCK_RELEASE).run(bind).changes > 0);
+  }
+
+  /**
+   * With `tx`, runs on the application's connection inside its transaction (no busy retry, as for
+   * `jobInsertMany`); nothing more is needed: that transaction's write lock already excludes every other writer.
+   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+   */
+  async lockCheck(params: LockCheckParams): Promise<LockCheckResult> {
+    const { tx } = params;
+    const bind = { name: params.name, token: params.token, now: toMs(params.now, 'now') };
+    if (tx !== undefined) {
+      return toLockCheckResult(this.#txPrepare(tx)(SQL.LOCK_CHECK).get(bind) as LockCheckDbRow | undefined);
+    }
+    return toLockCheckResult(await this.#read(() => this.#stmt(SQL.LOCK_CHECK).get(bind) as LockCheckDbRow | undefined));
+  }
+
+  async lockList(): Promise<LockRow[]> {
+    const rows = await this.#read(() => this.#stmt(SQL.LOCK_LIST).all() as LockDbRow[]);
+    return rows.map(toLockRow);
+  }
+
   // ------------------------------------------------------------------------------------------ plumbing
+
+  /**
+   * Statement preparation on an application's `tx` connection (cached per connection).
+   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+   */
+  #txPrepare(tx: unknown): Prepare {
+    if (!isSqliteTransaction(tx)) throw new InvalidTransactionError(this.capabilities.transactionHandle, tx);
+    let cache = this.#txStatements.get(tx);
+    if (!cache) this.#txStatements.set(tx, (cache = new Map()));
+    const txCache = cache;
+    return (sql) => cachedStatement(txCache, tx, sql);
+  }
 
   /** The cached prepared statement for `sql` on the driver's own connection. An arrow so it can be passed on. */
   readonly #stmt: Prepare = (sql) => cachedStatement(this.#statements, this.#connected(), sql);
@@ -422,6 +649,9 @@ function isBusyError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
+
+/** A tick to write, with its time as bindable ms. */
+type PlannedTickWrite = ScheduleTickWrite & { tickAtMs: number };
 
 function closedError(): Error {
   return new Error('Expected an open SqliteDriver, got one that was closed');

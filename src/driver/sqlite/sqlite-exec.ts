@@ -81,6 +81,8 @@ export function insertJobs(prepare: Prepare, jobs: readonly JobInsert[], nowPara
       delayMs: Math.trunc(job.delayMs),
       maxAttempts: job.maxAttempts,
       key: job.key,
+      scheduleName: job.scheduleName ?? null,
+      tickAt: toMs(job.tickAt ?? null, 'tickAt'),
       now,
     };
     for (let round = 0; round < MAX_INSERT_ROUNDS; round++) {

@@ -56,4 +56,46 @@ CREATE TABLE queues (
 );
 `,
   },
+  {
+    name: '0002_schedules_and_locks',
+    sql: `
+ALTER TABLE jobs ADD COLUMN schedule_name TEXT;
+ALTER TABLE jobs ADD COLUMN tick_at INTEGER;
+CREATE INDEX jobs_schedule_active_idx ON jobs (schedule_name, state)
+  WHERE schedule_name IS NOT NULL AND state IN ('queued','retrying','running');
+
+CREATE TABLE schedules (
+  name             TEXT PRIMARY KEY,
+  definition_hash  TEXT NOT NULL,
+  spec             TEXT NOT NULL,
+  paused           INTEGER NOT NULL DEFAULT 0,
+  next_run_at      INTEGER,
+  last_tick_at     INTEGER,
+  removed_at       INTEGER,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL
+);
+CREATE INDEX schedules_due_idx ON schedules (next_run_at) WHERE paused = 0 AND removed_at IS NULL;
+
+CREATE TABLE schedule_ticks (
+  schedule_name  TEXT NOT NULL,
+  tick_at        INTEGER NOT NULL,
+  kind           TEXT NOT NULL CHECK (kind IN ('scheduled','triggered')),
+  outcome        TEXT NOT NULL CHECK (outcome IN ('fired','skipped','missed')),
+  late           INTEGER NOT NULL DEFAULT 0,
+  job_id         INTEGER,
+  actor          TEXT,
+  recorded_at    INTEGER NOT NULL,
+  PRIMARY KEY (schedule_name, tick_at, kind)
+);
+
+CREATE TABLE locks (
+  name         TEXT PRIMARY KEY,
+  token        INTEGER NOT NULL,
+  holder       TEXT,
+  acquired_at  INTEGER,
+  expires_at   INTEGER
+);
+`,
+  },
 ];

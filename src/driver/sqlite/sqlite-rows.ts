@@ -6,6 +6,8 @@
  * @module
  */
 import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import type { LockCheckResult, LockGrant, LockRow } from '../lock-params.js';
+import type { ScheduleRow, ScheduleTickRow } from '../schedule-params.js';
 
 /** An integer column as better-sqlite3 returns it. */
 export type DbInt = number | bigint;
@@ -31,6 +33,8 @@ export interface JobDbRow {
   created_at: DbInt;
   updated_at: DbInt;
   finished_at: DbInt | null;
+  schedule_name: string | null;
+  tick_at: DbInt | null;
 }
 
 /** A `job_attempts` row exactly as stored. */
@@ -66,6 +70,60 @@ export interface RescueDbRow {
   attempt: DbInt;
   lease_token: DbInt;
   state: 'retrying' | 'dead';
+}
+
+/** A row of `SCHEDULE_TICK_LIST` / `SCHEDULE_TICK_GET`: a `schedule_ticks` row plus its job's current state. */
+export interface ScheduleTickDbRow {
+  schedule_name: string;
+  tick_at: DbInt;
+  kind: string;
+  outcome: string;
+  late: DbInt;
+  job_id: DbInt | null;
+  actor: string | null;
+  recorded_at: DbInt;
+  job_state: string | null;
+}
+
+/** A row of the schedule reads (`SCHEDULE_LIST`, `SCHEDULE_DUE`, `SCHEDULE_GET_ACTIVE`): the schedule and its newest tick (`t_*`). */
+export interface ScheduleDbRow {
+  name: string;
+  definition_hash: string;
+  spec: string;
+  paused: DbInt;
+  next_run_at: DbInt | null;
+  last_tick_at: DbInt | null;
+  created_at: DbInt;
+  updated_at: DbInt;
+  t_tick_at: DbInt | null;
+  t_kind: string | null;
+  t_outcome: string | null;
+  t_late: DbInt | null;
+  t_job_id: DbInt | null;
+  t_actor: string | null;
+  t_recorded_at: DbInt | null;
+  t_job_state: string | null;
+}
+
+/** A `locks` row exactly as stored. */
+export interface LockDbRow {
+  name: string;
+  token: DbInt;
+  holder: string | null;
+  acquired_at: DbInt | null;
+  expires_at: DbInt | null;
+}
+
+/** A row returned by `LOCK_ACQUIRE` / `LOCK_RENEW`. */
+export interface LockGrantDbRow {
+  token: DbInt;
+  expires_at: DbInt;
+}
+
+/** A row of `LOCK_CHECK`. */
+export interface LockCheckDbRow {
+  token: DbInt;
+  held: DbInt;
 }
 
 /** An integer column as a JS number (ids are handled by {@link jobId}, which keeps full precision). */
@@ -113,6 +171,8 @@ export function toJobRow(r: JobDbRow): JobRow {
     createdAt: date(r.created_at),
     updatedAt: date(r.updated_at),
     finishedAt: dateOrNull(r.finished_at),
+    scheduleName: r.schedule_name ?? null,
+    tickAt: dateOrNull(r.tick_at ?? null),
   };
 }
 
@@ -145,6 +205,71 @@ export function toQueueStats(r: QueueDbRow): QueueStats {
     },
     lagMs: int(r.lag_ms),
   };
+}
+
+/** A stored tick (with its job's state) to a {@link ScheduleTickRow}. */
+export function toScheduleTickRow(r: ScheduleTickDbRow): ScheduleTickRow {
+  return {
+    scheduleName: r.schedule_name,
+    tickAt: date(r.tick_at),
+    kind: r.kind as ScheduleTickRow['kind'],
+    outcome: r.outcome as ScheduleTickRow['outcome'],
+    late: int(r.late) !== 0,
+    jobId: r.job_id === null ? null : jobId(r.job_id),
+    jobState: r.job_state as JobState | null,
+    actor: r.actor,
+    recordedAt: date(r.recorded_at),
+  };
+}
+
+/** A schedule read row to a {@link ScheduleRow}; `spec` is parsed, `lastTick` is null when no tick was recorded. */
+export function toScheduleRow(r: ScheduleDbRow): ScheduleRow {
+  const lastTick =
+    r.t_tick_at === null
+      ? null
+      : toScheduleTickRow({
+          schedule_name: r.name,
+          tick_at: r.t_tick_at,
+          kind: r.t_kind ?? 'scheduled',
+          outcome: r.t_outcome ?? 'fired',
+          late: r.t_late ?? 0,
+          job_id: r.t_job_id,
+          actor: r.t_actor,
+          recorded_at: r.t_recorded_at ?? r.t_tick_at,
+          job_state: r.t_job_state,
+        });
+  return {
+    name: r.name,
+    definitionHash: r.definition_hash,
+    spec: JSON.parse(r.spec) as unknown,
+    paused: int(r.paused) !== 0,
+    nextRunAt: dateOrNull(r.next_run_at),
+    lastTickAt: dateOrNull(r.last_tick_at),
+    lastTick,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+  };
+}
+
+/** A stored lock row to a {@link LockRow}. */
+export function toLockRow(r: LockDbRow): LockRow {
+  return {
+    name: r.name,
+    token: int(r.token),
+    holder: r.holder,
+    acquiredAt: dateOrNull(r.acquired_at),
+    expiresAt: dateOrNull(r.expires_at),
+  };
+}
+
+/** A granted or renewed lease to a {@link LockGrant}. */
+export function toLockGrant(r: LockGrantDbRow): LockGrant {
+  return { token: int(r.token), expiresAt: date(r.expires_at) };
+}
+
+/** A `LOCK_CHECK` row (or none: never granted) to a {@link LockCheckResult}. */
+export function toLockCheckResult(r: LockCheckDbRow | undefined): LockCheckResult {
+  return r === undefined ? { held: false, currentToken: null } : { held: int(r.held) === 1, currentToken: int(r.token) };
 }
 
 /** Claim order: `priority, run_at, id`, the order the claim's inner SELECT used. */

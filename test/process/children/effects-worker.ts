@@ -54,19 +54,21 @@ const effect = defineJob({
 const warden = createWarden({ database: config.url, schema: config.schema, jobs: [effect], logger: pino({ level: 'silent' }) });
 forwardEvents(warden, ['error', 'job:failed', 'job:rescued', 'job:stale-write-rejected']);
 
+await warden.start({ concurrency: config.concurrency, pollInterval: '200ms' });
+/** The live counters object of the running worker (updated in place; still readable after stop()). */
+const counters = warden.workerCounters!;
 let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
   void (async () => {
     await warden.stop();
+    // Read from the worker's own counters object: after stop() the Warden forgets its worker.
     const busyRetries = (warden.driver as unknown as { busyRetries?: number }).busyRetries ?? null;
-    send({ type: 'counters', name: config.name, ...warden.workerCounters, busyRetries });
+    send({ type: 'counters', name: config.name, ...counters, busyRetries });
     await warden.close();
     await closeEffects();
     process.exit(0);
   })();
 });
-
-await warden.start({ concurrency: config.concurrency, pollInterval: '200ms' });
 send({ type: 'ready', name: config.name, pid: process.pid });

@@ -1,0 +1,253 @@
+/**
+ * The SQL of the PostgreSQL driver's schedule operations (migration `0002_schedules_and_locks`), and nothing
+ * else. Same conventions as `postgres-sql.ts`: each builder takes `s`, the validated, double-quoted schema (the
+ * only identifier put into SQL text); every value is a `$n` parameter; time comes in as a `now` parameter used as
+ * `coalesce($n::timestamptz, now())`. The driver builds all strings once, in its constructor.
+ * @module
+ */
+import { ACTIVE, ATTEMPT_COLUMNS, nowAt, quoteIdentifier } from './postgres-sql.js';
+
+/**
+ * Serializes schedule syncs of one schema for the rest of the transaction. Upserts alone never fail against each
+ * other, but two syncs with different lists and `removeMissing` lock rows in different orders (one's upsert,
+ * the other's removal) and could deadlock; behind this lock concurrent syncs simply run one after the other.
+ * `$1` = schema name (unquoted).
+ */
+export const SCHEDULE_SYNC_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtext('warden:schedule-sync:' || $1)::bigint)`;
+
+/**
+ * Upserts the code's schedules. A new name is inserted with `next_run_at = firstRunAt`; an existing one is
+ * updated only when its hash differs or it was removed (then it is un-removed and `next_run_at` reset; `paused`
+ * is kept); an unchanged active one is left alone. Names must be distinct (the driver dedupes); rows are written
+ * in name order. Params: `$1` names, `$2` hashes, `$3` specs (JSON text), `$4` first run times, `$5` now.
+ */
+export function scheduleUpsertSql(s: string): string {
+  return `INSERT INTO ${s}.schedules AS sc (name, definition_hash, spec, next_run_at, created_at, updated_at)
+SELECT i.name, i.definition_hash, i.spec::jsonb, i.first_run_at, t.now, t.now
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS i(name, definition_hash, spec, first_run_at)
+CROSS JOIN (SELECT ${nowAt(5)} AS now) t
+ORDER BY i.name
+ON CONFLICT (name) DO UPDATE
+SET definition_hash = excluded.definition_hash, spec = excluded.spec, next_run_at = excluded.next_run_at,
+    removed_at = NULL, updated_at = excluded.updated_at
+WHERE sc.definition_hash <> excluded.definition_hash OR sc.removed_at IS NOT NULL`;
+}
+
+/** Marks every active schedule not in the list removed. Params: `$1` names to keep, `$2` now. */
+export function scheduleRemoveMissingSql(s: string): string {
+  return `UPDATE ${s}.schedules SET removed_at = ${nowAt(2)}, updated_at = ${nowAt(2)}
+WHERE removed_at IS NULL AND NOT (name = ANY($1::text[]))`;
+}
+
+/**
+ * The read shape of a schedule: the columns of `source` (aliased `sc`; a table, a CTE or a parenthesized
+ * subquery) plus its newest tick (by `recorded_at`, then `tick_at`) flattened into `lt_*` columns, with that
+ * tick's job's current state. No ORDER BY: callers append it.
+ */
+function scheduleWithLastTick(s: string, source: string): string {
+  return `SELECT sc.name, sc.definition_hash, sc.spec, sc.paused, sc.next_run_at, sc.last_tick_at, sc.created_at, sc.updated_at,
+       lt.tick_at AS lt_tick_at, lt.kind AS lt_kind, lt.outcome AS lt_outcome, lt.late AS lt_late,
+       lt.job_id AS lt_job_id, lt.job_state AS lt_job_state, lt.actor AS lt_actor, lt.recorded_at AS lt_recorded_at
+FROM ${source} sc
+LEFT JOIN LATERAL (
+  SELECT t.tick_at, t.kind, t.outcome, t.late, t.job_id, t.actor, t.recorded_at, j.state AS job_state
+  FROM ${s}.schedule_ticks t LEFT JOIN ${s}.jobs j ON j.id = t.job_id
+  WHERE t.schedule_name = sc.name
+  ORDER BY t.recorded_at DESC, t.tick_at DESC, t.kind DESC
+  LIMIT 1
+) lt ON true`;
+}
+
+/**
+ * Active, unpaused schedules due at `now`, soonest first (names bytewise), with their newest tick.
+ * Params: `$1` now, `$2` limit.
+ */
+export function scheduleDueSql(s: string): string {
+  return `${scheduleWithLastTick(s, `(
+  SELECT * FROM ${s}.schedules
+  WHERE removed_at IS NULL AND NOT paused AND next_run_at <= ${nowAt(1)}
+  ORDER BY next_run_at, name COLLATE "C"
+  LIMIT $2
+)`)}
+ORDER BY sc.next_run_at, sc.name COLLATE "C"`;
+}
+
+/** Every schedule not removed, by name (bytewise), with its newest tick. No parameters. */
+export function scheduleListSql(s: string): string {
+  return `${scheduleWithLastTick(s, `(SELECT * FROM ${s}.schedules WHERE removed_at IS NULL)`)}
+ORDER BY sc.name COLLATE "C"`;
+}
+
+/** Pauses an active schedule; no row when it is missing or removed. Params: `$1` name, `$2` now. */
+export function schedulePauseSql(s: string): string {
+  return `WITH u AS (
+  UPDATE ${s}.schedules SET paused = true, updated_at = ${nowAt(2)}
+  WHERE name = $1 AND removed_at IS NULL
+  RETURNING *
+)
+${scheduleWithLastTick(s, 'u')}`;
+}
+
+/**
+ * Unpauses an active schedule and sets its `next_run_at`, so ticks during the pause are not misfires; no row
+ * when it is missing or removed. Params: `$1` name, `$2` next run (timestamptz or NULL), `$3` now.
+ */
+export function scheduleResumeSql(s: string): string {
+  return `WITH u AS (
+  UPDATE ${s}.schedules SET paused = false, next_run_at = $2::timestamptz, updated_at = ${nowAt(3)}
+  WHERE name = $1 AND removed_at IS NULL
+  RETURNING *
+)
+${scheduleWithLastTick(s, 'u')}`;
+}
+
+/**
+ * The compare-and-swap that lets exactly one caller handle a schedule's due ticks: it matches only while the
+ * schedule still has this hash and `next_run_at`, is active and unpaused. A concurrent caller with the same
+ * expectation waits on the row lock, then re-checks against the committed row and matches nothing. The row
+ * lock is held to the end of the transaction, which serializes everything else written for this schedule.
+ * `greatest` ignores NULL, so `$5` NULL (no ticks) keeps `last_tick_at`.
+ * Params: `$1` name, `$2` definition hash, `$3` expected `next_run_at`, `$4` new `next_run_at` (or NULL),
+ * `$5` newest tick (or NULL), `$6` now. Returns the schedule's name when it matched.
+ */
+export function scheduleSwapSql(s: string): string {
+  return `UPDATE ${s}.schedules
+SET next_run_at = $4::timestamptz, last_tick_at = greatest(last_tick_at, $5::timestamptz), updated_at = ${nowAt(6)}
+WHERE name = $1 AND definition_hash = $2 AND next_run_at = $3::timestamptz AND removed_at IS NULL AND NOT paused
+RETURNING name`;
+}
+
+/**
+ * Records a tick unless a row for it exists (the primary key decides). Params: `$1` schedule, `$2` tick time,
+ * `$3` kind, `$4` outcome, `$5` late, `$6` job id (or NULL), `$7` actor (or NULL), `$8` now (`recorded_at`).
+ * Returns the row when it was inserted, nothing when the tick was already recorded.
+ */
+export function tickInsertSql(s: string): string {
+  return `INSERT INTO ${s}.schedule_ticks (schedule_name, tick_at, kind, outcome, late, job_id, actor, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, ${nowAt(8)})
+ON CONFLICT (schedule_name, tick_at, kind) DO NOTHING
+RETURNING tick_at`;
+}
+
+/** The stored outcome of one tick. Params: `$1` schedule, `$2` tick time, `$3` kind. */
+export function tickGetSql(s: string): string {
+  return `SELECT outcome, late, job_id FROM ${s}.schedule_ticks WHERE schedule_name = $1 AND tick_at = $2 AND kind = $3`;
+}
+
+/** Sets the final outcome of a tick recorded earlier in the same transaction. Params as {@link tickGetSql}, `$4` outcome, `$5` job id. */
+export function tickSetOutcomeSql(s: string): string {
+  return `UPDATE ${s}.schedule_ticks SET outcome = $4, job_id = $5
+WHERE schedule_name = $1 AND tick_at = $2 AND kind = $3`;
+}
+
+/**
+ * Cancels every queued, retrying or running job of a schedule (overlap `replace`), with exactly the effects of
+ * `jobCancel`: running attempts get a `cancelled` attempt row and their later writes become stale. Rows are
+ * locked in id order. Params: `$1` schedule, `$2` error for the attempt rows (JSON text), `$3` now.
+ * Returns the cancelled ids, ascending.
+ */
+export function scheduleCancelActiveSql(s: string): string {
+  return `WITH t AS (SELECT ${nowAt(3)} AS now),
+old AS (
+  SELECT id, state, attempt, lease_token, lease_worker, started_at
+  FROM ${s}.jobs WHERE schedule_name = $1 AND state IN ${ACTIVE}
+  ORDER BY id
+  FOR UPDATE
+),
+a AS (
+  INSERT INTO ${s}.job_attempts (${ATTEMPT_COLUMNS})
+  SELECT old.id, old.attempt, old.lease_token, old.lease_worker, old.started_at, t.now, 'cancelled', $2::jsonb
+  FROM old, t WHERE old.state = 'running'
+),
+u AS (
+  UPDATE ${s}.jobs j
+  SET state = 'cancelled', finished_at = t.now, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
+  FROM old, t
+  WHERE j.id = old.id
+  RETURNING j.id
+)
+SELECT id FROM u ORDER BY id`;
+}
+
+/** Whether a job of the schedule is in one of the given states (overlap `skip`/`queue-one`). Params: `$1` schedule, `$2` states. */
+export function scheduleHasJobInSql(s: string): string {
+  return `SELECT EXISTS (SELECT 1 FROM ${s}.jobs WHERE schedule_name = $1 AND state = ANY($2::text[])) AS blocked`;
+}
+
+/**
+ * Locks an active schedule for a manual trigger (serializing it with advances and other triggers of that
+ * schedule); no row when it is missing or removed. `$1` name.
+ */
+export function scheduleLockActiveSql(s: string): string {
+  return `SELECT name FROM ${s}.schedules WHERE name = $1 AND removed_at IS NULL FOR NO KEY UPDATE`;
+}
+
+/**
+ * The time of a manual trigger: `now` at millisecond precision (so it round-trips through a JS Date into the
+ * job's `tick_at`), or the first millisecond after it with no triggered tick yet, so two triggers at one instant
+ * (a fake clock, a double click) both get a tick row. NULL only if the whole second after `now` is taken. Run
+ * after {@link scheduleLockActiveSql}, in a new statement, so it sees triggers committed while waiting for that
+ * lock. Params: `$1` name, `$2` now.
+ */
+export function triggerTickAtSql(s: string): string {
+  return `SELECT c.at AS tick_at
+FROM generate_series(0, 999) AS o(ms)
+CROSS JOIN LATERAL (SELECT date_trunc('milliseconds', ${nowAt(2)}) + o.ms * interval '1 millisecond' AS at) c
+WHERE NOT EXISTS (
+  SELECT 1 FROM ${s}.schedule_ticks k WHERE k.schedule_name = $1 AND k.tick_at = c.at AND k.kind = 'triggered'
+)
+ORDER BY o.ms
+LIMIT 1`;
+}
+
+/**
+ * A schedule's ticks, newest first, with each job's current state. Params: `$1` schedule, `$2` limit.
+ */
+export function tickListSql(s: string): string {
+  return `SELECT t.schedule_name, t.tick_at, t.kind, t.outcome, t.late, t.job_id, t.actor, t.recorded_at, j.state AS job_state
+FROM ${s}.schedule_ticks t LEFT JOIN ${s}.jobs j ON j.id = t.job_id
+WHERE t.schedule_name = $1
+ORDER BY t.tick_at DESC, t.kind DESC
+LIMIT $2`;
+}
+
+/** Every schedule statement, built once per driver (see {@link buildPostgresScheduleStatements}). */
+export interface PostgresScheduleStatements {
+  scheduleUpsert: string;
+  scheduleRemoveMissing: string;
+  scheduleDue: string;
+  scheduleList: string;
+  schedulePause: string;
+  scheduleResume: string;
+  scheduleSwap: string;
+  scheduleCancelActive: string;
+  scheduleHasJobIn: string;
+  scheduleLockActive: string;
+  tickInsert: string;
+  tickGet: string;
+  tickSetOutcome: string;
+  tickList: string;
+  triggerTickAt: string;
+}
+
+/** Builds every schedule statement for a schema already checked by `validateSchemaName`. */
+export function buildPostgresScheduleStatements(schema: string): PostgresScheduleStatements {
+  const s = quoteIdentifier(schema);
+  return {
+    scheduleUpsert: scheduleUpsertSql(s),
+    scheduleRemoveMissing: scheduleRemoveMissingSql(s),
+    scheduleDue: scheduleDueSql(s),
+    scheduleList: scheduleListSql(s),
+    schedulePause: schedulePauseSql(s),
+    scheduleResume: scheduleResumeSql(s),
+    scheduleSwap: scheduleSwapSql(s),
+    scheduleCancelActive: scheduleCancelActiveSql(s),
+    scheduleHasJobIn: scheduleHasJobInSql(s),
+    scheduleLockActive: scheduleLockActiveSql(s),
+    tickInsert: tickInsertSql(s),
+    tickGet: tickGetSql(s),
+    tickSetOutcome: tickSetOutcomeSql(s),
+    tickList: tickListSql(s),
+    triggerTickAt: triggerTickAtSql(s),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * Schedule operations of the PostgreSQL driver (`Driver.schedule*`), except `scheduleAdvance`, which has its
+ * own module (`postgres-schedule-advance.ts`). Statements come from `postgres-schedule-sql.ts`; jobs are
+ * inserted through the same path as `jobInsertMany` (`insertJobs`), so deduplication and wake-ups match it.
+ * @module
+ */
+import type pg from 'pg';
+import { ScheduleNotFoundError } from '../../errors.js';
+import type { ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams } from '../schedule-params.js';
+import { insertJobs } from './postgres-insert.js';
+import { toScheduleRow, toScheduleTickRow, type PgScheduleRecord, type PgScheduleTickRecord } from './postgres-rows.js';
+import { SCHEDULE_SYNC_LOCK_SQL, type PostgresScheduleStatements } from './postgres-schedule-sql.js';
+import type { PostgresStatements } from './postgres-sql.js';
+import { withTransaction } from './postgres-transaction.js';
+
+/** What the schedule operations run on. */
+export interface PostgresScheduleContext {
+  pool: pg.Pool;
+  /** The validated, unquoted schema (key of the sync lock). */
+  schema: string;
+  /** The job statements `insertJobs` needs. */
+  jobSql: Pick<PostgresStatements, 'jobInsert' | 'jobActiveByKeys'>;
+  sql: PostgresScheduleStatements;
+  /** The wake-up channel, `<schema>_jobs`. */
+  channel: string;
+}
+
+/** Tick rows listed by {@link scheduleTickList} when no limit is given, and the most ever listed. */
+const TICK_LIST_DEFAULT = 100;
+const TICK_LIST_MAX = 1000;
+
+/**
+ * Upserts the code's schedules in one transaction, behind a per-schema advisory lock so concurrent syncs
+ * (every process syncs at start) queue instead of deadlocking. Repeated names: the last definition wins.
+ */
+export async function scheduleSync(ctx: PostgresScheduleContext, params: ScheduleSyncParams): Promise<void> {
+  const byName = new Map(params.schedules.map((item) => [item.name, item]));
+  const items = [...byName.values()];
+  await withTransaction(ctx.pool, async (run) => {
+    await run(SCHEDULE_SYNC_LOCK_SQL, [ctx.schema]);
+    if (items.length > 0) {
+      await run(ctx.sql.scheduleUpsert, [
+        items.map((i) => i.name),
+        items.map((i) => i.definitionHash),
+        items.map((i) => i.specJson),
+        items.map((i) => i.firstRunAt),
+        params.now,
+      ]);
+    }
+    if (params.removeMissing) await run(ctx.sql.scheduleRemoveMissing, [[...byName.keys()], params.now]);
+  });
+}
+
+/** Active, unpaused schedules with `next_run_at <= now`, soonest first, at most `limit`. */
+export async function scheduleDue(ctx: PostgresScheduleContext, params: { now: Date | null; limit: number }): Promise<ScheduleRow[]> {
+  if (!(params.limit >= 1)) return [];
+  const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.scheduleDue, [params.now, Math.trunc(params.limit)]);
+  return rows.map(toScheduleRow);
+}
+
+/** Every schedule not removed, by name, with its newest tick and that tick's job state. */
+export async function scheduleList(ctx: PostgresScheduleContext): Promise<ScheduleRow[]> {
+  const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.scheduleList);
+  return rows.map(toScheduleRow);
+}
+
+/** @throws ScheduleNotFoundError when the schedule is missing or removed. */
+export async function schedulePause(ctx: PostgresScheduleContext, params: { name: string; now: Date | null }): Promise<ScheduleRow> {
+  const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.schedulePause, [params.name, params.now]);
+  if (!rows[0]) throw new ScheduleNotFoundError(params.name);
+  return toScheduleRow(rows[0]);
+}
+
+/** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError when the schedule is missing or removed. */
+export async function scheduleResume(
+  ctx: PostgresScheduleContext,
+  params: { name: string; nextRunAt: Date | null; now: Date | null },
+): Promise<ScheduleRow> {
+  const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.scheduleResume, [params.name, params.nextRunAt, params.now]);
+  if (!rows[0]) throw new ScheduleNotFoundError(params.name);
+  return toScheduleRow(rows[0]);
+}
+
+/** A schedule's ticks, newest first; `limit` defaults to 100 and is clamped to 1..1000. */
+export async function scheduleTickList(ctx: PostgresScheduleContext, params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
+  const raw = params.limit ?? TICK_LIST_DEFAULT;
+  const limit = Number.isFinite(raw) ? Math.min(TICK_LIST_MAX, Math.max(1, Math.trunc(raw))) : TICK_LIST_DEFAULT;
+  const { rows } = await ctx.pool.query<PgScheduleTickRecord>(ctx.sql.tickList, [params.name, limit]);
+  return rows.map(toScheduleTickRow);
+}
+
+/**
+ * Enqueues one run of an active (possibly paused) schedule now, in one transaction: locks the schedule row,
+ * inserts the job (`schedule_name`, `tick_at`) through the enqueue path (which notifies its queue at commit), and
+ * records a `triggered` tick with the actor. `tickAt` is `now` at millisecond precision, or the first millisecond
+ * after it not yet taken by another trigger. A keyed job deduplicated against an active one is not a new run: the
+ * tick is recorded `skipped` with that job, whose id is returned.
+ * @throws ScheduleNotFoundError when the schedule is missing or removed.
+ */
+export async function scheduleTrigger(
+  ctx: PostgresScheduleContext,
+  params: ScheduleTriggerParams,
+): Promise<{ jobId: string; tickAt: Date }> {
+  const { name, now } = params;
+  return withTransaction(ctx.pool, async (run) => {
+    const locked = await run(ctx.sql.scheduleLockActive, [name]);
+    if (locked.rowCount === 0) throw new ScheduleNotFoundError(name);
+    const tickAt = (await run<{ tick_at: Date }>(ctx.sql.triggerTickAt, [name, now])).rows[0]?.tick_at;
+    if (!tickAt) throw new Error(`Expected a free trigger time for schedule ${name} within a second of now, got 1000 triggers already`);
+    const [result] = await insertJobs(run, ctx.jobSql, ctx.channel, [{ ...params.job, scheduleName: name, tickAt }], now);
+    const { job, duplicate } = result!;
+    const recorded = await run(ctx.sql.tickInsert, [
+      name, tickAt, 'triggered', duplicate ? 'skipped' : 'fired', false, job.id, params.actor, now,
+    ]);
+    // Cannot happen: the schedule row lock serializes triggers, and the tick time was chosen free under it.
+    if (recorded.rowCount === 0) {
+      throw new Error(`Expected a new triggered tick of schedule ${name} at ${tickAt.toISOString()}, got one already recorded`);
+    }
+    return { jobId: job.id, tickAt };
+  });
+}

@@ -1,0 +1,103 @@
+import type { Clock } from '../clock/clock.js';
+import type { Driver } from '../driver/driver.js';
+import { LockLostError } from '../errors.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+
+/** What a {@link Lease} needs from its manager. */
+export interface LeaseDeps {
+  driver: Driver;
+  clock: Clock;
+  events: TypedEmitter;
+}
+
+/**
+ * A held lease lock. Renewed automatically (every third of its TTL) until released; when a renewal is refused, or
+ * cannot be confirmed before the lease would have expired, `signal` aborts with a `LockLostError`.
+ * `await using lease = await warden.locks.acquire(…)` releases it at the end of the block.
+ */
+export class Lease implements AsyncDisposable {
+  /** The lock's name. */
+  readonly name: string;
+  /**
+   * The fencing token: strictly increasing per lock name across all processes. Pass it to
+   * `warden.locks.assertFence` or store it with fenced writes (see docs/guarantees.md).
+   */
+  readonly token: number;
+  readonly #deps: LeaseDeps;
+  readonly #ttlMs: number;
+  readonly #controller = new AbortController();
+  #expiresAt: Date;
+  /** Process-clock deadline by which a renewal must be confirmed; conservative because it starts before the grant. */
+  #localDeadline: number;
+  #cancelTimer: () => void = () => {};
+  #released: Promise<void> | null = null;
+
+  constructor(deps: LeaseDeps, grant: { name: string; token: number; expiresAt: Date }, ttlMs: number, requestedAt: number) {
+    this.#deps = deps;
+    this.name = grant.name;
+    this.token = grant.token;
+    this.#expiresAt = grant.expiresAt;
+    this.#ttlMs = ttlMs;
+    this.#localDeadline = requestedAt + ttlMs;
+    this.#schedule();
+  }
+
+  /** Aborted (reason `LockLostError`) when the lease is lost or released. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** When the lease expires unless renewed (database time). */
+  get expiresAt(): Date {
+    return this.#expiresAt;
+  }
+
+  /** True until the lease is lost or released. */
+  get held(): boolean {
+    return !this.#controller.signal.aborted;
+  }
+
+  /** Releases the lock (if still held) and stops renewing. Safe to call twice. */
+  release(): Promise<void> {
+    this.#released ??= (async () => {
+      this.#cancelTimer();
+      if (!this.held) return;
+      this.#controller.abort(new LockLostError(this.name, this.token, 'a lease released by its holder'));
+      const released = await this.#deps.driver.lockRelease({ name: this.name, token: this.token });
+      if (released) this.#deps.events.emit('lock:released', { name: this.name, token: this.token });
+    })();
+    return this.#released;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+
+  #schedule(): void {
+    this.#cancelTimer = this.#deps.clock.setTimer(Math.max(1, Math.floor(this.#ttlMs / 3)), () => void this.#renew());
+  }
+
+  async #renew(): Promise<void> {
+    if (!this.held) return;
+    const { driver, clock, events } = this.#deps;
+    const requestedAt = clock.now();
+    try {
+      const grant = await driver.lockRenew({ name: this.name, token: this.token, ttlMs: this.#ttlMs, now: clock.sqlNow() });
+      if (!this.held) return;
+      if (!grant) return this.#lose('a renewal refused: the lease expired or a newer token was granted');
+      this.#expiresAt = grant.expiresAt;
+      this.#localDeadline = requestedAt + this.#ttlMs;
+    } catch (error) {
+      events.emit('error', { error, context: `renewing lock ${this.name}` });
+      // Unconfirmed: once the lease may have expired, stop trusting it.
+      if (clock.now() >= this.#localDeadline) return this.#lose('no confirmed renewal before the lease could expire');
+    }
+    if (this.held) this.#schedule();
+  }
+
+  #lose(reason: string): void {
+    if (!this.held) return;
+    this.#controller.abort(new LockLostError(this.name, this.token, reason));
+    this.#deps.events.emit('lock:lost', { name: this.name, token: this.token, reason });
+  }
+}

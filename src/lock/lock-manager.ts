@@ -1,0 +1,100 @@
+import { hostname } from 'node:os';
+import type { Clock } from '../clock/clock.js';
+import type { Driver } from '../driver/driver.js';
+import type { LockCheckResult, LockRow } from '../driver/lock-params.js';
+import { FenceError, InvalidDurationError } from '../errors.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+import { type Duration, parseDuration } from '../validation/duration.js';
+import { validateLockName } from '../validation/names.js';
+import { Lease } from './lease.js';
+
+/** Options for {@link LockManager.acquire}. */
+export interface LockAcquireOptions {
+  /** How long the lease lasts without renewal (renewed automatically while held). At least 50 ms. */
+  ttl: Duration;
+  /** How long to keep trying while another holder has it. @default 0 (one try) */
+  wait?: Duration;
+  /** Who holds it, shown by `warden locks list`. @default "<host>/<pid>" */
+  holder?: string;
+}
+
+/**
+ * Lease locks with fencing tokens, stored in the database: for code paths that must have a single runner across
+ * every process. A crashed holder's lock frees itself at expiry (database time). Locks are advisory: a paused
+ * holder can outlive its lease, which is why writes that matter check the token (`assertFence`).
+ */
+export class LockManager {
+  readonly #driver: Driver;
+  readonly #clock: Clock;
+  readonly #events: TypedEmitter;
+
+  constructor(deps: { driver: Driver; clock: Clock; events: TypedEmitter }) {
+    this.#driver = deps.driver;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+  }
+
+  /**
+   * Takes the lock, or returns null if another holder has it (after trying for `wait`).
+   * @throws InvalidNameError, InvalidDurationError before touching the database.
+   */
+  async acquire(name: string, options: LockAcquireOptions): Promise<Lease | null> {
+    validateLockName(name);
+    const ttlMs = parseDuration('ttl', options?.ttl, { allowZero: false });
+    if (ttlMs < 50) throw new InvalidDurationError('ttl', options.ttl, 'a duration of at least 50ms');
+    const waitMs = options.wait === undefined ? 0 : parseDuration('wait', options.wait);
+    const holder = options.holder ?? `${hostname()}/${process.pid}`;
+    const giveUpAt = this.#clock.now() + waitMs;
+    let pause = 25;
+    for (;;) {
+      const requestedAt = this.#clock.now();
+      const grant = await this.#driver.lockAcquire({ name, holder, ttlMs, now: this.#clock.sqlNow() });
+      if (grant) {
+        this.#events.emit('lock:acquired', { name, token: grant.token, holder });
+        return new Lease({ driver: this.#driver, clock: this.#clock, events: this.#events }, { name, ...grant }, ttlMs, requestedAt);
+      }
+      const left = giveUpAt - this.#clock.now();
+      if (left <= 0) return null;
+      await this.#clock.sleep(Math.min(pause, left));
+      pause = Math.min(1_000, pause * 2);
+    }
+  }
+
+  /**
+   * Runs `fn` while holding the lock, renewing it meanwhile, and releases it afterwards. Returns `fn`'s result,
+   * or `null` when the lock could not be acquired. `fn` should stop when `lease.signal` aborts.
+   */
+  async withLock<T>(name: string, options: LockAcquireOptions, fn: (lease: Lease) => Promise<T>): Promise<T | null> {
+    const lease = await this.acquire(name, options);
+    if (!lease) return null;
+    try {
+      return await fn(lease);
+    } finally {
+      await lease.release();
+    }
+  }
+
+  /**
+   * Whether `token` is still the live holder of `name`. With `tx` (the application's transaction, as for
+   * enqueue), the check runs inside it and, on PostgreSQL, holds the lock row until that transaction ends.
+   */
+  check(name: string, token: number, options: { tx?: unknown } = {}): Promise<LockCheckResult> {
+    validateLockName(name);
+    return this.#driver.lockCheck({ name, token, now: this.#clock.sqlNow(), tx: options.tx });
+  }
+
+  /**
+   * Throws unless `token` is still the live holder of `name`. Call it inside the application's transaction,
+   * before its writes, so a stale holder's writes never commit.
+   * @throws FenceError
+   */
+  async assertFence(name: string, token: number, options: { tx?: unknown } = {}): Promise<void> {
+    const result = await this.check(name, token, options);
+    if (!result.held) throw new FenceError(name, token, result.currentToken);
+  }
+
+  /** Every lock with its holder, newest token and expiry. */
+  list(): Promise<LockRow[]> {
+    return this.#driver.lockList();
+  }
+}

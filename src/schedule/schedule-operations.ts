@@ -1,0 +1,83 @@
+import type { Clock } from '../clock/clock.js';
+import type { Driver } from '../driver/driver.js';
+import type { ScheduleRow, ScheduleTickRow } from '../driver/schedule-params.js';
+import { InvalidOptionError } from '../errors.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+import { buildJobInsert } from '../job/build-job-insert.js';
+import { validateName } from '../validation/names.js';
+import type { ScheduleDefinition } from './define-schedule.js';
+import { nextTickFromSpec, type ScheduleSpec } from './schedule-spec.js';
+
+/** Operator actions on schedules: `warden.schedules`. */
+export class ScheduleOperations {
+  readonly #driver: Driver;
+  readonly #clock: Clock;
+  readonly #events: TypedEmitter;
+  readonly #defs: ReadonlyMap<string, ScheduleDefinition>;
+  readonly #payloadLimit: number;
+  readonly #onEnqueued: (queue: string) => void;
+
+  constructor(deps: { driver: Driver; clock: Clock; events: TypedEmitter; definitions: ReadonlyMap<string, ScheduleDefinition>; payloadLimit: number; onEnqueued: (queue: string) => void }) {
+    this.#driver = deps.driver;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+    this.#defs = deps.definitions;
+    this.#payloadLimit = deps.payloadLimit;
+    this.#onEnqueued = deps.onEnqueued;
+  }
+
+  /** Every active schedule with its next run, last tick (and that run's state) and pause state. */
+  list(): Promise<ScheduleRow[]> {
+    return this.#driver.scheduleList();
+  }
+
+  /** A schedule's tick history, newest first: fired, skipped (overlap), missed, triggered. */
+  ticks(name: string, options: { limit?: number } = {}): Promise<ScheduleTickRow[]> {
+    return this.#driver.scheduleTickList({ name: validateName('schedule name', name), limit: options.limit });
+  }
+
+  /** Pauses a schedule in the database: no instance fires it until resumed. @throws ScheduleNotFoundError */
+  async pause(name: string, options: { actor?: string } = {}): Promise<ScheduleRow> {
+    const row = await this.#driver.schedulePause({ name: validateName('schedule name', name), now: this.#clock.sqlNow() });
+    this.#events.emit('schedule:operator-action', { schedule: name, action: 'pause', actor: options.actor ?? 'api' });
+    return row;
+  }
+
+  /**
+   * Resumes a paused schedule from its next future tick; ticks that fell in the pause are not misfires.
+   * @throws ScheduleNotFoundError
+   */
+  async resume(name: string, options: { actor?: string } = {}): Promise<ScheduleRow> {
+    validateName('schedule name', name);
+    const now = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
+    const def = this.#defs.get(name);
+    let nextRunAt: Date | null;
+    if (def) nextRunAt = def.nextTick(now);
+    else {
+      const row = (await this.#driver.scheduleList()).find((s) => s.name === name);
+      nextRunAt = row ? nextTickFromSpec(row.spec as ScheduleSpec, now) : null;
+    }
+    const row = await this.#driver.scheduleResume({ name, nextRunAt, now: this.#clock.sqlNow() });
+    this.#events.emit('schedule:operator-action', { schedule: name, action: 'resume', actor: options.actor ?? 'api' });
+    return row;
+  }
+
+  /**
+   * Enqueues one run now, recorded as a triggered tick with its actor. Needs the schedule's definition in this
+   * process (its payload is code).
+   * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule.
+   */
+  async trigger(name: string, options: { actor?: string } = {}): Promise<{ jobId: string; tickAt: Date }> {
+    validateName('schedule name', name);
+    const def = this.#defs.get(name);
+    if (!def) throw new InvalidOptionError('schedule', name, `a schedule defined in this process (known: ${[...this.#defs.keys()].join(', ') || 'none'}); pass its module with --jobs`);
+    const actor = options.actor ?? 'api';
+    const tickAt = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
+    const job = await buildJobInsert(def.job, def.payload({ tickAt, scheduleName: name }), { queue: def.queue, priority: def.priority }, this.#payloadLimit);
+    const result = await this.#driver.scheduleTrigger({ name, job, actor, now: this.#clock.sqlNow() });
+    this.#events.emit('schedule:operator-action', { schedule: name, action: 'trigger', actor });
+    this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, late: false, actor });
+    this.#onEnqueued(def.queue);
+    return result;
+  }
+}

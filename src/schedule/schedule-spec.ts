@@ -1,0 +1,32 @@
+import { Cron } from 'croner';
+import type { ScheduleDefinition } from './define-schedule.js';
+
+/** What is stored about a schedule for operators and for code that has no definition (CLI resume). */
+export interface ScheduleSpec {
+  cron: string | null;
+  everyMs: number | null;
+  timezone: string;
+  job: string;
+  queue: string;
+  priority: number;
+  overlap: string;
+  misfire: ScheduleDefinition['misfire'];
+  expect: ScheduleDefinition['expect'];
+}
+
+/** The stored description of a schedule. */
+export function scheduleSpec(s: ScheduleDefinition): ScheduleSpec {
+  return { cron: s.cron, everyMs: s.everyMs, timezone: s.timezone, job: s.job.name, queue: s.queue, priority: s.priority, overlap: s.overlap, misfire: s.misfire, expect: s.expect };
+}
+
+/** The first tick after `after` computed from a stored spec, for processes that do not have the definition. */
+export function nextTickFromSpec(spec: ScheduleSpec, after: Date): Date | null {
+  if (spec.cron) return new Cron(spec.cron, { timezone: spec.timezone, paused: true }).nextRun(after);
+  if (spec.everyMs) return everyNextTick(spec.everyMs, after);
+  return null;
+}
+
+/** The first multiple of `everyMs` since the Unix epoch strictly after `after`: every instance agrees on it. */
+export function everyNextTick(everyMs: number, after: Date): Date {
+  return new Date((Math.floor(after.getTime() / everyMs) + 1) * everyMs);
+}

@@ -1,0 +1,148 @@
+import type { Clock } from '../clock/clock.js';
+import type { Driver } from '../driver/driver.js';
+import type { ScheduleRow, ScheduleTickWrite } from '../driver/schedule-params.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+import type { JobState } from '../job/job-record.js';
+import { buildJobInsert } from '../job/build-job-insert.js';
+import { Service } from '../runtime/service.js';
+import type { OverlapPolicy, ScheduleDefinition } from './define-schedule.js';
+import { planTicks } from './plan-ticks.js';
+import { scheduleSpec } from './schedule-spec.js';
+
+/** Options of {@link Scheduler}. */
+export interface SchedulerDeps {
+  driver: Driver;
+  clock: Clock;
+  events: TypedEmitter;
+  schedules: readonly ScheduleDefinition[];
+  payloadLimit: number;
+  /** How often due schedules are looked for. */
+  scanMs: number;
+  /** Warn (`clock:skew`) when this process's clock differs from the database's by more. */
+  skewWarnMs: number;
+  /** Called with queues that got a job, so a local worker can look at once. */
+  onEnqueued: (queue: string) => void;
+}
+
+/** Job states that make a new tick wait, per overlap policy. */
+const BLOCKING: Record<OverlapPolicy, JobState[]> = {
+  skip: ['queued', 'retrying', 'running'],
+  'queue-one': ['queued', 'retrying'],
+  allow: [],
+  replace: [],
+};
+
+/**
+ * Fires schedules. Every instance may run one: each scan reads the due schedules and, for each, writes its plan
+ * with a compare-and-swap on the schedule's `next_run_at` in the same transaction as the tick rows and jobs — so
+ * any number of instances may race and each tick is handled exactly once, by whichever swap wins. Time comes from
+ * the database (or the injected clock), never from this process's wall clock.
+ */
+export class Scheduler extends Service {
+  readonly #deps: SchedulerDeps;
+  readonly #byName: Map<string, ScheduleDefinition>;
+  #lastSkewWarning = -Infinity;
+
+  constructor(deps: SchedulerDeps) {
+    super();
+    this.#deps = deps;
+    this.#byName = new Map(deps.schedules.map((s) => [s.name, s]));
+  }
+
+  /** Writes the code's schedules to the database: new ones added, changed ones reset, missing ones removed. */
+  async sync(): Promise<void> {
+    const now = await this.#now();
+    await this.#deps.driver.scheduleSync({
+      schedules: this.#deps.schedules.map((s) => ({ name: s.name, definitionHash: s.definitionHash, specJson: JSON.stringify(scheduleSpec(s)), firstRunAt: s.nextTick(now) })),
+      removeMissing: true,
+      now: this.#deps.clock.sqlNow(),
+    });
+  }
+
+  /** One pass: handles every due schedule. Returns how many schedules this instance advanced. */
+  async scan(): Promise<number> {
+    const { driver, clock } = this.#deps;
+    const now = await this.#now();
+    const due = await driver.scheduleDue({ now: clock.sqlNow() ?? now, limit: 100 });
+    let advanced = 0;
+    for (const row of due) {
+      const def = this.#byName.get(row.name);
+      // Another deploy's definition (or one this process does not know) is that deploy's to fire.
+      if (!def || def.definitionHash !== row.definitionHash || !row.nextRunAt) continue;
+      if (await this.#advance(def, row, now)) advanced++;
+    }
+    return advanced;
+  }
+
+  protected async run(signal: AbortSignal): Promise<void> {
+    const { clock, events, scanMs } = this.#deps;
+    let synced = false;
+    while (!signal.aborted) {
+      try {
+        if (!synced) {
+          await this.sync();
+          synced = true;
+        }
+        await this.scan();
+      } catch (error) {
+        events.emit('error', { error, context: synced ? 'scanning schedules' : 'syncing schedules' });
+      }
+      await clock.sleep(scanMs, signal);
+    }
+  }
+
+  protected onCrash(error: unknown): void {
+    this.#deps.events.emit('error', { error, context: 'scheduler' });
+  }
+
+  async #advance(def: ScheduleDefinition, row: ScheduleRow, now: Date): Promise<boolean> {
+    const { driver, clock, events, payloadLimit } = this.#deps;
+    const plan = planTicks(def, row.nextRunAt!, now);
+    const ticks: ScheduleTickWrite[] = [];
+    for (const t of plan.ticks) {
+      if (t.action === 'missed') {
+        ticks.push({ tickAt: t.tickAt, action: 'missed', late: true, job: null, blockIfActiveIn: [], cancelActive: false });
+        continue;
+      }
+      try {
+        const insert = await buildJobInsert(def.job, def.payload({ tickAt: t.tickAt, scheduleName: def.name }), { queue: def.queue, priority: def.priority }, payloadLimit);
+        ticks.push({ tickAt: t.tickAt, action: 'fire', late: t.late, job: { ...insert, scheduleName: def.name, tickAt: t.tickAt }, blockIfActiveIn: BLOCKING[def.overlap], cancelActive: def.overlap === 'replace' });
+      } catch (error) {
+        // A payload function that throws or returns an invalid payload cannot fire this tick; record it as
+        // missed (so it is visible and alerted on) rather than retrying the same tick forever.
+        events.emit('error', { error, context: `building the payload of schedule ${def.name}` });
+        ticks.push({ tickAt: t.tickAt, action: 'missed', late: t.late, job: null, blockIfActiveIn: [], cancelActive: false });
+      }
+    }
+    const result = await driver.scheduleAdvance({ name: def.name, definitionHash: def.definitionHash, expectedNextRunAt: row.nextRunAt!, nextRunAt: plan.nextRunAt, ticks, now: clock.sqlNow() });
+    if (!result.advanced) return false;
+    for (const t of result.ticks) {
+      if (t.cancelledJobIds.length > 0) events.emit('schedule:replaced', { schedule: def.name, tickAt: t.tickAt, cancelledJobIds: t.cancelledJobIds });
+      if (t.outcome === 'fired' && t.jobId) {
+        events.emit('schedule:fired', { schedule: def.name, tickAt: t.tickAt, jobId: t.jobId, late: t.late, actor: null });
+        if (t.queue) this.#deps.onEnqueued(t.queue);
+      } else if (t.outcome === 'skipped') {
+        events.emit('schedule:skipped', { schedule: def.name, tickAt: t.tickAt, reason: 'overlap', activeJobId: t.jobId });
+      } else if (t.outcome === 'missed') {
+        events.emit('schedule:missed', { schedule: def.name, tickAt: t.tickAt });
+      }
+    }
+    return true;
+  }
+
+  /** Database time (or the injected clock's), with a warning when this process's clock has drifted from it. */
+  async #now(): Promise<Date> {
+    const { clock, driver, events, skewWarnMs } = this.#deps;
+    const injected = clock.sqlNow();
+    if (injected) return injected;
+    const before = clock.now();
+    const dbNow = await driver.dbNow();
+    const after = clock.now();
+    const skewMs = Math.round((before + after) / 2 - dbNow.getTime());
+    if (Math.abs(skewMs) > skewWarnMs && after - this.#lastSkewWarning > 60_000) {
+      this.#lastSkewWarning = after;
+      events.emit('clock:skew', { skewMs, thresholdMs: skewWarnMs });
+    }
+    return dbNow;
+  }
+}

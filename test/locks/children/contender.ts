@@ -1,0 +1,181 @@
+/**
+ * One contender of the lock-contention test. After printing `ready` it waits for SIGUSR1 (so all contenders
+ * start together), then tries `attempts` times to acquire the lock. After each grant it sometimes "pauses":
+ * blocks its event loop synchronously for `pauseMs` (longer than the TTL, so its renewals cannot run and the
+ * lease expires); then, pause or not, it makes one fenced write in ONE application transaction:
+ *
+ *   assertFence(lock, token, { tx }); UPDATE fenced SET token, writer WHERE resource = 'r' AND token < $token;
+ *   INSERT INTO accepted (token, writer, updated)
+ *
+ * The application's transaction is a separate better-sqlite3 connection in `BEGIN IMMEDIATE` (SQLite) or a
+ * pg.Pool client in `BEGIN` (PostgreSQL). Every grant is reported as one `grant` line:
+ * `{ i, token, paused, abortedAfterPause, abortReason, fencePassed, updated, fenceCurrentToken, writeError }`.
+ * @module
+ */
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { pino } from 'pino';
+import { createWarden, FenceError } from '../../../src/index.js';
+import { type BaseConfig, describeError, forwardEvents, readConfig, reportCrashes, send } from '../../process/children/child-common.js';
+
+interface Config extends BaseConfig {
+  kind: 'sqlite' | 'postgres';
+  lock: string;
+  attempts: number;
+  ttlMs: number;
+  waitMs: number;
+  pauseMs: number;
+  /** Probability that a grant is followed by a pause. */
+  pauseRate: number;
+  /** Seed of this contender's pause decisions (reproducible runs). */
+  seed: number;
+}
+
+reportCrashes();
+const config = readConfig<Config>();
+
+/** mulberry32: a small seeded generator, so which grants pause is reproducible from the seed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = seeded(config.seed);
+
+/** The application's own transaction around `body` (which gets the handle to pass as `tx`). */
+type InTransaction = <T>(body: (tx: unknown, exec: (sql: string, params: unknown[]) => Promise<number>) => Promise<T>) => Promise<T>;
+
+let inTransaction: InTransaction;
+let closeApp: () => Promise<void>;
+if (config.kind === 'sqlite') {
+  const filename = config.url.slice('sqlite:'.length).replace(/^\/\//, '');
+  const db = new Database(filename, { timeout: 10_000 });
+  const statements = new Map<string, Database.Statement>();
+  const prepare = (sql: string) => {
+    let s = statements.get(sql);
+    if (!s) statements.set(sql, (s = db.prepare(sql.replace(/\$\d+/g, '?'))));
+    return s;
+  };
+  inTransaction = async (body) => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = await body(db, async (sql, params) => prepare(sql).run(...params).changes);
+      db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw error;
+    }
+  };
+  closeApp = async () => db.close();
+} else {
+  const pool = new pg.Pool({ connectionString: config.url, max: 1 });
+  pool.on('error', () => undefined);
+  const schema = `"${config.schema}"`;
+  inTransaction = async (body) => {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await body(client, async (sql, params) => (await client.query(sql.replaceAll('{s}', schema), params)).rowCount ?? 0);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  };
+  closeApp = () => pool.end();
+}
+const table = (name: string) => (config.kind === 'sqlite' ? name : `{s}.${name}`);
+const UPDATE_FENCED = `UPDATE ${table('fenced')} SET token = $1, writer = $2 WHERE resource = 'r' AND token < $3`;
+const INSERT_ACCEPTED = `INSERT INTO ${table('accepted')} (token, writer, updated) VALUES ($1, $2, $3)`;
+
+const warden = createWarden({ database: config.url, schema: config.schema, logger: pino({ level: 'silent' }) });
+forwardEvents(warden, ['error']);
+let lostEvents = 0;
+warden.on('lock:lost', () => {
+  lostEvents++;
+});
+
+// A signal listener does not keep the event loop alive; the interval does, until the start signal.
+const keepAlive = setInterval(() => undefined, 60_000);
+const go = new Promise<void>((resolve) => process.once('SIGUSR1', () => resolve()));
+// Open both connections before the start, so the first acquisitions are not skewed by connection setup.
+await warden.locks.list();
+await inTransaction(async () => undefined);
+send({ type: 'ready', name: config.name, pid: process.pid });
+await go;
+clearInterval(keepAlive);
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+let grants = 0;
+let misses = 0;
+for (let i = 0; i < config.attempts; i++) {
+  const asked = Date.now();
+  const lease = await warden.locks.acquire(config.lock, { ttl: config.ttlMs, wait: config.waitMs, holder: config.name });
+  if (!lease) {
+    misses++;
+    continue;
+  }
+  grants++;
+  const grantedAt = Date.now();
+  const report: Record<string, unknown> = { type: 'grant', i, token: lease.token, paused: false, waitedMs: grantedAt - asked, grantedAt };
+  if (random() < config.pauseRate) {
+    report.paused = true;
+    // A stop-the-world pause (GC, swap, SIGSTOP…): nothing in this process runs, renewals included.
+    Atomics.wait(sleeper, 0, 0, config.pauseMs);
+    // Give the overdue renewal timer its turn, then a bounded wait for its refusal to come back.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => {
+      if (lease.signal.aborted) return resolve();
+      const timer = setTimeout(resolve, 2_000);
+      lease.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    report.abortedAfterPause = lease.signal.aborted;
+    report.abortReason = lease.signal.aborted ? (lease.signal.reason as Error).name : null;
+  }
+  // The write goes ahead whatever the signal says: the fence, not the holder's good manners, must stop it.
+  try {
+    await inTransaction(async (tx, exec) => {
+      await warden.locks.assertFence(config.lock, lease.token, { tx });
+      report.fencePassed = true;
+      const changed = await exec(UPDATE_FENCED, [lease.token, config.name, lease.token]);
+      report.updated = changed === 1;
+      await exec(INSERT_ACCEPTED, [lease.token, config.name, changed === 1 ? 1 : 0]);
+    });
+    report.writeMs = Date.now() - grantedAt;
+  } catch (error) {
+    report.writeMs = Date.now() - grantedAt;
+    if (error instanceof FenceError) {
+      report.fencePassed = false;
+      report.fenceCurrentToken = error.currentToken;
+    } else {
+      report.writeError = describeError(error);
+    }
+  }
+  const releasing = Date.now();
+  await lease.release();
+  report.releasedAt = Date.now();
+  report.releaseMs = Date.now() - releasing;
+  send(report as { type: string });
+  // A little time outside the lock (as real work would have), so the others get their turns.
+  await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 4)));
+}
+
+send({ type: 'done', name: config.name, grants, misses, lostEvents });
+await warden.close();
+await closeApp();
+process.exit(0);
