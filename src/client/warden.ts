@@ -63,6 +63,7 @@ export class Warden {
   #scheduler: Scheduler | null = null;
   #closing: Promise<void> | null = null;
   #manualScheduler: Scheduler | null = null;
+  #lastCounters: Readonly<WorkerCounters> | null = null;
   #manualSynced = false;
   /** Lease locks with fencing tokens, stored in the database. */
   readonly locks: LockManager;
@@ -112,9 +113,9 @@ export class Warden {
     return this.#registry;
   }
 
-  /** The running worker's counters, or null when not started. */
+  /** The counters of the running worker, or of the last one after it stopped; null before any start. */
   get workerCounters(): Readonly<WorkerCounters> | null {
-    return this.#worker?.counters ?? null;
+    return this.#worker?.counters ?? this.#lastCounters;
   }
 
   /** Applies pending migrations under a lock. Safe to run from many processes at once. */
@@ -192,6 +193,7 @@ export class Warden {
     const worker = this.#worker;
     await worker?.stop();
     // A stopped worker cannot restart; forgetting it lets start() create a fresh one.
+    if (worker) this.#lastCounters = worker.counters;
     if (this.#worker === worker) this.#worker = null;
   }
 

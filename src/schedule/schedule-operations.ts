@@ -6,7 +6,7 @@ import type { TypedEmitter } from '../events/typed-emitter.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
 import { validateName } from '../validation/names.js';
 import type { ScheduleDefinition } from './define-schedule.js';
-import { nextTickFromSpec, type ScheduleSpec } from './schedule-spec.js';
+import { nextTickFromSpec, type ScheduleSpec, toSyncItem } from './schedule-spec.js';
 
 /** Operator actions on schedules: `warden.schedules`. */
 export class ScheduleOperations {
@@ -24,6 +24,22 @@ export class ScheduleOperations {
     this.#defs = deps.definitions;
     this.#payloadLimit = deps.payloadLimit;
     this.#onEnqueued = deps.onEnqueued;
+  }
+
+  /**
+   * Writes this process's schedule definitions to the database, as a starting scheduler does. `names` limits it to
+   * some of them; `removeMissing` (default false here) also marks every other stored schedule removed — only right
+   * for a process that holds the whole deployment's set.
+   * @throws InvalidOptionError for a name this process does not define.
+   */
+  async sync(options: { names?: string[]; removeMissing?: boolean } = {}): Promise<void> {
+    const defs = options.names === undefined ? [...this.#defs.values()] : options.names.map((name) => {
+      const def = this.#defs.get(name);
+      if (!def) throw new InvalidOptionError('names[]', name, `a schedule defined in this process (known: ${[...this.#defs.keys()].join(', ') || 'none'})`);
+      return def;
+    });
+    const now = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
+    await this.#driver.scheduleSync({ schedules: defs.map((d) => toSyncItem(d, now)), removeMissing: options.removeMissing ?? false, now: this.#clock.sqlNow() });
   }
 
   /** Every active schedule with its next run, last tick (and that run's state) and pause state. */

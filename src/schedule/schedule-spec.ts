@@ -1,4 +1,5 @@
 import { Cron } from 'croner';
+import type { ScheduleSyncItem } from '../driver/schedule-params.js';
 import type { ScheduleDefinition } from './define-schedule.js';
 
 /** What is stored about a schedule for operators and for code that has no definition (CLI resume). */
@@ -29,4 +30,9 @@ export function nextTickFromSpec(spec: ScheduleSpec, after: Date): Date | null {
 /** The first multiple of `everyMs` since the Unix epoch strictly after `after`: every instance agrees on it. */
 export function everyNextTick(everyMs: number, after: Date): Date {
   return new Date((Math.floor(after.getTime() / everyMs) + 1) * everyMs);
+}
+
+/** The row a definition is synced as, with its first tick after `now` (database time). */
+export function toSyncItem(s: ScheduleDefinition, now: Date): ScheduleSyncItem {
+  return { name: s.name, definitionHash: s.definitionHash, specJson: JSON.stringify(scheduleSpec(s)), firstRunAt: s.nextTick(now) };
 }

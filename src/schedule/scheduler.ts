@@ -7,7 +7,7 @@ import { buildJobInsert } from '../job/build-job-insert.js';
 import { Service } from '../runtime/service.js';
 import type { OverlapPolicy, ScheduleDefinition } from './define-schedule.js';
 import { planTicks } from './plan-ticks.js';
-import { scheduleSpec } from './schedule-spec.js';
+import { toSyncItem } from './schedule-spec.js';
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerDeps {
@@ -53,7 +53,7 @@ export class Scheduler extends Service {
   async sync(): Promise<void> {
     const now = await this.#now();
     await this.#deps.driver.scheduleSync({
-      schedules: this.#deps.schedules.map((s) => ({ name: s.name, definitionHash: s.definitionHash, specJson: JSON.stringify(scheduleSpec(s)), firstRunAt: s.nextTick(now) })),
+      schedules: this.#deps.schedules.map((s) => toSyncItem(s, now)),
       removeMissing: true,
       now: this.#deps.clock.sqlNow(),
     });

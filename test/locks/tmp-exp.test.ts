@@ -73,9 +73,13 @@ async function contend(kind: DriverKind, tdb: TestDatabase, oracle: Oracle, chil
   }
   await oracle.exec("INSERT INTO {fenced} (resource, token, writer) VALUES ('r', 0, 'nobody')");
 
+  // PostgreSQL contenders commit with synchronous_commit=off: durability across a server crash is not under test,
+  // and it takes the disk's fsync (three per grant) off the lock's critical path. Row locks, visibility and
+  // commit order are unchanged.
+  const url = kind === 'postgres' ? `${tdb.url}${tdb.url.includes('?') ? '&' : '?'}options=-c%20synchronous_commit%3Doff` : tdb.url;
   for (let n = 0; n < CONTENDERS; n++) {
     children.push(spawnChild(`c${n}`, SCRIPT, {
-      url: tdb.url, schema: tdb.schema, name: `c${n}`, kind, lock: LOCK, attempts: ATTEMPTS_EACH,
+      url, schema: tdb.schema, name: `c${n}`, kind, lock: LOCK, attempts: ATTEMPTS_EACH,
       ttlMs: TTL_MS, waitMs: WAIT_MS, pauseMs: PAUSE_MS, pauseRate: PAUSE_RATE, seed: 1000 + n,
     }));
   }

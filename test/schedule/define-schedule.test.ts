@@ -15,10 +15,10 @@ import { defineSchedule, type ScheduleOptions } from '../../src/schedule/define-
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { makeWarden, MINUTE, noopJob, openOracle, type Oracle } from './helpers.js';
 
-type ErrorClass = new (...args: any[]) => WardenError & { field: string };
+type ErrorClass = new (...args: any[]) => WardenError & { field: string; value: unknown };
 
 /** Calls `fn`, which must throw an `errorClass` whose `field` matches `field`; returns the error. */
-function expectRefused(fn: () => unknown, errorClass: ErrorClass, field: string | RegExp): WardenError & { field: string } {
+function expectRefused(fn: () => unknown, errorClass: ErrorClass, field: string | RegExp): WardenError & { field: string; value: unknown } {
   let caught: unknown;
   try {
     fn();
@@ -26,7 +26,7 @@ function expectRefused(fn: () => unknown, errorClass: ErrorClass, field: string 
     caught = error;
   }
   expect(caught, 'expected a throw').toBeInstanceOf(errorClass);
-  const error = caught as WardenError & { field: string };
+  const error = caught as WardenError & { field: string; value: unknown };
   if (typeof field === 'string') expect(error.field).toBe(field);
   else expect(error.field).toMatch(field);
   expect(error.message).toMatch(/^Expected /);

@@ -8,7 +8,6 @@ import type { Warden } from '../../client/warden.js';
 import type { ScheduleRow, ScheduleTickRow } from '../../driver/schedule-params.js';
 import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
 import type { ScheduleDefinition } from '../../schedule/define-schedule.js';
-import { scheduleSpec } from '../../schedule/schedule-spec.js';
 import { validateName } from '../../validation/names.js';
 import { CliError } from '../cli-error.js';
 import { type CliIo, formatDate, formatMs, formatTable, writeJson, writeLines } from '../cli-io.js';
@@ -179,12 +178,7 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
  * would do, and would wrongly do with a module holding only some of a deployment's schedules.
  */
 async function syncOne(warden: Warden, def: ScheduleDefinition): Promise<void> {
-  const now = await warden.driver.dbNow();
-  await warden.driver.scheduleSync({
-    schedules: [{ name: def.name, definitionHash: def.definitionHash, specJson: JSON.stringify(scheduleSpec(def)), firstRunAt: def.nextTick(now) }],
-    removeMissing: false,
-    now: null,
-  });
+  await warden.schedules.sync({ names: [def.name], removeMissing: false });
 }
 
 /** Adds `schedules` and its subcommands to the program. */

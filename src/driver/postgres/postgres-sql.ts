@@ -169,13 +169,22 @@ SELECT * FROM c ORDER BY priority, run_at, id`;
 
 /**
  * Extends held leases. A lease matches only with its token while running; the rest are stale.
+ * The rows are locked in id order first, as `jobFinishManySql` does: a worker's heartbeat and its own finish
+ * write touch overlapping rows from two connections, and locking them in different orders deadlocks.
  * Params: `$1` ids, `$2` lease tokens, `$3` lease (ms), `$4` now. Returns the renewed `(id, lease_token)`.
  */
 export function jobHeartbeatSql(s: string): string {
-  return `UPDATE ${s}.jobs j
+  return `WITH l AS (
+  SELECT j.id FROM ${s}.jobs j
+  JOIN unnest($1::bigint[], $2::bigint[]) AS l(id, token) ON j.id = l.id AND j.lease_token = l.token
+  WHERE j.state = 'running'
+  ORDER BY j.id
+  FOR UPDATE OF j
+)
+UPDATE ${s}.jobs j
 SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
-FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token)
-WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running'
+FROM l
+WHERE j.id = l.id
 RETURNING j.id, j.lease_token`;
 }
 
@@ -200,6 +209,8 @@ g AS (
          i.outcome, i.state, i.retry_delay_ms, i.error::jsonb AS error
   FROM ${s}.jobs j JOIN i ON j.id = i.id AND j.lease_token = i.token
   WHERE j.state = 'running'
+  -- Id order, like the heartbeat: two writers locking overlapping rows in different orders deadlock.
+  ORDER BY j.id
   FOR UPDATE OF j
 ),
 a AS (
