@@ -11,8 +11,10 @@ import { exerciseJobLease } from './conformance/job-lease.js';
 import { exerciseJobOperator } from './conformance/job-operator.js';
 import { exerciseJobRaces } from './conformance/job-races.js';
 import { exerciseJobRescue } from './conformance/job-rescue.js';
+import { exerciseLock } from './conformance/lock.js';
 import { exerciseMigration } from './conformance/migration.js';
 import { exerciseQueue } from './conformance/queue.js';
+import { exerciseSchedule } from './conformance/schedule.js';
 import { DRIVER_KINDS } from './support/test-databases.js';
 
 describe.each(DRIVER_KINDS)('%s driver', (kind) => {
@@ -25,4 +27,6 @@ describe.each(DRIVER_KINDS)('%s driver', (kind) => {
   exerciseJobOperator(kind);
   exerciseJobRaces(kind);
   exerciseQueue(kind);
+  exerciseSchedule(kind);
+  exerciseLock(kind);
 });

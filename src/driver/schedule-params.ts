@@ -64,6 +64,8 @@ export interface ScheduleTickResult {
   cancelledJobIds: string[];
   /** The queue of the job enqueued, for wake-ups. */
   queue: string | null;
+  /** The tick row already existed: it was handled before (outcome and job are what was stored then). */
+  alreadyHandled: boolean;
 }
 
 export interface ScheduleAdvanceResult {

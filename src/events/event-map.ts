@@ -49,8 +49,12 @@ export interface WardenEventMap {
   'schedule:fired': { schedule: string; tickAt: Date; jobId: string; late: boolean; actor: string | null };
   /** A tick was skipped because the previous run was still queued or running (overlap policy). */
   'schedule:skipped': { schedule: string; tickAt: Date; reason: 'overlap'; activeJobId: string | null };
-  /** A tick was missed: no scheduler ran within its grace, and the misfire policy did not run it. */
-  'schedule:missed': { schedule: string; tickAt: Date };
+  /**
+   * Ticks were missed: no scheduler ran within their grace, and the misfire policy did not run them. `count` is 1
+   * for a listed tick; a long outage's older ticks come as one event from `tickAt` with their (for cron, estimated)
+   * count, and have no tick rows.
+   */
+  'schedule:missed': { schedule: string; tickAt: Date; count: number };
   /** Overlap `replace` cancelled the previous run(s). */
   'schedule:replaced': { schedule: string; tickAt: Date; cancelledJobIds: string[] };
   /** A schedule was paused, resumed or triggered by an operator. */

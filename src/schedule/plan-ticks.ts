@@ -13,11 +13,14 @@ export interface TickPlan {
   ticks: PlannedTick[];
   /** The schedule's next tick after this plan: strictly after `now`. Null when the pattern never fires again. */
   nextRunAt: Date | null;
-  /** Missed ticks beyond {@link MAX_RECORDED_TICKS} that were counted but not listed. */
+  /**
+   * Missed ticks too old to matter to any policy, skipped without being listed (exact for `every`, estimated from
+   * the interval for cron). Their time span is `[nextRunAt, firstListedAt)`.
+   */
   unlistedMissed: number;
 }
 
-/** Most ticks listed in one plan; a longer outage is summarized by a count so a scan stays bounded. */
+/** Most ticks listed in one plan (and the largest `misfire.maxCount`), so a scan stays bounded. */
 export const MAX_RECORDED_TICKS = 1_000;
 
 /**
@@ -28,28 +31,43 @@ export const MAX_RECORDED_TICKS = 1_000;
  * - Later ticks were missed (no scheduler was running). `skip`: none fire. `run-once`: the newest fires once if
  *   it is within `misfire.within` (default: one interval plus the grace). `catch-up`: each one within `within`
  *   fires, the newest `maxCount` of them.
+ *
+ * Cost is bounded: after an outage of more than {@link MAX_RECORDED_TICKS} ticks, the ticks older than any policy's
+ * window (`within`, or the grace) are skipped over and counted rather than enumerated one by one.
  */
 export function planTicks(schedule: ScheduleDefinition, nextRunAt: Date, now: Date): TickPlan {
-  const due: Date[] = [];
+  const { policy, graceMs, maxCount } = schedule.misfire;
+  const defaultWithin = (t: Date) => intervalAt(schedule, t) + graceMs;
+  // The oldest tick time any policy could still act on; ticks before it can only be "missed".
+  const windowMs = policy === 'skip' ? graceMs : Math.max(graceMs, schedule.misfire.withinMs ?? defaultWithin(nextRunAt));
+  let first: Date | null = nextRunAt;
   let unlistedMissed = 0;
-  let tick: Date | null = nextRunAt;
+  const windowStart = now.getTime() - windowMs;
+  const interval = Math.max(1, schedule.everyMs ?? intervalAt(schedule, nextRunAt));
+  // Only a long outage is skipped over: up to MAX_RECORDED_TICKS old ticks are still listed (and recorded missed).
+  if ((windowStart - nextRunAt.getTime()) / interval > MAX_RECORDED_TICKS) {
+    first = schedule.nextTick(new Date(windowStart - 1));
+    const end = Math.min(first ? first.getTime() : now.getTime(), now.getTime() + 1);
+    unlistedMissed = Math.max(1, Math.ceil((end - nextRunAt.getTime()) / interval));
+  }
+  const due: Date[] = [];
+  let tick = first;
   while (tick && tick.getTime() <= now.getTime()) {
     if (due.length === MAX_RECORDED_TICKS) {
-      // Drop the oldest listed tick: only the newest ones can still be within a misfire window.
+      // Keep the newest: with a wide window, the oldest listed ticks are the least relevant.
       due.shift();
       unlistedMissed++;
     }
     due.push(tick);
     tick = schedule.nextTick(tick);
   }
-  const { policy, graceMs, maxCount } = schedule.misfire;
   const ticks: PlannedTick[] = [];
   const missed: Date[] = [];
   for (const t of due) {
     if (now.getTime() - t.getTime() <= graceMs) ticks.push({ tickAt: t, action: 'fire', late: false });
     else missed.push(t);
   }
-  const withinMs = (t: Date) => schedule.misfire.withinMs ?? intervalAt(schedule, t) + graceMs;
+  const withinMs = (t: Date) => schedule.misfire.withinMs ?? defaultWithin(t);
   const inWindow = missed.filter((t) => now.getTime() - t.getTime() <= withinMs(t));
   let catchUp: Date[] = [];
   if (policy === 'run-once' && inWindow.length > 0) catchUp = [inWindow[inWindow.length - 1]!];

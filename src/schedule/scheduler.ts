@@ -116,7 +116,10 @@ export class Scheduler extends Service {
     }
     const result = await driver.scheduleAdvance({ name: def.name, definitionHash: def.definitionHash, expectedNextRunAt: row.nextRunAt!, nextRunAt: plan.nextRunAt, ticks, now: clock.sqlNow() });
     if (!result.advanced) return false;
+    if (plan.unlistedMissed > 0) events.emit('schedule:missed', { schedule: def.name, tickAt: row.nextRunAt!, count: plan.unlistedMissed });
     for (const t of result.ticks) {
+      // A tick handled before (e.g. a sync moved next_run_at back over it) did nothing now: no event may say it did.
+      if (t.alreadyHandled) continue;
       if (t.cancelledJobIds.length > 0) events.emit('schedule:replaced', { schedule: def.name, tickAt: t.tickAt, cancelledJobIds: t.cancelledJobIds });
       if (t.outcome === 'fired' && t.jobId) {
         events.emit('schedule:fired', { schedule: def.name, tickAt: t.tickAt, jobId: t.jobId, late: t.late, actor: null });
@@ -124,7 +127,7 @@ export class Scheduler extends Service {
       } else if (t.outcome === 'skipped') {
         events.emit('schedule:skipped', { schedule: def.name, tickAt: t.tickAt, reason: 'overlap', activeJobId: t.jobId });
       } else if (t.outcome === 'missed') {
-        events.emit('schedule:missed', { schedule: def.name, tickAt: t.tickAt });
+        events.emit('schedule:missed', { schedule: def.name, tickAt: t.tickAt, count: 1 });
       }
     }
     return true;

@@ -30,6 +30,9 @@ afterAll(async () => {
 
 interface Grant {
   writer: string;
+  grantedAt: number;
+  releasedAt: number;
+  writeMs: number;
   i: number;
   token: number;
   paused: boolean;
@@ -155,6 +158,7 @@ async function contend(kind: DriverKind, tdb: TestDatabase, oracle: Oracle, chil
     kind, grants: grants.length, misses, paused: paused.length, pausedTakenOverSeen: takenOver.filter((g) => (g.fenceCurrentToken ?? 0) > g.token).length,
     fencePassed: passed.length, liveFenceRefused: live.filter((g) => g.fencePassed === false).length,
     perProcess: Object.fromEntries([...byChild].map(([n, l]) => [n, l.length])),
+    avgWriteMs: Math.round(live.reduce((sum, g) => sum + g.writeMs, 0) / Math.max(1, live.length)),
     startupMs: ready - started, runMs: finished - ready,
   }));
 }

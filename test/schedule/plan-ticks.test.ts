@@ -216,26 +216,33 @@ describe('planTicks: the default misfire window is one interval plus the grace',
 });
 
 describe('planTicks: a long outage', () => {
-  it(`lists at most ${MAX_RECORDED_TICKS} ticks (the newest) and counts the rest in unlistedMissed`, () => {
+  it(`lists every tick of an outage of up to ${MAX_RECORDED_TICKS} ticks`, () => {
     const s = defineSchedule({ name: 'every-second', every: '1s', job: noopJob, misfire: { policy: 'skip', grace: '5s' } });
-    // Down for an hour: ticks +1s … +3600s are due (3600 ticks).
-    const plan = planTicks(s, at(SECOND), at(HOUR));
-    expect(plan.ticks).toHaveLength(MAX_RECORDED_TICKS);
-    expect(plan.unlistedMissed).toBe(3_600 - MAX_RECORDED_TICKS);
-    expect(plan.ticks[0]!.tickAt.getTime()).toBe(T0 + HOUR - (MAX_RECORDED_TICKS - 1) * SECOND);
-    expect(plan.ticks.at(-1)!.tickAt.getTime()).toBe(T0 + HOUR);
-    // The newest 6 (0…5 s late) are on time; the rest listed are missed.
+    // Down for 900 s: ticks +1s … +905s are due; the newest 6 (0…5 s late) are on time.
+    const plan = planTicks(s, at(SECOND), at(905 * SECOND));
+    expect(plan.ticks).toHaveLength(905);
+    expect(plan.unlistedMissed).toBe(0);
     expect(plan.ticks.filter((t) => t.action === 'fire' && !t.late)).toHaveLength(6);
-    expect(plan.ticks.filter((t) => t.action === 'missed')).toHaveLength(MAX_RECORDED_TICKS - 6);
+    expect(plan.ticks.filter((t) => t.action === 'missed')).toHaveLength(899);
+    expect(plan.nextRunAt?.getTime()).toBe(T0 + 906 * SECOND);
+  });
+
+  it(`skips over a longer outage to the policy's window and counts the skipped ticks in unlistedMissed`, () => {
+    const s = defineSchedule({ name: 'every-second', every: '1s', job: noopJob, misfire: { policy: 'skip', grace: '5s' } });
+    // Down for an hour: ticks +1s … +3600s are due (3600 ticks). Under skip the window is the grace: +3595s … +3600s.
+    const plan = planTicks(s, at(SECOND), at(HOUR));
+    expect(plan.ticks.map((t) => t.tickAt.getTime() - T0)).toEqual([3_595, 3_596, 3_597, 3_598, 3_599, 3_600].map((n) => n * SECOND));
+    expect(plan.ticks.every((t) => t.action === 'fire' && !t.late)).toBe(true);
+    expect(plan.unlistedMissed).toBe(3_594);
     expect(plan.nextRunAt?.getTime()).toBe(T0 + HOUR + SECOND);
   });
 
-  it('run-once still fires the newest missed tick after a long outage', () => {
+  it('run-once still fires the newest missed tick after a long outage, without listing the whole outage', () => {
     const s = defineSchedule({ name: 'minutely', every: '1m', job: noopJob, misfire: { policy: 'run-once', grace: '5s' } });
-    // Down for 3 days and 30 s: 4320 due ticks.
+    // Down for 3 days and 30 s: 4320 due ticks; the window is one interval plus the grace (65 s).
     const plan = planTicks(s, at(MINUTE), at(3 * 24 * HOUR + 30 * SECOND));
-    expect(plan.ticks).toHaveLength(MAX_RECORDED_TICKS);
-    expect(plan.unlistedMissed).toBe(3 * 24 * 60 - MAX_RECORDED_TICKS);
+    expect(plan.ticks.map((t) => [t.tickAt.getTime() - T0, t.action, t.late])).toEqual([[3 * 24 * HOUR, 'fire', true]]);
+    expect(plan.unlistedMissed).toBe(3 * 24 * 60 - 1);
     expect(fired(plan)).toEqual([3 * 24 * HOUR]);
     expect(plan.nextRunAt?.getTime()).toBe(T0 + 3 * 24 * HOUR + MINUTE);
   });
@@ -249,11 +256,13 @@ describe('planTicks: a long outage', () => {
     expect(plan.ticks.filter((t) => t.action === 'fire' && !t.late)).toHaveLength(6);
   });
 
-  it('catch-up honours a maxCount above the listing bound when every missed tick is within the window', () => {
-    // maxCount accepts up to 10000 and `within` up to 365d: 3000 ticks missed in the last hour are all within the
-    // 1h window, so catch-up must fire 2000 of them (the newest), not only those that fit the listing bound.
-    const s = defineSchedule({ name: 'every-second', every: '1s', job: noopJob, misfire: { policy: 'catch-up', grace: '5s', within: '1h', maxCount: 2_000 } });
-    const plan = planTicks(s, at(SECOND), at(3_000 * SECOND + 5 * SECOND));
-    expect(plan.ticks.filter((t) => t.action === 'fire' && t.late)).toHaveLength(2_000);
+  it(`considers at most ${MAX_RECORDED_TICKS} ticks per scan, the newest, even when more are within the window`, () => {
+    const s = defineSchedule({ name: 'every-second', every: '1s', job: noopJob, misfire: { policy: 'catch-up', grace: '5s', within: '1h', maxCount: MAX_RECORDED_TICKS } });
+    // 3005 due ticks, all within the 1 h window: the newest 1000 are listed (5 on time, 995 late), 2005 counted.
+    const plan = planTicks(s, at(SECOND), at(3_005 * SECOND));
+    expect(plan.ticks).toHaveLength(MAX_RECORDED_TICKS);
+    expect(plan.ticks.filter((t) => t.action === 'fire' && t.late)).toHaveLength(MAX_RECORDED_TICKS - 6);
+    expect(plan.ticks.filter((t) => t.action === 'fire' && !t.late)).toHaveLength(6);
+    expect(plan.unlistedMissed).toBe(3_005 - MAX_RECORDED_TICKS);
   });
 });

@@ -132,6 +132,48 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
     });
   });
 
+  describe('misfire: the documented example (hourly, all instances down 02:10–05:20)', () => {
+    /** Syncs at 01:30, fires 02:00, goes down at 02:10 and scans once at 05:20 (03:00, 04:00, 05:00 missed). */
+    async function downFrom0210To0520(overlap: OverlapPolicy, misfire: { policy: MisfirePolicy; within?: `${number}h` }) {
+      const schedule = defineSchedule({ name: 'hourly', cron: '0 * * * *', timezone: 'Europe/London', job: noopJob, overlap, misfire });
+      const clock = new FakeClock(T0 + HOUR + 30 * MINUTE);
+      const warden = open({ schedules: [schedule], clock });
+      await warden.runSchedulerOnce();
+      await clock.set(T0 + 2 * HOUR);
+      await warden.runSchedulerOnce();
+      await warden.drain(); // the 02:00 run is done
+      await clock.set(T0 + 5 * HOUR + 20 * MINUTE);
+      await warden.runSchedulerOnce();
+      const ticks = (await ticksOf(oracle, 'hourly')).filter((t) => t.tickAt > T0 + 2 * HOUR);
+      return { warden, clock, ticks: ticks.map((t) => [new Date(t.tickAt).toISOString().slice(11, 16), t.outcome, t.late]) };
+    }
+
+    it('skip: nothing runs until 06:00', async () => {
+      const { warden, clock, ticks } = await downFrom0210To0520('skip', { policy: 'skip' });
+      expect(ticks).toEqual([['03:00', 'missed', true], ['04:00', 'missed', true], ['05:00', 'missed', true]]);
+      expect((await warden.schedules.list())[0]?.nextRunAt?.getTime()).toBe(T0 + 6 * HOUR);
+      await clock.set(T0 + 6 * HOUR);
+      expect(await warden.runSchedulerOnce()).toBe(1);
+      expect((await jobsOf(oracle, 'hourly')).map((j) => j.tickAt)).toEqual([T0 + 2 * HOUR, T0 + 6 * HOUR]);
+    });
+
+    it('run-once (default window): one run at 05:20 for the 05:00 tick, marked late; 03:00 and 04:00 missed', async () => {
+      const { ticks } = await downFrom0210To0520('skip', { policy: 'run-once' });
+      expect(ticks).toEqual([['03:00', 'missed', true], ['04:00', 'missed', true], ['05:00', 'fired', true]]);
+    });
+
+    it("catch-up within 6h (overlap allow): three runs at 05:20, for 03:00, 04:00 and 05:00", async () => {
+      const { ticks } = await downFrom0210To0520('allow', { policy: 'catch-up', within: '6h' });
+      expect(ticks).toEqual([['03:00', 'fired', true], ['04:00', 'fired', true], ['05:00', 'fired', true]]);
+      expect(await jobsOf(oracle, 'hourly')).toHaveLength(4);
+    });
+
+    it('catch-up within 6h with overlap skip: only the first of them runs', async () => {
+      const { ticks } = await downFrom0210To0520('skip', { policy: 'catch-up', within: '6h' });
+      expect(ticks).toEqual([['03:00', 'fired', true], ['04:00', 'skipped', true], ['05:00', 'skipped', true]]);
+    });
+  });
+
   // ------------------------------------------------------------------------------------------------ overlap
 
   describe('overlap, with a started worker and runs of 2.5 intervals', () => {
@@ -400,6 +442,23 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       expect(row?.nextRunAt?.getTime()).toBe(T0 + HOUR);
     });
 
+    it('a changed definition keeps the pause, and resets next_run_at', async () => {
+      const v1 = defineSchedule({ name: 'digest', cron: '0 * * * *', job: noopJob });
+      const a = open({ schedules: [v1], clock: new FakeClock(T0 + 10 * SECOND) });
+      await a.runSchedulerOnce();
+      await a.schedules.pause('digest');
+      const v2 = defineSchedule({ name: 'digest', cron: '*/10 * * * *', job: noopJob });
+      const clockB = new FakeClock(T0 + 12 * MINUTE);
+      const b = open({ schedules: [v2], clock: clockB });
+      await b.runSchedulerOnce();
+      const [row] = await b.schedules.list();
+      expect(row).toMatchObject({ paused: true, definitionHash: v2.definitionHash });
+      expect(row?.nextRunAt?.getTime()).toBe(T0 + 20 * MINUTE);
+      await clockB.set(T0 + 30 * MINUTE);
+      expect(await b.runSchedulerOnce()).toBe(0);
+      expect(await jobsOf(oracle, 'digest')).toEqual([]);
+    });
+
     it('a renamed schedule is a new schedule: the old name is removed, the new one starts fresh', async () => {
       const oldName = defineSchedule({ name: 'report-a', cron: '* * * * *', job: noopJob, overlap: 'allow' });
       const newName = defineSchedule({ name: 'report-b', cron: '* * * * *', job: noopJob, overlap: 'allow' });
@@ -423,6 +482,58 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       await Promise.all([a.runSchedulerOnce(), b.runSchedulerOnce()]);
       expect((await jobsOf(oracle, 'report-a')).map((j) => j.tickAt)).toEqual([T0 + MINUTE]);
       expect((await jobsOf(oracle, 'report-b')).map((j) => j.tickAt)).toEqual([T0 + 2 * MINUTE]);
+    });
+  });
+
+  // ------------------------------------------------------------------------------------------------ payloads, service
+
+  describe('payloads and the scheduler service', () => {
+    it('computes the payload per tick; a payload function that throws records that tick missed and reports it', async () => {
+      const def = defineSchedule({
+        name: 'stamped',
+        every: '1m',
+        job: noopJob,
+        overlap: 'allow',
+        payload: ({ tickAt, scheduleName }) => {
+          if (tickAt.getTime() === T0 + 2 * MINUTE) throw new Error('no payload for this tick');
+          return { at: tickAt.toISOString(), scheduleName };
+        },
+      });
+      const clock = new FakeClock(T0);
+      const warden = open({ schedules: [def], clock });
+      const errors = record(warden, 'error');
+      const missed = record(warden, 'schedule:missed');
+      await warden.runSchedulerOnce();
+      for (let i = 0; i < 3; i++) {
+        await clock.advance(MINUTE);
+        await warden.runSchedulerOnce();
+      }
+      const jobs = await jobsOf(oracle, 'stamped');
+      expect(jobs.map((j) => j.tickAt)).toEqual([T0 + MINUTE, T0 + 3 * MINUTE]);
+      for (const j of jobs) expect((await warden.jobs.get(j.id))?.payload).toEqual({ at: new Date(j.tickAt!).toISOString(), scheduleName: 'stamped' });
+      expect((await ticksOf(oracle, 'stamped')).map((t) => [t.tickAt, t.outcome])).toEqual([
+        [T0 + MINUTE, 'fired'],
+        [T0 + 2 * MINUTE, 'missed'],
+        [T0 + 3 * MINUTE, 'fired'],
+      ]);
+      expect(missed.map((e) => e.tickAt.getTime())).toEqual([T0 + 2 * MINUTE]);
+      expect(errors.map((e) => e.context)).toEqual(['building the payload of schedule stamped']);
+    });
+
+    it('start() runs the scheduler service: due ticks fire every scan interval and the worker runs them', async () => {
+      const clock = new TestClock(T0);
+      const ran: number[] = [];
+      const job = defineJob({ name: 'tick-job', handler: (_payload, ctx) => void ran.push(ctx.job.tickAt!.getTime()) });
+      const def = defineSchedule({ name: 'minutely', every: '1m', job });
+      const warden = open({ schedules: [def], clock, scheduler: { scanInterval: '10s' } });
+      await warden.start({ pollInterval: '1h', rescueInterval: '1h', heartbeat: '10s', lease: '1h' });
+      // Idle: the worker's poll, heartbeater and rescuer, and the scheduler's wait for its next scan.
+      await clock.waitForTimers(4, 'the worker and the scheduler to be idle');
+      await clock.step(3 * MINUTE, 10 * SECOND, 4);
+      await until(() => ran.length === 3, 'three ticks to run');
+      expect(iso(ran)).toEqual(iso([1, 2, 3].map((m) => T0 + m * MINUTE)));
+      expect((await ticksOf(oracle, 'minutely')).map((t) => [t.tickAt, t.outcome, t.late])).toEqual([1, 2, 3].map((m) => [T0 + m * MINUTE, 'fired', false]));
+      await until(async () => (await jobsOf(oracle, 'minutely')).every((j) => j.state === 'completed'), 'the runs to be completed');
     });
   });
 

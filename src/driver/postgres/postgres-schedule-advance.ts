@@ -53,7 +53,7 @@ async function handleTick(
   now: Date | null,
 ): Promise<ScheduleTickResult> {
   const result = (outcome: TickOutcome, jobId: string | null, extra?: Partial<ScheduleTickResult>): ScheduleTickResult => ({
-    tickAt: tick.tickAt, outcome, late: tick.late, jobId, cancelledJobIds: [], queue: null, ...extra,
+    tickAt: tick.tickAt, outcome, late: tick.late, jobId, cancelledJobIds: [], queue: null, alreadyHandled: false, ...extra,
   });
   if (tick.action === 'fire' && !tick.job) {
     throw new Error(`Expected a job for the fire tick of schedule ${name} at ${tick.tickAt.toISOString()}, got null`);
@@ -65,7 +65,7 @@ async function handleTick(
     // Already handled: report what was recorded then, and do nothing else.
     type Stored = { outcome: TickOutcome; late: boolean; job_id: string | null };
     const stored = (await run<Stored>(ctx.sql.tickGet, [name, tick.tickAt, 'scheduled'])).rows[0]!;
-    return result(stored.outcome, stored.job_id === null ? null : String(stored.job_id), { late: stored.late });
+    return result(stored.outcome, stored.job_id === null ? null : String(stored.job_id), { late: stored.late, alreadyHandled: true });
   }
   if (tick.action === 'missed') return result('missed', null);
 

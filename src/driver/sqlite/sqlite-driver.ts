@@ -456,12 +456,12 @@ export class SqliteDriver implements Driver {
    */
   #writeTick(name: string, tick: PlannedTickWrite, now: number): ScheduleTickResult {
     const tickRow = { name, tickAt: tick.tickAtMs, kind: 'scheduled' };
-    const base = { tickAt: tick.tickAt, late: tick.late, jobId: null, cancelledJobIds: [] as string[], queue: null };
+    const base = { tickAt: tick.tickAt, late: tick.late, jobId: null, cancelledJobIds: [] as string[], queue: null, alreadyHandled: false };
     const provisional = tick.action === 'missed' ? 'missed' : 'skipped';
     const fresh = this.#stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: provisional, late: tick.late ? 1 : 0, jobId: null, actor: null, now });
     if (fresh === undefined) {
       const stored = toScheduleTickRow(this.#stmt(SQL.SCHEDULE_TICK_GET).get(tickRow) as ScheduleTickDbRow);
-      return { ...base, outcome: stored.outcome, late: stored.late, jobId: stored.jobId };
+      return { ...base, outcome: stored.outcome, late: stored.late, jobId: stored.jobId, alreadyHandled: true };
     }
     if (tick.action === 'missed' || !tick.job) return { ...base, outcome: 'missed' };
 
@@ -486,9 +486,8 @@ export class SqliteDriver implements Driver {
   }
 
   /**
-   * One transaction: the schedule must be active (paused is fine); the tick row (`triggered`, at `now`) goes in
-   * first and the job after it. A trigger at the same instant (same ms) as an earlier one is that tick again: its
-   * stored job is returned and nothing is inserted. A job deduplicated on its key records outcome `skipped` with
+   * One transaction: the schedule must be active (paused is fine); the tick row (`triggered`, at `now`, or the
+   * next free millisecond when another trigger took that one) goes in first and the job after it. A job deduplicated on its key records outcome `skipped` with
    * the active job's id, which is returned.
    * @throws ScheduleNotFoundError when the schedule is missing or removed.
    */
@@ -498,14 +497,12 @@ export class SqliteDriver implements Driver {
     return this.#write(() => {
       const now = resolveNow(this.#stmt, nowParam);
       if (this.#stmt(SQL.SCHEDULE_EXISTS_ACTIVE).get({ name }) === undefined) throw new ScheduleNotFoundError(name);
-      const tickAt = new Date(now);
-      const tickRow = { name, tickAt: now, kind: 'triggered' };
-      const fresh = this.#stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: 'fired', late: 0, jobId: null, actor, now });
-      if (fresh === undefined) {
-        const stored = toScheduleTickRow(this.#stmt(SQL.SCHEDULE_TICK_GET).get(tickRow) as ScheduleTickDbRow);
-        if (stored.jobId === null) throw new Error(`Expected the trigger of schedule ${JSON.stringify(name)} at ${tickAt.toISOString()} to have a job, got none`);
-        return { jobId: stored.jobId, tickAt };
-      }
+      // Two triggers in the same millisecond are two runs: the later one takes the next free millisecond,
+      // as on PostgreSQL, because the tick row's primary key includes the time.
+      let tickAtMs = now;
+      while (this.#stmt(SQL.SCHEDULE_TICK_INSERT).get({ name, tickAt: tickAtMs, kind: 'triggered', outcome: 'fired', late: 0, jobId: null, actor, now }) === undefined) tickAtMs++;
+      const tickAt = new Date(tickAtMs);
+      const tickRow = { name, tickAt: tickAtMs, kind: 'triggered' };
       const [result] = insertJobs(this.#stmt, [{ ...job, scheduleName: name, tickAt }], now);
       if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
       const outcome = result.duplicate ? 'skipped' : 'fired';

@@ -84,7 +84,9 @@ if (config.kind === 'sqlite') {
       throw error;
     }
   };
-  closeApp = async () => db.close();
+  closeApp = async () => {
+    db.close();
+  };
   warmApp = async () => db.prepare('SELECT count(*) FROM accepted').get();
 } else {
   const s = `"${config.schema}"`;

@@ -1,0 +1,791 @@
+/**
+ * Conformance: schedules (migration `0002_schedules_and_locks`) — `scheduleSync`, `scheduleDue`,
+ * `scheduleAdvance` (the compare-and-swap, tick rows, overlap and deduplication), `scheduleTrigger`,
+ * `schedulePause`/`scheduleResume`, `scheduleList` and `scheduleTickList`. Every call gets an explicit `now`.
+ * @module
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Driver, JobInsert } from '../../src/driver/driver.js';
+import type { ScheduleAdvanceResult, ScheduleRow, ScheduleSyncItem, ScheduleTickRow, ScheduleTickWrite } from '../../src/driver/schedule-params.js';
+import { ScheduleNotFoundError } from '../../src/errors.js';
+import type { JobRow, JobState } from '../../src/job/job-record.js';
+import { createTestDatabase, makeInsert, type DriverKind, type TestDatabase } from '../support/test-databases.js';
+import {
+  at,
+  claim,
+  claimExactly,
+  countRows,
+  errorInfo,
+  expectRejects,
+  finishOf,
+  getJob,
+  insertJob,
+  LEASE_MS,
+  leaseOf,
+  openPgClient,
+  openRawSqlite,
+  sortIds,
+} from './helpers.js';
+
+const MINUTE = 60_000;
+const ALL_ACTIVE: JobState[] = ['queued', 'retrying', 'running'];
+
+/** A schedule of the code's list: hash `h1`, a small spec, first run one minute after T0. */
+function item(name: string, overrides: Partial<ScheduleSyncItem> = {}): ScheduleSyncItem {
+  return {
+    name,
+    definitionHash: 'h1',
+    specJson: JSON.stringify({ every: '1m', job: `${name}-job` }),
+    firstRunAt: at(MINUTE),
+    ...overrides,
+  };
+}
+
+/** The job a tick of schedule `name` enqueues (with `scheduleName`/`tickAt` set, as the caller does). */
+function tickJob(name: string, tickAt: Date, overrides: Partial<JobInsert> = {}): JobInsert {
+  return makeInsert({ name: 'tick-job', payloadJson: '{"tick":true}', scheduleName: name, tickAt, ...overrides });
+}
+
+/** A `fire` tick of schedule `name` with no overlap policy. */
+function fire(name: string, tickAt: Date, overrides: Partial<ScheduleTickWrite> = {}): ScheduleTickWrite {
+  return { tickAt, action: 'fire', late: false, job: tickJob(name, tickAt), blockIfActiveIn: [], cancelActive: false, ...overrides };
+}
+
+/** A `missed` tick. */
+function missed(tickAt: Date, late = false): ScheduleTickWrite {
+  return { tickAt, action: 'missed', late, job: null, blockIfActiveIn: [], cancelActive: false };
+}
+
+/** A stored schedule as `scheduleList` returns it, from its sync item and the fields that changed since. */
+function scheduleRow(source: ScheduleSyncItem, fields: Partial<ScheduleRow> & Pick<ScheduleRow, 'createdAt' | 'updatedAt'>): ScheduleRow {
+  return {
+    name: source.name,
+    definitionHash: source.definitionHash,
+    spec: JSON.parse(source.specJson) as unknown,
+    paused: false,
+    nextRunAt: source.firstRunAt,
+    lastTickAt: null,
+    lastTick: null,
+    ...fields,
+  };
+}
+
+/** A new, never-claimed job as inserted by a schedule at `now`. */
+function scheduledJob(id: string, scheduleName: string, tickAt: Date, now: Date, overrides: Partial<JobRow> = {}): JobRow {
+  return {
+    id,
+    name: 'tick-job',
+    queue: 'default',
+    payload: { tick: true },
+    state: 'queued',
+    priority: 0,
+    runAt: now,
+    attempt: 0,
+    maxAttempts: 3,
+    lostCount: 0,
+    leaseToken: 0,
+    leaseWorker: null,
+    leaseExpiresAt: null,
+    startedAt: null,
+    key: null,
+    lastError: null,
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: null,
+    scheduleName,
+    tickAt,
+    ...overrides,
+  };
+}
+
+/** Rows of a schedule table, counted straight from the database (not through the driver under test). */
+async function countTable(tdb: TestDatabase, table: 'schedule_ticks' | 'schedules'): Promise<number> {
+  if (tdb.kind === 'sqlite') {
+    const db = openRawSqlite(tdb);
+    try {
+      return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  }
+  const client = await openPgClient();
+  try {
+    const res = await client.query<{ n: string }>(`SELECT COUNT(*) AS n FROM "${tdb.schema}".${table}`);
+    return Number(res.rows[0]!.n);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The one schedule called `name` in `scheduleList`. */
+async function listed(driver: Driver, name: string): Promise<ScheduleRow> {
+  const rows = (await driver.scheduleList()).filter((r) => r.name === name);
+  expect(rows, `schedule ${name} should be listed once`).toHaveLength(1);
+  return rows[0]!;
+}
+
+const NOT_ADVANCED: ScheduleAdvanceResult = { advanced: false, ticks: [] };
+
+/** Declares the schedule conformance tests for one driver kind. */
+export function exerciseSchedule(kind: DriverKind): void {
+  describe('schedules', () => {
+    let tdb: TestDatabase;
+    beforeEach(async () => {
+      tdb = await createTestDatabase(kind);
+    });
+    afterEach(async () => {
+      await tdb.cleanup();
+    });
+
+    function sync(items: ScheduleSyncItem[], now: Date, removeMissing = false, driver: Driver = tdb.driver): Promise<void> {
+      return driver.scheduleSync({ schedules: items, removeMissing, now });
+    }
+
+    /** Advances schedule `name` (hash `h1` unless given) from `expected` to `next` with `ticks` at `now`. */
+    function advance(
+      name: string,
+      expected: Date,
+      next: Date | null,
+      ticks: ScheduleTickWrite[],
+      now: Date,
+      options: { hash?: string; driver?: Driver } = {},
+    ): Promise<ScheduleAdvanceResult> {
+      return (options.driver ?? tdb.driver).scheduleAdvance({
+        name,
+        definitionHash: options.hash ?? 'h1',
+        expectedNextRunAt: expected,
+        nextRunAt: next,
+        ticks,
+        now,
+      });
+    }
+
+    /** Fires one tick of `name` at `tickAt` (expected = tickAt, next = tickAt + 1 min) and returns the new job id. */
+    async function fireOnce(name: string, tickAt: Date, now: Date): Promise<string> {
+      const result = await advance(name, tickAt, new Date(tickAt.getTime() + MINUTE), [fire(name, tickAt)], now);
+      expect(result.advanced).toBe(true);
+      expect(result.ticks.map((t) => t.outcome)).toEqual(['fired']);
+      return result.ticks[0]!.jobId!;
+    }
+
+    describe('scheduleSync', () => {
+      it('inserts new schedules: next_run_at = firstRunAt, created_at = updated_at = now, not paused, no ticks', async () => {
+        const a = item('alpha', { firstRunAt: at(MINUTE) });
+        const b = item('beta', { definitionHash: 'h-beta', specJson: '{"cron":"0 * * * *","tz":"UTC"}', firstRunAt: null });
+        await sync([b, a], at(1_000));
+        expect(await tdb.driver.scheduleList()).toEqual([
+          scheduleRow(a, { createdAt: at(1_000), updatedAt: at(1_000) }),
+          scheduleRow(b, { createdAt: at(1_000), updatedAt: at(1_000) }),
+        ]);
+        // A schedule without a next run is never due.
+        expect((await tdb.driver.scheduleDue({ now: at(365 * 24 * 60 * MINUTE), limit: 10 })).map((r) => r.name)).toEqual(['alpha']);
+        expect(await countTable(tdb, 'schedule_ticks')).toBe(0);
+        expect(await countRows(tdb, 'jobs')).toBe(0);
+      });
+
+      it('leaves an unchanged schedule alone: next_run_at, pause state, spec and timestamps', async () => {
+        const a = item('a');
+        const b = item('b');
+        await sync([a, b], at(0));
+        const paused = await tdb.driver.schedulePause({ name: 'a', now: at(1_000) });
+        const before = await tdb.driver.scheduleList();
+        expect(before.map((r) => [r.name, r.paused])).toEqual([['a', true], ['b', false]]);
+        expect(before[0]).toEqual(paused);
+        // Same hashes, but another first run time and spec text: nothing may change.
+        await sync(
+          [item('a', { firstRunAt: at(10 * MINUTE), specJson: '{"other":1}' }), item('b', { firstRunAt: null, specJson: '{"other":2}' })],
+          at(5_000),
+        );
+        expect(await tdb.driver.scheduleList()).toEqual(before);
+      });
+
+      it('a changed hash replaces hash, spec and next_run_at, keeps the pause state, created_at and last tick', async () => {
+        const a = item('a');
+        const b = item('b');
+        await sync([a, b], at(0));
+        const jobId = await fireOnce('a', at(MINUTE), at(MINUTE));
+        await tdb.driver.schedulePause({ name: 'a', now: at(MINUTE + 1_000) });
+        const before = await listed(tdb.driver, 'a');
+        expect(before.lastTick?.jobId).toBe(jobId);
+
+        const a2 = item('a', { definitionHash: 'h2', specJson: '{"every":"5m"}', firstRunAt: at(5 * MINUTE) });
+        const b2 = item('b', { definitionHash: 'h2', specJson: '{"every":"7m"}', firstRunAt: at(7 * MINUTE) });
+        await sync([a2, b2], at(2 * MINUTE));
+        expect(await tdb.driver.scheduleList()).toEqual([
+          scheduleRow(a2, { paused: true, lastTickAt: at(MINUTE), lastTick: before.lastTick, createdAt: at(0), updatedAt: at(2 * MINUTE) }),
+          scheduleRow(b2, { createdAt: at(0), updatedAt: at(2 * MINUTE) }),
+        ]);
+        // The old hash can no longer advance it; the new one can (once resumed).
+        await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(5 * MINUTE), now: at(2 * MINUTE) });
+        expect(await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE))], at(5 * MINUTE))).toEqual(NOT_ADVANCED);
+        expect((await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE))], at(5 * MINUTE), { hash: 'h2' })).advanced).toBe(true);
+      });
+
+      it('removeMissing marks the others removed: gone from scheduleList and scheduleDue, not found or advanced any more', async () => {
+        await sync([item('a', { firstRunAt: at(1_000) }), item('b', { firstRunAt: at(1_000) }), item('c', { firstRunAt: at(1_000) })], at(0));
+        const b = await listed(tdb.driver, 'b');
+        await sync([item('b', { firstRunAt: at(1_000) })], at(500), true);
+        expect(await tdb.driver.scheduleList()).toEqual([b]);
+        expect((await tdb.driver.scheduleDue({ now: at(10_000), limit: 10 })).map((r) => r.name)).toEqual(['b']);
+        await expectRejects(tdb.driver.schedulePause({ name: 'a', now: at(600) }), ScheduleNotFoundError);
+        await expectRejects(tdb.driver.scheduleResume({ name: 'c', nextRunAt: at(2_000), now: at(600) }), ScheduleNotFoundError);
+        await expectRejects(tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'ops', now: at(600) }), ScheduleNotFoundError);
+        expect(await advance('c', at(1_000), at(2_000), [fire('c', at(1_000))], at(1_000))).toEqual(NOT_ADVANCED);
+        expect(await countRows(tdb, 'jobs')).toBe(0);
+        expect(await countTable(tdb, 'schedule_ticks')).toBe(0);
+        // Removed rows are kept (not deleted), just no longer active.
+        expect(await countTable(tdb, 'schedules')).toBe(3);
+      });
+
+      it('without removeMissing, schedules missing from the list are kept unchanged', async () => {
+        await sync([item('a'), item('b')], at(0));
+        const before = await tdb.driver.scheduleList();
+        await sync([item('b')], at(1_000), false);
+        expect(await tdb.driver.scheduleList()).toEqual(before);
+      });
+
+      it('removeMissing with an empty list removes every schedule', async () => {
+        await sync([item('a'), item('b')], at(0));
+        await sync([], at(1_000), true);
+        expect(await tdb.driver.scheduleList()).toEqual([]);
+        expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).toEqual([]);
+      });
+
+      it('a removed schedule re-added (same hash) gets firstRunAt again, un-removed, pause state kept', async () => {
+        const a = item('a');
+        const b = item('b', { firstRunAt: null });
+        await sync([a, b], at(0));
+        await fireOnce('a', at(MINUTE), at(MINUTE));
+        await tdb.driver.schedulePause({ name: 'a', now: at(MINUTE + 1_000) });
+        const last = await listed(tdb.driver, 'a');
+        expect(last.nextRunAt).toEqual(at(2 * MINUTE));
+        await sync([b], at(MINUTE + 2_000), true);
+        expect((await tdb.driver.scheduleList()).map((r) => r.name)).toEqual(['b']);
+
+        const readded = item('a', { firstRunAt: at(10 * MINUTE) });
+        await sync([readded, b], at(MINUTE + 3_000), true);
+        expect(await listed(tdb.driver, 'a')).toEqual(
+          scheduleRow(readded, {
+            paused: true,
+            nextRunAt: at(10 * MINUTE),
+            lastTickAt: at(MINUTE),
+            lastTick: last.lastTick,
+            createdAt: at(0),
+            updatedAt: at(MINUTE + 3_000),
+          }),
+        );
+        expect(await listed(tdb.driver, 'b')).toEqual(scheduleRow(b, { createdAt: at(0), updatedAt: at(0) }));
+        await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(10 * MINUTE), now: at(MINUTE + 4_000) });
+        expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE - 1), limit: 10 })).toEqual([]);
+        expect((await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).map((r) => r.name)).toEqual(['a']);
+      });
+
+      it('concurrent syncs from 3 driver instances with different lists and removeMissing never fail', async () => {
+        const drivers = [tdb.newDriver(), tdb.newDriver(), tdb.newDriver()];
+        const lists: ScheduleSyncItem[][] = [
+          [item('a'), item('b'), item('shared')],
+          [item('b', { definitionHash: 'h2' }), item('c'), item('shared')],
+          [item('c', { definitionHash: 'h3' }), item('d'), item('a', { definitionHash: 'h3' }), item('shared')],
+        ];
+        const signature = (rows: { name: string; definitionHash: string }[]): string =>
+          JSON.stringify(rows.map((r) => [r.name, r.definitionHash]).sort(([x], [y]) => (x! < y! ? -1 : x! > y! ? 1 : 0)));
+        const allowed = new Set(lists.map(signature));
+        for (let round = 0; round < 8; round++) {
+          const settled = await Promise.allSettled(drivers.map((driver, i) => sync(lists[i]!, at(round * 1_000), true, driver)));
+          expect(settled.map((s) => (s.status === 'rejected' ? String(s.reason) : 'ok'))).toEqual(['ok', 'ok', 'ok']);
+          // Syncs are serialized, so the last one to commit decides exactly which schedules are active.
+          const rows = await tdb.driver.scheduleList();
+          expect(allowed.has(signature(rows)), `active schedules ${signature(rows)} should be exactly one of the lists`).toBe(true);
+        }
+      });
+    });
+
+    describe('scheduleDue', () => {
+      it('returns active, unpaused schedules with next_run_at <= now, by next_run_at then name, at most limit', async () => {
+        await sync(
+          [
+            item('zeta', { firstRunAt: at(-10_000) }),
+            item('beta', { firstRunAt: at(0) }),
+            item('alpha', { firstRunAt: at(0) }),
+            item('later', { firstRunAt: at(1) }),
+            item('paused', { firstRunAt: at(-20_000) }),
+            item('removed', { firstRunAt: at(-20_000) }),
+            item('never', { firstRunAt: null }),
+          ],
+          at(-60_000),
+        );
+        await tdb.driver.schedulePause({ name: 'paused', now: at(-50_000) });
+        await sync(
+          [item('zeta', { firstRunAt: at(-10_000) }), item('beta'), item('alpha'), item('later'), item('paused'), item('never')],
+          at(-40_000),
+          true,
+        );
+        const due = async (now: Date, limit: number): Promise<string[]> => (await tdb.driver.scheduleDue({ now, limit })).map((r) => r.name);
+        expect(await due(at(-10_001), 10)).toEqual([]);
+        expect(await due(at(-10_000), 10)).toEqual(['zeta']);
+        expect(await due(at(0), 10)).toEqual(['zeta', 'alpha', 'beta']);
+        expect(await due(at(0), 2)).toEqual(['zeta', 'alpha']);
+        expect(await due(at(0), 1)).toEqual(['zeta']);
+        expect(await due(at(1), 10)).toEqual(['zeta', 'alpha', 'beta', 'later']);
+        // The rows are full schedule rows.
+        const [zeta] = await tdb.driver.scheduleDue({ now: at(0), limit: 1 });
+        expect(zeta).toEqual(scheduleRow(item('zeta', { firstRunAt: at(-10_000) }), { createdAt: at(-60_000), updatedAt: at(-60_000) }));
+      });
+
+      it('stops returning a schedule once it was advanced past now', async () => {
+        await sync([item('a', { firstRunAt: at(0) })], at(-1_000));
+        expect((await tdb.driver.scheduleDue({ now: at(0), limit: 10 })).map((r) => r.name)).toEqual(['a']);
+        await advance('a', at(0), at(MINUTE), [fire('a', at(0))], at(0));
+        expect(await tdb.driver.scheduleDue({ now: at(MINUTE - 1), limit: 10 })).toEqual([]);
+        expect((await tdb.driver.scheduleDue({ now: at(MINUTE), limit: 10 })).map((r) => r.nextRunAt)).toEqual([at(MINUTE)]);
+      });
+    });
+
+    describe('scheduleAdvance', () => {
+      it('a successful swap moves next_run_at and last_tick_at and writes a fired tick row and its job', async () => {
+        const a = item('a');
+        await sync([a], at(0));
+        const now = at(MINUTE + 500);
+        const result = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job: tickJob('a', at(MINUTE), { queue: 'sched' }) })], now);
+        expect(result).toEqual({
+          advanced: true,
+          ticks: [{ tickAt: at(MINUTE), outcome: 'fired', late: false, jobId: expect.stringMatching(/^[1-9][0-9]*$/), cancelledJobIds: [], queue: 'sched' }],
+        });
+        const jobId = result.ticks[0]!.jobId!;
+        const job = await getJob(tdb.driver, jobId);
+        expect(job).toEqual(scheduledJob(jobId, 'a', at(MINUTE), now, { queue: 'sched' }));
+        const tick: ScheduleTickRow = {
+          scheduleName: 'a',
+          tickAt: at(MINUTE),
+          kind: 'scheduled',
+          outcome: 'fired',
+          late: false,
+          jobId,
+          jobState: 'queued',
+          actor: null,
+          recordedAt: now,
+        };
+        expect(await tdb.driver.scheduleList()).toEqual([
+          scheduleRow(a, { nextRunAt: at(2 * MINUTE), lastTickAt: at(MINUTE), lastTick: tick, createdAt: at(0), updatedAt: now }),
+        ]);
+        expect(await tdb.driver.scheduleTickList({ name: 'a' })).toEqual([tick]);
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+        expect(await countTable(tdb, 'schedule_ticks')).toBe(1);
+        await claimExactly(tdb.driver, jobId, { queues: ['sched'], now });
+      });
+
+      const refusals: [string, (tdb: TestDatabase) => Promise<{ expected: Date; hash: string }>][] = [
+        ['a wrong expectedNextRunAt', async () => ({ expected: at(MINUTE - 1), hash: 'h1' })],
+        ['a wrong definitionHash', async () => ({ expected: at(MINUTE), hash: 'h0' })],
+        ['a paused schedule', async (db) => {
+          await db.driver.schedulePause({ name: 'a', now: at(2_000) });
+          return { expected: at(MINUTE), hash: 'h1' };
+        }],
+        ['a removed schedule', async (db) => {
+          await db.driver.scheduleSync({ schedules: [item('b')], removeMissing: true, now: at(2_000) });
+          return { expected: at(MINUTE), hash: 'h1' };
+        }],
+      ];
+      it.each(refusals)('refuses %s: { advanced: false, ticks: [] } and nothing written', async (_label, arrange) => {
+        await sync([item('a'), item('b')], at(0));
+        // An active job of the schedule (and its tick row) that a cancelActive tick would cancel.
+        const triggered = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'ops', now: at(1_000) });
+        const { expected, hash } = await arrange(tdb);
+        const schedulesBefore = await tdb.driver.scheduleList();
+        const jobBefore = await getJob(tdb.driver, triggered.jobId);
+
+        const result = await advance(
+          'a',
+          expected,
+          at(3 * MINUTE),
+          [missed(at(MINUTE)), fire('a', at(2 * MINUTE), { cancelActive: true, late: true })],
+          at(2 * MINUTE),
+          { hash },
+        );
+        expect(result).toEqual(NOT_ADVANCED);
+        expect(await tdb.driver.scheduleList()).toEqual(schedulesBefore);
+        expect(await getJob(tdb.driver, triggered.jobId)).toEqual(jobBefore);
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+        expect(await countRows(tdb, 'job_attempts')).toBe(0);
+        expect(await countTable(tdb, 'schedule_ticks')).toBe(1);
+      });
+
+      it('two instances advancing with the same expectation at once: exactly one succeeds, every time', async () => {
+        await sync([item('a')], at(0));
+        const drivers = [tdb.newDriver(), tdb.newDriver()];
+        for (let round = 1; round <= 6; round++) {
+          const tickAt = at(round * MINUTE);
+          const results = await Promise.all(drivers.map((driver) => advance('a', tickAt, at((round + 1) * MINUTE), [fire('a', tickAt)], tickAt, { driver })));
+          const winners = results.filter((r) => r.advanced);
+          expect(winners).toHaveLength(1);
+          expect(results.filter((r) => !r.advanced)).toEqual([NOT_ADVANCED]);
+          expect(winners[0]!.ticks.map((t) => t.outcome)).toEqual(['fired']);
+          expect(await countRows(tdb, 'jobs')).toBe(round);
+          expect(await countTable(tdb, 'schedule_ticks')).toBe(round);
+          expect((await listed(tdb.driver, 'a')).nextRunAt).toEqual(at((round + 1) * MINUTE));
+        }
+      });
+
+      it('a tick already recorded is reported with its stored outcome, with no new job and no cancel', async () => {
+        await sync([item('a')], at(0));
+        const first = await advance('a', at(MINUTE), at(3 * MINUTE), [missed(at(MINUTE)), fire('a', at(2 * MINUTE), { late: true })], at(2 * MINUTE + 100));
+        expect(first.advanced).toBe(true);
+        const jobId = first.ticks[1]!.jobId!;
+        const ticksBefore = await tdb.driver.scheduleTickList({ name: 'a' });
+
+        // The same two ticks again (e.g. after a resume moved next_run_at back): the swap succeeds, the ticks do not.
+        const again = await advance(
+          'a',
+          at(3 * MINUTE),
+          at(4 * MINUTE),
+          [fire('a', at(MINUTE), { late: true, cancelActive: true }), fire('a', at(2 * MINUTE), { cancelActive: true })],
+          at(3 * MINUTE),
+        );
+        expect(again).toEqual({
+          advanced: true,
+          ticks: [
+            { tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null, cancelledJobIds: [], queue: null },
+            { tickAt: at(2 * MINUTE), outcome: 'fired', late: true, jobId, cancelledJobIds: [], queue: null },
+          ],
+        });
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+        expect((await getJob(tdb.driver, jobId)).state).toBe('queued');
+        expect(await tdb.driver.scheduleTickList({ name: 'a' })).toEqual(ticksBefore);
+        const row = await listed(tdb.driver, 'a');
+        expect([row.nextRunAt, row.lastTickAt]).toEqual([at(4 * MINUTE), at(2 * MINUTE)]);
+      });
+
+      it('records missed ticks with outcome missed and their late flag, and the late run that stands in for them', async () => {
+        await sync([item('a')], at(0));
+        const now = at(3 * MINUTE + 5_000);
+        const result = await advance(
+          'a',
+          at(MINUTE),
+          at(4 * MINUTE),
+          [missed(at(MINUTE)), missed(at(2 * MINUTE), true), fire('a', at(3 * MINUTE), { late: true })],
+          now,
+        );
+        const jobId = result.ticks[2]?.jobId ?? null;
+        expect(result).toEqual({
+          advanced: true,
+          ticks: [
+            { tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null, cancelledJobIds: [], queue: null },
+            { tickAt: at(2 * MINUTE), outcome: 'missed', late: true, jobId: null, cancelledJobIds: [], queue: null },
+            { tickAt: at(3 * MINUTE), outcome: 'fired', late: true, jobId: expect.any(String), cancelledJobIds: [], queue: 'default' },
+          ],
+        });
+        const base = { scheduleName: 'a', kind: 'scheduled', actor: null, recordedAt: now } as const;
+        expect(await tdb.driver.scheduleTickList({ name: 'a' })).toEqual([
+          { ...base, tickAt: at(3 * MINUTE), outcome: 'fired', late: true, jobId, jobState: 'queued' },
+          { ...base, tickAt: at(2 * MINUTE), outcome: 'missed', late: true, jobId: null, jobState: null },
+          { ...base, tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null, jobState: null },
+        ] satisfies ScheduleTickRow[]);
+        expect(await getJob(tdb.driver, jobId!)).toEqual(scheduledJob(jobId!, 'a', at(3 * MINUTE), now));
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+        const row = await listed(tdb.driver, 'a');
+        expect([row.nextRunAt, row.lastTickAt]).toEqual([at(4 * MINUTE), at(3 * MINUTE)]);
+      });
+
+      it('with no ticks only moves next_run_at; last_tick_at never moves back; next_run_at null is never due', async () => {
+        await sync([item('a')], at(0));
+        await fireOnce('a', at(MINUTE), at(MINUTE));
+        expect(await advance('a', at(2 * MINUTE), at(3 * MINUTE), [], at(2 * MINUTE))).toEqual({ advanced: true, ticks: [] });
+        let row = await listed(tdb.driver, 'a');
+        expect([row.nextRunAt, row.lastTickAt, row.updatedAt]).toEqual([at(3 * MINUTE), at(MINUTE), at(2 * MINUTE)]);
+        // An older tick (recorded now) does not move last_tick_at back.
+        expect((await advance('a', at(3 * MINUTE), null, [missed(at(30_000))], at(3 * MINUTE))).advanced).toBe(true);
+        row = await listed(tdb.driver, 'a');
+        expect([row.nextRunAt, row.lastTickAt]).toEqual([null, at(MINUTE)]);
+        expect(await tdb.driver.scheduleDue({ now: at(1_000 * MINUTE), limit: 10 })).toEqual([]);
+        expect(await countTable(tdb, 'schedule_ticks')).toBe(2);
+      });
+
+      describe('overlap', () => {
+        /** Puts the job of schedule `a` fired at 1 min into `state` (claimed at 1 min by w1). */
+        async function firstRunIn(state: 'queued' | 'running' | 'retrying' | 'completed' | 'dead'): Promise<JobRow> {
+          const id = await fireOnce('a', at(MINUTE), at(MINUTE));
+          if (state === 'queued') return getJob(tdb.driver, id);
+          const running = await claimExactly(tdb.driver, id, { now: at(MINUTE) });
+          if (state === 'running') return running;
+          const finish =
+            state === 'completed'
+              ? finishOf(running)
+              : state === 'dead'
+                ? finishOf(running, { outcome: 'failed', state: 'dead', error: errorInfo() })
+                : finishOf(running, { outcome: 'failed', state: 'retrying', retryDelayMs: 3_600_000, error: errorInfo() });
+          expect(await tdb.driver.jobFinishMany({ items: [finish], now: at(MINUTE + 1_000) })).toEqual({ applied: [id], stale: [] });
+          const row = await getJob(tdb.driver, id);
+          expect(row.state).toBe(state);
+          return row;
+        }
+
+        beforeEach(async () => {
+          await sync([item('a'), item('b')], at(0));
+        });
+
+        it.each(['queued', 'retrying', 'running'] as const)(
+          'blockIfActiveIn all active states with a %s job of the schedule: skipped, no job',
+          async (state) => {
+            const first = await firstRunIn(state);
+            const now = at(2 * MINUTE);
+            const result = await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE), { blockIfActiveIn: ALL_ACTIVE })], now);
+            expect(result).toEqual({
+              advanced: true,
+              ticks: [{ tickAt: at(2 * MINUTE), outcome: 'skipped', late: false, jobId: null, cancelledJobIds: [], queue: null }],
+            });
+            expect(await countRows(tdb, 'jobs')).toBe(1);
+            expect(await getJob(tdb.driver, first.id)).toEqual(first);
+            const [tick] = await tdb.driver.scheduleTickList({ name: 'a', limit: 1 });
+            expect(tick).toEqual({
+              scheduleName: 'a', tickAt: at(2 * MINUTE), kind: 'scheduled', outcome: 'skipped', late: false,
+              jobId: null, jobState: null, actor: null, recordedAt: now,
+            } satisfies ScheduleTickRow);
+            expect((await listed(tdb.driver, 'a')).nextRunAt).toEqual(at(3 * MINUTE));
+          },
+        );
+
+        it('blockIfActiveIn [queued, retrying] with only a running job: fired', async () => {
+          const first = await firstRunIn('running');
+          const result = await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE), { blockIfActiveIn: ['queued', 'retrying'] })], at(2 * MINUTE));
+          expect(result.ticks.map((t) => [t.outcome, t.queue])).toEqual([['fired', 'default']]);
+          const second = await getJob(tdb.driver, result.ticks[0]!.jobId!);
+          expect([second.state, second.scheduleName, second.tickAt]).toEqual(['queued', 'a', at(2 * MINUTE)]);
+          expect(second.id).not.toBe(first.id);
+          expect(await countRows(tdb, 'jobs')).toBe(2);
+        });
+
+        it.each(['completed', 'dead'] as const)('a %s job of the schedule, and active jobs of other schedules or none, never block', async (state) => {
+          await firstRunIn(state);
+          await tdb.driver.scheduleTrigger({ name: 'b', job: makeInsert(), actor: 'ops', now: at(MINUTE + 2_000) });
+          await insertJob(tdb.driver, {}, at(MINUTE + 2_000));
+          const result = await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE), { blockIfActiveIn: ALL_ACTIVE })], at(2 * MINUTE));
+          expect(result.ticks.map((t) => t.outcome)).toEqual(['fired']);
+          expect(await countRows(tdb, 'jobs')).toBe(4);
+        });
+
+        it('cancelActive cancels the schedule\'s running and queued jobs as jobCancel does, then fires', async () => {
+          const runningFirst = await firstRunIn('running');
+          const queuedId = await fireOnce('a', at(2 * MINUTE), at(2 * MINUTE));
+          const other = (await tdb.driver.scheduleTrigger({ name: 'b', job: makeInsert({ queue: 'other' }), actor: 'ops', now: at(2 * MINUTE) })).jobId;
+          const plain = await insertJob(tdb.driver, { queue: 'other' }, at(2 * MINUTE));
+          const otherBefore = await getJob(tdb.driver, other);
+
+          const now = at(3 * MINUTE + 10);
+          const result = await advance(
+            'a',
+            at(3 * MINUTE),
+            at(4 * MINUTE),
+            [fire('a', at(3 * MINUTE), { cancelActive: true, blockIfActiveIn: ALL_ACTIVE })],
+            now,
+          );
+          expect(result.advanced).toBe(true);
+          expect(result.ticks).toHaveLength(1);
+          const tick = result.ticks[0]!;
+          expect({ ...tick, cancelledJobIds: sortIds(tick.cancelledJobIds) }).toEqual({
+            tickAt: at(3 * MINUTE), outcome: 'fired', late: false, jobId: expect.any(String),
+            cancelledJobIds: sortIds([runningFirst.id, queuedId]), queue: 'default',
+          });
+
+          const cancelledRunning = await getJob(tdb.driver, runningFirst.id);
+          expect(cancelledRunning).toEqual({
+            ...runningFirst,
+            state: 'cancelled',
+            leaseWorker: null,
+            leaseExpiresAt: null,
+            finishedAt: now,
+            updatedAt: now,
+            lastError: cancelledRunning.lastError, // what a cancel stores here is not part of the contract
+          } satisfies JobRow);
+          const attempts = await tdb.driver.jobAttemptList({ id: runningFirst.id });
+          expect(attempts).toEqual([
+            { jobId: runningFirst.id, attempt: 1, leaseToken: 1, workerId: 'w1', startedAt: at(MINUTE), finishedAt: now, outcome: 'cancelled', error: attempts[0]?.error ?? null },
+          ]);
+          // The cancelled attempt's lease is stale.
+          expect(await tdb.driver.jobHeartbeat({ leases: [leaseOf(runningFirst)], leaseMs: LEASE_MS, now })).toEqual({ applied: [], stale: [runningFirst.id] });
+          expect(await tdb.driver.jobFinishMany({ items: [finishOf(runningFirst)], now })).toEqual({ applied: [], stale: [runningFirst.id] });
+          expect((await getJob(tdb.driver, runningFirst.id)).state).toBe('cancelled');
+
+          const cancelledQueued = await getJob(tdb.driver, queuedId);
+          expect([cancelledQueued.state, cancelledQueued.finishedAt, cancelledQueued.updatedAt]).toEqual(['cancelled', now, now]);
+          expect(await tdb.driver.jobAttemptList({ id: queuedId })).toEqual([]);
+
+          // Jobs of other schedules, and unscheduled ones, are untouched.
+          expect(await getJob(tdb.driver, other)).toEqual(otherBefore);
+          expect(await getJob(tdb.driver, plain.id)).toEqual(plain);
+
+          expect(await getJob(tdb.driver, tick.jobId!)).toEqual(scheduledJob(tick.jobId!, 'a', at(3 * MINUTE), now));
+          // Only the new run is claimable in the schedule's queue: both cancelled jobs are out for good.
+          await claimExactly(tdb.driver, tick.jobId!, { now });
+          expect(await claim(tdb.driver, { now: at(60 * MINUTE) })).toEqual([]);
+        });
+
+        it('cancelActive with no active job cancels nothing', async () => {
+          await firstRunIn('completed');
+          const result = await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE), { cancelActive: true })], at(2 * MINUTE));
+          expect(result.ticks.map((t) => [t.outcome, t.cancelledJobIds])).toEqual([['fired', []]]);
+          expect(await countRows(tdb, 'job_attempts')).toBe(1);
+        });
+
+        it('a keyed job deduplicated against an active job: skipped, with the existing job\'s id', async () => {
+          const existing = await insertJob(tdb.driver, { key: 'nightly', name: 'manual' }, at(MINUTE));
+          const now = at(MINUTE + 100);
+          const result = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job: tickJob('a', at(MINUTE), { key: 'nightly' }) })], now);
+          expect(result).toEqual({
+            advanced: true,
+            ticks: [{ tickAt: at(MINUTE), outcome: 'skipped', late: false, jobId: existing.id, cancelledJobIds: [], queue: null }],
+          });
+          expect(await countRows(tdb, 'jobs')).toBe(1);
+          expect(await getJob(tdb.driver, existing.id)).toEqual(existing);
+          expect(await tdb.driver.scheduleTickList({ name: 'a' })).toEqual([
+            { scheduleName: 'a', tickAt: at(MINUTE), kind: 'scheduled', outcome: 'skipped', late: false, jobId: existing.id, jobState: 'queued', actor: null, recordedAt: now },
+          ] satisfies ScheduleTickRow[]);
+        });
+      });
+    });
+
+    describe('scheduleTrigger', () => {
+      it('enqueues a job with scheduleName and tickAt = now and records a triggered tick with the actor', async () => {
+        const a = item('a');
+        await sync([a], at(0));
+        const now = at(5_000);
+        const result = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ name: 'tick-job', payloadJson: '{"tick":true}' }), actor: 'ops@example', now });
+        expect(result).toEqual({ jobId: expect.stringMatching(/^[1-9][0-9]*$/), tickAt: now });
+        expect(await getJob(tdb.driver, result.jobId)).toEqual(scheduledJob(result.jobId, 'a', now, now));
+        const tick: ScheduleTickRow = {
+          scheduleName: 'a', tickAt: now, kind: 'triggered', outcome: 'fired', late: false,
+          jobId: result.jobId, jobState: 'queued', actor: 'ops@example', recordedAt: now,
+        };
+        expect(await tdb.driver.scheduleTickList({ name: 'a' })).toEqual([tick]);
+        const row = await listed(tdb.driver, 'a');
+        expect([row.nextRunAt, row.paused, row.lastTick]).toEqual([at(MINUTE), false, tick]);
+        // The scheduled tick still advances normally afterwards.
+        expect((await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE))], at(MINUTE))).advanced).toBe(true);
+        expect(await countRows(tdb, 'jobs')).toBe(2);
+      });
+
+      it('works while the schedule is paused, leaving it paused', async () => {
+        await sync([item('a')], at(0));
+        const paused = await tdb.driver.schedulePause({ name: 'a', now: at(1_000) });
+        const result = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'cli', now: at(2_000) });
+        const job = await getJob(tdb.driver, result.jobId);
+        expect([job.state, job.scheduleName, job.tickAt]).toEqual(['queued', 'a', at(2_000)]);
+        const row = await listed(tdb.driver, 'a');
+        expect({ ...row, lastTick: null }).toEqual(paused);
+        expect(row.lastTick?.kind).toBe('triggered');
+        expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).toEqual([]);
+      });
+
+      it.each(['unknown', 'removed'])('an %s schedule: ScheduleNotFoundError, nothing written', async (name) => {
+        await sync([item('removed'), item('kept')], at(0));
+        await sync([item('kept')], at(1_000), true);
+        const error = await expectRejects(tdb.driver.scheduleTrigger({ name, job: makeInsert(), actor: 'ops', now: at(2_000) }), ScheduleNotFoundError);
+        expect(error.scheduleName).toBe(name);
+        expect(await countRows(tdb, 'jobs')).toBe(0);
+        expect(await countTable(tdb, 'schedule_ticks')).toBe(0);
+      });
+    });
+
+    describe('schedulePause / scheduleResume', () => {
+      it('schedulePause sets paused, keeps next_run_at, returns the row; the schedule stops being due', async () => {
+        const a = item('a', { firstRunAt: at(1_000) });
+        await sync([a, item('b', { firstRunAt: at(1_000) })], at(0));
+        const paused = await tdb.driver.schedulePause({ name: 'a', now: at(500) });
+        expect(paused).toEqual(scheduleRow(a, { paused: true, createdAt: at(0), updatedAt: at(500) }));
+        expect(await listed(tdb.driver, 'a')).toEqual(paused);
+        expect((await tdb.driver.scheduleDue({ now: at(1_000), limit: 10 })).map((r) => r.name)).toEqual(['b']);
+        // Pausing again is harmless.
+        expect(await tdb.driver.schedulePause({ name: 'a', now: at(600) })).toEqual({ ...paused, updatedAt: at(600) });
+      });
+
+      it('scheduleResume unpauses, sets next_run_at and returns the row; an advance planned before fails', async () => {
+        const a = item('a');
+        await sync([a], at(0));
+        await fireOnce('a', at(MINUTE), at(MINUTE));
+        await tdb.driver.schedulePause({ name: 'a', now: at(MINUTE + 1_000) });
+        const before = await listed(tdb.driver, 'a');
+        const resumed = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(10 * MINUTE), now: at(9 * MINUTE) });
+        expect(resumed).toEqual({ ...before, paused: false, nextRunAt: at(10 * MINUTE), updatedAt: at(9 * MINUTE) });
+        expect(await listed(tdb.driver, 'a')).toEqual(resumed);
+        // The ticks during the pause are not due any more.
+        expect(await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE))], at(9 * MINUTE))).toEqual(NOT_ADVANCED);
+        expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE - 1), limit: 10 })).toEqual([]);
+        expect((await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).map((r) => r.name)).toEqual(['a']);
+        // Resuming an unpaused schedule sets next_run_at too; null means never again.
+        const never = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: null, now: at(9 * MINUTE + 1) });
+        expect([never.paused, never.nextRunAt, never.updatedAt]).toEqual([false, null, at(9 * MINUTE + 1)]);
+      });
+
+      it.each(['unknown', 'removed'])('an %s schedule: ScheduleNotFoundError for pause and resume', async (name) => {
+        await sync([item('removed'), item('kept')], at(0));
+        await sync([item('kept')], at(1_000), true);
+        const e1 = await expectRejects(tdb.driver.schedulePause({ name, now: at(2_000) }), ScheduleNotFoundError);
+        const e2 = await expectRejects(tdb.driver.scheduleResume({ name, nextRunAt: at(3_000), now: at(2_000) }), ScheduleNotFoundError);
+        expect([e1.scheduleName, e2.scheduleName]).toEqual([name, name]);
+        expect((await tdb.driver.scheduleList()).map((r) => [r.name, r.paused])).toEqual([['kept', false]]);
+      });
+    });
+
+    describe('scheduleList / scheduleTickList', () => {
+      it('scheduleList: by name, lastTick the newest by recorded_at, with its job\'s current state', async () => {
+        await sync([item('b'), item('a')], at(0));
+        // A trigger at 5s (tick 5s), then a late scheduled tick for 1s recorded at 10s: newest by recorded_at is the latter.
+        const triggered = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ queue: 'manual' }), actor: 'ops', now: at(5_000) });
+        const result = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(1_000), { late: true })], at(10_000));
+        const jobId = result.ticks[0]!.jobId!;
+        const tick: ScheduleTickRow = {
+          scheduleName: 'a', tickAt: at(1_000), kind: 'scheduled', outcome: 'fired', late: true,
+          jobId, jobState: 'queued', actor: null, recordedAt: at(10_000),
+        };
+        let rows = await tdb.driver.scheduleList();
+        expect(rows.map((r) => r.name)).toEqual(['a', 'b']);
+        expect(rows[0]!.lastTick).toEqual(tick);
+        expect(rows[1]!.lastTick).toBeNull();
+
+        // The job's state is read at list time.
+        const running = await claimExactly(tdb.driver, jobId, { now: at(20_000) });
+        expect((await listed(tdb.driver, 'a')).lastTick).toEqual({ ...tick, jobState: 'running' });
+        await tdb.driver.jobFinishMany({ items: [finishOf(running)], now: at(21_000) });
+        rows = await tdb.driver.scheduleList();
+        expect(rows[0]!.lastTick).toEqual({ ...tick, jobState: 'completed' });
+        // Discarded: the tick keeps its job id, with no state.
+        await tdb.driver.jobDiscard({ id: jobId });
+        expect((await listed(tdb.driver, 'a')).lastTick).toEqual({ ...tick, jobState: null });
+        // A newer trigger becomes the last tick.
+        await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'ops2', now: at(30_000) });
+        expect((await listed(tdb.driver, 'a')).lastTick).toMatchObject({ kind: 'triggered', tickAt: at(30_000), actor: 'ops2', jobState: 'queued' });
+        expect(triggered.tickAt).toEqual(at(5_000));
+      });
+
+      it('scheduleTickList: newest tick_at first, with each job\'s state, at most limit; only that schedule', async () => {
+        await sync([item('a'), item('b')], at(0));
+        await advance('a', at(MINUTE), at(3 * MINUTE), [missed(at(MINUTE)), fire('a', at(2 * MINUTE))], at(2 * MINUTE));
+        const trig = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'ops', now: at(150_000) });
+        await tdb.driver.scheduleTrigger({ name: 'b', job: makeInsert(), actor: 'ops', now: at(160_000) });
+        await tdb.driver.jobCancel({ id: trig.jobId, now: at(170_000) });
+        const all = await tdb.driver.scheduleTickList({ name: 'a' });
+        expect(all.map((t) => [t.tickAt, t.kind, t.outcome, t.jobState])).toEqual([
+          [at(150_000), 'triggered', 'fired', 'cancelled'],
+          [at(2 * MINUTE), 'scheduled', 'fired', 'queued'],
+          [at(MINUTE), 'scheduled', 'missed', null],
+        ]);
+        expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 2 })).toEqual(all.slice(0, 2));
+        expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 1 })).toEqual(all.slice(0, 1));
+        expect((await tdb.driver.scheduleTickList({ name: 'b' })).map((t) => t.actor)).toEqual(['ops']);
+        expect(await tdb.driver.scheduleTickList({ name: 'nope' })).toEqual([]);
+      });
+
+      it('scheduleTickList: limit defaults to 100 and is clamped to 1..1000', async () => {
+        await sync([item('a')], at(0));
+        const ticks = Array.from({ length: 105 }, (_, i) => missed(at((i + 1) * 1_000)));
+        expect((await advance('a', at(MINUTE), at(200 * MINUTE), ticks, at(200_000))).ticks).toHaveLength(105);
+        const byDefault = await tdb.driver.scheduleTickList({ name: 'a' });
+        expect(byDefault).toHaveLength(100);
+        expect(byDefault[0]!.tickAt).toEqual(at(105_000));
+        expect(byDefault[99]!.tickAt).toEqual(at(6_000));
+        expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 5_000 })).toHaveLength(105);
+        expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 0 })).toHaveLength(1);
+        expect(await tdb.driver.scheduleTickList({ name: 'a', limit: -3 })).toHaveLength(1);
+      });
+    });
+  });
+}
