@@ -13,7 +13,7 @@ import { CliError, describeConnectionError } from './cli-error.js';
 
 /** Options every command accepts. */
 export interface GlobalOptions {
-  /** Database URL. @default process.env.WARDEN_DATABASE_URL ?? "sqlite:./warden.db" */
+  /** Database URL. @default process.env.WARDEN_DATABASE_URL || "sqlite:./warden.db" */
   database: string;
   /** PostgreSQL schema. @default process.env.WARDEN_SCHEMA ?? "warden" */
   schema: string;
@@ -78,7 +78,8 @@ function sqliteFile(url: string): string | null {
  * @throws CliError, MigrationRequiredError, and whatever `fn` throws.
  */
 export async function withWarden<T>(globals: GlobalOptions, options: WithWardenOptions, fn: (warden: Warden) => Promise<T>): Promise<T> {
-  const url = globals.database;
+  // An empty WARDEN_DATABASE_URL means "not set", as in the library.
+  const url = globals.database || CLI_DEFAULT_DATABASE;
   const requireMigrated = options.requireMigrated ?? true;
   const file = sqliteFile(url);
   if (requireMigrated && file !== null && !existsSync(resolve(file))) {

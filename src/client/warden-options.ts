@@ -11,7 +11,7 @@ import type { Duration } from '../validation/duration.js';
 export interface WardenOptions {
   /**
    * A database URL (`sqlite:./warden.db`, `postgres://…`) or a driver instance.
-   * @default process.env.WARDEN_DATABASE_URL ?? "sqlite:./warden.db"
+   * @default process.env.WARDEN_DATABASE_URL || (empty means unset) "sqlite:./warden.db"
    */
   database?: string | Driver;
   /** PostgreSQL schema for Warden's tables. @default "warden" */

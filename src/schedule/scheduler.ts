@@ -54,7 +54,8 @@ export class Scheduler extends Service {
     const now = await this.#now();
     await this.#deps.driver.scheduleSync({
       schedules: this.#deps.schedules.map((s) => toSyncItem(s, now)),
-      removeMissing: true,
+      // A process without schedules must not read as "the deployment has none": it would remove everyone's.
+      removeMissing: this.#deps.schedules.length > 0,
       now: this.#deps.clock.sqlNow(),
     });
   }

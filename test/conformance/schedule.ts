@@ -675,7 +675,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).toEqual([]);
       });
 
-      it.each(['unknown', 'removed'])('an %s schedule: ScheduleNotFoundError, nothing written', async (name) => {
+      it.each(['unknown', 'removed'])('a schedule that is %s: ScheduleNotFoundError, nothing written', async (name) => {
         await sync([item('removed'), item('kept')], at(0));
         await sync([item('kept')], at(1_000), true);
         const error = await expectRejects(tdb.driver.scheduleTrigger({ name, job: makeInsert(), actor: 'ops', now: at(2_000) }), ScheduleNotFoundError);
@@ -715,7 +715,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect([never.paused, never.nextRunAt, never.updatedAt]).toEqual([false, null, at(9 * MINUTE + 1)]);
       });
 
-      it.each(['unknown', 'removed'])('an %s schedule: ScheduleNotFoundError for pause and resume', async (name) => {
+      it.each(['unknown', 'removed'])('a schedule that is %s: ScheduleNotFoundError for pause and resume', async (name) => {
         await sync([item('removed'), item('kept')], at(0));
         await sync([item('kept')], at(1_000), true);
         const e1 = await expectRejects(tdb.driver.schedulePause({ name, now: at(2_000) }), ScheduleNotFoundError);

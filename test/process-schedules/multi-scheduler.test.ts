@@ -271,6 +271,7 @@ describe('all schedulers down for ~4 s: skip records the ticks beyond the grace 
       const label = `${kind} ${schedule.name}`;
       const ticks = await readTicks(ctx, schedule.name);
       const jobs = await readJobs(ctx, schedule.name);
+      console.log('DEBUG', label, JSON.stringify({ killedAt, upAt, ticks: ticks.map((t) => [new Date(t.tickAt).toISOString().slice(14, 23), t.outcome, t.late, t.recordedAt - t.tickAt, new Date(t.recordedAt).toISOString().slice(14, 23)]) }), JSON.stringify(restarted.messages.slice(0, 12)));
       // No gap even across the outage: every second is recorded, fired or missed.
       checkExactlyOnce(ctx, label, ticks, jobs);
       const before = ticks.filter((t) => t.recordedAt < killedAt);
