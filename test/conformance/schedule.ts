@@ -349,7 +349,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         const result = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job: tickJob('a', at(MINUTE), { queue: 'sched' }) })], now);
         expect(result).toEqual({
           advanced: true,
-          ticks: [{ tickAt: at(MINUTE), outcome: 'fired', late: false, jobId: expect.stringMatching(/^[1-9][0-9]*$/), cancelledJobIds: [], queue: 'sched' }],
+          ticks: [{ tickAt: at(MINUTE), outcome: 'fired', late: false, jobId: expect.stringMatching(/^[1-9][0-9]*$/), cancelledJobIds: [], queue: 'sched', alreadyHandled: false }],
         });
         const jobId = result.ticks[0]!.jobId!;
         const job = await getJob(tdb.driver, jobId);
@@ -444,8 +444,8 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(again).toEqual({
           advanced: true,
           ticks: [
-            { tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null, cancelledJobIds: [], queue: null },
-            { tickAt: at(2 * MINUTE), outcome: 'fired', late: true, jobId, cancelledJobIds: [], queue: null },
+            { tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null, cancelledJobIds: [], queue: null, alreadyHandled: true },
+            { tickAt: at(2 * MINUTE), outcome: 'fired', late: true, jobId, cancelledJobIds: [], queue: null, alreadyHandled: true },
           ],
         });
         expect(await countRows(tdb, 'jobs')).toBe(1);
@@ -469,9 +469,9 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(result).toEqual({
           advanced: true,
           ticks: [
-            { tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null, cancelledJobIds: [], queue: null },
-            { tickAt: at(2 * MINUTE), outcome: 'missed', late: true, jobId: null, cancelledJobIds: [], queue: null },
-            { tickAt: at(3 * MINUTE), outcome: 'fired', late: true, jobId: expect.any(String), cancelledJobIds: [], queue: 'default' },
+            { tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null, cancelledJobIds: [], queue: null, alreadyHandled: false },
+            { tickAt: at(2 * MINUTE), outcome: 'missed', late: true, jobId: null, cancelledJobIds: [], queue: null, alreadyHandled: false },
+            { tickAt: at(3 * MINUTE), outcome: 'fired', late: true, jobId: expect.any(String), cancelledJobIds: [], queue: 'default', alreadyHandled: false },
           ],
         });
         const base = { scheduleName: 'a', kind: 'scheduled', actor: null, recordedAt: now } as const;
@@ -531,7 +531,7 @@ export function exerciseSchedule(kind: DriverKind): void {
             const result = await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE), { blockIfActiveIn: ALL_ACTIVE })], now);
             expect(result).toEqual({
               advanced: true,
-              ticks: [{ tickAt: at(2 * MINUTE), outcome: 'skipped', late: false, jobId: null, cancelledJobIds: [], queue: null }],
+              ticks: [{ tickAt: at(2 * MINUTE), outcome: 'skipped', late: false, jobId: null, cancelledJobIds: [], queue: null, alreadyHandled: false }],
             });
             expect(await countRows(tdb, 'jobs')).toBe(1);
             expect(await getJob(tdb.driver, first.id)).toEqual(first);
@@ -566,9 +566,15 @@ export function exerciseSchedule(kind: DriverKind): void {
         it('cancelActive cancels the schedule\'s running and queued jobs as jobCancel does, then fires', async () => {
           const runningFirst = await firstRunIn('running');
           const queuedId = await fireOnce('a', at(2 * MINUTE), at(2 * MINUTE));
+          const queuedBefore = await getJob(tdb.driver, queuedId);
           const other = (await tdb.driver.scheduleTrigger({ name: 'b', job: makeInsert({ queue: 'other' }), actor: 'ops', now: at(2 * MINUTE) })).jobId;
           const plain = await insertJob(tdb.driver, { queue: 'other' }, at(2 * MINUTE));
           const otherBefore = await getJob(tdb.driver, other);
+          // A running job cancelled by jobCancel, to compare what "exactly as jobCancel" stores.
+          const reference = await insertJob(tdb.driver, { queue: 'reference' }, at(MINUTE));
+          await claimExactly(tdb.driver, reference.id, { queues: ['reference'], now: at(MINUTE) });
+          const referenceCancelled = await tdb.driver.jobCancel({ id: reference.id, now: at(3 * MINUTE + 10) });
+          const [referenceAttempt] = await tdb.driver.jobAttemptList({ id: reference.id });
 
           const now = at(3 * MINUTE + 10);
           const result = await advance(
@@ -583,7 +589,7 @@ export function exerciseSchedule(kind: DriverKind): void {
           const tick = result.ticks[0]!;
           expect({ ...tick, cancelledJobIds: sortIds(tick.cancelledJobIds) }).toEqual({
             tickAt: at(3 * MINUTE), outcome: 'fired', late: false, jobId: expect.any(String),
-            cancelledJobIds: sortIds([runningFirst.id, queuedId]), queue: 'default',
+            cancelledJobIds: sortIds([runningFirst.id, queuedId]), queue: 'default', alreadyHandled: false,
           });
 
           const cancelledRunning = await getJob(tdb.driver, runningFirst.id);
@@ -594,19 +600,18 @@ export function exerciseSchedule(kind: DriverKind): void {
             leaseExpiresAt: null,
             finishedAt: now,
             updatedAt: now,
-            lastError: cancelledRunning.lastError, // what a cancel stores here is not part of the contract
+            lastError: referenceCancelled.lastError, // whatever jobCancel stores for a running job
           } satisfies JobRow);
           const attempts = await tdb.driver.jobAttemptList({ id: runningFirst.id });
           expect(attempts).toEqual([
-            { jobId: runningFirst.id, attempt: 1, leaseToken: 1, workerId: 'w1', startedAt: at(MINUTE), finishedAt: now, outcome: 'cancelled', error: attempts[0]?.error ?? null },
+            { jobId: runningFirst.id, attempt: 1, leaseToken: 1, workerId: 'w1', startedAt: at(MINUTE), finishedAt: now, outcome: 'cancelled', error: referenceAttempt!.error },
           ]);
           // The cancelled attempt's lease is stale.
           expect(await tdb.driver.jobHeartbeat({ leases: [leaseOf(runningFirst)], leaseMs: LEASE_MS, now })).toEqual({ applied: [], stale: [runningFirst.id] });
           expect(await tdb.driver.jobFinishMany({ items: [finishOf(runningFirst)], now })).toEqual({ applied: [], stale: [runningFirst.id] });
           expect((await getJob(tdb.driver, runningFirst.id)).state).toBe('cancelled');
 
-          const cancelledQueued = await getJob(tdb.driver, queuedId);
-          expect([cancelledQueued.state, cancelledQueued.finishedAt, cancelledQueued.updatedAt]).toEqual(['cancelled', now, now]);
+          expect(await getJob(tdb.driver, queuedId)).toEqual({ ...queuedBefore, state: 'cancelled', finishedAt: now, updatedAt: now } satisfies JobRow);
           expect(await tdb.driver.jobAttemptList({ id: queuedId })).toEqual([]);
 
           // Jobs of other schedules, and unscheduled ones, are untouched.
@@ -632,7 +637,7 @@ export function exerciseSchedule(kind: DriverKind): void {
           const result = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job: tickJob('a', at(MINUTE), { key: 'nightly' }) })], now);
           expect(result).toEqual({
             advanced: true,
-            ticks: [{ tickAt: at(MINUTE), outcome: 'skipped', late: false, jobId: existing.id, cancelledJobIds: [], queue: null }],
+            ticks: [{ tickAt: at(MINUTE), outcome: 'skipped', late: false, jobId: existing.id, cancelledJobIds: [], queue: null, alreadyHandled: false }],
           });
           expect(await countRows(tdb, 'jobs')).toBe(1);
           expect(await getJob(tdb.driver, existing.id)).toEqual(existing);
@@ -660,6 +665,22 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect([row.nextRunAt, row.paused, row.lastTick]).toEqual([at(MINUTE), false, tick]);
         // The scheduled tick still advances normally afterwards.
         expect((await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE))], at(MINUTE))).advanced).toBe(true);
+        expect(await countRows(tdb, 'jobs')).toBe(2);
+      });
+
+      it('two triggers in the same millisecond both run: the second takes the next free millisecond', async () => {
+        await sync([item('a')], at(0));
+        const now = at(5_000);
+        const first = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ name: 'tick-job', payloadJson: '{"tick":true}' }), actor: 'x', now });
+        const second = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ name: 'tick-job', payloadJson: '{"tick":true}' }), actor: 'y', now });
+        expect(first.tickAt).toEqual(now);
+        expect(second.tickAt).toEqual(at(5_001));
+        expect(second.jobId).not.toBe(first.jobId);
+        expect(await getJob(tdb.driver, second.jobId)).toEqual(scheduledJob(second.jobId, 'a', at(5_001), now));
+        expect((await tdb.driver.scheduleTickList({ name: 'a' })).map((t) => [t.tickAt, t.kind, t.outcome, t.actor, t.jobId, t.recordedAt])).toEqual([
+          [at(5_001), 'triggered', 'fired', 'y', second.jobId, now],
+          [now, 'triggered', 'fired', 'x', first.jobId, now],
+        ]);
         expect(await countRows(tdb, 'jobs')).toBe(2);
       });
 

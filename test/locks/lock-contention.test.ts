@@ -36,6 +36,8 @@ interface Grant {
   i: number;
   token: number;
   paused: boolean;
+  writeFirst?: boolean;
+  heldAtWrite: boolean;
   abortedAfterPause?: boolean;
   abortReason?: string | null;
   fencePassed?: boolean;
@@ -81,7 +83,7 @@ async function contend(kind: DriverKind, tdb: TestDatabase, oracle: Oracle, chil
   // commit order are unchanged.
   const url = kind === 'postgres' ? `${tdb.url}${tdb.url.includes('?') ? '&' : '?'}options=-c%20synchronous_commit%3Doff` : tdb.url;
   for (let n = 0; n < CONTENDERS; n++) {
-    children.push(spawnChild(`c${n}`, SCRIPT, {
+    children.push(spawnChild(`${kind}/c${n}`, SCRIPT, {
       url, schema: tdb.schema, name: `c${n}`, kind, lock: LOCK, attempts: ATTEMPTS_EACH,
       ttlMs: TTL_MS, waitMs: WAIT_MS, pauseMs: PAUSE_MS, pauseRate: PAUSE_RATE, seed: 1000 + n,
     }));
@@ -98,7 +100,8 @@ async function contend(kind: DriverKind, tdb: TestDatabase, oracle: Oracle, chil
   }
 
   const byChild = new Map<string, Grant[]>();
-  for (const c of children) byChild.set(c.name, c.ofType('grant').map((m: ChildMessage) => ({ ...(m as unknown as Grant), writer: c.name })));
+  // Keyed by the contender's own name (`c0`…), which is what it writes as `writer`.
+  children.forEach((c, n) => byChild.set(`c${n}`, c.ofType('grant').map((m: ChildMessage) => ({ ...(m as unknown as Grant), writer: `c${n}` }))));
   const grants = [...byChild.values()].flat();
   const misses = done.reduce((sum, d) => sum + (d.misses as number), 0);
   expect(grants.length + misses, 'every attempt either granted or refused').toBe(CONTENDERS * ATTEMPTS_EACH);
@@ -119,7 +122,10 @@ async function contend(kind: DriverKind, tdb: TestDatabase, oracle: Oracle, chil
   expect(tokens[0]).toBe(1);
   const [lockRow] = await oracle.all<{ token: unknown; holder: unknown }>('SELECT token, holder FROM {locks} WHERE name = $1', [LOCK]);
   expect(Number(lockRow!.token)).toBe(grants.length);
-  expect(lockRow!.holder).toBeNull();
+  // Released by its last holder, unless that one paused: a lost lease is not released (nothing to free), so the
+  // row keeps its holder with an expiry in the past.
+  const last = grants.find((g) => g.token === grants.length)!;
+  expect(lockRow!.holder).toBe(last.paused ? last.writer : null);
 
   // The accepted log, in commit order: strictly increasing tokens, none shared, each a fence pass reported by
   // the process that held that token, and every fence pass found the resource at an older token.
@@ -142,6 +148,11 @@ async function contend(kind: DriverKind, tdb: TestDatabase, oracle: Oracle, chil
   expect(paused.filter((g) => g.fencePassed !== false), 'paused holders whose write got through').toEqual([]);
   expect(takenOver.filter((g) => g.fenceCurrentToken === null || g.fenceCurrentToken! < g.token)).toEqual([]);
   expect(paused.filter((g) => g.abortedAfterPause !== true || g.abortReason !== 'LockLostError'), 'paused holders whose signal was not aborted').toEqual([]);
+  // Those that wrote straight after the pause still believed they held the lock: only the fence stopped them.
+  const writeFirst = paused.filter((g) => g.writeFirst === true);
+  expect(writeFirst.filter((g) => !g.heldAtWrite), 'write-first holders that had already seen the loss').toEqual([]);
+  expect(writeFirst.length, 'paused holders that wrote before their renewal ran').toBeGreaterThan(0);
+  expect(paused.length - writeFirst.length, 'paused holders that wrote after their signal aborted').toBeGreaterThan(0);
   const lostEvents = done.reduce((sum, d) => sum + (d.lostEvents as number), 0);
   expect(lostEvents).toBeGreaterThanOrEqual(paused.length);
 
@@ -155,7 +166,7 @@ async function contend(kind: DriverKind, tdb: TestDatabase, oracle: Oracle, chil
   expect(writers.size, 'processes that wrote').toBe(CONTENDERS);
 
   console.log(JSON.stringify({
-    kind, grants: grants.length, misses, paused: paused.length, pausedTakenOverSeen: takenOver.filter((g) => (g.fenceCurrentToken ?? 0) > g.token).length,
+    kind, grants: grants.length, misses, paused: paused.length, pausedWriteFirst: writeFirst.length, pausedTakenOverSeen: takenOver.filter((g) => (g.fenceCurrentToken ?? 0) > g.token).length,
     fencePassed: passed.length, liveFenceRefused: live.filter((g) => g.fencePassed === false).length,
     perProcess: Object.fromEntries([...byChild].map(([n, l]) => [n, l.length])),
     avgWriteMs: Math.round(live.reduce((sum, g) => sum + g.writeMs, 0) / Math.max(1, live.length)),

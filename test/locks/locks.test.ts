@@ -192,6 +192,7 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
       await waitFor('b to retry or give up', () => short.settled || b.clock.pendingTimers === 1);
       if (!short.settled) await b.clock.advance(50);
     }
+    await waitFor('b to give up', () => short.settled);
     expect(await short.promise).toBeNull();
     expect(b.clock.now()).toBeGreaterThanOrEqual(T0 + 100);
 
@@ -426,6 +427,46 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
     expect(z!.expiresAt).toEqual(new Date(T0 + 7_000));
     await z!.release();
     await m2!.release();
+  });
+
+  // docs/guarantees.md: a fenced write "commits only if `token` was the live grant at the check".
+  it("with the application's transaction, expiry is judged when the check runs, not when the transaction began", async () => {
+    tdb = await createTestDatabase(kind);
+    const ttl = 1_000;
+    // The holder's fake clock starts at the database's time and stands still: its lease is never renewed and
+    // expires `ttl` after the grant, in database time.
+    const holder = instance((await tdb.driver.dbNow()).getTime());
+    // The checker uses the system clock, so `now` in SQL is the database's own clock.
+    const checker = createWarden({ database: tdb.driver, logger: silent });
+    wardens.push(checker);
+    const lease = await holder.warden.locks.acquire(LOCK, { ttl, holder: 'holder' });
+    const expiresAt = lease!.expiresAt.getTime();
+
+    let tx: unknown;
+    let commit: () => Promise<unknown>;
+    if (kind === 'sqlite') {
+      const app = new Database(sqliteFilename(tdb.url), { timeout: 5_000 });
+      cleanups.push(() => app.close());
+      app.exec('BEGIN IMMEDIATE');
+      tx = app;
+      commit = async () => app.exec('COMMIT');
+    } else {
+      const client = new pg.Client({ connectionString: PG_URL });
+      client.on('error', () => undefined);
+      await client.connect();
+      cleanups.push(() => client.end());
+      await client.query('BEGIN');
+      tx = client;
+      commit = () => client.query('COMMIT');
+    }
+    // The transaction began while the lease was live (the check passes) …
+    await checker.locks.assertFence(LOCK, lease!.token, { tx });
+    // … and is still open once the database clock is past the expiry.
+    await waitFor('the database clock to pass the lease expiry', async () => (await tdb!.driver.dbNow()).getTime() > expiresAt + 50);
+    expect(await checker.locks.check(LOCK, lease!.token)).toEqual({ held: false, currentToken: 1 });
+    const inTx = await checker.locks.check(LOCK, lease!.token, { tx }).catch((error: unknown) => error);
+    await commit();
+    expect(inTx, 'check inside the transaction after the lease expired').toEqual({ held: false, currentToken: 1 });
   });
 
   if (kind === 'sqlite') {

@@ -283,7 +283,9 @@ a AS (
 ),
 u AS (
   UPDATE ${s}.jobs j
-  SET state = 'cancelled', finished_at = t.now, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
+  SET state = 'cancelled', finished_at = t.now, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now,
+      -- A running attempt ends with the cancel as its error, as on SQLite; a waiting job keeps its last error.
+      last_error = CASE WHEN old.state = 'running' THEN $2::jsonb ELSE j.last_error END
   FROM old, t
   WHERE j.id = old.id
   RETURNING j.*

@@ -2,20 +2,22 @@
  * One contender of the lock-contention test. After printing `ready` it waits for SIGUSR1 (so all contenders
  * start together), then tries `attempts` times to acquire the lock. After each grant it sometimes "pauses":
  * blocks its event loop synchronously for `pauseMs` (longer than the TTL, so its renewals cannot run and the
- * lease expires); then, pause or not, it makes one fenced write in ONE application transaction:
+ * lease expires). Then, pause or not, it makes one fenced write in ONE application transaction — a paused
+ * holder either right away (still believing it holds the lock) or after its signal has aborted:
  *
  *   assertFence(lock, token, { tx }); UPDATE fenced SET token, writer WHERE resource = 'r' AND token < $token;
  *   INSERT INTO accepted (token, writer, updated)
  *
  * The application's transaction is a separate better-sqlite3 connection in `BEGIN IMMEDIATE` (SQLite) or a
  * pg.Pool client in `BEGIN` (PostgreSQL). Every grant is reported as one `grant` line:
- * `{ i, token, paused, abortedAfterPause, abortReason, fencePassed, updated, fenceCurrentToken, writeError }`.
+ * `{ i, token, paused, writeFirst, heldAtWrite, abortedAfterPause, abortReason, fencePassed, updated,
+ * fenceCurrentToken, writeError }` plus timings.
  * @module
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { pino } from 'pino';
-import { createWarden, FenceError } from '../../../src/index.js';
+import { createWarden, FenceError, type Lease } from '../../../src/index.js';
 import { type BaseConfig, describeError, forwardEvents, readConfig, reportCrashes, send } from '../../process/children/child-common.js';
 
 interface Config extends BaseConfig {
@@ -128,6 +130,24 @@ await go;
 clearInterval(keepAlive);
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Records whether the lease's signal aborted after a pause: gives the overdue renewal timer its event-loop
+ * turn, then waits (at most 2 s) for the refused renewal to come back.
+ */
+async function observeSignal(lease: Lease, report: Record<string, unknown>): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise<void>((resolve) => {
+    if (lease.signal.aborted) return resolve();
+    const timer = setTimeout(resolve, 2_000);
+    lease.signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+  report.abortedAfterPause = lease.signal.aborted;
+  report.abortReason = lease.signal.aborted ? (lease.signal.reason as Error).name : null;
+}
 let grants = 0;
 let misses = 0;
 for (let i = 0; i < config.attempts; i++) {
@@ -142,21 +162,14 @@ for (let i = 0; i < config.attempts; i++) {
   const report: Record<string, unknown> = { type: 'grant', i, token: lease.token, paused: false, waitedMs: grantedAt - asked, grantedAt };
   if (random() < config.pauseRate) {
     report.paused = true;
+    // Half the pauses write first: straight after the pause, before the overdue renewal had a turn, so the
+    // holder still believes it holds the lock (`lease.held`) and only the fence can stop the write.
+    report.writeFirst = random() < 0.5;
     // A stop-the-world pause (GC, swap, SIGSTOP…): nothing in this process runs, renewals included.
     Atomics.wait(sleeper, 0, 0, config.pauseMs);
-    // Give the overdue renewal timer its turn, then a bounded wait for its refusal to come back.
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise<void>((resolve) => {
-      if (lease.signal.aborted) return resolve();
-      const timer = setTimeout(resolve, 2_000);
-      lease.signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      }, { once: true });
-    });
-    report.abortedAfterPause = lease.signal.aborted;
-    report.abortReason = lease.signal.aborted ? (lease.signal.reason as Error).name : null;
+    if (!report.writeFirst) await observeSignal(lease, report);
   }
+  report.heldAtWrite = lease.held;
   // The write goes ahead whatever the signal says: the fence, not the holder's good manners, must stop it.
   try {
     report.updated = await fencedWrite(lease.token);
@@ -171,6 +184,7 @@ for (let i = 0; i < config.attempts; i++) {
       report.writeError = describeError(error);
     }
   }
+  if (report.paused && report.writeFirst) await observeSignal(lease, report);
   const releasing = Date.now();
   await lease.release();
   report.releasedAt = Date.now();
