@@ -43,7 +43,9 @@ RETURNING name`;
  * updates the row) can commit before the caller's fenced write does.
  */
 export function lockCheckSql(s: string, forShare: boolean): string {
-  return `SELECT token, (token = $2 AND holder IS NOT NULL AND expires_at > ${nowAt(3)}) AS held
+  // clock_timestamp(), not now(): inside the caller's transaction now() is when that transaction began, and a lease
+  // that expired since then must not pass.
+  return `SELECT token, (token = $2 AND holder IS NOT NULL AND expires_at > coalesce($3::timestamptz, clock_timestamp())) AS held
 FROM ${s}.locks WHERE name = $1${forShare ? '\nFOR SHARE' : ''}`;
 }
 
