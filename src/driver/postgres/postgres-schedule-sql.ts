@@ -5,7 +5,7 @@
  * `coalesce($n::timestamptz, now())`. The driver builds all strings once, in its constructor.
  * @module
  */
-import { ACTIVE, ATTEMPT_COLUMNS, nowAt, quoteIdentifier } from './postgres-sql.js';
+import { ACTIVE, jobCancelSql, nowAt, quoteIdentifier } from './postgres-sql.js';
 
 /**
  * Serializes schedule syncs of one schema for the rest of the transaction. Upserts alone never fail against each
@@ -140,36 +140,6 @@ export function tickSetOutcomeSql(s: string): string {
 WHERE schedule_name = $1 AND tick_at = $2 AND kind = $3`;
 }
 
-/**
- * Cancels every queued, retrying or running job of a schedule (overlap `replace`), with exactly the effects of
- * `jobCancel`: running attempts get a `cancelled` attempt row and their later writes become stale. Rows are
- * locked in id order. Params: `$1` schedule, `$2` error for the attempt rows (JSON text), `$3` now.
- * Returns the cancelled ids, ascending.
- */
-export function scheduleCancelActiveSql(s: string): string {
-  return `WITH t AS (SELECT ${nowAt(3)} AS now),
-old AS (
-  SELECT id, state, attempt, lease_token, lease_worker, started_at
-  FROM ${s}.jobs WHERE schedule_name = $1 AND state IN ${ACTIVE}
-  ORDER BY id
-  FOR UPDATE
-),
-a AS (
-  INSERT INTO ${s}.job_attempts (${ATTEMPT_COLUMNS})
-  SELECT old.id, old.attempt, old.lease_token, old.lease_worker, old.started_at, t.now, 'cancelled', $2::jsonb
-  FROM old, t WHERE old.state = 'running'
-),
-u AS (
-  UPDATE ${s}.jobs j
-  SET state = 'cancelled', finished_at = t.now, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now,
-      last_error = CASE WHEN old.state = 'running' THEN $2::jsonb ELSE j.last_error END
-  FROM old, t
-  WHERE j.id = old.id
-  RETURNING j.id
-)
-SELECT id FROM u ORDER BY id`;
-}
-
 /** Whether a job of the schedule is in one of the given states (overlap `skip`/`queue-one`). Params: `$1` schedule, `$2` states. */
 export function scheduleHasJobInSql(s: string): string {
   return `SELECT EXISTS (SELECT 1 FROM ${s}.jobs WHERE schedule_name = $1 AND state = ANY($2::text[])) AS blocked`;
@@ -242,7 +212,8 @@ export function buildPostgresScheduleStatements(schema: string): PostgresSchedul
     schedulePause: schedulePauseSql(s),
     scheduleResume: scheduleResumeSql(s),
     scheduleSwap: scheduleSwapSql(s),
-    scheduleCancelActive: scheduleCancelActiveSql(s),
+    // Exactly jobCancel's effects, for every active job of the schedule (overlap `replace`).
+    scheduleCancelActive: jobCancelSql(s, 'schedule_name'),
     scheduleHasJobIn: scheduleHasJobInSql(s),
     scheduleLockActive: scheduleLockActiveSql(s),
     tickInsert: tickInsertSql(s),

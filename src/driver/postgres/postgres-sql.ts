@@ -264,16 +264,18 @@ SELECT * FROM u ORDER BY id`;
 }
 
 /**
- * Cancels a queued, retrying or running job in one guarded statement. `old` locks the row and keeps its
- * pre-update state, so a running attempt gets a `cancelled` attempt row; the job leaves `running`, which
- * makes that attempt's later writes stale. Params: `$1` id, `$2` error for the attempt row (JSON text),
- * `$3` now. No row: not found or not cancellable (the driver re-reads to tell which).
+ * Cancels queued, retrying or running jobs in one guarded statement. `old` locks the rows (in id order) and keeps
+ * their pre-update state, so a running attempt gets a `cancelled` attempt row; the job leaves `running`, which
+ * makes that attempt's later writes stale. `match` selects the jobs: `id = $1` (operator cancel) or
+ * `schedule_name = $1` (overlap `replace`). Params: `$1` id or schedule, `$2` error (JSON text), `$3` now.
+ * Returns the cancelled rows, by id. No row: none matched (for an id, the driver re-reads to tell why).
  */
-export function jobCancelSql(s: string): string {
+export function jobCancelSql(s: string, match: 'id' | 'schedule_name' = 'id'): string {
   return `WITH t AS (SELECT ${nowAt(3)} AS now),
 old AS (
   SELECT id, state, attempt, lease_token, lease_worker, started_at
-  FROM ${s}.jobs WHERE id = $1 AND state IN ${ACTIVE}
+  FROM ${s}.jobs WHERE ${match} = $1 AND state IN ${ACTIVE}
+  ORDER BY id
   FOR UPDATE
 ),
 a AS (
@@ -290,7 +292,7 @@ u AS (
   WHERE j.id = old.id
   RETURNING j.*
 )
-SELECT * FROM u`;
+SELECT * FROM u ORDER BY id`;
 }
 
 /**
