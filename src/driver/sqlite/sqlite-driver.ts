@@ -1,6 +1,8 @@
 /**
  * The embedded SQLite driver: one file, any number of processes on one machine. Semantics are those of
- * docs/driver-contract.md; all SQL text lives in `sqlite-sql.ts`.
+ * docs/driver-contract.md; all SQL text lives in `sqlite-sql.ts`, `sqlite-schedule-sql.ts` and `sqlite-lock-sql.ts`.
+ * Schedule operations are in `sqlite-schedules.ts` and lease locks in `sqlite-locks.ts`; this class delegates to
+ * them with a context of its statement cache and transaction runners.
  *
  * How it stays correct with several processes on one file:
  * - WAL mode, so readers never block and there is one writer at a time.
@@ -13,7 +15,7 @@
  */
 import Database from 'better-sqlite3';
 import {
-  DatabaseConfigError, InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError, KeyConflictError, ScheduleNotFoundError,
+  DatabaseConfigError, InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError, KeyConflictError,
 } from '../../errors.js';
 import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
 import type {
@@ -22,17 +24,16 @@ import type {
 } from '../driver.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type {
-  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickResult, ScheduleTickRow,
-  ScheduleTickWrite, ScheduleTriggerParams,
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
 } from '../schedule-params.js';
 import { cachedStatement, insertJobs, isSqliteTransaction, resolveNow, toMs, type Prepare, type Statement } from './sqlite-exec.js';
-import {
-  compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toJobRow, toLockCheckResult, toLockGrant, toLockRow, toQueueStats,
-  toScheduleRow, toScheduleTickRow,
-  type AttemptDbRow, type DbInt, type JobDbRow, type LockCheckDbRow, type LockDbRow, type LockGrantDbRow, type QueueDbRow,
-  type RescueDbRow, type ScheduleDbRow, type ScheduleTickDbRow,
-} from './sqlite-rows.js';
+import * as Locks from './sqlite-locks.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
+import {
+  compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toJobRow, toQueueStats,
+  type AttemptDbRow, type DbInt, type JobDbRow, type QueueDbRow, type RescueDbRow,
+} from './sqlite-rows.js';
+import * as Schedules from './sqlite-schedules.js';
 import * as SQL from './sqlite-sql.js';
 
 /** Options of {@link SqliteDriver}. */
@@ -56,9 +57,6 @@ const BUSY_BACKOFF_BASE_MS = 2;
 const BUSY_BACKOFF_MAX_MS = 100;
 /** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
 const NO_BEFORE_ID = 9223372036854775807n;
-/** `scheduleTickList` limit: default and upper bound. */
-const TICK_LIST_DEFAULT_LIMIT = 100;
-const TICK_LIST_MAX_LIMIT = 1000;
 
 const LEASE_EXPIRED_ERROR_JSON = JSON.stringify({
   name: 'LeaseExpiredError',
@@ -93,6 +91,10 @@ export class SqliteDriver implements Driver {
   /** Statements prepared on applications' `tx` connections, dropped with the connection. */
   readonly #txStatements = new WeakMap<Database.Database, Map<string, Statement>>();
   #busyRetries = 0;
+  /** What the schedule operations (`sqlite-schedules.ts`) run on. */
+  readonly #schedules: Schedules.SqliteScheduleContext;
+  /** What the lease-lock operations (`sqlite-locks.ts`) run on. */
+  readonly #locks: Locks.SqliteLockContext;
 
   /** @throws InvalidOptionError for a missing file name or an out-of-range option. */
   constructor(options: SqliteDriverOptions) {
@@ -109,6 +111,10 @@ export class SqliteDriver implements Driver {
     this.#filename = filename;
     this.#busyTimeoutMs = busyTimeoutMs;
     this.#synchronous = synchronous;
+    const write = <T>(fn: () => T): Promise<T> => this.#write(fn);
+    const read = <T>(fn: () => T): Promise<T> => this.#read(fn);
+    this.#schedules = { stmt: this.#stmt, write, read, cancelOne: (id, now) => this.#cancelOne(id, now) };
+    this.#locks = { stmt: this.#stmt, write, read, txPrepare: (tx) => this.#txPrepare(tx) };
   }
 
   /** How many times a transaction was retried after SQLITE_BUSY/LOCKED escaped `busy_timeout` (this instance). */
@@ -365,188 +371,80 @@ export class SqliteDriver implements Driver {
 
   // ------------------------------------------------------------------------------------------ schedules
 
-  async scheduleSync(params: ScheduleSyncParams): Promise<void> {
-    const { removeMissing } = params;
-    const nowParam = toMs(params.now, 'now');
-    const items = params.schedules.map((item, i) => ({
-      name: item.name,
-      definitionHash: item.definitionHash,
-      spec: item.specJson,
-      firstRunAt: toMs(item.firstRunAt, `schedules[${i}].firstRunAt`),
-    }));
-    if (items.length === 0 && !removeMissing) return;
-    await this.#write(() => {
-      const now = resolveNow(this.#stmt, nowParam);
-      for (const item of items) this.#stmt(SQL.SCHEDULE_UPSERT).run({ ...item, now });
-      if (removeMissing) this.#stmt(SQL.SCHEDULE_REMOVE_MISSING).run({ names: JSON.stringify(items.map((i) => i.name)), now });
-    });
+  /** Upserts the code's schedules in one transaction; with `removeMissing`, marks the others removed. */
+  scheduleSync(params: ScheduleSyncParams): Promise<void> {
+    return Schedules.scheduleSync(this.#schedules, params);
   }
 
-  async scheduleDue(params: { now: Date | null; limit: number }): Promise<ScheduleRow[]> {
-    const now = toMs(params.now, 'now');
-    if (!(params.limit >= 1)) return [];
-    const rows = await this.#read(() => this.#stmt(SQL.SCHEDULE_DUE).all({ limit: Math.trunc(params.limit), now }) as ScheduleDbRow[]);
-    return rows.map(toScheduleRow);
+  /** Active, unpaused schedules due at `now`, soonest first. */
+  scheduleDue(params: { now: Date | null; limit: number }): Promise<ScheduleRow[]> {
+    return Schedules.scheduleDue(this.#schedules, params);
   }
 
-  async scheduleList(): Promise<ScheduleRow[]> {
-    const rows = await this.#read(() => this.#stmt(SQL.SCHEDULE_LIST).all() as ScheduleDbRow[]);
-    return rows.map(toScheduleRow);
+  /** Every schedule not removed, by name, with its newest tick. */
+  scheduleList(): Promise<ScheduleRow[]> {
+    return Schedules.scheduleList(this.#schedules);
   }
 
-  async scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
-    const requested = Math.trunc(params.limit ?? TICK_LIST_DEFAULT_LIMIT);
-    const limit = Number.isNaN(requested) ? TICK_LIST_DEFAULT_LIMIT : Math.min(TICK_LIST_MAX_LIMIT, Math.max(1, requested));
-    const rows = await this.#read(() => this.#stmt(SQL.SCHEDULE_TICK_LIST).all({ name: params.name, limit }) as ScheduleTickDbRow[]);
-    return rows.map(toScheduleTickRow);
+  /** A schedule's ticks, newest first. */
+  scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
+    return Schedules.scheduleTickList(this.#schedules, params);
   }
 
   /** @throws ScheduleNotFoundError when the schedule is missing or removed. */
-  async schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow> {
-    return this.#setSchedulePaused(params.name, true, null, toMs(params.now, 'now'));
+  schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow> {
+    return Schedules.schedulePause(this.#schedules, params);
   }
 
-  /** @throws ScheduleNotFoundError when the schedule is missing or removed. */
-  async scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow> {
-    return this.#setSchedulePaused(params.name, false, toMs(params.nextRunAt, 'nextRunAt'), toMs(params.now, 'now'));
-  }
-
-  /** Pause (`next_run_at` kept) or resume (`next_run_at = nextRunAt`), then the updated row, in one transaction. */
-  async #setSchedulePaused(name: string, paused: boolean, nextRunAt: number | null, now: number | null): Promise<ScheduleRow> {
-    return this.#write(() => {
-      const bind = { name, paused: paused ? 1 : 0, setNextRunAt: paused ? 0 : 1, nextRunAt, now };
-      if (this.#stmt(SQL.SCHEDULE_SET_PAUSED).get(bind) === undefined) throw new ScheduleNotFoundError(name);
-      return toScheduleRow(this.#stmt(SQL.SCHEDULE_GET_ACTIVE).get({ name }) as ScheduleDbRow);
-    });
+  /** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError when the schedule is missing or removed. */
+  scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow> {
+    return Schedules.scheduleResume(this.#schedules, params);
   }
 
   /**
-   * One transaction: the compare-and-swap of `next_run_at` (nothing is written when it fails), then each tick in
-   * order (see `#writeTick`).
+   * Compare-and-swap of `next_run_at`, then the ticks and their jobs, in one transaction.
    * @throws InvalidOptionError for an invalid date, or a `fire` tick without a job.
    */
-  async scheduleAdvance(params: ScheduleAdvanceParams): Promise<ScheduleAdvanceResult> {
-    const { name, definitionHash } = params;
-    const nowParam = toMs(params.now, 'now');
-    const expectedNextRunAt = toMs(params.expectedNextRunAt, 'expectedNextRunAt');
-    if (expectedNextRunAt === null) throw new InvalidOptionError('expectedNextRunAt', params.expectedNextRunAt, 'a valid Date');
-    const nextRunAt = toMs(params.nextRunAt, 'nextRunAt');
-    const ticks = params.ticks.map((tick, i): PlannedTickWrite => {
-      const tickAtMs = toMs(tick.tickAt, `ticks[${i}].tickAt`);
-      if (tickAtMs === null) throw new InvalidOptionError(`ticks[${i}].tickAt`, tick.tickAt, 'a valid Date');
-      if (tick.action === 'fire' && !tick.job) throw new InvalidOptionError(`ticks[${i}].job`, tick.job, 'the job to enqueue for a fire tick');
-      return { ...tick, tickAtMs };
-    });
-    const newestTickAt = ticks.reduce<number | null>((max, t) => (max === null || t.tickAtMs > max ? t.tickAtMs : max), null);
-    return this.#write(() => {
-      const now = resolveNow(this.#stmt, nowParam);
-      const swap = { name, definitionHash, expectedNextRunAt, nextRunAt, newestTickAt, now };
-      if (this.#stmt(SQL.SCHEDULE_ADVANCE).run(swap).changes === 0) return { advanced: false, ticks: [] };
-      return { advanced: true, ticks: ticks.map((tick) => this.#writeTick(name, tick, now)) };
-    });
+  scheduleAdvance(params: ScheduleAdvanceParams): Promise<ScheduleAdvanceResult> {
+    return Schedules.scheduleAdvance(this.#schedules, params);
   }
 
   /**
-   * One tick of a successful advance, inside its transaction. The tick row goes in first (`ON CONFLICT DO
-   * NOTHING`, with a provisional outcome that is set for good below, before the transaction commits): if it
-   * already existed, the tick was handled before and is reported with its stored outcome, and nothing else is
-   * written. Otherwise: `missed` is done; `fire` cancels the schedule's active jobs when `cancelActive`, is
-   * `skipped` when an active job of the schedule is in a `blockIfActiveIn` state, and else inserts the job through
-   * the normal insert path (`skipped`, with that job's id, when its key is held by an active job; else `fired`).
-   */
-  #writeTick(name: string, tick: PlannedTickWrite, now: number): ScheduleTickResult {
-    const tickRow = { name, tickAt: tick.tickAtMs, kind: 'scheduled' };
-    const base = { tickAt: tick.tickAt, late: tick.late, jobId: null, cancelledJobIds: [] as string[], queue: null, alreadyHandled: false };
-    const provisional = tick.action === 'missed' ? 'missed' : 'skipped';
-    const fresh = this.#stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: provisional, late: tick.late ? 1 : 0, jobId: null, actor: null, now });
-    if (fresh === undefined) {
-      const stored = toScheduleTickRow(this.#stmt(SQL.SCHEDULE_TICK_GET).get(tickRow) as ScheduleTickDbRow);
-      return { ...base, outcome: stored.outcome, late: stored.late, jobId: stored.jobId, alreadyHandled: true };
-    }
-    if (tick.action === 'missed' || !tick.job) return { ...base, outcome: 'missed' };
-
-    const cancelledJobIds: string[] = [];
-    if (tick.cancelActive) {
-      for (const { id } of this.#stmt(SQL.JOB_SCHEDULE_ACTIVE_IDS).all({ name }) as { id: DbInt }[]) {
-        if (this.#cancelOne(id, now)) cancelledJobIds.push(jobId(id));
-      }
-    }
-    const blocked =
-      tick.blockIfActiveIn.length > 0 &&
-      this.#stmt(SQL.JOB_SCHEDULE_BLOCKING).get({ name, states: JSON.stringify(tick.blockIfActiveIn) }) !== undefined;
-    if (blocked) {
-      this.#stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome: 'skipped', jobId: null });
-      return { ...base, outcome: 'skipped', cancelledJobIds };
-    }
-    const [result] = insertJobs(this.#stmt, [{ ...tick.job, scheduleName: name, tickAt: tick.tickAt }], now);
-    if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
-    const outcome = result.duplicate ? 'skipped' : 'fired';
-    this.#stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
-    return { ...base, outcome, jobId: result.job.id, cancelledJobIds, queue: result.duplicate ? null : result.job.queue };
-  }
-
-  /**
-   * One transaction: the schedule must be active (paused is fine); the tick row (`triggered`, at `now`, or the
-   * next free millisecond when another trigger took that one) goes in first and the job after it. A job deduplicated on its key records outcome `skipped` with
-   * the active job's id, which is returned.
+   * Enqueues one run now as a `triggered` tick (paused schedules too).
    * @throws ScheduleNotFoundError when the schedule is missing or removed.
    */
-  async scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
-    const { name, job, actor } = params;
-    const nowParam = toMs(params.now, 'now');
-    return this.#write(() => {
-      const now = resolveNow(this.#stmt, nowParam);
-      if (this.#stmt(SQL.SCHEDULE_EXISTS_ACTIVE).get({ name }) === undefined) throw new ScheduleNotFoundError(name);
-      // Two triggers in the same millisecond are two runs: the later one takes the next free millisecond,
-      // as on PostgreSQL, because the tick row's primary key includes the time.
-      let tickAtMs = now;
-      while (this.#stmt(SQL.SCHEDULE_TICK_INSERT).get({ name, tickAt: tickAtMs, kind: 'triggered', outcome: 'fired', late: 0, jobId: null, actor, now }) === undefined) tickAtMs++;
-      const tickAt = new Date(tickAtMs);
-      const tickRow = { name, tickAt: tickAtMs, kind: 'triggered' };
-      const [result] = insertJobs(this.#stmt, [{ ...job, scheduleName: name, tickAt }], now);
-      if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
-      const outcome = result.duplicate ? 'skipped' : 'fired';
-      this.#stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
-      return { jobId: result.job.id, tickAt };
-    });
+  scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
+    return Schedules.scheduleTrigger(this.#schedules, params);
   }
 
   // ------------------------------------------------------------------------------------------ lease locks
 
-  async lockAcquire(params: LockAcquireParams): Promise<LockGrant | null> {
-    const bind = { name: params.name, holder: params.holder, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now') };
-    const row = await this.#write(() => this.#stmt(SQL.LOCK_ACQUIRE).get(bind) as LockGrantDbRow | undefined);
-    return row ? toLockGrant(row) : null;
+  /** Grants a lease lock if free or expired; null while held. */
+  lockAcquire(params: LockAcquireParams): Promise<LockGrant | null> {
+    return Locks.lockAcquire(this.#locks, params);
   }
 
-  async lockRenew(params: LockRenewParams): Promise<LockGrant | null> {
-    const bind = { name: params.name, token: params.token, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now') };
-    const row = await this.#write(() => this.#stmt(SQL.LOCK_RENEW).get(bind) as LockGrantDbRow | undefined);
-    return row ? toLockGrant(row) : null;
+  /** Extends a lease still held with `token`; null when lost. */
+  lockRenew(params: LockRenewParams): Promise<LockGrant | null> {
+    return Locks.lockRenew(this.#locks, params);
   }
 
-  async lockRelease(params: { name: string; token: number }): Promise<boolean> {
-    const bind = { name: params.name, token: params.token };
-    return this.#write(() => this.#stmt(SQL.LOCK_RELEASE).run(bind).changes > 0);
+  /** Frees a lock held with `token`; whether it did. */
+  lockRelease(params: { name: string; token: number }): Promise<boolean> {
+    return Locks.lockRelease(this.#locks, params);
   }
 
   /**
-   * With `tx`, runs on the application's connection inside its transaction (no busy retry, as for
-   * `jobInsertMany`); nothing more is needed: that transaction's write lock already excludes every other writer.
+   * Whether `token` is the live holder; with `tx`, on the application's connection inside its transaction.
    * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
    */
-  async lockCheck(params: LockCheckParams): Promise<LockCheckResult> {
-    const { tx } = params;
-    const bind = { name: params.name, token: params.token, now: toMs(params.now, 'now') };
-    if (tx !== undefined) {
-      return toLockCheckResult(this.#txPrepare(tx)(SQL.LOCK_CHECK).get(bind) as LockCheckDbRow | undefined);
-    }
-    return toLockCheckResult(await this.#read(() => this.#stmt(SQL.LOCK_CHECK).get(bind) as LockCheckDbRow | undefined));
+  lockCheck(params: LockCheckParams): Promise<LockCheckResult> {
+    return Locks.lockCheck(this.#locks, params);
   }
 
-  async lockList(): Promise<LockRow[]> {
-    const rows = await this.#read(() => this.#stmt(SQL.LOCK_LIST).all() as LockDbRow[]);
-    return rows.map(toLockRow);
+  /** Every lock row, by name. */
+  lockList(): Promise<LockRow[]> {
+    return Locks.lockList(this.#locks);
   }
 
   // ------------------------------------------------------------------------------------------ plumbing
@@ -646,9 +544,6 @@ function isBusyError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
-
-/** A tick to write, with its time as bindable ms. */
-type PlannedTickWrite = ScheduleTickWrite & { tickAtMs: number };
 
 function closedError(): Error {
   return new Error('Expected an open SqliteDriver, got one that was closed');

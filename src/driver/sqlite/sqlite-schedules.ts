@@ -1,0 +1,197 @@
+/**
+ * Schedule operations of the SQLite driver (`Driver.schedule*`). Statements come from `sqlite-schedule-sql.ts`;
+ * jobs are inserted through the same path as `jobInsertMany` (`insertJobs`), so deduplication matches it. Every
+ * write runs in one `BEGIN IMMEDIATE` transaction through the driver's `write`, every read through its `read`.
+ * @module
+ */
+import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
+import type {
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickResult, ScheduleTickRow,
+  ScheduleTickWrite, ScheduleTriggerParams,
+} from '../schedule-params.js';
+import { insertJobs, resolveNow, toMs, type Prepare } from './sqlite-exec.js';
+import {
+  jobId, toScheduleRow, toScheduleTickRow, type DbInt, type JobDbRow, type ScheduleDbRow, type ScheduleTickDbRow,
+} from './sqlite-rows.js';
+import * as SQL from './sqlite-schedule-sql.js';
+
+/** What the schedule operations run on: the driver's connection, transactions and job cancel. */
+export interface SqliteScheduleContext {
+  /** The cached prepared statement for an SQL text on the driver's own connection. */
+  stmt: Prepare;
+  /** Runs `fn` in one `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED. */
+  write: <T>(fn: () => T) => Promise<T>;
+  /** Runs a single read statement, retried on SQLITE_BUSY/LOCKED. */
+  read: <T>(fn: () => T) => Promise<T>;
+  /**
+   * Cancels one active job inside the caller's write transaction (as `jobCancel`); the job row, or undefined
+   * when it was not active. Used by overlap `replace`.
+   */
+  cancelOne: (id: DbInt, now: number) => JobDbRow | undefined;
+}
+
+/** `scheduleTickList` limit: default and upper bound. */
+const TICK_LIST_DEFAULT_LIMIT = 100;
+const TICK_LIST_MAX_LIMIT = 1000;
+
+/** A tick to write, with its time as bindable ms. */
+type PlannedTickWrite = ScheduleTickWrite & { tickAtMs: number };
+
+/** Upserts the code's schedules in one transaction, and with `removeMissing` marks the others removed. */
+export async function scheduleSync(ctx: SqliteScheduleContext, params: ScheduleSyncParams): Promise<void> {
+  const { removeMissing } = params;
+  const nowParam = toMs(params.now, 'now');
+  const items = params.schedules.map((item, i) => ({
+    name: item.name,
+    definitionHash: item.definitionHash,
+    spec: item.specJson,
+    firstRunAt: toMs(item.firstRunAt, `schedules[${i}].firstRunAt`),
+  }));
+  if (items.length === 0 && !removeMissing) return;
+  await ctx.write(() => {
+    const now = resolveNow(ctx.stmt, nowParam);
+    for (const item of items) ctx.stmt(SQL.SCHEDULE_UPSERT).run({ ...item, now });
+    if (removeMissing) ctx.stmt(SQL.SCHEDULE_REMOVE_MISSING).run({ names: JSON.stringify(items.map((i) => i.name)), now });
+  });
+}
+
+/** Active, unpaused schedules with `next_run_at <= now`, soonest first, at most `limit`. */
+export async function scheduleDue(ctx: SqliteScheduleContext, params: { now: Date | null; limit: number }): Promise<ScheduleRow[]> {
+  const now = toMs(params.now, 'now');
+  if (!(params.limit >= 1)) return [];
+  const rows = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_DUE).all({ limit: Math.trunc(params.limit), now }) as ScheduleDbRow[]);
+  return rows.map(toScheduleRow);
+}
+
+/** Every schedule not removed, by name, with its newest tick and that tick's job state. */
+export async function scheduleList(ctx: SqliteScheduleContext): Promise<ScheduleRow[]> {
+  const rows = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_LIST).all() as ScheduleDbRow[]);
+  return rows.map(toScheduleRow);
+}
+
+/** A schedule's ticks, newest first; `limit` defaults to 100 and is clamped to 1..1000. */
+export async function scheduleTickList(ctx: SqliteScheduleContext, params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
+  const requested = Math.trunc(params.limit ?? TICK_LIST_DEFAULT_LIMIT);
+  const limit = Number.isNaN(requested) ? TICK_LIST_DEFAULT_LIMIT : Math.min(TICK_LIST_MAX_LIMIT, Math.max(1, requested));
+  const rows = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_TICK_LIST).all({ name: params.name, limit }) as ScheduleTickDbRow[]);
+  return rows.map(toScheduleTickRow);
+}
+
+/** @throws ScheduleNotFoundError when the schedule is missing or removed. */
+export async function schedulePause(ctx: SqliteScheduleContext, params: { name: string; now: Date | null }): Promise<ScheduleRow> {
+  return setSchedulePaused(ctx, params.name, true, null, toMs(params.now, 'now'));
+}
+
+/** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError when the schedule is missing or removed. */
+export async function scheduleResume(
+  ctx: SqliteScheduleContext,
+  params: { name: string; nextRunAt: Date | null; now: Date | null },
+): Promise<ScheduleRow> {
+  return setSchedulePaused(ctx, params.name, false, toMs(params.nextRunAt, 'nextRunAt'), toMs(params.now, 'now'));
+}
+
+/** Pause (`next_run_at` kept) or resume (`next_run_at = nextRunAt`), then the updated row, in one transaction. */
+async function setSchedulePaused(
+  ctx: SqliteScheduleContext,
+  name: string,
+  paused: boolean,
+  nextRunAt: number | null,
+  now: number | null,
+): Promise<ScheduleRow> {
+  return ctx.write(() => {
+    const bind = { name, paused: paused ? 1 : 0, setNextRunAt: paused ? 0 : 1, nextRunAt, now };
+    if (ctx.stmt(SQL.SCHEDULE_SET_PAUSED).get(bind) === undefined) throw new ScheduleNotFoundError(name);
+    return toScheduleRow(ctx.stmt(SQL.SCHEDULE_GET_ACTIVE).get({ name }) as ScheduleDbRow);
+  });
+}
+
+/**
+ * One transaction: the compare-and-swap of `next_run_at` (nothing is written when it fails), then each tick in
+ * order (see `writeTick`).
+ * @throws InvalidOptionError for an invalid date, or a `fire` tick without a job.
+ */
+export async function scheduleAdvance(ctx: SqliteScheduleContext, params: ScheduleAdvanceParams): Promise<ScheduleAdvanceResult> {
+  const { name, definitionHash } = params;
+  const nowParam = toMs(params.now, 'now');
+  const expectedNextRunAt = toMs(params.expectedNextRunAt, 'expectedNextRunAt');
+  if (expectedNextRunAt === null) throw new InvalidOptionError('expectedNextRunAt', params.expectedNextRunAt, 'a valid Date');
+  const nextRunAt = toMs(params.nextRunAt, 'nextRunAt');
+  const ticks = params.ticks.map((tick, i): PlannedTickWrite => {
+    const tickAtMs = toMs(tick.tickAt, `ticks[${i}].tickAt`);
+    if (tickAtMs === null) throw new InvalidOptionError(`ticks[${i}].tickAt`, tick.tickAt, 'a valid Date');
+    if (tick.action === 'fire' && !tick.job) throw new InvalidOptionError(`ticks[${i}].job`, tick.job, 'the job to enqueue for a fire tick');
+    return { ...tick, tickAtMs };
+  });
+  const newestTickAt = ticks.reduce<number | null>((max, t) => (max === null || t.tickAtMs > max ? t.tickAtMs : max), null);
+  return ctx.write(() => {
+    const now = resolveNow(ctx.stmt, nowParam);
+    const swap = { name, definitionHash, expectedNextRunAt, nextRunAt, newestTickAt, now };
+    if (ctx.stmt(SQL.SCHEDULE_ADVANCE).run(swap).changes === 0) return { advanced: false, ticks: [] };
+    return { advanced: true, ticks: ticks.map((tick) => writeTick(ctx, name, tick, now)) };
+  });
+}
+
+/**
+ * One tick of a successful advance, inside its transaction. The tick row goes in first (`ON CONFLICT DO
+ * NOTHING`, with a provisional outcome that is set for good below, before the transaction commits): if it
+ * already existed, the tick was handled before and is reported with its stored outcome, and nothing else is
+ * written. Otherwise: `missed` is done; `fire` cancels the schedule's active jobs when `cancelActive`, is
+ * `skipped` when an active job of the schedule is in a `blockIfActiveIn` state, and else inserts the job through
+ * the normal insert path (`skipped`, with that job's id, when its key is held by an active job; else `fired`).
+ */
+function writeTick(ctx: SqliteScheduleContext, name: string, tick: PlannedTickWrite, now: number): ScheduleTickResult {
+  const tickRow = { name, tickAt: tick.tickAtMs, kind: 'scheduled' };
+  const base = { tickAt: tick.tickAt, late: tick.late, jobId: null, cancelledJobIds: [] as string[], queue: null, alreadyHandled: false };
+  const provisional = tick.action === 'missed' ? 'missed' : 'skipped';
+  const fresh = ctx.stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: provisional, late: tick.late ? 1 : 0, jobId: null, actor: null, now });
+  if (fresh === undefined) {
+    const stored = toScheduleTickRow(ctx.stmt(SQL.SCHEDULE_TICK_GET).get(tickRow) as ScheduleTickDbRow);
+    return { ...base, outcome: stored.outcome, late: stored.late, jobId: stored.jobId, alreadyHandled: true };
+  }
+  if (tick.action === 'missed' || !tick.job) return { ...base, outcome: 'missed' };
+
+  const cancelledJobIds: string[] = [];
+  if (tick.cancelActive) {
+    for (const { id } of ctx.stmt(SQL.JOB_SCHEDULE_ACTIVE_IDS).all({ name }) as { id: DbInt }[]) {
+      if (ctx.cancelOne(id, now)) cancelledJobIds.push(jobId(id));
+    }
+  }
+  const blocked =
+    tick.blockIfActiveIn.length > 0 &&
+    ctx.stmt(SQL.JOB_SCHEDULE_BLOCKING).get({ name, states: JSON.stringify(tick.blockIfActiveIn) }) !== undefined;
+  if (blocked) {
+    ctx.stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome: 'skipped', jobId: null });
+    return { ...base, outcome: 'skipped', cancelledJobIds };
+  }
+  const [result] = insertJobs(ctx.stmt, [{ ...tick.job, scheduleName: name, tickAt: tick.tickAt }], now);
+  if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
+  const outcome = result.duplicate ? 'skipped' : 'fired';
+  ctx.stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
+  return { ...base, outcome, jobId: result.job.id, cancelledJobIds, queue: result.duplicate ? null : result.job.queue };
+}
+
+/**
+ * One transaction: the schedule must be active (paused is fine); the tick row (`triggered`, at `now`, or the
+ * next free millisecond when another trigger took that one) goes in first and the job after it. A job
+ * deduplicated on its key records outcome `skipped` with the active job's id, which is returned.
+ * @throws ScheduleNotFoundError when the schedule is missing or removed.
+ */
+export async function scheduleTrigger(ctx: SqliteScheduleContext, params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
+  const { name, job, actor } = params;
+  const nowParam = toMs(params.now, 'now');
+  return ctx.write(() => {
+    const now = resolveNow(ctx.stmt, nowParam);
+    if (ctx.stmt(SQL.SCHEDULE_EXISTS_ACTIVE).get({ name }) === undefined) throw new ScheduleNotFoundError(name);
+    // Two triggers in the same millisecond are two runs: the later one takes the next free millisecond,
+    // as on PostgreSQL, because the tick row's primary key includes the time.
+    let tickAtMs = now;
+    while (ctx.stmt(SQL.SCHEDULE_TICK_INSERT).get({ name, tickAt: tickAtMs, kind: 'triggered', outcome: 'fired', late: 0, jobId: null, actor, now }) === undefined) tickAtMs++;
+    const tickAt = new Date(tickAtMs);
+    const tickRow = { name, tickAt: tickAtMs, kind: 'triggered' };
+    const [result] = insertJobs(ctx.stmt, [{ ...job, scheduleName: name, tickAt }], now);
+    if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
+    const outcome = result.duplicate ? 'skipped' : 'fired';
+    ctx.stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
+    return { jobId: result.job.id, tickAt };
+  });
+}
