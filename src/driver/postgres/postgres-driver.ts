@@ -37,7 +37,7 @@ import type {
   MigrationStatus,
   RescuedJob,
 } from '../driver.js';
-import { insertJobs, type Run } from './postgres-insert.js';
+import { insertJobs, insertUnkeyedJobs, type Run } from './postgres-insert.js';
 import { postgresListen } from './postgres-listen.js';
 import { buildPostgresLockStatements } from './postgres-lock-sql.js';
 import * as Locks from './postgres-locks.js';
@@ -206,6 +206,7 @@ export class PostgresDriver implements Driver {
       return insertJobs(run, this.#sql, this.#channel, jobs, now);
     }
     if (jobs.length === 0) return [];
+    if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#run, this.#sql, this.#channel, jobs, now);
     return withTransaction(this.#pool, (run) => insertJobs(run, this.#sql, this.#channel, jobs, now));
   }
 

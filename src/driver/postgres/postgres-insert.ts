@@ -29,6 +29,39 @@ const MAX_INSERT_ROUNDS = 20;
  * duplicates. Finally one `pg_notify(channel, queue)` per distinct queue that got a new job.
  * @returns One result per input, in input order.
  */
+/**
+ * Inserts a batch without keys in one autocommit statement that also sends the wake-ups: nothing can conflict,
+ * so no transaction around several statements is needed. Results in input order (ids follow input order).
+ */
+export async function insertUnkeyedJobs(
+  run: Run,
+  sql: Pick<PostgresStatements, 'jobInsertNotify'>,
+  channel: string,
+  jobs: readonly JobInsert[],
+  now: Date | null,
+): Promise<JobInsertResult[]> {
+  const { rows } = await run<PgJobRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel]);
+  if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
+  return rows.map(toJobRow).sort((a, b) => compareIds(a.id, b.id)).map((job) => ({ job, duplicate: false }));
+}
+
+/** The parameters of the insert statement (`$1`…`$11`) for a batch. */
+function insertParams(batch: readonly JobInsert[], now: Date | null): unknown[] {
+  return [
+    batch.map((j) => j.name),
+    batch.map((j) => j.queue),
+    batch.map((j) => j.payloadJson),
+    batch.map((j) => j.priority),
+    batch.map((j) => j.delayMs),
+    batch.map((j) => j.runAt),
+    batch.map((j) => j.maxAttempts),
+    batch.map((j) => j.key),
+    batch.map((j) => j.scheduleName ?? null),
+    batch.map((j) => j.tickAt ?? null),
+    now,
+  ];
+}
+
 export async function insertJobs(
   run: Run,
   sql: Pick<PostgresStatements, 'jobInsert' | 'jobActiveByKeys'>,
@@ -44,19 +77,7 @@ export async function insertJobs(
       throw new Error(`Expected keyed inserts to settle within ${MAX_INSERT_ROUNDS} rounds, got keys still contended`);
     }
     const batch = pending.map((i) => jobs[i]!);
-    const { rows } = await run<PgJobRecord>(sql.jobInsert, [
-      batch.map((j) => j.name),
-      batch.map((j) => j.queue),
-      batch.map((j) => j.payloadJson),
-      batch.map((j) => j.priority),
-      batch.map((j) => j.delayMs),
-      batch.map((j) => j.runAt),
-      batch.map((j) => j.maxAttempts),
-      batch.map((j) => j.key),
-      batch.map((j) => j.scheduleName ?? null),
-      batch.map((j) => j.tickAt ?? null),
-      now,
-    ]);
+    const { rows } = await run<PgJobRecord>(sql.jobInsert, insertParams(batch, now));
     const byKey = new Map<string, JobRow>();
     const unkeyed: JobRow[] = [];
     for (const record of rows) {

@@ -113,6 +113,21 @@ ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ${ACTIVE} DO NOTHING
 RETURNING *`;
 }
 
+/**
+ * The insert and its wake-ups in one autocommit statement: one round trip instead of BEGIN, INSERT, NOTIFY and
+ * COMMIT. Only for batches without keys, whose rows can never conflict (a keyed batch may need a second read and
+ * round, so it takes the transaction path). The scalar subquery makes PostgreSQL run the NOTIFY (a CTE that is not
+ * referenced would not run); notifications are delivered at this statement's commit.
+ * Params: as {@link jobInsertSql}, plus `$12` the channel.
+ */
+export function jobInsertNotifySql(s: string): string {
+  return `WITH ins AS (
+${jobInsertSql(s)}
+)
+SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($12, q) FROM (SELECT DISTINCT queue FROM ins) AS d(q)) AS n) AS notified
+FROM ins`;
+}
+
 /** The active jobs holding any of the given keys (the jobs an insert was deduplicated against). `$1` keys. */
 export function jobActiveByKeysSql(s: string): string {
   return `SELECT * FROM ${s}.jobs WHERE key = ANY($1::text[]) AND state IN ${ACTIVE}`;
@@ -384,6 +399,7 @@ export interface PostgresStatements {
   migrationList: string;
   migrationRecord: string;
   jobInsert: string;
+  jobInsertNotify: string;
   jobActiveByKeys: string;
   jobClaim: string;
   jobHeartbeat: string;
@@ -410,6 +426,7 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     migrationList: migrationListSql(s),
     migrationRecord: migrationRecordSql(s),
     jobInsert: jobInsertSql(s),
+    jobInsertNotify: jobInsertNotifySql(s),
     jobActiveByKeys: jobActiveByKeysSql(s),
     jobClaim: jobClaimSql(s),
     jobHeartbeat: jobHeartbeatSql(s),
