@@ -86,8 +86,6 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-const label = (s: Scenario) => `${s.zone} ${s.transition}`;
-
 function schedulesOf(s: Scenario): { fixed: ScheduleDefinition; quarterly: ScheduleDefinition } {
   return {
     // overlap 'allow': the enqueued jobs are never run here, and must not hold back later ticks.

@@ -5,7 +5,7 @@
  * `coalesce($n::timestamptz, now())`. The driver builds all strings once, in its constructor.
  * @module
  */
-import { ACTIVE, jobCancelSql, nowAt, quoteIdentifier } from './postgres-sql.js';
+import { jobCancelSql, nowAt, quoteIdentifier } from './postgres-sql.js';
 
 /**
  * Serializes schedule syncs of one schema for the rest of the transaction. Upserts alone never fail against each
