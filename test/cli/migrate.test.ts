@@ -16,19 +16,20 @@ describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => 
     expect(pending.code).toBe(1);
     expect(pending.out).toMatch(/^pending {2}0001_initial$/m);
     expect(pending.out).toMatch(/^pending {2}0002_schedules_and_locks$/m);
+    expect(pending.out).toMatch(/^pending {2}0003_schedule_ticks_recent_idx$/m);
 
     const first = await cli(['migrate', ...db.args]);
-    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\napplied 0002_schedules_and_locks\n', err: '' });
+    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\napplied 0002_schedules_and_locks\napplied 0003_schedule_ticks_recent_idx\n', err: '' });
 
     const second = await cli(['migrate', ...db.args]);
     expect(second.code).toBe(0);
     expect(second.out).toMatch(/^already up to date/);
 
     const json = await cliJson(['migrate', ...db.args]);
-    expect(json).toEqual({ applied: [], current: ['0001_initial', '0002_schedules_and_locks'] });
+    expect(json).toEqual({ applied: [], current: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx'] });
 
     const status = await cliJson(['migrate', '--status', '--check', ...db.args]);
-    expect(status).toEqual({ applied: ['0001_initial', '0002_schedules_and_locks'], pending: [] });
+    expect(status).toEqual({ applied: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx'], pending: [] });
   });
 });
 

@@ -110,4 +110,12 @@ CREATE TABLE {{schema}}.locks (
 );
 `,
   },
+  {
+    name: '0003_schedule_ticks_recent_idx',
+    sql: `
+-- Every scan and list reads each schedule's newest tick; without this index that read walks the schedule's whole
+-- tick history, which grows by one row per tick forever.
+CREATE INDEX schedule_ticks_recent_idx ON {{schema}}.schedule_ticks (schedule_name, recorded_at DESC, tick_at DESC, kind DESC);
+`,
+  },
 ];

@@ -98,4 +98,12 @@ CREATE TABLE locks (
 );
 `,
   },
+  {
+    name: '0003_schedule_ticks_recent_idx',
+    sql: `
+-- Every scan and list reads each schedule's newest tick; without this index that read walks the schedule's whole
+-- tick history, which grows by one row per tick forever.
+CREATE INDEX schedule_ticks_recent_idx ON schedule_ticks (schedule_name, recorded_at DESC, tick_at DESC, kind DESC);
+`,
+  },
 ];

@@ -41,7 +41,7 @@ FROM schedules s
 LEFT JOIN schedule_ticks t ON t.rowid = (
     SELECT rowid FROM schedule_ticks
     WHERE schedule_name = s.name
-    ORDER BY recorded_at DESC, tick_at DESC, rowid DESC
+    ORDER BY recorded_at DESC, tick_at DESC, kind DESC
     LIMIT 1)
 LEFT JOIN jobs j ON j.id = t.job_id`;
 
