@@ -42,8 +42,8 @@ export class InvalidDurationError extends WardenError {
 export class InvalidOptionError extends WardenError {
   readonly field: string;
   readonly value: unknown;
-  constructor(field: string, value: unknown, expected: string) {
-    super('INVALID_OPTION', `Expected ${field} to be ${expected}, got ${describe(value)}`);
+  constructor(field: string, value: unknown, expected: string, options?: { cause?: unknown }) {
+    super('INVALID_OPTION', `Expected ${field} to be ${expected}, got ${describe(value)}`, options);
     this.field = field;
     this.value = value;
   }
@@ -183,6 +183,69 @@ export class MigrationRequiredError extends WardenError {
 export class InvalidTransactionError extends WardenError {
   constructor(expected: string, got: unknown) {
     super('INVALID_TX', `Expected tx to be ${expected}, got ${describe(got)}`);
+  }
+}
+
+/** `ctx.step` was called twice with one name in one attempt: step names identify recorded results. */
+export class StepNameConflictError extends WardenError {
+  readonly jobId: string;
+  readonly stepName: string;
+  constructor(jobId: string, stepName: string) {
+    super('STEP_NAME_CONFLICT', `Expected each step name to be used once per attempt of job ${jobId}, got ${describe(stepName)} twice`);
+    this.jobId = jobId;
+    this.stepName = stepName;
+  }
+}
+
+/**
+ * A job-context call (`ctx.step`, `ctx.transaction`, `ctx.iterate`, a checkpoint) came after the attempt had
+ * already ended: it completed inside `ctx.transaction`, timed out, lost its lease, or was aborted by shutdown.
+ * Nothing was written.
+ */
+export class AttemptEndedError extends WardenError {
+  readonly jobId: string;
+  constructor(jobId: string, call: string, options?: { cause?: unknown }) {
+    super('ATTEMPT_ENDED', `Expected the attempt of job ${jobId} to still be running for ${call}, got it already ended`, options);
+    this.jobId = jobId;
+  }
+}
+
+/**
+ * The `source` of `ctx.iterate` threw, or returned something other than `{ items: [...], next }`. The job
+ * retries by its policy and resumes from its last saved checkpoint, which is left intact.
+ */
+export class IterationSourceError extends WardenError {
+  readonly jobId: string;
+  /** The cursor the source was called with. */
+  readonly cursor: unknown;
+  constructor(jobId: string, cursor: unknown, got: string, options?: { cause?: unknown }) {
+    super('ITERATION_SOURCE', `Expected the source of ctx.iterate in job ${jobId} to return { items: [...], next } for cursor ${describeJson(cursor)}, got ${got}`, options);
+    this.jobId = jobId;
+    this.cursor = cursor;
+  }
+}
+
+/**
+ * Thrown by `ctx.iterate` after it saved its checkpoint to hand over to a fresh attempt (its `maxRuntime`
+ * passed, or the worker began shutting down). Let it propagate: the attempt ends as `yielded` and the job is
+ * queued again at once, without using up an attempt.
+ */
+export class IterationYieldError extends WardenError {
+  readonly jobId: string;
+  readonly reason: 'max-runtime' | 'shutdown';
+  constructor(jobId: string, reason: 'max-runtime' | 'shutdown') {
+    super('ITERATION_YIELD', `Expected job ${jobId} to hand over to a fresh attempt after its checkpoint, got ${reason === 'shutdown' ? 'the worker shutting down' : 'its maxRuntime passed'}`);
+    this.jobId = jobId;
+    this.reason = reason;
+  }
+}
+
+function describeJson(value: unknown): string {
+  try {
+    const text = JSON.stringify(value) ?? 'undefined';
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  } catch {
+    return describe(value);
   }
 }
 

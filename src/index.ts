@@ -26,3 +26,8 @@ export { Lease } from './lock/lease.js';
 export type { LockManager, LockAcquireOptions } from './lock/lock-manager.js';
 export type { LockRow, LockCheckResult } from './driver/lock-params.js';
 export { LOCK_NAME_PATTERN } from './validation/names.js';
+export type { StepInfo, StepOptions, IterateOptions, IterateResult, IterationPage, IterationCheckpoint, BatchInfo, TransactionHandle } from './job/job-context-options.js';
+export type { UniqueOptions, UniquePolicy, JobUniqueOptions } from './job/unique-options.js';
+export type { JobProgress } from './job/job-record.js';
+export type { JobStepRow } from './driver/driver.js';
+export { DEFAULT_CHECKPOINT_EVERY } from './runtime/iteration.js';

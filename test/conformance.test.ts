@@ -11,6 +11,8 @@ import { exerciseJobLease } from './conformance/job-lease.js';
 import { exerciseJobOperator } from './conformance/job-operator.js';
 import { exerciseJobRaces } from './conformance/job-races.js';
 import { exerciseJobRescue } from './conformance/job-rescue.js';
+import { exerciseJobStepsCheckpoint } from './conformance/job-steps-checkpoint.js';
+import { exerciseJobUnique } from './conformance/job-unique.js';
 import { exerciseLock } from './conformance/lock.js';
 import { exerciseMigration } from './conformance/migration.js';
 import { exerciseQueue } from './conformance/queue.js';
@@ -26,6 +28,8 @@ describe.each(DRIVER_KINDS)('%s driver', (kind) => {
   exerciseJobRescue(kind);
   exerciseJobOperator(kind);
   exerciseJobRaces(kind);
+  exerciseJobUnique(kind);
+  exerciseJobStepsCheckpoint(kind);
   exerciseQueue(kind);
   exerciseSchedule(kind);
   exerciseLock(kind);

@@ -53,9 +53,15 @@ export interface EnqueueOptions {
   queue?: string;
   /**
    * Deduplication key: while a job with this key is queued, retrying or running, enqueue returns that job
-   * with `duplicate: true` instead of adding another.
+   * with `duplicate: true` instead of adding another. The job definition's `unique` policy (window, states,
+   * replace) applies when it has one.
    */
   key?: string;
+  /**
+   * Deduplication with a policy: `{ key, window?, states?, replace? }` (see docs/idempotency.md). Replaces
+   * `key`; fields left out come from the job definition's `unique`, then the defaults.
+   */
+  unique?: import('../job/unique-options.js').UniqueOptions;
   /**
    * The application's own transaction: a `pg` client inside `BEGIN`, or a better-sqlite3 `Database` inside a
    * transaction on the same file. The job then exists if and only if that transaction commits.
@@ -67,8 +73,10 @@ export interface EnqueueOptions {
 export interface EnqueueResult {
   /** The job's id (the existing job's, for a duplicate). */
   id: string;
-  /** True when an active job with the same key was returned instead of adding one. */
+  /** True when an existing job with the same key was returned instead of adding one. */
   duplicate: boolean;
+  /** True when that existing job was still waiting and got this enqueue's payload and run time (`unique.replace`). */
+  replaced: boolean;
   job: import('../job/job-record.js').JobRow;
 }
 

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { type Clock, systemClock } from '../clock/clock.js';
 import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
-import type { Driver, JobInsert, MigrateResult, MigrationStatus } from '../driver/driver.js';
+import type { Driver, JobInsert, JobStepRow, MigrateResult, MigrationStatus } from '../driver/driver.js';
 import { InvalidOptionError, MigrationRequiredError, UnknownJobError } from '../errors.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
@@ -137,7 +137,7 @@ export class Warden {
     const insert = await this.#prepare({ job, payload, options });
     const [result] = await this.driver.jobInsertMany({ jobs: [insert], now: this.clock.sqlNow(), tx: options.tx });
     this.#afterInsert([result!], options.tx !== undefined);
-    return { id: result!.job.id, duplicate: result!.duplicate, job: result!.job };
+    return { id: result!.job.id, duplicate: result!.duplicate, replaced: result!.replaced, job: result!.job };
   }
 
   /**
@@ -158,7 +158,7 @@ export class Warden {
     if (inserts.length === 0) return [];
     const results = await this.driver.jobInsertMany({ jobs: inserts, now: this.clock.sqlNow(), tx: options.tx });
     this.#afterInsert(results, options.tx !== undefined);
-    return results.map((r) => ({ id: r.job.id, duplicate: r.duplicate, job: r.job }));
+    return results.map((r) => ({ id: r.job.id, duplicate: r.duplicate, replaced: r.replaced, job: r.job }));
   }
 
   /**
@@ -253,6 +253,8 @@ export class Warden {
       return this.driver.jobList(params);
     },
     attempts: (id: string): Promise<AttemptRow[]> => this.driver.jobAttemptList({ id: String(id) }),
+    /** The memoized steps a job's attempts recorded (`ctx.step`), oldest first. */
+    steps: (id: string): Promise<JobStepRow[]> => this.driver.jobStepList({ id: String(id) }),
     retry: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
       const row = await this.driver.jobRetry({ id: String(id), now: this.clock.sqlNow() });
       this.events.emit('job:operator-action', { jobId: row.id, action: 'retry', actor: options.actor ?? 'api' });
@@ -314,11 +316,11 @@ export class Warden {
     return job;
   }
 
-  #afterInsert(results: { job: JobRow; duplicate: boolean }[], inUserTx: boolean): void {
+  #afterInsert(results: { job: JobRow; duplicate: boolean; replaced: boolean }[], inUserTx: boolean): void {
     const queues = new Set<string>();
-    for (const { job, duplicate } of results) {
-      this.events.emit('job:enqueued', { job: { id: job.id, name: job.name, queue: job.queue }, duplicate, runAt: job.runAt, inTransaction: inUserTx });
-      if (!duplicate) queues.add(job.queue);
+    for (const { job, duplicate, replaced } of results) {
+      this.events.emit('job:enqueued', { job: { id: job.id, name: job.name, queue: job.queue }, duplicate, replaced, runAt: job.runAt, inTransaction: inUserTx });
+      if (!duplicate || replaced) queues.add(job.queue);
     }
     // Inside the caller's transaction the jobs are not visible yet; the worker finds them by notification
     // (PostgreSQL, delivered at commit) or by polling.
@@ -344,7 +346,7 @@ export class Warden {
   #createWorker(options: ReturnType<typeof resolveWorkerOptions>): Worker {
     const suffix = Math.floor(this.#random() * 0xffffff).toString(16).padStart(6, '0');
     return new Worker(
-      { driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random, workerId: `${hostname()}/${process.pid}/${suffix}` },
+      { driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random, payloadLimit: this.#payloadLimit, workerId: `${hostname()}/${process.pid}/${suffix}` },
       options,
     );
   }

@@ -48,10 +48,33 @@ export interface JobInsert {
   runAt: Date | null;
   maxAttempts: number;
   key: string | null;
+  /**
+   * How `key` deduplicates. Absent or null: among jobs in `ACTIVE_STATES`, with no time window, never replacing.
+   * Ignored when `key` is null. @default null
+   */
+  unique?: UniqueInsert | null;
   /** The schedule enqueuing this job (schedule writes only). @default null */
   scheduleName?: string | null;
   /** The tick it runs for (schedule writes only). @default null */
   tickAt?: Date | null;
+}
+
+/**
+ * Deduplication of a keyed insert. The driver serializes inserts of one key through the `job_keys` table (one
+ * row per key, locked for the rest of the transaction), so concurrent producers in any number of processes see
+ * each other. The key's current holder is a duplicate when its state is in `states` and, with a window, it was
+ * created less than `windowMs` before `now`; otherwise the new job is inserted and becomes the holder.
+ */
+export interface UniqueInsert {
+  /** The window from the holder's `created_at`; null = no time limit. */
+  windowMs: number | null;
+  /** States in which the holder counts as a duplicate. Never empty. */
+  states: readonly JobState[];
+  /**
+   * Debounce: when the holder is a duplicate and still waiting (`queued` or `retrying`), set its payload to
+   * this insert's `payloadJson` and its `run_at` to this insert's due time (`updated_at = now`).
+   */
+  replace: boolean;
 }
 
 export interface JobInsertManyParams {
@@ -68,8 +91,10 @@ export interface JobInsertManyParams {
 /** Result for one inserted job, in the order given. */
 export interface JobInsertResult {
   job: JobRow;
-  /** True when a job with the same key was still active, and that job is returned instead. */
+  /** True when the key's holder was a duplicate, and that job is returned instead. */
   duplicate: boolean;
+  /** True when the duplicate was a waiting job whose payload and due time were replaced (`unique.replace`). */
+  replaced: boolean;
 }
 
 export interface JobClaimParams {
@@ -95,6 +120,11 @@ export interface JobHeartbeatParams {
   now: Date | null;
 }
 
+export interface JobReleaseParams {
+  leases: JobLease[];
+  now: Date | null;
+}
+
 /** Which leases were renewed and which were stale (lost: expired and rescued, cancelled, or taken over). */
 export interface JobLeaseResult {
   applied: string[];
@@ -109,12 +139,63 @@ export interface JobFinish extends JobLease {
   /** For `retrying`/`queued`: `run_at = now + retryDelayMs`. */
   retryDelayMs: number;
   error: ErrorInfo | null;
+  /**
+   * `max_attempts = max_attempts + 1`, so this attempt does not use up the retry budget (outcome `yielded`:
+   * a long iteration checkpointed and handed over to a fresh attempt). @default false
+   */
+  extendAttempts?: boolean;
 }
 
 export interface JobFinishManyParams {
   items: JobFinish[];
   now: Date | null;
+  /**
+   * The application's transaction to apply the endings in (`Driver.transaction`'s handle, or one the
+   * application opened on the same database): they commit or roll back with the application's writes.
+   * @default the driver's own connection and transaction
+   */
+  tx?: unknown;
 }
+
+/** A memoized step's result, written by the attempt holding the lease. */
+export interface JobStepRecordParams extends JobLease {
+  /** Step name, unique per job. */
+  name: string;
+  /** The result as JSON text; null when the step returned `undefined`. */
+  resultJson: string | null;
+  /** The attempt that ran the step. */
+  attempt: number;
+  now: Date | null;
+  /** As in {@link JobFinishManyParams.tx}. */
+  tx?: unknown;
+}
+
+/** One recorded step. */
+export interface JobStepRow {
+  jobId: string;
+  name: string;
+  /** The parsed result; `undefined` when the step returned nothing. */
+  result: unknown;
+  attempt: number;
+  leaseToken: number;
+  createdAt: Date;
+}
+
+/** A checkpoint of a long job, written by the attempt holding the lease. */
+export interface JobCheckpointParams extends JobLease {
+  /** The checkpoint as JSON text (already size-checked). */
+  checkpointJson: string;
+  /** Items processed so far, across attempts. */
+  progressDone: number;
+  /** Items in total, when known. */
+  progressTotal: number | null;
+  now: Date | null;
+  /** As in {@link JobFinishManyParams.tx}. */
+  tx?: unknown;
+}
+
+/** Whether a lease-guarded write was applied, or refused because the lease was no longer held. */
+export type GuardedWriteResult = 'applied' | 'stale';
 
 export interface JobRescueParams {
   /** A job lost this many times is dead-lettered as poison instead of retried. */
@@ -185,15 +266,43 @@ export interface Driver {
   jobGet(params: { id: string }): Promise<JobRow | null>;
   /** Renews leases: `lease_expires_at = now + leaseMs` for each lease still held. */
   jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult>;
-  /** Inserts jobs in one transaction; deduplicates on `key` among active jobs via a unique index. */
+  /** Inserts jobs in one transaction; deduplicates keyed jobs through `job_keys` (see {@link UniqueInsert}). */
   jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]>;
   jobList(params: JobListParams): Promise<JobRow[]>;
   /** Finished attempts of a job, oldest first. */
   jobAttemptList(params: { id: string }): Promise<AttemptRow[]>;
+  /**
+   * Saves a job's checkpoint and progress (`checkpoint`, `progress_done`, `progress_total`, `checkpoint_at = now`),
+   * guarded by (id, lease token, running). Checkpoints survive retries, rescue and operator retry.
+   */
+  jobCheckpoint(params: JobCheckpointParams): Promise<GuardedWriteResult>;
+  /**
+   * Hands back claimed jobs that never started (a worker's prefetch buffer at shutdown), each guarded by its
+   * lease: `queued`, `attempt - 1` (the claim's attempt is taken back), lease cleared, `lease_token` kept. No
+   * attempt row. PostgreSQL notifies their queues.
+   */
+  jobRelease(params: JobReleaseParams): Promise<JobLeaseResult>;
   /** Moves running jobs whose lease expired back to `retrying` (or `dead`), recording a `lost` attempt. */
   jobRescue(params: JobRescueParams): Promise<RescuedJob[]>;
   /** Operator retry of a `dead` or `retrying` job: due now, with at least one more attempt allowed. */
   jobRetry(params: { id: string; now: Date | null }): Promise<JobRow>;
+  /** A job's recorded steps, oldest first. */
+  jobStepList(params: { id: string }): Promise<JobStepRow[]>;
+  /**
+   * Records a step's result, guarded by (id, lease token, running): inserted only while the lease is held
+   * (PostgreSQL locks the job row `FOR SHARE` so a concurrent rescue cannot slip between check and insert).
+   * The runtime never records one name twice; if it happened, the `(job_id, name)` primary key throws.
+   */
+  jobStepRecord(params: JobStepRecordParams): Promise<GuardedWriteResult>;
+
+  /**
+   * Runs `fn` in a new transaction on a connection of its own and commits when it resolves (rolls back when it
+   * throws). The handle passed to `fn` is the same kind an application passes as `tx` (a `pg` client; a
+   * better-sqlite3 `Database` on the same file), so application writes, enqueues and the `tx` parameter of the
+   * job writes above all share it. SQLite takes the write lock (`BEGIN IMMEDIATE`) for the duration; callers in
+   * one process are serialized.
+   */
+  transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T>;
 
   /**
    * Subscribes to "jobs were inserted into queue X" wake-ups from any process. Only when

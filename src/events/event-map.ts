@@ -17,7 +17,7 @@ export interface WardenEventMap {
    * A job was inserted (or found as a duplicate) by this process. With `inTransaction`, the insert went through
    * the application's transaction and exists only if that transaction commits.
    */
-  'job:enqueued': { job: JobRef; duplicate: boolean; runAt: Date; inTransaction: boolean };
+  'job:enqueued': { job: JobRef; duplicate: boolean; replaced: boolean; runAt: Date; inTransaction: boolean };
   /** An attempt started in this process. */
   'job:started': { job: JobRef; attempt: number; leaseToken: number; workerId: string };
   /** An attempt completed and its completion was committed. */
@@ -31,7 +31,19 @@ export interface WardenEventMap {
   /** A job whose lease expired was rescued by this process. */
   'job:rescued': { job: JobRef; attempt: number; nextState: 'retrying' | 'dead' };
   /** A write by an attempt that no longer held its lease was rejected (0 rows changed). */
-  'job:stale-write-rejected': { jobId: string; leaseToken: number; write: 'heartbeat' | 'finish' };
+  'job:stale-write-rejected': { jobId: string; leaseToken: number; write: 'heartbeat' | 'finish' | 'step' | 'checkpoint' };
+  /**
+   * A memoized step finished in this process: `replayed` when its result was recorded by an earlier attempt and
+   * the step's function did not run again.
+   */
+  'job:step': { job: JobRef; attempt: number; step: string; replayed: boolean; durationMs: number };
+  /** A long job saved a checkpoint (`ctx.iterate`). */
+  'job:checkpointed': { job: JobRef; attempt: number; done: number; total: number | null };
+  /**
+   * An iteration saved its checkpoint and handed over to a fresh attempt (its `maxRuntime` passed, or the worker
+   * began shutting down). The job is queued again and this attempt does not count against `maxAttempts`.
+   */
+  'job:yielded': { job: JobRef; attempt: number; reason: 'max-runtime' | 'shutdown'; done: number };
   /** An operator cancelled, retried or discarded a job through this process. */
   'job:operator-action': { jobId: string; action: 'cancel' | 'retry' | 'discard'; actor: string };
   /** A queue was paused or resumed through this process. */

@@ -1,9 +1,10 @@
 import type { JobInsert } from '../driver/driver.js';
 import { InvalidOptionError } from '../errors.js';
 import { parseDuration } from '../validation/duration.js';
-import { validateKey, validateName } from '../validation/names.js';
+import { validateName } from '../validation/names.js';
 import { type JobDefinition, validatePriority } from './define-job.js';
 import { assertValidPayload, encodeJson } from './payload.js';
+import { resolveEnqueueUnique, type UniqueOptions } from './unique-options.js';
 
 /** The per-enqueue options that shape a stored job (everything but the transaction). */
 export interface JobInsertOptions {
@@ -12,6 +13,7 @@ export interface JobInsertOptions {
   priority?: number;
   queue?: string;
   key?: string;
+  unique?: UniqueOptions;
 }
 
 /**
@@ -24,7 +26,7 @@ export async function buildJobInsert(def: JobDefinition<any, any>, payload: unkn
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
   const queue = validateName('queue', options.queue ?? def.queue);
   const priority = validatePriority('priority', options.priority ?? def.priority);
-  const key = options.key === undefined ? null : validateKey(options.key);
+  const dedup = resolveEnqueueUnique(def.unique, options, payload);
   const delayMs = options.delay === undefined ? 0 : parseDuration('delay', options.delay);
   let runAt: Date | null = null;
   if (options.runAt !== undefined) {
@@ -33,5 +35,5 @@ export async function buildJobInsert(def: JobDefinition<any, any>, payload: unkn
   }
   await assertValidPayload(def.name, def.schema, payload);
   const payloadJson = encodeJson(`the payload of job "${def.name}"`, payload, payloadLimit);
-  return { name: def.name, queue, payloadJson, priority, delayMs, runAt, maxAttempts: def.retry.maxAttempts, key };
+  return { name: def.name, queue, payloadJson, priority, delayMs, runAt, maxAttempts: def.retry.maxAttempts, key: dedup?.key ?? null, unique: dedup?.unique ?? null };
 }

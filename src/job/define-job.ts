@@ -3,8 +3,10 @@ import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
+import type { IterateOptions, IterateResult, StepInfo, StepOptions, TransactionHandle } from './job-context-options.js';
 import type { JobRow } from './job-record.js';
 import { type RetryOptions, type RetryPolicy, resolveRetryPolicy } from './retry-policy.js';
+import { type JobUniqueOptions, type ResolvedJobUnique, resolveJobUnique } from './unique-options.js';
 
 /** What a handler gets besides its payload. */
 export interface JobContext {
@@ -28,6 +30,30 @@ export interface JobContext {
    * by a stale attempt.
    */
   fence: number;
+  /**
+   * Runs `fn` once per job, not once per attempt: its result (plain JSON, within the payload limit) is recorded
+   * under (job, `name`) when it succeeds, and later attempts get the recorded result without running `fn`
+   * again. Names must be unique within an attempt. `info.idempotencyKey` (`${jobId}:${name}`) is stable across
+   * attempts: pass it to APIs that accept one.
+   * @throws StepNameConflictError, NonJsonValueError, PayloadTooLargeError, LeaseLostError (the lease was lost:
+   *   the result is not recorded), AttemptEndedError, or whatever `fn` throws (nothing recorded; a retry runs it again).
+   */
+  step<T>(name: string, fn: (info: StepInfo) => Promise<T> | T, options?: StepOptions): Promise<T>;
+  /**
+   * Runs `fn` in a database transaction and completes the job in that same transaction: the application's
+   * writes through `tx` and the job's completion commit together, or not at all. Call it at most once, as the
+   * handler's last act; the attempt has ended when it resolves (the handler's return value is then ignored).
+   * @throws LeaseLostError when the lease was lost before commit (everything rolled back), AttemptEndedError,
+   *   or whatever `fn` throws (rolled back; the attempt fails).
+   */
+  transaction<T>(fn: (tx: TransactionHandle) => Promise<T> | T): Promise<T>;
+  /**
+   * Works through a large source in batches with checkpoints: the cursor is saved (guarded by the lease) at
+   * the configured interval, and a later attempt — after a crash, timeout or shutdown — resumes from it.
+   * @throws IterationSourceError, NonJsonValueError / PayloadTooLargeError for a bad cursor, LeaseLostError,
+   *   or whatever `batch` throws. The last good checkpoint stays saved in every case.
+   */
+  iterate<TItem, TCursor = unknown>(options: IterateOptions<TItem, TCursor>): Promise<IterateResult>;
 }
 
 /** A job handler. Its return value is ignored; throwing fails the attempt. */
@@ -50,6 +76,11 @@ export interface JobDefinitionOptions<TInput, TOutput> {
   retry?: RetryOptions;
   /** Each attempt's time limit; past it `ctx.signal` aborts and the attempt fails as `timeout`. @default none */
   timeout?: Duration;
+  /**
+   * How enqueue keys deduplicate for this job (window, states, replace), and optionally a function deriving
+   * the key from the payload. See docs/idempotency.md. @default keys dedupe among queued, retrying and running jobs
+   */
+  unique?: JobUniqueOptions<TInput>;
   handler: JobHandler<TOutput>;
 }
 
@@ -61,6 +92,8 @@ export interface JobDefinition<TInput = unknown, TOutput = TInput> {
   readonly retry: RetryPolicy;
   /** `null` when the job has no time limit. */
   readonly timeoutMs: number | null;
+  /** The resolved `unique` option. */
+  readonly unique: ResolvedJobUnique;
   readonly schema: StandardSchemaV1<TInput, TOutput> | undefined;
   readonly handler: JobHandler<TOutput>;
   /** Phantom field carrying the payload type for `enqueue`. Never set. */
@@ -111,6 +144,7 @@ export function defineJob<TInput = unknown, TOutput = TInput>(options: JobDefini
     priority,
     retry: resolveRetryPolicy(`retry of job "${name}"`, options.retry),
     timeoutMs,
+    unique: resolveJobUnique(name, options.unique),
     schema: options.schema,
     handler: options.handler,
   });

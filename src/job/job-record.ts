@@ -31,8 +31,10 @@ export const ACTIVE_STATES: readonly JobState[] = ['queued', 'retrying', 'runnin
  * - `aborted`: graceful shutdown ran out of grace time; the job was returned for retry.
  * - `invalid`: the stored payload no longer passed the job's schema; the handler never ran.
  * - `cancelled`: an operator cancelled the job while this attempt was running.
+ * - `yielded`: a long iteration saved its checkpoint and handed over to a fresh attempt (its `maxRuntime` passed
+ *   or the worker began shutting down). It does not use up an attempt: `maxAttempts` grows by one.
  */
-export type AttemptOutcome = 'completed' | 'failed' | 'timeout' | 'lost' | 'aborted' | 'invalid' | 'cancelled';
+export type AttemptOutcome = 'completed' | 'failed' | 'timeout' | 'lost' | 'aborted' | 'invalid' | 'cancelled' | 'yielded';
 
 /** A serializable description of an error, as stored with a job and its attempts. */
 export interface ErrorInfo {
@@ -82,6 +84,20 @@ export interface JobRow {
   scheduleName: string | null;
   /** The schedule tick this job runs for (the trigger time, for a manual trigger). */
   tickAt: Date | null;
+  /** The last saved checkpoint (parsed JSON), or null when none was saved. */
+  checkpoint: unknown;
+  /** Progress saved with the last checkpoint, or null when none was saved. */
+  progress: JobProgress | null;
+  /** When the last checkpoint was saved. */
+  checkpointAt: Date | null;
+}
+
+/** How far a checkpointed job has got. */
+export interface JobProgress {
+  /** Items processed so far, across attempts. */
+  done: number;
+  /** Items in total, when the source knows it. */
+  total: number | null;
 }
 
 /** One finished attempt of a job. A running attempt is described by the job row itself. */

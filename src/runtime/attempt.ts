@@ -1,14 +1,16 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.js';
-import type { Driver } from '../driver/driver.js';
-import { JobTimeoutError, NonRetryableError, PayloadValidationError, UnknownJobError } from '../errors.js';
+import type { Driver, GuardedWriteResult, JobFinish } from '../driver/driver.js';
+import { AttemptEndedError, JobTimeoutError, LeaseLostError, NonRetryableError, PayloadValidationError, UnknownJobError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
+import type { TransactionHandle } from '../job/job-context-options.js';
 import type { AttemptOutcome, ErrorInfo, JobRow } from '../job/job-record.js';
 import { validateWithSchema } from '../job/payload.js';
 import { DEFAULT_RETRY, retryDelayMs } from '../job/retry-policy.js';
 import type { Completer } from './completer.js';
 import { toErrorInfo } from './error-info.js';
+import { createJobContext } from './job-context.js';
 
 /** What every attempt needs from its worker. */
 export interface AttemptDeps {
@@ -20,36 +22,58 @@ export interface AttemptDeps {
   completer: Completer;
   random: () => number;
   workerId: string;
+  /** The byte limit of step results and checkpoints (the payload limit). */
+  payloadLimit: number;
+  /** Aborted when the worker begins shutting down: iterations hand over at their next batch boundary. */
+  draining: AbortSignal;
   /** Counts writes rejected because the lease was no longer held. */
   onStaleWrite: () => void;
 }
 
+/** Why an iteration handed over to a fresh attempt. */
+export type YieldReason = 'max-runtime' | 'shutdown';
+
 /**
  * One attempt of one claimed job: validates the payload, runs the handler with a timeout and an abort
  * signal, and submits exactly one ending. The ending can come from the handler, the timeout, the loss of the
- * lease, or shutdown — whichever is first wins (`done`), and the rest are ignored.
+ * lease, shutdown, `ctx.transaction` (inside the application's transaction) or an iteration handing over —
+ * whichever is first wins (`done`), and the rest are ignored.
  */
 export class Attempt {
   readonly row: JobRow;
   readonly controller = new AbortController();
   /** True once an ending was submitted or the lease is known lost: nothing more is written for this attempt. */
   done = false;
-  readonly #deps: AttemptDeps;
-  readonly #startedAt: number;
+  readonly deps: AttemptDeps;
+  /** When the attempt started, by the injected clock. */
+  readonly startedAt: number;
+  /** Set by an iteration that saved its checkpoint and hands over: the attempt ends as `yielded`. */
+  yieldRequest: { reason: YieldReason; done: number } | null = null;
 
-  constructor(row: JobRow, deps: AttemptDeps) {
+  /** Called once when the handler settled (or will never run): the worker's slot is free again. */
+  #onHandlerSettled: (() => void) | null;
+
+  constructor(row: JobRow, deps: AttemptDeps, onHandlerSettled: () => void = () => {}) {
     this.row = row;
-    this.#deps = deps;
-    this.#startedAt = deps.clock.now();
+    this.deps = deps;
+    this.startedAt = deps.clock.now();
+    this.#onHandlerSettled = onHandlerSettled;
+  }
+
+  #handlerSettled(): void {
+    const callback = this.#onHandlerSettled;
+    this.#onHandlerSettled = null;
+    callback?.();
   }
 
   /** Runs the attempt to its end. Never rejects. */
   async run(): Promise<void> {
-    const { registry, events, workerId } = this.#deps;
+    const { registry, events, workerId } = this.deps;
     const row = this.row;
     events.emit('job:started', { job: ref(row), attempt: row.attempt, leaseToken: row.leaseToken, workerId });
     const def = registry.get(row.name);
     if (!def) {
+      this.#handlerSettled();
       // Another version of the application may know this job; retry rather than dead-letter.
       await this.fail('failed', new UnknownJobError(row.name, [...registry.keys()]), false);
       return;
@@ -58,64 +82,153 @@ export class Attempt {
     if (def.schema) {
       const outcome = await validateWithSchema(def.schema, row.payload);
       if (!outcome.ok) {
+        this.#handlerSettled();
         // A stored payload that no longer validates will never validate: dead-letter it with the issues.
         await this.end('invalid', 'dead', 0, toErrorInfo(new PayloadValidationError(row.name, outcome.issues)));
         return;
       }
       payload = outcome.value;
     }
-    const cancelTimeout = def.timeoutMs === null ? () => {} : this.#deps.clock.setTimer(def.timeoutMs, () => {
+    const cancelTimeout = def.timeoutMs === null ? () => {} : this.deps.clock.setTimer(def.timeoutMs, () => {
       const error = new JobTimeoutError(row.name, def.timeoutMs!);
       this.controller.abort(error);
       void this.fail('timeout', error, false);
     });
-    const log = this.#deps.logger.child({ jobId: row.id, job: row.name, queue: row.queue, attempt: row.attempt });
+    let threw = false;
+    let error: unknown;
     try {
-      await def.handler(payload, { signal: this.controller.signal, attempt: row.attempt, maxAttempts: row.maxAttempts, job: row, log, fence: row.leaseToken });
-      cancelTimeout();
-      await this.end('completed', 'completed', 0, null);
-    } catch (error) {
-      cancelTimeout();
-      await this.fail('failed', error, error instanceof NonRetryableError);
+      await def.handler(payload, createJobContext(this));
+    } catch (thrown) {
+      threw = true;
+      error = thrown;
     }
+    cancelTimeout();
+    this.#handlerSettled();
+    // An iteration that handed over throws to unwind the handler; that is not a failure.
+    if (this.yieldRequest) await this.#endYielded();
+    else if (threw) await this.fail('failed', error, error instanceof NonRetryableError);
+    else await this.end('completed', 'completed', 0, null);
   }
 
   /** Ends the attempt as failed: retried by the job's policy, or dead when out of attempts or not retryable. */
   async fail(outcome: AttemptOutcome, error: unknown, nonRetryable: boolean): Promise<void> {
     const row = this.row;
-    const policy = this.#deps.registry.get(row.name)?.retry ?? DEFAULT_RETRY;
+    const policy = this.deps.registry.get(row.name)?.retry ?? DEFAULT_RETRY;
     if (nonRetryable || row.attempt >= row.maxAttempts) {
       await this.end(outcome, 'dead', 0, toErrorInfo(error));
     } else {
-      await this.end(outcome, 'retrying', retryDelayMs(policy, row.attempt, this.#deps.random), toErrorInfo(error));
+      await this.end(outcome, 'retrying', retryDelayMs(policy, row.attempt, this.deps.random), toErrorInfo(error));
     }
   }
 
-  /** Submits this attempt's one ending. Later calls are ignored. */
-  async end(outcome: AttemptOutcome, state: 'completed' | 'dead' | 'retrying' | 'queued', retryDelayMs: number, error: ErrorInfo | null): Promise<void> {
-    if (this.done) return;
+  /** Submits this attempt's one ending; true when it was applied. Later calls are ignored (false). */
+  async end(outcome: AttemptOutcome, state: JobFinish['state'], retryDelayMs: number, error: ErrorInfo | null, extendAttempts = false): Promise<boolean> {
+    if (this.done) return false;
     this.done = true;
-    const { completer, events } = this.#deps;
+    const { completer, events } = this.deps;
     const row = this.row;
     let result: 'applied' | 'stale';
     try {
-      result = await completer.finish({ id: row.id, leaseToken: row.leaseToken, outcome, state, retryDelayMs, error });
+      result = await completer.finish({ id: row.id, leaseToken: row.leaseToken, outcome, state, retryDelayMs, error, extendAttempts });
     } catch (writeError) {
       // The database stayed unreachable until shutdown: the lease will expire and the job be rescued.
       events.emit('error', { error: writeError, context: `finishing job ${row.id}` });
-      return;
+      return false;
     }
     if (result === 'stale') {
-      this.#deps.onStaleWrite();
+      this.deps.onStaleWrite();
       events.emit('job:stale-write-rejected', { jobId: row.id, leaseToken: row.leaseToken, write: 'finish' });
-      return;
+      return false;
     }
-    const durationMs = this.#deps.clock.now() - this.#startedAt;
+    this.#emitEnding(outcome, state, retryDelayMs, error);
+    return true;
+  }
+
+  /**
+   * A lease-guarded write by the job context (a step record, a checkpoint). Refused before writing when the
+   * attempt already ended; a stale result marks the lease lost and throws.
+   * @throws AttemptEndedError, LeaseLostError
+   */
+  async guardedWrite(write: 'step' | 'checkpoint', call: string, fn: () => Promise<GuardedWriteResult>): Promise<void> {
+    this.assertRunning(call);
+    const result = await fn();
+    if (result === 'stale') throw this.markLost(write);
+  }
+
+  /**
+   * Throws unless the attempt can still write: the abort reason (timeout, lease lost, shutdown) when it was
+   * aborted, else {@link AttemptEndedError} when it already ended.
+   */
+  assertRunning(call: string): void {
+    if (this.controller.signal.aborted) throw this.controller.signal.reason;
+    if (this.done) throw new AttemptEndedError(this.row.id, call);
+  }
+
+  /** Records that the lease is gone (a guarded write matched no row): stops writes, aborts the handler. */
+  markLost(write: 'step' | 'checkpoint' | 'finish'): LeaseLostError {
+    const row = this.row;
+    const error = new LeaseLostError(row.id, row.leaseToken, 'a lease that expired, was cancelled, or was taken over');
+    if (!this.done) {
+      this.done = true;
+      this.deps.onStaleWrite();
+      this.deps.events.emit('job:stale-write-rejected', { jobId: row.id, leaseToken: row.leaseToken, write });
+    }
+    if (!this.controller.signal.aborted) this.controller.abort(error);
+    return error;
+  }
+
+  /**
+   * `ctx.transaction`: runs `fn` in a new transaction and completes the job in it. The ending is claimed
+   * (`done`) only after `fn` resolved, so a timeout or lost lease during `fn` wins and rolls everything back.
+   */
+  async completeInTransaction<T>(fn: (tx: TransactionHandle) => Promise<T> | T): Promise<T> {
+    this.assertRunning('ctx.transaction');
+    const { driver, clock } = this.deps;
+    const row = this.row;
+    let claimed = false;
+    let stale = false;
+    try {
+      const result = await driver.transaction(async (tx) => {
+        const value = await fn(tx);
+        this.assertRunning('ctx.transaction');
+        this.done = true;
+        claimed = true;
+        const finish: JobFinish = { id: row.id, leaseToken: row.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null };
+        const applied = await driver.jobFinishMany({ items: [finish], now: clock.sqlNow(), tx });
+        if (applied.stale.length > 0) {
+          stale = true;
+          throw new LeaseLostError(row.id, row.leaseToken, 'a lease that expired, was cancelled, or was taken over');
+        }
+        return value;
+      });
+      this.#emitEnding('completed', 'completed', 0, null);
+      return result;
+    } catch (error) {
+      if (stale) {
+        this.done = false;
+        throw this.markLost('finish');
+      }
+      // The ending did not commit: give it back, so the handler's failure is recorded as usual.
+      if (claimed) this.done = false;
+      throw error;
+    }
+  }
+
+  async #endYielded(): Promise<void> {
+    const request = this.yieldRequest!;
+    if (await this.end('yielded', 'queued', 0, null, true)) this.deps.events.emit('job:yielded', { job: ref(this.row), attempt: this.row.attempt, ...request });
+  }
+
+  #emitEnding(outcome: AttemptOutcome, state: JobFinish['state'], retryDelayMs: number, error: ErrorInfo | null): void {
+    const { events, clock } = this.deps;
+    const row = this.row;
+    const durationMs = clock.now() - this.startedAt;
     const job = ref(row);
     if (outcome === 'completed') {
       events.emit('job:completed', { job, attempt: row.attempt, durationMs });
       return;
     }
+    if (outcome === 'yielded') return;
     events.emit('job:failed', { job, attempt: row.attempt, outcome, error: error!, nextState: state, durationMs });
     if (state === 'dead') events.emit('job:dead', { job, attempt: row.attempt, reason: outcome, error });
     else events.emit('job:retry-scheduled', { job, attempt: row.attempt, delayMs: retryDelayMs });

@@ -16,6 +16,9 @@ export interface WorkerCounters {
   abortedOnShutdown: number;
 }
 
+/** What a worker needs from its Warden; the rest of {@link AttemptDeps} it makes itself. */
+export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'draining'>;
+
 /** What {@link Worker.drain} did. */
 export interface DrainResult {
   /** Attempts run. */
@@ -32,7 +35,7 @@ export interface DrainResult {
 export class Worker {
   readonly id: string;
   readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0 };
-  readonly #deps: Omit<AttemptDeps, 'completer' | 'onStaleWrite'>;
+  readonly #deps: WorkerDeps;
   readonly #options: ResolvedWorkerOptions;
   readonly #completer: Completer;
   readonly #attemptDeps: AttemptDeps;
@@ -43,25 +46,36 @@ export class Worker {
   #loop: { controller: AbortController; done: Promise<void> } | null = null;
   #unlisten: (() => Promise<void>) | null = null;
   #stopping: Promise<void> | null = null;
+  /** Claimed jobs not started yet, oldest claim first (bounded by `prefetch` plus free slots). */
+  #buffer: JobRow[] = [];
+  /** Handlers running now: the slots taken. */
+  #running = 0;
   /** The last claim filled every slot it asked for, so more jobs are probably due. */
   #maybeMore = true;
   #slotFreed: (() => void) | null = null;
+  /** Aborted when shutdown begins, so iterations hand over at their next batch boundary. */
+  readonly #draining = new AbortController();
 
-  constructor(deps: Omit<AttemptDeps, 'completer' | 'onStaleWrite'>, options: ResolvedWorkerOptions) {
+  constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
     this.#deps = deps;
     this.#options = options;
     const onError = (context: string) => (error: unknown) => deps.events.emit('error', { error, context });
     this.#completer = new Completer({ driver: deps.driver, clock: deps.clock, onError: onError('writing attempt endings') });
-    this.#attemptDeps = { ...deps, completer: this.#completer, onStaleWrite: () => this.counters.staleWritesRejected++ };
+    this.#attemptDeps = { ...deps, completer: this.#completer, draining: this.#draining.signal, onStaleWrite: () => this.counters.staleWritesRejected++ };
     this.#wakeup = new Wakeup(deps.clock);
     this.#heartbeater = new PeriodicTask({ clock: deps.clock, intervalMs: options.heartbeatMs, tick: () => this.#heartbeat(), onError: onError('renewing leases') });
     this.#rescuer = new PeriodicTask({ clock: deps.clock, intervalMs: options.rescueMs, tick: () => this.rescue(), onError: onError('rescuing expired leases'), runFirstAtOnce: true });
   }
 
-  /** Attempts running now. */
+  /** Attempts started and not yet ended (running, or with their ending being written). */
   get inFlight(): number {
     return this.#inFlight.size;
+  }
+
+  /** Claimed jobs waiting in the buffer. */
+  get buffered(): number {
+    return this.#buffer.length;
   }
 
   /** The resolved options this worker runs with. */
@@ -135,13 +149,22 @@ export class Worker {
     if (rescued.some((j) => j.state === 'retrying')) this.notify();
   }
 
+  /**
+   * Keeps the buffer topped up: claims when it falls to half of `prefetch` (empty when 0) and there is room,
+   * where room counts running handlers, endings not yet written and buffered jobs against
+   * `concurrency + prefetch`. Starting buffered jobs happens in {@link Worker.#pump}, also on every freed slot.
+   */
   async #claimLoop(signal: AbortSignal): Promise<void> {
     const { clock, events } = this.#deps;
+    const { concurrency, prefetch, batchSize, pollMs } = this.#options;
+    const capacity = concurrency + prefetch;
+    const lowWater = Math.floor(prefetch / 2);
     let failures = 0;
     while (!signal.aborted) {
-      const free = this.#options.concurrency - this.#inFlight.size;
-      if (free > 0 && this.#maybeMore) {
-        const limit = Math.min(free, this.#options.batchSize);
+      this.#pump();
+      const room = capacity - this.#inFlight.size - this.#buffer.length;
+      if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater) {
+        const limit = Math.min(room, batchSize);
         let rows: JobRow[];
         try {
           rows = await this.#claim(limit);
@@ -152,26 +175,33 @@ export class Worker {
           await clock.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), signal);
           continue;
         }
-        // A claim that was in flight when shutdown began still runs its jobs: they are ours now.
-        for (const row of rows) void this.#begin(row);
+        // A claim that was in flight when shutdown began still holds its jobs: shutdown hands them back.
+        this.#buffer.push(...rows);
         this.#maybeMore = rows.length === limit;
-        if (this.#maybeMore && this.#inFlight.size < this.#options.concurrency) continue;
-      }
-      if (this.#inFlight.size >= this.#options.concurrency) {
-        // Full: wait for a slot (or shutdown), not for the poll timer.
-        await new Promise<void>((resolve) => {
-          const onAbort = () => resolve();
-          this.#slotFreed = () => {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          };
-          signal.addEventListener('abort', onAbort, { once: true });
-        });
         continue;
       }
-      await this.#wakeup.wait(this.#options.pollMs, signal);
-      // The poll timer elapsing (or a wake-up) is a reason to look again.
-      this.#maybeMore = true;
+      if (!this.#maybeMore) {
+        await this.#wakeup.wait(pollMs, signal);
+        // The poll timer elapsing (or a wake-up) is a reason to look again.
+        this.#maybeMore = true;
+        continue;
+      }
+      // Full: wait for a slot or an ending (or shutdown), not for the poll timer.
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        this.#slotFreed = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+  }
+
+  /** Starts buffered jobs while slots are free. Synchronous, so a freed slot is reused without a round trip. */
+  #pump(): void {
+    while (this.#running < this.#options.concurrency && this.#buffer.length > 0 && !this.#draining.signal.aborted) {
+      void this.#begin(this.#buffer.shift()!);
     }
   }
 
@@ -183,25 +213,62 @@ export class Worker {
     return rows;
   }
 
+  /**
+   * Runs one attempt. Its slot frees when the handler settles, before its ending is written, so the next job
+   * starts while the ending waits for the completer's next batch; the attempt stays in `#inFlight` (heartbeats,
+   * shutdown) until the ending is written.
+   */
   #begin(row: JobRow): Promise<void> {
-    const attempt = new Attempt(row, this.#attemptDeps);
-    const settled = attempt.run().finally(() => {
-      this.#inFlight.delete(row.id);
+    this.#running++;
+    const wake = () => {
       const resolve = this.#slotFreed;
       this.#slotFreed = null;
       resolve?.();
+    };
+    const attempt = new Attempt(row, this.#attemptDeps, () => {
+      this.#running--;
+      this.#pump();
+      wake();
+    });
+    const settled = attempt.run().finally(() => {
+      this.#inFlight.delete(row.id);
+      wake();
     });
     this.#inFlight.set(row.id, { attempt, settled });
     return settled;
   }
 
+  /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */
+  async #releaseBuffer(): Promise<number> {
+    const rows = this.#buffer.splice(0);
+    if (rows.length === 0) return 0;
+    const { driver, clock, events } = this.#deps;
+    try {
+      await driver.jobRelease({ leases: rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken })), now: clock.sqlNow() });
+    } catch (error) {
+      events.emit('error', { error, context: 'handing back buffered jobs' });
+    }
+    return rows.length;
+  }
+
   async #heartbeat(): Promise<void> {
     const live = [...this.#inFlight.values()].map((f) => f.attempt).filter((a) => !a.done);
-    if (live.length === 0) return;
+    const buffered = [...this.#buffer];
+    if (live.length === 0 && buffered.length === 0) return;
     const { driver, clock, events } = this.#deps;
-    const result = await driver.jobHeartbeat({ leases: live.map((a) => ({ id: a.row.id, leaseToken: a.row.leaseToken })), leaseMs: this.#options.leaseMs, now: clock.sqlNow() });
+    const leases = [...live.map((a) => ({ id: a.row.id, leaseToken: a.row.leaseToken })), ...buffered.map((r) => ({ id: r.id, leaseToken: r.leaseToken }))];
+    const result = await driver.jobHeartbeat({ leases, leaseMs: this.#options.leaseMs, now: clock.sqlNow() });
     if (result.stale.length === 0) return;
     const stale = new Set(result.stale);
+    // A buffered job whose lease is gone (cancelled meanwhile) must not start.
+    const lostBuffered = buffered.filter((r) => stale.has(r.id));
+    if (lostBuffered.length > 0) {
+      this.#buffer = this.#buffer.filter((r) => !lostBuffered.includes(r));
+      for (const r of lostBuffered) {
+        this.counters.staleWritesRejected++;
+        events.emit('job:stale-write-rejected', { jobId: r.id, leaseToken: r.leaseToken, write: 'heartbeat' });
+      }
+    }
     for (const attempt of live) {
       // An attempt that ended while the heartbeat was in flight is not stale, just finished.
       if (!stale.has(attempt.row.id) || attempt.done) continue;
@@ -217,8 +284,10 @@ export class Worker {
     const loop = this.#loop;
     if (!loop) return;
     events.emit('worker:draining', { workerId: this.id, inFlight: this.#inFlight.size });
+    this.#draining.abort();
     loop.controller.abort();
     await loop.done;
+    await this.#releaseBuffer();
     const graceOver = new AbortController();
     const everyoneDone = Promise.all([...this.#inFlight.values()].map((f) => f.settled));
     const finishedInTime = await Promise.race([everyoneDone.then(() => true), clock.sleep(this.#options.graceMs, graceOver.signal).then(() => false)]);
@@ -226,7 +295,7 @@ export class Worker {
     let aborted = 0;
     if (!finishedInTime) {
       const error = new ShutdownAbortError(this.#options.graceMs);
-      const endings: Promise<void>[] = [];
+      const endings: Promise<unknown>[] = [];
       for (const { attempt } of this.#inFlight.values()) {
         if (attempt.done) continue;
         aborted++;

@@ -36,7 +36,7 @@ describe.each(['sqlite', 'postgres'] as const)('warden jobs (%s)', (kind) => {
     const text = await cli(['jobs', 'list', ...db.args]);
     expect(text.code).toBe(0);
     const lines = text.out.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID +NAME +QUEUE +STATE +ATTEMPT +RUN AT +LAST ERROR$/);
+    expect(lines[0]).toMatch(/^ID +NAME +QUEUE +STATE +ATTEMPT +RUN AT +PROGRESS +LAST ERROR$/);
     expect(lines[1]).toMatch(new RegExp(`^${failing} +always-fails +default +dead +1/1 +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ +Error: boom: this job always fails$`));
     expect(lines[2]).toMatch(new RegExp(`^${email} +send-email +email +completed +1/10 `));
 

@@ -17,19 +17,20 @@ describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => 
     expect(pending.out).toMatch(/^pending {2}0001_initial$/m);
     expect(pending.out).toMatch(/^pending {2}0002_schedules_and_locks$/m);
     expect(pending.out).toMatch(/^pending {2}0003_schedule_ticks_recent_idx$/m);
+    expect(pending.out).toMatch(/^pending {2}0004_idempotency$/m);
 
     const first = await cli(['migrate', ...db.args]);
-    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\napplied 0002_schedules_and_locks\napplied 0003_schedule_ticks_recent_idx\n', err: '' });
+    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\napplied 0002_schedules_and_locks\napplied 0003_schedule_ticks_recent_idx\napplied 0004_idempotency\n', err: '' });
 
     const second = await cli(['migrate', ...db.args]);
     expect(second.code).toBe(0);
     expect(second.out).toMatch(/^already up to date/);
 
     const json = await cliJson(['migrate', ...db.args]);
-    expect(json).toEqual({ applied: [], current: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx'] });
+    expect(json).toEqual({ applied: [], current: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx', '0004_idempotency'] });
 
     const status = await cliJson(['migrate', '--status', '--check', ...db.args]);
-    expect(status).toEqual({ applied: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx'], pending: [] });
+    expect(status).toEqual({ applied: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx', '0004_idempotency'], pending: [] });
   });
 });
 

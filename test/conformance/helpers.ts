@@ -162,3 +162,91 @@ export async function expectRejects<E extends Error>(promise: Promise<unknown>, 
   expect(caught, `expected a ${type.name}`).toBeInstanceOf(type);
   return caught as E;
 }
+
+/** A Warden or test table's name as raw SQL on this database: schema-qualified on PostgreSQL. */
+export function tableRef(tdb: TestDatabase, table: string): string {
+  return tdb.kind === 'postgres' ? `"${tdb.schema}".${table}` : table;
+}
+
+/** A time as a raw SQL parameter for this database's timestamp columns: integer ms on SQLite, a Date on PostgreSQL. */
+export function rawTime(tdb: TestDatabase, date: Date): number | Date {
+  return tdb.kind === 'sqlite' ? date.getTime() : date;
+}
+
+/**
+ * Runs one statement straight on the database, on a fresh raw connection, and returns its rows (none for a
+ * statement without results). `?` placeholders (rewritten to `$n` for PostgreSQL); name tables with
+ * {@link tableRef}. For setting up states the driver cannot reach (old schemas) and checking raw rows.
+ */
+export async function rawQuery(tdb: TestDatabase, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+  if (tdb.kind === 'sqlite') {
+    const db = openRawSqlite(tdb);
+    try {
+      const statement = db.prepare(sql);
+      if (statement.reader) return statement.all(...params) as Record<string, unknown>[];
+      statement.run(...params);
+      return [];
+    } finally {
+      db.close();
+    }
+  }
+  const client = await openPgClient();
+  try {
+    let n = 0;
+    return (await client.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as Record<string, unknown>[];
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Runs one statement through a transaction handle (`Driver.transaction`'s, or an application's): a `pg` client
+ * or a better-sqlite3 Database. Same placeholder rules as {@link rawQuery}. Returns its rows.
+ */
+export async function txQuery(tx: unknown, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+  if (typeof (tx as { query?: unknown }).query === 'function') {
+    let n = 0;
+    return (await (tx as pg.ClientBase).query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as Record<string, unknown>[];
+  }
+  const statement = (tx as Database.Database).prepare(sql);
+  if (statement.reader) return statement.all(...params) as Record<string, unknown>[];
+  statement.run(...params);
+  return [];
+}
+
+/**
+ * Applies the first `count` migrations of this database's driver straight on a database created with
+ * `{ migrate: false }`, recording them in the ledger as `migrate()` would; a later `driver.migrate()` applies
+ * the rest. For testing a migration on top of data written under an older schema.
+ */
+export async function applyMigrationsRaw(tdb: TestDatabase, count: number): Promise<void> {
+  if (tdb.kind === 'sqlite') {
+    const { SQLITE_MIGRATIONS } = await import('../../src/driver/sqlite/sqlite-migrations.js');
+    const SQL = await import('../../src/driver/sqlite/sqlite-sql.js');
+    const db = openRawSqlite(tdb);
+    try {
+      db.exec(SQL.MIGRATIONS_TABLE_CREATE);
+      for (const migration of SQLITE_MIGRATIONS.slice(0, count)) {
+        db.exec(migration.sql);
+        db.prepare(SQL.MIGRATION_RECORD).run({ name: migration.name, now: null });
+      }
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const { POSTGRES_MIGRATIONS } = await import('../../src/driver/postgres/postgres-migrations.js');
+  const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
+  const sql = buildPostgresStatements(tdb.schema!);
+  const client = await openPgClient();
+  try {
+    await client.query(sql.schemaCreate);
+    await client.query(sql.migrationTableCreate);
+    for (const migration of POSTGRES_MIGRATIONS.slice(0, count)) {
+      await client.query(migration.sql.replaceAll('{{schema}}', sql.quotedSchema));
+      await client.query(sql.migrationRecord, [migration.name]);
+    }
+  } finally {
+    await client.end();
+  }
+}

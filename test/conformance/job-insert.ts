@@ -62,8 +62,11 @@ export function exerciseJobInsert(kind: DriverKind): void {
         finishedAt: null,
         scheduleName: null,
         tickAt: null,
+        checkpoint: null,
+        progress: null,
+        checkpointAt: null,
       };
-      expect(results[0]).toEqual({ job: expected, duplicate: false });
+      expect(results[0]).toEqual({ job: expected, duplicate: false, replaced: false });
       expect(await tdb.driver.jobGet({ id: results[0]!.job.id })).toEqual(results[0]!.job);
     });
 
@@ -133,7 +136,7 @@ export function exerciseJobInsert(kind: DriverKind): void {
         jobs: [makeInsert({ key: 'order-1', name: 'second', payloadJson: '{"x":1}' })],
         now: at(1_000),
       });
-      expect(results).toEqual([{ job: first, duplicate: true }]);
+      expect(results).toEqual([{ job: first, duplicate: true, replaced: false }]);
       expect((await tdb.driver.jobList({})).map((j) => j.id)).toEqual([first.id]);
     });
 
@@ -170,7 +173,7 @@ export function exerciseJobInsert(kind: DriverKind): void {
       const first = await insertJob(tdb.driver, { key: 'k' });
       const running = await claimExactly(tdb.driver, first.id);
       const [again] = await tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(1_000) });
-      expect(again).toEqual({ job: running, duplicate: true });
+      expect(again).toEqual({ job: running, duplicate: true, replaced: false });
     });
 
     it('deduplicates against a retrying job with the same key', async () => {
@@ -183,7 +186,7 @@ export function exerciseJobInsert(kind: DriverKind): void {
       const retrying = await getJob(tdb.driver, first.id);
       expect(retrying.state).toBe('retrying');
       const [again] = await tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(2_000) });
-      expect(again).toEqual({ job: retrying, duplicate: true });
+      expect(again).toEqual({ job: retrying, duplicate: true, replaced: false });
     });
 
     it('allows a key again once its job completed', async () => {
@@ -220,7 +223,7 @@ export function exerciseJobInsert(kind: DriverKind): void {
       expect(again!.job.id).not.toBe(first.id);
       // And the new holder of the key blocks the next one.
       const [third] = await tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(3_000) });
-      expect(third).toEqual({ job: again!.job, duplicate: true });
+      expect(third).toEqual({ job: again!.job, duplicate: true, replaced: false });
     });
 
     it('does not deduplicate distinct keys or unkeyed jobs', async () => {
@@ -323,7 +326,7 @@ export function exerciseJobInsert(kind: DriverKind): void {
           db.exec('BEGIN IMMEDIATE');
           const [result] = await tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(0), tx: db });
           db.exec('COMMIT');
-          expect(result).toEqual({ job: existing, duplicate: true });
+          expect(result).toEqual({ job: existing, duplicate: true, replaced: false });
         });
 
         it('rejects a Database that has no open transaction, writing nothing', async () => {
@@ -389,7 +392,7 @@ export function exerciseJobInsert(kind: DriverKind): void {
           await client.query('BEGIN');
           const [result] = await tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(0), tx: client });
           await client.query('COMMIT');
-          expect(result).toEqual({ job: existing, duplicate: true });
+          expect(result).toEqual({ job: existing, duplicate: true, replaced: false });
         });
 
         it('rejects a better-sqlite3 Database as tx', async () => {

@@ -37,6 +37,41 @@ export function exerciseJobLease(kind: DriverKind): void {
       return claimExactly(tdb.driver, job.id, { now: at(0), workerId: 'w1' });
     }
 
+    describe('jobRelease', () => {
+      it('hands a claimed, never-started job back: queued, attempt taken back, token kept, no attempt row', async () => {
+        const job = await running();
+        const result = await tdb.driver.jobRelease({ leases: [leaseOf(job)], now: at(1_000) });
+        expect(result).toEqual({ applied: [job.id], stale: [] });
+        const row = await getJob(tdb.driver, job.id);
+        expect([row.state, row.attempt, row.leaseToken, row.leaseWorker, row.leaseExpiresAt, row.startedAt]).toEqual(['queued', 0, 1, null, null, null]);
+        expect(await tdb.driver.jobAttemptList({ id: job.id })).toEqual([]);
+        // The released job is claimable again at once, with a higher token; the old token stays stale.
+        const again = await claimExactly(tdb.driver, job.id, { now: at(2_000), workerId: 'w2' });
+        expect([again.attempt, again.leaseToken]).toEqual([1, 2]);
+        expect(await tdb.driver.jobRelease({ leases: [leaseOf(job)], now: at(3_000) })).toEqual({ applied: [], stale: [job.id] });
+        expect((await getJob(tdb.driver, job.id)).state).toBe('running');
+      });
+
+      it('keeps the attempt count of a job that ran before', async () => {
+        const job = await running();
+        await tdb.driver.jobFinishMany({ items: [finishOf(job, { outcome: 'failed', state: 'retrying', retryDelayMs: 0, error: errorInfo('boom') })], now: at(1_000) });
+        const second = await claimExactly(tdb.driver, job.id, { now: at(2_000) });
+        await tdb.driver.jobRelease({ leases: [leaseOf(second)], now: at(3_000) });
+        const row = await getJob(tdb.driver, job.id);
+        expect([row.state, row.attempt, row.leaseToken]).toEqual(['queued', 1, 2]);
+      });
+
+      it('reports a cancelled or finished job as stale and leaves it alone', async () => {
+        const [a, b] = await insertJobs(tdb.driver, [{}, {}]);
+        const claimed = await claim(tdb.driver, { limit: 2 });
+        expect(sortIds(claimed.map((j) => j.id))).toEqual(sortIds([a!.id, b!.id]));
+        await tdb.driver.jobCancel({ id: a!.id, now: at(500) });
+        const result = await tdb.driver.jobRelease({ leases: claimed.map(leaseOf), now: at(1_000) });
+        expect(result).toEqual({ applied: [b!.id], stale: [a!.id] });
+        expect((await getJob(tdb.driver, a!.id)).state).toBe('cancelled');
+      });
+    });
+
     describe('jobHeartbeat', () => {
       it('renews the lease of the current token from now', async () => {
         const job = await running();

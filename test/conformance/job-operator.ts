@@ -214,7 +214,7 @@ export function exerciseJobOperator(kind: DriverKind): void {
         const retried = await tdb.driver.jobRetry({ id: dead.id, now: at(3_000) });
         expect([retried.state, retried.key]).toEqual(['queued', 'invoice-8']);
         const [dup] = await tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'invoice-8' })], now: at(4_000) });
-        expect(dup).toEqual({ job: retried, duplicate: true });
+        expect(dup).toEqual({ job: retried, duplicate: true, replaced: false });
       });
     });
 

@@ -94,6 +94,9 @@ function scheduledJob(id: string, scheduleName: string, tickAt: Date, now: Date,
     finishedAt: null,
     scheduleName,
     tickAt,
+    checkpoint: null,
+    progress: null,
+    checkpointAt: null,
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidOptionError, JobNotFoundError } from '../../errors.js';
+import type { JobStepRow } from '../../driver/driver.js';
 import type { AttemptRow, JobRow, JobState } from '../../job/job-record.js';
 import { type CliIo, formatDate, formatFields, formatMs, formatTable, truncate, writeJson, writeLines } from '../cli-io.js';
 import { cliActor, type GlobalOptions, withWarden } from '../open-warden.js';
@@ -30,10 +31,10 @@ export interface JobIdCommandOptions extends GlobalOptions {
   id: string;
 }
 
-/** The table row of one job: id, name, queue, state, attempt/max, run at, last error. */
+/** The table row of one job: id, name, queue, state, attempt/max, run at, progress, last error. */
 function jobRow(job: JobRow): string[] {
   const error = job.lastError ? truncate(`${job.lastError.name}: ${job.lastError.message}`, 60) : '';
-  return [job.id, job.name, job.queue, job.state, `${job.attempt}/${job.maxAttempts}`, formatDate(job.runAt), error];
+  return [job.id, job.name, job.queue, job.state, `${job.attempt}/${job.maxAttempts}`, formatDate(job.runAt), job.progress ? formatProgress(job.progress) : '', error];
 }
 
 /**
@@ -52,7 +53,7 @@ export async function jobsListCommand(options: JobsListCommandOptions, io: CliIo
     if (options.json) writeJson(io, jobs);
     else if (jobs.length === 0) writeLines(io, ['no jobs']);
     else {
-      writeLines(io, formatTable(['ID', 'NAME', 'QUEUE', 'STATE', 'ATTEMPT', 'RUN AT', 'LAST ERROR'], jobs.map(jobRow)));
+      writeLines(io, formatTable(['ID', 'NAME', 'QUEUE', 'STATE', 'ATTEMPT', 'RUN AT', 'PROGRESS', 'LAST ERROR'], jobs.map(jobRow)));
       if (jobs.length === limit) writeLines(io, [`(${limit} shown; next page: --before ${jobs[jobs.length - 1]!.id})`]);
     }
     return 0;
@@ -65,8 +66,21 @@ function attemptRow(a: AttemptRow): string[] {
   return [String(a.attempt), a.outcome, a.workerId ?? '-', formatDate(a.startedAt), duration, error];
 }
 
+function stepRow(s: JobStepRow): string[] {
+  return [s.name, String(s.attempt), formatDate(s.createdAt), truncate(s.result === undefined ? '-' : JSON.stringify(s.result), 60)];
+}
+
+/** "1,234 of 10,000 (12.3%)", or "1,234" when the total is unknown. */
+export function formatProgress(progress: JobRow['progress']): string {
+  if (!progress) return '-';
+  if (progress.total === null) return progress.done.toLocaleString('en-US');
+  const percent = progress.total === 0 ? 100 : (100 * progress.done) / progress.total;
+  return `${progress.done.toLocaleString('en-US')} of ${progress.total.toLocaleString('en-US')} (${percent.toFixed(1)}%)`;
+}
+
 /**
- * Shows one job's fields, payload, last error and attempt history. `--json` prints `{ job, attempts }`.
+ * Shows one job's fields, payload, progress and checkpoint, last error, recorded steps and attempt history.
+ * `--json` prints `{ job, attempts, steps }`.
  * @returns 0
  * @throws JobNotFoundError
  */
@@ -74,9 +88,9 @@ export async function jobsShowCommand(options: JobIdCommandOptions, io: CliIo): 
   return withWarden(options, {}, async (warden) => {
     const job = await warden.jobs.get(options.id);
     if (!job) throw new JobNotFoundError(options.id);
-    const attempts = await warden.jobs.attempts(job.id);
+    const [attempts, steps] = await Promise.all([warden.jobs.attempts(job.id), warden.jobs.steps(job.id)]);
     if (options.json) {
-      writeJson(io, { job, attempts });
+      writeJson(io, { job, attempts, steps });
       return 0;
     }
     const lines = formatFields([
@@ -95,7 +109,10 @@ export async function jobsShowCommand(options: JobIdCommandOptions, io: CliIo): 
       ...(job.state === 'running' ? ([['lease', `${job.leaseWorker ?? '-'} until ${formatDate(job.leaseExpiresAt)}`]] as [string, string][]) : []),
       ['payload', truncate(JSON.stringify(job.payload) ?? 'null', 200)],
       ['last error', job.lastError ? truncate(`${job.lastError.name}: ${job.lastError.message}`, 200) : '-'],
+      ['progress', formatProgress(job.progress)],
+      ['checkpoint', job.checkpointAt ? `${truncate(JSON.stringify(job.checkpoint) ?? 'null', 160)} at ${formatDate(job.checkpointAt)}` : '-'],
     ]);
+    if (steps.length > 0) lines.push('', 'steps:', ...formatTable(['NAME', 'ATTEMPT', 'RECORDED', 'RESULT'], steps.map(stepRow)).map((l) => `  ${l}`));
     lines.push('', attempts.length === 0 ? 'no finished attempts' : 'attempts:');
     if (attempts.length > 0) lines.push(...formatTable(['#', 'OUTCOME', 'WORKER', 'STARTED', 'TOOK', 'ERROR'], attempts.map(attemptRow)).map((l) => `  ${l}`));
     writeLines(io, lines);

@@ -1,16 +1,11 @@
 /**
  * The PostgreSQL implementation of {@link Driver}: many processes on many hosts share one database.
- * Semantics are those of docs/driver-contract.md; every SQL text lives in `postgres-sql.ts`.
+ * Semantics are those of docs/driver-contract.md; every SQL text lives in `postgres-sql.ts` and its sibling
+ * `postgres-*-sql.ts` modules.
  * @module
  */
 import pg from 'pg';
-import {
-  InvalidOptionError,
-  InvalidTransactionError,
-  JobNotFoundError,
-  JobStateError,
-  KeyConflictError,
-} from '../../errors.js';
+import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError } from '../../errors.js';
 import type { AttemptRow, JobRow, JobState, QueueStats } from '../../job/job-record.js';
 import { validateSchemaName } from '../../validation/names.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
@@ -25,6 +20,8 @@ import type {
 import type {
   Driver,
   DriverCapabilities,
+  GuardedWriteResult,
+  JobCheckpointParams,
   JobClaimParams,
   JobFinishManyParams,
   JobHeartbeatParams,
@@ -32,12 +29,17 @@ import type {
   JobInsertResult,
   JobLeaseResult,
   JobListParams,
+  JobReleaseParams,
   JobRescueParams,
+  JobStepRecordParams,
+  JobStepRow,
   MigrateResult,
   MigrationStatus,
   RescuedJob,
 } from '../driver.js';
-import { insertJobs, insertUnkeyedJobs, type Run } from './postgres-insert.js';
+import { insertJobs, insertUnkeyedJobs, type PostgresInsertStatements, type Run } from './postgres-insert.js';
+import * as Keys from './postgres-keys.js';
+import { buildPostgresKeyStatements } from './postgres-keys-sql.js';
 import { postgresListen } from './postgres-listen.js';
 import { buildPostgresLockStatements } from './postgres-lock-sql.js';
 import * as Locks from './postgres-locks.js';
@@ -47,8 +49,10 @@ import { scheduleAdvance } from './postgres-schedule-advance.js';
 import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
 import * as SQL from './postgres-sql.js';
+import * as Steps from './postgres-steps.js';
+import { buildPostgresStepStatements } from './postgres-steps-sql.js';
 import { CANCELLED_ERROR, LEASE_EXPIRED_ERROR } from './postgres-stored-errors.js';
-import { isPgClient, withTransaction } from './postgres-transaction.js';
+import { isPgClient, withClientTransaction, withTransaction } from './postgres-transaction.js';
 
 /** Options of {@link PostgresDriver}. */
 export interface PostgresDriverOptions {
@@ -101,6 +105,12 @@ export class PostgresDriver implements Driver {
   readonly #schedules: Schedules.PostgresScheduleContext;
   /** What the lease-lock operations (`postgres-locks.ts`) run on. */
   readonly #locks: Locks.PostgresLockContext;
+  /** The statements of every enqueue path (`postgres-insert.ts`). */
+  readonly #insertSql: PostgresInsertStatements;
+  /** What operator retry's key handling (`postgres-keys.ts`) runs on. */
+  readonly #keys: Keys.PostgresKeyContext;
+  /** What the step and checkpoint operations (`postgres-steps.ts`) run on. */
+  readonly #steps: Steps.PostgresStepContext;
   #closing: Promise<void> | null = null;
 
   /** @throws InvalidNameError for a bad schema name, InvalidOptionError for a bad pool size; before any SQL. */
@@ -121,14 +131,19 @@ export class PostgresDriver implements Driver {
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
     // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
     this.#pool.on('error', (error) => this.#report(error));
+    const keySql = buildPostgresKeyStatements(this.schema);
+    this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound };
     this.#schedules = {
       pool: this.#pool,
       schema: this.schema,
-      jobSql: this.#sql,
+      jobSql: this.#insertSql,
       sql: buildPostgresScheduleStatements(this.schema),
       channel: this.#channel,
     };
-    this.#locks = { run: this.#run, sql: buildPostgresLockStatements(this.schema), transactionHandle: this.capabilities.transactionHandle };
+    const transactionHandle = this.capabilities.transactionHandle;
+    this.#locks = { run: this.#run, sql: buildPostgresLockStatements(this.schema), transactionHandle };
+    this.#keys = { pool: this.#pool, run: this.#run, sql: this.#sql, keySql };
+    this.#steps = { run: this.#run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
   }
 
   /** Stops every listener and closes the pool. Safe to call twice (both calls wait for the same close). */
@@ -192,8 +207,9 @@ export class PostgresDriver implements Driver {
   }
 
   /**
-   * Inserts jobs in one transaction (the caller's `tx` when given), deduplicating on `key` through the
-   * partial unique index, and wakes listeners of each queue that got a new job when that transaction commits.
+   * Inserts jobs in one transaction (the caller's `tx` when given), deduplicating each `key` against its holder
+   * under the key's `job_keys` row lock (see `insertJobs`), and wakes listeners of each queue that got a new (or
+   * replaced, due) job when that transaction commits. A batch without keys outside `tx` is one autocommit statement.
    * @throws InvalidTransactionError when `tx` is not a pg client.
    */
   async jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]> {
@@ -203,11 +219,11 @@ export class PostgresDriver implements Driver {
       if (jobs.length === 0) return [];
       // The caller owns the transaction: no BEGIN/COMMIT here, and a failure is theirs to roll back.
       const run: Run = (text, values) => tx.query(text, values);
-      return insertJobs(run, this.#sql, this.#channel, jobs, now);
+      return insertJobs(run, this.#insertSql, this.#channel, jobs, now);
     }
     if (jobs.length === 0) return [];
     if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#run, this.#sql, this.#channel, jobs, now);
-    return withTransaction(this.#pool, (run) => insertJobs(run, this.#sql, this.#channel, jobs, now));
+    return withTransaction(this.#pool, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
   }
 
   /** Claims due jobs in one statement; returned in claim order (`priority, run_at, id`). */
@@ -230,14 +246,18 @@ export class PostgresDriver implements Driver {
     return splitLeases(params.leases, rows);
   }
 
-  /** Ends attempts in one statement; a lease no longer held is stale and changes nothing. */
+  /**
+   * Ends attempts in one statement (on the caller's transaction with `tx`); a lease no longer held is stale and
+   * changes nothing. @throws InvalidTransactionError when `tx` is not a pg client.
+   */
   async jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult> {
+    const run = Steps.runOn(this.#steps, params.tx);
     // One statement cannot update a row twice, so only the first item per job is sent; a repeat would be
     // stale anyway (the first moves the job out of `running`).
     const seen = new Set<string>();
     const items = params.items.filter((item) => isJobId(item.id) && !seen.has(item.id) && seen.add(item.id));
     if (items.length === 0) return { applied: [], stale: params.items.map((i) => i.id) };
-    const { rows } = await this.#run<{ id: string; lease_token: string }>(this.#sql.jobFinishMany, [
+    const { rows } = await run<{ id: string; lease_token: string }>(this.#sql.jobFinishMany, [
       items.map((i) => i.id),
       items.map((i) => i.leaseToken),
       items.map((i) => i.outcome),
@@ -245,6 +265,7 @@ export class PostgresDriver implements Driver {
       items.map((i) => i.retryDelayMs),
       items.map((i) => (i.error === null ? null : JSON.stringify(i.error))),
       params.now,
+      items.map((i) => i.extendAttempts ?? false),
     ]);
     // Count a job applied once: a repeated item for the same lease was not applied a second time.
     const applied = new Set<string>();
@@ -260,6 +281,11 @@ export class PostgresDriver implements Driver {
       }
     }
     return result;
+  }
+
+  /** Hands back never-started claims (`queued`, attempt taken back) and wakes their queues; lost leases are stale. */
+  jobRelease(params: JobReleaseParams): Promise<JobLeaseResult> {
+    return Steps.jobRelease(this.#steps, params);
   }
 
   /** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */
@@ -287,24 +313,15 @@ export class PostgresDriver implements Driver {
   }
 
   /**
-   * Operator retry of a `dead` or `retrying` job: `queued`, due now, with at least one more attempt.
-   * @throws JobNotFoundError, JobStateError, or KeyConflictError when its key is held by another active job.
+   * Operator retry of a `dead` or `retrying` job: `queued`, due now, with at least one more attempt; a keyed job
+   * becomes its key's holder. Checkpoint and steps are kept.
+   * @throws JobNotFoundError, JobStateError, or KeyConflictError when another active job holds its key.
    */
   async jobRetry(params: { id: string; now: Date | null }): Promise<JobRow> {
     const { id } = params;
     if (!isJobId(id)) throw new JobNotFoundError(id);
-    let rows: PgJobRecord[];
-    try {
-      ({ rows } = await this.#run<PgJobRecord>(this.#sql.jobRetry, [id, params.now]));
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== '23505') throw error;
-      // The unique index refused a second active job with this key; say which job holds it.
-      const holder = await this.#run<{ key: string | null; holder_id: string | null }>(this.#sql.jobKeyHolder, [id]);
-      const key = holder.rows[0]?.key;
-      if (key == null) throw error;
-      throw new KeyConflictError(key, holder.rows[0]?.holder_id ?? null, { cause: error });
-    }
-    if (rows[0]) return toJobRow(rows[0]);
+    const row = await Keys.jobRetry(this.#keys, id, params.now);
+    if (row) return toJobRow(row);
     throw await this.#stateError(id, 'retry', RETRYABLE);
   }
 
@@ -341,6 +358,29 @@ export class PostgresDriver implements Driver {
       params.state ?? null, params.queue ?? null, params.name ?? null, beforeId, limit,
     ]);
     return rows.map(toJobRow);
+  }
+
+  /** Saves a checkpoint while the lease is held; 'stale' otherwise. @throws InvalidTransactionError */
+  jobCheckpoint(params: JobCheckpointParams): Promise<GuardedWriteResult> {
+    return Steps.jobCheckpoint(this.#steps, params);
+  }
+
+  /** A job's recorded steps, oldest first. */
+  jobStepList(params: { id: string }): Promise<JobStepRow[]> {
+    return Steps.jobStepList(this.#steps, params);
+  }
+
+  /** Records a step's result while the lease is held (job row `FOR SHARE`); 'stale' otherwise. @throws InvalidTransactionError */
+  jobStepRecord(params: JobStepRecordParams): Promise<GuardedWriteResult> {
+    return Steps.jobStepRecord(this.#steps, params);
+  }
+
+  /**
+   * Runs `fn` between BEGIN and COMMIT on a pooled client of its own, which `fn` receives (and may pass as `tx`);
+   * rolls back and rethrows when `fn` throws. The client goes back to the pool either way (dropped if broken).
+   */
+  transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T> {
+    return withClientTransaction(this.#pool, fn);
   }
 
   /** A job's finished attempts, oldest first. */

@@ -1,37 +1,40 @@
 /**
- * Batch enqueue for the PostgreSQL driver: one `INSERT … SELECT FROM unnest(…)` per batch, deduplication by
- * the partial unique index on `key`, results matched back to input order, and the wake-up NOTIFY.
+ * Batch enqueue for the PostgreSQL driver: unkeyed batches in one `INSERT … SELECT FROM unnest(…)` that also sends
+ * the wake-ups; keyed batches through the `job_keys` row locks (`postgres-keys-sql.ts`), deciding each key against
+ * its holder. Results come back in input order.
  * @module
  */
 import type pg from 'pg';
-import type { JobRow } from '../../job/job-record.js';
-import type { JobInsert, JobInsertResult } from '../driver.js';
+import { ACTIVE_STATES, type JobRow } from '../../job/job-record.js';
+import type { JobInsert, JobInsertResult, UniqueInsert } from '../driver.js';
+import type { PostgresKeyStatements } from './postgres-keys-sql.js';
 import { compareIds, toJobRow, type PgJobRecord } from './postgres-rows.js';
-import { NOTIFY_SQL, type PostgresStatements } from './postgres-sql.js';
+import type { PostgresStatements } from './postgres-sql.js';
 
 /** Runs one statement on some connection: the pool, a pooled client, or the caller's transaction. */
 export type Run = <R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;
 
-/**
- * Rounds of insert → read duplicates → insert again before giving up. A second round only happens when a
- * conflicting job finished between the insert and the read, so needing more than a few means something is
- * badly wrong (e.g. one key being enqueued and completed in a tight loop elsewhere).
- */
-const MAX_INSERT_ROUNDS = 20;
+/** The statements the insert path runs. */
+export type PostgresInsertStatements = Pick<PostgresStatements, 'jobInsertNotify'> &
+  Pick<PostgresKeyStatements, 'keyLock' | 'jobInsertRound'>;
+
+/** How a key deduplicates when the insert does not say: among active jobs, no window, never replacing. */
+const DEFAULT_UNIQUE: UniqueInsert = { windowMs: null, states: ACTIVE_STATES, replace: false };
 
 /**
- * Inserts `jobs` through `run`, which must be inside a transaction (ours or the caller's) so the whole batch
- * and its NOTIFY commit together.
- *
- * A job whose key is held by an active job is skipped by `ON CONFLICT … DO NOTHING` and answered with that
- * job (`duplicate: true`). When the holder finished before it could be read, the key is free again and the
- * job is inserted in another round. Several inputs with one key in a batch: the first wins, the rest are its
- * duplicates. Finally one `pg_notify(channel, queue)` per distinct queue that got a new job.
- * @returns One result per input, in input order.
+ * Times a replacing insert may find its waiting holder moved on (claimed, cancelled, discarded) between reading
+ * and updating it before giving up. Each time means another transaction changed that very job meanwhile, so
+ * needing more than a few means something is badly wrong (say a job claimed and failed in a tight loop).
  */
+const MAX_REPLACE_MISSES = 20;
+
+/** A row of `jobInsertRoundSql`: what happened to one input, then the job's columns. */
+type RoundRecord = PgJobRecord & { outcome: 'inserted' | 'replaced' | 'duplicate'; ord: string | null };
+
 /**
- * Inserts a batch without keys in one autocommit statement that also sends the wake-ups: nothing can conflict,
- * so no transaction around several statements is needed. Results in input order (ids follow input order).
+ * Inserts a batch without keys in one statement that also sends the wake-ups: nothing can conflict, so no
+ * transaction around several statements is needed (autocommit on the pool; inside a caller's transaction the
+ * wake-ups are delivered at its commit). Results in input order (ids follow input order).
  */
 export async function insertUnkeyedJobs(
   run: Run,
@@ -42,10 +45,116 @@ export async function insertUnkeyedJobs(
 ): Promise<JobInsertResult[]> {
   const { rows } = await run<PgJobRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel]);
   if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
-  return rows.map(toJobRow).sort((a, b) => compareIds(a.id, b.id)).map((job) => ({ job, duplicate: false }));
+  return rows.map(toJobRow).sort((a, b) => compareIds(a.id, b.id)).map((job) => ({ job, duplicate: false, replaced: false }));
 }
 
-/** The parameters of the insert statement (`$1`…`$11`) for a batch. */
+/**
+ * Inserts `jobs` through `run`, which must be inside a transaction (ours or the caller's) when any job has a key:
+ * the key locks, the jobs and their wake-ups commit together.
+ *
+ * A keyed batch first locks every key's `job_keys` row in ascending key order (one statement), so concurrent
+ * producers of a key queue behind each other in any number of processes, and two batches sharing keys cannot
+ * deadlock. Then rounds of one statement each decide every input against its key's holder and insert, replace or
+ * return the holder. A round takes at most one input per key (the next in input order), plus every unkeyed input in
+ * the first round: several inputs with one key therefore see the earlier ones as holder, as if inserted one by one.
+ * Distinct keys, the common case, take a single round: lock + round, two statements per batch.
+ * @returns One result per input, in input order.
+ */
+export async function insertJobs(
+  run: Run,
+  sql: PostgresInsertStatements,
+  channel: string,
+  jobs: readonly JobInsert[],
+  now: Date | null,
+): Promise<JobInsertResult[]> {
+  if (jobs.length === 0) return [];
+  if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(run, sql, channel, jobs, now);
+
+  // Per key, its inputs in input order; the head of each is next.
+  const byKey = new Map<string, number[]>();
+  const unkeyed: number[] = [];
+  for (const [i, job] of jobs.entries()) {
+    if (job.key === null) unkeyed.push(i);
+    else if (byKey.has(job.key)) byKey.get(job.key)!.push(i);
+    else byKey.set(job.key, [i]);
+  }
+  // Code-unit order is arbitrary but the same in every process, which is all deadlock freedom needs.
+  await run(sql.keyLock, [[...byKey.keys()].sort()]);
+
+  const results: (JobInsertResult | undefined)[] = new Array(jobs.length);
+  let round = unkeyed;
+  let misses = 0;
+  for (;;) {
+    for (const queue of byKey.values()) round.push(queue[0]!);
+    round.sort((a, b) => a - b);
+    const outcomes = await insertRound(run, sql, channel, round.map((i) => jobs[i]!), now);
+    for (const [pos, i] of round.entries()) {
+      const outcome = outcomes[pos]!;
+      if (outcome === null) {
+        // The holder moved on before it could be replaced: this input stays first in line for its key.
+        if (++misses > MAX_REPLACE_MISSES) {
+          throw new Error(`Expected to replace or insert for key ${jobs[i]!.key} within ${MAX_REPLACE_MISSES} tries, got its holder changing every time`);
+        }
+        continue;
+      }
+      results[i] = outcome;
+      const key = jobs[i]!.key;
+      if (key === null) continue;
+      const queue = byKey.get(key)!;
+      queue.shift();
+      if (queue.length === 0) byKey.delete(key);
+    }
+    if (byKey.size === 0) return results as JobInsertResult[];
+    round = [];
+  }
+}
+
+/**
+ * Runs one round (distinct keys, all locked) and matches its rows back to `batch`. Null for an input whose waiting
+ * holder changed between the statement's snapshot and its replace: decide it again in the next round.
+ */
+async function insertRound(
+  run: Run,
+  sql: Pick<PostgresKeyStatements, 'jobInsertRound'>,
+  channel: string,
+  batch: readonly JobInsert[],
+  now: Date | null,
+): Promise<(JobInsertResult | null)[]> {
+  const unique = batch.map((j) => (j.key === null ? null : (j.unique ?? DEFAULT_UNIQUE)));
+  const { rows } = await run<RoundRecord>(sql.jobInsertRound, [
+    ...insertParams(batch, now),
+    unique.map((u) => u?.windowMs ?? null),
+    unique.map((u) => (u === null ? null : u.states.join(','))),
+    unique.map((u) => u?.replace ?? false),
+    channel,
+  ]);
+  const decided = new Map<number, RoundRecord>();
+  const inserted: JobRow[] = [];
+  for (const row of rows) {
+    if (row.outcome === 'inserted') inserted.push(toJobRow(row));
+    else decided.set(Number(row.ord), row);
+  }
+  // Inserted in input order, so ascending ids line up with the inputs that were not duplicates.
+  inserted.sort((a, b) => compareIds(a.id, b.id));
+  let next = 0;
+  const outcomes = batch.map((_, pos): JobInsertResult | null => {
+    const row = decided.get(pos + 1);
+    if (!row) {
+      const job = inserted[next++];
+      if (!job) throw new Error(`Expected ${batch.length} insert results, got fewer rows back`);
+      return { job, duplicate: false, replaced: false };
+    }
+    const job = toJobRow(row);
+    if (row.outcome === 'replaced') return { job, duplicate: true, replaced: true };
+    // A replacing input's duplicate still waiting means the update's state re-check failed (see the statement).
+    if (unique[pos]?.replace && (job.state === 'queued' || job.state === 'retrying')) return null;
+    return { job, duplicate: true, replaced: false };
+  });
+  if (next !== inserted.length) throw new Error(`Expected ${next} inserted jobs, got ${inserted.length}`);
+  return outcomes;
+}
+
+/** The parameters shared by the insert statements (`$1`…`$11`) for a batch. */
 function insertParams(batch: readonly JobInsert[], now: Date | null): unknown[] {
   return [
     batch.map((j) => j.name),
@@ -60,68 +169,4 @@ function insertParams(batch: readonly JobInsert[], now: Date | null): unknown[] 
     batch.map((j) => j.tickAt ?? null),
     now,
   ];
-}
-
-export async function insertJobs(
-  run: Run,
-  sql: Pick<PostgresStatements, 'jobInsert' | 'jobActiveByKeys'>,
-  channel: string,
-  jobs: readonly JobInsert[],
-  now: Date | null,
-): Promise<JobInsertResult[]> {
-  const results: (JobInsertResult | undefined)[] = new Array(jobs.length);
-  const insertedQueues = new Set<string>();
-  let pending = jobs.map((_, i) => i);
-  for (let round = 0; pending.length > 0; round++) {
-    if (round === MAX_INSERT_ROUNDS) {
-      throw new Error(`Expected keyed inserts to settle within ${MAX_INSERT_ROUNDS} rounds, got keys still contended`);
-    }
-    const batch = pending.map((i) => jobs[i]!);
-    const { rows } = await run<PgJobRecord>(sql.jobInsert, insertParams(batch, now));
-    const byKey = new Map<string, JobRow>();
-    const unkeyed: JobRow[] = [];
-    for (const record of rows) {
-      const job = toJobRow(record);
-      insertedQueues.add(job.queue);
-      if (job.key === null) unkeyed.push(job);
-      else byKey.set(job.key, job);
-    }
-    // Ids were drawn in input (ordinality) order, so ascending ids line up with the unkeyed inputs.
-    unkeyed.sort((a, b) => compareIds(a.id, b.id));
-    let next = 0;
-    const taken = new Set<string>();
-    const missing: number[] = [];
-    for (const i of pending) {
-      const key = jobs[i]!.key;
-      if (key === null) {
-        const job = unkeyed[next++];
-        if (!job) throw new Error(`Expected ${batch.length} inserted jobs, got fewer rows back`);
-        results[i] = { job, duplicate: false };
-        continue;
-      }
-      const job = byKey.get(key);
-      if (!job) {
-        missing.push(i);
-        continue;
-      }
-      // The first input with a key inserted it; later inputs with that key in this batch are its duplicates.
-      results[i] = { job, duplicate: taken.has(key) };
-      taken.add(key);
-    }
-    if (missing.length === 0) break;
-    const keys = [...new Set(missing.map((i) => jobs[i]!.key!))];
-    const existing = new Map<string, JobRow>();
-    for (const record of (await run<PgJobRecord>(sql.jobActiveByKeys, [keys])).rows) {
-      existing.set(record.key!, toJobRow(record));
-    }
-    // A key whose holder finished before we could read it is free again: those go round once more.
-    pending = [];
-    for (const i of missing) {
-      const job = existing.get(jobs[i]!.key!);
-      if (job) results[i] = { job, duplicate: true };
-      else pending.push(i);
-    }
-  }
-  if (insertedQueues.size > 0) await run(NOTIFY_SQL, [channel, [...insertedQueues]]);
-  return results as JobInsertResult[];
 }

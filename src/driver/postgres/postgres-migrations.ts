@@ -118,4 +118,50 @@ CREATE TABLE {{schema}}.locks (
 CREATE INDEX schedule_ticks_recent_idx ON {{schema}}.schedule_ticks (schedule_name, recorded_at DESC, tick_at DESC, kind DESC);
 `,
   },
+  {
+    name: '0004_idempotency',
+    sql: `
+-- One row per dedup key ever used, pointing at the key's current holder job. Keyed inserts lock this row, so
+-- producers of one key are serialized whatever the holder's state; windows and custom states are decided against
+-- the holder under that lock. No foreign key: a holder discarded or pruned later just means the key is free.
+CREATE TABLE {{schema}}.job_keys (
+  key     text PRIMARY KEY,
+  job_id  bigint NOT NULL
+);
+-- The holder of each existing key: its active job if it has one (at most one, by the index dropped below; an
+-- operator retry can make an older job active again after a newer one finished), else its newest job.
+INSERT INTO {{schema}}.job_keys (key, job_id)
+SELECT DISTINCT ON (key) key, id FROM {{schema}}.jobs
+WHERE key IS NOT NULL
+ORDER BY key, (state IN ('queued','retrying','running')) DESC, id DESC;
+-- Dedup is enforced through job_keys now; a custom-states key may have several active jobs.
+DROP INDEX {{schema}}.jobs_key_active_idx;
+-- Lookups of a key's jobs (CLI, API).
+CREATE INDEX jobs_key_idx ON {{schema}}.jobs (key) WHERE key IS NOT NULL;
+
+-- Memoized step results of a job, written by the attempt holding the lease; they go with the job.
+CREATE TABLE {{schema}}.job_steps (
+  job_id       bigint NOT NULL REFERENCES {{schema}}.jobs (id) ON DELETE CASCADE,
+  name         text NOT NULL,
+  result       jsonb,
+  attempt      integer NOT NULL,
+  lease_token  bigint NOT NULL,
+  created_at   timestamptz NOT NULL,
+  PRIMARY KEY (job_id, name)
+);
+
+-- The last checkpoint of a long job and its progress; kept across retries, rescue and operator retry.
+ALTER TABLE {{schema}}.jobs
+  ADD COLUMN checkpoint jsonb,
+  ADD COLUMN progress_done bigint,
+  ADD COLUMN progress_total bigint,
+  ADD COLUMN checkpoint_at timestamptz;
+
+-- An attempt may end by yielding to a fresh attempt. The check was declared inline, hence its generated name.
+ALTER TABLE {{schema}}.job_attempts
+  DROP CONSTRAINT job_attempts_outcome_check,
+  ADD CONSTRAINT job_attempts_outcome_check
+    CHECK (outcome IN ('completed','failed','timeout','lost','aborted','invalid','cancelled','yielded'));
+`,
+  },
 ];

@@ -8,6 +8,7 @@
  * @module
  */
 import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState } from '../../job/job-record.js';
+import type { JobStepRow } from '../driver.js';
 import type { LockRow } from '../lock-params.js';
 import type { ScheduleRow, ScheduleTickRow } from '../schedule-params.js';
 
@@ -34,6 +35,24 @@ export interface PgJobRecord {
   finished_at: Date | null;
   schedule_name: string | null;
   tick_at: Date | null;
+  checkpoint: unknown;
+  /** `bigint`, so a decimal string. */
+  progress_done: string | null;
+  progress_total: string | null;
+  checkpoint_at: Date | null;
+}
+
+/** A `job_steps` row as `pg` returns it. */
+export interface PgStepRecord {
+  job_id: string;
+  name: string;
+  /** Parsed JSON; SQL NULL (the step returned `undefined`) arrives as null too, so it is told apart in SQL. */
+  result: unknown;
+  /** Whether `result` was SQL NULL rather than JSON `null`. */
+  result_missing: boolean;
+  attempt: number;
+  lease_token: string;
+  created_at: Date;
 }
 
 /** A `job_attempts` row as `pg` returns it. */
@@ -72,6 +91,25 @@ export function toJobRow(r: PgJobRecord): JobRow {
     finishedAt: r.finished_at,
     scheduleName: r.schedule_name,
     tickAt: r.tick_at,
+    // jsonb arrives parsed; SQL NULL (never checkpointed) and JSON null both read as null.
+    checkpoint: r.checkpoint ?? null,
+    progress: r.progress_done === null ? null : {
+      done: Number(r.progress_done),
+      total: r.progress_total === null ? null : Number(r.progress_total),
+    },
+    checkpointAt: r.checkpoint_at,
+  };
+}
+
+/** Maps a `job_steps` row to a {@link JobStepRow}; a result stored as SQL NULL is `undefined`. */
+export function toStepRow(r: PgStepRecord): JobStepRow {
+  return {
+    jobId: String(r.job_id),
+    name: r.name,
+    result: r.result_missing ? undefined : r.result,
+    attempt: r.attempt,
+    leaseToken: Number(r.lease_token),
+    createdAt: r.created_at,
   };
 }
 

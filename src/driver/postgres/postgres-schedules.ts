@@ -7,10 +7,9 @@
 import type pg from 'pg';
 import { ScheduleNotFoundError } from '../../errors.js';
 import type { ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams } from '../schedule-params.js';
-import { insertJobs } from './postgres-insert.js';
+import { insertJobs, type PostgresInsertStatements } from './postgres-insert.js';
 import { toScheduleRow, toScheduleTickRow, type PgScheduleRecord, type PgScheduleTickRecord } from './postgres-rows.js';
 import { SCHEDULE_SYNC_LOCK_SQL, type PostgresScheduleStatements } from './postgres-schedule-sql.js';
-import type { PostgresStatements } from './postgres-sql.js';
 import { withTransaction } from './postgres-transaction.js';
 
 /** What the schedule operations run on. */
@@ -18,8 +17,8 @@ export interface PostgresScheduleContext {
   pool: pg.Pool;
   /** The validated, unquoted schema (key of the sync lock). */
   schema: string;
-  /** The job statements `insertJobs` needs. */
-  jobSql: Pick<PostgresStatements, 'jobInsert' | 'jobActiveByKeys'>;
+  /** The statements `insertJobs` needs. */
+  jobSql: PostgresInsertStatements;
   sql: PostgresScheduleStatements;
   /** The wake-up channel, `<schema>_jobs`. */
   channel: string;

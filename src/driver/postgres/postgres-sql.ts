@@ -1,6 +1,7 @@
 /**
- * Every SQL statement of the PostgreSQL driver, and nothing else. Schedule and lease-lock statements live in
- * the sibling modules `postgres-schedule-sql.ts` and `postgres-lock-sql.ts`, built with the helpers exported here.
+ * Every SQL statement of the PostgreSQL driver, and nothing else. Schedule, lease-lock, keyed-insert and step
+ * statements live in the sibling modules `postgres-schedule-sql.ts`, `postgres-lock-sql.ts`, `postgres-keys-sql.ts`
+ * and `postgres-steps-sql.ts`, built with the helpers exported here.
  *
  * Each builder takes `s`, the schema name already checked by `validateSchemaName` and double-quoted by
  * {@link quoteIdentifier}; it is the only identifier ever put into SQL text. Every value is a `$n` parameter.
@@ -34,7 +35,7 @@ export function msAt(n: number): string {
   return `($${n}::float8 * interval '1 millisecond')`;
 }
 
-/** States a dedup key is unique among; matches the predicate of `jobs_key_active_idx` exactly. */
+/** The active states: a job in one may still run (and, by default, holds its dedup key). */
 export const ACTIVE = `('queued','retrying','running')`;
 
 /** Columns of an attempt row, in the order the INSERTs below fill them. */
@@ -90,10 +91,9 @@ export function migrationRecordSql(s: string): string {
 }
 
 /**
- * Inserts a batch of jobs in input order; rows whose key is held by an active job are skipped by the partial
- * unique index (never a read-then-write). Within one batch the first row with a key wins.
- * `ORDER BY ordinality` makes `bigserial` ids follow input order, which is how unkeyed results are matched
- * back to their inputs.
+ * Inserts a batch of jobs in input order, without deduplication: keyed batches go through the `job_keys` lock and
+ * `jobInsertRoundSql` (`postgres-keys-sql.ts`) instead. `ORDER BY ordinality` makes `bigserial` ids follow input
+ * order, which is how results are matched back to their inputs.
  * Params: `$1` names, `$2` queues, `$3` payloads (JSON text), `$4` priorities, `$5` delays (ms),
  * `$6` runAt (timestamptz or NULL), `$7` maxAttempts, `$8` keys (NULL = none), `$9` schedule names (NULL =
  * none), `$10` tick times (timestamptz or NULL), `$11` now.
@@ -109,14 +109,13 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::ti
        WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, schedule_name, tick_at, ord)
 CROSS JOIN (SELECT ${nowAt(11)} AS now) t
 ORDER BY i.ord
-ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ${ACTIVE} DO NOTHING
 RETURNING *`;
 }
 
 /**
  * The insert and its wake-ups in one autocommit statement: one round trip instead of BEGIN, INSERT, NOTIFY and
- * COMMIT. Only for batches without keys, whose rows can never conflict (a keyed batch may need a second read and
- * round, so it takes the transaction path). The scalar subquery makes PostgreSQL run the NOTIFY (a CTE that is not
+ * COMMIT (inside a caller's transaction it is still one statement). Only for batches without keys, which need no
+ * `job_keys` lock. The scalar subquery makes PostgreSQL run the NOTIFY (a CTE that is not
  * referenced would not run); notifications are delivered at this statement's commit.
  * Params: as {@link jobInsertSql}, plus `$12` the channel.
  */
@@ -126,11 +125,6 @@ ${jobInsertSql(s)}
 )
 SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($12, q) FROM (SELECT DISTINCT queue FROM ins) AS d(q)) AS n) AS notified
 FROM ins`;
-}
-
-/** The active jobs holding any of the given keys (the jobs an insert was deduplicated against). `$1` keys. */
-export function jobActiveByKeysSql(s: string): string {
-  return `SELECT * FROM ${s}.jobs WHERE key = ANY($1::text[]) AND state IN ${ACTIVE}`;
 }
 
 /**
@@ -211,17 +205,18 @@ RETURNING j.id, j.lease_token`;
  * nested loop over `jobs_lease_idx` that is quadratic in the batch size. Ids must be distinct (the driver
  * dedupes).
  * Params: `$1` ids, `$2` tokens, `$3` outcomes, `$4` next states, `$5` retry delays (ms), `$6` errors (JSON
- * text or NULL), `$7` now. Returns the applied `(id, lease_token)`.
+ * text or NULL), `$7` now, `$8` extend-attempts flags (a yielded attempt gives its attempt back:
+ * `max_attempts + 1`). Returns the applied `(id, lease_token)`.
  */
 export function jobFinishManySql(s: string): string {
   return `WITH t AS (SELECT ${nowAt(7)} AS now),
 i AS (
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::text[])
-    AS i(id, token, outcome, state, retry_delay_ms, error)
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::text[], $8::bool[])
+    AS i(id, token, outcome, state, retry_delay_ms, error, extend_attempts)
 ),
 g AS (
   SELECT j.id, j.attempt, j.lease_token, j.lease_worker, j.started_at,
-         i.outcome, i.state, i.retry_delay_ms, i.error::jsonb AS error
+         i.outcome, i.state, i.retry_delay_ms, i.error::jsonb AS error, i.extend_attempts
   FROM ${s}.jobs j JOIN i ON j.id = i.id AND j.lease_token = i.token
   WHERE j.state = 'running'
   -- Id order, like the heartbeat: two writers locking overlapping rows in different orders deadlock.
@@ -237,6 +232,7 @@ u AS (
   SET state = g.state,
       run_at = CASE WHEN g.state IN ('retrying','queued') THEN t.now + g.retry_delay_ms * interval '1 millisecond' ELSE j.run_at END,
       finished_at = CASE WHEN g.state IN ('completed','dead') THEN t.now END,
+      max_attempts = CASE WHEN g.extend_attempts THEN j.max_attempts + 1 ELSE j.max_attempts END,
       last_error = g.error, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
   FROM g, t
   WHERE j.id = g.id
@@ -311,23 +307,22 @@ SELECT * FROM u ORDER BY id`;
 }
 
 /**
- * Operator retry: `dead`/`retrying` → `queued` due now, with room for at least one more attempt.
- * May fail with a unique violation (23505) when the key is now held by another active job.
- * Params: `$1` id, `$2` now.
+ * Operator retry: `dead`/`retrying` → `queued` due now, with room for at least one more attempt; checkpoint and
+ * steps are kept. A keyed job becomes its key's holder: the driver runs this with the `job_keys` row locked, after
+ * checking that no other active job holds the key. Params: `$1` id, `$2` now.
  */
 export function jobRetrySql(s: string): string {
-  return `UPDATE ${s}.jobs
-SET state = 'queued', run_at = ${nowAt(2)}, max_attempts = greatest(max_attempts, attempt + 1), lost_count = 0,
-    finished_at = NULL, updated_at = ${nowAt(2)}
-WHERE id = $1 AND state IN ('dead','retrying')
-RETURNING *`;
-}
-
-/** A job's key and the other active job holding it, if any (for `KeyConflictError`). `$1` id. */
-export function jobKeyHolderSql(s: string): string {
-  return `SELECT j.key, (SELECT o.id FROM ${s}.jobs o
-                       WHERE o.key = j.key AND o.id <> j.id AND o.state IN ${ACTIVE} LIMIT 1) AS holder_id
-FROM ${s}.jobs j WHERE j.id = $1`;
+  return `WITH u AS (
+  UPDATE ${s}.jobs
+  SET state = 'queued', run_at = ${nowAt(2)}, max_attempts = greatest(max_attempts, attempt + 1), lost_count = 0,
+      finished_at = NULL, updated_at = ${nowAt(2)}
+  WHERE id = $1 AND state IN ('dead','retrying')
+  RETURNING *
+),
+holder AS (
+  UPDATE ${s}.job_keys k SET job_id = u.id FROM u WHERE k.key = u.key
+)
+SELECT * FROM u`;
 }
 
 /** Deletes a job that is not running; attempts go with it (`ON DELETE CASCADE`). `$1` id. */
@@ -398,16 +393,13 @@ export interface PostgresStatements {
   migrationTableCreate: string;
   migrationList: string;
   migrationRecord: string;
-  jobInsert: string;
   jobInsertNotify: string;
-  jobActiveByKeys: string;
   jobClaim: string;
   jobHeartbeat: string;
   jobFinishMany: string;
   jobRescue: string;
   jobCancel: string;
   jobRetry: string;
-  jobKeyHolder: string;
   jobDiscard: string;
   jobGet: string;
   jobList: string;
@@ -425,16 +417,13 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     migrationTableCreate: migrationTableCreateSql(s),
     migrationList: migrationListSql(s),
     migrationRecord: migrationRecordSql(s),
-    jobInsert: jobInsertSql(s),
     jobInsertNotify: jobInsertNotifySql(s),
-    jobActiveByKeys: jobActiveByKeysSql(s),
     jobClaim: jobClaimSql(s),
     jobHeartbeat: jobHeartbeatSql(s),
     jobFinishMany: jobFinishManySql(s),
     jobRescue: jobRescueSql(s),
     jobCancel: jobCancelSql(s),
     jobRetry: jobRetrySql(s),
-    jobKeyHolder: jobKeyHolderSql(s),
     jobDiscard: jobDiscardSql(s),
     jobGet: jobGetSql(s),
     jobList: jobListSql(s),

@@ -13,6 +13,14 @@ import { BEGIN_SQL, COMMIT_SQL, ROLLBACK_SQL } from './postgres-sql.js';
  * next caller never gets a dead connection or one stuck in an aborted transaction.
  */
 export async function withTransaction<T>(pool: pg.Pool, fn: (run: Run) => Promise<T>): Promise<T> {
+  return withClientTransaction(pool, (client) => fn((text, values) => client.query(text, values)));
+}
+
+/**
+ * {@link withTransaction}, handing `fn` the pooled client itself (for `Driver.transaction`, whose callers query it
+ * directly and pass it back as `tx`). Tables are always schema-qualified, so the client needs no `search_path`.
+ */
+export async function withClientTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   // While a client is checked out the pool's own error listener is detached, so without this one a
   // connection error would be an uncaught 'error' event. The failing query rejects too; this only records it.
@@ -21,11 +29,15 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (run: Run) => Promis
     broken = true;
   };
   client.on('error', onClientError);
-  const run: Run = (text, values) => client.query(text, values);
   try {
     await client.query(BEGIN_SQL);
-    const result = await fn(run);
-    await client.query(COMMIT_SQL);
+    const result = await fn(client);
+    const committed = await client.query(COMMIT_SQL);
+    // PostgreSQL answers COMMIT of a transaction in which a statement failed by rolling back, without an error:
+    // `fn` caught that failure and went on, but nothing it wrote was kept.
+    if (committed.command === 'ROLLBACK') {
+      throw new Error('Expected the transaction to commit, got it rolled back because a statement in it had failed');
+    }
     return result;
   } catch (error) {
     if (!broken) {

@@ -1,8 +1,10 @@
 /**
  * The embedded SQLite driver: one file, any number of processes on one machine. Semantics are those of
- * docs/driver-contract.md; all SQL text lives in `sqlite-sql.ts`, `sqlite-schedule-sql.ts` and `sqlite-lock-sql.ts`.
- * Schedule operations are in `sqlite-schedules.ts` and lease locks in `sqlite-locks.ts`; this class delegates to
- * them with a context of its statement cache and transaction runners.
+ * docs/driver-contract.md; all SQL text lives in `sqlite-sql.ts`, `sqlite-schedule-sql.ts`, `sqlite-lock-sql.ts`
+ * and `sqlite-step-sql.ts`. Schedule operations are in `sqlite-schedules.ts`, lease locks in `sqlite-locks.ts`,
+ * finish/step/checkpoint writes in `sqlite-lease-writes.ts`, the insert algorithm in `sqlite-insert.ts` and
+ * application transactions in `sqlite-transaction.ts`; this class delegates to them with a context of its
+ * statement cache and transaction runners.
  *
  * How it stays correct with several processes on one file:
  * - WAL mode, so readers never block and there is one writer at a time.
@@ -13,20 +15,25 @@
  *   transaction is retried with jittered backoff for up to {@link BUSY_RETRY_BUDGET_MS} (see `busyRetries`).
  * @module
  */
-import Database from 'better-sqlite3';
-import {
-  DatabaseConfigError, InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError, KeyConflictError,
-} from '../../errors.js';
+import type Database from 'better-sqlite3';
+import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError } from '../../errors.js';
 import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
 import type {
-  Driver, DriverCapabilities, JobClaimParams, JobFinishManyParams, JobHeartbeatParams, JobInsertManyParams, JobInsertResult,
-  JobLeaseResult, JobListParams, JobRescueParams, MigrateResult, MigrationStatus, RescuedJob,
+  Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
+  JobReleaseParams,
+  JobInsertManyParams, JobInsertResult, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
+  MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
 } from '../schedule-params.js';
-import { cachedStatement, insertJobs, isSqliteTransaction, resolveNow, toMs, type Prepare, type Statement } from './sqlite-exec.js';
+import {
+  cachedStatement, closedError, isBusyError, isSqliteTransaction, openConnection, resolveNow, retryBusy, toMs, writeWith,
+  type Prepare, type SqliteContext, type Statement,
+} from './sqlite-exec.js';
+import { insertJobs, takeKeyForRetry } from './sqlite-insert.js';
+import * as LeaseWrites from './sqlite-lease-writes.js';
 import * as Locks from './sqlite-locks.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
@@ -35,6 +42,9 @@ import {
 } from './sqlite-rows.js';
 import * as Schedules from './sqlite-schedules.js';
 import * as SQL from './sqlite-sql.js';
+import { SqliteTransactionRunner } from './sqlite-transaction.js';
+
+export { BUSY_RETRY_BUDGET_MS } from './sqlite-exec.js';
 
 /** Options of {@link SqliteDriver}. */
 export interface SqliteDriverOptions {
@@ -50,11 +60,6 @@ export interface SqliteDriverOptions {
   synchronous?: 'normal' | 'full';
 }
 
-/** Total time a transaction keeps being retried on SQLITE_BUSY/LOCKED before the error is surfaced. */
-export const BUSY_RETRY_BUDGET_MS = 10_000;
-/** Backoff cap of the first retry; doubles per retry up to BUSY_BACKOFF_MAX_MS; the delay is jittered in [cap/2, cap]. */
-const BUSY_BACKOFF_BASE_MS = 2;
-const BUSY_BACKOFF_MAX_MS = 100;
 /** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
 const NO_BEFORE_ID = 9223372036854775807n;
 
@@ -79,9 +84,7 @@ export class SqliteDriver implements Driver {
     transactionHandle: 'a better-sqlite3 Database on the same file with an open transaction',
   });
 
-  readonly #filename: string;
-  readonly #busyTimeoutMs: number;
-  readonly #synchronous: 'normal' | 'full';
+  readonly #connectionOptions: { filename: string; busyTimeoutMs: number; synchronous: 'normal' | 'full' };
   #db: Database.Database | undefined;
   #opening: Promise<Database.Database> | undefined;
   #closed = false;
@@ -93,8 +96,10 @@ export class SqliteDriver implements Driver {
   #busyRetries = 0;
   /** What the schedule operations (`sqlite-schedules.ts`) run on. */
   readonly #schedules: Schedules.SqliteScheduleContext;
-  /** What the lease-lock operations (`sqlite-locks.ts`) run on. */
-  readonly #locks: Locks.SqliteLockContext;
+  /** What the lease-lock and lease-write operations (`sqlite-locks.ts`, `sqlite-lease-writes.ts`) run on. */
+  readonly #ctx: SqliteContext;
+  /** `transaction()`'s own connection and mutex. */
+  readonly #transactions: SqliteTransactionRunner;
 
   /** @throws InvalidOptionError for a missing file name or an out-of-range option. */
   constructor(options: SqliteDriverOptions) {
@@ -108,13 +113,12 @@ export class SqliteDriver implements Driver {
     if (synchronous !== 'normal' && synchronous !== 'full') {
       throw new InvalidOptionError('synchronous', synchronous, '"normal" or "full"');
     }
-    this.#filename = filename;
-    this.#busyTimeoutMs = busyTimeoutMs;
-    this.#synchronous = synchronous;
+    this.#connectionOptions = { filename, busyTimeoutMs, synchronous };
     const write = <T>(fn: () => T): Promise<T> => this.#write(fn);
     const read = <T>(fn: () => T): Promise<T> => this.#read(fn);
     this.#schedules = { stmt: this.#stmt, write, read, cancelOne: (id, now) => this.#cancelOne(id, now) };
-    this.#locks = { stmt: this.#stmt, write, read, txPrepare: (tx) => this.#txPrepare(tx) };
+    this.#ctx = { stmt: this.#stmt, write, read, txPrepare: (tx) => this.#txPrepare(tx) };
+    this.#transactions = new SqliteTransactionRunner(this.#connectionOptions, this.#countBusyRetry);
   }
 
   /** How many times a transaction was retried after SQLITE_BUSY/LOCKED escaped `busy_timeout` (this instance). */
@@ -124,6 +128,8 @@ export class SqliteDriver implements Driver {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // First: the transaction in progress may still use the main connection.
+    await this.#transactions.close();
     // An open in flight sees #closed and closes its own connection; wait so nothing outlives close().
     await this.#opening?.catch(() => undefined);
     this.#db?.close();
@@ -182,13 +188,8 @@ export class SqliteDriver implements Driver {
   async jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]> {
     const { jobs, tx } = params;
     const now = toMs(params.now, 'now');
-    if (tx !== undefined) {
-      // The application owns that transaction: run on its connection, never BEGIN/COMMIT, and no busy retry
-      // (a partial retry of someone else's transaction would be wrong; SQLITE_BUSY is theirs to handle).
-      return insertJobs(this.#txPrepare(tx), jobs, now);
-    }
-    if (jobs.length === 0) return [];
-    return this.#write(() => insertJobs(this.#stmt, jobs, now));
+    if (jobs.length === 0 && tx === undefined) return [];
+    return writeWith(this.#ctx, tx, (prepare) => insertJobs(prepare, jobs, now));
   }
 
   async jobClaim(params: JobClaimParams): Promise<JobRow[]> {
@@ -218,26 +219,34 @@ export class SqliteDriver implements Driver {
     });
   }
 
-  async jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult> {
+  async jobRelease(params: JobReleaseParams): Promise<JobLeaseResult> {
     const nowParam = toMs(params.now, 'now');
-    if (params.items.length === 0) return { applied: [], stale: [] };
+    if (params.leases.length === 0) return { applied: [], stale: [] };
     return this.#write(() => {
       const now = resolveNow(this.#stmt, nowParam);
       const result: JobLeaseResult = { applied: [], stale: [] };
-      for (const item of params.items) {
-        const id = parseJobId(item.id);
-        const error = item.error === null ? null : JSON.stringify(item.error);
-        const lease = { id, leaseToken: item.leaseToken, now };
-        // The attempt row first: it copies attempt/worker/started_at that the job update then clears.
-        // Its `changes` is the lease check; both statements carry the same guard inside one transaction.
-        const held = id !== null && this.#stmt(SQL.ATTEMPT_INSERT_FROM_LEASE).run({ ...lease, outcome: item.outcome, error }).changes > 0;
-        if (held) {
-          this.#stmt(SQL.JOB_FINISH).run({ ...lease, state: item.state, retryDelayMs: Math.trunc(item.retryDelayMs), error });
-        }
-        (held ? result.applied : result.stale).push(item.id);
+      for (const lease of params.leases) {
+        const id = parseJobId(lease.id);
+        const held = id !== null && this.#stmt(SQL.JOB_RELEASE).run({ id, leaseToken: lease.leaseToken, now }).changes > 0;
+        (held ? result.applied : result.stale).push(lease.id);
       }
       return result;
     });
+  }
+
+  /** @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction. */
+  jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult> {
+    return LeaseWrites.jobFinishMany(this.#ctx, params);
+  }
+
+  /** @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction. */
+  jobStepRecord(params: JobStepRecordParams): Promise<GuardedWriteResult> {
+    return LeaseWrites.jobStepRecord(this.#ctx, params);
+  }
+
+  /** @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction. */
+  jobCheckpoint(params: JobCheckpointParams): Promise<GuardedWriteResult> {
+    return LeaseWrites.jobCheckpoint(this.#ctx, params);
   }
 
   async jobRescue(params: JobRescueParams): Promise<RescuedJob[]> {
@@ -289,18 +298,11 @@ export class SqliteDriver implements Driver {
     const now = toMs(params.now, 'now');
     if (id === null) throw new JobNotFoundError(params.id);
     return this.#write(() => {
-      let row: JobDbRow | undefined;
-      try {
-        row = this.#stmt(SQL.JOB_RETRY).get({ id, now }) as JobDbRow | undefined;
-      } catch (error) {
-        if ((error as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
-        // Only jobs_key_active_idx can fail here: the job became active while another active job has its key.
-        const key = (this.#stmt(SQL.JOB_GET).get({ id }) as JobDbRow | undefined)?.key ?? '';
-        const other = this.#stmt(SQL.JOB_ACTIVE_ID_BY_KEY).get({ key, id }) as { id: DbInt } | undefined;
-        throw new KeyConflictError(key, other ? jobId(other.id) : null, { cause: error });
-      }
-      if (row) return toJobRow(row);
-      throw this.#stateError(params.id, 'retry', ['dead', 'retrying']);
+      const row = this.#stmt(SQL.JOB_RETRY).get({ id, now }) as JobDbRow | undefined;
+      if (!row) throw this.#stateError(params.id, 'retry', ['dead', 'retrying']);
+      // A throw here (another active job holds the key) rolls the retry back.
+      if (row.key !== null) takeKeyForRetry(this.#stmt, row.id, row.key);
+      return toJobRow(row);
     });
   }
 
@@ -309,8 +311,10 @@ export class SqliteDriver implements Driver {
     const id = parseJobId(params.id);
     if (id === null) throw new JobNotFoundError(params.id);
     return this.#write(() => {
-      // Attempts go first; if the job turns out to be running or missing, the throw rolls this back.
+      // Attempts and steps go first; if the job turns out to be running or missing, the throw rolls this back.
+      // Explicit, not ON DELETE CASCADE, so it holds even on a connection opened without foreign keys.
       this.#stmt(SQL.ATTEMPT_DELETE_BY_JOB).run({ id });
+      this.#stmt(SQL.STEP_DELETE_BY_JOB).run({ id });
       const row = this.#stmt(SQL.JOB_DELETE).get({ id }) as JobDbRow | undefined;
       if (row) return toJobRow(row);
       throw this.#stateError(params.id, 'discard', ['queued', 'retrying', 'completed', 'dead', 'cancelled']);
@@ -354,6 +358,24 @@ export class SqliteDriver implements Driver {
     if (id === null) return [];
     const rows = await this.#read(() => this.#stmt(SQL.ATTEMPT_LIST).all({ id }) as AttemptDbRow[]);
     return rows.map(toAttemptRow);
+  }
+
+  /** A job's recorded steps, oldest first. */
+  jobStepList(params: { id: string }): Promise<JobStepRow[]> {
+    return LeaseWrites.jobStepList(this.#ctx, params);
+  }
+
+  // ------------------------------------------------------------------------------------------ transactions
+
+  /**
+   * Runs `fn` in `BEGIN IMMEDIATE … COMMIT` on a second connection to the file (opened on first use), passing
+   * that better-sqlite3 Database as the `tx` handle; rolls back and rethrows when `fn` throws. One at a time per
+   * driver instance. See `sqlite-transaction.ts`.
+   * @throws DatabaseConfigError for an in-memory database; an Error for a nested call.
+   */
+  transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.#transactions.run(fn);
   }
 
   async queueList(): Promise<QueueStats[]> {
@@ -421,17 +443,17 @@ export class SqliteDriver implements Driver {
 
   /** Grants a lease lock if free or expired; null while held. */
   lockAcquire(params: LockAcquireParams): Promise<LockGrant | null> {
-    return Locks.lockAcquire(this.#locks, params);
+    return Locks.lockAcquire(this.#ctx, params);
   }
 
   /** Extends a lease still held with `token`; null when lost. */
   lockRenew(params: LockRenewParams): Promise<LockGrant | null> {
-    return Locks.lockRenew(this.#locks, params);
+    return Locks.lockRenew(this.#ctx, params);
   }
 
   /** Frees a lock held with `token`; whether it did. */
   lockRelease(params: { name: string; token: number }): Promise<boolean> {
-    return Locks.lockRelease(this.#locks, params);
+    return Locks.lockRelease(this.#ctx, params);
   }
 
   /**
@@ -439,12 +461,12 @@ export class SqliteDriver implements Driver {
    * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
    */
   lockCheck(params: LockCheckParams): Promise<LockCheckResult> {
-    return Locks.lockCheck(this.#locks, params);
+    return Locks.lockCheck(this.#ctx, params);
   }
 
   /** Every lock row, by name. */
   lockList(): Promise<LockRow[]> {
-    return Locks.lockList(this.#locks);
+    return Locks.lockList(this.#ctx);
   }
 
   // ------------------------------------------------------------------------------------------ plumbing
@@ -495,61 +517,22 @@ export class SqliteDriver implements Driver {
   }
 
   async #open(): Promise<Database.Database> {
-    let db: Database.Database;
-    try {
-      // `timeout` is better-sqlite3's busy_timeout, set before any statement so the PRAGMAs below wait too.
-      db = new Database(this.#filename, { timeout: this.#busyTimeoutMs });
-    } catch (error) {
-      throw new DatabaseConfigError(`Expected an SQLite database file that can be opened at ${JSON.stringify(this.#filename)}, got ${(error as Error).message}`, { cause: error });
-    }
-    try {
-      await this.#retryBusy(() => {
-        db.exec(SQL.PRAGMA_FOREIGN_KEYS_ON);
-        db.exec(this.#synchronous === 'full' ? SQL.PRAGMA_SYNCHRONOUS_FULL : SQL.PRAGMA_SYNCHRONOUS_NORMAL);
-        // Switching to WAL needs a lock; concurrent first opens of a fresh file may see SQLITE_BUSY here.
-        db.exec(SQL.PRAGMA_JOURNAL_MODE_WAL);
-      });
-      if (this.#closed) throw closedError();
-    } catch (error) {
+    const db = await openConnection(this.#connectionOptions, this.#countBusyRetry);
+    if (this.#closed) {
       db.close();
-      throw error;
+      throw closedError();
     }
     this.#db = db;
     this.#inTransaction = db.transaction((fn: () => unknown) => fn());
     return db;
   }
 
-  /**
-   * Runs `op` until it does not fail with SQLITE_BUSY/LOCKED, sleeping a jittered, growing delay between
-   * tries, for at most {@link BUSY_RETRY_BUDGET_MS} in total; then the last error is thrown. `op` must be a
-   * whole transaction (or a single statement) so a retry never repeats half of one.
-   */
-  async #retryBusy<T>(op: () => T): Promise<T> {
-    const started = performance.now();
-    for (let retry = 1; ; retry++) {
-      try {
-        return op();
-      } catch (error) {
-        if (!isBusyError(error) || performance.now() - started >= BUSY_RETRY_BUDGET_MS) throw error;
-        this.#busyRetries++;
-        const cap = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_BASE_MS * 2 ** Math.min(retry - 1, 16));
-        await sleep(cap / 2 + Math.random() * (cap / 2));
-      }
-    }
+  /** Retries `op` on SQLITE_BUSY/LOCKED (see `retryBusy` in `sqlite-exec.ts`), counting each retry. */
+  #retryBusy<T>(op: () => T): Promise<T> {
+    return retryBusy(op, this.#countBusyRetry);
   }
-}
 
-/** SQLITE_BUSY and SQLITE_LOCKED with their extended codes (e.g. SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE). */
-function isBusyError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-}
-
-function closedError(): Error {
-  return new Error('Expected an open SqliteDriver, got one that was closed');
-}
-
-/** Infrastructure delay for busy backoff (not business time, so not the injectable clock). */
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  readonly #countBusyRetry = (): void => {
+    this.#busyRetries++;
+  };
 }

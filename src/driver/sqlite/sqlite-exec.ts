@@ -1,13 +1,12 @@
 /**
- * Running this driver's statements on a better-sqlite3 connection: the prepared-statement cache, parameter
- * conversion, and the insert algorithm, which runs both on the driver's own connection and on an
- * application's `tx` connection (so it cannot depend on the driver instance).
+ * Running this driver's statements on a better-sqlite3 connection: opening a connection with the driver's
+ * pragmas, the asynchronous busy retry, the prepared-statement cache, parameter conversion, and the context the
+ * operation modules (`sqlite-schedules.ts`, `sqlite-locks.ts`, `sqlite-lease-writes.ts`) run on.
  * @module
  */
-import type Database from 'better-sqlite3';
-import { InvalidOptionError } from '../../errors.js';
-import type { JobInsert, JobInsertResult } from '../driver.js';
-import { int, toJobRow, type DbInt, type JobDbRow } from './sqlite-rows.js';
+import Database from 'better-sqlite3';
+import { DatabaseConfigError, InvalidOptionError } from '../../errors.js';
+import { int, type DbInt } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
 
 /** A prepared statement, called with one named-parameter object (or nothing). */
@@ -16,8 +15,90 @@ export type Statement = Database.Statement<unknown[], unknown>;
 /** Returns the prepared statement for an SQL text on one particular connection. */
 export type Prepare = (sql: string) => Statement;
 
-/** The insert-or-find-duplicate loop of one job; more rounds than this means the database is inconsistent. */
-const MAX_INSERT_ROUNDS = 5;
+/** What the operation modules run on: the driver's connection, its transactions, and applications' `tx` handles. */
+export interface SqliteContext {
+  /** The cached prepared statement for an SQL text on the driver's own connection. */
+  stmt: Prepare;
+  /** Runs `fn` in one `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED. */
+  write: <T>(fn: () => T) => Promise<T>;
+  /** Runs a single read statement, retried on SQLITE_BUSY/LOCKED. */
+  read: <T>(fn: () => T) => Promise<T>;
+  /**
+   * Statement preparation on an application's `tx` connection.
+   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+   */
+  txPrepare: (tx: unknown) => Prepare;
+}
+
+/** How a connection is opened; the driver's options. */
+export interface SqliteConnectionOptions {
+  filename: string;
+  busyTimeoutMs: number;
+  synchronous: 'normal' | 'full';
+}
+
+/** Total time a transaction keeps being retried on SQLITE_BUSY/LOCKED before the error is surfaced. */
+export const BUSY_RETRY_BUDGET_MS = 10_000;
+/** Backoff cap of the first retry; doubles per retry up to BUSY_BACKOFF_MAX_MS; the delay is jittered in [cap/2, cap]. */
+const BUSY_BACKOFF_BASE_MS = 2;
+const BUSY_BACKOFF_MAX_MS = 100;
+
+/**
+ * Opens a connection on the driver's file with its pragmas (foreign keys, `synchronous`, WAL) and busy timeout.
+ * Both the driver's own connection and its `transaction()` connection come from here, so they behave alike.
+ * @throws DatabaseConfigError when the file cannot be opened.
+ */
+export async function openConnection(options: SqliteConnectionOptions, onBusyRetry: () => void): Promise<Database.Database> {
+  let db: Database.Database;
+  try {
+    // `timeout` is better-sqlite3's busy_timeout, set before any statement so the PRAGMAs below wait too.
+    db = new Database(options.filename, { timeout: options.busyTimeoutMs });
+  } catch (error) {
+    throw new DatabaseConfigError(`Expected an SQLite database file that can be opened at ${JSON.stringify(options.filename)}, got ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    await retryBusy(() => {
+      db.exec(SQL.PRAGMA_FOREIGN_KEYS_ON);
+      db.exec(options.synchronous === 'full' ? SQL.PRAGMA_SYNCHRONOUS_FULL : SQL.PRAGMA_SYNCHRONOUS_NORMAL);
+      // Switching to WAL needs a lock; concurrent first opens of a fresh file may see SQLITE_BUSY here.
+      db.exec(SQL.PRAGMA_JOURNAL_MODE_WAL);
+    }, onBusyRetry);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+/**
+ * Runs `op` until it does not fail with SQLITE_BUSY/LOCKED, sleeping a jittered, growing delay between tries
+ * (calling `onRetry` before each), for at most {@link BUSY_RETRY_BUDGET_MS} in total; then the last error is
+ * thrown. `op` must be a whole transaction (or a single statement) so a retry never repeats half of one.
+ */
+export async function retryBusy<T>(op: () => T, onRetry: () => void): Promise<T> {
+  const started = performance.now();
+  for (let retry = 1; ; retry++) {
+    try {
+      return op();
+    } catch (error) {
+      if (!isBusyError(error) || performance.now() - started >= BUSY_RETRY_BUDGET_MS) throw error;
+      onRetry();
+      const cap = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_BASE_MS * 2 ** Math.min(retry - 1, 16));
+      await sleep(cap / 2 + Math.random() * (cap / 2));
+    }
+  }
+}
+
+/** SQLITE_BUSY and SQLITE_LOCKED with their extended codes (e.g. SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE). */
+export function isBusyError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/** The error of any call on a closed driver. */
+export function closedError(): Error {
+  return new Error('Expected an open SqliteDriver, got one that was closed');
+}
 
 /**
  * The prepared statement for `sql` on `db`, taken from `cache` or prepared now and cached. Preparing is the
@@ -52,7 +133,7 @@ export function toMs(value: Date | null, field: string): number | null {
 }
 
 /**
- * Whether `tx` can carry a transactional enqueue: a better-sqlite3 Database (duck-typed, so an application's
+ * Whether `tx` can carry a transactional write: a better-sqlite3 Database (duck-typed, so an application's
  * own copy of the module passes too) with an open transaction.
  */
 export function isSqliteTransaction(tx: unknown): tx is Database.Database {
@@ -62,37 +143,17 @@ export function isSqliteTransaction(tx: unknown): tx is Database.Database {
 }
 
 /**
- * Inserts jobs in input order through `prepare`, which must be inside a transaction (the driver's
- * `BEGIN IMMEDIATE`, or the application's own). The partial unique index decides duplicates
- * (`ON CONFLICT … DO NOTHING`); the active holder of the key is read only after the insert did nothing, and
- * if it finished in between, the insert is tried again.
+ * Runs `fn` with statements of the right connection: the application's `tx` (inside its transaction, never
+ * BEGIN/COMMIT, and no busy retry: a partial retry of someone else's transaction would be wrong, and SQLITE_BUSY
+ * is theirs to handle), or the driver's own connection in one `BEGIN IMMEDIATE` transaction.
+ * @throws InvalidTransactionError when `tx` is given and is not a better-sqlite3 Database inside a transaction.
  */
-export function insertJobs(prepare: Prepare, jobs: readonly JobInsert[], nowParam: number | null): JobInsertResult[] {
-  const now = resolveNow(prepare, nowParam);
-  const insert = prepare(SQL.JOB_INSERT);
-  const activeByKey = prepare(SQL.JOB_GET_ACTIVE_BY_KEY);
-  return jobs.map((job) => {
-    const values = {
-      name: job.name,
-      queue: job.queue,
-      payload: job.payloadJson,
-      priority: job.priority,
-      runAt: toMs(job.runAt, 'runAt'),
-      delayMs: Math.trunc(job.delayMs),
-      maxAttempts: job.maxAttempts,
-      key: job.key,
-      scheduleName: job.scheduleName ?? null,
-      tickAt: toMs(job.tickAt ?? null, 'tickAt'),
-      now,
-    };
-    for (let round = 0; round < MAX_INSERT_ROUNDS; round++) {
-      const inserted = insert.get(values) as JobDbRow | undefined;
-      if (inserted) return { job: toJobRow(inserted), duplicate: false };
-      const existing = job.key === null ? undefined : (activeByKey.get({ key: job.key }) as JobDbRow | undefined);
-      if (existing) return { job: toJobRow(existing), duplicate: true };
-    }
-    throw new Error(
-      `Expected job "${job.name}" to be inserted or to find the active job with key ${JSON.stringify(job.key)}, got neither after ${MAX_INSERT_ROUNDS} tries`,
-    );
-  });
+export async function writeWith<T>(ctx: SqliteContext, tx: unknown, fn: (prepare: Prepare) => T): Promise<T> {
+  if (tx !== undefined) return fn(ctx.txPrepare(tx));
+  return ctx.write(() => fn(ctx.stmt));
+}
+
+/** Infrastructure delay for busy backoff (not business time, so not the injectable clock). */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

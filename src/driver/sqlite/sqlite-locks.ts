@@ -4,26 +4,14 @@
  * @module
  */
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
-import { toMs, type Prepare } from './sqlite-exec.js';
+import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-lock-sql.js';
 import {
   toLockCheckResult, toLockGrant, toLockRow, type LockCheckDbRow, type LockDbRow, type LockGrantDbRow,
 } from './sqlite-rows.js';
 
-/** What the lock operations run on: the driver's connection and transactions. */
-export interface SqliteLockContext {
-  /** The cached prepared statement for an SQL text on the driver's own connection. */
-  stmt: Prepare;
-  /** Runs `fn` in one `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED. */
-  write: <T>(fn: () => T) => Promise<T>;
-  /** Runs a single read statement, retried on SQLITE_BUSY/LOCKED. */
-  read: <T>(fn: () => T) => Promise<T>;
-  /**
-   * Statement preparation on an application's `tx` connection.
-   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
-   */
-  txPrepare: (tx: unknown) => Prepare;
-}
+/** What the lock operations run on: the driver's connection, transactions and `tx` handles. */
+export type SqliteLockContext = SqliteContext;
 
 /** Grants the lock if it is new, released or expired (token + 1); null while someone else holds it. */
 export async function lockAcquire(ctx: SqliteLockContext, params: LockAcquireParams): Promise<LockGrant | null> {

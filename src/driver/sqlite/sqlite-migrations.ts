@@ -106,4 +106,56 @@ CREATE TABLE locks (
 CREATE INDEX schedule_ticks_recent_idx ON schedule_ticks (schedule_name, recorded_at DESC, tick_at DESC, kind DESC);
 `,
   },
+  {
+    name: '0004_idempotency',
+    sql: `
+-- One row per dedup key ever used, pointing at the key's current holder. Keyed inserts read and move it inside
+-- their BEGIN IMMEDIATE, which serializes them; no foreign key, because a discarded holder just means "free".
+CREATE TABLE job_keys (
+  key     TEXT PRIMARY KEY,
+  job_id  INTEGER NOT NULL
+);
+-- The holder of each existing key: its active job if it has one (at most one, by the index dropped below; an
+-- operator retry can make an older job active again after a newer one finished), else its newest job.
+INSERT INTO job_keys (key, job_id)
+SELECT key, coalesce(max(CASE WHEN state IN ('queued','retrying','running') THEN id END), max(id))
+FROM jobs WHERE key IS NOT NULL GROUP BY key;
+-- Dedup is decided through job_keys now (windows and states vary per insert); the key index stays for lookups.
+DROP INDEX jobs_key_active_idx;
+CREATE INDEX jobs_key_idx ON jobs (key) WHERE key IS NOT NULL;
+
+CREATE TABLE job_steps (
+  job_id       INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  name         TEXT NOT NULL,
+  result       TEXT,
+  attempt      INTEGER NOT NULL,
+  lease_token  INTEGER NOT NULL,
+  created_at   INTEGER NOT NULL,
+  PRIMARY KEY (job_id, name)
+);
+
+ALTER TABLE jobs ADD COLUMN checkpoint TEXT;
+ALTER TABLE jobs ADD COLUMN progress_done INTEGER;
+ALTER TABLE jobs ADD COLUMN progress_total INTEGER;
+ALTER TABLE jobs ADD COLUMN checkpoint_at INTEGER;
+
+-- SQLite cannot alter a CHECK constraint: rebuild job_attempts so its outcome may be 'yielded'. Nothing references
+-- job_attempts, and its only index is the primary key's, which the new table recreates.
+CREATE TABLE job_attempts_0004 (
+  job_id       INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  attempt      INTEGER NOT NULL,
+  lease_token  INTEGER NOT NULL,
+  worker_id    TEXT,
+  started_at   INTEGER,
+  finished_at  INTEGER NOT NULL,
+  outcome      TEXT NOT NULL CHECK (outcome IN ('completed','failed','timeout','lost','aborted','invalid','cancelled','yielded')),
+  error        TEXT,
+  PRIMARY KEY (job_id, lease_token)
+);
+INSERT INTO job_attempts_0004 (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
+SELECT job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error FROM job_attempts;
+DROP TABLE job_attempts;
+ALTER TABLE job_attempts_0004 RENAME TO job_attempts;
+`,
+  },
 ];

@@ -5,7 +5,8 @@
  * {@link int}.
  * @module
  */
-import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import type { AttemptOutcome, AttemptRow, ErrorInfo, JobProgress, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import type { JobStepRow } from '../driver.js';
 import type { LockCheckResult, LockGrant, LockRow } from '../lock-params.js';
 import type { ScheduleRow, ScheduleTickRow } from '../schedule-params.js';
 
@@ -35,6 +36,20 @@ export interface JobDbRow {
   finished_at: DbInt | null;
   schedule_name: string | null;
   tick_at: DbInt | null;
+  checkpoint: string | null;
+  progress_done: DbInt | null;
+  progress_total: DbInt | null;
+  checkpoint_at: DbInt | null;
+}
+
+/** A `job_steps` row exactly as stored. */
+export interface StepDbRow {
+  job_id: DbInt;
+  name: string;
+  result: string | null;
+  attempt: DbInt;
+  lease_token: DbInt;
+  created_at: DbInt;
 }
 
 /** A `job_attempts` row exactly as stored. */
@@ -173,6 +188,27 @@ export function toJobRow(r: JobDbRow): JobRow {
     finishedAt: dateOrNull(r.finished_at),
     scheduleName: r.schedule_name ?? null,
     tickAt: dateOrNull(r.tick_at ?? null),
+    checkpoint: r.checkpoint == null ? null : (JSON.parse(r.checkpoint) as unknown),
+    progress: progressOrNull(r),
+    checkpointAt: dateOrNull(r.checkpoint_at ?? null),
+  };
+}
+
+/** The progress saved with the last checkpoint; null when none was saved (`progress_done IS NULL`). */
+function progressOrNull(r: JobDbRow): JobProgress | null {
+  if (r.progress_done == null) return null;
+  return { done: int(r.progress_done), total: r.progress_total == null ? null : int(r.progress_total) };
+}
+
+/** A stored step row to a {@link JobStepRow}; a NULL result (the step returned `undefined`) stays `undefined`. */
+export function toStepRow(r: StepDbRow): JobStepRow {
+  return {
+    jobId: jobId(r.job_id),
+    name: r.name,
+    result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
+    attempt: int(r.attempt),
+    leaseToken: int(r.lease_token),
+    createdAt: date(r.created_at),
   };
 }
 

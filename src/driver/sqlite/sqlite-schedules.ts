@@ -9,7 +9,8 @@ import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickResult, ScheduleTickRow,
   ScheduleTickWrite, ScheduleTriggerParams,
 } from '../schedule-params.js';
-import { insertJobs, resolveNow, toMs, type Prepare } from './sqlite-exec.js';
+import { resolveNow, toMs, type Prepare } from './sqlite-exec.js';
+import { insertJobs } from './sqlite-insert.js';
 import {
   jobId, toScheduleRow, toScheduleTickRow, type DbInt, type JobDbRow, type ScheduleDbRow, type ScheduleTickDbRow,
 } from './sqlite-rows.js';

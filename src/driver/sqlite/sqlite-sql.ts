@@ -1,7 +1,8 @@
 /**
  * The SQL statements of the SQLite driver's connection, migrations, jobs and queues (docs/driver-contract.md, "SQL
- * in one place"). Schedule statements live in `sqlite-schedule-sql.ts` and lease-lock statements in
- * `sqlite-lock-sql.ts`; both follow the conventions below and reuse {@link NOW} and {@link ACTIVE_STATES_SQL}.
+ * in one place"). Schedule statements live in `sqlite-schedule-sql.ts`, lease-lock statements in
+ * `sqlite-lock-sql.ts`, and step/checkpoint statements in `sqlite-step-sql.ts`; they follow the conventions below
+ * and reuse {@link NOW} and {@link ACTIVE_STATES_SQL}.
  *
  * Conventions:
  * - Values are always named parameters (`@name`); nothing is ever interpolated. The only `${…}` in this file
@@ -21,7 +22,7 @@
  */
 export const NOW = `coalesce(@now, CAST(unixepoch('subsec') * 1000 AS INTEGER))`;
 
-/** The states in which a job may still run; the dedup key is unique among these (jobs_key_active_idx). */
+/** The states in which a job may still run (a keyed insert's default duplicate states). */
 export const ACTIVE_STATES_SQL = `('queued','retrying','running')`;
 
 // ---------------------------------------------------------------------------------------------- connection
@@ -35,8 +36,20 @@ export const PRAGMA_SYNCHRONOUS_NORMAL = `PRAGMA synchronous = NORMAL`;
 /** `synchronous = FULL`: fsync on every commit; durable across power loss, slower. */
 export const PRAGMA_SYNCHRONOUS_FULL = `PRAGMA synchronous = FULL`;
 
-/** Enforces job_attempts -> jobs references (off by default in SQLite, per connection). */
+/** Enforces job_attempts/job_steps -> jobs references (off by default in SQLite, per connection). */
 export const PRAGMA_FOREIGN_KEYS_ON = `PRAGMA foreign_keys = ON`;
+
+/**
+ * Opens a `Driver.transaction`: takes the write lock up front, like every driver write, so the application's
+ * reads and writes inside it see one snapshot and never fail halfway on a deferred lock upgrade.
+ */
+export const TX_BEGIN_IMMEDIATE = `BEGIN IMMEDIATE`;
+
+/** Commits a `Driver.transaction`. */
+export const TX_COMMIT = `COMMIT`;
+
+/** Rolls back a `Driver.transaction` whose function threw. */
+export const TX_ROLLBACK = `ROLLBACK`;
 
 // ---------------------------------------------------------------------------------------------- time
 
@@ -60,19 +73,49 @@ export const MIGRATION_RECORD = `INSERT INTO migrations (name, applied_at) VALUE
 // ---------------------------------------------------------------------------------------------- insert
 
 /**
- * Inserts one queued job unless its key is held by an active job. The conflict target repeats the partial
- * unique index's WHERE clause so the index, not a prior read, decides. Returns the new row, or no row on a key
- * conflict. Params: `@name, @queue, @payload, @priority, @runAt` (ms or NULL), `@delayMs, @maxAttempts, @key,
- * @scheduleName` (or NULL), `@tickAt` (ms or NULL), `@now`.
+ * Inserts one queued job and returns it. Deduplication happened before, through `job_keys` (see
+ * {@link JOB_KEY_HOLDER}). Params: `@name, @queue, @payload, @priority, @runAt` (ms or NULL), `@delayMs,
+ * @maxAttempts, @key, @scheduleName` (or NULL), `@tickAt` (ms or NULL), `@now`.
  */
 export const JOB_INSERT = `
 INSERT INTO jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at, created_at, updated_at)
 VALUES (@name, @queue, @payload, 'queued', @priority, coalesce(@runAt, ${NOW} + @delayMs), @maxAttempts, @key, @scheduleName, @tickAt, ${NOW}, ${NOW})
-ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ${ACTIVE_STATES_SQL} DO NOTHING
 RETURNING *`;
 
-/** The active job holding a dedup key (at most one, by jobs_key_active_idx). Params: `@key`. */
-export const JOB_GET_ACTIVE_BY_KEY = `SELECT * FROM jobs WHERE key = @key AND state IN ${ACTIVE_STATES_SQL}`;
+/**
+ * The job currently holding a dedup key, or no row when the key is new or its holder was discarded. Runs inside
+ * the insert's write transaction, which no other writer can enter, so the holder cannot change before the insert
+ * (or the replace) and the `job_keys` update that follow. Params: `@key`.
+ */
+export const JOB_KEY_HOLDER = `
+SELECT j.* FROM job_keys k JOIN jobs j ON j.id = k.job_id
+WHERE k.key = @key`;
+
+/**
+ * A key's holder id and that job's state (NULL when it was discarded), or no row for a key never used. For
+ * operator retry's conflict check. Params: `@key`.
+ */
+export const JOB_KEY_HOLDER_STATE = `
+SELECT k.job_id AS job_id, j.state AS state FROM job_keys k LEFT JOIN jobs j ON j.id = k.job_id
+WHERE k.key = @key`;
+
+/** Makes `@jobId` the holder of `@key`, creating the key's row when new. Params: `@key, @jobId`. */
+export const JOB_KEY_SET = `
+INSERT INTO job_keys (key, job_id) VALUES (@key, @jobId)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id`;
+
+/**
+ * Debounce (`unique.replace`): a waiting holder takes the new insert's payload and due time. Priority, queue,
+ * attempts, steps and checkpoint stay. No row when the job is not waiting. Params: `@id, @payload, @runAt` (ms or
+ * NULL), `@delayMs, @now`.
+ */
+export const JOB_REPLACE = `
+UPDATE jobs
+SET payload = @payload,
+    run_at = coalesce(@runAt, ${NOW} + @delayMs),
+    updated_at = ${NOW}
+WHERE id = @id AND state IN ('queued','retrying')
+RETURNING *`;
 
 // ---------------------------------------------------------------------------------------------- claim / lease
 
@@ -109,6 +152,15 @@ export const JOB_HEARTBEAT = `
 UPDATE jobs SET lease_expires_at = ${NOW} + @leaseMs
 WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
 
+/**
+ * Hands back a claimed job that never started (a worker's prefetch buffer on shutdown): the claim's attempt is
+ * taken back, the lease token stays raised. Params: `@id, @leaseToken, @now`.
+ */
+export const JOB_RELEASE = `
+UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_worker = NULL, lease_expires_at = NULL,
+  started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END, updated_at = ${NOW}
+WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
+
 // ---------------------------------------------------------------------------------------------- finish / rescue
 
 /**
@@ -124,12 +176,14 @@ FROM jobs WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
 /**
  * Ends an attempt under its lease: to `@state`; `completed`/`dead` get `finished_at`, `retrying`/`queued`
  * become due at `now + @retryDelayMs`. Lease fields are cleared; `lease_token` stays as the fence.
- * Params: `@id, @leaseToken, @state, @retryDelayMs, @error, @now`.
+ * `@extendAttempts` (0 or 1) is added to `max_attempts`, so a yielded attempt does not use up the budget.
+ * Params: `@id, @leaseToken, @state, @retryDelayMs, @error, @extendAttempts, @now`.
  */
 export const JOB_FINISH = `
 UPDATE jobs
 SET state = @state,
     last_error = @error,
+    max_attempts = max_attempts + @extendAttempts,
     lease_worker = NULL,
     lease_expires_at = NULL,
     finished_at = CASE WHEN @state IN ('completed','dead') THEN ${NOW} ELSE NULL END,
@@ -194,7 +248,8 @@ RETURNING *`;
 
 /**
  * Operator retry of a dead or retrying job: queued and due now, at least one more attempt allowed, lost count
- * reset. Fails with a UNIQUE constraint error when another active job holds the key. Params: `@id, @now`.
+ * reset. Checkpoint and steps are kept. The key check (`JOB_KEY_HOLDER_STATE`) is the caller's, in the same
+ * transaction. Params: `@id, @now`.
  */
 export const JOB_RETRY = `
 UPDATE jobs
@@ -207,12 +262,11 @@ SET state = 'queued',
 WHERE id = @id AND state IN ('dead','retrying')
 RETURNING *`;
 
-/** Another active job holding `@key`, for KeyConflictError. Params: `@key, @id`. */
-export const JOB_ACTIVE_ID_BY_KEY = `
-SELECT id FROM jobs WHERE key = @key AND state IN ${ACTIVE_STATES_SQL} AND id <> @id LIMIT 1`;
-
 /** Deletes a job's attempts (before the job, so nothing depends on ON DELETE CASCADE). Params: `@id`. */
 export const ATTEMPT_DELETE_BY_JOB = `DELETE FROM job_attempts WHERE job_id = @id`;
+
+/** Deletes a job's recorded steps (before the job, as for attempts). Params: `@id`. */
+export const STEP_DELETE_BY_JOB = `DELETE FROM job_steps WHERE job_id = @id`;
 
 /** Deletes a job that is not running and returns it. Params: `@id`. */
 export const JOB_DELETE = `DELETE FROM jobs WHERE id = @id AND state <> 'running' RETURNING *`;

@@ -1,0 +1,127 @@
+/**
+ * The SQL of keyed inserts and key ownership in the PostgreSQL driver (migration `0004_idempotency`): the
+ * `job_keys` row lock, the keyed insert round, and the key checks of an operator retry. Same conventions as
+ * `postgres-sql.ts`.
+ *
+ * A key's `job_keys` row names its holder, the job deduplicated against. Every writer that may change the holder
+ * (keyed insert, operator retry) first locks that row, so writers of one key are serialized across processes and
+ * each decides against the holder as the previous writer committed it.
+ * @module
+ */
+import { ACTIVE, nowAt, quoteIdentifier } from './postgres-sql.js';
+
+/**
+ * Locks the `job_keys` rows of the given keys for the rest of the transaction, creating missing ones with no
+ * holder (`job_id = 0`, an id no job has). A row being inserted or locked by another transaction makes this wait
+ * for that transaction; the no-op `DO UPDATE` then locks the committed row. Keys are locked in the order given,
+ * which the caller sorts, so two batches with overlapping keys lock them in the same order and cannot deadlock.
+ * Keys must be distinct (one statement cannot update a row twice). Params: `$1` keys.
+ */
+export function keyLockSql(s: string): string {
+  return `INSERT INTO ${s}.job_keys (key, job_id)
+SELECT u.key, 0 FROM unnest($1::text[]) WITH ORDINALITY AS u(key, ord)
+ORDER BY u.ord
+ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key`;
+}
+
+/**
+ * One round of a batch insert: inputs with distinct keys (each key already locked by {@link keyLockSql}) and
+ * unkeyed inputs. Runs after the lock statement, so its snapshot includes every holder committed by the writers
+ * it waited for.
+ * - `d`: inputs whose key's holder is a duplicate (state in the input's states and, with a window, created less
+ *   than `window_ms` before now).
+ * - `r`: of those, the ones asking to replace a waiting holder get its payload and due time replaced. The update
+ *   re-checks that the holder's state is still the one decided on: a holder claimed (or otherwise moved) since this
+ *   statement's snapshot is left alone and comes back as a plain duplicate in a waiting state, which the driver
+ *   treats as "decide again" in the next round.
+ * - `n`: every other input is inserted, in input order (so ids follow it), and becomes its key's holder (`holders`).
+ * - Queues that got a job, or a replaced job that is now due, are woken (delivered at commit).
+ * Every input yields one row: `outcome` `inserted` (ord NULL: matched back by id order), `replaced` or `duplicate`
+ * (with the input's `ord`), then the job's columns.
+ * Params: `$1`…`$11` as `jobInsertSql`, `$12` windows (ms or NULL), `$13` duplicate states (comma-separated; NULL
+ * for unkeyed), `$14` replace flags, `$15` the wake-up channel.
+ */
+export function jobInsertRoundSql(s: string): string {
+  return `WITH t AS (SELECT ${nowAt(11)} AS now),
+i AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::timestamptz[], $7::int4[],
+                       $8::text[], $9::text[], $10::timestamptz[], $12::float8[], $13::text[], $14::bool[])
+    WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, schedule_name, tick_at,
+                         window_ms, states, replace, ord)
+),
+d AS (
+  SELECT i.ord, j.id, j.state
+  FROM i
+  JOIN ${s}.job_keys k ON k.key = i.key
+  JOIN ${s}.jobs j ON j.id = k.job_id
+  CROSS JOIN t
+  WHERE j.state = ANY(string_to_array(i.states, ','))
+    AND (i.window_ms IS NULL OR j.created_at > t.now - i.window_ms * interval '1 millisecond')
+),
+r AS (
+  UPDATE ${s}.jobs j
+  SET payload = i.payload::jsonb, run_at = coalesce(i.run_at, t.now + i.delay_ms * interval '1 millisecond'), updated_at = t.now
+  FROM d JOIN i ON i.ord = d.ord CROSS JOIN t
+  WHERE j.id = d.id AND i.replace AND d.state IN ('queued','retrying') AND j.state = d.state
+  RETURNING d.ord, j.*
+),
+n AS (
+  INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at,
+                         created_at, updated_at)
+  SELECT i.name, i.queue, i.payload::jsonb, 'queued', i.priority,
+         coalesce(i.run_at, t.now + i.delay_ms * interval '1 millisecond'),
+         i.max_attempts, i.key, i.schedule_name, i.tick_at, t.now, t.now
+  FROM i CROSS JOIN t
+  WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.ord = i.ord)
+  ORDER BY i.ord
+  RETURNING *
+),
+holders AS (
+  UPDATE ${s}.job_keys k SET job_id = n.id FROM n WHERE k.key = n.key
+),
+w AS (
+  SELECT queue FROM n UNION SELECT r.queue FROM r CROSS JOIN t WHERE r.run_at <= t.now
+),
+x AS (
+  SELECT 'inserted' AS outcome, NULL::bigint AS ord, n.* FROM n
+  UNION ALL
+  SELECT 'replaced', r.* FROM r
+  UNION ALL
+  SELECT 'duplicate', d.ord, j.* FROM d JOIN ${s}.jobs j ON j.id = d.id
+  WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.ord = d.ord)
+)
+SELECT x.*, (SELECT count(*) FROM (SELECT pg_notify($15, w.queue) FROM w) AS q) AS notified FROM x`;
+}
+
+/** A job's key and state, or no row when the job does not exist. `$1` id. */
+export function jobKeyOfSql(s: string): string {
+  return `SELECT key, state FROM ${s}.jobs WHERE id = $1`;
+}
+
+/**
+ * The key's holder when it is an active job other than the given one (run with the key row locked). Params:
+ * `$1` key, `$2` the job being made active.
+ */
+export function keyActiveHolderSql(s: string): string {
+  return `SELECT j.id FROM ${s}.job_keys k JOIN ${s}.jobs j ON j.id = k.job_id
+WHERE k.key = $1 AND j.id <> $2 AND j.state IN ${ACTIVE}`;
+}
+
+/** Every keyed-insert and key-ownership statement, built once per driver. */
+export interface PostgresKeyStatements {
+  keyLock: string;
+  jobInsertRound: string;
+  jobKeyOf: string;
+  keyActiveHolder: string;
+}
+
+/** Builds the key statements for a schema already checked by `validateSchemaName`. */
+export function buildPostgresKeyStatements(schema: string): PostgresKeyStatements {
+  const s = quoteIdentifier(schema);
+  return {
+    keyLock: keyLockSql(s),
+    jobInsertRound: jobInsertRoundSql(s),
+    jobKeyOf: jobKeyOfSql(s),
+    keyActiveHolder: keyActiveHolderSql(s),
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Key ownership outside inserts, for the PostgreSQL driver: an operator retry makes a finished keyed job active
+ * again, so it must take its key's `job_keys` row lock and become the key's holder, like a keyed insert does.
+ * @module
+ */
+import type pg from 'pg';
+import { KeyConflictError } from '../../errors.js';
+import type { JobState } from '../../job/job-record.js';
+import type { Run } from './postgres-insert.js';
+import type { PostgresKeyStatements } from './postgres-keys-sql.js';
+import type { PgJobRecord } from './postgres-rows.js';
+import type { PostgresStatements } from './postgres-sql.js';
+import { withTransaction } from './postgres-transaction.js';
+
+/** What the key operations run on. */
+export interface PostgresKeyContext {
+  pool: pg.Pool;
+  /** Runs one statement on any pooled connection. */
+  run: Run;
+  sql: Pick<PostgresStatements, 'jobRetry'>;
+  keySql: Pick<PostgresKeyStatements, 'keyLock' | 'jobKeyOf' | 'keyActiveHolder'>;
+}
+
+/** States an operator retry starts from. */
+const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
+
+/**
+ * Operator retry: `dead`/`retrying` → `queued` due now. A keyed job locks its key's row first and is refused when
+ * another active job holds the key; otherwise it becomes the holder, in the same transaction.
+ * @returns The retried row, or null when the job is missing or not retryable (the caller says which).
+ * @throws KeyConflictError when another active job holds the job's key.
+ */
+export async function jobRetry(ctx: PostgresKeyContext, id: string, now: Date | null): Promise<PgJobRecord | null> {
+  // The key never changes, so it can be read before the lock; the state is re-checked by the guarded update.
+  const job = (await ctx.run<{ key: string | null; state: JobState }>(ctx.keySql.jobKeyOf, [id])).rows[0];
+  if (!job || !RETRYABLE.includes(job.state)) return null;
+  const { key } = job;
+  if (key === null) return (await ctx.run<PgJobRecord>(ctx.sql.jobRetry, [id, now])).rows[0] ?? null;
+  return withTransaction(ctx.pool, async (run) => {
+    await run(ctx.keySql.keyLock, [[key]]);
+    const holder = (await run<{ id: string }>(ctx.keySql.keyActiveHolder, [key, id])).rows[0];
+    if (holder) throw new KeyConflictError(key, String(holder.id));
+    return (await run<PgJobRecord>(ctx.sql.jobRetry, [id, now])).rows[0] ?? null;
+  });
+}

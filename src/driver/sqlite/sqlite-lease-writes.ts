@@ -1,0 +1,95 @@
+/**
+ * The lease-guarded writes an attempt makes after its claim that may also run inside an application's
+ * transaction (`tx`): attempt endings (`jobFinishMany`), memoized steps (`jobStepRecord`) and checkpoints
+ * (`jobCheckpoint`); plus the step list. Each write matches `id AND lease_token AND state = 'running'` and runs in
+ * a write transaction (the driver's `BEGIN IMMEDIATE` or the caller's), so a rescue or cancel cannot come between
+ * the guard and the write.
+ * @module
+ */
+import type {
+  GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobLeaseResult, JobStepRecordParams, JobStepRow,
+} from '../driver.js';
+import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
+import { parseJobId, toStepRow, type StepDbRow } from './sqlite-rows.js';
+import * as SQL from './sqlite-sql.js';
+import * as StepSQL from './sqlite-step-sql.js';
+
+/**
+ * Applies attempt endings, each guarded by its lease, on the driver's connection or through `tx`.
+ * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+ */
+export async function jobFinishMany(ctx: SqliteContext, params: JobFinishManyParams): Promise<JobLeaseResult> {
+  const { items, tx } = params;
+  const now = toMs(params.now, 'now');
+  // With a tx, validate it even for an empty batch, as jobInsertMany does: a wrong handle is a bug either way.
+  if (items.length === 0 && tx === undefined) return { applied: [], stale: [] };
+  return writeWith(ctx, tx, (prepare) => finishJobs(prepare, items, now));
+}
+
+/** The endings inside one write transaction; an attempt row for each applied one. */
+function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: number | null): JobLeaseResult {
+  const result: JobLeaseResult = { applied: [], stale: [] };
+  if (items.length === 0) return result;
+  const now = resolveNow(prepare, nowParam);
+  for (const item of items) {
+    const id = parseJobId(item.id);
+    const error = item.error === null ? null : JSON.stringify(item.error);
+    const lease = { id, leaseToken: item.leaseToken, now };
+    // The attempt row first: it copies attempt/worker/started_at that the job update then clears.
+    // Its `changes` is the lease check; both statements carry the same guard inside one transaction.
+    const held = id !== null && prepare(SQL.ATTEMPT_INSERT_FROM_LEASE).run({ ...lease, outcome: item.outcome, error }).changes > 0;
+    if (held) {
+      const extendAttempts = item.extendAttempts === true ? 1 : 0;
+      prepare(SQL.JOB_FINISH).run({ ...lease, state: item.state, retryDelayMs: Math.trunc(item.retryDelayMs), error, extendAttempts });
+    }
+    (held ? result.applied : result.stale).push(item.id);
+  }
+  return result;
+}
+
+/**
+ * Records a step's result while the lease holds (`created_at = now`).
+ * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction; the database's
+ * constraint error when the step name was already recorded for this job.
+ */
+export async function jobStepRecord(ctx: SqliteContext, params: JobStepRecordParams): Promise<GuardedWriteResult> {
+  const id = parseJobId(params.id);
+  const bind = {
+    id,
+    leaseToken: params.leaseToken,
+    name: params.name,
+    result: params.resultJson,
+    attempt: params.attempt,
+    now: toMs(params.now, 'now'),
+  };
+  return writeWith(ctx, params.tx, (prepare) =>
+    id !== null && prepare(StepSQL.STEP_RECORD).run(bind).changes > 0 ? 'applied' : 'stale',
+  );
+}
+
+/** A job's recorded steps, oldest first; none for an unknown id. */
+export async function jobStepList(ctx: SqliteContext, params: { id: string }): Promise<JobStepRow[]> {
+  const id = parseJobId(params.id);
+  if (id === null) return [];
+  const rows = await ctx.read(() => ctx.stmt(StepSQL.STEP_LIST).all({ id }) as StepDbRow[]);
+  return rows.map(toStepRow);
+}
+
+/**
+ * Saves a checkpoint and its progress while the lease holds (`checkpoint_at = updated_at = now`).
+ * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+ */
+export async function jobCheckpoint(ctx: SqliteContext, params: JobCheckpointParams): Promise<GuardedWriteResult> {
+  const id = parseJobId(params.id);
+  const bind = {
+    id,
+    leaseToken: params.leaseToken,
+    checkpoint: params.checkpointJson,
+    progressDone: params.progressDone,
+    progressTotal: params.progressTotal,
+    now: toMs(params.now, 'now'),
+  };
+  return writeWith(ctx, params.tx, (prepare) =>
+    id !== null && prepare(StepSQL.JOB_CHECKPOINT).run(bind).changes > 0 ? 'applied' : 'stale',
+  );
+}

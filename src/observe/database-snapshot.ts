@@ -1,0 +1,121 @@
+import type { Driver } from '../driver/driver.js';
+import type { ScheduleRow } from '../driver/schedule-params.js';
+import type { QueueStats } from '../job/job-record.js';
+import { withTimeout } from './with-timeout.js';
+
+/** What the metrics read from the database at scrape time. */
+export interface DatabaseSnapshotData {
+  queues: QueueStats[];
+  /** Every schedule not removed. */
+  schedules: ScheduleRow[];
+}
+
+/** Options of {@link DatabaseSnapshot}. */
+export interface DatabaseSnapshotOptions {
+  driver: Driver;
+  /** A snapshot younger than this is served again instead of querying. 0 queries on every call. */
+  cacheMs: number;
+  /** How long one fetch may take before the scrape gives up on it. */
+  timeoutMs: number;
+  /** Called with each failed fetch (the database unreachable, too slow, not migrated). */
+  onError: (error: unknown) => void;
+}
+
+/** Recent ticks searched for a success when the newest tick's run has not completed. */
+const HISTORY_TICKS = 10;
+
+/**
+ * The database side of the metrics: queue counts and lag, schedules, and each schedule's last success, fetched
+ * at scrape time. Every gauge of one scrape awaits the same fetch, and a fetch is reused for `cacheMs`, so a
+ * burst of scrapes (several Prometheus servers, a dashboard) costs one round of queries. A failed fetch resolves
+ * to null rather than rejecting, so the process-local counters are still served.
+ */
+export class DatabaseSnapshot {
+  readonly #options: DatabaseSnapshotOptions;
+  #cached: { data: DatabaseSnapshotData; at: number } | null = null;
+  #inFlight: Promise<DatabaseSnapshotData | null> | null = null;
+  /** The job each known success was read from, so an unchanged last tick costs no query. */
+  readonly #lastSuccess = new Map<string, { jobId: string; seconds: number }>();
+  /** Per schedule, the newest tick (and its job's state) as of the last search of its recent ticks. */
+  readonly #searched = new Map<string, string>();
+
+  constructor(options: DatabaseSnapshotOptions) {
+    this.#options = options;
+  }
+
+  /** The current snapshot, from the cache when fresh enough; null when the database could not be read. */
+  get(): Promise<DatabaseSnapshotData | null> {
+    // Real time, not Warden's clock: the cache bounds load on the real database whatever a test's clock says.
+    const now = Date.now();
+    if (this.#cached && now - this.#cached.at < this.#options.cacheMs) return Promise.resolve(this.#cached.data);
+    this.#inFlight ??= this.#fetch().finally(() => {
+      this.#inFlight = null;
+    });
+    return this.#inFlight;
+  }
+
+  async #fetch(): Promise<DatabaseSnapshotData | null> {
+    const { driver, timeoutMs } = this.#options;
+    try {
+      const data = await withTimeout(
+        (async () => {
+          const [queues, schedules] = await Promise.all([driver.queueList(), driver.scheduleList()]);
+          await this.#updateLastSuccess(schedules);
+          return { queues, schedules };
+        })(),
+        timeoutMs,
+        'the database to answer the metrics queries',
+      );
+      this.#cached = { data, at: Date.now() };
+      return data;
+    } catch (error) {
+      // Stale numbers would hide an outage; serve none until the database answers again.
+      this.#cached = null;
+      this.#options.onError(error);
+      return null;
+    }
+  }
+
+  /**
+   * Reads the finish time of each schedule's newest completed run. When the newest tick's run is that run, its
+   * job is read; otherwise (it is still waiting or running, or was skipped) the recent ticks are searched, but
+   * only when the newest tick or its job's state changed since the last search, so an unchanged schedule costs
+   * no query beyond the schedule list.
+   */
+  async #updateLastSuccess(schedules: ScheduleRow[]): Promise<void> {
+    const { driver } = this.#options;
+    await Promise.all(schedules.map(async (schedule) => {
+      let jobId: string | null = null;
+      const last = schedule.lastTick;
+      if (last?.jobId && last.jobState === 'completed') {
+        jobId = last.jobId;
+      } else {
+        const searchKey = last ? `${last.tickAt.getTime()}|${last.kind}|${last.jobState}` : 'none';
+        if (this.#searched.get(schedule.name) === searchKey) return;
+        this.#searched.set(schedule.name, searchKey);
+        if (!last) return;
+        const ticks = await driver.scheduleTickList({ name: schedule.name, limit: HISTORY_TICKS });
+        jobId = ticks.find((t) => t.jobId !== null && t.jobState === 'completed')?.jobId ?? null;
+      }
+      if (jobId === null || this.#lastSuccess.get(schedule.name)?.jobId === jobId) return;
+      const job = await driver.jobGet({ id: jobId });
+      if (!job?.finishedAt) return;
+      this.record(schedule.name, jobId, job.finishedAt.getTime() / 1000);
+    }));
+  }
+
+  /** Records a success seen by this process (from events); the newest success wins. */
+  record(schedule: string, jobId: string, seconds: number): void {
+    const known = this.#lastSuccess.get(schedule);
+    if (!known || seconds >= known.seconds) this.#lastSuccess.set(schedule, { jobId, seconds });
+  }
+
+  /**
+   * Per schedule, when its newest known successful run finished, in seconds since the epoch: read from the
+   * database by {@link get}, or recorded from this process's events. Kept when the database becomes unreachable,
+   * since a success that happened stays true.
+   */
+  lastSuccessSeconds(): ReadonlyMap<string, number> {
+    return new Map([...this.#lastSuccess].map(([name, s]) => [name, s.seconds]));
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * Prometheus metrics derived from the event stream, like the log subscriber: counting is never a separate code
+ * path. Counters and the histogram count what happened in this process (sum them across instances in PromQL);
+ * queue depth, lag and schedule successes are read from the database at scrape time, so every instance reports
+ * the same, whole-system numbers for them.
+ * @module
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { type Clock, systemClock } from '../clock/clock.js';
+import type { Driver } from '../driver/driver.js';
+import { InvalidOptionError } from '../errors.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+import { JOB_STATES } from '../job/job-record.js';
+import { type Duration, parseDuration } from '../validation/duration.js';
+import { DatabaseSnapshot } from './database-snapshot.js';
+
+/**
+ * Attempt-duration buckets in seconds: from 5ms to an hour, because jobs range from a cache write to a
+ * nightly batch; prom-client's defaults stop at 10s.
+ */
+export const DEFAULT_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+/** Options of {@link attachMetrics}. */
+export interface MetricsOptions {
+  /** The event stream to count, usually `warden.events`. */
+  events: TypedEmitter;
+  /** The database to read queue depth, lag and schedule successes from at scrape time, usually `warden.driver`. */
+  driver: Driver;
+  /**
+   * The prom-client registry to register in, e.g. the application's own so one `/metrics` serves both. It must
+   * not already hold metrics with these names (detach the previous attachment first). Warden registers nothing
+   * else: add Node's process metrics with prom-client's `collectDefaultMetrics({ register })` if wanted.
+   * @default a new `Registry` of Warden's own
+   */
+  registry?: Registry;
+  /** Prepended to every metric name. @default "warden_" */
+  prefix?: string;
+  /** How long a database read is reused by later scrapes, so frequent scrapes don't load the database. @default "5s" */
+  cache?: Duration;
+  /** How long a scrape waits for the database before serving the counters without the database gauges. @default "5s" */
+  collectTimeout?: Duration;
+  /** Buckets of the attempt-duration histogram, in seconds, increasing. @default DEFAULT_DURATION_BUCKETS */
+  durationBuckets?: readonly number[];
+  /**
+   * The `lock` label for a lock name. Lock names are meant to be stable names chosen in code (`"nightly-report"`),
+   * which makes them fine as a label; map names that embed ids (`"customer:42"`) to their stable part here, since
+   * every distinct value is a new time series. @default the name unchanged
+   */
+  lockLabel?: (name: string) => string;
+  /** Stamps schedule successes seen through events (a `FakeClock` in tests). @default systemClock */
+  clock?: Clock;
+}
+
+/** What {@link attachMetrics} returns. */
+export interface MetricsHandle {
+  /** The registry holding the metrics: the one given, or Warden's own. Serve it with `createHttpEndpoints`. */
+  readonly registry: Registry;
+  /** Unsubscribes from the events and removes the metrics from the registry. Safe to call twice. */
+  detach(): void;
+}
+
+/** Every metric name {@link attachMetrics} registers, without the prefix. */
+export const METRIC_NAMES: readonly string[] = [
+  'metrics_collect_errors_total',
+  'jobs_enqueued_total',
+  'jobs_deduplicated_total',
+  'jobs_completed_total',
+  'jobs_failed_total',
+  'jobs_dead_total',
+  'jobs_rescued_total',
+  'schedule_runs_total',
+  'schedule_skipped_total',
+  'schedule_missed_total',
+  'lock_acquisitions_total',
+  'lock_losses_total',
+  'stale_writes_rejected_total',
+  'job_attempt_duration_seconds',
+  'queue_depth',
+  'queue_lag_seconds',
+  'queue_paused',
+  'schedule_last_success_timestamp_seconds',
+];
+
+const PREFIX_PATTERN = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
+/** Scheduled jobs remembered until they end, to attribute their success to the schedule; bounded for runs that end elsewhere. */
+const MAX_TRACKED_RUNS = 10_000;
+
+/**
+ * Registers Warden's metrics and keeps them up to date from `events`. Labels are bounded sets only: job, queue,
+ * schedule and lock names, outcomes and states, never a job id.
+ *
+ * Counters (this process): `jobs_enqueued_total{job,queue}` (new jobs; duplicates go to
+ * `jobs_deduplicated_total`), `jobs_completed_total{job,queue}`, `jobs_failed_total{job,queue,outcome}` (failed
+ * attempts, whether retried or not), `jobs_dead_total{job,queue,reason}`, `jobs_rescued_total{job,queue}`,
+ * `schedule_runs_total{schedule}` (ticks that enqueued a run, manual triggers included),
+ * `schedule_skipped_total{schedule}`, `schedule_missed_total{schedule}` (missed ticks, not events),
+ * `lock_acquisitions_total{lock}`, `lock_losses_total{lock}`, `stale_writes_rejected_total{write}`,
+ * `metrics_collect_errors_total`. Histogram: `job_attempt_duration_seconds{job,queue,outcome}`.
+ * Gauges (database, at scrape): `queue_depth{queue,state}`, `queue_lag_seconds{queue}`, `queue_paused{queue}`,
+ * `schedule_last_success_timestamp_seconds{schedule}`.
+ *
+ * `jobs_enqueued_total` counts enqueues through `warden.enqueue`/`enqueueMany` only (the events that exist);
+ * an enqueue inside an application transaction that later rolls back is still counted.
+ * @throws InvalidOptionError for a bad option, or a registry that already holds one of these metric names.
+ * @throws InvalidDurationError for a bad `cache` or `collectTimeout`.
+ * @example
+ * const { registry } = attachMetrics({ events: warden.events, driver: warden.driver });
+ * http.createServer(createHttpEndpoints({ registry })).listen(9464);
+ */
+export function attachMetrics(options: MetricsOptions): MetricsHandle {
+  const { events, driver } = options;
+  if (typeof events?.on !== 'function') throw new InvalidOptionError('events', events, "Warden's event emitter (warden.events)");
+  if (typeof driver?.queueList !== 'function') throw new InvalidOptionError('driver', driver, 'a Warden driver (warden.driver)');
+  const registry = options.registry ?? new Registry();
+  // Duck-typed: an application's prom-client may be another copy than Warden's, so instanceof would refuse it.
+  if (typeof registry?.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') throw new InvalidOptionError('registry', registry, 'a prom-client Registry');
+  const prefix = options.prefix ?? 'warden_';
+  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) throw new InvalidOptionError('prefix', prefix, 'a Prometheus name prefix matching /^[a-zA-Z_:][a-zA-Z0-9_:]*$/ or ""');
+  const buckets = validateBuckets(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS);
+  const lockLabel = options.lockLabel ?? ((name: string) => name);
+  if (typeof lockLabel !== 'function') throw new InvalidOptionError('lockLabel', lockLabel, 'a function from lock name to label value');
+  const cacheMs = parseDuration('cache', options.cache ?? '5s');
+  const timeoutMs = parseDuration('collectTimeout', options.collectTimeout ?? '5s', { allowZero: false });
+  const clock = options.clock ?? systemClock;
+
+  const names = METRIC_NAMES.map((n) => prefix + n);
+  const taken = names.find((n) => registry.getSingleMetric(n) !== undefined);
+  if (taken) throw new InvalidOptionError('registry', registry, `a registry without a metric named ${taken} (detach the previous attachMetrics first, or use another prefix)`);
+
+  const registers = [registry];
+  const counter = (name: string, help: string, labelNames: string[], collect?: (this: Counter) => Promise<void>) =>
+    new Counter({ name: prefix + name, help, labelNames, registers, ...(collect ? { collect } : {}) });
+
+  // Collected after the scrape's database read, so a failing scrape already counts itself.
+  const collectErrors = counter('metrics_collect_errors_total', 'Scrapes whose database read failed or timed out; the database gauges were left out of them.', [], async () => {
+    await snapshot.get();
+  });
+  const snapshot = new DatabaseSnapshot({
+    driver,
+    cacheMs,
+    timeoutMs,
+    onError: (error) => {
+      collectErrors.inc();
+      events.emit('error', { error, context: 'reading the database for metrics' });
+    },
+  });
+  /**
+   * Schedule counters start at 0 for every schedule in the database, so `increase()` and absence alerts work
+   * before the first tick. Counter collect runs in parallel with the gauges', sharing one database read.
+   */
+  const zeroForSchedules = async function (this: Counter) {
+    const data = await snapshot.get();
+    for (const s of data?.schedules ?? []) this.inc({ schedule: s.name }, 0);
+  };
+
+  const enqueued = counter('jobs_enqueued_total', 'Jobs inserted by this process (duplicates excluded).', ['job', 'queue']);
+  const deduplicated = counter('jobs_deduplicated_total', 'Enqueues by this process that returned an existing job with the same key.', ['job', 'queue']);
+  const completed = counter('jobs_completed_total', 'Jobs completed by this process.', ['job', 'queue']);
+  const failed = counter('jobs_failed_total', 'Attempts that ended other than completed in this process, by outcome (retried or not).', ['job', 'queue', 'outcome']);
+  const dead = counter('jobs_dead_total', 'Jobs moved to the dead letters by this process, by the outcome of their last attempt.', ['job', 'queue', 'reason']);
+  const rescued = counter('jobs_rescued_total', 'Jobs whose lease expired, rescued by this process.', ['job', 'queue']);
+  const scheduleRuns = counter('schedule_runs_total', 'Schedule ticks (and manual triggers) that enqueued a run, in this process.', ['schedule'], zeroForSchedules);
+  const scheduleSkipped = counter('schedule_skipped_total', 'Schedule ticks skipped by the overlap policy, in this process.', ['schedule'], zeroForSchedules);
+  const scheduleMissed = counter('schedule_missed_total', 'Schedule ticks missed (no scheduler ran within their grace), recorded by this process.', ['schedule'], zeroForSchedules);
+  const lockAcquired = counter('lock_acquisitions_total', 'Lease locks granted to this process.', ['lock']);
+  const lockLost = counter('lock_losses_total', 'Lease locks lost by this process (renewal refused or expired).', ['lock']);
+  const staleWrites = counter('stale_writes_rejected_total', 'Writes by attempts that no longer held their lease, rejected by the database.', ['write']);
+  const duration = new Histogram({
+    name: `${prefix}job_attempt_duration_seconds`,
+    help: 'Duration of job attempts run by this process, by outcome.',
+    labelNames: ['job', 'queue', 'outcome'],
+    buckets: [...buckets],
+    registers,
+  });
+  new Gauge({
+    name: `${prefix}queue_depth`,
+    help: 'Jobs in the database by queue and state (read at scrape time).',
+    labelNames: ['queue', 'state'],
+    registers,
+    async collect() {
+      const data = await snapshot.get();
+      this.reset();
+      for (const q of data?.queues ?? []) for (const state of JOB_STATES) this.set({ queue: q.queue, state }, q.counts[state] ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}queue_lag_seconds`,
+    help: 'Age of the oldest due job waiting in the queue (queued or retrying), 0 when none (read at scrape time).',
+    labelNames: ['queue'],
+    registers,
+    async collect() {
+      const data = await snapshot.get();
+      this.reset();
+      for (const q of data?.queues ?? []) this.set({ queue: q.queue }, q.lagMs / 1000);
+    },
+  });
+  new Gauge({
+    name: `${prefix}queue_paused`,
+    help: 'Whether the queue is paused: 1 paused, 0 not (read at scrape time).',
+    labelNames: ['queue'],
+    registers,
+    async collect() {
+      const data = await snapshot.get();
+      this.reset();
+      for (const q of data?.queues ?? []) this.set({ queue: q.queue }, q.paused ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}schedule_last_success_timestamp_seconds`,
+    help: 'When the newest successful run of the schedule finished, in seconds since the epoch.',
+    labelNames: ['schedule'],
+    registers,
+    async collect() {
+      await snapshot.get();
+      this.reset();
+      for (const [schedule, seconds] of snapshot.lastSuccessSeconds()) this.set({ schedule }, seconds);
+    },
+  });
+
+  // Runs fired here, to credit their completion to the schedule (job:completed does not carry the schedule).
+  const scheduledRuns = new Map<string, string>();
+  const forgetRun = (jobId: string) => scheduledRuns.delete(jobId);
+  const offs = [
+    events.on('job:enqueued', (e) => (e.duplicate ? deduplicated : enqueued).inc({ job: e.job.name, queue: e.job.queue })),
+    events.on('job:completed', (e) => {
+      const labels = { job: e.job.name, queue: e.job.queue };
+      completed.inc(labels);
+      duration.observe({ ...labels, outcome: 'completed' }, e.durationMs / 1000);
+      const schedule = scheduledRuns.get(e.job.id);
+      if (schedule !== undefined) {
+        forgetRun(e.job.id);
+        snapshot.record(schedule, e.job.id, clock.now() / 1000);
+      }
+    }),
+    events.on('job:failed', (e) => {
+      const labels = { job: e.job.name, queue: e.job.queue, outcome: e.outcome };
+      duration.observe(labels, e.durationMs / 1000);
+      failed.inc(labels);
+    }),
+    events.on('job:dead', (e) => {
+      forgetRun(e.job.id);
+      dead.inc({ job: e.job.name, queue: e.job.queue, reason: e.reason });
+    }),
+    events.on('job:rescued', (e) => rescued.inc({ job: e.job.name, queue: e.job.queue })),
+    events.on('job:stale-write-rejected', (e) => staleWrites.inc({ write: e.write })),
+    events.on('schedule:fired', (e) => {
+      scheduleRuns.inc({ schedule: e.schedule });
+      scheduledRuns.set(e.jobId, e.schedule);
+      // Runs that end in another process never come back here: drop the oldest.
+      if (scheduledRuns.size > MAX_TRACKED_RUNS) forgetRun(scheduledRuns.keys().next().value!);
+    }),
+    events.on('schedule:skipped', (e) => scheduleSkipped.inc({ schedule: e.schedule })),
+    events.on('schedule:missed', (e) => scheduleMissed.inc({ schedule: e.schedule }, e.count)),
+    events.on('lock:acquired', (e) => lockAcquired.inc({ lock: lockLabel(e.name) })),
+    events.on('lock:lost', (e) => lockLost.inc({ lock: lockLabel(e.name) })),
+  ];
+
+  let detached = false;
+  return {
+    registry,
+    detach() {
+      if (detached) return;
+      detached = true;
+      for (const off of offs) off();
+      for (const name of names) registry.removeSingleMetric(name);
+      scheduledRuns.clear();
+    },
+  };
+}
+
+function validateBuckets(buckets: readonly number[]): readonly number[] {
+  const ok = Array.isArray(buckets) && buckets.length > 0
+    && buckets.every((b, i) => typeof b === 'number' && Number.isFinite(b) && b > 0 && (i === 0 || b > buckets[i - 1]!));
+  if (!ok) throw new InvalidOptionError('durationBuckets', buckets, 'a non-empty array of increasing positive numbers of seconds');
+  return buckets;
+}

@@ -1,0 +1,129 @@
+import { InvalidOptionError, IterationSourceError, IterationYieldError, WardenError } from '../errors.js';
+import type { IterateOptions, IterateResult, IterationCheckpoint, TransactionHandle } from '../job/job-context-options.js';
+import { encodeJson } from '../job/payload.js';
+import { parseDuration } from '../validation/duration.js';
+import type { Attempt } from './attempt.js';
+import { ref } from './attempt.js';
+
+/** Checkpoint cadence when `checkpointEvery` leaves it out. */
+export const DEFAULT_CHECKPOINT_EVERY = { items: 1000, seconds: 5 } as const;
+
+/**
+ * `ctx.iterate`: pages through a keyset source in batches, saving `{ cursor, finished }` with the job's progress
+ * under the attempt's lease, and resuming from the saved cursor on a later attempt. See docs/idempotency.md.
+ *
+ * A crash loses at most the batches since the last save: those are processed again by the next attempt (at
+ * least once, never skipped). With `transaction: true` each batch commits with its own checkpoint instead.
+ */
+export async function runIteration<TItem, TCursor>(attempt: Attempt, options: IterateOptions<TItem, TCursor>): Promise<IterateResult> {
+  const settings = resolveIterateOptions(options as IterateOptions<unknown, unknown>);
+  const row = attempt.row;
+  const { driver, clock, events, payloadLimit, draining } = attempt.deps;
+  const signal = attempt.controller.signal;
+  const stored = readCheckpoint(row.checkpoint);
+  const resumed = stored !== null;
+  let cursor: TCursor | null = stored ? (stored.cursor as TCursor | null) : (options.initial ?? null);
+  let done = row.progress?.done ?? 0;
+  let total = row.progress?.total ?? null;
+  let processed = 0;
+  if (stored?.finished) return { processed, done, total, resumed };
+
+  let unsavedItems = 0;
+  let lastSaveAt = clock.now();
+  const what = `the checkpoint cursor of job ${row.id}`;
+  const save = async (checkpointJson: string, progressDone: number, tx?: TransactionHandle) => {
+    await attempt.guardedWrite('checkpoint', 'a checkpoint of ctx.iterate', () =>
+      driver.jobCheckpoint({ id: row.id, leaseToken: row.leaseToken, checkpointJson, progressDone, progressTotal: total, now: clock.sqlNow(), tx }),
+    );
+  };
+  const afterSave = (progressDone: number) => {
+    unsavedItems = 0;
+    lastSaveAt = clock.now();
+    events.emit('job:checkpointed', { job: ref(row), attempt: row.attempt, done: progressDone, total });
+  };
+
+  for (;;) {
+    attempt.assertRunning('ctx.iterate');
+    const page = await fetchPage(options, cursor, row.id, signal);
+    if (page.total !== undefined) total = page.total;
+    const finished = page.next === null;
+    // Encoded before the batch runs, so a cursor that cannot be saved fails the attempt before any work is
+    // repeated for nothing; the last good checkpoint stays as it was.
+    const checkpointJson = encodeJson(what, { cursor: finished ? cursor : page.next, finished } satisfies IterationCheckpoint, payloadLimit);
+    const batchCursor = cursor;
+    if (settings.transaction) {
+      // Progress counts only once the batch's transaction committed: a rollback takes the batch back entirely.
+      const progressDone = done + page.items.length;
+      await driver.transaction(async (tx) => {
+        if (page.items.length > 0) await options.batch(page.items, { cursor: batchCursor, tx, signal });
+        await save(checkpointJson, progressDone, tx);
+      });
+      done = progressDone;
+      processed += page.items.length;
+      afterSave(done);
+    } else {
+      if (page.items.length > 0) await options.batch(page.items, { cursor: batchCursor, tx: undefined, signal });
+      done += page.items.length;
+      processed += page.items.length;
+      unsavedItems += page.items.length;
+      const due = finished || unsavedItems >= settings.everyItems || clock.now() - lastSaveAt >= settings.everyMs;
+      if (due) {
+        await save(checkpointJson, done);
+        afterSave(done);
+      }
+    }
+    if (finished) return { processed, done, total, resumed };
+    cursor = page.next;
+    const reason = draining.aborted ? 'shutdown' : settings.maxRuntimeMs !== null && clock.now() - attempt.startedAt >= settings.maxRuntimeMs ? 'max-runtime' : null;
+    if (reason) {
+      if (unsavedItems > 0) {
+        await save(checkpointJson, done);
+        afterSave(done);
+      }
+      attempt.yieldRequest = { reason, done };
+      throw new IterationYieldError(row.id, reason);
+    }
+  }
+}
+
+async function fetchPage<TItem, TCursor>(options: IterateOptions<TItem, TCursor>, cursor: TCursor | null, jobId: string, signal: AbortSignal) {
+  let page: unknown;
+  try {
+    page = await options.source(cursor, { signal });
+  } catch (error) {
+    // Warden's own errors (lease lost, timeout) and a deliberate NonRetryableError keep their meaning.
+    if (error instanceof WardenError || signal.aborted) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new IterationSourceError(jobId, cursor, `an error: ${message}`, { cause: error });
+  }
+  if (typeof page !== 'object' || page === null || !Array.isArray((page as { items?: unknown }).items)) {
+    throw new IterationSourceError(jobId, cursor, `${page === null ? 'null' : typeof page === 'object' ? 'an object without an items array' : typeof page}`);
+  }
+  const { next, total } = page as { next?: unknown; total?: unknown };
+  if (next === undefined) throw new IterationSourceError(jobId, cursor, 'next undefined (use null on the last page)');
+  if (total !== undefined && (typeof total !== 'number' || !Number.isSafeInteger(total) || total < 0)) {
+    throw new IterationSourceError(jobId, cursor, `total ${String(total)} (expected a non-negative integer)`);
+  }
+  return page as { items: TItem[]; next: TCursor | null; total?: number };
+}
+
+function readCheckpoint(stored: unknown): IterationCheckpoint | null {
+  if (typeof stored !== 'object' || stored === null || !('finished' in stored)) return null;
+  const { cursor, finished } = stored as { cursor?: unknown; finished?: unknown };
+  return { cursor: cursor ?? null, finished: finished === true };
+}
+
+function resolveIterateOptions(options: IterateOptions<unknown, unknown>) {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('ctx.iterate(options)', options, 'an object');
+  if (typeof options.source !== 'function') throw new InvalidOptionError('ctx.iterate source', options.source, 'a function (cursor) => { items, next }');
+  if (typeof options.batch !== 'function') throw new InvalidOptionError('ctx.iterate batch', options.batch, 'a function (items, info) => void');
+  const every = options.checkpointEvery ?? {};
+  if (typeof every !== 'object' || every === null) throw new InvalidOptionError('ctx.iterate checkpointEvery', every, 'an object { items?, seconds? }');
+  const everyItems = every.items ?? DEFAULT_CHECKPOINT_EVERY.items;
+  if (!Number.isSafeInteger(everyItems) || everyItems < 1) throw new InvalidOptionError('ctx.iterate checkpointEvery.items', everyItems, 'a positive integer');
+  const seconds = every.seconds ?? DEFAULT_CHECKPOINT_EVERY.seconds;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) throw new InvalidOptionError('ctx.iterate checkpointEvery.seconds', seconds, 'a positive number');
+  if (options.transaction !== undefined && typeof options.transaction !== 'boolean') throw new InvalidOptionError('ctx.iterate transaction', options.transaction, 'a boolean');
+  const maxRuntimeMs = options.maxRuntime === undefined ? null : parseDuration('ctx.iterate maxRuntime', options.maxRuntime, { allowZero: false });
+  return { everyItems, everyMs: seconds * 1000, transaction: options.transaction === true, maxRuntimeMs };
+}
