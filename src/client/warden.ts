@@ -31,9 +31,12 @@ export interface EnqueueItem {
   options?: Omit<EnqueueOptions, 'tx'>;
 }
 
-/** Who performs an operator action, recorded with it. @default "api" */
+/** Who performs an operator action and why, recorded with it (events, audit trail). */
 export interface ActorOptions {
+  /** @default "api" */
   actor?: string;
+  /** Free text, e.g. a ticket reference. @default none */
+  reason?: string;
 }
 
 /** Totals across queues. */
@@ -256,21 +259,14 @@ export class Warden {
     /** The memoized steps a job's attempts recorded (`ctx.step`), oldest first. */
     steps: (id: string): Promise<JobStepRow[]> => this.driver.jobStepList({ id: String(id) }),
     retry: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
-      const row = await this.driver.jobRetry({ id: String(id), now: this.clock.sqlNow() });
-      this.events.emit('job:operator-action', { jobId: row.id, action: 'retry', actor: options.actor ?? 'api' });
+      const row = await this.#operate(String(id), 'retry', options, (jobId) => this.driver.jobRetry({ id: jobId, now: this.clock.sqlNow() }));
       this.#worker?.notify(row.queue);
       return row;
     },
-    cancel: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
-      const row = await this.driver.jobCancel({ id: String(id), now: this.clock.sqlNow() });
-      this.events.emit('job:operator-action', { jobId: row.id, action: 'cancel', actor: options.actor ?? 'api' });
-      return row;
-    },
-    discard: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
-      const row = await this.driver.jobDiscard({ id: String(id) });
-      this.events.emit('job:operator-action', { jobId: row.id, action: 'discard', actor: options.actor ?? 'api' });
-      return row;
-    },
+    cancel: (id: string, options: ActorOptions = {}): Promise<JobRow> =>
+      this.#operate(String(id), 'cancel', options, (jobId) => this.driver.jobCancel({ id: jobId, now: this.clock.sqlNow() })),
+    discard: (id: string, options: ActorOptions = {}): Promise<JobRow> =>
+      this.#operate(String(id), 'discard', options, (jobId) => this.driver.jobDiscard({ id: jobId })),
   };
 
   /** Queue pause state (persisted; honoured by every worker) and counts. */
@@ -278,11 +274,11 @@ export class Warden {
     list: (): Promise<QueueStats[]> => this.driver.queueList(),
     pause: async (queue: string, options: ActorOptions = {}): Promise<void> => {
       await this.driver.queuePause({ queue: validateName('queue', queue) });
-      this.events.emit('queue:paused', { queue, actor: options.actor ?? 'api' });
+      this.events.emit('queue:paused', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
     },
     resume: async (queue: string, options: ActorOptions = {}): Promise<void> => {
       await this.driver.queueResume({ queue: validateName('queue', queue) });
-      this.events.emit('queue:resumed', { queue, actor: options.actor ?? 'api' });
+      this.events.emit('queue:resumed', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
       this.#worker?.notify(queue);
     },
   };
@@ -298,6 +294,19 @@ export class Warden {
   /** Subscribes to an event; returns an unsubscribe function. Shorthand for `events.on`. */
   on<K extends WardenEventName>(event: K, listener: (payload: WardenEventMap[K]) => void): () => void {
     return this.events.on(event, listener);
+  }
+
+  /**
+   * Runs an operator action and announces it with the state before (read just before; another process may move
+   * the job in between) and after.
+   */
+  async #operate(id: string, action: 'retry' | 'cancel' | 'discard', options: ActorOptions, run: (id: string) => Promise<JobRow>): Promise<JobRow> {
+    const before = await this.driver.jobGet({ id });
+    const row = await run(id);
+    const after = action === 'discard' ? null : row.state;
+    const job = { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName };
+    this.events.emit('job:operator-action', { jobId: row.id, job, action, actor: options.actor ?? 'api', reason: options.reason ?? null, before: before?.state ?? null, after });
+    return row;
   }
 
   #prepare(item: EnqueueItem): Promise<JobInsert> {

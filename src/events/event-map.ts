@@ -5,6 +5,8 @@ export interface JobRef {
   id: string;
   name: string;
   queue: string;
+  /** The schedule that enqueued the job, when known (attempt and schedule events carry it). */
+  scheduleName?: string | null;
 }
 
 /**
@@ -43,12 +45,15 @@ export interface WardenEventMap {
    * An iteration saved its checkpoint and handed over to a fresh attempt (its `maxRuntime` passed, or the worker
    * began shutting down). The job is queued again and this attempt does not count against `maxAttempts`.
    */
-  'job:yielded': { job: JobRef; attempt: number; reason: 'max-runtime' | 'shutdown'; done: number };
-  /** An operator cancelled, retried or discarded a job through this process. */
-  'job:operator-action': { jobId: string; action: 'cancel' | 'retry' | 'discard'; actor: string };
+  'job:yielded': { job: JobRef; attempt: number; reason: 'max-runtime' | 'shutdown'; done: number; durationMs: number };
+  /**
+   * An operator cancelled, retried or discarded a job through this process. `before` is the state read just
+   * before the action (null if the job could not be read), `after` the state it left (null: discarded).
+   */
+  'job:operator-action': { jobId: string; job: JobRef | null; action: 'cancel' | 'retry' | 'discard'; actor: string; reason: string | null; before: JobState | null; after: JobState | null };
   /** A queue was paused or resumed through this process. */
-  'queue:paused': { queue: string; actor: string };
-  'queue:resumed': { queue: string; actor: string };
+  'queue:paused': { queue: string; actor: string; reason: string | null };
+  'queue:resumed': { queue: string; actor: string; reason: string | null };
   /** The worker started claiming. */
   'worker:started': { workerId: string; queues: string[]; concurrency: number };
   /** The worker began shutting down: no more claims. */
@@ -58,7 +63,7 @@ export interface WardenEventMap {
   /** A batch of claims came back (useful for tests and tracing the claim loop). */
   'worker:claimed': { workerId: string; count: number };
   /** A schedule tick enqueued a run (`late`: standing in for missed ticks; `actor`: a manual trigger). */
-  'schedule:fired': { schedule: string; tickAt: Date; jobId: string; late: boolean; actor: string | null };
+  'schedule:fired': { schedule: string; tickAt: Date; jobId: string; job: JobRef; late: boolean; actor: string | null };
   /** A tick was skipped because the previous run was still queued or running (overlap policy). */
   'schedule:skipped': { schedule: string; tickAt: Date; reason: 'overlap'; activeJobId: string | null };
   /**
@@ -70,7 +75,7 @@ export interface WardenEventMap {
   /** Overlap `replace` cancelled the previous run(s). */
   'schedule:replaced': { schedule: string; tickAt: Date; cancelledJobIds: string[] };
   /** A schedule was paused, resumed or triggered by an operator. */
-  'schedule:operator-action': { schedule: string; action: 'pause' | 'resume' | 'trigger'; actor: string };
+  'schedule:operator-action': { schedule: string; action: 'pause' | 'resume' | 'trigger'; actor: string; reason: string | null };
   /** This process's clock differs from the database's by more than the warning threshold. */
   'clock:skew': { skewMs: number; thresholdMs: number };
   /** A lease lock was granted to this process. */

@@ -81,8 +81,31 @@ export interface JobDefinitionOptions<TInput, TOutput> {
    * the key from the payload. See docs/idempotency.md. @default keys dedupe among queued, retrying and running jobs
    */
   unique?: JobUniqueOptions<TInput>;
+  /**
+   * Payload and error fields whose values must never be shown: redacted (as `"[redacted]"`) in logs, events
+   * shown to operators, the audit trail, spans and CLI output. Dotted paths for nested fields (`"card.number"`);
+   * a plain name matches that key at any depth. @default []
+   */
+  sensitive?: string[];
+  /**
+   * How much of this job the audit trail records: `"all"` every state change (regulated work), `"failures"`
+   * only failures, dead letters and operator actions (chatty jobs), `"none"` operator actions only.
+   * @default "all"
+   */
+  audit?: AuditLevel;
+  /**
+   * Declares that the handler has effects outside Warden (charges, emails, writes elsewhere); `warden doctor`
+   * then expects a dedup key, steps or a transaction to make them happen once. @default false
+   */
+  sideEffects?: boolean;
   handler: JobHandler<TOutput>;
 }
+
+/** How much of a job the audit trail records; see {@link JobDefinitionOptions.audit}. */
+export type AuditLevel = 'all' | 'failures' | 'none';
+
+/** Every {@link AuditLevel}. */
+export const AUDIT_LEVELS: readonly AuditLevel[] = ['all', 'failures', 'none'];
 
 /** A validated job definition, registered with `createWarden({ jobs })` and passed to `enqueue`. */
 export interface JobDefinition<TInput = unknown, TOutput = TInput> {
@@ -94,6 +117,10 @@ export interface JobDefinition<TInput = unknown, TOutput = TInput> {
   readonly timeoutMs: number | null;
   /** The resolved `unique` option. */
   readonly unique: ResolvedJobUnique;
+  /** Field names and dotted paths to redact. */
+  readonly sensitive: readonly string[];
+  readonly audit: AuditLevel;
+  readonly sideEffects: boolean;
   readonly schema: StandardSchemaV1<TInput, TOutput> | undefined;
   readonly handler: JobHandler<TOutput>;
   /** Phantom field carrying the payload type for `enqueue`. Never set. */
@@ -145,7 +172,30 @@ export function defineJob<TInput = unknown, TOutput = TInput>(options: JobDefini
     retry: resolveRetryPolicy(`retry of job "${name}"`, options.retry),
     timeoutMs,
     unique: resolveJobUnique(name, options.unique),
+    sensitive: resolveSensitive(name, options.sensitive),
+    audit: resolveAuditLevel(name, options.audit),
+    sideEffects: resolveBoolean(`sideEffects of job "${name}"`, options.sideEffects),
     schema: options.schema,
     handler: options.handler,
   });
+}
+
+function resolveSensitive(jobName: string, value: unknown): readonly string[] {
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value) || value.some((f) => typeof f !== 'string' || !/^[^.\s][^\s]{0,199}$/.test(f) || f.endsWith('.'))) {
+    throw new InvalidOptionError(`sensitive of job "${jobName}"`, value, 'an array of field names or dotted paths ("card.number")');
+  }
+  return Object.freeze([...new Set(value as string[])]);
+}
+
+function resolveAuditLevel(jobName: string, value: unknown): AuditLevel {
+  if (value === undefined) return 'all';
+  if (!AUDIT_LEVELS.includes(value as AuditLevel)) throw new InvalidOptionError(`audit of job "${jobName}"`, value, `one of ${AUDIT_LEVELS.join(', ')}`);
+  return value as AuditLevel;
+}
+
+function resolveBoolean(field: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(field, value, 'a boolean');
+  return value;
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.js';
 import type { Driver, GuardedWriteResult, JobFinish } from '../driver/driver.js';
 import { AttemptEndedError, JobTimeoutError, LeaseLostError, NonRetryableError, PayloadValidationError, UnknownJobError } from '../errors.js';
+import type { JobRef } from '../events/event-map.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { TransactionHandle } from '../job/job-context-options.js';
@@ -216,7 +217,7 @@ export class Attempt {
 
   async #endYielded(): Promise<void> {
     const request = this.yieldRequest!;
-    if (await this.end('yielded', 'queued', 0, null, true)) this.deps.events.emit('job:yielded', { job: ref(this.row), attempt: this.row.attempt, ...request });
+    if (await this.end('yielded', 'queued', 0, null, true)) this.deps.events.emit('job:yielded', { job: ref(this.row), attempt: this.row.attempt, ...request, durationMs: this.deps.clock.now() - this.startedAt });
   }
 
   #emitEnding(outcome: AttemptOutcome, state: JobFinish['state'], retryDelayMs: number, error: ErrorInfo | null): void {
@@ -236,6 +237,6 @@ export class Attempt {
 }
 
 /** The identity of a job in events. */
-export function ref(row: { id: string; name: string; queue: string }): { id: string; name: string; queue: string } {
-  return { id: row.id, name: row.name, queue: row.queue };
+export function ref(row: { id: string; name: string; queue: string; scheduleName?: string | null }): JobRef {
+  return { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName ?? null };
 }

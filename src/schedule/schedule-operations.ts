@@ -53,9 +53,9 @@ export class ScheduleOperations {
   }
 
   /** Pauses a schedule in the database: no instance fires it until resumed. @throws ScheduleNotFoundError */
-  async pause(name: string, options: { actor?: string } = {}): Promise<ScheduleRow> {
+  async pause(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
     const row = await this.#driver.schedulePause({ name: validateName('schedule name', name), now: this.#clock.sqlNow() });
-    this.#events.emit('schedule:operator-action', { schedule: name, action: 'pause', actor: options.actor ?? 'api' });
+    this.#events.emit('schedule:operator-action', { schedule: name, action: 'pause', actor: options.actor ?? 'api', reason: options.reason ?? null });
     return row;
   }
 
@@ -63,7 +63,7 @@ export class ScheduleOperations {
    * Resumes a paused schedule from its next future tick; ticks that fell in the pause are not misfires.
    * @throws ScheduleNotFoundError
    */
-  async resume(name: string, options: { actor?: string } = {}): Promise<ScheduleRow> {
+  async resume(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
     validateName('schedule name', name);
     const now = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
     const def = this.#defs.get(name);
@@ -74,7 +74,7 @@ export class ScheduleOperations {
       nextRunAt = row ? nextTickFromSpec(row.spec as ScheduleSpec, now) : null;
     }
     const row = await this.#driver.scheduleResume({ name, nextRunAt, now: this.#clock.sqlNow() });
-    this.#events.emit('schedule:operator-action', { schedule: name, action: 'resume', actor: options.actor ?? 'api' });
+    this.#events.emit('schedule:operator-action', { schedule: name, action: 'resume', actor: options.actor ?? 'api', reason: options.reason ?? null });
     return row;
   }
 
@@ -83,7 +83,7 @@ export class ScheduleOperations {
    * process (its payload is code).
    * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule.
    */
-  async trigger(name: string, options: { actor?: string } = {}): Promise<{ jobId: string; tickAt: Date }> {
+  async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date }> {
     validateName('schedule name', name);
     const def = this.#defs.get(name);
     if (!def) throw new InvalidOptionError('schedule', name, `a schedule defined in this process (known: ${[...this.#defs.keys()].join(', ') || 'none'}); pass its module with --jobs`);
@@ -91,8 +91,10 @@ export class ScheduleOperations {
     const tickAt = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
     const job = await buildJobInsert(def.job, def.payload({ tickAt, scheduleName: name }), { queue: def.queue, priority: def.priority }, this.#payloadLimit);
     const result = await this.#driver.scheduleTrigger({ name, job, actor, now: this.#clock.sqlNow() });
-    this.#events.emit('schedule:operator-action', { schedule: name, action: 'trigger', actor });
-    this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, late: false, actor });
+    const jobRef = { id: result.jobId, name: def.job.name, queue: def.queue, scheduleName: name };
+    this.#events.emit('schedule:operator-action', { schedule: name, action: 'trigger', actor, reason: options.reason ?? null });
+    this.#events.emit('job:enqueued', { job: jobRef, duplicate: false, replaced: false, runAt: result.tickAt, inTransaction: false });
+    this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, job: jobRef, late: false, actor });
     this.#onEnqueued(def.queue);
     return result;
   }

@@ -123,7 +123,9 @@ export class Scheduler extends Service {
       if (t.alreadyHandled) continue;
       if (t.cancelledJobIds.length > 0) events.emit('schedule:replaced', { schedule: def.name, tickAt: t.tickAt, cancelledJobIds: t.cancelledJobIds });
       if (t.outcome === 'fired' && t.jobId) {
-        events.emit('schedule:fired', { schedule: def.name, tickAt: t.tickAt, jobId: t.jobId, late: t.late, actor: null });
+        const job = { id: t.jobId, name: def.job.name, queue: t.queue ?? def.queue, scheduleName: def.name };
+        events.emit('job:enqueued', { job, duplicate: false, replaced: false, runAt: t.tickAt, inTransaction: false });
+        events.emit('schedule:fired', { schedule: def.name, tickAt: t.tickAt, jobId: t.jobId, job, late: t.late, actor: null });
         if (t.queue) this.#deps.onEnqueued(t.queue);
       } else if (t.outcome === 'skipped') {
         events.emit('schedule:skipped', { schedule: def.name, tickAt: t.tickAt, reason: 'overlap', activeJobId: t.jobId });

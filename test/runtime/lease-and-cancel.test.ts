@@ -239,7 +239,7 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
     const afterFirst = await get(id);
     expect(afterFirst).toMatchObject({ state: 'retrying', attempt: 1, lostCount: 1, lastError: { name: 'LeaseExpiredError' } });
     expect(afterFirst.runAt.getTime()).toBe(clock.now());
-    expect(rescuedEvents).toEqual([{ job: { id, name: 'quick-job', queue: 'default' }, attempt: 1, nextState: 'retrying' }]);
+    expect(rescuedEvents).toEqual([{ job: { id, name: 'quick-job', queue: 'default', scheduleName: null }, attempt: 1, nextState: 'retrying' }]);
     expect(deadEvents).toEqual([]);
 
     // Second loss reaches maxLost: dead, reason lost.

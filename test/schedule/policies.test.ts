@@ -584,7 +584,7 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       const paused = await a.schedules.pause('minutely', { actor: 'ops' });
       expect(paused).toMatchObject({ name: 'minutely', paused: true });
       expect(paused.nextRunAt?.getTime()).toBe(T0 + MINUTE);
-      expect(actions).toEqual([{ schedule: 'minutely', action: 'pause', actor: 'ops' }]);
+      expect(actions).toEqual([{ schedule: 'minutely', action: 'pause', actor: 'ops', reason: null }]);
 
       for (let i = 0; i < 3; i++) {
         await clockA.advance(MINUTE);
@@ -620,7 +620,7 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       const resumed = await warden.schedules.resume('minutely', { actor: 'ops' });
       expect(resumed).toMatchObject({ paused: false });
       expect(resumed.nextRunAt?.getTime()).toBe(T0 + 6 * MINUTE);
-      expect(actions).toEqual([{ schedule: 'minutely', action: 'resume', actor: 'ops' }]);
+      expect(actions).toEqual([{ schedule: 'minutely', action: 'resume', actor: 'ops', reason: null }]);
       expect(await warden.runSchedulerOnce()).toBe(0);
       await clock.set(T0 + 6 * MINUTE);
       expect(await warden.runSchedulerOnce()).toBe(1);
@@ -646,7 +646,7 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       expect(job).toMatchObject({ name: 'noop-job', state: 'queued', scheduleName: 'minutely' });
       expect(job?.tickAt?.getTime()).toBe(T0 + 10 * SECOND);
       expect(fired.map((e) => [e.schedule, e.tickAt.getTime(), e.jobId, e.actor, e.late])).toEqual([['minutely', T0 + 10 * SECOND, first.jobId, 'alice', false]]);
-      expect(actions).toEqual([{ schedule: 'minutely', action: 'trigger', actor: 'alice' }]);
+      expect(actions).toEqual([{ schedule: 'minutely', action: 'trigger', actor: 'alice', reason: null }]);
 
       await warden.schedules.pause('minutely');
       await clock.advance(20 * SECOND);
