@@ -19,6 +19,8 @@ export interface GlobalOptions {
   schema: string;
   /** Print one JSON document on stdout instead of text. */
   json?: boolean;
+  /** Why: recorded with operator actions. @default none */
+  reason?: string;
 }
 
 /** The database used when neither `--database` nor `WARDEN_DATABASE_URL` is given. */

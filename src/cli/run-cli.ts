@@ -41,6 +41,7 @@ export function buildProgram(io: CliIo, run: CommandRunner): Command {
     .addOption(new Option('--database <url>', 'database URL: sqlite:./file.db or postgres://user@host/db').env('WARDEN_DATABASE_URL').default(CLI_DEFAULT_DATABASE))
     .addOption(new Option('--schema <name>', 'PostgreSQL schema holding Warden\'s tables').env('WARDEN_SCHEMA').default(CLI_DEFAULT_SCHEMA))
     .option('--json', 'print one JSON document on stdout instead of text')
+    .option('--reason <text>', 'why, recorded with an operator action (retry, cancel, discard, pause, resume, trigger) in its event and the audit trail')
     .addHelpText('after', '\nEnvironment: WARDEN_DATABASE_URL, WARDEN_SCHEMA, WARDEN_JOBS, WARDEN_LOG_LEVEL (default warn, logs go to stderr), WARDEN_DEBUG=1 (stack traces).');
   registerMigrateCommand(program, run);
   registerWorkerCommand(program, run);

@@ -126,7 +126,7 @@ const PAST: Record<JobAction, string> = { retry: 'retried', cancel: 'cancelled',
 function jobAction(action: JobAction) {
   return async (options: JobIdCommandOptions, io: CliIo): Promise<number> =>
     withWarden(options, {}, async (warden) => {
-      const row = await warden.jobs[action](options.id, { actor: cliActor() });
+      const row = await warden.jobs[action](options.id, { actor: cliActor(), reason: options.reason });
       if (options.json) writeJson(io, row);
       else writeLines(io, [`${PAST[action]} job ${row.id}${action === 'discard' ? '' : ` (now ${row.state})`}`]);
       return 0;

@@ -37,7 +37,7 @@ export async function queuesListCommand(options: GlobalOptions, io: CliIo): Prom
 function queueAction(action: 'pause' | 'resume') {
   return async (options: QueueCommandOptions, io: CliIo): Promise<number> =>
     withWarden(options, {}, async (warden) => {
-      await warden.queues[action](options.queue, { actor: cliActor() });
+      await warden.queues[action](options.queue, { actor: cliActor(), reason: options.reason });
       if (options.json) writeJson(io, { queue: options.queue, paused: action === 'pause' });
       else writeLines(io, [`${action === 'pause' ? 'paused' : 'resumed'} queue ${options.queue}`]);
       return 0;

@@ -118,7 +118,7 @@ export async function schedulesTicksCommand(options: SchedulesTicksCommandOption
 function scheduleAction(action: 'pause' | 'resume') {
   return async (options: ScheduleCommandOptions, io: CliIo): Promise<number> =>
     withWarden(options, {}, async (warden) => {
-      const row = await warden.schedules[action](options.name, { actor: cliActor() });
+      const row = await warden.schedules[action](options.name, { actor: cliActor(), reason: options.reason });
       if (options.json) writeJson(io, row);
       else if (action === 'pause') writeLines(io, [`paused schedule ${row.name}`]);
       else writeLines(io, [`resumed schedule ${row.name} (next run ${formatDate(row.nextRunAt)})`]);
@@ -165,7 +165,7 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
     else if (stored.definitionHash !== def.definitionHash) {
       io.err(`note: schedule ${name} in the database has another definition (another deploy?); triggering with the job and payload of ${path}\n`);
     }
-    const result = await warden.schedules.trigger(name, { actor: cliActor() });
+    const result = await warden.schedules.trigger(name, { actor: cliActor(), reason: options.reason });
     if (options.json) writeJson(io, { schedule: name, ...result });
     else writeLines(io, [`triggered schedule ${name}: job ${result.jobId}`]);
     return 0;
