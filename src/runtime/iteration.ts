@@ -31,7 +31,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
   let unsavedItems = 0;
   let lastSaveAt = clock.now();
   const what = `the checkpoint cursor of job ${row.id}`;
-  const save = async (checkpointJson: string, progressDone: number, tx?: TransactionHandle) => {
+  const save = async (checkpointJson: string, progressDone: number, tx: TransactionHandle = attempt.activeTx) => {
     await attempt.guardedWrite('checkpoint', 'a checkpoint of ctx.iterate', () =>
       driver.jobCheckpoint({ id: row.id, leaseToken: row.leaseToken, checkpointJson, progressDone, progressTotal: total, now: clock.sqlNow(), tx }),
     );
@@ -54,7 +54,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     if (settings.transaction) {
       // Progress counts only once the batch's transaction committed: a rollback takes the batch back entirely.
       const progressDone = done + page.items.length;
-      await driver.transaction(async (tx) => {
+      await attempt.inTransaction(async (tx) => {
         if (page.items.length > 0) await options.batch(page.items, { cursor: batchCursor, tx, signal });
         await save(checkpointJson, progressDone, tx);
       });

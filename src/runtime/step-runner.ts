@@ -53,14 +53,15 @@ export class StepRunner {
       return copyJson(previous.result) as T;
     }
     const what = `the result of step "${name}" of job ${row.id}`;
-    const record = (resultJson: string | null, tx?: unknown) =>
+    // Inside an open job-context transaction the record joins it (see Attempt.activeTx).
+    const record = (resultJson: string | null, tx: unknown = attempt.activeTx) =>
       attempt.guardedWrite('step', `ctx.step("${name}")`, () =>
         driver.jobStepRecord({ id: row.id, leaseToken: row.leaseToken, name, resultJson, attempt: row.attempt, now: clock.sqlNow(), tx }),
       );
     const info = { idempotencyKey: `${row.id}:${name}`, signal: attempt.controller.signal };
     let resultJson: string | null;
     if (options.transaction === true) {
-      resultJson = await driver.transaction(async (tx) => {
+      resultJson = await attempt.inTransaction(async (tx) => {
         const json = encodeResult(what, await fn({ ...info, tx }), payloadLimit);
         await record(json, tx);
         return json;

@@ -1,0 +1,454 @@
+/**
+ * Memoized steps (`ctx.step`): a step's function runs once per job, not once per attempt; later attempts get the
+ * recorded result back. Stable idempotency keys, `warden.jobs.steps(id)`, `undefined` results, transactional steps
+ * whose database writes commit with their record, and bad input (colliding names, non-JSON or oversized results)
+ * failing the attempt with a typed error while the job retries by its policy and earlier steps stay recorded.
+ * @module
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Warden } from '../../src/client/warden.js';
+import { InvalidNameError, NonJsonValueError, PayloadTooLargeError, StepNameConflictError } from '../../src/errors.js';
+import { defineJob, type JobContext, type JobDefinition } from '../../src/job/define-job.js';
+import { type Oracle, openOracle } from '../process/db-oracle.js';
+import { makeWarden, type MakeWardenOptions, record, T0, TestClock } from '../runtime/helpers.js';
+import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { type AppTable, attemptSummary, createAppTable, expectTyped, getJob, RETRY_1S } from './helpers.js';
+
+describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
+  let tdb: TestDatabase;
+  let oracle: Oracle;
+  let clock: TestClock;
+  let warden: Warden | undefined;
+  /** Executions of each step function, by step name. */
+  let runs: Record<string, number>;
+
+  beforeEach(async () => {
+    runs = {};
+    tdb = await createTestDatabase(kind);
+    oracle = await openOracle(tdb);
+    clock = new TestClock(T0);
+  });
+
+  afterEach(async () => {
+    await warden?.close();
+    warden = undefined;
+    await oracle?.close();
+    await tdb?.cleanup();
+  });
+
+  function open(jobs: JobDefinition<any, any>[], options: MakeWardenOptions = {}): Warden {
+    warden = makeWarden(tdb, { jobs, clock, ...options });
+    return warden;
+  }
+
+  /** A step function that counts its executions and returns `value`. */
+  function counted<T>(name: string, value: T): () => T {
+    return () => {
+      runs[name] = (runs[name] ?? 0) + 1;
+      return value;
+    };
+  }
+
+  /** Runs every due job, advances the fake clock 1 s (one retry delay), and repeats `times` times. */
+  async function drainRetries(w: Warden, times: number): Promise<void> {
+    for (let i = 0; i < times; i++) {
+      await w.drain();
+      await clock.advance(1_000);
+    }
+  }
+
+  it('3 steps, failing after step 2 on attempt 1: attempt 2 runs only step 3 and gets the results of steps 1 and 2', async () => {
+    const seen: { attempt: number; results: unknown[] }[] = [];
+    const checkout = defineJob({
+      name: 'checkout',
+      retry: { maxAttempts: 3, backoff: RETRY_1S },
+      handler: async (_payload, ctx: JobContext) => {
+        const reserved = await ctx.step('a-reserve', counted('a-reserve', { reservation: 'r-1', items: [1, 2] }));
+        const charged = await ctx.step('b-charge', counted('b-charge', { chargeId: 'ch_9', amount: 1250 }));
+        if (ctx.attempt === 1) {
+          seen.push({ attempt: ctx.attempt, results: [reserved, charged] });
+          throw new Error('crashed after charging');
+        }
+        const shipped = await ctx.step('c-ship', counted('c-ship', 'shipment-7'));
+        seen.push({ attempt: ctx.attempt, results: [reserved, charged, shipped] });
+      },
+    });
+    const w = open([checkout]);
+    const stepEvents = record(w, 'job:step');
+    const { id } = await w.enqueue(checkout, {});
+
+    expect(await w.drain()).toEqual({ attempts: 1 });
+    expect(await getJob(w, id)).toMatchObject({ state: 'retrying', attempt: 1 });
+    expect(runs).toEqual({ 'a-reserve': 1, 'b-charge': 1 });
+
+    await clock.advance(1_000);
+    expect(await w.drain()).toEqual({ attempts: 1 });
+    expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+    expect(runs).toEqual({ 'a-reserve': 1, 'b-charge': 1, 'c-ship': 1 });
+
+    const first = [{ reservation: 'r-1', items: [1, 2] }, { chargeId: 'ch_9', amount: 1250 }];
+    expect(seen).toEqual([
+      { attempt: 1, results: first },
+      { attempt: 2, results: [...first, 'shipment-7'] },
+    ]);
+    expect(stepEvents.map((e) => [e.attempt, e.step, e.replayed])).toEqual([
+      [1, 'a-reserve', false],
+      [1, 'b-charge', false],
+      [2, 'a-reserve', true],
+      [2, 'b-charge', true],
+      [2, 'c-ship', false],
+    ]);
+    expect(await attemptSummary(w, id)).toEqual([
+      [1, 'failed', 'Error'],
+      [2, 'completed', null],
+    ]);
+
+    const steps = await w.jobs.steps(id);
+    expect(steps.map((s) => ({ jobId: s.jobId, name: s.name, result: s.result, attempt: s.attempt, leaseToken: s.leaseToken, at: s.createdAt.getTime() }))).toEqual([
+      { jobId: id, name: 'a-reserve', result: first[0], attempt: 1, leaseToken: 1, at: T0 },
+      { jobId: id, name: 'b-charge', result: first[1], attempt: 1, leaseToken: 1, at: T0 },
+      { jobId: id, name: 'c-ship', result: 'shipment-7', attempt: 2, leaseToken: 2, at: T0 + 1_000 },
+    ]);
+    // Another job has steps of its own: none yet.
+    const other = await w.enqueue(checkout, {});
+    expect(await w.jobs.steps(other.id)).toEqual([]);
+  });
+
+  it('the idempotency key is `${jobId}:${name}`, the same on every attempt', async () => {
+    const keys: { attempt: number; key: string }[] = [];
+    const pay = defineJob({
+      name: 'pay',
+      retry: { maxAttempts: 3, backoff: RETRY_1S },
+      handler: async (_payload, ctx: JobContext) => {
+        await ctx.step('charge card', ({ idempotencyKey, signal, tx }) => {
+          keys.push({ attempt: ctx.attempt, key: idempotencyKey });
+          expect(signal).toBe(ctx.signal);
+          expect(tx).toBeUndefined();
+          // The payment provider times out on the first two attempts; nothing is recorded for them.
+          if (ctx.attempt < 3) throw new Error('provider timeout');
+          return { ok: true };
+        });
+      },
+    });
+    const w = open([pay]);
+    const { id } = await w.enqueue(pay, {});
+    await drainRetries(w, 3);
+    expect(keys).toEqual([1, 2, 3].map((attempt) => ({ attempt, key: `${id}:charge card` })));
+    expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 3 });
+    expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([['charge card', 3, { ok: true }]]);
+  });
+
+  it('undefined is recorded as no result and replayed as undefined; null stays null; the caller gets a JSON copy', async () => {
+    const seen: unknown[][] = [];
+    const returned = { nested: { list: [1, 'two', null] } };
+    const job = defineJob({
+      name: 'values',
+      retry: { maxAttempts: 2, backoff: RETRY_1S },
+      handler: async (_payload, ctx: JobContext) => {
+        const u = await ctx.step('undefined', counted('undefined', undefined));
+        const n = await ctx.step('null', counted('null', null));
+        const o = await ctx.step('object', counted('object', returned));
+        const f = await ctx.step('false', counted('false', false));
+        seen.push([u, n, o, f, o === returned]);
+        if (ctx.attempt === 1) throw new Error('again');
+      },
+    });
+    const w = open([job]);
+    const { id } = await w.enqueue(job, {});
+    await drainRetries(w, 2);
+    expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+    expect(runs).toEqual({ undefined: 1, null: 1, object: 1, false: 1 });
+    expect(seen).toEqual([
+      [undefined, null, returned, false, false],
+      [undefined, null, returned, false, false],
+    ]);
+    expect(seen[1]![0]).toBeUndefined();
+    const steps = await w.jobs.steps(id);
+    expect(steps.map((s) => [s.name, s.result])).toEqual([
+      ['false', false],
+      ['null', null],
+      ['object', returned],
+      ['undefined', undefined],
+    ]);
+  });
+
+  it('an operator retry of a dead job keeps its steps; discarding the job deletes them', async () => {
+    let failing = true;
+    const job = defineJob({
+      name: 'operator',
+      retry: { maxAttempts: 1 },
+      handler: async (_payload, ctx: JobContext) => {
+        await ctx.step('kept', counted('kept', { n: 1 }));
+        if (failing) throw new Error('dead on its only attempt');
+      },
+    });
+    const w = open([job]);
+    const { id } = await w.enqueue(job, {});
+    await w.drain();
+    expect(await getJob(w, id)).toMatchObject({ state: 'dead', attempt: 1 });
+    expect((await w.jobs.steps(id)).map((s) => s.name)).toEqual(['kept']);
+
+    failing = false;
+    await w.jobs.retry(id);
+    await w.drain();
+    expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+    expect(runs).toEqual({ kept: 1 });
+
+    await w.jobs.discard(id);
+    expect(await w.jobs.steps(id)).toEqual([]);
+    expect(await oracle.number('SELECT count(*) FROM {job_steps}')).toBe(0);
+  });
+
+  describe('{ transaction: true }', () => {
+    let app: AppTable;
+    beforeEach(async () => {
+      app = await createAppTable(tdb, oracle);
+    });
+
+    it('the step’s write through info.tx and its record commit together; a later attempt replays without writing again', async () => {
+      const job = defineJob({
+        name: 'tx-step',
+        retry: { maxAttempts: 3, backoff: RETRY_1S },
+        handler: async (_payload, ctx: JobContext) => {
+          const result = await ctx.step(
+            'write-order',
+            async ({ tx, idempotencyKey }) => {
+              runs['write-order'] = (runs['write-order'] ?? 0) + 1;
+              expect(tx).toBeDefined();
+              await app.insert(tx, ctx.job.id, idempotencyKey);
+              return { orderNo: 77 };
+            },
+            { transaction: true },
+          );
+          expect(result).toEqual({ orderNo: 77 });
+          if (ctx.attempt === 1) throw new Error('after the step');
+        },
+      });
+      const w = open([job]);
+      const { id } = await w.enqueue(job, {});
+      await drainRetries(w, 2);
+      expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+      expect(runs).toEqual({ 'write-order': 1 });
+      expect(await app.tags(id)).toEqual([`${id}:write-order`]);
+      expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([['write-order', 1, { orderNo: 77 }]]);
+    });
+
+    it('throwing after the write rolls back both: no row, no record; the retry writes once', async () => {
+      const job = defineJob({
+        name: 'tx-step-fails',
+        retry: { maxAttempts: 3, backoff: RETRY_1S },
+        handler: async (_payload, ctx: JobContext) => {
+          await ctx.step(
+            'write-order',
+            async ({ tx }) => {
+              runs['write-order'] = (runs['write-order'] ?? 0) + 1;
+              await app.insert(tx, ctx.job.id, `attempt ${ctx.attempt}`);
+              if (ctx.attempt === 1) throw new Error('failed after the write');
+              return 'ok';
+            },
+            { transaction: true },
+          );
+        },
+      });
+      const w = open([job]);
+      const { id } = await w.enqueue(job, {});
+      await w.drain();
+      expect(await getJob(w, id)).toMatchObject({ state: 'retrying', attempt: 1 });
+      expect(await app.rows()).toEqual([]);
+      expect(await w.jobs.steps(id)).toEqual([]);
+
+      await clock.advance(1_000);
+      await w.drain();
+      expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+      expect(runs).toEqual({ 'write-order': 2 });
+      expect(await app.tags(id)).toEqual(['attempt 2']);
+      expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt])).toEqual([['write-order', 2]]);
+      expect(await attemptSummary(w, id)).toEqual([
+        [1, 'failed', 'Error'],
+        [2, 'completed', null],
+      ]);
+    });
+
+    it('a non-JSON result rolls the step’s write back too', async () => {
+      const job = defineJob({
+        name: 'tx-step-bad-result',
+        retry: { maxAttempts: 1 },
+        handler: async (_payload, ctx: JobContext) => {
+          await ctx.step(
+            'write',
+            async ({ tx }) => {
+              await app.insert(tx, ctx.job.id, 'written');
+              return new Date(T0);
+            },
+            { transaction: true },
+          );
+        },
+      });
+      const w = open([job]);
+      const { id } = await w.enqueue(job, {});
+      await w.drain();
+      expect(await attemptSummary(w, id)).toEqual([[1, 'failed', 'NonJsonValueError']]);
+      expect(await app.rows()).toEqual([]);
+      expect(await w.jobs.steps(id)).toEqual([]);
+    });
+  });
+
+  describe('bad input: a typed error fails the attempt; the job retries by its policy; earlier steps stay', () => {
+    it('colliding step names in one attempt: StepNameConflictError (also for concurrent calls)', async () => {
+      const errors: unknown[] = [];
+      const job = defineJob({
+        name: 'collide',
+        retry: { maxAttempts: 3, backoff: RETRY_1S },
+        handler: async (_payload, ctx: JobContext) => {
+          await ctx.step('setup', counted('setup', 1));
+          if (ctx.attempt === 1) {
+            await ctx.step('x', counted('x', 'first'));
+            try {
+              await ctx.step('x', counted('x-again', 'second'));
+            } catch (error) {
+              errors.push(error);
+              throw error;
+            }
+          }
+          if (ctx.attempt === 2) {
+            // Two calls in flight at once: the second is refused before the first has finished.
+            const settled = await Promise.allSettled([ctx.step('y', counted('y', 'y1')), ctx.step('y', counted('y-again', 'y2'))]);
+            errors.push(...settled.flatMap((s) => (s.status === 'rejected' ? [s.reason] : [])));
+            expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected']);
+            throw (settled[1] as PromiseRejectedResult).reason;
+          }
+          await ctx.step('x', counted('x', 'never'));
+          await ctx.step('y', counted('y', 'never'));
+        },
+      });
+      const w = open([job]);
+      const { id } = await w.enqueue(job, {});
+
+      await w.drain();
+      expect(await getJob(w, id)).toMatchObject({ state: 'retrying', attempt: 1 });
+      await clock.advance(1_000);
+      await w.drain();
+      expect(await getJob(w, id)).toMatchObject({ state: 'retrying', attempt: 2 });
+      await clock.advance(1_000);
+      await w.drain();
+      expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 3 });
+
+      expect(errors).toHaveLength(2);
+      expect(expectTyped(errors[0], StepNameConflictError)).toMatchObject({ jobId: id, stepName: 'x' });
+      expect(expectTyped(errors[1], StepNameConflictError)).toMatchObject({ jobId: id, stepName: 'y' });
+      expect(runs).toEqual({ setup: 1, x: 1, y: 1 });
+      expect(await attemptSummary(w, id)).toEqual([
+        [1, 'failed', 'StepNameConflictError'],
+        [2, 'failed', 'StepNameConflictError'],
+        [3, 'completed', null],
+      ]);
+      expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([
+        ['setup', 1, 1],
+        ['x', 1, 'first'],
+        ['y', 2, 'y1'],
+      ]);
+    });
+
+    it.each<[string, () => unknown, string]>([
+      ['a Date', () => new Date(T0), '$'],
+      ['a function', () => ({ callback: () => 1 }), '$.callback'],
+      ['a BigInt', () => ({ amount: 10n }), '$.amount'],
+      ['NaN', () => [1, Number.NaN], '$[1]'],
+      ['a Map', () => new Map([[1, 2]]), '$'],
+    ])('a non-JSON result (%s): NonJsonValueError, not recorded; the retry runs it again', async (_title, make, path) => {
+      const errors: unknown[] = [];
+      const job = defineJob({
+        name: 'non-json',
+        retry: { maxAttempts: 2, backoff: RETRY_1S },
+        handler: async (_payload, ctx: JobContext) => {
+          await ctx.step('before', counted('before', 'ok'));
+          try {
+            await ctx.step('bad', () => {
+              runs.bad = (runs.bad ?? 0) + 1;
+              return ctx.attempt === 1 ? make() : 'fixed';
+            });
+          } catch (error) {
+            errors.push(error);
+            throw error;
+          }
+        },
+      });
+      const w = open([job]);
+      const { id } = await w.enqueue(job, {});
+      await w.drain();
+      expect(await getJob(w, id)).toMatchObject({ state: 'retrying', attempt: 1 });
+      expect(expectTyped(errors[0], NonJsonValueError).path).toBe(path);
+      expect((await w.jobs.steps(id)).map((s) => s.name)).toEqual(['before']);
+
+      await clock.advance(1_000);
+      await w.drain();
+      expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+      expect(runs).toEqual({ before: 1, bad: 2 });
+      expect(await attemptSummary(w, id)).toEqual([
+        [1, 'failed', 'NonJsonValueError'],
+        [2, 'completed', null],
+      ]);
+      expect((await w.jobs.steps(id)).map((s) => [s.name, s.result])).toEqual([
+        ['before', 'ok'],
+        ['bad', 'fixed'],
+      ]);
+    });
+
+    it('a result over the payload limit: PayloadTooLargeError, not recorded; the job dies after its last attempt with earlier steps kept', async () => {
+      const errors: unknown[] = [];
+      const job = defineJob({
+        name: 'too-large',
+        retry: { maxAttempts: 2, backoff: RETRY_1S },
+        handler: async (_payload, ctx: JobContext) => {
+          await ctx.step('small', counted('small', 'x'.repeat(50)));
+          try {
+            await ctx.step('large', counted('large', 'x'.repeat(200)));
+          } catch (error) {
+            errors.push(error);
+            throw error;
+          }
+        },
+      });
+      const w = open([job], { payloadLimit: 100 });
+      const { id } = await w.enqueue(job, {});
+      await drainRetries(w, 2);
+      expect(await getJob(w, id)).toMatchObject({ state: 'dead', attempt: 2 });
+      expect(errors).toHaveLength(2);
+      for (const error of errors) expect(expectTyped(error, PayloadTooLargeError)).toMatchObject({ limit: 100, bytes: 202 });
+      expect(runs).toEqual({ small: 1, large: 2 });
+      expect(await attemptSummary(w, id)).toEqual([
+        [1, 'failed', 'PayloadTooLargeError'],
+        [2, 'failed', 'PayloadTooLargeError'],
+      ]);
+      expect((await w.jobs.steps(id)).map((s) => [s.name, s.result])).toEqual([['small', 'x'.repeat(50)]]);
+    });
+
+    it.each<[string, unknown]>([
+      ['empty', ''],
+      ['a control character', 'a\nb'],
+      ['201 characters', 'x'.repeat(201)],
+      ['not a string', 7],
+    ])('a step name that is %s: InvalidNameError; the function never runs', async (_title, name) => {
+      const errors: unknown[] = [];
+      const job = defineJob({
+        name: 'bad-name',
+        retry: { maxAttempts: 1 },
+        handler: async (_payload, ctx: JobContext) => {
+          try {
+            await ctx.step(name as string, counted('fn', 1));
+          } catch (error) {
+            errors.push(error);
+            throw error;
+          }
+        },
+      });
+      const w = open([job]);
+      const { id } = await w.enqueue(job, {});
+      await w.drain();
+      expectTyped(errors[0], InvalidNameError);
+      expect(runs).toEqual({});
+      expect(await attemptSummary(w, id)).toEqual([[1, 'failed', 'InvalidNameError']]);
+      expect(await w.jobs.steps(id)).toEqual([]);
+    });
+  });
+});
