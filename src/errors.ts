@@ -308,3 +308,23 @@ export class FenceError extends WardenError {
     this.currentToken = currentToken;
   }
 }
+
+/** An alert notice could not be delivered to a sink (the delivery job retries it with backoff). */
+export class AlertDeliveryError extends WardenError {
+  readonly sink: string;
+  constructor(sink: string, got: string, options?: { cause?: unknown }) {
+    super('ALERT_DELIVERY_FAILED', `Expected alert sink ${JSON.stringify(sink)} to accept the notice, got ${got}`, options);
+    this.sink = sink;
+  }
+}
+
+/**
+ * Audit entries were not written in time: the database refused them, the trail's backlog was full, or the
+ * trail was closed first. The action they describe was applied; entries still queued are written when the
+ * database accepts them again.
+ */
+export class AuditWriteError extends WardenError {
+  constructor(got: string, options?: { cause?: unknown }) {
+    super('AUDIT_WRITE_FAILED', `Expected the audit entries to be written, got ${got} (the action itself was applied)`, options);
+  }
+}

@@ -4,6 +4,8 @@
  * Set `WARDEN_TEST_DRIVERS=sqlite` (or `postgres`) to run against one driver only.
  */
 import { describe } from 'vitest';
+import { exerciseAlerts } from './conformance/alerts.js';
+import { exerciseAudit } from './conformance/audit.js';
 import { exerciseDriverBasics } from './conformance/driver-basics.js';
 import { exerciseJobClaim } from './conformance/job-claim.js';
 import { exerciseJobInsert } from './conformance/job-insert.js';
@@ -16,6 +18,7 @@ import { exerciseJobUnique } from './conformance/job-unique.js';
 import { exerciseLock } from './conformance/lock.js';
 import { exerciseMigration } from './conformance/migration.js';
 import { exerciseQueue } from './conformance/queue.js';
+import { exerciseRetention } from './conformance/retention.js';
 import { exerciseSchedule } from './conformance/schedule.js';
 import { DRIVER_KINDS } from './support/test-databases.js';
 
@@ -33,4 +36,7 @@ describe.each(DRIVER_KINDS)('%s driver', (kind) => {
   exerciseQueue(kind);
   exerciseSchedule(kind);
   exerciseLock(kind);
+  exerciseRetention(kind);
+  exerciseAudit(kind);
+  exerciseAlerts(kind);
 });

@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { AlertsOptions } from '../alerts/alert-options.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import { CliError } from './cli-error.js';
@@ -65,6 +66,8 @@ export interface JobsModule {
    * registers each schedule's job.
    */
   schedules: ScheduleDefinition[];
+  /** Its `export const alerts` (the `alerts` option of `createWarden`, checked by Warden), if any. */
+  alerts?: AlertsOptions;
 }
 
 /**
@@ -97,7 +100,11 @@ export async function loadJobsModule(spec: string, options: { cwd?: string; flag
       `Expected the jobs module ${path} to export job definitions (export default [...], export const jobs = [...], or named defineJob() exports) or schedules (export const schedules = [...], or named defineSchedule() exports), got none`,
     );
   }
-  return { path, jobs, schedules };
+  const alerts = namespace.alerts;
+  if (alerts !== undefined && (typeof alerts !== 'object' || alerts === null || Array.isArray(alerts))) {
+    throw new CliError(`Expected the jobs module's \`alerts\` export to be the alerts options object (docs/alerts.md), got ${Array.isArray(alerts) ? 'an array' : typeof alerts}`);
+  }
+  return { path, jobs, schedules, ...(alerts === undefined ? {} : { alerts: alerts as AlertsOptions }) };
 }
 
 /**

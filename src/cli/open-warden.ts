@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { createWarden, type Warden } from '../client/warden.js';
+import type { WardenOptions } from '../client/warden-options.js';
 import { InvalidOptionError, MigrationRequiredError } from '../errors.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
@@ -59,6 +60,16 @@ export interface WithWardenOptions {
    * that does not exist yet. Off for `migrate` itself. @default true
    */
   requireMigrated?: boolean;
+  /**
+   * The instance's `audit` option. Operator actions through the CLI are always recorded, attributed to
+   * `cli:<user>`: the CLI cannot know whether the application records, and an entry costs one write.
+   * @default { actor: cliActor() } (recording on; each job type's own level)
+   */
+  audit?: WardenOptions['audit'];
+  /** The instance's `metrics` option (`warden worker --metrics-port`). @default false */
+  metrics?: WardenOptions['metrics'];
+  /** The instance's `alerts` option (a jobs module's `export const alerts`, for `warden worker`). @default alerting off */
+  alerts?: WardenOptions['alerts'];
 }
 
 /** Hides a password in a database URL for messages. */
@@ -87,7 +98,7 @@ export async function withWarden<T>(globals: GlobalOptions, options: WithWardenO
   if (requireMigrated && file !== null && !existsSync(resolve(file))) {
     throw new CliError(`Expected an SQLite database file at ${resolve(file)}, got no such file (create it with \`warden migrate\`)`);
   }
-  const warden = createWarden({ database: url, schema: globals.schema, jobs: options.jobs ?? [], schedules: options.schedules ?? [], logger: cliLogger() });
+  const warden = createWarden({ database: url, schema: globals.schema, jobs: options.jobs ?? [], schedules: options.schedules ?? [], logger: cliLogger(), audit: options.audit ?? { actor: cliActor() }, metrics: options.metrics ?? false, alerts: options.alerts });
   try {
     if (requireMigrated) {
       const status = await warden.migrationStatus();

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_USAGE, reportError } from './cli-error.js';
 import { type CliIo, processIo } from './cli-io.js';
+import { registerAuditCommands } from './commands/audit.js';
 import type { CommandRunner } from './commands/command-runner.js';
+import { registerAlertsCommands } from './commands/alerts.js';
 import { registerEnqueueCommand } from './commands/enqueue.js';
 import { registerJobsCommands } from './commands/jobs.js';
 import { registerLocksCommands } from './commands/locks.js';
@@ -51,6 +53,8 @@ export function buildProgram(io: CliIo, run: CommandRunner): Command {
   registerStatsCommand(program, run);
   registerSchedulesCommands(program, run);
   registerLocksCommands(program, run);
+  registerAlertsCommands(program, run);
+  registerAuditCommands(program, run);
   return program;
 }
 

@@ -1,7 +1,12 @@
 import type { Logger } from 'pino';
+import type { AlertsOptions } from '../alerts/alert-options.js';
+import type { AuditOptions } from '../audit/audit-options.js';
 import type { Clock } from '../clock/clock.js';
 import type { DatabaseOptions } from '../driver/create-driver.js';
 import type { Driver } from '../driver/driver.js';
+import type { RetentionOptions } from '../maintenance/retention-service.js';
+import type { TracingOptions } from '../observe/job-tracer.js';
+import type { MetricsOptions } from '../observe/metrics.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import type { WorkerOptions } from '../runtime/worker-options.js';
@@ -33,12 +38,44 @@ export interface WardenOptions {
     /** Emit `clock:skew` when this process's clock is off the database's by more than this. @default "30s" */
     clockSkewWarning?: Duration;
   };
+  /**
+   * Alerting (docs/alerts.md): rules with thresholds (dead letter, failure rate, consecutive failures, missed run,
+   * run too long, queue lag, leases expiring), sinks (webhook, email; the log always), heartbeat URLs. Giving it
+   * turns alerting on: `start()` then runs the alert monitor and, with sinks, the delivery queue.
+   * @default undefined (alerting off; schedules' `heartbeat` pings still run)
+   */
+  alerts?: AlertsOptions;
   /** A pino logger. @default pino at level `process.env.WARDEN_LOG_LEVEL ?? "info"` */
   logger?: Logger;
   /** Replaces the system clock, e.g. with `FakeClock` from `warden/testing`. @default systemClock */
   clock?: Clock;
   /** Source of randomness for retry jitter and worker ids, uniform in [0, 1). @default Math.random */
   random?: () => number;
+  /**
+   * Prometheus metrics for this instance (docs/observability.md): `true` for Warden's own registry, or options
+   * (`registry` to share the application's, `prefix`, …). Served by `warden.httpHandler()` or
+   * `warden.metrics.registry`. @default false
+   */
+  metrics?: boolean | Omit<MetricsOptions, 'events' | 'driver' | 'clock'>;
+  /**
+   * OpenTelemetry spans (a producer span per enqueue, a consumer span per attempt), created through
+   * `@opentelemetry/api`: recorded only when the application registered an SDK (or passes `tracerProvider`).
+   * `false` turns them off. @default {} (the global provider)
+   */
+  tracing?: TracingOptions | false;
+  /**
+   * How long finished jobs and schedule ticks are kept, pruned by the retention service that `start()` runs, in
+   * one instance at a time (a lease lock). Job types can set their own (`defineJob({ retention })`). `true` or
+   * `{}`: the defaults; `false`: never prune. Off by default when a `clock` is injected (tests that drive time
+   * opt in explicitly). @default { completed: "7d", dead: "30d", cancelled: "7d", scheduleTicks: "30d", interval: "1h" }
+   */
+  retention?: RetentionOptions | boolean;
+  /**
+   * Record job state changes and operator actions to the tamper-evident audit trail (docs/audit.md): `true`, or
+   * options. How much of each job type is recorded is its definition's `audit` level. Reading and verifying
+   * (`warden.audit`) work either way. @default false
+   */
+  audit?: boolean | AuditOptions;
 }
 
 /** Options for one enqueue. */
@@ -86,4 +123,6 @@ export interface StartOptions extends WorkerOptions {
   worker?: boolean;
   /** Run the scheduler (fire schedules). @default true when schedules are registered */
   scheduler?: boolean;
+  /** Run the retention service (unless the `retention` option is `false`). @default true */
+  retention?: boolean;
 }

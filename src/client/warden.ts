@@ -1,8 +1,12 @@
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
+import { AlertManager } from '../alerts/alert-manager.js';
+import { AuditApi } from '../audit/audit-api.js';
+import { resolveAuditOptions } from '../audit/audit-options.js';
+import { AuditTrail } from '../audit/audit-trail.js';
 import { type Clock, systemClock } from '../clock/clock.js';
 import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
-import type { Driver, JobInsert, JobStepRow, MigrateResult, MigrationStatus } from '../driver/driver.js';
+import type { Driver, JobInsert, JobInsertResult, JobStepRow, MigrateResult, MigrationStatus } from '../driver/driver.js';
 import { InvalidOptionError, MigrationRequiredError, UnknownJobError } from '../errors.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
@@ -11,6 +15,11 @@ import type { AttemptRow, JobRow, JobState, QueueStats } from '../job/job-record
 import { JOB_STATES } from '../job/job-record.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
 import { LockManager } from '../lock/lock-manager.js';
+import { resolveRetentionOptions, type RetentionResult, RetentionService } from '../maintenance/retention-service.js';
+import { createHttpEndpoints, type HttpEndpointsHandler, type HttpEndpointsOptions } from '../observe/http-endpoints.js';
+import { JobTracer } from '../observe/job-tracer.js';
+import { attachMetrics, type MetricsHandle } from '../observe/metrics.js';
+import { createReadinessCheck, type ReadinessCheck } from '../observe/readiness-check.js';
 import { subscribeLogger } from '../runtime/log-subscriber.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import { ScheduleOperations } from '../schedule/schedule-operations.js';
@@ -72,6 +81,23 @@ export class Warden {
   readonly locks: LockManager;
   /** Operator actions on schedules: list, ticks, pause, resume, trigger. */
   readonly schedules: ScheduleOperations;
+  /** This instance's Prometheus metrics (the `metrics` option): `registry` to serve; null when off. */
+  readonly metrics: MetricsHandle | null;
+  /** Producer and consumer spans; null when `tracing: false`. */
+  readonly #tracer: JobTracer | null;
+  /** Pruning of finished jobs, started by `start()`; null when `retention: false`. */
+  readonly #retention: RetentionService | null;
+  /**
+   * Readiness for `/readyz` (database reachable, worker not draining), following this instance's worker events
+   * from construction on; `httpHandler()` serves it, `readiness.check` plugs into `startHealthServer`.
+   */
+  readonly readiness: ReadinessCheck;
+  /** The audit trail: head, verify, export, prune (see docs/audit.md). Recording is the `audit` option. */
+  readonly audit: AuditApi;
+  /** Records events to the audit trail; null unless the `audit` option enables it. */
+  readonly #auditTrail: AuditTrail | null;
+  /** Alerts: list, check, resolve (see docs/alerts.md). Rules and sinks are the `alerts` option. */
+  readonly alerts: AlertManager;
 
   constructor(options: WardenOptions = {}) {
     const payloadLimit = options.payloadLimit ?? DEFAULT_PAYLOAD_LIMIT;
@@ -96,6 +122,11 @@ export class Warden {
       scanMs: parseDuration('scheduler.scanInterval', options.scheduler?.scanInterval ?? '1s', { allowZero: false }),
       skewWarnMs: parseDuration('scheduler.clockSkewWarning', options.scheduler?.clockSkewWarning ?? '30s', { allowZero: false }),
     };
+    const auditOptions = resolveAuditOptions(options.audit);
+    // On by default, except with an injected clock: tests that drive time themselves opt in explicitly.
+    const retention = options.retention ?? options.clock === undefined;
+    const retentionOptions = retention === false ? null : resolveRetentionOptions(retention === true ? {} : retention);
+    this.#tracer = options.tracing === false ? null : new JobTracer(options.tracing);
     this.#payloadLimit = payloadLimit;
     this.#workerDefaults = options.worker ?? {};
     this.#random = options.random ?? Math.random;
@@ -106,9 +137,26 @@ export class Warden {
     this.driver = typeof database === 'string'
       ? createDriver({ ...options.databaseOptions, url: database, schema: options.schema, onError: (error) => this.events.emit('error', { error, context: 'idle database connection' }) })
       : database;
-    subscribeLogger(this.events, this.logger);
+    subscribeLogger(this.events, this.logger, this.#registry);
     this.locks = new LockManager({ driver: this.driver, clock: this.clock, events: this.events });
-    this.schedules = new ScheduleOperations({ driver: this.driver, clock: this.clock, events: this.events, definitions: this.#schedules, payloadLimit, onEnqueued: (q) => this.#worker?.notify(q) });
+    this.#retention = retentionOptions && new RetentionService({ driver: this.driver, clock: this.clock, events: this.events, locks: this.locks, definitions: this.#registry }, retentionOptions);
+    this.readiness = createReadinessCheck({ driver: this.driver, events: this.events });
+    this.metrics = options.metrics ? attachMetrics({ ...(options.metrics === true ? {} : options.metrics), events: this.events, driver: this.driver, clock: this.clock }) : null;
+    this.schedules = new ScheduleOperations({ driver: this.driver, clock: this.clock, events: this.events, definitions: this.#schedules, payloadLimit, onEnqueued: (q) => this.#worker?.notify(q), afterAction: () => this.#auditBarrier() });
+    // Subscribed from construction on, so a producer that never calls start() still records its enqueues.
+    this.#auditTrail = auditOptions.enabled ? new AuditTrail({ driver: this.driver, clock: this.clock, events: this.events, jobs: this.#registry, schedules: this.#schedules, options: auditOptions }) : null;
+    this.#auditTrail?.start();
+    this.audit = new AuditApi({ driver: this.driver, chain: auditOptions.chain, trail: this.#auditTrail });
+    this.alerts = new AlertManager({
+      options: options.alerts, driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, definitions: this.#registry, schedules: this.#schedules,
+      instance: `${hostname()}/${process.pid}/${Math.floor(this.#random() * 0xffffff).toString(16).padStart(6, '0')}`,
+      enqueue: (items, tx) => this.enqueueMany(items, { tx }),
+      onEnqueued: (queue) => this.#worker?.notify(queue),
+    });
+    for (const def of this.alerts.deliveryJobs) {
+      if (this.#registry.has(def.name)) throw new InvalidOptionError('jobs[]', def.name, 'a name other than those of the built-in alert delivery jobs');
+      this.#registry.set(def.name, def);
+    }
   }
 
   /** The registered job definitions, by name. */
@@ -138,7 +186,7 @@ export class Warden {
    */
   async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     const insert = await this.#prepare({ job, payload, options });
-    const [result] = await this.driver.jobInsertMany({ jobs: [insert], now: this.clock.sqlNow(), tx: options.tx });
+    const [result] = await this.#insert([insert], options.tx);
     this.#afterInsert([result!], options.tx !== undefined);
     return { id: result!.job.id, duplicate: result!.duplicate, replaced: result!.replaced, job: result!.job };
   }
@@ -159,7 +207,7 @@ export class Warden {
       }
     }
     if (inserts.length === 0) return [];
-    const results = await this.driver.jobInsertMany({ jobs: inserts, now: this.clock.sqlNow(), tx: options.tx });
+    const results = await this.#insert(inserts, options.tx);
     this.#afterInsert(results, options.tx !== undefined);
     return results.map((r) => ({ id: r.job.id, duplicate: r.duplicate, replaced: r.replaced, job: r.job }));
   }
@@ -171,10 +219,13 @@ export class Warden {
    */
   async start(options: StartOptions = {}): Promise<void> {
     if (this.#worker || this.#scheduler) return;
-    const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, ...workerOptions } = options;
+    const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
     const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
     const status = await this.driver.migrationStatus();
     if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
+    // Notices reach the sinks as jobs of the delivery queue: every worker runs it, whatever queues it was given.
+    const deliveryQueue = this.alerts.deliveryQueue;
+    if (resolved && deliveryQueue && !resolved.queues.includes(deliveryQueue)) resolved.queues.push(deliveryQueue);
     if (resolved) {
       this.#worker = this.#createWorker(resolved);
       await this.#worker.start();
@@ -183,6 +234,8 @@ export class Warden {
       this.#scheduler = this.#createScheduler();
       this.#scheduler.start();
     }
+    if (runRetention) this.#retention?.start();
+    this.alerts.start();
   }
 
   /**
@@ -190,6 +243,8 @@ export class Warden {
    * before `start`; `start` may be called again afterwards.
    */
   async stop(): Promise<void> {
+    await this.alerts.stop();
+    await this.#retention?.stop();
     const scheduler = this.#scheduler;
     await scheduler?.stop();
     if (this.#scheduler === scheduler) this.#scheduler = null;
@@ -198,6 +253,8 @@ export class Warden {
     // A stopped worker cannot restart; forgetting it lets start() create a fresh one.
     if (worker) this.#lastCounters = worker.counters;
     if (this.#worker === worker) this.#worker = null;
+    // The worker's last transitions are queued for the audit trail; a failed write is already an `error` event.
+    await this.#auditTrail?.barrier().catch(() => undefined);
   }
 
   /** The registered schedules, by name. */
@@ -216,6 +273,26 @@ export class Warden {
       this.#manualSynced = true;
     }
     return this.#manualScheduler.scan();
+  }
+
+  /**
+   * One retention pass now, in this process (see the `retention` option): deletes finished jobs past their
+   * retention, orphaned dedup keys and old schedule ticks. Resolves with what it deleted, or null when another
+   * instance is running a pass.
+   * @throws InvalidOptionError when this instance was created with `retention: false`.
+   */
+  runRetentionOnce(): Promise<RetentionResult | null> {
+    if (!this.#retention) return Promise.reject(new InvalidOptionError('retention', false, 'retention enabled to run a retention pass'));
+    return this.#retention.runOnce();
+  }
+
+  /**
+   * A request handler serving `/metrics` (this instance's registry, when the `metrics` option is on), `/livez` and
+   * `/readyz` (database reachable and the worker not draining), to mount in an existing server:
+   * `http.createServer(warden.httpHandler())`, or `app.use(warden.httpHandler())` (other paths go to `next`).
+   */
+  httpHandler(options: Pick<HttpEndpointsOptions, 'paths'> = {}): HttpEndpointsHandler {
+    return createHttpEndpoints({ registry: this.metrics?.registry, ready: this.readiness.check, paths: options.paths });
   }
 
   /** Runs every due job now in this process, until none is due. For tests and scripts. */
@@ -237,6 +314,11 @@ export class Warden {
     // Every caller waits for the same close, so a second call cannot return while the first is in progress.
     this.#closing ??= (async () => {
       await this.stop();
+      // Alert writes started by the worker's last events still need the database.
+      await this.alerts.close();
+      this.metrics?.detach();
+      this.readiness.detach();
+      await this.#auditTrail?.stop();
       if (this.#ownsDriver) await this.driver.close();
     })();
     return this.#closing;
@@ -275,11 +357,13 @@ export class Warden {
     pause: async (queue: string, options: ActorOptions = {}): Promise<void> => {
       await this.driver.queuePause({ queue: validateName('queue', queue) });
       this.events.emit('queue:paused', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
+      await this.#auditBarrier();
     },
     resume: async (queue: string, options: ActorOptions = {}): Promise<void> => {
       await this.driver.queueResume({ queue: validateName('queue', queue) });
       this.events.emit('queue:resumed', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
       this.#worker?.notify(queue);
+      await this.#auditBarrier();
     },
   };
 
@@ -306,7 +390,22 @@ export class Warden {
     const after = action === 'discard' ? null : row.state;
     const job = { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName };
     this.events.emit('job:operator-action', { jobId: row.id, job, action, actor: options.actor ?? 'api', reason: options.reason ?? null, before: before?.state ?? null, after });
+    await this.#auditBarrier();
     return row;
+  }
+
+  /**
+   * Waits until the audit entries queued so far (an operator action's, queued by its event) are written, so an
+   * operator action never returns unrecorded. @throws AuditWriteError when they are not written in time.
+   */
+  #auditBarrier(): Promise<void> {
+    return this.#auditTrail?.barrier() ?? Promise.resolve();
+  }
+
+  /** Inserts through the driver, inside one producer span per job when tracing is active. */
+  #insert(jobs: JobInsert[], tx: unknown): Promise<JobInsertResult[]> {
+    const insert = () => this.driver.jobInsertMany({ jobs, now: this.clock.sqlNow(), tx });
+    return this.#tracer ? this.#tracer.publish(jobs, insert) : insert();
   }
 
   #prepare(item: EnqueueItem): Promise<JobInsert> {
@@ -337,7 +436,7 @@ export class Warden {
   }
 
   #defaultQueues(): string[] {
-    return [...new Set([...[...this.#registry.values()].map((d) => d.queue), ...[...this.#schedules.values()].map((s) => s.queue)])];
+    return [...new Set([...[...this.#registry.values()].map((d) => d.queue), ...[...this.#schedules.values()].map((s) => s.queue), ...(this.alerts.deliveryQueue ? [this.alerts.deliveryQueue] : [])])];
   }
 
   #createScheduler(): Scheduler {
@@ -355,7 +454,7 @@ export class Warden {
   #createWorker(options: ReturnType<typeof resolveWorkerOptions>): Worker {
     const suffix = Math.floor(this.#random() * 0xffffff).toString(16).padStart(6, '0');
     return new Worker(
-      { driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random, payloadLimit: this.#payloadLimit, workerId: `${hostname()}/${process.pid}/${suffix}` },
+      { driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random, payloadLimit: this.#payloadLimit, workerId: `${hostname()}/${process.pid}/${suffix}`, tracer: this.#tracer },
       options,
     );
   }

@@ -24,6 +24,8 @@ export interface DatabaseOptions {
   busyTimeoutMs?: number;
   /** SQLite `PRAGMA synchronous`: `normal` survives process crashes, `full` also power loss. @default "normal" */
   synchronous?: 'normal' | 'full';
+  /** SQLite: how often a worker looks for other processes' commits (`PRAGMA data_version`), in ms. @default 5 */
+  sqliteWakeupMs?: number;
   /** Called with errors of idle connections, which must never crash the process. */
   onError?: (error: unknown) => void;
 }
@@ -44,7 +46,7 @@ export function createDriver(options: DatabaseOptions = {}): Driver {
     let filename = url.slice('sqlite:'.length);
     if (filename.startsWith('//')) filename = filename.slice(2);
     if (!filename) throw new DatabaseConfigError(`Expected a file name after "sqlite:", got ${JSON.stringify(url)}`);
-    return new SqliteDriver({ filename, busyTimeoutMs: options.busyTimeoutMs, synchronous: options.synchronous });
+    return new SqliteDriver({ filename, busyTimeoutMs: options.busyTimeoutMs, synchronous: options.synchronous, wakeupMs: options.sqliteWakeupMs });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     return new PostgresDriver({

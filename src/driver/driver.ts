@@ -15,6 +15,8 @@
  * @module
  */
 import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../job/job-record.js';
+import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from './alert-params.js';
+import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from './audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from './lock-params.js';
 import type {
   ScheduleAdvanceParams,
@@ -24,11 +26,17 @@ import type {
   ScheduleTickRow,
   ScheduleTriggerParams,
 } from './schedule-params.js';
+import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from './retention-params.js';
 
 /** What differs between databases, so core code never checks a driver's name. */
 export interface DriverCapabilities {
   /** Cross-process wake-ups through LISTEN/NOTIFY (PostgreSQL). */
   readonly listenNotify: boolean;
+  /**
+   * `listen` wakes workers when another process commits: PostgreSQL through LISTEN/NOTIFY (per queue), SQLite by
+   * watching `PRAGMA data_version` every few milliseconds (any commit; queue unknown).
+   */
+  readonly crossProcessWakeup: boolean;
   /** Several hosts may share the database (PostgreSQL); SQLite is one machine, many processes. */
   readonly multiHost: boolean;
   /** What `tx` must be for transactional enqueue, in words for error messages. */
@@ -57,6 +65,11 @@ export interface JobInsert {
   scheduleName?: string | null;
   /** The tick it runs for (schedule writes only). @default null */
   tickAt?: Date | null;
+  /**
+   * The producer's trace context (W3C `traceparent`/`tracestate` headers), stored with the job so each attempt's
+   * consumer span links to it. Kept as it is by a replacing duplicate (the holder keeps its own). @default null
+   */
+  traceContext?: Record<string, string> | null;
 }
 
 /**
@@ -243,6 +256,31 @@ export interface Driver {
   readonly kind: string;
   readonly capabilities: DriverCapabilities;
 
+  /**
+   * Opens an alert: inserts its key, or opens a resolved key again as a new episode. Returns the row only when
+   * this call opened it (an open key is left alone and returns null), so of many instances evaluating one rule
+   * exactly one notifies. See {@link AlertOpenParams.since} for the guard against a stale evaluation.
+   */
+  alertOpen(params: AlertOpenParams): Promise<AlertRow | null>;
+  /** Resolves an open alert; the row only when this call resolved it, so exactly one instance sends the notice. */
+  alertResolve(params: AlertResolveParams): Promise<AlertRow | null>;
+  /** Alerts, most recently changed first. */
+  alertList(params: AlertListParams): Promise<AlertRow[]>;
+
+  /**
+   * Appends entries to an audit chain in one transaction, serialized per chain across processes (PostgreSQL: the
+   * chain's `audit_heads` row locked `FOR UPDATE`; SQLite: `BEGIN IMMEDIATE`). Reads the time once, after taking
+   * the lock (`now`, or the database clock, never before the head's time), and seals the batch onto the head with
+   * `sealEntries` (src/audit/audit-hash.ts). Returns the stored entries with their seq, time and hashes.
+   */
+  auditAppend(params: AuditAppendParams): Promise<AuditEntry[]>;
+  /** A page of an audit chain in seq order (for verify and export). */
+  auditList(params: AuditListParams): Promise<AuditEntry[]>;
+  /** An audit chain's head row (last seq and hash, what was pruned); null for a chain never appended to. */
+  auditHead(params: { chain: string }): Promise<AuditHead | null>;
+  /** Deletes an audit chain's entries with `at < before`, recording the last one's seq and hash in the head; the count deleted. */
+  auditPrune(params: AuditPruneParams): Promise<number>;
+
   /** Closes connections. Safe to call twice. */
   close(): Promise<void>;
 
@@ -294,6 +332,20 @@ export interface Driver {
    * The runtime never records one name twice; if it happened, the `(job_id, name)` primary key throws.
    */
   jobStepRecord(params: JobStepRecordParams): Promise<GuardedWriteResult>;
+  /**
+   * Deletes up to `limit` jobs in a final state that finished `olderThanMs` before `now`, with their attempts and
+   * steps, and the `job_keys` rows they still hold. A schedule's newest completed job is kept (it is the
+   * schedule's last success). Rows locked by another transaction (an operator retry) are skipped. Returns how
+   * many jobs were deleted; callers loop until fewer than `limit` come back.
+   */
+  jobPrune(params: JobPruneParams): Promise<number>;
+  /**
+   * Looks at up to `limit` `job_keys` rows in key order after `afterKey` (null: from the start) and deletes those
+   * whose holder no longer exists (a discarded job); a row whose holder changed meanwhile is left alone. Returns
+   * how many were deleted and the last key looked at, or null when the end of the keys was reached, so a sweep of
+   * every key is a series of short statements.
+   */
+  jobKeyPrune(params: JobKeyPruneParams): Promise<JobKeyPruneResult>;
 
   /**
    * Runs `fn` in a new transaction on a connection of its own and commits when it resolves (rolls back when it
@@ -305,11 +357,12 @@ export interface Driver {
   transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T>;
 
   /**
-   * Subscribes to "jobs were inserted into queue X" wake-ups from any process. Only when
-   * `capabilities.listenNotify`. Returns an unsubscribe function. Reconnects by itself after connection loss
-   * and then calls `onReconnect`, since wake-ups sent meanwhile were missed.
+   * Subscribes to wake-ups from other processes: "jobs may be due in queue X" (PostgreSQL, LISTEN/NOTIFY) or "some
+   * other connection committed" (SQLite, `queue` undefined). Only when `capabilities.crossProcessWakeup`. Returns
+   * an unsubscribe function. PostgreSQL reconnects by itself after connection loss and then calls `onReconnect`,
+   * since wake-ups sent meanwhile were missed.
    */
-  listen?(params: { onWake: (queue: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>>;
+  listen?(params: { onWake: (queue?: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>>;
 
   /** Applies pending migrations under a lock; concurrent callers apply each exactly once. */
   migrate(): Promise<MigrateResult>;
@@ -349,4 +402,9 @@ export interface Driver {
   scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]>;
   /** Enqueues one run now, recorded as a `triggered` tick with its actor. @throws ScheduleNotFoundError */
   scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }>;
+  /**
+   * Deletes up to `limit` schedule ticks recorded `olderThanMs` before `now`, never a schedule's newest tick
+   * (the scheduler and the schedule list read it). Returns how many were deleted.
+   */
+  scheduleTickPrune(params: ScheduleTickPruneParams): Promise<number>;
 }

@@ -1,3 +1,4 @@
+import type { AlertRow } from '../driver/alert-params.js';
 import type { AttemptOutcome, ErrorInfo, JobState } from '../job/job-record.js';
 
 /** The identity of a job in events. */
@@ -84,6 +85,19 @@ export interface WardenEventMap {
   'lock:lost': { name: string; token: number; reason: string };
   /** A lease lock was released by this process. */
   'lock:released': { name: string; token: number };
+  /**
+   * This instance opened an alert (a new key, or a resolved one again) and queued its notices; of several instances
+   * evaluating the same rule, only the one whose write opened it emits this.
+   */
+  'alert:opened': { alert: AlertRow };
+  /** This instance resolved an open alert and queued its resolve notices (exactly one instance emits it). */
+  'alert:resolved': { alert: AlertRow };
+  /**
+   * A retention pass of this instance finished (it held the retention lock): jobs deleted per final state,
+   * orphaned dedup keys freed and old schedule ticks deleted. `complete` is false when it stopped early (stop,
+   * lost lock, per-pass cap) and the rest waits for the next pass.
+   */
+  'retention:pruned': { jobs: { completed: number; dead: number; cancelled: number }; keys: number; ticks: number; durationMs: number; complete: boolean };
   /** An internal error that Warden survived (database unreachable, listener lost, …). */
   error: { error: unknown; context: string };
 }

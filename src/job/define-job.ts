@@ -1,6 +1,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
+import { type JobRetentionOverrides, type RetentionPolicy, resolveJobRetention } from '../maintenance/retention-policy.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
 import type { IterateOptions, IterateResult, StepInfo, StepOptions, TransactionHandle } from './job-context-options.js';
@@ -98,6 +99,12 @@ export interface JobDefinitionOptions<TInput, TOutput> {
    * then expects a dedup key, steps or a transaction to make them happen once. @default false
    */
   sideEffects?: boolean;
+  /**
+   * How long this job's finished runs are kept, per final state (`false`: forever), overriding
+   * `createWarden({ retention })` for the states given, e.g. `{ completed: "1d", dead: "90d" }`. Applied by
+   * whichever instance runs retention, so register the definition there. @default the global policy
+   */
+  retention?: RetentionPolicy;
   handler: JobHandler<TOutput>;
 }
 
@@ -121,6 +128,8 @@ export interface JobDefinition<TInput = unknown, TOutput = TInput> {
   readonly sensitive: readonly string[];
   readonly audit: AuditLevel;
   readonly sideEffects: boolean;
+  /** The states the job's `retention` option sets, in ms (null: forever); the global policy covers the rest. */
+  readonly retention: Readonly<JobRetentionOverrides>;
   readonly schema: StandardSchemaV1<TInput, TOutput> | undefined;
   readonly handler: JobHandler<TOutput>;
   /** Phantom field carrying the payload type for `enqueue`. Never set. */
@@ -175,6 +184,7 @@ export function defineJob<TInput = unknown, TOutput = TInput>(options: JobDefini
     sensitive: resolveSensitive(name, options.sensitive),
     audit: resolveAuditLevel(name, options.audit),
     sideEffects: resolveBoolean(`sideEffects of job "${name}"`, options.sideEffects),
+    retention: resolveJobRetention(name, options.retention),
     schema: options.schema,
     handler: options.handler,
   });

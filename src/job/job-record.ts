@@ -90,6 +90,11 @@ export interface JobRow {
   progress: JobProgress | null;
   /** When the last checkpoint was saved. */
   checkpointAt: Date | null;
+  /**
+   * The trace context of the span that enqueued the job (W3C `traceparent`, `tracestate`), or null when no
+   * tracer was active. See docs/observability.md.
+   */
+  traceContext: Record<string, string> | null;
 }
 
 /** How far a checkpointed job has got. */

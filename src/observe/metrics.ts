@@ -82,8 +82,6 @@ export const METRIC_NAMES: readonly string[] = [
 ];
 
 const PREFIX_PATTERN = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
-/** Scheduled jobs remembered until they end, to attribute their success to the schedule; bounded for runs that end elsewhere. */
-const MAX_TRACKED_RUNS = 10_000;
 
 /**
  * Registers Warden's metrics and keeps them up to date from `events`. Labels are bounded sets only: job, queue,
@@ -95,12 +93,14 @@ const MAX_TRACKED_RUNS = 10_000;
  * `schedule_runs_total{schedule}` (ticks that enqueued a run, manual triggers included),
  * `schedule_skipped_total{schedule}`, `schedule_missed_total{schedule}` (missed ticks, not events),
  * `lock_acquisitions_total{lock}`, `lock_losses_total{lock}`, `stale_writes_rejected_total{write}`,
- * `metrics_collect_errors_total`. Histogram: `job_attempt_duration_seconds{job,queue,outcome}`.
+ * `metrics_collect_errors_total`. Histogram: `job_attempt_duration_seconds{job,queue,outcome}` (every attempt
+ * run here, `yielded` hand-overs of long iterations included).
  * Gauges (database, at scrape): `queue_depth{queue,state}`, `queue_lag_seconds{queue}`, `queue_paused{queue}`,
  * `schedule_last_success_timestamp_seconds{schedule}`.
  *
- * `jobs_enqueued_total` counts enqueues through `warden.enqueue`/`enqueueMany` only (the events that exist);
- * an enqueue inside an application transaction that later rolls back is still counted.
+ * `jobs_enqueued_total` counts enqueues through `warden.enqueue`/`enqueueMany` and runs enqueued by schedules
+ * (ticks and manual triggers) in this process; an enqueue inside an application transaction that later rolls
+ * back is still counted.
  * @throws InvalidOptionError for a bad option, or a registry that already holds one of these metric names.
  * @throws InvalidDurationError for a bad `cache` or `collectTimeout`.
  * @example
@@ -217,38 +217,25 @@ export function attachMetrics(options: MetricsOptions): MetricsHandle {
     },
   });
 
-  // Runs fired here, to credit their completion to the schedule (job:completed does not carry the schedule).
-  const scheduledRuns = new Map<string, string>();
-  const forgetRun = (jobId: string) => scheduledRuns.delete(jobId);
   const offs = [
     events.on('job:enqueued', (e) => (e.duplicate ? deduplicated : enqueued).inc({ job: e.job.name, queue: e.job.queue })),
     events.on('job:completed', (e) => {
       const labels = { job: e.job.name, queue: e.job.queue };
       completed.inc(labels);
       duration.observe({ ...labels, outcome: 'completed' }, e.durationMs / 1000);
-      const schedule = scheduledRuns.get(e.job.id);
-      if (schedule !== undefined) {
-        forgetRun(e.job.id);
-        snapshot.record(schedule, e.job.id, clock.now() / 1000);
-      }
+      // A schedule's run completing here is its newest success, without waiting for the next database read.
+      if (e.job.scheduleName) snapshot.record(e.job.scheduleName, e.job.id, clock.now() / 1000);
     }),
+    events.on('job:yielded', (e) => duration.observe({ job: e.job.name, queue: e.job.queue, outcome: 'yielded' }, e.durationMs / 1000)),
     events.on('job:failed', (e) => {
       const labels = { job: e.job.name, queue: e.job.queue, outcome: e.outcome };
       duration.observe(labels, e.durationMs / 1000);
       failed.inc(labels);
     }),
-    events.on('job:dead', (e) => {
-      forgetRun(e.job.id);
-      dead.inc({ job: e.job.name, queue: e.job.queue, reason: e.reason });
-    }),
+    events.on('job:dead', (e) => dead.inc({ job: e.job.name, queue: e.job.queue, reason: e.reason })),
     events.on('job:rescued', (e) => rescued.inc({ job: e.job.name, queue: e.job.queue })),
     events.on('job:stale-write-rejected', (e) => staleWrites.inc({ write: e.write })),
-    events.on('schedule:fired', (e) => {
-      scheduleRuns.inc({ schedule: e.schedule });
-      scheduledRuns.set(e.jobId, e.schedule);
-      // Runs that end in another process never come back here: drop the oldest.
-      if (scheduledRuns.size > MAX_TRACKED_RUNS) forgetRun(scheduledRuns.keys().next().value!);
-    }),
+    events.on('schedule:fired', (e) => scheduleRuns.inc({ schedule: e.schedule })),
     events.on('schedule:skipped', (e) => scheduleSkipped.inc({ schedule: e.schedule })),
     events.on('schedule:missed', (e) => scheduleMissed.inc({ schedule: e.schedule }, e.count)),
     events.on('lock:acquired', (e) => lockAcquired.inc({ lock: lockLabel(e.name) })),
@@ -263,7 +250,6 @@ export function attachMetrics(options: MetricsOptions): MetricsHandle {
       detached = true;
       for (const off of offs) off();
       for (const name of names) registry.removeSingleMetric(name);
-      scheduledRuns.clear();
     },
   };
 }

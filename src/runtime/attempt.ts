@@ -9,6 +9,8 @@ import type { TransactionHandle } from '../job/job-context-options.js';
 import type { AttemptOutcome, ErrorInfo, JobRow } from '../job/job-record.js';
 import { validateWithSchema } from '../job/payload.js';
 import { DEFAULT_RETRY, retryDelayMs } from '../job/retry-policy.js';
+import type { JobTracer, ProcessSpan } from '../observe/job-tracer.js';
+import { createRedactor, type Redactor } from '../observe/redact.js';
 import type { Completer } from './completer.js';
 import { toErrorInfo } from './error-info.js';
 import { createJobContext } from './job-context.js';
@@ -29,6 +31,8 @@ export interface AttemptDeps {
   draining: AbortSignal;
   /** Counts writes rejected because the lease was no longer held. */
   onStaleWrite: () => void;
+  /** Creates each attempt's consumer span; absent or null: no tracing. */
+  tracer?: JobTracer | null;
 }
 
 /** Why an iteration handed over to a fresh attempt. */
@@ -50,15 +54,46 @@ export class Attempt {
   readonly startedAt: number;
   /** Set by an iteration that saved its checkpoint and hands over: the attempt ends as `yielded`. */
   yieldRequest: { reason: YieldReason; done: number } | null = null;
+  /**
+   * The transaction the job context has open (`ctx.transaction`, a transactional step or batch). Job-context
+   * writes made meanwhile go through it: on SQLite the driver's own connection could not write while it is
+   * open, and on PostgreSQL they then commit or roll back with it.
+   */
+  #activeTx: { handle: TransactionHandle } | null = null;
 
   /** Called once when the handler settled (or will never run): the worker's slot is free again. */
   #onHandlerSettled: (() => void) | null;
+  /** This attempt's consumer span, when tracing is active. */
+  #span: ProcessSpan | null = null;
+  /** undefined until first needed; null when the job has no sensitive fields. */
+  #redactor: Redactor | null | undefined;
 
   constructor(row: JobRow, deps: AttemptDeps, onHandlerSettled: () => void = () => {}) {
     this.row = row;
     this.deps = deps;
     this.startedAt = deps.clock.now();
     this.#onHandlerSettled = onHandlerSettled;
+  }
+
+  /**
+   * Redaction for this job (its definition's `sensitive` fields, the secrets in its payload), or null when it
+   * has none. Used for `ctx.log` and for every error stored or announced.
+   */
+  get redactor(): Redactor | null {
+    if (this.#redactor === undefined) this.#redactor = createRedactor(this.deps.registry.get(this.row.name)?.sensitive, this.row.payload);
+    return this.#redactor;
+  }
+
+  /** The storable, redacted description of a thrown value. */
+  errorInfo(error: unknown): ErrorInfo {
+    const redactor = this.redactor;
+    if (!redactor) return toErrorInfo(error);
+    // A thrown non-Error is serialized whole into the message: redact its keys first.
+    return redactor.errorInfo(toErrorInfo(error instanceof Error ? error : redactor.value(error)));
+  }
+
+  #endSpan(outcome: AttemptOutcome | 'stale', error: ErrorInfo | null, nextState: string | null): void {
+    if (this.#span) this.deps.tracer?.endProcess(this.#span, outcome, error, nextState);
   }
 
   #handlerSettled(): void {
@@ -69,9 +104,21 @@ export class Attempt {
 
   /** Runs the attempt to its end. Never rejects. */
   async run(): Promise<void> {
-    const { registry, events, workerId } = this.deps;
+    const { events, workerId } = this.deps;
     const row = this.row;
     events.emit('job:started', { job: ref(row), attempt: row.attempt, leaseToken: row.leaseToken, workerId });
+    this.#span = this.deps.tracer?.startProcess(row, workerId) ?? null;
+    try {
+      await this.#run();
+    } finally {
+      // Endings that were never applied (the lease was lost) leave the span open until here.
+      this.#endSpan('stale', null, null);
+    }
+  }
+
+  async #run(): Promise<void> {
+    const { registry } = this.deps;
+    const row = this.row;
     const def = registry.get(row.name);
     if (!def) {
       this.#handlerSettled();
@@ -85,7 +132,7 @@ export class Attempt {
       if (!outcome.ok) {
         this.#handlerSettled();
         // A stored payload that no longer validates will never validate: dead-letter it with the issues.
-        await this.end('invalid', 'dead', 0, toErrorInfo(new PayloadValidationError(row.name, outcome.issues)));
+        await this.end('invalid', 'dead', 0, this.errorInfo(new PayloadValidationError(row.name, outcome.issues)));
         return;
       }
       payload = outcome.value;
@@ -98,7 +145,8 @@ export class Attempt {
     let threw = false;
     let error: unknown;
     try {
-      await def.handler(payload, createJobContext(this));
+      const ctx = createJobContext(this);
+      await (this.#span ? this.deps.tracer!.runInSpan(this.#span, () => def.handler(payload, ctx)) : def.handler(payload, ctx));
     } catch (thrown) {
       threw = true;
       error = thrown;
@@ -116,9 +164,9 @@ export class Attempt {
     const row = this.row;
     const policy = this.deps.registry.get(row.name)?.retry ?? DEFAULT_RETRY;
     if (nonRetryable || row.attempt >= row.maxAttempts) {
-      await this.end(outcome, 'dead', 0, toErrorInfo(error));
+      await this.end(outcome, 'dead', 0, this.errorInfo(error));
     } else {
-      await this.end(outcome, 'retrying', retryDelayMs(policy, row.attempt, this.deps.random), toErrorInfo(error));
+      await this.end(outcome, 'retrying', retryDelayMs(policy, row.attempt, this.deps.random), this.errorInfo(error));
     }
   }
 
@@ -134,9 +182,11 @@ export class Attempt {
     } catch (writeError) {
       // The database stayed unreachable until shutdown: the lease will expire and the job be rescued.
       events.emit('error', { error: writeError, context: `finishing job ${row.id}` });
+      this.#endSpan(outcome, error, null);
       return false;
     }
     if (result === 'stale') {
+      this.#endSpan('stale', null, null);
       this.deps.onStaleWrite();
       events.emit('job:stale-write-rejected', { jobId: row.id, leaseToken: row.leaseToken, write: 'finish' });
       return false;
@@ -178,6 +228,28 @@ export class Attempt {
     return error;
   }
 
+  /** The job context's open transaction, if any (see {@link Attempt.inTransaction}). */
+  get activeTx(): TransactionHandle | undefined {
+    return this.#activeTx?.handle;
+  }
+
+  /**
+   * Runs `fn` in a transaction: the job context's open one when there is one (nested calls join it), otherwise a
+   * new one from the driver, open for the job context's writes until it ends.
+   */
+  async inTransaction<T>(fn: (tx: TransactionHandle) => Promise<T>): Promise<T> {
+    if (this.#activeTx) return fn(this.#activeTx.handle);
+    return this.deps.driver.transaction(async (tx) => {
+      const active = { handle: tx };
+      this.#activeTx = active;
+      try {
+        return await fn(tx);
+      } finally {
+        if (this.#activeTx === active) this.#activeTx = null;
+      }
+    });
+  }
+
   /**
    * `ctx.transaction`: runs `fn` in a new transaction and completes the job in it. The ending is claimed
    * (`done`) only after `fn` resolved, so a timeout or lost lease during `fn` wins and rolls everything back.
@@ -189,7 +261,8 @@ export class Attempt {
     let claimed = false;
     let stale = false;
     try {
-      const result = await driver.transaction(async (tx) => {
+      if (this.#activeTx) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
+      const result = await this.inTransaction(async (tx) => {
         const value = await fn(tx);
         this.assertRunning('ctx.transaction');
         this.done = true;
@@ -225,6 +298,7 @@ export class Attempt {
     const row = this.row;
     const durationMs = clock.now() - this.startedAt;
     const job = ref(row);
+    this.#endSpan(outcome, error, state);
     if (outcome === 'completed') {
       events.emit('job:completed', { job, attempt: row.attempt, durationMs });
       return;

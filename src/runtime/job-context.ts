@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
 import type { JobContext } from '../job/define-job.js';
+import { redactingLogger } from '../observe/redacting-logger.js';
 import type { Attempt } from './attempt.js';
 import { runIteration } from './iteration.js';
 import { StepRunner } from './step-runner.js';
@@ -19,9 +20,13 @@ export function createJobContext(attempt: Attempt): JobContext {
     attempt: row.attempt,
     maxAttempts: row.maxAttempts,
     job: row,
-    // Made on first use: a pino child per attempt is measurable at thousands of jobs a second.
+    // Made on first use: a pino child per attempt is measurable at thousands of jobs a second. A job with
+    // sensitive fields gets it wrapped, so whatever the handler logs is redacted.
     get log() {
-      log ??= attempt.deps.logger.child({ jobId: row.id, job: row.name, queue: row.queue, attempt: row.attempt });
+      if (log) return log;
+      const child = attempt.deps.logger.child({ jobId: row.id, job: row.name, queue: row.queue, attempt: row.attempt });
+      const redactor = attempt.redactor;
+      log = redactor ? redactingLogger(child, redactor) : child;
       return log;
     },
     fence: row.leaseToken,

@@ -89,7 +89,7 @@ export class Worker {
     const controller = new AbortController();
     this.#loop = { controller, done: Promise.resolve() };
     const { driver, events } = this.#deps;
-    if (driver.capabilities.listenNotify && driver.listen) {
+    if (driver.capabilities.crossProcessWakeup && driver.listen) {
       this.#unlisten = await driver.listen({
         onWake: (queue) => this.notify(queue),
         onReconnect: () => this.notify(),

@@ -1,5 +1,6 @@
 import { Cron } from 'croner';
 import { createHash } from 'node:crypto';
+import { heartbeatUrl } from '../alerts/alert-options.js';
 import { InvalidOptionError } from '../errors.js';
 import { type JobDefinition, validatePriority } from '../job/define-job.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
@@ -45,6 +46,11 @@ export interface ScheduleOptions<TInput> {
   misfire?: { policy?: MisfirePolicy; within?: Duration; maxCount?: number; grace?: Duration };
   /** Missed-run expectation, read by alerting: a successful run is expected within this after each tick. */
   expect?: { within: Duration; maxRuntime?: Duration };
+  /**
+   * An external heartbeat (Healthchecks.io style) pinged by the worker running each run: `<url>/start`, then
+   * `<url>` on success or `<url>/fail` on failure. See docs/alerts.md. @default none
+   */
+  heartbeat?: { url: string };
 }
 
 /** A validated schedule, registered with `createWarden({ schedules })`. */
@@ -60,6 +66,8 @@ export interface ScheduleDefinition {
   readonly overlap: OverlapPolicy;
   readonly misfire: { policy: MisfirePolicy; withinMs: number | null; maxCount: number; graceMs: number };
   readonly expect: { withinMs: number; maxRuntimeMs: number | null } | null;
+  /** The heartbeat base URL (no trailing slash), or null. Not part of `definitionHash`: changing it does not reset ticks. */
+  readonly heartbeat: { url: string } | null;
   /** Hash of everything that decides when and what fires; a changed hash resets the schedule's next tick. */
   readonly definitionHash: string;
   /** The first tick strictly after `after`, or null when the pattern never fires again. */
@@ -118,6 +126,7 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
     withinMs: parseDuration(field('expect.within'), options.expect?.within, { allowZero: false }),
     maxRuntimeMs: options.expect.maxRuntime === undefined ? null : parseDuration(field('expect.maxRuntime'), options.expect.maxRuntime, { allowZero: false }),
   };
+  const heartbeat = options.heartbeat === undefined ? null : { url: heartbeatUrl(field('heartbeat.url'), options.heartbeat?.url) };
   const queue = validateName(field('queue'), options.queue ?? options.job.queue);
   const priority = validatePriority(field('priority'), options.priority ?? options.job.priority);
   const payloadOption = options.payload;
@@ -131,5 +140,5 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
     .update(JSON.stringify([options.cron ?? null, everyMs, timezone, options.job.name, queue, priority, overlap, misfire, expect]))
     .digest('hex')
     .slice(0, 16);
-  return Object.freeze({ name, cron: options.cron ?? null, everyMs, timezone, job: options.job, payload, queue, priority, overlap, misfire, expect, definitionHash, nextTick });
+  return Object.freeze({ name, cron: options.cron ?? null, everyMs, timezone, job: options.job, payload, queue, priority, overlap, misfire, expect, heartbeat, definitionHash, nextTick });
 }

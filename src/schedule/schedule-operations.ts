@@ -16,14 +16,17 @@ export class ScheduleOperations {
   readonly #defs: ReadonlyMap<string, ScheduleDefinition>;
   readonly #payloadLimit: number;
   readonly #onEnqueued: (queue: string) => void;
+  readonly #afterAction: () => Promise<void>;
 
-  constructor(deps: { driver: Driver; clock: Clock; events: TypedEmitter; definitions: ReadonlyMap<string, ScheduleDefinition>; payloadLimit: number; onEnqueued: (queue: string) => void }) {
+  /** `afterAction` runs after each operator action's events and before it returns (the audit trail's flush). */
+  constructor(deps: { driver: Driver; clock: Clock; events: TypedEmitter; definitions: ReadonlyMap<string, ScheduleDefinition>; payloadLimit: number; onEnqueued: (queue: string) => void; afterAction?: () => Promise<void> }) {
     this.#driver = deps.driver;
     this.#clock = deps.clock;
     this.#events = deps.events;
     this.#defs = deps.definitions;
     this.#payloadLimit = deps.payloadLimit;
     this.#onEnqueued = deps.onEnqueued;
+    this.#afterAction = deps.afterAction ?? (() => Promise.resolve());
   }
 
   /**
@@ -56,6 +59,7 @@ export class ScheduleOperations {
   async pause(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
     const row = await this.#driver.schedulePause({ name: validateName('schedule name', name), now: this.#clock.sqlNow() });
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'pause', actor: options.actor ?? 'api', reason: options.reason ?? null });
+    await this.#afterAction();
     return row;
   }
 
@@ -75,6 +79,7 @@ export class ScheduleOperations {
     }
     const row = await this.#driver.scheduleResume({ name, nextRunAt, now: this.#clock.sqlNow() });
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'resume', actor: options.actor ?? 'api', reason: options.reason ?? null });
+    await this.#afterAction();
     return row;
   }
 
@@ -96,6 +101,7 @@ export class ScheduleOperations {
     this.#events.emit('job:enqueued', { job: jobRef, duplicate: false, replaced: false, runAt: result.tickAt, inTransaction: false });
     this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, job: jobRef, late: false, actor });
     this.#onEnqueued(def.queue);
+    await this.#afterAction();
     return result;
   }
 }

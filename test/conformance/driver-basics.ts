@@ -22,11 +22,34 @@ export function exerciseDriverBasics(kind: DriverKind): void {
     it('names its kind and capabilities', () => {
       expect(tdb.driver.kind).toBe(kind);
       expect(tdb.driver.capabilities.listenNotify).toBe(kind === 'postgres');
+      expect(tdb.driver.capabilities.crossProcessWakeup).toBe(true);
       expect(tdb.driver.capabilities.multiHost).toBe(kind === 'postgres');
       expect(typeof tdb.driver.capabilities.transactionHandle).toBe('string');
       expect(tdb.driver.capabilities.transactionHandle.length).toBeGreaterThan(0);
-      if (kind === 'postgres') expect(typeof tdb.driver.listen).toBe('function');
+      expect(typeof tdb.driver.listen).toBe('function');
     });
+
+    if (kind === 'sqlite') {
+      it('listen: wakes when another connection commits to the file, not for its own commits', async () => {
+        const other = tdb.newDriver();
+        const wakes: (string | undefined)[] = [];
+        let woken: () => void = () => {};
+        const unlisten = await tdb.driver.listen!({ onWake: (q) => (wakes.push(q), woken()), onReconnect: () => undefined, onError: (e) => { throw e; } });
+        try {
+          // Its own insert changes nothing it watches: give the watcher several intervals to (not) fire.
+          await tdb.driver.jobInsertMany({ jobs: [makeInsert()], now: at(0) });
+          // (A negative can only be shown by waiting: 10 watch intervals of 5 ms.)
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          expect(wakes).toEqual([]);
+          const wake = new Promise<void>((resolve) => (woken = resolve));
+          await other.jobInsertMany({ jobs: [makeInsert({ queue: 'elsewhere' })], now: at(0) });
+          await wake;
+          expect(wakes[0]).toBeUndefined();
+        } finally {
+          await unlisten();
+        }
+      });
+    }
 
     it('reads the database clock with dbNow', async () => {
       const before = Date.now();
@@ -124,7 +147,7 @@ export function exerciseDriverBasics(kind: DriverKind): void {
         it('wakes once per distinct queue of a committed insert, in commit order', async () => {
           const c = collector();
           const errors: unknown[] = [];
-          const unlisten = await tdb.driver.listen!({ onWake: (q) => c.onWake(q), onReconnect: () => undefined, onError: (e) => errors.push(e) });
+          const unlisten = await tdb.driver.listen!({ onWake: (q) => c.onWake(q ?? ''), onReconnect: () => undefined, onError: (e) => errors.push(e) });
           try {
             await tdb.driver.jobInsertMany({
               jobs: [makeInsert({ queue: 'a' }), makeInsert({ queue: 'a' }), makeInsert({ queue: 'b' }), makeInsert({ queue: 'a' })],
@@ -142,7 +165,7 @@ export function exerciseDriverBasics(kind: DriverKind): void {
 
         it('does not wake for an insert whose transaction rolled back', async () => {
           const c = collector();
-          const unlisten = await tdb.driver.listen!({ onWake: (q) => c.onWake(q), onReconnect: () => undefined, onError: () => undefined });
+          const unlisten = await tdb.driver.listen!({ onWake: (q) => c.onWake(q ?? ''), onReconnect: () => undefined, onError: () => undefined });
           const client: pg.Client = await openPgClient();
           try {
             await client.query('BEGIN');
@@ -175,13 +198,13 @@ export function exerciseDriverBasics(kind: DriverKind): void {
 
         it('stops waking after unsubscribe', async () => {
           const c = collector();
-          const unlisten = await tdb.driver.listen!({ onWake: (q) => c.onWake(q), onReconnect: () => undefined, onError: () => undefined });
+          const unlisten = await tdb.driver.listen!({ onWake: (q) => c.onWake(q ?? ''), onReconnect: () => undefined, onError: () => undefined });
           await tdb.driver.jobInsertMany({ jobs: [makeInsert({ queue: 'first' })], now: at(0) });
           await c.until('first');
           await unlisten();
           // A second listener proves the later notification was sent and delivered.
           const d = collector();
-          const unlisten2 = await tdb.driver.listen!({ onWake: (q) => d.onWake(q), onReconnect: () => undefined, onError: () => undefined });
+          const unlisten2 = await tdb.driver.listen!({ onWake: (q) => d.onWake(q ?? ''), onReconnect: () => undefined, onError: () => undefined });
           try {
             await tdb.driver.jobInsertMany({ jobs: [makeInsert({ queue: 'second' })], now: at(0) });
             await d.until('second');

@@ -65,6 +65,7 @@ export function exerciseJobInsert(kind: DriverKind): void {
         checkpoint: null,
         progress: null,
         checkpointAt: null,
+        traceContext: null,
       };
       expect(results[0]).toEqual({ job: expected, duplicate: false, replaced: false });
       expect(await tdb.driver.jobGet({ id: results[0]!.job.id })).toEqual(results[0]!.job);

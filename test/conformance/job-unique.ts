@@ -167,7 +167,7 @@ export function exerciseJobUnique(kind: DriverKind): void {
           const woken: string[] = [];
           let wake: () => void = () => {};
           const gotWake = new Promise<void>((resolve) => (wake = resolve));
-          const stop = await tdb.driver.listen!({ onWake: (q) => (woken.push(q), wake()), onReconnect: () => {}, onError: () => {} });
+          const stop = await tdb.driver.listen!({ onWake: (q) => (woken.push(q ?? ''), wake()), onReconnect: () => {}, onError: () => {} });
           try {
             const replaced = await put('d', { queue: 'debounced', payloadJson: '{"now":true}', unique: REPLACE }, null);
             expect([replaced.replaced, replaced.job.id]).toEqual([true, first.job.id]);

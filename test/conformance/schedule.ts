@@ -97,6 +97,7 @@ function scheduledJob(id: string, scheduleName: string, tickAt: Date, now: Date,
     checkpoint: null,
     progress: null,
     checkpointAt: null,
+    traceContext: null,
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { EnqueueOptions } from '../../client/warden-options.js';
 import { CliError } from '../cli-error.js';
+import { createJobRedaction, extraSensitive } from '../cli-redaction.js';
 import { type CliIo, writeJson, writeLines } from '../cli-io.js';
 import { loadJobsModule } from '../load-jobs.js';
 import { type GlobalOptions, withWarden } from '../open-warden.js';
@@ -50,7 +51,8 @@ export async function enqueueCommand(options: EnqueueCommandOptions, io: CliIo):
   const { jobs, schedules } = await loadJobsModule(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
   return withWarden(options, { jobs, schedules }, async (warden) => {
     const result = await warden.enqueue(options.job, payload, enqueueOptions);
-    if (options.json) writeJson(io, result);
+    // The job is printed with its definition's sensitive fields (and WARDEN_SENSITIVE's) redacted.
+    if (options.json) writeJson(io, { ...result, job: createJobRedaction(warden.definitions, extraSensitive()).job(result.job) });
     else writeLines(io, [result.duplicate ? `duplicate of job ${result.id}` : `enqueued job ${result.id}`]);
     return 0;
   });

@@ -1,13 +1,17 @@
 /**
  * `warden jobs list|show|retry|cancel|discard`: read jobs and operate on them. Operator actions are attributed
- * to `cli:<user>`.
+ * to `cli:<user>`. Payloads, checkpoints, step results and errors are printed redacted: the `sensitive` fields of
+ * the job definitions in `--jobs` (or `WARDEN_JOBS`), plus `--redact` (or `WARDEN_SENSITIVE`) for every job.
  * @module
  */
 import type { Command } from 'commander';
 import { InvalidOptionError, JobNotFoundError } from '../../errors.js';
 import type { JobStepRow } from '../../driver/driver.js';
+import type { JobDefinition } from '../../job/define-job.js';
 import type { AttemptRow, JobRow, JobState } from '../../job/job-record.js';
+import type { ScheduleDefinition } from '../../schedule/define-schedule.js';
 import { type CliIo, formatDate, formatFields, formatMs, formatTable, truncate, writeJson, writeLines } from '../cli-io.js';
+import { type JobRedaction, loadJobRedaction, type RedactionCommandOptions } from '../cli-redaction.js';
 import { cliActor, type GlobalOptions, withWarden } from '../open-warden.js';
 import { parseIntegerOption, parseJobIdOption } from '../parse-options.js';
 import type { CommandRunner } from './command-runner.js';
@@ -16,7 +20,7 @@ import type { CommandRunner } from './command-runner.js';
 export const MAX_LIST_LIMIT = 1000;
 
 /** Options of {@link jobsListCommand}, as given on the command line. */
-export interface JobsListCommandOptions extends GlobalOptions {
+export interface JobsListCommandOptions extends GlobalOptions, RedactionCommandOptions {
   state?: string;
   queue?: string;
   name?: string;
@@ -27,7 +31,7 @@ export interface JobsListCommandOptions extends GlobalOptions {
 }
 
 /** Options of the commands that take one job id. */
-export interface JobIdCommandOptions extends GlobalOptions {
+export interface JobIdCommandOptions extends GlobalOptions, RedactionCommandOptions {
   id: string;
 }
 
@@ -48,8 +52,10 @@ export async function jobsListCommand(options: JobsListCommandOptions, io: CliIo
     throw new InvalidOptionError('--limit', options.limit, `a whole number from 1 to ${MAX_LIST_LIMIT}`);
   }
   const beforeId = options.before === undefined ? undefined : parseJobIdOption('--before', options.before);
-  return withWarden(options, {}, async (warden) => {
-    const jobs = await warden.jobs.list({ state: options.state as JobState | undefined, queue: options.queue, name: options.name, limit, beforeId });
+  const redaction = await loadJobRedaction(options);
+  return withWarden(options, modules(redaction), async (warden) => {
+    const listed = await warden.jobs.list({ state: options.state as JobState | undefined, queue: options.queue, name: options.name, limit, beforeId });
+    const jobs = listed.map((job) => redaction.job(job));
     if (options.json) writeJson(io, jobs);
     else if (jobs.length === 0) writeLines(io, ['no jobs']);
     else {
@@ -85,10 +91,12 @@ export function formatProgress(progress: JobRow['progress']): string {
  * @throws JobNotFoundError
  */
 export async function jobsShowCommand(options: JobIdCommandOptions, io: CliIo): Promise<number> {
-  return withWarden(options, {}, async (warden) => {
-    const job = await warden.jobs.get(options.id);
-    if (!job) throw new JobNotFoundError(options.id);
-    const [attempts, steps] = await Promise.all([warden.jobs.attempts(job.id), warden.jobs.steps(job.id)]);
+  const redaction = await loadJobRedaction(options);
+  return withWarden(options, modules(redaction), async (warden) => {
+    const stored = await warden.jobs.get(options.id);
+    if (!stored) throw new JobNotFoundError(options.id);
+    const [storedAttempts, storedSteps] = await Promise.all([warden.jobs.attempts(stored.id), warden.jobs.steps(stored.id)]);
+    const [job, attempts, steps] = [redaction.job(stored), redaction.attempts(stored, storedAttempts), redaction.steps(stored, storedSteps)];
     if (options.json) {
       writeJson(io, { job, attempts, steps });
       return 0;
@@ -124,13 +132,27 @@ type JobAction = 'retry' | 'cancel' | 'discard';
 const PAST: Record<JobAction, string> = { retry: 'retried', cancel: 'cancelled', discard: 'discarded' };
 
 function jobAction(action: JobAction) {
-  return async (options: JobIdCommandOptions, io: CliIo): Promise<number> =>
-    withWarden(options, {}, async (warden) => {
+  return async (options: JobIdCommandOptions, io: CliIo): Promise<number> => {
+    const redaction = await loadJobRedaction(options);
+    return withWarden(options, modules(redaction), async (warden) => {
       const row = await warden.jobs[action](options.id, { actor: cliActor(), reason: options.reason });
-      if (options.json) writeJson(io, row);
+      if (options.json) writeJson(io, redaction.job(row));
       else writeLines(io, [`${PAST[action]} job ${row.id}${action === 'discard' ? '' : ` (now ${row.state})`}`]);
       return 0;
     });
+  };
+}
+
+/** The definitions of the loaded jobs module, for the Warden instance (`warden.definitions`). */
+function modules(redaction: JobRedaction): { jobs: JobDefinition<any, any>[]; schedules: ScheduleDefinition[] } {
+  return { jobs: redaction.module?.jobs ?? [], schedules: redaction.module?.schedules ?? [] };
+}
+
+/** Adds `--jobs` and `--redact`, which every jobs subcommand takes. */
+function withRedactionOptions(command: Command): Command {
+  return command
+    .option('--jobs <module>', 'module exporting the job definitions, whose sensitive fields are redacted (env WARDEN_JOBS)')
+    .option('--redact <fields>', 'comma-separated field names or dotted paths to redact in every job (env WARDEN_SENSITIVE)');
 }
 
 /**
@@ -152,8 +174,7 @@ export const jobsDiscardCommand: (options: JobIdCommandOptions, io: CliIo) => Pr
 /** Adds `jobs` and its subcommands to the program. */
 export function registerJobsCommands(program: Command, run: CommandRunner): void {
   const jobs = program.command('jobs').description('list, show, retry, cancel and discard jobs');
-  jobs
-    .command('list')
+  withRedactionOptions(jobs.command('list'))
     .description('list jobs, newest first')
     .option('--state <state>', 'queued, retrying, running, completed, dead or cancelled')
     .option('--queue <queue>', 'only this queue')
@@ -162,8 +183,7 @@ export function registerJobsCommands(program: Command, run: CommandRunner): void
     .option('--before <id>', 'only jobs with ids below this one (next page)')
     .action((_options: object, command: Command) => run(jobsListCommand, command.optsWithGlobals<JobsListCommandOptions>()));
   const withId = (name: string, description: string, command: (options: JobIdCommandOptions, io: CliIo) => Promise<number>) =>
-    jobs
-      .command(name)
+    withRedactionOptions(jobs.command(name))
       .description(description)
       .argument('<id>', 'job id')
       .action((id: string, _options: object, cmd: Command) => run(command, { ...cmd.optsWithGlobals<GlobalOptions>(), id }));

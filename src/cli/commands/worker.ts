@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { WardenEventMap } from '../../events/event-map.js';
+import { type HealthServer, startHealthServer } from '../../observe/health-server.js';
 import { handleShutdownSignals } from '../../runtime/shutdown-signals.js';
 import type { WorkerOptions } from '../../runtime/worker-options.js';
 import { CliError, EXIT_USAGE } from '../cli-error.js';
@@ -34,6 +35,12 @@ export interface WorkerCommandOptions extends GlobalOptions {
   scheduler?: boolean;
   /** Only fire the module's schedules; claim and run no jobs (`--scheduler-only`). */
   schedulerOnly?: boolean;
+  /** Serve `/metrics`, `/livez` and `/readyz` on this port (0: a free one, printed on stderr). @default not served */
+  metricsPort?: string;
+  /** The interface the metrics port listens on. @default all interfaces */
+  metricsHost?: string;
+  /** Record job state changes to the audit trail, at each job type's `audit` level (`--audit`). @default false */
+  audit?: boolean;
   /**
    * Stops the worker gracefully when aborted, like a first SIGTERM but without exiting the process. For
    * running the command in-process (tests, embedding).
@@ -77,14 +84,16 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
     throw new CliError('Expected at most one of --scheduler-only and --no-scheduler, got both', { exitCode: EXIT_USAGE });
   }
   const workerOptions = workerOptionsFrom(options);
-  const { jobs, schedules, path } = await loadJobsModule(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
+  const metricsPort = parseIntegerOption('--metrics-port', options.metricsPort);
+  if (options.metricsHost !== undefined && metricsPort === undefined) throw new CliError('Expected --metrics-port with --metrics-host, got no port', { exitCode: EXIT_USAGE });
+  const { jobs, schedules, path, alerts } = await loadJobsModule(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
   if (options.schedulerOnly && schedules.length === 0) {
     throw new CliError(`Expected the jobs module ${path} to define schedules for --scheduler-only, got none`);
   }
   const runWorker = !options.schedulerOnly;
   const runScheduler = schedules.length > 0 && options.scheduler !== false;
   const scheduleNames = runScheduler ? schedules.map((s) => s.name) : [];
-  return withWarden(options, { jobs, schedules, requireMigrated: !options.migrate }, async (warden) => {
+  return withWarden(options, { jobs, schedules, requireMigrated: !options.migrate, alerts, audit: options.audit === true, metrics: metricsPort !== undefined }, async (warden) => {
     if (options.migrate) {
       const result = await warden.migrate();
       for (const name of result.applied) io.err(`applied migration ${name}\n`);
@@ -120,8 +129,20 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
         });
     const onAbort = () => void stop();
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    let health: HealthServer | null = null;
     try {
       if (options.signal?.aborted) return 0;
+      if (metricsPort !== undefined) {
+        // Listening first, so a taken port fails the command before any job is claimed.
+        health = await startHealthServer({
+          port: metricsPort,
+          host: options.metricsHost,
+          registry: warden.metrics?.registry,
+          ready: warden.readiness.check,
+          onError: (error) => warden.events.emit('error', { error, context: 'metrics server' }),
+        });
+        io.err(`serving /metrics, /livez and /readyz on port ${health.port}${options.metricsHost ? ` of ${options.metricsHost}` : ''}\n`);
+      }
       await warden.start({ ...workerOptions, worker: runWorker, scheduler: runScheduler });
       offStarted();
       if (options.signal?.aborted) await stop();
@@ -136,6 +157,7 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
       await stopped;
       return 0;
     } finally {
+      await health?.stop();
       offStarted();
       offStopped();
       options.signal?.removeEventListener('abort', onAbort);
@@ -159,5 +181,8 @@ export function registerWorkerCommand(program: Command, run: CommandRunner): voi
     .option('--migrate', 'apply pending migrations before starting')
     .option('--no-scheduler', 'do not fire the module\'s schedules (by default the worker also runs the scheduler when the module defines schedules)')
     .option('--scheduler-only', 'fire the module\'s schedules without claiming or running jobs')
+    .option('--audit', 'record job state changes to the audit trail, at each job\'s audit level (docs/audit.md)')
+    .option('--metrics-port <n>', 'serve /metrics, /livez and /readyz on this port (0: a free one, printed on stderr)')
+    .option('--metrics-host <host>', 'the interface the metrics port listens on (default: all)')
     .action((_options: object, command: Command) => run(workerCommand, command.optsWithGlobals<WorkerCommandOptions>()));
 }

@@ -8,7 +8,10 @@ import pg from 'pg';
 import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError } from '../../errors.js';
 import type { AttemptRow, JobRow, JobState, QueueStats } from '../../job/job-record.js';
 import { validateSchemaName } from '../../validation/names.js';
+import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
+import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
+import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
   ScheduleAdvanceParams,
   ScheduleAdvanceResult,
@@ -37,12 +40,17 @@ import type {
   MigrationStatus,
   RescuedJob,
 } from '../driver.js';
-import { insertJobs, insertUnkeyedJobs, type PostgresInsertStatements, type Run } from './postgres-insert.js';
+import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements, type Run } from './postgres-insert.js';
 import * as Keys from './postgres-keys.js';
 import { buildPostgresKeyStatements } from './postgres-keys-sql.js';
 import { postgresListen } from './postgres-listen.js';
+import { buildPostgresAlertStatements } from './postgres-alert-sql.js';
+import * as Alerts from './postgres-alerts.js';
+import * as Audit from './postgres-audit.js';
+import { buildPostgresAuditStatements } from './postgres-audit-sql.js';
 import { buildPostgresLockStatements } from './postgres-lock-sql.js';
 import * as Locks from './postgres-locks.js';
+import * as Retention from './postgres-retention.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
 import { scheduleAdvance } from './postgres-schedule-advance.js';
@@ -88,6 +96,7 @@ export class PostgresDriver implements Driver {
   /** LISTEN/NOTIFY wake-ups, many hosts, and `tx` as a `pg` client. */
   readonly capabilities: DriverCapabilities = {
     listenNotify: true,
+    crossProcessWakeup: true,
     multiHost: true,
     transactionHandle: 'a pg Client or PoolClient with an open transaction',
   };
@@ -111,6 +120,10 @@ export class PostgresDriver implements Driver {
   readonly #keys: Keys.PostgresKeyContext;
   /** What the step and checkpoint operations (`postgres-steps.ts`) run on. */
   readonly #steps: Steps.PostgresStepContext;
+  /** What the alert operations (`postgres-alerts.ts`) run on. */
+  readonly #alerts: Alerts.PostgresAlertContext;
+  /** What the audit-trail operations (`postgres-audit.ts`) run on. */
+  readonly #audit: Audit.PostgresAuditContext;
   #closing: Promise<void> | null = null;
 
   /** @throws InvalidNameError for a bad schema name, InvalidOptionError for a bad pool size; before any SQL. */
@@ -132,7 +145,7 @@ export class PostgresDriver implements Driver {
     // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
     this.#pool.on('error', (error) => this.#report(error));
     const keySql = buildPostgresKeyStatements(this.schema);
-    this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound };
+    this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
     this.#schedules = {
       pool: this.#pool,
       schema: this.schema,
@@ -144,6 +157,8 @@ export class PostgresDriver implements Driver {
     this.#locks = { run: this.#run, sql: buildPostgresLockStatements(this.schema), transactionHandle };
     this.#keys = { pool: this.#pool, run: this.#run, sql: this.#sql, keySql };
     this.#steps = { run: this.#run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
+    this.#alerts = { run: this.#run, sql: buildPostgresAlertStatements(this.schema), transactionHandle };
+    this.#audit = { pool: this.#pool, run: this.#run, sql: buildPostgresAuditStatements(this.schema) };
   }
 
   /** Stops every listener and closes the pool. Safe to call twice (both calls wait for the same close). */
@@ -223,6 +238,8 @@ export class PostgresDriver implements Driver {
     }
     if (jobs.length === 0) return [];
     if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#run, this.#sql, this.#channel, jobs, now);
+    const duplicates = await findAllDuplicates(this.#run, this.#insertSql, jobs, now);
+    if (duplicates) return duplicates;
     return withTransaction(this.#pool, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
   }
 
@@ -435,6 +452,20 @@ export class PostgresDriver implements Driver {
     return Schedules.scheduleTrigger(this.#schedules, params);
   }
 
+  // ------------------------------------------------------------------------------------------ retention
+
+  jobPrune(params: JobPruneParams): Promise<number> {
+    return Retention.jobPrune(this.#run, this.schema, params);
+  }
+
+  jobKeyPrune(params: JobKeyPruneParams): Promise<JobKeyPruneResult> {
+    return Retention.jobKeyPrune(this.#run, this.schema, params);
+  }
+
+  scheduleTickPrune(params: ScheduleTickPruneParams): Promise<number> {
+    return Retention.scheduleTickPrune(this.#run, this.schema, params);
+  }
+
   /** @throws ScheduleNotFoundError */
   schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow> {
     return Schedules.schedulePause(this.#schedules, params);
@@ -453,6 +484,41 @@ export class PostgresDriver implements Driver {
   /** A schedule's ticks, newest first. */
   scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
     return Schedules.scheduleTickList(this.#schedules, params);
+  }
+
+  /** Opens an alert unless it is open; the row when this call opened it. @throws InvalidTransactionError */
+  alertOpen(params: AlertOpenParams): Promise<AlertRow | null> {
+    return Alerts.alertOpen(this.#alerts, params);
+  }
+
+  /** Resolves an open alert; the row when this call resolved it. @throws InvalidTransactionError */
+  alertResolve(params: AlertResolveParams): Promise<AlertRow | null> {
+    return Alerts.alertResolve(this.#alerts, params);
+  }
+
+  /** Alerts, most recently changed first. */
+  alertList(params: AlertListParams): Promise<AlertRow[]> {
+    return Alerts.alertList(this.#alerts, params);
+  }
+
+  /** Seals and appends entries after the chain's head, holding the head row's lock. */
+  auditAppend(params: AuditAppendParams): Promise<AuditEntry[]> {
+    return Audit.auditAppend(this.#audit, params);
+  }
+
+  /** A page of an audit chain in seq order. */
+  auditList(params: AuditListParams): Promise<AuditEntry[]> {
+    return Audit.auditList(this.#audit, params);
+  }
+
+  /** An audit chain's head row, or null. */
+  auditHead(params: { chain: string }): Promise<AuditHead | null> {
+    return Audit.auditHead(this.#audit, params);
+  }
+
+  /** Deletes an audit chain's entries older than `before`; how many. */
+  auditPrune(params: AuditPruneParams): Promise<number> {
+    return Audit.auditPrune(this.#audit, params);
   }
 
   /** Grants a lease lock if free or expired; null while held. */

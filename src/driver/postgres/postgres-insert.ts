@@ -16,7 +16,7 @@ export type Run = <R extends pg.QueryResultRow = pg.QueryResultRow>(text: string
 
 /** The statements the insert path runs. */
 export type PostgresInsertStatements = Pick<PostgresStatements, 'jobInsertNotify'> &
-  Pick<PostgresKeyStatements, 'keyLock' | 'jobInsertRound'>;
+  Pick<PostgresKeyStatements, 'keyLock' | 'jobInsertRound' | 'keyDuplicates'>;
 
 /** How a key deduplicates when the insert does not say: among active jobs, no window, never replacing. */
 const DEFAULT_UNIQUE: UniqueInsert = { windowMs: null, states: ACTIVE_STATES, replace: false };
@@ -43,9 +43,30 @@ export async function insertUnkeyedJobs(
   jobs: readonly JobInsert[],
   now: Date | null,
 ): Promise<JobInsertResult[]> {
-  const { rows } = await run<PgJobRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel]);
+  const { rows } = await run<PgJobRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel, traceParams(jobs)]);
   if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
   return rows.map(toJobRow).sort((a, b) => compareIds(a.id, b.id)).map((job) => ({ job, duplicate: false, replaced: false }));
+}
+
+/**
+ * Answers a batch whose every input is a keyed duplicate, in one unlocked read outside any transaction (the
+ * common case of a producer re-enqueueing work already pending: no BEGIN, no row lock, no write). Null when any
+ * input is unkeyed, repeats a key, asks to replace, or has no duplicate holder: then the locked path decides all.
+ */
+export async function findAllDuplicates(
+  run: Run,
+  sql: Pick<PostgresKeyStatements, 'keyDuplicates'>,
+  jobs: readonly JobInsert[],
+  now: Date | null,
+): Promise<JobInsertResult[] | null> {
+  const keys = jobs.map((j) => j.key);
+  if (keys.some((k) => k === null) || new Set(keys).size !== keys.length) return null;
+  const unique = jobs.map((j) => j.unique ?? DEFAULT_UNIQUE);
+  if (unique.some((u) => u.replace)) return null;
+  const { rows } = await run<PgJobRecord & { ord: string }>(sql.keyDuplicates, [keys, unique.map((u) => u.windowMs), unique.map((u) => u.states.join(',')), now]);
+  if (rows.length !== jobs.length) return null;
+  const byOrd = new Map(rows.map((r) => [Number(r.ord), r]));
+  return jobs.map((_, i) => ({ job: toJobRow(byOrd.get(i + 1)!), duplicate: true, replaced: false }));
 }
 
 /**
@@ -127,6 +148,7 @@ async function insertRound(
     unique.map((u) => (u === null ? null : u.states.join(','))),
     unique.map((u) => u?.replace ?? false),
     channel,
+    traceParams(batch),
   ]);
   const decided = new Map<number, RoundRecord>();
   const inserted: JobRow[] = [];
@@ -152,6 +174,11 @@ async function insertRound(
   });
   if (next !== inserted.length) throw new Error(`Expected ${next} inserted jobs, got ${inserted.length}`);
   return outcomes;
+}
+
+/** Each job's trace context as JSON text, or null (migration 0007). */
+function traceParams(batch: readonly JobInsert[]): (string | null)[] {
+  return batch.map((j) => (j.traceContext ? JSON.stringify(j.traceContext) : null));
 }
 
 /** The parameters shared by the insert statements (`$1`…`$11`) for a batch. */

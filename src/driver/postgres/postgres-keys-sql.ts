@@ -39,15 +39,15 @@ ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key`;
  * Every input yields one row: `outcome` `inserted` (ord NULL: matched back by id order), `replaced` or `duplicate`
  * (with the input's `ord`), then the job's columns.
  * Params: `$1`…`$11` as `jobInsertSql`, `$12` windows (ms or NULL), `$13` duplicate states (comma-separated; NULL
- * for unkeyed), `$14` replace flags, `$15` the wake-up channel.
+ * for unkeyed), `$14` replace flags, `$15` the wake-up channel, `$16` trace contexts (JSON text or NULL).
  */
 export function jobInsertRoundSql(s: string): string {
   return `WITH t AS (SELECT ${nowAt(11)} AS now),
 i AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::timestamptz[], $7::int4[],
-                       $8::text[], $9::text[], $10::timestamptz[], $12::float8[], $13::text[], $14::bool[])
+                       $8::text[], $9::text[], $10::timestamptz[], $12::float8[], $13::text[], $14::bool[], $16::text[])
     WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, schedule_name, tick_at,
-                         window_ms, states, replace, ord)
+                         window_ms, states, replace, trace_context, ord)
 ),
 d AS (
   SELECT i.ord, j.id, j.state
@@ -67,10 +67,10 @@ r AS (
 ),
 n AS (
   INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at,
-                         created_at, updated_at)
+                         trace_context, created_at, updated_at)
   SELECT i.name, i.queue, i.payload::jsonb, 'queued', i.priority,
          coalesce(i.run_at, t.now + i.delay_ms * interval '1 millisecond'),
-         i.max_attempts, i.key, i.schedule_name, i.tick_at, t.now, t.now
+         i.max_attempts, i.key, i.schedule_name, i.tick_at, i.trace_context::jsonb, t.now, t.now
   FROM i CROSS JOIN t
   WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.ord = i.ord)
   ORDER BY i.ord
@@ -107,8 +107,24 @@ export function keyActiveHolderSql(s: string): string {
 WHERE k.key = $1 AND j.id <> $2 AND j.state IN ${ACTIVE}`;
 }
 
+/**
+ * The fast path of a keyed insert whose holder is already a duplicate: reads each input's holder without locking
+ * and returns those that are duplicates under the input's policy, by the same test as `jobInsertRoundSql`. A
+ * holder seen here was a duplicate at that instant, so answering with it is as correct as the locked path; any
+ * input not answered goes through the locked path. Params: `$1` keys, `$2` windows (ms or NULL), `$3` states
+ * (comma-separated), `$4` now. Returns `ord` (1-based input position) and the holder's columns.
+ */
+export function keyDuplicatesSql(s: string): string {
+  return `SELECT i.ord, j.* FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS i(key, window_ms, states, ord)
+JOIN ${s}.job_keys k ON k.key = i.key
+JOIN ${s}.jobs j ON j.id = k.job_id
+WHERE j.state = ANY (string_to_array(i.states, ','))
+  AND (i.window_ms IS NULL OR j.created_at > ${nowAt(4)} - i.window_ms * interval '1 millisecond')`;
+}
+
 /** Every keyed-insert and key-ownership statement, built once per driver. */
 export interface PostgresKeyStatements {
+  keyDuplicates: string;
   keyLock: string;
   jobInsertRound: string;
   jobKeyOf: string;
@@ -119,6 +135,7 @@ export interface PostgresKeyStatements {
 export function buildPostgresKeyStatements(schema: string): PostgresKeyStatements {
   const s = quoteIdentifier(schema);
   return {
+    keyDuplicates: keyDuplicatesSql(s),
     keyLock: keyLockSql(s),
     jobInsertRound: jobInsertRoundSql(s),
     jobKeyOf: jobKeyOfSql(s),

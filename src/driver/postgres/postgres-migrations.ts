@@ -164,4 +164,81 @@ ALTER TABLE {{schema}}.job_attempts
     CHECK (outcome IN ('completed','failed','timeout','lost','aborted','invalid','cancelled','yielded'));
 `,
   },
+  {
+    name: '0005_audit',
+    sql: `
+-- The audit trail: append-only, hash-chained entries per chain (see docs/audit.md). Deliberately no foreign key to
+-- jobs: entries outlive job pruning and discards. Nothing in Warden updates or deletes a row here except an explicit
+-- prune, which removes a prefix of a chain and records where it stopped in audit_heads.
+CREATE TABLE {{schema}}.audit_entries (
+  chain         text NOT NULL,
+  seq           bigint NOT NULL,
+  at            timestamptz NOT NULL,
+  actor         text NOT NULL,
+  action        text NOT NULL,
+  subject_kind  text NOT NULL,
+  subject_id    text NOT NULL,
+  job_name      text,
+  queue         text,
+  before_state  text,
+  after_state   text,
+  reason        text,
+  data          jsonb,
+  prev_hash     text NOT NULL,
+  hash          text NOT NULL,
+  PRIMARY KEY (chain, seq)
+);
+-- Export by time (at never decreases along a chain).
+CREATE INDEX audit_entries_at_idx ON {{schema}}.audit_entries (chain, at);
+
+-- One row per chain: its last seq and hash. Every append locks it first, which serializes the appends of a chain
+-- across processes and hosts; verify compares the chain's end with it.
+CREATE TABLE {{schema}}.audit_heads (
+  chain        text PRIMARY KEY,
+  seq          bigint NOT NULL,
+  hash         text NOT NULL,
+  at           timestamptz,
+  pruned_seq   bigint NOT NULL DEFAULT 0,
+  pruned_hash  text NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000'
+);
+`,
+  },
+  {
+    name: '0006_alerts',
+    sql: `
+-- One row per alert key (missed-run:<schedule>, queue-lag:<queue>, dead-letter:<job>:<attempt>, …). Every instance
+-- evaluates the rules; the INSERT … ON CONFLICT that opens an alert and the guarded UPDATE that resolves it change a
+-- row for exactly one of them, and only that one notifies. A resolved key opens again as a new episode.
+CREATE TABLE {{schema}}.alerts (
+  key          text PRIMARY KEY,
+  rule         text NOT NULL,
+  state        text NOT NULL CHECK (state IN ('open','resolved')),
+  severity     text NOT NULL CHECK (severity IN ('critical','warning')),
+  summary      text NOT NULL,
+  details      jsonb NOT NULL,
+  episode      integer NOT NULL DEFAULT 1,
+  opened_at    timestamptz NOT NULL,
+  resolved_at  timestamptz,
+  updated_at   timestamptz NOT NULL,
+  opened_by    text NOT NULL,
+  resolved_by  text,
+  notices      integer NOT NULL DEFAULT 1
+);
+CREATE INDEX alerts_open_idx ON {{schema}}.alerts (rule, key) WHERE state = 'open';
+CREATE INDEX alerts_updated_idx ON {{schema}}.alerts (updated_at DESC, key);
+`,
+  },
+  {
+    name: '0007_tracing_retention',
+    sql: `
+-- The producer's trace context (W3C traceparent/tracestate), so each attempt's span links to it.
+ALTER TABLE {{schema}}.jobs ADD COLUMN trace_context jsonb;
+-- Retention deletes finished jobs by state and age; finished_at is set exactly when a job reaches a final state.
+CREATE INDEX jobs_finished_idx ON {{schema}}.jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+-- Retention keeps each schedule's newest completed run (its last success): found per schedule through this index.
+CREATE INDEX jobs_schedule_state_idx ON {{schema}}.jobs (schedule_name, state, id) WHERE schedule_name IS NOT NULL;
+-- Tick retention deletes by age across schedules.
+CREATE INDEX schedule_ticks_recorded_idx ON {{schema}}.schedule_ticks (recorded_at);
+`,
+  },
 ];

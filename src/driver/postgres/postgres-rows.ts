@@ -40,6 +40,8 @@ export interface PgJobRecord {
   progress_done: string | null;
   progress_total: string | null;
   checkpoint_at: Date | null;
+  /** jsonb, parsed (migration 0007). */
+  trace_context?: Record<string, string> | null;
 }
 
 /** A `job_steps` row as `pg` returns it. */
@@ -98,6 +100,7 @@ export function toJobRow(r: PgJobRecord): JobRow {
       total: r.progress_total === null ? null : Number(r.progress_total),
     },
     checkpointAt: r.checkpoint_at,
+    traceContext: r.trace_context ?? null,
   };
 }
 

@@ -96,17 +96,18 @@ export function migrationRecordSql(s: string): string {
  * order, which is how results are matched back to their inputs.
  * Params: `$1` names, `$2` queues, `$3` payloads (JSON text), `$4` priorities, `$5` delays (ms),
  * `$6` runAt (timestamptz or NULL), `$7` maxAttempts, `$8` keys (NULL = none), `$9` schedule names (NULL =
- * none), `$10` tick times (timestamptz or NULL), `$11` now.
+ * none), `$10` tick times (timestamptz or NULL), `$11` now, and `$<traceParam>` trace contexts (JSON text or NULL).
  */
-export function jobInsertSql(s: string): string {
+export function jobInsertSql(s: string, traceParam: number): string {
   return `INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at,
-                     created_at, updated_at)
+                     trace_context, created_at, updated_at)
 SELECT i.name, i.queue, i.payload::jsonb, 'queued', i.priority,
        coalesce(i.run_at, t.now + i.delay_ms * interval '1 millisecond'),
-       i.max_attempts, i.key, i.schedule_name, i.tick_at, t.now, t.now
+       i.max_attempts, i.key, i.schedule_name, i.tick_at, i.trace_context::jsonb, t.now, t.now
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::timestamptz[], $7::int4[], $8::text[],
-            $9::text[], $10::timestamptz[])
-       WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, schedule_name, tick_at, ord)
+            $9::text[], $10::timestamptz[], $${traceParam}::text[])
+       WITH ORDINALITY AS i(name, queue, payload, priority, delay_ms, run_at, max_attempts, key, schedule_name, tick_at,
+                            trace_context, ord)
 CROSS JOIN (SELECT ${nowAt(11)} AS now) t
 ORDER BY i.ord
 RETURNING *`;
@@ -117,11 +118,11 @@ RETURNING *`;
  * COMMIT (inside a caller's transaction it is still one statement). Only for batches without keys, which need no
  * `job_keys` lock. The scalar subquery makes PostgreSQL run the NOTIFY (a CTE that is not
  * referenced would not run); notifications are delivered at this statement's commit.
- * Params: as {@link jobInsertSql}, plus `$12` the channel.
+ * Params: as {@link jobInsertSql}, plus `$12` the channel and `$13` the trace contexts.
  */
 export function jobInsertNotifySql(s: string): string {
   return `WITH ins AS (
-${jobInsertSql(s)}
+${jobInsertSql(s, 13)}
 )
 SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($12, q) FROM (SELECT DISTINCT queue FROM ins) AS d(q)) AS n) AS notified
 FROM ins`;

@@ -16,6 +16,7 @@
  * @module
  */
 import type Database from 'better-sqlite3';
+import { DEFAULT_SQLITE_WAKEUP_MS, watchDataVersion } from './sqlite-wakeup.js';
 import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError } from '../../errors.js';
 import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
 import type {
@@ -24,7 +25,10 @@ import type {
   JobInsertManyParams, JobInsertResult, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
   MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
+import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
+import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
+import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
 } from '../schedule-params.js';
@@ -34,7 +38,10 @@ import {
 } from './sqlite-exec.js';
 import { insertJobs, takeKeyForRetry } from './sqlite-insert.js';
 import * as LeaseWrites from './sqlite-lease-writes.js';
+import * as Alerts from './sqlite-alerts.js';
+import * as Audit from './sqlite-audit.js';
 import * as Locks from './sqlite-locks.js';
+import * as Retention from './sqlite-retention.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
   compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toJobRow, toQueueStats,
@@ -58,6 +65,8 @@ export interface SqliteDriverOptions {
   busyTimeoutMs?: number;
   /** `PRAGMA synchronous`: `normal` is safe in WAL mode against process crashes; `full` also against power loss. @default 'normal' */
   synchronous?: 'normal' | 'full';
+  /** How often a listening worker reads `PRAGMA data_version` to notice other processes' commits. @default 5 */
+  wakeupMs?: number;
 }
 
 /** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
@@ -77,9 +86,13 @@ const CANCELLED_ERROR_JSON = JSON.stringify({ name: 'CancelledError', message: '
 export class SqliteDriver implements Driver {
   /** For display only. */
   readonly kind = 'sqlite';
-  /** No LISTEN/NOTIFY (workers poll) and one machine only; `tx` is an application's better-sqlite3 Database. */
+  /**
+   * No LISTEN/NOTIFY (wake-ups come from watching `PRAGMA data_version`) and one machine only; `tx` is an
+   * application's better-sqlite3 Database.
+   */
   readonly capabilities: DriverCapabilities = Object.freeze({
     listenNotify: false,
+    crossProcessWakeup: true,
     multiHost: false,
     transactionHandle: 'a better-sqlite3 Database on the same file with an open transaction',
   });
@@ -94,6 +107,7 @@ export class SqliteDriver implements Driver {
   /** Statements prepared on applications' `tx` connections, dropped with the connection. */
   readonly #txStatements = new WeakMap<Database.Database, Map<string, Statement>>();
   #busyRetries = 0;
+  readonly #wakeupMs: number;
   /** What the schedule operations (`sqlite-schedules.ts`) run on. */
   readonly #schedules: Schedules.SqliteScheduleContext;
   /** What the lease-lock and lease-write operations (`sqlite-locks.ts`, `sqlite-lease-writes.ts`) run on. */
@@ -103,7 +117,11 @@ export class SqliteDriver implements Driver {
 
   /** @throws InvalidOptionError for a missing file name or an out-of-range option. */
   constructor(options: SqliteDriverOptions) {
-    const { filename, busyTimeoutMs = 20, synchronous = 'normal' } = options ?? ({} as SqliteDriverOptions);
+    const { filename, busyTimeoutMs = 20, synchronous = 'normal', wakeupMs = DEFAULT_SQLITE_WAKEUP_MS } = options ?? ({} as SqliteDriverOptions);
+    if (!Number.isInteger(wakeupMs) || wakeupMs < 1 || wakeupMs > 60_000) {
+      throw new InvalidOptionError('wakeupMs', wakeupMs, 'an integer number of milliseconds from 1 to 60000');
+    }
+    this.#wakeupMs = wakeupMs;
     if (typeof filename !== 'string' || filename.length === 0) {
       throw new InvalidOptionError('filename', filename, 'a non-empty SQLite file path');
     }
@@ -119,6 +137,21 @@ export class SqliteDriver implements Driver {
     this.#schedules = { stmt: this.#stmt, write, read, cancelOne: (id, now) => this.#cancelOne(id, now) };
     this.#ctx = { stmt: this.#stmt, write, read, txPrepare: (tx) => this.#txPrepare(tx) };
     this.#transactions = new SqliteTransactionRunner(this.#connectionOptions, this.#countBusyRetry);
+  }
+
+  /**
+   * Wakes the caller whenever another connection commits to the file (see `sqlite-wakeup.ts`), so workers in
+   * other processes start new jobs within a few milliseconds instead of at their next poll.
+   */
+  async listen(params: { onWake: (queue?: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>> {
+    await this.#connection();
+    const stop = watchDataVersion({
+      read: () => (this.#stmt('PRAGMA data_version').get() as { data_version: number }).data_version,
+      intervalMs: this.#wakeupMs,
+      onWake: () => params.onWake(),
+      onError: params.onError,
+    });
+    return async () => stop();
   }
 
   /** How many times a transaction was retried after SQLITE_BUSY/LOCKED escaped `busy_timeout` (this instance). */
@@ -437,6 +470,59 @@ export class SqliteDriver implements Driver {
    */
   scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
     return Schedules.scheduleTrigger(this.#schedules, params);
+  }
+
+  // ------------------------------------------------------------------------------------------ retention
+
+  jobPrune(params: JobPruneParams): Promise<number> {
+    return Retention.jobPrune(this.#ctx, params);
+  }
+
+  jobKeyPrune(params: JobKeyPruneParams): Promise<JobKeyPruneResult> {
+    return Retention.jobKeyPrune(this.#ctx, params);
+  }
+
+  scheduleTickPrune(params: ScheduleTickPruneParams): Promise<number> {
+    return Retention.scheduleTickPrune(this.#ctx, params);
+  }
+
+  // ------------------------------------------------------------------------------------------ alerts
+
+  /** Opens an alert unless it is open; the row when this call opened it. @throws InvalidTransactionError */
+  alertOpen(params: AlertOpenParams): Promise<AlertRow | null> {
+    return Alerts.alertOpen(this.#ctx, params);
+  }
+
+  /** Resolves an open alert; the row when this call resolved it. @throws InvalidTransactionError */
+  alertResolve(params: AlertResolveParams): Promise<AlertRow | null> {
+    return Alerts.alertResolve(this.#ctx, params);
+  }
+
+  /** Alerts, most recently changed first. */
+  alertList(params: AlertListParams): Promise<AlertRow[]> {
+    return Alerts.alertList(this.#ctx, params);
+  }
+
+  // ------------------------------------------------------------------------------------------ audit trail
+
+  /** Seals and appends entries after the chain's head in one `BEGIN IMMEDIATE`. */
+  auditAppend(params: AuditAppendParams): Promise<AuditEntry[]> {
+    return Audit.auditAppend(this.#ctx, params);
+  }
+
+  /** A page of an audit chain in seq order. */
+  auditList(params: AuditListParams): Promise<AuditEntry[]> {
+    return Audit.auditList(this.#ctx, params);
+  }
+
+  /** An audit chain's head row, or null. */
+  auditHead(params: { chain: string }): Promise<AuditHead | null> {
+    return Audit.auditHead(this.#ctx, params);
+  }
+
+  /** Deletes an audit chain's entries older than `before`; how many. */
+  auditPrune(params: AuditPruneParams): Promise<number> {
+    return Audit.auditPrune(this.#ctx, params);
   }
 
   // ------------------------------------------------------------------------------------------ lease locks

@@ -66,6 +66,7 @@ function insertOne(prepare: Prepare, job: JobInsert, now: number): JobInsertResu
     key: job.key,
     scheduleName: job.scheduleName ?? null,
     tickAt: toMs(job.tickAt ?? null, 'tickAt'),
+    traceContext: job.traceContext ? JSON.stringify(job.traceContext) : null,
     now,
   };
   if (job.key !== null) {

@@ -158,4 +158,81 @@ DROP TABLE job_attempts;
 ALTER TABLE job_attempts_0004 RENAME TO job_attempts;
 `,
   },
+  {
+    name: '0005_audit',
+    sql: `
+-- The audit trail: append-only, hash-chained entries per chain (see docs/audit.md). Deliberately no foreign key to
+-- jobs: entries outlive job pruning and discards. Nothing in Warden updates or deletes a row here except an explicit
+-- prune, which removes a prefix of a chain and records where it stopped in audit_heads.
+CREATE TABLE audit_entries (
+  chain         TEXT NOT NULL,
+  seq           INTEGER NOT NULL,
+  at            INTEGER NOT NULL,
+  actor         TEXT NOT NULL,
+  action        TEXT NOT NULL,
+  subject_kind  TEXT NOT NULL,
+  subject_id    TEXT NOT NULL,
+  job_name      TEXT,
+  queue         TEXT,
+  before_state  TEXT,
+  after_state   TEXT,
+  reason        TEXT,
+  data          TEXT,
+  prev_hash     TEXT NOT NULL,
+  hash          TEXT NOT NULL,
+  PRIMARY KEY (chain, seq)
+);
+-- Export by time (at never decreases along a chain).
+CREATE INDEX audit_entries_at_idx ON audit_entries (chain, at);
+
+-- One row per chain: its last seq and hash. Appends read and move it inside BEGIN IMMEDIATE; verify compares the
+-- chain's end with it.
+CREATE TABLE audit_heads (
+  chain        TEXT PRIMARY KEY,
+  seq          INTEGER NOT NULL,
+  hash         TEXT NOT NULL,
+  at           INTEGER,
+  pruned_seq   INTEGER NOT NULL DEFAULT 0,
+  pruned_hash  TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000'
+);
+`,
+  },
+  {
+    name: '0006_alerts',
+    sql: `
+-- One row per alert key (missed-run:<schedule>, queue-lag:<queue>, dead-letter:<job>:<attempt>, …). Every instance
+-- evaluates the rules; the INSERT … ON CONFLICT that opens an alert and the guarded UPDATE that resolves it change a
+-- row for exactly one of them, and only that one notifies. A resolved key opens again as a new episode.
+CREATE TABLE alerts (
+  key          TEXT PRIMARY KEY,
+  rule         TEXT NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('open','resolved')),
+  severity     TEXT NOT NULL CHECK (severity IN ('critical','warning')),
+  summary      TEXT NOT NULL,
+  details      TEXT NOT NULL,
+  episode      INTEGER NOT NULL DEFAULT 1,
+  opened_at    INTEGER NOT NULL,
+  resolved_at  INTEGER,
+  updated_at   INTEGER NOT NULL,
+  opened_by    TEXT NOT NULL,
+  resolved_by  TEXT,
+  notices      INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX alerts_open_idx ON alerts (rule, key) WHERE state = 'open';
+CREATE INDEX alerts_updated_idx ON alerts (updated_at DESC, key);
+`,
+  },
+  {
+    name: '0007_tracing_retention',
+    sql: `
+-- The producer's trace context (W3C traceparent/tracestate as JSON), so each attempt's span links to it.
+ALTER TABLE jobs ADD COLUMN trace_context TEXT;
+-- Retention deletes finished jobs by state and age; finished_at is set exactly when a job reaches a final state.
+CREATE INDEX jobs_finished_idx ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+-- Retention keeps each schedule's newest completed run (its last success): found per schedule through this index.
+CREATE INDEX jobs_schedule_state_idx ON jobs (schedule_name, state, id) WHERE schedule_name IS NOT NULL;
+-- Tick retention deletes by age across schedules.
+CREATE INDEX schedule_ticks_recorded_idx ON schedule_ticks (recorded_at);
+`,
+  },
 ];

@@ -40,6 +40,8 @@ export interface JobDbRow {
   progress_done: DbInt | null;
   progress_total: DbInt | null;
   checkpoint_at: DbInt | null;
+  /** JSON text (migration 0007); absent from rows read before it. */
+  trace_context?: string | null;
 }
 
 /** A `job_steps` row exactly as stored. */
@@ -191,6 +193,7 @@ export function toJobRow(r: JobDbRow): JobRow {
     checkpoint: r.checkpoint == null ? null : (JSON.parse(r.checkpoint) as unknown),
     progress: progressOrNull(r),
     checkpointAt: dateOrNull(r.checkpoint_at ?? null),
+    traceContext: r.trace_context == null ? null : (JSON.parse(r.trace_context) as Record<string, string>),
   };
 }
 

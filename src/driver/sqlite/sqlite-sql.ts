@@ -78,8 +78,8 @@ export const MIGRATION_RECORD = `INSERT INTO migrations (name, applied_at) VALUE
  * @maxAttempts, @key, @scheduleName` (or NULL), `@tickAt` (ms or NULL), `@now`.
  */
 export const JOB_INSERT = `
-INSERT INTO jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at, created_at, updated_at)
-VALUES (@name, @queue, @payload, 'queued', @priority, coalesce(@runAt, ${NOW} + @delayMs), @maxAttempts, @key, @scheduleName, @tickAt, ${NOW}, ${NOW})
+INSERT INTO jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at, trace_context, created_at, updated_at)
+VALUES (@name, @queue, @payload, 'queued', @priority, coalesce(@runAt, ${NOW} + @delayMs), @maxAttempts, @key, @scheduleName, @tickAt, @traceContext, ${NOW}, ${NOW})
 RETURNING *`;
 
 /**

@@ -1,0 +1,295 @@
+/**
+ * The `alerts` option of `createWarden`: sinks, rule thresholds, heartbeat URLs and delivery, with their defaults,
+ * validated once at construction so a typo fails at startup with an error naming the field.
+ * @module
+ */
+import { InvalidOptionError } from '../errors.js';
+import { type RetryOptions, resolveRetryPolicy } from '../job/retry-policy.js';
+import { type Duration, parseDuration } from '../validation/duration.js';
+import { validateName } from '../validation/names.js';
+
+/**
+ * An HTTP endpoint receiving each notice as a JSON `POST`, signed with HMAC-SHA256 (see docs/alerts.md and
+ * `verifyWebhookSignature`), delivered through Warden's own queue with retries.
+ */
+export interface WebhookSinkOptions {
+  type: 'webhook';
+  /** Unique among the sinks; names the sink in delivery jobs and logs. `^[a-z0-9][a-z0-9._-]{0,63}$`. @default "webhook" */
+  name?: string;
+  /** `http:` or `https:` URL. */
+  url: string;
+  /** The HMAC key the receiver verifies `X-Warden-Signature` with; at least 16 characters. */
+  secret: string;
+  /** Extra request headers (e.g. an `Authorization` the receiver wants). @default {} */
+  headers?: Record<string, string>;
+  /** How long one delivery attempt may take before it fails and is retried. @default "10s" */
+  timeout?: Duration;
+}
+
+/** SMTP connection settings for an email sink, as `nodemailer` takes them (a subset). */
+export interface SmtpOptions {
+  host: string;
+  /** @default 587, or 465 when `secure` */
+  port?: number;
+  /** TLS from the start (port 465). Otherwise STARTTLS is used when the server offers it. @default false */
+  secure?: boolean;
+  /** Refuse to send unless STARTTLS succeeds. @default false */
+  requireTLS?: boolean;
+  /** Never attempt STARTTLS (local relays, tests). @default false */
+  ignoreTLS?: boolean;
+  auth?: { user: string; pass: string };
+}
+
+/** Email over SMTP through `nodemailer`, delivered through Warden's own queue with retries. */
+export interface EmailSinkOptions {
+  type: 'email';
+  /** Unique among the sinks. @default "email" */
+  name?: string;
+  /** The SMTP server: settings, or a URL such as `smtps://user:pass@smtp.example.com`. */
+  smtp: SmtpOptions | string;
+  /** Sender address, e.g. `"Warden <warden@example.com>"`. */
+  from: string;
+  /** Recipient address(es). */
+  to: string | string[];
+  /** Put before every subject. @default "[warden]" */
+  subjectPrefix?: string;
+  /** Connection, greeting and socket timeout of one delivery attempt. @default "30s" */
+  timeout?: Duration;
+}
+
+/** Where notices go, besides the log (always). */
+export type AlertSinkOptions = WebhookSinkOptions | EmailSinkOptions;
+
+/** The built-in rules and their thresholds. `false` turns a rule off. */
+export interface AlertRulesOptions {
+  /** A job reached the dead letters (once per dead job, not per failed attempt). @default true */
+  deadLetter?: boolean;
+  /** `count` attempts of one job type failed in a row (in one instance). @default { count: 5 } */
+  consecutiveFailures?: { count?: number } | false;
+  /**
+   * At least `threshold` (0 < t <= 1) of a job type's attempts failed within `window`, counted once there were
+   * `minAttempts` (in one instance). @default { threshold: 0.5, window: "15m", minAttempts: 20 }
+   */
+  failureRate?: { threshold?: number; window?: Duration; minAttempts?: number } | false;
+  /** Dead man's switch for every schedule with `expect.within`. @default true */
+  missedRun?: boolean;
+  /**
+   * A running attempt passed its schedule's `expect.maxRuntime`, or `threshold` for any job (null: schedules only).
+   * @default { threshold: null }
+   */
+  runTooLong?: { threshold?: Duration | null } | false;
+  /** The oldest due job of an unpaused queue has waited longer than `threshold`. @default { threshold: "5m" } */
+  queueLag?: { threshold?: Duration } | false;
+  /** `count` leases of one job type expired (jobs rescued) within `window` (in one instance). @default { count: 3, window: "15m" } */
+  leaseExpiry?: { count?: number; window?: Duration } | false;
+}
+
+/** `createWarden({ alerts })`. Giving it turns alerting on; every field has a default. */
+export interface AlertsOptions {
+  /** Webhook and email sinks; notices always go to the log too. @default [] */
+  sinks?: AlertSinkOptions[];
+  rules?: AlertRulesOptions;
+  /** How often the database-based rules (missed run, run too long, queue lag, resolutions) are evaluated. @default "15s" */
+  checkInterval?: Duration;
+  /**
+   * External heartbeat URLs by schedule name (Healthchecks.io style), for schedules that do not set
+   * `defineSchedule({ heartbeat })`: `<url>/start` when a run starts, `<url>` on success, `<url>/fail` on failure.
+   * @default {}
+   */
+  heartbeats?: Record<string, string>;
+  /** How long one heartbeat ping may take; pings never fail a job. @default "5s" */
+  heartbeatTimeout?: Duration;
+  /** How notices reach the webhook and email sinks: as jobs of this queue, retried with this policy. */
+  delivery?: {
+    /** @default "warden" */
+    queue?: string;
+    /** @default { maxAttempts: 12, backoff: { type: "exponential", base: "10s", max: "30m" } } (about 2.5 hours in all) */
+    retry?: RetryOptions;
+  };
+}
+
+/** A validated webhook sink. */
+export interface ResolvedWebhookSink {
+  type: 'webhook';
+  name: string;
+  url: string;
+  secret: string;
+  headers: Readonly<Record<string, string>>;
+  timeoutMs: number;
+}
+
+/** A validated email sink. */
+export interface ResolvedEmailSink {
+  type: 'email';
+  name: string;
+  smtp: SmtpOptions | string;
+  from: string;
+  to: readonly string[];
+  subjectPrefix: string;
+  timeoutMs: number;
+}
+
+/** A validated sink of either type. */
+export type ResolvedSink = ResolvedWebhookSink | ResolvedEmailSink;
+
+/** {@link AlertsOptions} with defaults applied; a disabled rule is null (or false). */
+export interface ResolvedAlertOptions {
+  sinks: readonly ResolvedSink[];
+  rules: {
+    deadLetter: boolean;
+    consecutiveFailures: { count: number } | null;
+    failureRate: { threshold: number; windowMs: number; minAttempts: number } | null;
+    missedRun: boolean;
+    runTooLong: { thresholdMs: number | null } | null;
+    queueLag: { thresholdMs: number } | null;
+    leaseExpiry: { count: number; windowMs: number } | null;
+  };
+  checkIntervalMs: number;
+  heartbeats: ReadonlyMap<string, string>;
+  heartbeatTimeoutMs: number;
+  delivery: { queue: string; retry: RetryOptions };
+}
+
+/** The delivery retry policy when none is given: 12 attempts, 10s doubling to 30m, about 2.5 hours in all. */
+export const DEFAULT_DELIVERY_RETRY: RetryOptions = Object.freeze({ maxAttempts: 12, backoff: Object.freeze({ type: 'exponential', base: '10s', max: '30m' }) }) as RetryOptions;
+
+const SINK_TYPES = ['webhook', 'email'] as const;
+const SECRET_MIN_LENGTH = 16;
+
+/**
+ * Applies defaults and validates.
+ * @throws InvalidOptionError, InvalidDurationError, InvalidNameError naming the field at fault (`alerts.sinks[1].url`).
+ */
+export function resolveAlertOptions(options: AlertsOptions): ResolvedAlertOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new InvalidOptionError('alerts', options, 'an object');
+  const sinksOption = options.sinks ?? [];
+  if (!Array.isArray(sinksOption)) throw new InvalidOptionError('alerts.sinks', sinksOption, 'an array of webhook and email sinks');
+  const sinks = sinksOption.map((sink, i) => resolveSink(`alerts.sinks[${i}]`, sink));
+  const names = new Set<string>();
+  for (const [i, sink] of sinks.entries()) {
+    if (names.has(sink.name)) throw new InvalidOptionError(`alerts.sinks[${i}].name`, sink.name, 'a name no other sink has (set `name` on sinks of the same type)');
+    names.add(sink.name);
+  }
+  const heartbeats = new Map<string, string>();
+  const hb = options.heartbeats ?? {};
+  if (typeof hb !== 'object' || hb === null || Array.isArray(hb)) throw new InvalidOptionError('alerts.heartbeats', hb, 'an object mapping schedule names to URLs');
+  for (const [schedule, url] of Object.entries(hb)) {
+    validateName('alerts.heartbeats schedule name', schedule);
+    heartbeats.set(schedule, heartbeatUrl(`alerts.heartbeats["${schedule}"]`, url));
+  }
+  const delivery = options.delivery ?? {};
+  const retry = delivery.retry ?? DEFAULT_DELIVERY_RETRY;
+  resolveRetryPolicy('alerts.delivery.retry', retry);
+  return {
+    sinks,
+    rules: resolveRules(options.rules ?? {}),
+    checkIntervalMs: parseDuration('alerts.checkInterval', options.checkInterval ?? '15s', { allowZero: false }),
+    heartbeats,
+    heartbeatTimeoutMs: parseDuration('alerts.heartbeatTimeout', options.heartbeatTimeout ?? '5s', { allowZero: false }),
+    delivery: { queue: validateName('alerts.delivery.queue', delivery.queue ?? 'warden'), retry },
+  };
+}
+
+/**
+ * Checks a heartbeat base URL (http or https, no query or fragment, so `/start` and `/fail` can be appended) and
+ * returns it without a trailing slash.
+ * @throws InvalidOptionError
+ */
+export function heartbeatUrl(field: string, value: unknown): string {
+  const url = httpUrl(field, value);
+  if (url.search !== '' || url.hash !== '') throw new InvalidOptionError(field, value, 'a URL without a query or fragment (`/start` and `/fail` are appended to its path)');
+  return String(value).replace(/\/+$/, '');
+}
+
+function resolveRules(rules: AlertRulesOptions): ResolvedAlertOptions['rules'] {
+  if (typeof rules !== 'object' || rules === null) throw new InvalidOptionError('alerts.rules', rules, 'an object');
+  const f = (name: string) => `alerts.rules.${name}`;
+  const consecutive = ruleObject(f('consecutiveFailures'), rules.consecutiveFailures);
+  const rate = ruleObject(f('failureRate'), rules.failureRate);
+  const tooLong = ruleObject(f('runTooLong'), rules.runTooLong);
+  const lag = ruleObject(f('queueLag'), rules.queueLag);
+  const lease = ruleObject(f('leaseExpiry'), rules.leaseExpiry);
+  const threshold = rate?.threshold ?? 0.5;
+  if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) throw new InvalidOptionError(f('failureRate.threshold'), threshold, 'a fraction greater than 0 and at most 1');
+  const runThreshold = tooLong?.threshold ?? null;
+  return {
+    deadLetter: bool(f('deadLetter'), rules.deadLetter, true),
+    consecutiveFailures: consecutive && { count: int(f('consecutiveFailures.count'), consecutive.count ?? 5, 1, 10_000) },
+    failureRate: rate && {
+      threshold,
+      windowMs: parseDuration(f('failureRate.window'), rate.window ?? '15m', { allowZero: false }),
+      minAttempts: int(f('failureRate.minAttempts'), rate.minAttempts ?? 20, 1, 1_000_000),
+    },
+    missedRun: bool(f('missedRun'), rules.missedRun, true),
+    runTooLong: tooLong && { thresholdMs: runThreshold === null ? null : parseDuration(f('runTooLong.threshold'), runThreshold, { allowZero: false }) },
+    queueLag: lag && { thresholdMs: parseDuration(f('queueLag.threshold'), lag.threshold ?? '5m', { allowZero: false }) },
+    leaseExpiry: lease && {
+      count: int(f('leaseExpiry.count'), lease.count ?? 3, 1, 1_000_000),
+      windowMs: parseDuration(f('leaseExpiry.window'), lease.window ?? '15m', { allowZero: false }),
+    },
+  };
+}
+
+/** A rule given as `false` (off), an object of thresholds, or nothing (on, defaults). */
+function ruleObject<T extends object>(field: string, value: T | false | undefined): Partial<T> | null {
+  if (value === false) return null;
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError(field, value, 'false or an object of thresholds');
+  return value;
+}
+
+function bool(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(field, value, 'a boolean');
+  return value;
+}
+
+function int(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new InvalidOptionError(field, value, `an integer from ${min} to ${max}`);
+  return value;
+}
+
+function httpUrl(field: string, value: unknown): URL {
+  let url: URL;
+  try {
+    url = new URL(String(value));
+  } catch {
+    throw new InvalidOptionError(field, value, 'an absolute http: or https: URL');
+  }
+  if (typeof value !== 'string' || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new InvalidOptionError(field, value, 'an absolute http: or https: URL');
+  return url;
+}
+
+function address(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !/^(?:[^@\s<>]+@[^@\s<>]+|[^<>]*<[^@\s<>]+@[^@\s<>]+>)$/.test(value.trim())) throw new InvalidOptionError(field, value, 'an email address such as "ops@example.com" or "Ops <ops@example.com>"');
+  return value.trim();
+}
+
+function resolveSink(field: string, sink: AlertSinkOptions): ResolvedSink {
+  if (typeof sink !== 'object' || sink === null) throw new InvalidOptionError(field, sink, 'a sink object ({ type: "webhook", … } or { type: "email", … })');
+  if (!SINK_TYPES.includes(sink.type)) throw new InvalidOptionError(`${field}.type`, sink.type, '"webhook" or "email"');
+  const name = validateName(`${field}.name`, sink.name ?? sink.type);
+  if (sink.type === 'webhook') {
+    httpUrl(`${field}.url`, sink.url);
+    if (typeof sink.secret !== 'string' || sink.secret.length < SECRET_MIN_LENGTH) throw new InvalidOptionError(`${field}.secret`, sink.secret === undefined ? undefined : '(hidden)', `a string of at least ${SECRET_MIN_LENGTH} characters`);
+    const headers = sink.headers ?? {};
+    if (typeof headers !== 'object' || headers === null || Object.values(headers).some((v) => typeof v !== 'string')) throw new InvalidOptionError(`${field}.headers`, headers, 'an object of string header values');
+    return Object.freeze({ type: 'webhook', name, url: sink.url, secret: sink.secret, headers: Object.freeze({ ...headers }), timeoutMs: parseDuration(`${field}.timeout`, sink.timeout ?? '10s', { allowZero: false }) });
+  }
+  const smtp = sink.smtp;
+  if (typeof smtp === 'string') {
+    if (!/^smtps?:\/\//.test(smtp)) throw new InvalidOptionError(`${field}.smtp`, '(url)', 'an smtp:// or smtps:// URL, or { host, port, … }');
+  } else if (typeof smtp !== 'object' || smtp === null || typeof smtp.host !== 'string' || smtp.host === '') {
+    throw new InvalidOptionError(`${field}.smtp`, smtp, 'an smtp:// or smtps:// URL, or { host, port, … }');
+  } else if (smtp.port !== undefined) {
+    int(`${field}.smtp.port`, smtp.port, 1, 65_535);
+  }
+  const to = (Array.isArray(sink.to) ? sink.to : [sink.to]).map((a, i) => address(`${field}.to${Array.isArray(sink.to) ? `[${i}]` : ''}`, a));
+  if (to.length === 0) throw new InvalidOptionError(`${field}.to`, sink.to, 'at least one address');
+  const subjectPrefix = sink.subjectPrefix ?? '[warden]';
+  if (typeof subjectPrefix !== 'string') throw new InvalidOptionError(`${field}.subjectPrefix`, subjectPrefix, 'a string');
+  return Object.freeze({
+    type: 'email', name, smtp, from: address(`${field}.from`, sink.from), to: Object.freeze(to), subjectPrefix,
+    timeoutMs: parseDuration(`${field}.timeout`, sink.timeout ?? '30s', { allowZero: false }),
+  });
+}

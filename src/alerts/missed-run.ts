@@ -1,0 +1,78 @@
+/**
+ * The dead man's switch, as a pure function of what the database says about one schedule: a schedule with
+ * `expect.within` is missing a run when some tick it was expected to run is older than `within` and no run of that
+ * tick or a later one has completed.
+ *
+ * The expected ticks are the schedule's recorded `scheduled` ticks (fired, skipped or missed) and the ticks from
+ * its `next_run_at` on that no scheduler has handled yet, because all schedulers are down or behind. Ticks a pause
+ * or a changed definition jumped over are in neither, so they are never expected. A success is a tick row whose job
+ * completed, a manual trigger's included; a fired tick whose job no longer exists counts as a success too, because
+ * only finished jobs are pruned and retention always keeps each schedule's last success.
+ * @module
+ */
+import type { ScheduleTickRow } from '../driver/schedule-params.js';
+import { nextTickFromSpec, type ScheduleSpec } from '../schedule/schedule-spec.js';
+
+/** Most unhandled ticks counted per evaluation (a long outage of a frequent schedule), so a check stays cheap. */
+export const MAX_COUNTED_TICKS = 1_000;
+
+/** What {@link findMissedRun} reads. */
+export interface MissedRunInput {
+  /** The stored spec (only `cron`/`everyMs`/`timezone` and `expect` are read). */
+  spec: ScheduleSpec;
+  /** The schedule's next unhandled tick. */
+  nextRunAt: Date | null;
+  /** Its newest ticks, any order, with their jobs' current states. */
+  ticks: readonly ScheduleTickRow[];
+  now: Date;
+}
+
+/** A missing run. */
+export interface MissedRunFinding {
+  /** The oldest expected tick with no completed run of it or of any later tick. */
+  firstMissedTickAt: Date;
+  /** `firstMissedTickAt + within`: when the run was due at the latest. */
+  dueBy: Date;
+  /** Expected ticks past their deadline with no completed run since (at most {@link MAX_COUNTED_TICKS} unhandled ones counted). */
+  missedTicks: number;
+  /** How many of those no scheduler has handled (no tick row: every scheduler was down or behind). */
+  unhandledTicks: number;
+  /** The tick of the newest completed run among the ticks read; null when none. */
+  lastSuccessTickAt: Date | null;
+  withinMs: number;
+}
+
+/** The missing run of a schedule at `now`, or null when every expected tick past its deadline has a completed run. */
+export function findMissedRun(input: MissedRunInput): MissedRunFinding | null {
+  const withinMs = input.spec.expect?.withinMs;
+  if (typeof withinMs !== 'number' || withinMs <= 0) return null;
+  const nowMs = input.now.getTime();
+  let lastSuccess = -Infinity;
+  for (const t of input.ticks) {
+    if (t.outcome === 'fired' && (t.jobState === 'completed' || t.jobState === null)) lastSuccess = Math.max(lastSuccess, t.tickAt.getTime());
+  }
+  const overdue = (tickMs: number) => tickMs > lastSuccess && tickMs + withinMs <= nowMs;
+  let first = Infinity;
+  let missed = 0;
+  for (const t of input.ticks) {
+    if (t.kind !== 'scheduled' || !overdue(t.tickAt.getTime())) continue;
+    missed++;
+    first = Math.min(first, t.tickAt.getTime());
+  }
+  let unhandled = 0;
+  let tick = input.nextRunAt;
+  for (let read = 0; tick && tick.getTime() + withinMs <= nowMs && read < MAX_COUNTED_TICKS; read++, tick = nextTickFromSpec(input.spec, tick)) {
+    if (!overdue(tick.getTime())) continue;
+    unhandled++;
+    first = Math.min(first, tick.getTime());
+  }
+  if (missed + unhandled === 0) return null;
+  return {
+    firstMissedTickAt: new Date(first),
+    dueBy: new Date(first + withinMs),
+    missedTicks: missed + unhandled,
+    unhandledTicks: unhandled,
+    lastSuccessTickAt: Number.isFinite(lastSuccess) ? new Date(lastSuccess) : null,
+    withinMs,
+  };
+}

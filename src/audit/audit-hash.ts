@@ -1,0 +1,197 @@
+/**
+ * The hash chain of the audit trail: the canonical JSON of an entry, its hash, and sealing a batch onto a chain's
+ * head. Pure functions, shared by both drivers (which seal inside their append transaction) and by `verify`, so
+ * what is written and what is checked cannot drift apart. The same rules are written out for auditors in
+ * docs/audit.md ("Canonical form"); change one, change both.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { AuditEntry, AuditEntryInput } from '../driver/audit-params.js';
+import { InvalidOptionError } from '../errors.js';
+
+/** The `prevHash` of a chain's first entry: 64 zeros. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Nesting past which `data` is cut (`"[too deep]"`), so a pathological value cannot blow the stack. */
+const MAX_DEPTH = 32;
+
+/**
+ * The entry fields the hash covers, i.e. every field except `prevHash` and `hash`. The canonical JSON has exactly
+ * these keys, sorted; null where absent.
+ */
+export const HASHED_FIELDS = [
+  'action', 'actor', 'after', 'at', 'before', 'chain', 'data', 'jobName', 'queue', 'reason', 'seq', 'subjectId', 'subjectKind',
+] as const;
+
+/**
+ * Canonical JSON: `JSON.stringify` text with object keys sorted (by UTF-16 code unit, which is byte order for the
+ * ASCII keys Warden writes), no whitespace, Dates as ISO-8601 strings with milliseconds (`toISOString`), object
+ * members whose value is `undefined` left out. Numbers must be safe integers: other numbers have no single
+ * portable text form, so {@link normalizeAuditValue} turns them into strings before anything is stored.
+ * @throws InvalidOptionError for a number that is not a safe integer, or a value JSON cannot hold.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isSafeInteger(value)) throw new InvalidOptionError('an audit value', value, 'a safe integer (other numbers are stored as strings)');
+      return String(value);
+    case 'object': {
+      if (value instanceof Date) return JSON.stringify(value.toISOString());
+      if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+      const record = value as Record<string, unknown>;
+      const members: string[] = [];
+      for (const key of Object.keys(record).sort()) {
+        if (record[key] === undefined) continue;
+        members.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+      }
+      return `{${members.join(',')}}`;
+    }
+    default:
+      throw new InvalidOptionError('an audit value', value, 'JSON (null, a string, a safe integer, a boolean, an array or a plain object)');
+  }
+}
+
+/** The object the hash covers: the {@link HASHED_FIELDS} of `entry`. */
+export function hashedBody(entry: Omit<AuditEntry, 'prevHash' | 'hash'>): Record<string, unknown> {
+  return {
+    action: entry.action,
+    actor: entry.actor,
+    after: entry.after,
+    at: entry.at,
+    before: entry.before,
+    chain: entry.chain,
+    data: entry.data,
+    jobName: entry.jobName,
+    queue: entry.queue,
+    reason: entry.reason,
+    seq: entry.seq,
+    subjectId: entry.subjectId,
+    subjectKind: entry.subjectKind,
+  };
+}
+
+/** sha256, lowercase hex, of the UTF-8 bytes of `prevHash` followed by the entry's canonical JSON. */
+export function entryHash(prevHash: string, entry: Omit<AuditEntry, 'prevHash' | 'hash'>): string {
+  return hashText(prevHash, bodyJson(entry, entry.data === null ? 'null' : canonicalJson(entry.data), JSON.stringify(entry.at.toISOString())));
+}
+
+function hashText(prevHash: string, canonical: string): string {
+  return createHash('sha256').update(prevHash + canonical, 'utf8').digest('hex');
+}
+
+/** A string field, or null, as canonical JSON. */
+function text(value: string | null): string {
+  return value === null ? 'null' : JSON.stringify(value);
+}
+
+/**
+ * `canonicalJson(hashedBody(entry))`, written out field by field in sorted key order (the hot path of every
+ * append and verify: no intermediate object, no sort). `dataJson` and `atJson` are the canonical JSON of
+ * `entry.data` and `entry.at`.
+ */
+function bodyJson(e: Omit<AuditEntry, 'prevHash' | 'hash'>, dataJson: string, atJson: string): string {
+  if (!Number.isSafeInteger(e.seq)) return canonicalJson(hashedBody(e));
+  return `{"action":${text(e.action)},"actor":${text(e.actor)},"after":${text(e.after)},"at":${atJson},"before":${text(e.before)},"chain":${text(e.chain)},"data":${dataJson},"jobName":${text(e.jobName)},"queue":${text(e.queue)},"reason":${text(e.reason)},"seq":${e.seq},"subjectId":${text(e.subjectId)},"subjectKind":${text(e.subjectKind)}}`;
+}
+
+/**
+ * A storable copy of a string: U+0000 replaced (PostgreSQL text and jsonb reject it) and lone surrogates made
+ * well-formed, so the text read back is exactly the text hashed.
+ */
+export function storableText(text: string): string {
+  return text.includes('\u0000') || !text.isWellFormed() ? text.replaceAll('\u0000', '\uFFFD').toWellFormed() : text;
+}
+
+/**
+ * `value` as plain JSON that survives storage unchanged and has one canonical form: strings made storable,
+ * Dates as ISO strings, integers kept, other numbers (fractions, NaN, ±Infinity) and bigints as strings, `undefined`
+ * members dropped, functions and symbols as null, Maps/Sets/class instances as their own enumerable properties.
+ */
+export function normalizeAuditValue(value: unknown, depth = 0): unknown {
+  if (value === null || value === undefined) return null;
+  switch (typeof value) {
+    case 'string':
+      return storableText(value);
+    case 'boolean':
+      return value;
+    case 'number':
+      return Number.isSafeInteger(value) ? value : String(value);
+    case 'bigint':
+      return value.toString();
+    case 'object': {
+      if (depth >= MAX_DEPTH) return '[too deep]';
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+      if (Array.isArray(value)) return value.map((item) => normalizeAuditValue(item, depth + 1));
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(value)) {
+        if (item === undefined) continue;
+        out[storableText(key)] = normalizeAuditValue(item, depth + 1);
+      }
+      return out;
+    }
+    default:
+      return null;
+  }
+}
+
+/** `input` with every field normalized as stored: strings storable, `data` plain JSON (null when empty). */
+export function normalizeEntryInput(input: AuditEntryInput): AuditEntryInput {
+  const text = (value: string | null | undefined): string | null => (value === null || value === undefined ? null : storableText(String(value)));
+  const data = input.data === null || input.data === undefined ? null : (normalizeAuditValue(input.data) as Record<string, unknown>);
+  return {
+    actor: storableText(String(input.actor)),
+    action: storableText(String(input.action)),
+    subjectKind: input.subjectKind,
+    subjectId: storableText(String(input.subjectId)),
+    jobName: text(input.jobName),
+    queue: text(input.queue),
+    before: text(input.before),
+    after: text(input.after),
+    reason: text(input.reason),
+    data: data !== null && typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length > 0 ? data : null,
+  };
+}
+
+/** A sealed batch: the entries, and each entry's `data` as canonical JSON text (null for none), ready to store. */
+export interface SealedBatch {
+  entries: AuditEntry[];
+  dataJson: (string | null)[];
+}
+
+/**
+ * Seals `inputs` onto a chain whose newest entry is (`head.seq`, `head.hash`): consecutive seqs, the same `at`,
+ * each hash over the one before. Drivers call this while holding the chain's head row, so no other append can
+ * interleave. `at` is truncated to whole milliseconds, the precision both databases store.
+ */
+export function sealEntries(chain: string, head: { seq: number; hash: string }, at: Date, inputs: readonly AuditEntryInput[]): AuditEntry[] {
+  return sealBatch(chain, head, at, inputs).entries;
+}
+
+/** {@link sealEntries}, also returning each entry's `data` as the canonical JSON it was hashed with, to store. */
+export function sealBatch(chain: string, head: { seq: number; hash: string }, at: Date, inputs: readonly AuditEntryInput[]): SealedBatch {
+  const time = new Date(Math.trunc(at.getTime()));
+  const atJson = JSON.stringify(time.toISOString());
+  let seq = head.seq;
+  let prevHash = head.hash;
+  const entries: AuditEntry[] = [];
+  const dataJson: (string | null)[] = [];
+  for (const input of inputs) {
+    seq += 1;
+    const n = normalizeEntryInput(input);
+    const entry: AuditEntry = {
+      actor: n.actor, action: n.action, subjectKind: n.subjectKind, subjectId: n.subjectId, jobName: n.jobName, queue: n.queue,
+      before: n.before, after: n.after, reason: n.reason, data: n.data, chain, seq, at: time, prevHash, hash: '',
+    };
+    const data = entry.data === null ? null : canonicalJson(entry.data);
+    entry.hash = hashText(prevHash, bodyJson(entry, data ?? 'null', atJson));
+    entries.push(entry);
+    dataJson.push(data);
+    prevHash = entry.hash;
+  }
+  return { entries, dataJson };
+}

@@ -1,0 +1,240 @@
+/**
+ * The recording side of the audit trail: a service that turns events into entries (`audit-events.ts`), redacts
+ * them, and appends them in batches ("group commit", like the completer): while one append transaction is in
+ * flight, new entries queue and go in the next one, so under load one transaction carries hundreds of entries
+ * and the per-chain serialization costs little.
+ *
+ * Crash window: an event is emitted after its state change committed, and its entry is written a moment later;
+ * a process killed in between loses those entries (the job rows stay the source of truth). Operator actions wait
+ * for their entry to be written before returning (see {@link AuditTrail.barrier}), so an operator is never told
+ * "done" for an unrecorded action.
+ * @module
+ */
+import type { Clock } from '../clock/clock.js';
+import type { AuditEntryInput } from '../driver/audit-params.js';
+import type { Driver } from '../driver/driver.js';
+import { AuditWriteError } from '../errors.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+import type { AuditLevel, JobDefinition } from '../job/define-job.js';
+import type { ErrorInfo } from '../job/job-record.js';
+import { collectSensitiveValues, redact, REDACTED, redactText } from '../observe/redact.js';
+import { Service } from '../runtime/service.js';
+import type { ScheduleDefinition } from '../schedule/define-schedule.js';
+import { type AuditEvent, subscribeAuditEvents } from './audit-events.js';
+import type { ResolvedAuditOptions } from './audit-options.js';
+
+/** Failures of a single entry, written alone, before a non-transient error makes the trail give up on it. */
+const MAX_SINGLE_FAILURES = 3;
+/** Longest error message kept in an entry. */
+const MAX_MESSAGE = 2_000;
+
+interface Pending {
+  input: AuditEntryInput | Promise<AuditEntryInput>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** What {@link AuditTrail} works with. */
+export interface AuditTrailDeps {
+  driver: Driver;
+  clock: Clock;
+  events: TypedEmitter;
+  /** The registered job definitions (levels and `sensitive` fields), by name. */
+  jobs: ReadonlyMap<string, JobDefinition<any, any>>;
+  /** The registered schedules, by name. */
+  schedules: ReadonlyMap<string, ScheduleDefinition>;
+  options: ResolvedAuditOptions;
+}
+
+/**
+ * Records events to the audit chain. `start()` subscribes, `stop()` unsubscribes and flushes (retrying for up to
+ * `flushTimeout` while the database is unreachable, then giving up on what is left with an `error` event).
+ */
+export class AuditTrail extends Service {
+  readonly #deps: AuditTrailDeps;
+  readonly #options: ResolvedAuditOptions;
+  #queue: Pending[] = [];
+  #flushing: Promise<void> | null = null;
+  /** Aborted when stop()'s deadline passes: failed writes are then given up instead of retried. */
+  #giveUp = new AbortController();
+  /** Settles when the newest queued entry is written (or given up on). */
+  #last: Promise<void> = Promise.resolve();
+  /** Whether the newest entry was dropped at once (backlog full) rather than queued. */
+  #lastDropped = false;
+  #written = 0;
+  #dropped = 0;
+
+  constructor(deps: AuditTrailDeps) {
+    super();
+    this.#deps = deps;
+    this.#options = deps.options;
+  }
+
+  /** The chain this trail appends to. */
+  get chain(): string {
+    return this.#options.chain;
+  }
+
+  /** Entries queued and not yet written. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Entries written by this trail. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Entries given up on (backlog full, refused by the database, or unwritten at stop). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * Resolves once every entry queued so far is written. Rejects with {@link AuditWriteError} when one of them was
+   * given up on, or when that takes longer than `flushTimeout` (the entries stay queued). Operator actions await
+   * this right after emitting their event, whose listener queued the entry synchronously.
+   */
+  barrier(): Promise<void> {
+    const last = this.#last;
+    if (this.#queue.length === 0 && !this.#lastDropped) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const cancel = this.#deps.clock.setTimer(this.#options.flushTimeoutMs, () => {
+        reject(new AuditWriteError(`no write within ${this.#options.flushTimeoutMs}ms; the entries stay queued`));
+      });
+      last.then(
+        () => {
+          cancel();
+          resolve();
+        },
+        (error: unknown) => {
+          cancel();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Queues one entry (see `audit-events.ts`); resolves when written. Entries are written in the order queued. */
+  record(event: AuditEvent): Promise<void> {
+    if (this.#queue.length >= this.#options.maxPending) {
+      this.#dropped++;
+      const error = new AuditWriteError(`a full backlog (${this.#options.maxPending} entries waiting); dropped ${event.input.action} of ${event.input.subjectKind} ${event.input.subjectId}`);
+      this.#deps.events.emit('error', { error, context: 'audit trail' });
+      const dropped = Promise.reject(error);
+      dropped.catch(() => undefined);
+      this.#last = dropped;
+      this.#lastDropped = true;
+      return dropped;
+    }
+    const done = new Promise<void>((resolve, reject) => {
+      this.#queue.push({ input: this.#prepare(event), resolve, reject });
+    });
+    // Callers may not await it (event listeners never do); the rejection is reported through `error` events.
+    done.catch(() => undefined);
+    this.#last = done;
+    this.#lastDropped = false;
+    this.#flushing ??= this.#flushLoop();
+    return done;
+  }
+
+  protected async run(signal: AbortSignal): Promise<void> {
+    this.#giveUp = new AbortController();
+    const { options, jobs, schedules } = this.#deps;
+    // Subscribed synchronously, before the first await: start() returns with every listener in place.
+    const unsubscribe = subscribeAuditEvents(this.#deps.events, {
+      systemActor: options.actor,
+      levelOf: (name: string | null): AuditLevel => options.level ?? (name === null ? undefined : jobs.get(name)?.audit) ?? options.unknownJobLevel,
+      scheduleJob: (name) => {
+        const def = schedules.get(name);
+        return def ? { name: def.job.name, queue: def.queue } : null;
+      },
+      record: (event) => void this.record(event),
+    });
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    unsubscribe();
+    const cancel = this.#deps.clock.setTimer(options.flushTimeoutMs, () => this.#giveUp.abort());
+    try {
+      while (this.#flushing) await this.#flushing;
+    } finally {
+      cancel();
+    }
+  }
+
+  protected onCrash(error: unknown): void {
+    this.#deps.events.emit('error', { error, context: 'audit trail' });
+  }
+
+  /**
+   * The entry as it will be stored: `data` (with the error's name and message) redacted by the job's `sensitive`
+   * fields. Key redaction cannot see a secret copied into an error message, so for a job with sensitive fields the
+   * message is also scrubbed of the payload's sensitive values, read from the job row (or replaced entirely when
+   * the row cannot be read). Never rejects.
+   */
+  #prepare(event: AuditEvent): AuditEntryInput | Promise<AuditEntryInput> {
+    const sensitive = event.job ? (this.#deps.jobs.get(event.job.name)?.sensitive ?? []) : [];
+    const { input, error } = event;
+    if (!error) return sensitive.length === 0 || input.data === null ? input : { ...input, data: redact(input.data, sensitive) as Record<string, unknown> };
+    const info = { name: error.name.slice(0, 200), message: error.message.slice(0, MAX_MESSAGE) };
+    const withError = (e: Pick<ErrorInfo, 'name' | 'message'>): AuditEntryInput => ({ ...input, data: redact({ ...input.data, error: e }, sensitive) as Record<string, unknown> });
+    if (sensitive.length === 0) return withError(info);
+    return this.#deps.driver.jobGet({ id: event.job!.id }).then(
+      (row) => withError({ name: info.name, message: row ? redactText(info.message, collectSensitiveValues(row.payload, sensitive)) : REDACTED }),
+      () => withError({ name: info.name, message: REDACTED }),
+    );
+  }
+
+  async #flushLoop(): Promise<void> {
+    const { driver, clock, events } = this.#deps;
+    try {
+      // Yield once so entries produced in the same tick share the first batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      let failures = 0;
+      // After a failed batch, entries are written one at a time until one succeeds, so a single entry the
+      // database refuses cannot hold back the others.
+      let isolate = false;
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.slice(0, isolate ? 1 : this.#options.maxBatch);
+        try {
+          const entries = await Promise.all(batch.map((p) => p.input));
+          await driver.auditAppend({ chain: this.#options.chain, entries, now: clock.sqlNow() });
+          this.#queue.splice(0, batch.length);
+          this.#written += batch.length;
+          failures = 0;
+          isolate = false;
+          for (const p of batch) p.resolve();
+        } catch (error) {
+          events.emit('error', { error, context: 'audit trail append' });
+          if (this.#giveUp.signal.aborted) {
+            this.#giveUpOn(this.#queue.splice(0), error);
+            break;
+          }
+          failures += 1;
+          if (batch.length > 1) {
+            isolate = true;
+            continue;
+          }
+          if (failures >= MAX_SINGLE_FAILURES && !driver.isTransientError(error)) {
+            this.#giveUpOn(this.#queue.splice(0, 1), error);
+            failures = 0;
+            continue;
+          }
+          await clock.sleep(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)), this.#giveUp.signal);
+        }
+      }
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  #giveUpOn(pending: Pending[], cause: unknown): void {
+    if (pending.length === 0) return;
+    this.#dropped += pending.length;
+    const error = new AuditWriteError(`${pending.length} entr${pending.length === 1 ? 'y' : 'ies'} given up on: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.#deps.events.emit('error', { error, context: 'audit trail' });
+    for (const p of pending) p.reject(error);
+  }
+}

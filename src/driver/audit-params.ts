@@ -1,0 +1,108 @@
+/**
+ * Parameter and row types of the audit-trail methods of {@link Driver} (`auditAppend`, `auditList`, `auditHead`,
+ * `auditPrune`). The hash chain itself is defined in `src/audit/audit-hash.ts`; drivers call its `sealEntries`
+ * inside their append transaction, once they hold the chain's head row. See docs/audit.md.
+ * @module
+ */
+import { InvalidOptionError } from '../errors.js';
+import type { Driver } from './driver.js';
+
+/** What the subject of an audit entry is (`chain`: the trail itself, e.g. a prune). */
+export type AuditSubjectKind = 'job' | 'queue' | 'schedule' | 'chain';
+
+/** One entry to append, before the chain gives it a sequence number, a time and a hash. */
+export interface AuditEntryInput {
+  /** Who did it: an operator (`"cli:alice"`, `"api"`) or this process (`"system:host/123"`, `"worker:…"`). */
+  actor: string;
+  /** What happened, e.g. `"job.completed"`, `"job.cancelled"`, `"queue.paused"`, `"schedule.missed"`. */
+  action: string;
+  subjectKind: AuditSubjectKind;
+  /** The job id (decimal), queue name, schedule name or chain name. */
+  subjectId: string;
+  /** The job's name (for schedules: the schedule's job), when known. */
+  jobName: string | null;
+  /** The queue, when known. */
+  queue: string | null;
+  /** The state before the change, when known (`"running"`, `"paused"`, …). */
+  before: string | null;
+  /** The state after the change (`null`: the subject is gone, or not a state change). */
+  after: string | null;
+  /** The operator's free-text reason, or the system's. */
+  reason: string | null;
+  /**
+   * Details as plain JSON (objects, arrays, strings, integers, booleans, null), already redacted. Stored as given
+   * after normalization (see `normalizeAuditValue`). @default null
+   */
+  data: Record<string, unknown> | null;
+}
+
+/** An entry as stored in the chain. */
+export interface AuditEntry extends AuditEntryInput {
+  chain: string;
+  /** 1, 2, 3, … per chain, without gaps. */
+  seq: number;
+  /** Database time of the append transaction (milliseconds), never earlier than the previous entry's. */
+  at: Date;
+  /** The previous entry's hash; 64 zeros for the first entry of a chain. */
+  prevHash: string;
+  /** sha256 (lowercase hex) of `prevHash` followed by the entry's canonical JSON. */
+  hash: string;
+}
+
+/** The newest entry of a chain, as recorded in the chain-head row; and what was pruned off its start. */
+export interface AuditHead {
+  chain: string;
+  /** The last appended seq (0 for a chain whose head row exists but holds nothing). */
+  seq: number;
+  /** The last appended entry's hash (64 zeros when none). */
+  hash: string;
+  /** The last appended entry's time; null when none. */
+  at: Date | null;
+  /** Entries up to this seq were pruned (0: none). The first kept entry's `prevHash` must equal `prunedHash`. */
+  prunedSeq: number;
+  /** The hash of entry `prunedSeq` (64 zeros when nothing was pruned). */
+  prunedHash: string;
+}
+
+export interface AuditAppendParams {
+  chain: string;
+  /** Appended in this order, in one transaction; all get the same `at`. Never empty in practice; empty is a no-op. */
+  entries: AuditEntryInput[];
+  /** `null`: the database's clock (production); a Date stands in for it (tests with a fake clock). */
+  now: Date | null;
+}
+
+export interface AuditListParams {
+  chain: string;
+  /** Only entries with `seq > afterSeq`. @default 0 */
+  afterSeq?: number;
+  /** Only entries with `at >= since`. @default no lower bound */
+  since?: Date;
+  /** Only entries with `at < until`. @default no upper bound */
+  until?: Date;
+  /** At most this many, in seq order. 1 to 10,000. */
+  limit: number;
+}
+
+export interface AuditPruneParams {
+  chain: string;
+  /** Deletes the entries with `at < before` (a prefix of the chain, since `at` never decreases along it). */
+  before: Date;
+}
+
+/** The audit methods, as they appear on {@link Driver}. */
+export type AuditDriver = Pick<Driver, 'auditAppend' | 'auditList' | 'auditHead' | 'auditPrune'>;
+
+/** Most entries one `auditList` call returns. */
+export const MAX_AUDIT_PAGE = 10_000;
+
+/**
+ * Checks an `auditList` limit and returns it as an integer.
+ * @throws InvalidOptionError outside 1..{@link MAX_AUDIT_PAGE}.
+ */
+export function checkAuditListLimit(limit: unknown): number {
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
+    throw new InvalidOptionError('limit', limit, `an integer from 1 to ${MAX_AUDIT_PAGE}`);
+  }
+  return limit;
+}

@@ -1,0 +1,83 @@
+/**
+ * Alerts of the PostgreSQL driver (`Driver.alert*`): each operation is one statement from `postgres-alert-sql.ts`,
+ * on the pool or on the caller's transaction (`tx`).
+ * @module
+ */
+import { InvalidOptionError } from '../../errors.js';
+import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRule, AlertSeverity, AlertState } from '../alert-params.js';
+import type { Run } from './postgres-insert.js';
+import type { PostgresAlertStatements } from './postgres-alert-sql.js';
+import { runOn } from './postgres-steps.js';
+
+/** What the alert operations run on. */
+export interface PostgresAlertContext {
+  /** Runs one statement on any pooled connection. */
+  run: Run;
+  sql: PostgresAlertStatements;
+  /** What `tx` must be, for `InvalidTransactionError`. */
+  transactionHandle: string;
+}
+
+/** An `alerts` row as `pg` returns it. */
+interface PgAlertRecord {
+  key: string;
+  rule: string;
+  state: string;
+  severity: string;
+  summary: string;
+  details: Record<string, unknown>;
+  episode: number;
+  opened_at: Date;
+  resolved_at: Date | null;
+  updated_at: Date;
+  opened_by: string;
+  resolved_by: string | null;
+  notices: number;
+}
+
+function toAlertRow(r: PgAlertRecord): AlertRow {
+  return {
+    key: r.key,
+    rule: r.rule as AlertRule,
+    state: r.state as AlertState,
+    severity: r.severity as AlertSeverity,
+    summary: r.summary,
+    details: r.details,
+    episode: Number(r.episode),
+    openedAt: r.opened_at,
+    resolvedAt: r.resolved_at,
+    updatedAt: r.updated_at,
+    openedBy: r.opened_by,
+    resolvedBy: r.resolved_by,
+    notices: Number(r.notices),
+  };
+}
+
+/**
+ * Opens the alert unless it is open (or was resolved after `since`); the row when this call opened it.
+ * @throws InvalidTransactionError when `tx` is not a pg client.
+ */
+export async function alertOpen(ctx: PostgresAlertContext, params: AlertOpenParams): Promise<AlertRow | null> {
+  const run = runOn(ctx, params.tx);
+  const values = [params.key, params.rule, params.severity, params.summary, params.detailsJson, params.instance, params.since, params.now];
+  const { rows } = await run<PgAlertRecord>(ctx.sql.alertOpen, values);
+  return rows[0] ? toAlertRow(rows[0]) : null;
+}
+
+/**
+ * Resolves the alert if it is open (and was opened by `since`); the row when this call resolved it.
+ * @throws InvalidTransactionError when `tx` is not a pg client.
+ */
+export async function alertResolve(ctx: PostgresAlertContext, params: AlertResolveParams): Promise<AlertRow | null> {
+  const run = runOn(ctx, params.tx);
+  const { rows } = await run<PgAlertRecord>(ctx.sql.alertResolve, [params.key, params.detailsJson, params.instance, params.since, params.now]);
+  return rows[0] ? toAlertRow(rows[0]) : null;
+}
+
+/** Alerts, most recently changed first. @throws InvalidOptionError for a bad limit. */
+export async function alertList(ctx: PostgresAlertContext, params: AlertListParams): Promise<AlertRow[]> {
+  const limit = params.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionError('limit', limit, 'an integer from 1 to 10000');
+  const { rows } = await ctx.run<PgAlertRecord>(ctx.sql.alertList, [params.state ?? null, params.rule ?? null, limit]);
+  return rows.map(toAlertRow);
+}

@@ -1,0 +1,103 @@
+/**
+ * The SQL of the PostgreSQL driver's audit trail (`postgres-audit.ts`), and nothing else. Same conventions as
+ * `postgres-sql.ts`. Appends of one chain are serialized by the row lock on the chain's `audit_heads` row, taken
+ * first in every append and prune transaction and held until commit.
+ * @module
+ */
+import { quoteIdentifier } from './postgres-sql.js';
+
+/** The `hash` of a chain head that holds nothing yet: 64 zeros (`GENESIS_HASH`). */
+const ZEROS = `'${'0'.repeat(64)}'`;
+
+/**
+ * Creates the chain's head row if missing and locks it for the rest of the transaction (`ON CONFLICT DO UPDATE`
+ * takes the same row lock as `SELECT … FOR UPDATE`, in one round trip and without a race on the first append).
+ * Returns the head and the time of this append: `$2` or the database's clock read after the lock was granted
+ * (`clock_timestamp()`, not the transaction start, so a later seq never gets an earlier time), in whole
+ * milliseconds, and never before the head's own time. `$1` chain, `$2` now.
+ */
+export function auditHeadLockSql(s: string): string {
+  return `INSERT INTO ${s}.audit_heads (chain, seq, hash) VALUES ($1, 0, ${ZEROS})
+ON CONFLICT (chain) DO UPDATE SET chain = excluded.chain
+RETURNING seq, hash, at,
+  greatest(date_trunc('milliseconds', coalesce($2::timestamptz, clock_timestamp())), coalesce(at, '-infinity'::timestamptz)) AS append_at`;
+}
+
+/**
+ * Inserts a sealed batch (parallel arrays, one round trip) and moves the head to its last entry. `$1` chain,
+ * `$2` at, `$3` seqs, `$4` actors, `$5` actions, `$6` subject kinds, `$7` subject ids, `$8` job names, `$9` queues,
+ * `$10` before states, `$11` after states, `$12` reasons, `$13` data (JSON text or NULL), `$14` prev hashes,
+ * `$15` hashes, `$16` the last seq, `$17` the last hash. The CTE runs although nothing reads it: PostgreSQL executes
+ * every data-modifying CTE exactly once.
+ */
+export function auditAppendSql(s: string): string {
+  return `WITH e AS (
+  INSERT INTO ${s}.audit_entries (chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data, prev_hash, hash)
+  SELECT $1, u.seq, $2, u.actor, u.action, u.subject_kind, u.subject_id, u.job_name, u.queue, u.before_state, u.after_state, u.reason, u.data::jsonb, u.prev_hash, u.hash
+  FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+    AS u(seq, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data, prev_hash, hash)
+  RETURNING 1
+)
+UPDATE ${s}.audit_heads SET seq = $16, hash = $17, at = $2 WHERE chain = $1`;
+}
+
+/**
+ * A page of a chain in seq order. `$1` chain, `$2` after seq, `$3` since (or NULL), `$4` until (or NULL), `$5` limit.
+ * `data::text` so the driver parses the JSON itself and a stored value is never coerced on the way.
+ */
+export function auditListSql(s: string): string {
+  return `SELECT chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data::text AS data, prev_hash, hash
+FROM ${s}.audit_entries
+WHERE chain = $1 AND seq > $2 AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
+ORDER BY seq
+LIMIT $5`;
+}
+
+/** A chain's head row. `$1` chain. */
+export function auditHeadGetSql(s: string): string {
+  return `SELECT chain, seq, hash, at, pruned_seq, pruned_hash FROM ${s}.audit_heads WHERE chain = $1`;
+}
+
+/** Locks a chain's head row (prune), or returns nothing for an unknown chain. `$1` chain. */
+export function auditHeadLockExistingSql(s: string): string {
+  return `SELECT seq FROM ${s}.audit_heads WHERE chain = $1 FOR UPDATE`;
+}
+
+/**
+ * Deletes the entries older than `$2` (a prefix of the chain) and records the last one's seq and hash as pruned;
+ * returns the number deleted. Runs after {@link auditHeadLockExistingSql} in the same transaction. `$1` chain,
+ * `$2` before.
+ */
+export function auditPruneSql(s: string): string {
+  return `WITH last AS (
+  SELECT seq, hash FROM ${s}.audit_entries WHERE chain = $1 AND at < $2 ORDER BY seq DESC LIMIT 1
+), d AS (
+  DELETE FROM ${s}.audit_entries e USING last WHERE e.chain = $1 AND e.seq <= last.seq RETURNING 1
+), h AS (
+  UPDATE ${s}.audit_heads SET pruned_seq = last.seq, pruned_hash = last.hash FROM last WHERE chain = $1 RETURNING 1
+)
+SELECT (SELECT count(*) FROM d) AS deleted, (SELECT count(*) FROM h) AS moved`;
+}
+
+/** Every audit statement, built once per driver. */
+export interface PostgresAuditStatements {
+  headLock: string;
+  append: string;
+  list: string;
+  headGet: string;
+  headLockExisting: string;
+  prune: string;
+}
+
+/** Builds the audit statements for a schema already checked by `validateSchemaName`. */
+export function buildPostgresAuditStatements(schema: string): PostgresAuditStatements {
+  const s = quoteIdentifier(schema);
+  return {
+    headLock: auditHeadLockSql(s),
+    append: auditAppendSql(s),
+    list: auditListSql(s),
+    headGet: auditHeadGetSql(s),
+    headLockExisting: auditHeadLockExistingSql(s),
+    prune: auditPruneSql(s),
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * The SQL of the SQLite driver's audit trail (`sqlite-audit.ts`), and nothing else. Same conventions as
+ * `sqlite-sql.ts`: named parameters only, times as integer ms. Every write runs inside the driver's
+ * `BEGIN IMMEDIATE`, which holds the file's write lock: that is what serializes the appends of one chain across
+ * processes, so the head read and the entries written cannot interleave with another append.
+ * @module
+ */
+import { NOW } from './sqlite-sql.js';
+
+/** The head row of a chain, or none. Params: `@chain`. */
+export const AUDIT_HEAD_GET = `SELECT chain, seq, hash, at, pruned_seq, pruned_hash FROM audit_heads WHERE chain = @chain`;
+
+/**
+ * The time of an append: `@now` or the database clock, never earlier than the chain's last entry (a clock stepped
+ * back must not make `at` go backwards along the chain). Params: `@now, @lastAt` (ms or NULL).
+ */
+export const AUDIT_APPEND_TIME = `SELECT max(${NOW}, coalesce(@lastAt, 0)) AS at`;
+
+/** One sealed entry. Params: every column, `@data` as JSON text or NULL. */
+export const AUDIT_ENTRY_INSERT = `
+INSERT INTO audit_entries (chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data, prev_hash, hash)
+VALUES (@chain, @seq, @at, @actor, @action, @subjectKind, @subjectId, @jobName, @queue, @before, @after, @reason, @data, @prevHash, @hash)`;
+
+/** Moves (or creates) the chain's head to its new last entry. Params: `@chain, @seq, @hash, @at`. */
+export const AUDIT_HEAD_SET = `
+INSERT INTO audit_heads (chain, seq, hash, at) VALUES (@chain, @seq, @hash, @at)
+ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at`;
+
+/**
+ * A page of a chain in seq order. Bounds are always bound (`@since` 0 and `@until` the largest integer when
+ * unset), so one prepared statement serves every call. Params: `@chain, @afterSeq, @since, @until, @limit`.
+ */
+export const AUDIT_LIST = `
+SELECT * FROM audit_entries
+WHERE chain = @chain AND seq > @afterSeq AND at >= @since AND at < @until
+ORDER BY seq
+LIMIT @limit`;
+
+/** The newest entry older than `@before`: the last one a prune removes. Params: `@chain, @before`. */
+export const AUDIT_PRUNE_LAST = `
+SELECT seq, hash FROM audit_entries WHERE chain = @chain AND at < @before ORDER BY seq DESC LIMIT 1`;
+
+/** Removes a chain's entries up to `@seq`. Params: `@chain, @seq`. */
+export const AUDIT_PRUNE_DELETE = `DELETE FROM audit_entries WHERE chain = @chain AND seq <= @seq`;
+
+/** Records how far a chain was pruned. Params: `@chain, @seq, @hash`. */
+export const AUDIT_HEAD_PRUNED = `UPDATE audit_heads SET pruned_seq = @seq, pruned_hash = @hash WHERE chain = @chain`;

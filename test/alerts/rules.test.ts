@@ -1,0 +1,158 @@
+/**
+ * The other built-in rules, on both drivers, with a fake clock and the log sink only (each asserted through the
+ * `alert:opened` / `alert:resolved` events and the alerts table): consecutive failures, failure rate, run too long
+ * (a schedule's `expect.maxRuntime` and the global threshold), queue lag (paused queues excepted), leases that keep
+ * expiring, and an operator's manual resolve.
+ * @module
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/clock/fake-clock.js';
+import type { Warden } from '../../src/client/warden.js';
+import type { AlertRulesOptions } from '../../src/alerts/alert-options.js';
+import { defineJob } from '../../src/job/define-job.js';
+import { defineSchedule } from '../../src/schedule/define-schedule.js';
+import { makeWarden, MINUTE, T0 } from '../schedule/helpers.js';
+import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+
+const SECOND = 1_000;
+/** Every rule off, so each test turns on only the one it exercises. */
+const OFF: AlertRulesOptions = { deadLetter: false, consecutiveFailures: false, failureRate: false, missedRun: false, runTooLong: false, queueLag: false, leaseExpiry: false };
+
+/** Fails when its payload says so; one attempt. */
+const flaky = defineJob<{ fail: boolean }>({ name: 'flaky', retry: { maxAttempts: 1 }, handler: ({ fail }) => { if (fail) throw new Error('upstream 503'); } });
+
+describe.each(DRIVER_KINDS)('alert rules (%s)', (kind) => {
+  let tdb: TestDatabase;
+  let warden: Warden;
+  let clock: FakeClock;
+
+  beforeEach(async () => {
+    tdb = await createTestDatabase(kind);
+    clock = new FakeClock(T0);
+  });
+
+  afterEach(async () => {
+    await warden?.close();
+    await tdb?.cleanup();
+  });
+
+  function open(rules: AlertRulesOptions, extra: Parameters<typeof makeWarden>[1] = {}): { opened: string[]; resolved: string[] } {
+    warden = makeWarden(tdb, { jobs: [flaky], clock, alerts: { rules: { ...OFF, ...rules } }, ...extra });
+    const opened: string[] = [];
+    const resolved: string[] = [];
+    warden.on('alert:opened', (e) => opened.push(e.alert.key));
+    warden.on('alert:resolved', (e) => resolved.push(e.alert.key));
+    return { opened, resolved };
+  }
+
+  async function run(...fails: boolean[]): Promise<void> {
+    for (const fail of fails) {
+      await warden.enqueue(flaky, { fail });
+      await warden.drain();
+    }
+    await warden.alerts.settled();
+  }
+
+  it('consecutive failures: opens once at the count, resolves at the next success', async () => {
+    const { opened, resolved } = open({ consecutiveFailures: { count: 3 } });
+    await run(true, true, false, true, true);
+    expect(opened).toEqual([]);
+    await run(true, true, true);
+    expect(opened).toEqual(['consecutive-failures:flaky']);
+    expect((await warden.alerts.list())[0]).toMatchObject({ rule: 'consecutive-failures', severity: 'warning', details: { job: 'flaky', consecutiveFailures: 3, threshold: 3 } });
+    await run(false);
+    expect([opened, resolved]).toEqual([['consecutive-failures:flaky'], ['consecutive-failures:flaky']]);
+  });
+
+  it('failure rate: opens when the window\'s rate reaches the threshold with enough attempts, resolves when the window clears', async () => {
+    const { opened, resolved } = open({ failureRate: { threshold: 0.5, minAttempts: 4, window: '10m' } });
+    await run(true, true, false);
+    expect(opened).toEqual([]);
+    await run(false);
+    expect(opened).toEqual([]);
+    await run(true);
+    expect(opened).toEqual(['failure-rate:flaky']);
+    expect((await warden.alerts.list())[0]!.details).toMatchObject({ attempts: 5, failed: 3, rate: 0.6 });
+    await warden.alerts.check();
+    expect(resolved).toEqual([]);
+    await clock.advance(11 * MINUTE);
+    await warden.alerts.check();
+    await warden.alerts.settled();
+    expect(resolved).toEqual(['failure-rate:flaky']);
+  });
+
+  it('run too long: a schedule\'s expect.maxRuntime and the global threshold open an alert per attempt; it resolves when the attempt ends', async () => {
+    const slow = defineSchedule({ name: 'nightly', every: '1h', job: flaky, payload: { fail: false }, expect: { within: '2h', maxRuntime: '10m' } });
+    const { opened, resolved } = open({ runTooLong: { threshold: '30m' } }, { schedules: [slow] });
+    await warden.runSchedulerOnce();
+    await clock.advance(60 * MINUTE);
+    await warden.runSchedulerOnce();
+    const adHoc = await warden.enqueue(flaky, { fail: false });
+    // Claimed straight through the driver: running, with no handler to end them.
+    const claimed = await warden.driver.jobClaim({ queues: ['default'], limit: 10, workerId: 'w-stuck', leaseMs: 24 * 60 * MINUTE, now: clock.sqlNow() });
+    expect(claimed).toHaveLength(2);
+    const scheduled = claimed.find((j) => j.scheduleName === 'nightly')!;
+    await clock.advance(10 * MINUTE - SECOND);
+    await warden.alerts.check();
+    expect(opened).toEqual([]);
+    await clock.advance(SECOND);
+    await warden.alerts.check();
+    expect(opened).toEqual([`run-too-long:${scheduled.id}:1`]);
+    await clock.advance(20 * MINUTE);
+    await warden.alerts.check();
+    await warden.alerts.check();
+    expect(opened).toEqual([`run-too-long:${scheduled.id}:1`, `run-too-long:${adHoc.id}:1`]);
+    expect((await warden.alerts.list({ rule: 'run-too-long' })).map((a) => a.details.limitMs as number).sort((x, y) => x - y)).toEqual([10 * MINUTE, 30 * MINUTE]);
+    await warden.driver.jobFinishMany({ items: [{ id: scheduled.id, leaseToken: scheduled.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null }], now: clock.sqlNow() });
+    await warden.alerts.check();
+    expect(resolved).toEqual([`run-too-long:${scheduled.id}:1`]);
+  });
+
+  it('queue lag: opens over the threshold, not for a paused queue, and resolves once the queue catches up', async () => {
+    // Lag is measured by the database's own clock (queueList has no fake time): jobs due 5 minutes ago lag by 5m.
+    clock = new FakeClock(Date.now());
+    const { opened, resolved } = open({ queueLag: { threshold: '1m' } });
+    const dueAt = new Date(clock.now() - 5 * MINUTE);
+    await warden.enqueue(flaky, { fail: false }, { runAt: dueAt });
+    await warden.enqueue(flaky, { fail: false }, { queue: 'held', runAt: dueAt });
+    await warden.queues.pause('held');
+    await warden.alerts.check();
+    await warden.alerts.check();
+    expect(opened).toEqual(['queue-lag:default']);
+    const [alert] = await warden.alerts.list();
+    expect(alert).toMatchObject({ details: { queue: 'default', thresholdMs: MINUTE, waiting: 1 } });
+    expect(alert!.details.lagMs).toBeGreaterThanOrEqual(5 * MINUTE - 5 * SECOND);
+    await warden.drain();
+    await warden.alerts.check();
+    expect(resolved).toEqual(['queue-lag:default']);
+    expect((await warden.alerts.list())[0]).toMatchObject({ state: 'resolved', details: { lagMs: 0, resolution: 'lag back under the threshold' } });
+  });
+
+  it('leases that keep expiring: opens at the count within the window, resolves once the window has none', async () => {
+    const { opened, resolved } = open({ leaseExpiry: { count: 2, window: '15m' } });
+    for (let i = 0; i < 2; i++) {
+      await warden.enqueue(flaky, { fail: false });
+      await warden.driver.jobClaim({ queues: ['default'], limit: 1, workerId: 'w-dies', leaseMs: 30 * SECOND, now: clock.sqlNow() });
+      await clock.advance(MINUTE);
+      await warden.rescue();
+      await warden.alerts.settled();
+      expect(opened).toEqual(i === 0 ? [] : ['lease-expiry:flaky']);
+    }
+    await warden.alerts.check();
+    expect(resolved).toEqual([]);
+    await clock.advance(16 * MINUTE);
+    await warden.alerts.check();
+    await warden.alerts.settled();
+    expect(resolved).toEqual(['lease-expiry:flaky']);
+  });
+
+  it('an operator can resolve an open alert by hand, recording who and why', async () => {
+    const { opened, resolved } = open({ consecutiveFailures: { count: 1 } });
+    await run(true);
+    expect(opened).toEqual(['consecutive-failures:flaky']);
+    const row = await warden.alerts.resolve('consecutive-failures:flaky', { actor: 'cli:alice', reason: 'upstream fixed' });
+    expect(row).toMatchObject({ state: 'resolved', details: { resolution: 'resolved by an operator', actor: 'cli:alice', reason: 'upstream fixed' } });
+    expect(resolved).toEqual(['consecutive-failures:flaky']);
+    expect(await warden.alerts.resolve('consecutive-failures:flaky')).toBeNull();
+  });
+});

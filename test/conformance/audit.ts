@@ -1,0 +1,153 @@
+/**
+ * Conformance: the audit trail — `auditAppend` (sealing onto the head, one time per batch, never earlier than the
+ * head), `auditList` (seq order, paging, time bounds), `auditHead`, `auditPrune`, and appends from several driver
+ * instances at once forming one unbroken chain.
+ * @module
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { entryHash, GENESIS_HASH } from '../../src/audit/audit-hash.js';
+import type { AuditEntry, AuditEntryInput } from '../../src/driver/audit-params.js';
+import type { Driver } from '../../src/driver/driver.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { createTestDatabase, type DriverKind, type TestDatabase } from '../support/test-databases.js';
+import { at, expectRejects } from './helpers.js';
+
+/** An entry input with test defaults. */
+export function auditInput(overrides: Partial<AuditEntryInput> = {}): AuditEntryInput {
+  return {
+    actor: 'api',
+    action: 'job.completed',
+    subjectKind: 'job',
+    subjectId: '1',
+    jobName: 'send-email',
+    queue: 'default',
+    before: 'running',
+    after: 'completed',
+    reason: null,
+    data: null,
+    ...overrides,
+  };
+}
+
+/** Reads a whole chain through the driver, in pages. */
+async function readChain(driver: Driver, chain: string, pageSize = 100): Promise<AuditEntry[]> {
+  const out: AuditEntry[] = [];
+  for (;;) {
+    const page = await driver.auditList({ chain, afterSeq: out.at(-1)?.seq ?? 0, limit: pageSize });
+    out.push(...page);
+    if (page.length < pageSize) return out;
+  }
+}
+
+/** Expects `entries` to be seq 1..n, each linked to the one before and hashed over its stored fields. */
+function expectIntactChain(entries: AuditEntry[]): void {
+  let prev = GENESIS_HASH;
+  entries.forEach((e, i) => {
+    expect(e.seq, 'seq without gaps').toBe(i + 1);
+    expect(e.prevHash, `prevHash of seq ${e.seq}`).toBe(prev);
+    expect(entryHash(e.prevHash, e), `hash of seq ${e.seq}`).toBe(e.hash);
+    prev = e.hash;
+  });
+}
+
+/** Declares the audit-trail conformance tests for one driver kind. */
+export function exerciseAudit(kind: DriverKind): void {
+  describe('audit trail', () => {
+    let tdb: TestDatabase;
+    beforeEach(async () => {
+      tdb = await createTestDatabase(kind);
+    });
+    afterEach(async () => {
+      await tdb.cleanup();
+    });
+
+    it('has no head for a chain never appended to, and appending nothing writes nothing', async () => {
+      expect(await tdb.driver.auditHead({ chain: 'default' })).toBeNull();
+      expect(await tdb.driver.auditAppend({ chain: 'default', entries: [], now: at(0) })).toEqual([]);
+      expect(await tdb.driver.auditHead({ chain: 'default' })).toBeNull();
+      expect(await tdb.driver.auditList({ chain: 'default', limit: 10 })).toEqual([]);
+    });
+
+    it('seals a batch onto the head: consecutive seqs, one time, each hash over the previous one', async () => {
+      const first = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput(), auditInput({ subjectId: '2', data: { attempt: 1 } })], now: at(1_000) });
+      expect(first.map((e) => [e.seq, e.at])).toEqual([[1, at(1_000)], [2, at(1_000)]]);
+      expect(first[0]!.prevHash).toBe(GENESIS_HASH);
+      expect(first[1]!.prevHash).toBe(first[0]!.hash);
+      expect(first[0]!.hash).toMatch(/^[0-9a-f]{64}$/);
+      const second = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: '3' })], now: at(2_000) });
+      expect(second.map((e) => [e.seq, e.prevHash])).toEqual([[3, first[1]!.hash]]);
+      expect(await tdb.driver.auditHead({ chain: 'default' })).toEqual({ chain: 'default', seq: 3, hash: second[0]!.hash, at: at(2_000), prunedSeq: 0, prunedHash: GENESIS_HASH });
+      const stored = await readChain(tdb.driver, 'default');
+      expect(stored).toEqual([...first, ...second]);
+      expectIntactChain(stored);
+    });
+
+    it('stores every field as hashed: nulls, nested data, unicode; NUL and lone surrogates made storable first', async () => {
+      const data = { error: { name: 'Error', message: 'dé\u0000jà \ud800 vu ✓' }, list: [1, 'two', null, true, { z: 1, a: [] }], big: 2 ** 40, ratio: 0.5 };
+      const [entry] = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ reason: 'ticket \u0000 42', jobName: null, queue: null, before: null, after: null, data })], now: at(0) });
+      expect(entry!.reason).toBe('ticket \uFFFD 42');
+      expect(entry!.data).toEqual({ error: { name: 'Error', message: 'dé\uFFFDjà \uFFFD vu ✓' }, list: [1, 'two', null, true, { z: 1, a: [] }], big: 2 ** 40, ratio: '0.5' });
+      const [stored] = await tdb.driver.auditList({ chain: 'default', limit: 1 });
+      expect(stored).toEqual(entry);
+      expect(entryHash(stored!.prevHash, stored!)).toBe(stored!.hash);
+    });
+
+    it('uses the database clock when now is null, and never moves time backwards along a chain', async () => {
+      const before = await tdb.driver.dbNow();
+      const [real] = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: null });
+      expect(real!.at.getTime()).toBeGreaterThanOrEqual(before.getTime() - 1);
+      // A caller whose clock is behind the chain's last entry still gets the head's time, not its own.
+      const [behind] = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: new Date(real!.at.getTime() - 60_000) });
+      expect(behind!.at).toEqual(real!.at);
+      expectIntactChain(await readChain(tdb.driver, 'default'));
+    });
+
+    it('keeps chains apart', async () => {
+      await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput(), auditInput()], now: at(0) });
+      const [other] = await tdb.driver.auditAppend({ chain: 'payments', entries: [auditInput()], now: at(0) });
+      expect([other!.seq, other!.prevHash, other!.chain]).toEqual([1, GENESIS_HASH, 'payments']);
+      expect((await tdb.driver.auditHead({ chain: 'default' }))?.seq).toBe(2);
+      expect((await readChain(tdb.driver, 'payments')).map((e) => e.chain)).toEqual(['payments']);
+    });
+
+    it('lists in seq order from afterSeq, within [since, until), at most limit', async () => {
+      for (let i = 0; i < 5; i++) await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: String(i) }), auditInput({ subjectId: String(i) })], now: at(i * 1_000) });
+      const seqs = (entries: AuditEntry[]) => entries.map((e) => e.seq);
+      expect(seqs(await tdb.driver.auditList({ chain: 'default', afterSeq: 3, limit: 4 }))).toEqual([4, 5, 6, 7]);
+      expect(seqs(await tdb.driver.auditList({ chain: 'default', since: at(1_000), until: at(3_000), limit: 100 }))).toEqual([3, 4, 5, 6]);
+      expect(seqs(await tdb.driver.auditList({ chain: 'default', since: at(1_000), afterSeq: 4, limit: 100 }))).toEqual([5, 6, 7, 8, 9, 10]);
+      await expectRejects(tdb.driver.auditList({ chain: 'default', limit: 0 }), InvalidOptionError);
+      await expectRejects(tdb.driver.auditList({ chain: 'default', limit: 10_001 }), InvalidOptionError);
+    });
+
+    it('prunes a prefix older than a time, recording the last pruned seq and hash in the head', async () => {
+      const a = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput(), auditInput()], now: at(0) });
+      await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: at(5_000) });
+      expect(await tdb.driver.auditPrune({ chain: 'default', before: at(1_000) })).toBe(2);
+      expect(await tdb.driver.auditPrune({ chain: 'default', before: at(1_000) })).toBe(0);
+      expect(await tdb.driver.auditPrune({ chain: 'unknown', before: at(1_000) })).toBe(0);
+      const head = await tdb.driver.auditHead({ chain: 'default' });
+      expect(head).toMatchObject({ seq: 3, prunedSeq: 2, prunedHash: a[1]!.hash });
+      const rest = await readChain(tdb.driver, 'default');
+      expect(rest.map((e) => e.seq)).toEqual([3]);
+      expect(rest[0]!.prevHash).toBe(head!.prunedHash);
+      // Appends go on after a prune.
+      const [next] = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: at(6_000) });
+      expect([next!.seq, next!.prevHash]).toEqual([4, rest[0]!.hash]);
+    });
+
+    it('forms one unbroken chain from concurrent appends of several driver instances', async () => {
+      const drivers = [tdb.driver, tdb.newDriver(), tdb.newDriver()];
+      const rounds = 8;
+      await Promise.all(drivers.flatMap((driver, d) => Array.from({ length: rounds }, (_, r) =>
+        driver.auditAppend({ chain: 'default', entries: [auditInput({ actor: `d${d}`, subjectId: `${r}` }), auditInput({ actor: `d${d}`, subjectId: `${r}` })], now: null }))));
+      const chain = await readChain(tdb.driver, 'default');
+      expect(chain).toHaveLength(drivers.length * rounds * 2);
+      expectIntactChain(chain);
+      // A batch is never split by another append.
+      for (let i = 0; i < chain.length; i += 2) expect([chain[i]!.actor, chain[i]!.subjectId]).toEqual([chain[i + 1]!.actor, chain[i + 1]!.subjectId]);
+      for (let i = 1; i < chain.length; i++) expect(chain[i]!.at.getTime()).toBeGreaterThanOrEqual(chain[i - 1]!.at.getTime());
+      expect(await tdb.driver.auditHead({ chain: 'default' })).toMatchObject({ seq: chain.length, hash: chain.at(-1)!.hash });
+    });
+  });
+}
