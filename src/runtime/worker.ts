@@ -151,7 +151,7 @@ export class Worker {
 
   /**
    * Keeps the buffer topped up: claims when it falls to half of `prefetch` (empty when 0) and there is room,
-   * where room counts running handlers, endings not yet written and buffered jobs against
+   * where room counts running handlers, buffered jobs and endings not yet written beyond `concurrency` against
    * `concurrency + prefetch`. Starting buffered jobs happens in {@link Worker.#pump}, also on every freed slot.
    */
   async #claimLoop(signal: AbortSignal): Promise<void> {
@@ -162,7 +162,10 @@ export class Worker {
     let failures = 0;
     while (!signal.aborted) {
       this.#pump();
-      const room = capacity - this.#inFlight.size - this.#buffer.length;
+      // Endings waiting for the completer's next batch hold no slot; up to `concurrency` of them are free of
+      // charge, so a freed slot is refilled at once, while a completer that falls further behind slows claims.
+      const pendingEndings = this.#inFlight.size - this.#running;
+      const room = capacity - this.#running - Math.max(0, pendingEndings - concurrency) - this.#buffer.length;
       if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater) {
         const limit = Math.min(room, batchSize);
         let rows: JobRow[];
