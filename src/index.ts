@@ -38,6 +38,8 @@ export type { AlertNotice, AlertNoticeEvent } from './alerts/alert-notice.js';
 export { ALERT_WEBHOOK_JOB, ALERT_EMAIL_JOB, type AlertDeliveryPayload } from './alerts/alert-delivery.js';
 export { signWebhook, verifyWebhookSignature, type WebhookVerification, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_NOTICE_HEADER } from './alerts/webhook-sink.js';
 export { heartbeatPingUrl, type HeartbeatSignal } from './alerts/heartbeat-pinger.js';
+export { runDoctor } from './doctor/run-doctor.js';
+export { type DoctorOptions, type DoctorResult, type DoctorSeverity, type Finding, DOCTOR_SEVERITIES } from './doctor/doctor-finding.js';
 export { type AlertRow, type AlertRule, type AlertSeverity, type AlertState, type AlertListParams, ALERT_RULES } from './driver/alert-params.js';
 export type { AuditOptions } from './audit/audit-options.js';
 export { DEFAULT_AUDIT_CHAIN } from './audit/audit-options.js';

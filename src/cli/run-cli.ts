@@ -10,6 +10,7 @@ import { type CliIo, processIo } from './cli-io.js';
 import { registerAuditCommands } from './commands/audit.js';
 import type { CommandRunner } from './commands/command-runner.js';
 import { registerAlertsCommands } from './commands/alerts.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEnqueueCommand } from './commands/enqueue.js';
 import { registerJobsCommands } from './commands/jobs.js';
 import { registerLocksCommands } from './commands/locks.js';
@@ -55,6 +56,7 @@ export function buildProgram(io: CliIo, run: CommandRunner): Command {
   registerLocksCommands(program, run);
   registerAlertsCommands(program, run);
   registerAuditCommands(program, run);
+  registerDoctorCommand(program, run);
   return program;
 }
 

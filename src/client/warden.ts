@@ -8,6 +8,8 @@ import { type Clock, systemClock } from '../clock/clock.js';
 import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
 import type { Driver, JobInsert, JobInsertResult, JobStepRow, MigrateResult, MigrationStatus } from '../driver/driver.js';
 import { InvalidOptionError, MigrationRequiredError, UnknownJobError } from '../errors.js';
+import type { DoctorOptions, DoctorResult } from '../doctor/doctor-finding.js';
+import { runDoctor } from '../doctor/run-doctor.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
@@ -307,6 +309,14 @@ export class Warden {
     const queues = this.#defaultQueues();
     const worker = this.#worker ?? this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, queues.length > 0 ? queues : ['default']));
     await worker.rescue();
+  }
+
+  /**
+   * Runs the `warden doctor` checklist on this instance's jobs, schedules, options and database (reads only; see
+   * docs/doctor.md). The clock-skew threshold defaults to this instance's `scheduler.clockSkewWarning`.
+   */
+  doctor(options: DoctorOptions = {}): Promise<DoctorResult> {
+    return runDoctor(this, { clockSkew: this.#schedulerOptions.skewWarnMs, ...options });
   }
 
   /** Stops the worker and closes the database connections this instance opened. */

@@ -64,6 +64,8 @@ export interface ScheduleDefinition {
   readonly queue: string;
   readonly priority: number;
   readonly overlap: OverlapPolicy;
+  /** Whether `overlap` was given (not the default); read by `warden doctor`. Not part of `definitionHash`. */
+  readonly overlapExplicit?: boolean;
   readonly misfire: { policy: MisfirePolicy; withinMs: number | null; maxCount: number; graceMs: number };
   readonly expect: { withinMs: number; maxRuntimeMs: number | null } | null;
   /** The heartbeat base URL (no trailing slash), or null. Not part of `definitionHash`: changing it does not reset ticks. */
@@ -140,5 +142,5 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
     .update(JSON.stringify([options.cron ?? null, everyMs, timezone, options.job.name, queue, priority, overlap, misfire, expect]))
     .digest('hex')
     .slice(0, 16);
-  return Object.freeze({ name, cron: options.cron ?? null, everyMs, timezone, job: options.job, payload, queue, priority, overlap, misfire, expect, heartbeat, definitionHash, nextTick });
+  return Object.freeze({ name, cron: options.cron ?? null, everyMs, timezone, job: options.job, payload, queue, priority, overlap, overlapExplicit: options.overlap !== undefined, misfire, expect, heartbeat, definitionHash, nextTick });
 }
