@@ -1,80 +1,94 @@
 /**
- * Baseline benchmark of Warden alone (issue 3 adds the peers: graphile-worker, pg-boss, BullMQ).
- * W1: bulk-enqueue N jobs, then drain them with one worker at concurrency 10 (jobs/s for each).
- * W2: 2,000 awaited single enqueues (jobs/s, p50/p99 of the call).
- * Run: `npm run bench` (env BENCH_JOBS, BENCH_PG_URL). Writes bench/results.md.
+ * `npm run bench`: Warden on PostgreSQL and SQLite side by side with graphile-worker 0.18, pg-boss 12, BullMQ 6
+ * and a bare-SQL ceiling, in one run on one machine (issue 3). Writes bench/results.md and bench/results.svg.
+ *
+ * Options (flags or environment): `--only W1,W3` (BENCH_ONLY), `--systems warden-pg,graphile` (BENCH_SYSTEMS),
+ * `--quick` (BENCH_QUICK=1: small sizes, one repetition), `--reps N`, `--out DIR` (a partial or quick run
+ * writes nothing unless given), `--no-write`, `--cpu-prof DIR` (worker children under `node --cpu-prof`).
+ * Sizes: BENCH_JOBS, BENCH_SINGLE, BENCH_W3_JOBS, BENCH_W5_RETAINED, BENCH_W5_DRAIN, BENCH_CONCURRENCY, … (settings.ts).
+ * @module
  */
-import { cpus } from 'node:os';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { pino } from 'pino';
-import { createWarden, defineJob } from '../src/index.js';
+import { renderChart } from './chart.js';
+import { describeMachine } from './machine.js';
+import { describeCode } from './provenance.js';
+import { renderReport } from './report.js';
+import type { RunResult, SystemOutcome, WorkloadOutcome } from './results.js';
+import { readSettings, type WorkloadId } from './settings.js';
+import { figure } from './stats.js';
+import { loadSystem } from './systems/registry.js';
+import { judgeTargets } from './targets.js';
+import { killAllWorkers } from './worker-process.js';
+import { w1Drain } from './workloads/w1-drain.js';
+import { w2SingleEnqueue } from './workloads/w2-single-enqueue.js';
+import { w3Latency } from './workloads/w3-latency.js';
+import { w4TwoWorkers } from './workloads/w4-two-workers.js';
+import { w5Retained } from './workloads/w5-retained.js';
+import { w6Audit } from './workloads/w6-audit.js';
+import type { Workload } from './workloads/workload.js';
 
-const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
-const SINGLE = 2_000;
-const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const WORKLOADS: Record<WorkloadId, Workload> = { W1: w1Drain, W2: w2SingleEnqueue, W3: w3Latency, W4: w4TwoWorkers, W5: w5Retained, W6: w6Audit };
 
-let handled = 0;
-const noop = defineJob({ name: 'noop', handler: () => void handled++ });
+const settings = readSettings();
+process.on('SIGINT', () => {
+  killAllWorkers();
+  process.exit(130);
+});
+if (settings.cpuProfDir) await mkdir(settings.cpuProfDir, { recursive: true });
+const machine = await describeMachine(settings);
+const systems = await Promise.all(settings.systems.map((name) => loadSystem(name, settings)));
+const code = describeCode();
+const startedAt = new Date();
+console.log(`bench: ${settings.workloads.join(',')} × ${settings.systems.join(',')}, ${settings.repetitions} repetition(s)${settings.quick ? ' (quick)' : ''}; ${machine.cores} cores, Node ${machine.node}, PostgreSQL ${machine.postgres}, Redis ${machine.redis}`);
 
-interface Row { system: string; enqueuePerSec: number; drainPerSec: number; singlePerSec: number; p50: number; p99: number }
-
-async function measure(system: string, database: string, schema?: string): Promise<Row> {
-  const warden = createWarden({ database, schema, jobs: [noop], logger: pino({ level: 'silent' }) });
-  await warden.migrate();
-  const payloads = Array.from({ length: JOBS }, (_, i) => ({ job: noop, payload: { i } }));
-  let t = performance.now();
-  for (let i = 0; i < payloads.length; i += 1_000) await warden.enqueueMany(payloads.slice(i, i + 1_000));
-  const enqueuePerSec = JOBS / ((performance.now() - t) / 1000);
-  handled = 0;
-  t = performance.now();
-  const done = new Promise<void>((resolve) => warden.on('job:completed', () => handled >= JOBS && resolve()));
-  await warden.start({ concurrency: 10, pollInterval: '50ms' });
-  await done;
-  const drainPerSec = JOBS / ((performance.now() - t) / 1000);
-  await warden.stop();
-  const times: number[] = [];
-  t = performance.now();
-  for (let i = 0; i < SINGLE; i++) {
-    const s = performance.now();
-    await warden.enqueue(noop, { i });
-    times.push(performance.now() - s);
+const outcomes: WorkloadOutcome[] = [];
+for (const id of settings.workloads) {
+  const workload = WORKLOADS[id];
+  const samples = new Map<string, Record<string, number[]>>();
+  const errors = new Map<string, string[]>();
+  const runnable = systems.filter((s) => !workload.unavailable && s.workloads.includes(id));
+  const reps = workload.repetitions?.(settings) ?? settings.repetitions;
+  console.log(`\n${workload.title}`);
+  // Repetitions are interleaved across systems: outside load during one stretch then touches every system.
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const system of runnable) {
+      const runId = `${system.name.replace(/-/g, '')}_${id.toLowerCase()}_${rep}_${process.pid}`;
+      try {
+        const values = await workload.measure({ settings, system, id: runId, rep });
+        const bySystem = samples.get(system.name) ?? {};
+        for (const [key, value] of Object.entries(values)) (bySystem[key] ??= []).push(value);
+        samples.set(system.name, bySystem);
+        console.log(`  rep ${rep} ${system.name.padEnd(13)} ${Object.entries(values).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`).join(' ')}`);
+      } catch (error) {
+        killAllWorkers();
+        const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        errors.set(system.name, [...(errors.get(system.name) ?? []), message]);
+        console.error(`  rep ${rep} ${system.name} FAILED: ${message}`);
+      }
+    }
   }
-  const singlePerSec = SINGLE / ((performance.now() - t) / 1000);
-  times.sort((a, b) => a - b);
-  await warden.close();
-  return { system, enqueuePerSec, drainPerSec, singlePerSec, p50: times[Math.floor(SINGLE * 0.5)]!, p99: times[Math.floor(SINGLE * 0.99)]! };
+  outcomes.push({
+    workload,
+    outcomes: systems.map((system): SystemOutcome => {
+      if (workload.unavailable) return { system: system.name, status: 'na', reason: workload.unavailable, figures: {}, errors: [] };
+      if (!system.workloads.includes(id)) return { system: system.name, status: 'na', reason: system.notApplicable?.[id] ?? 'not applicable', figures: {}, errors: [] };
+      const figures = Object.fromEntries(Object.entries(samples.get(system.name) ?? {}).map(([k, v]) => [k, figure(v)]));
+      const failed = errors.get(system.name) ?? [];
+      return { system: system.name, status: failed.length > 0 ? 'error' : 'ok', figures, errors: failed };
+    }),
+  });
 }
 
-const rows: Row[] = [];
-const dir = await mkdtemp(join(tmpdir(), 'warden-bench-'));
-try {
-  rows.push(await measure('warden-sqlite', `sqlite:${join(dir, 'bench.db')}`));
-} finally {
-  await rm(dir, { recursive: true, force: true });
-}
-const schema = `bench_${process.pid}`;
-try {
-  rows.push(await measure('warden-postgres', PG_URL, schema));
-} finally {
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  const version = (await client.query('SHOW server_version')).rows[0].server_version;
-  await client.end();
-  const f = (n: number) => Math.round(n).toLocaleString('en-US');
-  const md = [
-    '# Benchmark results (baseline, Warden only)',
-    '',
-    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, PostgreSQL ${version}. ${JOBS.toLocaleString('en-US')} jobs, concurrency 10, one in-process worker, no-op handler. One repetition (issue 3 brings medians of 3 and the peers).`,
-    '',
-    '| system | W1 enqueue (jobs/s) | W1 drain (jobs/s) | W2 single enqueue (jobs/s) | W2 p50 (ms) | W2 p99 (ms) |',
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.system} | ${f(r.enqueuePerSec)} | ${f(r.drainPerSec)} | ${f(r.singlePerSec)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`),
-    '',
-  ].join('\n');
-  await writeFile(new URL('./results.md', import.meta.url), md);
-  console.log(md);
+const run: RunResult = { settings, machine, code, startedAt, finishedAt: new Date(), loadAtEnd: Math.round(loadavg()[0]! * 100) / 100, systems, workloads: outcomes };
+const markdown = renderReport(run);
+console.log(`\n${judgeTargets(run).map((t) => `${t.verdict.padEnd(12)} ${t.target}: ${t.measured}`).join('\n')}`);
+if (settings.outDir) {
+  await mkdir(settings.outDir, { recursive: true });
+  await writeFile(join(settings.outDir, 'results.md'), markdown);
+  await writeFile(join(settings.outDir, 'results.svg'), renderChart(run));
+  console.log(`\nwrote ${join(settings.outDir, 'results.md')} and results.svg`);
+} else {
+  console.log('\n(partial or quick run: nothing written; pass --out DIR to keep the report)');
 }

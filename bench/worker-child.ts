@@ -1,0 +1,70 @@
+/**
+ * Entry point of a worker child process (`node --import tsx bench/worker-child.ts`). It loads one system, runs
+ * its worker with the counting no-op handler, and reports over IPC: when it started, its running count
+ * (throttled), the moment it has run the expected number of jobs, and at stop every execution, W3 latencies
+ * and RSS samples. Nothing else runs in this process, so its CPU and memory are the worker's.
+ * @module
+ */
+import { now } from './clock.js';
+import type { BenchSettings } from './settings.js';
+import { loadSystem } from './systems/registry.js';
+import type { BenchPayload, RunningWorker, StoreTarget } from './systems/system.js';
+import type { ChildReport, StartCommand } from './worker-protocol.js';
+
+function send(message: ChildReport): void {
+  process.send!(message);
+}
+
+let worker: RunningWorker | null = null;
+let count = 0;
+const executions: number[] = [];
+const latencies: [number, number][] = [];
+const rss: [number, number, number][] = [];
+let progressTimer: NodeJS.Timeout | null = null;
+let rssTimer: NodeJS.Timeout | null = null;
+
+async function start(command: StartCommand): Promise<void> {
+  const settings: BenchSettings = command.settings;
+  const target: StoreTarget = command.target;
+  const system = await loadSystem(target.system, settings);
+  let reported = 0;
+  // Progress is sent at most every `progressMs`, so IPC costs the worker nothing per job.
+  progressTimer = setInterval(() => {
+    if (count !== reported) {
+      reported = count;
+      send({ type: 'progress', count, at: now() });
+    }
+  }, command.progressMs);
+  if (command.rssEveryMs > 0) {
+    rssTimer = setInterval(() => rss.push([now(), count, process.memoryUsage.rss()]), command.rssEveryMs);
+  }
+  const onJob = (payload: BenchPayload) => {
+    const at = now();
+    count++;
+    if (command.trackExecutions) executions.push(payload.i);
+    if (command.recordLatency && payload.t !== undefined) latencies.push([payload.i, at - payload.t]);
+    if (count === command.expected) send({ type: 'handled', count, at });
+  };
+  const startedAt = now();
+  worker = await system.startWorker(target, { concurrency: command.concurrency, onJob });
+  send({ type: 'started', startedAt, readyAt: now() });
+}
+
+async function stop(): Promise<void> {
+  await worker?.stop();
+  if (progressTimer) clearInterval(progressTimer);
+  if (rssTimer) clearInterval(rssTimer);
+  send({ type: 'stopped', count, executions, latencies, rss, at: now() });
+  // Exit on our own (not by a signal), so `--cpu-prof` writes its profile.
+  process.disconnect();
+  setTimeout(() => process.exit(0), 200).unref();
+}
+
+process.on('message', (message: { cmd: 'start' | 'stop' } & StartCommand) => {
+  const run = message.cmd === 'start' ? start(message) : stop();
+  run.catch((error: unknown) => {
+    send({ type: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    setTimeout(() => process.exit(1), 100);
+  });
+});
+send({ type: 'loaded', at: now() });
