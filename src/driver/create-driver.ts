@@ -18,6 +18,12 @@ export interface DatabaseOptions {
   /** PostgreSQL: how long to wait for a new connection before failing. @default 10000 */
   connectTimeoutMs?: number;
   /**
+   * PostgreSQL: prepare the hot statements (claim, endings, heartbeat, unkeyed enqueue) once per connection
+   * instead of parsing and planning them on every call. Turn off behind a pooler that does not keep prepared
+   * statements per client (PgBouncer before 1.21 in transaction mode). @default true
+   */
+  preparedStatements?: boolean;
+  /**
    * SQLite: how long one attempt waits for a lock inside SQLite before the driver retries asynchronously.
    * Kept short because better-sqlite3 waits synchronously, blocking the event loop. @default 20
    */
@@ -54,6 +60,7 @@ export function createDriver(options: DatabaseOptions = {}): Driver {
       schema: options.schema,
       poolSize: options.poolSize,
       connectTimeoutMs: options.connectTimeoutMs,
+      preparedStatements: options.preparedStatements,
       onError: options.onError,
     });
   }

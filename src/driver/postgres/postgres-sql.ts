@@ -38,6 +38,17 @@ export function msAt(n: number): string {
 /** The active states: a job in one may still run (and, by default, holds its dedup key). */
 export const ACTIVE = `('queued','retrying','running')`;
 
+/**
+ * Every column of `jobs`, as the statements prepared once per connection return them. Named rather than `*`: a
+ * prepared statement's result columns are fixed when it is prepared, so a later migration that adds a column
+ * (another process upgrading while this one runs) would make `RETURNING *` fail with "cached plan must not change
+ * result type"; a fixed list keeps returning what this version reads. Append new columns here with their migration.
+ */
+export const JOB_COLUMNS =
+  'id, name, queue, payload, state, priority, run_at, attempt, max_attempts, lost_count, lease_token, lease_worker, ' +
+  'lease_expires_at, started_at, key, last_error, created_at, updated_at, finished_at, schedule_name, tick_at, ' +
+  'checkpoint, progress_done, progress_total, checkpoint_at, trace_context';
+
 /** Columns of an attempt row, in the order the INSERTs below fill them. */
 export const ATTEMPT_COLUMNS = 'job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error';
 
@@ -110,7 +121,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::ti
                             trace_context, ord)
 CROSS JOIN (SELECT ${nowAt(11)} AS now) t
 ORDER BY i.ord
-RETURNING *`;
+RETURNING ${JOB_COLUMNS}`;
 }
 
 /**
@@ -177,7 +188,7 @@ WHERE id = ANY (ARRAY (
   ORDER BY d.priority, d.run_at, d.id
   LIMIT $2
 )) AND state IN ('queued','retrying')
-RETURNING *
+RETURNING ${JOB_COLUMNS}
 )
 SELECT * FROM c ORDER BY priority, run_at, id`;
 }
@@ -331,9 +342,15 @@ holder AS (
 SELECT * FROM u`;
 }
 
-/** Deletes a job that is not running; attempts go with it (`ON DELETE CASCADE`). `$1` id. */
+/**
+ * Deletes a job that is not running, with its attempts (explicitly: migration 0008 dropped the foreign key, whose
+ * per-row check cost every batch of endings; steps still go by `ON DELETE CASCADE`). No attempt can be written
+ * for a job that is not running, so none can appear after this statement's snapshot. `$1` id.
+ */
 export function jobDiscardSql(s: string): string {
-  return `DELETE FROM ${s}.jobs WHERE id = $1 AND state <> 'running' RETURNING *`;
+  return `WITH d AS (DELETE FROM ${s}.jobs WHERE id = $1 AND state <> 'running' RETURNING *),
+a AS (DELETE FROM ${s}.job_attempts x USING d WHERE x.job_id = d.id)
+SELECT * FROM d`;
 }
 
 /** One job by id. `$1` id. */

@@ -235,4 +235,12 @@ CREATE INDEX jobs_schedule_state_idx ON jobs (schedule_name, state, id) WHERE sc
 CREATE INDEX schedule_ticks_recorded_idx ON schedule_ticks (recorded_at);
 `,
   },
+  {
+    name: '0008_attempts_unconstrained',
+    sql: `
+-- Numbering kept in step with PostgreSQL, whose 0008 drops the attempts' foreign key (a costly per-row trigger
+-- there). SQLite keeps it: its check is one rowid lookup, cheap, and dropping it would mean rebuilding the table.
+SELECT 1;
+`,
+  },
 ];

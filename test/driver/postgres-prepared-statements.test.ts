@@ -1,0 +1,114 @@
+/**
+ * The PostgreSQL driver's prepared hot statements (`preparedStatements`, default on): they are prepared once per
+ * connection, keep working when another process's migration adds a column to `jobs` (fixed column lists), can be
+ * turned off for poolers, and a bad value is refused before any connection. Attempts of discarded and pruned jobs
+ * go with them now that migration 0008 dropped the foreign key.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDriver } from '../../src/driver/create-driver.js';
+import type { Driver } from '../../src/driver/driver.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { makeInsert, PG_URL } from '../support/test-databases.js';
+
+const opened: { driver: Driver; schema: string }[] = [];
+
+function open(options: { preparedStatements?: boolean } = {}): { driver: Driver; schema: string } {
+  const schema = `t_${randomBytes(8).toString('hex')}`;
+  // One connection, so `pg_prepared_statements` (per session) shows what the driver's statements prepared.
+  const entry = { driver: createDriver({ url: PG_URL, schema, poolSize: 1, ...options }), schema };
+  opened.push(entry);
+  return entry;
+}
+
+async function raw<R extends pg.QueryResultRow>(text: string): Promise<R[]> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    return (await client.query<R>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+afterEach(async () => {
+  for (const { driver, schema } of opened.splice(0)) {
+    await driver.close();
+    await raw(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  }
+});
+
+/** Claims and completes every due job through `driver`; returns how many. */
+async function runAll(driver: Driver): Promise<number> {
+  const rows = await driver.jobClaim({ queues: ['default'], limit: 100, workerId: 'w', leaseMs: 30_000, now: null });
+  await driver.jobHeartbeat({ leases: rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken })), leaseMs: 30_000, now: null });
+  const result = await driver.jobFinishMany({
+    items: rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken, outcome: 'completed' as const, state: 'completed' as const, retryDelayMs: 0, error: null })),
+    now: null,
+  });
+  expect(result.stale).toEqual([]);
+  return result.applied.length;
+}
+
+/**
+ * The statements prepared on the driver's only connection (`pg_prepared_statements` is per session). The driver
+ * has no raw-query method; its transaction handle is a client of the same one-connection pool.
+ */
+async function preparedOn(driver: Driver): Promise<string[]> {
+  return driver.transaction(async (tx) => {
+    const { rows } = await (tx as pg.PoolClient).query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name');
+    return rows.map((r) => r.name);
+  });
+}
+
+describe('PostgreSQL prepared statements', () => {
+  it('prepares the claim, endings, heartbeat and enqueue once per connection, and they keep working', async () => {
+    const { driver } = open();
+    await driver.migrate();
+    await driver.jobInsertMany({ jobs: [makeInsert(), makeInsert()], now: null });
+    expect(await runAll(driver)).toBe(2);
+    await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
+    expect(await runAll(driver)).toBe(1);
+    expect(await preparedOn(driver)).toEqual(['warden_0', 'warden_1', 'warden_2', 'warden_3']);
+  });
+
+  it('keeps working when a migration adds a column to jobs after the statements were prepared', async () => {
+    const { driver, schema } = open();
+    await driver.migrate();
+    await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
+    expect(await runAll(driver)).toBe(1);
+    // Another process upgrading: with RETURNING * this would fail with "cached plan must not change result type".
+    await raw(`ALTER TABLE "${schema}".jobs ADD COLUMN added_later integer`);
+    await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
+    expect(await runAll(driver)).toBe(1);
+  });
+
+  it('prepares nothing with preparedStatements: false', async () => {
+    const { driver } = open({ preparedStatements: false });
+    await driver.migrate();
+    await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
+    expect(await runAll(driver)).toBe(1);
+    expect(await preparedOn(driver)).toEqual([]);
+  });
+
+  it('refuses a preparedStatements that is not a boolean, before connecting', () => {
+    expect(() => createDriver({ url: PG_URL, schema: 'warden', preparedStatements: 'yes' as unknown as boolean })).toThrow(InvalidOptionError);
+  });
+
+  it('discarding and pruning a job delete its attempts too (no foreign key since migration 0008)', async () => {
+    const { driver, schema } = open();
+    await driver.migrate();
+    const [a, b] = await driver.jobInsertMany({ jobs: [makeInsert(), makeInsert()], now: null });
+    expect(await runAll(driver)).toBe(2);
+    const constraints = await raw<{ conname: string }>(
+      `SELECT conname FROM pg_constraint WHERE conrelid = '"${schema}".job_attempts'::regclass AND contype = 'f'`,
+    );
+    expect(constraints).toEqual([]);
+    await driver.jobDiscard({ id: a!.job.id });
+    const pruned = await driver.jobPrune({ state: 'completed', olderThanMs: 0, limit: 10, now: new Date(Date.now() + 60_000) });
+    expect(pruned).toBe(1);
+    expect(await raw(`SELECT job_id FROM "${schema}".job_attempts WHERE job_id IN (${a!.job.id}, ${b!.job.id})`)).toEqual([]);
+  });
+});
