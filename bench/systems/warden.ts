@@ -35,18 +35,23 @@ function sqliteFile(target: StoreTarget): string {
   return target.url.slice('sqlite:'.length);
 }
 
+/** Warden's throughput tuning in the benchmark (its guide's advice for many short jobs). */
+const DEFAULT_BENCH_PREFETCH = 500;
+
 /**
- * Warden on `kind`. Workers use Warden's defaults except `concurrency` (and `pollInterval` when
- * BENCH_WARDEN_POLL is set, `prefetch` when BENCH_WARDEN_PREFETCH is: the counterpart of graphile-worker's tuned
- * `localQueue`), so without them the figures are what an application gets out of the box.
+ * Warden on `kind`, tuned for throughput the way its configuration guide says, as the peers are tuned the way
+ * theirs say: `prefetch: 500`, the counterpart of graphile-worker's `localQueue: { size: 500 }`
+ * (BENCH_WARDEN_PREFETCH overrides it; `0` measures Warden's out-of-the-box default). Everything else is Warden's
+ * default except `concurrency` (and `pollInterval` when BENCH_WARDEN_POLL is set).
  */
 export function wardenSystem(kind: 'postgres' | 'sqlite', settings: BenchSettings): BenchSystem {
   const poll = process.env.BENCH_WARDEN_POLL;
-  const prefetch = process.env.BENCH_WARDEN_PREFETCH === undefined ? undefined : Number(process.env.BENCH_WARDEN_PREFETCH);
+  const prefetch = Number(process.env.BENCH_WARDEN_PREFETCH ?? DEFAULT_BENCH_PREFETCH);
+  if (!Number.isInteger(prefetch) || prefetch < 0) throw new Error(`Expected BENCH_WARDEN_PREFETCH to be an integer >= 0, got ${process.env.BENCH_WARDEN_PREFETCH}`);
   return {
     name: kind === 'postgres' ? 'warden-pg' : 'warden-sqlite',
     label: kind === 'postgres' ? 'Warden (PostgreSQL)' : 'Warden (SQLite)',
-    describe: `\`createWarden\` + \`start({ concurrency: ${settings.concurrency}${poll ? `, pollInterval: '${poll}'` : ''}${prefetch !== undefined ? `, prefetch: ${prefetch}` : ''} })\`, other worker options at their defaults; bulk enqueue with \`enqueueMany\`, single with \`enqueue\`${kind === 'sqlite' ? '; SQLite file in a temporary directory, WAL, `synchronous=normal` (the default)' : ''}.`,
+    describe: `\`createWarden\` + \`start({ concurrency: ${settings.concurrency}${poll ? `, pollInterval: '${poll}'` : ''}${prefetch !== 0 ? `, prefetch: ${prefetch}` : ''} })\`, other worker options at their defaults; bulk enqueue with \`enqueueMany\`, single with \`enqueue\`${kind === 'sqlite' ? '; SQLite file in a temporary directory, WAL, `synchronous=normal` (the default)' : ''}.`,
     workloads: ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'],
     supportsAudit: true,
     async prepare(id) {
@@ -86,7 +91,7 @@ export function wardenSystem(kind: 'postgres' | 'sqlite', settings: BenchSetting
     },
     async startWorker(target, spec: WorkerSpec): Promise<RunningWorker> {
       const { warden } = open(target, spec.onJob);
-      await warden.start({ concurrency: spec.concurrency, ...(poll ? { pollInterval: poll as `${number}ms` } : {}), ...(prefetch !== undefined ? { prefetch } : {}) });
+      await warden.start({ concurrency: spec.concurrency, ...(poll ? { pollInterval: poll as `${number}ms` } : {}), ...(prefetch !== 0 ? { prefetch } : {}) });
       return { stop: () => warden.close() };
     },
     async seedFinished(target, count) {
