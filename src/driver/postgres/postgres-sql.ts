@@ -160,9 +160,12 @@ export function listenSql(channel: string): string {
  * stops after `$2` due rows; the outer `ORDER BY … LIMIT` merges the queues. Rows are locked where they are
  * read (`FOR UPDATE SKIP LOCKED`), so concurrent claimers skip each other's candidates instead of waiting on
  * or double-claiming them; candidates beyond the overall limit stay locked only until this statement's
- * transaction ends. Paused queues are filtered before their index is read. The outer state check drops a
- * row that changed between read and lock. The final SELECT returns rows in claim order (sorted in SQL,
- * where `run_at` has microsecond precision).
+ * transaction ends. Paused queues are filtered before their index is read. A row that changed between the
+ * snapshot and the lock is re-checked by the lock itself (the newest version must still match the inner `WHERE`,
+ * or it is skipped), so the outer `UPDATE` has no state condition of its own: with one, statistics that see no
+ * queued rows (a million finished ones, analyzed) made the planner find the ids by walking the whole claim index
+ * instead of the primary key, every claim (W5: 16,000 rows filtered per claim of 500, 24 ms instead of 4). The
+ * final SELECT returns rows in claim order (sorted in SQL, where `run_at` has microsecond precision).
  *
  * The candidates are collected with `id = ANY (ARRAY (…))`, not `id IN (…)`: the ARRAY subquery runs once, so
  * the `LIMIT` bounds the claim whatever the plan, and the planner cannot turn it into a nested loop driven by
@@ -187,7 +190,7 @@ WHERE id = ANY (ARRAY (
   WHERE q.name NOT IN (SELECT name FROM ${s}.queues WHERE paused)
   ORDER BY d.priority, d.run_at, d.id
   LIMIT $2
-)) AND state IN ('queued','retrying')
+))
 RETURNING ${JOB_COLUMNS}
 )
 SELECT * FROM c ORDER BY priority, run_at, id`;
