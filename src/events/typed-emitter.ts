@@ -7,13 +7,17 @@ type Listener<K extends WardenEventName> = (payload: WardenEventMap[K]) => void;
  * no listener is not thrown, and a throwing listener cannot break the emitter's caller.
  */
 export class TypedEmitter {
-  #listeners = new Map<WardenEventName, Set<Listener<never>>>();
+  /**
+   * Listeners per event, replaced (never mutated) on subscribe and unsubscribe: `emit` runs on every job and can
+   * then iterate a snapshot without copying it, while listeners added or removed meanwhile take effect from the
+   * next emission, as before.
+   */
+  #listeners = new Map<WardenEventName, readonly Listener<never>[]>();
 
-  /** Subscribes; returns a function that unsubscribes. */
+  /** Subscribes; returns a function that unsubscribes. Subscribing the same listener twice has no effect. */
   on<K extends WardenEventName>(event: K, listener: Listener<K>): () => void {
-    let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, (set = new Set()));
-    set.add(listener as Listener<never>);
+    const list = this.#listeners.get(event) ?? [];
+    if (!list.includes(listener as Listener<never>)) this.#listeners.set(event, [...list, listener as Listener<never>]);
     return () => this.off(event, listener);
   }
 
@@ -27,7 +31,10 @@ export class TypedEmitter {
   }
 
   off<K extends WardenEventName>(event: K, listener: Listener<K>): void {
-    this.#listeners.get(event)?.delete(listener as Listener<never>);
+    const list = this.#listeners.get(event);
+    if (!list?.includes(listener as Listener<never>)) return;
+    if (list.length === 1) this.#listeners.delete(event);
+    else this.#listeners.set(event, list.filter((l) => l !== listener));
   }
 
   /**
@@ -53,13 +60,13 @@ export class TypedEmitter {
 
   /** Whether anyone listens to `event`; lets hot paths skip building payloads nobody reads. */
   has(event: WardenEventName): boolean {
-    return (this.#listeners.get(event)?.size ?? 0) > 0;
+    return this.#listeners.has(event);
   }
 
   emit<K extends WardenEventName>(event: K, payload: WardenEventMap[K]): void {
-    const set = this.#listeners.get(event);
-    if (!set) return;
-    for (const listener of [...set]) {
+    const list = this.#listeners.get(event);
+    if (!list) return;
+    for (const listener of list) {
       try {
         (listener as Listener<K>)(payload);
       } catch (error) {

@@ -4,7 +4,7 @@ import type { Driver, GuardedWriteResult, JobFinish } from '../driver/driver.js'
 import { AttemptEndedError, JobTimeoutError, LeaseLostError, NonRetryableError, PayloadValidationError, UnknownJobError } from '../errors.js';
 import type { JobRef } from '../events/event-map.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
-import type { JobDefinition } from '../job/define-job.js';
+import type { JobContext, JobDefinition } from '../job/define-job.js';
 import type { TransactionHandle } from '../job/job-context-options.js';
 import type { AttemptOutcome, ErrorInfo, JobRow } from '../job/job-record.js';
 import { validateWithSchema } from '../job/payload.js';
@@ -33,6 +33,10 @@ export interface AttemptDeps {
   onStaleWrite: () => void;
   /** Creates each attempt's consumer span; absent or null: no tracing. */
   tracer?: JobTracer | null;
+  /** Called once per attempt when its handler settled (or will never run): the worker's slot is free again. */
+  onHandlerSettled: (attempt: Attempt) => void;
+  /** Called once per attempt when {@link Attempt.run} is about to resolve: its ending is written or given up on. */
+  onSettled: (attempt: Attempt) => void;
 }
 
 /** Why an iteration handed over to a fresh attempt. */
@@ -46,7 +50,6 @@ export type YieldReason = 'max-runtime' | 'shutdown';
  */
 export class Attempt {
   readonly row: JobRow;
-  readonly controller = new AbortController();
   /** True once an ending was submitted or the lease is known lost: nothing more is written for this attempt. */
   done = false;
   readonly deps: AttemptDeps;
@@ -61,18 +64,27 @@ export class Attempt {
    */
   #activeTx: { handle: TransactionHandle } | null = null;
 
-  /** Called once when the handler settled (or will never run): the worker's slot is free again. */
-  #onHandlerSettled: (() => void) | null;
+  /** Whether `deps.onHandlerSettled` was called. */
+  #handlerDone = false;
+  #controller: AbortController | null = null;
   /** This attempt's consumer span, when tracing is active. */
   #span: ProcessSpan | null = null;
   /** undefined until first needed; null when the job has no sensitive fields. */
   #redactor: Redactor | null | undefined;
 
-  constructor(row: JobRow, deps: AttemptDeps, onHandlerSettled: () => void = () => {}) {
+  /** `deps` is shared by all of a worker's attempts: per-attempt callbacks would cost closures on every job. */
+  constructor(row: JobRow, deps: AttemptDeps) {
     this.row = row;
     this.deps = deps;
     this.startedAt = deps.clock.now();
-    this.#onHandlerSettled = onHandlerSettled;
+  }
+
+  /**
+   * Aborts the handler (`ctx.signal`): timeout, lost lease, shutdown. Made on first use, since most attempts of
+   * most jobs never abort nor read their signal; an abort before the signal is read still reaches it.
+   */
+  get controller(): AbortController {
+    return (this.#controller ??= new AbortController());
   }
 
   /**
@@ -97,66 +109,76 @@ export class Attempt {
   }
 
   #handlerSettled(): void {
-    const callback = this.#onHandlerSettled;
-    this.#onHandlerSettled = null;
-    callback?.();
+    if (this.#handlerDone) return;
+    this.#handlerDone = true;
+    this.deps.onHandlerSettled(this);
   }
 
   /** Runs the attempt to its end. Never rejects. */
   async run(): Promise<void> {
     const { events, workerId } = this.deps;
     const row = this.row;
-    events.emit('job:started', { job: ref(row), attempt: row.attempt, leaseToken: row.leaseToken, workerId });
-    this.#span = this.deps.tracer?.startProcess(row, workerId) ?? null;
+    // Usually nobody listens (the audit trail and heartbeat pings do): skip building the payload then.
+    if (events.has('job:started')) events.emit('job:started', { job: ref(row), attempt: row.attempt, leaseToken: row.leaseToken, workerId });
+    // One async function for the whole attempt (not a nested one): a promise and an await less per job.
     try {
-      await this.#run();
+      this.#span = this.deps.tracer?.startProcess(row, workerId) ?? null;
+      const { registry } = this.deps;
+      const def = registry.get(row.name);
+      if (!def) {
+        this.#handlerSettled();
+        // Another version of the application may know this job; retry rather than dead-letter.
+        await this.fail('failed', new UnknownJobError(row.name, [...registry.keys()]), false);
+        return;
+      }
+      let payload: unknown = row.payload;
+      if (def.schema) {
+        const outcome = await validateWithSchema(def.schema, row.payload);
+        if (!outcome.ok) {
+          this.#handlerSettled();
+          // A stored payload that no longer validates will never validate: dead-letter it with the issues.
+          await this.end('invalid', 'dead', 0, this.errorInfo(new PayloadValidationError(row.name, outcome.issues)));
+          return;
+        }
+        payload = outcome.value;
+      }
+      const cancelTimeout = def.timeoutMs === null ? null : this.#startTimeout(def.timeoutMs);
+      let threw = false;
+      let error: unknown;
+      try {
+        const ctx = createJobContext(this);
+        await (this.#span ? this.#handleInSpan(this.#span, def, payload, ctx) : def.handler(payload, ctx));
+      } catch (thrown) {
+        threw = true;
+        error = thrown;
+      }
+      cancelTimeout?.();
+      this.#handlerSettled();
+      // An iteration that handed over throws to unwind the handler; that is not a failure.
+      if (this.yieldRequest) await this.#endYielded();
+      else if (threw) await this.fail('failed', error, error instanceof NonRetryableError);
+      else await this.end('completed', 'completed', 0, null);
     } finally {
       // Endings that were never applied (the lease was lost) leave the span open until here.
       this.#endSpan('stale', null, null);
+      // Whatever threw before the handler ran (a tracer, say), the slot and the in-flight entry are given back.
+      this.#handlerSettled();
+      this.deps.onSettled(this);
     }
   }
 
-  async #run(): Promise<void> {
-    const { registry } = this.deps;
-    const row = this.row;
-    const def = registry.get(row.name);
-    if (!def) {
-      this.#handlerSettled();
-      // Another version of the application may know this job; retry rather than dead-letter.
-      await this.fail('failed', new UnknownJobError(row.name, [...registry.keys()]), false);
-      return;
-    }
-    let payload: unknown = row.payload;
-    if (def.schema) {
-      const outcome = await validateWithSchema(def.schema, row.payload);
-      if (!outcome.ok) {
-        this.#handlerSettled();
-        // A stored payload that no longer validates will never validate: dead-letter it with the issues.
-        await this.end('invalid', 'dead', 0, this.errorInfo(new PayloadValidationError(row.name, outcome.issues)));
-        return;
-      }
-      payload = outcome.value;
-    }
-    const cancelTimeout = def.timeoutMs === null ? () => {} : this.deps.clock.setTimer(def.timeoutMs, () => {
-      const error = new JobTimeoutError(row.name, def.timeoutMs!);
+  // The closures of the timeout and the span live in these helpers, not in run(): a closure there would make
+  // every run() allocate a context for the variables it captures, timeout or not.
+  #startTimeout(timeoutMs: number): () => void {
+    return this.deps.clock.setTimer(timeoutMs, () => {
+      const error = new JobTimeoutError(this.row.name, timeoutMs);
       this.controller.abort(error);
       void this.fail('timeout', error, false);
     });
-    let threw = false;
-    let error: unknown;
-    try {
-      const ctx = createJobContext(this);
-      await (this.#span ? this.deps.tracer!.runInSpan(this.#span, () => def.handler(payload, ctx)) : def.handler(payload, ctx));
-    } catch (thrown) {
-      threw = true;
-      error = thrown;
-    }
-    cancelTimeout();
-    this.#handlerSettled();
-    // An iteration that handed over throws to unwind the handler; that is not a failure.
-    if (this.yieldRequest) await this.#endYielded();
-    else if (threw) await this.fail('failed', error, error instanceof NonRetryableError);
-    else await this.end('completed', 'completed', 0, null);
+  }
+
+  #handleInSpan(span: ProcessSpan, def: JobDefinition<any, any>, payload: unknown, ctx: JobContext): unknown {
+    return this.deps.tracer!.runInSpan(span, () => def.handler(payload, ctx));
   }
 
   /** Ends the attempt as failed: retried by the job's policy, or dead when out of attempts or not retryable. */
@@ -211,7 +233,9 @@ export class Attempt {
    * aborted, else {@link AttemptEndedError} when it already ended.
    */
   assertRunning(call: string): void {
-    if (this.controller.signal.aborted) throw this.controller.signal.reason;
+    // Without a controller nothing aborted yet: no need to make one.
+    const signal = this.#controller?.signal;
+    if (signal?.aborted) throw signal.reason;
     if (this.done) throw new AttemptEndedError(this.row.id, call);
   }
 

@@ -17,7 +17,10 @@ export function subscribeLogger(events: TypedEmitter, logger: Logger, definition
     if (sensitive?.size !== definitions.size) sensitive = { size: definitions.size, fields: [...new Set([...definitions.values()].flatMap((d) => d.sensitive ?? []))] };
     return sensitive.fields;
   };
-  events.on('job:completed', (e) => logger.debug({ jobId: e.job.id, job: e.job.name, queue: e.job.queue, attempt: e.attempt, durationMs: e.durationMs }, 'job completed'));
+  // Every job completes: skip building the line when debug is off (the usual level).
+  events.on('job:completed', (e) => {
+    if (logger.isLevelEnabled('debug')) logger.debug({ jobId: e.job.id, job: e.job.name, queue: e.job.queue, attempt: e.attempt, durationMs: e.durationMs }, 'job completed');
+  });
   events.on('job:failed', (e) => logger.warn({ jobId: e.job.id, job: e.job.name, queue: e.job.queue, attempt: e.attempt, outcome: e.outcome, nextState: e.nextState, error: e.error }, 'job attempt failed'));
   events.on('job:dead', (e) => logger.error({ jobId: e.job.id, job: e.job.name, queue: e.job.queue, attempt: e.attempt, reason: e.reason }, 'job dead-lettered'));
   events.on('job:rescued', (e) => logger.warn({ jobId: e.job.id, job: e.job.name, queue: e.job.queue, attempt: e.attempt, nextState: e.nextState }, 'job rescued after its lease expired'));

@@ -17,7 +17,7 @@ export interface WorkerCounters {
 }
 
 /** What a worker needs from its Warden; the rest of {@link AttemptDeps} it makes itself. */
-export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'draining'>;
+export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'draining' | 'onHandlerSettled' | 'onSettled'>;
 
 /** What {@link Worker.drain} did. */
 export interface DrainResult {
@@ -39,7 +39,8 @@ export class Worker {
   readonly #options: ResolvedWorkerOptions;
   readonly #completer: Completer;
   readonly #attemptDeps: AttemptDeps;
-  readonly #inFlight = new Map<string, { attempt: Attempt; settled: Promise<void> }>();
+  /** Attempts started and not yet ended, with the promise of {@link Attempt.run}. */
+  readonly #inFlight = new Map<Attempt, Promise<void>>();
   readonly #wakeup: Wakeup;
   readonly #heartbeater: PeriodicTask;
   readonly #rescuer: PeriodicTask;
@@ -53,6 +54,8 @@ export class Worker {
   /** The last claim filled every slot it asked for, so more jobs are probably due. */
   #maybeMore = true;
   #slotFreed: (() => void) | null = null;
+  /** The claim loop claims again once the buffer is down to this many jobs (half of `prefetch`). */
+  readonly #lowWater: number;
   /** Aborted when shutdown begins, so iterations hand over at their next batch boundary. */
   readonly #draining = new AbortController();
 
@@ -60,9 +63,25 @@ export class Worker {
     this.id = deps.workerId;
     this.#deps = deps;
     this.#options = options;
+    this.#lowWater = Math.floor(options.prefetch / 2);
     const onError = (context: string) => (error: unknown) => deps.events.emit('error', { error, context });
     this.#completer = new Completer({ driver: deps.driver, clock: deps.clock, onError: onError('writing attempt endings') });
-    this.#attemptDeps = { ...deps, completer: this.#completer, draining: this.#draining.signal, onStaleWrite: () => this.counters.staleWritesRejected++ };
+    this.#attemptDeps = {
+      ...deps,
+      completer: this.#completer,
+      draining: this.#draining.signal,
+      onStaleWrite: () => this.counters.staleWritesRejected++,
+      // The slot frees when the handler settles, before the ending is written (see #begin).
+      onHandlerSettled: () => {
+        this.#running--;
+        this.#pump();
+        this.#wake();
+      },
+      onSettled: (attempt) => {
+        this.#inFlight.delete(attempt);
+        this.#wake();
+      },
+    };
     this.#wakeup = new Wakeup(deps.clock);
     this.#heartbeater = new PeriodicTask({ clock: deps.clock, intervalMs: options.heartbeatMs, tick: () => this.#heartbeat(), onError: onError('renewing leases') });
     this.#rescuer = new PeriodicTask({ clock: deps.clock, intervalMs: options.rescueMs, tick: () => this.rescue(), onError: onError('rescuing expired leases'), runFirstAtOnce: true });
@@ -158,7 +177,7 @@ export class Worker {
     const { clock, events } = this.#deps;
     const { concurrency, prefetch, batchSize, pollMs } = this.#options;
     const capacity = concurrency + prefetch;
-    const lowWater = Math.floor(prefetch / 2);
+    const lowWater = this.#lowWater;
     let failures = 0;
     while (!signal.aborted) {
       this.#pump();
@@ -223,22 +242,23 @@ export class Worker {
    */
   #begin(row: JobRow): Promise<void> {
     this.#running++;
-    const wake = () => {
-      const resolve = this.#slotFreed;
-      this.#slotFreed = null;
-      resolve?.();
-    };
-    const attempt = new Attempt(row, this.#attemptDeps, () => {
-      this.#running--;
-      this.#pump();
-      wake();
-    });
-    const settled = attempt.run().finally(() => {
-      this.#inFlight.delete(row.id);
-      wake();
-    });
-    this.#inFlight.set(row.id, { attempt, settled });
+    const attempt = new Attempt(row, this.#attemptDeps);
+    // run() reaches its first await before it could call onSettled, so the entry is there to be deleted.
+    const settled = attempt.run();
+    this.#inFlight.set(attempt, settled);
     return settled;
+  }
+
+  /**
+   * Wakes the claim loop when it waits for a free slot or an ending, and could now claim. While the buffer is
+   * above the low-water mark it could not (it waits there with `#maybeMore` set, so only the buffer decides):
+   * waking it would only have it wait again, a promise and an abort listener per job.
+   */
+  #wake(): void {
+    const resolve = this.#slotFreed;
+    if (!resolve || this.#buffer.length > this.#lowWater) return;
+    this.#slotFreed = null;
+    resolve();
   }
 
   /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */
@@ -255,7 +275,7 @@ export class Worker {
   }
 
   async #heartbeat(): Promise<void> {
-    const live = [...this.#inFlight.values()].map((f) => f.attempt).filter((a) => !a.done);
+    const live = [...this.#inFlight.keys()].filter((a) => !a.done);
     const buffered = [...this.#buffer];
     if (live.length === 0 && buffered.length === 0) return;
     const { driver, clock, events } = this.#deps;
@@ -292,14 +312,14 @@ export class Worker {
     await loop.done;
     await this.#releaseBuffer();
     const graceOver = new AbortController();
-    const everyoneDone = Promise.all([...this.#inFlight.values()].map((f) => f.settled));
+    const everyoneDone = Promise.all(this.#inFlight.values());
     const finishedInTime = await Promise.race([everyoneDone.then(() => true), clock.sleep(this.#options.graceMs, graceOver.signal).then(() => false)]);
     graceOver.abort();
     let aborted = 0;
     if (!finishedInTime) {
       const error = new ShutdownAbortError(this.#options.graceMs);
       const endings: Promise<unknown>[] = [];
-      for (const { attempt } of this.#inFlight.values()) {
+      for (const attempt of this.#inFlight.keys()) {
         if (attempt.done) continue;
         aborted++;
         attempt.controller.abort(error);
