@@ -58,6 +58,7 @@ import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
 import * as SQL from './postgres-sql.js';
 import * as Steps from './postgres-steps.js';
+import { FAST_TYPES } from './postgres-timestamps.js';
 import { buildPostgresStepStatements } from './postgres-steps-sql.js';
 import { CANCELLED_ERROR, LEASE_EXPIRED_ERROR } from './postgres-stored-errors.js';
 import { isPgClient, withClientTransaction, withTransaction } from './postgres-transaction.js';
@@ -591,7 +592,7 @@ export class PostgresDriver implements Driver {
   /** Runs one statement on any pooled connection. */
   #run: Run = (text, values) => {
     const name = this.#names.get(text);
-    return name === undefined ? this.#pool.query(text, values) : this.#pool.query({ name, text, values });
+    return this.#pool.query(name === undefined ? { text, values, types: FAST_TYPES } : { name, text, values, types: FAST_TYPES });
   };
 
   /** Builds the error for an operator action that matched no row: not found, or in the wrong state. */

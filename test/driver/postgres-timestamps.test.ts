@@ -1,0 +1,50 @@
+/**
+ * The fast `timestamptz` parser agrees with `pg`'s own on every form PostgreSQL prints with `DateStyle` ISO, in
+ * any session time zone, and leaves the rest (BC, infinity) to `pg`'s parser.
+ * @module
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAST_TYPES, parseIsoTimestamptz } from '../../src/driver/postgres/postgres-timestamps.js';
+import { PG_URL } from '../support/test-databases.js';
+
+const pgParse = pg.types.getTypeParser(1184, 'text') as (text: string) => unknown;
+
+describe('fast timestamptz parsing', () => {
+  let client: pg.Client;
+  beforeAll(async () => {
+    client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client.end();
+  });
+
+  for (const zone of ['UTC', 'Asia/Kolkata', 'America/Los_Angeles', 'Australia/Lord_Howe', 'Asia/Kathmandu']) {
+    it(`matches pg's parser for values printed in time zone ${zone}`, async () => {
+      await client.query(`SET TIME ZONE '${zone}'`);
+      const { rows } = await client.query<{ t: string }>(
+        `SELECT (timestamptz '2026-03-29 00:30:00+00' + g * interval '37 minutes 13.123457 seconds')::text AS t
+               FROM generate_series(0, 2000) g
+               UNION ALL SELECT unnest(ARRAY['2000-01-01 00:00:00+00', '1999-12-31 23:59:59.999999+00', '2038-01-19 03:14:08.5+00'])::timestamptz::text`,
+      );
+      for (const { t } of rows) {
+        const fast = parseIsoTimestamptz(t);
+        expect(fast, t).not.toBeNull();
+        expect(fast!.getTime(), t).toBe((pgParse(t) as Date).getTime());
+      }
+    });
+  }
+
+  it('leaves BC dates, infinity and other forms to pg', () => {
+    for (const text of ['infinity', '-infinity', '0044-03-15 12:00:00+00 BC', '12026-01-01 00:00:00+00', '1900-01-01 00:00:00+00:19:32', 'garbage']) {
+      expect(parseIsoTimestamptz(text), text).toBeNull();
+      expect(FAST_TYPES.getTypeParser(1184, 'text')(text)).toEqual(pgParse(text));
+    }
+  });
+
+  it('hands every other type to pg', () => {
+    expect(FAST_TYPES.getTypeParser(20, 'text')).toBe(pg.types.getTypeParser(20, 'text'));
+    expect(FAST_TYPES.getTypeParser(3802, 'text')).toBe(pg.types.getTypeParser(3802, 'text'));
+  });
+});
