@@ -170,8 +170,8 @@ export class Worker {
 
   /**
    * Keeps the buffer topped up: claims when it falls to half of `prefetch` (empty when 0) and there is room,
-   * where room counts running handlers, buffered jobs and endings not yet written beyond `concurrency` against
-   * `concurrency + prefetch`. Starting buffered jobs happens in {@link Worker.#pump}, also on every freed slot.
+   * where room counts running handlers, buffered jobs and endings not yet written beyond `concurrency + prefetch`
+   * against `concurrency + prefetch`. Starting buffered jobs happens in {@link Worker.#pump}, also on every freed slot.
    */
   async #claimLoop(signal: AbortSignal): Promise<void> {
     const { clock, events } = this.#deps;
@@ -181,10 +181,12 @@ export class Worker {
     let failures = 0;
     while (!signal.aborted) {
       this.#pump();
-      // Endings waiting for the completer's next batch hold no slot; up to `concurrency` of them are free of
-      // charge, so a freed slot is refilled at once, while a completer that falls further behind slows claims.
+      // Endings waiting for the completer's next batch hold no slot; up to `capacity` of them are free of charge,
+      // so claims go on while one batch of endings is being written (charging them beyond `concurrency` put the
+      // claim and the completer in lockstep: W1 on PostgreSQL 22,000 -> 34,000 jobs/s with prefetch 500), while a
+      // completer that falls further behind slows claims, which bounds the attempts held in memory.
       const pendingEndings = this.#inFlight.size - this.#running;
-      const room = capacity - this.#running - Math.max(0, pendingEndings - concurrency) - this.#buffer.length;
+      const room = capacity - this.#running - Math.max(0, pendingEndings - capacity) - this.#buffer.length;
       if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater) {
         const limit = Math.min(room, batchSize);
         let rows: JobRow[];

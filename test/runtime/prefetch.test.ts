@@ -5,10 +5,10 @@
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Warden } from '../../src/client/warden.js';
+import { createWarden, type Warden } from '../../src/client/warden.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
-import { deferred, type Deferred, makeWarden, within } from './helpers.js';
+import { deferred, type Deferred, makeWarden, silent, within } from './helpers.js';
 
 describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
   let tdb: TestDatabase;
@@ -72,6 +72,49 @@ describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
     await within(done, 'all 60 jobs to complete');
     expect(new Set(started).size).toBe(60);
     expect(started).toHaveLength(60);
+  });
+
+  it('keeps claiming while endings wait to be written, up to twice concurrency + prefetch held, then waits for the completer', async () => {
+    // The database's own driver, with its endings held back until released: a completer that cannot keep up.
+    const driver = tdb.newDriver();
+    const finishes = deferred();
+    let claimsInFlight = 0;
+    let claimCalls = 0;
+    const slow = new Proxy(driver, {
+      get(target, prop, receiver) {
+        if (prop === 'jobFinishMany') return async (params: Parameters<typeof driver.jobFinishMany>[0]) => {
+          await finishes.promise;
+          return target.jobFinishMany(params);
+        };
+        if (prop === 'jobClaim') return async (params: Parameters<typeof driver.jobClaim>[0]) => {
+          claimCalls++;
+          claimsInFlight++;
+          try {
+            return await target.jobClaim(params);
+          } finally {
+            claimsInFlight--;
+          }
+        };
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    await warden.close();
+    warden = createWarden({ database: slow, logger: silent, jobs: [blocking] });
+    gate.resolve();
+    await warden.enqueueMany(Array.from({ length: 40 }, () => ({ job: blocking, payload: {} })));
+    // concurrency + prefetch = 6: endings beyond 6 unwritten count against claims, so 12 is where claims stop.
+    await warden.start({ concurrency: 2, prefetch: 4, pollInterval: '1h', heartbeat: '1h', lease: '2h', rescueInterval: '1h' });
+    await within(waitFor(() => started.length === 12 && claimsInFlight === 0), 'twelve handlers to run');
+    const calls = claimCalls;
+    // The claim loop now waits for an ending to be written; nothing else can wake it.
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(claimCalls).toBe(calls);
+    expect(started).toHaveLength(12);
+    expect(await warden.jobs.list({ state: 'running' })).toHaveLength(12);
+    finishes.resolve();
+    await within(waitFor(async () => (await warden.stats()).totals.completed === 40), 'all 40 jobs to complete');
+    expect(new Set(started).size).toBe(40);
   });
 
   it('rejects a prefetch that is not an integer from 0 to 10000', async () => {
