@@ -33,8 +33,8 @@ import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
 } from '../schedule-params.js';
 import {
-  cachedStatement, closedError, isBusyError, isSqliteTransaction, openConnection, resolveNow, retryBusy, toMs, writeWith,
-  type Prepare, type SqliteContext, type Statement,
+  cachedStatement, closedError, isBusyError, isSqliteTransaction, openConnection, resolveNow, retryBusy, rowViewStatement, toMs, writeWith,
+  type Prepare, type RowViewStatement, type SqliteContext, type Statement,
 } from './sqlite-exec.js';
 import { insertJobs, takeKeyForRetry } from './sqlite-insert.js';
 import * as LeaseWrites from './sqlite-lease-writes.js';
@@ -104,6 +104,8 @@ export class SqliteDriver implements Driver {
   /** `db.transaction` wrapper created once; `.immediate(fn)` runs `fn` inside `BEGIN IMMEDIATE … COMMIT`. */
   #inTransaction: Database.Transaction<(fn: () => unknown) => unknown> | undefined;
   readonly #statements = new Map<string, Statement>();
+  /** The claim, prepared on the current connection to return rows as views (`rowViewStatement`). */
+  #claimStatement: RowViewStatement<JobDbRow> | null = null;
   /** Statements prepared on applications' `tx` connections, dropped with the connection. */
   readonly #txStatements = new WeakMap<Database.Database, Map<string, Statement>>();
   #busyRetries = 0;
@@ -169,6 +171,7 @@ export class SqliteDriver implements Driver {
     this.#db = undefined;
     this.#inTransaction = undefined;
     this.#statements.clear();
+    this.#claimStatement = null;
   }
 
   /**
@@ -230,7 +233,7 @@ export class SqliteDriver implements Driver {
     const now = toMs(params.now, 'now');
     if (queues.length === 0 || limit < 1) return [];
     const bind = { queues: JSON.stringify(queues), limit: Math.trunc(limit), workerId, leaseMs: Math.trunc(leaseMs), now };
-    const rows = await this.#write(() => this.#stmt(SQL.JOB_CLAIM).all(bind) as JobDbRow[]);
+    const rows = await this.#write(() => (this.#claimStatement ??= rowViewStatement<JobDbRow>(this.#connected(), SQL.JOB_CLAIM)).all(bind));
     return rows.sort(compareClaimOrder).map(toJobRow);
   }
 

@@ -113,6 +113,29 @@ export function cachedStatement(cache: Map<string, Statement>, db: Database.Data
   return statement;
 }
 
+/** A statement whose rows come back as views over value arrays (see {@link rowViewStatement}). */
+export interface RowViewStatement<T> {
+  all(params: Record<string, unknown>): T[];
+}
+
+/**
+ * Prepares `sql` so its rows come back as arrays (`raw` mode), each wrapped in a view whose getters, one per
+ * result column, read it: better-sqlite3 builds an object row property by property, which for the claim's 26
+ * columns cost more than the statement itself (10.6 µs a row against 6.1 µs with arrays). A view reads like the
+ * object row, so the row mappers take either.
+ */
+export function rowViewStatement<T>(db: Database.Database, sql: string): RowViewStatement<T> {
+  const statement = db.prepare(sql).raw(true);
+  class RowView {
+    constructor(readonly values: unknown[]) {}
+  }
+  // Getters on the prototype, defined once: every view shares them, so property reads stay monomorphic.
+  for (const [i, column] of statement.columns().entries()) {
+    Object.defineProperty(RowView.prototype, column.name, { get(this: RowView) { return this.values[i]; }, enumerable: true });
+  }
+  return { all: (params) => (statement.all(params) as unknown[][]).map((values) => new RowView(values) as unknown as T) };
+}
+
 /**
  * `now` (ms) or, when `null`, the database clock, as integer ms. Transactions of several statements call this
  * once and bind the result everywhere, so the attempt row and the job row of one write carry the same time.
