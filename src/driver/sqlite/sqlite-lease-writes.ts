@@ -10,7 +10,7 @@ import type {
   GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobLeaseResult, JobStepRecordParams, JobStepRow,
 } from '../driver.js';
 import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
-import { parseJobId, toStepRow, type StepDbRow } from './sqlite-rows.js';
+import { parseJobId, toStepRow, type DbInt, type StepDbRow } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
 import * as StepSQL from './sqlite-step-sql.js';
 
@@ -26,23 +26,35 @@ export async function jobFinishMany(ctx: SqliteContext, params: JobFinishManyPar
   return writeWith(ctx, tx, (prepare) => finishJobs(prepare, items, now));
 }
 
-/** The endings inside one write transaction; an attempt row for each applied one. */
+/**
+ * The endings inside one write transaction; an attempt row for each applied one. One statement cannot end a
+ * job twice, so only the first item per job goes in; a repeat is stale anyway (the first moves the job out of
+ * `running`).
+ */
 function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: number | null): JobLeaseResult {
   const result: JobLeaseResult = { applied: [], stale: [] };
   if (items.length === 0) return result;
   const now = resolveNow(prepare, nowParam);
+  const batch: unknown[][] = [];
+  const seen = new Set<number>();
   for (const item of items) {
     const id = parseJobId(item.id);
+    if (id === null || seen.has(id)) continue;
+    seen.add(id);
     const error = item.error === null ? null : JSON.stringify(item.error);
-    const lease = { id, leaseToken: item.leaseToken, now };
-    // The attempt row first: it copies attempt/worker/started_at that the job update then clears.
-    // Its `changes` is the lease check; both statements carry the same guard inside one transaction.
-    const held = id !== null && prepare(SQL.ATTEMPT_INSERT_FROM_LEASE).run({ ...lease, outcome: item.outcome, error }).changes > 0;
-    if (held) {
-      const extendAttempts = item.extendAttempts === true ? 1 : 0;
-      prepare(SQL.JOB_FINISH).run({ ...lease, state: item.state, retryDelayMs: Math.trunc(item.retryDelayMs), error, extendAttempts });
-    }
-    (held ? result.applied : result.stale).push(item.id);
+    batch.push([id, item.leaseToken, item.outcome, item.state, Math.trunc(item.retryDelayMs), error, item.extendAttempts === true ? 1 : 0]);
+  }
+  const applied = new Set<string>();
+  if (batch.length > 0) {
+    const json = JSON.stringify(batch);
+    // The attempt rows first: they copy attempt/worker/started_at that the job update then clears.
+    prepare(SQL.ATTEMPT_INSERT_FROM_LEASES).run({ items: json, now });
+    for (const row of prepare(SQL.JOB_FINISH_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
+  }
+  // Each job applied once: a repeated item for the same job was not applied a second time.
+  for (const item of items) {
+    if (applied.delete(item.id)) result.applied.push(item.id);
+    else result.stale.push(item.id);
   }
   return result;
 }
