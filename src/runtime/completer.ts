@@ -4,6 +4,9 @@ import type { Driver, JobFinish } from '../driver/driver.js';
 /** Failures of a single ending, written alone, before a non-transient error makes the completer give up on it. */
 const MAX_SINGLE_FAILURES = 3;
 
+/** Most event-loop turns the first write of a burst waits for more endings (never time: no clock involved). */
+const LINGER_TURNS = 4;
+
 /** Whether a finish was committed or rejected as stale. */
 export type FinishResult = 'applied' | 'stale';
 
@@ -81,8 +84,12 @@ export class Completer {
 
   async #flushLoop(): Promise<void> {
     try {
-      // Yield once so endings produced in the same tick share the first batch.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Yield so endings produced in the same tick share the first batch, and a few turns more while they keep
+      // coming: each commit has a fixed cost (on SQLite, written in this thread), so fewer, larger batches.
+      for (let turns = 0, before = -1; turns < LINGER_TURNS && this.#queue.length > before && this.#queue.length < this.#maxBatch; turns++) {
+        before = this.#queue.length;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       let failures = 0;
       // After a failed batch, endings are written one at a time until one succeeds, so a single ending the
       // database refuses cannot hold back the others.
