@@ -64,14 +64,14 @@ async function preparedOn(driver: Driver): Promise<string[]> {
 }
 
 describe('PostgreSQL prepared statements', () => {
-  it('prepares the claim, endings, heartbeat and enqueue once per connection, and they keep working', async () => {
+  it('prepares the claim, endings, heartbeat and both unkeyed enqueues once per connection, and they keep working', async () => {
     const { driver } = open();
     await driver.migrate();
     await driver.jobInsertMany({ jobs: [makeInsert(), makeInsert()], now: null });
     expect(await runAll(driver)).toBe(2);
     await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
     expect(await runAll(driver)).toBe(1);
-    expect(await preparedOn(driver)).toEqual(['warden_0', 'warden_1', 'warden_2', 'warden_3']);
+    expect(await preparedOn(driver)).toEqual(['warden_0', 'warden_1', 'warden_2', 'warden_3', 'warden_4']);
   });
 
   it('keeps working when a migration adds a column to jobs after the statements were prepared', async () => {

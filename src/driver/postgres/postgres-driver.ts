@@ -87,7 +87,7 @@ export interface PostgresDriverOptions {
  * them for a small batch (claim of 10: 0.15 ms planning, 0.15 ms execution). Each returns a fixed column list (see
  * `JOB_COLUMNS`), so a migration adding a column while this process runs cannot invalidate them.
  */
-const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
+const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
 
 /** States a job can be cancelled from. */
 const CANCELLABLE: readonly JobState[] = ['queued', 'retrying', 'running'];
@@ -165,7 +165,7 @@ export class PostgresDriver implements Driver {
     // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
     this.#pool.on('error', (error) => this.#report(error));
     const keySql = buildPostgresKeyStatements(this.schema);
-    this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
+    this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, jobInsertOneNotify: this.#sql.jobInsertOneNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
     this.#schedules = {
       pool: this.#pool,
       schema: this.schema,

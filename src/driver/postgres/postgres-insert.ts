@@ -15,7 +15,7 @@ import type { PostgresStatements } from './postgres-sql.js';
 export type Run = <R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;
 
 /** The statements the insert path runs. */
-export type PostgresInsertStatements = Pick<PostgresStatements, 'jobInsertNotify'> &
+export type PostgresInsertStatements = Pick<PostgresStatements, 'jobInsertNotify' | 'jobInsertOneNotify'> &
   Pick<PostgresKeyStatements, 'keyLock' | 'jobInsertRound' | 'keyDuplicates'>;
 
 /** How a key deduplicates when the insert does not say: among active jobs, no window, never replacing. */
@@ -38,11 +38,20 @@ type RoundRecord = PgJobRecord & { outcome: 'inserted' | 'replaced' | 'duplicate
  */
 export async function insertUnkeyedJobs(
   run: Run,
-  sql: Pick<PostgresStatements, 'jobInsertNotify'>,
+  sql: Pick<PostgresStatements, 'jobInsertNotify' | 'jobInsertOneNotify'>,
   channel: string,
   jobs: readonly JobInsert[],
   now: Date | null,
 ): Promise<JobInsertResult[]> {
+  if (jobs.length === 1) {
+    const j = jobs[0]!;
+    const { rows } = await run<PgJobRecord>(sql.jobInsertOneNotify, [
+      j.name, j.queue, j.payloadJson, j.priority, j.delayMs, j.runAt, j.maxAttempts, j.scheduleName ?? null, j.tickAt ?? null,
+      j.traceContext ? JSON.stringify(j.traceContext) : null, now, channel,
+    ]);
+    if (rows.length !== 1) throw new Error(`Expected 1 inserted job, got ${rows.length}`);
+    return [{ job: toJobRow(rows[0]!), duplicate: false, replaced: false }];
+  }
   const { rows } = await run<PgJobRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel, traceParams(jobs)]);
   if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
   return rows.map(toJobRow).sort((a, b) => compareIds(a.id, b.id)).map((job) => ({ job, duplicate: false, replaced: false }));

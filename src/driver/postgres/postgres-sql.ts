@@ -140,6 +140,25 @@ FROM ins`;
 }
 
 /**
+ * {@link jobInsertNotifySql} for a single job, with scalar parameters: an application's awaited one-at-a-time
+ * enqueue skips the arrays and `unnest` (~10 % of such a call, most of the rest being the commit).
+ * Params: `$1` name, `$2` queue, `$3` payload (JSON text), `$4` priority, `$5` delay (ms), `$6` run at, `$7` max
+ * attempts, `$8` schedule name, `$9` tick at, `$10` trace context (JSON text), `$11` now, `$12` channel. No key:
+ * keyed inserts go through the `job_keys` lock.
+ */
+export function jobInsertOneNotifySql(s: string): string {
+  return `WITH ins AS (
+INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, schedule_name, tick_at, trace_context,
+                   created_at, updated_at)
+SELECT $1, $2, $3::jsonb, 'queued', $4, coalesce($6::timestamptz, t.now + $5::float8 * interval '1 millisecond'), $7, $8,
+       $9::timestamptz, $10::jsonb, t.now, t.now
+FROM (SELECT ${nowAt(11)} AS now) t
+RETURNING ${JOB_COLUMNS}
+)
+SELECT ins.*, pg_notify($12, ins.queue) FROM ins`;
+}
+
+/**
  * One wake-up per queue. Run on the inserting connection so it is delivered only if that transaction
  * commits. `$1` channel, `$2` distinct queue names.
  */
@@ -420,6 +439,7 @@ export interface PostgresStatements {
   migrationList: string;
   migrationRecord: string;
   jobInsertNotify: string;
+  jobInsertOneNotify: string;
   jobClaim: string;
   jobHeartbeat: string;
   jobFinishMany: string;
@@ -444,6 +464,7 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     migrationList: migrationListSql(s),
     migrationRecord: migrationRecordSql(s),
     jobInsertNotify: jobInsertNotifySql(s),
+    jobInsertOneNotify: jobInsertOneNotifySql(s),
     jobClaim: jobClaimSql(s),
     jobHeartbeat: jobHeartbeatSql(s),
     jobFinishMany: jobFinishManySql(s),
