@@ -97,7 +97,7 @@ export function readSettings(argv: string[] = process.argv.slice(2)): BenchSetti
     latencyIntervalMs: int('BENCH_W3_INTERVAL_MS', 20),
     latencyWarmup: int('BENCH_W3_WARMUP', 10),
     retained: int('BENCH_W5_RETAINED', quick ? 20_000 : 1_000_000),
-    longDrain: int('BENCH_W5_DRAIN', quick ? 5_000 : 200_000),
+    longDrain: int('BENCH_W5_DRAIN', quick ? 5_000 : 1_000_000),
     concurrency: int('BENCH_CONCURRENCY', 10),
     // 500 = graphile-worker's recommended local queue: the ceiling batches at least as much as the best peer.
     rawBatch: int('BENCH_RAW_BATCH', 500),

@@ -27,7 +27,7 @@ async function longDrain(ctx: RepetitionContext): Promise<Record<string, number>
   const jobs = ctx.settings.longDrain;
   return withStore({ ...ctx, id: `${ctx.id}_long` }, async (target, producer) => {
     await bulkEnqueue(ctx.settings, producer, jobs);
-    const result = await drain({ ...ctx, id: `${ctx.id}_long` }, target, producer, jobs, 1, { rssEveryMs: 1_000, trackExecutions: false });
+    const result = await drain({ ...ctx, id: `${ctx.id}_long` }, target, producer, jobs, 1, { rssEveryMs: 250, trackExecutions: false });
     const samples = result.rss.map(([, count, rss]) => ({ x: count, y: rss }));
     const warm = samples.filter((s) => s.x >= jobs * 0.02);
     const trend = warm.filter((s) => s.x >= jobs * 0.1 && s.x < jobs);
@@ -47,7 +47,7 @@ async function longDrain(ctx: RepetitionContext): Promise<Record<string, number>
 export const w5Retained: Workload = {
   id: 'W5',
   title: 'W5 cost growth: retained finished jobs, worker memory',
-  method: (s) => `Per repetition, W1's drain (${s.jobs.toLocaleString('en-US')} jobs, one worker child) on an empty store and on a store seeded with ${s.retained.toLocaleString('en-US')} finished jobs (each a clone of a job Warden really ran, with its attempt row; PostgreSQL then \`VACUUM ANALYZE\`d as autovacuum would have); ratio = retained ÷ empty. Memory: once, a ${s.longDrain.toLocaleString('en-US')}-job drain by one worker child with its RSS sampled every second (execution tracking off, so the samples are the worker's own memory); growth = least-squares slope of RSS over jobs processed after the first 10%.`,
+  method: (s) => `Per repetition, W1's drain (${s.jobs.toLocaleString('en-US')} jobs, one worker child) on an empty store and on a store seeded with ${s.retained.toLocaleString('en-US')} finished jobs (each a clone of a job Warden really ran, with its attempt row; PostgreSQL then \`VACUUM ANALYZE\`d as autovacuum would have); ratio = retained ÷ empty. Memory: once, a ${s.longDrain.toLocaleString('en-US')}-job drain by one worker child with its RSS sampled every 250 ms (execution tracking off, so the samples are the worker's own memory); growth = least-squares slope of RSS over jobs processed after the first 10%.`,
   metrics: [
     { key: 'empty', label: 'drain, empty (jobs/s)', better: 'higher' },
     { key: 'retained', label: 'drain, retained (jobs/s)', better: 'higher' },
