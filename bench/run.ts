@@ -6,6 +6,7 @@
  * `--quick` (BENCH_QUICK=1: small sizes, one repetition), `--reps N`, `--out DIR` (a partial or quick run
  * writes nothing unless given), `--no-write`, `--cpu-prof DIR` (worker children under `node --cpu-prof`).
  * Sizes: BENCH_JOBS, BENCH_SINGLE, BENCH_W3_JOBS, BENCH_W5_RETAINED, BENCH_W5_DRAIN, BENCH_CONCURRENCY, … (settings.ts).
+ * Warden's tuning: BENCH_WARDEN_PREFETCH (default 500; 0 measures the out-of-the-box default), BENCH_WARDEN_POLL.
  * @module
  */
 import { mkdir, writeFile } from 'node:fs/promises';
