@@ -86,14 +86,9 @@ export async function auditAppend(ctx: SqliteContext, params: AuditAppendParams)
     // Read after BEGIN IMMEDIATE took the lock: a later seq never gets an earlier time.
     const at = int((ctx.stmt(SQL.AUDIT_APPEND_TIME).get({ now: nowParam, lastAt: head.at?.getTime() ?? null }) as { at: DbInt }).at);
     const { entries: sealed, dataJson } = sealBatch(params.chain, head, new Date(at), params.entries);
-    const insert = ctx.stmt(SQL.AUDIT_ENTRY_INSERT);
-    for (const [i, e] of sealed.entries()) {
-      insert.run({
-        chain: e.chain, seq: e.seq, at: e.at.getTime(), actor: e.actor, action: e.action, subjectKind: e.subjectKind, subjectId: e.subjectId,
-        jobName: e.jobName, queue: e.queue, before: e.before, after: e.after, reason: e.reason,
-        data: dataJson[i], prevHash: e.prevHash, hash: e.hash,
-      });
-    }
+    // Every entry of a batch has the chain and time of the batch; the rest goes in as one JSON array.
+    const rows = sealed.map((e, i) => [e.seq, e.actor, e.action, e.subjectKind, e.subjectId, e.jobName, e.queue, e.before, e.after, e.reason, dataJson[i], e.prevHash, e.hash]);
+    ctx.stmt(SQL.AUDIT_ENTRIES_INSERT).run({ chain: params.chain, at, entries: JSON.stringify(rows) });
     const last = sealed[sealed.length - 1]!;
     ctx.stmt(SQL.AUDIT_HEAD_SET).run({ chain: params.chain, seq: last.seq, hash: last.hash, at: last.at.getTime() });
     return sealed;
