@@ -80,6 +80,12 @@ export interface ScheduleTriggerParams {
   job: JobInsert;
   actor: string;
   now: Date | null;
+  /**
+   * The schedule's definition, stored first (as a first sync would) when no row of that name exists yet, so a
+   * schedule defined in code can be triggered before any scheduler ran. A removed schedule stays removed: its row
+   * exists, so the trigger fails with `ScheduleNotFoundError` as without this. @default null
+   */
+  define?: ScheduleSyncItem | null;
 }
 
 /** A stored tick. */

@@ -85,7 +85,8 @@ export class ScheduleOperations {
 
   /**
    * Enqueues one run now, recorded as a triggered tick with its actor. Needs the schedule's definition in this
-   * process (its payload is code).
+   * process (its payload is code). A schedule never stored yet (no scheduler has run) is stored first, as a first
+   * sync would; one removed by another deployment stays removed and is not triggered.
    * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule.
    */
   async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date }> {
@@ -95,7 +96,8 @@ export class ScheduleOperations {
     const actor = options.actor ?? 'api';
     const tickAt = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
     const job = await buildJobInsert(def.job, def.payload({ tickAt, scheduleName: name }), { queue: def.queue, priority: def.priority }, this.#payloadLimit);
-    const result = await this.#driver.scheduleTrigger({ name, job, actor, now: this.#clock.sqlNow() });
+    // Its definition goes along, so a schedule no scheduler has stored yet is stored first (a removed one is not).
+    const result = await this.#driver.scheduleTrigger({ name, job, actor, now: this.#clock.sqlNow(), define: toSyncItem(def, tickAt) });
     const jobRef = { id: result.jobId, name: def.job.name, queue: def.queue, scheduleName: name };
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'trigger', actor, reason: options.reason ?? null });
     this.#events.emit('job:enqueued', { job: jobRef, duplicate: false, replaced: false, runAt: result.tickAt, inTransaction: false });

@@ -708,6 +708,32 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await countRows(tdb, 'jobs')).toBe(0);
         expect(await countTable(tdb, 'schedule_ticks')).toBe(0);
       });
+
+      it('with define, stores a schedule never synced (as a first sync would) and triggers it', async () => {
+        const a = item('a', { firstRunAt: at(MINUTE) });
+        const result = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'cli', now: at(2_000), define: a });
+        expect(result.tickAt).toEqual(at(2_000));
+        const row = await listed(tdb.driver, 'a');
+        expect({ ...row, lastTick: null }).toEqual(scheduleRow(a, { createdAt: at(2_000), updatedAt: at(2_000) }));
+        expect([row.lastTick?.kind, row.lastTick?.jobId]).toEqual(['triggered', result.jobId]);
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+      });
+
+      it('with define, leaves a stored schedule as it is, and a removed one removed (ScheduleNotFoundError)', async () => {
+        await sync([item('stored', { firstRunAt: at(MINUTE) }), item('removed')], at(0));
+        await sync([item('stored', { firstRunAt: at(MINUTE) })], at(1_000), true);
+        const before = await listed(tdb.driver, 'stored');
+        const changed = item('stored', { definitionHash: 'another-hash', firstRunAt: at(5 * MINUTE) });
+        await tdb.driver.scheduleTrigger({ name: 'stored', job: makeInsert(), actor: 'cli', now: at(2_000), define: changed });
+        expect({ ...(await listed(tdb.driver, 'stored')), lastTick: null }).toEqual({ ...before, lastTick: null });
+        const error = await expectRejects(
+          tdb.driver.scheduleTrigger({ name: 'removed', job: makeInsert(), actor: 'cli', now: at(3_000), define: item('removed') }),
+          ScheduleNotFoundError,
+        );
+        expect(error.scheduleName).toBe('removed');
+        expect((await tdb.driver.scheduleList()).map((r) => r.name)).toEqual(['stored']);
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+      });
     });
 
     describe('schedulePause / scheduleResume', () => {

@@ -675,6 +675,21 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       expect(await jobsOf(oracle, 'minutely')).toHaveLength(3);
     });
 
+    it('trigger before any scheduler ran stores the schedule first; the scheduler then fires its next tick as usual', async () => {
+      const clock = new FakeClock(T0 + 10 * SECOND);
+      const warden = open({ schedules: [minutely()], clock });
+      const triggered = await warden.schedules.trigger('minutely', { actor: 'alice' });
+      expect(triggered.tickAt.getTime()).toBe(T0 + 10 * SECOND);
+      const [row] = await warden.schedules.list();
+      expect(row).toMatchObject({ name: 'minutely', paused: false, definitionHash: minutely().definitionHash });
+      expect(row?.nextRunAt?.getTime()).toBe(T0 + MINUTE);
+      expect(row?.lastTick).toMatchObject({ kind: 'triggered', actor: 'alice', jobId: triggered.jobId });
+      await warden.runSchedulerOnce();
+      await clock.set(T0 + MINUTE);
+      expect(await warden.runSchedulerOnce()).toBe(1);
+      expect((await jobsOf(oracle, 'minutely')).map((j) => j.tickAt)).toEqual([T0 + 10 * SECOND, T0 + MINUTE]);
+    });
+
     it('trigger twice at the same instant enqueues two runs', async () => {
       const clock = new FakeClock(T0 + 10 * SECOND);
       const warden = open({ schedules: [minutely()], clock });

@@ -33,6 +33,16 @@ SET definition_hash = excluded.definition_hash, spec = excluded.spec, next_run_a
 WHERE sc.definition_hash <> excluded.definition_hash OR sc.removed_at IS NOT NULL`;
 }
 
+/**
+ * Stores one schedule only if no row of its name exists (never synced); a removed or active one is left as it is.
+ * Params: `$1` name, `$2` hash, `$3` spec (JSON text), `$4` first run time, `$5` now.
+ */
+export function scheduleInsertMissingSql(s: string): string {
+  return `INSERT INTO ${s}.schedules (name, definition_hash, spec, next_run_at, created_at, updated_at)
+SELECT $1, $2, $3::jsonb, $4, t.now, t.now FROM (SELECT ${nowAt(5)} AS now) t
+ON CONFLICT (name) DO NOTHING`;
+}
+
 /** Marks every active schedule not in the list removed. Params: `$1` names to keep, `$2` now. */
 export function scheduleRemoveMissingSql(s: string): string {
   return `UPDATE ${s}.schedules SET removed_at = ${nowAt(2)}, updated_at = ${nowAt(2)}
@@ -185,6 +195,7 @@ LIMIT $2`;
 /** Every schedule statement, built once per driver (see {@link buildPostgresScheduleStatements}). */
 export interface PostgresScheduleStatements {
   scheduleUpsert: string;
+  scheduleInsertMissing: string;
   scheduleRemoveMissing: string;
   scheduleDue: string;
   scheduleList: string;
@@ -206,6 +217,7 @@ export function buildPostgresScheduleStatements(schema: string): PostgresSchedul
   const s = quoteIdentifier(schema);
   return {
     scheduleUpsert: scheduleUpsertSql(s),
+    scheduleInsertMissing: scheduleInsertMissingSql(s),
     scheduleRemoveMissing: scheduleRemoveMissingSql(s),
     scheduleDue: scheduleDueSql(s),
     scheduleList: scheduleListSql(s),

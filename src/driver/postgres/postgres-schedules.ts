@@ -102,6 +102,8 @@ export async function scheduleTrigger(
 ): Promise<{ jobId: string; tickAt: Date }> {
   const { name, now } = params;
   return withTransaction(ctx.pool, async (run) => {
+    const d = params.define;
+    if (d) await run(ctx.sql.scheduleInsertMissing, [name, d.definitionHash, d.specJson, d.firstRunAt, now]);
     const locked = await run(ctx.sql.scheduleLockActive, [name]);
     if (locked.rowCount === 0) throw new ScheduleNotFoundError(name);
     const tickAt = (await run<{ tick_at: Date }>(ctx.sql.triggerTickAt, [name, now])).rows[0]?.tick_at;

@@ -23,6 +23,15 @@ SET definition_hash = excluded.definition_hash,
     updated_at = excluded.updated_at
 WHERE schedules.definition_hash <> excluded.definition_hash OR schedules.removed_at IS NOT NULL`;
 
+/**
+ * Stores one schedule only if no row of its name exists (never synced); a removed or active one is left as it is.
+ * Params: `@name, @definitionHash, @spec, @firstRunAt, @now`.
+ */
+export const SCHEDULE_INSERT_MISSING = `
+INSERT INTO schedules (name, definition_hash, spec, paused, next_run_at, last_tick_at, removed_at, created_at, updated_at)
+VALUES (@name, @definitionHash, @spec, 0, @firstRunAt, NULL, NULL, ${NOW}, ${NOW})
+ON CONFLICT (name) DO NOTHING`;
+
 /** Marks every active schedule whose name is not in `@names` (JSON array) removed. Params: `@names, @now`. */
 export const SCHEDULE_REMOVE_MISSING = `
 UPDATE schedules SET removed_at = ${NOW}, updated_at = ${NOW}

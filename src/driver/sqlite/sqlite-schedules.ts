@@ -180,8 +180,11 @@ function writeTick(ctx: SqliteScheduleContext, name: string, tick: PlannedTickWr
 export async function scheduleTrigger(ctx: SqliteScheduleContext, params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
   const { name, job, actor } = params;
   const nowParam = toMs(params.now, 'now');
+  const d = params.define;
+  const define = d ? { name, definitionHash: d.definitionHash, spec: d.specJson, firstRunAt: toMs(d.firstRunAt, 'define.firstRunAt') } : null;
   return ctx.write(() => {
     const now = resolveNow(ctx.stmt, nowParam);
+    if (define) ctx.stmt(SQL.SCHEDULE_INSERT_MISSING).run({ ...define, now });
     if (ctx.stmt(SQL.SCHEDULE_EXISTS_ACTIVE).get({ name }) === undefined) throw new ScheduleNotFoundError(name);
     // Two triggers in the same millisecond are two runs: the later one takes the next free millisecond,
     // as on PostgreSQL, because the tick row's primary key includes the time.
