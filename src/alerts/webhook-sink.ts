@@ -6,7 +6,7 @@
  * @module
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Clock } from '../clock/clock.js';
+import { type Clock, systemClock } from '../clock/clock.js';
 import { AlertDeliveryError } from '../errors.js';
 import type { ResolvedWebhookSink } from './alert-options.js';
 import type { AlertNotice } from './alert-notice.js';
@@ -34,7 +34,7 @@ export interface WebhookVerification {
   signature: string | undefined;
   /** Oldest (and furthest in the future) timestamp accepted, against `now`. @default 300000 (5 minutes) */
   toleranceMs?: number;
-  /** @default Date.now() */
+  /** The receiver's time, ms since the epoch. @default the system clock's now */
   now?: number;
 }
 
@@ -49,7 +49,7 @@ export function verifyWebhookSignature(check: WebhookVerification): boolean {
   const { secret, timestamp, signature } = check;
   if (typeof timestamp !== 'string' || !/^\d{1,12}$/.test(timestamp) || typeof signature !== 'string') return false;
   const toleranceMs = check.toleranceMs ?? 300_000;
-  if (Math.abs((check.now ?? Date.now()) - Number(timestamp) * 1000) > toleranceMs) return false;
+  if (Math.abs((check.now ?? systemClock.now()) - Number(timestamp) * 1000) > toleranceMs) return false;
   const expected = Buffer.from(signWebhook(secret, Number(timestamp), typeof check.body === 'string' ? check.body : check.body.toString('utf8')));
   const given = Buffer.from(signature);
   return given.length === expected.length && timingSafeEqual(given, expected);

@@ -1,3 +1,4 @@
+import { systemClock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { ScheduleRow } from '../driver/schedule-params.js';
 import type { QueueStats } from '../job/job-record.js';
@@ -45,8 +46,8 @@ export class DatabaseSnapshot {
 
   /** The current snapshot, from the cache when fresh enough; null when the database could not be read. */
   get(): Promise<DatabaseSnapshotData | null> {
-    // Real time, not Warden's clock: the cache bounds load on the real database whatever a test's clock says.
-    const now = Date.now();
+    // Real time, not Warden's injected clock: the cache bounds load on the real database whatever a test's clock says.
+    const now = systemClock.now();
     if (this.#cached && now - this.#cached.at < this.#options.cacheMs) return Promise.resolve(this.#cached.data);
     this.#inFlight ??= this.#fetch().finally(() => {
       this.#inFlight = null;
@@ -66,7 +67,7 @@ export class DatabaseSnapshot {
         timeoutMs,
         'the database to answer the metrics queries',
       );
-      this.#cached = { data, at: Date.now() };
+      this.#cached = { data, at: systemClock.now() };
       return data;
     } catch (error) {
       // Stale numbers would hide an outage; serve none until the database answers again.

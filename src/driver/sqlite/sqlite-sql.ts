@@ -165,7 +165,8 @@ WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
 
 /**
  * Records the attempt of a lease that still holds, copying attempt, token, worker and start time from the job
- * before the job update clears them. `changes` = 0 means the lease is stale. Shared by finish and rescue.
+ * before the rescue update clears them. `changes` = 0 means the lease is stale. Rescue's; endings use the batch
+ * form {@link ATTEMPT_INSERT_FROM_LEASES}.
  * Params: `@id, @leaseToken, @outcome, @error` (JSON or NULL), `@now`.
  */
 export const ATTEMPT_INSERT_FROM_LEASE = `
@@ -174,28 +175,11 @@ SELECT id, attempt, lease_token, lease_worker, started_at, ${NOW}, @outcome, @er
 FROM jobs WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
 
 /**
- * Ends an attempt under its lease: to `@state`; `completed`/`dead` get `finished_at`, `retrying`/`queued`
- * become due at `now + @retryDelayMs`. Lease fields are cleared; `lease_token` stays as the fence.
- * `@extendAttempts` (0 or 1) is added to `max_attempts`, so a yielded attempt does not use up the budget.
- * Params: `@id, @leaseToken, @state, @retryDelayMs, @error, @extendAttempts, @now`.
- */
-export const JOB_FINISH = `
-UPDATE jobs
-SET state = @state,
-    last_error = @error,
-    max_attempts = max_attempts + @extendAttempts,
-    lease_worker = NULL,
-    lease_expires_at = NULL,
-    finished_at = CASE WHEN @state IN ('completed','dead') THEN ${NOW} ELSE NULL END,
-    run_at = CASE WHEN @state IN ('retrying','queued') THEN ${NOW} + @retryDelayMs ELSE run_at END,
-    updated_at = ${NOW}
-WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
-
-/**
  * A batch of endings as one JSON array `@items` of `[id, leaseToken, outcome, state, retryDelayMs, error, extend]`
  * (`error`: JSON text or null; `extend`: 0 or 1), ids distinct. Two statements per batch instead of two per job:
- * each statement call costs more than the row work for a no-op job. Same guard and effects as
- * {@link ATTEMPT_INSERT_FROM_LEASE} then {@link JOB_FINISH}, run in that order in one transaction.
+ * each statement call costs more than the row work for a no-op job. Same guard as
+ * {@link ATTEMPT_INSERT_FROM_LEASE}; run before {@link JOB_FINISH_MANY}, in one transaction, since the job update
+ * clears the worker the attempt row copies.
  * The batch is the outer loop and each job is found by rowid: `CROSS JOIN` fixes the order and `NOT INDEXED`
  * (rowid lookups stay allowed) keeps the planner from walking every running job through `jobs_state_id_idx`
  * and scanning the batch for each, which made a batch of 500 cost 50 times more.
@@ -206,7 +190,12 @@ SELECT j.id, j.attempt, j.lease_token, j.lease_worker, j.started_at, @now, i.val
 FROM json_each(@items) AS i CROSS JOIN jobs AS j NOT INDEXED ON j.id = i.value ->> 0
 WHERE j.lease_token = i.value ->> 1 AND j.state = 'running'`;
 
-/** The job updates of {@link ATTEMPT_INSERT_FROM_LEASES}'s batch. Returns the ids applied. */
+/**
+ * The job updates of {@link ATTEMPT_INSERT_FROM_LEASES}'s batch, each under its lease: to its state;
+ * `completed`/`dead` get `finished_at`, `retrying`/`queued` become due at `now + retryDelayMs`; lease fields are
+ * cleared (`lease_token` stays as the fence); `extend` (0 or 1) is added to `max_attempts`, so a yielded attempt
+ * does not use up the budget. Returns the ids applied.
+ */
 export const JOB_FINISH_MANY = `
 UPDATE jobs NOT INDEXED
 SET state = i.value ->> 3,
