@@ -2,7 +2,8 @@
  * The PostgreSQL driver's prepared hot statements (`preparedStatements`, default on): they are prepared once per
  * connection, keep working when another process's migration adds a column to `jobs` (fixed column lists), can be
  * turned off for poolers, and a bad value is refused before any connection. Attempts of discarded and pruned jobs
- * go with them now that migration 0008 dropped the foreign key.
+ * go with them now that migration 0008 dropped the foreign key. The worker's statements (claim, endings, heartbeat)
+ * run on a second pool whose sessions use generic plans.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -10,6 +11,7 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDriver } from '../../src/driver/create-driver.js';
 import type { Driver } from '../../src/driver/driver.js';
+import { WorkerPool } from '../../src/driver/postgres/postgres-worker-pool.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { makeInsert, PG_URL } from '../support/test-databases.js';
 
@@ -64,14 +66,43 @@ async function preparedOn(driver: Driver): Promise<string[]> {
 }
 
 describe('PostgreSQL prepared statements', () => {
-  it('prepares the claim, endings, heartbeat and both unkeyed enqueues once per connection, and they keep working', async () => {
+  it('prepares both unkeyed enqueues once per connection, runs the worker statements elsewhere, and they keep working', async () => {
     const { driver } = open();
     await driver.migrate();
     await driver.jobInsertMany({ jobs: [makeInsert(), makeInsert()], now: null });
     expect(await runAll(driver)).toBe(2);
     await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
     expect(await runAll(driver)).toBe(1);
-    expect(await preparedOn(driver)).toEqual(['warden_0', 'warden_1', 'warden_2', 'warden_3', 'warden_4']);
+    // The claim (warden_0), endings (warden_1) and heartbeat (warden_2) ran on the worker pool's connection.
+    expect(await preparedOn(driver)).toEqual(['warden_3', 'warden_4']);
+  });
+
+  it('plans prepared statements generically on a worker-pool connection, from its first execution', async () => {
+    const errors: unknown[] = [];
+    const pool = new WorkerPool({ connectionString: PG_URL, poolSize: 10, connectTimeoutMs: 5_000, report: (e) => errors.push(e) });
+    try {
+      expect(pool.max).toBe(3);
+      // One connection open at a time, so every statement below runs on the same session.
+      expect((await pool.query<{ plan_cache_mode: string }>({ text: 'SHOW plan_cache_mode' })).rows[0]!.plan_cache_mode).toBe('force_generic_plan');
+      await pool.query({ name: 'probe', text: 'SELECT $1::int + 1 AS n', values: [1] });
+      const { rows } = await pool.query<{ generic_plans: string; custom_plans: string }>({
+        text: `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'probe'`,
+      });
+      // A main-pool session plans its first five executions as custom plans.
+      expect(rows).toEqual([{ generic_plans: '1', custom_plans: '0' }]);
+      // A failed statement discards its connection; the next one is set up again.
+      await expect(pool.query({ text: 'SELECT 1/0' })).rejects.toThrow(/division by zero/);
+      expect((await pool.query<{ plan_cache_mode: string }>({ text: 'SHOW plan_cache_mode' })).rows[0]!.plan_cache_mode).toBe('force_generic_plan');
+    } finally {
+      await pool.end();
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it('takes at most poolSize connections for the worker pool', async () => {
+    const pool = new WorkerPool({ connectionString: PG_URL, poolSize: 1, connectTimeoutMs: 5_000, report: () => {} });
+    expect(pool.max).toBe(1);
+    await pool.end();
   });
 
   it('keeps working when a migration adds a column to jobs after the statements were prepared', async () => {

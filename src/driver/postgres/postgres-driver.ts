@@ -58,6 +58,7 @@ import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
 import * as SQL from './postgres-sql.js';
 import * as Steps from './postgres-steps.js';
+import { WorkerPool } from './postgres-worker-pool.js';
 import { FAST_TYPES } from './postgres-timestamps.js';
 import { buildPostgresStepStatements } from './postgres-steps-sql.js';
 import { CANCELLED_ERROR, LEASE_EXPIRED_ERROR } from './postgres-stored-errors.js';
@@ -83,9 +84,10 @@ export interface PostgresDriverOptions {
 }
 
 /**
- * The statements run once or more per job, prepared once per connection: planning them costs as much as running
- * them for a small batch (claim of 10: 0.15 ms planning, 0.15 ms execution). Each returns a fixed column list (see
- * `JOB_COLUMNS`), so a migration adding a column while this process runs cannot invalidate them.
+ * The statements run once or more per job, prepared once per connection: parsing them costs as much as running
+ * them for a small batch. Each returns a fixed column list (see `JOB_COLUMNS`), so a migration adding a column
+ * while this process runs cannot invalidate them. Prepared is not planned: PostgreSQL still re-plans a prepared
+ * statement while it judges custom plans cheaper, so the worker's three run on the generic-plan worker pool.
  */
 const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
 
@@ -117,6 +119,11 @@ export class PostgresDriver implements Driver {
   readonly schema: string;
 
   readonly #pool: pg.Pool;
+  /**
+   * Where the worker's claim, endings and heartbeats run: with prepared statements, a second small pool whose
+   * sessions plan them generically (`postgres-worker-pool.ts`); without, the main pool.
+   */
+  readonly #workerPool: WorkerPool | null;
   readonly #connectionString: string;
   readonly #onError: (error: unknown) => void;
   readonly #sql: SQL.PostgresStatements;
@@ -164,6 +171,11 @@ export class PostgresDriver implements Driver {
     this.#pool = new pg.Pool({ connectionString: options.connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
     // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
     this.#pool.on('error', (error) => this.#report(error));
+    // Behind a pooler that cannot keep prepared statements (the reason to turn them off), a session setting
+    // cannot be kept either, so there is no worker pool then.
+    this.#workerPool = prepared
+      ? new WorkerPool({ connectionString: options.connectionString, poolSize, connectTimeoutMs, report: (error) => this.#report(error) })
+      : null;
     const keySql = buildPostgresKeyStatements(this.schema);
     this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, jobInsertOneNotify: this.#sql.jobInsertOneNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
     this.#schedules = {
@@ -185,7 +197,7 @@ export class PostgresDriver implements Driver {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.all([...this.#unsubscribes].map((unsubscribe) => unsubscribe()));
-      await this.#pool.end();
+      await Promise.all([this.#pool.end(), this.#workerPool?.end()]);
     })();
     return this.#closing;
   }
@@ -267,7 +279,7 @@ export class PostgresDriver implements Driver {
   async jobClaim(params: JobClaimParams): Promise<JobRow[]> {
     if (params.limit < 1 || params.queues.length === 0) return [];
     // Distinct: each queue's index range is read (and its rows locked) once.
-    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobClaim, [
+    const { rows } = await this.#runWorker<PgJobRecord>(this.#sql.jobClaim, [
       [...new Set(params.queues)], params.limit, params.workerId, params.leaseMs, params.now,
     ]);
     return rows.map(toJobRow);
@@ -277,7 +289,7 @@ export class PostgresDriver implements Driver {
   async jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult> {
     const leases = params.leases.filter((l) => isJobId(l.id));
     if (leases.length === 0) return { applied: [], stale: params.leases.map((l) => l.id) };
-    const { rows } = await this.#run<{ id: string; lease_token: string }>(this.#sql.jobHeartbeat, [
+    const { rows } = await this.#runWorker<{ id: string; lease_token: string }>(this.#sql.jobHeartbeat, [
       leases.map((l) => l.id), leases.map((l) => l.leaseToken), params.leaseMs, params.now,
     ]);
     return splitLeases(params.leases, rows);
@@ -288,7 +300,7 @@ export class PostgresDriver implements Driver {
    * changes nothing. @throws InvalidTransactionError when `tx` is not a pg client.
    */
   async jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult> {
-    const run = Steps.runOn(this.#steps, params.tx);
+    const run = params.tx === undefined ? this.#runWorker : Steps.runOn(this.#steps, params.tx);
     // One statement cannot update a row twice, so only the first item per job is sent; a repeat would be
     // stale anyway (the first moves the job out of `running`).
     const seen = new Set<string>();
@@ -590,10 +602,16 @@ export class PostgresDriver implements Driver {
   }
 
   /** Runs one statement on any pooled connection. */
-  #run: Run = (text, values) => {
+  #run: Run = (text, values) => this.#pool.query(this.#config(text, values));
+
+  /** Runs one of the worker's statements (claim, endings, heartbeat) on the worker pool. */
+  #runWorker: Run = (text, values) => (this.#workerPool ? this.#workerPool.query(this.#config(text, values)) : this.#pool.query(this.#config(text, values)));
+
+  /** A statement's query config: prepared under its short name when it is a hot statement. */
+  #config(text: string, values: unknown[] | undefined): pg.QueryConfig {
     const name = this.#names.get(text);
-    return this.#pool.query(name === undefined ? { text, values, types: FAST_TYPES } : { name, text, values, types: FAST_TYPES });
-  };
+    return name === undefined ? { text, values, types: FAST_TYPES } : { name, text, values, types: FAST_TYPES };
+  }
 
   /** Builds the error for an operator action that matched no row: not found, or in the wrong state. */
   async #stateError(id: string, action: string, allowed: readonly JobState[]): Promise<Error> {
