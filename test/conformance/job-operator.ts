@@ -20,6 +20,9 @@ import {
   insertJobs,
   LEASE_MS,
   leaseOf,
+  openRawSqlite,
+  rawQuery,
+  tableRef,
 } from './helpers.js';
 
 const UNKNOWN_IDS = ['987654321', 'abc', '', '-1', '1.5', '99999999999999999999999'];
@@ -275,6 +278,27 @@ export function exerciseJobOperator(kind: DriverKind): void {
         expect(ids(await tdb.driver.jobList({ queue: 'nope' }))).toEqual([]);
       });
 
+      it('lists every state among thousands of completed jobs; rare states through jobs_rare_state_idx (migration 0009)', async () => {
+        await tdb.driver.jobInsertMany({ jobs: Array.from({ length: 3_000 }, () => makeInsert()), now: at(0) });
+        await rawQuery(tdb, `UPDATE ${tableRef(tdb, 'jobs')} SET state = 'completed', finished_at = created_at`);
+        const byState = new Map<JobState, JobRow>();
+        for (const state of ['dead', 'retrying', 'cancelled', 'running', 'queued'] as const) byState.set(state, await jobIn(state));
+        for (const [state, job] of byState) expect((await tdb.driver.jobList({ state })).map((r) => r.id)).toEqual([job.id]);
+        const completed = await tdb.driver.jobList({ state: 'completed', limit: 1_000 });
+        expect(completed).toHaveLength(1_000);
+        expect(completed.every((r) => r.state === 'completed')).toBe(true);
+        if (tdb.kind === 'postgres') await rawQuery(tdb, `ANALYZE ${tableRef(tdb, 'jobs')}`);
+        const indexes = (await rawQuery(tdb, tdb.kind === 'sqlite'
+          ? `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'`
+          : `SELECT indexname AS name FROM pg_indexes WHERE schemaname = '${tdb.schema}' AND tablename = 'jobs'`)).map((r) => r.name);
+        expect(indexes).toContain('jobs_rare_state_idx');
+        expect(indexes).not.toContain('jobs_state_id_idx');
+        for (const state of ['dead', 'retrying', 'cancelled']) {
+          const plan = await explainJobList(tdb, state);
+          expect(plan, `plan of listing ${state} jobs`).toContain('jobs_rare_state_idx');
+        }
+      });
+
       it('pages backwards with beforeId and limit', async () => {
         const jobs = await insertJobs(tdb.driver, Array.from({ length: 7 }, (_, i) => ({ name: `j${i}` })));
         const newestFirst = [...jobs].reverse().map((j) => j.id);
@@ -315,4 +339,23 @@ export function exerciseJobOperator(kind: DriverKind): void {
       });
     });
   });
+}
+
+/** The query plan (as text) of the driver's own job-list statement filtered by `state`, as the driver runs it. */
+async function explainJobList(tdb: TestDatabase, state: string): Promise<string> {
+  if (tdb.kind === 'sqlite') {
+    const SQL = await import('../../src/driver/sqlite/sqlite-sql.js');
+    const db = openRawSqlite(tdb);
+    try {
+      const sql = SQL.jobListSql({ state: SQL.RARE_STATES.includes(state) ? 'rare' : 'common', queue: false, name: false });
+      const rows = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ state, beforeId: 2n ** 62n, limit: 50 }) as { detail: string }[];
+      return rows.map((r) => r.detail).join('\n');
+    } finally {
+      db.close();
+    }
+  }
+  const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
+  // An unnamed statement with parameters, planned for their values, as the driver's pool runs it.
+  const rows = await rawQuery(tdb, `EXPLAIN ${buildPostgresStatements(tdb.schema!).jobList}`, [state, null, null, null, 50]);
+  return rows.map((r) => String(r['QUERY PLAN'])).join('\n');
 }

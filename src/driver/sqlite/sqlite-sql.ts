@@ -123,8 +123,8 @@ RETURNING *`;
  * Claims up to `@limit` due jobs of the queues in `@queues` (JSON array), skipping paused queues, in
  * `priority, run_at, id` order. Runs inside `BEGIN IMMEDIATE`, which makes the inner SELECT and the UPDATE
  * one atomic step across processes, so the outer UPDATE needs no second state check (PostgreSQL's does).
- * `INDEXED BY jobs_claim_idx`: without ANALYZE statistics the planner prefers jobs_state_id_idx and scans
- * every waiting job of every queue; the partial claim index only holds waiting jobs and is searched per
+ * `INDEXED BY jobs_claim_idx`: without ANALYZE statistics the planner preferred a state index (the
+ * `jobs_state_id_idx` of migrations before 0009) and scanned every waiting job of every queue; the partial claim index only holds waiting jobs and is searched per
  * queue (a statement that could not use it would fail to prepare, rather than silently scan). RETURNING
  * order is unspecified, so the caller sorts. Params: `@queues, @limit, @workerId, @leaseMs, @now`.
  */
@@ -181,8 +181,8 @@ FROM jobs WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
  * {@link ATTEMPT_INSERT_FROM_LEASE}; run before {@link JOB_FINISH_MANY}, in one transaction, since the job update
  * clears the worker the attempt row copies.
  * The batch is the outer loop and each job is found by rowid: `CROSS JOIN` fixes the order and `NOT INDEXED`
- * (rowid lookups stay allowed) keeps the planner from walking every running job through `jobs_state_id_idx`
- * and scanning the batch for each, which made a batch of 500 cost 50 times more.
+ * (rowid lookups stay allowed) keeps the planner from walking every running job through an index on state
+ * (`jobs_lease_idx`, or the `jobs_state_id_idx` of migrations before 0009) and scanning the batch for each, which made a batch of 500 cost 50 times more.
  */
 export const ATTEMPT_INSERT_FROM_LEASES = `
 INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
@@ -212,7 +212,8 @@ RETURNING jobs.id`;
 
 /**
  * Running jobs whose lease expired before now, oldest expiry first. `INDEXED BY jobs_lease_idx` makes this a
- * range scan in expiry order with no sort (unforced, the planner picks jobs_state_id_idx and sorts).
+ * range scan in expiry order with no sort (unforced, the planner picked the
+ * `jobs_state_id_idx` of migrations before 0009 and sorted).
  * Params: `@limit, @now`.
  */
 export const JOB_RESCUE_CANDIDATES = `
@@ -298,22 +299,33 @@ export const JOB_GET = `SELECT * FROM jobs WHERE id = @id`;
 /** A job's finished attempts, oldest first (the lease token grows with every claim). Params: `@id`. */
 export const ATTEMPT_LIST = `SELECT * FROM job_attempts WHERE job_id = @id ORDER BY lease_token`;
 
-/** Which optional filters a {@link jobListSql} statement applies. */
+/** The states `jobs_rare_state_idx` holds, as its `WHERE` says: a query must repeat this term verbatim to use it. */
+export const RARE_STATES_SQL = `state IN ('retrying','dead','cancelled')`;
+
+/** The states `jobs_rare_state_idx` holds (see {@link RARE_STATES_SQL}). */
+export const RARE_STATES: readonly string[] = ['retrying', 'dead', 'cancelled'];
+
+/**
+ * Which optional filters a {@link jobListSql} statement applies. `state`: none, one of {@link RARE_STATES}, or
+ * another state.
+ */
 export interface JobListFilters {
-  state: boolean;
+  state: false | 'rare' | 'common';
   queue: boolean;
   name: boolean;
 }
 
 /**
  * Builds the job list query for a combination of filters. Absent filters are left out of the text rather than
- * written as `@x IS NULL OR …`, which would stop SQLite from using jobs_state_id_idx; at most eight distinct
- * texts exist, and the driver caches each prepared. `@beforeId` is always bound (the largest id when not
- * paging) so the rowid range applies. Params: `@beforeId, @limit`, and `@state, @queue, @name` when enabled.
+ * written as `@x IS NULL OR …`, which would stop SQLite from using an index; a rare state also carries
+ * {@link RARE_STATES_SQL}, since SQLite uses a partial index only when the query repeats its `WHERE` term. At most
+ * twelve distinct texts exist, and the driver caches each prepared. `@beforeId` is always bound (the largest id
+ * when not paging) so the rowid range applies. Params: `@beforeId, @limit`, and `@state, @queue, @name` when enabled.
  */
 export function jobListSql(filters: JobListFilters): string {
   const where = ['id < @beforeId'];
   if (filters.state) where.push('state = @state');
+  if (filters.state === 'rare') where.push(RARE_STATES_SQL);
   if (filters.queue) where.push('queue = @queue');
   if (filters.name) where.push('name = @name');
   return `SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT @limit`;
