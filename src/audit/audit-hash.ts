@@ -5,7 +5,7 @@
  * docs/audit.md ("Canonical form"); change one, change both.
  * @module
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { AuditEntry, AuditEntryInput } from '../driver/audit-params.js';
 import { InvalidOptionError } from '../errors.js';
 
@@ -80,13 +80,28 @@ export function entryHash(prevHash: string, entry: Omit<AuditEntry, 'prevHash' |
   return hashText(prevHash, bodyJson(entry, entry.data === null ? 'null' : canonicalJson(entry.data), JSON.stringify(entry.at.toISOString())));
 }
 
+/**
+ * Node's one-shot `crypto.hash` (Node 20.12+): about half the cost of `createHash().update().digest()` for an
+ * entry-sized text, which is hashed once per entry on append and on verify. Older Node 20 releases lack it.
+ */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 function hashText(prevHash: string, canonical: string): string {
-  return createHash('sha256').update(prevHash + canonical, 'utf8').digest('hex');
+  const input = prevHash + canonical;
+  // A string is hashed as its UTF-8 bytes either way.
+  return oneShotHash ? oneShotHash('sha256', input, 'hex') : crypto.createHash('sha256').update(input, 'utf8').digest('hex');
 }
 
-/** A string field, or null, as canonical JSON. */
-function text(value: string | null): string {
-  return value === null ? 'null' : JSON.stringify(value);
+/** Characters `JSON.stringify` escapes in a string (controls, the quote, the backslash) and UTF-16 surrogates. */
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/**
+ * A string field, or null, as canonical JSON: exactly `JSON.stringify(value)`, without calling it for the plain
+ * strings that are nearly all of them (ten fields an entry; this halves their cost).
+ */
+export function jsonString(value: string | null): string {
+  if (value === null) return 'null';
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
 /**
@@ -96,7 +111,7 @@ function text(value: string | null): string {
  */
 function bodyJson(e: Omit<AuditEntry, 'prevHash' | 'hash'>, dataJson: string, atJson: string): string {
   if (!Number.isSafeInteger(e.seq)) return canonicalJson(hashedBody(e));
-  return `{"action":${text(e.action)},"actor":${text(e.actor)},"after":${text(e.after)},"at":${atJson},"before":${text(e.before)},"chain":${text(e.chain)},"data":${dataJson},"jobName":${text(e.jobName)},"queue":${text(e.queue)},"reason":${text(e.reason)},"seq":${e.seq},"subjectId":${text(e.subjectId)},"subjectKind":${text(e.subjectKind)}}`;
+  return `{"action":${jsonString(e.action)},"actor":${jsonString(e.actor)},"after":${jsonString(e.after)},"at":${atJson},"before":${jsonString(e.before)},"chain":${jsonString(e.chain)},"data":${dataJson},"jobName":${jsonString(e.jobName)},"queue":${jsonString(e.queue)},"reason":${jsonString(e.reason)},"seq":${e.seq},"subjectId":${jsonString(e.subjectId)},"subjectKind":${jsonString(e.subjectKind)}}`;
 }
 
 /**
