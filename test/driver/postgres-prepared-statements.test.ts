@@ -99,6 +99,22 @@ describe('PostgreSQL prepared statements', () => {
     expect(errors).toEqual([]);
   });
 
+  it('reports a setting the server refuses and runs the statement anyway, on custom plans', async () => {
+    const errors: unknown[] = [];
+    const pool = new WorkerPool({
+      connectionString: PG_URL, poolSize: 1, connectTimeoutMs: 5_000, report: (e) => errors.push(e), setupSql: 'SET plan_cache_mode = nonsense',
+    });
+    try {
+      expect((await pool.query<{ plan_cache_mode: string }>({ text: 'SHOW plan_cache_mode' })).rows[0]!.plan_cache_mode).toBe('auto');
+      expect((await pool.query<{ one: number }>({ text: 'SELECT 1 AS one' })).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await pool.end();
+    }
+    // Once per connection, not once per statement.
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/plan_cache_mode/);
+  });
+
   it('takes at most poolSize connections for the worker pool', async () => {
     const pool = new WorkerPool({ connectionString: PG_URL, poolSize: 1, connectTimeoutMs: 5_000, report: () => {} });
     expect(pool.max).toBe(1);

@@ -21,7 +21,7 @@ import pg from 'pg';
  * completer, heartbeater), each one at a time. */
 export const WORKER_POOL_MAX = 3;
 
-/** The statement each worker-pool connection runs once, before anything else (queued first on the client). */
+/** The statement each worker-pool connection runs once, before its first statement. */
 export const GENERIC_PLANS_SQL = 'SET plan_cache_mode = force_generic_plan';
 
 /** What {@link WorkerPool} needs. */
@@ -30,17 +30,23 @@ export interface WorkerPoolOptions {
   /** The driver's `poolSize`; the worker pool takes at most {@link WORKER_POOL_MAX} of it. */
   poolSize: number;
   connectTimeoutMs: number;
-  /** Receives errors of idle connections. */
+  /** Receives errors of idle connections, and a refused setting. */
   report: (error: unknown) => void;
+  /** The statement each new connection runs first. @default {@link GENERIC_PLANS_SQL} */
+  setupSql?: string;
 }
 
 /** A pool whose every connection uses generic plans for prepared statements. */
 export class WorkerPool {
   readonly #pool: pg.Pool;
-  /** Connections that ran {@link GENERIC_PLANS_SQL}. A destroyed connection is dropped with its entry. */
+  readonly #report: (error: unknown) => void;
+  readonly #setupSql: string;
+  /** Connections that ran the setup statement (or tried to). A destroyed connection is dropped with its entry. */
   readonly #ready = new WeakSet<pg.PoolClient>();
 
   constructor(options: WorkerPoolOptions) {
+    this.#report = options.report;
+    this.#setupSql = options.setupSql ?? GENERIC_PLANS_SQL;
     this.#pool = new pg.Pool({
       connectionString: options.connectionString,
       max: Math.min(options.poolSize, WORKER_POOL_MAX),
@@ -57,7 +63,9 @@ export class WorkerPool {
 
   /**
    * Runs one statement, on a connection set to generic plans first (once per connection, awaited, so the
-   * setting is in place before the statement). As `pg.Pool.query`, a failed statement discards its connection.
+   * setting is in place before the statement). A server that refuses the setting is reported and the connection
+   * used as it is (custom plans, as on the main pool): the setting is an optimization, never a reason to stop
+   * claiming. As `pg.Pool.query`, a failed statement discards its connection.
    */
   async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
     const client = await this.#pool.connect();
@@ -70,8 +78,8 @@ export class WorkerPool {
     client.on('error', onError);
     try {
       if (!this.#ready.has(client)) {
-        await client.query(GENERIC_PLANS_SQL);
         this.#ready.add(client);
+        await client.query(this.#setupSql).catch((error: unknown) => this.#report(error));
       }
       const result = await client.query<R>(config);
       client.removeListener('error', onError);
