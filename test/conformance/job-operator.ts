@@ -347,7 +347,7 @@ async function explainJobList(tdb: TestDatabase, state: string): Promise<string>
     const SQL = await import('../../src/driver/sqlite/sqlite-sql.js');
     const db = openRawSqlite(tdb);
     try {
-      const sql = SQL.jobListSql({ state: SQL.RARE_STATES.includes(state) ? 'rare' : 'common', queue: false, name: false });
+      const sql = SQL.jobListSql({ state: SQL.jobListStateFilter(state), queue: false, name: false });
       const rows = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ state, beforeId: 2n ** 62n, limit: 50 }) as { detail: string }[];
       return rows.map((r) => r.detail).join('\n');
     } finally {

@@ -605,7 +605,10 @@ export class PostgresDriver implements Driver {
   #run: Run = (text, values) => this.#pool.query(this.#config(text, values));
 
   /** Runs one of the worker's statements (claim, endings, heartbeat) on the worker pool. */
-  #runWorker: Run = (text, values) => (this.#workerPool ? this.#workerPool.query(this.#config(text, values)) : this.#pool.query(this.#config(text, values)));
+  #runWorker: Run = (text, values) => {
+    const config = this.#config(text, values);
+    return this.#workerPool ? this.#workerPool.query(config) : this.#pool.query(config);
+  };
 
   /** A statement's query config: prepared under its short name when it is a hot statement. */
   #config(text: string, values: unknown[] | undefined): pg.QueryConfig {

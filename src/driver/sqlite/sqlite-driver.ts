@@ -380,8 +380,7 @@ export class SqliteDriver implements Driver {
     if (beforeId !== undefined && (typeof beforeId !== 'string' || !/^[0-9]{1,19}$/.test(beforeId))) {
       throw new InvalidOptionError('beforeId', beforeId, 'a job id (a decimal string)');
     }
-    const stateFilter = state === undefined ? false : SQL.RARE_STATES.includes(state) ? 'rare' : 'common';
-    const sql = SQL.jobListSql({ state: stateFilter, queue: queue !== undefined, name: name !== undefined });
+    const sql = SQL.jobListSql({ state: SQL.jobListStateFilter(state), queue: queue !== undefined, name: name !== undefined });
     const bind: Record<string, unknown> = { beforeId: beforeId === undefined ? NO_BEFORE_ID : BigInt(beforeId), limit };
     if (state !== undefined) bind.state = state;
     if (queue !== undefined) bind.queue = queue;

@@ -302,14 +302,20 @@ export const JOB_GET = `SELECT * FROM jobs WHERE id = @id`;
 /** A job's finished attempts, oldest first (the lease token grows with every claim). Params: `@id`. */
 export const ATTEMPT_LIST = `SELECT * FROM job_attempts WHERE job_id = @id ORDER BY lease_token`;
 
-/** The states `jobs_rare_state_idx` holds, as its `WHERE` says: a query must repeat this term verbatim to use it. */
-export const RARE_STATES_SQL = `state IN ('retrying','dead','cancelled')`;
+/** The states `jobs_rare_state_idx` holds (migration 0009), in the order of its `WHERE`. */
+const RARE_STATES: readonly string[] = ['retrying', 'dead', 'cancelled'];
 
-/** The states `jobs_rare_state_idx` holds (see {@link RARE_STATES_SQL}). */
-export const RARE_STATES: readonly string[] = ['retrying', 'dead', 'cancelled'];
+/** `jobs_rare_state_idx`'s `WHERE` term, as the index has it: a query must repeat it to use the index. */
+export const RARE_STATES_SQL = `state IN (${RARE_STATES.map((state) => `'${state}'`).join(',')})`;
+
+/** The state filter of {@link jobListSql} for listing `state` (undefined: no filter). */
+export function jobListStateFilter(state: string | undefined): JobListFilters['state'] {
+  if (state === undefined) return false;
+  return RARE_STATES.includes(state) ? 'rare' : 'common';
+}
 
 /**
- * Which optional filters a {@link jobListSql} statement applies. `state`: none, one of {@link RARE_STATES}, or
+ * Which optional filters a {@link jobListSql} statement applies. `state`: none, one of the states `jobs_rare_state_idx` holds, or
  * another state.
  */
 export interface JobListFilters {
