@@ -179,6 +179,32 @@ export class MigrationRequiredError extends WardenError {
   }
 }
 
+/** A row `PRAGMA foreign_key_check` reported: its table and rowid, and the table its reference finds no row in. */
+export interface ForeignKeyViolation {
+  table: string;
+  rowid: number | bigint | null;
+  parent: string;
+  fkid: number;
+}
+
+/**
+ * A migration that rebuilt tables left rows whose references find no row (SQLite). The migration's transaction
+ * was rolled back: the schema is as it was before.
+ */
+export class MigrationIntegrityError extends WardenError {
+  readonly migration: string;
+  readonly violations: readonly ForeignKeyViolation[];
+  constructor(migration: string, violations: readonly ForeignKeyViolation[]) {
+    const first = violations[0];
+    super(
+      'MIGRATION_INTEGRITY',
+      `Expected every reference to find its row after migration ${migration}, got ${violations.length} broken (first: ${first?.table} row ${String(first?.rowid)} -> ${first?.parent}); nothing was applied`,
+    );
+    this.migration = migration;
+    this.violations = violations;
+  }
+}
+
 /** A transaction handle passed as `tx` is not of the kind this driver can write through. */
 export class InvalidTransactionError extends WardenError {
   constructor(expected: string, got: unknown) {

@@ -263,4 +263,12 @@ CREATE INDEX jobs_rare_state_idx ON {{schema}}.jobs (state, id) WHERE state IN (
 DROP INDEX {{schema}}.jobs_state_id_idx;
 `,
   },
+  {
+    name: '0010_constraints_without_in_lists',
+    sql: `
+-- Numbering kept in step with SQLite, whose 0010 rewrites IN lists in CHECK constraints and partial-index
+-- conditions as chains of OR (a per-row cost there). PostgreSQL evaluates such a list as one array comparison.
+SELECT 1;
+`,
+  },
 ];

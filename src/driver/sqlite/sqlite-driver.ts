@@ -17,7 +17,7 @@
  */
 import type Database from 'better-sqlite3';
 import { DEFAULT_SQLITE_WAKEUP_MS, watchDataVersion } from './sqlite-wakeup.js';
-import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError } from '../../errors.js';
+import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError, MigrationIntegrityError, type ForeignKeyViolation } from '../../errors.js';
 import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
@@ -190,8 +190,13 @@ export class SqliteDriver implements Driver {
 
   // ------------------------------------------------------------------------------------------ migrations
 
+  /** @throws MigrationIntegrityError when a table rebuild left a reference broken (nothing is applied then). */
   async migrate(): Promise<MigrateResult> {
-    return this.#write(() => {
+    // A table rebuild needs foreign keys off, which SQLite ignores inside a transaction: whether one is pending is
+    // read first; the write re-reads what is applied under its lock, so a concurrent migrate changes nothing here.
+    const { pending } = await this.migrationStatus();
+    const rebuilds = SQLITE_MIGRATIONS.some((m) => m.rebuildsTables === true && pending.includes(m.name));
+    const apply = (): MigrateResult => {
       const db = this.#connected();
       db.exec(SQL.MIGRATIONS_TABLE_CREATE);
       const done = new Set(this.#appliedMigrations());
@@ -199,11 +204,16 @@ export class SqliteDriver implements Driver {
       for (const migration of SQLITE_MIGRATIONS) {
         if (done.has(migration.name)) continue;
         db.exec(migration.sql);
+        if (migration.rebuildsTables === true) {
+          const violations = db.prepare(SQL.FOREIGN_KEY_CHECK).all() as ForeignKeyViolation[];
+          if (violations.length > 0) throw new MigrationIntegrityError(migration.name, violations);
+        }
         this.#stmt(SQL.MIGRATION_RECORD).run({ name: migration.name, now: null });
         applied.push(migration.name);
       }
       return { applied, current: this.#appliedMigrations() };
-    });
+    };
+    return rebuilds ? this.#writeWithoutForeignKeys(apply) : this.#write(apply);
   }
 
   async migrationStatus(): Promise<MigrationStatus> {
@@ -587,6 +597,26 @@ export class SqliteDriver implements Driver {
       const inTransaction = this.#inTransaction;
       if (!inTransaction) throw closedError();
       return inTransaction.immediate(fn) as T;
+    });
+  }
+
+  /**
+   * {@link #write} with foreign keys off for the transaction (a table rebuild). Switching them off and back on
+   * happens in the same synchronous step as the transaction, so no other statement of this connection runs
+   * without them; other connections keep theirs.
+   */
+  async #writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
+    await this.#connection();
+    return this.#retryBusy(() => {
+      const inTransaction = this.#inTransaction;
+      if (!inTransaction) throw closedError();
+      const db = this.#connected();
+      db.exec(SQL.PRAGMA_FOREIGN_KEYS_OFF);
+      try {
+        return inTransaction.immediate(fn) as T;
+      } finally {
+        db.exec(SQL.PRAGMA_FOREIGN_KEYS_ON);
+      }
     });
   }
 

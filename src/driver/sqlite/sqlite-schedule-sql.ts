@@ -1,10 +1,10 @@
 /**
  * The SQL of the SQLite driver's schedule operations (`sqlite-schedules.ts`), and nothing else. Same conventions
  * as `sqlite-sql.ts`: values are named parameters, time is `@now` (ms or `NULL` for the database clock), and the
- * only `${…}` splices in the constant fragments `NOW`, `ACTIVE_STATES_SQL` and `SCHEDULE_SELECT`.
+ * only `${…}` splices in the constant fragments `NOW`, `ACTIVE_STATES_TERM` and `SCHEDULE_SELECT`.
  * @module
  */
-import { ACTIVE_STATES_SQL, NOW } from './sqlite-sql.js';
+import { ACTIVE_STATES_TERM, NOW } from './sqlite-sql.js';
 
 /**
  * Upserts one schedule of the code's list. New name: inserted, due at `@firstRunAt`. Existing name whose hash
@@ -113,7 +113,7 @@ RETURNING name`;
  */
 export const JOB_SCHEDULE_ACTIVE_IDS = `
 SELECT id FROM jobs
-WHERE schedule_name = @name AND state IN ${ACTIVE_STATES_SQL}
+WHERE schedule_name = @name AND ${ACTIVE_STATES_TERM}
 ORDER BY id`;
 
 /**
@@ -122,7 +122,7 @@ ORDER BY id`;
  */
 export const JOB_SCHEDULE_BLOCKING = `
 SELECT id FROM jobs
-WHERE schedule_name = @name AND state IN ${ACTIVE_STATES_SQL}
+WHERE schedule_name = @name AND ${ACTIVE_STATES_TERM}
   AND state IN (SELECT value FROM json_each(@states))
 LIMIT 1`;
 

@@ -2,11 +2,11 @@
  * The SQL statements of the SQLite driver's connection, migrations, jobs and queues (docs/driver-contract.md, "SQL
  * in one place"). Schedule statements live in `sqlite-schedule-sql.ts`, lease-lock statements in
  * `sqlite-lock-sql.ts`, and step/checkpoint statements in `sqlite-step-sql.ts`; they follow the conventions below
- * and reuse {@link NOW} and {@link ACTIVE_STATES_SQL}.
+ * and reuse {@link NOW}, {@link ACTIVE_STATES_SQL} and {@link ACTIVE_STATES_TERM}.
  *
  * Conventions:
  * - Values are always named parameters (`@name`); nothing is ever interpolated. The only `${…}` in this file
- *   splices in the constant fragments {@link NOW} and {@link ACTIVE_STATES_SQL}.
+ *   splices in constant fragments ({@link NOW}, the state lists and terms built from constants here).
  * - Time: every time-dependent statement takes `@now`, integer milliseconds since the epoch or `NULL`. `NULL`
  *   means the database clock. SQLite keeps the clock fixed for the duration of one `sqlite3_step()`, so all
  *   uses of {@link NOW} inside one statement agree; multi-statement transactions resolve `@now` once with
@@ -25,6 +25,18 @@ export const NOW = `coalesce(@now, CAST(unixepoch('subsec') * 1000 AS INTEGER))`
 /** The states in which a job may still run (a keyed insert's default duplicate states). */
 export const ACTIVE_STATES_SQL = `('queued','retrying','running')`;
 
+/**
+ * `state` is one of `states`, written as a chain of OR rather than an IN list: the form the partial indexes of
+ * migration 0010 have (in a constraint or index condition an IN list of more than two constants costs a
+ * temporary table per row). A query must repeat an index's term in this form for SQLite to use the index.
+ */
+export function stateIsOneOf(states: readonly string[]): string {
+  return `(${states.map((state) => `state = '${state}'`).join(' OR ')})`;
+}
+
+/** `jobs_schedule_active_idx`'s state term (migration 0010): the job may still run. */
+export const ACTIVE_STATES_TERM = stateIsOneOf(['queued', 'retrying', 'running']);
+
 // ---------------------------------------------------------------------------------------------- connection
 
 /** Switches the file to write-ahead logging so readers never block the single writer. Needs a brief lock. */
@@ -38,6 +50,12 @@ export const PRAGMA_SYNCHRONOUS_FULL = `PRAGMA synchronous = FULL`;
 
 /** Enforces job_attempts/job_steps -> jobs references (off by default in SQLite, per connection). */
 export const PRAGMA_FOREIGN_KEYS_ON = `PRAGMA foreign_keys = ON`;
+
+/** Lifts the references for a table rebuild (a migration); a no-op inside a transaction, so set before one. */
+export const PRAGMA_FOREIGN_KEYS_OFF = `PRAGMA foreign_keys = OFF`;
+
+/** Rows whose reference finds no parent: `table, rowid, parent, fkid` each. Checked before a rebuild commits. */
+export const FOREIGN_KEY_CHECK = `PRAGMA foreign_key_check`;
 
 /**
  * Opens a `Driver.transaction`: takes the write lock up front, like every driver write, so the application's
@@ -302,11 +320,11 @@ export const JOB_GET = `SELECT * FROM jobs WHERE id = @id`;
 /** A job's finished attempts, oldest first (the lease token grows with every claim). Params: `@id`. */
 export const ATTEMPT_LIST = `SELECT * FROM job_attempts WHERE job_id = @id ORDER BY lease_token`;
 
-/** The states `jobs_rare_state_idx` holds (migration 0009), in the order of its `WHERE`. */
+/** The states `jobs_rare_state_idx` holds (migrations 0009, 0010), in the order of its `WHERE`. */
 const RARE_STATES: readonly string[] = ['retrying', 'dead', 'cancelled'];
 
-/** `jobs_rare_state_idx`'s `WHERE` term, as the index has it: a query must repeat it to use the index. */
-export const RARE_STATES_SQL = `state IN (${RARE_STATES.map((state) => `'${state}'`).join(',')})`;
+/** `jobs_rare_state_idx`'s `WHERE` term, as the index has it (0010): a query must repeat it to use the index. */
+export const RARE_STATES_SQL = stateIsOneOf(RARE_STATES);
 
 /** The state filter of {@link jobListSql} for listing `state` (undefined: no filter). */
 export function jobListStateFilter(state: string | undefined): JobListFilters['state'] {
