@@ -80,7 +80,7 @@ export function renderReport(run: RunResult): string {
     `**Warden code measured:** ${run.code}. Worker children load Warden from \`src/\` through tsx when they start, so the run measures the tree as it was then.`,
     '',
     '**Noise:** this is a shared 2-core machine: other agents may run test suites during the run, so single figures can move by tens of percent. ' +
-      'Each figure is the median of the repetitions with its range (min–max) in brackets; repetitions are interleaved across systems so a burst of outside load does not land on one system only. Ratios are of medians from this same run.',
+      'Each figure is the median of the repetitions with its range (min–max) in brackets; repetitions are interleaved across systems so a burst of outside load does not land on one system only, and before each one the run forces a PostgreSQL `CHECKPOINT` and waits (at most 10 s) until the CPUs are 85 % idle, so no system pays for the background work the previous one left. Ratios are of medians from this same run.',
     '',
     '## Settings',
     '',

@@ -16,6 +16,7 @@ import { renderChart } from './chart.js';
 import { describeMachine } from './machine.js';
 import { describeCode } from './provenance.js';
 import { renderReport } from './report.js';
+import { settle } from './settle.js';
 import type { RunResult, SystemOutcome, WorkloadOutcome } from './results.js';
 import { readSettings, type WorkloadId } from './settings.js';
 import { figure } from './stats.js';
@@ -57,6 +58,7 @@ for (const id of settings.workloads) {
     for (const system of runnable) {
       const runId = `${system.name.replace(/-/g, '')}_${id.toLowerCase()}_${rep}_${process.pid}`;
       try {
+        await settle(settings.pgUrl);
         const values = await workload.measure({ settings, system, id: runId, rep });
         const bySystem = samples.get(system.name) ?? {};
         for (const [key, value] of Object.entries(values)) (bySystem[key] ??= []).push(value);

@@ -54,7 +54,10 @@ async function stop(): Promise<void> {
   await worker?.stop();
   if (progressTimer) clearInterval(progressTimer);
   if (rssTimer) clearInterval(rssTimer);
-  send({ type: 'stopped', count, executions, latencies, rss, at: now() });
+  // The report can be large (an execution index per job): disconnect only once it has gone out, or it is lost.
+  await new Promise<void>((resolve, reject) => {
+    process.send!({ type: 'stopped', count, executions, latencies, rss, at: now() } satisfies ChildReport, undefined, {}, (error) => (error ? reject(error) : resolve()));
+  });
   // Exit on our own (not by a signal), so `--cpu-prof` writes its profile.
   process.disconnect();
   setTimeout(() => process.exit(0), 200).unref();
