@@ -56,7 +56,9 @@ export class WorkerProcess {
     const profile = options.profileName && settings.cpuProfDir
       ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfDir, '--cpu-prof-name', `${options.profileName}.cpuprofile`]
       : [];
-    const proc = fork(CHILD, [], { execArgv: ['--import', 'tsx', ...profile], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    // A child sampling its memory collects garbage before each sample (see worker-child.ts).
+    const gc = (options.rssEveryMs ?? 0) > 0 ? ['--expose-gc'] : [];
+    const proc = fork(CHILD, [], { execArgv: ['--import', 'tsx', ...gc, ...profile], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     const child = new WorkerProcess(proc);
     live.add(child);
     await child.#waitReport('loaded', 60_000);
