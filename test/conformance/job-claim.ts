@@ -40,6 +40,21 @@ export function exerciseJobClaim(kind: DriverKind): void {
       expect(await getJob(tdb.driver, job.id)).toEqual(expected);
     });
 
+    it('returns each claimed job exactly as stored, on the database clock too', async () => {
+      // PostgreSQL's claim does not send back the fields it sets to known values (state, worker, start and update
+      // time, the latter derived from the lease's expiry): what the caller gets must still equal the stored row,
+      // also when the time is the database's own (microseconds there, milliseconds in a Date).
+      const jobs = await insertJobs(tdb.driver, [{ name: 'a' }, { name: 'b', key: 'k-b', payloadJson: '{"deep":{"x":[1,2]}}' }, { name: 'c', priority: -1 }], null);
+      const claimed = await tdb.driver.jobClaim({ queues: ['default'], limit: 10, workerId: 'worker-db-clock', leaseMs: 12_345, now: null });
+      expect(claimed.map((j) => j.name).sort()).toEqual(['a', 'b', 'c']);
+      for (const job of claimed) {
+        expect(job, job.name).toEqual(await getJob(tdb.driver, job.id));
+        expect(job.leaseExpiresAt!.getTime() - job.startedAt!.getTime()).toBe(12_345);
+        expect([job.state, job.leaseWorker, job.updatedAt]).toEqual(['running', 'worker-db-clock', job.startedAt]);
+      }
+      expect(jobs).toHaveLength(3);
+    });
+
     it('returns nothing when nothing is due', async () => {
       expect(await claim(tdb.driver)).toEqual([]);
       await insertJob(tdb.driver, { delayMs: 1_000 });

@@ -52,7 +52,7 @@ import { buildPostgresLockStatements } from './postgres-lock-sql.js';
 import * as Locks from './postgres-locks.js';
 import * as Retention from './postgres-retention.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
-import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
+import { isJobId, toAttemptRow, toClaimedJobRow, toJobRow, type PgAttemptRecord, type PgClaimRecord, type PgJobRecord } from './postgres-rows.js';
 import { scheduleAdvance } from './postgres-schedule-advance.js';
 import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
@@ -279,10 +279,12 @@ export class PostgresDriver implements Driver {
   async jobClaim(params: JobClaimParams): Promise<JobRow[]> {
     if (params.limit < 1 || params.queues.length === 0) return [];
     // Distinct: each queue's index range is read (and its rows locked) once.
-    const { rows } = await this.#runWorker<PgJobRecord>(this.#sql.jobClaim, [
-      [...new Set(params.queues)], params.limit, params.workerId, params.leaseMs, params.now,
+    // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
+    const leaseMs = Math.trunc(params.leaseMs);
+    const { rows } = await this.#runWorker<PgClaimRecord>(this.#sql.jobClaim, [
+      [...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now,
     ]);
-    return rows.map(toJobRow);
+    return rows.map((r) => toClaimedJobRow(r, params.workerId, leaseMs));
   }
 
   /** Extends each lease still held; the others are reported stale. */

@@ -44,6 +44,24 @@ export interface PgJobRecord {
   trace_context?: Record<string, string> | null;
 }
 
+/** A claimed row as the claim returns it (`CLAIM_COLUMNS`): without the fields the claim sets to known values. */
+export type PgClaimRecord = Omit<PgJobRecord, 'state' | 'lease_worker' | 'started_at' | 'updated_at'> & { lease_expires_at: Date };
+
+/**
+ * Maps a claimed row to a {@link JobRow}, filling in what the claim set: `running`, this worker, and the claim's
+ * time (`lease_expires_at - leaseMs`, exact to the millisecond a Date holds, for a whole-millisecond lease).
+ */
+export function toClaimedJobRow(r: PgClaimRecord, workerId: string, leaseMs: number): JobRow {
+  // Completed in place: the row object is the driver's own, fresh from pg.
+  const row = r as PgJobRecord;
+  const claimedAt = r.lease_expires_at.getTime() - leaseMs;
+  row.state = 'running';
+  row.lease_worker = workerId;
+  row.started_at = new Date(claimedAt);
+  row.updated_at = new Date(claimedAt);
+  return toJobRow(row);
+}
+
 /** A `job_steps` row as `pg` returns it. */
 export interface PgStepRecord {
   job_id: string;
