@@ -5,6 +5,7 @@
  * @module
  */
 import { now } from '../clock.js';
+import { settle } from '../settle.js';
 import { slope } from '../stats.js';
 import { bulkEnqueue, drain, withStore, type RepetitionContext, type Workload } from './workload.js';
 
@@ -16,6 +17,9 @@ async function drainRate(ctx: RepetitionContext, suffix: string, retained: numbe
       const t0 = now();
       await ctx.system.seedFinished!(target, retained);
       console.log(`    seeded ${retained.toLocaleString('en-US')} finished jobs in ${((now() - t0) / 1000).toFixed(1)} s`);
+      // The question is what a million rows cost the drain, not what writing them just now does: PostgreSQL's
+      // checkpoint of the seeded pages and autovacuum would otherwise run during the measured drain.
+      await settle(ctx.settings.pgUrl);
     }
     await bulkEnqueue(ctx.settings, producer, ctx.settings.jobs);
     return (await drain({ ...ctx, id: `${ctx.id}_${suffix}` }, target, producer, ctx.settings.jobs, 1)).perSec;
@@ -50,7 +54,7 @@ async function longDrain(ctx: RepetitionContext): Promise<Record<string, number>
 export const w5Retained: Workload = {
   id: 'W5',
   title: 'W5 cost growth: retained finished jobs, worker memory',
-  method: (s) => `Per repetition, W1's drain (${s.jobs.toLocaleString('en-US')} jobs, one worker child) on an empty store and on a store seeded with ${s.retained.toLocaleString('en-US')} finished jobs (each a clone of a job Warden really ran, with its attempt row; PostgreSQL then \`VACUUM ANALYZE\`d as autovacuum would have); ratio = retained ÷ empty. Memory: once, a ${s.longDrain.toLocaleString('en-US')}-job drain by one worker child with its RSS sampled every 250 ms, each sample right after a full garbage collection (\`--expose-gc\`: memory the worker holds, not garbage V8 has yet to collect; without it V8's old-space sawtooth, about 1.2M jobs long on the SQLite worker, reads as growth over a 1M-job drain) and with execution tracking off, so the samples are the worker's own memory; growth = least-squares slope of RSS over jobs processed after the first 10% (the target's figure), and over the second half alone (a leak grows there as much as anywhere).`,
+  method: (s) => `Per repetition, W1's drain (${s.jobs.toLocaleString('en-US')} jobs, one worker child) on an empty store and on a store seeded with ${s.retained.toLocaleString('en-US')} finished jobs (each a clone of a job Warden really ran, with its attempt row; PostgreSQL then \`VACUUM ANALYZE\`d as autovacuum would have; SQLite's WAL checkpointed into the file, PostgreSQL \`CHECKPOINT\`ed and the machine left to settle, so the drain measures the rows' presence, not the cost of having just written them); ratio = retained ÷ empty. Memory: once, a ${s.longDrain.toLocaleString('en-US')}-job drain by one worker child with its RSS sampled every 250 ms, each sample right after a full garbage collection (\`--expose-gc\`: memory the worker holds, not garbage V8 has yet to collect; without it V8's old-space sawtooth, about 1.2M jobs long on the SQLite worker, reads as growth over a 1M-job drain) and with execution tracking off, so the samples are the worker's own memory; growth = least-squares slope of RSS over jobs processed after the first 10% (the target's figure), and over the second half alone (a leak grows there as much as anywhere).`,
   metrics: [
     { key: 'empty', label: 'drain, empty (jobs/s)', better: 'higher' },
     { key: 'retained', label: 'drain, retained (jobs/s)', better: 'higher' },
