@@ -54,7 +54,7 @@ async function longDrain(ctx: RepetitionContext): Promise<Record<string, number>
 export const w5Retained: Workload = {
   id: 'W5',
   title: 'W5 cost growth: retained finished jobs, worker memory',
-  method: (s) => `Per repetition, W1's drain (${s.jobs.toLocaleString('en-US')} jobs, one worker child) on an empty store and on a store seeded with ${s.retained.toLocaleString('en-US')} finished jobs (each a clone of a job Warden really ran, with its attempt row; PostgreSQL then \`VACUUM ANALYZE\`d as autovacuum would have; SQLite's WAL checkpointed into the file, PostgreSQL \`CHECKPOINT\`ed and the machine left to settle, so the drain measures the rows' presence, not the cost of having just written them); ratio = retained ÷ empty. Memory: once, a ${s.longDrain.toLocaleString('en-US')}-job drain by one worker child with its RSS sampled every 250 ms, each sample right after a full garbage collection (\`--expose-gc\`: memory the worker holds, not garbage V8 has yet to collect; without it V8's old-space sawtooth, about 1.2M jobs long on the SQLite worker, reads as growth over a 1M-job drain) and with execution tracking off, so the samples are the worker's own memory; growth = least-squares slope of RSS over jobs processed after the first 10% (the target's figure), and over the second half alone (a leak grows there as much as anywhere).`,
+  method: (s) => `Five repetitions (at least). Per repetition, W1's drain (${s.jobs.toLocaleString('en-US')} jobs, one worker child) on an empty store and on a store seeded with ${s.retained.toLocaleString('en-US')} finished jobs (each a clone of a job Warden really ran, with its attempt row; PostgreSQL then \`VACUUM ANALYZE\`d as autovacuum would have; SQLite's WAL checkpointed into the file, PostgreSQL \`CHECKPOINT\`ed and the machine left to settle, so the drain measures the rows' presence, not the cost of having just written them); ratio = retained ÷ empty. Memory: once, a ${s.longDrain.toLocaleString('en-US')}-job drain by one worker child with its RSS sampled every 250 ms, each sample right after a full garbage collection (\`--expose-gc\`: memory the worker holds, not garbage V8 has yet to collect; without it V8's old-space sawtooth, about 1.2M jobs long on the SQLite worker, reads as growth over a 1M-job drain) and with execution tracking off, so the samples are the worker's own memory; growth = least-squares slope of RSS over jobs processed after the first 10% (the target's figure), and over the second half alone (a leak grows there as much as anywhere).`,
   metrics: [
     { key: 'empty', label: 'drain, empty (jobs/s)', better: 'higher' },
     { key: 'retained', label: 'drain, retained (jobs/s)', better: 'higher' },
@@ -66,6 +66,10 @@ export const w5Retained: Workload = {
     { key: 'growth', label: 'RSS growth after 10% (MB per 100k jobs)', better: 'lower', digits: 2 },
     { key: 'growthLate', label: 'RSS growth, second half (MB per 100k jobs)', better: 'lower', digits: 2 },
   ],
+  // Each ratio compares two drains of under a second each, which one garbage collection or one noisy moment on
+  // a shared 2-core machine moves by a fifth (single repetitions from 72 to 136 % on the same code): the
+  // median of at least five instead of three.
+  repetitions: (settings) => (settings.quick ? settings.repetitions : Math.max(settings.repetitions, 5)),
   async measure(ctx) {
     const empty = await drainRate(ctx, 'empty', 0);
     const retained = await drainRate(ctx, 'kept', ctx.settings.retained);
