@@ -36,7 +36,7 @@ export function judgeTargets(run: RunResult): TargetVerdict[] {
   check('Warden-SQLite W3 p99 ≤ 10 ms across processes', [m('W3', 'warden-sqlite', 'p99')], (w) => [w <= 10, ms(w)]);
   for (const [system, name] of [['warden-pg', 'PostgreSQL'], ['warden-sqlite', 'SQLite']] as const) {
     check(`W5 Warden-${name}: drain with retained rows ≥ 90% of empty`, [m('W5', system, 'ratio')], (r) => [r >= 90, `${r.toFixed(1)}%`]);
-    // "Flat" is judged as less than 1 MB of RSS growth per 100,000 jobs after warm-up.
+    // "Flat" is judged as less than 1 MB of RSS growth per 100,000 jobs after warm-up (samples taken after a full GC).
     check(`W5 Warden-${name}: worker memory flat (< 1 MB growth per 100k jobs)`, [m('W5', system, 'growth'), m('W5', system, 'growthLate'), m('W5', system, 'rssStart'), m('W5', system, 'rssEnd')], (g, late, s, e) => [g < 1, `${g.toFixed(2)} MB/100k jobs (second half alone ${late.toFixed(2)}; ${s.toFixed(0)} → ${e.toFixed(0)} MB)`]);
   }
   for (const [system, name] of [['warden-pg', 'PostgreSQL'], ['warden-sqlite', 'SQLite']] as const) {
