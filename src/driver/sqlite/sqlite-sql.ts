@@ -15,6 +15,7 @@
  *   statement serves any list length.
  * @module
  */
+import { ACTIVE_STATES } from '../../job/job-record.js';
 
 /**
  * The current time in integer ms: `@now` when bound to a number, else the database clock. A fragment, not a
@@ -23,7 +24,7 @@
 export const NOW = `coalesce(@now, CAST(unixepoch('subsec') * 1000 AS INTEGER))`;
 
 /** The states in which a job may still run (a keyed insert's default duplicate states). */
-export const ACTIVE_STATES_SQL = `('queued','retrying','running')`;
+export const ACTIVE_STATES_SQL = `(${ACTIVE_STATES.map((state) => `'${state}'`).join(',')})`;
 
 /**
  * `state` is one of `states`, written as a chain of OR rather than an IN list: the form the partial indexes of
@@ -34,8 +35,8 @@ export function stateIsOneOf(states: readonly string[]): string {
   return `(${states.map((state) => `state = '${state}'`).join(' OR ')})`;
 }
 
-/** `jobs_schedule_active_idx`'s state term (migration 0010): the job may still run. */
-export const ACTIVE_STATES_TERM = stateIsOneOf(['queued', 'retrying', 'running']);
+/** `jobs_schedule_active_idx`'s state term (migration 0010): the job may still run ({@link ACTIVE_STATES}). */
+export const ACTIVE_STATES_TERM = stateIsOneOf(ACTIVE_STATES);
 
 // ---------------------------------------------------------------------------------------------- connection
 
