@@ -10,6 +10,7 @@ import {
   at,
   claim,
   claimExactly,
+  countRows,
   errorInfo,
   finishOf,
   getJob,
@@ -155,7 +156,7 @@ export function exerciseJobLease(kind: DriverKind): void {
     });
 
     describe('jobFinishMany', () => {
-      it('completes: state completed, finishedAt now, lease cleared, one attempt row', async () => {
+      it('completes: state completed, finishedAt now, lease cleared, one attempt (kept on the job row)', async () => {
         const job = await running();
         const result = await tdb.driver.jobFinishMany({ items: [finishOf(job)], now: at(5_000) });
         expect(result).toEqual({ applied: [job.id], stale: [] });
@@ -171,6 +172,7 @@ export function exerciseJobLease(kind: DriverKind): void {
         expect(await tdb.driver.jobAttemptList({ id: job.id })).toEqual([
           { jobId: job.id, attempt: 1, leaseToken: 1, workerId: 'w1', startedAt: at(0), finishedAt: at(5_000), outcome: 'completed', error: null },
         ]);
+        expect(await countRows(tdb, 'job_attempts', job.id)).toBe(0);
       });
 
       it('dead-letters with the error stored on the job and the attempt', async () => {

@@ -22,6 +22,7 @@ import {
   leaseOf,
   openRawSqlite,
   rawQuery,
+  rawTime,
   tableRef,
 } from './helpers.js';
 
@@ -225,8 +226,10 @@ export function exerciseJobOperator(kind: DriverKind): void {
       it.each(['dead', 'completed', 'cancelled', 'queued', 'retrying'] as const)('deletes a %s job with its attempts', async (state) => {
         const job = await jobIn(state);
         const keep = await insertJob(tdb.driver, { name: 'keep' });
-        const attemptsBefore = await countRows(tdb, 'job_attempts', job.id);
-        expect(attemptsBefore).toBe(state === 'queued' || state === 'cancelled' ? 0 : 1);
+        const listedBefore = await tdb.driver.jobAttemptList({ id: job.id });
+        expect(listedBefore).toHaveLength(state === 'queued' || state === 'cancelled' ? 0 : 1);
+        // A completing attempt is kept on the job row (migration 0011); the others are job_attempts rows.
+        expect(await countRows(tdb, 'job_attempts', job.id)).toBe(state === 'completed' ? 0 : listedBefore.length);
         const deleted = await tdb.driver.jobDiscard({ id: job.id });
         expect(deleted).toEqual(job);
         expect(await tdb.driver.jobGet({ id: job.id })).toBeNull();
@@ -336,6 +339,32 @@ export function exerciseJobOperator(kind: DriverKind): void {
         const b = await jobIn('dead', { name: 'b' });
         expect((await tdb.driver.jobAttemptList({ id: a.id })).map((x) => [x.jobId, x.outcome])).toEqual([[a.id, 'completed']]);
         expect((await tdb.driver.jobAttemptList({ id: b.id })).map((x) => [x.jobId, x.outcome])).toEqual([[b.id, 'failed']]);
+      });
+
+      it('lists a failed attempt (a stored row) and the completing one (kept on the job row) oldest first', async () => {
+        const job = await insertJob(tdb.driver, { maxAttempts: 3 });
+        const first = await claimExactly(tdb.driver, job.id, { workerId: 'w1', now: at(1_000) });
+        const error = errorInfo();
+        await tdb.driver.jobFinishMany({ items: [finishOf(first, { outcome: 'failed', state: 'retrying', retryDelayMs: 0, error })], now: at(2_000) });
+        const second = await claimExactly(tdb.driver, job.id, { workerId: 'w2', now: at(3_000) });
+        expect(await tdb.driver.jobFinishMany({ items: [finishOf(second)], now: at(4_000) })).toEqual({ applied: [job.id], stale: [] });
+
+        expect(await tdb.driver.jobAttemptList({ id: job.id })).toEqual([
+          { jobId: job.id, attempt: 1, leaseToken: 1, workerId: 'w1', startedAt: at(1_000), finishedAt: at(2_000), outcome: 'failed', error },
+          { jobId: job.id, attempt: 2, leaseToken: 2, workerId: 'w2', startedAt: at(3_000), finishedAt: at(4_000), outcome: 'completed', error: null },
+        ]);
+        expect(await countRows(tdb, 'job_attempts', job.id)).toBe(1);
+        expect(await rawQuery(tdb, `SELECT completed_by FROM ${tableRef(tdb, 'jobs')} WHERE id = ?`, [Number(job.id)])).toEqual([{ completed_by: 'w2' }]);
+      });
+
+      it('lists a completion stored as an attempt row (before migration 0011) once', async () => {
+        const job = await jobIn('completed');
+        const [listed] = await tdb.driver.jobAttemptList({ id: job.id });
+        // The form a job completed before 0011 has: its completing attempt a row of its own, completed_by NULL.
+        await rawQuery(tdb, `INSERT INTO ${tableRef(tdb, 'job_attempts')} (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
+          VALUES (?, ?, ?, ?, ?, ?, 'completed', NULL)`, [Number(job.id), listed!.attempt, listed!.leaseToken, listed!.workerId, rawTime(tdb, listed!.startedAt!), rawTime(tdb, listed!.finishedAt)]);
+        await rawQuery(tdb, `UPDATE ${tableRef(tdb, 'jobs')} SET completed_by = NULL WHERE id = ?`, [Number(job.id)]);
+        expect(await tdb.driver.jobAttemptList({ id: job.id })).toEqual([listed]);
       });
     });
   });

@@ -54,11 +54,18 @@ export function exerciseRetention(kind: DriverKind): void {
         const running = await claimExactly(tdb.driver, stepped.id, { now: at(0) });
         expect(await tdb.driver.jobStepRecord({ id: running.id, leaseToken: running.leaseToken, name: 's', resultJson: '1', attempt: 1, now: at(0) })).toBe('applied');
         await tdb.driver.jobFinishMany({ items: [finishOf(running)], now: at(0) });
-        expect(await countRows(tdb, 'job_attempts', old.id)).toBe(1);
+        // A failed attempt (a job_attempts row) before the completing one (kept on the job row, migration 0011).
+        const retried = await insertJob(tdb.driver, { maxAttempts: 2 }, at(0));
+        const failing = await claimExactly(tdb.driver, retried.id, { now: at(0) });
+        await tdb.driver.jobFinishMany({ items: [finishOf(failing, { outcome: 'failed', state: 'retrying', retryDelayMs: 0, error: errorInfo() })], now: at(0) });
+        await tdb.driver.jobFinishMany({ items: [finishOf(await claimExactly(tdb.driver, retried.id, { now: at(0) }))], now: at(0) });
+        expect(await tdb.driver.jobAttemptList({ id: old.id })).toHaveLength(1);
+        expect(await countRows(tdb, 'job_attempts', retried.id)).toBe(1);
 
-        expect(await tdb.driver.jobPrune({ state: 'completed', olderThanMs: DAY, limit: 100, now: at(2 * DAY) })).toBe(3);
-        expect(await Promise.all([old, edge, stepped, young, dead, queued].map((j) => exists(j.id)))).toEqual([false, false, false, true, true, true]);
-        expect(await countRows(tdb, 'job_attempts', old.id)).toBe(0);
+        expect(await tdb.driver.jobPrune({ state: 'completed', olderThanMs: DAY, limit: 100, now: at(2 * DAY) })).toBe(4);
+        expect(await Promise.all([old, edge, stepped, retried, young, dead, queued].map((j) => exists(j.id)))).toEqual([false, false, false, false, true, true, true]);
+        expect(await tdb.driver.jobAttemptList({ id: old.id })).toEqual([]);
+        expect(await countRows(tdb, 'job_attempts', retried.id)).toBe(0);
         expect(await rawQuery(tdb, `SELECT name FROM ${tableRef(tdb, 'job_steps')}`)).toEqual([]);
         expect(await tdb.driver.jobPrune({ state: 'completed', olderThanMs: DAY, limit: 100, now: at(2 * DAY) })).toBe(0);
       });

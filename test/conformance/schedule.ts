@@ -629,10 +629,12 @@ export function exerciseSchedule(kind: DriverKind): void {
         });
 
         it('cancelActive with no active job cancels nothing', async () => {
-          await firstRunIn('completed');
+          const first = await firstRunIn('completed');
           const result = await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE), { cancelActive: true })], at(2 * MINUTE));
           expect(result.ticks.map((t) => [t.outcome, t.cancelledJobIds])).toEqual([['fired', []]]);
-          expect(await countRows(tdb, 'job_attempts')).toBe(1);
+          expect(await getJob(tdb.driver, first.id)).toEqual(first);
+          expect((await tdb.driver.jobAttemptList({ id: first.id })).map((a) => a.outcome)).toEqual(['completed']);
+          expect(await countRows(tdb, 'job_attempts')).toBe(0);
         });
 
         it('a keyed job deduplicated against an active job: skipped, with the existing job\'s id', async () => {

@@ -20,6 +20,14 @@ export interface Oracle {
   close(): Promise<void>;
 }
 
+/**
+ * Every finished attempt, as a sub-query for the oracle: the `job_attempts` rows and each completing attempt, which
+ * is kept on its job row since migration 0011 (`completed_by` is its worker). Columns: `job_id, attempt,
+ * lease_token, worker_id, outcome`.
+ */
+export const ALL_ATTEMPTS = `(SELECT job_id, attempt, lease_token, worker_id, outcome FROM {job_attempts}
+  UNION ALL SELECT id, attempt, lease_token, completed_by, 'completed' FROM {jobs} WHERE completed_by IS NOT NULL)`;
+
 /** The SQLite file path of a `sqlite:` URL. */
 export function sqliteFilename(url: string): string {
   let filename = url.slice('sqlite:'.length);

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createWarden, defineJob, type JobRow, type Warden } from '../../src/index.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { errorEvents, killAllChildren, pollUntil, spawnChild, waitForExit, waitForMessage } from './child-process.js';
-import { type Oracle, openOracle } from './db-oracle.js';
+import { ALL_ATTEMPTS, type Oracle, openOracle } from './db-oracle.js';
 
 let tdb: TestDatabase | undefined;
 let oracle: Oracle | undefined;
@@ -85,7 +85,7 @@ describe.each(DRIVER_KINDS)('graceful shutdown (%s)', (kind) => {
       expect(row, `late job ${row.id}`).toMatchObject({ state: 'queued', attempt: 0, leaseToken: 0, leaseWorker: null, startedAt: null });
     }
     expect(await countRunning()).toBe(0);
-    expect(await oracle!.number('SELECT count(*) FROM {job_attempts}')).toBe(20);
+    expect(await oracle!.number(`SELECT count(*) FROM ${ALL_ATTEMPTS} a`)).toBe(20);
 
     // What the worker said about it.
     const events = child.ofType('event');

@@ -271,4 +271,14 @@ DROP INDEX {{schema}}.jobs_state_id_idx;
 SELECT 1;
 `,
   },
+  {
+    name: '0011_completed_attempt_on_job',
+    sql: `
+-- completed_by: the worker of the attempt that completed the job, which is then kept on the job row instead of as
+-- a job_attempts row (one row and index entry fewer per completed job; the row already holds the attempt's number,
+-- lease token, start and finish, and completed is final). docs/state-machine.md, "Attempt outcomes", has the rule;
+-- jobs completed before this keep their stored attempt row and completed_by NULL.
+ALTER TABLE {{schema}}.jobs ADD COLUMN completed_by text;
+`,
+  },
 ];

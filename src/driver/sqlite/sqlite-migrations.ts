@@ -347,4 +347,16 @@ DROP TABLE job_attempts;
 ALTER TABLE job_attempts_0010 RENAME TO job_attempts;
 `,
   },
+  {
+    name: '0011_completed_attempt_on_job',
+    sql: `
+-- The attempt that completes a job is recorded on the job row instead of as a job_attempts row: the ending already
+-- leaves that attempt's number, lease token, start and finish there, and completed_by keeps its worker (lease_worker
+-- is cleared). One row and one index entry less to write per completed job, the common ending. Every other outcome
+-- (failed, timeout, lost, cancelled, ...) is still a row of job_attempts, and the attempt list reads both. Completed
+-- is final: nothing moves a job out of it, so the row keeps that attempt until the job is deleted. Jobs completed
+-- before this migration keep their stored attempt row and completed_by NULL.
+ALTER TABLE jobs ADD COLUMN completed_by TEXT;
+`,
+  },
 ];

@@ -198,7 +198,8 @@ FROM jobs WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
  * (`error`: JSON text or null; `extend`: 0 or 1), ids distinct. Two statements per batch instead of two per job:
  * each statement call costs more than the row work for a no-op job. Same guard as
  * {@link ATTEMPT_INSERT_FROM_LEASE}; run before {@link JOB_FINISH_MANY}, in one transaction, since the job update
- * clears the worker the attempt row copies.
+ * clears the worker the attempt row copies. A `completed` attempt gets no row: {@link JOB_FINISH_MANY} keeps it on
+ * the job row (migration 0011), and {@link ATTEMPT_LIST} reads it from there.
  * The batch is the outer loop and each job is found by rowid: `CROSS JOIN` fixes the order and `NOT INDEXED`
  * (rowid lookups stay allowed) keeps the planner from walking every running job through an index on state
  * (`jobs_lease_idx`, or the `jobs_state_id_idx` of migrations before 0009) and scanning the batch for each,
@@ -210,17 +211,20 @@ export const ATTEMPT_INSERT_FROM_LEASES = `
 INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
 SELECT j.id, j.attempt, j.lease_token, j.lease_worker, j.started_at, @now, i.value ->> 2, i.value ->> 5
 FROM jsonb_each(@items) AS i CROSS JOIN jobs AS j NOT INDEXED ON j.id = i.value ->> 0
-WHERE j.lease_token = i.value ->> 1 AND j.state = 'running'`;
+WHERE j.lease_token = i.value ->> 1 AND j.state = 'running' AND i.value ->> 2 <> 'completed'`;
 
 /**
  * The job updates of {@link ATTEMPT_INSERT_FROM_LEASES}'s batch, each under its lease: to its state;
  * `completed`/`dead` get `finished_at`, `retrying`/`queued` become due at `now + retryDelayMs`; lease fields are
  * cleared (`lease_token` stays as the fence); `extend` (0 or 1) is added to `max_attempts`, so a yielded attempt
- * does not use up the budget. `jsonb_each` as there. Returns the ids applied.
+ * does not use up the budget. A `completed` attempt is recorded here: `completed_by` takes the worker (SET reads
+ * the row as it was, before `lease_worker` is cleared), and `attempt`, `lease_token`, `started_at` and
+ * `finished_at` are that attempt's. `jsonb_each` as there. Returns the ids applied.
  */
 export const JOB_FINISH_MANY = `
 UPDATE jobs NOT INDEXED
 SET state = i.value ->> 3,
+    completed_by = CASE WHEN i.value ->> 2 = 'completed' THEN lease_worker ELSE completed_by END,
     last_error = i.value ->> 5,
     max_attempts = max_attempts + (i.value ->> 6),
     lease_worker = NULL,
@@ -318,8 +322,17 @@ export const JOB_DELETE = `DELETE FROM jobs WHERE id = @id AND state <> 'running
 /** One job by id. Params: `@id`. */
 export const JOB_GET = `SELECT * FROM jobs WHERE id = @id`;
 
-/** A job's finished attempts, oldest first (the lease token grows with every claim). Params: `@id`. */
-export const ATTEMPT_LIST = `SELECT * FROM job_attempts WHERE job_id = @id ORDER BY lease_token`;
+/**
+ * A job's finished attempts, oldest first (the lease token grows with every claim): its `job_attempts` rows and,
+ * for a job completed since migration 0011, the completing attempt, which is kept on the job row (`completed_by` is
+ * its worker). Params: `@id`.
+ */
+export const ATTEMPT_LIST = `
+SELECT job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error FROM job_attempts WHERE job_id = @id
+UNION ALL
+SELECT id, attempt, lease_token, completed_by, started_at, finished_at, 'completed', NULL FROM jobs
+WHERE id = @id AND completed_by IS NOT NULL
+ORDER BY lease_token`;
 
 /** The states `jobs_rare_state_idx` holds (migrations 0009, 0010), in the order of its `WHERE`. */
 const RARE_STATES: readonly string[] = ['retrying', 'dead', 'cancelled'];
