@@ -44,8 +44,8 @@ import * as Locks from './sqlite-locks.js';
 import * as Retention from './sqlite-retention.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import {
-  compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toJobRow, toQueueStats,
-  type AttemptDbRow, type DbInt, type JobDbRow, type QueueDbRow, type RescueDbRow,
+  compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toClaimedJobRow, toJobRow, toQueueStats,
+  type AttemptDbRow, type ClaimDbRow, type DbInt, type JobDbRow, type QueueDbRow, type RescueDbRow,
 } from './sqlite-rows.js';
 import * as Schedules from './sqlite-schedules.js';
 import * as SQL from './sqlite-sql.js';
@@ -105,7 +105,7 @@ export class SqliteDriver implements Driver {
   #inTransaction: Database.Transaction<(fn: () => unknown) => unknown> | undefined;
   readonly #statements = new Map<string, Statement>();
   /** The claim, prepared on the current connection to return rows as views (`rowViewStatement`). */
-  #claimStatement: RowViewStatement<JobDbRow> | null = null;
+  #claimStatement: RowViewStatement<ClaimDbRow> | null = null;
   /** Statements prepared on applications' `tx` connections, dropped with the connection. */
   readonly #txStatements = new WeakMap<Database.Database, Map<string, Statement>>();
   #busyRetries = 0;
@@ -242,9 +242,10 @@ export class SqliteDriver implements Driver {
     const { queues, limit, workerId, leaseMs } = params;
     const now = toMs(params.now, 'now');
     if (queues.length === 0 || limit < 1) return [];
+    // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const bind = { queues: JSON.stringify(queues), limit: Math.trunc(limit), workerId, leaseMs: Math.trunc(leaseMs), now };
-    const rows = await this.#write(() => (this.#claimStatement ??= rowViewStatement<JobDbRow>(this.#connected(), SQL.JOB_CLAIM)).all(bind));
-    return rows.sort(compareClaimOrder).map(toJobRow);
+    const rows = await this.#write(() => (this.#claimStatement ??= rowViewStatement<ClaimDbRow>(this.#connected(), SQL.JOB_CLAIM)).all(bind));
+    return rows.sort(compareClaimOrder).map((r) => toClaimedJobRow(r, workerId, bind.leaseMs));
   }
 
   // ------------------------------------------------------------------------------------------ lease writes

@@ -166,27 +166,44 @@ function errorOrNull(text: string | null): ErrorInfo | null {
   return text === null ? null : (JSON.parse(text) as ErrorInfo);
 }
 
+/** A claimed row as `JOB_CLAIM` returns it (`CLAIM_COLUMNS`): without the fields the claim sets to known values. */
+export type ClaimDbRow = Omit<JobDbRow, 'state' | 'lease_worker' | 'started_at' | 'updated_at'> & { lease_expires_at: DbInt };
+
 /** A stored job row to a {@link JobRow}. */
 export function toJobRow(r: JobDbRow): JobRow {
+  return jobRowOf(r, r.state as JobState, r.lease_worker, dateOrNull(r.started_at), date(r.updated_at));
+}
+
+/**
+ * A claimed row to a {@link JobRow}, filling in what the claim set: `running`, this worker, and the claim's time
+ * (`lease_expires_at - leaseMs`, exact: the claim wrote both from one `now`, in whole milliseconds).
+ */
+export function toClaimedJobRow(r: ClaimDbRow, workerId: string, leaseMs: number): JobRow {
+  const claimedAt = int(r.lease_expires_at) - leaseMs;
+  return jobRowOf(r, 'running', workerId, new Date(claimedAt), new Date(claimedAt));
+}
+
+/** The {@link JobRow} of `r` with the four fields a claim sets given apart. */
+function jobRowOf(r: Omit<JobDbRow, 'state' | 'lease_worker' | 'started_at' | 'updated_at'>, state: JobState, leaseWorker: string | null, startedAt: Date | null, updatedAt: Date): JobRow {
   return {
     id: jobId(r.id),
     name: r.name,
     queue: r.queue,
     payload: JSON.parse(r.payload) as unknown,
-    state: r.state as JobState,
+    state,
     priority: int(r.priority),
     runAt: date(r.run_at),
     attempt: int(r.attempt),
     maxAttempts: int(r.max_attempts),
     lostCount: int(r.lost_count),
     leaseToken: int(r.lease_token),
-    leaseWorker: r.lease_worker,
+    leaseWorker,
     leaseExpiresAt: dateOrNull(r.lease_expires_at),
-    startedAt: dateOrNull(r.started_at),
+    startedAt,
     key: r.key,
     lastError: errorOrNull(r.last_error),
     createdAt: date(r.created_at),
-    updatedAt: date(r.updated_at),
+    updatedAt,
     finishedAt: dateOrNull(r.finished_at),
     scheduleName: r.schedule_name ?? null,
     tickAt: dateOrNull(r.tick_at ?? null),
@@ -198,7 +215,7 @@ export function toJobRow(r: JobDbRow): JobRow {
 }
 
 /** The progress saved with the last checkpoint; null when none was saved (`progress_done IS NULL`). */
-function progressOrNull(r: JobDbRow): JobProgress | null {
+function progressOrNull(r: Pick<JobDbRow, 'progress_done' | 'progress_total'>): JobProgress | null {
   if (r.progress_done == null) return null;
   return { done: int(r.progress_done), total: r.progress_total == null ? null : int(r.progress_total) };
 }
@@ -312,7 +329,7 @@ export function toLockCheckResult(r: LockCheckDbRow | undefined): LockCheckResul
 }
 
 /** Claim order: `priority, run_at, id`, the order the claim's inner SELECT used. */
-export function compareClaimOrder(a: JobDbRow, b: JobDbRow): number {
+export function compareClaimOrder(a: ClaimDbRow, b: ClaimDbRow): number {
   return int(a.priority) - int(b.priority) || int(a.run_at) - int(b.run_at) || int(a.id) - int(b.id);
 }
 

@@ -139,13 +139,25 @@ RETURNING *`;
 // ---------------------------------------------------------------------------------------------- claim / lease
 
 /**
+ * The columns {@link JOB_CLAIM} returns: a job row without `state`, `lease_worker`, `started_at` and `updated_at`,
+ * which the claim sets to values the caller knows (`toClaimedJobRow`); `started_at` = `updated_at` =
+ * `lease_expires_at - @leaseMs`, all three written from one `now` (SQLite fixes the clock for a statement's step).
+ */
+export const CLAIM_COLUMNS =
+  'id, name, queue, payload, priority, run_at, attempt, max_attempts, lost_count, lease_token, lease_expires_at, key, ' +
+  'last_error, created_at, finished_at, schedule_name, tick_at, checkpoint, progress_done, progress_total, ' +
+  'checkpoint_at, trace_context';
+
+/**
  * Claims up to `@limit` due jobs of the queues in `@queues` (JSON array), skipping paused queues, in
  * `priority, run_at, id` order. Runs inside `BEGIN IMMEDIATE`, which makes the inner SELECT and the UPDATE
  * one atomic step across processes, so the outer UPDATE needs no second state check (PostgreSQL's does).
  * `INDEXED BY jobs_claim_idx`: without ANALYZE statistics the planner preferred a state index (the
  * `jobs_state_id_idx` of migrations before 0009) and scanned every waiting job of every queue; the partial claim index only holds waiting jobs and is searched per
  * queue (a statement that could not use it would fail to prepare, rather than silently scan). RETURNING
- * order is unspecified, so the caller sorts. Params: `@queues, @limit, @workerId, @leaseMs, @now`.
+ * order is unspecified, so the caller sorts. It returns {@link CLAIM_COLUMNS}, not `*`: what the claim itself set
+ * (state, worker, start and update time) the driver fills in, since each column read costs (22 instead of 28
+ * columns: 0.4 µs a job). Params: `@queues, @limit, @workerId, @leaseMs, @now`.
  */
 export const JOB_CLAIM = `
 UPDATE jobs
@@ -164,7 +176,7 @@ WHERE id IN (
       AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
     ORDER BY priority, run_at, id
     LIMIT @limit)
-RETURNING *`;
+RETURNING ${CLAIM_COLUMNS}`;
 
 /** Renews one lease if it still holds. `changes` = 1 when applied. Params: `@id, @leaseToken, @leaseMs, @now`. */
 export const JOB_HEARTBEAT = `
