@@ -44,12 +44,14 @@ export function canonicalJson(value: unknown): string {
       if (value instanceof Date) return JSON.stringify(value.toISOString());
       if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
       const record = value as Record<string, unknown>;
-      const members: string[] = [];
+      // Concatenated, not collected and joined: every entry's `data` goes through here on append and verify.
+      let text = '';
       for (const key of Object.keys(record).sort()) {
-        if (record[key] === undefined) continue;
-        members.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+        const member = record[key];
+        if (member === undefined) continue;
+        text += `${text === '' ? '' : ','}${jsonString(key)}:${canonicalJson(member)}`;
       }
-      return `{${members.join(',')}}`;
+      return `{${text}}`;
     }
     default:
       throw new InvalidOptionError('an audit value', value, 'JSON (null, a string, a safe integer, a boolean, an array or a plain object)');
@@ -142,8 +144,10 @@ export function normalizeAuditValue(value: unknown, depth = 0): unknown {
       if (depth >= MAX_DEPTH) return '[too deep]';
       if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
       if (Array.isArray(value)) return value.map((item) => normalizeAuditValue(item, depth + 1));
+      const record = value as Record<string, unknown>;
       const out: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(value)) {
+      for (const key of Object.keys(record)) {
+        const item = record[key];
         if (item === undefined) continue;
         out[storableText(key)] = normalizeAuditValue(item, depth + 1);
       }
@@ -154,21 +158,31 @@ export function normalizeAuditValue(value: unknown, depth = 0): unknown {
   }
 }
 
+/** An optional text field as stored: null when absent, else storable. */
+function optionalText(value: string | null | undefined): string | null {
+  return value === null || value === undefined ? null : storableText(String(value));
+}
+
+/** Whether `value` has an own enumerable key, without listing them all. */
+function hasKeys(value: object): boolean {
+  for (const key in value) if (Object.hasOwn(value, key)) return true;
+  return false;
+}
+
 /** `input` with every field normalized as stored: strings storable, `data` plain JSON (null when empty). */
 export function normalizeEntryInput(input: AuditEntryInput): AuditEntryInput {
-  const text = (value: string | null | undefined): string | null => (value === null || value === undefined ? null : storableText(String(value)));
   const data = input.data === null || input.data === undefined ? null : (normalizeAuditValue(input.data) as Record<string, unknown>);
   return {
     actor: storableText(String(input.actor)),
     action: storableText(String(input.action)),
     subjectKind: input.subjectKind,
     subjectId: storableText(String(input.subjectId)),
-    jobName: text(input.jobName),
-    queue: text(input.queue),
-    before: text(input.before),
-    after: text(input.after),
-    reason: text(input.reason),
-    data: data !== null && typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length > 0 ? data : null,
+    jobName: optionalText(input.jobName),
+    queue: optionalText(input.queue),
+    before: optionalText(input.before),
+    after: optionalText(input.after),
+    reason: optionalText(input.reason),
+    data: data !== null && typeof data === 'object' && !Array.isArray(data) && hasKeys(data) ? data : null,
   };
 }
 

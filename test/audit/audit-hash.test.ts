@@ -35,6 +35,44 @@ describe('audit hash', () => {
     expect(jsonString(null)).toBe('null');
   });
 
+  it('canonicalJson is the documented form: JSON text, keys sorted by code unit, undefined members left out', () => {
+    // The rule written the plain way (docs/audit.md, "Canonical form"), against the fast path.
+    const reference = (value: unknown): string => {
+      if (value instanceof Date) return JSON.stringify(value.toISOString());
+      if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`;
+      if (value !== null && typeof value === 'object') {
+        const record = value as Record<string, unknown>;
+        const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
+        return `{${keys.map((k) => `${JSON.stringify(k)}:${reference(record[k])}`).join(',')}}`;
+      }
+      return JSON.stringify(value);
+    };
+    let seed = 7;
+    const next = () => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648);
+    const randomValue = (depth: number): unknown => {
+      switch (next() % (depth > 3 ? 5 : 7)) {
+        case 0: return null;
+        case 1: return randomString(next());
+        case 2: return (next() % 2_000_001) - 1_000_000;
+        case 3: return next() % 2 === 0;
+        case 4: return new Date(next() * 1_000);
+        case 5: return Array.from({ length: next() % 4 }, () => randomValue(depth + 1));
+        default: {
+          const out: Record<string, unknown> = {};
+          // Keys that look like array indexes too: objects order those numerically, the canonical form by text.
+          for (let i = next() % 6; i > 0; i--) out[next() % 3 === 0 ? String(next() % 20) : randomString(next())] = next() % 5 === 0 ? undefined : randomValue(depth + 1);
+          return out;
+        }
+      }
+    };
+    for (let i = 0; i < 2_000; i++) {
+      const value = { data: randomValue(0), '10': 1, '9': 2, b: undefined };
+      expect(canonicalJson(value)).toBe(reference(value));
+    }
+    expect(canonicalJson({ b: 1, a: [true, null, 'x"y'], '10': { z: undefined }, '9': new Date(0) }))
+      .toBe('{"10":{},"9":"1970-01-01T00:00:00.000Z","a":[true,null,"x\\"y"],"b":1}');
+  });
+
   it('hashes an entry as sha256(prevHash + canonical JSON), the documented rule', () => {
     const [sealed] = sealBatch('default', { seq: 41, hash: GENESIS_HASH }, new Date('2026-12-04T10:00:00.123Z'), [
       { actor: 'cli:alice "ops"', action: 'job.cancelled', subjectKind: 'job', subjectId: '7', jobName: 'send-email', queue: 'mail', before: 'queued', after: 'cancelled', reason: 'ticket\tOPS-1', data: { attempt: 2, note: 'é' } },
