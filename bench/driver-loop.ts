@@ -4,7 +4,7 @@
  * is the most those statements allow on this machine, the ceiling a worker can approach but not pass.
  *
  * Run: `npx tsx bench/driver-loop.ts [--driver postgres|sqlite] [--jobs 20000] [--batch 500] [--retain 0]`.
- * `--retain N` first adds N finished jobs with their attempt rows (PostgreSQL: then `VACUUM ANALYZE`d, as
+ * `--retain N` first adds N completed jobs as Warden writes them (PostgreSQL: then `VACUUM ANALYZE`d, as
  * autovacuum would have), for W5's question without a worker. PostgreSQL runs in a fresh schema of
  * BENCH_PG_URL (default `postgres://postgres@127.0.0.1:5432/test`), dropped afterwards; SQLite in a temporary file.
  * @module
@@ -82,16 +82,16 @@ async function sql(...statements: string[]): Promise<void> {
   }
 }
 
-/** `count` completed jobs, each with its attempt row, inserted in SQL (PostgreSQL) or in one transaction (SQLite). */
+/**
+ * `count` completed jobs as Warden writes them since migration 0011 (the completing attempt on the job row,
+ * `completed_by` its worker; no `job_attempts` row), inserted in SQL (PostgreSQL) or in one transaction (SQLite).
+ */
 async function seedFinished(count: number): Promise<void> {
   if (kind === 'postgres') {
     await sql(
-      `INSERT INTO ${schema}.jobs (name, queue, payload, state, run_at, max_attempts, created_at, updated_at, finished_at, attempt, lease_token, started_at)
-       SELECT 'noop', 'default', '{"i":1}', 'completed', now(), 3, now(), now(), now(), 1, 1, now() FROM generate_series(1, ${count})`,
-      `INSERT INTO ${schema}.job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome)
-       SELECT id, 1, 1, 'loop', now(), now(), 'completed' FROM ${schema}.jobs`,
+      `INSERT INTO ${schema}.jobs (name, queue, payload, state, run_at, max_attempts, created_at, updated_at, finished_at, attempt, lease_token, started_at, completed_by)
+       SELECT 'noop', 'default', '{"i":1}', 'completed', now(), 3, now(), now(), now(), 1, 1, now(), 'loop' FROM generate_series(1, ${count})`,
       `VACUUM ANALYZE ${schema}.jobs`,
-      `VACUUM ANALYZE ${schema}.job_attempts`,
     );
     return;
   }
@@ -99,10 +99,8 @@ async function seedFinished(count: number): Promise<void> {
   const db = new Database(join(dir!, 'loop.db'));
   try {
     db.exec(`WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ${count})
-      INSERT INTO jobs (name, queue, payload, state, priority, run_at, max_attempts, created_at, updated_at, finished_at, attempt, lease_token, started_at)
-      SELECT 'noop', 'default', '{"i":1}', 'completed', 0, 0, 3, 0, 0, 0, 1, 1, 0 FROM g;
-      INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome)
-      SELECT id, 1, 1, 'loop', 0, 0, 'completed' FROM jobs;
+      INSERT INTO jobs (name, queue, payload, state, priority, run_at, max_attempts, created_at, updated_at, finished_at, attempt, lease_token, started_at, completed_by)
+      SELECT 'noop', 'default', '{"i":1}', 'completed', 0, 0, 3, 0, 0, 0, 1, 1, 0, 'loop' FROM g;
       ANALYZE;`);
   } finally {
     db.close();

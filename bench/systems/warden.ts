@@ -105,8 +105,9 @@ export function wardenSystem(kind: 'postgres' | 'sqlite', settings: BenchSetting
       return { stop: () => warden.close() };
     },
     async seedFinished(target, count) {
-      // One real job, enqueued and run by Warden, is the template: its row and attempt row are cloned, so
-      // the seeded rows have whatever columns and values the current schema gives a finished job.
+      // One real job, enqueued and run by Warden, is the template: its row and its attempt rows (none since
+      // migration 0011, which keeps a completing attempt on the job row) are cloned, so the seeded rows have
+      // whatever columns and values the current schema gives a finished job.
       const { warden, job } = open(target);
       let templateId: string;
       try {
