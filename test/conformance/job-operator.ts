@@ -357,6 +357,17 @@ export function exerciseJobOperator(kind: DriverKind): void {
         expect(await rawQuery(tdb, `SELECT completed_by FROM ${tableRef(tdb, 'jobs')} WHERE id = ?`, [Number(job.id)])).toEqual([{ completed_by: 'w2' }]);
       });
 
+      it('keeps an attempt on the job row only when it completes the job: outcome completed into another state is a row', async () => {
+        const job = await insertJob(tdb.driver, { maxAttempts: 3 });
+        const first = await claimExactly(tdb.driver, job.id, { workerId: 'w1', now: at(1_000) });
+        await tdb.driver.jobFinishMany({ items: [finishOf(first, { state: 'retrying', retryDelayMs: 0 })], now: at(2_000) });
+        expect(await countRows(tdb, 'job_attempts', job.id)).toBe(1);
+        expect(await rawQuery(tdb, `SELECT completed_by FROM ${tableRef(tdb, 'jobs')} WHERE id = ?`, [Number(job.id)])).toEqual([{ completed_by: null }]);
+        const second = await claimExactly(tdb.driver, job.id, { workerId: 'w2', now: at(3_000) });
+        await tdb.driver.jobFinishMany({ items: [finishOf(second)], now: at(4_000) });
+        expect((await tdb.driver.jobAttemptList({ id: job.id })).map((a) => [a.attempt, a.outcome, a.workerId])).toEqual([[1, 'completed', 'w1'], [2, 'completed', 'w2']]);
+      });
+
       it('lists a completion stored as an attempt row (before migration 0011) once', async () => {
         const job = await jobIn('completed');
         const [listed] = await tdb.driver.jobAttemptList({ id: job.id });

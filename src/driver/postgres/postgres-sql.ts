@@ -254,8 +254,9 @@ RETURNING j.id, j.lease_token`;
 /**
  * Ends attempts in one statement. `g` locks the jobs whose lease still holds and captures their
  * attempt/worker/start as they are before the update (every CTE sees the same snapshot), `a` writes the
- * attempt rows from that, `u` moves the jobs. A `completed` attempt gets no row: `u` keeps it on the job row
- * (`completed_by` = its worker; attempt, lease token, start and finish are already there; migration 0011). `u` joins on `id` alone: the guard was checked by `g` on the
+ * attempt rows from that, `u` moves the jobs. An attempt that completes its job (outcome and state `completed`)
+ * gets no row: `u` keeps it on the job row (`completed_by` = its worker; attempt, lease token, start and finish
+ * are already there; migration 0011). Only a final state may hold it there, which nothing overwrites. `u` joins on `id` alone: the guard was checked by `g` on the
  * row it locked, and an extra `state = 'running'` there lets stale statistics ("no running jobs") pick a
  * nested loop over `jobs_lease_idx` that is quadratic in the batch size. `g` itself walks the input in id order
  * and looks each job up by its primary key (`LATERAL … FOR UPDATE` is not flattened into a join, so the planner
@@ -290,15 +291,15 @@ g AS (
   WHERE j.state = 'running'
 ),
 a AS (
-  -- A completing attempt is recorded on its job row (completed_by, below; see jobAttemptListSql).
+  -- An attempt that completes its job is recorded on the job row (completed_by, below; see jobAttemptListSql).
   INSERT INTO ${s}.job_attempts (${ATTEMPT_COLUMNS})
   SELECT g.id, g.attempt, g.lease_token, g.lease_worker, g.started_at, t.now, g.outcome, g.error FROM g, t
-  WHERE g.outcome <> 'completed'
+  WHERE NOT (g.outcome = 'completed' AND g.state = 'completed')
 ),
 u AS (
   UPDATE ${s}.jobs j
   SET state = g.state,
-      completed_by = CASE WHEN g.outcome = 'completed' THEN g.lease_worker ELSE j.completed_by END,
+      completed_by = CASE WHEN g.outcome = 'completed' AND g.state = 'completed' THEN g.lease_worker ELSE j.completed_by END,
       run_at = CASE WHEN g.state IN ('retrying','queued') THEN t.now + g.retry_delay_ms * interval '1 millisecond' ELSE j.run_at END,
       finished_at = CASE WHEN g.state IN ('completed','dead') THEN t.now END,
       max_attempts = CASE WHEN g.extend_attempts THEN j.max_attempts + 1 ELSE j.max_attempts END,

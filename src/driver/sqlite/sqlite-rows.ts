@@ -166,8 +166,11 @@ function errorOrNull(text: string | null): ErrorInfo | null {
   return text === null ? null : (JSON.parse(text) as ErrorInfo);
 }
 
+/** A job row without the four fields a claim sets to values its caller knows. */
+type JobDbRowUnclaimed = Omit<JobDbRow, 'state' | 'lease_worker' | 'started_at' | 'updated_at'>;
+
 /** A claimed row as `JOB_CLAIM` returns it (`CLAIM_COLUMNS`): without the fields the claim sets to known values. */
-export type ClaimDbRow = Omit<JobDbRow, 'state' | 'lease_worker' | 'started_at' | 'updated_at'> & { lease_expires_at: DbInt };
+export type ClaimDbRow = JobDbRowUnclaimed & { lease_expires_at: DbInt };
 
 /** A stored job row to a {@link JobRow}. */
 export function toJobRow(r: JobDbRow): JobRow {
@@ -184,7 +187,7 @@ export function toClaimedJobRow(r: ClaimDbRow, workerId: string, leaseMs: number
 }
 
 /** The {@link JobRow} of `r` with the four fields a claim sets given apart. */
-function jobRowOf(r: Omit<JobDbRow, 'state' | 'lease_worker' | 'started_at' | 'updated_at'>, state: JobState, leaseWorker: string | null, startedAt: Date | null, updatedAt: Date): JobRow {
+function jobRowOf(r: JobDbRowUnclaimed, state: JobState, leaseWorker: string | null, startedAt: Date | null, updatedAt: Date): JobRow {
   return {
     id: jobId(r.id),
     name: r.name,

@@ -210,8 +210,9 @@ FROM jobs WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
  * (`error`: JSON text or null; `extend`: 0 or 1), ids distinct. Two statements per batch instead of two per job:
  * each statement call costs more than the row work for a no-op job. Same guard as
  * {@link ATTEMPT_INSERT_FROM_LEASE}; run before {@link JOB_FINISH_MANY}, in one transaction, since the job update
- * clears the worker the attempt row copies. A `completed` attempt gets no row: {@link JOB_FINISH_MANY} keeps it on
- * the job row (migration 0011), and {@link ATTEMPT_LIST} reads it from there.
+ * clears the worker the attempt row copies. An attempt that completes its job (outcome and state `completed`) gets
+ * no row: {@link JOB_FINISH_MANY} keeps it on the job row (migration 0011), and {@link ATTEMPT_LIST} reads it from
+ * there. Only a final state may hold it there, which nothing overwrites.
  * The batch is the outer loop and each job is found by rowid: `CROSS JOIN` fixes the order and `NOT INDEXED`
  * (rowid lookups stay allowed) keeps the planner from walking every running job through an index on state
  * (`jobs_lease_idx`, or the `jobs_state_id_idx` of migrations before 0009) and scanning the batch for each,
@@ -223,20 +224,20 @@ export const ATTEMPT_INSERT_FROM_LEASES = `
 INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
 SELECT j.id, j.attempt, j.lease_token, j.lease_worker, j.started_at, @now, i.value ->> 2, i.value ->> 5
 FROM jsonb_each(@items) AS i CROSS JOIN jobs AS j NOT INDEXED ON j.id = i.value ->> 0
-WHERE j.lease_token = i.value ->> 1 AND j.state = 'running' AND i.value ->> 2 <> 'completed'`;
+WHERE j.lease_token = i.value ->> 1 AND j.state = 'running' AND NOT (i.value ->> 2 = 'completed' AND i.value ->> 3 = 'completed')`;
 
 /**
  * The job updates of {@link ATTEMPT_INSERT_FROM_LEASES}'s batch, each under its lease: to its state;
  * `completed`/`dead` get `finished_at`, `retrying`/`queued` become due at `now + retryDelayMs`; lease fields are
  * cleared (`lease_token` stays as the fence); `extend` (0 or 1) is added to `max_attempts`, so a yielded attempt
- * does not use up the budget. A `completed` attempt is recorded here: `completed_by` takes the worker (SET reads
+ * does not use up the budget. An attempt that completes its job is recorded here: `completed_by` takes the worker (SET reads
  * the row as it was, before `lease_worker` is cleared), and `attempt`, `lease_token`, `started_at` and
  * `finished_at` are that attempt's. `jsonb_each` as there. Returns the ids applied.
  */
 export const JOB_FINISH_MANY = `
 UPDATE jobs NOT INDEXED
 SET state = i.value ->> 3,
-    completed_by = CASE WHEN i.value ->> 2 = 'completed' THEN lease_worker ELSE completed_by END,
+    completed_by = CASE WHEN i.value ->> 2 = 'completed' AND i.value ->> 3 = 'completed' THEN lease_worker ELSE completed_by END,
     last_error = i.value ->> 5,
     max_attempts = max_attempts + (i.value ->> 6),
     lease_worker = NULL,
