@@ -256,9 +256,10 @@ RETURNING j.id, j.lease_token`;
  * attempt/worker/start as they are before the update (every CTE sees the same snapshot), `a` writes the
  * attempt rows from that, `u` moves the jobs. An attempt that completes its job (outcome and state `completed`)
  * gets no row: `u` keeps it on the job row (`completed_by` = its worker; attempt, lease token, start and finish
- * are already there; migration 0011). Only a final state may hold it there, which nothing overwrites. `u` joins on `id` alone: the guard was checked by `g` on the
- * row it locked, and an extra `state = 'running'` there lets stale statistics ("no running jobs") pick a
- * nested loop over `jobs_lease_idx` that is quadratic in the batch size. `g` itself walks the input in id order
+ * are already there; migration 0011). Only a final state may hold it there, which nothing overwrites.
+ * `u` joins on `id` alone: the guard was checked by `g` on the row it locked, and an extra `state = 'running'`
+ * there lets stale statistics ("no running jobs") pick a nested loop over `jobs_lease_idx` that is quadratic in
+ * the batch size. `g` itself walks the input in id order
  * and looks each job up by its primary key (`LATERAL … FOR UPDATE` is not flattened into a join, so the planner
  * has no join order to choose, and `OFFSET 0` keeps the state check outside, where it cannot make
  * `jobs_lease_idx` usable): as a plain join, the generic plan the worker pool uses, with statistics that saw no
