@@ -268,15 +268,22 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       await clock.waitForTimers(3, 'the started worker to be idle');
 
       const settle = async (what: string) => {
+        const live = () => [...running.keys()].filter((id) => !cancelled.has(id)).join(',');
+        let sample = { waiting: 0, running: 0 };
         await until(async () => {
-          const { waiting, running: inDb } = await activeCounts(oracle, schedule.name);
-          const live = [...running.keys()].filter((id) => !cancelled.has(id)).length;
-          return inDb === live && (waiting === 0 || running.size >= concurrency);
+          // The counts are a settled state only if no handler started or ended while they were read, and the
+          // sample is that same read: a second read could catch the next run claimed while the previous one's
+          // ending is still being written (the slot frees when the handler returns, before its ending commits).
+          const before = live();
+          const counts = await activeCounts(oracle, schedule.name);
+          const after = live();
+          if (before !== after) return false;
+          sample = counts;
+          return counts.running === (after === '' ? 0 : after.split(',').length) && (counts.waiting === 0 || running.size >= concurrency);
         }, `the worker to settle (${what})`);
-        const { waiting, running: inDb } = await activeCounts(oracle, schedule.name);
-        sim.maxWaiting = Math.max(sim.maxWaiting, waiting);
-        sim.maxRunning = Math.max(sim.maxRunning, inDb);
-        sim.maxActive = Math.max(sim.maxActive, waiting + inDb);
+        sim.maxWaiting = Math.max(sim.maxWaiting, sample.waiting);
+        sim.maxRunning = Math.max(sim.maxRunning, sample.running);
+        sim.maxActive = Math.max(sim.maxActive, sample.waiting + sample.running);
       };
 
       for (let elapsed = STEP; elapsed <= TICKS * INTERVAL; elapsed += STEP) {

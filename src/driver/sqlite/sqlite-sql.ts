@@ -224,15 +224,16 @@ export const ATTEMPT_INSERT_FROM_LEASES = `
 INSERT INTO job_attempts (job_id, attempt, lease_token, worker_id, started_at, finished_at, outcome, error)
 SELECT j.id, j.attempt, j.lease_token, j.lease_worker, j.started_at, @now, i.value ->> 2, i.value ->> 5
 FROM jsonb_each(@items) AS i CROSS JOIN jobs AS j NOT INDEXED ON j.id = i.value ->> 0
-WHERE j.lease_token = i.value ->> 1 AND j.state = 'running' AND NOT (i.value ->> 2 = 'completed' AND i.value ->> 3 = 'completed')`;
+WHERE j.lease_token = i.value ->> 1 AND j.state = 'running'
+  AND NOT (i.value ->> 2 = 'completed' AND i.value ->> 3 = 'completed')`;
 
 /**
  * The job updates of {@link ATTEMPT_INSERT_FROM_LEASES}'s batch, each under its lease: to its state;
  * `completed`/`dead` get `finished_at`, `retrying`/`queued` become due at `now + retryDelayMs`; lease fields are
  * cleared (`lease_token` stays as the fence); `extend` (0 or 1) is added to `max_attempts`, so a yielded attempt
- * does not use up the budget. An attempt that completes its job is recorded here: `completed_by` takes the worker (SET reads
- * the row as it was, before `lease_worker` is cleared), and `attempt`, `lease_token`, `started_at` and
- * `finished_at` are that attempt's. `jsonb_each` as there. Returns the ids applied.
+ * does not use up the budget. An attempt that completes its job is recorded here: `completed_by` takes the
+ * worker (SET reads the row as it was, before `lease_worker` is cleared), and `attempt`, `lease_token`,
+ * `started_at` and `finished_at` are that attempt's. `jsonb_each` as there. Returns the ids applied.
  */
 export const JOB_FINISH_MANY = `
 UPDATE jobs NOT INDEXED
