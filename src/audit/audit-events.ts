@@ -48,8 +48,9 @@ export interface AuditEventSink {
 const OPERATOR_JOB_ACTIONS = { retry: 'job.retried', cancel: 'job.cancelled', discard: 'job.discarded' } as const;
 const OPERATOR_SCHEDULE_ACTIONS = { pause: ['schedule.paused', 'paused'], resume: ['schedule.resumed', 'active'], trigger: ['schedule.triggered', null] } as const;
 
-function jobEntry(job: JobRef, fields: Pick<AuditEntryInput, 'actor' | 'action' | 'before' | 'after'> & Partial<AuditEntryInput>): AuditEntryInput {
-  return { subjectKind: 'job', subjectId: job.id, jobName: job.name, queue: job.queue, reason: null, data: null, ...fields };
+/** A job entry, built as one object literal (no spread of a second object): one is made per state change. */
+function jobEntry(job: JobRef, actor: string, action: string, before: string | null, after: string | null, reason: string | null, data: Record<string, unknown> | null): AuditEntryInput {
+  return { actor, action, subjectKind: 'job', subjectId: job.id, jobName: job.name, queue: job.queue, before, after, reason, data };
 }
 
 /**
@@ -59,9 +60,11 @@ function jobEntry(job: JobRef, fields: Pick<AuditEntryInput, 'actor' | 'action' 
 export function subscribeAuditEvents(events: TypedEmitter, sink: AuditEventSink): () => void {
   const offs: (() => void)[] = [];
   const system = sink.systemActor;
-  /** Records a job entry if the job type's level wants its category. */
-  const onJob = (category: AuditCategory, job: JobRef, input: AuditEntryInput, error: ErrorInfo | null = null): void => {
-    if (isRecorded(category, sink.levelOf(job.name))) sink.record({ input, job: { id: job.id, name: job.name }, error });
+  /** Whether the job type's level wants entries of `category`: asked before an entry is built. */
+  const wants = (category: AuditCategory, job: JobRef): boolean => isRecorded(category, sink.levelOf(job.name));
+  /** Records a job entry (its level already checked by {@link wants}). */
+  const onJob = (job: JobRef, input: AuditEntryInput, error: ErrorInfo | null = null): void => {
+    sink.record({ input, job: { id: job.id, name: job.name }, error });
   };
   /** Records a schedule entry if its job type's level wants its category. */
   const onSchedule = (category: AuditCategory, schedule: string, fields: Pick<AuditEntryInput, 'actor' | 'action' | 'after'> & Partial<AuditEntryInput>): void => {
@@ -73,36 +76,38 @@ export function subscribeAuditEvents(events: TypedEmitter, sink: AuditEventSink)
 
   offs.push(
     events.on('job:enqueued', (e) => {
-      if (e.duplicate && !e.replaced) return;
+      if ((e.duplicate && !e.replaced) || !wants('transition', e.job)) return;
       const data: Record<string, unknown> = { runAt: e.runAt };
       if (e.inTransaction) data.inTransaction = true;
       if (e.job.scheduleName) data.schedule = e.job.scheduleName;
       const action = e.replaced ? 'job.replaced' : 'job.created';
       // A replaced duplicate keeps its state (queued or retrying); only its payload and due time changed.
-      onJob('transition', e.job, jobEntry(e.job, { actor: system, action, before: null, after: e.replaced ? null : 'queued', data }));
+      onJob(e.job, jobEntry(e.job, system, action, null, e.replaced ? null : 'queued', null, data));
     }),
     events.on('job:started', (e) => {
-      onJob('transition', e.job, jobEntry(e.job, { actor: system, action: 'job.started', before: null, after: 'running', data: { attempt: e.attempt, leaseToken: e.leaseToken, workerId: e.workerId } }));
+      if (wants('transition', e.job)) onJob(e.job, jobEntry(e.job, system, 'job.started', null, 'running', null, { attempt: e.attempt, leaseToken: e.leaseToken, workerId: e.workerId }));
     }),
     events.on('job:completed', (e) => {
-      onJob('transition', e.job, jobEntry(e.job, { actor: system, action: 'job.completed', before: 'running', after: 'completed', data: { attempt: e.attempt, durationMs: Math.round(e.durationMs) } }));
+      if (wants('transition', e.job)) onJob(e.job, jobEntry(e.job, system, 'job.completed', 'running', 'completed', null, { attempt: e.attempt, durationMs: Math.round(e.durationMs) }));
     }),
     events.on('job:failed', (e) => {
+      if (!wants('failure', e.job)) return;
       const action = e.nextState === 'dead' ? 'job.dead' : 'job.failed';
-      const data = { attempt: e.attempt, outcome: e.outcome, durationMs: Math.round(e.durationMs) };
-      onJob('failure', e.job, jobEntry(e.job, { actor: system, action, before: 'running', after: e.nextState, data }), e.error);
+      const data = { attempt: e.attempt, durationMs: Math.round(e.durationMs), outcome: e.outcome };
+      onJob(e.job, jobEntry(e.job, system, action, 'running', e.nextState, null, data), e.error);
     }),
     events.on('job:rescued', (e) => {
       const reason = 'lease expired: the worker died, stalled or lost the database';
-      onJob('failure', e.job, jobEntry(e.job, { actor: system, action: 'job.rescued', before: 'running', after: e.nextState, reason, data: { attempt: e.attempt } }));
+      if (wants('failure', e.job)) onJob(e.job, jobEntry(e.job, system, 'job.rescued', 'running', e.nextState, reason, { attempt: e.attempt }));
     }),
     events.on('job:yielded', (e) => {
-      const data = { attempt: e.attempt, reason: e.reason, done: e.done, durationMs: Math.round(e.durationMs) };
-      onJob('transition', e.job, jobEntry(e.job, { actor: system, action: 'job.yielded', before: 'running', after: 'queued', data }));
+      if (!wants('transition', e.job)) return;
+      const data = { attempt: e.attempt, done: e.done, durationMs: Math.round(e.durationMs), reason: e.reason };
+      onJob(e.job, jobEntry(e.job, system, 'job.yielded', 'running', 'queued', null, data));
     }),
     events.on('job:operator-action', (e) => {
       const job: JobRef = e.job ?? { id: e.jobId, name: '', queue: '' };
-      const input = jobEntry(job, { actor: e.actor, action: OPERATOR_JOB_ACTIONS[e.action], before: e.before, after: e.after, reason: e.reason, data: { operator: true } });
+      const input = jobEntry(job, e.actor, OPERATOR_JOB_ACTIONS[e.action], e.before, e.after, e.reason, { operator: true });
       if (!e.job) Object.assign(input, { jobName: null, queue: null });
       sink.record({ input, job: e.job ? { id: e.job.id, name: e.job.name } : null });
     }),
@@ -132,7 +137,7 @@ export function subscribeAuditEvents(events: TypedEmitter, sink: AuditEventSink)
       const job = sink.scheduleJob(e.schedule);
       for (const id of e.cancelledJobIds) {
         const ref: JobRef = { id, name: job?.name ?? '', queue: job?.queue ?? '' };
-        const input = jobEntry(ref, { actor: system, action: 'job.cancelled', before: null, after: 'cancelled', reason: `overlap policy "replace" of schedule ${e.schedule}`, data: { schedule: e.schedule, tickAt: e.tickAt } });
+        const input = jobEntry(ref, system, 'job.cancelled', null, 'cancelled', `overlap policy "replace" of schedule ${e.schedule}`, { schedule: e.schedule, tickAt: e.tickAt });
         if (!job) Object.assign(input, { jobName: null, queue: null });
         if (isRecorded('transition', sink.levelOf(job?.name ?? null))) sink.record({ input, job: job ? { id, name: job.name } : null });
       }

@@ -46,7 +46,7 @@ export function canonicalJson(value: unknown): string {
       const record = value as Record<string, unknown>;
       // Concatenated, not collected and joined: every entry's `data` goes through here on append and verify.
       let text = '';
-      for (const key of Object.keys(record).sort()) {
+      for (const key of sortedKeys(record)) {
         const member = record[key];
         if (member === undefined) continue;
         text += `${text === '' ? '' : ','}${jsonString(key)}:${canonicalJson(member)}`;
@@ -56,6 +56,16 @@ export function canonicalJson(value: unknown): string {
     default:
       throw new InvalidOptionError('an audit value', value, 'JSON (null, a string, a safe integer, a boolean, an array or a plain object)');
   }
+}
+
+/**
+ * `Object.keys(record).sort()`, without the sort when the keys are already in order: Warden's own entries are
+ * built in key order, and `sort` allocates working storage on every call (a fifth of what sealing allocated).
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return keys.sort();
+  return keys;
 }
 
 /** The object the hash covers: the {@link HASHED_FIELDS} of `entry`. */
@@ -79,7 +89,7 @@ export function hashedBody(entry: Omit<AuditEntry, 'prevHash' | 'hash'>): Record
 
 /** sha256, lowercase hex, of the UTF-8 bytes of `prevHash` followed by the entry's canonical JSON. */
 export function entryHash(prevHash: string, entry: Omit<AuditEntry, 'prevHash' | 'hash'>): string {
-  return hashText(prevHash, bodyJson(entry, entry.data === null ? 'null' : canonicalJson(entry.data), JSON.stringify(entry.at.toISOString())));
+  return sha256Hex(hashInput(prevHash, entry, entry.data === null ? 'null' : canonicalJson(entry.data), JSON.stringify(entry.at.toISOString())));
 }
 
 /**
@@ -88,8 +98,7 @@ export function entryHash(prevHash: string, entry: Omit<AuditEntry, 'prevHash' |
  */
 const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
-function hashText(prevHash: string, canonical: string): string {
-  const input = prevHash + canonical;
+function sha256Hex(input: string): string {
   // A string is hashed as its UTF-8 bytes either way.
   return oneShotHash ? oneShotHash('sha256', input, 'hex') : crypto.createHash('sha256').update(input, 'utf8').digest('hex');
 }
@@ -107,13 +116,14 @@ export function jsonString(value: string | null): string {
 }
 
 /**
- * `canonicalJson(hashedBody(entry))`, written out field by field in sorted key order (the hot path of every
- * append and verify: no intermediate object, no sort). `dataJson` and `atJson` are the canonical JSON of
- * `entry.data` and `entry.at`.
+ * What an entry's hash is taken of: `prevHash` followed by `canonicalJson(hashedBody(entry))`, the latter written
+ * out field by field in sorted key order (the hot path of every append and verify: no intermediate object, no
+ * sort), and `prevHash` in the same template rather than concatenated after, so the text is built once.
+ * `dataJson` and `atJson` are the canonical JSON of `entry.data` and `entry.at`.
  */
-function bodyJson(e: Omit<AuditEntry, 'prevHash' | 'hash'>, dataJson: string, atJson: string): string {
-  if (!Number.isSafeInteger(e.seq)) return canonicalJson(hashedBody(e));
-  return `{"action":${jsonString(e.action)},"actor":${jsonString(e.actor)},"after":${jsonString(e.after)},"at":${atJson},"before":${jsonString(e.before)},"chain":${jsonString(e.chain)},"data":${dataJson},"jobName":${jsonString(e.jobName)},"queue":${jsonString(e.queue)},"reason":${jsonString(e.reason)},"seq":${e.seq},"subjectId":${jsonString(e.subjectId)},"subjectKind":${jsonString(e.subjectKind)}}`;
+function hashInput(prevHash: string, e: Omit<AuditEntry, 'prevHash' | 'hash'>, dataJson: string, atJson: string): string {
+  if (!Number.isSafeInteger(e.seq)) return prevHash + canonicalJson(hashedBody(e));
+  return `${prevHash}{"action":${jsonString(e.action)},"actor":${jsonString(e.actor)},"after":${jsonString(e.after)},"at":${atJson},"before":${jsonString(e.before)},"chain":${jsonString(e.chain)},"data":${dataJson},"jobName":${jsonString(e.jobName)},"queue":${jsonString(e.queue)},"reason":${jsonString(e.reason)},"seq":${e.seq},"subjectId":${jsonString(e.subjectId)},"subjectKind":${jsonString(e.subjectKind)}}`;
 }
 
 /**
@@ -169,8 +179,12 @@ function hasKeys(value: object): boolean {
   return false;
 }
 
-/** `input` with every field normalized as stored: strings storable, `data` plain JSON (null when empty). */
-export function normalizeEntryInput(input: AuditEntryInput): AuditEntryInput {
+/**
+ * The entry `input` becomes at (`chain`, `seq`, `at`) after `prevHash`, every field normalized as stored (strings
+ * storable, `data` plain JSON, null when empty), its `hash` still to be set. One object literal with every field:
+ * an entry is made for each record written.
+ */
+function unsealedEntry(input: AuditEntryInput, chain: string, seq: number, at: Date, prevHash: string): AuditEntry {
   const data = input.data === null || input.data === undefined ? null : (normalizeAuditValue(input.data) as Record<string, unknown>);
   return {
     actor: storableText(String(input.actor)),
@@ -183,6 +197,11 @@ export function normalizeEntryInput(input: AuditEntryInput): AuditEntryInput {
     after: optionalText(input.after),
     reason: optionalText(input.reason),
     data: data !== null && typeof data === 'object' && !Array.isArray(data) && hasKeys(data) ? data : null,
+    chain,
+    seq,
+    at,
+    prevHash,
+    hash: '',
   };
 }
 
@@ -211,13 +230,9 @@ export function sealBatch(chain: string, head: { seq: number; hash: string }, at
   const dataJson: (string | null)[] = [];
   for (const input of inputs) {
     seq += 1;
-    const n = normalizeEntryInput(input);
-    const entry: AuditEntry = {
-      actor: n.actor, action: n.action, subjectKind: n.subjectKind, subjectId: n.subjectId, jobName: n.jobName, queue: n.queue,
-      before: n.before, after: n.after, reason: n.reason, data: n.data, chain, seq, at: time, prevHash, hash: '',
-    };
+    const entry = unsealedEntry(input, chain, seq, time, prevHash);
     const data = entry.data === null ? null : canonicalJson(entry.data);
-    entry.hash = hashText(prevHash, bodyJson(entry, data ?? 'null', atJson));
+    entry.hash = sha256Hex(hashInput(prevHash, entry, data ?? 'null', atJson));
     entries.push(entry);
     dataJson.push(data);
     prevHash = entry.hash;

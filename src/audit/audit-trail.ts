@@ -28,8 +28,12 @@ const MAX_SINGLE_FAILURES = 3;
 /** Longest error message kept in an entry. */
 const MAX_MESSAGE = 2_000;
 
-interface Pending {
-  input: AuditEntryInput | Promise<AuditEntryInput>;
+/**
+ * A {@link AuditTrail.barrier} waiting for the entry numbered `seq` (entries are numbered in the order queued) to
+ * be written or given up on.
+ */
+interface Waiter {
+  seq: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -53,14 +57,20 @@ export interface AuditTrailDeps {
 export class AuditTrail extends Service {
   readonly #deps: AuditTrailDeps;
   readonly #options: ResolvedAuditOptions;
-  #queue: Pending[] = [];
+  /**
+   * Entries not yet written, oldest first; `#queue[0]` is entry number `#firstSeq`. No promise per entry: with the
+   * full trail on there are two or three entries a job, and a promise with its resolvers each was most of what
+   * recording one allocated. Only {@link AuditTrail.barrier} waits, on {@link Waiter}s.
+   */
+  #queue: (AuditEntryInput | Promise<AuditEntryInput>)[] = [];
+  #firstSeq = 1;
+  /** Barriers waiting, in increasing `seq`. */
+  #waiters: Waiter[] = [];
   #flushing: Promise<void> | null = null;
   /** Aborted when stop()'s deadline passes: failed writes are then given up instead of retried. */
   #giveUp = new AbortController();
-  /** Settles when the newest queued entry is written (or given up on). */
-  #last: Promise<void> = Promise.resolve();
-  /** Whether the newest entry was dropped at once (backlog full) rather than queued. */
-  #lastDropped = false;
+  /** Why the newest entry was dropped at once (backlog full) rather than queued; null when it was queued. */
+  #lastDropped: AuditWriteError | null = null;
   #written = 0;
   #dropped = 0;
 
@@ -96,46 +106,53 @@ export class AuditTrail extends Service {
    * this right after emitting their event, whose listener queued the entry synchronously.
    */
   barrier(): Promise<void> {
-    const last = this.#last;
-    if (this.#queue.length === 0 && !this.#lastDropped) return Promise.resolve();
+    if (this.#lastDropped) return Promise.reject(this.#lastDropped);
+    if (this.#queue.length === 0) return Promise.resolve();
+    const seq = this.#firstSeq + this.#queue.length - 1;
     return new Promise<void>((resolve, reject) => {
-      const cancel = this.#deps.clock.setTimer(this.#options.flushTimeoutMs, () => {
-        reject(new AuditWriteError(`no write within ${this.#options.flushTimeoutMs}ms; the entries stay queued`));
-      });
-      last.then(
-        () => {
+      const waiter: Waiter = {
+        seq,
+        resolve: () => {
           cancel();
           resolve();
         },
-        (error: unknown) => {
+        reject: (error) => {
           cancel();
           reject(error);
         },
-      );
+      };
+      const cancel = this.#deps.clock.setTimer(this.#options.flushTimeoutMs, () => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(new AuditWriteError(`no write within ${this.#options.flushTimeoutMs}ms; the entries stay queued`));
+      });
+      this.#waiters.push(waiter);
     });
   }
 
-  /** Queues one entry (see `audit-events.ts`); resolves when written. Entries are written in the order queued. */
-  record(event: AuditEvent): Promise<void> {
+  /**
+   * Queues one entry (see `audit-events.ts`); entries are written in the order queued. A full backlog drops it,
+   * reported through an `error` event (and to the next {@link AuditTrail.barrier}).
+   */
+  record(event: AuditEvent): void {
     if (this.#queue.length >= this.#options.maxPending) {
       this.#dropped++;
-      const error = new AuditWriteError(`a full backlog (${this.#options.maxPending} entries waiting); dropped ${event.input.action} of ${event.input.subjectKind} ${event.input.subjectId}`);
-      this.#deps.events.emit('error', { error, context: 'audit trail' });
-      const dropped = Promise.reject(error);
-      dropped.catch(() => undefined);
-      this.#last = dropped;
-      this.#lastDropped = true;
-      return dropped;
+      this.#lastDropped = new AuditWriteError(`a full backlog (${this.#options.maxPending} entries waiting); dropped ${event.input.action} of ${event.input.subjectKind} ${event.input.subjectId}`);
+      this.#deps.events.emit('error', { error: this.#lastDropped, context: 'audit trail' });
+      return;
     }
-    const done = new Promise<void>((resolve, reject) => {
-      this.#queue.push({ input: this.#prepare(event), resolve, reject });
-    });
-    // Callers may not await it (event listeners never do); the rejection is reported through `error` events.
-    done.catch(() => undefined);
-    this.#last = done;
-    this.#lastDropped = false;
+    this.#queue.push(this.#prepare(event));
+    this.#lastDropped = null;
     this.#flushing ??= this.#flushLoop();
-    return done;
+  }
+
+  /** Settles the barriers waiting for entries before number `#firstSeq` (written, or given up on with `error`). */
+  #settleWaiters(error: unknown = null): void {
+    let n = 0;
+    while (n < this.#waiters.length && this.#waiters[n]!.seq < this.#firstSeq) n++;
+    for (const waiter of this.#waiters.splice(0, n)) {
+      if (error === null) waiter.resolve();
+      else waiter.reject(error);
+    }
   }
 
   protected async run(signal: AbortSignal): Promise<void> {
@@ -149,7 +166,7 @@ export class AuditTrail extends Service {
         const def = schedules.get(name);
         return def ? { name: def.job.name, queue: def.queue } : null;
       },
-      record: (event) => void this.record(event),
+      record: (event) => this.record(event),
     });
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
@@ -199,17 +216,18 @@ export class AuditTrail extends Service {
       while (this.#queue.length > 0) {
         const batch = this.#queue.slice(0, isolate ? 1 : this.#options.maxBatch);
         try {
-          const entries = await Promise.all(batch.map((p) => p.input));
+          // Most entries are ready; Promise.all would still wrap each in a promise of its own.
+          const entries = batch.some(isPromise) ? await Promise.all(batch) : (batch as AuditEntryInput[]);
           await driver.auditAppend({ chain: this.#options.chain, entries, now: clock.sqlNow() });
-          this.#queue.splice(0, batch.length);
+          this.#shift(batch.length);
           this.#written += batch.length;
           failures = 0;
           isolate = false;
-          for (const p of batch) p.resolve();
+          this.#settleWaiters();
         } catch (error) {
           events.emit('error', { error, context: 'audit trail append' });
           if (this.#giveUp.signal.aborted) {
-            this.#giveUpOn(this.#queue.splice(0), error);
+            this.#giveUpOn(this.#queue.length, error);
             break;
           }
           failures += 1;
@@ -218,7 +236,7 @@ export class AuditTrail extends Service {
             continue;
           }
           if (failures >= MAX_SINGLE_FAILURES && !driver.isTransientError(error)) {
-            this.#giveUpOn(this.#queue.splice(0, 1), error);
+            this.#giveUpOn(1, error);
             failures = 0;
             continue;
           }
@@ -230,11 +248,23 @@ export class AuditTrail extends Service {
     }
   }
 
-  #giveUpOn(pending: Pending[], cause: unknown): void {
-    if (pending.length === 0) return;
-    this.#dropped += pending.length;
-    const error = new AuditWriteError(`${pending.length} entr${pending.length === 1 ? 'y' : 'ies'} given up on: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.#deps.events.emit('error', { error, context: 'audit trail' });
-    for (const p of pending) p.reject(error);
+  /** Removes the `count` oldest entries from the queue. */
+  #shift(count: number): void {
+    this.#queue.splice(0, count);
+    this.#firstSeq += count;
   }
+
+  /** Gives up on the `count` oldest entries: counted as dropped, reported, and any barrier waiting for them rejected. */
+  #giveUpOn(count: number, cause: unknown): void {
+    if (count === 0) return;
+    this.#shift(count);
+    this.#dropped += count;
+    const error = new AuditWriteError(`${count} entr${count === 1 ? 'y' : 'ies'} given up on: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.#deps.events.emit('error', { error, context: 'audit trail' });
+    this.#settleWaiters(error);
+  }
+}
+
+function isPromise(value: AuditEntryInput | Promise<AuditEntryInput>): value is Promise<AuditEntryInput> {
+  return value instanceof Promise;
 }

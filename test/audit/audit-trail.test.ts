@@ -1,18 +1,25 @@
 /**
  * The audit trail as recorded by a Warden (`createWarden({ audit })`): which transitions each job type's level
  * records, operator actions written before the call returns, redaction of sensitive values, appends from several
- * instances forming one chain, flush on close, and the export formats re-verified by an independent
- * implementation of docs/audit.md's algorithm.
+ * instances forming one chain, flush on close, the export formats re-verified by an independent
+ * implementation of docs/audit.md's algorithm; and a trail that cannot write: a full backlog drops new entries (each
+ * drop an `error` event, and the next barrier fails), an entry the database refuses for good is given up on after
+ * its retries (the operator action waiting for it fails with `AuditWriteError`, later entries are written), and an
+ * operator action waits no longer than `flushTimeout`. The refusal is real: a constraint (PostgreSQL) or trigger
+ * (SQLite) on the entries table that rejects one subject; the test waits on `error` events, never on sleeps.
  * @module
  */
 import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
 import type { AuditEntry } from '../../src/driver/audit-params.js';
+import { AuditWriteError } from '../../src/errors.js';
 import { defineJob, type AuditLevel } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
-import { makeWarden, type MakeWardenOptions, T0, TestClock } from '../runtime/helpers.js';
+import { createTestDatabase, DRIVER_KINDS, PG_URL, type TestDatabase } from '../support/test-databases.js';
+import { makeWarden, type MakeWardenOptions, T0, TestClock, within } from '../runtime/helpers.js';
 
 const SECRET = '4111111111111111';
 
@@ -213,5 +220,104 @@ describe.each(DRIVER_KINDS)('audit trail (%s)', (kind) => {
     const none = await text(w.audit.export({ format: 'jsonl', until: new Date(T0) }));
     expect(none).toBe('');
     expect((await text(w.audit.export({ format: 'jsonl', since: new Date(T0) }))).split('\n').length - 1).toBe(4);
+  });
+
+  /** Makes the database refuse (for good, not transiently) every audit entry about subject `poison`. */
+  async function refusePoison(): Promise<void> {
+    if (kind === 'sqlite') {
+      const db = new Database(tdb.url.slice('sqlite:'.length));
+      try {
+        db.exec(`CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_entries WHEN NEW.subject_id = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+      } finally {
+        db.close();
+      }
+      return;
+    }
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      await client.query(`ALTER TABLE ${tdb.schema}.audit_entries ADD CONSTRAINT refuse_poison CHECK (subject_id <> 'poison') NOT VALID`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** The `error` events of `w`, and a way to wait until there are `n` of them. */
+  function errorsOf(w: Warden) {
+    const seen: { error: unknown; context: string }[] = [];
+    let wake: (() => void) | null = null;
+    w.on('error', (e) => {
+      seen.push(e);
+      wake?.();
+    });
+    return {
+      seen,
+      async count(n: number): Promise<void> {
+        while (seen.length < n) await within(new Promise<void>((resolve) => (wake = resolve)), `${n} error events (have ${seen.length})`);
+      },
+    };
+  }
+
+  it('drops entries past maxPending, reports each drop, fails the next barrier, and records again after', async () => {
+    const job = defineJob({ name: 'ping', audit: 'all', handler: async () => undefined });
+    const w = open({ jobs: [job], audit: { actor: 'system:test', maxPending: 2 } });
+    const errors = errorsOf(w);
+    // Five job.created entries queued in one synchronous burst: two fit, three are dropped.
+    await w.enqueueMany(Array.from({ length: 5 }, (_, i) => ({ job, payload: { i } })));
+    const drops = errors.seen.filter((e) => e.context === 'audit trail');
+    expect(drops).toHaveLength(3);
+    expect(drops[0]!.error).toBeInstanceOf(AuditWriteError);
+    expect((drops[0]!.error as Error).message).toMatch(/full backlog \(2 entries waiting\); dropped job\.created of job \d+/);
+    await expect(w.audit.flush()).rejects.toThrow(/full backlog/);
+
+    // The two queued entries are written (read back from the database, no sleep); after them the next entry is
+    // queued again, and an operator action waits for it as usual.
+    await within((async () => {
+      while ((await tdb.driver.auditHead({ chain: 'default' }))?.seq !== 2) await new Promise((resolve) => setImmediate(resolve));
+    })(), 'the two queued entries to be written');
+    await w.queues.pause('default', { actor: 'cli:alice' });
+    expect((await chainOf(w)).map((e) => e.action)).toEqual(['job.created', 'job.created', 'queue.paused']);
+    await expect(w.audit.flush()).resolves.toBeUndefined();
+    expect((await w.audit.verify()).ok).toBe(true);
+  });
+
+  it('gives up on an entry the database refuses for good: its operator action fails, the entries after it are written', async () => {
+    await refusePoison();
+    const w = open({ audit: { actor: 'system:test' } });
+    const errors = errorsOf(w);
+    const refused = w.queues.pause('poison', { actor: 'cli:alice' }).then(() => null, (error: unknown) => error);
+    // Three tries, 100 ms and 200 ms of backoff between them, then the entry is given up on.
+    await errors.count(1);
+    await clock.advance(100);
+    await errors.count(2);
+    await clock.advance(200);
+    const error = await within(refused, 'the refused operator action to fail');
+    expect(error).toBeInstanceOf(AuditWriteError);
+    expect((error as Error).message).toMatch(/^Expected .*1 entry given up on: .*refuse/);
+    expect(errors.seen.map((e) => e.context)).toEqual(['audit trail append', 'audit trail append', 'audit trail append', 'audit trail']);
+
+    await w.queues.pause('fine', { actor: 'cli:bob' });
+    const entries = await chainOf(w);
+    expect(entries.map((e) => [e.action, e.subjectId])).toEqual([['queue.paused', 'fine']]);
+    expect((await w.audit.verify()).ok).toBe(true);
+  });
+
+  it('fails an operator action whose entry is not written within flushTimeout, and keeps the entry queued', async () => {
+    await refusePoison();
+    const w = open({ audit: { actor: 'system:test', flushTimeout: '100ms' } });
+    const errors = errorsOf(w);
+    const waiting = w.queues.pause('poison', { actor: 'cli:alice' }).then(() => null, (error: unknown) => error);
+    await errors.count(1);
+    await clock.advance(100);
+    const error = await within(waiting, 'the operator action to time out');
+    expect(error).toBeInstanceOf(AuditWriteError);
+    expect((error as Error).message).toMatch(/no write within 100ms; the entries stay queued/);
+    // Still retried after the timeout, then given up on; nothing waits for it any more.
+    await errors.count(2);
+    await clock.advance(200);
+    await errors.count(4);
+    expect(errors.seen[3]!.context).toBe('audit trail');
+    await w.queues.pause('fine', { actor: 'cli:bob' });
+    expect((await chainOf(w)).map((e) => e.subjectId)).toEqual(['fine']);
   });
 });
