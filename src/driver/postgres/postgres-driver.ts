@@ -52,6 +52,7 @@ import { buildPostgresLockStatements } from './postgres-lock-sql.js';
 import * as Locks from './postgres-locks.js';
 import * as Retention from './postgres-retention.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
 import { isJobId, toAttemptRow, toClaimedJobRow, toJobRow, type PgAttemptRecord, type PgClaimRecord, type PgJobRecord } from './postgres-rows.js';
 import { scheduleAdvance } from './postgres-schedule-advance.js';
 import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
@@ -292,7 +293,7 @@ export class PostgresDriver implements Driver {
     const leases = params.leases.filter((l) => isJobId(l.id));
     if (leases.length === 0) return { applied: [], stale: params.leases.map((l) => l.id) };
     const { rows } = await this.#runWorker<{ id: string; lease_token: string }>(this.#sql.jobHeartbeat, [
-      leases.map((l) => l.id), leases.map((l) => l.leaseToken), params.leaseMs, params.now,
+      idArrayParam(leases.map((l) => l.id)), intArrayParam(leases.map((l) => l.leaseToken)), params.leaseMs, params.now,
     ]);
     return splitLeases(params.leases, rows);
   }
@@ -309,23 +310,21 @@ export class PostgresDriver implements Driver {
     const items = params.items.filter((item) => isJobId(item.id) && !seen.has(item.id) && seen.add(item.id));
     if (items.length === 0) return { applied: [], stale: params.items.map((i) => i.id) };
     const { rows } = await run<{ id: string; lease_token: string }>(this.#sql.jobFinishMany, [
-      items.map((i) => i.id),
-      items.map((i) => i.leaseToken),
-      items.map((i) => i.outcome),
-      items.map((i) => i.state),
-      items.map((i) => i.retryDelayMs),
-      items.map((i) => (i.error === null ? null : JSON.stringify(i.error))),
+      idArrayParam(items.map((i) => i.id)),
+      intArrayParam(items.map((i) => i.leaseToken)),
+      wordArrayParam(items.map((i) => i.outcome)),
+      wordArrayParam(items.map((i) => i.state)),
+      floatArrayParam(items.map((i) => i.retryDelayMs)),
+      nullableTextArrayParam(items.map((i) => (i.error === null ? null : JSON.stringify(i.error)))),
       params.now,
-      items.map((i) => i.extendAttempts ?? false),
+      boolArrayParam(items.map((i) => i.extendAttempts ?? false)),
     ]);
     // Count a job applied once: a repeated item for the same lease was not applied a second time.
-    const applied = new Set<string>();
+    const tokens = appliedTokens(rows);
     const result: JobLeaseResult = { applied: [], stale: [] };
-    const done = new Set(rows.map((r) => leaseKey(String(r.id), Number(r.lease_token))));
     for (const item of params.items) {
-      const key = leaseKey(item.id, item.leaseToken);
-      if (done.has(key) && !applied.has(key)) {
-        applied.add(key);
+      if (tokens.get(item.id) === item.leaseToken) {
+        tokens.delete(item.id);
         result.applied.push(item.id);
       } else {
         result.stale.push(item.id);
@@ -635,17 +634,21 @@ export class PostgresDriver implements Driver {
   }
 }
 
-/** `id:token`, to match returned leases against requested ones. */
-function leaseKey(id: string, token: number): string {
-  return `${id}:${token}`;
+/**
+ * The lease token of each job a statement returned, by id, to match requested leases against (an id is returned
+ * at most once: one statement updates a row once). A map of numbers, not a set of `id:token` strings: two strings
+ * a job less.
+ */
+function appliedTokens(rows: readonly { id: string; lease_token: string }[]): Map<string, number> {
+  const tokens = new Map<string, number>();
+  for (const r of rows) tokens.set(String(r.id), Number(r.lease_token));
+  return tokens;
 }
 
 /** Splits requested leases into applied (returned by the UPDATE) and stale, in request order. */
 function splitLeases(leases: readonly { id: string; leaseToken: number }[], rows: { id: string; lease_token: string }[]): JobLeaseResult {
-  const done = new Set(rows.map((r) => leaseKey(String(r.id), Number(r.lease_token))));
+  const tokens = appliedTokens(rows);
   const result: JobLeaseResult = { applied: [], stale: [] };
-  for (const lease of leases) {
-    (done.has(leaseKey(lease.id, lease.leaseToken)) ? result.applied : result.stale).push(lease.id);
-  }
+  for (const lease of leases) (tokens.get(lease.id) === lease.leaseToken ? result.applied : result.stale).push(lease.id);
   return result;
 }

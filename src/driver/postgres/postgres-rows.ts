@@ -52,14 +52,8 @@ export type PgClaimRecord = Omit<PgJobRecord, 'state' | 'lease_worker' | 'starte
  * time (`lease_expires_at - leaseMs`, exact to the millisecond a Date holds, for a whole-millisecond lease).
  */
 export function toClaimedJobRow(r: PgClaimRecord, workerId: string, leaseMs: number): JobRow {
-  // Completed in place: the row object is the driver's own, fresh from pg.
-  const row = r as PgJobRecord;
   const claimedAt = r.lease_expires_at.getTime() - leaseMs;
-  row.state = 'running';
-  row.lease_worker = workerId;
-  row.started_at = new Date(claimedAt);
-  row.updated_at = new Date(claimedAt);
-  return toJobRow(row);
+  return jobRowOf(r, 'running', workerId, new Date(claimedAt), new Date(claimedAt));
 }
 
 /** A `job_steps` row as `pg` returns it. */
@@ -89,25 +83,34 @@ export interface PgAttemptRecord {
 
 /** Maps a `jobs` row to a {@link JobRow}. */
 export function toJobRow(r: PgJobRecord): JobRow {
+  return jobRowOf(r, r.state, r.lease_worker, r.started_at, r.updated_at);
+}
+
+/**
+ * The {@link JobRow} of `r` with the four fields a claim sets given apart, so a claimed row (which does not return
+ * them) is mapped without first adding them to `pg`'s row object: four properties more on an object `pg` built
+ * with its columns grew its property storage, a copy per claimed row.
+ */
+function jobRowOf(r: Omit<PgJobRecord, 'state' | 'lease_worker' | 'started_at' | 'updated_at'>, state: JobState, leaseWorker: string | null, startedAt: Date | null, updatedAt: Date): JobRow {
   return {
     id: String(r.id),
     name: r.name,
     queue: r.queue,
     payload: r.payload,
-    state: r.state,
+    state,
     priority: r.priority,
     runAt: r.run_at,
     attempt: r.attempt,
     maxAttempts: r.max_attempts,
     lostCount: r.lost_count,
     leaseToken: Number(r.lease_token),
-    leaseWorker: r.lease_worker,
+    leaseWorker,
     leaseExpiresAt: r.lease_expires_at,
-    startedAt: r.started_at,
+    startedAt,
     key: r.key,
     lastError: r.last_error,
     createdAt: r.created_at,
-    updatedAt: r.updated_at,
+    updatedAt,
     finishedAt: r.finished_at,
     scheduleName: r.schedule_name,
     tickAt: r.tick_at,

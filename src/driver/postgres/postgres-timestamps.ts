@@ -1,9 +1,9 @@
 /**
  * A faster parser for the `timestamptz` columns of the per-job statements, handed to `pg` per query (never
  * installed globally, which would change every other `pg` user in the process). `pg`'s own parser
- * (`postgres-date`) costs about 0.75 µs a value, with five timestamps in every claimed row; this one about
- * 0.25 µs, by letting the engine's ISO-8601 parser do the work. Anything but the common form (`DateStyle` ISO):
- * BC dates, `infinity`, years past 9999, offsets with seconds, goes to `pg`'s parser unchanged.
+ * (`postgres-date`) costs about 0.75 µs a value, with five timestamps in every claimed row; this one reads the
+ * digits straight into `Date.UTC`. Anything but the common form (`DateStyle` ISO): BC dates, `infinity`, years
+ * before 100 or past 9999, offsets with seconds, goes to `pg`'s parser unchanged.
  * @module
  */
 import pg from 'pg';
@@ -14,21 +14,52 @@ const PLUS = 43;
 const MINUS = 45;
 const COLON = 58;
 const SPACE = 32;
+const DOT = 46;
+const ZERO = 48;
+
+/** The value of the two decimal digits at `i`, or -1 when either is not a digit. */
+function twoDigits(text: string, i: number): number {
+  const a = text.charCodeAt(i) - ZERO;
+  const b = text.charCodeAt(i + 1) - ZERO;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
 
 /**
  * Parses `YYYY-MM-DD HH:MM:SS[.ffffff]±HH[:MM]`, as PostgreSQL prints `timestamptz` with `DateStyle` ISO; null for
- * any other form, which the caller hands to the default parser.
+ * any other form, which the caller hands to the default parser. Read digit by digit into `Date.UTC`, without
+ * building an ISO-8601 string for `Date.parse`: no text is made per value (three slices and a template were a
+ * kilobyte a claimed row), and it is faster. Fractions past the millisecond are dropped, as `Date.parse` does.
  */
 export function parseIsoTimestamptz(text: string): Date | null {
   const n = text.length;
-  if (n < 22 || text.charCodeAt(10) !== SPACE) return null;
-  let iso: string;
-  const c = text.charCodeAt(n - 3);
-  if (c === PLUS || c === MINUS) iso = `${text.slice(0, 10)}T${text.slice(11)}:00`;
-  else if (c === COLON && (text.charCodeAt(n - 6) === PLUS || text.charCodeAt(n - 6) === MINUS)) iso = `${text.slice(0, 10)}T${text.slice(11)}`;
-  else return null;
-  const ms = Date.parse(iso);
-  return Number.isNaN(ms) ? null : new Date(ms);
+  if (n < 22 || text.charCodeAt(4) !== MINUS || text.charCodeAt(7) !== MINUS || text.charCodeAt(10) !== SPACE || text.charCodeAt(13) !== COLON || text.charCodeAt(16) !== COLON) return null;
+  const century = twoDigits(text, 0);
+  const yy = twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  const hour = twoDigits(text, 11);
+  const minute = twoDigits(text, 14);
+  const second = twoDigits(text, 17);
+  // Years before 100 would be read as 19xx by Date.UTC; PostgreSQL prints them with four digits, so leave them.
+  if (century < 1 || yy < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return null;
+  let i = 19;
+  let ms = 0;
+  if (text.charCodeAt(i) === DOT) {
+    i++;
+    for (let scale = 100; i < n; i++, scale /= 10) {
+      const d = text.charCodeAt(i) - ZERO;
+      if (d < 0 || d > 9) break;
+      if (scale >= 1) ms += d * scale;
+    }
+  }
+  const sign = text.charCodeAt(i);
+  if ((sign !== PLUS && sign !== MINUS) || (n !== i + 3 && n !== i + 6)) return null;
+  const offsetHours = twoDigits(text, i + 1);
+  const offsetMinutes = n === i + 6 ? (text.charCodeAt(i + 3) === COLON ? twoDigits(text, i + 4) : -1) : 0;
+  if (offsetHours < 0 || offsetMinutes < 0 || offsetMinutes > 59) return null;
+  const offsetMs = (offsetHours * 60 + offsetMinutes) * 60_000;
+  const utc = Date.UTC(century * 100 + yy, month - 1, day, hour, minute, second, ms);
+  return new Date(sign === PLUS ? utc - offsetMs : utc + offsetMs);
 }
 
 const defaultTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ_OID, 'text') as (text: string) => unknown;
