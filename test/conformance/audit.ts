@@ -120,6 +120,41 @@ export function exerciseAudit(kind: DriverKind): void {
       await expectRejects(tdb.driver.auditList({ chain: 'default', limit: 10_001 }), InvalidOptionError);
     });
 
+    it('bounds time ranges exactly through the sparse time index, across index points and tied times', async () => {
+      // 61 batches of 1–20 entries (631 in all: seq 64, 128, … 576 indexed), a batch sharing one time;
+      // some batches at the time before theirs (ties across batches), and another chain in between.
+      const times: number[] = [];
+      for (let b = 0, t = 0; b < 61; b++) {
+        t += b % 5 === 3 ? 0 : 1_000;
+        const size = 1 + ((b * 7) % 20);
+        await tdb.driver.auditAppend({ chain: 'default', entries: Array.from({ length: size }, () => auditInput()), now: at(t) });
+        await tdb.driver.auditAppend({ chain: 'other', entries: [auditInput()], now: at(t) });
+        times.push(...Array.from({ length: size }, () => t));
+      }
+      const all = await readChain(tdb.driver, 'default');
+      expect(all.map((e) => e.at.getTime() - at(0).getTime())).toEqual(times);
+      const seqsIn = (since: number | null, until: number | null, afterSeq = 0) =>
+        all.filter((e) => e.seq > afterSeq && (since === null || e.at >= at(since)) && (until === null || e.at < at(until))).map((e) => e.seq);
+      // Times of indexed entries (seq 64, 128, …), their neighbours, and times outside the chain.
+      const probes = [-1_000, 0, 500, 60_000, 70_000, ...[64, 128, 192, 320, 576].flatMap((seq) => [times[seq - 1]!, times[seq - 1]! - 1, times[seq - 1]! + 1])];
+      for (const since of [null, ...probes]) {
+        for (const until of [null, ...probes]) {
+          for (const afterSeq of [0, 63, 64, 300]) {
+            const listed = await tdb.driver.auditList({ chain: 'default', since: since === null ? undefined : at(since), until: until === null ? undefined : at(until), afterSeq, limit: 10_000 });
+            expect(listed.map((e) => e.seq), `since ${since} until ${until} after ${afterSeq}`).toEqual(seqsIn(since, until, afterSeq));
+          }
+        }
+      }
+      // Pruning by time removes exactly the entries before it, whichever side of an indexed entry it falls on.
+      for (const before of [500, times[63]! + 1, times[127]!, times[400]! - 1, 70_000]) {
+        const prunedSeq = (await tdb.driver.auditHead({ chain: 'default' }))!.prunedSeq;
+        const expected = all.filter((e) => e.at < at(before) && e.seq > prunedSeq).length;
+        expect(await tdb.driver.auditPrune({ chain: 'default', before: at(before) }), `before ${before}`).toBe(expected);
+        expect((await readChain(tdb.driver, 'default')).map((e) => e.seq)).toEqual(all.filter((e) => e.at >= at(before)).map((e) => e.seq));
+      }
+      expect((await readChain(tdb.driver, 'other')).length).toBe(61);
+    });
+
     it('prunes a prefix older than a time, recording the last pruned seq and hash in the head', async () => {
       const a = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput(), auditInput()], now: at(0) });
       await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: at(5_000) });

@@ -4,6 +4,7 @@
  * first in every append and prune transaction and held until commit.
  * @module
  */
+import { AUDIT_TIME_STRIDE } from '../audit-params.js';
 import { quoteIdentifier } from './postgres-sql.js';
 
 /** The `hash` of a chain head that holds nothing yet: 64 zeros (`GENESIS_HASH`). */
@@ -42,14 +43,38 @@ export function auditAppendSql(s: string): string {
 UPDATE ${s}.audit_heads SET seq = $4, hash = $5, at = $2 WHERE chain = $1`;
 }
 
+/** The sparse time index's condition (migration 0012), as its statements must spell it to use the index. */
+const STRIDE_TERM = `seq % ${AUDIT_TIME_STRIDE} = 0`;
+
+/**
+ * A seq below every entry at or after the time parameter `param` (NULL: none): the last indexed entry (every
+ * {@link AUDIT_TIME_STRIDE}th) before that time, or 0. Everything up to it is older, since `at` never decreases.
+ */
+function seqBefore(s: string, param: string): string {
+  return `coalesce((SELECT seq FROM ${s}.audit_entries
+    WHERE chain = $1 AND ${STRIDE_TERM} AND at < ${param}::timestamptz ORDER BY at DESC, seq DESC LIMIT 1), 0)`;
+}
+
+/**
+ * A seq above every entry before the time parameter `param` (NULL: no bound): the first indexed entry at or after
+ * that time, or the largest bigint. Everything from it on is that late or later, since `at` never decreases.
+ */
+function seqFrom(s: string, param: string): string {
+  return `coalesce((SELECT seq FROM ${s}.audit_entries
+    WHERE chain = $1 AND ${STRIDE_TERM} AND at >= ${param}::timestamptz ORDER BY at, seq LIMIT 1), 9223372036854775807)`;
+}
+
 /**
  * A page of a chain in seq order. `$1` chain, `$2` after seq, `$3` since (or NULL), `$4` until (or NULL), `$5` limit.
+ * The time bounds become a seq range through the sparse time index (`at` never decreases along a chain), so the
+ * primary key reads at most {@link AUDIT_TIME_STRIDE} rows outside the range at each end.
  * `data::text` so the driver parses the JSON itself and a stored value is never coerced on the way.
  */
 export function auditListSql(s: string): string {
   return `SELECT chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data::text AS data, prev_hash, hash
 FROM ${s}.audit_entries
-WHERE chain = $1 AND seq > $2 AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
+WHERE chain = $1 AND seq > greatest($2, ${seqBefore(s, '$3')}) AND seq < ${seqFrom(s, '$4')}
+  AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
 ORDER BY seq
 LIMIT $5`;
 }
@@ -65,13 +90,14 @@ export function auditHeadLockExistingSql(s: string): string {
 }
 
 /**
- * Deletes the entries older than `$2` (a prefix of the chain) and records the last one's seq and hash as pruned;
+ * Deletes the entries older than `$2` (a prefix of the chain; the last one found backwards from the first indexed
+ * entry at or after `$2`, as in {@link auditListSql}) and records the last one's seq and hash as pruned;
  * returns the number deleted. Runs after {@link auditHeadLockExistingSql} in the same transaction. `$1` chain,
  * `$2` before.
  */
 export function auditPruneSql(s: string): string {
   return `WITH last AS (
-  SELECT seq, hash FROM ${s}.audit_entries WHERE chain = $1 AND at < $2 ORDER BY seq DESC LIMIT 1
+  SELECT seq, hash FROM ${s}.audit_entries WHERE chain = $1 AND seq < ${seqFrom(s, '$2')} AND at < $2 ORDER BY seq DESC LIMIT 1
 ), d AS (
   DELETE FROM ${s}.audit_entries e USING last WHERE e.chain = $1 AND e.seq <= last.seq RETURNING 1
 ), h AS (

@@ -281,4 +281,13 @@ SELECT 1;
 ALTER TABLE {{schema}}.jobs ADD COLUMN completed_by text;
 `,
   },
+  {
+    name: '0012_sparse_audit_time_index',
+    sql: `
+-- A time index on every 64th audit entry instead of every entry, as on SQLite (docs/audit.md, "Storage"): at never
+-- decreases along a chain, so those bound a time range in seq. AUDIT_TIME_STRIDE in src/driver/audit-params.ts.
+DROP INDEX {{schema}}.audit_entries_at_idx;
+CREATE INDEX audit_entries_time_idx ON {{schema}}.audit_entries (chain, at, seq) WHERE seq % 64 = 0;
+`,
+  },
 ];

@@ -5,6 +5,7 @@
  * processes, so the head read and the entries written cannot interleave with another append.
  * @module
  */
+import { AUDIT_TIME_STRIDE } from '../audit-params.js';
 import { NOW } from './sqlite-sql.js';
 
 /** The head row of a chain, or none. Params: `@chain`. */
@@ -35,19 +36,48 @@ export const AUDIT_HEAD_SET = `
 INSERT INTO audit_heads (chain, seq, hash, at) VALUES (@chain, @seq, @hash, @at)
 ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at`;
 
+/** The sparse time index's condition (migration 0012), as its statements must spell it to use the index. */
+const STRIDE_TERM = `seq % ${AUDIT_TIME_STRIDE} = 0`;
+
+/**
+ * A seq below every entry at or after the time parameter `param`: the last indexed entry (every
+ * {@link AUDIT_TIME_STRIDE}th) before that time, or 0. Everything up to it is older, since `at` never decreases.
+ */
+function seqBefore(param: string): string {
+  return `coalesce((SELECT seq FROM audit_entries INDEXED BY audit_entries_time_idx
+    WHERE chain = @chain AND ${STRIDE_TERM} AND at < @${param} ORDER BY at DESC, seq DESC LIMIT 1), 0)`;
+}
+
+/**
+ * A seq above every entry before the time parameter `param`: the first indexed entry at or after that time, or
+ * the largest safe integer. Everything from it on is that late or later, since `at` never decreases.
+ */
+function seqFrom(param: string): string {
+  return `coalesce((SELECT seq FROM audit_entries INDEXED BY audit_entries_time_idx
+    WHERE chain = @chain AND ${STRIDE_TERM} AND at >= @${param} ORDER BY at, seq LIMIT 1), ${Number.MAX_SAFE_INTEGER})`;
+}
+
 /**
  * A page of a chain in seq order. Bounds are always bound (`@since` 0 and `@until` the largest integer when
- * unset), so one prepared statement serves every call. Params: `@chain, @afterSeq, @since, @until, @limit`.
+ * unset), so one prepared statement serves every call. The time bounds become a seq range through the sparse time
+ * index (`at` never decreases along a chain), so the primary key reads at most {@link AUDIT_TIME_STRIDE} rows
+ * outside the range at each end. Params: `@chain, @afterSeq, @since, @until, @limit`.
  */
 export const AUDIT_LIST = `
 SELECT * FROM audit_entries
-WHERE chain = @chain AND seq > @afterSeq AND at >= @since AND at < @until
+WHERE chain = @chain AND seq > max(@afterSeq, ${seqBefore('since')}) AND seq < ${seqFrom('until')}
+  AND at >= @since AND at < @until
 ORDER BY seq
 LIMIT @limit`;
 
-/** The newest entry older than `@before`: the last one a prune removes. Params: `@chain, @before`. */
+/**
+ * The newest entry older than `@before`: the last one a prune removes, read backwards from the first indexed entry
+ * at or after `@before`. Params: `@chain, @before`.
+ */
 export const AUDIT_PRUNE_LAST = `
-SELECT seq, hash FROM audit_entries WHERE chain = @chain AND at < @before ORDER BY seq DESC LIMIT 1`;
+SELECT seq, hash FROM audit_entries
+WHERE chain = @chain AND seq < ${seqFrom('before')} AND at < @before
+ORDER BY seq DESC LIMIT 1`;
 
 /** Removes a chain's entries up to `@seq`. Params: `@chain, @seq`. */
 export const AUDIT_PRUNE_DELETE = `DELETE FROM audit_entries WHERE chain = @chain AND seq <= @seq`;
