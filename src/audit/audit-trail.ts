@@ -101,9 +101,10 @@ export class AuditTrail extends Service {
   }
 
   /**
-   * Resolves once every entry queued so far is written. Rejects with {@link AuditWriteError} when one of them was
-   * given up on, or when that takes longer than `flushTimeout` (the entries stay queued). Operator actions await
-   * this right after emitting their event, whose listener queued the entry synchronously.
+   * Resolves once every entry queued so far is written or given up on. Rejects with {@link AuditWriteError} when
+   * the newest of them was dropped or given up on (earlier ones are reported as `error` events when it happens), or
+   * when that takes longer than `flushTimeout` (the entries stay queued). Operator actions await this right after
+   * emitting their event, whose listener queued the entry synchronously: the newest entry is theirs.
    */
   barrier(): Promise<void> {
     if (this.#lastDropped) return Promise.reject(this.#lastDropped);
@@ -122,7 +123,8 @@ export class AuditTrail extends Service {
         },
       };
       const cancel = this.#deps.clock.setTimer(this.#options.flushTimeoutMs, () => {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        const at = this.#waiters.indexOf(waiter);
+        if (at >= 0) this.#waiters.splice(at, 1);
         reject(new AuditWriteError(`no write within ${this.#options.flushTimeoutMs}ms; the entries stay queued`));
       });
       this.#waiters.push(waiter);
