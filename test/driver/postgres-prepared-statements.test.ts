@@ -3,7 +3,8 @@
  * connection, keep working when another process's migration adds a column to `jobs` (fixed column lists), can be
  * turned off for poolers, and a bad value is refused before any connection. Attempts of discarded and pruned jobs
  * go with them now that migration 0008 dropped the foreign key. The worker's statements (claim, endings, heartbeat)
- * run on a second pool whose sessions use generic plans.
+ * run on a second pool whose sessions use generic plans. An ending that waits on a row another transaction is
+ * changing re-checks its guard on the committed version (stale after a rescue, applied after a heartbeat).
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -41,6 +42,15 @@ afterEach(async () => {
     await raw(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   }
 });
+
+/** Resolves once a statement on `schema` waits for a lock (read from `pg_stat_activity`, no sleep). */
+async function untilWaitingOnLock(schema: string): Promise<void> {
+  for (;;) {
+    const waiting = await raw<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%${schema}%'`);
+    if (waiting[0]!.n !== '0') return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 /** Claims and completes every due job through `driver`; returns how many. */
 async function runAll(driver: Driver): Promise<number> {
@@ -121,6 +131,60 @@ describe('PostgreSQL prepared statements', () => {
     await pool.end();
   });
 
+  it('re-checks an ending against the newest row when another transaction changed the job while it waited', async () => {
+    const { driver, schema } = open();
+    await driver.migrate();
+    await driver.jobInsertMany({ jobs: Array.from({ length: 3 }, () => makeInsert()), now: null });
+    const [a, b, c] = await driver.jobClaim({ queues: ['default'], limit: 3, workerId: 'w', leaseMs: 30_000, now: null });
+    const other = new pg.Client({ connectionString: PG_URL });
+    await other.connect();
+    /** Runs `change` in an open transaction of another connection, ends all three jobs meanwhile, then commits. */
+    const endWhile = async (change: string) => {
+      await other.query('BEGIN');
+      await other.query(change);
+      const ending = driver.jobFinishMany({
+        items: [a!, b!, c!].map((r, k) => ({ id: r.id, leaseToken: r.leaseToken, outcome: k === 2 ? 'failed' as const : 'completed' as const, state: k === 2 ? 'retrying' as const : 'completed' as const, retryDelayMs: 0, error: null })),
+        now: null,
+      });
+      // Committed only once the ending waits on that row lock.
+      await untilWaitingOnLock(schema);
+      await other.query('COMMIT');
+      return ending;
+    };
+    try {
+      // A rescue of b committed while the ending waited on b: b is stale, and no attempt of it is written.
+      const rescued = await endWhile(`UPDATE "${schema}".jobs SET state = 'retrying', lease_worker = NULL, lease_expires_at = NULL WHERE id = ${b!.id}`);
+      expect(rescued).toEqual({ applied: [a!.id, c!.id], stale: [b!.id] });
+      expect((await driver.jobGet({ id: b!.id }))?.state).toBe('retrying');
+      expect(await driver.jobAttemptList({ id: b!.id })).toEqual([]);
+      // The failed ending of c wrote its attempt from the row as it was claimed.
+      expect(await driver.jobAttemptList({ id: c!.id })).toMatchObject([{ attempt: 1, leaseToken: c!.leaseToken, workerId: 'w', startedAt: c!.startedAt, outcome: 'failed' }]);
+      expect((await driver.jobGet({ id: a!.id }))?.state).toBe('completed');
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('applies an ending that waited on a heartbeat of the same lease', async () => {
+    const { driver, schema } = open();
+    await driver.migrate();
+    await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
+    const [row] = await driver.jobClaim({ queues: ['default'], limit: 1, workerId: 'w', leaseMs: 30_000, now: null });
+    const other = new pg.Client({ connectionString: PG_URL });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE "${schema}".jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = ${row!.id}`);
+      const ending = driver.jobFinishMany({ items: [{ id: row!.id, leaseToken: row!.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null }], now: null });
+      await untilWaitingOnLock(schema);
+      await other.query('COMMIT');
+      expect(await ending).toEqual({ applied: [row!.id], stale: [] });
+      expect(await driver.jobAttemptList({ id: row!.id })).toMatchObject([{ attempt: 1, workerId: 'w', outcome: 'completed' }]);
+    } finally {
+      await other.end();
+    }
+  });
+
   it('ends and heartbeats leases by primary-key lookups in the generic plans, even when statistics saw no running job', async () => {
     const { driver, schema } = open();
     await driver.migrate();
@@ -146,10 +210,12 @@ describe('PostgreSQL prepared statements', () => {
       const finish = await plan(`EXECUTE fin(${ids}, ${tokens}, ${texts('completed')}, ${texts('completed')}, '{${rows.map(() => 0).join(',')}}'::float8[], ${texts('NULL')}, NULL, '{${rows.map(() => 'false').join(',')}}'::bool[])`);
       const beat = await plan(`EXECUTE beat(${ids}, ${tokens}, 30000, NULL)`);
       // Walking jobs_lease_idx once per item (the plain-join plan) was quadratic: 181 ms for 500 items, 1M rows.
-      for (const text of [finish, beat]) {
-        expect(text).not.toContain('jobs_lease_idx');
-        expect(text).toMatch(/LockRows[\s\S]*Index Scan using jobs_pkey/);
-      }
+      for (const text of [finish, beat]) expect(text).not.toContain('jobs_lease_idx');
+      // The heartbeat locks each row found by its primary key; the ending has no lock step: its update walks `g`
+      // (in id order) and looks each job up by its primary key, the guard a filter on that row.
+      expect(beat).toMatch(/LockRows[\s\S]*Index Scan using jobs_pkey/);
+      expect(finish).not.toContain('LockRows');
+      expect(finish).toMatch(/Update on jobs[\s\S]*Nested Loop[\s\S]*CTE Scan on g[\s\S]*Index Scan using jobs_pkey/);
     } finally {
       await client.end();
     }
