@@ -4,7 +4,8 @@
  *
  * Options (flags or environment): `--only W1,W3` (BENCH_ONLY), `--systems warden-pg,graphile` (BENCH_SYSTEMS),
  * `--quick` (BENCH_QUICK=1: small sizes, one repetition), `--reps N`, `--out DIR` (a partial or quick run
- * writes nothing unless given), `--no-write`, `--cpu-prof DIR` (worker children under `node --cpu-prof`).
+ * writes nothing unless given), `--no-write`, `--cpu-prof DIR` (worker children under `node --cpu-prof`),
+ * `--alloc-prof DIR` (worker children sample what they allocate, freed objects included: `alloc-profiler.ts`).
  * Sizes: BENCH_JOBS, BENCH_SINGLE, BENCH_W3_JOBS, BENCH_W5_RETAINED, BENCH_W5_DRAIN, BENCH_CONCURRENCY, … (settings.ts).
  * Warden's tuning: BENCH_WARDEN_PREFETCH (default 500; 0 measures the out-of-the-box default), BENCH_WARDEN_POLL.
  * @module
@@ -39,6 +40,7 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 if (settings.cpuProfDir) await mkdir(settings.cpuProfDir, { recursive: true });
+if (settings.allocProfDir) await mkdir(settings.allocProfDir, { recursive: true });
 const machine = await describeMachine(settings);
 const systems = await Promise.all(settings.systems.map((name) => loadSystem(name, settings)));
 const code = describeCode();

@@ -42,6 +42,8 @@ export interface BenchSettings {
   redis: { host: string; port: number };
   /** When set, Warden worker children run under `node --cpu-prof` and write profiles here. */
   cpuProfDir: string | null;
+  /** When set, worker children sample their allocations (`bench/alloc-profiler.ts`) and write profiles here. */
+  allocProfDir: string | null;
   /** Where results.md and results.svg go; null = do not write (e.g. a partial smoke run). */
   outDir: string | null;
 }
@@ -75,6 +77,7 @@ export function readSettings(argv: string[] = process.argv.slice(2)): BenchSetti
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'alloc-prof': { type: 'string' },
     },
     allowPositionals: false,
   });
@@ -105,6 +108,7 @@ export function readSettings(argv: string[] = process.argv.slice(2)): BenchSetti
     pgUrl: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     redis: { host: process.env.BENCH_REDIS_HOST ?? '127.0.0.1', port: int('BENCH_REDIS_PORT', 6379) },
     cpuProfDir: values['cpu-prof'] ?? process.env.BENCH_CPU_PROF ?? null,
+    allocProfDir: values['alloc-prof'] ?? process.env.BENCH_ALLOC_PROF ?? null,
     outDir: values['no-write'] ? null : out ?? (partial ? null : new URL('.', import.meta.url).pathname),
   };
 }

@@ -12,9 +12,14 @@ import type { ChildReport, StartCommand } from './worker-protocol.js';
 
 type Stopped = Extract<ChildReport, { type: 'stopped' }>;
 const CHILD = fileURLToPath(new URL('./worker-child.ts', import.meta.url));
+/** Preloaded into each child with `--alloc-prof`. */
+const ALLOC_PROFILER = fileURLToPath(new URL('./alloc-profiler.ts', import.meta.url));
 const live = new Set<WorkerProcess>();
 
-/** Options of one child. `profileName` runs it under `node --cpu-prof` (settings.cpuProfDir must be set). */
+/**
+ * Options of one child. `profileName` names its profiles: `node --cpu-prof` when settings.cpuProfDir is set, the
+ * allocation sampler (`alloc-profiler.ts`) when settings.allocProfDir is.
+ */
 export interface WorkerProcessOptions {
   expected: number | null;
   recordLatency?: boolean;
@@ -56,9 +61,11 @@ export class WorkerProcess {
     const profile = options.profileName && settings.cpuProfDir
       ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfDir, '--cpu-prof-name', `${options.profileName}.cpuprofile`]
       : [];
+    const allocations = options.profileName && settings.allocProfDir ? ['--import', ALLOC_PROFILER] : [];
+    const env = allocations.length > 0 ? { ...process.env, BENCH_ALLOC_PROF_DIR: settings.allocProfDir!, BENCH_ALLOC_PROF_NAME: options.profileName } : process.env;
     // A child sampling its memory collects garbage before each sample (see worker-child.ts).
     const gc = (options.rssEveryMs ?? 0) > 0 ? ['--expose-gc'] : [];
-    const proc = fork(CHILD, [], { execArgv: ['--import', 'tsx', ...gc, ...profile], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    const proc = fork(CHILD, [], { execArgv: ['--import', 'tsx', ...gc, ...profile, ...allocations], env, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     const child = new WorkerProcess(proc);
     live.add(child);
     await child.#waitReport('loaded', 60_000);
