@@ -52,6 +52,10 @@ describe.each(DRIVER_KINDS)('graceful shutdown (%s)', (kind) => {
     const config = { url: tdb.url, schema: tdb.schema, name: 'main', role: 'main', concurrency: 20, grace: '2s', lease: '2s', heartbeat: '500ms', rescueInterval: '250ms' };
     const child = spawnChild('main', 'shutdown-worker.ts', config);
     await pollUntil('all 20 jobs running', countRunning, (n) => n === 20, { timeoutMs: 60_000, children: [child] });
+    // Claimed is not yet started: the claim commits a moment before the worker hands the jobs to their handlers,
+    // and a SIGTERM in between rightly hands them back unstarted (the process then exits at once). The scenario
+    // is about handlers in flight, so wait until all 20 have reported in.
+    await pollUntil('all 20 handlers started', async () => child.messages.filter((m) => m.type === 'handler').length, (n) => n === 20, { timeoutMs: 10_000, children: [child] });
     const workerId = (await waitForMessage(child, (m) => m.type === 'event' && m.event === 'worker:started', 5_000)).workerId as string;
 
     const signalledAt = Date.now();
@@ -107,6 +111,8 @@ describe.each(DRIVER_KINDS)('graceful shutdown (%s)', (kind) => {
     const config = { url: tdb.url, schema: tdb.schema, role: 'main', concurrency: 10, grace: '30s', lease: '2s', heartbeat: '500ms', rescueInterval: '250ms' };
     const child = spawnChild('main', 'shutdown-worker.ts', { ...config, name: 'main' });
     await pollUntil('all 4 jobs running', countRunning, (n) => n === 4, { timeoutMs: 60_000, children: [child] });
+    // Started, not only claimed (see the test above).
+    await pollUntil('all 4 handlers started', async () => child.messages.filter((m) => m.type === 'handler').length, (n) => n === 4, { timeoutMs: 10_000, children: [child] });
     const workerId = (await waitForMessage(child, (m) => m.type === 'event' && m.event === 'worker:started', 5_000)).workerId as string;
 
     child.signal('SIGTERM');
