@@ -215,12 +215,8 @@ export interface SealedBatch {
  * Seals `inputs` onto a chain whose newest entry is (`head.seq`, `head.hash`): consecutive seqs, the same `at`,
  * each hash over the one before. Drivers call this while holding the chain's head row, so no other append can
  * interleave. `at` is truncated to whole milliseconds, the precision both databases store.
+ * Returns the entries and each one's `data` as the canonical JSON it was hashed with, to store.
  */
-export function sealEntries(chain: string, head: { seq: number; hash: string }, at: Date, inputs: readonly AuditEntryInput[]): AuditEntry[] {
-  return sealBatch(chain, head, at, inputs).entries;
-}
-
-/** {@link sealEntries}, also returning each entry's `data` as the canonical JSON it was hashed with, to store. */
 export function sealBatch(chain: string, head: { seq: number; hash: string }, at: Date, inputs: readonly AuditEntryInput[]): SealedBatch {
   const time = new Date(Math.trunc(at.getTime()));
   const atJson = JSON.stringify(time.toISOString());

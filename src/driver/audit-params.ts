@@ -1,6 +1,6 @@
 /**
  * Parameter and row types of the audit-trail methods of {@link Driver} (`auditAppend`, `auditList`, `auditHead`,
- * `auditPrune`). The hash chain itself is defined in `src/audit/audit-hash.ts`; drivers call its `sealEntries`
+ * `auditPrune`). The hash chain itself is defined in `src/audit/audit-hash.ts`; drivers call its `sealBatch`
  * inside their append transaction, once they hold the chain's head row. See docs/audit.md.
  * @module
  */

@@ -271,7 +271,7 @@ export interface Driver {
    * Appends entries to an audit chain in one transaction, serialized per chain across processes (PostgreSQL: the
    * chain's `audit_heads` row locked `FOR UPDATE`; SQLite: `BEGIN IMMEDIATE`). Reads the time once, after taking
    * the lock (`now`, or the database clock, never before the head's time), and seals the batch onto the head with
-   * `sealEntries` (src/audit/audit-hash.ts). Returns the stored entries with their seq, time and hashes.
+   * `sealBatch` (src/audit/audit-hash.ts). Returns the stored entries with their seq, time and hashes.
    */
   auditAppend(params: AuditAppendParams): Promise<AuditEntry[]>;
   /** A page of an audit chain in seq order (for verify and export). */

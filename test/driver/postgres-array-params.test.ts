@@ -9,13 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam,
 } from '../../src/driver/postgres/postgres-array-params.js';
-import { PG_URL } from '../support/test-databases.js';
+import { openPgClient } from '../conformance/helpers.js';
 
 describe('postgres array parameters', () => {
   let client: pg.Client;
   beforeAll(async () => {
-    client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
+    client = await openPgClient();
   });
   afterAll(async () => {
     await client.end();

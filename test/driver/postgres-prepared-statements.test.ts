@@ -15,6 +15,7 @@ import type { Driver } from '../../src/driver/driver.js';
 import { WorkerPool } from '../../src/driver/postgres/postgres-worker-pool.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { makeInsert, PG_URL } from '../support/test-databases.js';
+import { openPgClient } from '../conformance/helpers.js';
 
 const opened: { driver: Driver; schema: string }[] = [];
 
@@ -136,8 +137,7 @@ describe('PostgreSQL prepared statements', () => {
     await driver.migrate();
     await driver.jobInsertMany({ jobs: Array.from({ length: 3 }, () => makeInsert()), now: null });
     const [a, b, c] = await driver.jobClaim({ queues: ['default'], limit: 3, workerId: 'w', leaseMs: 30_000, now: null });
-    const other = new pg.Client({ connectionString: PG_URL });
-    await other.connect();
+    const other = await openPgClient();
     /** Runs `change` in an open transaction of another connection, ends all three jobs meanwhile, then commits. */
     const endWhile = async (change: string) => {
       await other.query('BEGIN');
@@ -170,8 +170,7 @@ describe('PostgreSQL prepared statements', () => {
     await driver.migrate();
     await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
     const [row] = await driver.jobClaim({ queues: ['default'], limit: 1, workerId: 'w', leaseMs: 30_000, now: null });
-    const other = new pg.Client({ connectionString: PG_URL });
-    await other.connect();
+    const other = await openPgClient();
     try {
       await other.query('BEGIN');
       await other.query(`UPDATE "${schema}".jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = ${row!.id}`);

@@ -7,15 +7,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAST_TYPES, parseIsoTimestamptz } from '../../src/driver/postgres/postgres-timestamps.js';
-import { PG_URL } from '../support/test-databases.js';
+import { openPgClient } from '../conformance/helpers.js';
 
 const pgParse = pg.types.getTypeParser(1184, 'text') as (text: string) => unknown;
 
 describe('fast timestamptz parsing', () => {
   let client: pg.Client;
   beforeAll(async () => {
-    client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
+    client = await openPgClient();
   });
   afterAll(async () => {
     await client.end();
