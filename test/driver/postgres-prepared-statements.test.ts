@@ -84,7 +84,7 @@ describe('PostgreSQL prepared statements', () => {
     expect(await runAll(driver)).toBe(2);
     await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
     expect(await runAll(driver)).toBe(1);
-    // The claim (warden_0), endings (warden_1) and heartbeat (warden_2) ran on the worker pool's connection.
+    // The claim (warden_0), endings (warden_1, warden_5) and heartbeat (warden_2) ran on the worker pool's connection.
     expect(await preparedOn(driver)).toEqual(['warden_3', 'warden_4']);
   });
 
@@ -132,7 +132,11 @@ describe('PostgreSQL prepared statements', () => {
     await pool.end();
   });
 
-  it('re-checks an ending against the newest row when another transaction changed the job while it waited', async () => {
+  // An all-completed batch runs the shorter completion statement; one with a failure runs the general ending.
+  it.each([
+    { batch: 'with a failure', cOutcome: 'failed' as const, cState: 'retrying' as const },
+    { batch: 'of completions only', cOutcome: 'completed' as const, cState: 'completed' as const },
+  ])('re-checks an ending $batch against the newest row when another transaction changed the job while it waited', async ({ cOutcome, cState }) => {
     const { driver, schema } = open();
     await driver.migrate();
     await driver.jobInsertMany({ jobs: Array.from({ length: 3 }, () => makeInsert()), now: null });
@@ -143,7 +147,7 @@ describe('PostgreSQL prepared statements', () => {
       await other.query('BEGIN');
       await other.query(change);
       const ending = driver.jobFinishMany({
-        items: [a!, b!, c!].map((r, k) => ({ id: r.id, leaseToken: r.leaseToken, outcome: k === 2 ? 'failed' as const : 'completed' as const, state: k === 2 ? 'retrying' as const : 'completed' as const, retryDelayMs: 0, error: null })),
+        items: [a!, b!, c!].map((r, k) => ({ id: r.id, leaseToken: r.leaseToken, outcome: k === 2 ? cOutcome : 'completed' as const, state: k === 2 ? cState : 'completed' as const, retryDelayMs: 0, error: null })),
         now: null,
       });
       // Committed only once the ending waits on that row lock.
@@ -157,27 +161,39 @@ describe('PostgreSQL prepared statements', () => {
       expect(rescued).toEqual({ applied: [a!.id, c!.id], stale: [b!.id] });
       expect((await driver.jobGet({ id: b!.id }))?.state).toBe('retrying');
       expect(await driver.jobAttemptList({ id: b!.id })).toEqual([]);
-      // The failed ending of c wrote its attempt from the row as it was claimed.
-      expect(await driver.jobAttemptList({ id: c!.id })).toMatchObject([{ attempt: 1, leaseToken: c!.leaseToken, workerId: 'w', startedAt: c!.startedAt, outcome: 'failed' }]);
+      // The ending of c wrote its attempt from the row as it was claimed.
+      expect(await driver.jobAttemptList({ id: c!.id })).toMatchObject([{ attempt: 1, leaseToken: c!.leaseToken, workerId: 'w', startedAt: c!.startedAt, outcome: cOutcome }]);
+      expect((await driver.jobGet({ id: c!.id }))?.state).toBe(cState);
       expect((await driver.jobGet({ id: a!.id }))?.state).toBe('completed');
+      expect(await driver.jobAttemptList({ id: a!.id })).toMatchObject([{ attempt: 1, leaseToken: a!.leaseToken, workerId: 'w', outcome: 'completed' }]);
     } finally {
       await other.end();
     }
   });
 
-  it('applies an ending that waited on a heartbeat of the same lease', async () => {
+  it.each([
+    { batch: 'of completions only', otherOutcome: 'completed' as const, otherState: 'completed' as const },
+    { batch: 'with a failure', otherOutcome: 'failed' as const, otherState: 'retrying' as const },
+  ])('applies an ending $batch that waited on a heartbeat of the same lease', async ({ otherOutcome, otherState }) => {
     const { driver, schema } = open();
     await driver.migrate();
-    await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
-    const [row] = await driver.jobClaim({ queues: ['default'], limit: 1, workerId: 'w', leaseMs: 30_000, now: null });
+    await driver.jobInsertMany({ jobs: [makeInsert(), makeInsert()], now: null });
+    const [row, second] = await driver.jobClaim({ queues: ['default'], limit: 2, workerId: 'w', leaseMs: 30_000, now: null });
     const other = await openPgClient();
     try {
       await other.query('BEGIN');
       await other.query(`UPDATE "${schema}".jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = ${row!.id}`);
-      const ending = driver.jobFinishMany({ items: [{ id: row!.id, leaseToken: row!.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null }], now: null });
+      const ending = driver.jobFinishMany({
+        items: [
+          { id: row!.id, leaseToken: row!.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null },
+          { id: second!.id, leaseToken: second!.leaseToken, outcome: otherOutcome, state: otherState, retryDelayMs: 0, error: null },
+        ],
+        now: null,
+      });
       await untilWaitingOnLock(schema);
       await other.query('COMMIT');
-      expect(await ending).toEqual({ applied: [row!.id], stale: [] });
+      expect(await ending).toEqual({ applied: [row!.id, second!.id], stale: [] });
+      expect((await driver.jobGet({ id: second!.id }))?.state).toBe(otherState);
       expect(await driver.jobAttemptList({ id: row!.id })).toMatchObject([{ attempt: 1, workerId: 'w', outcome: 'completed' }]);
     } finally {
       await other.end();
@@ -205,16 +221,21 @@ describe('PostgreSQL prepared statements', () => {
       await client.query('SET plan_cache_mode = force_generic_plan');
       await client.query(`PREPARE fin(bigint[], bigint[], text[], text[], float8[], text[], timestamptz, bool[]) AS ${sql.jobFinishMany}`);
       await client.query(`PREPARE beat(bigint[], bigint[], integer, timestamptz) AS ${sql.jobHeartbeat}`);
+      await client.query(`PREPARE done(bigint[], bigint[], timestamptz) AS ${sql.jobCompleteMany}`);
       const plan = async (statement: string) => (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
       const finish = await plan(`EXECUTE fin(${ids}, ${tokens}, ${texts('completed')}, ${texts('completed')}, '{${rows.map(() => 0).join(',')}}'::float8[], ${texts('NULL')}, NULL, '{${rows.map(() => 'false').join(',')}}'::bool[])`);
       const beat = await plan(`EXECUTE beat(${ids}, ${tokens}, 30000, NULL)`);
+      const done = await plan(`EXECUTE done(${ids}, ${tokens}, NULL)`);
       // Walking jobs_lease_idx once per item (the plain-join plan) was quadratic: 181 ms for 500 items, 1M rows.
-      for (const text of [finish, beat]) expect(text).not.toContain('jobs_lease_idx');
+      for (const text of [finish, beat, done]) expect(text).not.toContain('jobs_lease_idx');
       // The heartbeat locks each row found by its primary key; the ending has no lock step: its update walks `g`
       // (in id order) and looks each job up by its primary key, the guard a filter on that row.
       expect(beat).toMatch(/LockRows[\s\S]*Index Scan using jobs_pkey/);
       expect(finish).not.toContain('LockRows');
       expect(finish).toMatch(/Update on jobs[\s\S]*Nested Loop[\s\S]*CTE Scan on g[\s\S]*Index Scan using jobs_pkey/);
+      // The completion statement walks its input sorted by id the same way.
+      expect(done).not.toContain('LockRows');
+      expect(done).toMatch(/Update on jobs[\s\S]*Nested Loop[\s\S]*Sort Key: i(_\d+)?\.id[\s\S]*Index Scan using jobs_pkey/);
     } finally {
       await client.end();
     }

@@ -312,6 +312,29 @@ SELECT id, lease_token FROM u`;
 }
 
 /**
+ * Completes jobs, in one statement: the ending of a batch whose every item completes its job with no error and no
+ * extra attempt, which is nearly every batch of a healthy drain. Such an attempt is kept on the job row
+ * (`completed_by`, migration 0011), so there is no attempt row to write and nothing to capture from the row before
+ * the update: `completed_by` takes the old `lease_worker` in the `SET` itself. Skipping
+ * {@link jobFinishManySql}'s `g` (a second primary-key lookup per job and a materialized copy) took the driver-only
+ * loop's endings from 12.3–13.3 to 9.0–9.4 µs a job.
+ * The guard and the lock order are `jobFinishManySql`'s: `i` is sorted by id and the update looks each job up by its
+ * primary key (a generic plan estimates ten rows for `unnest` of a parameter, whatever the statistics); a row another
+ * transaction changed meanwhile is re-checked on its newest version. `running` is a column of `i`, not a literal,
+ * so the partial `jobs_lease_idx` cannot be picked on statistics that saw no running job. Ids must be distinct.
+ * Params: `$1` ids, `$2` lease tokens, `$3` now. Returns the applied `(id, lease_token)`.
+ */
+export function jobCompleteManySql(s: string): string {
+  return `WITH t AS (SELECT ${nowAt(3)} AS now)
+UPDATE ${s}.jobs j
+SET state = 'completed', completed_by = j.lease_worker, finished_at = t.now, last_error = NULL,
+    lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
+FROM (SELECT i.*, 'running'::text AS running FROM unnest($1::bigint[], $2::bigint[]) AS i(id, token) ORDER BY i.id) AS i, t
+WHERE j.id = i.id AND j.lease_token = i.token AND j.state = i.running
+RETURNING j.id, j.lease_token`;
+}
+
+/**
  * Rescues running jobs whose lease expired: a `lost` attempt row, `lost_count + 1`, then `dead` when out of
  * attempts or lost too often (poison), else `retrying` due now. `SKIP LOCKED` keeps concurrent rescuers from
  * queueing behind each other. Params: `$1` maxLost, `$2` limit, `$3` error (JSON text), `$4` now.
@@ -481,6 +504,7 @@ export interface PostgresStatements {
   jobClaim: string;
   jobHeartbeat: string;
   jobFinishMany: string;
+  jobCompleteMany: string;
   jobRescue: string;
   jobCancel: string;
   jobRetry: string;
@@ -506,6 +530,7 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     jobClaim: jobClaimSql(s),
     jobHeartbeat: jobHeartbeatSql(s),
     jobFinishMany: jobFinishManySql(s),
+    jobCompleteMany: jobCompleteManySql(s),
     jobRescue: jobRescueSql(s),
     jobCancel: jobCancelSql(s),
     jobRetry: jobRetrySql(s),
