@@ -236,6 +236,19 @@ describe('PostgreSQL prepared statements', () => {
       // The completion statement walks its input sorted by id the same way.
       expect(done).not.toContain('LockRows');
       expect(done).toMatch(/Update on jobs[\s\S]*Nested Loop[\s\S]*Sort Key: i(_\d+)?\.id[\s\S]*Index Scan using jobs_pkey/);
+      // Planned for the actual arrays (a main-pool session's first executions, `preparedStatements: false`, an
+      // application's transaction), the same shapes: with a plain equality the planner hash-joined the batch
+      // against a sequential scan of every job (locking them in heap order, not id order).
+      await client.query('SET plan_cache_mode = force_custom_plan');
+      const customPlans = [
+        await plan(`EXECUTE fin(${ids}, ${tokens}, ${texts('completed')}, ${texts('completed')}, '{${rows.map(() => 0).join(',')}}'::float8[], ${texts('NULL')}, NULL, '{${rows.map(() => 'false').join(',')}}'::bool[])`),
+        await plan(`EXECUTE beat(${ids}, ${tokens}, 30000, NULL)`),
+        await plan(`EXECUTE done(${ids}, ${tokens}, NULL)`),
+      ];
+      for (const text of customPlans) {
+        expect(text).not.toMatch(/Hash Join|Merge Join|Seq Scan on jobs|jobs_lease_idx/);
+        expect(text).toMatch(/Nested Loop[\s\S]*Index Scan using jobs_pkey/);
+      }
     } finally {
       await client.end();
     }

@@ -231,8 +231,8 @@ SELECT * FROM c ORDER BY priority, run_at, id`;
  * The rows are locked in id order first, as `jobFinishManySql` does: a worker's heartbeat and its own finish
  * write touch overlapping rows from two connections, and locking them in different orders deadlocks. Each lease
  * is looked up by id from the sorted input (`LATERAL … OFFSET 0 FOR UPDATE`, which PostgreSQL neither flattens
- * into a join nor pushes the state check into), so the plan is the same whatever the statistics say (see
- * `jobFinishManySql`).
+ * into a join nor pushes the state check into), so the plan is the same whatever the statistics say, and the
+ * update finds each row by primary key (`= ANY (ARRAY[…])`): see `jobFinishManySql` for both.
  * Params: `$1` ids, `$2` lease tokens, `$3` lease (ms), `$4` now. Returns the renewed `(id, lease_token)`.
  */
 export function jobHeartbeatSql(s: string): string {
@@ -247,7 +247,7 @@ export function jobHeartbeatSql(s: string): string {
 UPDATE ${s}.jobs j
 SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
 FROM l
-WHERE j.id = l.id
+WHERE j.id = ANY (ARRAY[l.id])
 RETURNING j.id, j.lease_token`;
 }
 
@@ -266,6 +266,14 @@ RETURNING j.id, j.lease_token`;
  * saw no running jobs (a million finished rows, analyzed) let the generic plan walk every running job once per item,
  * quadratic in the batch. For the same reason `g` looks each job up through `LATERAL … OFFSET 0` with the state
  * check outside it (as a plain join, that case took 181 ms for a batch of 500 instead of 4).
+ * `u` joins `g` with `j.id = ANY (ARRAY[g.id])` (and the token and state likewise) rather than `j.id = g.id`: no
+ * condition is then a hashable or mergeable equality, so the only plan left is the walk of `g` in id order with a
+ * primary-key lookup per job. With plain equalities, a plan made for the actual arrays (a session's first
+ * executions, `preparedStatements: false`, an application's transaction) hash-joined the batch of 500 against a
+ * sequential scan of every job once the table held a few thousand rows: 13–17 ms instead of 4–5 on 40,000 rows,
+ * growing with the table, with the rows locked in heap order instead of id order (the order heartbeats lock in, so
+ * the two could deadlock). Generic plans already took the loop (they estimate ten rows for `unnest` of a
+ * parameter); the plan test checks both kinds. The lookup stays an index condition, the token and state a filter.
  * An attempt that completes its job (outcome and state `completed`) gets no row: `u` keeps it on the job row
  * (`completed_by` = its worker; attempt, lease token, start and finish are already there; migration 0011). Only a
  * final state may hold it there, which nothing overwrites. Ids must be distinct (the driver dedupes).
@@ -299,7 +307,7 @@ u AS (
       max_attempts = CASE WHEN g.extend_attempts THEN j.max_attempts + 1 ELSE j.max_attempts END,
       last_error = g.error, lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
   FROM g, t
-  WHERE j.id = g.id AND j.lease_token = g.lease_token AND j.state = g.running
+  WHERE j.id = ANY (ARRAY[g.id]) AND j.lease_token = ANY (ARRAY[g.lease_token]) AND j.state = ANY (ARRAY[g.running])
   RETURNING j.id, j.lease_token, g.attempt, g.lease_worker, g.started_at, t.now, g.outcome, g.state AS next_state, g.error
 ),
 a AS (
@@ -319,9 +327,11 @@ SELECT id, lease_token FROM u`;
  * {@link jobFinishManySql}'s `g` (a second primary-key lookup per job and a materialized copy) took the driver-only
  * loop's endings from 12.3–13.3 to 9.0–9.4 µs a job.
  * The guard and the lock order are `jobFinishManySql`'s: `i` is sorted by id and the update looks each job up by its
- * primary key (a generic plan estimates ten rows for `unnest` of a parameter, whatever the statistics); a row another
- * transaction changed meanwhile is re-checked on its newest version. `running` is a column of `i`, not a literal,
- * so the partial `jobs_lease_idx` cannot be picked on statistics that saw no running job. Ids must be distinct.
+ * primary key, whatever the statistics and whether planned generically or for the actual arrays
+ * (`= ANY (ARRAY[…])`, see `jobFinishManySql`); a row another transaction changed meanwhile is re-checked on its
+ * newest version.
+ * `running` is a column of `i`, not a literal, so the partial `jobs_lease_idx` cannot be picked on statistics that
+ * saw no running job. Ids must be distinct.
  * Params: `$1` ids, `$2` lease tokens, `$3` now. Returns the applied `(id, lease_token)`.
  */
 export function jobCompleteManySql(s: string): string {
@@ -330,7 +340,7 @@ UPDATE ${s}.jobs j
 SET state = 'completed', completed_by = j.lease_worker, finished_at = t.now, last_error = NULL,
     lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
 FROM (SELECT i.*, 'running'::text AS running FROM unnest($1::bigint[], $2::bigint[]) AS i(id, token) ORDER BY i.id) AS i, t
-WHERE j.id = i.id AND j.lease_token = i.token AND j.state = i.running
+WHERE j.id = ANY (ARRAY[i.id]) AND j.lease_token = ANY (ARRAY[i.token]) AND j.state = ANY (ARRAY[i.running])
 RETURNING j.id, j.lease_token`;
 }
 
