@@ -34,7 +34,10 @@ export interface AuditOptions {
   level?: AuditLevel;
   /** The level of jobs this process has no definition for (rescued, or operated on by id). @default "all" */
   unknownJobLevel?: AuditLevel;
-  /** Most entries written by one append transaction. @default 500 */
+  /**
+   * Most entries written by one append transaction. A batch only grows this large when entries wait (an append
+   * in flight, a burst): then fewer, larger transactions catch up faster. @default 2000
+   */
   maxBatch?: number;
   /**
    * Entries waiting to be written (database unreachable) beyond which new ones are dropped, each drop reported as
@@ -60,6 +63,14 @@ export interface ResolvedAuditOptions {
   flushTimeoutMs: number;
 }
 
+/**
+ * Default {@link AuditOptions.maxBatch}. 2,000 rather than 500: with a backlog (every job of a drain audited),
+ * each append costs a few round trips and a commit whatever its size. W6 of `npm run bench` (medians of 4
+ * repetitions, interleaved): PostgreSQL 21,000 → 23,600 jobs/s (+12 %), SQLite 30,500 → 32,400 (+6 %); 5,000
+ * gained nothing more. A batch of 2,000 holds the chain's head lock about 10 ms.
+ */
+export const DEFAULT_AUDIT_MAX_BATCH = 2_000;
+
 /** The default actor of this process's own changes. */
 export function defaultSystemActor(): string {
   return `system:${hostname()}/${process.pid}`;
@@ -84,7 +95,7 @@ export function resolveAuditOptions(value: boolean | AuditOptions | undefined): 
   if (level !== null && !AUDIT_LEVELS.includes(level)) throw new InvalidOptionError('audit.level', level, `one of ${AUDIT_LEVELS.join(', ')}`);
   const unknownJobLevel = options.unknownJobLevel ?? 'all';
   if (!AUDIT_LEVELS.includes(unknownJobLevel)) throw new InvalidOptionError('audit.unknownJobLevel', unknownJobLevel, `one of ${AUDIT_LEVELS.join(', ')}`);
-  const maxBatch = options.maxBatch ?? 500;
+  const maxBatch = options.maxBatch ?? DEFAULT_AUDIT_MAX_BATCH;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 5_000) throw new InvalidOptionError('audit.maxBatch', maxBatch, 'an integer from 1 to 5000');
   const maxPending = options.maxPending ?? 100_000;
   if (!Number.isInteger(maxPending) || maxPending < 1) throw new InvalidOptionError('audit.maxPending', maxPending, 'a positive integer');
