@@ -175,6 +175,36 @@ export function exerciseJobLease(kind: DriverKind): void {
         expect(await countRows(tdb, 'job_attempts', job.id)).toBe(0);
       });
 
+      // Drivers end a batch of plain completions with a shorter statement than a batch with anything else in it:
+      // the same completion must leave the same row and attempt either way, and a stale one change nothing.
+      it('completes a job alike in a batch of completions only and in a mixed batch', async () => {
+        await insertJobs(tdb.driver, [{ name: 'a' }, { name: 'a' }, { name: 'a' }, { name: 'a' }]);
+        const [alone, staleAlone, mixed, failed] = await claim(tdb.driver, { limit: 4 });
+        const onlyCompletions = await tdb.driver.jobFinishMany({
+          items: [finishOf(alone!), finishOf({ id: staleAlone!.id, leaseToken: staleAlone!.leaseToken + 1 })],
+          now: at(5_000),
+        });
+        const withFailure = await tdb.driver.jobFinishMany({
+          items: [finishOf(mixed!), finishOf(failed!, { outcome: 'failed', state: 'retrying', retryDelayMs: 1_000, error: errorInfo() })],
+          now: at(5_000),
+        });
+        expect(onlyCompletions).toEqual({ applied: [alone!.id], stale: [staleAlone!.id] });
+        expect(withFailure).toEqual({ applied: [mixed!.id, failed!.id], stale: [] });
+        const expected = (job: JobRow): JobRow => ({
+          ...job, state: 'completed', leaseWorker: null, leaseExpiresAt: null, lastError: null, finishedAt: at(5_000), updatedAt: at(5_000),
+        });
+        expect(await getJob(tdb.driver, alone!.id)).toEqual(expected(alone!));
+        expect(await getJob(tdb.driver, mixed!.id)).toEqual(expected(mixed!));
+        expect(await getJob(tdb.driver, staleAlone!.id)).toEqual(staleAlone);
+        for (const job of [alone!, mixed!]) {
+          expect(await tdb.driver.jobAttemptList({ id: job.id })).toEqual([
+            { jobId: job.id, attempt: 1, leaseToken: job.leaseToken, workerId: 'w1', startedAt: at(0), finishedAt: at(5_000), outcome: 'completed', error: null },
+          ]);
+          expect(await countRows(tdb, 'job_attempts', job.id)).toBe(0);
+        }
+        expect(await tdb.driver.jobAttemptList({ id: staleAlone!.id })).toEqual([]);
+      });
+
       it('dead-letters with the error stored on the job and the attempt', async () => {
         const job = await running();
         const error: ErrorInfo = { name: 'TypeError', message: 'nope — ✗', stack: 'TypeError: nope\n    at x (y.ts:1:2)' };

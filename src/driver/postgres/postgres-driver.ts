@@ -26,7 +26,6 @@ import type {
   GuardedWriteResult,
   JobCheckpointParams,
   JobClaimParams,
-  JobFinish,
   JobFinishManyParams,
   JobHeartbeatParams,
   JobInsertManyParams,
@@ -52,6 +51,7 @@ import { buildPostgresAuditStatements } from './postgres-audit-sql.js';
 import { buildPostgresLockStatements } from './postgres-lock-sql.js';
 import * as Locks from './postgres-locks.js';
 import * as Retention from './postgres-retention.js';
+import { isPlainCompletion } from '../plain-completion.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
 import { isJobId, toAttemptRow, toClaimedJobRow, toJobRow, type PgAttemptRecord, type PgClaimRecord, type PgJobRecord } from './postgres-rows.js';
@@ -650,14 +650,6 @@ function appliedTokens(rows: readonly { id: string; lease_token: string }[]): Ma
   const tokens = new Map<string, number>();
   for (const r of rows) tokens.set(String(r.id), Number(r.lease_token));
   return tokens;
-}
-
-/**
- * Whether an ending completes its job and nothing more (no error kept, no attempt given back): what
- * `jobCompleteManySql` writes, with the same result `jobFinishManySql` would give.
- */
-function isPlainCompletion(item: JobFinish): boolean {
-  return item.outcome === 'completed' && item.state === 'completed' && item.error === null && item.extendAttempts !== true;
 }
 
 /** Splits requested leases into applied (returned by the UPDATE) and stale, in request order. */

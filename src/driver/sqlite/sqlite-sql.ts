@@ -251,6 +251,26 @@ WHERE jobs.id = i.value ->> 0 AND jobs.lease_token = i.value ->> 1 AND jobs.stat
 RETURNING jobs.id`;
 
 /**
+ * {@link JOB_FINISH_MANY} for a batch whose every item completes its job with no error and no extra attempt
+ * (`isPlainCompletion`): `@items` is a JSON array of `[id, leaseToken]` only, and there is no attempt row to write
+ * first ({@link ATTEMPT_INSERT_FROM_LEASES} would insert none). The same guard, the same row written (`completed_by`
+ * takes the worker as there), two `->>` reads a job instead of twelve: endings 4.2–4.8 → 3.0–3.5 µs a job in the
+ * driver-only loop. Returns the ids applied.
+ */
+export const JOB_COMPLETE_MANY = `
+UPDATE jobs NOT INDEXED
+SET state = 'completed',
+    completed_by = lease_worker,
+    last_error = NULL,
+    lease_worker = NULL,
+    lease_expires_at = NULL,
+    finished_at = @now,
+    updated_at = @now
+FROM jsonb_each(@items) AS i
+WHERE jobs.id = i.value ->> 0 AND jobs.lease_token = i.value ->> 1 AND jobs.state = 'running'
+RETURNING jobs.id`;
+
+/**
  * Running jobs whose lease expired before now, oldest expiry first. `INDEXED BY jobs_lease_idx` makes this a
  * range scan in expiry order with no sort (unforced, the planner picked the
  * `jobs_state_id_idx` of migrations before 0009 and sorted).
