@@ -50,6 +50,7 @@ import {
 import * as Schedules from './sqlite-schedules.js';
 import * as SQL from './sqlite-sql.js';
 import { SqliteTransactionRunner } from './sqlite-transaction.js';
+import { SqliteWriteBatcher } from './sqlite-write-batcher.js';
 
 export { BUSY_RETRY_BUDGET_MS } from './sqlite-exec.js';
 
@@ -116,6 +117,8 @@ export class SqliteDriver implements Driver {
   readonly #ctx: SqliteContext;
   /** `transaction()`'s own connection and mutex. */
   readonly #transactions: SqliteTransactionRunner;
+  /** The driver's own writes, grouped per turn of the event loop into one transaction. */
+  readonly #writes: SqliteWriteBatcher;
 
   /** @throws InvalidOptionError for a missing file name or an out-of-range option. */
   constructor(options: SqliteDriverOptions) {
@@ -139,6 +142,14 @@ export class SqliteDriver implements Driver {
     this.#schedules = { stmt: this.#stmt, write, read, cancelOne: (id, now) => this.#cancelOne(id, now) };
     this.#ctx = { stmt: this.#stmt, write, read, txPrepare: (tx) => this.#txPrepare(tx) };
     this.#transactions = new SqliteTransactionRunner(this.#connectionOptions, this.#countBusyRetry);
+    this.#writes = new SqliteWriteBatcher({
+      connect: () => this.#connection(),
+      transaction: () => {
+        if (!this.#inTransaction) throw closedError();
+        return this.#inTransaction;
+      },
+      retryBusy: (op) => retryBusy(op, this.#countBusyRetry, { hopAfter: false }),
+    });
   }
 
   /**
@@ -163,6 +174,8 @@ export class SqliteDriver implements Driver {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // Writes called before close() still run (on a connection already open).
+    await this.#writes.drained();
     // First: the transaction in progress may still use the main connection.
     await this.#transactions.close();
     // An open in flight sees #closed and closes its own connection; wait so nothing outlives close().
@@ -591,14 +604,12 @@ export class SqliteDriver implements Driver {
     return this.#db;
   }
 
-  /** Runs `fn` in one `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED. */
-  async #write<T>(fn: () => T): Promise<T> {
-    await this.#connection();
-    return this.#retryBusy(() => {
-      const inTransaction = this.#inTransaction;
-      if (!inTransaction) throw closedError();
-      return inTransaction.immediate(fn) as T;
-    });
+  /**
+   * Runs `fn` in a `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED, shared with the other
+   * writes called in this turn of the event loop, each in a savepoint of its own (`SqliteWriteBatcher`).
+   */
+  #write<T>(fn: () => T): Promise<T> {
+    return this.#writes.write(fn);
   }
 
   /**

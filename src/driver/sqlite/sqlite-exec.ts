@@ -74,8 +74,9 @@ export async function openConnection(options: SqliteConnectionOptions, onBusyRet
  * Runs `op` until it does not fail with SQLITE_BUSY/LOCKED, sleeping a jittered, growing delay between tries
  * (calling `onRetry` before each), for at most {@link BUSY_RETRY_BUDGET_MS} in total; then the last error is
  * thrown. `op` must be a whole transaction (or a single statement) so a retry never repeats half of one.
+ * `hopAfter: false` skips the hop through the event loop after `op` (for a caller that hopped before it).
  */
-export async function retryBusy<T>(op: () => T, onRetry: () => void): Promise<T> {
+export async function retryBusy<T>(op: () => T, onRetry: () => void, options: { hopAfter?: boolean } = {}): Promise<T> {
   const started = performance.now();
   for (let retry = 1; ; retry++) {
     let result: T;
@@ -92,7 +93,7 @@ export async function retryBusy<T>(op: () => T, onRetry: () => void): Promise<T>
     // (claim, run, write endings, claim again…) go on in microtasks for as long as there is work, starving
     // timers (heartbeats), I/O (health endpoints) and signals: a 200,000-job drain once ran 3.8 s with not one
     // timer firing. One hop through the event loop per call keeps it turning.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (options.hopAfter !== false) await new Promise<void>((resolve) => setImmediate(resolve));
     return result;
   }
 }
