@@ -11,6 +11,7 @@ import { validateSchemaName } from '../../validation/names.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
+import { isPlainCompletion } from '../plain-completion.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
   ScheduleAdvanceParams,
@@ -51,7 +52,6 @@ import { buildPostgresAuditStatements } from './postgres-audit-sql.js';
 import { buildPostgresLockStatements } from './postgres-lock-sql.js';
 import * as Locks from './postgres-locks.js';
 import * as Retention from './postgres-retention.js';
-import { isPlainCompletion } from '../plain-completion.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
 import { isJobId, toAttemptRow, toClaimedJobRow, toJobRow, type PgAttemptRecord, type PgClaimRecord, type PgJobRecord } from './postgres-rows.js';
