@@ -53,6 +53,30 @@ async function untilWaitingOnLock(schema: string): Promise<void> {
   }
 }
 
+/**
+ * Runs `ending` while another connection holds `change` uncommitted, and commits that change only once the ending
+ * waits on its row lock; returns what the ending returned.
+ */
+async function endWhileChanging<T>(schema: string, change: string, ending: () => Promise<T>): Promise<T> {
+  const other = await openPgClient();
+  try {
+    await other.query('BEGIN');
+    await other.query(change);
+    const pending = ending();
+    await untilWaitingOnLock(schema);
+    await other.query('COMMIT');
+    return await pending;
+  } finally {
+    await other.end();
+  }
+}
+
+/** The two kinds of ending batch: completions only (the shorter statement) and one with a failure (the general one). */
+const BATCH_KINDS = [
+  { batch: 'of completions only', outcome: 'completed' as const, state: 'completed' as const },
+  { batch: 'with a failure', outcome: 'failed' as const, state: 'retrying' as const },
+];
+
 /** Claims and completes every due job through `driver`; returns how many. */
 async function runAll(driver: Driver): Promise<number> {
   const rows = await driver.jobClaim({ queues: ['default'], limit: 100, workerId: 'w', leaseMs: 30_000, now: null });
@@ -132,72 +156,41 @@ describe('PostgreSQL prepared statements', () => {
     await pool.end();
   });
 
-  // An all-completed batch runs the shorter completion statement; one with a failure runs the general ending.
-  it.each([
-    { batch: 'with a failure', cOutcome: 'failed' as const, cState: 'retrying' as const },
-    { batch: 'of completions only', cOutcome: 'completed' as const, cState: 'completed' as const },
-  ])('re-checks an ending $batch against the newest row when another transaction changed the job while it waited', async ({ cOutcome, cState }) => {
+  it.each(BATCH_KINDS)('re-checks an ending $batch against the newest row when another transaction changed the job while it waited', async ({ outcome, state }) => {
     const { driver, schema } = open();
     await driver.migrate();
     await driver.jobInsertMany({ jobs: Array.from({ length: 3 }, () => makeInsert()), now: null });
     const [a, b, c] = await driver.jobClaim({ queues: ['default'], limit: 3, workerId: 'w', leaseMs: 30_000, now: null });
-    const other = await openPgClient();
-    /** Runs `change` in an open transaction of another connection, ends all three jobs meanwhile, then commits. */
-    const endWhile = async (change: string) => {
-      await other.query('BEGIN');
-      await other.query(change);
-      const ending = driver.jobFinishMany({
-        items: [a!, b!, c!].map((r, k) => ({ id: r.id, leaseToken: r.leaseToken, outcome: k === 2 ? cOutcome : 'completed' as const, state: k === 2 ? cState : 'completed' as const, retryDelayMs: 0, error: null })),
-        now: null,
-      });
-      // Committed only once the ending waits on that row lock.
-      await untilWaitingOnLock(schema);
-      await other.query('COMMIT');
-      return ending;
-    };
-    try {
-      // A rescue of b committed while the ending waited on b: b is stale, and no attempt of it is written.
-      const rescued = await endWhile(`UPDATE "${schema}".jobs SET state = 'retrying', lease_worker = NULL, lease_expires_at = NULL WHERE id = ${b!.id}`);
-      expect(rescued).toEqual({ applied: [a!.id, c!.id], stale: [b!.id] });
-      expect((await driver.jobGet({ id: b!.id }))?.state).toBe('retrying');
-      expect(await driver.jobAttemptList({ id: b!.id })).toEqual([]);
-      // The ending of c wrote its attempt from the row as it was claimed.
-      expect(await driver.jobAttemptList({ id: c!.id })).toMatchObject([{ attempt: 1, leaseToken: c!.leaseToken, workerId: 'w', startedAt: c!.startedAt, outcome: cOutcome }]);
-      expect((await driver.jobGet({ id: c!.id }))?.state).toBe(cState);
-      expect((await driver.jobGet({ id: a!.id }))?.state).toBe('completed');
-      expect(await driver.jobAttemptList({ id: a!.id })).toMatchObject([{ attempt: 1, leaseToken: a!.leaseToken, workerId: 'w', outcome: 'completed' }]);
-    } finally {
-      await other.end();
-    }
+    // A rescue of b committed while the ending waited on b: b is stale, and no attempt of it is written.
+    const rescued = await endWhileChanging(schema, `UPDATE "${schema}".jobs SET state = 'retrying', lease_worker = NULL, lease_expires_at = NULL WHERE id = ${b!.id}`, () => driver.jobFinishMany({
+      items: [a!, b!, c!].map((r, k) => ({ id: r.id, leaseToken: r.leaseToken, outcome: k === 2 ? outcome : 'completed' as const, state: k === 2 ? state : 'completed' as const, retryDelayMs: 0, error: null })),
+      now: null,
+    }));
+    expect(rescued).toEqual({ applied: [a!.id, c!.id], stale: [b!.id] });
+    expect((await driver.jobGet({ id: b!.id }))?.state).toBe('retrying');
+    expect(await driver.jobAttemptList({ id: b!.id })).toEqual([]);
+    // The ending of c wrote its attempt from the row as it was claimed.
+    expect(await driver.jobAttemptList({ id: c!.id })).toMatchObject([{ attempt: 1, leaseToken: c!.leaseToken, workerId: 'w', startedAt: c!.startedAt, outcome }]);
+    expect((await driver.jobGet({ id: c!.id }))?.state).toBe(state);
+    expect((await driver.jobGet({ id: a!.id }))?.state).toBe('completed');
+    expect(await driver.jobAttemptList({ id: a!.id })).toMatchObject([{ attempt: 1, leaseToken: a!.leaseToken, workerId: 'w', outcome: 'completed' }]);
   });
 
-  it.each([
-    { batch: 'of completions only', otherOutcome: 'completed' as const, otherState: 'completed' as const },
-    { batch: 'with a failure', otherOutcome: 'failed' as const, otherState: 'retrying' as const },
-  ])('applies an ending $batch that waited on a heartbeat of the same lease', async ({ otherOutcome, otherState }) => {
+  it.each(BATCH_KINDS)('applies an ending $batch that waited on a heartbeat of the same lease', async ({ outcome, state }) => {
     const { driver, schema } = open();
     await driver.migrate();
     await driver.jobInsertMany({ jobs: [makeInsert(), makeInsert()], now: null });
     const [row, second] = await driver.jobClaim({ queues: ['default'], limit: 2, workerId: 'w', leaseMs: 30_000, now: null });
-    const other = await openPgClient();
-    try {
-      await other.query('BEGIN');
-      await other.query(`UPDATE "${schema}".jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = ${row!.id}`);
-      const ending = driver.jobFinishMany({
-        items: [
-          { id: row!.id, leaseToken: row!.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null },
-          { id: second!.id, leaseToken: second!.leaseToken, outcome: otherOutcome, state: otherState, retryDelayMs: 0, error: null },
-        ],
-        now: null,
-      });
-      await untilWaitingOnLock(schema);
-      await other.query('COMMIT');
-      expect(await ending).toEqual({ applied: [row!.id, second!.id], stale: [] });
-      expect((await driver.jobGet({ id: second!.id }))?.state).toBe(otherState);
-      expect(await driver.jobAttemptList({ id: row!.id })).toMatchObject([{ attempt: 1, workerId: 'w', outcome: 'completed' }]);
-    } finally {
-      await other.end();
-    }
+    const ended = await endWhileChanging(schema, `UPDATE "${schema}".jobs SET lease_expires_at = now() + interval '1 hour' WHERE id = ${row!.id}`, () => driver.jobFinishMany({
+      items: [
+        { id: row!.id, leaseToken: row!.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null },
+        { id: second!.id, leaseToken: second!.leaseToken, outcome, state, retryDelayMs: 0, error: null },
+      ],
+      now: null,
+    }));
+    expect(ended).toEqual({ applied: [row!.id, second!.id], stale: [] });
+    expect((await driver.jobGet({ id: second!.id }))?.state).toBe(state);
+    expect(await driver.jobAttemptList({ id: row!.id })).toMatchObject([{ attempt: 1, workerId: 'w', outcome: 'completed' }]);
   });
 
   it('ends and heartbeats leases by primary-key lookups in the generic plans, even when statistics saw no running job', async () => {
