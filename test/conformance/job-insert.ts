@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidTransactionError } from '../../src/errors.js';
+import type { JobInsert } from '../../src/driver/driver.js';
 import type { JobRow } from '../../src/job/job-record.js';
 import { createTestDatabase, makeInsert, type DriverKind, type TestDatabase } from '../support/test-databases.js';
 import {
@@ -69,6 +70,32 @@ export function exerciseJobInsert(kind: DriverKind): void {
       };
       expect(results[0]).toEqual({ job: expected, duplicate: false, replaced: false });
       expect(await tdb.driver.jobGet({ id: results[0]!.job.id })).toEqual(results[0]!.job);
+    });
+
+    // The drivers build a new job's row from its insert instead of reading it back (`insertedJobRow`): whatever
+    // the insert sets or leaves to the schema's defaults, the row returned must be the row stored.
+    it('returns every newly inserted job exactly as stored, for single, batch and keyed inserts', async () => {
+      const trace = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'x=1' };
+      const varied: JobInsert[] = [
+        makeInsert({ name: 'a', queue: 'q1', payloadJson: '{"b":1,"a":[1.50,"é",{"z":null}],"a":2}', priority: -3, maxAttempts: 1 }),
+        makeInsert({ name: 'b', queue: 'q2', delayMs: 1_500.7, key: 'k-new' }),
+        makeInsert({ name: 'c', queue: 'q1', runAt: at(-5_000), scheduleName: 'nightly', tickAt: at(-5_000) }),
+        makeInsert({ name: 'd', queue: 'q3', payloadJson: '"just text"', traceContext: trace }),
+        makeInsert({ name: 'e', payloadJson: 'null', delayMs: 86_400_000 }),
+      ];
+      const checks: [string, JobInsert[], Date | null][] = [
+        ['one job', [varied[0]!], at(0)],
+        ['one job on the database clock', [varied[3]!], null],
+        ['one keyed job', [varied[1]!], at(0)],
+        ['a batch', varied.map((j) => ({ ...j, key: null })), at(0)],
+        ['a batch on the database clock', varied.map((j) => ({ ...j, key: null })), null],
+        ['a mixed keyed batch', varied.map((j, i) => ({ ...j, key: i % 2 === 0 ? `mixed-${i}` : null })), at(0)],
+      ];
+      for (const [what, jobs, now] of checks) {
+        const results = await tdb.driver.jobInsertMany({ jobs, now });
+        expect(results.map((r) => [r.job.name, r.duplicate]), what).toEqual(jobs.map((j) => [j.name, false]));
+        for (const result of results) expect(result.job, `${what}: job ${result.job.name}`).toEqual(await getJob(tdb.driver, result.job.id));
+      }
     });
 
     it('returns lease tokens and counters as numbers and times as Dates', async () => {

@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import { ACTIVE_STATES, type JobRow } from '../../job/job-record.js';
 import type { JobInsert, JobInsertResult, UniqueInsert } from '../driver.js';
+import { insertedJobRow } from '../inserted-job-row.js';
 import type { PostgresKeyStatements } from './postgres-keys-sql.js';
 import { compareIds, toJobRow, type PgJobRecord } from './postgres-rows.js';
 import type { PostgresStatements } from './postgres-sql.js';
@@ -45,16 +46,29 @@ export async function insertUnkeyedJobs(
 ): Promise<JobInsertResult[]> {
   if (jobs.length === 1) {
     const j = jobs[0]!;
-    const { rows } = await run<PgJobRecord>(sql.jobInsertOneNotify, [
+    const { rows } = await run<PgInsertedRecord>(sql.jobInsertOneNotify, [
       j.name, j.queue, j.payloadJson, j.priority, j.delayMs, j.runAt, j.maxAttempts, j.scheduleName ?? null, j.tickAt ?? null,
       j.traceContext ? JSON.stringify(j.traceContext) : null, now, channel,
     ]);
     if (rows.length !== 1) throw new Error(`Expected 1 inserted job, got ${rows.length}`);
-    return [{ job: toJobRow(rows[0]!), duplicate: false, replaced: false }];
+    return [inserted(j, rows[0]!)];
   }
-  const { rows } = await run<PgJobRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel, traceParams(jobs)]);
+  const { rows } = await run<PgInsertedRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel, traceParams(jobs)]);
   if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
-  return rows.map(toJobRow).sort((a, b) => compareIds(a.id, b.id)).map((job) => ({ job, duplicate: false, replaced: false }));
+  // Ids follow input order (the statement inserts `ORDER BY ordinality`).
+  rows.sort((a, b) => compareIds(a.id, b.id));
+  return jobs.map((j, i) => inserted(j, rows[i]!));
+}
+
+/** A row of the unkeyed insert statements: `INSERTED_COLUMNS` but the queue. */
+interface PgInsertedRecord {
+  id: string;
+  run_at: Date;
+  created_at: Date;
+}
+
+function inserted(job: JobInsert, r: PgInsertedRecord): JobInsertResult {
+  return { job: insertedJobRow(job, { id: r.id, runAt: r.run_at, createdAt: r.created_at }), duplicate: false, replaced: false };
 }
 
 /**

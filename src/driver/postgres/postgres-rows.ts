@@ -262,9 +262,12 @@ export function isJobId(id: unknown): id is string {
   return typeof id === 'string' && /^[0-9]{1,19}$/.test(id) && BigInt(id) <= BIGINT_MAX;
 }
 
-/** Compares two decimal id strings numerically (without converting to lossy numbers). */
+/**
+ * Compares two ids numerically, as the database returns them: decimal strings without sign or leading zeros, so the
+ * shorter is the smaller and equal lengths compare as text (no BigInt per comparison: a 1,000-row insert sorts
+ * with about 10,000 of them).
+ */
 export function compareIds(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -50,6 +50,12 @@ export const JOB_COLUMNS =
   'checkpoint, progress_done, progress_total, checkpoint_at, trace_context';
 
 /**
+ * What an insert of new jobs reads back: what the database decides (id, due and creation time from its clock) and
+ * the queue its wake-up names. The rest of the row is the insert's own values and the schema's defaults.
+ */
+export const INSERTED_COLUMNS = 'id, queue, run_at, created_at';
+
+/**
  * The columns a claim returns: {@link JOB_COLUMNS} but those the claim itself sets to values the caller knows
  * (`state` 'running', `lease_worker` its own id, `started_at` = `updated_at` = `lease_expires_at` - lease). Every
  * claimed row costs the server a text form and the worker a parse per column, timestamps most: about 2.5 us of
@@ -115,7 +121,8 @@ export function migrationRecordSql(s: string): string {
 /**
  * Inserts a batch of jobs in input order, without deduplication: keyed batches go through the `job_keys` lock and
  * `jobInsertRoundSql` (`postgres-keys-sql.ts`) instead. `ORDER BY ordinality` makes `bigserial` ids follow input
- * order, which is how results are matched back to their inputs.
+ * order, which is how results are matched back to their inputs. Returns {@link INSERTED_COLUMNS} only: the driver
+ * builds the rest of each row from its input (`insertedJobRow`).
  * Params: `$1` names, `$2` queues, `$3` payloads (JSON text), `$4` priorities, `$5` delays (ms),
  * `$6` runAt (timestamptz or NULL), `$7` maxAttempts, `$8` keys (NULL = none), `$9` schedule names (NULL =
  * none), `$10` tick times (timestamptz or NULL), `$11` now, and `$<traceParam>` trace contexts (JSON text or NULL).
@@ -132,7 +139,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::ti
                             trace_context, ord)
 CROSS JOIN (SELECT ${nowAt(11)} AS now) t
 ORDER BY i.ord
-RETURNING ${JOB_COLUMNS}`;
+RETURNING ${INSERTED_COLUMNS}`;
 }
 
 /**
@@ -146,7 +153,8 @@ export function jobInsertNotifySql(s: string): string {
   return `WITH ins AS (
 ${jobInsertSql(s, 13)}
 )
-SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($12, q) FROM (SELECT DISTINCT queue FROM ins) AS d(q)) AS n) AS notified
+SELECT ins.id, ins.run_at, ins.created_at,
+       (SELECT count(*) FROM (SELECT pg_notify($12, q) FROM (SELECT DISTINCT queue FROM ins) AS d(q)) AS n) AS notified
 FROM ins`;
 }
 
@@ -164,9 +172,9 @@ INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attemp
 SELECT $1, $2, $3::jsonb, 'queued', $4, coalesce($6::timestamptz, t.now + $5::float8 * interval '1 millisecond'), $7, $8,
        $9::timestamptz, $10::jsonb, t.now, t.now
 FROM (SELECT ${nowAt(11)} AS now) t
-RETURNING ${JOB_COLUMNS}
+RETURNING ${INSERTED_COLUMNS}
 )
-SELECT ins.*, pg_notify($12, ins.queue) FROM ins`;
+SELECT ins.id, ins.run_at, ins.created_at, pg_notify($12, ins.queue) FROM ins`;
 }
 
 /**

@@ -8,6 +8,7 @@
 import { KeyConflictError } from '../../errors.js';
 import { ACTIVE_STATES, type JobState } from '../../job/job-record.js';
 import type { JobInsert, JobInsertResult, UniqueInsert } from '../driver.js';
+import { insertedJobRow } from '../inserted-job-row.js';
 import { resolveNow, toMs, type Prepare } from './sqlite-exec.js';
 import { int, jobId, toJobRow, type DbInt, type JobDbRow } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
@@ -81,9 +82,11 @@ function insertOne(prepare: Prepare, job: JobInsert, now: number): JobInsertResu
       return { job: toJobRow(holder), duplicate: true, replaced: false };
     }
   }
-  const inserted = prepare(SQL.JOB_INSERT).get(values) as JobDbRow;
-  if (job.key !== null) prepare(SQL.JOB_KEY_SET).run({ key: job.key, jobId: inserted.id });
-  return { job: toJobRow(inserted), duplicate: false, replaced: false };
+  const id = prepare(SQL.JOB_INSERT).run(values).lastInsertRowid;
+  if (job.key !== null) prepare(SQL.JOB_KEY_SET).run({ key: job.key, jobId: id });
+  // The statement's due time and creation time, from the same values (`now` is resolved before the insert).
+  const runAt = values.runAt ?? now + values.delayMs;
+  return { job: insertedJobRow(job, { id: jobId(id), runAt: new Date(runAt), createdAt: new Date(now) }), duplicate: false, replaced: false };
 }
 
 /** Whether the key's holder counts as a duplicate: in one of `states` and, with a window, created within it. */

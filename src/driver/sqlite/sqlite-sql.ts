@@ -92,14 +92,14 @@ export const MIGRATION_RECORD = `INSERT INTO migrations (name, applied_at) VALUE
 // ---------------------------------------------------------------------------------------------- insert
 
 /**
- * Inserts one queued job and returns it. Deduplication happened before, through `job_keys` (see
+ * Inserts one queued job; its id is the statement's `lastInsertRowid`, and the rest of its row is its own values
+ * (`insertedJobRow`), so nothing is read back. Deduplication happened before, through `job_keys` (see
  * {@link JOB_KEY_HOLDER}). Params: `@name, @queue, @payload, @priority, @runAt` (ms or NULL), `@delayMs,
  * @maxAttempts, @key, @scheduleName` (or NULL), `@tickAt` (ms or NULL), `@now`.
  */
 export const JOB_INSERT = `
 INSERT INTO jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at, trace_context, created_at, updated_at)
-VALUES (@name, @queue, @payload, 'queued', @priority, coalesce(@runAt, ${NOW} + @delayMs), @maxAttempts, @key, @scheduleName, @tickAt, @traceContext, ${NOW}, ${NOW})
-RETURNING *`;
+VALUES (@name, @queue, @payload, 'queued', @priority, coalesce(@runAt, ${NOW} + @delayMs), @maxAttempts, @key, @scheduleName, @tickAt, @traceContext, ${NOW}, ${NOW})`;
 
 /**
  * The job currently holding a dedup key, or no row when the key is new or its holder was discarded. Runs inside
