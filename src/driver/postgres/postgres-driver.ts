@@ -1,48 +1,29 @@
 /**
  * The PostgreSQL implementation of {@link Driver}: many processes on many hosts share one database.
  * Semantics are those of docs/driver-contract.md; every SQL text lives in `postgres-sql.ts` and its sibling
- * `postgres-*-sql.ts` modules.
+ * `postgres-*-sql.ts` modules. Operator actions and reads are in `postgres-job-admin.ts`, heartbeats, endings and
+ * rescue in `postgres-lease-writes.ts`, migrating in `postgres-migrate.ts`, and the other operations in the
+ * `postgres-*.ts` module named after them; this class delegates to them with a context each.
  * @module
  */
 import pg from 'pg';
-import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError } from '../../errors.js';
-import type { AttemptRow, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import { InvalidOptionError, InvalidTransactionError } from '../../errors.js';
+import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
 import { validateSchemaName } from '../../validation/names.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
-import { isPlainCompletion } from '../plain-completion.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
-  ScheduleAdvanceParams,
-  ScheduleAdvanceResult,
-  ScheduleRow,
-  ScheduleSyncParams,
-  ScheduleTickRow,
-  ScheduleTriggerParams,
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
 } from '../schedule-params.js';
 import type {
-  Driver,
-  DriverCapabilities,
-  GuardedWriteResult,
-  JobCheckpointParams,
-  JobClaimParams,
-  JobFinishManyParams,
-  JobHeartbeatParams,
-  JobInsertManyParams,
-  JobInsertResult,
-  JobLeaseResult,
-  JobListParams,
-  JobReleaseParams,
-  JobRescueParams,
-  JobStepRecordParams,
-  JobStepRow,
-  MigrateResult,
-  MigrationStatus,
-  RescuedJob,
+  Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams,
+  JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLeaseResult, JobListParams, JobReleaseParams,
+  JobRescueParams, JobStepRecordParams, JobStepRow, MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
 import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements, type Run } from './postgres-insert.js';
-import * as Keys from './postgres-keys.js';
+import * as JobAdmin from './postgres-job-admin.js';
 import { buildPostgresKeyStatements } from './postgres-keys-sql.js';
 import { postgresListen } from './postgres-listen.js';
 import { buildPostgresAlertStatements } from './postgres-alert-sql.js';
@@ -50,11 +31,11 @@ import * as Alerts from './postgres-alerts.js';
 import * as Audit from './postgres-audit.js';
 import { buildPostgresAuditStatements } from './postgres-audit-sql.js';
 import { buildPostgresLockStatements } from './postgres-lock-sql.js';
+import * as LeaseWrites from './postgres-lease-writes.js';
 import * as Locks from './postgres-locks.js';
 import * as Retention from './postgres-retention.js';
-import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
-import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
-import { isJobId, toAttemptRow, toClaimedJobRow, toJobRow, type PgAttemptRecord, type PgClaimRecord, type PgJobRecord } from './postgres-rows.js';
+import * as Migrate from './postgres-migrate.js';
+import { toClaimedJobRow, type PgClaimRecord } from './postgres-rows.js';
 import { scheduleAdvance } from './postgres-schedule-advance.js';
 import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
@@ -63,7 +44,6 @@ import * as Steps from './postgres-steps.js';
 import { WorkerPool } from './postgres-worker-pool.js';
 import { FAST_TYPES } from './postgres-timestamps.js';
 import { buildPostgresStepStatements } from './postgres-steps-sql.js';
-import { CANCELLED_ERROR, LEASE_EXPIRED_ERROR } from './postgres-stored-errors.js';
 import { isPgClient, withClientTransaction, withTransaction } from './postgres-transaction.js';
 
 /** Options of {@link PostgresDriver}. */
@@ -92,13 +72,6 @@ export interface PostgresDriverOptions {
  * statement while it judges custom plans cheaper, so the worker's three run on the generic-plan worker pool.
  */
 const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify', 'jobCompleteMany'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
-
-/** States a job can be cancelled from. */
-const CANCELLABLE: readonly JobState[] = ['queued', 'retrying', 'running'];
-/** States a job can be retried from. */
-const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
-/** States a job can be discarded from. */
-const DISCARDABLE: readonly JobState[] = ['queued', 'retrying', 'completed', 'dead', 'cancelled'];
 
 /** PostgreSQL identifiers (and NOTIFY channels) are at most 63 bytes; LISTEN would truncate silently. */
 const MAX_CHANNEL_LENGTH = 63;
@@ -132,14 +105,18 @@ export class PostgresDriver implements Driver {
   /** NOTIFY/LISTEN channel: `<schema>_jobs`. */
   readonly #channel: string;
   readonly #unsubscribes = new Set<() => Promise<void>>();
+  /** What `migrate` and `migrationStatus` (`postgres-migrate.ts`) run on. */
+  readonly #migrations: Migrate.PostgresMigrateContext;
   /** What the schedule operations (`postgres-schedules.ts`, `postgres-schedule-advance.ts`) run on. */
   readonly #schedules: Schedules.PostgresScheduleContext;
   /** What the lease-lock operations (`postgres-locks.ts`) run on. */
   readonly #locks: Locks.PostgresLockContext;
   /** The statements of every enqueue path (`postgres-insert.ts`). */
   readonly #insertSql: PostgresInsertStatements;
-  /** What operator retry's key handling (`postgres-keys.ts`) runs on. */
-  readonly #keys: Keys.PostgresKeyContext;
+  /** What the operator actions and reads (`postgres-job-admin.ts`) run on. */
+  readonly #admin: JobAdmin.PostgresJobAdminContext;
+  /** What the worker's heartbeats, endings and the rescue (`postgres-lease-writes.ts`) run on. */
+  readonly #leaseWrites: LeaseWrites.PostgresLeaseWriteContext;
   /** What the step and checkpoint operations (`postgres-steps.ts`) run on. */
   readonly #steps: Steps.PostgresStepContext;
   /** What the alert operations (`postgres-alerts.ts`) run on. */
@@ -180,6 +157,7 @@ export class PostgresDriver implements Driver {
       : null;
     const keySql = buildPostgresKeyStatements(this.schema);
     this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, jobInsertOneNotify: this.#sql.jobInsertOneNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
+    this.#migrations = { pool: this.#pool, run: this.#run, schema: this.schema, sql: this.#sql };
     this.#schedules = {
       pool: this.#pool,
       schema: this.schema,
@@ -189,7 +167,8 @@ export class PostgresDriver implements Driver {
     };
     const transactionHandle = this.capabilities.transactionHandle;
     this.#locks = { run: this.#run, sql: buildPostgresLockStatements(this.schema), transactionHandle };
-    this.#keys = { pool: this.#pool, run: this.#run, sql: this.#sql, keySql };
+    this.#admin = { run: this.#run, sql: this.#sql, keys: { pool: this.#pool, run: this.#run, sql: this.#sql, keySql } };
+    this.#leaseWrites = { run: this.#run, runWorker: this.#runWorker, sql: this.#sql, transactionHandle };
     this.#steps = { run: this.#run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
     this.#alerts = { run: this.#run, sql: buildPostgresAlertStatements(this.schema), transactionHandle };
     this.#audit = { pool: this.#pool, run: this.#run, sql: buildPostgresAuditStatements(this.schema) };
@@ -204,7 +183,6 @@ export class PostgresDriver implements Driver {
     return this.#closing;
   }
 
-  /** The database's wall-clock time (not the transaction start). */
   /**
    * Connection-level failures (no SQLSTATE: refused, reset, terminated), connection exceptions (class 08),
    * insufficient resources (53), operator intervention such as a restarting server (57P01-57P03) and
@@ -217,42 +195,20 @@ export class PostgresDriver implements Driver {
     return code.startsWith('08') || code.startsWith('53') || ['57P01', '57P02', '57P03', '40001', '40P01'].includes(code);
   }
 
+  /** The database's wall-clock time (not the transaction start). */
   async dbNow(): Promise<Date> {
     const { rows } = await this.#run<{ now: Date }>(SQL.DB_NOW_SQL);
     return rows[0]!.now;
   }
 
   /** Applies pending migrations in one transaction under an advisory lock keyed by the schema name. */
-  async migrate(): Promise<MigrateResult> {
-    return withTransaction(this.#pool, async (run) => {
-      // Lock first: it serializes everything below, including creating the schema.
-      await run(SQL.MIGRATE_LOCK_SQL, [this.schema]);
-      // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists, so skip it
-      // when it is there (safe: no one else can create it while we hold the lock).
-      const exists = await run(SQL.SCHEMA_EXISTS_SQL, [this.schema]);
-      if (exists.rowCount === 0) await run(this.#sql.schemaCreate);
-      await run(this.#sql.migrationTableCreate);
-      const done = new Set((await run<{ name: string }>(this.#sql.migrationList)).rows.map((r) => r.name));
-      const applied: string[] = [];
-      for (const migration of POSTGRES_MIGRATIONS) {
-        if (done.has(migration.name)) continue;
-        await run(migration.sql.replaceAll('{{schema}}', this.#sql.quotedSchema));
-        await run(this.#sql.migrationRecord, [migration.name]);
-        done.add(migration.name);
-        applied.push(migration.name);
-      }
-      return { applied, current: [...done].sort() };
-    });
+  migrate(): Promise<MigrateResult> {
+    return Migrate.migrate(this.#migrations);
   }
 
   /** Applied and pending migrations. Creates nothing, so it is safe against a database never migrated. */
-  async migrationStatus(): Promise<MigrationStatus> {
-    const all = POSTGRES_MIGRATIONS.map((m) => m.name);
-    const { rows } = await this.#run<{ exists: boolean }>(SQL.MIGRATION_TABLE_EXISTS_SQL, [`${this.#sql.quotedSchema}.migrations`]);
-    if (!rows[0]?.exists) return { applied: [], pending: all };
-    const applied = (await this.#run<{ name: string }>(this.#sql.migrationList)).rows.map((r) => r.name);
-    const done = new Set(applied);
-    return { applied, pending: all.filter((name) => !done.has(name)) };
+  migrationStatus(): Promise<MigrationStatus> {
+    return Migrate.migrationStatus(this.#migrations);
   }
 
   /**
@@ -290,54 +246,13 @@ export class PostgresDriver implements Driver {
   }
 
   /** Extends each lease still held; the others are reported stale. */
-  async jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult> {
-    const leases = params.leases.filter((l) => isJobId(l.id));
-    if (leases.length === 0) return { applied: [], stale: params.leases.map((l) => l.id) };
-    const { rows } = await this.#runWorker<{ id: string; lease_token: string }>(this.#sql.jobHeartbeat, [
-      idArrayParam(leases.map((l) => l.id)), intArrayParam(leases.map((l) => l.leaseToken)), params.leaseMs, params.now,
-    ]);
-    return splitLeases(params.leases, rows);
+  jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult> {
+    return LeaseWrites.jobHeartbeat(this.#leaseWrites, params);
   }
 
-  /**
-   * Ends attempts in one statement (on the caller's transaction with `tx`); a lease no longer held is stale and
-   * changes nothing. @throws InvalidTransactionError when `tx` is not a pg client.
-   */
-  async jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult> {
-    const run = params.tx === undefined ? this.#runWorker : Steps.runOn(this.#steps, params.tx);
-    // One statement cannot update a row twice, so only the first item per job is sent; a repeat would be
-    // stale anyway (the first moves the job out of `running`).
-    const seen = new Set<string>();
-    const items = params.items.filter((item) => isJobId(item.id) && !seen.has(item.id) && seen.add(item.id));
-    if (items.length === 0) return { applied: [], stale: params.items.map((i) => i.id) };
-    const ids = idArrayParam(items.map((i) => i.id));
-    const leaseTokens = intArrayParam(items.map((i) => i.leaseToken));
-    // A batch that only completes jobs (nearly every batch of a drain) has no attempt row to write: the shorter
-    // statement skips capturing each row first.
-    const { rows } = items.every(isPlainCompletion)
-      ? await run<{ id: string; lease_token: string }>(this.#sql.jobCompleteMany, [ids, leaseTokens, params.now])
-      : await run<{ id: string; lease_token: string }>(this.#sql.jobFinishMany, [
-        ids,
-        leaseTokens,
-        wordArrayParam(items.map((i) => i.outcome)),
-        wordArrayParam(items.map((i) => i.state)),
-        floatArrayParam(items.map((i) => i.retryDelayMs)),
-        nullableTextArrayParam(items.map((i) => (i.error === null ? null : JSON.stringify(i.error)))),
-        params.now,
-        boolArrayParam(items.map((i) => i.extendAttempts ?? false)),
-      ]);
-    // Count a job applied once: a repeated item for the same lease was not applied a second time.
-    const tokens = appliedTokens(rows);
-    const result: JobLeaseResult = { applied: [], stale: [] };
-    for (const item of params.items) {
-      if (tokens.get(item.id) === item.leaseToken) {
-        tokens.delete(item.id);
-        result.applied.push(item.id);
-      } else {
-        result.stale.push(item.id);
-      }
-    }
-    return result;
+  /** Ends attempts in one statement; a lease no longer held is stale. @throws InvalidTransactionError */
+  jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult> {
+    return LeaseWrites.jobFinishMany(this.#leaseWrites, params);
   }
 
   /** Hands back never-started claims (`queued`, attempt taken back) and wakes their queues; lost leases are stale. */
@@ -346,75 +261,33 @@ export class PostgresDriver implements Driver {
   }
 
   /** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */
-  async jobRescue(params: JobRescueParams): Promise<RescuedJob[]> {
-    if (params.limit < 1) return [];
-    type Rescued = { id: string; name: string; queue: string; attempt: number; lease_token: string; state: 'retrying' | 'dead' };
-    const { rows } = await this.#run<Rescued>(this.#sql.jobRescue, [
-      params.maxLost, params.limit, JSON.stringify(LEASE_EXPIRED_ERROR), params.now,
-    ]);
-    return rows.map((r) => ({
-      id: String(r.id), name: r.name, queue: r.queue, attempt: r.attempt, leaseToken: Number(r.lease_token), state: r.state,
-    }));
+  jobRescue(params: JobRescueParams): Promise<RescuedJob[]> {
+    return LeaseWrites.jobRescue(this.#leaseWrites, params);
   }
 
-  /**
-   * Cancels a queued, retrying or running job.
-   * @throws JobNotFoundError, or JobStateError when it already finished.
-   */
-  async jobCancel(params: { id: string; now: Date | null }): Promise<JobRow> {
-    const { id } = params;
-    if (!isJobId(id)) throw new JobNotFoundError(id);
-    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobCancel, [id, JSON.stringify(CANCELLED_ERROR), params.now]);
-    if (rows[0]) return toJobRow(rows[0]);
-    throw await this.#stateError(id, 'cancel', CANCELLABLE);
+  /** Cancels a queued, retrying or running job. @throws JobNotFoundError, JobStateError */
+  jobCancel(params: { id: string; now: Date | null }): Promise<JobRow> {
+    return JobAdmin.jobCancel(this.#admin, params);
   }
 
-  /**
-   * Operator retry of a `dead` or `retrying` job: `queued`, due now, with at least one more attempt; a keyed job
-   * becomes its key's holder. Checkpoint and steps are kept.
-   * @throws JobNotFoundError, JobStateError, or KeyConflictError when another active job holds its key.
-   */
-  async jobRetry(params: { id: string; now: Date | null }): Promise<JobRow> {
-    const { id } = params;
-    if (!isJobId(id)) throw new JobNotFoundError(id);
-    const row = await Keys.jobRetry(this.#keys, id, params.now);
-    if (row) return toJobRow(row);
-    throw await this.#stateError(id, 'retry', RETRYABLE);
+  /** Operator retry of a `dead` or `retrying` job. @throws JobNotFoundError, JobStateError, KeyConflictError */
+  jobRetry(params: { id: string; now: Date | null }): Promise<JobRow> {
+    return JobAdmin.jobRetry(this.#admin, params);
   }
 
-  /**
-   * Deletes a job that is not running, with its attempts, and returns it.
-   * @throws JobNotFoundError, or JobStateError when it is running.
-   */
-  async jobDiscard(params: { id: string }): Promise<JobRow> {
-    const { id } = params;
-    if (!isJobId(id)) throw new JobNotFoundError(id);
-    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobDiscard, [id]);
-    if (rows[0]) return toJobRow(rows[0]);
-    throw await this.#stateError(id, 'discard', DISCARDABLE);
+  /** Deletes a job that is not running, with its attempts, and returns it. @throws JobNotFoundError, JobStateError */
+  jobDiscard(params: { id: string }): Promise<JobRow> {
+    return JobAdmin.jobDiscard(this.#admin, params);
   }
 
   /** One job, or null (also for an id that is not a decimal bigint). */
-  async jobGet(params: { id: string }): Promise<JobRow | null> {
-    if (!isJobId(params.id)) return null;
-    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobGet, [params.id]);
-    return rows[0] ? toJobRow(rows[0]) : null;
+  jobGet(params: { id: string }): Promise<JobRow | null> {
+    return JobAdmin.jobGet(this.#admin, params);
   }
 
   /** Jobs newest first, filtered; `limit` defaults to 50 and is clamped to 1..1000. */
-  async jobList(params: JobListParams): Promise<JobRow[]> {
-    const raw = params.limit ?? 50;
-    const limit = Number.isFinite(raw) ? Math.min(1000, Math.max(1, Math.trunc(raw))) : 50;
-    let beforeId: string | null = null;
-    if (params.beforeId !== undefined) {
-      // Ids are positive bigints: a non-numeric cursor pages past nothing; one beyond bigint pages past none.
-      if (!/^[0-9]+$/.test(params.beforeId)) return [];
-      beforeId = isJobId(params.beforeId) ? params.beforeId : null;
-    }
-    const { rows } = await this.#run<PgJobRecord>(this.#sql.jobList, [
-      params.state ?? null, params.queue ?? null, params.name ?? null, beforeId, limit,
-    ]);
-    return rows.map(toJobRow);
+  jobList(params: JobListParams): Promise<JobRow[]> {
+    return JobAdmin.jobList(this.#admin, params);
   }
 
   /** Saves a checkpoint while the lease is held; 'stale' otherwise. @throws InvalidTransactionError */
@@ -441,35 +314,23 @@ export class PostgresDriver implements Driver {
   }
 
   /** A job's finished attempts, oldest first. */
-  async jobAttemptList(params: { id: string }): Promise<AttemptRow[]> {
-    if (!isJobId(params.id)) return [];
-    const { rows } = await this.#run<PgAttemptRecord>(this.#sql.jobAttemptList, [params.id]);
-    return rows.map(toAttemptRow);
+  jobAttemptList(params: { id: string }): Promise<AttemptRow[]> {
+    return JobAdmin.jobAttemptList(this.#admin, params);
   }
 
   /** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
-  async queueList(): Promise<QueueStats[]> {
-    type Row = { queue: string; paused: boolean; lag_ms: number } & Record<JobState, number>;
-    const { rows } = await this.#run<Row>(this.#sql.queueList);
-    return rows.map((r) => ({
-      queue: r.queue,
-      paused: r.paused,
-      counts: {
-        queued: r.queued, retrying: r.retrying, running: r.running,
-        completed: r.completed, dead: r.dead, cancelled: r.cancelled,
-      },
-      lagMs: r.lag_ms,
-    }));
+  queueList(): Promise<QueueStats[]> {
+    return JobAdmin.queueList(this.#admin);
   }
 
   /** Stops claims from a queue (persisted; takes effect for every process). */
-  async queuePause(params: { queue: string }): Promise<void> {
-    await this.#run(this.#sql.queueSetPaused, [params.queue, true]);
+  queuePause(params: { queue: string }): Promise<void> {
+    return JobAdmin.queuePause(this.#admin, params);
   }
 
   /** Lets claims from a queue resume. */
-  async queueResume(params: { queue: string }): Promise<void> {
-    await this.#run(this.#sql.queueSetPaused, [params.queue, false]);
+  queueResume(params: { queue: string }): Promise<void> {
+    return JobAdmin.queueResume(this.#admin, params);
   }
 
   /** Upserts the code's schedules in one transaction (concurrent syncs queue on an advisory lock). */
@@ -624,13 +485,6 @@ export class PostgresDriver implements Driver {
     return name === undefined ? { text, values, types: FAST_TYPES } : { name, text, values, types: FAST_TYPES };
   }
 
-  /** Builds the error for an operator action that matched no row: not found, or in the wrong state. */
-  async #stateError(id: string, action: string, allowed: readonly JobState[]): Promise<Error> {
-    const job = await this.jobGet({ id });
-    if (!job) return new JobNotFoundError(id);
-    return new JobStateError(id, action, allowed, job.state);
-  }
-
   /** Hands an error to `onError`, which must not be able to throw into a pg event handler. */
   #report(error: unknown): void {
     try {
@@ -639,23 +493,4 @@ export class PostgresDriver implements Driver {
       // Ignored: an idle connection error must never crash the process.
     }
   }
-}
-
-/**
- * The lease token of each job a statement returned, by id, to match requested leases against (an id is returned
- * at most once: one statement updates a row once). A map of numbers, not a set of `id:token` strings: two strings
- * a job less.
- */
-function appliedTokens(rows: readonly { id: string; lease_token: string }[]): Map<string, number> {
-  const tokens = new Map<string, number>();
-  for (const r of rows) tokens.set(String(r.id), Number(r.lease_token));
-  return tokens;
-}
-
-/** Splits requested leases into applied (returned by the UPDATE) and stale, in request order. */
-function splitLeases(leases: readonly { id: string; leaseToken: number }[], rows: { id: string; lease_token: string }[]): JobLeaseResult {
-  const tokens = appliedTokens(rows);
-  const result: JobLeaseResult = { applied: [], stale: [] };
-  for (const lease of leases) (tokens.get(lease.id) === lease.leaseToken ? result.applied : result.stale).push(lease.id);
-  return result;
 }

@@ -2,9 +2,10 @@
  * The embedded SQLite driver: one file, any number of processes on one machine. Semantics are those of
  * docs/driver-contract.md; all SQL text lives in `sqlite-sql.ts`, `sqlite-schedule-sql.ts`, `sqlite-lock-sql.ts`
  * and `sqlite-step-sql.ts`. Schedule operations are in `sqlite-schedules.ts`, lease locks in `sqlite-locks.ts`,
- * finish/step/checkpoint writes in `sqlite-lease-writes.ts`, the insert algorithm in `sqlite-insert.ts` and
+ * heartbeat/release/rescue/finish/step/checkpoint writes in `sqlite-lease-writes.ts`, operator actions and reads in
+ * `sqlite-job-admin.ts`, migrating in `sqlite-migrate.ts`, the insert algorithm in `sqlite-insert.ts` and
  * application transactions in `sqlite-transaction.ts`; this class delegates to them with a context of its
- * statement cache and transaction runners.
+ * statement cache and transaction runners, and owns the connection and its write groups.
  *
  * How it stays correct with several processes on one file:
  * - WAL mode, so readers never block and there is one writer at a time.
@@ -17,8 +18,8 @@
  */
 import type Database from 'better-sqlite3';
 import { DEFAULT_SQLITE_WAKEUP_MS, watchDataVersion } from './sqlite-wakeup.js';
-import { InvalidOptionError, InvalidTransactionError, JobNotFoundError, JobStateError, MigrationIntegrityError, type ForeignKeyViolation } from '../../errors.js';
-import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
+import { InvalidOptionError, InvalidTransactionError } from '../../errors.js';
+import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
   JobReleaseParams,
@@ -36,17 +37,15 @@ import {
   cachedStatement, closedError, isBusyError, isSqliteTransaction, openConnection, resolveNow, retryBusy, rowViewStatement, toMs, writeWith,
   type Prepare, type RowViewStatement, type SqliteContext, type Statement,
 } from './sqlite-exec.js';
-import { insertJobs, takeKeyForRetry } from './sqlite-insert.js';
+import { insertJobs } from './sqlite-insert.js';
 import * as LeaseWrites from './sqlite-lease-writes.js';
+import * as Admin from './sqlite-job-admin.js';
 import * as Alerts from './sqlite-alerts.js';
 import * as Audit from './sqlite-audit.js';
 import * as Locks from './sqlite-locks.js';
 import * as Retention from './sqlite-retention.js';
-import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-import {
-  compareClaimOrder, int, jobId, parseJobId, toAttemptRow, toClaimedJobRow, toJobRow, toQueueStats,
-  type AttemptDbRow, type ClaimDbRow, type DbInt, type JobDbRow, type QueueDbRow, type RescueDbRow,
-} from './sqlite-rows.js';
+import * as Migrate from './sqlite-migrate.js';
+import { compareClaimOrder, toClaimedJobRow, type ClaimDbRow } from './sqlite-rows.js';
 import * as Schedules from './sqlite-schedules.js';
 import * as SQL from './sqlite-sql.js';
 import { SqliteTransactionRunner } from './sqlite-transaction.js';
@@ -69,15 +68,6 @@ export interface SqliteDriverOptions {
   /** How often a listening worker reads `PRAGMA data_version` to notice other processes' commits. @default 5 */
   wakeupMs?: number;
 }
-
-/** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
-const NO_BEFORE_ID = 9223372036854775807n;
-
-const LEASE_EXPIRED_ERROR_JSON = JSON.stringify({
-  name: 'LeaseExpiredError',
-  message: 'Expected a heartbeat before the lease expired, got none: the worker died, stalled or lost the database',
-} satisfies ErrorInfo);
-const CANCELLED_ERROR_JSON = JSON.stringify({ name: 'CancelledError', message: 'Cancelled by an operator' } satisfies ErrorInfo);
 
 /**
  * Job storage in an SQLite file through better-sqlite3. The connection is opened on first use; statements are
@@ -115,6 +105,8 @@ export class SqliteDriver implements Driver {
   readonly #schedules: Schedules.SqliteScheduleContext;
   /** What the lease-lock and lease-write operations (`sqlite-locks.ts`, `sqlite-lease-writes.ts`) run on. */
   readonly #ctx: SqliteContext;
+  /** What `migrate` and `migrationStatus` (`sqlite-migrate.ts`) run on. */
+  readonly #migrateCtx: Migrate.SqliteMigrateContext;
   /** `transaction()`'s own connection and mutex. */
   readonly #transactions: SqliteTransactionRunner;
   /** The driver's own writes, grouped per turn of the event loop into one transaction. */
@@ -139,8 +131,9 @@ export class SqliteDriver implements Driver {
     this.#connectionOptions = { filename, busyTimeoutMs, synchronous };
     const write = <T>(fn: () => T): Promise<T> => this.#write(fn);
     const read = <T>(fn: () => T): Promise<T> => this.#read(fn);
-    this.#schedules = { stmt: this.#stmt, write, read, cancelOne: (id, now) => this.#cancelOne(id, now) };
+    this.#schedules = { stmt: this.#stmt, write, read, cancelOne: (id, now) => Admin.cancelOne(this.#stmt, id, now) };
     this.#ctx = { stmt: this.#stmt, write, read, txPrepare: (tx) => this.#txPrepare(tx) };
+    this.#migrateCtx = { stmt: this.#stmt, write, read, connected: () => this.#connected(), writeWithoutForeignKeys: (fn) => this.#writeWithoutForeignKeys(fn) };
     this.#transactions = new SqliteTransactionRunner(this.#connectionOptions, this.#countBusyRetry);
     this.#writes = new SqliteWriteBatcher({
       connect: () => this.#connection(),
@@ -204,41 +197,13 @@ export class SqliteDriver implements Driver {
   // ------------------------------------------------------------------------------------------ migrations
 
   /** @throws MigrationIntegrityError when a table rebuild left a reference broken (nothing is applied then). */
-  async migrate(): Promise<MigrateResult> {
-    // A table rebuild needs foreign keys off, which SQLite ignores inside a transaction: whether one is pending is
-    // read first; the write re-reads what is applied under its lock, so a concurrent migrate changes nothing here.
-    const { pending } = await this.migrationStatus();
-    const rebuilds = SQLITE_MIGRATIONS.some((m) => m.rebuildsTables === true && pending.includes(m.name));
-    const apply = (): MigrateResult => {
-      const db = this.#connected();
-      db.exec(SQL.MIGRATIONS_TABLE_CREATE);
-      const done = new Set(this.#appliedMigrations());
-      const applied: string[] = [];
-      for (const migration of SQLITE_MIGRATIONS) {
-        if (done.has(migration.name)) continue;
-        db.exec(migration.sql);
-        if (migration.rebuildsTables === true) {
-          const violations = db.prepare(SQL.FOREIGN_KEY_CHECK).all() as ForeignKeyViolation[];
-          if (violations.length > 0) throw new MigrationIntegrityError(migration.name, violations);
-        }
-        this.#stmt(SQL.MIGRATION_RECORD).run({ name: migration.name, now: null });
-        applied.push(migration.name);
-      }
-      return { applied, current: this.#appliedMigrations() };
-    };
-    return rebuilds ? this.#writeWithoutForeignKeys(apply) : this.#write(apply);
+  migrate(): Promise<MigrateResult> {
+    return Migrate.migrate(this.#migrateCtx);
   }
 
-  async migrationStatus(): Promise<MigrationStatus> {
-    return this.#read(() => {
-      const applied = this.#stmt(SQL.MIGRATIONS_TABLE_EXISTS).get() === undefined ? [] : this.#appliedMigrations();
-      const done = new Set(applied);
-      return { applied, pending: SQLITE_MIGRATIONS.map((m) => m.name).filter((name) => !done.has(name)) };
-    });
-  }
-
-  #appliedMigrations(): string[] {
-    return (this.#stmt(SQL.MIGRATIONS_APPLIED).all() as { name: string }[]).map((r) => r.name);
+  /** Applied and pending migrations. Creates nothing, so it is safe against a database never migrated. */
+  migrationStatus(): Promise<MigrationStatus> {
+    return Migrate.migrationStatus(this.#migrateCtx);
   }
 
   // ------------------------------------------------------------------------------------------ insert / claim
@@ -263,35 +228,14 @@ export class SqliteDriver implements Driver {
 
   // ------------------------------------------------------------------------------------------ lease writes
 
-  async jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult> {
-    const leaseMs = Math.trunc(params.leaseMs);
-    const nowParam = toMs(params.now, 'now');
-    if (params.leases.length === 0) return { applied: [], stale: [] };
-    return this.#write(() => {
-      const now = resolveNow(this.#stmt, nowParam);
-      const result: JobLeaseResult = { applied: [], stale: [] };
-      for (const lease of params.leases) {
-        const id = parseJobId(lease.id);
-        const held = id !== null && this.#stmt(SQL.JOB_HEARTBEAT).run({ id, leaseToken: lease.leaseToken, leaseMs, now }).changes > 0;
-        (held ? result.applied : result.stale).push(lease.id);
-      }
-      return result;
-    });
+  /** Renews each lease still held; the others are stale. */
+  jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult> {
+    return LeaseWrites.jobHeartbeat(this.#ctx, params);
   }
 
-  async jobRelease(params: JobReleaseParams): Promise<JobLeaseResult> {
-    const nowParam = toMs(params.now, 'now');
-    if (params.leases.length === 0) return { applied: [], stale: [] };
-    return this.#write(() => {
-      const now = resolveNow(this.#stmt, nowParam);
-      const result: JobLeaseResult = { applied: [], stale: [] };
-      for (const lease of params.leases) {
-        const id = parseJobId(lease.id);
-        const held = id !== null && this.#stmt(SQL.JOB_RELEASE).run({ id, leaseToken: lease.leaseToken, now }).changes > 0;
-        (held ? result.applied : result.stale).push(lease.id);
-      }
-      return result;
-    });
+  /** Hands back never-started claims (`queued`, the claim's attempt taken back); lost leases are stale. */
+  jobRelease(params: JobReleaseParams): Promise<JobLeaseResult> {
+    return LeaseWrites.jobRelease(this.#ctx, params);
   }
 
   /** @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction. */
@@ -309,115 +253,43 @@ export class SqliteDriver implements Driver {
     return LeaseWrites.jobCheckpoint(this.#ctx, params);
   }
 
-  async jobRescue(params: JobRescueParams): Promise<RescuedJob[]> {
-    const nowParam = toMs(params.now, 'now');
-    if (params.limit < 1) return [];
-    return this.#write(() => {
-      const now = resolveNow(this.#stmt, nowParam);
-      const candidates = this.#stmt(SQL.JOB_RESCUE_CANDIDATES).all({ limit: Math.trunc(params.limit), now }) as { id: DbInt; lease_token: DbInt }[];
-      const rescued: RescuedJob[] = [];
-      for (const c of candidates) {
-        const lease = { id: c.id, leaseToken: c.lease_token, now, error: LEASE_EXPIRED_ERROR_JSON };
-        if (this.#stmt(SQL.ATTEMPT_INSERT_FROM_LEASE).run({ ...lease, outcome: 'lost' }).changes === 0) continue;
-        const r = this.#stmt(SQL.JOB_RESCUE).get({ ...lease, maxLost: params.maxLost }) as RescueDbRow | undefined;
-        if (r) rescued.push({ id: jobId(r.id), name: r.name, queue: r.queue, attempt: int(r.attempt), leaseToken: int(r.lease_token), state: r.state });
-      }
-      return rescued;
-    });
+  /** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */
+  jobRescue(params: JobRescueParams): Promise<RescuedJob[]> {
+    return LeaseWrites.jobRescue(this.#ctx, params);
   }
 
   // ------------------------------------------------------------------------------------------ operator actions
 
   /** @throws JobNotFoundError, JobStateError (not queued/retrying/running). */
-  async jobCancel(params: { id: string; now: Date | null }): Promise<JobRow> {
-    const id = parseJobId(params.id);
-    const nowParam = toMs(params.now, 'now');
-    if (id === null) throw new JobNotFoundError(params.id);
-    return this.#write(() => {
-      const row = this.#cancelOne(id, resolveNow(this.#stmt, nowParam));
-      if (row) return toJobRow(row);
-      // Throwing rolls back the attempt row #cancelOne may have written.
-      throw this.#stateError(params.id, 'cancel', ['queued', 'retrying', 'running']);
-    });
-  }
-
-  /**
-   * Cancels one active job inside the caller's write transaction; the job row, or undefined when it was not
-   * active (then the caller must throw, so the transaction rolls back). BEGIN IMMEDIATE holds the write lock, so
-   * the attempt insert (running jobs only) and the guarded update see the same row. Shared by `jobCancel` and
-   * overlap `replace` in `scheduleAdvance`.
-   */
-  #cancelOne(id: DbInt, now: number): JobDbRow | undefined {
-    this.#stmt(SQL.ATTEMPT_INSERT_CANCELLED).run({ id, error: CANCELLED_ERROR_JSON, now });
-    return this.#stmt(SQL.JOB_CANCEL).get({ id, error: CANCELLED_ERROR_JSON, now }) as JobDbRow | undefined;
+  jobCancel(params: { id: string; now: Date | null }): Promise<JobRow> {
+    return Admin.jobCancel(this.#ctx, params);
   }
 
   /** @throws JobNotFoundError, JobStateError (not dead/retrying), KeyConflictError. */
-  async jobRetry(params: { id: string; now: Date | null }): Promise<JobRow> {
-    const id = parseJobId(params.id);
-    const now = toMs(params.now, 'now');
-    if (id === null) throw new JobNotFoundError(params.id);
-    return this.#write(() => {
-      const row = this.#stmt(SQL.JOB_RETRY).get({ id, now }) as JobDbRow | undefined;
-      if (!row) throw this.#stateError(params.id, 'retry', ['dead', 'retrying']);
-      // A throw here (another active job holds the key) rolls the retry back.
-      if (row.key !== null) takeKeyForRetry(this.#stmt, row.id, row.key);
-      return toJobRow(row);
-    });
+  jobRetry(params: { id: string; now: Date | null }): Promise<JobRow> {
+    return Admin.jobRetry(this.#ctx, params);
   }
 
   /** @throws JobNotFoundError, JobStateError (running). */
-  async jobDiscard(params: { id: string }): Promise<JobRow> {
-    const id = parseJobId(params.id);
-    if (id === null) throw new JobNotFoundError(params.id);
-    return this.#write(() => {
-      // Attempts and steps go first; if the job turns out to be running or missing, the throw rolls this back.
-      // Explicit, not ON DELETE CASCADE, so it holds even on a connection opened without foreign keys.
-      this.#stmt(SQL.ATTEMPT_DELETE_BY_JOB).run({ id });
-      this.#stmt(SQL.STEP_DELETE_BY_JOB).run({ id });
-      const row = this.#stmt(SQL.JOB_DELETE).get({ id }) as JobDbRow | undefined;
-      if (row) return toJobRow(row);
-      throw this.#stateError(params.id, 'discard', ['queued', 'retrying', 'completed', 'dead', 'cancelled']);
-    });
-  }
-
-  /** After a guarded write matched nothing: why. Runs inside the same transaction. */
-  #stateError(id: string, action: string, allowed: string[]): Error {
-    const row = this.#stmt(SQL.JOB_GET).get({ id: parseJobId(id) }) as JobDbRow | undefined;
-    return row ? new JobStateError(id, action, allowed, row.state) : new JobNotFoundError(id);
+  jobDiscard(params: { id: string }): Promise<JobRow> {
+    return Admin.jobDiscard(this.#ctx, params);
   }
 
   // ------------------------------------------------------------------------------------------ reads
 
-  async jobGet(params: { id: string }): Promise<JobRow | null> {
-    const id = parseJobId(params.id);
-    if (id === null) return null;
-    const row = await this.#read(() => this.#stmt(SQL.JOB_GET).get({ id }) as JobDbRow | undefined);
-    return row ? toJobRow(row) : null;
+  /** One job, or null (also for an id that is not a decimal id). */
+  jobGet(params: { id: string }): Promise<JobRow | null> {
+    return Admin.jobGet(this.#ctx, params);
   }
 
   /** @throws InvalidOptionError when `beforeId` is not a decimal id. */
-  async jobList(params: JobListParams): Promise<JobRow[]> {
-    const { state, queue, name, beforeId } = params;
-    const requested = Math.trunc(params.limit ?? 50);
-    const limit = Number.isNaN(requested) ? 50 : Math.min(1000, Math.max(1, requested));
-    if (beforeId !== undefined && (typeof beforeId !== 'string' || !/^[0-9]{1,19}$/.test(beforeId))) {
-      throw new InvalidOptionError('beforeId', beforeId, 'a job id (a decimal string)');
-    }
-    const sql = SQL.jobListSql({ state: SQL.jobListStateFilter(state), queue: queue !== undefined, name: name !== undefined });
-    const bind: Record<string, unknown> = { beforeId: beforeId === undefined ? NO_BEFORE_ID : BigInt(beforeId), limit };
-    if (state !== undefined) bind.state = state;
-    if (queue !== undefined) bind.queue = queue;
-    if (name !== undefined) bind.name = name;
-    const rows = await this.#read(() => this.#stmt(sql).all(bind) as JobDbRow[]);
-    return rows.map(toJobRow);
+  jobList(params: JobListParams): Promise<JobRow[]> {
+    return Admin.jobList(this.#ctx, params);
   }
 
-  async jobAttemptList(params: { id: string }): Promise<AttemptRow[]> {
-    const id = parseJobId(params.id);
-    if (id === null) return [];
-    const rows = await this.#read(() => this.#stmt(SQL.ATTEMPT_LIST).all({ id }) as AttemptDbRow[]);
-    return rows.map(toAttemptRow);
+  /** A job's finished attempts, oldest first. */
+  jobAttemptList(params: { id: string }): Promise<AttemptRow[]> {
+    return Admin.jobAttemptList(this.#ctx, params);
   }
 
   /** A job's recorded steps, oldest first. */
@@ -438,17 +310,19 @@ export class SqliteDriver implements Driver {
     return this.#transactions.run(fn);
   }
 
-  async queueList(): Promise<QueueStats[]> {
-    const rows = await this.#read(() => this.#stmt(SQL.QUEUE_LIST).all({ now: null }) as QueueDbRow[]);
-    return rows.map(toQueueStats);
+  /** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
+  queueList(): Promise<QueueStats[]> {
+    return Admin.queueList(this.#ctx);
   }
 
-  async queuePause(params: { queue: string }): Promise<void> {
-    await this.#write(() => this.#stmt(SQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 1, now: null }));
+  /** Stops claims from a queue (persisted; takes effect for every process). */
+  queuePause(params: { queue: string }): Promise<void> {
+    return Admin.queuePause(this.#ctx, params);
   }
 
-  async queueResume(params: { queue: string }): Promise<void> {
-    await this.#write(() => this.#stmt(SQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 0, now: null }));
+  /** Lets claims from a queue resume. */
+  queueResume(params: { queue: string }): Promise<void> {
+    return Admin.queueResume(this.#ctx, params);
   }
 
   // ------------------------------------------------------------------------------------------ schedules

@@ -1,19 +1,83 @@
 /**
- * The lease-guarded writes an attempt makes after its claim that may also run inside an application's
- * transaction (`tx`): attempt endings (`jobFinishMany`), memoized steps (`jobStepRecord`) and checkpoints
- * (`jobCheckpoint`); plus the step list. Each write matches `id AND lease_token AND state = 'running'` and runs in
- * a write transaction (the driver's `BEGIN IMMEDIATE` or the caller's), so a rescue or cancel cannot come between
- * the guard and the write.
+ * The lease-guarded writes after a claim. On the driver's connection only: lease renewals (`jobHeartbeat`), hand
+ * backs of never-started claims (`jobRelease`) and the rescue of expired leases (`jobRescue`). Also inside an
+ * application's transaction (`tx`): attempt endings (`jobFinishMany`), memoized steps (`jobStepRecord`) and
+ * checkpoints (`jobCheckpoint`); plus the step list. Each write matches `id AND lease_token AND state = 'running'`
+ * and runs in a write transaction (the driver's `BEGIN IMMEDIATE` or the caller's), so a rescue or cancel cannot
+ * come between the guard and the write.
  * @module
  */
+import type { ErrorInfo } from '../../job/job-record.js';
 import type {
-  GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobLeaseResult, JobStepRecordParams, JobStepRow,
+  GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobReleaseParams,
+  JobRescueParams, JobStepRecordParams, JobStepRow, RescuedJob,
 } from '../driver.js';
 import { isPlainCompletion } from '../plain-completion.js';
 import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
-import { parseJobId, toStepRow, type DbInt, type StepDbRow } from './sqlite-rows.js';
+import { int, jobId, parseJobId, toStepRow, type DbInt, type RescueDbRow, type StepDbRow } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
 import * as StepSQL from './sqlite-step-sql.js';
+
+const LEASE_EXPIRED_ERROR_JSON = JSON.stringify({
+  name: 'LeaseExpiredError',
+  message: 'Expected a heartbeat before the lease expired, got none: the worker died, stalled or lost the database',
+} satisfies ErrorInfo);
+
+/** Extends each lease still held by `leaseMs` from now; the others are stale. */
+export async function jobHeartbeat(ctx: SqliteContext, params: JobHeartbeatParams): Promise<JobLeaseResult> {
+  const leaseMs = Math.trunc(params.leaseMs);
+  return eachLease(ctx, params.leases, toMs(params.now, 'now'), (id, leaseToken, now) =>
+    ctx.stmt(SQL.JOB_HEARTBEAT).run({ id, leaseToken, leaseMs, now }).changes > 0,
+  );
+}
+
+/** Hands back claimed jobs that never started (`queued`, the claim's attempt taken back); lost leases are stale. */
+export async function jobRelease(ctx: SqliteContext, params: JobReleaseParams): Promise<JobLeaseResult> {
+  return eachLease(ctx, params.leases, toMs(params.now, 'now'), (id, leaseToken, now) =>
+    ctx.stmt(SQL.JOB_RELEASE).run({ id, leaseToken, now }).changes > 0,
+  );
+}
+
+/**
+ * One guarded statement per lease in one write transaction, reported in request order: applied when `write`
+ * changed its row, stale otherwise (including an id that is not a job id).
+ */
+async function eachLease(
+  ctx: SqliteContext,
+  leases: readonly { id: string; leaseToken: number }[],
+  nowParam: number | null,
+  write: (id: number, leaseToken: number, now: number) => boolean,
+): Promise<JobLeaseResult> {
+  if (leases.length === 0) return { applied: [], stale: [] };
+  return ctx.write(() => {
+    const now = resolveNow(ctx.stmt, nowParam);
+    const result: JobLeaseResult = { applied: [], stale: [] };
+    for (const lease of leases) {
+      const id = parseJobId(lease.id);
+      const held = id !== null && write(id, lease.leaseToken, now);
+      (held ? result.applied : result.stale).push(lease.id);
+    }
+    return result;
+  });
+}
+
+/** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */
+export async function jobRescue(ctx: SqliteContext, params: JobRescueParams): Promise<RescuedJob[]> {
+  const nowParam = toMs(params.now, 'now');
+  if (params.limit < 1) return [];
+  return ctx.write(() => {
+    const now = resolveNow(ctx.stmt, nowParam);
+    const candidates = ctx.stmt(SQL.JOB_RESCUE_CANDIDATES).all({ limit: Math.trunc(params.limit), now }) as { id: DbInt; lease_token: DbInt }[];
+    const rescued: RescuedJob[] = [];
+    for (const c of candidates) {
+      const lease = { id: c.id, leaseToken: c.lease_token, now, error: LEASE_EXPIRED_ERROR_JSON };
+      if (ctx.stmt(SQL.ATTEMPT_INSERT_FROM_LEASE).run({ ...lease, outcome: 'lost' }).changes === 0) continue;
+      const r = ctx.stmt(SQL.JOB_RESCUE).get({ ...lease, maxLost: params.maxLost }) as RescueDbRow | undefined;
+      if (r) rescued.push({ id: jobId(r.id), name: r.name, queue: r.queue, attempt: int(r.attempt), leaseToken: int(r.lease_token), state: r.state });
+    }
+    return rescued;
+  });
+}
 
 /**
  * Applies attempt endings, each guarded by its lease, on the driver's connection or through `tx`.

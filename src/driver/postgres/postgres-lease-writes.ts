@@ -1,0 +1,107 @@
+/**
+ * The lease-guarded writes of a worker for the PostgreSQL driver: heartbeats (`Driver.jobHeartbeat`), attempt
+ * endings (`jobFinishMany`, also on the caller's transaction `tx`) and the rescue of expired leases (`jobRescue`).
+ * Each is one statement from `postgres-sql.ts`; heartbeats and endings without `tx` run on the worker pool.
+ * @module
+ */
+import type { JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobRescueParams, RescuedJob } from '../driver.js';
+import { isPlainCompletion } from '../plain-completion.js';
+import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
+import type { Run } from './postgres-insert.js';
+import { isJobId } from './postgres-rows.js';
+import type { PostgresStatements } from './postgres-sql.js';
+import { runOn } from './postgres-steps.js';
+import { LEASE_EXPIRED_ERROR } from './postgres-stored-errors.js';
+
+/** What the lease-guarded writes run on. */
+export interface PostgresLeaseWriteContext {
+  /** Runs one statement on any pooled connection. */
+  run: Run;
+  /** Runs one of the worker's statements (claim, endings, heartbeat) on the worker pool. */
+  runWorker: Run;
+  sql: Pick<PostgresStatements, 'jobHeartbeat' | 'jobCompleteMany' | 'jobFinishMany' | 'jobRescue'>;
+  /** What `tx` must be, for `InvalidTransactionError`. */
+  transactionHandle: string;
+}
+
+/** Extends each lease still held; the others are reported stale. */
+export async function jobHeartbeat(ctx: PostgresLeaseWriteContext, params: JobHeartbeatParams): Promise<JobLeaseResult> {
+  const leases = params.leases.filter((l) => isJobId(l.id));
+  if (leases.length === 0) return { applied: [], stale: params.leases.map((l) => l.id) };
+  const { rows } = await ctx.runWorker<{ id: string; lease_token: string }>(ctx.sql.jobHeartbeat, [
+    idArrayParam(leases.map((l) => l.id)), intArrayParam(leases.map((l) => l.leaseToken)), params.leaseMs, params.now,
+  ]);
+  return splitLeases(params.leases, rows);
+}
+
+/**
+ * Ends attempts in one statement (on the caller's transaction with `tx`); a lease no longer held is stale and
+ * changes nothing. @throws InvalidTransactionError when `tx` is not a pg client.
+ */
+export async function jobFinishMany(ctx: PostgresLeaseWriteContext, params: JobFinishManyParams): Promise<JobLeaseResult> {
+  const run = params.tx === undefined ? ctx.runWorker : runOn(ctx, params.tx);
+  // One statement cannot update a row twice, so only the first item per job is sent; a repeat would be
+  // stale anyway (the first moves the job out of `running`).
+  const seen = new Set<string>();
+  const items = params.items.filter((item) => isJobId(item.id) && !seen.has(item.id) && seen.add(item.id));
+  if (items.length === 0) return { applied: [], stale: params.items.map((i) => i.id) };
+  const ids = idArrayParam(items.map((i) => i.id));
+  const leaseTokens = intArrayParam(items.map((i) => i.leaseToken));
+  // A batch that only completes jobs (nearly every batch of a drain) has no attempt row to write: the shorter
+  // statement skips capturing each row first.
+  const { rows } = items.every(isPlainCompletion)
+    ? await run<{ id: string; lease_token: string }>(ctx.sql.jobCompleteMany, [ids, leaseTokens, params.now])
+    : await run<{ id: string; lease_token: string }>(ctx.sql.jobFinishMany, [
+      ids,
+      leaseTokens,
+      wordArrayParam(items.map((i) => i.outcome)),
+      wordArrayParam(items.map((i) => i.state)),
+      floatArrayParam(items.map((i) => i.retryDelayMs)),
+      nullableTextArrayParam(items.map((i) => (i.error === null ? null : JSON.stringify(i.error)))),
+      params.now,
+      boolArrayParam(items.map((i) => i.extendAttempts ?? false)),
+    ]);
+  // Count a job applied once: a repeated item for the same lease was not applied a second time.
+  const tokens = appliedTokens(rows);
+  const result: JobLeaseResult = { applied: [], stale: [] };
+  for (const item of params.items) {
+    if (tokens.get(item.id) === item.leaseToken) {
+      tokens.delete(item.id);
+      result.applied.push(item.id);
+    } else {
+      result.stale.push(item.id);
+    }
+  }
+  return result;
+}
+
+/** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */
+export async function jobRescue(ctx: PostgresLeaseWriteContext, params: JobRescueParams): Promise<RescuedJob[]> {
+  if (params.limit < 1) return [];
+  type Rescued = { id: string; name: string; queue: string; attempt: number; lease_token: string; state: 'retrying' | 'dead' };
+  const { rows } = await ctx.run<Rescued>(ctx.sql.jobRescue, [
+    params.maxLost, params.limit, JSON.stringify(LEASE_EXPIRED_ERROR), params.now,
+  ]);
+  return rows.map((r) => ({
+    id: String(r.id), name: r.name, queue: r.queue, attempt: r.attempt, leaseToken: Number(r.lease_token), state: r.state,
+  }));
+}
+
+/**
+ * The lease token of each job a statement returned, by id, to match requested leases against (an id is returned
+ * at most once: one statement updates a row once). A map of numbers, not a set of `id:token` strings: two strings
+ * a job less.
+ */
+function appliedTokens(rows: readonly { id: string; lease_token: string }[]): Map<string, number> {
+  const tokens = new Map<string, number>();
+  for (const r of rows) tokens.set(String(r.id), Number(r.lease_token));
+  return tokens;
+}
+
+/** Splits requested leases into applied (returned by the UPDATE) and stale, in request order. */
+function splitLeases(leases: readonly { id: string; leaseToken: number }[], rows: { id: string; lease_token: string }[]): JobLeaseResult {
+  const tokens = appliedTokens(rows);
+  const result: JobLeaseResult = { applied: [], stale: [] };
+  for (const lease of leases) (tokens.get(lease.id) === lease.leaseToken ? result.applied : result.stale).push(lease.id);
+  return result;
+}

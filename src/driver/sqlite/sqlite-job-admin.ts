@@ -1,0 +1,130 @@
+/**
+ * Operator actions on single jobs (`jobCancel`, `jobRetry`, `jobDiscard`) and the job and queue reads and queue
+ * pauses of the SQLite driver. Each action is one write transaction (the driver's `BEGIN IMMEDIATE`) whose guarded
+ * statement either changes the row or matches nothing, and then the action throws, which rolls back whatever it
+ * wrote before.
+ * @module
+ */
+import { InvalidOptionError, JobNotFoundError, JobStateError } from '../../errors.js';
+import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
+import type { JobListParams } from '../driver.js';
+import { resolveNow, toMs, type Prepare, type SqliteContext } from './sqlite-exec.js';
+import { takeKeyForRetry } from './sqlite-insert.js';
+import { parseJobId, toAttemptRow, toJobRow, toQueueStats, type AttemptDbRow, type DbInt, type JobDbRow, type QueueDbRow } from './sqlite-rows.js';
+import * as SQL from './sqlite-sql.js';
+
+/** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
+const NO_BEFORE_ID = 9223372036854775807n;
+
+const CANCELLED_ERROR_JSON = JSON.stringify({ name: 'CancelledError', message: 'Cancelled by an operator' } satisfies ErrorInfo);
+
+/** @throws JobNotFoundError, JobStateError (not queued/retrying/running). */
+export async function jobCancel(ctx: SqliteContext, params: { id: string; now: Date | null }): Promise<JobRow> {
+  const id = parseJobId(params.id);
+  const nowParam = toMs(params.now, 'now');
+  if (id === null) throw new JobNotFoundError(params.id);
+  return ctx.write(() => {
+    const row = cancelOne(ctx.stmt, id, resolveNow(ctx.stmt, nowParam));
+    if (row) return toJobRow(row);
+    // Throwing rolls back the attempt row cancelOne may have written.
+    throw stateError(ctx.stmt, params.id, 'cancel', ['queued', 'retrying', 'running']);
+  });
+}
+
+/**
+ * Cancels one active job inside the caller's write transaction; the job row, or undefined when it was not
+ * active (then the caller must throw, so the transaction rolls back). BEGIN IMMEDIATE holds the write lock, so
+ * the attempt insert (running jobs only) and the guarded update see the same row. Shared by `jobCancel` and
+ * overlap `replace` in `scheduleAdvance`.
+ */
+export function cancelOne(stmt: Prepare, id: DbInt, now: number): JobDbRow | undefined {
+  stmt(SQL.ATTEMPT_INSERT_CANCELLED).run({ id, error: CANCELLED_ERROR_JSON, now });
+  return stmt(SQL.JOB_CANCEL).get({ id, error: CANCELLED_ERROR_JSON, now }) as JobDbRow | undefined;
+}
+
+/** @throws JobNotFoundError, JobStateError (not dead/retrying), KeyConflictError. */
+export async function jobRetry(ctx: SqliteContext, params: { id: string; now: Date | null }): Promise<JobRow> {
+  const id = parseJobId(params.id);
+  const now = toMs(params.now, 'now');
+  if (id === null) throw new JobNotFoundError(params.id);
+  return ctx.write(() => {
+    const row = ctx.stmt(SQL.JOB_RETRY).get({ id, now }) as JobDbRow | undefined;
+    if (!row) throw stateError(ctx.stmt, params.id, 'retry', ['dead', 'retrying']);
+    // A throw here (another active job holds the key) rolls the retry back.
+    if (row.key !== null) takeKeyForRetry(ctx.stmt, row.id, row.key);
+    return toJobRow(row);
+  });
+}
+
+/** @throws JobNotFoundError, JobStateError (running). */
+export async function jobDiscard(ctx: SqliteContext, params: { id: string }): Promise<JobRow> {
+  const id = parseJobId(params.id);
+  if (id === null) throw new JobNotFoundError(params.id);
+  return ctx.write(() => {
+    // Attempts and steps go first; if the job turns out to be running or missing, the throw rolls this back.
+    // Explicit, not ON DELETE CASCADE, so it holds even on a connection opened without foreign keys.
+    ctx.stmt(SQL.ATTEMPT_DELETE_BY_JOB).run({ id });
+    ctx.stmt(SQL.STEP_DELETE_BY_JOB).run({ id });
+    const row = ctx.stmt(SQL.JOB_DELETE).get({ id }) as JobDbRow | undefined;
+    if (row) return toJobRow(row);
+    throw stateError(ctx.stmt, params.id, 'discard', ['queued', 'retrying', 'completed', 'dead', 'cancelled']);
+  });
+}
+
+/** After a guarded write matched nothing: why. Runs inside the same transaction. */
+function stateError(stmt: Prepare, id: string, action: string, allowed: string[]): Error {
+  const row = stmt(SQL.JOB_GET).get({ id: parseJobId(id) }) as JobDbRow | undefined;
+  return row ? new JobStateError(id, action, allowed, row.state) : new JobNotFoundError(id);
+}
+
+/** One job, or null (also for an id that is not a decimal id). */
+export async function jobGet(ctx: SqliteContext, params: { id: string }): Promise<JobRow | null> {
+  const id = parseJobId(params.id);
+  if (id === null) return null;
+  const row = await ctx.read(() => ctx.stmt(SQL.JOB_GET).get({ id }) as JobDbRow | undefined);
+  return row ? toJobRow(row) : null;
+}
+
+/**
+ * Jobs newest first, filtered; `limit` defaults to 50 and is clamped to 1..1000.
+ * @throws InvalidOptionError when `beforeId` is not a decimal id.
+ */
+export async function jobList(ctx: SqliteContext, params: JobListParams): Promise<JobRow[]> {
+  const { state, queue, name, beforeId } = params;
+  const requested = Math.trunc(params.limit ?? 50);
+  const limit = Number.isNaN(requested) ? 50 : Math.min(1000, Math.max(1, requested));
+  if (beforeId !== undefined && (typeof beforeId !== 'string' || !/^[0-9]{1,19}$/.test(beforeId))) {
+    throw new InvalidOptionError('beforeId', beforeId, 'a job id (a decimal string)');
+  }
+  const sql = SQL.jobListSql({ state: SQL.jobListStateFilter(state), queue: queue !== undefined, name: name !== undefined });
+  const bind: Record<string, unknown> = { beforeId: beforeId === undefined ? NO_BEFORE_ID : BigInt(beforeId), limit };
+  if (state !== undefined) bind.state = state;
+  if (queue !== undefined) bind.queue = queue;
+  if (name !== undefined) bind.name = name;
+  const rows = await ctx.read(() => ctx.stmt(sql).all(bind) as JobDbRow[]);
+  return rows.map(toJobRow);
+}
+
+/** A job's finished attempts, oldest first; none for an unknown id. */
+export async function jobAttemptList(ctx: SqliteContext, params: { id: string }): Promise<AttemptRow[]> {
+  const id = parseJobId(params.id);
+  if (id === null) return [];
+  const rows = await ctx.read(() => ctx.stmt(SQL.ATTEMPT_LIST).all({ id }) as AttemptDbRow[]);
+  return rows.map(toAttemptRow);
+}
+
+/** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
+export async function queueList(ctx: SqliteContext): Promise<QueueStats[]> {
+  const rows = await ctx.read(() => ctx.stmt(SQL.QUEUE_LIST).all({ now: null }) as QueueDbRow[]);
+  return rows.map(toQueueStats);
+}
+
+/** Stops claims from a queue (persisted; takes effect for every process). */
+export async function queuePause(ctx: SqliteContext, params: { queue: string }): Promise<void> {
+  await ctx.write(() => ctx.stmt(SQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 1, now: null }));
+}
+
+/** Lets claims from a queue resume. */
+export async function queueResume(ctx: SqliteContext, params: { queue: string }): Promise<void> {
+  await ctx.write(() => ctx.stmt(SQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 0, now: null }));
+}

@@ -1,0 +1,60 @@
+/**
+ * Applying the SQLite migrations (`sqlite-migrations.ts`) and reporting which are applied, for the SQLite driver.
+ * @module
+ */
+import type Database from 'better-sqlite3';
+import { MigrationIntegrityError, type ForeignKeyViolation } from '../../errors.js';
+import type { MigrateResult, MigrationStatus } from '../driver.js';
+import type { SqliteContext } from './sqlite-exec.js';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
+import * as SQL from './sqlite-sql.js';
+
+/** What migrating runs on: the driver's statements and transactions, and its connection for `exec`. */
+export interface SqliteMigrateContext extends Pick<SqliteContext, 'stmt' | 'write' | 'read'> {
+  /** The open connection. @throws the driver's closed error once it is closed. */
+  connected: () => Database.Database;
+  /** `write` with foreign keys off for the transaction (a table rebuild). */
+  writeWithoutForeignKeys: <T>(fn: () => T) => Promise<T>;
+}
+
+/**
+ * Applies the pending migrations in order, in one write transaction, each recorded in the ledger.
+ * @throws MigrationIntegrityError when a table rebuild left a reference broken (nothing is applied then).
+ */
+export async function migrate(ctx: SqliteMigrateContext): Promise<MigrateResult> {
+  // A table rebuild needs foreign keys off, which SQLite ignores inside a transaction: whether one is pending is
+  // read first; the write re-reads what is applied under its lock, so a concurrent migrate changes nothing here.
+  const { pending } = await migrationStatus(ctx);
+  const rebuilds = SQLITE_MIGRATIONS.some((m) => m.rebuildsTables === true && pending.includes(m.name));
+  const apply = (): MigrateResult => {
+    const db = ctx.connected();
+    db.exec(SQL.MIGRATIONS_TABLE_CREATE);
+    const done = new Set(appliedMigrations(ctx));
+    const applied: string[] = [];
+    for (const migration of SQLITE_MIGRATIONS) {
+      if (done.has(migration.name)) continue;
+      db.exec(migration.sql);
+      if (migration.rebuildsTables === true) {
+        const violations = db.prepare(SQL.FOREIGN_KEY_CHECK).all() as ForeignKeyViolation[];
+        if (violations.length > 0) throw new MigrationIntegrityError(migration.name, violations);
+      }
+      ctx.stmt(SQL.MIGRATION_RECORD).run({ name: migration.name, now: null });
+      applied.push(migration.name);
+    }
+    return { applied, current: appliedMigrations(ctx) };
+  };
+  return rebuilds ? ctx.writeWithoutForeignKeys(apply) : ctx.write(apply);
+}
+
+/** Applied and pending migrations. Creates nothing, so it is safe against a database never migrated. */
+export async function migrationStatus(ctx: Pick<SqliteContext, 'stmt' | 'read'>): Promise<MigrationStatus> {
+  return ctx.read(() => {
+    const applied = ctx.stmt(SQL.MIGRATIONS_TABLE_EXISTS).get() === undefined ? [] : appliedMigrations(ctx);
+    const done = new Set(applied);
+    return { applied, pending: SQLITE_MIGRATIONS.map((m) => m.name).filter((name) => !done.has(name)) };
+  });
+}
+
+function appliedMigrations(ctx: Pick<SqliteContext, 'stmt'>): string[] {
+  return (ctx.stmt(SQL.MIGRATIONS_APPLIED).all() as { name: string }[]).map((r) => r.name);
+}
