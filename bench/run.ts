@@ -5,7 +5,9 @@
  * Options (flags or environment): `--only W1,W3` (BENCH_ONLY), `--systems warden-pg,graphile` (BENCH_SYSTEMS),
  * `--quick` (BENCH_QUICK=1: small sizes, one repetition), `--reps N`, `--out DIR` (a partial or quick run
  * writes nothing unless given), `--no-write`, `--cpu-prof DIR` (worker children under `node --cpu-prof`),
- * `--alloc-prof DIR` (worker children sample what they allocate, freed objects included: `alloc-profiler.ts`).
+ * `--alloc-prof DIR` (worker children sample what they allocate, freed objects included: `alloc-profiler.ts`),
+ * `--child-node-flags="--trace-gc …"` (BENCH_CHILD_NODE_FLAGS; extra `node` flags for every worker child; the `=` is
+ * needed since the value starts with a dash).
  * Sizes: BENCH_JOBS, BENCH_SINGLE, BENCH_W3_JOBS, BENCH_W5_RETAINED, BENCH_W5_DRAIN, BENCH_CONCURRENCY, … (settings.ts).
  * Warden's tuning: BENCH_WARDEN_PREFETCH (default 500; 0 measures the out-of-the-box default), BENCH_WARDEN_POLL.
  * @module

@@ -44,6 +44,8 @@ export interface BenchSettings {
   cpuProfDir: string | null;
   /** When set, worker children sample their allocations (`bench/alloc-profiler.ts`) and write profiles here. */
   allocProfDir: string | null;
+  /** Extra `node` flags for every worker child (`--child-node-flags="--trace-gc"`); none by default. */
+  childNodeFlags: string[];
   /** Where results.md and results.svg go; null = do not write (e.g. a partial smoke run). */
   outDir: string | null;
 }
@@ -65,6 +67,15 @@ function int(name: string, fallback: number): number {
   return value;
 }
 
+/** Space-separated `node` flags, each starting with `--` (`--trace-gc --max-semi-space-size=64`). */
+function nodeFlags(value: string | undefined): string[] {
+  const flags = (value ?? '').split(/\s+/).filter(Boolean);
+  for (const flag of flags) {
+    if (!flag.startsWith('--')) throw new Error(`Expected --child-node-flags to be node flags starting with --, got "${flag}"`);
+  }
+  return flags;
+}
+
 /** Reads the command line and the environment. `--quick` shrinks every size for a smoke test. */
 export function readSettings(argv: string[] = process.argv.slice(2)): BenchSettings {
   const { values } = parseArgs({
@@ -78,6 +89,7 @@ export function readSettings(argv: string[] = process.argv.slice(2)): BenchSetti
       'no-write': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       'alloc-prof': { type: 'string' },
+      'child-node-flags': { type: 'string' },
     },
     allowPositionals: false,
   });
@@ -109,6 +121,7 @@ export function readSettings(argv: string[] = process.argv.slice(2)): BenchSetti
     redis: { host: process.env.BENCH_REDIS_HOST ?? '127.0.0.1', port: int('BENCH_REDIS_PORT', 6379) },
     cpuProfDir: values['cpu-prof'] ?? process.env.BENCH_CPU_PROF ?? null,
     allocProfDir: values['alloc-prof'] ?? process.env.BENCH_ALLOC_PROF ?? null,
+    childNodeFlags: nodeFlags(values['child-node-flags'] ?? process.env.BENCH_CHILD_NODE_FLAGS),
     outDir: values['no-write'] ? null : out ?? (partial ? null : new URL('.', import.meta.url).pathname),
   };
 }

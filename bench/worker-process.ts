@@ -65,7 +65,7 @@ export class WorkerProcess {
     const env = allocations.length > 0 ? { ...process.env, BENCH_ALLOC_PROF_DIR: settings.allocProfDir!, BENCH_ALLOC_PROF_NAME: options.profileName } : process.env;
     // A child sampling its memory collects garbage before each sample (see worker-child.ts).
     const gc = (options.rssEveryMs ?? 0) > 0 ? ['--expose-gc'] : [];
-    const proc = fork(CHILD, [], { execArgv: ['--import', 'tsx', ...gc, ...profile, ...allocations], env, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    const proc = fork(CHILD, [], { execArgv: ['--import', 'tsx', ...gc, ...profile, ...allocations, ...settings.childNodeFlags], env, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     const child = new WorkerProcess(proc);
     live.add(child);
     await child.#waitReport('loaded', 60_000);
