@@ -12,7 +12,7 @@ import type { Run } from './postgres-insert.js';
 import * as Keys from './postgres-keys.js';
 import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
 import type { PostgresStatements } from './postgres-sql.js';
-import { CANCELLED_ERROR } from './postgres-stored-errors.js';
+import { CANCELLED_ERROR } from '../stored-errors.js';
 
 /** What the operator actions and reads run on. */
 export interface PostgresJobAdminContext {
@@ -25,8 +25,6 @@ export interface PostgresJobAdminContext {
 
 /** States a job can be cancelled from. */
 const CANCELLABLE: readonly JobState[] = ['queued', 'retrying', 'running'];
-/** States a job can be retried from. */
-const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
 /** States a job can be discarded from. */
 const DISCARDABLE: readonly JobState[] = ['queued', 'retrying', 'completed', 'dead', 'cancelled'];
 
@@ -52,7 +50,7 @@ export async function jobRetry(ctx: PostgresJobAdminContext, params: { id: strin
   if (!isJobId(id)) throw new JobNotFoundError(id);
   const row = await Keys.jobRetry(ctx.keys, id, params.now);
   if (row) return toJobRow(row);
-  throw await stateError(ctx, id, 'retry', RETRYABLE);
+  throw await stateError(ctx, id, 'retry', Keys.RETRYABLE);
 }
 
 /**

@@ -22,7 +22,7 @@ export interface PostgresKeyContext {
 }
 
 /** States an operator retry starts from. */
-const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
+export const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
 
 /**
  * Operator retry: `dead`/`retrying` → `queued` due now. A keyed job locks its key's row first and is refused when

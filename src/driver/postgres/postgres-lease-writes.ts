@@ -11,7 +11,7 @@ import type { Run } from './postgres-insert.js';
 import { isJobId } from './postgres-rows.js';
 import type { PostgresStatements } from './postgres-sql.js';
 import { runOn } from './postgres-steps.js';
-import { LEASE_EXPIRED_ERROR } from './postgres-stored-errors.js';
+import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
 
 /** What the lease-guarded writes run on. */
 export interface PostgresLeaseWriteContext {

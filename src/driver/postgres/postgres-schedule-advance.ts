@@ -12,7 +12,7 @@ import type { JobState } from '../../job/job-record.js';
 import type { ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleTickResult, ScheduleTickWrite } from '../schedule-params.js';
 import { insertJobs, type Run } from './postgres-insert.js';
 import type { PostgresScheduleContext } from './postgres-schedules.js';
-import { CANCELLED_ERROR } from './postgres-stored-errors.js';
+import { CANCELLED_ERROR } from '../stored-errors.js';
 import { withTransaction } from './postgres-transaction.js';
 
 type TickOutcome = ScheduleTickResult['outcome'];

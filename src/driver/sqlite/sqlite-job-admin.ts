@@ -6,8 +6,9 @@
  * @module
  */
 import { InvalidOptionError, JobNotFoundError, JobStateError } from '../../errors.js';
-import type { AttemptRow, ErrorInfo, JobRow, QueueStats } from '../../job/job-record.js';
+import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
 import type { JobListParams } from '../driver.js';
+import { CANCELLED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, type Prepare, type SqliteContext } from './sqlite-exec.js';
 import { takeKeyForRetry } from './sqlite-insert.js';
 import { parseJobId, toAttemptRow, toJobRow, toQueueStats, type AttemptDbRow, type DbInt, type JobDbRow, type QueueDbRow } from './sqlite-rows.js';
@@ -16,7 +17,7 @@ import * as SQL from './sqlite-sql.js';
 /** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
 const NO_BEFORE_ID = 9223372036854775807n;
 
-const CANCELLED_ERROR_JSON = JSON.stringify({ name: 'CancelledError', message: 'Cancelled by an operator' } satisfies ErrorInfo);
+const CANCELLED_ERROR_JSON = JSON.stringify(CANCELLED_ERROR);
 
 /** @throws JobNotFoundError, JobStateError (not queued/retrying/running). */
 export async function jobCancel(ctx: SqliteContext, params: { id: string; now: Date | null }): Promise<JobRow> {

@@ -7,21 +7,18 @@
  * come between the guard and the write.
  * @module
  */
-import type { ErrorInfo } from '../../job/job-record.js';
 import type {
   GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobReleaseParams,
   JobRescueParams, JobStepRecordParams, JobStepRow, RescuedJob,
 } from '../driver.js';
 import { isPlainCompletion } from '../plain-completion.js';
+import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
 import { int, jobId, parseJobId, toStepRow, type DbInt, type RescueDbRow, type StepDbRow } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
 import * as StepSQL from './sqlite-step-sql.js';
 
-const LEASE_EXPIRED_ERROR_JSON = JSON.stringify({
-  name: 'LeaseExpiredError',
-  message: 'Expected a heartbeat before the lease expired, got none: the worker died, stalled or lost the database',
-} satisfies ErrorInfo);
+const LEASE_EXPIRED_ERROR_JSON = JSON.stringify(LEASE_EXPIRED_ERROR);
 
 /** Extends each lease still held by `leaseMs` from now; the others are stale. */
 export async function jobHeartbeat(ctx: SqliteContext, params: JobHeartbeatParams): Promise<JobLeaseResult> {

@@ -1,9 +1,10 @@
 /**
- * The errors the PostgreSQL driver itself stores (as `last_error` and on attempt rows), shared by the job
- * operations and the schedule operations that have the same effects (overlap `replace` cancels like `jobCancel`).
+ * The errors the drivers themselves store (as `last_error` and on attempt rows), one text for both databases;
+ * shared by the job operations and the schedule operations that have the same effects (overlap `replace` cancels
+ * like `jobCancel`).
  * @module
  */
-import type { ErrorInfo } from '../../job/job-record.js';
+import type { ErrorInfo } from '../job/job-record.js';
 
 /** Stored as `last_error` and on the `lost` attempt row when a lease expires. */
 export const LEASE_EXPIRED_ERROR: ErrorInfo = {
