@@ -55,6 +55,28 @@ export function exerciseJobClaim(kind: DriverKind): void {
       expect(jobs).toHaveLength(3);
     });
 
+    it("returns a reclaimed job's last error, checkpoint and progress exactly as stored, beside jobs without them", async () => {
+      // SQLite's claim sends these (and finished_at) back packed in one column, NULL when all are: the unpacking
+      // must give back the stored text and numbers, whatever characters the error and checkpoint hold.
+      const [a, b, c] = await insertJobs(tdb.driver, [{ name: 'a', runAt: at(-2_000) }, { name: 'b', runAt: at(-1_000) }, { name: 'c', runAt: at(0) }]);
+      const first = await claim(tdb.driver, { limit: 2, now: at(0) });
+      expect(first.map((j) => j.id)).toEqual([a!.id, b!.id]);
+      const [ja, jb] = first as [JobRow, JobRow];
+      const checkpoint = { cursor: 'k"\\\u00e9\u{1F600}\n', page: [1, { deep: null }] };
+      expect(await tdb.driver.jobCheckpoint({ id: ja.id, leaseToken: ja.leaseToken, checkpointJson: JSON.stringify(checkpoint), progressDone: 7, progressTotal: 9, now: at(100) })).toBe('applied');
+      expect(await tdb.driver.jobCheckpoint({ id: jb.id, leaseToken: jb.leaseToken, checkpointJson: '"only a string"', progressDone: 3, progressTotal: null, now: at(150) })).toBe('applied');
+      const error = errorInfo('bad "quote" \\ \u00e9\u{1F600}\nline 2');
+      await tdb.driver.jobFinishMany({ items: [finishOf(ja, { outcome: 'failed', state: 'retrying', error }), finishOf(jb, { outcome: 'yielded', state: 'queued', extendAttempts: true })], now: at(200) });
+      const again = await claim(tdb.driver, { limit: 10, now: at(1_000) });
+      // c first: a and b became due again at their endings' time.
+      expect(again.map((j) => j.id)).toEqual([c!.id, a!.id, b!.id]);
+      for (const job of again) expect(job, job.name).toEqual(await getJob(tdb.driver, job.id));
+      const [rc, ra, rb] = again as [JobRow, JobRow, JobRow];
+      expect([ra.lastError, ra.checkpoint, ra.progress, ra.checkpointAt, ra.finishedAt]).toEqual([error, checkpoint, { done: 7, total: 9 }, at(100), null]);
+      expect([rb.lastError, rb.checkpoint, rb.progress, rb.checkpointAt]).toEqual([null, 'only a string', { done: 3, total: null }, at(150)]);
+      expect([rc.lastError, rc.checkpoint, rc.progress, rc.checkpointAt, rc.finishedAt]).toEqual([null, null, null, null, null]);
+    });
+
     it('returns nothing when nothing is due', async () => {
       expect(await claim(tdb.driver)).toEqual([]);
       await insertJob(tdb.driver, { delayMs: 1_000 });

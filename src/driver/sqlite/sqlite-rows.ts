@@ -166,15 +166,24 @@ function errorOrNull(text: string | null): ErrorInfo | null {
   return text === null ? null : (JSON.parse(text) as ErrorInfo);
 }
 
-/** A job row without the four fields a claim sets to values its caller knows. */
-type JobDbRowUnclaimed = Omit<JobDbRow, 'state' | 'lease_worker' | 'started_at' | 'updated_at'>;
+/** The columns of a job row that are NULL for nearly every claimed job (`CLAIM_RARE_COLUMNS` in sqlite-sql.ts). */
+type RareColumns = Pick<JobDbRow, 'last_error' | 'finished_at' | 'checkpoint' | 'progress_done' | 'progress_total' | 'checkpoint_at'>;
 
-/** A claimed row as `JOB_CLAIM` returns it (`CLAIM_COLUMNS`): without the fields the claim sets to known values. */
-export type ClaimDbRow = JobDbRowUnclaimed & { lease_expires_at: DbInt };
+/** A job row without the four fields a claim sets to values its caller knows, nor the rare columns. */
+type JobDbRowCommon = Omit<JobDbRow, 'state' | 'lease_worker' | 'started_at' | 'updated_at' | keyof RareColumns>;
+
+/**
+ * A claimed row as `JOB_CLAIM` returns it (`CLAIM_COLUMNS`): without the fields the claim sets to known values,
+ * and with the rare columns packed into `rare` (NULL, or a JSON array of them in `CLAIM_RARE_COLUMNS` order).
+ */
+export type ClaimDbRow = JobDbRowCommon & { lease_expires_at: DbInt; rare: string | null };
+
+/** The rare columns of a claimed row whose `rare` is NULL. Shared: read only. */
+const NO_RARE: RareColumns = { last_error: null, finished_at: null, checkpoint: null, progress_done: null, progress_total: null, checkpoint_at: null };
 
 /** A stored job row to a {@link JobRow}. */
 export function toJobRow(r: JobDbRow): JobRow {
-  return jobRowOf(r, r.state as JobState, r.lease_worker, dateOrNull(r.started_at), date(r.updated_at));
+  return jobRowOf(r, r, r.state as JobState, r.lease_worker, dateOrNull(r.started_at), date(r.updated_at));
 }
 
 /**
@@ -183,11 +192,19 @@ export function toJobRow(r: JobDbRow): JobRow {
  */
 export function toClaimedJobRow(r: ClaimDbRow, workerId: string, leaseMs: number): JobRow {
   const claimedAt = int(r.lease_expires_at) - leaseMs;
-  return jobRowOf(r, 'running', workerId, new Date(claimedAt), new Date(claimedAt));
+  return jobRowOf(r, r.rare === null ? NO_RARE : unpackRare(r.rare), 'running', workerId, new Date(claimedAt), new Date(claimedAt));
 }
 
-/** The {@link JobRow} of `r` with the four fields a claim sets given apart. */
-function jobRowOf(r: JobDbRowUnclaimed, state: JobState, leaseWorker: string | null, startedAt: Date | null, updatedAt: Date): JobRow {
+/** The rare columns from a claimed row's `rare` array (`json_array` of them in `CLAIM_RARE_COLUMNS` order). */
+function unpackRare(text: string): RareColumns {
+  const [last_error, finished_at, checkpoint, progress_done, progress_total, checkpoint_at] = JSON.parse(text) as [
+    string | null, number | null, string | null, number | null, number | null, number | null,
+  ];
+  return { last_error, finished_at, checkpoint, progress_done, progress_total, checkpoint_at };
+}
+
+/** The {@link JobRow} of `r` and its rare columns `x`, with the four fields a claim sets given apart. */
+function jobRowOf(r: JobDbRowCommon, x: RareColumns, state: JobState, leaseWorker: string | null, startedAt: Date | null, updatedAt: Date): JobRow {
   return {
     id: jobId(r.id),
     name: r.name,
@@ -204,15 +221,15 @@ function jobRowOf(r: JobDbRowUnclaimed, state: JobState, leaseWorker: string | n
     leaseExpiresAt: dateOrNull(r.lease_expires_at),
     startedAt,
     key: r.key,
-    lastError: errorOrNull(r.last_error),
+    lastError: errorOrNull(x.last_error),
     createdAt: date(r.created_at),
     updatedAt,
-    finishedAt: dateOrNull(r.finished_at),
+    finishedAt: dateOrNull(x.finished_at),
     scheduleName: r.schedule_name ?? null,
     tickAt: dateOrNull(r.tick_at ?? null),
-    checkpoint: r.checkpoint == null ? null : (JSON.parse(r.checkpoint) as unknown),
-    progress: progressOrNull(r),
-    checkpointAt: dateOrNull(r.checkpoint_at ?? null),
+    checkpoint: x.checkpoint == null ? null : (JSON.parse(x.checkpoint) as unknown),
+    progress: progressOrNull(x),
+    checkpointAt: dateOrNull(x.checkpoint_at ?? null),
     traceContext: r.trace_context == null ? null : (JSON.parse(r.trace_context) as Record<string, string>),
   };
 }

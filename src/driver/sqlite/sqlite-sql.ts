@@ -142,11 +142,18 @@ RETURNING *`;
  * The columns {@link JOB_CLAIM} returns: a job row without `state`, `lease_worker`, `started_at` and `updated_at`,
  * which the claim sets to values the caller knows (`toClaimedJobRow`); `started_at` = `updated_at` =
  * `lease_expires_at - @leaseMs`, all three written from one `now` (SQLite fixes the clock for a statement's step).
+ * The six columns that are NULL for nearly every claimed job (`last_error` after a failure, `finished_at`, and the
+ * checkpoint and progress of an iteration) come back as one column, `rare`: NULL when all six are, else a JSON array
+ * of them in {@link CLAIM_RARE_COLUMNS} order (text values as JSON strings, so a stored error or checkpoint comes
+ * back as the exact text). Each returned column costs every claimed row whatever its value: 17 columns instead of
+ * 22 took the claim statement from 9.0 to 8.2 µs a job (medians of 5 interleaved runs, 20,000 jobs, batches of 500).
  */
+export const CLAIM_RARE_COLUMNS = ['last_error', 'finished_at', 'checkpoint', 'progress_done', 'progress_total', 'checkpoint_at'] as const;
+const CLAIM_RARE_LIST = CLAIM_RARE_COLUMNS.join(', ');
 export const CLAIM_COLUMNS =
   'id, name, queue, payload, priority, run_at, attempt, max_attempts, lost_count, lease_token, lease_expires_at, key, ' +
-  'last_error, created_at, finished_at, schedule_name, tick_at, checkpoint, progress_done, progress_total, ' +
-  'checkpoint_at, trace_context';
+  'created_at, schedule_name, tick_at, trace_context, ' +
+  `CASE WHEN coalesce(${CLAIM_RARE_LIST}) IS NULL THEN NULL ELSE json_array(${CLAIM_RARE_LIST}) END AS rare`;
 
 /**
  * Claims up to `@limit` due jobs of the queues in `@queues` (JSON array), skipping paused queues, in
@@ -156,8 +163,8 @@ export const CLAIM_COLUMNS =
  * `jobs_state_id_idx` of migrations before 0009) and scanned every waiting job of every queue; the partial claim index only holds waiting jobs and is searched per
  * queue (a statement that could not use it would fail to prepare, rather than silently scan). RETURNING
  * order is unspecified, so the caller sorts. It returns {@link CLAIM_COLUMNS}, not `*`: what the claim itself set
- * (state, worker, start and update time) the driver fills in, since each column read costs (22 instead of 28
- * columns: 0.4 µs a job). Params: `@queues, @limit, @workerId, @leaseMs, @now`.
+ * (state, worker, start and update time) the driver fills in, and the rarely set columns come packed in one, since
+ * each column read costs. Params: `@queues, @limit, @workerId, @leaseMs, @now`.
  */
 export const JOB_CLAIM = `
 UPDATE jobs
