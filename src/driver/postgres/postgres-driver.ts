@@ -3,13 +3,12 @@
  * Semantics are those of docs/driver-contract.md; every SQL text lives in `postgres-sql.ts` and its sibling
  * `postgres-*-sql.ts` modules. Operator actions and reads are in `postgres-job-admin.ts`, heartbeats, endings and
  * rescue in `postgres-lease-writes.ts`, migrating in `postgres-migrate.ts`, and the other operations in the
- * `postgres-*.ts` module named after them; this class delegates to them with a context each.
+ * `postgres-*.ts` module named after them, and the pools in `postgres-connection.ts`; this class delegates to them
+ * with a context each.
  * @module
  */
-import pg from 'pg';
-import { InvalidOptionError, InvalidTransactionError } from '../../errors.js';
+import { InvalidTransactionError } from '../../errors.js';
 import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
-import { validateSchemaName } from '../../validation/names.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
@@ -25,7 +24,6 @@ import type {
 import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements, type Run } from './postgres-insert.js';
 import * as JobAdmin from './postgres-job-admin.js';
 import { buildPostgresKeyStatements } from './postgres-keys-sql.js';
-import { postgresListen } from './postgres-listen.js';
 import { buildPostgresAlertStatements } from './postgres-alert-sql.js';
 import * as Alerts from './postgres-alerts.js';
 import * as Audit from './postgres-audit.js';
@@ -41,37 +39,12 @@ import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
 import * as SQL from './postgres-sql.js';
 import * as Steps from './postgres-steps.js';
-import { WorkerPool } from './postgres-worker-pool.js';
-import { FAST_TYPES } from './postgres-timestamps.js';
+import { PostgresConnection } from './postgres-connection.js';
+import { resolvePostgresDriverOptions, type PostgresDriverOptions } from './postgres-driver-options.js';
 import { buildPostgresStepStatements } from './postgres-steps-sql.js';
 import { isPgClient, withClientTransaction, withTransaction } from './postgres-transaction.js';
 
-/** Options of {@link PostgresDriver}. */
-export interface PostgresDriverOptions {
-  /** e.g. `postgres://user:pass@host:5432/db`. */
-  connectionString: string;
-  /** Schema holding Warden's tables; must match `SCHEMA_PATTERN`. @default "warden" */
-  schema?: string;
-  /** Maximum pooled connections. @default 10 */
-  poolSize?: number;
-  /** How long to wait for a new connection before failing, so an unreachable host errors instead of hanging. @default 10000 */
-  connectTimeoutMs?: number;
-  /**
-   * Prepare the hot statements once per connection (named statements) rather than parse and plan them on each
-   * call. Off for poolers that cannot keep prepared statements per client. @default true
-   */
-  preparedStatements?: boolean;
-  /** Receives errors of idle pooled connections, which must never crash the process. */
-  onError?: (error: unknown) => void;
-}
-
-/**
- * The statements run once or more per job, prepared once per connection: parsing them costs as much as running
- * them for a small batch. Each returns a fixed column list (see `JOB_COLUMNS`), so a migration adding a column
- * while this process runs cannot invalidate them. Prepared is not planned: PostgreSQL still re-plans a prepared
- * statement while it judges custom plans cheaper, so the worker's three run on the generic-plan worker pool.
- */
-const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify', 'jobCompleteMany'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
+export type { PostgresDriverOptions } from './postgres-driver-options.js';
 
 /** PostgreSQL identifiers (and NOTIFY channels) are at most 63 bytes; LISTEN would truncate silently. */
 const MAX_CHANNEL_LENGTH = 63;
@@ -93,18 +66,11 @@ export class PostgresDriver implements Driver {
   /** The (validated, unquoted) schema holding Warden's tables. */
   readonly schema: string;
 
-  readonly #pool: pg.Pool;
-  /**
-   * Where the worker's claim, endings and heartbeats run: with prepared statements, a second small pool whose
-   * sessions plan them generically (`postgres-worker-pool.ts`); without, the main pool.
-   */
-  readonly #workerPool: WorkerPool | null;
-  readonly #connectionString: string;
-  readonly #onError: (error: unknown) => void;
+  /** The pools, and which statements are prepared. */
+  readonly #conn: PostgresConnection;
   readonly #sql: SQL.PostgresStatements;
   /** NOTIFY/LISTEN channel: `<schema>_jobs`. */
   readonly #channel: string;
-  readonly #unsubscribes = new Set<() => Promise<void>>();
   /** What `migrate` and `migrationStatus` (`postgres-migrate.ts`) run on. */
   readonly #migrations: Migrate.PostgresMigrateContext;
   /** What the schedule operations (`postgres-schedules.ts`, `postgres-schedule-advance.ts`) run on. */
@@ -123,64 +89,37 @@ export class PostgresDriver implements Driver {
   readonly #alerts: Alerts.PostgresAlertContext;
   /** What the audit-trail operations (`postgres-audit.ts`) run on. */
   readonly #audit: Audit.PostgresAuditContext;
-  #closing: Promise<void> | null = null;
-  /** Statement text → prepared statement name, for the statements {@link HOT_STATEMENTS} names. */
-  readonly #names = new Map<string, string>();
 
   /** @throws InvalidNameError for a bad schema name, InvalidOptionError for a bad pool size; before any SQL. */
   constructor(options: PostgresDriverOptions) {
-    this.schema = validateSchemaName(options.schema ?? 'warden');
-    const poolSize = options.poolSize ?? 10;
-    if (!Number.isInteger(poolSize) || poolSize < 1) {
-      throw new InvalidOptionError('poolSize', poolSize, 'a positive integer');
-    }
-    this.#connectionString = options.connectionString;
-    this.#onError = options.onError ?? (() => {});
+    const resolved = resolvePostgresDriverOptions(options);
+    this.schema = resolved.schema;
     this.#sql = SQL.buildPostgresStatements(this.schema);
-    const prepared = options.preparedStatements ?? true;
-    if (typeof prepared !== 'boolean') throw new InvalidOptionError('preparedStatements', prepared, 'true or false');
-    // Names are per connection, and every connection of this pool belongs to this driver: short ones suffice
-    // (PostgreSQL truncates names past 63 bytes, so names built from the schema could collide).
-    if (prepared) HOT_STATEMENTS.forEach((key, i) => this.#names.set(this.#sql[key], `warden_${i}`));
     this.#channel = `${this.schema}_jobs`.slice(0, MAX_CHANNEL_LENGTH);
-    const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-    if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
-      throw new InvalidOptionError('connectTimeoutMs', connectTimeoutMs, 'a positive integer number of milliseconds');
-    }
-    this.#pool = new pg.Pool({ connectionString: options.connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
-    // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
-    this.#pool.on('error', (error) => this.#report(error));
-    // Behind a pooler that cannot keep prepared statements (the reason to turn them off), a session setting
-    // cannot be kept either, so there is no worker pool then.
-    this.#workerPool = prepared
-      ? new WorkerPool({ connectionString: options.connectionString, poolSize, connectTimeoutMs, report: (error) => this.#report(error) })
-      : null;
+    this.#conn = new PostgresConnection({ ...resolved, sql: this.#sql });
+    const { pool, run, runWorker } = this.#conn;
     const keySql = buildPostgresKeyStatements(this.schema);
     this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, jobInsertOneNotify: this.#sql.jobInsertOneNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
-    this.#migrations = { pool: this.#pool, run: this.#run, schema: this.schema, sql: this.#sql };
+    this.#migrations = { pool, run, schema: this.schema, sql: this.#sql };
     this.#schedules = {
-      pool: this.#pool,
+      pool,
       schema: this.schema,
       jobSql: this.#insertSql,
       sql: buildPostgresScheduleStatements(this.schema),
       channel: this.#channel,
     };
     const transactionHandle = this.capabilities.transactionHandle;
-    this.#locks = { run: this.#run, sql: buildPostgresLockStatements(this.schema), transactionHandle };
-    this.#admin = { run: this.#run, sql: this.#sql, keys: { pool: this.#pool, run: this.#run, sql: this.#sql, keySql } };
-    this.#leaseWrites = { run: this.#run, runWorker: this.#runWorker, sql: this.#sql, transactionHandle };
-    this.#steps = { run: this.#run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
-    this.#alerts = { run: this.#run, sql: buildPostgresAlertStatements(this.schema), transactionHandle };
-    this.#audit = { pool: this.#pool, run: this.#run, sql: buildPostgresAuditStatements(this.schema) };
+    this.#locks = { run, sql: buildPostgresLockStatements(this.schema), transactionHandle };
+    this.#admin = { run, sql: this.#sql, keys: { pool, run, sql: this.#sql, keySql } };
+    this.#leaseWrites = { run, runWorker, sql: this.#sql, transactionHandle };
+    this.#steps = { run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
+    this.#alerts = { run, sql: buildPostgresAlertStatements(this.schema), transactionHandle };
+    this.#audit = { pool, run, sql: buildPostgresAuditStatements(this.schema) };
   }
 
-  /** Stops every listener and closes the pool. Safe to call twice (both calls wait for the same close). */
+  /** Stops every listener and closes the pools. Safe to call twice (both calls wait for the same close). */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await Promise.all([...this.#unsubscribes].map((unsubscribe) => unsubscribe()));
-      await Promise.all([this.#pool.end(), this.#workerPool?.end()]);
-    })();
-    return this.#closing;
+    return this.#conn.end();
   }
 
   /**
@@ -197,7 +136,7 @@ export class PostgresDriver implements Driver {
 
   /** The database's wall-clock time (not the transaction start). */
   async dbNow(): Promise<Date> {
-    const { rows } = await this.#run<{ now: Date }>(SQL.DB_NOW_SQL);
+    const { rows } = await this.#conn.run<{ now: Date }>(SQL.DB_NOW_SQL);
     return rows[0]!.now;
   }
 
@@ -227,10 +166,10 @@ export class PostgresDriver implements Driver {
       return insertJobs(run, this.#insertSql, this.#channel, jobs, now);
     }
     if (jobs.length === 0) return [];
-    if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#run, this.#sql, this.#channel, jobs, now);
-    const duplicates = await findAllDuplicates(this.#run, this.#insertSql, jobs, now);
+    if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#conn.run, this.#sql, this.#channel, jobs, now);
+    const duplicates = await findAllDuplicates(this.#conn.run, this.#insertSql, jobs, now);
     if (duplicates) return duplicates;
-    return withTransaction(this.#pool, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
+    return withTransaction(this.#conn.pool, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
   }
 
   /** Claims due jobs in one statement; returned in claim order (`priority, run_at, id`). */
@@ -239,7 +178,7 @@ export class PostgresDriver implements Driver {
     // Distinct: each queue's index range is read (and its rows locked) once.
     // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const leaseMs = Math.trunc(params.leaseMs);
-    const { rows } = await this.#runWorker<PgClaimRecord>(this.#sql.jobClaim, [
+    const { rows } = await this.#conn.runWorker<PgClaimRecord>(this.#sql.jobClaim, [
       [...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now,
     ]);
     return rows.map((r) => toClaimedJobRow(r, params.workerId, leaseMs));
@@ -310,7 +249,7 @@ export class PostgresDriver implements Driver {
    * rolls back and rethrows when `fn` throws. The client goes back to the pool either way (dropped if broken).
    */
   transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T> {
-    return withClientTransaction(this.#pool, fn);
+    return withClientTransaction(this.#conn.pool, fn);
   }
 
   /** A job's finished attempts, oldest first. */
@@ -356,15 +295,15 @@ export class PostgresDriver implements Driver {
   // ------------------------------------------------------------------------------------------ retention
 
   jobPrune(params: JobPruneParams): Promise<number> {
-    return Retention.jobPrune(this.#run, this.schema, params);
+    return Retention.jobPrune(this.#conn.run, this.schema, params);
   }
 
   jobKeyPrune(params: JobKeyPruneParams): Promise<JobKeyPruneResult> {
-    return Retention.jobKeyPrune(this.#run, this.schema, params);
+    return Retention.jobKeyPrune(this.#conn.run, this.schema, params);
   }
 
   scheduleTickPrune(params: ScheduleTickPruneParams): Promise<number> {
-    return Retention.scheduleTickPrune(this.#run, this.schema, params);
+    return Retention.scheduleTickPrune(this.#conn.run, this.schema, params);
   }
 
   /** @throws ScheduleNotFoundError */
@@ -451,46 +390,7 @@ export class PostgresDriver implements Driver {
    * Subscribes to wake-ups on `<schema>_jobs` through a dedicated connection that reconnects by itself.
    * @returns An unsubscribe function (also called by {@link close}).
    */
-  async listen(params: {
-    onWake: (queue: string) => void;
-    onReconnect: () => void;
-    onError: (error: unknown) => void;
-  }): Promise<() => Promise<void>> {
-    const stop = await postgresListen({ connectionString: this.#connectionString, channel: this.#channel, ...params });
-    const unsubscribe = async (): Promise<void> => {
-      this.#unsubscribes.delete(unsubscribe);
-      await stop();
-    };
-    // Closed while connecting: don't leave a connection behind that close() can no longer see.
-    if (this.#closing) {
-      await stop();
-      return unsubscribe;
-    }
-    this.#unsubscribes.add(unsubscribe);
-    return unsubscribe;
-  }
-
-  /** Runs one statement on any pooled connection. */
-  #run: Run = (text, values) => this.#pool.query(this.#config(text, values));
-
-  /** Runs one of the worker's statements (claim, endings, heartbeat) on the worker pool. */
-  #runWorker: Run = (text, values) => {
-    const config = this.#config(text, values);
-    return this.#workerPool ? this.#workerPool.query(config) : this.#pool.query(config);
-  };
-
-  /** A statement's query config: prepared under its short name when it is a hot statement. */
-  #config(text: string, values: unknown[] | undefined): pg.QueryConfig {
-    const name = this.#names.get(text);
-    return name === undefined ? { text, values, types: FAST_TYPES } : { name, text, values, types: FAST_TYPES };
-  }
-
-  /** Hands an error to `onError`, which must not be able to throw into a pg event handler. */
-  #report(error: unknown): void {
-    try {
-      this.#onError(error);
-    } catch {
-      // Ignored: an idle connection error must never crash the process.
-    }
+  listen(params: { onWake: (queue: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>> {
+    return this.#conn.listen(this.#channel, params);
   }
 }

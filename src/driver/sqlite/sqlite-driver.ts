@@ -4,8 +4,8 @@
  * and `sqlite-step-sql.ts`. Schedule operations are in `sqlite-schedules.ts`, lease locks in `sqlite-locks.ts`,
  * heartbeat/release/rescue/finish/step/checkpoint writes in `sqlite-lease-writes.ts`, operator actions and reads in
  * `sqlite-job-admin.ts`, migrating in `sqlite-migrate.ts`, the insert algorithm in `sqlite-insert.ts` and
- * application transactions in `sqlite-transaction.ts`; this class delegates to them with a context of its
- * statement cache and transaction runners, and owns the connection and its write groups.
+ * application transactions in `sqlite-transaction.ts`, and the connection, its statements and write groups in
+ * `sqlite-connection.ts`; this class validates its options and delegates to them.
  *
  * How it stays correct with several processes on one file:
  * - WAL mode, so readers never block and there is one writer at a time.
@@ -16,9 +16,8 @@
  *   transaction is retried with jittered backoff for up to {@link BUSY_RETRY_BUDGET_MS} (see `busyRetries`).
  * @module
  */
-import type Database from 'better-sqlite3';
-import { DEFAULT_SQLITE_WAKEUP_MS, watchDataVersion } from './sqlite-wakeup.js';
-import { InvalidOptionError, InvalidTransactionError } from '../../errors.js';
+import { watchDataVersion } from './sqlite-wakeup.js';
+import { resolveSqliteDriverOptions, type SqliteDriverOptions } from './sqlite-driver-options.js';
 import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
@@ -33,10 +32,8 @@ import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTick
 import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
 } from '../schedule-params.js';
-import {
-  cachedStatement, closedError, isBusyError, isSqliteTransaction, openConnection, resolveNow, retryBusy, rowViewStatement, toMs, writeWith,
-  type Prepare, type RowViewStatement, type SqliteContext, type Statement,
-} from './sqlite-exec.js';
+import { SqliteConnection, TRANSACTION_HANDLE } from './sqlite-connection.js';
+import { isBusyError, resolveNow, toMs, writeWith, type SqliteContext } from './sqlite-exec.js';
 import { insertJobs } from './sqlite-insert.js';
 import * as LeaseWrites from './sqlite-lease-writes.js';
 import * as Admin from './sqlite-job-admin.js';
@@ -48,26 +45,9 @@ import * as Migrate from './sqlite-migrate.js';
 import { compareClaimOrder, toClaimedJobRow, type ClaimDbRow } from './sqlite-rows.js';
 import * as Schedules from './sqlite-schedules.js';
 import * as SQL from './sqlite-sql.js';
-import { SqliteTransactionRunner } from './sqlite-transaction.js';
-import { SqliteWriteBatcher } from './sqlite-write-batcher.js';
 
 export { BUSY_RETRY_BUDGET_MS } from './sqlite-exec.js';
-
-/** Options of {@link SqliteDriver}. */
-export interface SqliteDriverOptions {
-  /** Path of the database file (created if missing), or `":memory:"`. */
-  filename: string;
-  /**
-   * How long SQLite itself waits for the write lock before reporting SQLITE_BUSY, after which the driver retries
-   * asynchronously. Short, because better-sqlite3 waits synchronously: a long wait would freeze the event loop,
-   * and deadlock a process whose own application transaction holds the lock. @default 20
-   */
-  busyTimeoutMs?: number;
-  /** `PRAGMA synchronous`: `normal` is safe in WAL mode against process crashes; `full` also against power loss. @default 'normal' */
-  synchronous?: 'normal' | 'full';
-  /** How often a listening worker reads `PRAGMA data_version` to notice other processes' commits. @default 5 */
-  wakeupMs?: number;
-}
+export type { SqliteDriverOptions } from './sqlite-driver-options.js';
 
 /**
  * Job storage in an SQLite file through better-sqlite3. The connection is opened on first use; statements are
@@ -85,64 +65,28 @@ export class SqliteDriver implements Driver {
     listenNotify: false,
     crossProcessWakeup: true,
     multiHost: false,
-    transactionHandle: 'a better-sqlite3 Database on the same file with an open transaction',
+    transactionHandle: TRANSACTION_HANDLE,
   });
 
-  readonly #connectionOptions: { filename: string; busyTimeoutMs: number; synchronous: 'normal' | 'full' };
-  #db: Database.Database | undefined;
-  #opening: Promise<Database.Database> | undefined;
-  #closed = false;
-  /** `db.transaction` wrapper created once; `.immediate(fn)` runs `fn` inside `BEGIN IMMEDIATE … COMMIT`. */
-  #inTransaction: Database.Transaction<(fn: () => unknown) => unknown> | undefined;
-  readonly #statements = new Map<string, Statement>();
-  /** The claim, prepared on the current connection to return rows as views (`rowViewStatement`). */
-  #claimStatement: RowViewStatement<ClaimDbRow> | null = null;
-  /** Statements prepared on applications' `tx` connections, dropped with the connection. */
-  readonly #txStatements = new WeakMap<Database.Database, Map<string, Statement>>();
-  #busyRetries = 0;
+  /** The file's connections, statements and write groups. */
+  readonly #conn: SqliteConnection;
   readonly #wakeupMs: number;
   /** What the schedule operations (`sqlite-schedules.ts`) run on. */
   readonly #schedules: Schedules.SqliteScheduleContext;
-  /** What the lease-lock and lease-write operations (`sqlite-locks.ts`, `sqlite-lease-writes.ts`) run on. */
+  /** What the other operations (`sqlite-lease-writes.ts`, `sqlite-job-admin.ts`, `sqlite-locks.ts`, …) run on. */
   readonly #ctx: SqliteContext;
   /** What `migrate` and `migrationStatus` (`sqlite-migrate.ts`) run on. */
   readonly #migrateCtx: Migrate.SqliteMigrateContext;
-  /** `transaction()`'s own connection and mutex. */
-  readonly #transactions: SqliteTransactionRunner;
-  /** The driver's own writes, grouped per turn of the event loop into one transaction. */
-  readonly #writes: SqliteWriteBatcher;
 
   /** @throws InvalidOptionError for a missing file name or an out-of-range option. */
   constructor(options: SqliteDriverOptions) {
-    const { filename, busyTimeoutMs = 20, synchronous = 'normal', wakeupMs = DEFAULT_SQLITE_WAKEUP_MS } = options ?? ({} as SqliteDriverOptions);
-    if (!Number.isInteger(wakeupMs) || wakeupMs < 1 || wakeupMs > 60_000) {
-      throw new InvalidOptionError('wakeupMs', wakeupMs, 'an integer number of milliseconds from 1 to 60000');
-    }
+    const { wakeupMs, ...connection } = resolveSqliteDriverOptions(options);
     this.#wakeupMs = wakeupMs;
-    if (typeof filename !== 'string' || filename.length === 0) {
-      throw new InvalidOptionError('filename', filename, 'a non-empty SQLite file path');
-    }
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0 || busyTimeoutMs > 2 ** 31 - 1) {
-      throw new InvalidOptionError('busyTimeoutMs', busyTimeoutMs, 'an integer number of milliseconds >= 0');
-    }
-    if (synchronous !== 'normal' && synchronous !== 'full') {
-      throw new InvalidOptionError('synchronous', synchronous, '"normal" or "full"');
-    }
-    this.#connectionOptions = { filename, busyTimeoutMs, synchronous };
-    const write = <T>(fn: () => T): Promise<T> => this.#write(fn);
-    const read = <T>(fn: () => T): Promise<T> => this.#read(fn);
-    this.#schedules = { stmt: this.#stmt, write, read, cancelOne: (id, now) => Admin.cancelOne(this.#stmt, id, now) };
-    this.#ctx = { stmt: this.#stmt, write, read, txPrepare: (tx) => this.#txPrepare(tx) };
-    this.#migrateCtx = { stmt: this.#stmt, write, read, connected: () => this.#connected(), writeWithoutForeignKeys: (fn) => this.#writeWithoutForeignKeys(fn) };
-    this.#transactions = new SqliteTransactionRunner(this.#connectionOptions, this.#countBusyRetry);
-    this.#writes = new SqliteWriteBatcher({
-      connect: () => this.#connection(),
-      transaction: () => {
-        if (!this.#inTransaction) throw closedError();
-        return this.#inTransaction;
-      },
-      retryBusy: (op) => retryBusy(op, this.#countBusyRetry, { hopAfter: false }),
-    });
+    const conn = (this.#conn = new SqliteConnection(connection));
+    this.#ctx = conn.context();
+    const { stmt, write, read } = this.#ctx;
+    this.#schedules = { stmt, write, read, cancelOne: (id, now) => Admin.cancelOne(stmt, id, now) };
+    this.#migrateCtx = { stmt, write, read, connected: () => conn.connected(), writeWithoutForeignKeys: (fn) => conn.writeWithoutForeignKeys(fn) };
   }
 
   /**
@@ -150,9 +94,9 @@ export class SqliteDriver implements Driver {
    * other processes start new jobs within a few milliseconds instead of at their next poll.
    */
   async listen(params: { onWake: (queue?: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>> {
-    await this.#connection();
+    await this.#conn.connection();
     const stop = watchDataVersion({
-      read: () => (this.#stmt('PRAGMA data_version').get() as { data_version: number }).data_version,
+      read: () => (this.#conn.stmt('PRAGMA data_version').get() as { data_version: number }).data_version,
       intervalMs: this.#wakeupMs,
       onWake: () => params.onWake(),
       onError: params.onError,
@@ -162,22 +106,12 @@ export class SqliteDriver implements Driver {
 
   /** How many times a transaction was retried after SQLITE_BUSY/LOCKED escaped `busy_timeout` (this instance). */
   get busyRetries(): number {
-    return this.#busyRetries;
+    return this.#conn.busyRetries;
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    // Writes called before close() still run (on a connection already open).
-    await this.#writes.drained();
-    // First: the transaction in progress may still use the main connection.
-    await this.#transactions.close();
-    // An open in flight sees #closed and closes its own connection; wait so nothing outlives close().
-    await this.#opening?.catch(() => undefined);
-    this.#db?.close();
-    this.#db = undefined;
-    this.#inTransaction = undefined;
-    this.#statements.clear();
-    this.#claimStatement = null;
+  /** Lets writes called before it still run, then closes the file's connections. Safe to call twice. */
+  close(): Promise<void> {
+    return this.#conn.close();
   }
 
   /**
@@ -191,7 +125,7 @@ export class SqliteDriver implements Driver {
   }
 
   async dbNow(): Promise<Date> {
-    return this.#read(() => new Date(resolveNow(this.#stmt, null)));
+    return this.#ctx.read(() => new Date(resolveNow(this.#ctx.stmt, null)));
   }
 
   // ------------------------------------------------------------------------------------------ migrations
@@ -222,7 +156,7 @@ export class SqliteDriver implements Driver {
     if (queues.length === 0 || limit < 1) return [];
     // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const bind = { queues: JSON.stringify(queues), limit: Math.trunc(limit), workerId, leaseMs: Math.trunc(leaseMs), now };
-    const rows = await this.#write(() => (this.#claimStatement ??= rowViewStatement<ClaimDbRow>(this.#connected(), SQL.JOB_CLAIM)).all(bind));
+    const rows = await this.#conn.write(() => this.#conn.rowView<ClaimDbRow>(SQL.JOB_CLAIM).all(bind));
     return rows.sort(compareClaimOrder).map((r) => toClaimedJobRow(r, workerId, bind.leaseMs));
   }
 
@@ -306,8 +240,7 @@ export class SqliteDriver implements Driver {
    * @throws DatabaseConfigError for an in-memory database; an Error for a nested call.
    */
   transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(closedError());
-    return this.#transactions.run(fn);
+    return this.#conn.transaction(fn);
   }
 
   /** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
@@ -455,89 +388,4 @@ export class SqliteDriver implements Driver {
   lockList(): Promise<LockRow[]> {
     return Locks.lockList(this.#ctx);
   }
-
-  // ------------------------------------------------------------------------------------------ plumbing
-
-  /**
-   * Statement preparation on an application's `tx` connection (cached per connection).
-   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
-   */
-  #txPrepare(tx: unknown): Prepare {
-    if (!isSqliteTransaction(tx)) throw new InvalidTransactionError(this.capabilities.transactionHandle, tx);
-    let cache = this.#txStatements.get(tx);
-    if (!cache) this.#txStatements.set(tx, (cache = new Map()));
-    const txCache = cache;
-    return (sql) => cachedStatement(txCache, tx, sql);
-  }
-
-  /** The cached prepared statement for `sql` on the driver's own connection. An arrow so it can be passed on. */
-  readonly #stmt: Prepare = (sql) => cachedStatement(this.#statements, this.#connected(), sql);
-
-  #connected(): Database.Database {
-    if (!this.#db) throw closedError();
-    return this.#db;
-  }
-
-  /**
-   * Runs `fn` in a `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED, shared with the other
-   * writes called in this turn of the event loop, each in a savepoint of its own (`SqliteWriteBatcher`).
-   */
-  #write<T>(fn: () => T): Promise<T> {
-    return this.#writes.write(fn);
-  }
-
-  /**
-   * {@link #write} with foreign keys off for the transaction (a table rebuild). Switching them off and back on
-   * happens in the same synchronous step as the transaction, so no other statement of this connection runs
-   * without them; other connections keep theirs.
-   */
-  async #writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
-    await this.#connection();
-    return this.#retryBusy(() => {
-      const inTransaction = this.#inTransaction;
-      if (!inTransaction) throw closedError();
-      const db = this.#connected();
-      db.exec(SQL.PRAGMA_FOREIGN_KEYS_OFF);
-      try {
-        return inTransaction.immediate(fn) as T;
-      } finally {
-        db.exec(SQL.PRAGMA_FOREIGN_KEYS_ON);
-      }
-    });
-  }
-
-  /** Runs a single read statement (its own implicit transaction, a consistent snapshot in WAL mode). */
-  async #read<T>(fn: () => T): Promise<T> {
-    await this.#connection();
-    return this.#retryBusy(fn);
-  }
-
-  async #connection(): Promise<Database.Database> {
-    if (this.#db) return this.#db;
-    if (this.#closed) throw closedError();
-    this.#opening ??= this.#open().finally(() => {
-      this.#opening = undefined;
-    });
-    return this.#opening;
-  }
-
-  async #open(): Promise<Database.Database> {
-    const db = await openConnection(this.#connectionOptions, this.#countBusyRetry);
-    if (this.#closed) {
-      db.close();
-      throw closedError();
-    }
-    this.#db = db;
-    this.#inTransaction = db.transaction((fn: () => unknown) => fn());
-    return db;
-  }
-
-  /** Retries `op` on SQLITE_BUSY/LOCKED (see `retryBusy` in `sqlite-exec.ts`), counting each retry. */
-  #retryBusy<T>(op: () => T): Promise<T> {
-    return retryBusy(op, this.#countBusyRetry);
-  }
-
-  readonly #countBusyRetry = (): void => {
-    this.#busyRetries++;
-  };
 }

@@ -1,0 +1,44 @@
+/**
+ * The options of the PostgreSQL driver, and their validation.
+ * @module
+ */
+import { InvalidOptionError } from '../../errors.js';
+import { validateSchemaName } from '../../validation/names.js';
+
+/** Options of `PostgresDriver`. */
+export interface PostgresDriverOptions {
+  /** e.g. `postgres://user:pass@host:5432/db`. */
+  connectionString: string;
+  /** Schema holding Warden's tables; must match `SCHEMA_PATTERN`. @default "warden" */
+  schema?: string;
+  /** Maximum pooled connections. @default 10 */
+  poolSize?: number;
+  /** How long to wait for a new connection before failing, so an unreachable host errors instead of hanging. @default 10000 */
+  connectTimeoutMs?: number;
+  /**
+   * Prepare the hot statements once per connection (named statements) rather than parse and plan them on each
+   * call. Off for poolers that cannot keep prepared statements per client. @default true
+   */
+  preparedStatements?: boolean;
+  /** Receives errors of idle pooled connections, which must never crash the process. */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * `options` checked, with every default filled in; before any SQL.
+ * @throws InvalidNameError for a bad schema name, InvalidOptionError for a bad pool size, flag or timeout.
+ */
+export function resolvePostgresDriverOptions(options: PostgresDriverOptions): Required<PostgresDriverOptions> {
+  const schema = validateSchemaName(options.schema ?? 'warden');
+  const poolSize = options.poolSize ?? 10;
+  if (!Number.isInteger(poolSize) || poolSize < 1) {
+    throw new InvalidOptionError('poolSize', poolSize, 'a positive integer');
+  }
+  const preparedStatements = options.preparedStatements ?? true;
+  if (typeof preparedStatements !== 'boolean') throw new InvalidOptionError('preparedStatements', preparedStatements, 'true or false');
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
+    throw new InvalidOptionError('connectTimeoutMs', connectTimeoutMs, 'a positive integer number of milliseconds');
+  }
+  return { connectionString: options.connectionString, schema, poolSize, connectTimeoutMs, preparedStatements, onError: options.onError ?? (() => {}) };
+}

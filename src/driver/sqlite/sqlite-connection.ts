@@ -1,0 +1,184 @@
+/**
+ * The SQLite driver's connection to its file: opened on first use, closed once; its prepared statements; its
+ * writes, grouped per turn of the event loop into one `BEGIN IMMEDIATE` transaction (`SqliteWriteBatcher`); its
+ * reads; statements prepared on applications' `tx` connections; and the second connection that `transaction()`
+ * runs on (`SqliteTransactionRunner`). The driver class (`sqlite-driver.ts`) holds one and hands its operations
+ * the context built from it.
+ * @module
+ */
+import type Database from 'better-sqlite3';
+import { InvalidTransactionError } from '../../errors.js';
+import {
+  cachedStatement, closedError, isSqliteTransaction, openConnection, retryBusy, rowViewStatement,
+  type Prepare, type RowViewStatement, type SqliteConnectionOptions, type SqliteContext, type Statement,
+} from './sqlite-exec.js';
+import * as SQL from './sqlite-sql.js';
+import { SqliteTransactionRunner } from './sqlite-transaction.js';
+import { SqliteWriteBatcher } from './sqlite-write-batcher.js';
+
+/**
+ * One driver instance's connections to an SQLite file. Every method that needs the connection opens it first;
+ * after {@link SqliteConnection.close} they fail with the driver's closed error.
+ */
+export class SqliteConnection {
+  readonly #options: SqliteConnectionOptions;
+  #db: Database.Database | undefined;
+  #opening: Promise<Database.Database> | undefined;
+  #closed = false;
+  /** `db.transaction` wrapper created once; `.immediate(fn)` runs `fn` inside `BEGIN IMMEDIATE … COMMIT`. */
+  #inTransaction: Database.Transaction<(fn: () => unknown) => unknown> | undefined;
+  readonly #statements = new Map<string, Statement>();
+  /** Statements prepared to return rows as views (`rowViewStatement`), by SQL text; dropped with the connection. */
+  readonly #rowViews = new Map<string, RowViewStatement<unknown>>();
+  /** Statements prepared on applications' `tx` connections, dropped with the connection. */
+  readonly #txStatements = new WeakMap<Database.Database, Map<string, Statement>>();
+  #busyRetries = 0;
+  /** `transaction()`'s own connection and mutex. */
+  readonly #transactions: SqliteTransactionRunner;
+  /** The driver's own writes, grouped per turn of the event loop into one transaction. */
+  readonly #writes: SqliteWriteBatcher;
+
+  constructor(options: SqliteConnectionOptions) {
+    this.#options = options;
+    this.#transactions = new SqliteTransactionRunner(options, this.#countBusyRetry);
+    this.#writes = new SqliteWriteBatcher({
+      connect: () => this.connection(),
+      transaction: () => {
+        if (!this.#inTransaction) throw closedError();
+        return this.#inTransaction;
+      },
+      retryBusy: (op) => retryBusy(op, this.#countBusyRetry, { hopAfter: false }),
+    });
+  }
+
+  /** Whether {@link SqliteConnection.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** How many times a transaction was retried after SQLITE_BUSY/LOCKED escaped `busy_timeout`. */
+  get busyRetries(): number {
+    return this.#busyRetries;
+  }
+
+  /** What the driver's operations run on: its statements, writes, reads and `tx` preparation. */
+  context(): SqliteContext {
+    return { stmt: this.stmt, write: (fn) => this.write(fn), read: (fn) => this.read(fn), txPrepare: (tx) => this.#txPrepare(tx) };
+  }
+
+  /**
+   * Lets writes called before this still run, then closes the `transaction()` connection (a transaction in
+   * progress may still use the main one) and the main connection. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#writes.drained();
+    await this.#transactions.close();
+    // An open in flight sees #closed and closes its own connection; wait so nothing outlives close().
+    await this.#opening?.catch(() => undefined);
+    this.#db?.close();
+    this.#db = undefined;
+    this.#inTransaction = undefined;
+    this.#statements.clear();
+    this.#rowViews.clear();
+  }
+
+  /** The cached prepared statement for `sql` on the open connection. An arrow so it can be passed on. */
+  readonly stmt: Prepare = (sql) => cachedStatement(this.#statements, this.connected(), sql);
+
+  /** `sql` prepared once on the open connection to return rows as views (`rowViewStatement`). */
+  rowView<T>(sql: string): RowViewStatement<T> {
+    let statement = this.#rowViews.get(sql);
+    if (!statement) this.#rowViews.set(sql, (statement = rowViewStatement<unknown>(this.connected(), sql)));
+    return statement as RowViewStatement<T>;
+  }
+
+  /** The open connection. @throws the driver's closed error when it is not open. */
+  connected(): Database.Database {
+    if (!this.#db) throw closedError();
+    return this.#db;
+  }
+
+  /**
+   * Runs `fn` in a `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED, shared with the other
+   * writes called in this turn of the event loop, each in a savepoint of its own (`SqliteWriteBatcher`).
+   */
+  write<T>(fn: () => T): Promise<T> {
+    return this.#writes.write(fn);
+  }
+
+  /**
+   * {@link SqliteConnection.write} with foreign keys off for the transaction (a table rebuild). Switching them off
+   * and back on happens in the same synchronous step as the transaction, so no other statement of this connection
+   * runs without them; other connections keep theirs.
+   */
+  async writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
+    await this.connection();
+    return retryBusy(() => {
+      const inTransaction = this.#inTransaction;
+      if (!inTransaction) throw closedError();
+      const db = this.connected();
+      db.exec(SQL.PRAGMA_FOREIGN_KEYS_OFF);
+      try {
+        return inTransaction.immediate(fn) as T;
+      } finally {
+        db.exec(SQL.PRAGMA_FOREIGN_KEYS_ON);
+      }
+    }, this.#countBusyRetry);
+  }
+
+  /** Runs a single read statement (its own implicit transaction, a consistent snapshot in WAL mode). */
+  async read<T>(fn: () => T): Promise<T> {
+    await this.connection();
+    return retryBusy(fn, this.#countBusyRetry);
+  }
+
+  /**
+   * Runs `fn` in `BEGIN IMMEDIATE … COMMIT` on the second connection (see `sqlite-transaction.ts`).
+   * @throws the driver's closed error after close.
+   */
+  transaction<T>(fn: (tx: unknown) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.#transactions.run(fn);
+  }
+
+  /** The main connection, opened on first use. @throws the driver's closed error after close. */
+  async connection(): Promise<Database.Database> {
+    if (this.#db) return this.#db;
+    if (this.#closed) throw closedError();
+    this.#opening ??= this.#open().finally(() => {
+      this.#opening = undefined;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<Database.Database> {
+    const db = await openConnection(this.#options, this.#countBusyRetry);
+    if (this.#closed) {
+      db.close();
+      throw closedError();
+    }
+    this.#db = db;
+    this.#inTransaction = db.transaction((fn: () => unknown) => fn());
+    return db;
+  }
+
+  /**
+   * Statement preparation on an application's `tx` connection (cached per connection).
+   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+   */
+  #txPrepare(tx: unknown): Prepare {
+    if (!isSqliteTransaction(tx)) throw new InvalidTransactionError(TRANSACTION_HANDLE, tx);
+    let cache = this.#txStatements.get(tx);
+    if (!cache) this.#txStatements.set(tx, (cache = new Map()));
+    const txCache = cache;
+    return (sql) => cachedStatement(txCache, tx, sql);
+  }
+
+  readonly #countBusyRetry = (): void => {
+    this.#busyRetries++;
+  };
+}
+
+/** What an application passes as `tx` to the SQLite driver (its `capabilities.transactionHandle`). */
+export const TRANSACTION_HANDLE = 'a better-sqlite3 Database on the same file with an open transaction';
