@@ -1,5 +1,6 @@
 import { LeaseLostError, ShutdownAbortError } from '../errors.js';
 import type { JobRow } from '../job/job-record.js';
+import { LEASE_EXPIRED_ERROR } from '../driver/stored-errors.js';
 import { Attempt, type AttemptDeps, ref } from './attempt.js';
 import { Completer } from './completer.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
@@ -162,8 +163,8 @@ export class Worker {
     for (const job of rescued) {
       this.counters.rescued++;
       events.emit('job:rescued', { job: ref(job), attempt: job.attempt, nextState: job.state });
-      const error = { name: 'LeaseExpiredError', message: 'Expected a heartbeat before the lease expired, got none' };
-      if (job.state === 'dead') events.emit('job:dead', { job: ref(job), attempt: job.attempt, reason: 'lost', error });
+      // The error the rescue stored on the job: what the dashboard and the attempt history show.
+      if (job.state === 'dead') events.emit('job:dead', { job: ref(job), attempt: job.attempt, reason: 'lost', error: { ...LEASE_EXPIRED_ERROR } });
     }
     if (rescued.some((j) => j.state === 'retrying')) this.notify();
   }

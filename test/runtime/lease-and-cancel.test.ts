@@ -250,6 +250,8 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
     expect(rescuedEvents.map((e) => e.nextState)).toEqual(['retrying', 'dead']);
     expect(deadEvents).toHaveLength(1);
     expect(deadEvents[0]).toMatchObject({ job: { id }, attempt: 2, reason: 'lost' });
+    // The event announces the error the rescue stored, not a text of its own.
+    expect((deadEvents[0] as { error: unknown }).error).toEqual((await get(id)).lastError);
     const lost = await warden.jobs.attempts(id);
     expect(lost.map((a) => [a.attempt, a.outcome, a.workerId])).toEqual([
       [1, 'lost', 'dead-worker-1'],
