@@ -5,7 +5,7 @@
  * @module
  */
 import type { JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobRescueParams, RescuedJob } from '../driver.js';
-import { isPlainCompletion } from '../plain-completion.js';
+import { isPlainCompletion } from '../is-plain-completion.js';
 import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
 import type { Run } from './postgres-insert.js';
 import { isJobId } from './postgres-rows.js';

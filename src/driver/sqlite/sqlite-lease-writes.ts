@@ -11,7 +11,7 @@ import type {
   GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobReleaseParams,
   JobRescueParams, JobStepRecordParams, JobStepRow, RescuedJob,
 } from '../driver.js';
-import { isPlainCompletion } from '../plain-completion.js';
+import { isPlainCompletion } from '../is-plain-completion.js';
 import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
 import { int, jobId, parseJobId, toStepRow, type DbInt, type RescueDbRow, type StepDbRow } from './sqlite-rows.js';
