@@ -132,7 +132,7 @@ function postgresActiveCheck(target: StoreTarget): ActiveCheck {
   const pool = new pg.Pool({ connectionString: target.url, max: 1 });
   return {
     remaining: async () => Number((await pool.query(activeCountSql(`${PG_SCHEMA}.jobs`, false))).rows[0].n),
-    auditEntries: async () => Number((await pool.query(`SELECT count(*) AS n FROM ${PG_SCHEMA}.audit_entries`)).rows[0].n),
+    auditEntries: async () => Number((await pool.query(`SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n FROM ${PG_SCHEMA}.audit_blocks`)).rows[0].n),
     close: () => pool.end(),
   };
 }
@@ -143,7 +143,7 @@ function sqliteActiveCheck(target: StoreTarget): ActiveCheck {
   const count = db.prepare(activeCountSql('jobs', true));
   return {
     remaining: async () => (count.get() as { n: number }).n,
-    auditEntries: async () => (db.prepare('SELECT count(*) AS n FROM audit_entries').get() as { n: number }).n,
+    auditEntries: async () => (db.prepare('SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n FROM audit_blocks').get() as { n: number }).n,
     close: async () => void db.close(),
   };
 }

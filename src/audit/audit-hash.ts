@@ -117,8 +117,9 @@ export function jsonString(value: string | null): string {
 
 /**
  * What an entry's hash is taken of: `prevHash` followed by `canonicalJson(hashedBody(entry))`, the latter written
- * out field by field in sorted key order (the hot path of every append and verify: no intermediate object, no
- * sort), and `prevHash` in the same template rather than concatenated after, so the text is built once.
+ * out field by field in sorted key order (the hot path of verify: no intermediate object, no sort), and `prevHash`
+ * in the same template rather than concatenated after, so the text is built once. {@link sealBatch} writes the
+ * same text from the fields it also stores; the conformance suite checks every sealed entry against {@link entryHash}.
  * `dataJson` and `atJson` are the canonical JSON of `entry.data` and `entry.at`.
  */
 function hashInput(prevHash: string, e: Omit<AuditEntry, 'prevHash' | 'hash'>, dataJson: string, atJson: string): string {
@@ -205,33 +206,52 @@ function unsealedEntry(input: AuditEntryInput, chain: string, seq: number, at: D
   };
 }
 
-/** A sealed batch: the entries, and each entry's `data` as canonical JSON text (null for none), ready to store. */
+/** A sealed batch: the entries, and the block they are stored as. */
 export interface SealedBatch {
   entries: AuditEntry[];
-  dataJson: (string | null)[];
+  /**
+   * The batch as one block (`audit_blocks.entries`, see `src/audit/audit-block.ts`): a JSON array with one row per
+   * entry, `[seq, actor, action, subjectKind, subjectId, jobName, queue, before, after, reason, data, prevHash,
+   * hash]` ({@link AUDIT_ROW_FIELDS}), `data` as its canonical JSON. Chain and time are the block's.
+   */
+  block: string;
 }
+
+/** The fields of an entry in a stored block's row, in order; the chain and the time are the block's. */
+export const AUDIT_ROW_FIELDS = ['seq', 'actor', 'action', 'subjectKind', 'subjectId', 'jobName', 'queue', 'before', 'after', 'reason', 'data', 'prevHash', 'hash'] as const;
 
 /**
  * Seals `inputs` onto a chain whose newest entry is (`head.seq`, `head.hash`): consecutive seqs, the same `at`,
  * each hash over the one before. Drivers call this while holding the chain's head row, so no other append can
  * interleave. `at` is truncated to whole milliseconds, the precision both databases store.
- * Returns the entries and each one's `data` as the canonical JSON it was hashed with, to store.
+ * Returns the entries and the block to store. Each field is written as JSON once, for both the hashed text (the
+ * canonical JSON, as {@link entryHash} writes it) and the stored row.
  */
 export function sealBatch(chain: string, head: { seq: number; hash: string }, at: Date, inputs: readonly AuditEntryInput[]): SealedBatch {
   const time = new Date(Math.trunc(at.getTime()));
   const atJson = JSON.stringify(time.toISOString());
+  const chainJson = jsonString(chain);
   let seq = head.seq;
   let prevHash = head.hash;
   const entries: AuditEntry[] = [];
-  const dataJson: (string | null)[] = [];
+  let block = '';
   for (const input of inputs) {
     seq += 1;
-    const entry = unsealedEntry(input, chain, seq, time, prevHash);
-    const data = entry.data === null ? null : canonicalJson(entry.data);
-    entry.hash = sha256Hex(hashInput(prevHash, entry, data ?? 'null', atJson));
-    entries.push(entry);
-    dataJson.push(data);
-    prevHash = entry.hash;
+    const e = unsealedEntry(input, chain, seq, time, prevHash);
+    const data = e.data === null ? 'null' : canonicalJson(e.data);
+    const actor = jsonString(e.actor);
+    const action = jsonString(e.action);
+    const after = jsonString(e.after);
+    const before = jsonString(e.before);
+    const jobName = jsonString(e.jobName);
+    const queue = jsonString(e.queue);
+    const reason = jsonString(e.reason);
+    const subjectId = jsonString(e.subjectId);
+    const subjectKind = jsonString(e.subjectKind);
+    e.hash = sha256Hex(`${prevHash}{"action":${action},"actor":${actor},"after":${after},"at":${atJson},"before":${before},"chain":${chainJson},"data":${data},"jobName":${jobName},"queue":${queue},"reason":${reason},"seq":${seq},"subjectId":${subjectId},"subjectKind":${subjectKind}}`);
+    block += `${block === '' ? '[' : ','}[${seq},${actor},${action},${subjectKind},${subjectId},${jobName},${queue},${before},${after},${reason},${data},${jsonString(prevHash)},"${e.hash}"]`;
+    entries.push(e);
+    prevHash = e.hash;
   }
-  return { entries, dataJson };
+  return { entries, block: block === '' ? '[]' : `${block}]` };
 }

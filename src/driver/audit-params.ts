@@ -93,14 +93,6 @@ export interface AuditPruneParams {
 /** The audit methods, as they appear on {@link Driver}. */
 export type AuditDriver = Pick<Driver, 'auditAppend' | 'auditList' | 'auditHead' | 'auditPrune'>;
 
-/**
- * Every how many entries of a chain the time index holds one (`seq % AUDIT_TIME_STRIDE = 0`, migration
- * `0012_sparse_audit_time_index`): `at` never decreases along a chain, so those entries bound any time range in
- * seq, and a listing or prune by time reads at most this many rows more than it returns. Fixed by the migration's
- * index condition, which the drivers' statements must repeat word for word to use it.
- */
-export const AUDIT_TIME_STRIDE = 64;
-
 /** Most entries one `auditList` call returns. */
 export const MAX_AUDIT_PAGE = 10_000;
 

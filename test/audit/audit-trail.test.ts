@@ -222,12 +222,12 @@ describe.each(DRIVER_KINDS)('audit trail (%s)', (kind) => {
     expect((await text(w.audit.export({ format: 'jsonl', since: new Date(T0) }))).split('\n').length - 1).toBe(4);
   });
 
-  /** Makes the database refuse (for good, not transiently) every audit entry about subject `poison`. */
+  /** Makes the database refuse (for good, not transiently) every stored block with an entry that names `poison`. */
   async function refusePoison(): Promise<void> {
     if (kind === 'sqlite') {
       const db = new Database(tdb.url.slice('sqlite:'.length));
       try {
-        db.exec(`CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_entries WHEN NEW.subject_id = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+        db.exec(`CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_blocks WHEN NEW.entries LIKE '%"poison"%' BEGIN SELECT RAISE(ABORT, 'refused'); END`);
       } finally {
         db.close();
       }
@@ -236,7 +236,7 @@ describe.each(DRIVER_KINDS)('audit trail (%s)', (kind) => {
     const client = new pg.Client({ connectionString: PG_URL });
     await client.connect();
     try {
-      await client.query(`ALTER TABLE ${tdb.schema}.audit_entries ADD CONSTRAINT refuse_poison CHECK (subject_id <> 'poison') NOT VALID`);
+      await client.query(`ALTER TABLE ${tdb.schema}.audit_blocks ADD CONSTRAINT refuse_poison CHECK (entries NOT LIKE '%"poison"%') NOT VALID`);
     } finally {
       await client.end();
     }

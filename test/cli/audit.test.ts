@@ -1,8 +1,9 @@
 /**
  * `warden audit verify|head|export|prune` against a real chain of 10,000 entries (appended in bulk through the
- * driver): an untouched chain verifies (exit 0); an edited row, a deleted row, two swapped rows and a truncated
- * tail are each reported at the right entry with exit 1 (each tampering undone before the next); a tail truncated
- * together with its head row only shows against an exported head.
+ * driver, 500 an append, so 20 stored blocks): an untouched chain verifies (exit 0); an edited entry, a deleted one,
+ * two swapped ones (in one block and across two), an entry edited into another shape, a block that is no longer JSON
+ * and a truncated tail are each reported at the right entry with exit 1 (each tampering undone before the next); a
+ * tail truncated together with its head row only shows against an exported head.
  * @module
  */
 import Database from 'better-sqlite3';
@@ -77,7 +78,7 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
   let driver: Driver;
   let raw: Raw;
   let exportedHead: string;
-  const entries = () => raw.table('audit_entries');
+  const blocks = () => raw.table('audit_blocks');
 
   beforeAll(async () => {
     db = await migratedDatabase(kind);
@@ -102,18 +103,27 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
     return { code: run.code, result: JSON.parse(run.out) };
   }
 
-  /** The stored rows of the given seqs, to put back after tampering. */
-  async function rowsOf(seqs: number[]): Promise<Record<string, unknown>[]> {
-    return raw.query(`SELECT * FROM ${entries()} WHERE chain = 'default' AND seq IN (${seqs.map(() => '?').join(',')}) ORDER BY seq`, seqs);
+  /**
+   * Rewrites the stored block that holds `seq` (each append of 500 entries is one row of audit_blocks: a JSON array
+   * of rows [seq, actor, action, …]) through `edit`, which gets the parsed rows and changes them in place. Returns a
+   * function that puts the block back as it was.
+   */
+  async function tamper(seq: number, edit: (entries: unknown[][]) => void): Promise<() => Promise<void>> {
+    const [block] = await raw.query(`SELECT first_seq, entries FROM ${blocks()} WHERE chain = 'default' AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1`, [seq]);
+    const original = block!.entries as string;
+    const parsed = JSON.parse(original) as unknown[][];
+    edit(parsed);
+    const write = (text: string) => raw.query(`UPDATE ${blocks()} SET entries = ? WHERE chain = 'default' AND first_seq = ?`, [text, block!.first_seq]);
+    await write(JSON.stringify(parsed));
+    return async () => {
+      await write(original);
+    };
   }
 
-  async function reinsert(rows: Record<string, unknown>[]): Promise<void> {
-    for (const row of rows) {
-      const columns = Object.keys(row);
-      const values = columns.map((c) => (c === 'data' && kind === 'postgres' && row[c] !== null ? JSON.stringify(row[c]) : row[c]));
-      await raw.query(`INSERT INTO ${entries()} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`, values);
-    }
-  }
+  /** The index of entry `seq` in a block's parsed rows (seq is a row's first field). */
+  const indexOf = (entries: unknown[][], seq: number) => entries.findIndex((row) => row[0] === seq);
+  const SEQ = 0;
+  const ACTOR = 1;
 
   it('prints the head as <seq>:<hash> and verifies the untouched chain with exit 0', async () => {
     const head = await cli(['audit', 'head', ...db.args]);
@@ -128,8 +138,9 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
   });
 
   it('reports an edited entry at its seq (hash mismatch), exit 1', async () => {
-    const [original] = await rowsOf([4321]);
-    await raw.query(`UPDATE ${entries()} SET actor = 'cli:mallory' WHERE chain = 'default' AND seq = 4321`);
+    const restore = await tamper(4321, (entries) => {
+      entries[indexOf(entries, 4321)]![ACTOR] = 'cli:mallory';
+    });
     try {
       const { code, result } = await verify();
       expect(code).toBe(1);
@@ -138,46 +149,97 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
       expect(text.code).toBe(1);
       expect(text.out).toMatch(/^audit chain "default": BROKEN at entry 4321 \(hash-mismatch\)\n {2}entry 4321 was changed/);
     } finally {
-      await raw.query(`UPDATE ${entries()} SET actor = ? WHERE chain = 'default' AND seq = 4321`, [original!.actor]);
+      await restore();
     }
     expect((await verify()).code).toBe(0);
   });
 
   it('reports a deleted entry at its seq (missing), exit 1', async () => {
-    const rows = await rowsOf([5000]);
-    await raw.query(`DELETE FROM ${entries()} WHERE chain = 'default' AND seq = 5000`);
+    const restore = await tamper(5000, (entries) => {
+      entries.splice(indexOf(entries, 5000), 1);
+    });
     try {
       const { code, result } = await verify();
       expect(code).toBe(1);
       expect(result).toMatchObject({ ok: false, checked: 4999, break: { seq: 5000, kind: 'missing', expected: '5000', actual: '5001' } });
     } finally {
-      await reinsert(rows);
+      await restore();
     }
     expect((await verify()).code).toBe(0);
   });
 
-  it('reports two swapped entries at the first of them (broken link), exit 1', async () => {
-    const swap = async () => {
-      await raw.query(`UPDATE ${entries()} SET seq = -1 WHERE chain = 'default' AND seq = 7000`);
-      await raw.query(`UPDATE ${entries()} SET seq = 7000 WHERE chain = 'default' AND seq = 7001`);
-      await raw.query(`UPDATE ${entries()} SET seq = 7001 WHERE chain = 'default' AND seq = -1`);
+  it('reports two swapped entries at the first of them (broken link; missing when they are in two blocks), exit 1', async () => {
+    /** Gives entries `a` and `b` each other's seq. */
+    const swap = async (a: number, b: number) => {
+      let sameBlock = false;
+      const restoreA = await tamper(a, (entries) => {
+        const j = indexOf(entries, b);
+        entries[indexOf(entries, a)]![SEQ] = b;
+        if (j >= 0) entries[j]![SEQ] = a;
+        sameBlock = j >= 0;
+      });
+      const restoreB = sameBlock ? async () => {} : await tamper(b, (entries) => {
+        entries[indexOf(entries, b)]![SEQ] = a;
+      });
+      return async () => {
+        await restoreB();
+        await restoreA();
+      };
     };
-    await swap();
+    // 7001 and 7002 are in one block (one append of 500: seq 7001-7500).
+    let restore = await swap(7001, 7002);
     try {
       const { code, result } = await verify();
       expect(code).toBe(1);
-      expect(result).toMatchObject({ ok: false, checked: 6999, break: { seq: 7000, kind: 'prev-hash-mismatch' } });
+      expect(result).toMatchObject({ ok: false, checked: 7000, break: { seq: 7001, kind: 'prev-hash-mismatch' } });
     } finally {
-      await swap();
+      await restore();
+    }
+    // 7000 ends a block and 7001 starts the next: 7000 is not where the walk expects it.
+    restore = await swap(7000, 7001);
+    try {
+      const { code, result } = await verify();
+      expect(code).toBe(1);
+      expect(result).toMatchObject({ ok: false, checked: 6999, break: { seq: 7000, kind: 'missing' } });
+    } finally {
+      await restore();
+    }
+    expect((await verify()).code).toBe(0);
+  });
+
+  it('reports an entry edited into another shape, and a block that is no longer JSON, at their seq, exit 1', async () => {
+    let restore = await tamper(3001, (entries) => {
+      entries[indexOf(entries, 3001)]![ACTOR] = 7;
+    });
+    try {
+      const { code, result } = await verify();
+      expect(code).toBe(1);
+      expect(result).toMatchObject({ ok: false, checked: 3000, break: { seq: 3001, kind: 'hash-mismatch' } });
+      // The export still reads the rest of the chain; the unreadable entry is shown with its text.
+      const lines = (await cli(['audit', 'export', ...db.args, '--format', 'jsonl'])).out.trimEnd().split('\n').map((l) => JSON.parse(l));
+      expect(lines).toHaveLength(TOTAL);
+      expect(lines[3000]).toMatchObject({ seq: 3001, hash: '', data: { unparsable: expect.stringMatching(/^\[3001,7,/) } });
+    } finally {
+      await restore();
+    }
+    restore = await tamper(2001, () => {});
+    await raw.query(`UPDATE ${blocks()} SET entries = 'not json' WHERE chain = 'default' AND first_seq = 2001`);
+    try {
+      const { code, result } = await verify();
+      expect(code).toBe(1);
+      expect(result).toMatchObject({ ok: false, checked: 2000, break: { seq: 2001, kind: 'prev-hash-mismatch' } });
+    } finally {
+      await restore();
     }
     expect((await verify()).code).toBe(0);
   });
 
   it('reports a truncated tail against the head row, and against an exported head when the head row was rewritten too', async () => {
-    const tail = await rowsOf(Array.from({ length: 10 }, (_, i) => 9991 + i));
     const [headRow] = await raw.query(`SELECT * FROM ${raw.table('audit_heads')} WHERE chain = 'default'`);
-    const [newEnd] = await rowsOf([9990]);
-    await raw.query(`DELETE FROM ${entries()} WHERE chain = 'default' AND seq > 9990`);
+    const [newEnd] = await driver.auditList({ chain: 'default', afterSeq: 9989, limit: 1 });
+    const restore = await tamper(9991, (entries) => {
+      entries.splice(indexOf(entries, 9991));
+    });
     try {
       const plain = await verify();
       expect(plain.code).toBe(1);
@@ -194,7 +256,7 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
       expect(text.code).toBe(1);
       expect(text.out).toContain('BROKEN at entry 9991 (truncated)');
     } finally {
-      await reinsert(tail);
+      await restore();
       await raw.query(`UPDATE ${raw.table('audit_heads')} SET seq = ?, hash = ? WHERE chain = 'default'`, [headRow!.seq, headRow!.hash]);
     }
     expect(await verify('--head', exportedHead)).toMatchObject({ code: 0, result: { ok: true, checked: TOTAL } });

@@ -120,8 +120,8 @@ export function exerciseAudit(kind: DriverKind): void {
       await expectRejects(tdb.driver.auditList({ chain: 'default', limit: 10_001 }), InvalidOptionError);
     });
 
-    it('bounds time ranges exactly through the sparse time index, across index points and tied times', async () => {
-      // 61 batches of 1–20 entries (631 in all: seq 64, 128, … 576 indexed), a batch sharing one time;
+    it('bounds time ranges exactly through the time index, across blocks of many sizes and tied times', async () => {
+      // 61 batches (one stored block each) of 1–20 entries (631 in all), a batch sharing one time;
       // some batches at the time before theirs (ties across batches), and another chain in between.
       const times: number[] = [];
       for (let b = 0, t = 0; b < 61; b++) {

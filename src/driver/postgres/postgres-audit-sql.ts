@@ -4,7 +4,6 @@
  * first in every append and prune transaction and held until commit.
  * @module
  */
-import { AUDIT_TIME_STRIDE } from '../audit-params.js';
 import { quoteIdentifier } from './postgres-sql.js';
 
 /** The `hash` of a chain head that holds nothing yet: 64 zeros (`GENESIS_HASH`). */
@@ -25,58 +24,49 @@ RETURNING seq, hash, at,
 }
 
 /**
- * Inserts a sealed batch and moves the head to its last entry, in one round trip. `$3` is the batch as one JSON
- * array of rows `[seq, actor, action, subjectKind, subjectId, jobName, queue, before, after, reason, data, prevHash,
- * hash]`, `data` embedded as JSON (an object, or `null` for none). One JSON text, not thirteen parallel arrays:
- * `pg` escapes every array element in JavaScript and the server parses each array, which together cost a fifth
- * of an append (statement time 20.0 → 16.6 µs an entry). `$1` chain, `$2` at, `$3` rows, `$4` the last seq, `$5`
- * the last hash. The CTE runs although nothing reads it: PostgreSQL executes every data-modifying CTE exactly once.
+ * Inserts a sealed batch as one block and moves the head to its last entry, in one round trip. `$1` chain, `$2` at,
+ * `$3` first seq, `$4` last seq, `$5` the block (`SealedBatch.block`), `$6` the last hash. The CTE runs although
+ * nothing reads it: PostgreSQL executes every data-modifying CTE exactly once.
  */
 export function auditAppendSql(s: string): string {
-  return `WITH e AS (
-  INSERT INTO ${s}.audit_entries (chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data, prev_hash, hash)
-  SELECT $1, (u ->> 0)::bigint, $2, u ->> 1, u ->> 2, u ->> 3, u ->> 4, u ->> 5, u ->> 6, u ->> 7, u ->> 8, u ->> 9,
-         nullif(u -> 10, 'null'::jsonb), u ->> 11, u ->> 12
-  FROM jsonb_array_elements($3::jsonb) AS u
+  return `WITH b AS (
+  INSERT INTO ${s}.audit_blocks (chain, first_seq, last_seq, at, entries) VALUES ($1, $3, $4, $2, $5)
   RETURNING 1
 )
-UPDATE ${s}.audit_heads SET seq = $4, hash = $5, at = $2 WHERE chain = $1`;
+UPDATE ${s}.audit_heads SET seq = $4, hash = $6, at = $2 WHERE chain = $1`;
 }
 
-/** The sparse time index's condition (migration 0012), as its statements must spell it to use the index. */
-const STRIDE_TERM = `seq % ${AUDIT_TIME_STRIDE} = 0`;
+/** Larger than any seq (2^53 - 1), small enough that adding a page size to it stays a bigint. */
+const NO_SEQ = Number.MAX_SAFE_INTEGER;
 
 /**
- * A seq below every entry at or after the time parameter `param` (NULL: none): the last indexed entry (every
- * {@link AUDIT_TIME_STRIDE}th) before that time, or 0. Everything up to it is older, since `at` never decreases.
- */
-function seqBefore(s: string, param: string): string {
-  return `coalesce((SELECT seq FROM ${s}.audit_entries
-    WHERE chain = $1 AND ${STRIDE_TERM} AND at < ${param}::timestamptz ORDER BY at DESC, seq DESC LIMIT 1), 0)`;
-}
-
-/**
- * A seq above every entry before the time parameter `param` (NULL: no bound): the first indexed entry at or after
- * that time, or the largest bigint. Everything from it on is that late or later, since `at` never decreases.
- */
-function seqFrom(s: string, param: string): string {
-  return `coalesce((SELECT seq FROM ${s}.audit_entries
-    WHERE chain = $1 AND ${STRIDE_TERM} AND at >= ${param}::timestamptz ORDER BY at, seq LIMIT 1), 9223372036854775807)`;
-}
-
-/**
- * A page of a chain in seq order. `$1` chain, `$2` after seq, `$3` since (or NULL), `$4` until (or NULL), `$5` limit.
- * The time bounds become a seq range through the sparse time index (`at` never decreases along a chain), so the
- * primary key reads at most {@link AUDIT_TIME_STRIDE} rows outside the range at each end.
- * `data::text` so the driver parses the JSON itself and a stored value is never coerced on the way.
+ * The blocks holding a page of a chain, in seq order, and the seq the page starts after (`after_seq`). `$1` chain,
+ * `$2` after seq, `$3` since (or NULL), `$4` until (or NULL), `$5` limit. The page starts after the larger of `$2`
+ * and the entry before the first block at or after `$3` (at never decreases along a chain, so a time bound is a seq
+ * bound). It runs from the first stored entry after that (`next_seq`: the first block left after a prune, or after
+ * a gap, starts there) to `next_seq + $5 - 1`: the blocks are the one holding `next_seq` and those starting up to
+ * the page's last seq, a range of the primary key at both ends. The driver cuts the page out of them
+ * (`readAuditPage`, which reads on from the last block while a page is short).
  */
 export function auditListSql(s: string): string {
-  return `SELECT chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data::text AS data, prev_hash, hash
-FROM ${s}.audit_entries
-WHERE chain = $1 AND seq > greatest($2, ${seqBefore(s, '$3')}) AND seq < ${seqFrom(s, '$4')}
-  AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
-ORDER BY seq
-LIMIT $5`;
+  return `WITH bound AS (
+  SELECT greatest($2::bigint, CASE WHEN $3::timestamptz IS NULL THEN 0 ELSE coalesce(
+    (SELECT first_seq - 1 FROM ${s}.audit_blocks WHERE chain = $1 AND at >= $3 ORDER BY at, first_seq LIMIT 1), ${NO_SEQ}) END) AS after_seq
+), first AS (
+  SELECT b.first_seq, greatest(b.first_seq, bound.after_seq + 1) AS next_seq
+  FROM ${s}.audit_blocks b, bound
+  WHERE b.chain = $1
+    AND b.first_seq >= coalesce((SELECT first_seq FROM ${s}.audit_blocks
+      WHERE chain = $1 AND first_seq <= (SELECT after_seq + 1 FROM bound) ORDER BY first_seq DESC LIMIT 1), 0)
+    AND b.last_seq > bound.after_seq
+  ORDER BY b.first_seq LIMIT 1
+)
+SELECT b.first_seq, b.last_seq, b.at, b.entries, bound.after_seq
+FROM ${s}.audit_blocks b, bound, first
+WHERE b.chain = $1 AND b.first_seq >= first.first_seq AND b.first_seq <= first.next_seq + $5 - 1
+  AND b.last_seq > bound.after_seq
+  AND ($4::timestamptz IS NULL OR b.at < $4)
+ORDER BY b.first_seq`;
 }
 
 /** A chain's head row. `$1` chain. */
@@ -90,20 +80,25 @@ export function auditHeadLockExistingSql(s: string): string {
 }
 
 /**
- * Deletes the entries older than `$2` (a prefix of the chain; the last one found backwards from the first indexed
- * entry at or after `$2`, as in {@link auditListSql}) and records the last one's seq and hash as pruned;
- * returns the number deleted. Runs after {@link auditHeadLockExistingSql} in the same transaction. `$1` chain,
- * `$2` before.
+ * The newest block older than `$2`: the last one a prune removes (through the time index, read backwards). `$1`
+ * chain, `$2` before.
+ */
+export function auditPruneLastSql(s: string): string {
+  return `SELECT first_seq, last_seq, at, entries FROM ${s}.audit_blocks WHERE chain = $1 AND at < $2 ORDER BY at DESC, first_seq DESC LIMIT 1`;
+}
+
+/**
+ * Deletes a chain's blocks up to the one starting at `$2` and records `$3`, `$4` (that block's last seq and hash) as
+ * pruned; returns the number of entries deleted. Runs after {@link auditHeadLockExistingSql} in the same
+ * transaction. `$1` chain, `$2` first seq of the last block deleted, `$3` pruned seq, `$4` pruned hash.
  */
 export function auditPruneSql(s: string): string {
-  return `WITH last AS (
-  SELECT seq, hash FROM ${s}.audit_entries WHERE chain = $1 AND seq < ${seqFrom(s, '$2')} AND at < $2 ORDER BY seq DESC LIMIT 1
-), d AS (
-  DELETE FROM ${s}.audit_entries e USING last WHERE e.chain = $1 AND e.seq <= last.seq RETURNING 1
+  return `WITH d AS (
+  DELETE FROM ${s}.audit_blocks WHERE chain = $1 AND first_seq <= $2 RETURNING last_seq - first_seq + 1 AS n
 ), h AS (
-  UPDATE ${s}.audit_heads SET pruned_seq = last.seq, pruned_hash = last.hash FROM last WHERE chain = $1 RETURNING 1
+  UPDATE ${s}.audit_heads SET pruned_seq = $3, pruned_hash = $4 WHERE chain = $1 RETURNING 1
 )
-SELECT (SELECT count(*) FROM d) AS deleted, (SELECT count(*) FROM h) AS moved`;
+SELECT (SELECT coalesce(sum(n), 0) FROM d) AS deleted, (SELECT count(*) FROM h) AS moved`;
 }
 
 /** Every audit statement, built once per driver. */
@@ -113,6 +108,7 @@ export interface PostgresAuditStatements {
   list: string;
   headGet: string;
   headLockExisting: string;
+  pruneLast: string;
   prune: string;
 }
 
@@ -125,6 +121,7 @@ export function buildPostgresAuditStatements(schema: string): PostgresAuditState
     list: auditListSql(s),
     headGet: auditHeadGetSql(s),
     headLockExisting: auditHeadLockExistingSql(s),
+    pruneLast: auditPruneLastSql(s),
     prune: auditPruneSql(s),
   };
 }

@@ -290,4 +290,45 @@ DROP INDEX {{schema}}.audit_entries_at_idx;
 CREATE INDEX audit_entries_time_idx ON {{schema}}.audit_entries (chain, at, seq) WHERE seq % 64 = 0;
 `,
   },
+  {
+    name: '0013_audit_blocks',
+    sql: `
+-- The audit trail stored one row per append batch instead of one per entry (docs/audit.md, "Storage"). A block holds
+-- a contiguous run of a chain's entries, all at the block's time, as one JSON array of rows [seq, actor, action,
+-- subjectKind, subjectId, jobName, queue, before, after, reason, data, prevHash, hash] (AUDIT_ROW_FIELDS in
+-- src/audit/audit-hash.ts). An append writes one row and two index entries whatever its size, and the text
+-- compresses (lz4 where the server has it). The hash chain is unchanged.
+CREATE TABLE {{schema}}.audit_blocks (
+  chain      text NOT NULL,
+  first_seq  bigint NOT NULL,
+  last_seq   bigint NOT NULL,
+  at         timestamptz NOT NULL,
+  entries    text NOT NULL,
+  PRIMARY KEY (chain, first_seq)
+);
+-- Export and prune by time: a block's at is its entries' time, and at never decreases along a chain.
+CREATE INDEX audit_blocks_time_idx ON {{schema}}.audit_blocks (chain, at, first_seq);
+DO $$
+BEGIN
+  ALTER TABLE {{schema}}.audit_blocks ALTER COLUMN entries SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+  NULL; -- a server built without lz4 keeps its default (pglz)
+END
+$$;
+-- Existing entries move into blocks of one chain and one time (a run of seqs, since at never decreases along a
+-- chain), with the same fields; their hashes still verify.
+INSERT INTO {{schema}}.audit_blocks (chain, first_seq, last_seq, at, entries)
+SELECT chain, min(seq), max(seq), at, json_agg(json_build_array(seq, actor, action, subject_kind, subject_id, job_name, queue,
+    before_state, after_state, reason, data, prev_hash, hash) ORDER BY seq)::text
+FROM {{schema}}.audit_entries
+GROUP BY chain, at;
+DROP TABLE {{schema}}.audit_entries;
+-- The entries one row each, for reading with SQL (read-only; Warden itself reads the blocks).
+CREATE VIEW {{schema}}.audit_entries AS
+SELECT b.chain, (e ->> 0)::bigint AS seq, b.at, e ->> 1 AS actor, e ->> 2 AS action, e ->> 3 AS subject_kind,
+       e ->> 4 AS subject_id, e ->> 5 AS job_name, e ->> 6 AS queue, e ->> 7 AS before_state, e ->> 8 AS after_state,
+       e ->> 9 AS reason, nullif(e -> 10, 'null'::jsonb) AS data, e ->> 11 AS prev_hash, e ->> 12 AS hash
+FROM {{schema}}.audit_blocks b CROSS JOIN LATERAL jsonb_array_elements(b.entries::jsonb) AS e;
+`,
+  },
 ];

@@ -5,7 +5,6 @@
  * processes, so the head read and the entries written cannot interleave with another append.
  * @module
  */
-import { AUDIT_TIME_STRIDE } from '../audit-params.js';
 import { NOW } from './sqlite-sql.js';
 
 /** The head row of a chain, or none. Params: `@chain`. */
@@ -18,69 +17,57 @@ export const AUDIT_HEAD_GET = `SELECT chain, seq, hash, at, pruned_seq, pruned_h
 export const AUDIT_APPEND_TIME = `SELECT max(${NOW}, coalesce(@lastAt, 0)) AS at`;
 
 /**
- * A sealed batch in one statement: `@entries` is a JSON array of `[seq, actor, action, subjectKind, subjectId,
- * jobName, queue, before, after, reason, data, prevHash, hash]` (data as JSON text or null), all of chain `@chain` at
- * time `@at`. One statement per batch instead of one per entry: with the full trail on, three entries per job, the
- * per-statement cost was the largest share of an append. `jsonb_each`: the array is parsed once into SQLite's
- * binary JSON, and the thirteen `->>` of each entry read that instead of re-parsing its text (10.3 → 3.8 µs an
- * entry).
+ * A sealed batch as one block: its entries (`SealedBatch.block`), all of chain `@chain` at time `@at`, seq `@firstSeq`
+ * to `@lastSeq`. One row per batch: the per-row and per-index-entry costs were most of an append.
+ * Params: `@chain, @firstSeq, @lastSeq, @at, @entries`.
  */
-export const AUDIT_ENTRIES_INSERT = `
-INSERT INTO audit_entries (chain, seq, at, actor, action, subject_kind, subject_id, job_name, queue, before_state, after_state, reason, data, prev_hash, hash)
-SELECT @chain, e.value ->> 0, @at, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, e.value ->> 5, e.value ->> 6,
-       e.value ->> 7, e.value ->> 8, e.value ->> 9, e.value ->> 10, e.value ->> 11, e.value ->> 12
-FROM jsonb_each(@entries) AS e`;
+export const AUDIT_BLOCK_INSERT = `
+INSERT INTO audit_blocks (chain, first_seq, last_seq, at, entries) VALUES (@chain, @firstSeq, @lastSeq, @at, @entries)`;
 
 /** Moves (or creates) the chain's head to its new last entry. Params: `@chain, @seq, @hash, @at`. */
 export const AUDIT_HEAD_SET = `
 INSERT INTO audit_heads (chain, seq, hash, at) VALUES (@chain, @seq, @hash, @at)
 ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at`;
 
-/** The sparse time index's condition (migration 0012), as its statements must spell it to use the index. */
-const STRIDE_TERM = `seq % ${AUDIT_TIME_STRIDE} = 0`;
+/** Larger than any seq or time: the bound of an empty range. */
+const NO_SEQ = Number.MAX_SAFE_INTEGER;
 
 /**
- * A seq below every entry at or after the time parameter `param`: the last indexed entry (every
- * {@link AUDIT_TIME_STRIDE}th) before that time, or 0. Everything up to it is older, since `at` never decreases.
- */
-function seqBefore(param: string): string {
-  return `coalesce((SELECT seq FROM audit_entries INDEXED BY audit_entries_time_idx
-    WHERE chain = @chain AND ${STRIDE_TERM} AND at < @${param} ORDER BY at DESC, seq DESC LIMIT 1), 0)`;
-}
-
-/**
- * A seq above every entry before the time parameter `param`: the first indexed entry at or after that time, or
- * the largest safe integer. Everything from it on is that late or later, since `at` never decreases.
- */
-function seqFrom(param: string): string {
-  return `coalesce((SELECT seq FROM audit_entries INDEXED BY audit_entries_time_idx
-    WHERE chain = @chain AND ${STRIDE_TERM} AND at >= @${param} ORDER BY at, seq LIMIT 1), ${Number.MAX_SAFE_INTEGER})`;
-}
-
-/**
- * A page of a chain in seq order. Bounds are always bound (`@since` 0 and `@until` the largest integer when
- * unset), so one prepared statement serves every call. The time bounds become a seq range through the sparse time
- * index (`at` never decreases along a chain), so the primary key reads at most {@link AUDIT_TIME_STRIDE} rows
- * outside the range at each end. Params: `@chain, @afterSeq, @since, @until, @limit`.
+ * The blocks holding a page of a chain, in seq order, and the seq the page starts after (`after_seq`). The page
+ * starts after the larger of `@afterSeq` and the entry before the first block at or after `@since` (NULL: no bound;
+ * at never decreases along a chain, so a time bound is a seq bound). It runs from the first stored entry after that
+ * (`next_seq`: the first block left after a prune, or after a gap, starts there) to `next_seq + @limit - 1`: the
+ * blocks are the one holding `next_seq` and those starting up to the page's last seq, a range of the primary key at
+ * both ends. The driver cuts the page out of them (`readAuditPage`, which reads on from the last block while a page is short). `@until` is always bound (the largest integer
+ * when unset), so one prepared statement serves every call.
+ * Params: `@chain, @afterSeq, @since, @until, @limit`.
  */
 export const AUDIT_LIST = `
-SELECT * FROM audit_entries
-WHERE chain = @chain AND seq > max(@afterSeq, ${seqBefore('since')}) AND seq < ${seqFrom('until')}
-  AND at >= @since AND at < @until
-ORDER BY seq
-LIMIT @limit`;
+WITH bound AS (
+  SELECT max(@afterSeq, CASE WHEN @since IS NULL THEN 0 ELSE coalesce(
+    (SELECT first_seq - 1 FROM audit_blocks WHERE chain = @chain AND at >= @since ORDER BY at, first_seq LIMIT 1), ${NO_SEQ}) END) AS after_seq
+), first AS (
+  SELECT b.first_seq, max(b.first_seq, bound.after_seq + 1) AS next_seq
+  FROM audit_blocks b, bound
+  WHERE b.chain = @chain
+    AND b.first_seq >= coalesce((SELECT first_seq FROM audit_blocks
+      WHERE chain = @chain AND first_seq <= (SELECT after_seq + 1 FROM bound) ORDER BY first_seq DESC LIMIT 1), 0)
+    AND b.last_seq > bound.after_seq
+  ORDER BY b.first_seq LIMIT 1
+)
+SELECT b.first_seq, b.last_seq, b.at, b.entries, bound.after_seq
+FROM audit_blocks b, bound, first
+WHERE b.chain = @chain AND b.first_seq >= first.first_seq AND b.first_seq <= first.next_seq + @limit - 1
+  AND b.last_seq > bound.after_seq
+  AND b.at < @until
+ORDER BY b.first_seq`;
 
-/**
- * The newest entry older than `@before`: the last one a prune removes, read backwards from the first indexed entry
- * at or after `@before`. Params: `@chain, @before`.
- */
+/** The newest block older than `@before`: the last one a prune removes. Params: `@chain, @before`. */
 export const AUDIT_PRUNE_LAST = `
-SELECT seq, hash FROM audit_entries
-WHERE chain = @chain AND seq < ${seqFrom('before')} AND at < @before
-ORDER BY seq DESC LIMIT 1`;
+SELECT first_seq, last_seq, at, entries FROM audit_blocks WHERE chain = @chain AND at < @before ORDER BY at DESC, first_seq DESC LIMIT 1`;
 
-/** Removes a chain's entries up to `@seq`. Params: `@chain, @seq`. */
-export const AUDIT_PRUNE_DELETE = `DELETE FROM audit_entries WHERE chain = @chain AND seq <= @seq`;
+/** Removes a chain's blocks up to the one starting at `@firstSeq`; returns each one's entry count. Params: `@chain, @firstSeq`. */
+export const AUDIT_PRUNE_DELETE = `DELETE FROM audit_blocks WHERE chain = @chain AND first_seq <= @firstSeq RETURNING last_seq - first_seq + 1 AS n`;
 
 /** Records how far a chain was pruned. Params: `@chain, @seq, @hash`. */
 export const AUDIT_HEAD_PRUNED = `UPDATE audit_heads SET pruned_seq = @seq, pruned_hash = @hash WHERE chain = @chain`;

@@ -371,4 +371,40 @@ DROP INDEX audit_entries_at_idx;
 CREATE INDEX audit_entries_time_idx ON audit_entries (chain, at, seq) WHERE seq % 64 = 0;
 `,
   },
+  {
+    name: '0013_audit_blocks',
+    sql: `
+-- The audit trail stored one row per append batch instead of one per entry (docs/audit.md, "Storage"). A block holds
+-- a contiguous run of a chain's entries, all at the block's time, as one JSON array of rows [seq, actor, action,
+-- subjectKind, subjectId, jobName, queue, before, after, reason, data, prevHash, hash] (AUDIT_ROW_FIELDS in
+-- src/audit/audit-hash.ts). An append writes one row and two index entries whatever its size. The hash chain is
+-- unchanged.
+CREATE TABLE audit_blocks (
+  chain      TEXT NOT NULL,
+  first_seq  INTEGER NOT NULL,
+  last_seq   INTEGER NOT NULL,
+  at         INTEGER NOT NULL,
+  entries    TEXT NOT NULL,
+  PRIMARY KEY (chain, first_seq)
+);
+-- Export and prune by time: a block's at is its entries' time, and at never decreases along a chain.
+CREATE INDEX audit_blocks_time_idx ON audit_blocks (chain, at, first_seq);
+-- Existing entries move into blocks of one chain and one time (a run of seqs, since at never decreases along a
+-- chain), with the same fields; their hashes still verify. data that is not JSON (edited so) is kept as a string.
+INSERT INTO audit_blocks (chain, first_seq, last_seq, at, entries)
+SELECT chain, min(seq), max(seq), at, json_group_array(json_array(seq, actor, action, subject_kind, subject_id, job_name, queue,
+    before_state, after_state, reason, CASE WHEN data IS NULL THEN NULL WHEN json_valid(data) THEN json(data) ELSE data END,
+    prev_hash, hash) ORDER BY seq)
+FROM audit_entries
+GROUP BY chain, at;
+DROP TABLE audit_entries;
+-- The entries one row each, for reading with SQL (read-only; Warden itself reads the blocks).
+CREATE VIEW audit_entries AS
+SELECT b.chain, e.value ->> 0 AS seq, b.at, e.value ->> 1 AS actor, e.value ->> 2 AS action, e.value ->> 3 AS subject_kind,
+       e.value ->> 4 AS subject_id, e.value ->> 5 AS job_name, e.value ->> 6 AS queue, e.value ->> 7 AS before_state,
+       e.value ->> 8 AS after_state, e.value ->> 9 AS reason, CASE WHEN e.value ->> 10 IS NULL THEN NULL ELSE e.value -> 10 END AS data,
+       e.value ->> 11 AS prev_hash, e.value ->> 12 AS hash
+FROM audit_blocks b, json_each(b.entries) AS e;
+`,
+  },
 ];
