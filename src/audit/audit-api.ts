@@ -5,7 +5,7 @@
  * @module
  */
 import type { ActorOptions } from '../client/warden.js';
-import type { AuditEntry, AuditHead } from '../driver/audit-params.js';
+import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditHead } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
 import { InvalidOptionError } from '../errors.js';
 import { validateName } from '../validation/names.js';
@@ -23,7 +23,7 @@ export interface AuditVerifyCallOptions {
    * @default none
    */
   head?: string | AuditHeadRef;
-  /** Entries read per query. @default 1000 */
+  /** Entries read per query. @default 5000 ({@link DEFAULT_AUDIT_PAGE}) */
   pageSize?: number;
 }
 
@@ -37,7 +37,7 @@ export interface AuditReadCallOptions {
   until?: Date;
   /** Only entries after this seq. @default 0 */
   afterSeq?: number;
-  /** Entries read per query. @default 1000 */
+  /** Entries read per query. @default 5000 ({@link DEFAULT_AUDIT_PAGE}) */
   pageSize?: number;
 }
 
@@ -139,7 +139,7 @@ export class AuditApi {
 }
 
 function pageSizeOf(value: number | undefined): number {
-  const size = value ?? 1000;
+  const size = value ?? DEFAULT_AUDIT_PAGE;
   if (!Number.isInteger(size) || size < 1 || size > 10_000) throw new InvalidOptionError('pageSize', value, 'an integer from 1 to 10000');
   return size;
 }

@@ -4,7 +4,7 @@
  * CSV is for spreadsheets and loses the difference between null and an empty string.
  * @module
  */
-import type { AuditEntry } from '../driver/audit-params.js';
+import { DEFAULT_AUDIT_PAGE, type AuditEntry } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
 import { InvalidOptionError } from '../errors.js';
 import { canonicalJson } from './audit-hash.js';
@@ -29,13 +29,13 @@ export interface AuditReadOptions {
   until?: Date;
   /** Only entries after this seq. @default 0 */
   afterSeq?: number;
-  /** Entries per query. @default 1000 */
+  /** Entries per query. @default 5000 ({@link DEFAULT_AUDIT_PAGE}) */
   pageSize?: number;
 }
 
 /** The entries of a chain in seq order, read a page at a time. */
 export async function* readAuditEntries(driver: Pick<Driver, 'auditList'>, options: AuditReadOptions): AsyncGenerator<AuditEntry> {
-  const limit = options.pageSize ?? 1000;
+  const limit = options.pageSize ?? DEFAULT_AUDIT_PAGE;
   let afterSeq = options.afterSeq ?? 0;
   for (;;) {
     const page = await driver.auditList({ chain: options.chain, afterSeq, since: options.since, until: options.until, limit });

@@ -13,7 +13,7 @@
  *   `head-mismatch` when the chain was rewritten from that point on).
  * @module
  */
-import type { AuditEntry, AuditHead } from '../driver/audit-params.js';
+import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditHead } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
 import { InvalidOptionError } from '../errors.js';
 import { entryHash, GENESIS_HASH } from './audit-hash.js';
@@ -66,7 +66,7 @@ export interface AuditVerifyOptions {
   chain: string;
   /** A head exported earlier (`warden audit head`): the chain must still contain that entry with that hash. */
   head?: AuditHeadRef | null;
-  /** Entries read per query. @default 1000 */
+  /** Entries read per query. @default 5000 ({@link DEFAULT_AUDIT_PAGE}) */
   pageSize?: number;
 }
 
@@ -96,7 +96,7 @@ function brk(seq: number, kind: AuditBreakKind, message: string, expected: strin
 /** Walks a chain from its first kept entry to its end; see the module comment for what each break means. */
 export async function verifyAuditChain(driver: Pick<Driver, 'auditList' | 'auditHead'>, options: AuditVerifyOptions): Promise<AuditVerifyResult> {
   const { chain } = options;
-  const pageSize = options.pageSize ?? 1000;
+  const pageSize = options.pageSize ?? DEFAULT_AUDIT_PAGE;
   const exported = options.head ?? null;
   const storedHead = await driver.auditHead({ chain });
   const firstSeq = (storedHead?.prunedSeq ?? 0) + 1;

@@ -93,6 +93,13 @@ export interface AuditPruneParams {
 /** The audit methods, as they appear on {@link Driver}. */
 export type AuditDriver = Pick<Driver, 'auditAppend' | 'auditList' | 'auditHead' | 'auditPrune'>;
 
+/**
+ * Entries read per `auditList` call by `verify`, `entries` and `export` unless told otherwise. As large as the largest
+ * append (`audit.maxBatch` is at most 5,000), so a page decodes each stored block at most twice: verifying 200,000
+ * entries stored 2,000 an append took 1.5–1.6 s on PostgreSQL in pages of 5,000 against 2.3–2.6 s in pages of 1,000.
+ */
+export const DEFAULT_AUDIT_PAGE = 5_000;
+
 /** Most entries one `auditList` call returns. */
 export const MAX_AUDIT_PAGE = 10_000;
 

@@ -1,7 +1,7 @@
 /**
  * `warden audit verify|head|export|prune` against a real chain of 10,000 entries (appended in bulk through the
  * driver, 500 an append, so 20 stored blocks): an untouched chain verifies (exit 0); an edited entry, a deleted one,
- * two swapped ones (in one block and across two), an entry edited into another shape, a block that is no longer JSON
+ * two swapped ones (in one block, across two, across two pages of verify), an entry edited into another shape, a block that is no longer JSON
  * and a truncated tail are each reported at the right entry with exit 1 (each tampering undone before the next); a
  * tail truncated together with its head row only shows against an exported head.
  * @module
@@ -168,7 +168,7 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
     expect((await verify()).code).toBe(0);
   });
 
-  it('reports two swapped entries at the first of them (broken link; missing when they are in two blocks), exit 1', async () => {
+  it('reports two swapped entries at the first of them (broken link; missing when they are in two pages of the walk), exit 1', async () => {
     /** Gives entries `a` and `b` each other's seq. */
     const swap = async (a: number, b: number) => {
       let sameBlock = false;
@@ -195,12 +195,21 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
     } finally {
       await restore();
     }
-    // 7000 ends a block and 7001 starts the next: 7000 is not where the walk expects it.
+    // 7000 ends a block and 7001 starts the next; verify reads both in one page, in seq order.
     restore = await swap(7000, 7001);
     try {
       const { code, result } = await verify();
       expect(code).toBe(1);
-      expect(result).toMatchObject({ ok: false, checked: 6999, break: { seq: 7000, kind: 'missing' } });
+      expect(result).toMatchObject({ ok: false, checked: 6999, break: { seq: 7000, kind: 'prev-hash-mismatch' } });
+    } finally {
+      await restore();
+    }
+    // 5000 and 5001 fall in two of verify's pages (5,000 entries each): 5000 is not where the walk expects it.
+    restore = await swap(5000, 5001);
+    try {
+      const { code, result } = await verify();
+      expect(code).toBe(1);
+      expect(result).toMatchObject({ ok: false, checked: 4999, break: { seq: 5000, kind: 'missing' } });
     } finally {
       await restore();
     }

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { AUDIT_EXPORT_FORMATS, type AuditExportFormat } from '../../audit/audit-export.js';
 import { GENESIS_HASH } from '../../audit/audit-hash.js';
 import type { AuditVerifyResult } from '../../audit/audit-verify.js';
+import { DEFAULT_AUDIT_PAGE } from '../../driver/audit-params.js';
 import { InvalidOptionError } from '../../errors.js';
 import { type CliIo, formatDate, formatFields, writeJson, writeLines } from '../cli-io.js';
 import { cliActor, type GlobalOptions, withWarden } from '../open-warden.js';
@@ -143,7 +144,7 @@ export function registerAuditCommands(program: Command, run: CommandRunner): voi
   chain(audit.command('verify'))
     .description('walk the hash chain and report the first broken entry (edited, missing, reordered, truncated); exit 1 when broken')
     .option('--head <seq:hash>', 'a head printed earlier by `warden audit head`: the chain must still contain it')
-    .option('--page-size <n>', 'entries read per query (default 1000)')
+    .option('--page-size <n>', `entries read per query (default ${DEFAULT_AUDIT_PAGE})`)
     .action((_options: object, command: Command) => run(auditVerifyCommand, command.optsWithGlobals<AuditVerifyCommandOptions>()));
   chain(audit.command('head'))
     .description('print the newest entry as <seq>:<hash>, to store outside the database for `verify --head`')
