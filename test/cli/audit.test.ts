@@ -186,33 +186,23 @@ describe.each(['sqlite', 'postgres'] as const)('warden audit (%s)', (kind) => {
         await restoreA();
       };
     };
-    // 7001 and 7002 are in one block (one append of 500: seq 7001-7500).
-    let restore = await swap(7001, 7002);
-    try {
-      const { code, result } = await verify();
-      expect(code).toBe(1);
-      expect(result).toMatchObject({ ok: false, checked: 7000, break: { seq: 7001, kind: 'prev-hash-mismatch' } });
-    } finally {
-      await restore();
-    }
+    /** Swaps `a` and `b`, expects verify to break at `a` as `kind` after `a - 1` good entries, and swaps back. */
+    const expectBreak = async (a: number, b: number, kind: string) => {
+      const restore = await swap(a, b);
+      try {
+        const { code, result } = await verify();
+        expect(code).toBe(1);
+        expect(result).toMatchObject({ ok: false, checked: a - 1, break: { seq: a, kind } });
+      } finally {
+        await restore();
+      }
+    };
+    // In one block (one append of 500: seq 7001-7500).
+    await expectBreak(7001, 7002, 'prev-hash-mismatch');
     // 7000 ends a block and 7001 starts the next; verify reads both in one page, in seq order.
-    restore = await swap(7000, 7001);
-    try {
-      const { code, result } = await verify();
-      expect(code).toBe(1);
-      expect(result).toMatchObject({ ok: false, checked: 6999, break: { seq: 7000, kind: 'prev-hash-mismatch' } });
-    } finally {
-      await restore();
-    }
+    await expectBreak(7000, 7001, 'prev-hash-mismatch');
     // 5000 and 5001 fall in two of verify's pages (5,000 entries each): 5000 is not where the walk expects it.
-    restore = await swap(5000, 5001);
-    try {
-      const { code, result } = await verify();
-      expect(code).toBe(1);
-      expect(result).toMatchObject({ ok: false, checked: 4999, break: { seq: 5000, kind: 'missing' } });
-    } finally {
-      await restore();
-    }
+    await expectBreak(5000, 5001, 'missing');
     expect((await verify()).code).toBe(0);
   });
 
