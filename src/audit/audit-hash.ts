@@ -115,16 +115,33 @@ export function jsonString(value: string | null): string {
   return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
+/** Each hashed field of an entry already written as JSON (`seq` as its digits), as {@link hashedText} takes them. */
+interface EncodedFields {
+  action: string; actor: string; after: string; at: string; before: string; chain: string; data: string;
+  jobName: string; queue: string; reason: string; seq: string; subjectId: string; subjectKind: string;
+}
+
 /**
- * What an entry's hash is taken of: `prevHash` followed by `canonicalJson(hashedBody(entry))`, the latter written
- * out field by field in sorted key order (the hot path of verify: no intermediate object, no sort), and `prevHash`
- * in the same template rather than concatenated after, so the text is built once. {@link sealBatch} writes the
- * same text from the fields it also stores; the conformance suite checks every sealed entry against {@link entryHash}.
- * `dataJson` and `atJson` are the canonical JSON of `entry.data` and `entry.at`.
+ * What an entry's hash is taken of: `prevHash` followed by the canonical JSON of its hashed fields, written out in
+ * sorted key order (no intermediate object, no sort: this runs for every entry sealed and every entry verified),
+ * `prevHash` in the same template rather than concatenated after, so the text is built once. The one place this
+ * text is written: {@link entryHash} (verify) and {@link sealBatch} (append) both come here.
+ */
+function hashedText(prevHash: string, f: EncodedFields): string {
+  return `${prevHash}{"action":${f.action},"actor":${f.actor},"after":${f.after},"at":${f.at},"before":${f.before},"chain":${f.chain},"data":${f.data},"jobName":${f.jobName},"queue":${f.queue},"reason":${f.reason},"seq":${f.seq},"subjectId":${f.subjectId},"subjectKind":${f.subjectKind}}`;
+}
+
+/**
+ * {@link hashedText} of `entry`; `dataJson` and `atJson` are the canonical JSON of `entry.data` and `entry.at`. An
+ * entry whose seq is no safe integer (only an edited one) goes through {@link canonicalJson}, which refuses it.
  */
 function hashInput(prevHash: string, e: Omit<AuditEntry, 'prevHash' | 'hash'>, dataJson: string, atJson: string): string {
   if (!Number.isSafeInteger(e.seq)) return prevHash + canonicalJson(hashedBody(e));
-  return `${prevHash}{"action":${jsonString(e.action)},"actor":${jsonString(e.actor)},"after":${jsonString(e.after)},"at":${atJson},"before":${jsonString(e.before)},"chain":${jsonString(e.chain)},"data":${dataJson},"jobName":${jsonString(e.jobName)},"queue":${jsonString(e.queue)},"reason":${jsonString(e.reason)},"seq":${e.seq},"subjectId":${jsonString(e.subjectId)},"subjectKind":${jsonString(e.subjectKind)}}`;
+  return hashedText(prevHash, {
+    action: jsonString(e.action), actor: jsonString(e.actor), after: jsonString(e.after), at: atJson, before: jsonString(e.before),
+    chain: jsonString(e.chain), data: dataJson, jobName: jsonString(e.jobName), queue: jsonString(e.queue), reason: jsonString(e.reason),
+    seq: String(e.seq), subjectId: jsonString(e.subjectId), subjectKind: jsonString(e.subjectKind),
+  });
 }
 
 /**
@@ -238,18 +255,13 @@ export function sealBatch(chain: string, head: { seq: number; hash: string }, at
   for (const input of inputs) {
     seq += 1;
     const e = unsealedEntry(input, chain, seq, time, prevHash);
-    const data = e.data === null ? 'null' : canonicalJson(e.data);
-    const actor = jsonString(e.actor);
-    const action = jsonString(e.action);
-    const after = jsonString(e.after);
-    const before = jsonString(e.before);
-    const jobName = jsonString(e.jobName);
-    const queue = jsonString(e.queue);
-    const reason = jsonString(e.reason);
-    const subjectId = jsonString(e.subjectId);
-    const subjectKind = jsonString(e.subjectKind);
-    e.hash = sha256Hex(`${prevHash}{"action":${action},"actor":${actor},"after":${after},"at":${atJson},"before":${before},"chain":${chainJson},"data":${data},"jobName":${jobName},"queue":${queue},"reason":${reason},"seq":${seq},"subjectId":${subjectId},"subjectKind":${subjectKind}}`);
-    block += `${block === '' ? '[' : ','}[${seq},${actor},${action},${subjectKind},${subjectId},${jobName},${queue},${before},${after},${reason},${data},${jsonString(prevHash)},"${e.hash}"]`;
+    const f: EncodedFields = {
+      action: jsonString(e.action), actor: jsonString(e.actor), after: jsonString(e.after), at: atJson, before: jsonString(e.before),
+      chain: chainJson, data: e.data === null ? 'null' : canonicalJson(e.data), jobName: jsonString(e.jobName), queue: jsonString(e.queue),
+      reason: jsonString(e.reason), seq: String(seq), subjectId: jsonString(e.subjectId), subjectKind: jsonString(e.subjectKind),
+    };
+    e.hash = sha256Hex(hashedText(prevHash, f));
+    block += `${block === '' ? '[' : ','}[${f.seq},${f.actor},${f.action},${f.subjectKind},${f.subjectId},${f.jobName},${f.queue},${f.before},${f.after},${f.reason},${f.data},${jsonString(prevHash)},"${e.hash}"]`;
     entries.push(e);
     prevHash = e.hash;
   }
