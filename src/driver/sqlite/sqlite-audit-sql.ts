@@ -38,8 +38,8 @@ const NO_SEQ = Number.MAX_SAFE_INTEGER;
  * at never decreases along a chain, so a time bound is a seq bound). It runs from the first stored entry after that
  * (`next_seq`: the first block left after a prune, or after a gap, starts there) to `next_seq + @limit - 1`: the
  * blocks are the one holding `next_seq` and those starting up to the page's last seq, a range of the primary key at
- * both ends. The driver cuts the page out of them (`readAuditPage`, which reads on from the last block while a page is short). `@until` is always bound (the largest integer
- * when unset), so one prepared statement serves every call.
+ * both ends. The driver cuts the page out of them (`readAuditPage`, which reads on from the last block while a page
+ * is short). `@until` is always bound (the largest integer when unset), so one prepared statement serves every call.
  * Params: `@chain, @afterSeq, @since, @until, @limit`.
  */
 export const AUDIT_LIST = `

@@ -1,8 +1,8 @@
 /**
  * The audit trail of the SQLite driver (`Driver.audit*`): appends sealed inside one `BEGIN IMMEDIATE` (the
  * file's write lock serializes every append of every chain, across processes) and stored as one block each
- * (`src/audit/audit-block.ts`), reads paged by seq. SQL in
- * `sqlite-audit-sql.ts`; the chain's hashing in `src/audit/audit-hash.ts`.
+ * (`src/audit/audit-block.ts`), reads paged by seq. SQL in `sqlite-audit-sql.ts`; the chain's hashing in
+ * `src/audit/audit-hash.ts`.
  * @module
  */
 import { prunedEnd, readAuditPage, type AuditBlockRow } from '../../audit/audit-block.js';
