@@ -150,6 +150,38 @@ describe('PostgreSQL prepared statements', () => {
     expect(String(errors[0])).toMatch(/plan_cache_mode/);
   });
 
+  it('plans a keyed transaction generically and hands its connection back unchanged; a refused setting is reported once', async () => {
+    const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
+    const { buildPostgresKeyStatements } = await import('../../src/driver/postgres/postgres-keys-sql.js');
+    const { PostgresConnection } = await import('../../src/driver/postgres/postgres-connection.js');
+    const mode = async (run: (text: string) => Promise<pg.QueryResult>) => (await run('SHOW plan_cache_mode')).rows[0]!.plan_cache_mode as string;
+    const cases = [
+      { setting: undefined, inside: 'force_generic_plan', reported: 0 },
+      // PostgreSQL before 12, or a proxy refusing it: the enqueue must still go through, on custom plans.
+      { setting: 'SET LOCAL plan_cache_mode = nonsense', inside: 'auto', reported: 1 },
+    ];
+    for (const { setting, inside, reported } of cases) {
+      const errors: unknown[] = [];
+      const conn = new PostgresConnection({
+        connectionString: PG_URL, poolSize: 1, connectTimeoutMs: 5_000, preparedStatements: true, sql: buildPostgresStatements('warden'),
+        keySql: buildPostgresKeyStatements('warden'), onError: (e) => errors.push(e), ...(setting ? { genericPlansSql: setting } : {}),
+      });
+      try {
+        for (let i = 0; i < 2; i++) {
+          expect(await conn.genericTransaction((run) => mode(run))).toBe(inside);
+          // One connection: the same session, back to its own setting after the transaction.
+          expect(await mode(conn.run)).toBe('auto');
+        }
+        // An error of the caller's own statements is theirs, not a refused setting.
+        await expect(conn.genericTransaction((run) => run('SELECT 1/0'))).rejects.toThrow(/division by zero/);
+      } finally {
+        await conn.end();
+      }
+      expect(errors).toHaveLength(reported);
+      if (reported) expect(String(errors[0])).toMatch(/plan_cache_mode/);
+    }
+  });
+
   it('takes at most poolSize connections for the worker pool', async () => {
     const pool = new WorkerPool({ connectionString: PG_URL, poolSize: 1, connectTimeoutMs: 5_000, report: () => {} });
     expect(pool.max).toBe(1);
@@ -258,11 +290,57 @@ describe('PostgreSQL prepared statements', () => {
     const { driver, schema } = open();
     await driver.migrate();
     await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
-    expect(await runAll(driver)).toBe(1);
+    await driver.jobInsertMany({ jobs: [makeInsert({ key: 'a' })], now: null });
+    expect(await runAll(driver)).toBe(2);
     // Another process upgrading: with RETURNING * this would fail with "cached plan must not change result type".
     await raw(`ALTER TABLE "${schema}".jobs ADD COLUMN added_later integer`);
     await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
-    expect(await runAll(driver)).toBe(1);
+    // Keyed: the fast path's read (a duplicate), the lock and the insert round (a new key) all ran prepared before.
+    await driver.jobInsertMany({ jobs: [makeInsert({ key: 'b' })], now: null });
+    const [duplicate] = await driver.jobInsertMany({ jobs: [makeInsert({ key: 'b' })], now: null });
+    expect(duplicate).toMatchObject({ duplicate: true });
+    expect(await runAll(driver)).toBe(2);
+  });
+
+  it('prepares the keyed insert and plans it generically, finding keys and holders by index even when planned on empty tables', async () => {
+    const { driver, schema } = open();
+    await driver.migrate();
+    // The first keyed inserts plan the statements while both tables are nearly empty (a generic plan is kept until
+    // statistics change), as in an application that starts on a fresh database and then grows.
+    await driver.jobInsertMany({ jobs: [makeInsert({ key: 'first' })], now: null });
+    await driver.jobInsertMany({ jobs: [makeInsert({ key: 'first' }), makeInsert({ key: 'second' })], now: null });
+    await driver.jobInsertMany({ jobs: [makeInsert({ key: 'first' })], now: null });
+    const prepared = await driver.transaction(async (tx) => (await (tx as pg.PoolClient).query<{ name: string; generic_plans: string; custom_plans: string }>(
+      `SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE 'warden_k%' ORDER BY name`,
+    )).rows);
+    // warden_k0 the fast path's read (twice, on custom plans: it runs outside any transaction), warden_k1 the key
+    // lock and warden_k2 the insert round (once each: the first two batches had a key without a duplicate holder).
+    expect(prepared).toEqual([
+      { name: 'warden_k0', generic_plans: '0', custom_plans: '3' },
+      { name: 'warden_k1', generic_plans: '2', custom_plans: '0' },
+      { name: 'warden_k2', generic_plans: '2', custom_plans: '0' },
+    ]);
+    const { buildPostgresKeyStatements } = await import('../../src/driver/postgres/postgres-keys-sql.js');
+    const sql = buildPostgresKeyStatements(schema);
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      await client.query('SET plan_cache_mode = force_generic_plan');
+      await client.query(`PREPARE round AS ${sql.jobInsertRound}`);
+      await client.query(`PREPARE dups AS ${sql.keyDuplicates}`);
+      const explain = async (statement: string) => (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      const round = () => explain(`EXECUTE round('{test-job}', '{default}', '{"{}"}', '{0}', '{0}', '{NULL}', '{3}', '{k1}', '{NULL}', '{NULL}', NULL, '{NULL}', '{"queued,retrying,running"}', '{false}', 'ch', '{NULL}')`);
+      const dups = () => explain(`EXECUTE dups('{k1}', '{NULL}', '{"queued,retrying,running"}', NULL)`);
+      // Planned on the tables as they are (a few rows), then used on thousands: still lookups by key and by id.
+      const before = [await round(), await dups()];
+      await driver.jobInsertMany({ jobs: Array.from({ length: 5_000 }, (_, i) => makeInsert({ key: `k${i}` })), now: null });
+      for (const text of [...before, await round(), await dups()]) {
+        expect(text).not.toMatch(/Hash Join|Merge Join|Seq Scan on (jobs|job_keys)/);
+        expect(text).toMatch(/Index Scan using job_keys_pkey[\s\S]*Index Scan using jobs_pkey/);
+      }
+    } finally {
+      await client.end();
+    }
   });
 
   it('prepares nothing with preparedStatements: false', async () => {

@@ -42,7 +42,7 @@ import * as Steps from './postgres-steps.js';
 import { PostgresConnection } from './postgres-connection.js';
 import { resolvePostgresDriverOptions, type PostgresDriverOptions } from './postgres-driver-options.js';
 import { buildPostgresStepStatements } from './postgres-steps-sql.js';
-import { isPgClient, withClientTransaction, withTransaction } from './postgres-transaction.js';
+import { isPgClient, withClientTransaction } from './postgres-transaction.js';
 
 export type { PostgresDriverOptions } from './postgres-driver-options.js';
 
@@ -96,9 +96,9 @@ export class PostgresDriver implements Driver {
     this.schema = resolved.schema;
     this.#sql = SQL.buildPostgresStatements(this.schema);
     this.#channel = `${this.schema}_jobs`.slice(0, MAX_CHANNEL_LENGTH);
-    this.#conn = new PostgresConnection({ ...resolved, sql: this.#sql });
-    const { pool, run, runWorker } = this.#conn;
     const keySql = buildPostgresKeyStatements(this.schema);
+    this.#conn = new PostgresConnection({ ...resolved, sql: this.#sql, keySql });
+    const { pool, run, runWorker } = this.#conn;
     this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, jobInsertOneNotify: this.#sql.jobInsertOneNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
     this.#migrations = { pool, run, schema: this.schema, sql: this.#sql };
     this.#schedules = {
@@ -169,7 +169,7 @@ export class PostgresDriver implements Driver {
     if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#conn.run, this.#sql, this.#channel, jobs, now);
     const duplicates = await findAllDuplicates(this.#conn.run, this.#insertSql, jobs, now);
     if (duplicates) return duplicates;
-    return withTransaction(this.#conn.pool, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
+    return this.#conn.genericTransaction((run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
   }
 
   /** Claims due jobs in one statement; returned in claim order (`priority, run_at, id`). */

@@ -8,7 +8,7 @@
  * each decides against the holder as the previous writer committed it.
  * @module
  */
-import { ACTIVE, nowAt, quoteIdentifier } from './postgres-sql.js';
+import { ACTIVE, JOB_COLUMNS, jobColumnsOf, nowAt, quoteIdentifier } from './postgres-sql.js';
 
 /**
  * Locks the `job_keys` rows of the given keys for the rest of the transaction, creating missing ones with no
@@ -37,7 +37,12 @@ ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key`;
  * - `n`: every other input is inserted, in input order (so ids follow it), and becomes its key's holder (`holders`).
  * - Queues that got a job, or a replaced job that is now due, are woken (delivered at commit).
  * Every input yields one row: `outcome` `inserted` (ord NULL: matched back by id order), `replaced` or `duplicate`
- * (with the input's `ord`), then the job's columns.
+ * (with the input's `ord`), then the job's columns (`JOB_COLUMNS`: a fixed list, as the statement is prepared).
+ * Keys and jobs are joined with `= ANY (ARRAY[…])`, not `=`: no condition is then hashable or mergeable, so the
+ * only plan is a lookup by primary key per input. The statement runs on a generic plan (see
+ * `PostgresConnection.genericTransaction`), made once with whatever statistics there were: with plain equalities, a
+ * plan made while `job_keys` was nearly empty hash-joined it by a sequential scan of every key, forever after
+ * (10 ms a call at 40,000 keys instead of 0.4).
  * Params: `$1`…`$11` as `jobInsertSql`, `$12` windows (ms or NULL), `$13` duplicate states (comma-separated; NULL
  * for unkeyed), `$14` replace flags, `$15` the wake-up channel, `$16` trace contexts (JSON text or NULL).
  */
@@ -52,8 +57,8 @@ i AS (
 d AS (
   SELECT i.ord, j.id, j.state
   FROM i
-  JOIN ${s}.job_keys k ON k.key = i.key
-  JOIN ${s}.jobs j ON j.id = k.job_id
+  JOIN ${s}.job_keys k ON k.key = ANY (ARRAY[i.key])
+  JOIN ${s}.jobs j ON j.id = ANY (ARRAY[k.job_id])
   CROSS JOIN t
   WHERE j.state = ANY(string_to_array(i.states, ','))
     AND (i.window_ms IS NULL OR j.created_at > t.now - i.window_ms * interval '1 millisecond')
@@ -62,8 +67,8 @@ r AS (
   UPDATE ${s}.jobs j
   SET payload = i.payload::jsonb, run_at = coalesce(i.run_at, t.now + i.delay_ms * interval '1 millisecond'), updated_at = t.now
   FROM d JOIN i ON i.ord = d.ord CROSS JOIN t
-  WHERE j.id = d.id AND i.replace AND d.state IN ('queued','retrying') AND j.state = d.state
-  RETURNING d.ord, j.*
+  WHERE j.id = ANY (ARRAY[d.id]) AND i.replace AND d.state IN ('queued','retrying') AND j.state = d.state
+  RETURNING d.ord, ${jobColumnsOf('j')}
 ),
 n AS (
   INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, key, schedule_name, tick_at,
@@ -74,10 +79,10 @@ n AS (
   FROM i CROSS JOIN t
   WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.ord = i.ord)
   ORDER BY i.ord
-  RETURNING *
+  RETURNING ${JOB_COLUMNS}
 ),
 holders AS (
-  UPDATE ${s}.job_keys k SET job_id = n.id FROM n WHERE k.key = n.key
+  UPDATE ${s}.job_keys k SET job_id = n.id FROM n WHERE k.key = ANY (ARRAY[n.key])
 ),
 w AS (
   SELECT queue FROM n UNION SELECT r.queue FROM r CROSS JOIN t WHERE r.run_at <= t.now
@@ -87,7 +92,7 @@ x AS (
   UNION ALL
   SELECT 'replaced', r.* FROM r
   UNION ALL
-  SELECT 'duplicate', d.ord, j.* FROM d JOIN ${s}.jobs j ON j.id = d.id
+  SELECT 'duplicate', d.ord, ${jobColumnsOf('j')} FROM d JOIN ${s}.jobs j ON j.id = ANY (ARRAY[d.id])
   WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.ord = d.ord)
 )
 SELECT x.*, (SELECT count(*) FROM (SELECT pg_notify($15, w.queue) FROM w) AS q) AS notified FROM x`;
@@ -112,12 +117,13 @@ WHERE k.key = $1 AND j.id <> $2 AND j.state IN ${ACTIVE}`;
  * and returns those that are duplicates under the input's policy, by the same test as `jobInsertRoundSql`. A
  * holder seen here was a duplicate at that instant, so answering with it is as correct as the locked path; any
  * input not answered goes through the locked path. Params: `$1` keys, `$2` windows (ms or NULL), `$3` states
- * (comma-separated), `$4` now. Returns `ord` (1-based input position) and the holder's columns.
+ * (comma-separated), `$4` now. Returns `ord` (1-based input position) and the holder's columns. Joined with
+ * `= ANY (ARRAY[…])` for the reason {@link jobInsertRoundSql} gives: prepared, it may switch to a generic plan.
  */
 export function keyDuplicatesSql(s: string): string {
-  return `SELECT i.ord, j.* FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS i(key, window_ms, states, ord)
-JOIN ${s}.job_keys k ON k.key = i.key
-JOIN ${s}.jobs j ON j.id = k.job_id
+  return `SELECT i.ord, ${jobColumnsOf('j')} FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS i(key, window_ms, states, ord)
+JOIN ${s}.job_keys k ON k.key = ANY (ARRAY[i.key])
+JOIN ${s}.jobs j ON j.id = ANY (ARRAY[k.job_id])
 WHERE j.state = ANY (string_to_array(i.states, ','))
   AND (i.window_ms IS NULL OR j.created_at > ${nowAt(4)} - i.window_ms * interval '1 millisecond')`;
 }

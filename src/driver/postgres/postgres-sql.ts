@@ -50,6 +50,14 @@ export const JOB_COLUMNS =
   'checkpoint, progress_done, progress_total, checkpoint_at, trace_context';
 
 /**
+ * {@link JOB_COLUMNS} qualified by a table alias (`j.id, j.name, …`): for statements that join `jobs` to tables
+ * sharing column names, where a bare list would be ambiguous and `j.*` would change with the next migration.
+ */
+export function jobColumnsOf(alias: string): string {
+  return JOB_COLUMNS.split(', ').map((column) => `${alias}.${column}`).join(', ');
+}
+
+/**
  * What an insert of new jobs reads back: what the database decides (id, due and creation time from its clock) and
  * the queue its wake-up names. The rest of the row is the insert's own values and the schema's defaults.
  */

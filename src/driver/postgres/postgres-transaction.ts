@@ -19,8 +19,10 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (run: Run) => Promis
 /**
  * {@link withTransaction}, handing `fn` the pooled client itself (for `Driver.transaction`, whose callers query it
  * directly and pass it back as `tx`). Tables are always schema-qualified, so the client needs no `search_path`.
+ * `begin` is the statement that opens the transaction (statements without parameters, one round trip), e.g. one
+ * that also sets transaction-local settings. @default `BEGIN`
  */
-export async function withClientTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withClientTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, begin: string = BEGIN_SQL): Promise<T> {
   const client = await pool.connect();
   // While a client is checked out the pool's own error listener is detached, so without this one a
   // connection error would be an uncaught 'error' event. The failing query rejects too; this only records it.
@@ -30,7 +32,7 @@ export async function withClientTransaction<T>(pool: pg.Pool, fn: (client: pg.Po
   };
   client.on('error', onClientError);
   try {
-    await client.query(BEGIN_SQL);
+    await client.query(begin);
     const result = await fn(client);
     const committed = await client.query(COMMIT_SQL);
     // PostgreSQL answers COMMIT of a transaction in which a statement failed by rolling back, without an error:
