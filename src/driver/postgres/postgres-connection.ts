@@ -66,7 +66,10 @@ export class PostgresConnection {
   readonly #connectionString: string;
   readonly #unsubscribes = new Set<() => Promise<void>>();
   readonly #onError: (error: unknown) => void;
-  /** Statement text → prepared statement name, for the statements {@link HOT_STATEMENTS} names. */
+  /**
+   * Statement text → prepared statement name, for the statements {@link HOT_STATEMENTS} and
+   * {@link HOT_KEY_STATEMENTS} name.
+   */
   readonly #names = new Map<string, string>();
   readonly #preparedStatements: boolean;
   /** `BEGIN` and the generic-plans setting; null once the server refused the setting (reported once). */
