@@ -347,8 +347,39 @@ describe('PostgreSQL prepared statements', () => {
     const { driver } = open({ preparedStatements: false });
     await driver.migrate();
     await driver.jobInsertMany({ jobs: [makeInsert()], now: null });
-    expect(await runAll(driver)).toBe(1);
+    await driver.jobInsertMany({ jobs: [makeInsert({ key: 'a' })], now: null });
+    await driver.transaction((tx) => driver.jobInsertMany({ jobs: [makeInsert({ key: 'b' })], now: null, tx }));
+    expect(await runAll(driver)).toBe(3);
     expect(await preparedOn(driver)).toEqual([]);
+  });
+
+  it("plans a keyed insert in the caller's transaction generically, then gives the transaction its own setting back", async () => {
+    const { driver } = open();
+    await driver.migrate();
+    const show = async (tx: unknown) => (await (tx as pg.PoolClient).query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).rows[0]!.plan_cache_mode;
+    for (const own of [null, 'force_custom_plan']) {
+      const after = await driver.transaction(async (tx) => {
+        if (own) await (tx as pg.PoolClient).query(`SET LOCAL plan_cache_mode = ${own}`);
+        const [first] = await driver.jobInsertMany({ jobs: [makeInsert({ key: `k-${own}` })], now: null, tx });
+        const [again] = await driver.jobInsertMany({ jobs: [makeInsert({ key: `k-${own}` })], now: null, tx });
+        expect([first!.duplicate, again!.duplicate, again!.job.id]).toEqual([false, true, first!.job.id]);
+        return show(tx);
+      });
+      expect(after).toBe(own ?? 'auto');
+    }
+    // Pool of one: the same session ran both transactions. Lock and round, twice in each of the two.
+    const plans = await driver.transaction(async (tx) => (await (tx as pg.PoolClient).query<{ name: string; generic_plans: string; custom_plans: string }>(
+      `SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name IN ('warden_k1', 'warden_k2') ORDER BY name`,
+    )).rows);
+    expect(plans).toEqual([
+      { name: 'warden_k1', generic_plans: '4', custom_plans: '0' },
+      { name: 'warden_k2', generic_plans: '4', custom_plans: '0' },
+    ]);
+    // A statement that fails aborts the caller's transaction: its error is the one reported, and the rollback
+    // puts the setting back.
+    await expect(driver.transaction((tx) => driver.jobInsertMany({ jobs: [makeInsert({ key: 'bad', payloadJson: '{' })], now: null, tx })))
+      .rejects.toThrow(/json/i);
+    expect(await driver.transaction(show)).toBe('auto');
   });
 
   it('refuses a preparedStatements that is not a boolean, before connecting', () => {

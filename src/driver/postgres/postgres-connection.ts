@@ -35,6 +35,19 @@ const HOT_KEY_STATEMENTS = ['keyDuplicates', 'keyLock', 'jobInsertRound'] as con
  */
 export const GENERIC_PLANS_LOCAL_SQL = 'SET LOCAL plan_cache_mode = force_generic_plan';
 
+/**
+ * In a caller's transaction: makes its prepared statements use generic plans for the rest of it (`set_config(…,
+ * true)` is `SET LOCAL`) and returns the value before, to be put back after Warden's statements. Read with
+ * `missing_ok`, so on a server without the setting (before PostgreSQL 12) nothing is set and nothing fails: a failed
+ * statement would abort the caller's transaction.
+ */
+const GENERIC_PLANS_IN_CALLER_SQL = `SELECT s.previous, CASE WHEN s.previous IS NOT NULL
+  THEN set_config('plan_cache_mode', 'force_generic_plan', true) END AS generic
+FROM (SELECT current_setting('plan_cache_mode', true) AS previous) AS s`;
+
+/** Puts a caller's transaction's `plan_cache_mode` back. `$1` the value before. */
+const PLANS_RESTORE_SQL = `SELECT set_config('plan_cache_mode', $1, true)`;
+
 /** How {@link PostgresConnection} connects (validated by the driver). */
 export interface PostgresConnectionOptions {
   connectionString: string;
@@ -129,6 +142,30 @@ export class PostgresConnection {
       this.report(error);
       return withClientTransaction(this.pool, run);
     }
+  }
+
+  /**
+   * Runs `fn` inside a caller's transaction on `client`, its hot statements prepared and planned generically for
+   * that long ({@link GENERIC_PLANS_IN_CALLER_SQL}), then the caller's setting put back, so their own statements
+   * plan as before. After a failed statement the transaction is aborted and its rollback puts the setting back, so
+   * the put-back is not attempted then. Without prepared statements, or on a server without the setting, `fn` runs
+   * unnamed statements as they are.
+   */
+  async callerTransaction<T>(client: pg.ClientBase, fn: (run: Run) => Promise<T>): Promise<T> {
+    const plain: Run = (text, values) => client.query(text, values);
+    if (!this.#preparedStatements) return fn(plain);
+    const previous = (await client.query<{ previous: string | null }>(GENERIC_PLANS_IN_CALLER_SQL)).rows[0]?.previous ?? null;
+    if (previous === null) return fn(plain);
+    let result: T;
+    try {
+      result = await fn((text, values) => client.query(this.#config(text, values)));
+    } catch (error) {
+      // A JavaScript error leaves the transaction usable; a database error aborted it (the put-back then fails).
+      await client.query(PLANS_RESTORE_SQL, [previous]).catch(() => {});
+      throw error;
+    }
+    await client.query(PLANS_RESTORE_SQL, [previous]);
+    return result;
   }
 
   /**

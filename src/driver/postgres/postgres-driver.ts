@@ -21,7 +21,7 @@ import type {
   JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLeaseResult, JobListParams, JobReleaseParams,
   JobRescueParams, JobStepRecordParams, JobStepRow, MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
-import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements, type Run } from './postgres-insert.js';
+import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements } from './postgres-insert.js';
 import * as JobAdmin from './postgres-job-admin.js';
 import { buildPostgresKeyStatements } from './postgres-keys-sql.js';
 import { buildPostgresAlertStatements } from './postgres-alert-sql.js';
@@ -162,8 +162,8 @@ export class PostgresDriver implements Driver {
       if (!isPgClient(tx)) throw new InvalidTransactionError(this.capabilities.transactionHandle, tx);
       if (jobs.length === 0) return [];
       // The caller owns the transaction: no BEGIN/COMMIT here, and a failure is theirs to roll back.
-      const run: Run = (text, values) => tx.query(text, values);
-      return insertJobs(run, this.#insertSql, this.#channel, jobs, now);
+      if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs((text, values) => tx.query(text, values), this.#sql, this.#channel, jobs, now);
+      return this.#conn.callerTransaction(tx, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
     }
     if (jobs.length === 0) return [];
     if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#conn.run, this.#sql, this.#channel, jobs, now);
