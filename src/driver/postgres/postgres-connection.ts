@@ -147,9 +147,9 @@ export class PostgresConnection {
   /**
    * Runs `fn` inside a caller's transaction on `client`, its hot statements prepared and planned generically for
    * that long ({@link GENERIC_PLANS_IN_CALLER_SQL}), then the caller's setting put back, so their own statements
-   * plan as before. After a failed statement the transaction is aborted and its rollback puts the setting back, so
-   * the put-back is not attempted then. Without prepared statements, or on a server without the setting, `fn` runs
-   * unnamed statements as they are.
+   * plan as before. After a failed statement the transaction is aborted, so the put-back fails too and is ignored:
+   * the transaction's rollback puts the setting back. Without prepared statements, or on a server without the
+   * setting, `fn` runs unnamed statements as they are.
    */
   async callerTransaction<T>(client: pg.ClientBase, fn: (run: Run) => Promise<T>): Promise<T> {
     const plain: Run = (text, values) => client.query(text, values);
