@@ -94,10 +94,29 @@ async function runAll(driver: Driver): Promise<number> {
  * has no raw-query method; its transaction handle is a client of the same one-connection pool.
  */
 async function preparedOn(driver: Driver): Promise<string[]> {
-  return driver.transaction(async (tx) => {
-    const { rows } = await (tx as pg.PoolClient).query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name');
-    return rows.map((r) => r.name);
-  });
+  return (await plansOn(driver, '%')).map((r) => r.name);
+}
+
+/** {@link preparedOn} with how often each statement was planned generically and custom, for names `LIKE pattern`. */
+async function plansOn(driver: Driver, pattern: string): Promise<{ name: string; generic_plans: string; custom_plans: string }[]> {
+  return driver.transaction(async (tx) => (await (tx as pg.PoolClient).query<{ name: string; generic_plans: string; custom_plans: string }>(
+    'SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE $1 ORDER BY name', [pattern],
+  )).rows);
+}
+
+/**
+ * Runs `fn` on a new session whose prepared statements plan generically (`SET plan_cache_mode`), with `plan` giving
+ * the plan text of a statement (`EXPLAIN`); closes the session afterwards.
+ */
+async function onGenericSession(fn: (client: pg.Client, plan: (statement: string) => Promise<string>) => Promise<void>): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query('SET plan_cache_mode = force_generic_plan');
+    await fn(client, async (statement) => (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`)).rows.map((r) => r['QUERY PLAN']).join('\n'));
+  } finally {
+    await client.end();
+  }
 }
 
 describe('PostgreSQL prepared statements', () => {
@@ -240,14 +259,10 @@ describe('PostgreSQL prepared statements', () => {
     const texts = (value: string) => `'{${rows.map(() => value).join(',')}}'::text[]`;
     const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
     const sql = buildPostgresStatements(schema);
-    const client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
-    try {
-      await client.query('SET plan_cache_mode = force_generic_plan');
+    await onGenericSession(async (client, plan) => {
       await client.query(`PREPARE fin(bigint[], bigint[], text[], text[], float8[], text[], timestamptz, bool[]) AS ${sql.jobFinishMany}`);
       await client.query(`PREPARE beat(bigint[], bigint[], integer, timestamptz) AS ${sql.jobHeartbeat}`);
       await client.query(`PREPARE done(bigint[], bigint[], timestamptz) AS ${sql.jobCompleteMany}`);
-      const plan = async (statement: string) => (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
       const finish = await plan(`EXECUTE fin(${ids}, ${tokens}, ${texts('completed')}, ${texts('completed')}, '{${rows.map(() => 0).join(',')}}'::float8[], ${texts('NULL')}, NULL, '{${rows.map(() => 'false').join(',')}}'::bool[])`);
       const beat = await plan(`EXECUTE beat(${ids}, ${tokens}, 30000, NULL)`);
       const done = await plan(`EXECUTE done(${ids}, ${tokens}, NULL)`);
@@ -274,9 +289,7 @@ describe('PostgreSQL prepared statements', () => {
         expect(text).not.toMatch(/Hash Join|Merge Join|Seq Scan on jobs|jobs_lease_idx/);
         expect(text).toMatch(/Nested Loop[\s\S]*Index Scan using jobs_pkey/);
       }
-    } finally {
-      await client.end();
-    }
+    });
     // And the statements still do their job on those rows.
     expect((await driver.jobHeartbeat({ leases: rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken })), leaseMs: 30_000, now: null })).applied).toHaveLength(300);
     const ended = await driver.jobFinishMany({
@@ -310,9 +323,7 @@ describe('PostgreSQL prepared statements', () => {
     await driver.jobInsertMany({ jobs: [makeInsert({ key: 'first' })], now: null });
     await driver.jobInsertMany({ jobs: [makeInsert({ key: 'first' }), makeInsert({ key: 'second' })], now: null });
     await driver.jobInsertMany({ jobs: [makeInsert({ key: 'first' })], now: null });
-    const prepared = await driver.transaction(async (tx) => (await (tx as pg.PoolClient).query<{ name: string; generic_plans: string; custom_plans: string }>(
-      `SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE 'warden_k%' ORDER BY name`,
-    )).rows);
+    const prepared = await plansOn(driver, 'warden_k%');
     // warden_k0 the fast path's read (twice, on custom plans: it runs outside any transaction), warden_k1 the key
     // lock and warden_k2 the insert round (once each: the first two batches had a key without a duplicate holder).
     expect(prepared).toEqual([
@@ -322,13 +333,9 @@ describe('PostgreSQL prepared statements', () => {
     ]);
     const { buildPostgresKeyStatements } = await import('../../src/driver/postgres/postgres-keys-sql.js');
     const sql = buildPostgresKeyStatements(schema);
-    const client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
-    try {
-      await client.query('SET plan_cache_mode = force_generic_plan');
+    await onGenericSession(async (client, explain) => {
       await client.query(`PREPARE round AS ${sql.jobInsertRound}`);
       await client.query(`PREPARE dups AS ${sql.keyDuplicates}`);
-      const explain = async (statement: string) => (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
       const round = () => explain(`EXECUTE round('{test-job}', '{default}', '{"{}"}', '{0}', '{0}', '{NULL}', '{3}', '{k1}', '{NULL}', '{NULL}', NULL, '{NULL}', '{"queued,retrying,running"}', '{false}', 'ch', '{NULL}')`);
       const dups = () => explain(`EXECUTE dups('{k1}', '{NULL}', '{"queued,retrying,running"}', NULL)`);
       // Planned on the tables as they are (a few rows), then used on thousands: still lookups by key and by id.
@@ -338,9 +345,7 @@ describe('PostgreSQL prepared statements', () => {
         expect(text).not.toMatch(/Hash Join|Merge Join|Seq Scan on (jobs|job_keys)/);
         expect(text).toMatch(/Index Scan using job_keys_pkey[\s\S]*Index Scan using jobs_pkey/);
       }
-    } finally {
-      await client.end();
-    }
+    });
   });
 
   it('prepares nothing with preparedStatements: false', async () => {
@@ -368,10 +373,7 @@ describe('PostgreSQL prepared statements', () => {
       expect(after).toBe(own ?? 'auto');
     }
     // Pool of one: the same session ran both transactions. Lock and round, twice in each of the two.
-    const plans = await driver.transaction(async (tx) => (await (tx as pg.PoolClient).query<{ name: string; generic_plans: string; custom_plans: string }>(
-      `SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name IN ('warden_k1', 'warden_k2') ORDER BY name`,
-    )).rows);
-    expect(plans).toEqual([
+    expect((await plansOn(driver, 'warden_k%')).filter((r) => r.name !== 'warden_k0')).toEqual([
       { name: 'warden_k1', generic_plans: '4', custom_plans: '0' },
       { name: 'warden_k2', generic_plans: '4', custom_plans: '0' },
     ]);

@@ -126,7 +126,7 @@ export class PostgresConnection {
    */
   async genericTransaction<T>(fn: (run: Run) => Promise<T>): Promise<T> {
     if (!this.#preparedStatements) return withClientTransaction(this.pool, (client) => fn((text, values) => client.query(text, values)));
-    const run = (client: pg.PoolClient) => fn((text, values) => client.query(this.#config(text, values)));
+    const run = (client: pg.PoolClient) => fn(this.#preparedOn(client));
     const begin = this.#beginGeneric;
     if (begin === null) return withClientTransaction(this.pool, run);
     let began = false;
@@ -158,7 +158,7 @@ export class PostgresConnection {
     if (previous === null) return fn(plain);
     let result: T;
     try {
-      result = await fn((text, values) => client.query(this.#config(text, values)));
+      result = await fn(this.#preparedOn(client));
     } catch (error) {
       // A JavaScript error leaves the transaction usable; a database error aborted it (the put-back then fails).
       await client.query(PLANS_RESTORE_SQL, [previous]).catch(() => {});
@@ -203,6 +203,11 @@ export class PostgresConnection {
     } catch {
       // Ignored: an idle connection error must never crash the process.
     }
+  }
+
+  /** Runs statements on `client`, the hot ones prepared under their names (see {@link PostgresConnection.#config}). */
+  #preparedOn(client: pg.ClientBase): Run {
+    return (text, values) => client.query(this.#config(text, values));
   }
 
   /** A statement's query config: prepared under its short name when it is a hot statement. */

@@ -162,6 +162,7 @@ export class PostgresDriver implements Driver {
       if (!isPgClient(tx)) throw new InvalidTransactionError(this.capabilities.transactionHandle, tx);
       if (jobs.length === 0) return [];
       // The caller owns the transaction: no BEGIN/COMMIT here, and a failure is theirs to roll back.
+      // Only keyed statements are planned generically: an unkeyed batch skips the setting's two extra round trips.
       if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs((text, values) => tx.query(text, values), this.#sql, this.#channel, jobs, now);
       return this.#conn.callerTransaction(tx, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
     }
