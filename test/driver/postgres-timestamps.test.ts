@@ -6,8 +6,14 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_TYPES, parseIsoTimestamptz } from '../../src/driver/postgres/postgres-timestamps.js';
+import { FAST_TYPES, parseIsoTimestamptz, timestamptzFromJson } from '../../src/driver/postgres/postgres-timestamps.js';
+import { PostgresDriver } from '../../src/driver/postgres/postgres-driver.js';
+import { getJob, insertJobs } from '../conformance/helpers.js';
 import { openPgClient } from '../conformance/helpers.js';
+import { createTestDatabase, PG_URL } from '../support/test-databases.js';
+
+/** Text JSON must escape, and characters outside the BMP. */
+const ODD_PAYLOAD = { s: 'é😀 "q" \\ \n\t end', n: [1, -2.5, 1e21], nested: { 'key with "quotes"': null } };
 
 const pgParse = pg.types.getTypeParser(1184, 'text') as (text: string) => unknown;
 
@@ -70,8 +76,71 @@ describe('fast timestamptz parsing', () => {
     }
   });
 
+  it("reads the JSON form (the claim's) as pg reads the column, in any zone, era and fraction", async () => {
+    // The claim sends timestamps inside JSON (`T` between date and time); whatever the form, the Date must be the one
+    // the column's text gives: BC, infinity and offsets with seconds through pg's parser, the rest on the fast path.
+    for (const zone of ['UTC', 'Europe/Amsterdam', 'Asia/Kathmandu', 'America/St_Johns']) {
+      await client.query(`SET TIME ZONE '${zone}'`);
+      const { rows } = await client.query<{ t: string; j: string }>(
+        `SELECT t::text AS t, to_json(t) #>> '{}' AS j FROM (
+           SELECT timestamptz '2026-03-29 00:30:00+00' + g * interval '37 minutes 13.123457 seconds' AS t FROM generate_series(0, 500) g
+           UNION ALL SELECT unnest(ARRAY['1850-06-01 12:00:00+00', '0044-03-15 12:00:00+00 BC', 'infinity', '-infinity', '2000-01-01 00:00:00.000001+00',
+                                         '0099-12-31 23:59:59.5+00', '9999-12-31 23:59:59.999999+00'])::timestamptz) v`,
+      );
+      let fast = 0;
+      for (const { t, j } of rows) {
+        expect(j.charAt(10) === 'T' || !/^\d{4}-/.test(j), j).toBe(true);
+        if (parseIsoTimestamptz(j, 84) !== null) fast++;
+        const expected = pgParse(t);
+        const got = timestamptzFromJson(j);
+        if (expected instanceof Date) expect(got!.getTime(), `${zone} ${j}`).toBe(expected.getTime());
+        else expect(got, `${zone} ${j}`).toEqual(expected);
+      }
+      // Only the seven odd values may leave the fast path.
+      expect(fast, zone).toBeGreaterThanOrEqual(rows.length - 7);
+    }
+    expect(timestamptzFromJson(null)).toBeNull();
+  });
+
   it('hands every other type to pg', () => {
     expect(FAST_TYPES.getTypeParser(20, 'text')).toBe(pg.types.getTypeParser(20, 'text'));
     expect(FAST_TYPES.getTypeParser(3802, 'text')).toBe(pg.types.getTypeParser(3802, 'text'));
+  });
+
+  it('a claim returns every field as stored, read in a session far from UTC, with odd times and every optional field set', async () => {
+    // The claim sends its jobs as JSON and a job read back arrives as columns: both readings must agree, whatever
+    // the session's time zone (an offset with seconds for 1850 in Amsterdam), era (BC) or fraction (microseconds).
+    const tdb = await createTestDatabase('postgres');
+    try {
+      const driver = new PostgresDriver({ connectionString: `${PG_URL}?options=${encodeURIComponent('-c TimeZone=Europe/Amsterdam')}`, schema: tdb.schema! });
+      try {
+        const jobs = await insertJobs(driver, [
+          { name: 'old', payloadJson: JSON.stringify(ODD_PAYLOAD) },
+          { name: 'bc', key: 'k-\u00e9' },
+          { name: 'micro', priority: 1 },
+        ], null);
+        const [old, bc, micro] = jobs.map((j) => j.id);
+        const jobsTable = `"${tdb.schema}".jobs`;
+        await client.query(`UPDATE ${jobsTable} SET run_at = '1850-06-01 12:00:00+00', created_at = '1850-06-01 11:00:00+00', schedule_name = 'nightly', tick_at = '2026-03-29 02:30:00.123456+02',
+          trace_context = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}' WHERE id = $1`, [old]);
+        await client.query(`UPDATE ${jobsTable} SET run_at = '0044-03-15 12:00:00+00 BC' WHERE id = $1`, [bc]);
+        await client.query(`UPDATE ${jobsTable} SET run_at = '2026-01-01 00:00:00.999999+00', created_at = '2025-12-31 23:59:59.000001+00', progress_done = 5, progress_total = 10,
+          checkpoint = '{"cursor":"x"}', checkpoint_at = '2026-01-01 00:00:00.5+00', last_error = '{"name":"Error","message":"m"}' WHERE id = $1`, [micro]);
+        const claimed = await driver.jobClaim({ queues: ['default'], limit: 10, workerId: 'w-ams', leaseMs: 30_000, now: null });
+        expect(claimed.map((j) => j.id)).toEqual([bc, old, micro]);
+        for (const job of claimed) expect(job, job.name).toEqual(await getJob(driver, job.id));
+        const byName = Object.fromEntries(claimed.map((j) => [j.name, j]));
+        expect(byName.bc!.runAt.getUTCFullYear()).toBe(-43);
+        expect(byName.old!.runAt.toISOString()).toBe('1850-06-01T12:00:00.000Z');
+        expect([byName.old!.scheduleName, byName.old!.tickAt?.toISOString(), byName.old!.traceContext]).toEqual(['nightly', '2026-03-29T00:30:00.123Z', { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }]);
+        expect(byName.old!.payload).toEqual(ODD_PAYLOAD);
+        expect([byName.micro!.runAt.toISOString(), byName.micro!.progress, byName.micro!.checkpoint]).toEqual(['2026-01-01T00:00:00.999Z', { done: 5, total: 10 }, { cursor: 'x' }]);
+        expect(byName.bc!.key).toBe('k-\u00e9');
+      } finally {
+        await driver.close();
+      }
+    } finally {
+      await tdb.cleanup();
+    }
   });
 });

@@ -33,7 +33,7 @@ import * as LeaseWrites from './postgres-lease-writes.js';
 import * as Locks from './postgres-locks.js';
 import * as Retention from './postgres-retention.js';
 import * as Migrate from './postgres-migrate.js';
-import { toClaimedJobRow, type PgClaimRecord } from './postgres-rows.js';
+import { toClaimedJobRow, type PgClaimTuple } from './postgres-rows.js';
 import { scheduleAdvance } from './postgres-schedule-advance.js';
 import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
@@ -179,10 +179,11 @@ export class PostgresDriver implements Driver {
     // Distinct: each queue's index range is read (and its rows locked) once.
     // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const leaseMs = Math.trunc(params.leaseMs);
-    const { rows } = await this.#conn.runWorker<PgClaimRecord>(this.#sql.jobClaim, [
+    const { rows } = await this.#conn.runWorker<{ jobs: PgClaimTuple[] | null }>(this.#sql.jobClaim, [
       [...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now,
     ]);
-    return rows.map((r) => toClaimedJobRow(r, params.workerId, leaseMs));
+    const jobs = rows[0]?.jobs ?? [];
+    return jobs.map((t) => toClaimedJobRow(t, params.workerId, leaseMs));
   }
 
   /** Extends each lease still held; the others are reported stale. */

@@ -11,6 +11,7 @@ import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState } from '..
 import type { JobStepRow } from '../driver.js';
 import type { LockRow } from '../lock-params.js';
 import type { ScheduleRow, ScheduleTickRow } from '../schedule-params.js';
+import { timestamptzFromJson } from './postgres-timestamps.js';
 
 /** A `jobs` row as `pg` returns it for `SELECT *` / `RETURNING *`. */
 export interface PgJobRecord {
@@ -44,16 +45,52 @@ export interface PgJobRecord {
   trace_context?: Record<string, string> | null;
 }
 
-/** A claimed row as the claim returns it (`CLAIM_COLUMNS`): without the fields the claim sets to known values. */
-export type PgClaimRecord = Omit<PgJobRecord, 'state' | 'lease_worker' | 'started_at' | 'updated_at'> & { lease_expires_at: Date };
+/**
+ * A claimed job as the claim returns it: one JSON array of `CLAIM_FIELDS` (`postgres-sql.ts`), without the fields
+ * the claim sets to values the caller knows. Timestamps are their JSON text, bigints other than `id` JSON numbers.
+ */
+export type PgClaimTuple = [
+  id: string, name: string, queue: string, payload: unknown, priority: number, runAt: string, attempt: number,
+  maxAttempts: number, lostCount: number, leaseToken: number, leaseExpiresAt: string, key: string | null,
+  lastError: ErrorInfo | null, createdAt: string, finishedAt: string | null, scheduleName: string | null,
+  tickAt: string | null, checkpoint: unknown, progressDone: number | null, progressTotal: number | null,
+  checkpointAt: string | null, traceContext: Record<string, string> | null,
+];
 
 /**
- * Maps a claimed row to a {@link JobRow}, filling in what the claim set: `running`, this worker, and the claim's
+ * Maps a claimed job to a {@link JobRow}, filling in what the claim set: `running`, this worker, and the claim's
  * time (`lease_expires_at - leaseMs`, exact to the millisecond a Date holds, for a whole-millisecond lease).
  */
-export function toClaimedJobRow(r: PgClaimRecord, workerId: string, leaseMs: number): JobRow {
-  const claimedAt = r.lease_expires_at.getTime() - leaseMs;
-  return jobRowOf(r, 'running', workerId, new Date(claimedAt), new Date(claimedAt));
+export function toClaimedJobRow(t: PgClaimTuple, workerId: string, leaseMs: number): JobRow {
+  const leaseExpiresAt = timestamptzFromJson(t[10])!;
+  const claimedAt = leaseExpiresAt.getTime() - leaseMs;
+  return {
+    id: t[0],
+    name: t[1],
+    queue: t[2],
+    payload: t[3],
+    state: 'running',
+    priority: t[4],
+    runAt: timestamptzFromJson(t[5])!,
+    attempt: t[6],
+    maxAttempts: t[7],
+    lostCount: t[8],
+    leaseToken: t[9],
+    leaseWorker: workerId,
+    leaseExpiresAt,
+    startedAt: new Date(claimedAt),
+    key: t[11],
+    lastError: t[12],
+    createdAt: timestamptzFromJson(t[13])!,
+    updatedAt: new Date(claimedAt),
+    finishedAt: timestamptzFromJson(t[14]),
+    scheduleName: t[15],
+    tickAt: timestamptzFromJson(t[16]),
+    checkpoint: t[17],
+    progress: t[18] === null ? null : { done: t[18], total: t[19] },
+    checkpointAt: timestamptzFromJson(t[20]),
+    traceContext: t[21],
+  };
 }
 
 /** A `job_steps` row as `pg` returns it. */
@@ -81,36 +118,27 @@ export interface PgAttemptRecord {
   error: ErrorInfo | null;
 }
 
-/** Maps a `jobs` row to a {@link JobRow}. */
+/** Maps a `jobs` row to a {@link JobRow} (with the properties in {@link toClaimedJobRow}'s order: one object shape). */
 export function toJobRow(r: PgJobRecord): JobRow {
-  return jobRowOf(r, r.state, r.lease_worker, r.started_at, r.updated_at);
-}
-
-/**
- * The {@link JobRow} of `r` with the four fields a claim sets given apart, so a claimed row (which does not return
- * them) is mapped without first adding them to `pg`'s row object: four properties more on an object `pg` built
- * with its columns grew its property storage, a copy per claimed row.
- */
-function jobRowOf(r: Omit<PgJobRecord, 'state' | 'lease_worker' | 'started_at' | 'updated_at'>, state: JobState, leaseWorker: string | null, startedAt: Date | null, updatedAt: Date): JobRow {
   return {
     id: String(r.id),
     name: r.name,
     queue: r.queue,
     payload: r.payload,
-    state,
+    state: r.state,
     priority: r.priority,
     runAt: r.run_at,
     attempt: r.attempt,
     maxAttempts: r.max_attempts,
     lostCount: r.lost_count,
     leaseToken: Number(r.lease_token),
-    leaseWorker,
+    leaseWorker: r.lease_worker,
     leaseExpiresAt: r.lease_expires_at,
-    startedAt,
+    startedAt: r.started_at,
     key: r.key,
     lastError: r.last_error,
     createdAt: r.created_at,
-    updatedAt,
+    updatedAt: r.updated_at,
     finishedAt: r.finished_at,
     scheduleName: r.schedule_name,
     tickAt: r.tick_at,
