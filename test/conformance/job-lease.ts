@@ -325,6 +325,22 @@ export function exerciseJobLease(kind: DriverKind): void {
         expect(await tdb.driver.jobAttemptList({ id: c!.id })).toHaveLength(1);
       });
 
+      it('splits a batch of completions only into applied and stale, in request order, a repeat counted once', async () => {
+        // Nearly every batch a worker writes: on PostgreSQL it takes the completions-only statement, which answers
+        // with the positions of the items it could not apply.
+        await insertJobs(tdb.driver, [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { name: 'd' }]);
+        const [a, b, c] = await claim(tdb.driver, { limit: 3 });
+        const d = (await tdb.driver.jobList({ state: 'queued', limit: 10 })).find((j) => j.name === 'd')!;
+        const items = [finishOf(a!), finishOf({ id: b!.id, leaseToken: 99 }), finishOf(c!), finishOf(a!), finishOf(d), finishOf({ id: '999999999', leaseToken: 1 }), finishOf({ id: `00${c!.id}`, leaseToken: c!.leaseToken })];
+        const result = await tdb.driver.jobFinishMany({ items, now: at(5_000) });
+        expect(result).toEqual({ applied: [a!.id, c!.id], stale: [b!.id, a!.id, d.id, '999999999', `00${c!.id}`] });
+        expect([(await getJob(tdb.driver, a!.id)).state, (await getJob(tdb.driver, c!.id)).state]).toEqual(['completed', 'completed']);
+        expect(await getJob(tdb.driver, b!.id)).toEqual(b);
+        expect(await getJob(tdb.driver, d.id)).toEqual(d);
+        // All stale: every item reported, nothing changed.
+        expect(await tdb.driver.jobFinishMany({ items: [finishOf(a!), finishOf(c!)], now: at(6_000) })).toEqual({ applied: [], stale: [a!.id, c!.id] });
+      });
+
       it('reports a second finish of the same attempt as stale, recording nothing', async () => {
         const job = await running();
         await tdb.driver.jobFinishMany({ items: [finishOf(job)], now: at(1_000) });

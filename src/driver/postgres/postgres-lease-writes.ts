@@ -48,19 +48,26 @@ export async function jobFinishMany(ctx: PostgresLeaseWriteContext, params: JobF
   const ids = idArrayParam(items.map((i) => i.id));
   const leaseTokens = intArrayParam(items.map((i) => i.leaseToken));
   // A batch that only completes jobs (nearly every batch of a drain) has no attempt row to write: the shorter
-  // statement skips capturing each row first.
-  const { rows } = items.every(isPlainCompletion)
-    ? await run<{ id: string; lease_token: string }>(ctx.sql.jobCompleteMany, [ids, leaseTokens, params.now])
-    : await run<{ id: string; lease_token: string }>(ctx.sql.jobFinishMany, [
-      ids,
-      leaseTokens,
-      wordArrayParam(items.map((i) => i.outcome)),
-      wordArrayParam(items.map((i) => i.state)),
-      floatArrayParam(items.map((i) => i.retryDelayMs)),
-      nullableTextArrayParam(items.map((i) => (i.error === null ? null : JSON.stringify(i.error)))),
-      params.now,
-      boolArrayParam(items.map((i) => i.extendAttempts ?? false)),
-    ]);
+  // statement skips capturing each row first, and answers with null when it applied every item sent.
+  if (items.every(isPlainCompletion)) {
+    const { rows } = await run<{ applied: string[] | null }>(ctx.sql.jobCompleteMany, [ids, leaseTokens, params.now]);
+    const appliedIds = rows[0]?.applied ?? null;
+    // `seen` holds the ids sent. In request order, a job counted applied once (a repeat of it is stale).
+    const applied = appliedIds === null ? seen : new Set(appliedIds);
+    const result: JobLeaseResult = { applied: [], stale: [] };
+    for (const item of params.items) (applied.delete(item.id) ? result.applied : result.stale).push(item.id);
+    return result;
+  }
+  const { rows } = await run<{ id: string; lease_token: string }>(ctx.sql.jobFinishMany, [
+    ids,
+    leaseTokens,
+    wordArrayParam(items.map((i) => i.outcome)),
+    wordArrayParam(items.map((i) => i.state)),
+    floatArrayParam(items.map((i) => i.retryDelayMs)),
+    nullableTextArrayParam(items.map((i) => (i.error === null ? null : JSON.stringify(i.error)))),
+    params.now,
+    boolArrayParam(items.map((i) => i.extendAttempts ?? false)),
+  ]);
   // Count a job applied once: a repeated item for the same lease was not applied a second time.
   const tokens = appliedTokens(rows);
   const result: JobLeaseResult = { applied: [], stale: [] };

@@ -284,10 +284,11 @@ const BIGINT_MAX = 9223372036854775807n;
 
 /**
  * Whether `id` can be sent as a `bigint` parameter. Ids come from callers (CLI, dashboards) as strings; a
- * malformed one must mean "no such job", not a SQL cast error.
+ * malformed one must mean "no such job", not a SQL cast error. An id is written as the database prints it, without
+ * leading zeros (as on SQLite): `0042` names no job, so an id read back always equals the id sent.
  */
 export function isJobId(id: unknown): id is string {
-  return typeof id === 'string' && /^[0-9]{1,19}$/.test(id) && BigInt(id) <= BIGINT_MAX;
+  return typeof id === 'string' && /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= BIGINT_MAX;
 }
 
 /**

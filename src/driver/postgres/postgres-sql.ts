@@ -357,16 +357,24 @@ SELECT id, lease_token FROM u`;
  * newest version.
  * `running` is a column of `i`, not a literal, so the partial `jobs_lease_idx` cannot be picked on statistics that
  * saw no running job. Ids must be distinct.
- * Params: `$1` ids, `$2` lease tokens, `$3` now. Returns the applied `(id, lease_token)`.
+ * It answers with one value: NULL when it completed every job of `$1` (nearly always), else the ids it completed,
+ * instead of a row per completed job for the worker to read (the driver-only loop of claims and completions of 260:
+ * worker CPU 7.5–8.5 → 6.1–6.4 µs a job; the completion's server work the same as with a row per job, 7.8–8.3 µs a
+ * job, where returning the positions of the rest instead, by an anti-join, cost it 0.3–0.7 µs a job more).
+ * Params: `$1` ids, `$2` lease tokens, `$3` now.
  */
 export function jobCompleteManySql(s: string): string {
-  return `WITH t AS (SELECT ${nowAt(3)} AS now)
-UPDATE ${s}.jobs j
-SET state = 'completed', completed_by = j.lease_worker, finished_at = t.now, last_error = NULL,
-    lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
-FROM (SELECT i.*, 'running'::text AS running FROM unnest($1::bigint[], $2::bigint[]) AS i(id, token) ORDER BY i.id) AS i, t
-WHERE j.id = ANY (ARRAY[i.id]) AND j.lease_token = ANY (ARRAY[i.token]) AND j.state = ANY (ARRAY[i.running])
-RETURNING j.id, j.lease_token`;
+  return `WITH t AS (SELECT ${nowAt(3)} AS now),
+u AS (
+  UPDATE ${s}.jobs j
+  SET state = 'completed', completed_by = j.lease_worker, finished_at = t.now, last_error = NULL,
+      lease_worker = NULL, lease_expires_at = NULL, updated_at = t.now
+  FROM (SELECT i.*, 'running'::text AS running FROM unnest($1::bigint[], $2::bigint[]) AS i(id, token) ORDER BY i.id) AS i, t
+  WHERE j.id = ANY (ARRAY[i.id]) AND j.lease_token = ANY (ARRAY[i.token]) AND j.state = ANY (ARRAY[i.running])
+  RETURNING j.id
+)
+SELECT CASE WHEN (SELECT count(*) FROM u) = cardinality($1::bigint[]) THEN NULL
+            ELSE coalesce((SELECT array_agg(id) FROM u), '{}') END AS applied`;
 }
 
 /**
