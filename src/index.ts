@@ -6,7 +6,7 @@ export { createWarden, Warden, DEFAULT_PAYLOAD_LIMIT, type EnqueueItem, type Act
 export type { WardenOptions, EnqueueOptions, EnqueueResult } from './client/warden-options.js';
 export { defineJob, type JobDefinition, type JobDefinitionOptions, type JobContext, type JobHandler, PRIORITY_RANGE } from './job/define-job.js';
 export { type RetryOptions, type BackoffOptions, type RetryPolicy, DEFAULT_RETRY, retryDelayMs } from './job/retry-policy.js';
-export { type JobRow, type AttemptRow, type JobState, type AttemptOutcome, type ErrorInfo, type QueueStats, JOB_STATES, ACTIVE_STATES } from './job/job-record.js';
+export { type JobRow, type AttemptRow, type JobState, type AttemptOutcome, type ErrorInfo, type QueueStats, type QueueActivity, type ActiveJobState, JOB_STATES, ACTIVE_STATES } from './job/job-record.js';
 export type { WorkerOptions } from './runtime/worker-options.js';
 export type { WorkerCounters, DrainResult } from './runtime/worker.js';
 export { handleShutdownSignals, type ShutdownSignalOptions } from './runtime/shutdown-signals.js';

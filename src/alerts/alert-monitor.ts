@@ -173,7 +173,8 @@ export class AlertMonitor {
     const { driver, notifier } = this.#deps;
     const openByKey = new Map(open.filter((a) => a.rule === 'queue-lag').map((a) => [a.key, a]));
     const seen = new Set<string>();
-    for (const q of await driver.queueList()) {
+    // Only jobs not yet ended: reading every finished job kept, every check, would grow with retention.
+    for (const q of await driver.queueActivity()) {
       const key = `queue-lag:${q.queue}`;
       seen.add(key);
       // A paused queue is meant to wait.

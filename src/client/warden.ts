@@ -13,7 +13,7 @@ import { runDoctor } from '../doctor/run-doctor.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
-import type { AttemptRow, JobRow, JobState, QueueStats } from '../job/job-record.js';
+import type { AttemptRow, JobRow, JobState, QueueActivity, QueueStats } from '../job/job-record.js';
 import { JOB_STATES } from '../job/job-record.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
 import { LockManager } from '../lock/lock-manager.js';
@@ -363,7 +363,13 @@ export class Warden {
 
   /** Queue pause state (persisted; honoured by every worker) and counts. */
   readonly queues = {
+    /** Every queue with its pause flag, a count per state and lag. Reads every job kept, finished ones included. */
     list: (): Promise<QueueStats[]> => this.driver.queueList(),
+    /**
+     * Queues with work not yet done: waiting and running counts, lag and pause flag, without counting finished jobs
+     * (cheap however many are kept: for health checks and frequent polling).
+     */
+    activity: (): Promise<QueueActivity[]> => this.driver.queueActivity(),
     pause: async (queue: string, options: ActorOptions = {}): Promise<void> => {
       await this.driver.queuePause({ queue: validateName('queue', queue) });
       this.events.emit('queue:paused', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });

@@ -14,7 +14,7 @@
  * This interface is internal: it may change in any release.
  * @module
  */
-import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueStats } from '../job/job-record.js';
+import type { AttemptOutcome, AttemptRow, ErrorInfo, JobRow, JobState, QueueActivity, QueueStats } from '../job/job-record.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from './alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from './audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from './lock-params.js';
@@ -378,7 +378,17 @@ export interface Driver {
   /** Extends an unexpired lease held with `token`; null when it was lost (expired or taken over). */
   lockRenew(params: LockRenewParams): Promise<LockGrant | null>;
 
+  /**
+   * Every queue with jobs or a pause row: pause flag, a count per state, and lag, sorted by name (bytewise). Reads
+   * every job (finished ones included), so its cost grows with retention: 130 ms at 1,000,000 kept on PostgreSQL.
+   */
   queueList(): Promise<QueueStats[]>;
+  /**
+   * Every queue with jobs not yet ended or a pause row: pause flag, waiting and running counts, and lag, sorted as
+   * {@link Driver.queueList}. Reads only the jobs not yet ended, through the indexes that hold just them, so finished
+   * jobs kept cost it nothing: what periodic checks (alerts, metrics) read.
+   */
+  queueActivity(): Promise<QueueActivity[]>;
   queuePause(params: { queue: string }): Promise<void>;
   queueResume(params: { queue: string }): Promise<void>;
 

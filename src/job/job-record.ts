@@ -118,6 +118,21 @@ export interface AttemptRow {
   error: ErrorInfo | null;
 }
 
+/** The states of jobs not yet ended: waiting (`queued`, `retrying`) or `running`. */
+export type ActiveJobState = 'queued' | 'retrying' | 'running';
+
+/**
+ * A queue's work not yet done: {@link QueueStats} without the counts of finished jobs, which grow with retention.
+ * What `queueActivity` returns, read through the indexes that hold only these jobs.
+ */
+export interface QueueActivity {
+  queue: string;
+  paused: boolean;
+  counts: Record<ActiveJobState, number>;
+  /** Age in ms of the oldest due `queued`/`retrying` job (how far behind the queue is), 0 when none. */
+  lagMs: number;
+}
+
 /** Counts for one queue. */
 export interface QueueStats {
   queue: string;

@@ -1,7 +1,7 @@
 import { systemClock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { ScheduleRow } from '../driver/schedule-params.js';
-import type { QueueStats } from '../job/job-record.js';
+import { JOB_STATES, type QueueActivity, type QueueStats } from '../job/job-record.js';
 import { withTimeout } from './with-timeout.js';
 
 /** What the metrics read from the database at scrape time. */
@@ -16,6 +16,12 @@ export interface DatabaseSnapshotOptions {
   driver: Driver;
   /** A snapshot younger than this is served again instead of querying. 0 queries on every call. */
   cacheMs: number;
+  /**
+   * How long the counts of finished jobs (`completed`, `dead`, `cancelled`) are reused: reading them reads every job
+   * kept (`queueList`), while the rest of a snapshot (`queueActivity`) reads only the jobs not yet ended. 0 reads
+   * them with every snapshot.
+   */
+  finishedCacheMs: number;
   /** How long one fetch may take before the scrape gives up on it. */
   timeoutMs: number;
   /** Called with each failed fetch (the database unreachable, too slow, not migrated). */
@@ -34,6 +40,8 @@ const HISTORY_TICKS = 10;
 export class DatabaseSnapshot {
   readonly #options: DatabaseSnapshotOptions;
   #cached: { data: DatabaseSnapshotData; at: number } | null = null;
+  /** The last full read of the queues (finished counts included), and when it was made. */
+  #full: { queues: QueueStats[]; at: number } | null = null;
   #inFlight: Promise<DatabaseSnapshotData | null> | null = null;
   /** The job each known success was read from, so an unchanged last tick costs no query. */
   readonly #lastSuccess = new Map<string, { jobId: string; seconds: number }>();
@@ -60,7 +68,7 @@ export class DatabaseSnapshot {
     try {
       const data = await withTimeout(
         (async () => {
-          const [queues, schedules] = await Promise.all([driver.queueList(), driver.scheduleList()]);
+          const [queues, schedules] = await Promise.all([this.#queues(), driver.scheduleList()]);
           await this.#updateLastSuccess(schedules);
           return { queues, schedules };
         })(),
@@ -75,6 +83,21 @@ export class DatabaseSnapshot {
       this.#options.onError(error);
       return null;
     }
+  }
+
+  /**
+   * Every queue's counts: all of them from a full read when the last one is older than `finishedCacheMs`, else the
+   * counts of jobs not yet ended, lag and pause flags read now, with the finished counts of the last full read.
+   */
+  async #queues(): Promise<QueueStats[]> {
+    const { driver, finishedCacheMs } = this.#options;
+    const now = systemClock.now();
+    if (!this.#full || now - this.#full.at >= finishedCacheMs) {
+      const queues = await driver.queueList();
+      this.#full = { queues, at: now };
+      return queues;
+    }
+    return mergeFinished(await driver.queueActivity(), this.#full.queues);
   }
 
   /**
@@ -119,4 +142,22 @@ export class DatabaseSnapshot {
   lastSuccessSeconds(): ReadonlyMap<string, number> {
     return new Map([...this.#lastSuccess].map(([name, s]) => [name, s.seconds]));
   }
+}
+
+/**
+ * Queue stats from `activity` read now and the finished counts of an earlier full read: a queue in either is listed
+ * (one with finished jobs only shows no active work and is unpaused, since a pause row would have put it in
+ * `activity`), sorted by name bytewise as both reads are.
+ */
+function mergeFinished(activity: readonly QueueActivity[], earlier: readonly QueueStats[]): QueueStats[] {
+  const finished = new Map(earlier.map((q) => [q.queue, q.counts]));
+  const merged = new Map<string, QueueStats>();
+  for (const q of earlier) merged.set(q.queue, { queue: q.queue, paused: false, counts: { ...q.counts, queued: 0, retrying: 0, running: 0 }, lagMs: 0 });
+  for (const a of activity) {
+    const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as QueueStats['counts'];
+    const before = finished.get(a.queue);
+    if (before) Object.assign(counts, { completed: before.completed, dead: before.dead, cancelled: before.cancelled });
+    merged.set(a.queue, { queue: a.queue, paused: a.paused, counts: { ...counts, ...a.counts }, lagMs: a.lagMs });
+  }
+  return [...merged.values()].sort((x, y) => Buffer.compare(Buffer.from(x.queue), Buffer.from(y.queue)));
 }

@@ -37,6 +37,13 @@ export interface MetricsOptions {
   prefix?: string;
   /** How long a database read is reused by later scrapes, so frequent scrapes don't load the database. @default "5s" */
   cache?: Duration;
+  /**
+   * How long the `queue_depth` of finished states (`completed`, `dead`, `cancelled`) is reused. Counting them reads
+   * every finished job kept (about 120 ms at 1,000,000 on PostgreSQL), while the other database gauges read only
+   * the jobs not yet ended (under 2 ms at any retention) with every `cache` period. "0s" counts them at every read.
+   * @default "1m"
+   */
+  finishedCache?: Duration;
   /** How long a scrape waits for the database before serving the counters without the database gauges. @default "5s" */
   collectTimeout?: Duration;
   /** Buckets of the attempt-duration histogram, in seconds, increasing. @default DEFAULT_DURATION_BUCKETS */
@@ -102,7 +109,7 @@ const PREFIX_PATTERN = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
  * (ticks and manual triggers) in this process; an enqueue inside an application transaction that later rolls
  * back is still counted.
  * @throws InvalidOptionError for a bad option, or a registry that already holds one of these metric names.
- * @throws InvalidDurationError for a bad `cache` or `collectTimeout`.
+ * @throws InvalidDurationError for a bad `cache`, `finishedCache` or `collectTimeout`.
  * @example
  * const { registry } = attachMetrics({ events: warden.events, driver: warden.driver });
  * http.createServer(createHttpEndpoints({ registry })).listen(9464);
@@ -120,6 +127,7 @@ export function attachMetrics(options: MetricsOptions): MetricsHandle {
   const lockLabel = options.lockLabel ?? ((name: string) => name);
   if (typeof lockLabel !== 'function') throw new InvalidOptionError('lockLabel', lockLabel, 'a function from lock name to label value');
   const cacheMs = parseDuration('cache', options.cache ?? '5s');
+  const finishedCacheMs = parseDuration('finishedCache', options.finishedCache ?? '1m');
   const timeoutMs = parseDuration('collectTimeout', options.collectTimeout ?? '5s', { allowZero: false });
   const clock = options.clock ?? systemClock;
 
@@ -138,6 +146,7 @@ export function attachMetrics(options: MetricsOptions): MetricsHandle {
   const snapshot = new DatabaseSnapshot({
     driver,
     cacheMs,
+    finishedCacheMs,
     timeoutMs,
     onError: (error) => {
       collectErrors.inc();

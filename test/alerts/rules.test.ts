@@ -122,10 +122,22 @@ describe.each(DRIVER_KINDS)('alert rules (%s)', (kind) => {
     const [alert] = await warden.alerts.list();
     expect(alert).toMatchObject({ details: { queue: 'default', thresholdMs: MINUTE, waiting: 1 } });
     expect(alert!.details.lagMs).toBeGreaterThanOrEqual(5 * MINUTE - 5 * SECOND);
+    // A job still waiting, due now: the queue stays listed, its lag back under the threshold.
+    await warden.enqueue(flaky, { fail: false }, { delay: '1h' });
     await warden.drain();
     await warden.alerts.check();
     expect(resolved).toEqual(['queue-lag:default']);
     expect((await warden.alerts.list())[0]).toMatchObject({ state: 'resolved', details: { lagMs: 0, resolution: 'lag back under the threshold' } });
+    // A queue whose every job has ended is no longer listed by the check's read: its alert resolves as emptied.
+    await warden.enqueue(flaky, { fail: false }, { queue: 'burst', runAt: dueAt });
+    await warden.alerts.check();
+    expect(opened).toEqual(['queue-lag:default', 'queue-lag:burst']);
+    const [burst] = await warden.driver.jobClaim({ queues: ['burst'], limit: 1, workerId: 'w', leaseMs: MINUTE, now: null });
+    await warden.driver.jobFinishMany({ items: [{ id: burst!.id, leaseToken: burst!.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null }], now: null });
+    expect((await warden.queues.list()).find((q) => q.queue === 'burst')?.counts.completed).toBe(1);
+    await warden.alerts.check();
+    expect(resolved).toEqual(['queue-lag:default', 'queue-lag:burst']);
+    expect((await warden.alerts.list({ rule: 'queue-lag' })).find((a) => a.key === 'queue-lag:burst')).toMatchObject({ state: 'resolved', details: { lagMs: 0, resolution: 'the queue is empty' } });
   });
 
   it('leases that keep expiring: opens at the count within the window, resolves once the window has none', async () => {

@@ -1,11 +1,12 @@
 /**
- * Conformance: queues — `queueList` counts, pause flag and lag; `queuePause` / `queueResume`.
+ * Conformance: queues — `queueList` counts, pause flag and lag; `queueActivity`, the same without finished jobs;
+ * `queuePause` / `queueResume`.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobState, QueueStats } from '../../src/job/job-record.js';
 import { createTestDatabase, type DriverKind, type TestDatabase } from '../support/test-databases.js';
-import { at, claim, claimExactly, errorInfo, finishOf, insertJob, insertJobs } from './helpers.js';
+import { at, claim, claimExactly, errorInfo, finishOf, insertJob, insertJobs, rawQuery, tableRef } from './helpers.js';
 
 function counts(partial: Partial<Record<JobState, number>> = {}): Record<JobState, number> {
   return { queued: 0, retrying: 0, running: 0, completed: 0, dead: 0, cancelled: 0, ...partial };
@@ -28,6 +29,7 @@ export function exerciseQueue(kind: DriverKind): void {
 
     it('lists nothing for an empty database', async () => {
       expect(await tdb.driver.queueList()).toEqual([]);
+      expect(await tdb.driver.queueActivity()).toEqual([]);
     });
 
     it('counts jobs per state, with all six states present', async () => {
@@ -136,5 +138,75 @@ export function exerciseQueue(kind: DriverKind): void {
       expect(held!.lagMs).toBeGreaterThanOrEqual(45_000);
       expect(held!.lagMs).toBeLessThan(75_000);
     });
+  
+    it('queueActivity: queueList without finished jobs, and without queues that only have finished jobs', async () => {
+      const dbNow = (await tdb.driver.dbNow()).getTime();
+      const ago = (ms: number) => new Date(dbNow - ms);
+      const [done, dead, retry] = await insertJobs(tdb.driver, [{ queue: 'alpha' }, { queue: 'alpha' }, { queue: 'alpha' }, { queue: 'alpha' }], ago(400_000));
+      const claimed = await claim(tdb.driver, { queues: ['alpha'], limit: 4, now: ago(400_000) });
+      expect(claimed.map((j) => j.id).slice(0, 3)).toEqual([done!.id, dead!.id, retry!.id]);
+      await tdb.driver.jobFinishMany({
+        items: [
+          finishOf(claimed[0]!),
+          finishOf(claimed[1]!, { outcome: 'failed', state: 'dead', error: errorInfo() }),
+          finishOf(claimed[2]!, { outcome: 'failed', state: 'retrying', retryDelayMs: 100_000, error: errorInfo() }),
+        ],
+        now: ago(390_000),
+      });
+      await insertJobs(tdb.driver, [{ queue: 'alpha' }, { queue: 'alpha', runAt: new Date(dbNow + 3_600_000) }], ago(60_000));
+      const cancelled = await insertJob(tdb.driver, { queue: 'alpha' }, ago(50_000));
+      await tdb.driver.jobCancel({ id: cancelled.id, now: ago(50_000) });
+      // Only finished jobs: listed by queueList, not by queueActivity.
+      const [old] = await insertJobs(tdb.driver, [{ queue: 'finished-only' }], ago(30_000));
+      await tdb.driver.jobFinishMany({ items: [finishOf(await claimExactly(tdb.driver, old!.id, { queues: ['finished-only'], now: ago(30_000) }))], now: ago(20_000) });
+      await insertJob(tdb.driver, { queue: 'held' }, ago(45_000));
+      await tdb.driver.queuePause({ queue: 'held' });
+      await tdb.driver.queuePause({ queue: 'empty' });
+
+      const list = await tdb.driver.queueList();
+      const activity = await tdb.driver.queueActivity();
+      expect(list.map((q) => q.queue)).toEqual(['alpha', 'empty', 'finished-only', 'held']);
+      expect(activity.map((q) => q.queue)).toEqual(['alpha', 'empty', 'held']);
+      for (const a of activity) {
+        const full = list.find((q) => q.queue === a.queue)!;
+        expect(a.paused, a.queue).toBe(full.paused);
+        expect(a.counts, a.queue).toEqual({ queued: full.counts.queued, retrying: full.counts.retrying, running: full.counts.running });
+        // Read a moment apart, both by the database clock.
+        expect(Math.abs(a.lagMs - full.lagMs), a.queue).toBeLessThan(5_000);
+      }
+      const [alpha, empty, held] = activity;
+      expect(alpha!.counts).toEqual({ queued: 2, retrying: 1, running: 1 });
+      // The retrying job became due at -290 s, the older of the waiting ones.
+      expect(alpha!.lagMs).toBeGreaterThanOrEqual(290_000);
+      expect(alpha!.lagMs).toBeLessThan(320_000);
+      expect(empty).toEqual({ queue: 'empty', paused: true, counts: { queued: 0, retrying: 0, running: 0 }, lagMs: 0 });
+      expect([held!.paused, held!.counts.queued, held!.lagMs >= 45_000]).toEqual([true, 1, true]);
+    });
+
+    it('queueActivity reads the jobs not yet ended through their own indexes, never the finished ones', async () => {
+      // Statistics that saw a table of finished jobs (as after months of retention) must not make it scan them.
+      await insertJobs(tdb.driver, Array.from({ length: 2_000 }, () => ({ queue: 'q' })));
+      const jobs = tableRef(tdb, 'jobs');
+      await rawQuery(tdb, `UPDATE ${jobs} SET state = 'completed', finished_at = created_at`);
+      await rawQuery(tdb, kind === 'postgres' ? `ANALYZE ${jobs}` : 'ANALYZE');
+      await insertJobs(tdb.driver, [{ queue: 'q' }, { queue: 'q' }]);
+      await claim(tdb.driver, { queues: ['q'], limit: 1 });
+      expect(await tdb.driver.queueActivity()).toMatchObject([{ queue: 'q', counts: { queued: 1, retrying: 0, running: 1 } }]);
+      const plan = await activityPlan(tdb);
+      expect(plan).toContain('jobs_claim_idx');
+      expect(plan).toContain('jobs_lease_idx');
+      if (kind === 'postgres') expect(plan).not.toMatch(/Seq Scan on jobs/);
+      else expect(plan).not.toMatch(/SCAN jobs(?! USING)/);
+    });
   });
+}
+
+/** The plan of the driver's `queueActivity` statement on this database, as text. */
+async function activityPlan(tdb: TestDatabase): Promise<string> {
+  if (tdb.kind === 'postgres') {
+    const { queueActivitySql } = await import('../../src/driver/postgres/postgres-sql.js');
+    return (await rawQuery(tdb, `EXPLAIN ${queueActivitySql(`"${tdb.schema}"`)}`)).map((r) => String(r['QUERY PLAN'])).join('\n');
+  }
+  const { QUEUE_ACTIVITY } = await import('../../src/driver/sqlite/sqlite-sql.js');
+  return (await rawQuery(tdb, `EXPLAIN QUERY PLAN ${QUEUE_ACTIVITY.replace('@now', 'NULL')}`)).map((r) => String(r.detail)).join('\n');
 }

@@ -8,7 +8,7 @@
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
-import { InvalidOptionError, NonRetryableError } from '../../src/errors.js';
+import { InvalidDurationError, InvalidOptionError, NonRetryableError } from '../../src/errors.js';
 import { TypedEmitter } from '../../src/events/typed-emitter.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { JOB_STATES } from '../../src/job/job-record.js';
@@ -192,6 +192,30 @@ describe.each(DRIVER_KINDS)('metrics (%s)', (kind) => {
     expect(registry.getMetricsAsArray()).toEqual([]);
   });
 
+  it('reads the counts of jobs not yet ended at every read, the finished counts once per finishedCache', async () => {
+    for (let i = 0; i < 3; i++) await warden.enqueue(okJob, { i });
+    const depth = (samples: Awaited<ReturnType<typeof scrape>>, state: string) => total(samples, 'warden_queue_depth', { queue: 'default', state });
+    let samples = await scrape(metrics.registry);
+    expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([3, 0]);
+    await warden.drain();
+    await warden.enqueue(okJob, { i: 3 });
+    // The first read counted every job; within the default minute only the jobs not yet ended are read again.
+    samples = await scrape(metrics.registry);
+    expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([1, 0]);
+    expect(total(samples, 'warden_queue_lag_seconds', { queue: 'default' })).toBe(0);
+    // With finishedCache 0 every read counts finished jobs too.
+    const fresh = attachMetrics({ events: warden.events, driver: warden.driver, registry: new Registry(), cache: 0, finishedCache: '0s', clock });
+    try {
+      samples = await scrape(fresh.registry);
+      expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([1, 3]);
+      await warden.drain();
+      samples = await scrape(fresh.registry);
+      expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([0, 4]);
+    } finally {
+      fresh.detach();
+    }
+  });
+
   it('rejects bad options with InvalidOptionError', () => {
     const base = { events: warden.events, driver: warden.driver };
     expect(() => attachMetrics({ ...base, prefix: 'bad-prefix' })).toThrow(InvalidOptionError);
@@ -200,5 +224,6 @@ describe.each(DRIVER_KINDS)('metrics (%s)', (kind) => {
     expect(() => attachMetrics({ ...base, registry: {} as Registry })).toThrow(InvalidOptionError);
     expect(() => attachMetrics({ ...base, driver: undefined as never })).toThrow(InvalidOptionError);
     expect(() => attachMetrics({ ...base, lockLabel: 'x' as never })).toThrow(InvalidOptionError);
+    expect(() => attachMetrics({ ...base, finishedCache: 'soon' as never })).toThrow(InvalidDurationError);
   });
 });

@@ -8,7 +8,7 @@
  * @module
  */
 import { InvalidTransactionError } from '../../errors.js';
-import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
+import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
@@ -262,6 +262,11 @@ export class PostgresDriver implements Driver {
   /** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
   queueList(): Promise<QueueStats[]> {
     return JobAdmin.queueList(this.#admin);
+  }
+
+  /** Queues with jobs not yet ended (or a pause row), read without touching finished jobs. */
+  queueActivity(): Promise<QueueActivity[]> {
+    return JobAdmin.queueActivity(this.#admin);
   }
 
   /** Stops claims from a queue (persisted; takes effect for every process). */

@@ -1,12 +1,12 @@
 /**
  * Operator actions and reads of the PostgreSQL driver: cancel, retry and discard of one job (`Driver.jobCancel`,
  * `jobRetry`, `jobDiscard`), the job, attempt and queue reads (`jobGet`, `jobList`, `jobAttemptList`,
- * `queueList`) and queue pausing (`queuePause`, `queueResume`). Each is one statement from `postgres-sql.ts` on the
+ * `queueList`, `queueActivity`) and queue pausing (`queuePause`, `queueResume`). Each is one statement from `postgres-sql.ts` on the
  * pool, except a keyed retry (`postgres-keys.ts`).
  * @module
  */
 import { JobNotFoundError, JobStateError } from '../../errors.js';
-import type { AttemptRow, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import type { AttemptRow, JobRow, JobState, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type { JobListParams } from '../driver.js';
 import type { Run } from './postgres-insert.js';
 import * as Keys from './postgres-keys.js';
@@ -18,7 +18,7 @@ import { CANCELLED_ERROR } from '../stored-errors.js';
 export interface PostgresJobAdminContext {
   /** Runs one statement on any pooled connection. */
   run: Run;
-  sql: Pick<PostgresStatements, 'jobCancel' | 'jobDiscard' | 'jobGet' | 'jobList' | 'jobAttemptList' | 'queueList' | 'queueSetPaused'>;
+  sql: Pick<PostgresStatements, 'jobCancel' | 'jobDiscard' | 'jobGet' | 'jobList' | 'jobAttemptList' | 'queueList' | 'queueActivity' | 'queueSetPaused'>;
   /** What operator retry's key handling (`postgres-keys.ts`) runs on. */
   keys: Keys.PostgresKeyContext;
 }
@@ -108,6 +108,13 @@ export async function queueList(ctx: PostgresJobAdminContext): Promise<QueueStat
     },
     lagMs: r.lag_ms,
   }));
+}
+
+/** Every queue with jobs not yet ended or a pause row, with waiting and running counts and lag, sorted by name. */
+export async function queueActivity(ctx: PostgresJobAdminContext): Promise<QueueActivity[]> {
+  type Row = { queue: string; paused: boolean; queued: number; retrying: number; running: number; lag_ms: number };
+  const { rows } = await ctx.run<Row>(ctx.sql.queueActivity);
+  return rows.map((r) => ({ queue: r.queue, paused: r.paused, counts: { queued: r.queued, retrying: r.retrying, running: r.running }, lagMs: r.lag_ms }));
 }
 
 /** Stops claims from a queue (persisted; takes effect for every process). */

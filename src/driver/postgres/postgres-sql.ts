@@ -528,6 +528,29 @@ GROUP BY names.name, q.paused
 ORDER BY names.name COLLATE "C"`;
 }
 
+/**
+ * {@link queueListSql} for the jobs not yet ended only: waiting counts and lag from the jobs `jobs_claim_idx`
+ * holds, running counts from those `jobs_lease_idx` holds (each `WHERE` written as its index's), so finished jobs,
+ * however many are kept, are not read. One row per queue with such jobs or a `queues` row. No parameters.
+ */
+export function queueActivitySql(s: string): string {
+  return `WITH w AS (
+  SELECT queue, count(*) FILTER (WHERE state = 'queued')::int AS queued, count(*) FILTER (WHERE state = 'retrying')::int AS retrying,
+         min(run_at) FILTER (WHERE run_at <= now()) AS oldest_due
+  FROM ${s}.jobs WHERE state IN ('queued','retrying') GROUP BY queue
+),
+r AS (SELECT queue, count(*)::int AS running FROM ${s}.jobs WHERE state = 'running' GROUP BY queue),
+names AS (SELECT queue AS name FROM w UNION SELECT queue FROM r UNION SELECT name FROM ${s}.queues)
+SELECT names.name AS queue, coalesce(q.paused, false) AS paused, coalesce(w.queued, 0) AS queued,
+       coalesce(w.retrying, 0) AS retrying, coalesce(r.running, 0) AS running,
+       coalesce(round(extract(epoch FROM now() - w.oldest_due) * 1000), 0)::float8 AS lag_ms
+FROM names
+LEFT JOIN ${s}.queues q ON q.name = names.name
+LEFT JOIN w ON w.queue = names.name
+LEFT JOIN r ON r.queue = names.name
+ORDER BY names.name COLLATE "C"`;
+}
+
 /** Sets a queue's pause flag, creating its row if needed. Params: `$1` queue, `$2` paused. */
 export function queueSetPausedSql(s: string): string {
   return `INSERT INTO ${s}.queues (name, paused, updated_at) VALUES ($1, $2, now())
@@ -556,6 +579,7 @@ export interface PostgresStatements {
   jobList: string;
   jobAttemptList: string;
   queueList: string;
+  queueActivity: string;
   queueSetPaused: string;
 }
 
@@ -582,6 +606,7 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     jobList: jobListSql(s),
     jobAttemptList: jobAttemptListSql(s),
     queueList: queueListSql(s),
+    queueActivity: queueActivitySql(s),
     queueSetPaused: queueSetPausedSql(s),
   };
 }

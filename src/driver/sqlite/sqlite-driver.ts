@@ -18,7 +18,7 @@
  */
 import { watchDataVersion } from './sqlite-wakeup.js';
 import { resolveSqliteDriverOptions, type SqliteDriverOptions } from './sqlite-driver-options.js';
-import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
+import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
   JobReleaseParams,
@@ -246,6 +246,11 @@ export class SqliteDriver implements Driver {
   /** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
   queueList(): Promise<QueueStats[]> {
     return Admin.queueList(this.#ctx);
+  }
+
+  /** Queues with jobs not yet ended (or a pause row), read without touching finished jobs. */
+  queueActivity(): Promise<QueueActivity[]> {
+    return Admin.queueActivity(this.#ctx);
   }
 
   /** Stops claims from a queue (persisted; takes effect for every process). */

@@ -6,12 +6,12 @@
  * @module
  */
 import { InvalidOptionError, JobNotFoundError, JobStateError } from '../../errors.js';
-import type { AttemptRow, JobRow, QueueStats } from '../../job/job-record.js';
+import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type { JobListParams } from '../driver.js';
 import { CANCELLED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, type Prepare, type SqliteContext } from './sqlite-exec.js';
 import { takeKeyForRetry } from './sqlite-insert.js';
-import { parseJobId, toAttemptRow, toJobRow, toQueueStats, type AttemptDbRow, type DbInt, type JobDbRow, type QueueDbRow } from './sqlite-rows.js';
+import { parseJobId, toAttemptRow, toJobRow, toQueueActivity, toQueueStats, type AttemptDbRow, type DbInt, type JobDbRow, type QueueActivityDbRow, type QueueDbRow } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
 
 /** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
@@ -118,6 +118,12 @@ export async function jobAttemptList(ctx: SqliteContext, params: { id: string })
 export async function queueList(ctx: SqliteContext): Promise<QueueStats[]> {
   const rows = await ctx.read(() => ctx.stmt(SQL.QUEUE_LIST).all({ now: null }) as QueueDbRow[]);
   return rows.map(toQueueStats);
+}
+
+/** Every queue with jobs not yet ended or a pause row, with waiting and running counts and lag, sorted by name. */
+export async function queueActivity(ctx: SqliteContext): Promise<QueueActivity[]> {
+  const rows = await ctx.read(() => ctx.stmt(SQL.QUEUE_ACTIVITY).all({ now: null }) as QueueActivityDbRow[]);
+  return rows.map(toQueueActivity);
 }
 
 /** Stops claims from a queue (persisted; takes effect for every process). */

@@ -5,7 +5,7 @@
  * {@link int}.
  * @module
  */
-import type { AttemptOutcome, AttemptRow, ErrorInfo, JobProgress, JobRow, JobState, QueueStats } from '../../job/job-record.js';
+import type { AttemptOutcome, AttemptRow, ErrorInfo, JobProgress, JobRow, JobState, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type { JobStepRow } from '../driver.js';
 import type { LockCheckResult, LockGrant, LockRow } from '../lock-params.js';
 import type { ScheduleRow, ScheduleTickRow } from '../schedule-params.js';
@@ -78,6 +78,9 @@ export interface QueueDbRow {
   cancelled: DbInt;
   lag_ms: DbInt;
 }
+
+/** A row of `QUEUE_ACTIVITY`. */
+export type QueueActivityDbRow = Pick<QueueDbRow, 'name' | 'paused' | 'queued' | 'retrying' | 'running' | 'lag_ms'>;
 
 /** A row returned by `JOB_RESCUE`. */
 export interface RescueDbRow {
@@ -281,6 +284,11 @@ export function toQueueStats(r: QueueDbRow): QueueStats {
     },
     lagMs: int(r.lag_ms),
   };
+}
+
+/** A `QUEUE_ACTIVITY` row to {@link QueueActivity}. */
+export function toQueueActivity(r: QueueActivityDbRow): QueueActivity {
+  return { queue: r.name, paused: int(r.paused) !== 0, counts: { queued: int(r.queued), retrying: int(r.retrying), running: int(r.running) }, lagMs: int(r.lag_ms) };
 }
 
 /** A stored tick (with its job's state) to a {@link ScheduleTickRow}. */

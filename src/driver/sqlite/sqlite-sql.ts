@@ -447,6 +447,31 @@ LEFT JOIN c ON c.queue = n.name
 LEFT JOIN queues q ON q.name = n.name
 ORDER BY n.name`;
 
+/**
+ * {@link QUEUE_LIST} for the jobs not yet ended only: waiting counts and lag read through `jobs_claim_idx`, running
+ * counts through `jobs_lease_idx` (`INDEXED BY`: the statement fails rather than reads every job should an index be
+ * missing), so finished jobs, however many are kept, are not read. Params: `@now`.
+ */
+export const QUEUE_ACTIVITY = `
+WITH t AS (SELECT ${NOW} AS now),
+w AS (
+  SELECT queue, sum(state = 'queued') AS queued, sum(state = 'retrying') AS retrying,
+         min(CASE WHEN run_at <= (SELECT now FROM t) THEN run_at END) AS oldest_due
+  FROM jobs INDEXED BY jobs_claim_idx WHERE state IN ('queued','retrying') GROUP BY queue),
+r AS (SELECT queue, count(*) AS running FROM jobs INDEXED BY jobs_lease_idx WHERE state = 'running' GROUP BY queue),
+n AS (SELECT queue AS name FROM w UNION SELECT queue FROM r UNION SELECT name FROM queues)
+SELECT n.name AS name,
+       coalesce(q.paused, 0) AS paused,
+       coalesce(w.queued, 0) AS queued,
+       coalesce(w.retrying, 0) AS retrying,
+       coalesce(r.running, 0) AS running,
+       CASE WHEN w.oldest_due IS NULL THEN 0 ELSE max(0, (SELECT now FROM t) - w.oldest_due) END AS lag_ms
+FROM n
+LEFT JOIN w ON w.queue = n.name
+LEFT JOIN r ON r.queue = n.name
+LEFT JOIN queues q ON q.name = n.name
+ORDER BY n.name`;
+
 /** Persists a queue's pause flag (creating its row if needed). Params: `@queue, @paused` (0/1), `@now`. */
 export const QUEUE_SET_PAUSED = `
 INSERT INTO queues (name, paused, updated_at) VALUES (@queue, @paused, ${NOW})
