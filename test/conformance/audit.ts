@@ -30,7 +30,7 @@ export function auditInput(overrides: Partial<AuditEntryInput> = {}): AuditEntry
 }
 
 /** Reads a whole chain through the driver, in pages. */
-async function readChain(driver: Driver, chain: string, pageSize = 100): Promise<AuditEntry[]> {
+export async function readChain(driver: Driver, chain: string, pageSize = 100): Promise<AuditEntry[]> {
   const out: AuditEntry[] = [];
   for (;;) {
     const page = await driver.auditList({ chain, afterSeq: out.at(-1)?.seq ?? 0, limit: pageSize });
@@ -40,7 +40,7 @@ async function readChain(driver: Driver, chain: string, pageSize = 100): Promise
 }
 
 /** Expects `entries` to be seq 1..n, each linked to the one before and hashed over its stored fields. */
-function expectIntactChain(entries: AuditEntry[]): void {
+export function expectIntactChain(entries: AuditEntry[]): void {
   let prev = GENESIS_HASH;
   entries.forEach((e, i) => {
     expect(e.seq, 'seq without gaps').toBe(i + 1);

@@ -1,7 +1,8 @@
 /**
  * The SQL of the PostgreSQL driver's audit trail (`postgres-audit.ts`), and nothing else. Same conventions as
- * `postgres-sql.ts`. Appends of one chain are serialized by the row lock on the chain's `audit_heads` row, taken
- * first in every append and prune transaction and held until commit.
+ * `postgres-sql.ts`. Appends of one chain are serialized by the row lock on the chain's `audit_heads` row: taken
+ * first in every locked append and prune transaction and held until commit, and by the one statement of an
+ * optimistic append, which writes only if the head is still the one it sealed onto.
  * @module
  */
 import { quoteIdentifier } from './postgres-sql.js';
@@ -34,6 +35,32 @@ export function auditAppendSql(s: string): string {
   RETURNING 1
 )
 UPDATE ${s}.audit_heads SET seq = $4, hash = $6, at = $2 WHERE chain = $1`;
+}
+
+/**
+ * The chain's head and the time of an append made now, read without a lock (the first step of an optimistic
+ * append): the time as {@link auditHeadLockSql} computes it. No row for a chain never appended to. `$1` chain, `$2` now.
+ */
+export function auditHeadReadSql(s: string): string {
+  return `SELECT seq, hash,
+  greatest(date_trunc('milliseconds', coalesce($2::timestamptz, clock_timestamp())), coalesce(at, '-infinity'::timestamptz)) AS append_at
+FROM ${s}.audit_heads WHERE chain = $1`;
+}
+
+/**
+ * {@link auditAppendSql} on its own, in one statement and one transaction: moves the head to the batch's last entry
+ * only if it is still the head the batch was sealed onto (`$7` seq, `$8` hash), and inserts the block only if it
+ * did. A concurrent append holding the head row makes the update wait, then re-check its condition on the newest
+ * head, which no longer matches: nothing is written (no row returned) and the caller seals again under the lock.
+ * `$1` chain, `$2` at, `$3` first seq, `$4` last seq, `$5` the block, `$6` the last hash, `$7`, `$8` the head.
+ */
+export function auditAppendIfHeadSql(s: string): string {
+  return `WITH h AS (
+  UPDATE ${s}.audit_heads SET seq = $4, hash = $6, at = $2 WHERE chain = $1 AND seq = $7 AND hash = $8
+  RETURNING chain
+)
+INSERT INTO ${s}.audit_blocks (chain, first_seq, last_seq, at, entries) SELECT h.chain, $3, $4, $2, $5 FROM h
+RETURNING first_seq`;
 }
 
 /** Larger than any seq (2^53 - 1), small enough that adding a page size to it stays a bigint. */
@@ -105,6 +132,8 @@ SELECT (SELECT coalesce(sum(n), 0) FROM d) AS deleted, (SELECT count(*) FROM h) 
 export interface PostgresAuditStatements {
   headLock: string;
   append: string;
+  headRead: string;
+  appendIfHead: string;
   list: string;
   headGet: string;
   headLockExisting: string;
@@ -118,6 +147,8 @@ export function buildPostgresAuditStatements(schema: string): PostgresAuditState
   return {
     headLock: auditHeadLockSql(s),
     append: auditAppendSql(s),
+    headRead: auditHeadReadSql(s),
+    appendIfHead: auditAppendIfHeadSql(s),
     list: auditListSql(s),
     headGet: auditHeadGetSql(s),
     headLockExisting: auditHeadLockExistingSql(s),

@@ -1,8 +1,9 @@
 /**
- * The audit trail of the PostgreSQL driver (`Driver.audit*`). An append is one transaction: lock the chain's head
- * row (created on first use), seal the batch onto it in JavaScript (`src/audit/audit-hash.ts`), insert the batch
- * and move the head in one statement. Appends of one chain from any number of processes and hosts therefore queue
- * on that row lock and form one chain. SQL in `postgres-audit-sql.ts`.
+ * The audit trail of the PostgreSQL driver (`Driver.audit*`). An append seals the batch onto the chain's head in
+ * JavaScript (`src/audit/audit-hash.ts`) and writes it as one block while moving the head, either optimistically
+ * (one statement that applies only if the head is still the one sealed onto) or in a transaction holding the head
+ * row's lock (a chain's first append, or after another append got in between). Appends of one chain from any number
+ * of processes and hosts therefore form one chain. SQL in `postgres-audit-sql.ts`.
  * @module
  */
 import type pg from 'pg';
@@ -44,9 +45,28 @@ function toBlock(r: PgAuditBlockRecord): AuditBlockRow {
   return { firstSeq: Number(r.first_seq), at: r.at, entries: r.entries };
 }
 
-/** Seals `entries` after the chain's head and inserts them as one block, in one transaction holding the head row's lock. */
+/**
+ * Seals `entries` after the chain's head and inserts them as one block. First optimistically, in two round trips and
+ * no transaction: read the head and the time, seal, and write the block with the new head in one statement that
+ * applies only if the head did not move meanwhile (`auditAppendIfHeadSql`). When it moved (another append got in
+ * between) or the chain has no head yet, the batch is sealed again in a transaction holding the head row's lock.
+ * The locked way alone was four round trips (BEGIN, lock, append, COMMIT) and two head row versions per append.
+ */
 export async function auditAppend(ctx: PostgresAuditContext, params: AuditAppendParams): Promise<AuditEntry[]> {
   if (params.entries.length === 0) return [];
+  const { rows } = await ctx.run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headRead, [params.chain, params.now]);
+  const head = rows[0];
+  if (head) {
+    const { entries: sealed, block } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
+    const last = sealed[sealed.length - 1]!;
+    const written = await ctx.run(ctx.sql.appendIfHead, [params.chain, last.at, sealed[0]!.seq, last.seq, block, last.hash, head.seq, head.hash]);
+    if (written.rowCount === 1) return sealed;
+  }
+  return lockedAppend(ctx, params);
+}
+
+/** {@link auditAppend} in a transaction holding the head row's lock (created on the chain's first append). */
+async function lockedAppend(ctx: PostgresAuditContext, params: AuditAppendParams): Promise<AuditEntry[]> {
   return withTransaction(ctx.pool, async (run) => {
     const { rows } = await run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headLock, [params.chain, params.now]);
     const head = rows[0]!;
