@@ -34,6 +34,8 @@ describe('PostgreSQL audit append', () => {
     // The driver reads the head (no lock), seals onto seq 1, and its write waits for this session's lock.
     const pending = tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'late' }), auditInput({ subjectId: 'late' })], now: at(3_000) });
     await waitFor('the driver\'s write to wait on the head row', async () => {
+      // Inside a transaction pg_stat_activity is read once and kept: drop that snapshot before each look.
+      await client.query('SELECT pg_stat_clear_snapshot()');
       const { rows } = await client.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%UPDATE ${s}.audit_heads%`]);
       return rows.length > 0 ? true : undefined;
     }, 10_000, 10);
