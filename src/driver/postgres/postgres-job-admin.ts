@@ -1,8 +1,8 @@
 /**
  * Operator actions and reads of the PostgreSQL driver: cancel, retry and discard of one job (`Driver.jobCancel`,
  * `jobRetry`, `jobDiscard`), the job, attempt and queue reads (`jobGet`, `jobList`, `jobAttemptList`,
- * `queueList`, `queueActivity`) and queue pausing (`queuePause`, `queueResume`). Each is one statement from `postgres-sql.ts` on the
- * pool, except a keyed retry (`postgres-keys.ts`).
+ * `queueList`, `queueActivity`) and queue pausing (`queuePause`, `queueResume`). Each is one statement from
+ * `postgres-sql.ts` on the pool, except a keyed retry (`postgres-keys.ts`).
  * @module
  */
 import { JobNotFoundError, JobStateError } from '../../errors.js';
