@@ -179,11 +179,10 @@ export class PostgresDriver implements Driver {
     // Distinct: each queue's index range is read (and its rows locked) once.
     // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const leaseMs = Math.trunc(params.leaseMs);
-    const { rows } = await this.#conn.runWorker<{ jobs: PgClaimTuple[] | null }>(this.#sql.jobClaim, [
+    const { rows } = await this.#conn.runWorker<{ job: PgClaimTuple }>(this.#sql.jobClaim, [
       [...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now,
     ]);
-    const jobs = rows[0]?.jobs ?? [];
-    return jobs.map((t) => toClaimedJobRow(t, params.workerId, leaseMs));
+    return rows.map((r) => toClaimedJobRow(r.job, params.workerId, leaseMs));
   }
 
   /** Extends each lease still held; the others are reported stale. */

@@ -46,7 +46,7 @@ export interface PgJobRecord {
 }
 
 /**
- * A claimed job as the claim returns it: one JSON array of `CLAIM_FIELDS` (`postgres-sql.ts`), without the fields
+ * A claimed job as the claim returns it: a JSON array of `CLAIM_FIELDS` (`postgres-sql.ts`), without the fields
  * the claim sets to values the caller knows. Timestamps are their JSON text, bigints other than `id` JSON numbers.
  */
 export type PgClaimTuple = [
