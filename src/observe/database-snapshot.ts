@@ -1,7 +1,7 @@
 import { systemClock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { ScheduleRow } from '../driver/schedule-params.js';
-import { JOB_STATES, type QueueActivity, type QueueStats } from '../job/job-record.js';
+import type { QueueActivity, QueueStats } from '../job/job-record.js';
 import { withTimeout } from './with-timeout.js';
 
 /** What the metrics read from the database at scrape time. */
@@ -150,14 +150,12 @@ export class DatabaseSnapshot {
  * `activity`), sorted by name bytewise as both reads are.
  */
 function mergeFinished(activity: readonly QueueActivity[], earlier: readonly QueueStats[]): QueueStats[] {
-  const finished = new Map(earlier.map((q) => [q.queue, q.counts]));
   const merged = new Map<string, QueueStats>();
   for (const q of earlier) merged.set(q.queue, { queue: q.queue, paused: false, counts: { ...q.counts, queued: 0, retrying: 0, running: 0 }, lagMs: 0 });
   for (const a of activity) {
-    const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as QueueStats['counts'];
-    const before = finished.get(a.queue);
-    if (before) Object.assign(counts, { completed: before.completed, dead: before.dead, cancelled: before.cancelled });
-    merged.set(a.queue, { queue: a.queue, paused: a.paused, counts: { ...counts, ...a.counts }, lagMs: a.lagMs });
+    const before = merged.get(a.queue)?.counts;
+    const counts = { ...a.counts, completed: before?.completed ?? 0, dead: before?.dead ?? 0, cancelled: before?.cancelled ?? 0 };
+    merged.set(a.queue, { queue: a.queue, paused: a.paused, counts, lagMs: a.lagMs });
   }
   return [...merged.values()].sort((x, y) => Buffer.compare(Buffer.from(x.queue), Buffer.from(y.queue)));
 }

@@ -193,21 +193,25 @@ describe.each(DRIVER_KINDS)('metrics (%s)', (kind) => {
   });
 
   it('reads the counts of jobs not yet ended at every read, the finished counts once per finishedCache', async () => {
+    // A queue whose only job has ended: listed by the full read only.
+    await warden.enqueue(sideJob, {});
+    await warden.drain();
     for (let i = 0; i < 3; i++) await warden.enqueue(okJob, { i });
-    const depth = (samples: Awaited<ReturnType<typeof scrape>>, state: string) => total(samples, 'warden_queue_depth', { queue: 'default', state });
+    const depth = (samples: Awaited<ReturnType<typeof scrape>>, state: string, queue = 'default') => total(samples, 'warden_queue_depth', { queue, state });
     let samples = await scrape(metrics.registry);
-    expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([3, 0]);
+    expect([depth(samples, 'queued'), depth(samples, 'completed'), depth(samples, 'completed', 'side')]).toEqual([3, 0, 1]);
     await warden.drain();
     await warden.enqueue(okJob, { i: 3 });
-    // The first read counted every job; within the default minute only the jobs not yet ended are read again.
+    // The first read counted every job; within the default minute only the jobs not yet ended are read again, and
+    // the finished counts of the first read are kept (the side queue's too, though it has no job left to run).
     samples = await scrape(metrics.registry);
-    expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([1, 0]);
+    expect([depth(samples, 'queued'), depth(samples, 'completed'), depth(samples, 'completed', 'side'), depth(samples, 'queued', 'side')]).toEqual([1, 0, 1, 0]);
     expect(total(samples, 'warden_queue_lag_seconds', { queue: 'default' })).toBe(0);
     // With finishedCache 0 every read counts finished jobs too.
     const fresh = attachMetrics({ events: warden.events, driver: warden.driver, registry: new Registry(), cache: 0, finishedCache: '0s', clock });
     try {
       samples = await scrape(fresh.registry);
-      expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([1, 3]);
+      expect([depth(samples, 'queued'), depth(samples, 'completed'), depth(samples, 'completed', 'side')]).toEqual([1, 3, 1]);
       await warden.drain();
       samples = await scrape(fresh.registry);
       expect([depth(samples, 'queued'), depth(samples, 'completed')]).toEqual([0, 4]);
