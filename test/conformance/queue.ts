@@ -138,7 +138,7 @@ export function exerciseQueue(kind: DriverKind): void {
       expect(held!.lagMs).toBeGreaterThanOrEqual(45_000);
       expect(held!.lagMs).toBeLessThan(75_000);
     });
-  
+
     it('queueActivity: queueList without finished jobs, and without queues that only have finished jobs', async () => {
       const dbNow = (await tdb.driver.dbNow()).getTime();
       const ago = (ms: number) => new Date(dbNow - ms);
