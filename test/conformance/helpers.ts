@@ -123,6 +123,23 @@ export async function openPgClient(): Promise<pg.Client> {
 }
 
 /**
+ * Resolves once a statement naming `schema` waits for a lock, read from `pg_stat_activity` on a connection of its
+ * own outside any transaction (inside one, the view is read once and kept), without sleeping.
+ */
+export async function untilWaitingOnLock(schema: string): Promise<void> {
+  const client = await openPgClient();
+  try {
+    for (;;) {
+      const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${schema}%`]);
+      if (rows[0]!.n !== '0') return;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/**
  * Counts rows of one of Warden's tables straight from the database, optionally only those of one job
  * (`job_id` for `job_attempts`, `id` for `jobs`). For checks the driver's own reads cannot make, such as
  * "the attempts of a discarded job are gone".

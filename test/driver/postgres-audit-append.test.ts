@@ -9,8 +9,7 @@ import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sealBatch } from '../../src/audit/audit-hash.js';
 import { auditInput, expectIntactChain, readChain } from '../conformance/audit.js';
-import { at, openPgClient } from '../conformance/helpers.js';
-import { waitFor } from '../cli/cli-helpers.js';
+import { at, openPgClient, untilWaitingOnLock } from '../conformance/helpers.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-databases.js';
 
 describe('PostgreSQL audit append', () => {
@@ -33,12 +32,7 @@ describe('PostgreSQL audit append', () => {
     const head = (await client.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${s}.audit_heads WHERE chain = 'default' FOR UPDATE`)).rows[0]!;
     // The driver reads the head (no lock), seals onto seq 1, and its write waits for this session's lock.
     const pending = tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'late' }), auditInput({ subjectId: 'late' })], now: at(3_000) });
-    await waitFor('the driver\'s write to wait on the head row', async () => {
-      // Inside a transaction pg_stat_activity is read once and kept: drop that snapshot before each look.
-      await client.query('SELECT pg_stat_clear_snapshot()');
-      const { rows } = await client.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%UPDATE ${s}.audit_heads%`]);
-      return rows.length > 0 ? true : undefined;
-    }, 10_000, 10);
+    await untilWaitingOnLock(tdb.schema!);
     // Another append gets in first: its entry is sealed onto seq 1 and becomes seq 2.
     const other = sealBatch('default', { seq: Number(head.seq), hash: head.hash }, at(2_000), [auditInput({ subjectId: 'other' })]);
     const last = other.entries[0]!;

@@ -15,7 +15,7 @@ import type { Driver } from '../../src/driver/driver.js';
 import { WorkerPool } from '../../src/driver/postgres/postgres-worker-pool.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { makeInsert, PG_URL } from '../support/test-databases.js';
-import { openPgClient } from '../conformance/helpers.js';
+import { openPgClient, untilWaitingOnLock } from '../conformance/helpers.js';
 
 const opened: { driver: Driver; schema: string }[] = [];
 
@@ -43,15 +43,6 @@ afterEach(async () => {
     await raw(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   }
 });
-
-/** Resolves once a statement on `schema` waits for a lock (read from `pg_stat_activity`, no sleep). */
-async function untilWaitingOnLock(schema: string): Promise<void> {
-  for (;;) {
-    const waiting = await raw<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%${schema}%'`);
-    if (waiting[0]!.n !== '0') return;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 /**
  * Runs `ending` while another connection holds `change` uncommitted, and commits that change only once the ending
