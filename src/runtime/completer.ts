@@ -14,6 +14,11 @@ interface Pending {
   item: JobFinish;
   resolve: (result: FinishResult) => void;
   reject: (error: unknown) => void;
+  /**
+   * A write carrying this ending failed, so it may have committed all the same (the connection was lost after the
+   * statement was sent). A later write then finds the job already ended: {@link Completer} asks which ending.
+   */
+  unsure?: boolean;
 }
 
 /** Options for {@link Completer}. */
@@ -33,6 +38,12 @@ export interface CompleterOptions {
  *
  * When the database is unreachable, batches are retried with backoff until {@link Completer.close} gives up
  * on them; the jobs are then rescued after their leases expire, which is the at-least-once fallback.
+ *
+ * A failed write may have committed (the connection dropped after the statement was sent). Its retry then finds
+ * the lease gone and reports the ending stale, though it is this very ending that ended the job: the job would
+ * be completed with no `job:completed` event and no audit entry for it. So an ending retried after a failure and
+ * found stale is looked up in the job's attempt history: an attempt with its lease token and outcome means it was
+ * applied (a lease token is held by one attempt only, and only that attempt's ending writes its outcome).
  */
 export class Completer {
   readonly #driver: Driver;
@@ -102,9 +113,16 @@ export class Completer {
           failures = 0;
           isolate = false;
           const stale = new Set(result.stale);
-          for (const p of batch) p.resolve(stale.has(p.item.id) ? 'stale' : 'applied');
+          const unsure: Pending[] = [];
+          for (const p of batch) {
+            if (!stale.has(p.item.id)) p.resolve('applied');
+            else if (p.unsure) unsure.push(p);
+            else p.resolve('stale');
+          }
+          if (unsure.length > 0) await this.#settleUnsure(unsure);
         } catch (error) {
           this.#onError(error);
+          for (const p of batch) p.unsure = true;
           if (this.#closing.signal.aborted) {
             for (const p of this.#queue.splice(0)) p.reject(error);
             break;
@@ -126,6 +144,24 @@ export class Completer {
       }
     } finally {
       this.#flushing = null;
+    }
+  }
+
+  /**
+   * Settles endings a retry found stale after an earlier write of theirs failed: applied when the job's history
+   * holds an attempt with their lease token and outcome (the failed write committed), else stale. When the history
+   * cannot be read, the rest go back to the front of the queue, still unsure, to be written (and asked about) again
+   * after the flush loop's usual backoff: the error is rethrown to it.
+   */
+  async #settleUnsure(unsure: Pending[]): Promise<void> {
+    for (const [i, p] of unsure.entries()) {
+      try {
+        const attempts = await this.#driver.jobAttemptList({ id: p.item.id });
+        p.resolve(attempts.some((a) => a.leaseToken === p.item.leaseToken && a.outcome === p.item.outcome) ? 'applied' : 'stale');
+      } catch (error) {
+        this.#queue.unshift(...unsure.slice(i));
+        throw error;
+      }
     }
   }
 }
