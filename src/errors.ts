@@ -354,3 +354,21 @@ export class AuditWriteError extends WardenError {
     super('AUDIT_WRITE_FAILED', `Expected the audit entries to be written, got ${got} (the action itself was applied)`, options);
   }
 }
+
+/**
+ * An audit append failed after its batch was sent to the database (the connection was lost, or the statement or its
+ * commit failed): the batch may or may not have been written. It names what was sealed, so a retry can pass it as
+ * `AuditAppendParams.retryOf` and the driver writes the entries only if that batch is not in the chain.
+ */
+export class AuditAppendUnconfirmedError extends WardenError {
+  /** The seq the batch was sealed at. */
+  readonly firstSeq: number;
+  /** The hash of its last entry. */
+  readonly lastHash: string;
+  constructor(firstSeq: number, lastHash: string, options: { cause: unknown }) {
+    const why = options.cause instanceof Error ? options.cause.message : String(options.cause);
+    super('AUDIT_APPEND_UNCONFIRMED', `Expected the audit batch sealed at seq ${firstSeq} to be acknowledged, got ${why}`, options);
+    this.firstSeq = firstSeq;
+    this.lastHash = lastHash;
+  }
+}

@@ -11,7 +11,7 @@
  * changed entry at that seq instead of failing on it.
  * @module
  */
-import type { AuditEntry, AuditSubjectKind } from '../driver/audit-params.js';
+import type { AuditBatchRef, AuditEntry, AuditSubjectKind } from '../driver/audit-params.js';
 import { AUDIT_ROW_FIELDS } from './audit-hash.js';
 
 /** A stored block as the drivers read it. */
@@ -103,4 +103,14 @@ export async function readAuditPage(chain: string, afterSeq: number, limit: numb
 export function prunedEnd(chain: string, block: AuditBlockRow, lastSeq: number): { seq: number; hash: string } {
   const last = decodeAuditBlock(chain, block).find((e) => e.seq === lastSeq);
   return { seq: lastSeq, hash: last?.hash ?? '' };
+}
+
+/**
+ * Whether the batch `ref` names is in the chain, given the chain's head seq and the stored block starting at
+ * `ref.firstSeq` (undefined when there is none): that block's last entry has `ref.lastHash`. A block there with
+ * another hash is another append's, which took those seqs because the batch was never written.
+ */
+export function holdsBatch(chain: string, headSeq: number, block: AuditBlockRow | undefined, ref: AuditBatchRef): boolean {
+  if (headSeq < ref.firstSeq || block === undefined || block.firstSeq !== ref.firstSeq) return false;
+  return decodeAuditBlock(chain, block).at(-1)?.hash === ref.lastHash;
 }

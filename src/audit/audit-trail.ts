@@ -11,9 +11,9 @@
  * @module
  */
 import type { Clock } from '../clock/clock.js';
-import type { AuditEntryInput } from '../driver/audit-params.js';
+import type { AuditBatchRef, AuditEntryInput } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
-import { AuditWriteError } from '../errors.js';
+import { AuditAppendUnconfirmedError, AuditWriteError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { AuditLevel, JobDefinition } from '../job/define-job.js';
 import type { ErrorInfo } from '../job/job-record.js';
@@ -73,6 +73,11 @@ export class AuditTrail extends Service {
   #lastDropped: AuditWriteError | null = null;
   #written = 0;
   #dropped = 0;
+  /**
+   * The last batch whose append failed after it was sent (it may be in the chain): the first `count` entries of
+   * the queue, sealed at `firstSeq` with `lastHash`. The next append passes it as `retryOf`. Null when none.
+   */
+  #unconfirmed: (AuditBatchRef & { count: number }) | null = null;
 
   constructor(deps: AuditTrailDeps) {
     super();
@@ -220,14 +225,21 @@ export class AuditTrail extends Service {
         try {
           // Most entries are ready; Promise.all would still wrap each in a promise of its own.
           const entries = batch.some(isPromise) ? await Promise.all(batch) : (batch as AuditEntryInput[]);
-          await driver.auditAppend({ chain: this.#options.chain, entries, now: clock.sqlNow() });
-          this.#shift(batch.length);
-          this.#written += batch.length;
+          const unconfirmed = this.#unconfirmed;
+          const appended = await driver.auditAppend({ chain: this.#options.chain, entries, now: clock.sqlNow(), retryOf: unconfirmed });
+          this.#unconfirmed = null;
+          // `[]` for entries given: the earlier, unconfirmed batch is in the chain, and this one was not written.
+          const done = unconfirmed && appended.length === 0 ? unconfirmed.count : batch.length;
+          this.#shift(done);
+          this.#written += done;
           failures = 0;
           isolate = false;
           this.#settleWaiters();
         } catch (error) {
           events.emit('error', { error, context: 'audit trail append' });
+          // Sent and unacknowledged: the next append (of these entries, or of the first alone) checks for it. The
+          // driver checked the one before on the way, since it throws this only after sealing.
+          if (error instanceof AuditAppendUnconfirmedError) this.#unconfirmed = { firstSeq: error.firstSeq, lastHash: error.lastHash, count: batch.length };
           if (this.#giveUp.signal.aborted) {
             this.#giveUpOn(this.#queue.length, error);
             break;
@@ -237,7 +249,7 @@ export class AuditTrail extends Service {
             isolate = true;
             continue;
           }
-          if (failures >= MAX_SINGLE_FAILURES && !driver.isTransientError(error)) {
+          if (failures >= MAX_SINGLE_FAILURES && !driver.isTransientError(error instanceof AuditAppendUnconfirmedError ? error.cause : error)) {
             this.#giveUpOn(1, error);
             failures = 0;
             continue;
@@ -259,6 +271,8 @@ export class AuditTrail extends Service {
   /** Gives up on the `count` oldest entries: counted as dropped, reported, and any barrier waiting for them rejected. */
   #giveUpOn(count: number, cause: unknown): void {
     if (count === 0) return;
+    // An unconfirmed batch starts at the queue's head: what is left of it, if it turns out written, is counted so.
+    if (this.#unconfirmed) this.#unconfirmed = this.#unconfirmed.count > count ? { ...this.#unconfirmed, count: this.#unconfirmed.count - count } : null;
     this.#shift(count);
     this.#dropped += count;
     const error = new AuditWriteError(`${count} entr${count === 1 ? 'y' : 'ies'} given up on: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });

@@ -70,6 +70,19 @@ export interface AuditAppendParams {
   entries: AuditEntryInput[];
   /** `null`: the database's clock (production); a Date stands in for it (tests with a fake clock). */
   now: Date | null;
+  /**
+   * An earlier append of the same entries whose outcome is unknown (its call failed with
+   * `AuditAppendUnconfirmedError`, which carries these two). Checked where the append holds the chain's head: when
+   * that batch is in the chain (a block sealed at `firstSeq` whose last hash is `lastHash`), nothing is written and
+   * the call returns `[]`, so a retry after a lost acknowledgement cannot write the entries twice. @default null
+   */
+  retryOf?: AuditBatchRef | null;
+}
+
+/** Where an append sealed its batch: its first seq and its last entry's hash. */
+export interface AuditBatchRef {
+  firstSeq: number;
+  lastHash: string;
 }
 
 export interface AuditListParams {

@@ -110,6 +110,26 @@ export function exerciseAudit(kind: DriverKind): void {
       expect((await readChain(tdb.driver, 'payments')).map((e) => e.chain)).toEqual(['payments']);
     });
 
+    it('writes a retry only when the unconfirmed batch it names is not in the chain', async () => {
+      await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'a' })], now: at(0) });
+      const earlier = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'b' }), auditInput({ subjectId: 'c' })], now: at(1_000) });
+      await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'd' })], now: at(2_000) });
+      const ref = { firstSeq: earlier[0]!.seq, lastHash: earlier.at(-1)!.hash };
+      // The batch is there (another append followed it): nothing written, `[]`.
+      expect(await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'b' })], now: at(3_000), retryOf: ref })).toEqual([]);
+      expect((await readChain(tdb.driver, 'default')).map((e) => e.subjectId)).toEqual(['a', 'b', 'c', 'd']);
+      // Another batch holds those seqs (same start, another last hash), or none yet: the retry is written.
+      const other = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'e' })], now: at(3_000), retryOf: { ...ref, lastHash: GENESIS_HASH } });
+      const later = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'f' })], now: at(3_000), retryOf: { firstSeq: 6, lastHash: ref.lastHash } });
+      expect([other.map((e) => e.seq), later.map((e) => e.seq)]).toEqual([[5], [6]]);
+      // A block starting elsewhere in the chain does not count, whatever it holds.
+      const inside = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'g' })], now: at(3_000), retryOf: { firstSeq: ref.firstSeq + 1, lastHash: ref.lastHash } });
+      expect(inside.map((e) => e.seq)).toEqual([7]);
+      const chain = await readChain(tdb.driver, 'default');
+      expect(chain.map((e) => e.subjectId)).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+      expectIntactChain(chain);
+    });
+
     it('lists in seq order from afterSeq, within [since, until), at most limit', async () => {
       for (let i = 0; i < 5; i++) await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: String(i) }), auditInput({ subjectId: String(i) })], now: at(i * 1_000) });
       const seqs = (entries: AuditEntry[]) => entries.map((e) => e.seq);

@@ -96,6 +96,11 @@ WHERE b.chain = $1 AND b.first_seq >= first.first_seq AND b.first_seq <= first.n
 ORDER BY b.first_seq`;
 }
 
+/** The block sealed at a seq (an append checking whether its earlier, unconfirmed batch is there). `$1` chain, `$2` seq. */
+export function auditBlockAtSql(s: string): string {
+  return `SELECT first_seq, at, entries FROM ${s}.audit_blocks WHERE chain = $1 AND first_seq = $2`;
+}
+
 /** A chain's head row. `$1` chain. */
 export function auditHeadGetSql(s: string): string {
   return `SELECT chain, seq, hash, at, pruned_seq, pruned_hash FROM ${s}.audit_heads WHERE chain = $1`;
@@ -134,6 +139,7 @@ export interface PostgresAuditStatements {
   append: string;
   headRead: string;
   appendIfHead: string;
+  blockAt: string;
   list: string;
   headGet: string;
   headLockExisting: string;
@@ -149,6 +155,7 @@ export function buildPostgresAuditStatements(schema: string): PostgresAuditState
     append: auditAppendSql(s),
     headRead: auditHeadReadSql(s),
     appendIfHead: auditAppendIfHeadSql(s),
+    blockAt: auditBlockAtSql(s),
     list: auditListSql(s),
     headGet: auditHeadGetSql(s),
     headLockExisting: auditHeadLockExistingSql(s),

@@ -7,9 +7,10 @@
  * @module
  */
 import type pg from 'pg';
-import { prunedEnd, readAuditPage, type AuditBlockRow } from '../../audit/audit-block.js';
+import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockRow } from '../../audit/audit-block.js';
 import { sealBatch } from '../../audit/audit-hash.js';
-import { checkAuditListLimit, type AuditAppendParams, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
+import { AuditAppendUnconfirmedError } from '../../errors.js';
+import { checkAuditListLimit, type AuditAppendParams, type AuditBatchRef, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAuditStatements } from './postgres-audit-sql.js';
 import { withTransaction } from './postgres-transaction.js';
@@ -51,30 +52,58 @@ function toBlock(r: PgAuditBlockRecord): AuditBlockRow {
  * applies only if the head did not move meanwhile (`auditAppendIfHeadSql`). When it moved (another append got in
  * between) or the chain has no head yet, the batch is sealed again in a transaction holding the head row's lock.
  * The locked way alone was four round trips (BEGIN, lock, append, COMMIT) and two head row versions per append.
+ *
+ * A failure after the sealed batch was sent throws {@link AuditAppendUnconfirmedError}: the connection may have
+ * dropped after the commit. A retry names that batch (`retryOf`) and is checked against the head each way: an
+ * earlier optimistic write still in flight cannot land after the retry's own write (its head no longer matches),
+ * and an earlier locked one holds the head row until it ends, so the locked check sees its outcome.
  */
 export async function auditAppend(ctx: PostgresAuditContext, params: AuditAppendParams): Promise<AuditEntry[]> {
   if (params.entries.length === 0) return [];
   const { rows } = await ctx.run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headRead, [params.chain, params.now]);
   const head = rows[0];
   if (head) {
+    if (params.retryOf && (await written(ctx.run, ctx.sql, params.chain, Number(head.seq), params.retryOf))) return [];
     const { entries: sealed, block } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
     const last = sealed[sealed.length - 1]!;
-    const written = await ctx.run(ctx.sql.appendIfHead, [params.chain, last.at, sealed[0]!.seq, last.seq, block, last.hash, head.seq, head.hash]);
-    if (written.rowCount === 1) return sealed;
+    let applied: boolean;
+    try {
+      applied = (await ctx.run(ctx.sql.appendIfHead, [params.chain, last.at, sealed[0]!.seq, last.seq, block, last.hash, head.seq, head.hash])).rowCount === 1;
+    } catch (error) {
+      throw new AuditAppendUnconfirmedError(sealed[0]!.seq, last.hash, { cause: error });
+    }
+    if (applied) return sealed;
   }
   return lockedAppend(ctx, params);
 }
 
+/** Whether the batch `ref` names is in the chain whose head is at `headSeq` (see `holdsBatch`). */
+async function written(run: Run, sql: PostgresAuditStatements, chain: string, headSeq: number, ref: AuditBatchRef): Promise<boolean> {
+  if (headSeq < ref.firstSeq) return false;
+  const { rows } = await run<PgAuditBlockRecord>(sql.blockAt, [chain, ref.firstSeq]);
+  return holdsBatch(chain, headSeq, rows[0] ? toBlock(rows[0]) : undefined, ref);
+}
+
 /** {@link auditAppend} in a transaction holding the head row's lock (created on the chain's first append). */
 async function lockedAppend(ctx: PostgresAuditContext, params: AuditAppendParams): Promise<AuditEntry[]> {
-  return withTransaction(ctx.pool, async (run) => {
-    const { rows } = await run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headLock, [params.chain, params.now]);
-    const head = rows[0]!;
-    const { entries: sealed, block } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
-    const last = sealed[sealed.length - 1]!;
-    await run(ctx.sql.append, [params.chain, last.at, sealed[0]!.seq, last.seq, block, last.hash]);
-    return sealed;
-  });
+  // Set once the sealed batch is about to be sent (an object: TypeScript does not track a `let` set in a callback).
+  const sent: { batch: AuditBatchRef | null } = { batch: null };
+  try {
+    return await withTransaction(ctx.pool, async (run) => {
+      const { rows } = await run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headLock, [params.chain, params.now]);
+      const head = rows[0]!;
+      if (params.retryOf && (await written(run, ctx.sql, params.chain, Number(head.seq), params.retryOf))) return [];
+      const { entries: sealed, block } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
+      const last = sealed[sealed.length - 1]!;
+      sent.batch = { firstSeq: sealed[0]!.seq, lastHash: last.hash };
+      await run(ctx.sql.append, [params.chain, last.at, sealed[0]!.seq, last.seq, block, last.hash]);
+      return sealed;
+    });
+  } catch (error) {
+    // Sent and then failed (the statement, or the COMMIT): it may have been written.
+    if (sent.batch) throw new AuditAppendUnconfirmedError(sent.batch.firstSeq, sent.batch.lastHash, { cause: error });
+    throw error;
+  }
 }
 
 /** A page of the chain in seq order. @throws InvalidOptionError for a limit outside 1..10,000. */

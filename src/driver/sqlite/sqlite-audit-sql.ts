@@ -16,6 +16,9 @@ export const AUDIT_HEAD_GET = `SELECT chain, seq, hash, at, pruned_seq, pruned_h
  */
 export const AUDIT_APPEND_TIME = `SELECT max(${NOW}, coalesce(@lastAt, 0)) AS at`;
 
+/** The block sealed at a seq (an append checking whether its earlier, unconfirmed batch is there). */
+export const AUDIT_BLOCK_AT = `SELECT first_seq, at, entries FROM audit_blocks WHERE chain = @chain AND first_seq = @seq`;
+
 /**
  * A sealed batch as one block: its entries (`SealedBatch.block`), all of chain `@chain` at time `@at`, seq `@firstSeq`
  * to `@lastSeq`. One row per batch: the per-row and per-index-entry costs were most of an append.

@@ -5,7 +5,7 @@
  * `src/audit/audit-hash.ts`.
  * @module
  */
-import { prunedEnd, readAuditPage, type AuditBlockRow } from '../../audit/audit-block.js';
+import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockRow } from '../../audit/audit-block.js';
 import { GENESIS_HASH, sealBatch } from '../../audit/audit-hash.js';
 import { checkAuditListLimit, type AuditAppendParams, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
@@ -48,6 +48,13 @@ export async function auditAppend(ctx: SqliteContext, params: AuditAppendParams)
   return ctx.write(() => {
     const row = ctx.stmt(SQL.AUDIT_HEAD_GET).get({ chain: params.chain }) as AuditHeadDbRow | undefined;
     const head = row ? toHead(row) : { seq: 0, hash: GENESIS_HASH, at: null };
+    // A commit here either happens or not, so no append of this driver is left unconfirmed; the check is for the
+    // contract (a caller may retry another driver's way) and costs nothing without `retryOf`.
+    const retryOf = params.retryOf;
+    if (retryOf && head.seq >= retryOf.firstSeq) {
+      const found = ctx.stmt(SQL.AUDIT_BLOCK_AT).get({ chain: params.chain, seq: retryOf.firstSeq }) as AuditBlockDbRow | undefined;
+      if (holdsBatch(params.chain, head.seq, found ? toBlock(found) : undefined, retryOf)) return [];
+    }
     // Read after BEGIN IMMEDIATE took the lock: a later seq never gets an earlier time.
     const at = int((ctx.stmt(SQL.AUDIT_APPEND_TIME).get({ now: nowParam, lastAt: head.at?.getTime() ?? null }) as { at: DbInt }).at);
     const { entries: sealed, block } = sealBatch(params.chain, head, new Date(at), params.entries);

@@ -1,0 +1,168 @@
+/**
+ * A PostgreSQL audit append whose reply is lost after the database committed it: the connection to the real
+ * server runs through a TCP relay in this test, which, once armed, lets the client's statement through, swallows the
+ * server's reply and cuts the connection. The append must report the batch unconfirmed (`AuditAppendUnconfirmedError`)
+ * and a retry naming it must not write it twice, for a driver call and for the audit trail of a Warden.
+ * @module
+ */
+import net from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createWarden, type Warden } from '../../src/client/warden.js';
+import { createDriver } from '../../src/driver/create-driver.js';
+import type { Driver } from '../../src/driver/driver.js';
+import { AuditAppendUnconfirmedError, AuditWriteError } from '../../src/errors.js';
+import { defineJob } from '../../src/job/define-job.js';
+import { auditInput, expectIntactChain, readChain } from '../conformance/audit.js';
+import { at, openPgClient } from '../conformance/helpers.js';
+import { silent, within } from '../runtime/helpers.js';
+import { createTestDatabase, PG_URL, type TestDatabase } from '../support/test-databases.js';
+
+/** The ReadyForQuery message PostgreSQL sends when a statement (and, outside a transaction, its commit) is done. */
+const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
+
+/**
+ * A relay to the test server. After {@link Relay.arm}, the first client message containing `marker` goes through;
+ * the server's reply to it is dropped once it is complete (its ReadyForQuery seen: the statement committed) and
+ * that connection is cut, so the client sees a lost connection for a write that was done.
+ */
+class Relay {
+  readonly #server: net.Server;
+  #marker: string | null = null;
+  cut = 0;
+  constructor(target: { host: string; port: number }) {
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect(target);
+      let swallowing = false;
+      client.on('data', (chunk) => {
+        if (this.#marker !== null && chunk.includes(this.#marker)) {
+          this.#marker = null;
+          swallowing = true;
+        }
+        upstream.write(chunk);
+      });
+      upstream.on('data', (chunk) => {
+        if (!swallowing) return void client.write(chunk);
+        if (!chunk.includes(READY_FOR_QUERY)) return;
+        this.cut++;
+        client.destroy();
+        upstream.destroy();
+      });
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', close).on('close', close);
+      upstream.on('error', close).on('close', close);
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    const url = new URL(PG_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String((this.#server.address() as net.AddressInfo).port);
+    return url.toString();
+  }
+
+  /** Drops the reply to the next client message containing `marker`, and cuts its connection. */
+  arm(marker: string): void {
+    this.#marker = marker;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+describe('PostgreSQL audit append with its reply lost', () => {
+  let tdb: TestDatabase;
+  let relay: Relay;
+  let driver: Driver | undefined;
+  let warden: Warden | undefined;
+  beforeEach(async () => {
+    tdb = await createTestDatabase('postgres');
+    const target = new URL(PG_URL);
+    relay = new Relay({ host: target.hostname, port: Number(target.port || 5432) });
+  });
+  afterEach(async () => {
+    await warden?.close();
+    warden = undefined;
+    await driver?.close();
+    driver = undefined;
+    await relay.close();
+    await tdb.cleanup();
+  });
+
+  it('reports a sent batch unconfirmed, and a retry naming it writes it only if it was not committed', async () => {
+    driver = createDriver({ url: await relay.listen(), schema: tdb.schema });
+    // [chain, the client message whose reply is lost, whether the batch was committed]. A chain's first append takes
+    // the locked way (BEGIN, head lock, insert, COMMIT), the later ones the optimistic way (one statement).
+    const cases = [['locked-commit', 'COMMIT', true], ['locked-insert', 'audit_blocks', false], ['optimistic', 'audit_blocks', true]] as const;
+    for (const [chain, marker, committed] of cases) {
+      if (chain === 'optimistic') await driver.auditAppend({ chain, entries: [auditInput({ subjectId: 'first' })], now: at(0) });
+      const before = (await readChain(tdb.driver, chain)).map((e) => e.subjectId);
+      relay.arm(marker);
+      const failure = await driver.auditAppend({ chain, entries: [auditInput({ subjectId: 'x' }), auditInput({ subjectId: 'y' })], now: at(1_000) }).then(() => null, (e: unknown) => e);
+      expect(failure, chain).toBeInstanceOf(AuditAppendUnconfirmedError);
+      const { firstSeq, lastHash } = failure as AuditAppendUnconfirmedError;
+      expect(firstSeq, chain).toBe(before.length + 1);
+      const stored = await readChain(tdb.driver, chain);
+      expect(stored.map((e) => e.subjectId), chain).toEqual(committed ? [...before, 'x', 'y'] : before);
+      if (committed) expect(lastHash, chain).toBe(stored.at(-1)!.hash);
+      const retried = await driver.auditAppend({ chain, entries: [auditInput({ subjectId: 'x' }), auditInput({ subjectId: 'y' })], now: at(2_000), retryOf: { firstSeq, lastHash } });
+      expect(retried.length, chain).toBe(committed ? 0 : 2);
+      const after = await readChain(tdb.driver, chain);
+      expect(after.map((e) => e.subjectId), chain).toEqual([...before, 'x', 'y']);
+      expectIntactChain(after);
+    }
+    expect(relay.cut).toBe(cases.length);
+  });
+
+  it('the audit trail writes every entry once when an append\'s reply is lost', async () => {
+    const job = defineJob({ name: 'noop', handler: () => {} });
+    driver = createDriver({ url: await relay.listen(), schema: tdb.schema });
+    warden = createWarden({ database: driver, logger: silent, jobs: [job], audit: true });
+    const errors: unknown[] = [];
+    warden.on('error', (e) => errors.push(e.error));
+    // The first append creates the chain's head; the lost one is a later, optimistic one.
+    await warden.enqueue(job, { i: 0 });
+    await warden.audit.flush();
+    relay.arm('audit_blocks');
+    await warden.enqueueMany([1, 2, 3].map((i) => ({ job, payload: { i } })));
+    await within(warden.audit.flush(), 'the trail to write the entries');
+    expect(relay.cut).toBe(1);
+    expect(errors.some((e) => e instanceof AuditAppendUnconfirmedError)).toBe(true);
+    const chain = await readChain(tdb.driver, 'default');
+    expect(chain.map((e) => `${e.action}:${e.subjectId}`)).toEqual(['job.created:1', 'job.created:2', 'job.created:3', 'job.created:4']);
+    expectIntactChain(chain);
+  });
+
+  it('gives up on an entry the database refuses for good, though each refusal came after the batch was sent', async () => {
+    const job = defineJob({ name: 'noop', handler: () => {} });
+    const s = `"${tdb.schema}"`;
+    // Any block holding an entry about job 2 is refused (SQLSTATE P0001, not transient): the batch is rolled back.
+    await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'head' })], now: null });
+    const admin = await openPgClient();
+    try {
+      await admin.query(`CREATE FUNCTION ${s}.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.entries LIKE '%"job","2",%' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$`);
+      await admin.query(`CREATE TRIGGER refuse BEFORE INSERT ON ${s}.audit_blocks FOR EACH ROW EXECUTE FUNCTION ${s}.refuse()`);
+    } finally {
+      await admin.end();
+    }
+    driver = createDriver({ url: PG_URL, schema: tdb.schema });
+    warden = createWarden({ database: driver, logger: silent, jobs: [job], audit: true });
+    const errors: { error: unknown; context: string }[] = [];
+    warden.on('error', (e) => errors.push(e));
+    const ids = (await warden.enqueueMany([1, 2, 3].map((i) => ({ job, payload: { i } })))).map((r) => r.id);
+    expect(ids).toEqual(['1', '2', '3']);
+    // The refused entry is given up on (not retried for ever as "maybe written"); the others are written.
+    await within(warden.audit.flush(), 'the trail to settle every entry');
+    expect(errors.filter((e) => e.error instanceof AuditWriteError).map((e) => (e.error as Error).message)).toEqual([expect.stringMatching(/1 entry given up on: .*refused/)]);
+    expect(errors.filter((e) => e.error instanceof AuditAppendUnconfirmedError).length).toBeGreaterThanOrEqual(3);
+    const chain = await readChain(tdb.driver, 'default');
+    expect(chain.map((e) => e.subjectId)).toEqual(['head', ids[0], ids[2]]);
+    expectIntactChain(chain);
+  });
+});
+
