@@ -164,6 +164,7 @@ describe('PostgreSQL prepared statements', () => {
     const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
     const { buildPostgresKeyStatements } = await import('../../src/driver/postgres/postgres-keys-sql.js');
     const { PostgresConnection } = await import('../../src/driver/postgres/postgres-connection.js');
+    const { buildPostgresAuditStatements } = await import('../../src/driver/postgres/postgres-audit-sql.js');
     const mode = async (run: (text: string) => Promise<pg.QueryResult>) => (await run('SHOW plan_cache_mode')).rows[0]!.plan_cache_mode as string;
     const cases = [
       { setting: undefined, inside: 'force_generic_plan', reported: 0 },
@@ -174,7 +175,7 @@ describe('PostgreSQL prepared statements', () => {
       const errors: unknown[] = [];
       const conn = new PostgresConnection({
         connectionString: PG_URL, poolSize: 1, connectTimeoutMs: 5_000, preparedStatements: true, sql: buildPostgresStatements('warden'),
-        keySql: buildPostgresKeyStatements('warden'), onError: (e) => errors.push(e), ...(setting ? { genericPlansSql: setting } : {}),
+        keySql: buildPostgresKeyStatements('warden'), auditSql: buildPostgresAuditStatements('warden'), onError: (e) => errors.push(e), ...(setting ? { genericPlansSql: setting } : {}),
       });
       try {
         for (let i = 0; i < 2; i++) {
@@ -339,6 +340,19 @@ describe('PostgreSQL prepared statements', () => {
     });
   });
 
+  it('prepares the optimistic audit append (head read, conditional write), which keeps chaining', async () => {
+    const { driver } = open();
+    await driver.migrate();
+    const entry = { actor: 'api', action: 'job.completed', subjectKind: 'job' as const, subjectId: '1', jobName: null, queue: null, before: null, after: null, reason: null, data: null };
+    // The first append of a chain is the locked way (not prepared); the next ones are optimistic.
+    for (let i = 0; i < 3; i++) await driver.auditAppend({ chain: 'default', entries: [entry, entry], now: null });
+    expect(await plansOn(driver, 'warden_a%')).toEqual([
+      { name: 'warden_a0', generic_plans: '0', custom_plans: '3' },
+      { name: 'warden_a1', generic_plans: '0', custom_plans: '2' },
+    ]);
+    expect((await driver.auditHead({ chain: 'default' }))?.seq).toBe(6);
+  });
+
   it('prepares nothing with preparedStatements: false', async () => {
     const { driver } = open({ preparedStatements: false });
     await driver.migrate();
@@ -346,6 +360,8 @@ describe('PostgreSQL prepared statements', () => {
     await driver.jobInsertMany({ jobs: [makeInsert({ key: 'a' })], now: null });
     await driver.transaction((tx) => driver.jobInsertMany({ jobs: [makeInsert({ key: 'b' })], now: null, tx }));
     expect(await runAll(driver)).toBe(3);
+    const entry = { actor: 'api', action: 'job.completed', subjectKind: 'job' as const, subjectId: '1', jobName: null, queue: null, before: null, after: null, reason: null, data: null };
+    for (let i = 0; i < 2; i++) await driver.auditAppend({ chain: 'default', entries: [entry], now: null });
     expect(await preparedOn(driver)).toEqual([]);
   });
 

@@ -97,7 +97,8 @@ export class PostgresDriver implements Driver {
     this.#sql = SQL.buildPostgresStatements(this.schema);
     this.#channel = `${this.schema}_jobs`.slice(0, MAX_CHANNEL_LENGTH);
     const keySql = buildPostgresKeyStatements(this.schema);
-    this.#conn = new PostgresConnection({ ...resolved, sql: this.#sql, keySql });
+    const auditSql = buildPostgresAuditStatements(this.schema);
+    this.#conn = new PostgresConnection({ ...resolved, sql: this.#sql, keySql, auditSql });
     const { pool, run, runWorker } = this.#conn;
     this.#insertSql = { jobInsertNotify: this.#sql.jobInsertNotify, jobInsertOneNotify: this.#sql.jobInsertOneNotify, keyLock: keySql.keyLock, jobInsertRound: keySql.jobInsertRound, keyDuplicates: keySql.keyDuplicates };
     this.#migrations = { pool, run, schema: this.schema, sql: this.#sql };
@@ -114,7 +115,7 @@ export class PostgresDriver implements Driver {
     this.#leaseWrites = { run, runWorker, sql: this.#sql, transactionHandle };
     this.#steps = { run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
     this.#alerts = { run, sql: buildPostgresAlertStatements(this.schema), transactionHandle };
-    this.#audit = { pool, run, sql: buildPostgresAuditStatements(this.schema) };
+    this.#audit = { pool, run, sql: auditSql };
   }
 
   /** Stops every listener and closes the pools. Safe to call twice (both calls wait for the same close). */
