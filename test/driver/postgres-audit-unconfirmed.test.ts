@@ -21,21 +21,27 @@ import { createTestDatabase, PG_URL, type TestDatabase } from '../support/test-d
 const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
 
 /**
- * A relay to the test server. After {@link Relay.arm}, the first client message containing `marker` goes through;
+ * What a client message writing a block contains: the locked insert's text (unnamed), or the optimistic write's
+ * prepared name (`warden_a1`, in its Parse the first time on a connection and in every Bind).
+ */
+const BLOCK_WRITE = ['audit_blocks', 'warden_a1'];
+
+/**
+ * A relay to the test server. After {@link Relay.arm}, the first client message containing a marker goes through;
  * the server's reply to it is dropped once it is complete (its ReadyForQuery seen: the statement committed) and
  * that connection is cut, so the client sees a lost connection for a write that was done.
  */
 class Relay {
   readonly #server: net.Server;
-  #marker: string | null = null;
+  #markers: string[] = [];
   cut = 0;
   constructor(target: { host: string; port: number }) {
     this.#server = net.createServer((client) => {
       const upstream = net.connect(target);
       let swallowing = false;
       client.on('data', (chunk) => {
-        if (this.#marker !== null && chunk.includes(this.#marker)) {
-          this.#marker = null;
+        if (this.#markers.some((m) => chunk.includes(m))) {
+          this.#markers = [];
           swallowing = true;
         }
         upstream.write(chunk);
@@ -64,9 +70,9 @@ class Relay {
     return url.toString();
   }
 
-  /** Drops the reply to the next client message containing `marker`, and cuts its connection. */
-  arm(marker: string): void {
-    this.#marker = marker;
+  /** Drops the reply to the next client message containing any of `markers`, and cuts its connection. */
+  arm(...markers: string[]): void {
+    this.#markers = markers;
   }
 
   close(): Promise<void> {
@@ -97,11 +103,11 @@ describe('PostgreSQL audit append with its reply lost', () => {
     driver = createDriver({ url: await relay.listen(), schema: tdb.schema });
     // [chain, the client message whose reply is lost, whether the batch was committed]. A chain's first append takes
     // the locked way (BEGIN, head lock, insert, COMMIT), the later ones the optimistic way (one statement).
-    const cases = [['locked-commit', 'COMMIT', true], ['locked-insert', 'audit_blocks', false], ['optimistic', 'audit_blocks', true]] as const;
+    const cases = [['locked-commit', ['COMMIT'], true], ['locked-insert', BLOCK_WRITE, false], ['optimistic', BLOCK_WRITE, true]] as const;
     for (const [chain, marker, committed] of cases) {
       if (chain === 'optimistic') await driver.auditAppend({ chain, entries: [auditInput({ subjectId: 'first' })], now: at(0) });
       const before = (await readChain(tdb.driver, chain)).map((e) => e.subjectId);
-      relay.arm(marker);
+      relay.arm(...marker);
       const failure = await driver.auditAppend({ chain, entries: [auditInput({ subjectId: 'x' }), auditInput({ subjectId: 'y' })], now: at(1_000) }).then(() => null, (e: unknown) => e);
       expect(failure, chain).toBeInstanceOf(AuditAppendUnconfirmedError);
       const { firstSeq, lastHash } = failure as AuditAppendUnconfirmedError;
@@ -127,7 +133,7 @@ describe('PostgreSQL audit append with its reply lost', () => {
     // The first append creates the chain's head; the lost one is a later, optimistic one.
     await warden.enqueue(job, { i: 0 });
     await warden.audit.flush();
-    relay.arm('audit_blocks');
+    relay.arm(...BLOCK_WRITE);
     await warden.enqueueMany([1, 2, 3].map((i) => ({ job, payload: { i } })));
     await within(warden.audit.flush(), 'the trail to write the entries');
     expect(relay.cut).toBe(1);
