@@ -13,6 +13,11 @@ export interface TargetVerdict {
 
 const x = (n: number) => `${n.toFixed(2)}×`;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
+/** Two latencies compared, to one decimal, or two where one decimal would show a tie that the verdict broke. */
+const msPair = (a: number, b: number) => {
+  const digits = a !== b && a.toFixed(1) === b.toFixed(1) ? 2 : 1;
+  return `${a.toFixed(digits)} ms vs ${b.toFixed(digits)} ms`;
+};
 
 /** Every target of the issue, met or missed, with the figures it was judged on. */
 export function judgeTargets(run: RunResult): TargetVerdict[] {
@@ -28,8 +33,8 @@ export function judgeTargets(run: RunResult): TargetVerdict[] {
   };
   check('Warden-PostgreSQL W1 drain ≥ 1.5× graphile-worker', [m('W1', 'warden-pg', 'drain'), m('W1', 'graphile', 'drain')], (w, g) => [w >= 1.5 * g, x(w / g)]);
   check('Warden-PostgreSQL W2 ≥ 2× graphile-worker', [m('W2', 'warden-pg', 'rate'), m('W2', 'graphile', 'rate')], (w, g) => [w >= 2 * g, x(w / g)]);
-  check('Warden-PostgreSQL W3 p50 ≤ BullMQ p50', [m('W3', 'warden-pg', 'p50'), m('W3', 'bullmq', 'p50')], (w, b) => [w <= b, `${ms(w)} vs ${ms(b)}`]);
-  check('Warden-PostgreSQL W3 p99 ≤ graphile-worker p99', [m('W3', 'warden-pg', 'p99'), m('W3', 'graphile', 'p99')], (w, g) => [w <= g, `${ms(w)} vs ${ms(g)}`]);
+  check('Warden-PostgreSQL W3 p50 ≤ BullMQ p50', [m('W3', 'warden-pg', 'p50'), m('W3', 'bullmq', 'p50')], (w, b) => [w <= b, msPair(w, b)]);
+  check('Warden-PostgreSQL W3 p99 ≤ graphile-worker p99', [m('W3', 'warden-pg', 'p99'), m('W3', 'graphile', 'p99')], (w, g) => [w <= g, msPair(w, g)]);
   check('Warden-PostgreSQL W4 ≥ graphile-worker, 0 duplicates', [m('W4', 'warden-pg', 'drain'), m('W4', 'graphile', 'drain'), maxOf(run, 'W4', 'warden-pg', 'duplicates')], (w, g, d) => [w >= g && d === 0, `${x(w / g)}, ${d} duplicates (worst repetition)`]);
   check('Warden-SQLite W1 drain ≥ 2× graphile-worker', [m('W1', 'warden-sqlite', 'drain'), m('W1', 'graphile', 'drain')], (w, g) => [w >= 2 * g, x(w / g)]);
   check('Warden-SQLite W2 ≥ BullMQ', [m('W2', 'warden-sqlite', 'rate'), m('W2', 'bullmq', 'rate')], (w, b) => [w >= b, x(w / b)]);
