@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { AlertManager } from '../alerts/alert-manager.js';
@@ -464,6 +465,8 @@ export class Warden {
       payloadLimit: this.#payloadLimit,
       ...this.#schedulerOptions,
       onEnqueued: (queue) => this.#worker?.notify(queue),
+      // Not from `random`: a seeded one (tests) would give every instance the same id and shift its sequence.
+      instanceId: `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`,
     });
   }
 

@@ -52,6 +52,26 @@ export interface ScheduleAdvanceParams {
   nextRunAt: Date | null;
   ticks: ScheduleTickWrite[];
   now: Date | null;
+  /**
+   * The scheduler instance writing these ticks, stored on each tick row it writes (`fired_by`), so that after an
+   * advance whose reply was lost it can find them ({@link ScheduleTicksWrittenParams}). @default null
+   */
+  firedBy?: string | null;
+}
+
+/** The scheduled ticks among `tickAts` that `firedBy` wrote (`Driver.scheduleTicksWrittenBy`). */
+export interface ScheduleTicksWrittenParams {
+  name: string;
+  firedBy: string;
+  tickAts: Date[];
+}
+
+/** A scheduled tick as its writer recorded it. */
+export interface ScheduleTickWritten {
+  tickAt: Date;
+  outcome: 'fired' | 'skipped' | 'missed';
+  late: boolean;
+  jobId: string | null;
 }
 
 /** What happened to one tick. */

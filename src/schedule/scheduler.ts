@@ -1,6 +1,6 @@
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
-import type { ScheduleRow, ScheduleTickWrite } from '../driver/schedule-params.js';
+import type { ScheduleRow, ScheduleTickResult, ScheduleTickWrite } from '../driver/schedule-params.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobState } from '../job/job-record.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
@@ -22,6 +22,20 @@ export interface SchedulerDeps {
   skewWarnMs: number;
   /** Called with queues that got a job, so a local worker can look at once. */
   onEnqueued: (queue: string) => void;
+  /**
+   * This scheduler's identity, stored on the tick rows it writes (`fired_by`), unique per instance: after an
+   * advance whose reply was lost it finds its own ticks by it.
+   */
+  instanceId: string;
+}
+
+/** An advance that failed after it may have committed: its ticks' events are still owed if it did. */
+interface UnconfirmedAdvance {
+  def: ScheduleDefinition;
+  tickAts: Date[];
+  /** The tick the advance started at, and how many ticks older than the policy's window it counted. */
+  from: Date;
+  unlistedMissed: number;
 }
 
 /** Job states that make a new tick wait, per overlap policy. */
@@ -42,6 +56,8 @@ export class Scheduler extends Service {
   readonly #deps: SchedulerDeps;
   readonly #byName: Map<string, ScheduleDefinition>;
   #lastSkewWarning = -Infinity;
+  /** Advances that failed (error, no answer), by schedule name, settled at the start of the next scan. */
+  readonly #unconfirmed = new Map<string, UnconfirmedAdvance>();
 
   constructor(deps: SchedulerDeps) {
     super();
@@ -63,6 +79,7 @@ export class Scheduler extends Service {
   /** One pass: handles every due schedule. Returns how many schedules this instance advanced. */
   async scan(): Promise<number> {
     const { driver, clock } = this.#deps;
+    await this.#settleUnconfirmed();
     const now = await this.#now();
     const due = await driver.scheduleDue({ now: clock.sqlNow() ?? now, limit: 100 });
     let advanced = 0;
@@ -115,10 +132,27 @@ export class Scheduler extends Service {
         ticks.push({ tickAt: t.tickAt, action: 'missed', late: t.late, job: null, blockIfActiveIn: [], cancelActive: false });
       }
     }
-    const result = await driver.scheduleAdvance({ name: def.name, definitionHash: def.definitionHash, expectedNextRunAt: row.nextRunAt!, nextRunAt: plan.nextRunAt, ticks, now: clock.sqlNow() });
+    let result: Awaited<ReturnType<Driver['scheduleAdvance']>>;
+    try {
+      result = await driver.scheduleAdvance({
+        name: def.name, definitionHash: def.definitionHash, expectedNextRunAt: row.nextRunAt!, nextRunAt: plan.nextRunAt, ticks, now: clock.sqlNow(),
+        firedBy: this.#deps.instanceId,
+      });
+    } catch (error) {
+      // It may have committed with its reply lost: the next scan asks which of these ticks it wrote.
+      this.#unconfirmed.set(def.name, { def, tickAts: ticks.map((t) => t.tickAt), from: row.nextRunAt!, unlistedMissed: plan.unlistedMissed });
+      throw error;
+    }
     if (!result.advanced) return false;
-    if (plan.unlistedMissed > 0) events.emit('schedule:missed', { schedule: def.name, tickAt: row.nextRunAt!, count: plan.unlistedMissed });
-    for (const t of result.ticks) {
+    this.#emitTicks(def, row.nextRunAt!, plan.unlistedMissed, result.ticks);
+    return true;
+  }
+
+  /** The events of an advance that committed: one per tick it handled now (see the `schedule:*` events). */
+  #emitTicks(def: ScheduleDefinition, from: Date, unlistedMissed: number, ticks: readonly ScheduleTickResult[]): void {
+    const { events } = this.#deps;
+    if (unlistedMissed > 0) events.emit('schedule:missed', { schedule: def.name, tickAt: from, count: unlistedMissed });
+    for (const t of ticks) {
       // A tick handled before (e.g. a sync moved next_run_at back over it) did nothing now: no event may say it did.
       if (t.alreadyHandled) continue;
       if (t.cancelledJobIds.length > 0) events.emit('schedule:replaced', { schedule: def.name, tickAt: t.tickAt, cancelledJobIds: t.cancelledJobIds });
@@ -133,7 +167,24 @@ export class Scheduler extends Service {
         events.emit('schedule:missed', { schedule: def.name, tickAt: t.tickAt, count: 1 });
       }
     }
-    return true;
+  }
+
+  /**
+   * Settles the advances whose call failed: the ticks this instance wrote among theirs (read once no advance of the
+   * schedule is in flight) were committed, and get their events now; none means the advance did not commit, and the
+   * scan handles the ticks as due. Cancellations by overlap `replace` are not known here, so a lost reply loses
+   * their `schedule:replaced` event. A read that fails leaves the advance for the next scan.
+   */
+  async #settleUnconfirmed(): Promise<void> {
+    for (const [name, u] of this.#unconfirmed) {
+      const written = await this.#deps.driver.scheduleTicksWrittenBy({ name, firedBy: this.#deps.instanceId, tickAts: u.tickAts });
+      this.#unconfirmed.delete(name);
+      if (written.length === 0) continue;
+      const queue = u.def.queue;
+      this.#emitTicks(u.def, u.from, u.unlistedMissed, written.map((t) => ({
+        ...t, cancelledJobIds: [], queue: t.outcome === 'fired' ? queue : null, alreadyHandled: false,
+      })));
+    }
   }
 
   /** Database time (or the injected clock's), with a warning when this process's clock has drifted from it. */

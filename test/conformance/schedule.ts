@@ -490,6 +490,23 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect([row.nextRunAt, row.lastTickAt]).toEqual([at(4 * MINUTE), at(3 * MINUTE)]);
       });
 
+      it('scheduleTicksWrittenBy returns the scheduled ticks among those asked that this writer wrote, as stored', async () => {
+        await sync([item('a'), item('b')], at(0));
+        const mine = (params: Omit<Parameters<Driver['scheduleAdvance']>[0], 'firedBy'>) => tdb.driver.scheduleAdvance({ ...params, firedBy: 'me' });
+        const result = await mine({ name: 'a', definitionHash: 'h1', expectedNextRunAt: at(MINUTE), nextRunAt: at(3 * MINUTE), ticks: [missed(at(MINUTE)), fire('a', at(2 * MINUTE), { late: true })], now: at(2 * MINUTE) });
+        // Another instance's tick, a trigger's, and another schedule's tick at an asked time: none of them mine for 'a'.
+        await advance('a', at(3 * MINUTE), at(4 * MINUTE), [fire('a', at(3 * MINUTE))], at(3 * MINUTE));
+        await tdb.driver.scheduleTrigger({ name: 'a', job: tickJob('a', at(3 * MINUTE)), actor: 'cli:alice', now: at(3 * MINUTE) });
+        await tdb.driver.scheduleAdvance({ name: 'b', definitionHash: 'h1', expectedNextRunAt: at(MINUTE), nextRunAt: at(2 * MINUTE), ticks: [fire('b', at(MINUTE))], now: at(MINUTE), firedBy: 'me' });
+        const asked = [at(MINUTE), at(2 * MINUTE), at(3 * MINUTE), at(9 * MINUTE)];
+        expect(await tdb.driver.scheduleTicksWrittenBy({ name: 'a', firedBy: 'me', tickAts: asked })).toEqual([
+          { tickAt: at(MINUTE), outcome: 'missed', late: false, jobId: null },
+          { tickAt: at(2 * MINUTE), outcome: 'fired', late: true, jobId: result.ticks[1]!.jobId },
+        ]);
+        expect(await tdb.driver.scheduleTicksWrittenBy({ name: 'a', firedBy: 'someone else', tickAts: asked })).toEqual([]);
+        expect(await tdb.driver.scheduleTicksWrittenBy({ name: 'a', firedBy: 'me', tickAts: [] })).toEqual([]);
+      });
+
       it('with no ticks only moves next_run_at; last_tick_at never moves back; next_run_at null is never due', async () => {
         await sync([item('a')], at(0));
         await fireOnce('a', at(MINUTE), at(MINUTE));

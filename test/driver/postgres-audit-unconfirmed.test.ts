@@ -1,24 +1,18 @@
 /**
  * A PostgreSQL audit append whose reply is lost after the database committed it: the connection to the real
- * server runs through a TCP relay in this test, which, once armed, lets the client's statement through, swallows the
- * server's reply and cuts the connection. The append must report the batch unconfirmed (`AuditAppendUnconfirmedError`)
+ * server runs through a TCP relay (`test/support/pg-relay.ts`), which, once armed, lets the client's statement
+ * through, swallows the server's reply and cuts the connection. The append must report the batch unconfirmed (`AuditAppendUnconfirmedError`)
  * and a retry naming it must not write it twice, for a driver call and for the audit trail of a Warden.
  * @module
  */
-import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createWarden, type Warden } from '../../src/client/warden.js';
-import { createDriver } from '../../src/driver/create-driver.js';
-import type { Driver } from '../../src/driver/driver.js';
+import { createWarden } from '../../src/client/warden.js';
 import { AuditAppendUnconfirmedError, AuditWriteError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { auditInput, expectIntactChain, readChain } from '../conformance/audit.js';
 import { at, openPgClient } from '../conformance/helpers.js';
 import { silent, within } from '../runtime/helpers.js';
-import { createTestDatabase, PG_URL, type TestDatabase } from '../support/test-databases.js';
-
-/** The ReadyForQuery message PostgreSQL sends when a statement (and, outside a transaction, its commit) is done. */
-const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
+import { RelayedDatabase } from '../support/pg-relay.js';
 
 /**
  * What a client message writing a block contains: the locked insert's text (unnamed), or the optimistic write's
@@ -26,81 +20,14 @@ const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
  */
 const BLOCK_WRITE = ['audit_blocks', 'warden_a1'];
 
-/**
- * A relay to the test server. After {@link Relay.arm}, the first client message containing a marker goes through;
- * the server's reply to it is dropped once it is complete (its ReadyForQuery seen: the statement committed) and
- * that connection is cut, so the client sees a lost connection for a write that was done.
- */
-class Relay {
-  readonly #server: net.Server;
-  #markers: string[] = [];
-  cut = 0;
-  constructor(target: { host: string; port: number }) {
-    this.#server = net.createServer((client) => {
-      const upstream = net.connect(target);
-      let swallowing = false;
-      client.on('data', (chunk) => {
-        if (this.#markers.some((m) => chunk.includes(m))) {
-          this.#markers = [];
-          swallowing = true;
-        }
-        upstream.write(chunk);
-      });
-      upstream.on('data', (chunk) => {
-        if (!swallowing) return void client.write(chunk);
-        if (!chunk.includes(READY_FOR_QUERY)) return;
-        this.cut++;
-        client.destroy();
-        upstream.destroy();
-      });
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on('error', close).on('close', close);
-      upstream.on('error', close).on('close', close);
-    });
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    const url = new URL(PG_URL);
-    url.hostname = '127.0.0.1';
-    url.port = String((this.#server.address() as net.AddressInfo).port);
-    return url.toString();
-  }
-
-  /** Drops the reply to the next client message containing any of `markers`, and cuts its connection. */
-  arm(...markers: string[]): void {
-    this.#markers = markers;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.#server.close(() => resolve()));
-  }
-}
-
 describe('PostgreSQL audit append with its reply lost', () => {
-  let tdb: TestDatabase;
-  let relay: Relay;
-  let driver: Driver | undefined;
-  let warden: Warden | undefined;
-  beforeEach(async () => {
-    tdb = await createTestDatabase('postgres');
-    const target = new URL(PG_URL);
-    relay = new Relay({ host: target.hostname, port: Number(target.port || 5432) });
-  });
-  afterEach(async () => {
-    await warden?.close();
-    warden = undefined;
-    await driver?.close();
-    driver = undefined;
-    await relay.close();
-    await tdb.cleanup();
-  });
+  const db = new RelayedDatabase();
+  beforeEach(() => db.open());
+  afterEach(() => db.close());
 
   it('reports a sent batch unconfirmed, and a retry naming it writes it only if it was not committed', async () => {
-    driver = createDriver({ url: await relay.listen(), schema: tdb.schema });
+    const { tdb, relay } = db;
+    const driver = await db.driver();
     // [chain, the client message whose reply is lost, whether the batch was committed]. A chain's first append takes
     // the locked way (BEGIN, head lock, insert, COMMIT), the later ones the optimistic way (one statement).
     const cases = [['locked-commit', ['COMMIT'], true], ['locked-insert', BLOCK_WRITE, false], ['optimistic', BLOCK_WRITE, true]] as const;
@@ -126,8 +53,8 @@ describe('PostgreSQL audit append with its reply lost', () => {
 
   it('the audit trail writes every entry once when an append\'s reply is lost', async () => {
     const job = defineJob({ name: 'noop', handler: () => {} });
-    driver = createDriver({ url: await relay.listen(), schema: tdb.schema });
-    warden = createWarden({ database: driver, logger: silent, jobs: [job], audit: true });
+    const { tdb, relay } = db;
+    const warden = db.track(createWarden({ database: await db.driver(), logger: silent, jobs: [job], audit: true }));
     const errors: unknown[] = [];
     warden.on('error', (e) => errors.push(e.error));
     // The first append creates the chain's head; the lost one is a later, optimistic one.
@@ -145,6 +72,7 @@ describe('PostgreSQL audit append with its reply lost', () => {
 
   it('gives up on an entry the database refuses for good, though each refusal came after the batch was sent', async () => {
     const job = defineJob({ name: 'noop', handler: () => {} });
+    const { tdb } = db;
     const s = `"${tdb.schema}"`;
     // Any block holding an entry about job 2 is refused (SQLSTATE P0001, not transient): the batch is rolled back.
     await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'head' })], now: null });
@@ -156,8 +84,7 @@ describe('PostgreSQL audit append with its reply lost', () => {
     } finally {
       await admin.end();
     }
-    driver = createDriver({ url: PG_URL, schema: tdb.schema });
-    warden = createWarden({ database: driver, logger: silent, jobs: [job], audit: true });
+    const warden = db.track(createWarden({ database: await db.driver({ direct: true }), logger: silent, jobs: [job], audit: true }));
     const errors: { error: unknown; context: string }[] = [];
     warden.on('error', (e) => errors.push(e));
     const ids = (await warden.enqueueMany([1, 2, 3].map((i) => ({ job, payload: { i } })))).map((r) => r.id);

@@ -14,7 +14,8 @@ import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPr
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
-  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
+  ScheduleTickWritten, ScheduleTriggerParams,
 } from '../schedule-params.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams,
@@ -331,6 +332,11 @@ export class PostgresDriver implements Driver {
   /** A schedule's ticks, newest first. */
   scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
     return Schedules.scheduleTickList(this.#schedules, params);
+  }
+
+  /** The scheduled ticks among `tickAts` that `firedBy` wrote, once no advance of the schedule is in flight. */
+  scheduleTicksWrittenBy(params: ScheduleTicksWrittenParams): Promise<ScheduleTickWritten[]> {
+    return Schedules.scheduleTicksWrittenBy(this.#schedules, params);
   }
 
   /** Opens an alert unless it is open; the row when this call opened it. @throws InvalidTransactionError */

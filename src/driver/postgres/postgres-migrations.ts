@@ -331,4 +331,13 @@ SELECT b.chain, (e ->> 0)::bigint AS seq, b.at, e ->> 1 AS actor, e ->> 2 AS act
 FROM {{schema}}.audit_blocks b CROSS JOIN LATERAL jsonb_array_elements(b.entries::jsonb) AS e;
 `,
   },
+  {
+    name: '0014_schedule_tick_writer',
+    sql: `
+-- Which scheduler instance wrote a scheduled tick: one whose advance failed after sending its commit (the reply
+-- lost) finds its own ticks by it and emits their events then (docs/guarantees.md, "Exactly-once schedule ticks").
+-- NULL for ticks written before, and for triggered ones (their actor says who).
+ALTER TABLE {{schema}}.schedule_ticks ADD COLUMN fired_by text;
+`,
+  },
 ];

@@ -35,7 +35,7 @@ export async function scheduleAdvance(ctx: PostgresScheduleContext, params: Sche
     // Nothing was written, so committing the empty transaction is the same as rolling it back.
     if (swapped.rowCount === 0) return { advanced: false, ticks: [] };
     const results: ScheduleTickResult[] = [];
-    for (const tick of ticks) results.push(await handleTick(ctx, run, name, tick, now));
+    for (const tick of ticks) results.push(await handleTick(ctx, run, name, tick, now, params.firedBy ?? null));
     return { advanced: true, ticks: results };
   });
 }
@@ -51,6 +51,7 @@ async function handleTick(
   name: string,
   tick: ScheduleTickWrite,
   now: Date | null,
+  firedBy: string | null,
 ): Promise<ScheduleTickResult> {
   const result = (outcome: TickOutcome, jobId: string | null, extra?: Partial<ScheduleTickResult>): ScheduleTickResult => ({
     tickAt: tick.tickAt, outcome, late: tick.late, jobId, cancelledJobIds: [], queue: null, alreadyHandled: false, ...extra,
@@ -59,7 +60,7 @@ async function handleTick(
     throw new Error(`Expected a job for the fire tick of schedule ${name} at ${tick.tickAt.toISOString()}, got null`);
   }
   const claimed = await run(ctx.sql.tickInsert, [
-    name, tick.tickAt, 'scheduled', tick.action === 'missed' ? 'missed' : 'skipped', tick.late, null, null, now,
+    name, tick.tickAt, 'scheduled', tick.action === 'missed' ? 'missed' : 'skipped', tick.late, null, null, now, firedBy,
   ]);
   if (claimed.rowCount === 0) {
     // Already handled: report what was recorded then, and do nothing else.

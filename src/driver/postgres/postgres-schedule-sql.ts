@@ -129,14 +129,30 @@ RETURNING name`;
 
 /**
  * Records a tick unless a row for it exists (the primary key decides). Params: `$1` schedule, `$2` tick time,
- * `$3` kind, `$4` outcome, `$5` late, `$6` job id (or NULL), `$7` actor (or NULL), `$8` now (`recorded_at`).
- * Returns the row when it was inserted, nothing when the tick was already recorded.
+ * `$3` kind, `$4` outcome, `$5` late, `$6` job id (or NULL), `$7` actor (or NULL), `$8` now (`recorded_at`), `$9`
+ * the scheduler instance writing it (or NULL). Returns the row when it was inserted, nothing when the tick was
+ * already recorded.
  */
 export function tickInsertSql(s: string): string {
-  return `INSERT INTO ${s}.schedule_ticks (schedule_name, tick_at, kind, outcome, late, job_id, actor, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, ${nowAt(8)})
+  return `INSERT INTO ${s}.schedule_ticks (schedule_name, tick_at, kind, outcome, late, job_id, actor, recorded_at, fired_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, ${nowAt(8)}, $9)
 ON CONFLICT (schedule_name, tick_at, kind) DO NOTHING
 RETURNING tick_at`;
+}
+
+/**
+ * Waits for any transaction holding a schedule's row (an advance in flight) to end, and holds it for the rest of
+ * this one. No row for an unknown schedule. `$1` name.
+ */
+export function scheduleWaitSql(s: string): string {
+  return `SELECT name FROM ${s}.schedules WHERE name = $1 FOR UPDATE`;
+}
+
+/** The scheduled ticks among `$3` (timestamps) that scheduler instance `$2` wrote for schedule `$1`. */
+export function ticksWrittenBySql(s: string): string {
+  return `SELECT tick_at, outcome, late, job_id FROM ${s}.schedule_ticks
+WHERE schedule_name = $1 AND kind = 'scheduled' AND fired_by = $2 AND tick_at = ANY ($3::timestamptz[])
+ORDER BY tick_at`;
 }
 
 /** The stored outcome of one tick. Params: `$1` schedule, `$2` tick time, `$3` kind. */
@@ -210,6 +226,8 @@ export interface PostgresScheduleStatements {
   tickSetOutcome: string;
   tickList: string;
   triggerTickAt: string;
+  scheduleWait: string;
+  ticksWrittenBy: string;
 }
 
 /** Builds every schedule statement for a schema already checked by `validateSchemaName`. */
@@ -233,5 +251,7 @@ export function buildPostgresScheduleStatements(schema: string): PostgresSchedul
     tickSetOutcome: tickSetOutcomeSql(s),
     tickList: tickListSql(s),
     triggerTickAt: triggerTickAtSql(s),
+    scheduleWait: scheduleWaitSql(s),
+    ticksWrittenBy: ticksWrittenBySql(s),
   };
 }

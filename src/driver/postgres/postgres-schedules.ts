@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { ScheduleNotFoundError } from '../../errors.js';
-import type { ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams } from '../schedule-params.js';
+import type { ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams, ScheduleTickWritten, ScheduleTriggerParams } from '../schedule-params.js';
 import { insertJobs, type PostgresInsertStatements } from './postgres-insert.js';
 import { toScheduleRow, toScheduleTickRow, type PgScheduleRecord, type PgScheduleTickRecord } from './postgres-rows.js';
 import { SCHEDULE_SYNC_LOCK_SQL, type PostgresScheduleStatements } from './postgres-schedule-sql.js';
@@ -89,6 +89,21 @@ export async function scheduleTickList(ctx: PostgresScheduleContext, params: { n
 }
 
 /**
+ * The scheduled ticks among `tickAts` that `firedBy` wrote, read after taking the schedule row's lock: an advance of
+ * that schedule still in flight (its client gone, its transaction not yet ended) holds it, so what is read is final.
+ */
+export async function scheduleTicksWrittenBy(ctx: PostgresScheduleContext, params: ScheduleTicksWrittenParams): Promise<ScheduleTickWritten[]> {
+  if (params.tickAts.length === 0) return [];
+  return withTransaction(ctx.pool, async (run) => {
+    await run(ctx.sql.scheduleWait, [params.name]);
+    const { rows } = await run<{ tick_at: Date; outcome: ScheduleTickWritten['outcome']; late: boolean; job_id: string | null }>(
+      ctx.sql.ticksWrittenBy, [params.name, params.firedBy, params.tickAts],
+    );
+    return rows.map((r) => ({ tickAt: r.tick_at, outcome: r.outcome, late: r.late, jobId: r.job_id === null ? null : String(r.job_id) }));
+  });
+}
+
+/**
  * Enqueues one run of an active (possibly paused) schedule now, in one transaction: locks the schedule row,
  * inserts the job (`schedule_name`, `tick_at`) through the enqueue path (which notifies its queue at commit), and
  * records a `triggered` tick with the actor. `tickAt` is `now` at millisecond precision, or the first millisecond
@@ -111,7 +126,7 @@ export async function scheduleTrigger(
     const [result] = await insertJobs(run, ctx.jobSql, ctx.channel, [{ ...params.job, scheduleName: name, tickAt }], now);
     const { job, duplicate } = result!;
     const recorded = await run(ctx.sql.tickInsert, [
-      name, tickAt, 'triggered', duplicate ? 'skipped' : 'fired', false, job.id, params.actor, now,
+      name, tickAt, 'triggered', duplicate ? 'skipped' : 'fired', false, job.id, params.actor, now, null,
     ]);
     // Cannot happen: the schedule row lock serializes triggers, and the tick time was chosen free under it.
     if (recorded.rowCount === 0) {

@@ -30,7 +30,8 @@ import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPr
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
-  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTriggerParams,
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
+  ScheduleTickWritten, ScheduleTriggerParams,
 } from '../schedule-params.js';
 import { SqliteConnection, TRANSACTION_HANDLE } from './sqlite-connection.js';
 import { isBusyError, resolveNow, toMs, writeWith, type SqliteContext } from './sqlite-exec.js';
@@ -283,6 +284,11 @@ export class SqliteDriver implements Driver {
   /** A schedule's ticks, newest first. */
   scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
     return Schedules.scheduleTickList(this.#schedules, params);
+  }
+
+  /** The scheduled ticks among `tickAts` that `firedBy` wrote. */
+  scheduleTicksWrittenBy(params: ScheduleTicksWrittenParams): Promise<ScheduleTickWritten[]> {
+    return Schedules.scheduleTicksWrittenBy(this.#schedules, params);
   }
 
   /** @throws ScheduleNotFoundError when the schedule is missing or removed. */

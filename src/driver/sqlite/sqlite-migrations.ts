@@ -407,4 +407,12 @@ SELECT b.chain, e.value ->> 0 AS seq, b.at, e.value ->> 1 AS actor, e.value ->> 
 FROM audit_blocks b, json_each(b.entries) AS e;
 `,
   },
+  {
+    name: '0014_schedule_tick_writer',
+    sql: `
+-- Which scheduler instance wrote a scheduled tick: one whose advance failed after sending its commit finds its own
+-- ticks by it and emits their events then (docs/guarantees.md). NULL for older ticks and for triggered ones.
+ALTER TABLE schedule_ticks ADD COLUMN fired_by TEXT;
+`,
+  },
 ];

@@ -129,11 +129,11 @@ LIMIT 1`;
 /**
  * Records one tick unless a row for it already exists (primary key `(schedule_name, tick_at, kind)`): returns the
  * row when inserted, no row when the tick was already handled. Params: `@name, @tickAt, @kind, @outcome, @late`
- * (0/1), `@jobId` (or NULL), `@actor` (or NULL), `@now`.
+ * (0/1), `@jobId` (or NULL), `@actor` (or NULL), `@now`, `@firedBy` (the scheduler instance writing it, or NULL).
  */
 export const SCHEDULE_TICK_INSERT = `
-INSERT INTO schedule_ticks (schedule_name, tick_at, kind, outcome, late, job_id, actor, recorded_at)
-VALUES (@name, @tickAt, @kind, @outcome, @late, @jobId, @actor, ${NOW})
+INSERT INTO schedule_ticks (schedule_name, tick_at, kind, outcome, late, job_id, actor, recorded_at, fired_by)
+VALUES (@name, @tickAt, @kind, @outcome, @late, @jobId, @actor, ${NOW}, @firedBy)
 ON CONFLICT (schedule_name, tick_at, kind) DO NOTHING
 RETURNING schedule_name`;
 
@@ -158,3 +158,9 @@ FROM schedule_ticks t LEFT JOIN jobs j ON j.id = t.job_id
 WHERE t.schedule_name = @name
 ORDER BY t.tick_at DESC, t.kind DESC
 LIMIT @limit`;
+
+/** The scheduled ticks among `@tickAts` (a JSON array of ms) that scheduler instance `@firedBy` wrote for `@name`. */
+export const SCHEDULE_TICKS_WRITTEN_BY = `
+SELECT tick_at, outcome, late, job_id FROM schedule_ticks
+WHERE schedule_name = @name AND kind = 'scheduled' AND fired_by = @firedBy AND tick_at IN (SELECT value FROM json_each(@tickAts))
+ORDER BY tick_at`;

@@ -7,7 +7,7 @@
 import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
 import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickResult, ScheduleTickRow,
-  ScheduleTickWrite, ScheduleTriggerParams,
+  ScheduleTicksWrittenParams, ScheduleTickWrite, ScheduleTickWritten, ScheduleTriggerParams,
 } from '../schedule-params.js';
 import { resolveNow, toMs, type Prepare } from './sqlite-exec.js';
 import { insertJobs } from './sqlite-insert.js';
@@ -78,6 +78,22 @@ export async function scheduleTickList(ctx: SqliteScheduleContext, params: { nam
   return rows.map(toScheduleTickRow);
 }
 
+/**
+ * The scheduled ticks among `tickAts` that `firedBy` wrote. Writes are serialized by the file's write lock and a
+ * failed advance of this driver is rolled back, so what is read is final.
+ */
+export async function scheduleTicksWrittenBy(ctx: SqliteScheduleContext, params: ScheduleTicksWrittenParams): Promise<ScheduleTickWritten[]> {
+  const tickAts = params.tickAts.map((t, i) => {
+    const ms = toMs(t, `tickAts[${i}]`);
+    if (ms === null) throw new InvalidOptionError(`tickAts[${i}]`, t, 'a valid Date');
+    return ms;
+  });
+  if (tickAts.length === 0) return [];
+  type Row = { tick_at: DbInt; outcome: ScheduleTickWritten['outcome']; late: DbInt; job_id: DbInt | null };
+  const rows = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_TICKS_WRITTEN_BY).all({ name: params.name, firedBy: params.firedBy, tickAts: JSON.stringify(tickAts) }) as Row[]);
+  return rows.map((r) => ({ tickAt: new Date(Number(r.tick_at)), outcome: r.outcome, late: Number(r.late) === 1, jobId: r.job_id === null ? null : jobId(r.job_id) }));
+}
+
 /** @throws ScheduleNotFoundError when the schedule is missing or removed. */
 export async function schedulePause(ctx: SqliteScheduleContext, params: { name: string; now: Date | null }): Promise<ScheduleRow> {
   return setSchedulePaused(ctx, params.name, true, null, toMs(params.now, 'now'));
@@ -128,7 +144,7 @@ export async function scheduleAdvance(ctx: SqliteScheduleContext, params: Schedu
     const now = resolveNow(ctx.stmt, nowParam);
     const swap = { name, definitionHash, expectedNextRunAt, nextRunAt, newestTickAt, now };
     if (ctx.stmt(SQL.SCHEDULE_ADVANCE).run(swap).changes === 0) return { advanced: false, ticks: [] };
-    return { advanced: true, ticks: ticks.map((tick) => writeTick(ctx, name, tick, now)) };
+    return { advanced: true, ticks: ticks.map((tick) => writeTick(ctx, name, tick, now, params.firedBy ?? null)) };
   });
 }
 
@@ -140,11 +156,11 @@ export async function scheduleAdvance(ctx: SqliteScheduleContext, params: Schedu
  * `skipped` when an active job of the schedule is in a `blockIfActiveIn` state, and else inserts the job through
  * the normal insert path (`skipped`, with that job's id, when its key is held by an active job; else `fired`).
  */
-function writeTick(ctx: SqliteScheduleContext, name: string, tick: PlannedTickWrite, now: number): ScheduleTickResult {
+function writeTick(ctx: SqliteScheduleContext, name: string, tick: PlannedTickWrite, now: number, firedBy: string | null): ScheduleTickResult {
   const tickRow = { name, tickAt: tick.tickAtMs, kind: 'scheduled' };
   const base = { tickAt: tick.tickAt, late: tick.late, jobId: null, cancelledJobIds: [] as string[], queue: null, alreadyHandled: false };
   const provisional = tick.action === 'missed' ? 'missed' : 'skipped';
-  const fresh = ctx.stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: provisional, late: tick.late ? 1 : 0, jobId: null, actor: null, now });
+  const fresh = ctx.stmt(SQL.SCHEDULE_TICK_INSERT).get({ ...tickRow, outcome: provisional, late: tick.late ? 1 : 0, jobId: null, actor: null, now, firedBy });
   if (fresh === undefined) {
     const stored = toScheduleTickRow(ctx.stmt(SQL.SCHEDULE_TICK_GET).get(tickRow) as ScheduleTickDbRow);
     return { ...base, outcome: stored.outcome, late: stored.late, jobId: stored.jobId, alreadyHandled: true };
@@ -189,7 +205,7 @@ export async function scheduleTrigger(ctx: SqliteScheduleContext, params: Schedu
     // Two triggers in the same millisecond are two runs: the later one takes the next free millisecond,
     // as on PostgreSQL, because the tick row's primary key includes the time.
     let tickAtMs = now;
-    while (ctx.stmt(SQL.SCHEDULE_TICK_INSERT).get({ name, tickAt: tickAtMs, kind: 'triggered', outcome: 'fired', late: 0, jobId: null, actor, now }) === undefined) tickAtMs++;
+    while (ctx.stmt(SQL.SCHEDULE_TICK_INSERT).get({ name, tickAt: tickAtMs, kind: 'triggered', outcome: 'fired', late: 0, jobId: null, actor, now, firedBy: null }) === undefined) tickAtMs++;
     const tickAt = new Date(tickAtMs);
     const tickRow = { name, tickAt: tickAtMs, kind: 'triggered' };
     const [result] = insertJobs(ctx.stmt, [{ ...job, scheduleName: name, tickAt }], now);

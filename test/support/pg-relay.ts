@@ -1,0 +1,118 @@
+/**
+ * A TCP relay to the test PostgreSQL server that can lose a reply: once armed, the next client message containing
+ * a marker goes through, the server's answer to it is swallowed once complete (its ReadyForQuery seen, so a
+ * statement outside a transaction, or a COMMIT, has committed), and that connection is cut. The client then sees a
+ * lost connection for a write that was done: what a network failure between commit and reply looks like.
+ * @module
+ */
+import net from 'node:net';
+import { createDriver } from '../../src/driver/create-driver.js';
+import type { Driver } from '../../src/driver/driver.js';
+import { createTestDatabase, PG_URL, type TestDatabase } from './test-databases.js';
+
+/** The ReadyForQuery message PostgreSQL sends when a statement (and, outside a transaction, its commit) is done. */
+const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
+
+/**
+ * A relay to the test server. After {@link Relay.arm}, the first client message containing a marker goes through;
+ * the server's reply to it is dropped once it is complete (its ReadyForQuery seen: the statement committed) and
+ * that connection is cut, so the client sees a lost connection for a write that was done.
+ */
+export class Relay {
+  readonly #server: net.Server;
+  #markers: string[] = [];
+  /** Connections cut so far (replies lost). */
+  cut = 0;
+  /** Relays to the server of {@link PG_URL}. */
+  constructor() {
+    const server = new URL(PG_URL);
+    const target = { host: server.hostname, port: Number(server.port || 5432) };
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect(target);
+      let swallowing = false;
+      client.on('data', (chunk) => {
+        if (this.#markers.some((m) => chunk.includes(m))) {
+          this.#markers = [];
+          swallowing = true;
+        }
+        upstream.write(chunk);
+      });
+      upstream.on('data', (chunk) => {
+        if (!swallowing) return void client.write(chunk);
+        if (!chunk.includes(READY_FOR_QUERY)) return;
+        this.cut++;
+        client.destroy();
+        upstream.destroy();
+      });
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', close).on('close', close);
+      upstream.on('error', close).on('close', close);
+    });
+  }
+
+  /** Starts listening on a free local port; the URL to connect through (the test database's, via the relay). */
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    const url = new URL(PG_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String((this.#server.address() as net.AddressInfo).port);
+    return url.toString();
+  }
+
+  /** Drops the reply to the next client message containing any of `markers`, and cuts its connection. */
+  arm(...markers: string[]): void {
+    this.#markers = markers;
+  }
+
+  /** Stops listening once every relayed connection has closed (close the clients' pools first). */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+/**
+ * A test's fresh PostgreSQL schema with a {@link Relay} to its server, and what the test opened on them: `open()` in
+ * `beforeEach`, `close()` in `afterEach`, which closes what was tracked (newest first: a Warden before its driver),
+ * then the relay (it waits for its connections) and the schema.
+ */
+export class RelayedDatabase {
+  /** The relay; arm it to lose a reply. */
+  relay = new Relay();
+  #tdb: TestDatabase | null = null;
+  #opened: { close(): Promise<void> }[] = [];
+
+  /** The test database (the driver on it connects directly, not through the relay). */
+  get tdb(): TestDatabase {
+    if (!this.#tdb) throw new Error('Expected open() before the test, got none');
+    return this.#tdb;
+  }
+
+  async open(): Promise<void> {
+    this.#tdb = await createTestDatabase('postgres');
+    this.relay = new Relay();
+    this.#opened = [];
+  }
+
+  /** A driver on the schema whose connections run through the relay (`direct`: straight to the server). */
+  async driver(options: { direct?: boolean } = {}): Promise<Driver> {
+    const url = options.direct ? PG_URL : await this.relay.listen();
+    return this.track(createDriver({ url, schema: this.tdb.schema }));
+  }
+
+  /** Closes `item` in `close()`, before everything tracked earlier. */
+  track<T extends { close(): Promise<void> }>(item: T): T {
+    this.#opened.push(item);
+    return item;
+  }
+
+  async close(): Promise<void> {
+    for (const item of this.#opened.splice(0).reverse()) await item.close();
+    await this.relay.close();
+    await this.#tdb?.cleanup();
+    this.#tdb = null;
+  }
+}
+
