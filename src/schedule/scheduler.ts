@@ -1,6 +1,6 @@
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
-import type { ScheduleRow, ScheduleTickResult, ScheduleTickWrite } from '../driver/schedule-params.js';
+import type { ScheduleAdvanceResult, ScheduleRow, ScheduleTickResult, ScheduleTickWrite } from '../driver/schedule-params.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobState } from '../job/job-record.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
@@ -132,7 +132,7 @@ export class Scheduler extends Service {
         ticks.push({ tickAt: t.tickAt, action: 'missed', late: t.late, job: null, blockIfActiveIn: [], cancelActive: false });
       }
     }
-    let result: Awaited<ReturnType<Driver['scheduleAdvance']>>;
+    let result: ScheduleAdvanceResult;
     try {
       result = await driver.scheduleAdvance({
         name: def.name, definitionHash: def.definitionHash, expectedNextRunAt: row.nextRunAt!, nextRunAt: plan.nextRunAt, ticks, now: clock.sqlNow(),
@@ -173,7 +173,9 @@ export class Scheduler extends Service {
    * Settles the advances whose call failed: the ticks this instance wrote among theirs (read once no advance of the
    * schedule is in flight) were committed, and get their events now; none means the advance did not commit, and the
    * scan handles the ticks as due. Cancellations by overlap `replace` are not known here, so a lost reply loses
-   * their `schedule:replaced` event. A read that fails leaves the advance for the next scan.
+   * their `schedule:replaced` event; so is the count of ticks too old to list of an advance that listed none (it
+   * wrote no tick row, so it cannot be told from one that did not commit). A read that fails leaves the advance
+   * for the next scan.
    */
   async #settleUnconfirmed(): Promise<void> {
     for (const [name, u] of this.#unconfirmed) {
