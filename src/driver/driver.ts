@@ -414,13 +414,13 @@ export interface Driver {
   /** Upserts the code's schedules; see {@link ScheduleSyncParams}. */
   scheduleSync(params: ScheduleSyncParams): Promise<void>;
   /** Tick history of a schedule, newest first. */
+  scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]>;
   /**
    * The scheduled ticks among `tickAts` that scheduler instance `firedBy` wrote, after any advance of that schedule
    * still in flight has ended (PostgreSQL waits on the schedule row). For a scheduler whose advance failed after its
    * commit was sent: the ticks it finds were its own, committed, and their events are still to be emitted.
    */
   scheduleTicksWrittenBy(params: ScheduleTicksWrittenParams): Promise<ScheduleTickWritten[]>;
-  scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]>;
   /** Enqueues one run now, recorded as a `triggered` tick with its actor. @throws ScheduleNotFoundError */
   scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }>;
   /**
