@@ -325,6 +325,12 @@ export interface Driver {
    * attempt row. PostgreSQL notifies their queues.
    */
   jobRelease(params: JobReleaseParams): Promise<JobLeaseResult>;
+  /**
+   * The running jobs leased to `workerId`, by id, at most `limit` (1..10,000). A worker whose claim failed asks it:
+   * a claim that committed with its reply lost left jobs leased to it that it never saw, which it hands back
+   * (`jobRelease`) instead of leaving them to expire.
+   */
+  jobLeasedTo(params: { workerId: string; limit: number }): Promise<JobLease[]>;
   /** Moves running jobs whose lease expired back to `retrying` (or `dead`), recording a `lost` attempt. */
   jobRescue(params: JobRescueParams): Promise<RescuedJob[]>;
   /** Operator retry of a `dead` or `retrying` job: due now, with at least one more attempt allowed. */

@@ -52,6 +52,11 @@ export class Attempt {
   readonly row: JobRow;
   /** True once an ending was submitted or the lease is known lost: nothing more is written for this attempt. */
   done = false;
+  /**
+   * Its ending could not be written and was given up on: the job stays `running` under this lease until it expires
+   * and is rescued (a `lost` attempt). The worker must not hand such a job back as never received.
+   */
+  endingGivenUp = false;
   readonly deps: AttemptDeps;
   /** When the attempt started, by the injected clock. */
   readonly startedAt: number;
@@ -203,6 +208,7 @@ export class Attempt {
       result = await completer.finish({ id: row.id, leaseToken: row.leaseToken, outcome, state, retryDelayMs, error, extendAttempts });
     } catch (writeError) {
       // The database stayed unreachable until shutdown: the lease will expire and the job be rescued.
+      this.endingGivenUp = true;
       events.emit('error', { error: writeError, context: `finishing job ${row.id}` });
       this.#endSpan(outcome, error, null);
       return false;

@@ -1,5 +1,6 @@
 import { LeaseLostError, ShutdownAbortError } from '../errors.js';
 import type { JobRow } from '../job/job-record.js';
+import { MAX_LEASED_TO } from '../driver/check-leased-to-limit.js';
 import { LEASE_EXPIRED_ERROR } from '../driver/stored-errors.js';
 import { Attempt, type AttemptDeps, ref } from './attempt.js';
 import { Completer } from './completer.js';
@@ -15,6 +16,11 @@ export interface WorkerCounters {
   rescued: number;
   /** Jobs aborted at the end of a shutdown grace period and returned for retry. */
   abortedOnShutdown: number;
+  /**
+   * Jobs found leased to this worker but never received (a claim that committed with its reply lost) and handed
+   * back, instead of waiting for their leases to expire.
+   */
+  releasedUnreceived: number;
 }
 
 /** What a worker needs from its Warden; the rest of {@link AttemptDeps} it makes itself. */
@@ -35,7 +41,7 @@ export interface DrainResult {
  */
 export class Worker {
   readonly id: string;
-  readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0 };
+  readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0, releasedUnreceived: 0 };
   readonly #deps: WorkerDeps;
   readonly #options: ResolvedWorkerOptions;
   readonly #completer: Completer;
@@ -59,6 +65,10 @@ export class Worker {
   readonly #lowWater: number;
   /** Aborted when shutdown begins, so iterations hand over at their next batch boundary. */
   readonly #draining = new AbortController();
+  /** A claim failed: it may have committed with its reply lost, leaving jobs leased to this worker unseen. */
+  #unreceivedPossible = false;
+  /** Leases (`id:token`) whose ending was given up on: still this worker's, received, left for the rescue. */
+  readonly #endingsGivenUp = new Set<string>();
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -80,6 +90,7 @@ export class Worker {
       },
       onSettled: (attempt) => {
         this.#inFlight.delete(attempt);
+        if (attempt.endingGivenUp) this.#endingsGivenUp.add(`${attempt.row.id}:${attempt.row.leaseToken}`);
         this.#wake();
       },
     };
@@ -192,10 +203,12 @@ export class Worker {
         const limit = Math.min(room, batchSize);
         let rows: JobRow[];
         try {
+          if (this.#unreceivedPossible) await this.#releaseUnreceived();
           rows = await this.#claim(limit);
           failures = 0;
         } catch (error) {
           events.emit('error', { error, context: 'claiming jobs' });
+          this.#unreceivedPossible = true;
           failures++;
           await clock.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), signal);
           continue;
@@ -262,6 +275,27 @@ export class Worker {
     if (!resolve || this.#buffer.length > this.#lowWater) return;
     this.#slotFreed = null;
     resolve();
+  }
+
+  /**
+   * After a failed claim: hands back the running jobs leased to this worker that it does not hold (not buffered,
+   * not running, no ending pending), which only a claim whose reply was lost can have left. Without this they wait
+   * for their leases to expire and are rescued, a `lost` attempt each. The release takes the attempt back.
+   */
+  async #releaseUnreceived(): Promise<void> {
+    const { driver, clock } = this.#deps;
+    const leased = await driver.jobLeasedTo({ workerId: this.id, limit: MAX_LEASED_TO });
+    const held = new Set<string>(this.#buffer.map((r) => r.id));
+    for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
+    const leaseKeys = new Set(leased.map((l) => `${l.id}:${l.leaseToken}`));
+    // A given-up lease no longer listed was rescued meanwhile: nothing to remember.
+    for (const key of this.#endingsGivenUp) if (!leaseKeys.has(key)) this.#endingsGivenUp.delete(key);
+    const unreceived = leased.filter((l) => !held.has(l.id) && !this.#endingsGivenUp.has(`${l.id}:${l.leaseToken}`));
+    if (unreceived.length > 0) {
+      const { applied } = await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() });
+      this.counters.releasedUnreceived += applied.length;
+    }
+    this.#unreceivedPossible = false;
   }
 
   /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */

@@ -73,6 +73,25 @@ export function exerciseJobLease(kind: DriverKind): void {
       });
     });
 
+    describe('jobLeasedTo', () => {
+      it('lists the running jobs leased to a worker, by id, at most limit; others\' and ended leases are not listed', async () => {
+        const jobs = await insertJobs(tdb.driver, [{}, {}, {}, {}, {}]);
+        // Claimed one at a time in id order: the first by w1 and ended, then w1, w2, w1; the fifth stays queued.
+        const ended = await claimExactly(tdb.driver, jobs[0]!.id, { limit: 1, workerId: 'w1' });
+        await tdb.driver.jobFinishMany({ items: [finishOf(ended)], now: at(1_000) });
+        const first = await claimExactly(tdb.driver, jobs[1]!.id, { limit: 1, workerId: 'w1' });
+        await claimExactly(tdb.driver, jobs[2]!.id, { limit: 1, workerId: 'w2' });
+        const second = await claimExactly(tdb.driver, jobs[3]!.id, { limit: 1, workerId: 'w1' });
+        const expected = [leaseOf(first), leaseOf(second)];
+        expect(await tdb.driver.jobLeasedTo({ workerId: 'w1', limit: 10 })).toEqual(expected);
+        expect(await tdb.driver.jobLeasedTo({ workerId: 'w1', limit: 1 })).toEqual(expected.slice(0, 1));
+        expect(await tdb.driver.jobLeasedTo({ workerId: 'nobody', limit: 10 })).toEqual([]);
+        for (const limit of [0, 10_001, 1.5, Number.NaN]) {
+          await expect(tdb.driver.jobLeasedTo({ workerId: 'w1', limit })).rejects.toThrow(/Expected limit to be an integer from 1 to 10000/);
+        }
+      });
+    });
+
     describe('jobHeartbeat', () => {
       it('renews the lease of the current token from now', async () => {
         const job = await running();

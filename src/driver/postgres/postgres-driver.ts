@@ -19,7 +19,7 @@ import type {
 } from '../schedule-params.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams,
-  JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLeaseResult, JobListParams, JobReleaseParams,
+  JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobReleaseParams,
   JobRescueParams, JobStepRecordParams, JobStepRow, MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
 import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements } from './postgres-insert.js';
@@ -200,6 +200,11 @@ export class PostgresDriver implements Driver {
   /** Hands back never-started claims (`queued`, attempt taken back) and wakes their queues; lost leases are stale. */
   jobRelease(params: JobReleaseParams): Promise<JobLeaseResult> {
     return Steps.jobRelease(this.#steps, params);
+  }
+
+  /** The running jobs leased to `workerId`, by id. @throws InvalidOptionError for a limit outside 1..10,000. */
+  jobLeasedTo(params: { workerId: string; limit: number }): Promise<JobLease[]> {
+    return Steps.jobLeasedTo(this.#steps, params);
   }
 
   /** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */

@@ -69,12 +69,18 @@ SELECT u.id, u.lease_token, (SELECT count(*) FROM (SELECT pg_notify($4, q) FROM 
 FROM u`;
 }
 
+/** The running jobs leased to a worker, through the partial index of running jobs. `$1` worker id, `$2` limit. */
+export function jobLeasedToSql(s: string): string {
+  return `SELECT id, lease_token FROM ${s}.jobs WHERE state = 'running' AND lease_worker = $1 ORDER BY id LIMIT $2`;
+}
+
 /** Every step, checkpoint and release statement, built once per driver. */
 export interface PostgresStepStatements {
   jobStepRecord: string;
   jobStepList: string;
   jobCheckpoint: string;
   jobRelease: string;
+  jobLeasedTo: string;
 }
 
 /** Builds the step, checkpoint and release statements for a schema already checked by `validateSchemaName`. */
@@ -85,5 +91,6 @@ export function buildPostgresStepStatements(schema: string): PostgresStepStateme
     jobStepList: jobStepListSql(s),
     jobCheckpoint: jobCheckpointSql(s),
     jobRelease: jobReleaseSql(s),
+    jobLeasedTo: jobLeasedToSql(s),
   };
 }

@@ -5,8 +5,9 @@
  * @module
  */
 import { InvalidTransactionError } from '../../errors.js';
+import { checkLeasedToLimit } from '../check-leased-to-limit.js';
 import type {
-  GuardedWriteResult, JobCheckpointParams, JobLeaseResult, JobReleaseParams, JobStepRecordParams, JobStepRow,
+  GuardedWriteResult, JobCheckpointParams, JobLease, JobLeaseResult, JobReleaseParams, JobStepRecordParams, JobStepRow,
 } from '../driver.js';
 import type { Run } from './postgres-insert.js';
 import { isJobId, toStepRow, type PgStepRecord } from './postgres-rows.js';
@@ -87,4 +88,11 @@ export async function jobRelease(ctx: PostgresStepContext, params: JobReleasePar
     (released.delete(key) ? result.applied : result.stale).push(lease.id);
   }
   return result;
+}
+
+/** The running jobs leased to `workerId` (see `Driver.jobLeasedTo`). @throws InvalidOptionError for a limit outside 1..10,000. */
+export async function jobLeasedTo(ctx: PostgresStepContext, params: { workerId: string; limit: number }): Promise<JobLease[]> {
+  const limit = checkLeasedToLimit(params.limit);
+  const { rows } = await ctx.run<{ id: string; lease_token: string }>(ctx.sql.jobLeasedTo, [params.workerId, limit]);
+  return rows.map((r) => ({ id: String(r.id), leaseToken: Number(r.lease_token) }));
 }

@@ -22,7 +22,7 @@ import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/jo
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
   JobReleaseParams,
-  JobInsertManyParams, JobInsertResult, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
+  JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
   MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
@@ -171,6 +171,11 @@ export class SqliteDriver implements Driver {
   /** Hands back never-started claims (`queued`, the claim's attempt taken back); lost leases are stale. */
   jobRelease(params: JobReleaseParams): Promise<JobLeaseResult> {
     return LeaseWrites.jobRelease(this.#ctx, params);
+  }
+
+  /** The running jobs leased to `workerId`, by id. @throws InvalidOptionError for a limit outside 1..10,000. */
+  jobLeasedTo(params: { workerId: string; limit: number }): Promise<JobLease[]> {
+    return LeaseWrites.jobLeasedTo(this.#ctx, params);
   }
 
   /** @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction. */

@@ -8,9 +8,10 @@
  * @module
  */
 import type {
-  GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobReleaseParams,
+  GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLease, JobLeaseResult, JobReleaseParams,
   JobRescueParams, JobStepRecordParams, JobStepRow, RescuedJob,
 } from '../driver.js';
+import { checkLeasedToLimit } from '../check-leased-to-limit.js';
 import { isPlainCompletion } from '../is-plain-completion.js';
 import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
@@ -33,6 +34,13 @@ export async function jobRelease(ctx: SqliteContext, params: JobReleaseParams): 
   return eachLease(ctx, params.leases, toMs(params.now, 'now'), (id, leaseToken, now) =>
     ctx.stmt(SQL.JOB_RELEASE).run({ id, leaseToken, now }).changes > 0,
   );
+}
+
+/** The running jobs leased to `workerId` (see `Driver.jobLeasedTo`). @throws InvalidOptionError for a limit outside 1..10,000. */
+export async function jobLeasedTo(ctx: SqliteContext, params: { workerId: string; limit: number }): Promise<JobLease[]> {
+  const limit = checkLeasedToLimit(params.limit);
+  const rows = await ctx.read(() => ctx.stmt(SQL.JOB_LEASED_TO).all({ workerId: params.workerId, limit }) as { id: DbInt; lease_token: DbInt }[]);
+  return rows.map((r) => ({ id: String(r.id), leaseToken: Number(r.lease_token) }));
 }
 
 /**

@@ -201,6 +201,10 @@ UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_worker = NULL, le
   started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END, updated_at = ${NOW}
 WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
 
+/** The running jobs leased to a worker, by id, at most `@limit`. Params: `@workerId, @limit`. */
+export const JOB_LEASED_TO = `
+SELECT id, lease_token FROM jobs WHERE state = 'running' AND lease_worker = @workerId ORDER BY id LIMIT @limit`;
+
 // ---------------------------------------------------------------------------------------------- finish / rescue
 
 /**
