@@ -90,7 +90,7 @@ export class Worker {
       },
       onSettled: (attempt) => {
         this.#inFlight.delete(attempt);
-        if (attempt.endingGivenUp) this.#endingsGivenUp.add(`${attempt.row.id}:${attempt.row.leaseToken}`);
+        if (attempt.endingGivenUp) this.#rememberGivenUp(`${attempt.row.id}:${attempt.row.leaseToken}`);
         this.#wake();
       },
     };
@@ -296,6 +296,16 @@ export class Worker {
       this.counters.releasedUnreceived += applied.length;
     }
     this.#unreceivedPossible = false;
+  }
+
+  /**
+   * Remembers a lease whose ending was given up on, the oldest forgotten past {@link MAX_LEASED_TO} (a database
+   * refusing endings for good, with no failed claim to prune them): forgotten, such a lease could be handed back
+   * after a failed claim, its attempt taken back, instead of being rescued as lost.
+   */
+  #rememberGivenUp(key: string): void {
+    this.#endingsGivenUp.add(key);
+    if (this.#endingsGivenUp.size > MAX_LEASED_TO) this.#endingsGivenUp.delete(this.#endingsGivenUp.values().next().value!);
   }
 
   /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */
