@@ -106,11 +106,12 @@ export function prunedEnd(chain: string, block: AuditBlockRow, lastSeq: number):
 }
 
 /**
- * Whether the batch `ref` names is in the chain, given the chain's head seq and the stored block starting at
- * `ref.firstSeq` (undefined when there is none): that block's last entry has `ref.lastHash`. A block there with
- * another hash is another append's, which took those seqs because the batch was never written.
+ * Whether the batch `ref` names is in the chain, given the stored block starting at `ref.firstSeq` (undefined when
+ * there is none): that block's last entry has `ref.lastHash`. A block there with another hash is another append's,
+ * which took those seqs because the batch was never written. (Callers skip the read while the head is below
+ * `ref.firstSeq`: no block can start there yet.)
  */
-export function holdsBatch(chain: string, headSeq: number, block: AuditBlockRow | undefined, ref: AuditBatchRef): boolean {
-  if (headSeq < ref.firstSeq || block === undefined || block.firstSeq !== ref.firstSeq) return false;
+export function holdsBatch(chain: string, block: AuditBlockRow | undefined, ref: AuditBatchRef): boolean {
+  if (block === undefined || block.firstSeq !== ref.firstSeq) return false;
   return decodeAuditBlock(chain, block).at(-1)?.hash === ref.lastHash;
 }

@@ -81,7 +81,7 @@ export async function auditAppend(ctx: PostgresAuditContext, params: AuditAppend
 async function written(run: Run, sql: PostgresAuditStatements, chain: string, headSeq: number, ref: AuditBatchRef): Promise<boolean> {
   if (headSeq < ref.firstSeq) return false;
   const { rows } = await run<PgAuditBlockRecord>(sql.blockAt, [chain, ref.firstSeq]);
-  return holdsBatch(chain, headSeq, rows[0] ? toBlock(rows[0]) : undefined, ref);
+  return holdsBatch(chain, rows[0] ? toBlock(rows[0]) : undefined, ref);
 }
 
 /** {@link auditAppend} in a transaction holding the head row's lock (created on the chain's first append). */

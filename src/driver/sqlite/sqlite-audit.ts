@@ -53,7 +53,7 @@ export async function auditAppend(ctx: SqliteContext, params: AuditAppendParams)
     const retryOf = params.retryOf;
     if (retryOf && head.seq >= retryOf.firstSeq) {
       const found = ctx.stmt(SQL.AUDIT_BLOCK_AT).get({ chain: params.chain, seq: retryOf.firstSeq }) as AuditBlockDbRow | undefined;
-      if (holdsBatch(params.chain, head.seq, found ? toBlock(found) : undefined, retryOf)) return [];
+      if (holdsBatch(params.chain, found ? toBlock(found) : undefined, retryOf)) return [];
     }
     // Read after BEGIN IMMEDIATE took the lock: a later seq never gets an earlier time.
     const at = int((ctx.stmt(SQL.AUDIT_APPEND_TIME).get({ now: nowParam, lastAt: head.at?.getTime() ?? null }) as { at: DbInt }).at);
