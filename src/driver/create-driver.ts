@@ -24,6 +24,12 @@ export interface DatabaseOptions {
    */
   preparedStatements?: boolean;
   /**
+   * PostgreSQL: an enqueue of one due job (outside a transaction) hands it straight to an idle worker, leased to it,
+   * saving the worker's claim (docs/guarantees.md, "Hand-off to an idle worker"). Turn off behind a
+   * transaction-pooling proxy, which breaks LISTEN and session locks. @default true
+   */
+  handoff?: boolean;
+  /**
    * SQLite: how long one attempt waits for a lock inside SQLite before the driver retries asynchronously.
    * Kept short because better-sqlite3 waits synchronously, blocking the event loop. @default 20
    */
@@ -61,6 +67,7 @@ export function createDriver(options: DatabaseOptions = {}): Driver {
       poolSize: options.poolSize,
       connectTimeoutMs: options.connectTimeoutMs,
       preparedStatements: options.preparedStatements,
+      handoff: options.handoff,
       onError: options.onError,
     });
   }

@@ -41,6 +41,11 @@ export interface DriverCapabilities {
   readonly crossProcessWakeup: boolean;
   /** Several hosts may share the database (PostgreSQL); SQLite is one machine, many processes. */
   readonly multiHost: boolean;
+  /**
+   * An enqueue can hand a due job straight to an idle worker (PostgreSQL): `jobClaim`'s `handoff` registers the
+   * worker, `listen`'s `handoff` receives the jobs, `handoffWithdraw` ends the registration.
+   */
+  readonly handoff: boolean;
   /** What `tx` must be for transactional enqueue, in words for error messages. */
   readonly transactionHandle: string;
 }
@@ -121,6 +126,40 @@ export interface JobClaimParams {
   /** The lease length; `lease_expires_at = now + leaseMs`. */
   leaseMs: number;
   now: Date | null;
+  /**
+   * Only with `capabilities.handoff`, from a worker whose `listen` holds its `handoff` subscription: when this claim
+   * finds fewer due jobs than `limit`, the worker is registered as waiting for `slots` (its free handlers) minus
+   * the jobs claimed and the jobs handed to it not yet `received`, until `expiresInMs` from now, and enqueues hand it
+   * due jobs of these queues directly; a claim that finds `limit` jobs (or leaves no slot) sets its slots to 0. Ignored by drivers without the
+   * capability. Absent: the registration is left as it is.
+   */
+  handoff?: {
+    slots: number;
+    expiresInMs: number;
+    /** How many jobs the worker has received by hand-off so far: those handed and not yet received take slots. */
+    received: number;
+  };
+}
+
+/** What {@link Driver.listen} reports to. */
+export interface ListenParams {
+  /** Jobs may be due in `queue` (PostgreSQL), or another connection committed (SQLite, `queue` undefined). */
+  onWake: (queue?: string) => void;
+  /** The subscription's connection was lost and is back: wake-ups (and hand-offs) sent meanwhile were missed. */
+  onReconnect: () => void;
+  onError: (error: unknown) => void;
+  /**
+   * Only with `capabilities.handoff`: receive the jobs enqueues hand to `workerId` (each already leased to it, as
+   * a claim returns it, with the registration's slots left after it; the notification names the job, the driver
+   * reads it). While the subscription's connection is up
+   * it holds the worker's hand-off lock, without which no job is handed to the worker.
+   */
+  handoff?: {
+    workerId: string;
+    onJob: (row: JobRow, slotsLeft: number) => void;
+    /** A job handed to the worker could not be read: it is leased to the worker, which has not received it. */
+    onMissed: () => void;
+  };
 }
 
 /** A lease held on a running job. */
@@ -373,7 +412,13 @@ export interface Driver {
    * an unsubscribe function. PostgreSQL reconnects by itself after connection loss and then calls `onReconnect`,
    * since wake-ups sent meanwhile were missed.
    */
-  listen?(params: { onWake: (queue?: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>>;
+  listen?(params: ListenParams): Promise<() => Promise<void>>;
+  /**
+   * Ends `workerId`'s hand-off registration (see {@link JobClaimParams.handoff}), waiting for an enqueue handing it
+   * a job right now to commit: afterwards no job is handed to it, and those handed before are visible to
+   * `jobLeasedTo`. Only with `capabilities.handoff`.
+   */
+  handoffWithdraw?(params: { workerId: string }): Promise<void>;
 
   /** Applies pending migrations under a lock; concurrent callers apply each exactly once. */
   migrate(): Promise<MigrateResult>;

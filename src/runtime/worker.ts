@@ -21,6 +21,8 @@ export interface WorkerCounters {
    * back, instead of waiting for their leases to expire.
    */
   releasedUnreceived: number;
+  /** Jobs an enqueue handed straight to this worker while it waited (PostgreSQL; also counted in `claimed`). */
+  handedOff: number;
 }
 
 /** What a worker needs from its Warden; the rest of {@link AttemptDeps} it makes itself. */
@@ -41,7 +43,7 @@ export interface DrainResult {
  */
 export class Worker {
   readonly id: string;
-  readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0, releasedUnreceived: 0 };
+  readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0, releasedUnreceived: 0, handedOff: 0 };
   readonly #deps: WorkerDeps;
   readonly #options: ResolvedWorkerOptions;
   readonly #completer: Completer;
@@ -69,6 +71,8 @@ export class Worker {
   #unreceivedPossible = false;
   /** Leases (`id:token`) whose ending was given up on: still this worker's, received, left for the rescue. */
   readonly #endingsGivenUp = new Set<string>();
+  /** Listening with hand-off: claims that empty the queues register this worker to be handed jobs. */
+  #handoff = false;
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -121,11 +125,27 @@ export class Worker {
     this.#loop = { controller, done: Promise.resolve() };
     const { driver, events } = this.#deps;
     if (driver.capabilities.crossProcessWakeup && driver.listen) {
+      const handoff = driver.capabilities.handoff;
       this.#unlisten = await driver.listen({
         onWake: (queue) => this.notify(queue),
-        onReconnect: () => this.notify(),
+        onReconnect: () => {
+          // Jobs handed to this worker while the connection was down were leased to it, and their rows lost.
+          if (handoff) this.#unreceivedPossible = true;
+          this.notify();
+        },
         onError: (error) => events.emit('error', { error, context: 'listening for wake-ups' }),
+        ...(handoff ? {
+          handoff: {
+            workerId: this.id,
+            onJob: (row, slotsLeft) => this.#receive(row, slotsLeft),
+            onMissed: () => {
+              this.#unreceivedPossible = true;
+              this.notify();
+            },
+          },
+        } : {}),
       });
+      this.#handoff = handoff;
     }
     this.#heartbeater.start();
     this.#rescuer.start();
@@ -155,7 +175,7 @@ export class Worker {
     this.#heartbeater.start();
     try {
       for (;;) {
-        const rows = await this.#claim(this.#options.concurrency);
+        const rows = await this.#claim(this.#options.concurrency, false);
         if (rows.length === 0) break;
         attempts += rows.length;
         await Promise.all(rows.map((row) => this.#begin(row)));
@@ -204,7 +224,7 @@ export class Worker {
         let rows: JobRow[];
         try {
           if (this.#unreceivedPossible) await this.#releaseUnreceived();
-          rows = await this.#claim(limit);
+          rows = await this.#claim(limit, this.#handoff);
           failures = 0;
         } catch (error) {
           events.emit('error', { error, context: 'claiming jobs' });
@@ -243,12 +263,39 @@ export class Worker {
     }
   }
 
-  async #claim(limit: number): Promise<JobRow[]> {
+  /**
+   * Claims up to `limit` due jobs. With `handoff`, a claim that empties the queues also registers this worker to
+   * be handed new jobs directly, as many as its handlers free now ({@link JobClaimParams.handoff}): not buffer
+   * room, so a job is handed only to a worker that starts it at once. The registration outlives three polls,
+   * each of which refreshes it.
+   */
+  async #claim(limit: number, handoff: boolean): Promise<JobRow[]> {
     const { driver, clock, events } = this.#deps;
-    const rows = await driver.jobClaim({ queues: this.#options.queues, limit, workerId: this.id, leaseMs: this.#options.leaseMs, now: clock.sqlNow() });
+    const { concurrency, pollMs } = this.#options;
+    const rows = await driver.jobClaim({
+      queues: this.#options.queues, limit, workerId: this.id, leaseMs: this.#options.leaseMs, now: clock.sqlNow(),
+      ...(handoff ? { handoff: { slots: concurrency - this.#running - this.#buffer.length, expiresInMs: 3 * pollMs, received: this.counters.handedOff } } : {}),
+    });
     this.counters.claimed += rows.length;
     if (rows.length > 0) events.emit('worker:claimed', { workerId: this.id, count: rows.length });
     return rows;
+  }
+
+  /**
+   * A job an enqueue handed to this worker, leased to it as a claim would have: started at once if a handler is
+   * free (it was when the worker registered), else buffered. Once the registration's last slot is taken the claim
+   * loop looks again, which registers the slots free by then. During shutdown it stays in the buffer, which
+   * shutdown hands back.
+   */
+  #receive(row: JobRow, slotsLeft: number): void {
+    // Read after shutdown stopped listening: not held, so the hand-back of jobs handed late finds it.
+    if (!this.#unlisten) return;
+    this.counters.claimed++;
+    this.counters.handedOff++;
+    this.#deps.events.emit('worker:claimed', { workerId: this.id, count: 1 });
+    this.#buffer.push(row);
+    this.#pump();
+    if (slotsLeft <= 0) this.notify();
   }
 
   /**
@@ -357,7 +404,9 @@ export class Worker {
     this.#draining.abort();
     loop.controller.abort();
     await loop.done;
+    await this.#stopListening();
     await this.#releaseBuffer();
+    if (this.#handoff) await this.#releaseHandedLate();
     const graceOver = new AbortController();
     const everyoneDone = Promise.all(this.#inFlight.values());
     const finishedInTime = await Promise.race([everyoneDone.then(() => true), clock.sleep(this.#options.graceMs, graceOver.signal).then(() => false)]);
@@ -378,8 +427,37 @@ export class Worker {
     }
     await this.#completer.close(5_000);
     await Promise.all([this.#heartbeater.stop(), this.#rescuer.stop()]);
-    await this.#unlisten?.();
-    this.#unlisten = null;
     events.emit('worker:stopped', { workerId: this.id, aborted });
+  }
+
+  /**
+   * Ends wake-ups (no claim follows) and hand-offs: the registration is withdrawn first, which waits for an enqueue
+   * handing this worker a job right now; every job handed before is then committed, and none follows.
+   */
+  async #stopListening(): Promise<void> {
+    const { driver, events } = this.#deps;
+    if (this.#handoff) {
+      try {
+        await driver.handoffWithdraw?.({ workerId: this.id });
+      } catch (error) {
+        // Dropping the LISTEN connection below frees the hand-off lock: no enqueue hands this worker a job after.
+        events.emit('error', { error, context: 'withdrawing the hand-off registration' });
+      }
+    }
+    const unlisten = this.#unlisten;
+    this.#unlisten = null;
+    await unlisten?.();
+  }
+
+  /**
+   * Hands back jobs handed to this worker whose notification had not arrived when it stopped listening (see
+   * {@link Worker.#releaseUnreceived}); on failure their leases expire and the rescue takes them.
+   */
+  async #releaseHandedLate(): Promise<void> {
+    try {
+      await this.#releaseUnreceived();
+    } catch (error) {
+      this.#deps.events.emit('error', { error, context: 'handing back jobs handed to a stopping worker' });
+    }
   }
 }

@@ -7,7 +7,11 @@ afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((db) => db.cleanup()));
 });
 
+/** Both databases' migrations up to 0014; PostgreSQL's own after (0015 hand-off registrations: no SQLite twin). */
+const COMMON = ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx', '0004_idempotency', '0005_audit', '0006_alerts', '0007_tracing_retention', '0008_attempts_unconstrained', '0009_rare_state_index', '0010_constraints_without_in_lists', '0011_completed_attempt_on_job', '0012_sparse_audit_time_index', '0013_audit_blocks', '0014_schedule_tick_writer'];
+
 describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => {
+  const names = kind === 'sqlite' ? COMMON : [...COMMON, '0015_handoff_waiters'];
   it('applies migrations, then reports already up to date', async () => {
     const db = kind === 'sqlite' ? await sqliteDatabase() : await postgresDatabase();
     cleanups.push(db);
@@ -23,17 +27,17 @@ describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => 
     expect(pending.out).toMatch(/^pending {2}0007_tracing_retention$/m);
 
     const first = await cli(['migrate', ...db.args]);
-    expect(first).toEqual({ code: 0, out: 'applied 0001_initial\napplied 0002_schedules_and_locks\napplied 0003_schedule_ticks_recent_idx\napplied 0004_idempotency\napplied 0005_audit\napplied 0006_alerts\napplied 0007_tracing_retention\napplied 0008_attempts_unconstrained\napplied 0009_rare_state_index\napplied 0010_constraints_without_in_lists\napplied 0011_completed_attempt_on_job\napplied 0012_sparse_audit_time_index\napplied 0013_audit_blocks\napplied 0014_schedule_tick_writer\n', err: '' });
+    expect(first).toEqual({ code: 0, out: names.map((n) => `applied ${n}\n`).join(''), err: '' });
 
     const second = await cli(['migrate', ...db.args]);
     expect(second.code).toBe(0);
     expect(second.out).toMatch(/^already up to date/);
 
     const json = await cliJson(['migrate', ...db.args]);
-    expect(json).toEqual({ applied: [], current: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx', '0004_idempotency', '0005_audit', '0006_alerts', '0007_tracing_retention', '0008_attempts_unconstrained', '0009_rare_state_index', '0010_constraints_without_in_lists', '0011_completed_attempt_on_job', '0012_sparse_audit_time_index', '0013_audit_blocks', '0014_schedule_tick_writer'] });
+    expect(json).toEqual({ applied: [], current: names });
 
     const status = await cliJson(['migrate', '--status', '--check', ...db.args]);
-    expect(status).toEqual({ applied: ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx', '0004_idempotency', '0005_audit', '0006_alerts', '0007_tracing_retention', '0008_attempts_unconstrained', '0009_rare_state_index', '0010_constraints_without_in_lists', '0011_completed_attempt_on_job', '0012_sparse_audit_time_index', '0013_audit_blocks', '0014_schedule_tick_writer'], pending: [] });
+    expect(status).toEqual({ applied: names, pending: [] });
   });
 });
 

@@ -199,7 +199,7 @@ export function exerciseMigration(kind: DriverKind): void {
             "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
             [tdb.schema],
           );
-          expect(res.rows.map((r) => r.table_name).sort()).toEqual(['alerts', 'audit_blocks', 'audit_heads', 'job_attempts', 'job_keys', 'job_steps', 'jobs', 'locks', 'migrations', 'queues', 'schedule_ticks', 'schedules']);
+          expect(res.rows.map((r) => r.table_name).sort()).toEqual(['alerts', 'audit_blocks', 'audit_heads', 'handoff_waiters', 'job_attempts', 'job_keys', 'job_steps', 'jobs', 'locks', 'migrations', 'queues', 'schedule_ticks', 'schedules']);
           const pub = await client.query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('jobs', 'job_attempts', 'queues')");
           expect(pub.rowCount).toBe(0);
         } finally {

@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAuditStatements } from './postgres-audit-sql.js';
 import type { PostgresKeyStatements } from './postgres-keys-sql.js';
-import { postgresListen } from './postgres-listen.js';
+import { postgresListen, type PostgresListenOptions } from './postgres-listen.js';
 import type * as SQL from './postgres-sql.js';
 import { FAST_TYPES } from './postgres-timestamps.js';
 import { withClientTransaction } from './postgres-transaction.js';
@@ -183,7 +183,7 @@ export class PostgresConnection {
    * Subscribes to wake-ups on `channel` through a dedicated connection that reconnects by itself.
    * @returns An unsubscribe function (also called by {@link PostgresConnection.end}).
    */
-  async listen(channel: string, params: { onWake: (queue: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>> {
+  async listen(channel: string, params: Omit<PostgresListenOptions, 'connectionString' | 'channel'>): Promise<() => Promise<void>> {
     const stop = await postgresListen({ connectionString: this.#connectionString, channel, ...params });
     const unsubscribe = async (): Promise<void> => {
       this.#unsubscribes.delete(unsubscribe);

@@ -20,6 +20,12 @@ export interface PostgresDriverOptions {
    * call. Off for poolers that cannot keep prepared statements per client. @default true
    */
   preparedStatements?: boolean;
+  /**
+   * Hand a due job enqueued alone straight to an idle worker (docs/guarantees.md, "Hand-off to an idle worker").
+   * Off behind a transaction-pooling proxy, where neither LISTEN nor the session lock that says a worker listens
+   * holds. @default true
+   */
+  handoff?: boolean;
   /** Receives errors of idle pooled connections, which must never crash the process. */
   onError?: (error: unknown) => void;
 }
@@ -36,9 +42,11 @@ export function resolvePostgresDriverOptions(options: PostgresDriverOptions): Re
   }
   const preparedStatements = options.preparedStatements ?? true;
   if (typeof preparedStatements !== 'boolean') throw new InvalidOptionError('preparedStatements', preparedStatements, 'true or false');
+  const handoff = options.handoff ?? true;
+  if (typeof handoff !== 'boolean') throw new InvalidOptionError('handoff', handoff, 'true or false');
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
     throw new InvalidOptionError('connectTimeoutMs', connectTimeoutMs, 'a positive integer number of milliseconds');
   }
-  return { connectionString: options.connectionString, schema, poolSize, connectTimeoutMs, preparedStatements, onError: options.onError ?? (() => {}) };
+  return { connectionString: options.connectionString, schema, poolSize, connectTimeoutMs, preparedStatements, handoff, onError: options.onError ?? (() => {}) };
 }

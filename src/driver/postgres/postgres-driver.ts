@@ -20,8 +20,9 @@ import type {
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams,
   JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobReleaseParams,
-  JobRescueParams, JobStepRecordParams, JobStepRow, MigrateResult, MigrationStatus, RescuedJob,
+  JobRescueParams, JobStepRecordParams, JobStepRow, ListenParams, MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
+import { handoffFetchSql, handoffLockKey, handoffWithdrawSql } from './postgres-handoff.js';
 import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements } from './postgres-insert.js';
 import * as JobAdmin from './postgres-job-admin.js';
 import { buildPostgresKeyStatements } from './postgres-keys-sql.js';
@@ -57,13 +58,8 @@ const MAX_CHANNEL_LENGTH = 63;
 export class PostgresDriver implements Driver {
   /** Always `"postgres"`. */
   readonly kind = 'postgres';
-  /** LISTEN/NOTIFY wake-ups, many hosts, and `tx` as a `pg` client. */
-  readonly capabilities: DriverCapabilities = {
-    listenNotify: true,
-    crossProcessWakeup: true,
-    multiHost: true,
-    transactionHandle: 'a pg Client or PoolClient with an open transaction',
-  };
+  /** LISTEN/NOTIFY wake-ups, many hosts, hand-off unless turned off, and `tx` as a `pg` client. */
+  readonly capabilities: DriverCapabilities;
   /** The (validated, unquoted) schema holding Warden's tables. */
   readonly schema: string;
 
@@ -72,6 +68,10 @@ export class PostgresDriver implements Driver {
   readonly #sql: SQL.PostgresStatements;
   /** NOTIFY/LISTEN channel: `<schema>_jobs`. */
   readonly #channel: string;
+  /** Withdraws a worker's hand-off registration, and reads a handed job (`postgres-handoff.ts`). */
+  readonly #handoffSql: { withdraw: string; fetch: string; fetchName: string | null };
+  /** Hand-off lock keys by worker id: a claim that registers needs its worker's, and a hash per claim is waste. */
+  readonly #lockKeys = new Map<string, string>();
   /** What `migrate` and `migrationStatus` (`postgres-migrate.ts`) run on. */
   readonly #migrations: Migrate.PostgresMigrateContext;
   /** What the schedule operations (`postgres-schedules.ts`, `postgres-schedule-advance.ts`) run on. */
@@ -94,8 +94,20 @@ export class PostgresDriver implements Driver {
   /** @throws InvalidNameError for a bad schema name, InvalidOptionError for a bad pool size; before any SQL. */
   constructor(options: PostgresDriverOptions) {
     const resolved = resolvePostgresDriverOptions(options);
+    this.capabilities = Object.freeze({
+      listenNotify: true,
+      crossProcessWakeup: true,
+      multiHost: true,
+      handoff: resolved.handoff,
+      transactionHandle: 'a pg Client or PoolClient with an open transaction',
+    });
     this.schema = resolved.schema;
     this.#sql = SQL.buildPostgresStatements(this.schema);
+    this.#handoffSql = {
+      withdraw: handoffWithdrawSql(this.#sql.quotedSchema),
+      fetch: handoffFetchSql(this.#sql.quotedSchema),
+      fetchName: resolved.preparedStatements ? 'warden_handoff' : null,
+    };
     this.#channel = `${this.schema}_jobs`.slice(0, MAX_CHANNEL_LENGTH);
     const keySql = buildPostgresKeyStatements(this.schema);
     const auditSql = buildPostgresAuditStatements(this.schema);
@@ -165,11 +177,11 @@ export class PostgresDriver implements Driver {
       if (jobs.length === 0) return [];
       // The caller owns the transaction: no BEGIN/COMMIT here, and a failure is theirs to roll back.
       // Only keyed statements are planned generically: an unkeyed batch skips the setting's two extra round trips.
-      if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs((text, values) => tx.query(text, values), this.#sql, this.#channel, jobs, now);
+      if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs((text, values) => tx.query(text, values), this.#sql, this.#channel, jobs, now, false);
       return this.#conn.callerTransaction(tx, (run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
     }
     if (jobs.length === 0) return [];
-    if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#conn.run, this.#sql, this.#channel, jobs, now);
+    if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(this.#conn.run, this.#sql, this.#channel, jobs, now, true);
     const duplicates = await findAllDuplicates(this.#conn.run, this.#insertSql, jobs, now);
     if (duplicates) return duplicates;
     return this.#conn.genericTransaction((run) => insertJobs(run, this.#insertSql, this.#channel, jobs, now));
@@ -181,8 +193,11 @@ export class PostgresDriver implements Driver {
     // Distinct: each queue's index range is read (and its rows locked) once.
     // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const leaseMs = Math.trunc(params.leaseMs);
+    const { handoff } = params;
     const { rows } = await this.#conn.runWorker<{ job: PgClaimTuple }>(this.#sql.jobClaim, [
       [...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now,
+      handoff ? Math.max(0, Math.trunc(handoff.slots)) : null, handoff ? handoff.expiresInMs : null,
+      handoff ? this.#lockKey(params.workerId) : null, handoff ? handoff.received : null,
     ]);
     return rows.map((r) => toClaimedJobRow(r.job, params.workerId, leaseMs));
   }
@@ -408,7 +423,29 @@ export class PostgresDriver implements Driver {
    * Subscribes to wake-ups on `<schema>_jobs` through a dedicated connection that reconnects by itself.
    * @returns An unsubscribe function (also called by {@link close}).
    */
-  listen(params: { onWake: (queue: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>> {
-    return this.#conn.listen(this.#channel, params);
+  listen(params: ListenParams): Promise<() => Promise<void>> {
+    const { onWake, onReconnect, onError, handoff } = params;
+    return this.#conn.listen(this.#channel, {
+      onWake,
+      onReconnect,
+      onError,
+      ...(handoff ? { handoff: { ...handoff, lockKey: this.#lockKey(handoff.workerId), fetchSql: this.#handoffSql.fetch, ...(this.#handoffSql.fetchName ? { fetchName: this.#handoffSql.fetchName } : {}) } } : {}),
+    });
+  }
+
+  #lockKey(workerId: string): string {
+    let key = this.#lockKeys.get(workerId);
+    if (key === undefined) {
+      key = handoffLockKey(this.schema, workerId);
+      // Workers of one process are few; a process creating workers without end must not grow this without end.
+      if (this.#lockKeys.size >= 1_000) this.#lockKeys.clear();
+      this.#lockKeys.set(workerId, key);
+    }
+    return key;
+  }
+
+  /** Ends `workerId`'s hand-off registration once no enqueue is handing it a job. */
+  async handoffWithdraw(params: { workerId: string }): Promise<void> {
+    await this.#conn.run(this.#handoffSql.withdraw, [params.workerId]);
   }
 }

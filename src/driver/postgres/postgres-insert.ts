@@ -36,6 +36,10 @@ type RoundRecord = PgJobRecord & { outcome: 'inserted' | 'replaced' | 'duplicate
  * Inserts a batch without keys in one statement that also sends the wake-ups: nothing can conflict, so no
  * transaction around several statements is needed (autocommit on the pool; inside a caller's transaction the
  * wake-ups are delivered at its commit). Results in input order (ids follow input order).
+ *
+ * A single job may be handed to an idle worker (`jobInsertOneNotifySql`) when `mayHandOff`: only in autocommit,
+ * since inside a caller's transaction the registration it takes would stay locked, and the worker's next claim
+ * wait, until that transaction ends.
  */
 export async function insertUnkeyedJobs(
   run: Run,
@@ -43,15 +47,17 @@ export async function insertUnkeyedJobs(
   channel: string,
   jobs: readonly JobInsert[],
   now: Date | null,
+  mayHandOff: boolean,
 ): Promise<JobInsertResult[]> {
   if (jobs.length === 1) {
     const j = jobs[0]!;
-    const { rows } = await run<PgInsertedRecord>(sql.jobInsertOneNotify, [
+    const { rows } = await run<PgInsertedRecord & { handed_off: boolean }>(sql.jobInsertOneNotify, [
       j.name, j.queue, j.payloadJson, j.priority, j.delayMs, j.runAt, j.maxAttempts, j.scheduleName ?? null, j.tickAt ?? null,
-      j.traceContext ? JSON.stringify(j.traceContext) : null, now, channel,
+      j.traceContext ? JSON.stringify(j.traceContext) : null, now, channel, mayHandOff,
     ]);
     if (rows.length !== 1) throw new Error(`Expected 1 inserted job, got ${rows.length}`);
-    return [inserted(j, rows[0]!)];
+    const r = rows[0]!;
+    return [r.handed_off ? handedOff(j, r) : inserted(j, r)];
   }
   const { rows } = await run<PgInsertedRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel, traceParams(jobs)]);
   if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
@@ -60,15 +66,30 @@ export async function insertUnkeyedJobs(
   return jobs.map((j, i) => inserted(j, rows[i]!));
 }
 
-/** A row of the unkeyed insert statements: `INSERTED_COLUMNS` but the queue. */
+/** A row of the unkeyed insert statements: `INSERTED_COLUMNS` but the queue (the single insert: and the lease). */
 interface PgInsertedRecord {
   id: string;
   run_at: Date;
   created_at: Date;
+  lease_worker?: string | null;
+  lease_expires_at?: Date | null;
 }
 
 function inserted(job: JobInsert, r: PgInsertedRecord): JobInsertResult {
   return { job: insertedJobRow(job, { id: r.id, runAt: r.run_at, createdAt: r.created_at }), duplicate: false, replaced: false };
+}
+
+/** A job the insert handed to an idle worker: as its claim left it (state, attempt, lease), from the insert's row. */
+function handedOff(job: JobInsert, r: PgInsertedRecord & { handed_off: boolean }): JobInsertResult {
+  const result = inserted(job, r);
+  const row = result.job;
+  row.state = 'running';
+  row.attempt = 1;
+  row.leaseToken = 1;
+  row.leaseWorker = r.lease_worker ?? null;
+  row.leaseExpiresAt = r.lease_expires_at ?? null;
+  row.startedAt = new Date(r.created_at.getTime());
+  return result;
 }
 
 /**
@@ -112,7 +133,7 @@ export async function insertJobs(
   now: Date | null,
 ): Promise<JobInsertResult[]> {
   if (jobs.length === 0) return [];
-  if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(run, sql, channel, jobs, now);
+  if (jobs.every((j) => j.key === null)) return insertUnkeyedJobs(run, sql, channel, jobs, now, false);
 
   // Per key, its inputs in input order; the head of each is next.
   const byKey = new Map<string, number[]>();

@@ -340,4 +340,26 @@ FROM {{schema}}.audit_blocks b CROSS JOIN LATERAL jsonb_array_elements(b.entries
 ALTER TABLE {{schema}}.schedule_ticks ADD COLUMN fired_by text;
 `,
   },
+  {
+    name: '0015_handoff_waiters',
+    sql: `
+-- Idle workers waiting for jobs: an enqueue of a due job hands it straight to one of them (leased to it in the
+-- inserting statement, its row in the notification) instead of leaving it for a claim round trip
+-- (docs/guarantees.md, "Hand-off to an idle worker"). A worker registers when a claim finds its queues empty and
+-- withdraws when it stops. UNLOGGED: registrations are moments of one worker's life, worth no WAL or fsync, and a
+-- server crash that empties the table only means the next enqueues are claimed the usual way.
+-- lock_key: the session advisory lock the worker's LISTEN connection holds; a registration whose lock is free
+-- belongs to a worker that is gone or not listening, and gets nothing.
+CREATE UNLOGGED TABLE {{schema}}.handoff_waiters (
+  worker_id  text PRIMARY KEY,
+  queues     text[] NOT NULL,
+  slots      integer NOT NULL CHECK (slots >= 0),
+  lease_ms   integer NOT NULL CHECK (lease_ms > 0),
+  lock_key   bigint NOT NULL,
+  expires_at timestamptz NOT NULL,
+  -- Jobs handed to the worker under this row: a registration subtracts those it has not received yet.
+  handed     bigint NOT NULL DEFAULT 0
+);
+`,
+  },
 ];

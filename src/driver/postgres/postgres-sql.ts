@@ -174,20 +174,51 @@ FROM ins`;
 /**
  * {@link jobInsertNotifySql} for a single job, with scalar parameters: an application's awaited one-at-a-time
  * enqueue skips the arrays and `unnest` (~10 % of such a call, most of the rest being the commit).
+ *
+ * It also hands the job to an idle worker when it may (`$13`: outside a caller's transaction), the job is due now,
+ * and one waits on its queue ({@link handoffRegisterCtes}): the registration with
+ * the most free slots whose worker still holds its LISTEN connection's advisory lock (a free lock, which
+ * `pg_try_advisory_xact_lock_shared` then takes until commit, means that worker is gone), in a queue neither
+ * paused nor holding any due job (a waiting job goes first: no overtaking). The job is then inserted `running`,
+ * leased to that worker exactly as its claim would have (attempt 1, lease token 1, the worker's lease length), one
+ * slot is taken, and the notification names the job for that worker instead of naming the queue:
+ * `[worker id, slots left, lease ms, job id]`, never job data (any role that can connect may LISTEN). The worker
+ * reads the row on its LISTEN connection (`postgres-handoff.ts`): one commit instead of two (the enqueue's, then
+ * the worker's claim), the claim's write and fsync saved. Otherwise it is inserted `queued` and the queue woken.
  * Params: `$1` name, `$2` queue, `$3` payload (JSON text), `$4` priority, `$5` delay (ms), `$6` run at, `$7` max
- * attempts, `$8` schedule name, `$9` tick at, `$10` trace context (JSON text), `$11` now, `$12` channel. No key:
- * keyed inserts go through the `job_keys` lock.
+ * attempts, `$8` schedule name, `$9` tick at, `$10` trace context (JSON text), `$11` now, `$12` channel, `$13` may
+ * hand off. No key: keyed inserts go through the `job_keys` lock.
  */
 export function jobInsertOneNotifySql(s: string): string {
-  return `WITH ins AS (
+  return `WITH t AS (SELECT ${nowAt(11)} AS now),
+hw AS (
+  SELECT w.worker_id FROM ${s}.handoff_waiters w
+  WHERE $13::boolean AND $6::timestamptz IS NULL AND $5::float8 <= 0 AND $2 = ANY (w.queues) AND w.slots > 0 AND w.expires_at > (SELECT now FROM t)
+    AND NOT EXISTS (SELECT 1 FROM ${s}.queues q WHERE q.name = $2 AND q.paused)
+    AND NOT EXISTS (SELECT 1 FROM ${s}.jobs j WHERE j.queue = $2 AND j.state IN ('queued','retrying') AND j.run_at <= (SELECT now FROM t))
+    AND NOT pg_try_advisory_xact_lock_shared(w.lock_key)
+  ORDER BY w.slots DESC, w.worker_id
+  LIMIT 1
+  FOR UPDATE OF w SKIP LOCKED
+),
+ht AS (
+  UPDATE ${s}.handoff_waiters w SET slots = w.slots - 1, handed = w.handed + 1 FROM hw WHERE w.worker_id = hw.worker_id
+  RETURNING w.worker_id, w.slots, w.lease_ms
+),
+ins AS (
 INSERT INTO ${s}.jobs (name, queue, payload, state, priority, run_at, max_attempts, schedule_name, tick_at, trace_context,
-                   created_at, updated_at)
-SELECT $1, $2, $3::jsonb, 'queued', $4, coalesce($6::timestamptz, t.now + $5::float8 * interval '1 millisecond'), $7, $8,
-       $9::timestamptz, $10::jsonb, t.now, t.now
-FROM (SELECT ${nowAt(11)} AS now) t
-RETURNING ${INSERTED_COLUMNS}
+                   created_at, updated_at, attempt, lease_token, lease_worker, lease_expires_at, started_at)
+SELECT $1, $2, $3::jsonb, CASE WHEN ht.worker_id IS NULL THEN 'queued' ELSE 'running' END, $4,
+       coalesce($6::timestamptz, t.now + $5::float8 * interval '1 millisecond'), $7, $8, $9::timestamptz, $10::jsonb, t.now, t.now,
+       CASE WHEN ht.worker_id IS NULL THEN 0 ELSE 1 END, CASE WHEN ht.worker_id IS NULL THEN 0 ELSE 1 END, ht.worker_id,
+       t.now + ht.lease_ms * interval '1 millisecond', CASE WHEN ht.worker_id IS NULL THEN NULL ELSE t.now END
+FROM t LEFT JOIN ht ON true
+RETURNING ${INSERTED_COLUMNS}, lease_worker, lease_expires_at
 )
-SELECT ins.id, ins.run_at, ins.created_at, pg_notify($12, ins.queue) FROM ins`;
+SELECT ins.id, ins.run_at, ins.created_at, ins.lease_worker, ins.lease_expires_at, ins.lease_worker IS NOT NULL AS handed_off,
+       pg_notify($12, CASE WHEN ins.lease_worker IS NULL THEN ins.queue
+         ELSE json_build_array(ins.lease_worker, ht.slots, ht.lease_ms, ins.id::text)::text END)
+FROM ins LEFT JOIN ht ON true`;
 }
 
 /**
@@ -247,9 +278,46 @@ WHERE id = ANY (ARRAY (
   LIMIT $2
 ))
 RETURNING ${CLAIM_COLUMNS}
-)
-SELECT json_build_array(${CLAIM_FIELDS.map((f) => (f === 'id' ? 'id::text' : f)).join(', ')}) AS job
+),
+${handoffRegisterCtes(s)}
+SELECT json_build_array(${CLAIM_JSON}) AS job
 FROM c ORDER BY priority, run_at, id`;
+}
+
+/** {@link CLAIM_FIELDS} as `json_build_array` arguments (`id` as text): a claimed job as one JSON array. */
+export const CLAIM_JSON = CLAIM_FIELDS.map((f) => (f === 'id' ? 'id::text' : f)).join(', ');
+
+/**
+ * The claim's hand-off registration (after the claim's CTE `c`, PostgreSQL only). With `$6` (free handler slots)
+ * set, a claim that found fewer due jobs than its `$2` limit has emptied the worker's queues: it registers (or
+ * refreshes) the worker as waiting until `$7` ms from now, under the advisory lock key `$8` its LISTEN connection
+ * holds, for `$6` slots less the jobs it claimed and less the jobs handed to it it has not received yet (`handed`,
+ * counted by the enqueues, minus `$9`, what it has received): without that, a registration racing a hand-off
+ * would give back the slot the hand-off just took. Any other claim of that worker sets its slots to 0 (kept, not
+ * deleted, so `handed` keeps counting): it has more to do than free handlers, or none free. Data-modifying CTEs
+ * run whether or not the query reads them, and the two conditions exclude each other, so each claim writes the
+ * row at most once. Registering also deletes registrations expired a minute ago (workers that died without
+ * withdrawing; a live one's has no slots then, so nothing was in flight to it). `$6` NULL (the worker's
+ * `drain()`, a worker not listening) leaves the registration alone.
+ */
+function handoffRegisterCtes(s: string): string {
+  const claimed = '(SELECT count(*) FROM c)::int';
+  const registering = `$6::int IS NOT NULL AND ${claimed} < $2 AND $6::int > ${claimed}`;
+  return `hr AS (
+  INSERT INTO ${s}.handoff_waiters AS w (worker_id, queues, slots, lease_ms, lock_key, expires_at, handed)
+  SELECT $3, $1::text[], $6::int - ${claimed}, $4, $8::bigint, ${nowAt(5)} + ${msAt(7)}, $9::bigint
+  WHERE ${registering}
+  ON CONFLICT (worker_id) DO UPDATE SET queues = excluded.queues, lease_ms = excluded.lease_ms, lock_key = excluded.lock_key,
+    expires_at = excluded.expires_at, slots = greatest(0, excluded.slots - greatest(0, w.handed - excluded.handed))
+),
+hz AS (
+  UPDATE ${s}.handoff_waiters SET slots = 0
+  WHERE $6::int IS NOT NULL AND worker_id = $3 AND slots <> 0 AND NOT (${registering})
+),
+hd AS (
+  DELETE FROM ${s}.handoff_waiters
+  WHERE ${registering} AND worker_id <> $3 AND expires_at < ${nowAt(5)} - interval '1 minute'
+)`;
 }
 
 /**

@@ -21,7 +21,7 @@ import { resolveSqliteDriverOptions, type SqliteDriverOptions } from './sqlite-d
 import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
-  JobReleaseParams,
+  JobReleaseParams, ListenParams,
   JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
   MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
@@ -66,6 +66,9 @@ export class SqliteDriver implements Driver {
     listenNotify: false,
     crossProcessWakeup: true,
     multiHost: false,
+    // A worker in another process sees a commit within `sqliteWakeupMs` anyway, and has no connection to be handed
+    // jobs on.
+    handoff: false,
     transactionHandle: TRANSACTION_HANDLE,
   });
 
@@ -94,7 +97,7 @@ export class SqliteDriver implements Driver {
    * Wakes the caller whenever another connection commits to the file (see `sqlite-wakeup.ts`), so workers in
    * other processes start new jobs within a few milliseconds instead of at their next poll.
    */
-  async listen(params: { onWake: (queue?: string) => void; onReconnect: () => void; onError: (error: unknown) => void }): Promise<() => Promise<void>> {
+  async listen(params: ListenParams): Promise<() => Promise<void>> {
     await this.#conn.connection();
     const stop = watchDataVersion({
       read: () => (this.#conn.stmt('PRAGMA data_version').get() as { data_version: number }).data_version,

@@ -1,0 +1,259 @@
+/**
+ * Hand-off to an idle worker (PostgreSQL driver): a claim that empties the queues registers the worker; a single
+ * unkeyed enqueue of a due job, outside a transaction, then inserts it leased to that worker and sends it its row;
+ * every condition under which it must not (worker not listening, paused queue, a due job already waiting, a delay,
+ * a transaction, a key, no slot left, another queue, an expired registration) leaves the job
+ * queued and wakes the queue as before. Withdrawing waits for an enqueue handing the worker a job to commit.
+ * @module
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Driver, JobInsert, ListenParams } from '../../src/driver/driver.js';
+import type { JobRow } from '../../src/job/job-record.js';
+import { createTestDatabase, makeInsert, type TestDatabase } from '../support/test-databases.js';
+import { finishOf, getJob, openPgClient, rawQuery, tableRef, untilWaitingOnLock } from '../conformance/helpers.js';
+
+const LEASE_MS = 45_000;
+
+/** A worker's listener: hand-offs and wake-ups as they arrive, awaited as typed values, never slept for. */
+class Listener {
+  readonly jobs: { row: JobRow; slotsLeft: number }[] = [];
+  readonly wakes: string[] = [];
+  missed = 0;
+  #waiters: (() => void)[] = [];
+  stop: () => Promise<void> = async () => {};
+
+  static async open(driver: Driver, workerId: string | null): Promise<Listener> {
+    const listener = new Listener();
+    const notify = () => listener.#waiters.splice(0).forEach((w) => w());
+    const params: ListenParams = {
+      onWake: (queue) => {
+        listener.wakes.push(queue ?? '');
+        notify();
+      },
+      onReconnect: () => {},
+      onError: () => {},
+      ...(workerId ? {
+        handoff: {
+          workerId,
+          onJob: (row: JobRow, slotsLeft: number) => {
+            listener.jobs.push({ row, slotsLeft });
+            notify();
+          },
+          onMissed: () => listener.missed++,
+        },
+      } : {}),
+    };
+    listener.stop = await driver.listen!(params);
+    return listener;
+  }
+
+  /** Resolves once `check` holds, re-checked at every notification. */
+  async until(check: () => boolean): Promise<void> {
+    while (!check()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+}
+
+describe('PostgreSQL hand-off to an idle worker', () => {
+  let tdb: TestDatabase;
+  let driver: Driver;
+  const listeners: Listener[] = [];
+
+  beforeEach(async () => {
+    tdb = await createTestDatabase('postgres');
+    driver = tdb.driver;
+  });
+  afterEach(async () => {
+    await Promise.all(listeners.splice(0).map((l) => l.stop()));
+    await tdb.cleanup();
+  });
+
+  async function listen(workerId: string | null): Promise<Listener> {
+    const listener = await Listener.open(driver, workerId);
+    listeners.push(listener);
+    return listener;
+  }
+
+  /** A claim by `workerId` that finds the queues empty, registering `slots`. */
+  async function register(workerId: string, slots: number, options: { queues?: string[]; expiresInMs?: number; received?: number } = {}): Promise<void> {
+    const claimed = await driver.jobClaim({ queues: options.queues ?? ['default'], limit: 10, workerId, leaseMs: LEASE_MS, now: null, handoff: { slots, expiresInMs: options.expiresInMs ?? 60_000, received: options.received ?? 0 } });
+    expect(claimed).toEqual([]);
+  }
+
+  async function enqueue(overrides: Partial<JobInsert> = {}, tx?: unknown): Promise<JobRow> {
+    const [result] = await driver.jobInsertMany({ jobs: [makeInsert(overrides)], now: null, ...(tx ? { tx } : {}) });
+    return result!.job;
+  }
+
+  async function waiters(): Promise<Record<string, unknown>[]> {
+    return rawQuery(tdb, `SELECT worker_id, queues, slots, lease_ms FROM ${tableRef(tdb, 'handoff_waiters')} ORDER BY worker_id`);
+  }
+
+  it('registers a worker whose claim empties its queues, and sets its slots to 0 when a claim fills its limit', async () => {
+    await register('w1', 4, { queues: ['a', 'b'] });
+    expect(await waiters()).toEqual([{ worker_id: 'w1', queues: ['a', 'b'], slots: 4, lease_ms: LEASE_MS }]);
+    // Found 2 of 10: still waiting, with the slots those two did not take.
+    await enqueue({ queue: 'a' });
+    await enqueue({ queue: 'b' });
+    await driver.jobClaim({ queues: ['a', 'b'], limit: 10, workerId: 'w1', leaseMs: LEASE_MS, now: null, handoff: { slots: 4, expiresInMs: 60_000, received: 0 } });
+    expect(await waiters()).toEqual([{ worker_id: 'w1', queues: ['a', 'b'], slots: 2, lease_ms: LEASE_MS }]);
+    // Found its limit: there may be more, so it waits for nothing (the row stays, counting what was handed).
+    await enqueue({ queue: 'a' });
+    expect(await driver.jobClaim({ queues: ['a'], limit: 1, workerId: 'w1', leaseMs: LEASE_MS, now: null, handoff: { slots: 4, expiresInMs: 60_000, received: 0 } })).toHaveLength(1);
+    expect(await waiters()).toEqual([{ worker_id: 'w1', queues: ['a', 'b'], slots: 0, lease_ms: LEASE_MS }]);
+    await register('w1', 3);
+    // No free handler: no slot.
+    await register('w1', 0);
+    expect(await waiters()).toEqual([{ worker_id: 'w1', queues: ['default'], slots: 0, lease_ms: LEASE_MS }]);
+    // A claim without `handoff` (a drain) leaves a registration alone.
+    await register('w2', 3);
+    await driver.jobClaim({ queues: ['default'], limit: 10, workerId: 'w2', leaseMs: LEASE_MS, now: null });
+    expect((await waiters())[1]).toEqual({ worker_id: 'w2', queues: ['default'], slots: 3, lease_ms: LEASE_MS });
+  });
+
+  it('does not give back, when it registers again, a slot taken by a job handed to the worker it has not received', async () => {
+    const worker = await listen('w1');
+    await register('w1', 2);
+    await enqueue();
+    // Registering again with 2 free handlers before the hand-off arrived: one is the handed job's.
+    await register('w1', 2, { received: 0 });
+    expect((await waiters())[0]!.slots).toBe(1);
+    await worker.until(() => worker.jobs.length === 1);
+    await register('w1', 2, { received: 1 });
+    expect((await waiters())[0]!.slots).toBe(2);
+    // Having received more than this row counted (a row deleted and made anew) gives no extra slot.
+    await register('w1', 2, { received: 5 });
+    expect((await waiters())[0]!.slots).toBe(2);
+  });
+
+  it('hands a due job to the waiting worker: inserted running, leased as its claim would be, its row sent to it', async () => {
+    const worker = await listen('w1');
+    const bystander = await listen(null);
+    await register('w1', 2);
+    const job = await enqueue({ name: 'report', payloadJson: '{"deep":{"x":[1,"é"]}}', traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+    await worker.until(() => worker.jobs.length === 1);
+    const stored = await getJob(driver, job.id);
+    expect(stored).toMatchObject({ state: 'running', attempt: 1, leaseToken: 1, leaseWorker: 'w1', lostCount: 0 });
+    expect(stored.leaseExpiresAt!.getTime() - stored.startedAt!.getTime()).toBe(LEASE_MS);
+    expect(stored.startedAt).toEqual(stored.createdAt);
+    // What the worker receives and what the enqueue returns are the stored row.
+    expect(worker.jobs).toEqual([{ row: stored, slotsLeft: 1 }]);
+    expect(job).toEqual(stored);
+    expect(await waiters()).toEqual([{ worker_id: 'w1', queues: ['default'], slots: 1, lease_ms: LEASE_MS }]);
+    // A hand-off is not a wake-up: listeners without it see nothing for it; the worker ends it like a claimed job.
+    const second = await enqueue({ name: 'second' });
+    await worker.until(() => worker.jobs.length === 2);
+    expect(worker.jobs[1]).toMatchObject({ row: { id: second.id, state: 'running' }, slotsLeft: 0 });
+    expect(bystander.wakes).toEqual([]);
+    expect(worker.wakes).toEqual([]);
+    const ended = await driver.jobFinishMany({ items: [finishOf(stored)], now: null });
+    expect(ended.applied).toEqual([job.id]);
+    // No slot left: the next job waits for a claim, and its queue is woken.
+    const third = await enqueue({ name: 'third' });
+    await bystander.until(() => bystander.wakes.length === 1);
+    expect((await getJob(driver, third.id)).state).toBe('queued');
+    expect(third.state).toBe('queued');
+  });
+
+  it('names the job in the notification, never its data, and reads any payload whole', async () => {
+    const raw = await openPgClient();
+    try {
+      const payloads: string[] = [];
+      raw.on('notification', (n) => payloads.push(n.payload ?? ''));
+      await raw.query(`LISTEN "${tdb.schema}_jobs"`);
+      const worker = await listen('w1');
+      await register('w1', 2);
+      const big = JSON.stringify({ secret: 's3cr3t', blob: 'é'.repeat(100_000) });
+      const job = await enqueue({ payloadJson: big });
+      await worker.until(() => worker.jobs.length === 1);
+      expect(worker.jobs[0]!.row.payload).toEqual(JSON.parse(big));
+      while (payloads.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      expect(payloads).toEqual([`["w1", 1, ${LEASE_MS}, "${job.id}"]`]);
+      expect(worker.missed).toBe(0);
+    } finally {
+      await raw.end();
+    }
+  });
+
+  it('hands the job to the registration with the most free slots, in the job queue only', async () => {
+    const [a, b, c] = [await listen('wa'), await listen('wb'), await listen('wc')];
+    await register('wa', 2);
+    await register('wb', 5);
+    await register('wc', 9, { queues: ['other'] });
+    const job = await enqueue();
+    await b.until(() => b.jobs.length === 1);
+    expect((await getJob(driver, job.id)).leaseWorker).toBe('wb');
+    expect([a.jobs, c.jobs]).toEqual([[], []]);
+  });
+
+  describe('leaves the job queued (and wakes its queue)', () => {
+    const cases: [string, (worker: Listener) => Promise<JobRow>][] = [
+      ['when the worker is not listening', async (worker) => {
+        await worker.stop();
+        return enqueue();
+      }],
+      ['when the queue is paused', async () => {
+        await driver.queuePause({ queue: 'default' });
+        return enqueue();
+      }],
+      ['when a due job already waits in the queue (no overtaking)', async () => {
+        await driver.jobInsertMany({ jobs: [makeInsert({ name: 'older' }), makeInsert({ name: 'older-2' })], now: null });
+        return enqueue();
+      }],
+      ['when the job has a delay', async () => enqueue({ delayMs: 5_000 })],
+      ['when the job has a due time', async () => enqueue({ runAt: new Date(Date.now() - 1_000) })],
+      ['when it has a key', async () => enqueue({ key: 'k1' })],
+      ['when it is enqueued in a caller transaction', async () => {
+        const client = await openPgClient();
+        try {
+          await client.query('BEGIN');
+          const job = await enqueue({}, client);
+          await client.query('COMMIT');
+          return job;
+        } finally {
+          await client.end();
+        }
+      }],
+      ['when the registration has expired', async () => {
+        await rawQuery(tdb, `UPDATE ${tableRef(tdb, 'handoff_waiters')} SET expires_at = now() - interval '1 second'`);
+        return enqueue();
+      }],
+    ];
+    for (const [name, act] of cases) {
+      it(name, async () => {
+        const worker = await listen('w1');
+        const bystander = await listen(null);
+        await register('w1', 3);
+        const job = await act(worker);
+        // Whichever comes first: a wake-up, or (wrongly) the job handed to the worker.
+        await Promise.race([bystander.until(() => bystander.wakes.includes('default')), worker.until(() => worker.jobs.length > 0)]);
+        const stored = await getJob(driver, job.id);
+        expect([stored.state, stored.leaseWorker, stored.attempt]).toEqual(['queued', null, 0]);
+        expect(job).toEqual(stored);
+        expect(worker.jobs).toEqual([]);
+      });
+    }
+  });
+
+  it('withdraws a registration, waiting for an enqueue that is handing the worker a job', async () => {
+    await listen('w1');
+    await register('w1', 3);
+    const holder = await openPgClient();
+    try {
+      // An enqueue handing w1 a job holds its registration's row until it commits.
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM ${tableRef(tdb, 'handoff_waiters')} WHERE worker_id = 'w1' FOR UPDATE`);
+      let withdrawn = false;
+      const withdrawal = driver.handoffWithdraw!({ workerId: 'w1' }).then(() => {
+        withdrawn = true;
+      });
+      await untilWaitingOnLock(tdb.schema!);
+      expect(withdrawn).toBe(false);
+      await holder.query('COMMIT');
+      await withdrawal;
+    } finally {
+      await holder.end();
+    }
+    expect(await waiters()).toEqual([]);
+    expect((await enqueue()).state).toBe('queued');
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * Hand-off to an idle worker, end to end (PostgreSQL): an idle worker is handed single enqueues up to its free
+ * handlers and runs each once, the rest are claimed; a job handed to it whose notification was lost with its
+ * LISTEN connection is handed back after the reconnect and run; one not received by shutdown is handed back.
+ * @module
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createWarden, type Warden } from '../../src/client/warden.js';
+import { createDriver } from '../../src/driver/create-driver.js';
+import type { Driver } from '../../src/driver/driver.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { defineJob } from '../../src/job/define-job.js';
+import { handoffLockKey } from '../../src/driver/postgres/postgres-handoff.js';
+import { openPgClient, rawQuery, tableRef } from '../conformance/helpers.js';
+import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { deferred, record, silent, within } from './helpers.js';
+
+/** Resolves once `check` holds, re-read at every turn of the event loop (a state change, not a sleep). */
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  await within((async () => {
+    while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
+  })(), what);
+}
+
+describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker (postgres)', () => {
+  let tdb: TestDatabase;
+  const wardens: Warden[] = [];
+  const drivers: Driver[] = [];
+  beforeEach(async () => {
+    tdb = await createTestDatabase('postgres');
+  });
+  afterEach(async () => {
+    await Promise.all(wardens.splice(0).map((w) => w.close()));
+    await Promise.all(drivers.splice(0).map((d) => d.close()));
+    await tdb.cleanup();
+  });
+
+  /** A started Warden whose worker has registered as waiting; returns it with its worker id. */
+  async function startIdle(handler: (payload: { i: number }) => unknown, concurrency: number) {
+    const { warden, job, workerId } = await start(handler, concurrency);
+    await until('the worker to register as waiting', async () => (await rawQuery(tdb, `SELECT 1 FROM ${tableRef(tdb, 'handoff_waiters')} WHERE worker_id = ?`, [workerId])).length === 1);
+    return { warden, job, workerId };
+  }
+
+  async function start(handler: (payload: { i: number }) => unknown, concurrency: number, handoff = true) {
+    const job = defineJob({ name: 'work', handler: (payload: { i: number }) => handler(payload) });
+    // Lease and rescue of an hour: a job stuck leased to the worker cannot come back by expiry within a test.
+    const driver = createDriver({ url: tdb.url, schema: tdb.schema, handoff });
+    drivers.push(driver);
+    const warden = createWarden({
+      database: driver, logger: silent, jobs: [job],
+      worker: { concurrency, lease: '1h', heartbeat: '20m', rescueInterval: '1h', pollInterval: '200ms' },
+    });
+    wardens.push(warden);
+    const started = record(warden, 'worker:started');
+    await warden.start();
+    return { warden, job, workerId: started[0]!.workerId };
+  }
+
+  /** Inserts a job as an enqueue handing it to `workerId` would, without the notification (as if it were lost). */
+  async function leasedWithoutNotice(workerId: string): Promise<string> {
+    const [row] = await rawQuery(tdb, `INSERT INTO ${tableRef(tdb, 'jobs')} (name, queue, payload, state, run_at, max_attempts, attempt, lease_token,
+      lease_worker, lease_expires_at, started_at, created_at, updated_at)
+      VALUES ('work', 'default', '{"i":99}', 'running', now(), 5, 1, 1, ?, now() + interval '1 hour', now(), now(), now()) RETURNING id::text AS id`, [workerId]);
+    return row!.id as string;
+  }
+
+  it('hands single enqueues to the idle worker up to its free handlers, and claims the rest; each runs once', async () => {
+    const gate = deferred();
+    const started: number[] = [];
+    const { warden, job } = await startIdle(async ({ i }) => {
+      started.push(i);
+      await gate.promise;
+    }, 2);
+    const completed = record(warden, 'job:completed');
+    const a = await warden.enqueue(job, { i: 1 });
+    const b = await warden.enqueue(job, { i: 2 });
+    const ids = [a.id, b.id];
+    const state = async (id: string) => (await tdb.driver.jobGet({ id }))!.state;
+    try {
+      // Handed off: running under the worker's lease as soon as the enqueue returned.
+      expect([await state(a.id), await state(b.id)]).toEqual(['running', 'running']);
+      const c = await warden.enqueue(job, { i: 3 });
+      ids.push(c.id);
+    } finally {
+      gate.resolve();
+    }
+    await within(new Promise<void>((resolve) => warden.on('job:completed', () => completed.length === 3 && resolve())), 'three jobs completed');
+    expect(started.sort()).toEqual([1, 2, 3]);
+    expect(warden.workerCounters).toMatchObject({ handedOff: 2, claimed: 3 });
+    for (const id of ids) expect(await tdb.driver.jobGet({ id })).toMatchObject({ state: 'completed', attempt: 1, lostCount: 0 });
+  });
+
+  it('hands back, after its LISTEN connection is back, a job handed to it whose notification was lost, and runs it', async () => {
+    const ran: number[] = [];
+    const { warden, workerId } = await startIdle(({ i }) => void ran.push(i), 2);
+    const id = await leasedWithoutNotice(workerId);
+    const reconnected = new Promise<void>((resolve) => warden.on('error', (e) => e.context === 'listening for wake-ups' && resolve()));
+    const done = new Promise<void>((resolve) => warden.on('job:completed', (e) => e.job.id === id && resolve()));
+    // Cut the LISTEN connection: the one holding the worker's hand-off lock.
+    const key = BigInt(handoffLockKey(tdb.schema!, workerId));
+    const admin = await openPgClient();
+    try {
+      const { rows } = await admin.query<{ ok: boolean }>(
+        `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted
+           AND classid::bigint = $1 AND objid::bigint = $2`,
+        [Number(BigInt.asUintN(64, key) >> 32n), Number(BigInt.asUintN(32, key))],
+      );
+      expect(rows).toEqual([{ ok: true }]);
+    } finally {
+      await admin.end();
+    }
+    await within(reconnected, 'the LISTEN connection lost');
+    await within(done, 'the unnoticed job run after the reconnect');
+    expect(ran).toEqual([99]);
+    expect(await tdb.driver.jobGet({ id })).toMatchObject({ state: 'completed', attempt: 1, lostCount: 0 });
+    expect(warden.workerCounters?.releasedUnreceived).toBe(1);
+  });
+
+  it('hands nothing to a worker whose driver has hand-off turned off: it claims, after a wake-up', async () => {
+    const { warden, job } = await start(() => {}, 2, false);
+    const claimed = new Promise<void>((resolve) => warden.on('worker:claimed', () => resolve()));
+    const done = new Promise<void>((resolve) => warden.on('job:completed', () => resolve()));
+    await warden.enqueue(job, { i: 1 });
+    await within(claimed, 'the job claimed');
+    await within(done, 'the job completed');
+    expect(warden.workerCounters).toMatchObject({ handedOff: 0, claimed: 1 });
+    expect(await rawQuery(tdb, `SELECT * FROM ${tableRef(tdb, 'handoff_waiters')}`)).toEqual([]);
+  });
+
+  it('refuses a hand-off setting that is not a boolean, before any connection', () => {
+    expect(() => createDriver({ url: tdb.url, schema: tdb.schema, handoff: 'yes' as never })).toThrow(InvalidOptionError);
+    expect(() => createDriver({ url: tdb.url, schema: tdb.schema, handoff: 'yes' as never })).toThrow('Expected handoff to be true or false, got "yes"');
+  });
+
+  it('hands back at shutdown a job handed to it whose notification it never received', async () => {
+    const { warden, workerId } = await startIdle(() => {}, 2);
+    const id = await leasedWithoutNotice(workerId);
+    await warden.close();
+    expect(await tdb.driver.jobGet({ id })).toMatchObject({ state: 'queued', attempt: 0, leaseWorker: null });
+    expect(await rawQuery(tdb, `SELECT * FROM ${tableRef(tdb, 'handoff_waiters')}`)).toEqual([]);
+  });
+});
+
