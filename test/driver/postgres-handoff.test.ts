@@ -8,6 +8,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Driver, JobInsert, ListenParams } from '../../src/driver/driver.js';
+import { handoffLockKey } from '../../src/driver/postgres/postgres-handoff.js';
 import type { JobRow } from '../../src/job/job-record.js';
 import { createTestDatabase, makeInsert, type TestDatabase } from '../support/test-databases.js';
 import { finishOf, getJob, openPgClient, rawQuery, tableRef, untilWaitingOnLock } from '../conformance/helpers.js';
@@ -18,6 +19,7 @@ const LEASE_MS = 45_000;
 class Listener {
   readonly jobs: { row: JobRow; slotsLeft: number }[] = [];
   readonly wakes: string[] = [];
+  readonly errors: unknown[] = [];
   missed = 0;
   #waiters: (() => void)[] = [];
   stop: () => Promise<void> = async () => {};
@@ -31,7 +33,7 @@ class Listener {
         notify();
       },
       onReconnect: () => {},
-      onError: () => {},
+      onError: (error) => listener.errors.push(error),
       ...(workerId ? {
         handoff: {
           workerId,
@@ -231,6 +233,59 @@ describe('PostgreSQL hand-off to an idle worker', () => {
         expect(job).toEqual(stored);
         expect(worker.jobs).toEqual([]);
       });
+    }
+  });
+
+  /** The `pg_locks` columns of the worker's hand-off lock (a bigint advisory key is split in two halves). */
+  function lockRow(workerId: string): [number, number] {
+    const key = BigInt(handoffLockKey(tdb.schema!, workerId));
+    return [Number(BigInt.asUintN(64, key) >> 32n), Number(BigInt.asUintN(32, key))];
+  }
+
+  async function untilLockAwaited(workerId: string): Promise<void> {
+    const client = await openPgClient();
+    try {
+      for (;;) {
+        const { rows } = await client.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid::bigint = $1 AND objid::bigint = $2`, lockRow(workerId));
+        if (rows.length > 0) return;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      await client.end();
+    }
+  }
+
+  it("waits for the hand-off lock an enqueue holds while the worker's listener connects, then is handed jobs", async () => {
+    const enqueuer = await openPgClient();
+    try {
+      // An enqueue that found the lock free (the worker reconnecting) holds it shared until it commits.
+      await enqueuer.query('BEGIN');
+      await enqueuer.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [handoffLockKey(tdb.schema!, 'w1')]);
+      const opening = listen('w1');
+      await untilLockAwaited('w1');
+      await enqueuer.query('COMMIT');
+      const worker = await opening;
+      await register('w1', 1);
+      await enqueue();
+      await worker.until(() => worker.jobs.length === 1);
+      expect(worker.errors).toEqual([]);
+    } finally {
+      await enqueuer.end();
+    }
+  });
+
+  it('reports a hand-off lock held by another session for 2 s, and is handed jobs while that session holds it', async () => {
+    const zombie = await openPgClient();
+    try {
+      // An earlier LISTEN connection of the same worker that the server has not yet seen die.
+      await zombie.query('SELECT pg_advisory_lock($1::bigint)', [handoffLockKey(tdb.schema!, 'w1')]);
+      const worker = await listen('w1');
+      expect(worker.errors.map((e) => (e as Error).message)).toEqual(['Expected to take the hand-off lock of worker w1 within 2 s, got it held by another session']);
+      await register('w1', 1);
+      await enqueue();
+      await worker.until(() => worker.jobs.length === 1);
+    } finally {
+      await zombie.end();
     }
   });
 

@@ -23,6 +23,16 @@ export function handoffLockKey(schema: string, workerId: string): string {
 export const HANDOFF_LOCK_SQL = 'SELECT pg_try_advisory_lock($1::bigint) AS ok';
 
 /**
+ * Takes it waiting (after {@link HANDOFF_LOCK_TIMEOUT_SQL}): an enqueue that found the lock free while this worker
+ * reconnected holds it shared until its commit, a few milliseconds.
+ */
+export const HANDOFF_LOCK_WAIT_SQL = 'SELECT pg_advisory_lock($1::bigint)';
+/** Bounds that wait for the statement only: an earlier session of this worker not yet seen dead may hold the lock. */
+export const HANDOFF_LOCK_TIMEOUT_SQL = "SET lock_timeout = '2s'";
+/** Back to the server's lock timeout for the rest of the session (the reads of handed jobs). */
+export const HANDOFF_LOCK_TIMEOUT_RESET_SQL = 'RESET lock_timeout';
+
+/**
  * Withdraws a registration. Its `DELETE` waits for an enqueue holding the row (handing a job to this worker right
  * now) to commit, so when it returns every job handed to the worker is committed, and none follows.
  */

@@ -5,7 +5,10 @@
  */
 import pg from 'pg';
 import type { JobRow } from '../../job/job-record.js';
-import { HANDOFF_LOCK_SQL, handoffReader, isHandoff, type HandoffNotice } from './postgres-handoff.js';
+import {
+  HANDOFF_LOCK_SQL, HANDOFF_LOCK_TIMEOUT_RESET_SQL, HANDOFF_LOCK_TIMEOUT_SQL, HANDOFF_LOCK_WAIT_SQL, handoffReader, isHandoff,
+  type HandoffNotice,
+} from './postgres-handoff.js';
 import { toClaimedJobRow, type PgClaimTuple } from './postgres-rows.js';
 import { listenSql } from './postgres-sql.js';
 
@@ -35,6 +38,9 @@ export interface PostgresListenOptions {
     onMissed: () => void;
   };
 }
+
+/** SQLSTATE of a lock wait that ran into `lock_timeout`. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** First reconnect delay; doubles per failed attempt. */
 const BACKOFF_START_MS = 100;
@@ -103,12 +109,7 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     try {
       await client.connect();
       await client.query(statement);
-      if (handoff) {
-        const { rows } = await client.query<{ ok: boolean }>(HANDOFF_LOCK_SQL, [handoff.lockKey]);
-        // Held by an earlier connection of this worker the server has not yet seen die: enqueues take that one
-        // for the worker's and hand off as long as it lasts; after, none until this listener reconnects.
-        if (!rows[0]?.ok) report(new Error(`Expected to take the hand-off lock of worker ${handoff.workerId}, got it held by another session`));
-      }
+      if (handoff) await lockHandoff(client, handoff);
     } catch (error) {
       client.end().catch(() => {});
       throw error;
@@ -137,6 +138,26 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
         safely(handoff!.onMissed);
       },
     );
+  };
+
+  /**
+   * Takes the worker's hand-off lock on `client`, waiting up to 2 s when it is taken (an enqueue that found it
+   * free during a reconnect holds it shared until its commit). Still held after that (an earlier connection of
+   * this worker the server has not yet seen die): enqueues take that one for the worker's and hand off while it
+   * lasts, then none until this listener reconnects; reported, not fatal to wake-ups.
+   */
+  const lockHandoff = async (client: pg.Client, { lockKey, workerId }: NonNullable<PostgresListenOptions['handoff']>): Promise<void> => {
+    const { rows } = await client.query<{ ok: boolean }>(HANDOFF_LOCK_SQL, [lockKey]);
+    if (rows[0]?.ok) return;
+    await client.query(HANDOFF_LOCK_TIMEOUT_SQL);
+    try {
+      await client.query(HANDOFF_LOCK_WAIT_SQL, [lockKey]);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
+      report(new Error(`Expected to take the hand-off lock of worker ${workerId} within 2 s, got it held by another session`, { cause: error }));
+    } finally {
+      await client.query(HANDOFF_LOCK_TIMEOUT_RESET_SQL);
+    }
   };
 
   const lost = (client: pg.Client, error: unknown): void => {
