@@ -73,6 +73,12 @@ export class Worker {
   readonly #endingsGivenUp = new Set<string>();
   /** Listening with hand-off: claims that empty the queues register this worker to be handed jobs. */
   #handoff = false;
+  /**
+   * The last claim found the queues empty, so the next one registers for hand-off (and, finding work, sets the
+   * registration's slots to 0). A busy worker's claims skip the registration's work. False at start: the first
+   * claim that comes up short is followed by a registering one at the next poll or wake-up.
+   */
+  #lastClaimShort = false;
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -224,7 +230,8 @@ export class Worker {
         let rows: JobRow[];
         try {
           if (this.#unreceivedPossible) await this.#releaseUnreceived();
-          rows = await this.#claim(limit, this.#handoff);
+          rows = await this.#claim(limit, this.#handoff && this.#lastClaimShort);
+          this.#lastClaimShort = rows.length < limit;
           failures = 0;
         } catch (error) {
           events.emit('error', { error, context: 'claiming jobs' });
@@ -267,7 +274,7 @@ export class Worker {
    * Claims up to `limit` due jobs. With `handoff`, a claim that empties the queues also registers this worker to
    * be handed new jobs directly, as many as its handlers free now ({@link JobClaimParams.handoff}): not buffer
    * room, so a job is handed only to a worker that starts it at once. The registration outlives three polls,
-   * each of which refreshes it.
+   * each of which refreshes it (an idle worker's claims all register).
    */
   async #claim(limit: number, handoff: boolean): Promise<JobRow[]> {
     const { driver, clock, events } = this.#deps;

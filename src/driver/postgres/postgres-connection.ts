@@ -20,7 +20,7 @@ import { WorkerPool } from './postgres-worker-pool.js';
  * while this process runs cannot invalidate them. Prepared is not planned: PostgreSQL still re-plans a prepared
  * statement while it judges custom plans cheaper, so the worker's three run on the generic-plan worker pool.
  */
-const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify', 'jobCompleteMany'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
+const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify', 'jobCompleteMany', 'jobClaimHandoff'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
 
 /**
  * The keyed insert's statements, prepared too and run in {@link PostgresConnection.genericTransaction}: the insert

@@ -194,11 +194,9 @@ export class PostgresDriver implements Driver {
     // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const leaseMs = Math.trunc(params.leaseMs);
     const { handoff } = params;
-    const { rows } = await this.#conn.runWorker<{ job: PgClaimTuple }>(this.#sql.jobClaim, [
-      [...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now,
-      handoff ? Math.max(0, Math.trunc(handoff.slots)) : null, handoff ? handoff.expiresInMs : null,
-      handoff ? this.#lockKey(params.workerId) : null, handoff ? handoff.received : null,
-    ]);
+    const values: unknown[] = [[...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now];
+    if (handoff) values.push(Math.max(0, Math.trunc(handoff.slots)), handoff.expiresInMs, this.#lockKey(params.workerId), handoff.received);
+    const { rows } = await this.#conn.runWorker<{ job: PgClaimTuple }>(handoff ? this.#sql.jobClaimHandoff : this.#sql.jobClaim, values);
     return rows.map((r) => toClaimedJobRow(r.job, params.workerId, leaseMs));
   }
 
