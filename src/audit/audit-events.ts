@@ -80,9 +80,11 @@ export function subscribeAuditEvents(events: TypedEmitter, sink: AuditEventSink)
       const data: Record<string, unknown> = { runAt: e.runAt };
       if (e.inTransaction) data.inTransaction = true;
       if (e.job.scheduleName) data.schedule = e.job.scheduleName;
+      if (e.handedTo) data.handedTo = e.handedTo;
       const action = e.replaced ? 'job.replaced' : 'job.created';
-      // A replaced duplicate keeps its state (queued or retrying); only its payload and due time changed.
-      onJob(e.job, jobEntry(e.job, system, action, null, e.replaced ? null : 'queued', null, data));
+      // A replaced duplicate keeps its state (queued or retrying); only its payload and due time changed. A job
+      // handed to an idle worker was inserted running (its attempt's `job.started` follows from that worker).
+      onJob(e.job, jobEntry(e.job, system, action, null, e.replaced ? null : e.handedTo ? 'running' : 'queued', null, data));
     }),
     events.on('job:started', (e) => {
       if (wants('transition', e.job)) onJob(e.job, jobEntry(e.job, system, 'job.started', null, 'running', null, { attempt: e.attempt, leaseToken: e.leaseToken, workerId: e.workerId }));

@@ -444,8 +444,10 @@ export class Warden {
   #afterInsert(results: { job: JobRow; duplicate: boolean; replaced: boolean }[], inUserTx: boolean): void {
     const queues = new Set<string>();
     for (const { job, duplicate, replaced } of results) {
-      this.events.emit('job:enqueued', { job: { id: job.id, name: job.name, queue: job.queue }, duplicate, replaced, runAt: job.runAt, inTransaction: inUserTx });
-      if (!duplicate || replaced) queues.add(job.queue);
+      // Handed to an idle worker: inserted running under its lease, nothing left for a claim to find.
+      const handedTo = !duplicate && job.state === 'running' && job.leaseWorker ? job.leaseWorker : undefined;
+      this.events.emit('job:enqueued', { job: { id: job.id, name: job.name, queue: job.queue }, duplicate, replaced, runAt: job.runAt, inTransaction: inUserTx, ...(handedTo ? { handedTo } : {}) });
+      if ((!duplicate || replaced) && !handedTo) queues.add(job.queue);
     }
     // Inside the caller's transaction the jobs are not visible yet; the worker finds them by notification
     // (PostgreSQL, delivered at commit) or by polling.

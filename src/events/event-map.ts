@@ -20,7 +20,15 @@ export interface WardenEventMap {
    * A job was inserted (or found as a duplicate) by this process. With `inTransaction`, the insert went through
    * the application's transaction and exists only if that transaction commits.
    */
-  'job:enqueued': { job: JobRef; duplicate: boolean; replaced: boolean; runAt: Date; inTransaction: boolean };
+  'job:enqueued': {
+    job: JobRef;
+    duplicate: boolean;
+    replaced: boolean;
+    runAt: Date;
+    inTransaction: boolean;
+    /** PostgreSQL hand-off: the id of the idle worker the job was handed to, inserted `running` under its lease. */
+    handedTo?: string;
+  };
   /** An attempt started in this process. */
   'job:started': { job: JobRef; attempt: number; leaseToken: number; workerId: string };
   /** An attempt completed and its completion was committed. */

@@ -36,19 +36,19 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
   });
 
   /** A started Warden whose worker has registered as waiting; returns it with its worker id. */
-  async function startIdle(handler: (payload: { i: number }) => unknown, concurrency: number) {
-    const { warden, job, workerId } = await start(handler, concurrency);
+  async function startIdle(handler: (payload: { i: number }) => unknown, concurrency: number, audit = false) {
+    const { warden, job, workerId } = await start(handler, concurrency, true, audit);
     await until('the worker to register as waiting', async () => (await rawQuery(tdb, `SELECT 1 FROM ${tableRef(tdb, 'handoff_waiters')} WHERE worker_id = ?`, [workerId])).length === 1);
     return { warden, job, workerId };
   }
 
-  async function start(handler: (payload: { i: number }) => unknown, concurrency: number, handoff = true) {
+  async function start(handler: (payload: { i: number }) => unknown, concurrency: number, handoff = true, audit = false) {
     const job = defineJob({ name: 'work', handler: (payload: { i: number }) => handler(payload) });
     // Lease and rescue of an hour: a job stuck leased to the worker cannot come back by expiry within a test.
     const driver = createDriver({ url: tdb.url, schema: tdb.schema, handoff });
     drivers.push(driver);
     const warden = createWarden({
-      database: driver, logger: silent, jobs: [job],
+      database: driver, logger: silent, jobs: [job], ...(audit ? { audit: true } : {}),
       worker: { concurrency, lease: '1h', heartbeat: '20m', rescueInterval: '1h', pollInterval: '200ms' },
     });
     wardens.push(warden);
@@ -89,6 +89,23 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
     expect(started.sort()).toEqual([1, 2, 3]);
     expect(warden.workerCounters).toMatchObject({ handedOff: 2, claimed: 3 });
     for (const id of ids) expect(await tdb.driver.jobGet({ id })).toMatchObject({ state: 'completed', attempt: 1, lostCount: 0 });
+  });
+
+  it('says whom a job was handed to in its enqueue event and audit entry, created running, then started there', async () => {
+    const { warden, job, workerId } = await startIdle(() => {}, 2, true);
+    const enqueued = record(warden, 'job:enqueued');
+    const done = new Promise<void>((resolve) => warden.on('job:completed', () => resolve()));
+    const { id } = await warden.enqueue(job, { i: 1 });
+    await within(done, 'the handed job completed');
+    expect(enqueued).toEqual([expect.objectContaining({ job: expect.objectContaining({ id }), handedTo: workerId })]);
+    await warden.audit.flush();
+    const entries = [];
+    for await (const entry of warden.audit.entries()) if (entry.subjectId === id) entries.push(entry);
+    expect(entries.map((e) => [e.action, e.before, e.after, e.data?.handedTo ?? e.data?.workerId])).toEqual([
+      ['job.created', null, 'running', workerId],
+      ['job.started', null, 'running', workerId],
+      ['job.completed', 'running', 'completed', undefined],
+    ]);
   });
 
   it('hands back, after its LISTEN connection is back, a job handed to it whose notification was lost, and runs it', async () => {
