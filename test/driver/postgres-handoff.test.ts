@@ -41,7 +41,10 @@ class Listener {
             listener.jobs.push({ row, slotsLeft });
             notify();
           },
-          onMissed: () => listener.missed++,
+          onMissed: () => {
+            listener.missed++;
+            notify();
+          },
         },
       } : {}),
     };
@@ -174,6 +177,19 @@ describe('PostgreSQL hand-off to an idle worker', () => {
     } finally {
       await raw.end();
     }
+  });
+
+  it('reports a hand-off whose job cannot be read, and says it missed one', async () => {
+    const worker = await listen('w1');
+    const raw = await openPgClient();
+    try {
+      await raw.query(`SELECT pg_notify($1, $2)`, [`${tdb.schema}_jobs`, '["w1", 0, 45000, "not-an-id"]']);
+    } finally {
+      await raw.end();
+    }
+    await worker.until(() => worker.missed === 1);
+    expect(worker.errors).toHaveLength(1);
+    expect(worker.jobs).toEqual([]);
   });
 
   it('hands the job to the registration with the most free slots, in the job queue only', async () => {

@@ -150,6 +150,19 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
     expect(() => createDriver({ url: tdb.url, schema: tdb.schema, handoff: 'yes' as never })).toThrow('Expected handoff to be true or false, got "yes"');
   });
 
+  it('hands back, after a job handed to it could not be read, the jobs leased to it it does not hold, and runs them', async () => {
+    const ran: number[] = [];
+    const { warden, workerId } = await startIdle(({ i }) => void ran.push(i), 2);
+    const id = await leasedWithoutNotice(workerId);
+    const done = new Promise<void>((resolve) => warden.on('job:completed', (e) => e.job.id === id && resolve()));
+    // A hand-off naming a job that cannot be read (not one an enqueue would send): the read fails, the
+    // connection stays up.
+    await rawQuery(tdb, 'SELECT pg_notify(?, ?)', [`${tdb.schema}_jobs`, `[${JSON.stringify(workerId)}, 1, 3600000, "not-an-id"]`]);
+    await within(done, 'the unnoticed job run after the failed read');
+    expect(ran).toEqual([99]);
+    expect(warden.workerCounters?.releasedUnreceived).toBe(1);
+  });
+
   it('hands back at shutdown a job handed to it whose notification it never received', async () => {
     const { warden, workerId } = await startIdle(() => {}, 2);
     const id = await leasedWithoutNotice(workerId);

@@ -1,8 +1,8 @@
 /**
  * Hand-off to an idle worker (PostgreSQL): the advisory lock key that says a worker is listening, the statement
- * that withdraws a registration, and the reading of a hand-off notification and of the job it names. The registering and handing SQL live
- * with the claim and the single insert in `postgres-sql.ts`; docs/guarantees.md ("Hand-off to an idle worker")
- * explains the whole.
+ * that withdraws a registration, and the reading of a hand-off notification and of the job it names. The
+ * registering and handing SQL live with the claim and the single insert in `postgres-sql.ts`; docs/guarantees.md
+ * (PostgreSQL specifics, "Hand-off to an idle worker") explains the whole.
  * @module
  */
 import { createHash } from 'node:crypto';
@@ -27,7 +27,7 @@ export const HANDOFF_LOCK_SQL = 'SELECT pg_try_advisory_lock($1::bigint) AS ok';
  * reconnected holds it shared until its commit, a few milliseconds.
  */
 export const HANDOFF_LOCK_WAIT_SQL = 'SELECT pg_advisory_lock($1::bigint)';
-/** Bounds that wait for the statement only: an earlier session of this worker not yet seen dead may hold the lock. */
+/** Bounds that wait (reset after it): an earlier session of this worker not yet seen dead may hold the lock. */
 export const HANDOFF_LOCK_TIMEOUT_SQL = "SET lock_timeout = '2s'";
 /** Back to the server's lock timeout for the rest of the session (the reads of handed jobs). */
 export const HANDOFF_LOCK_TIMEOUT_RESET_SQL = 'RESET lock_timeout';

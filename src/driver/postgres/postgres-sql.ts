@@ -176,10 +176,10 @@ FROM ins`;
  * enqueue skips the arrays and `unnest` (~10 % of such a call, most of the rest being the commit).
  *
  * It also hands the job to an idle worker when it may (`$13`: outside a caller's transaction), the job is due now,
- * and one waits on its queue ({@link handoffRegisterCtes}): the registration with
- * the most free slots whose worker still holds its LISTEN connection's advisory lock (a free lock, which
- * `pg_try_advisory_xact_lock_shared` then takes until commit, means that worker is gone), in a queue neither
- * paused nor holding any due job (a waiting job goes first: no overtaking). The job is then inserted `running`,
+ * and one waits on its queue ({@link handoffRegisterCtes}): the registration with the most free slots whose worker
+ * still holds its LISTEN connection's advisory lock (a free lock, which `pg_try_advisory_xact_lock_shared` then
+ * takes until commit, means that worker is gone), in a queue neither paused nor holding any due job (a waiting job
+ * goes first: no overtaking). The job is then inserted `running`,
  * leased to that worker exactly as its claim would have (attempt 1, lease token 1, the worker's lease length), one
  * slot is taken, and the notification names the job for that worker instead of naming the queue:
  * `[worker id, slots left, lease ms, job id]`, never job data (any role that can connect may LISTEN). The worker
@@ -312,9 +312,8 @@ export const CLAIM_JSON = CLAIM_FIELDS.map((f) => (f === 'id' ? 'id::text' : f))
  * jobs it claimed and less the jobs handed to it it has not received yet (`handed`, counted by the enqueues, minus
  * `$9`, what it has received): without that, a registration racing a hand-off would give back the slot the
  * hand-off just took. Any other such claim sets the worker's slots to 0 (kept, not deleted, so `handed` keeps
- * counting): it has more to do than free handlers, or none free. Data-modifying CTEs
- * run whether or not the query reads them, and the two conditions exclude each other, so each claim writes the
- * row at most once. Registering also deletes registrations expired a minute ago (workers that died without
+ * counting): it has more to do than free handlers, or none free. Data-modifying CTEs run whether or not the query
+ * reads them, and the two conditions exclude each other, so each claim writes the row at most once. Registering also deletes registrations expired a minute ago (workers that died without
  * withdrawing; a live one's has no slots then, so nothing was in flight to it).
  */
 function handoffRegisterCtes(s: string): string {
