@@ -9,6 +9,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Driver, JobInsert, ListenParams } from '../../src/driver/driver.js';
 import { handoffLockKey } from '../../src/driver/postgres/postgres-handoff.js';
+import { jobInsertOneNotifySql } from '../../src/driver/postgres/postgres-sql.js';
 import type { JobRow } from '../../src/job/job-record.js';
 import { createTestDatabase, makeInsert, type TestDatabase } from '../support/test-databases.js';
 import { finishOf, getJob, openPgClient, rawQuery, tableRef, untilWaitingOnLock } from '../conformance/helpers.js';
@@ -201,6 +202,40 @@ describe('PostgreSQL hand-off to an idle worker', () => {
     await b.until(() => b.jobs.length === 1);
     expect((await getJob(driver, job.id)).leaseWorker).toBe('wb');
     expect([a.jobs, c.jobs]).toEqual([[], []]);
+  });
+
+  it('passes over a registration whose worker is gone (lock free) to the next, trying no more locks than needed', async () => {
+    const gone = await listen('w-gone');
+    const live = await listen('w-live');
+    const spare = await listen('w-spare');
+    await register('w-gone', 9);
+    await register('w-live', 5);
+    await register('w-spare', 2);
+    await gone.stop();
+    const job = await enqueue();
+    await live.until(() => live.jobs.length === 1);
+    expect((await getJob(driver, job.id)).leaseWorker).toBe('w-live');
+    expect(spare.jobs).toEqual([]);
+    // The lock of the gone worker was tried (and taken shared until the insert committed); the spare's was not
+    // needed. Visible afterwards only as: the gone worker's registration kept its slots.
+    expect((await waiters()).map((w) => [w.worker_id, w.slots])).toEqual([['w-gone', 9], ['w-live', 4], ['w-spare', 2]]);
+  });
+
+  it("tries workers' locks one registration at a time, above the scan (plan)", async () => {
+    const client = await openPgClient();
+    try {
+      await client.query(`PREPARE handoff_insert AS ${jobInsertOneNotifySql(`"${tdb.schema}"`)}`);
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+        "EXPLAIN (COSTS OFF) EXECUTE handoff_insert('n', 'default', '{}', 0, 0, NULL, 3, NULL, NULL, NULL, NULL, 'ch', true)",
+      );
+      const plan = rows.map((r) => r['QUERY PLAN']);
+      const lockLine = plan.findIndex((line) => line.includes('pg_try_advisory_xact_lock_shared'));
+      // The condition filters the subquery's rows as the outer LIMIT pulls them, not every row of the scan.
+      expect(plan[lockLine - 1]).toMatch(/Subquery Scan on c$/);
+      expect(plan.filter((line) => line.includes('pg_try_advisory_xact_lock_shared'))).toHaveLength(1);
+    } finally {
+      await client.end();
+    }
   });
 
   describe('leaves the job queued (and wakes its queue)', () => {

@@ -179,7 +179,9 @@ FROM ins`;
  * and one waits on its queue ({@link handoffRegisterCtes}): the registration with the most free slots whose worker
  * still holds its LISTEN connection's advisory lock (a free lock, which `pg_try_advisory_xact_lock_shared` then
  * takes until commit, means that worker is gone), in a queue neither paused nor holding any due job (a waiting job
- * goes first: no overtaking). The job is then inserted `running`,
+ * goes first: no overtaking). The lock is tried on the registrations in that order, one at a time until one
+ * passes (the outer `LIMIT 1` pulls the locked, sorted rows one by one; `OFFSET 0` keeps PostgreSQL from pushing
+ * the lock's condition down into the scan, where it ran for every idle worker's registration on every enqueue). The job is then inserted `running`,
  * leased to that worker exactly as its claim would have (attempt 1, lease token 1, the worker's lease length), one
  * slot is taken, and the notification names the job for that worker instead of naming the queue:
  * `[worker id, slots left, lease ms, job id]`, never job data (any role that can connect may LISTEN). The worker
@@ -192,14 +194,18 @@ FROM ins`;
 export function jobInsertOneNotifySql(s: string): string {
   return `WITH t AS (SELECT ${nowAt(11)} AS now),
 hw AS (
-  SELECT w.worker_id FROM ${s}.handoff_waiters w
-  WHERE $13::boolean AND $6::timestamptz IS NULL AND $5::float8 <= 0 AND $2 = ANY (w.queues) AND w.slots > 0 AND w.expires_at > (SELECT now FROM t)
-    AND NOT EXISTS (SELECT 1 FROM ${s}.queues q WHERE q.name = $2 AND q.paused)
-    AND NOT EXISTS (SELECT 1 FROM ${s}.jobs j WHERE j.queue = $2 AND j.state IN ('queued','retrying') AND j.run_at <= (SELECT now FROM t))
-    AND NOT pg_try_advisory_xact_lock_shared(w.lock_key)
-  ORDER BY w.slots DESC, w.worker_id
+  SELECT c.worker_id FROM (
+    SELECT w.worker_id, w.lock_key FROM ${s}.handoff_waiters w
+    WHERE $13::boolean AND $6::timestamptz IS NULL AND $5::float8 <= 0 AND $2 = ANY (w.queues) AND w.slots > 0
+      AND w.expires_at > (SELECT now FROM t)
+      AND NOT EXISTS (SELECT 1 FROM ${s}.queues q WHERE q.name = $2 AND q.paused)
+      AND NOT EXISTS (SELECT 1 FROM ${s}.jobs j WHERE j.queue = $2 AND j.state IN ('queued','retrying') AND j.run_at <= (SELECT now FROM t))
+    ORDER BY w.slots DESC, w.worker_id
+    OFFSET 0
+    FOR UPDATE OF w SKIP LOCKED
+  ) c
+  WHERE NOT pg_try_advisory_xact_lock_shared(c.lock_key)
   LIMIT 1
-  FOR UPDATE OF w SKIP LOCKED
 ),
 ht AS (
   UPDATE ${s}.handoff_waiters w SET slots = w.slots - 1, handed = w.handed + 1 FROM hw WHERE w.worker_id = hw.worker_id
