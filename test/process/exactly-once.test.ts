@@ -56,9 +56,11 @@ describe.each(DRIVER_KINDS)('exactly once (%s)', (kind) => {
     const counters = await exercise(kind, inBulk);
     expect(counters.map((c) => c.handedOff)).toEqual(counters.map(() => 0));
   });
+});
 
-  it.runIf(kind === 'postgres')(`runs ${JOBS} jobs enqueued one by one exactly once, some handed to idle workers`, async () => {
-    const counters = await exercise(kind, oneByOne);
+describe.skipIf(!DRIVER_KINDS.includes('postgres'))('exactly once with hand-offs (postgres)', () => {
+  it(`runs ${JOBS} jobs enqueued one by one exactly once, some handed to idle workers`, async () => {
+    const counters = await exercise('postgres', oneByOne);
     // Racing each other and four producers, workers are idle with an empty queue for some of the jobs only (168 to
     // 442 of 5,000 handed in three runs); what matters is that the path ran, and those jobs exactly once too.
     expect(counters.reduce((sum, c) => sum + Number(c.handedOff), 0)).toBeGreaterThan(0);
