@@ -1,11 +1,11 @@
 import { LeaseLostError, ShutdownAbortError } from '../errors.js';
 import type { JobRow } from '../job/job-record.js';
-import { MAX_LEASED_TO } from '../driver/check-leased-to-limit.js';
 import { LEASE_EXPIRED_ERROR } from '../driver/stored-errors.js';
 import { Attempt, type AttemptDeps, ref } from './attempt.js';
 import { Completer } from './completer.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
 import { PeriodicTask } from './service.js';
+import { UnreceivedJobs } from './unreceived-jobs.js';
 import { Wakeup } from './wakeup.js';
 
 /** Counters a worker keeps since it was created. */
@@ -67,10 +67,8 @@ export class Worker {
   readonly #lowWater: number;
   /** Aborted when shutdown begins, so iterations hand over at their next batch boundary. */
   readonly #draining = new AbortController();
-  /** A claim failed: it may have committed with its reply lost, leaving jobs leased to this worker unseen. */
-  #unreceivedPossible = false;
-  /** Leases (`id:token`) whose ending was given up on: still this worker's, received, left for the rescue. */
-  readonly #endingsGivenUp = new Set<string>();
+  /** Jobs leased to this worker that it may never have received (a failed claim, a lost hand-off). */
+  readonly #unreceived: UnreceivedJobs;
   /** Listening with hand-off: claims that empty the queues register this worker to be handed jobs. */
   #handoff = false;
   /**
@@ -85,6 +83,7 @@ export class Worker {
     this.#deps = deps;
     this.#options = options;
     this.#lowWater = Math.floor(options.prefetch / 2);
+    this.#unreceived = new UnreceivedJobs({ driver: deps.driver, clock: deps.clock, workerId: deps.workerId });
     const onError = (context: string) => (error: unknown) => deps.events.emit('error', { error, context });
     this.#completer = new Completer({ driver: deps.driver, clock: deps.clock, onError: onError('writing attempt endings') });
     this.#attemptDeps = {
@@ -100,7 +99,7 @@ export class Worker {
       },
       onSettled: (attempt) => {
         this.#inFlight.delete(attempt);
-        if (attempt.endingGivenUp) this.#rememberGivenUp(`${attempt.row.id}:${attempt.row.leaseToken}`);
+        if (attempt.endingGivenUp) this.#unreceived.rememberGivenUp(attempt.row);
         this.#wake();
       },
     };
@@ -136,7 +135,7 @@ export class Worker {
         onWake: (queue) => this.notify(queue),
         onReconnect: () => {
           // Jobs handed to this worker while the connection was down were leased to it, and their rows lost.
-          if (handoff) this.#unreceivedPossible = true;
+          if (handoff) this.#unreceived.possible = true;
           this.notify();
         },
         onError: (error) => events.emit('error', { error, context: 'listening for wake-ups' }),
@@ -145,7 +144,7 @@ export class Worker {
             workerId: this.id,
             onJob: (row, slotsLeft) => this.#receive(row, slotsLeft),
             onMissed: () => {
-              this.#unreceivedPossible = true;
+              this.#unreceived.possible = true;
               this.notify();
             },
           },
@@ -229,13 +228,13 @@ export class Worker {
         const limit = Math.min(room, batchSize);
         let rows: JobRow[];
         try {
-          if (this.#unreceivedPossible) await this.#releaseUnreceived();
+          if (this.#unreceived.possible) await this.#releaseUnreceived();
           rows = await this.#claim(limit, this.#handoff && this.#lastClaimShort);
           this.#lastClaimShort = rows.length < limit;
           failures = 0;
         } catch (error) {
           events.emit('error', { error, context: 'claiming jobs' });
-          this.#unreceivedPossible = true;
+          this.#unreceived.possible = true;
           failures++;
           await clock.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), signal);
           continue;
@@ -331,35 +330,11 @@ export class Worker {
     resolve();
   }
 
-  /**
-   * After a failed claim: hands back the running jobs leased to this worker that it does not hold (not buffered,
-   * not running, no ending pending), which only a claim whose reply was lost can have left. Without this they wait
-   * for their leases to expire and are rescued, a `lost` attempt each. The release takes the attempt back.
-   */
+  /** Hands back the jobs leased to this worker that it does not hold (see {@link UnreceivedJobs}). */
   async #releaseUnreceived(): Promise<void> {
-    const { driver, clock } = this.#deps;
-    const leased = await driver.jobLeasedTo({ workerId: this.id, limit: MAX_LEASED_TO });
     const held = new Set<string>(this.#buffer.map((r) => r.id));
     for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
-    const leaseKeys = new Set(leased.map((l) => `${l.id}:${l.leaseToken}`));
-    // A given-up lease no longer listed was rescued meanwhile: nothing to remember.
-    for (const key of this.#endingsGivenUp) if (!leaseKeys.has(key)) this.#endingsGivenUp.delete(key);
-    const unreceived = leased.filter((l) => !held.has(l.id) && !this.#endingsGivenUp.has(`${l.id}:${l.leaseToken}`));
-    if (unreceived.length > 0) {
-      const { applied } = await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() });
-      this.counters.releasedUnreceived += applied.length;
-    }
-    this.#unreceivedPossible = false;
-  }
-
-  /**
-   * Remembers a lease whose ending was given up on, the oldest forgotten past {@link MAX_LEASED_TO} (a database
-   * refusing endings for good, with no failed claim to prune them): forgotten, such a lease could be handed back
-   * after a failed claim, its attempt taken back, instead of being rescued as lost.
-   */
-  #rememberGivenUp(key: string): void {
-    this.#endingsGivenUp.add(key);
-    if (this.#endingsGivenUp.size > MAX_LEASED_TO) this.#endingsGivenUp.delete(this.#endingsGivenUp.values().next().value!);
+    this.counters.releasedUnreceived += await this.#unreceived.release(held);
   }
 
   /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */
