@@ -179,10 +179,12 @@ FROM ins`;
  * and one waits on its queue ({@link handoffRegisterCtes}): the registration with the most free slots whose worker
  * still holds its LISTEN connection's advisory lock (a free lock, which `pg_try_advisory_xact_lock_shared` then
  * takes until commit, means that worker is gone), in a queue neither paused nor holding any due job (a waiting job
- * goes first: no overtaking). The lock is tried on the registrations in that order, one at a time until one
- * passes (the outer `LIMIT 1` pulls the locked, sorted rows one by one; `OFFSET 0` keeps PostgreSQL from pushing
- * the lock's condition down into the scan, where it ran for every idle worker's registration on every enqueue). The job is then inserted `running`,
- * leased to that worker exactly as its claim would have (attempt 1, lease token 1, the worker's lease length), one
+ * goes first: no overtaking). Those two checks run only when some registration could take the job (the `CASE`:
+ * as plain conditions they ran on every enqueue, reading the queue and the claim index for nothing, 0.016 of 0.084
+ * ms of execution). The lock is tried on the registrations in that order, one at a time until one passes (the
+ * outer `LIMIT 1` pulls the locked, sorted rows one by one; `OFFSET 0` keeps PostgreSQL from pushing the lock's
+ * condition down into the scan, where it ran for every idle worker's registration). The job is then inserted
+ * `running`, leased to that worker exactly as its claim would have (attempt 1, lease token 1, the worker's lease length), one
  * slot is taken, and the notification names the job for that worker instead of naming the queue:
  * `[worker id, slots left, lease ms, job id]`, never job data (any role that can connect may LISTEN). The worker
  * reads the row on its LISTEN connection (`postgres-handoff.ts`): one commit instead of two (the enqueue's, then
@@ -196,10 +198,12 @@ export function jobInsertOneNotifySql(s: string): string {
 hw AS (
   SELECT c.worker_id FROM (
     SELECT w.worker_id, w.lock_key FROM ${s}.handoff_waiters w
-    WHERE $13::boolean AND $6::timestamptz IS NULL AND $5::float8 <= 0 AND $2 = ANY (w.queues) AND w.slots > 0
-      AND w.expires_at > (SELECT now FROM t)
-      AND NOT EXISTS (SELECT 1 FROM ${s}.queues q WHERE q.name = $2 AND q.paused)
-      AND NOT EXISTS (SELECT 1 FROM ${s}.jobs j WHERE j.queue = $2 AND j.state IN ('queued','retrying') AND j.run_at <= (SELECT now FROM t))
+    WHERE $2 = ANY (w.queues) AND w.slots > 0 AND w.expires_at > (SELECT now FROM t)
+      AND CASE WHEN $13::boolean AND $6::timestamptz IS NULL AND $5::float8 <= 0
+                    AND EXISTS (SELECT 1 FROM ${s}.handoff_waiters x WHERE $2 = ANY (x.queues) AND x.slots > 0)
+               THEN NOT EXISTS (SELECT 1 FROM ${s}.queues q WHERE q.name = $2 AND q.paused)
+                    AND NOT EXISTS (SELECT 1 FROM ${s}.jobs j WHERE j.queue = $2 AND j.state IN ('queued','retrying') AND j.run_at <= (SELECT now FROM t))
+               ELSE false END
     ORDER BY w.slots DESC, w.worker_id
     OFFSET 0
     FOR UPDATE OF w SKIP LOCKED
