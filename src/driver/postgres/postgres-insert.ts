@@ -51,13 +51,13 @@ export async function insertUnkeyedJobs(
 ): Promise<JobInsertResult[]> {
   if (jobs.length === 1) {
     const j = jobs[0]!;
-    const { rows } = await run<PgInsertedRecord & { handed_off: boolean }>(sql.jobInsertOneNotify, [
+    const { rows } = await run<PgInsertedRecord>(sql.jobInsertOneNotify, [
       j.name, j.queue, j.payloadJson, j.priority, j.delayMs, j.runAt, j.maxAttempts, j.scheduleName ?? null, j.tickAt ?? null,
       j.traceContext ? JSON.stringify(j.traceContext) : null, now, channel, mayHandOff,
     ]);
     if (rows.length !== 1) throw new Error(`Expected 1 inserted job, got ${rows.length}`);
     const r = rows[0]!;
-    return [r.handed_off ? handedOff(j, r) : inserted(j, r)];
+    return [r.lease_worker ? handedOff(j, r) : inserted(j, r)];
   }
   const { rows } = await run<PgInsertedRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel, traceParams(jobs)]);
   if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
@@ -80,7 +80,7 @@ function inserted(job: JobInsert, r: PgInsertedRecord): JobInsertResult {
 }
 
 /** A job the insert handed to an idle worker: as its claim left it (state, attempt, lease), from the insert's row. */
-function handedOff(job: JobInsert, r: PgInsertedRecord & { handed_off: boolean }): JobInsertResult {
+function handedOff(job: JobInsert, r: PgInsertedRecord): JobInsertResult {
   const result = inserted(job, r);
   const row = result.job;
   row.state = 'running';

@@ -225,7 +225,7 @@ SELECT $1, $2, $3::jsonb, CASE WHEN ht.worker_id IS NULL THEN 'queued' ELSE 'run
 FROM t LEFT JOIN ht ON true
 RETURNING ${INSERTED_COLUMNS}, lease_worker, lease_expires_at
 )
-SELECT ins.id, ins.run_at, ins.created_at, ins.lease_worker, ins.lease_expires_at, ins.lease_worker IS NOT NULL AS handed_off,
+SELECT ins.id, ins.run_at, ins.created_at, ins.lease_worker, ins.lease_expires_at,
        pg_notify($12, CASE WHEN ins.lease_worker IS NULL THEN ins.queue
          ELSE json_build_array(ins.lease_worker, ht.slots, ht.lease_ms, ins.id::text)::text END)
 FROM ins LEFT JOIN ht ON true`;
