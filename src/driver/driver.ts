@@ -410,7 +410,8 @@ export interface Driver {
    * Subscribes to wake-ups from other processes: "jobs may be due in queue X" (PostgreSQL, LISTEN/NOTIFY) or "some
    * other connection committed" (SQLite, `queue` undefined). Only when `capabilities.crossProcessWakeup`. Returns
    * an unsubscribe function. PostgreSQL reconnects by itself after connection loss and then calls `onReconnect`,
-   * since wake-ups sent meanwhile were missed.
+   * since wake-ups sent meanwhile were missed. Once unsubscribe is called no callback follows: a job handed to the
+   * worker and not yet passed on (or its failed read) is not reported, and is left leased to it for `jobLeasedTo`.
    */
   listen?(params: ListenParams): Promise<() => Promise<void>>;
   /**

@@ -193,6 +193,30 @@ describe('PostgreSQL hand-off to an idle worker', () => {
     expect(worker.jobs).toEqual([]);
   });
 
+  it('passes nothing on once unsubscribed: a read in flight as the listener stops is neither delivered nor reported', async () => {
+    const worker = await listen('w1');
+    await register('w1', 2);
+    const handed = await enqueue();
+    await worker.until(() => worker.jobs.length === 1);
+    const holder = await openPgClient();
+    const notifier = await openPgClient();
+    try {
+      // The next read of the job waits behind this lock, so it is in flight when the listener stops.
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE ${tableRef(tdb, 'jobs')} IN ACCESS EXCLUSIVE MODE`);
+      await notifier.query(`SELECT pg_notify($1, $2)`, [`${tdb.schema}_jobs`, JSON.stringify(['w1', 1, LEASE_MS, handed.id])]);
+      await untilWaitingOnLock(tdb.schema!);
+      const stopping = worker.stop();
+      await holder.query('ROLLBACK');
+      await stopping;
+    } finally {
+      await Promise.all([holder.end(), notifier.end()]);
+    }
+    expect(worker.jobs).toHaveLength(1);
+    expect(worker.errors).toEqual([]);
+    expect(worker.missed).toBe(0);
+  });
+
   it('hands the job to the registration with the most free slots, in the job queue only', async () => {
     const [a, b, c] = [await listen('wa'), await listen('wb'), await listen('wc')];
     await register('wa', 2);

@@ -94,7 +94,8 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
       if (active === client) lost(client, new Error(`Expected the LISTEN connection on ${channel} to stay open, got it closed`));
     });
     client.on('notification', (message) => {
-      if (message.channel !== channel || typeof message.payload !== 'string') return;
+      // Unsubscribed: a notification already on its way is not passed on (see `receive`).
+      if (stopped || message.channel !== channel || typeof message.payload !== 'string') return;
       const payload = message.payload;
       if (!isHandoff(payload)) {
         safely(() => options.onWake(payload));
@@ -125,15 +126,18 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
   /**
    * Reads a job handed to this worker on the connection that was told (the read needs no commit; prepared, it
    * took ~0.1 ms less a job in an idle worker's W3) and passes it on. Failing, the job stays leased to the worker
-   * unseen: `onMissed` (and a lost connection reconnects).
+   * unseen: `onMissed` (and a lost connection reconnects). Once unsubscribed, neither the job nor the read's
+   * failure (closing the connection ends a read in flight with "Connection terminated") is passed on: the worker
+   * unsubscribes as it stops, and then hands back every job leased to it that it did not receive.
    */
   const receive = (client: pg.Client, notice: HandoffNotice): void => {
     const { workerId, fetchSql, fetchName } = handoff!;
     client.query<{ job: PgClaimTuple }>({ ...(fetchName ? { name: fetchName } : {}), text: fetchSql, values: [notice.jobId, workerId] }).then(
       ({ rows }) => {
-        if (rows[0]) safely(() => handoff!.onJob(toClaimedJobRow(rows[0]!.job, workerId, notice.leaseMs), notice.slotsLeft));
+        if (rows[0] && !stopped) safely(() => handoff!.onJob(toClaimedJobRow(rows[0]!.job, workerId, notice.leaseMs), notice.slotsLeft));
       },
       (error: unknown) => {
+        if (stopped) return;
         report(error);
         safely(handoff!.onMissed);
       },
