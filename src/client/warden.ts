@@ -27,6 +27,7 @@ import { subscribeLogger } from '../runtime/log-subscriber.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import { ScheduleOperations } from '../schedule/schedule-operations.js';
 import { Scheduler } from '../schedule/scheduler.js';
+import { EnqueuesInFlight } from '../runtime/enqueues-in-flight.js';
 import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker.js';
 import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
 import { parseDuration } from '../validation/duration.js';
@@ -88,6 +89,8 @@ export class Warden {
   readonly metrics: MetricsHandle | null;
   /** Producer and consumer spans; null when `tracing: false`. */
   readonly #tracer: JobTracer | null;
+  /** Single enqueues awaiting their reply: a job one hands to this process's worker starts after its event. */
+  readonly #enqueuesInFlight = new EnqueuesInFlight();
   /** Pruning of finished jobs, started by `start()`; null when `retention: false`. */
   readonly #retention: RetentionService | null;
   /**
@@ -189,8 +192,15 @@ export class Warden {
    */
   async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     const insert = await this.#prepare({ job, payload, options });
-    const [result] = await this.#insert([insert], options.tx);
-    this.#afterInsert([result!], options.tx !== undefined);
+    const enqueue = this.#insertOne(insert, options.tx);
+    // Only an unkeyed enqueue outside a transaction can hand its job to a worker (PostgreSQL); see EnqueuesInFlight.
+    const mayHandOff = options.tx === undefined && insert.key === null && this.driver.capabilities.handoff;
+    return mayHandOff ? this.#enqueuesInFlight.track(enqueue) : enqueue;
+  }
+
+  async #insertOne(insert: JobInsert, tx: unknown): Promise<EnqueueResult> {
+    const [result] = await this.#insert([insert], tx);
+    this.#afterInsert([result!], tx !== undefined);
     return { id: result!.job.id, duplicate: result!.duplicate, replaced: result!.replaced, job: result!.job };
   }
 
@@ -475,7 +485,11 @@ export class Warden {
   #createWorker(options: ReturnType<typeof resolveWorkerOptions>): Worker {
     const suffix = Math.floor(this.#random() * 0xffffff).toString(16).padStart(6, '0');
     return new Worker(
-      { driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random, payloadLimit: this.#payloadLimit, workerId: `${hostname()}/${process.pid}/${suffix}`, tracer: this.#tracer },
+      {
+        driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random,
+        payloadLimit: this.#payloadLimit, workerId: `${hostname()}/${process.pid}/${suffix}`, tracer: this.#tracer,
+        enqueuesSettled: () => this.#enqueuesInFlight.settled(),
+      },
       options,
     );
   }

@@ -26,7 +26,13 @@ export interface WorkerCounters {
 }
 
 /** What a worker needs from its Warden; the rest of {@link AttemptDeps} it makes itself. */
-export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'draining' | 'onHandlerSettled' | 'onSettled'>;
+export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'draining' | 'onHandlerSettled' | 'onSettled'> & {
+  /**
+   * Before a job handed to this worker starts: the enqueues of this process then in flight, settled (null when
+   * none; see `EnqueuesInFlight`), so its `job:enqueued` comes first when it was enqueued here. @default none
+   */
+  enqueuesSettled?: () => Promise<void> | null;
+};
 
 /** What {@link Worker.drain} did. */
 export interface DrainResult {
@@ -291,13 +297,22 @@ export class Worker {
    * A job an enqueue handed to this worker, leased to it as a claim would have: started at once if a handler is
    * free (it was when the worker registered), else buffered. Once the registration's last slot is taken the claim
    * loop looks again, which registers the slots free by then. During shutdown it stays in the buffer, which
-   * shutdown hands back.
+   * shutdown hands back. It is taken once this process's enqueues in flight have settled (`enqueuesSettled`).
    */
   #receive(row: JobRow, slotsLeft: number): void {
-    // Read after shutdown stopped listening: not held, so the hand-back of jobs handed late finds it.
+    // After shutdown stopped listening: not held, so the hand-back of jobs handed late finds it.
+    if (!this.#unlisten) return;
+    this.counters.handedOff++;
+    const enqueued = this.#deps.enqueuesSettled?.();
+    if (enqueued) void enqueued.then(() => this.#take(row, slotsLeft));
+    else this.#take(row, slotsLeft);
+  }
+
+  /** {@link Worker.#receive} once the job's enqueue, if it was this process's, has emitted `job:enqueued`. */
+  #take(row: JobRow, slotsLeft: number): void {
+    // Shutdown stopped listening meanwhile: likewise left to the hand-back.
     if (!this.#unlisten) return;
     this.counters.claimed++;
-    this.counters.handedOff++;
     this.#deps.events.emit('worker:claimed', { workerId: this.id, count: 1 });
     this.#buffer.push(row);
     this.#pump();

@@ -12,6 +12,7 @@ import { InvalidOptionError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { handoffLockKey } from '../../src/driver/postgres/postgres-handoff.js';
 import { openPgClient, rawQuery, tableRef } from '../conformance/helpers.js';
+import { Relay } from '../support/pg-relay.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, record, silent, within } from './helpers.js';
 
@@ -36,16 +37,16 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
   });
 
   /** A started Warden whose worker has registered as waiting; returns it with its worker id. */
-  async function startIdle(handler: (payload: { i: number }) => unknown, concurrency: number, audit = false) {
-    const { warden, job, workerId } = await start(handler, concurrency, true, audit);
+  async function startIdle(handler: (payload: { i: number }) => unknown, concurrency: number, audit = false, url = tdb.url) {
+    const { warden, job, workerId } = await start(handler, concurrency, true, audit, url);
     await until('the worker to register as waiting', async () => (await rawQuery(tdb, `SELECT 1 FROM ${tableRef(tdb, 'handoff_waiters')} WHERE worker_id = ?`, [workerId])).length === 1);
     return { warden, job, workerId };
   }
 
-  async function start(handler: (payload: { i: number }) => unknown, concurrency: number, handoff = true, audit = false) {
+  async function start(handler: (payload: { i: number }) => unknown, concurrency: number, handoff = true, audit = false, url = tdb.url) {
     const job = defineJob({ name: 'work', handler: (payload: { i: number }) => handler(payload) });
     // Lease and rescue of an hour: a job stuck leased to the worker cannot come back by expiry within a test.
-    const driver = createDriver({ url: tdb.url, schema: tdb.schema, handoff });
+    const driver = createDriver({ url, schema: tdb.schema, handoff });
     drivers.push(driver);
     const warden = createWarden({
       database: driver, logger: silent, jobs: [job], ...(audit ? { audit: true } : {}),
@@ -106,6 +107,37 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
       ['job.started', null, 'running', workerId],
       ['job.completed', 'running', 'completed', undefined],
     ]);
+  });
+
+  it("starts a job handed to its own process's worker after the enqueue's event, when the enqueue's reply comes late", async () => {
+    const relay = new Relay();
+    let release = () => {};
+    try {
+      // Every connection through the relay, which holds back the reply to the single enqueue's statement.
+      const { warden, job, workerId } = await startIdle(() => {}, 2, true, await relay.listen());
+      const order: string[] = [];
+      warden.on('job:enqueued', () => order.push('enqueued'));
+      warden.on('job:started', () => order.push('started'));
+      const done = new Promise<void>((resolve) => warden.on('job:completed', () => resolve()));
+      release = relay.hold('warden_4');
+      const enqueue = warden.enqueue(job, { i: 1 });
+      // Committed and handed: the worker has read the job on its LISTEN connection while the reply is held.
+      await until('the worker to receive the handed job', async () => warden.workerCounters?.handedOff === 1);
+      expect(order).toEqual([]);
+      release();
+      const { id } = await within(enqueue, 'the enqueue with its reply released');
+      await within(done, 'the handed job completed');
+      expect(order).toEqual(['enqueued', 'started']);
+      await warden.audit.flush();
+      const actions = [];
+      for await (const entry of warden.audit.entries()) if (entry.subjectId === id) actions.push([entry.action, entry.data?.handedTo ?? entry.data?.workerId]);
+      expect(actions).toEqual([['job.created', workerId], ['job.started', workerId], ['job.completed', undefined]]);
+    } finally {
+      release();
+      await Promise.all(wardens.splice(0).map((w) => w.close()));
+      await Promise.all(drivers.splice(0).map((d) => d.close()));
+      await relay.close();
+    }
   });
 
   it('hands back, after its LISTEN connection is back, a job handed to it whose notification was lost, and runs it', async () => {

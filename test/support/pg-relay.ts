@@ -2,7 +2,8 @@
  * A TCP relay to the test PostgreSQL server that can lose a reply: once armed, the next client message containing
  * a marker goes through, the server's answer to it is swallowed once complete (its ReadyForQuery seen, so a
  * statement outside a transaction, or a COMMIT, has committed), and that connection is cut. The client then sees a
- * lost connection for a write that was done: what a network failure between commit and reply looks like.
+ * lost connection for a write that was done: what a network failure between commit and reply looks like. It can
+ * also hold a reply back until released: a reply that arrives late.
  * @module
  */
 import net from 'node:net';
@@ -21,6 +22,8 @@ const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
 export class Relay {
   readonly #server: net.Server;
   #markers: string[] = [];
+  /** Set by {@link Relay.hold}: the markers of the message whose reply is held, and its release. */
+  #hold: { markers: string[]; released: Promise<void> } | null = null;
   /** Connections cut so far (replies lost). */
   cut = 0;
   /** Relays to the server of {@link PG_URL}. */
@@ -30,14 +33,26 @@ export class Relay {
     this.#server = net.createServer((client) => {
       const upstream = net.connect(target);
       let swallowing = false;
+      /** The server's data held back since a held message, in order; null when passing through. */
+      let held: Buffer[] | null = null;
       client.on('data', (chunk) => {
         if (this.#markers.some((m) => chunk.includes(m))) {
           this.#markers = [];
           swallowing = true;
         }
+        const hold = this.#hold;
+        if (hold && hold.markers.some((m) => chunk.includes(m))) {
+          this.#hold = null;
+          const buffer: Buffer[] = (held = []);
+          void hold.released.then(() => {
+            held = null;
+            for (const data of buffer) client.write(data);
+          });
+        }
         upstream.write(chunk);
       });
       upstream.on('data', (chunk) => {
+        if (held) return void held.push(chunk);
         if (!swallowing) return void client.write(chunk);
         if (!chunk.includes(READY_FOR_QUERY)) return;
         this.cut++;
@@ -65,6 +80,17 @@ export class Relay {
   /** Drops the reply to the next client message containing any of `markers`, and cuts its connection. */
   arm(...markers: string[]): void {
     this.#markers = markers;
+  }
+
+  /**
+   * Holds back the server's reply to the next client message containing any of `markers` (and whatever that
+   * connection receives after it) until the returned function is called: a reply that is late, not lost.
+   */
+  hold(...markers: string[]): () => void {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.#hold = { markers, released };
+    return release;
   }
 
   /** Stops listening once every relayed connection has closed (close the clients' pools first). */
