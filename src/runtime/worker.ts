@@ -6,6 +6,7 @@ import { Completer } from './completer.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
 import { PeriodicTask } from './service.js';
 import { UnreceivedJobs } from './unreceived-jobs.js';
+import { WorkerListener } from './worker-listener.js';
 import { Wakeup } from './wakeup.js';
 
 /** Counters a worker keeps since it was created. */
@@ -60,7 +61,7 @@ export class Worker {
   readonly #heartbeater: PeriodicTask;
   readonly #rescuer: PeriodicTask;
   #loop: { controller: AbortController; done: Promise<void> } | null = null;
-  #unlisten: (() => Promise<void>) | null = null;
+  readonly #listener: WorkerListener;
   #stopping: Promise<void> | null = null;
   /** Claimed jobs not started yet, oldest claim first (bounded by `prefetch` plus free slots). */
   #buffer: JobRow[] = [];
@@ -75,8 +76,6 @@ export class Worker {
   readonly #draining = new AbortController();
   /** Jobs leased to this worker that it may never have received (a failed claim, a lost hand-off). */
   readonly #unreceived: UnreceivedJobs;
-  /** Listening with hand-off: claims that empty the queues register this worker to be handed jobs. */
-  #handoff = false;
   /**
    * The last claim found the queues empty, so the next one registers for hand-off (and, finding work, sets the
    * registration's slots to 0). A busy worker's claims skip the registration's work. False at start: the first
@@ -109,6 +108,13 @@ export class Worker {
         this.#wake();
       },
     };
+    this.#listener = new WorkerListener({
+      driver: deps.driver, events: deps.events, workerId: deps.workerId, enqueuesSettled: deps.enqueuesSettled,
+      notify: (queue) => this.notify(queue),
+      onPossiblyUnreceived: () => (this.#unreceived.possible = true),
+      onHandedOff: () => this.counters.handedOff++,
+      take: (row, slotsLeft) => this.#take(row, slotsLeft),
+    });
     this.#wakeup = new Wakeup(deps.clock);
     this.#heartbeater = new PeriodicTask({ clock: deps.clock, intervalMs: options.heartbeatMs, tick: () => this.#heartbeat(), onError: onError('renewing leases') });
     this.#rescuer = new PeriodicTask({ clock: deps.clock, intervalMs: options.rescueMs, tick: () => this.rescue(), onError: onError('rescuing expired leases'), runFirstAtOnce: true });
@@ -134,34 +140,11 @@ export class Worker {
     if (this.#loop || this.#stopping) return;
     const controller = new AbortController();
     this.#loop = { controller, done: Promise.resolve() };
-    const { driver, events } = this.#deps;
-    if (driver.capabilities.crossProcessWakeup && driver.listen) {
-      const handoff = driver.capabilities.handoff;
-      this.#unlisten = await driver.listen({
-        onWake: (queue) => this.notify(queue),
-        onReconnect: () => {
-          // Jobs handed to this worker while the connection was down were leased to it, and their rows lost.
-          if (handoff) this.#unreceived.possible = true;
-          this.notify();
-        },
-        onError: (error) => events.emit('error', { error, context: 'listening for wake-ups' }),
-        ...(handoff ? {
-          handoff: {
-            workerId: this.id,
-            onJob: (row, slotsLeft) => this.#receive(row, slotsLeft),
-            onMissed: () => {
-              this.#unreceived.possible = true;
-              this.notify();
-            },
-          },
-        } : {}),
-      });
-      this.#handoff = handoff;
-    }
+    await this.#listener.start();
     this.#heartbeater.start();
     this.#rescuer.start();
     this.#loop.done = this.#claimLoop(controller.signal);
-    events.emit('worker:started', { workerId: this.id, queues: this.#options.queues, concurrency: this.#options.concurrency });
+    this.#deps.events.emit('worker:started', { workerId: this.id, queues: this.#options.queues, concurrency: this.#options.concurrency });
   }
 
   /** Says that jobs may be due in `queue` (or in any queue): the claim loop looks at once. */
@@ -235,7 +218,7 @@ export class Worker {
         let rows: JobRow[];
         try {
           if (this.#unreceived.possible) await this.#releaseUnreceived();
-          rows = await this.#claim(limit, this.#handoff && this.#lastClaimShort);
+          rows = await this.#claim(limit, this.#listener.handoff && this.#lastClaimShort);
           this.#lastClaimShort = rows.length < limit;
           failures = 0;
         } catch (error) {
@@ -294,24 +277,11 @@ export class Worker {
   }
 
   /**
-   * A job an enqueue handed to this worker, leased to it as a claim would have: started at once if a handler is
-   * free (it was when the worker registered), else buffered. Once the registration's last slot is taken the claim
-   * loop looks again, which registers the slots free by then. During shutdown it stays in the buffer, which
-   * shutdown hands back. It is taken once this process's enqueues in flight have settled (`enqueuesSettled`).
+   * A job an enqueue handed to this worker (see {@link WorkerListener}), leased to it as a claim would have:
+   * started at once if a handler is free (it was when the worker registered), else buffered. Once the
+   * registration's last slot is taken the claim loop looks again, which registers the slots free by then.
    */
-  #receive(row: JobRow, slotsLeft: number): void {
-    // After shutdown stopped listening: not held, so the hand-back of jobs handed late finds it.
-    if (!this.#unlisten) return;
-    this.counters.handedOff++;
-    const enqueued = this.#deps.enqueuesSettled?.();
-    if (enqueued) void enqueued.then(() => this.#take(row, slotsLeft));
-    else this.#take(row, slotsLeft);
-  }
-
-  /** {@link Worker.#receive} once the job's enqueue, if it was this process's, has emitted `job:enqueued`. */
   #take(row: JobRow, slotsLeft: number): void {
-    // Shutdown stopped listening meanwhile: likewise left to the hand-back.
-    if (!this.#unlisten) return;
     this.counters.claimed++;
     this.#deps.events.emit('worker:claimed', { workerId: this.id, count: 1 });
     this.#buffer.push(row);
@@ -401,9 +371,9 @@ export class Worker {
     this.#draining.abort();
     loop.controller.abort();
     await loop.done;
-    await this.#stopListening();
+    await this.#listener.stop();
     await this.#releaseBuffer();
-    if (this.#handoff) await this.#releaseHandedLate();
+    if (this.#listener.handoff) await this.#releaseHandedLate();
     const graceOver = new AbortController();
     const everyoneDone = Promise.all(this.#inFlight.values());
     const finishedInTime = await Promise.race([everyoneDone.then(() => true), clock.sleep(this.#options.graceMs, graceOver.signal).then(() => false)]);
@@ -425,25 +395,6 @@ export class Worker {
     await this.#completer.close(5_000);
     await Promise.all([this.#heartbeater.stop(), this.#rescuer.stop()]);
     events.emit('worker:stopped', { workerId: this.id, aborted });
-  }
-
-  /**
-   * Ends wake-ups (no claim follows) and hand-offs: the registration is withdrawn first, which waits for an enqueue
-   * handing this worker a job right now; every job handed before is then committed, and none follows.
-   */
-  async #stopListening(): Promise<void> {
-    const { driver, events } = this.#deps;
-    if (this.#handoff) {
-      try {
-        await driver.handoffWithdraw?.({ workerId: this.id });
-      } catch (error) {
-        // Dropping the LISTEN connection below frees the hand-off lock: no enqueue hands this worker a job after.
-        events.emit('error', { error, context: 'withdrawing the hand-off registration' });
-      }
-    }
-    const unlisten = this.#unlisten;
-    this.#unlisten = null;
-    await unlisten?.();
   }
 
   /**

@@ -1,0 +1,111 @@
+/**
+ * A worker's subscription to wake-ups from other processes and, on PostgreSQL, to the jobs enqueues hand it.
+ * @module
+ */
+import type { Driver } from '../driver/driver.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+import type { JobRow } from '../job/job-record.js';
+
+/** What a {@link WorkerListener} needs from its worker. */
+export interface WorkerListenerDeps {
+  driver: Driver;
+  events: TypedEmitter;
+  workerId: string;
+  /** Jobs may be due in `queue` (in any queue when undefined): the claim loop looks at once. */
+  notify: (queue?: string) => void;
+  /** Jobs may be leased to the worker that it never received (a lost connection or read): it looks before claiming. */
+  onPossiblyUnreceived: () => void;
+  /** A job handed to the worker, counted already, to start or buffer; `slotsLeft` as the enqueue left them. */
+  take: (row: JobRow, slotsLeft: number) => void;
+  /** Counts a job handed to the worker as it is received. */
+  onHandedOff: () => void;
+  /** The enqueues of this process in flight, settled; null when none (see `EnqueuesInFlight`). @default none */
+  enqueuesSettled?: () => Promise<void> | null;
+}
+
+/**
+ * Listens for the worker (`driver.listen`, when the driver has `crossProcessWakeup`): wake-ups go to `notify`, and
+ * with `capabilities.handoff` the jobs enqueues hand the worker go to `take`, each once the enqueues of this process
+ * then in flight have settled, so a job enqueued here starts after its `job:enqueued`.
+ */
+export class WorkerListener {
+  readonly #deps: WorkerListenerDeps;
+  #unlisten: (() => Promise<void>) | null = null;
+  #handoff = false;
+
+  constructor(deps: WorkerListenerDeps) {
+    this.#deps = deps;
+  }
+
+  /** Subscribed with hand-off: the worker's claims may register it, and its shutdown hands back what came late. */
+  get handoff(): boolean {
+    return this.#handoff;
+  }
+
+  /** Subscribed and not stopped: a job handed now can still be taken (after `stop`, the hand-back takes it). */
+  get listening(): boolean {
+    return this.#unlisten !== null;
+  }
+
+  /** Subscribes, when the driver can wake workers across processes; otherwise does nothing. */
+  async start(): Promise<void> {
+    const { driver, events, workerId, notify, onPossiblyUnreceived } = this.#deps;
+    if (!driver.capabilities.crossProcessWakeup || !driver.listen) return;
+    const handoff = driver.capabilities.handoff;
+    this.#unlisten = await driver.listen({
+      onWake: (queue) => notify(queue),
+      onReconnect: () => {
+        // Jobs handed to this worker while the connection was down were leased to it, and their rows lost.
+        if (handoff) onPossiblyUnreceived();
+        notify();
+      },
+      onError: (error) => events.emit('error', { error, context: 'listening for wake-ups' }),
+      ...(handoff ? {
+        handoff: {
+          workerId,
+          onJob: (row, slotsLeft) => this.#receive(row, slotsLeft),
+          onMissed: () => {
+            onPossiblyUnreceived();
+            notify();
+          },
+        },
+      } : {}),
+    });
+    this.#handoff = handoff;
+  }
+
+  /**
+   * Ends wake-ups (no claim follows) and hand-offs: the registration is withdrawn first, which waits for an enqueue
+   * handing this worker a job right now; every job handed before is then committed, and none follows.
+   */
+  async stop(): Promise<void> {
+    const { driver, events, workerId } = this.#deps;
+    if (this.#handoff) {
+      try {
+        await driver.handoffWithdraw?.({ workerId });
+      } catch (error) {
+        // Dropping the LISTEN connection below frees the hand-off lock: no enqueue hands this worker a job after.
+        events.emit('error', { error, context: 'withdrawing the hand-off registration' });
+      }
+    }
+    const unlisten = this.#unlisten;
+    this.#unlisten = null;
+    await unlisten?.();
+  }
+
+  /**
+   * A job an enqueue handed to this worker, leased to it as a claim would have. Taken once this process's enqueues
+   * in flight have settled, unless the worker stopped listening meanwhile: then it is not held, and the shutdown's
+   * hand-back of jobs handed late finds it.
+   */
+  #receive(row: JobRow, slotsLeft: number): void {
+    if (!this.listening) return;
+    this.#deps.onHandedOff();
+    const take = (): void => {
+      if (this.listening) this.#deps.take(row, slotsLeft);
+    };
+    const enqueued = this.#deps.enqueuesSettled?.();
+    if (enqueued) void enqueued.then(take);
+    else take();
+  }
+}
