@@ -253,7 +253,7 @@ export async function applyMigrationsRaw(tdb: TestDatabase, count: number): Prom
     return;
   }
   const { POSTGRES_MIGRATIONS } = await import('../../src/driver/postgres/postgres-migrations.js');
-  const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
+  const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-statements.js');
   const sql = buildPostgresStatements(tdb.schema!);
   const client = await openPgClient();
   try {

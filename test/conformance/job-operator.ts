@@ -394,7 +394,7 @@ async function explainJobList(tdb: TestDatabase, state: string): Promise<string>
       db.close();
     }
   }
-  const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
+  const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-statements.js');
   // An unnamed statement with parameters, planned for their values, as the driver's pool runs it.
   const rows = await rawQuery(tdb, `EXPLAIN ${buildPostgresStatements(tdb.schema!).jobList}`, [state, null, null, null, 50]);
   return rows.map((r) => String(r['QUERY PLAN'])).join('\n');

@@ -204,7 +204,7 @@ export function exerciseQueue(kind: DriverKind): void {
 /** The plan of the driver's `queueActivity` statement on this database, as text. */
 async function activityPlan(tdb: TestDatabase): Promise<string> {
   if (tdb.kind === 'postgres') {
-    const { queueActivitySql } = await import('../../src/driver/postgres/postgres-sql.js');
+    const { queueActivitySql } = await import('../../src/driver/postgres/postgres-job-admin-sql.js');
     return (await rawQuery(tdb, `EXPLAIN ${queueActivitySql(`"${tdb.schema}"`)}`)).map((r) => String(r['QUERY PLAN'])).join('\n');
   }
   const { QUEUE_ACTIVITY } = await import('../../src/driver/sqlite/sqlite-sql.js');

@@ -161,7 +161,7 @@ describe('PostgreSQL prepared statements', () => {
   });
 
   it('plans a keyed transaction generically and hands its connection back unchanged; a refused setting is reported once', async () => {
-    const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
+    const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-statements.js');
     const { buildPostgresKeyStatements } = await import('../../src/driver/postgres/postgres-keys-sql.js');
     const { PostgresConnection } = await import('../../src/driver/postgres/postgres-connection.js');
     const { buildPostgresAuditStatements } = await import('../../src/driver/postgres/postgres-audit-sql.js');
@@ -249,7 +249,7 @@ describe('PostgreSQL prepared statements', () => {
     const ids = `'{${rows.map((r) => r.id).join(',')}}'::bigint[]`;
     const tokens = `'{${rows.map((r) => r.leaseToken).join(',')}}'::bigint[]`;
     const texts = (value: string) => `'{${rows.map(() => value).join(',')}}'::text[]`;
-    const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-sql.js');
+    const { buildPostgresStatements } = await import('../../src/driver/postgres/postgres-statements.js');
     const sql = buildPostgresStatements(schema);
     await onGenericSession(async (client, plan) => {
       await client.query(`PREPARE fin(bigint[], bigint[], text[], text[], float8[], text[], timestamptz, bool[]) AS ${sql.jobFinishMany}`);

@@ -9,7 +9,7 @@ import type { Run } from './postgres-insert.js';
 import type { PostgresAuditStatements } from './postgres-audit-sql.js';
 import type { PostgresKeyStatements } from './postgres-keys-sql.js';
 import { postgresListen, type PostgresListenOptions } from './postgres-listen.js';
-import type * as SQL from './postgres-sql.js';
+import type { PostgresStatements } from './postgres-statements.js';
 import { FAST_TYPES } from './postgres-timestamps.js';
 import { withClientTransaction } from './postgres-transaction.js';
 import { WorkerPool } from './postgres-worker-pool.js';
@@ -20,7 +20,7 @@ import { WorkerPool } from './postgres-worker-pool.js';
  * while this process runs cannot invalidate them. Prepared is not planned: PostgreSQL still re-plans a prepared
  * statement while it judges custom plans cheaper, so the worker's three run on the generic-plan worker pool.
  */
-const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify', 'jobCompleteMany', 'jobClaimHandoff'] as const satisfies readonly (keyof SQL.PostgresStatements)[];
+const HOT_STATEMENTS = ['jobClaim', 'jobFinishMany', 'jobHeartbeat', 'jobInsertNotify', 'jobInsertOneNotify', 'jobCompleteMany', 'jobClaimHandoff'] as const satisfies readonly (keyof PostgresStatements)[];
 
 /**
  * The keyed insert's statements, prepared too and run in {@link PostgresConnection.genericTransaction}: the insert
@@ -66,7 +66,7 @@ export interface PostgresConnectionOptions {
   /** Whether the hot statements are prepared (and the worker's run on the worker pool). */
   preparedStatements: boolean;
   /** The driver's statements, whose hot ones get prepared-statement names. */
-  sql: SQL.PostgresStatements;
+  sql: PostgresStatements;
   /** The key statements, whose keyed-insert ones get prepared-statement names. */
   keySql: PostgresKeyStatements;
   /** The audit statements, whose append ones get prepared-statement names. */

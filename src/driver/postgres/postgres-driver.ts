@@ -40,6 +40,7 @@ import { scheduleAdvance } from './postgres-schedule-advance.js';
 import { buildPostgresScheduleStatements } from './postgres-schedule-sql.js';
 import * as Schedules from './postgres-schedules.js';
 import * as SQL from './postgres-sql.js';
+import { buildPostgresStatements, type PostgresStatements } from './postgres-statements.js';
 import * as Steps from './postgres-steps.js';
 import { PostgresConnection } from './postgres-connection.js';
 import { resolvePostgresDriverOptions, type PostgresDriverOptions } from './postgres-driver-options.js';
@@ -65,7 +66,7 @@ export class PostgresDriver implements Driver {
 
   /** The pools, and which statements are prepared. */
   readonly #conn: PostgresConnection;
-  readonly #sql: SQL.PostgresStatements;
+  readonly #sql: PostgresStatements;
   /** NOTIFY/LISTEN channel: `<schema>_jobs`. */
   readonly #channel: string;
   /** Withdraws a worker's hand-off registration, and reads a handed job (`postgres-handoff.ts`). */
@@ -102,7 +103,7 @@ export class PostgresDriver implements Driver {
       transactionHandle: 'a pg Client or PoolClient with an open transaction',
     });
     this.schema = resolved.schema;
-    this.#sql = SQL.buildPostgresStatements(this.schema);
+    this.#sql = buildPostgresStatements(this.schema);
     this.#handoffSql = {
       withdraw: handoffWithdrawSql(this.#sql.quotedSchema),
       fetch: handoffFetchSql(this.#sql.quotedSchema),

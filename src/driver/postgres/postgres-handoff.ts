@@ -1,12 +1,12 @@
 /**
  * Hand-off to an idle worker (PostgreSQL): the advisory lock key that says a worker is listening, the statement
  * that withdraws a registration, and the reading of a hand-off notification and of the job it names. The
- * registering and handing SQL live with the claim and the single insert in `postgres-sql.ts`; docs/guarantees.md
+ * registering and handing SQL live with the claim (`postgres-lease-sql.ts`) and the single insert (`postgres-sql.ts`); docs/guarantees.md
  * (PostgreSQL specifics, "Hand-off to an idle worker") explains the whole.
  * @module
  */
 import { createHash } from 'node:crypto';
-import { CLAIM_JSON } from './postgres-sql.js';
+import { CLAIM_JSON } from './postgres-lease-sql.js';
 
 /**
  * The session advisory lock key of `workerId`'s LISTEN connection in `schema`: the first 8 bytes of a SHA-256 of

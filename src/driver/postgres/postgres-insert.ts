@@ -10,7 +10,7 @@ import type { JobInsert, JobInsertResult, UniqueInsert } from '../driver.js';
 import { insertedJobRow } from '../inserted-job-row.js';
 import type { PostgresKeyStatements } from './postgres-keys-sql.js';
 import { compareIds, toJobRow, type PgJobRecord } from './postgres-rows.js';
-import type { PostgresStatements } from './postgres-sql.js';
+import type { PostgresStatements } from './postgres-statements.js';
 
 /** Runs one statement on some connection: the pool, a pooled client, or the caller's transaction. */
 export type Run = <R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;

@@ -11,7 +11,7 @@ import type { JobListParams } from '../driver.js';
 import type { Run } from './postgres-insert.js';
 import * as Keys from './postgres-keys.js';
 import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
-import type { PostgresStatements } from './postgres-sql.js';
+import type { PostgresStatements } from './postgres-statements.js';
 import { CANCELLED_ERROR } from '../stored-errors.js';
 
 /** What the operator actions and reads run on. */

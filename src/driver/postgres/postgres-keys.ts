@@ -9,7 +9,7 @@ import type { JobState } from '../../job/job-record.js';
 import type { Run } from './postgres-insert.js';
 import type { PostgresKeyStatements } from './postgres-keys-sql.js';
 import type { PgJobRecord } from './postgres-rows.js';
-import type { PostgresStatements } from './postgres-sql.js';
+import type { PostgresStatements } from './postgres-statements.js';
 import { withTransaction } from './postgres-transaction.js';
 
 /** What the key operations run on. */

@@ -9,7 +9,7 @@ import { isPlainCompletion } from '../is-plain-completion.js';
 import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
 import type { Run } from './postgres-insert.js';
 import { isJobId } from './postgres-rows.js';
-import type { PostgresStatements } from './postgres-sql.js';
+import type { PostgresStatements } from './postgres-statements.js';
 import { runOn } from './postgres-steps.js';
 import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
 

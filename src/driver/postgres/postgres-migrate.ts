@@ -8,6 +8,7 @@ import type { MigrateResult, MigrationStatus } from '../driver.js';
 import type { Run } from './postgres-insert.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import * as SQL from './postgres-sql.js';
+import type { PostgresStatements } from './postgres-statements.js';
 import { withTransaction } from './postgres-transaction.js';
 
 /** What migrating runs on. */
@@ -17,7 +18,7 @@ export interface PostgresMigrateContext {
   run: Run;
   /** The (validated, unquoted) schema holding Warden's tables. */
   schema: string;
-  sql: Pick<SQL.PostgresStatements, 'quotedSchema' | 'schemaCreate' | 'migrationTableCreate' | 'migrationList' | 'migrationRecord'>;
+  sql: Pick<PostgresStatements, 'quotedSchema' | 'schemaCreate' | 'migrationTableCreate' | 'migrationList' | 'migrationRecord'>;
 }
 
 /** Applies pending migrations in one transaction under an advisory lock keyed by the schema name. */

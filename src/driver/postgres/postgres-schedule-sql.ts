@@ -5,7 +5,8 @@
  * `coalesce($n::timestamptz, now())`. The driver builds all strings once, in its constructor.
  * @module
  */
-import { jobCancelSql, nowAt, quoteIdentifier } from './postgres-sql.js';
+import { jobCancelSql } from './postgres-job-admin-sql.js';
+import { nowAt, quoteIdentifier } from './postgres-sql.js';
 
 /**
  * Serializes schedule syncs of one schema for the rest of the transaction. Upserts alone never fail against each
