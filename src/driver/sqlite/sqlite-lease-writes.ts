@@ -109,11 +109,14 @@ function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: num
   // A batch that only completes jobs (nearly every batch of a drain) goes through the shorter statement.
   const plain = items.every(isPlainCompletion);
   const batch: unknown[][] = [];
+  /** The item id of each `batch` entry (a job id as the caller wrote it, which `parseJobId` accepted). */
+  const batchIds: string[] = [];
   const seen = new Set<number>();
   for (const item of items) {
     const id = parseJobId(item.id);
     if (id === null || seen.has(id)) continue;
     seen.add(id);
+    batchIds.push(item.id);
     if (plain) {
       batch.push([id, item.leaseToken]);
       continue;
@@ -124,10 +127,13 @@ function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: num
   const applied = new Set<string>();
   if (batch.length > 0) {
     const json = JSON.stringify(batch);
-    // The attempt rows first: they copy attempt/worker/started_at that the job update then clears.
-    if (!plain) prepare(SQL.ATTEMPT_INSERT_FROM_LEASES).run({ items: json, now });
-    const rows = prepare(plain ? SQL.JOB_COMPLETE_MANY : SQL.JOB_FINISH_MANY).all({ items: json, now }) as { id: DbInt }[];
-    for (const row of rows) applied.add(String(row.id));
+    if (plain) {
+      completeJobs(prepare, json, now, batchIds, applied);
+    } else {
+      // The attempt rows first: they copy attempt/worker/started_at that the job update then clears.
+      prepare(SQL.ATTEMPT_INSERT_FROM_LEASES).run({ items: json, now });
+      for (const row of prepare(SQL.JOB_FINISH_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
+    }
   }
   // Each job applied once: a repeated item for the same job was not applied a second time.
   for (const item of items) {
@@ -135,6 +141,34 @@ function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: num
     else result.stale.push(item.id);
   }
   return result;
+}
+
+/**
+ * Completes the jobs of a batch of plain completions (`json`: distinct `[id, leaseToken]` pairs, `ids` their item
+ * ids in order), adding the ids completed to `applied`. Counted, not returned: when the statement completed every
+ * job, they all applied; otherwise (a lease lost meanwhile, rare) it is undone to its savepoint and run again
+ * returning the ids, so the split into applied and stale is exact. A failing statement leaves the savepoint rolled
+ * back and released before the error goes on, so a caller's transaction (`tx`) is left as it was.
+ */
+function completeJobs(prepare: Prepare, json: string, now: number, ids: readonly string[], applied: Set<string>): void {
+  prepare(SQL.COMPLETE_SAVEPOINT).run();
+  try {
+    if (prepare(SQL.JOB_COMPLETE_MANY_COUNTED).run({ items: json, now }).changes === ids.length) {
+      for (const id of ids) applied.add(id);
+    } else {
+      prepare(SQL.COMPLETE_ROLLBACK).run();
+      for (const row of prepare(SQL.JOB_COMPLETE_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
+    }
+  } catch (error) {
+    try {
+      prepare(SQL.COMPLETE_ROLLBACK).run();
+      prepare(SQL.COMPLETE_RELEASE).run();
+    } catch {
+      // The transaction itself is gone (SQLite rolled it back): so is the savepoint; the first error tells why.
+    }
+    throw error;
+  }
+  prepare(SQL.COMPLETE_RELEASE).run();
 }
 
 /**
