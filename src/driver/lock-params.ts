@@ -9,6 +9,12 @@ export interface LockAcquireParams {
   holder: string;
   ttlMs: number;
   now: Date | null;
+  /**
+   * This acquire call's own id, stored with the grant: an acquire with the same id while that grant still holds is
+   * granted again (token + 1), so a call retried after an error whose grant committed (the reply lost) takes it
+   * up. Unique per call, never shared between holders. @default null (matches nothing)
+   */
+  grantId?: string | null;
 }
 
 export interface LockRenewParams {

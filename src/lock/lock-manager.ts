@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
-import type { LockCheckResult, LockRow } from '../driver/lock-params.js';
+import type { LockAcquireParams, LockCheckResult, LockGrant, LockRow } from '../driver/lock-params.js';
 import { FenceError, InvalidDurationError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
@@ -35,8 +36,12 @@ export class LockManager {
   }
 
   /**
-   * Takes the lock, or returns null if another holder has it (after trying for `wait`).
-   * @throws InvalidNameError, InvalidDurationError before touching the database.
+   * Takes the lock, or returns null if another holder has it (after trying for `wait`). An attempt that fails with
+   * a transient error (a lost connection) is made once more at once under the same grant id: if the first was
+   * granted and only its reply lost, the second takes that grant up (token + 1) instead of the lock staying held,
+   * unknown to anyone, until it expires.
+   * @throws InvalidNameError, InvalidDurationError before touching the database; the database's error when the
+   *   attempt made again fails too.
    */
   async acquire(name: string, options: LockAcquireOptions): Promise<Lease | null> {
     validateLockName(name);
@@ -44,11 +49,13 @@ export class LockManager {
     if (ttlMs < 50) throw new InvalidDurationError('ttl', options.ttl, 'a duration of at least 50ms');
     const waitMs = options.wait === undefined ? 0 : parseDuration('wait', options.wait);
     const holder = options.holder ?? `${hostname()}/${process.pid}`;
+    // One per call: only this call's retry may take its grant up again.
+    const grantId = randomUUID();
     const giveUpAt = this.#clock.now() + waitMs;
     let pause = 25;
     for (;;) {
       const requestedAt = this.#clock.now();
-      const grant = await this.#driver.lockAcquire({ name, holder, ttlMs, now: this.#clock.sqlNow() });
+      const grant = await this.#tryAcquire({ name, holder, ttlMs, grantId });
       if (grant) {
         this.#events.emit('lock:acquired', { name, token: grant.token, holder });
         return new Lease({ driver: this.#driver, clock: this.#clock, events: this.#events }, { name, ...grant }, ttlMs, requestedAt);
@@ -57,6 +64,16 @@ export class LockManager {
       if (left <= 0) return null;
       await this.#clock.sleep(Math.min(pause, left));
       pause = Math.min(1_000, pause * 2);
+    }
+  }
+
+  /** One attempt, made again once under the same grant id after a transient error (see {@link LockManager.acquire}). */
+  async #tryAcquire(params: Omit<LockAcquireParams, 'now'>): Promise<LockGrant | null> {
+    try {
+      return await this.#driver.lockAcquire({ ...params, now: this.#clock.sqlNow() });
+    } catch (error) {
+      if (!this.#driver.isTransientError(error)) throw error;
+      return this.#driver.lockAcquire({ ...params, now: this.#clock.sqlNow() });
     }
   }
 

@@ -70,6 +70,26 @@ export function exerciseLock(kind: DriverKind): void {
         expect((await row()).holder).toBe('w3');
       });
 
+      it('grants a held lock again only to the acquire that holds it under its grant id: token + 1, never to another id', async () => {
+        const acquireAs = (holder: string, grantId: string | null, now: Date) => tdb.driver.lockAcquire({ name: LOCK, holder, ttlMs: TTL, now, grantId });
+        expect(await acquireAs('w1', 'g1', at(0))).toEqual({ token: 1, expiresAt: at(TTL) });
+        // Another call, the same holder, or no grant id at all: held elsewhere.
+        expect(await acquireAs('w2', 'g2', at(1))).toBeNull();
+        expect(await acquireAs('w1', 'g2', at(1))).toBeNull();
+        expect(await acquireAs('w1', null, at(1))).toBeNull();
+        // The call that made the grant, retried (its reply lost): granted again, a new token, a new expiry.
+        expect(await acquireAs('w1', 'g1', at(2))).toEqual({ token: 2, expiresAt: at(2 + TTL) });
+        expect(await row()).toEqual({ name: LOCK, token: 2, holder: 'w1', acquiredAt: at(2), expiresAt: at(2 + TTL) });
+        expect(await check(1, at(3))).toEqual({ held: false, currentToken: 2 });
+        // Taken over after expiry by another call, the first call's id no longer matches.
+        expect(await acquireAs('w2', 'g2', at(2 + TTL))).toEqual({ token: 3, expiresAt: at(2 + 2 * TTL) });
+        expect(await acquireAs('w1', 'g1', at(3 + TTL))).toBeNull();
+        // Null ids never match each other.
+        await tdb.driver.lockRelease({ name: LOCK, token: 3 });
+        expect(await acquireAs('w3', null, at(4 + TTL))).toEqual({ token: 4, expiresAt: at(4 + 2 * TTL) });
+        expect(await acquireAs('w3', null, at(5 + TTL))).toBeNull();
+      });
+
       it('keeps locks of different names independent', async () => {
         expect(await acquire('w1', at(0), TTL, 'a')).toEqual({ token: 1, expiresAt: at(TTL) });
         expect(await acquire('w2', at(0), TTL, 'b')).toEqual({ token: 1, expiresAt: at(TTL) });

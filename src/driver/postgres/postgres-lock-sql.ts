@@ -6,17 +6,21 @@
 import { msAt, nowAt, quoteIdentifier } from './postgres-sql.js';
 
 /**
- * Grants the lock in one statement when it is new (token 1), released, or expired (token + 1). A concurrent
- * acquirer waits on the row (or on the other's insert of it) and then re-checks the committed row, so two
- * callers are never both granted; a transaction that checked the lock `FOR SHARE` makes it wait until that
- * transaction ends. Params: `$1` name, `$2` holder, `$3` ttl (ms), `$4` now. No row: held elsewhere.
+ * Grants the lock in one statement when it is new (token 1), released, expired, or held under this call's grant id
+ * `$5` (token + 1). A concurrent acquirer waits on the row (or on the other's insert of it) and then re-checks the
+ * committed row, so two callers are never both granted; a transaction that checked the lock `FOR SHARE` makes it
+ * wait until that transaction ends. The grant id matches only the call that made the grant (NULL matches nothing):
+ * an acquire retried after its reply was lost takes its grant up again, under a new token, waiting first for the
+ * lost statement if it is still running. Params: `$1` name, `$2` holder, `$3` ttl (ms), `$4` now, `$5` grant id.
+ * No row: held elsewhere.
  */
 export function lockAcquireSql(s: string): string {
-  return `INSERT INTO ${s}.locks AS l (name, token, holder, acquired_at, expires_at)
-VALUES ($1, 1, $2, ${nowAt(4)}, ${nowAt(4)} + ${msAt(3)})
+  return `INSERT INTO ${s}.locks AS l (name, token, holder, acquired_at, expires_at, grant_id)
+VALUES ($1, 1, $2, ${nowAt(4)}, ${nowAt(4)} + ${msAt(3)}, $5)
 ON CONFLICT (name) DO UPDATE
-SET token = l.token + 1, holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-WHERE l.holder IS NULL OR l.expires_at <= excluded.acquired_at
+SET token = l.token + 1, holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at,
+    grant_id = excluded.grant_id
+WHERE l.holder IS NULL OR l.expires_at <= excluded.acquired_at OR l.grant_id = excluded.grant_id
 RETURNING token, expires_at`;
 }
 

@@ -37,7 +37,7 @@ function toGrant(rows: GrantRecord[]): LockGrant | null {
 
 /** Grants the lock if it is new, released or expired (token + 1); null while someone else holds it. */
 export async function lockAcquire(ctx: PostgresLockContext, params: LockAcquireParams): Promise<LockGrant | null> {
-  const { rows } = await ctx.run<GrantRecord>(ctx.sql.lockAcquire, [params.name, params.holder, params.ttlMs, params.now]);
+  const { rows } = await ctx.run<GrantRecord>(ctx.sql.lockAcquire, [params.name, params.holder, params.ttlMs, params.now, params.grantId ?? null]);
   return toGrant(rows);
 }
 

@@ -362,4 +362,13 @@ CREATE UNLOGGED TABLE {{schema}}.handoff_waiters (
 );
 `,
   },
+  {
+    name: '0016_lock_grant_id',
+    sql: `
+-- The grant a lock is held under: a random id per acquire call. An acquire whose reply was lost after its commit
+-- is retried with the same id and takes the grant up again instead of leaving the lock held by nobody who knows
+-- until it expires (docs/locks.md). NULL for grants made before, and for acquires that name none.
+ALTER TABLE {{schema}}.locks ADD COLUMN grant_id text;
+`,
+  },
 ];

@@ -6,19 +6,21 @@
 import { NOW } from './sqlite-sql.js';
 
 /**
- * Grants a lease lock if it is new (token 1), released, or expired (token + 1): one statement, so two acquirers
- * can never both get a row back. No row returned: someone else holds it. A lock row is never deleted, so the token
- * only grows. Params: `@name, @holder, @ttlMs, @now`.
+ * Grants a lease lock if it is new (token 1), released, expired, or held under this call's grant id `@grantId`
+ * (token + 1; NULL matches nothing, so only a retry of the call that made the grant takes it up again): one
+ * statement, so two acquirers can never both get a row back. No row returned: someone else holds it. A lock row is
+ * never deleted, so the token only grows. Params: `@name, @holder, @ttlMs, @now, @grantId`.
  */
 export const LOCK_ACQUIRE = `
-INSERT INTO locks (name, token, holder, acquired_at, expires_at)
-VALUES (@name, 1, @holder, ${NOW}, ${NOW} + @ttlMs)
+INSERT INTO locks (name, token, holder, acquired_at, expires_at, grant_id)
+VALUES (@name, 1, @holder, ${NOW}, ${NOW} + @ttlMs, @grantId)
 ON CONFLICT (name) DO UPDATE
 SET token = locks.token + 1,
     holder = excluded.holder,
     acquired_at = excluded.acquired_at,
-    expires_at = excluded.expires_at
-WHERE locks.holder IS NULL OR locks.expires_at <= ${NOW}
+    expires_at = excluded.expires_at,
+    grant_id = excluded.grant_id
+WHERE locks.holder IS NULL OR locks.expires_at <= ${NOW} OR locks.grant_id = excluded.grant_id
 RETURNING token, expires_at`;
 
 /** Extends an unexpired lease still held with `@token`; no row when it was lost. Params: `@name, @token, @ttlMs, @now`. */

@@ -15,7 +15,7 @@ export type SqliteLockContext = SqliteContext;
 
 /** Grants the lock if it is new, released or expired (token + 1); null while someone else holds it. */
 export async function lockAcquire(ctx: SqliteLockContext, params: LockAcquireParams): Promise<LockGrant | null> {
-  const bind = { name: params.name, holder: params.holder, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now') };
+  const bind = { name: params.name, holder: params.holder, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now'), grantId: params.grantId ?? null };
   const row = await ctx.write(() => ctx.stmt(SQL.LOCK_ACQUIRE).get(bind) as LockGrantDbRow | undefined);
   return row ? toLockGrant(row) : null;
 }

@@ -415,4 +415,13 @@ FROM audit_blocks b, json_each(b.entries) AS e;
 ALTER TABLE schedule_ticks ADD COLUMN fired_by TEXT;
 `,
   },
+  {
+    // 0015 is PostgreSQL's hand-off table, which SQLite has no use for: the numbers stay the same on both.
+    name: '0016_lock_grant_id',
+    sql: `
+-- The grant a lock is held under: a random id per acquire call, so an acquire retried after an error takes its
+-- own grant up again (docs/locks.md). NULL for older grants and for acquires that name none.
+ALTER TABLE locks ADD COLUMN grant_id TEXT;
+`,
+  },
 ];
