@@ -70,13 +70,14 @@ export function exerciseLock(kind: DriverKind): void {
         expect((await row()).holder).toBe('w3');
       });
 
-      it('grants a held lock again only to the acquire that holds it under its grant id: token + 1, never to another id', async () => {
+      it('grants a held lock again only to the acquire that holds it under its grant id and holder: token + 1, never to another', async () => {
         const acquireAs = (holder: string, grantId: string | null, now: Date) => tdb.driver.lockAcquire({ name: LOCK, holder, ttlMs: TTL, now, grantId });
         expect(await acquireAs('w1', 'g1', at(0))).toEqual({ token: 1, expiresAt: at(TTL) });
-        // Another call, the same holder, or no grant id at all: held elsewhere.
+        // Another call, the same holder, no grant id at all, or the same id under another holder: held elsewhere.
         expect(await acquireAs('w2', 'g2', at(1))).toBeNull();
         expect(await acquireAs('w1', 'g2', at(1))).toBeNull();
         expect(await acquireAs('w1', null, at(1))).toBeNull();
+        expect(await acquireAs('w2', 'g1', at(1))).toBeNull();
         // The call that made the grant, retried (its reply lost): granted again, a new token, a new expiry.
         expect(await acquireAs('w1', 'g1', at(2))).toEqual({ token: 2, expiresAt: at(2 + TTL) });
         expect(await row()).toEqual({ name: LOCK, token: 2, holder: 'w1', acquiredAt: at(2), expiresAt: at(2 + TTL) });

@@ -11,7 +11,8 @@ import { msAt, nowAt, quoteIdentifier } from './postgres-sql.js';
  * committed row, so two callers are never both granted; a transaction that checked the lock `FOR SHARE` makes it
  * wait until that transaction ends. The grant id matches only the call that made the grant (NULL matches nothing):
  * an acquire retried after its reply was lost takes its grant up again, under a new token, waiting first for the
- * lost statement if it is still running. Params: `$1` name, `$2` holder, `$3` ttl (ms), `$4` now, `$5` grant id.
+ * lost statement if it is still running. The holder must match too: a version before migration 0016 taking the lock
+ * over leaves the column as it was. Params: `$1` name, `$2` holder, `$3` ttl (ms), `$4` now, `$5` grant id.
  * No row: held elsewhere.
  */
 export function lockAcquireSql(s: string): string {
@@ -20,7 +21,7 @@ VALUES ($1, 1, $2, ${nowAt(4)}, ${nowAt(4)} + ${msAt(3)}, $5)
 ON CONFLICT (name) DO UPDATE
 SET token = l.token + 1, holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at,
     grant_id = excluded.grant_id
-WHERE l.holder IS NULL OR l.expires_at <= excluded.acquired_at OR l.grant_id = excluded.grant_id
+WHERE l.holder IS NULL OR l.expires_at <= excluded.acquired_at OR (l.grant_id = excluded.grant_id AND l.holder = excluded.holder)
 RETURNING token, expires_at`;
 }
 

@@ -7,7 +7,8 @@ import { NOW } from './sqlite-sql.js';
 
 /**
  * Grants a lease lock if it is new (token 1), released, expired, or held under this call's grant id `@grantId`
- * (token + 1; NULL matches nothing, so only a retry of the call that made the grant takes it up again): one
+ * and holder (token + 1; NULL matches nothing, so only a retry of the call that made the grant takes it up again;
+ * the holder too, since a version before migration 0016 taking the lock over leaves the column as it was): one
  * statement, so two acquirers can never both get a row back. No row returned: someone else holds it. A lock row is
  * never deleted, so the token only grows. Params: `@name, @holder, @ttlMs, @now, @grantId`.
  */
@@ -20,7 +21,7 @@ SET token = locks.token + 1,
     acquired_at = excluded.acquired_at,
     expires_at = excluded.expires_at,
     grant_id = excluded.grant_id
-WHERE locks.holder IS NULL OR locks.expires_at <= ${NOW} OR locks.grant_id = excluded.grant_id
+WHERE locks.holder IS NULL OR locks.expires_at <= ${NOW} OR (locks.grant_id = excluded.grant_id AND locks.holder = excluded.holder)
 RETURNING token, expires_at`;
 
 /** Extends an unexpired lease still held with `@token`; no row when it was lost. Params: `@name, @token, @ttlMs, @now`. */
