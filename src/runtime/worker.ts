@@ -22,7 +22,10 @@ export interface WorkerCounters {
    * back, instead of waiting for their leases to expire.
    */
   releasedUnreceived: number;
-  /** Jobs an enqueue handed straight to this worker while it waited (PostgreSQL; also counted in `claimed`). */
+  /**
+   * Jobs an enqueue handed straight to this worker while it waited (PostgreSQL), counted as received; also in
+   * `claimed` once taken (one received as the worker stops is handed back instead).
+   */
   handedOff: number;
 }
 
