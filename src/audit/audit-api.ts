@@ -12,6 +12,7 @@ import { validateName } from '../validation/names.js';
 import { type AuditExportFormat, exportAuditEntries, readAuditEntries } from './audit-export.js';
 import type { AuditTrail } from './audit-trail.js';
 import { type AuditHeadRef, parseAuditHeadRef, type AuditVerifyResult, verifyAuditChain } from './audit-verify.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 
 /** Options of {@link AuditApi.verify}. */
 export interface AuditVerifyCallOptions {
@@ -139,9 +140,7 @@ export class AuditApi {
 }
 
 function pageSizeOf(value: number | undefined): number {
-  const size = value ?? DEFAULT_AUDIT_PAGE;
-  if (!Number.isInteger(size) || size < 1 || size > 10_000) throw new InvalidOptionError('pageSize', value, 'an integer from 1 to 10000');
-  return size;
+  return integerInRange('pageSize', value ?? DEFAULT_AUDIT_PAGE, 10_000);
 }
 
 function checkHeadRef(ref: AuditHeadRef): AuditHeadRef {

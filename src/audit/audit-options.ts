@@ -9,6 +9,7 @@ import { InvalidOptionError } from '../errors.js';
 import { AUDIT_LEVELS, type AuditLevel } from '../job/define-job.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 
 /** The chain a Warden records to and reads from unless told otherwise. */
 export const DEFAULT_AUDIT_CHAIN = 'default';
@@ -96,7 +97,7 @@ export function resolveAuditOptions(value: boolean | AuditOptions | undefined): 
   const unknownJobLevel = options.unknownJobLevel ?? 'all';
   if (!AUDIT_LEVELS.includes(unknownJobLevel)) throw new InvalidOptionError('audit.unknownJobLevel', unknownJobLevel, `one of ${AUDIT_LEVELS.join(', ')}`);
   const maxBatch = options.maxBatch ?? DEFAULT_AUDIT_MAX_BATCH;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 5_000) throw new InvalidOptionError('audit.maxBatch', maxBatch, 'an integer from 1 to 5000');
+  integerInRange('audit.maxBatch', maxBatch, 5_000);
   const maxPending = options.maxPending ?? 100_000;
   if (!Number.isInteger(maxPending) || maxPending < 1) throw new InvalidOptionError('audit.maxPending', maxPending, 'a positive integer');
   const flushTimeoutMs = parseDuration('audit.flushTimeout', options.flushTimeout ?? '10s', { allowZero: false });

@@ -4,8 +4,8 @@
  * inside their append transaction, once they hold the chain's head row. See docs/audit.md.
  * @module
  */
-import { InvalidOptionError } from '../errors.js';
 import type { Driver } from './driver.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 
 /** What the subject of an audit entry is (`chain`: the trail itself, e.g. a prune). */
 export type AuditSubjectKind = 'job' | 'queue' | 'schedule' | 'chain';
@@ -121,8 +121,5 @@ export const MAX_AUDIT_PAGE = 10_000;
  * @throws InvalidOptionError outside 1..{@link MAX_AUDIT_PAGE}.
  */
 export function checkAuditListLimit(limit: unknown): number {
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
-    throw new InvalidOptionError('limit', limit, `an integer from 1 to ${MAX_AUDIT_PAGE}`);
-  }
-  return limit;
+  return integerInRange('limit', limit, MAX_AUDIT_PAGE);
 }

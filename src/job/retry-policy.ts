@@ -1,5 +1,6 @@
 import { InvalidOptionError } from '../errors.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 
 /** How retries are spaced. */
 export interface BackoffOptions {
@@ -45,9 +46,7 @@ export const MAX_ATTEMPTS_LIMIT = 1_000;
  */
 export function resolveRetryPolicy(field: string, options: RetryOptions | undefined): RetryPolicy {
   const maxAttempts = options?.maxAttempts ?? DEFAULT_RETRY.maxAttempts;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT) {
-    throw new InvalidOptionError(`${field}.maxAttempts`, maxAttempts, `an integer from 1 to ${MAX_ATTEMPTS_LIMIT}`);
-  }
+  integerInRange(`${field}.maxAttempts`, maxAttempts, MAX_ATTEMPTS_LIMIT);
   const b = options?.backoff ?? {};
   const type = b.type ?? DEFAULT_RETRY.type;
   if (type !== 'exponential' && type !== 'fixed') throw new InvalidOptionError(`${field}.backoff.type`, type, '"exponential" or "fixed"');

@@ -14,6 +14,7 @@ import type { LockManager } from '../lock/lock-manager.js';
 import { Service } from '../runtime/service.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { PRUNABLE_STATES, type ResolvedRetentionPolicy, type RetentionPolicy, resolveRetentionPolicy } from './retention-policy.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 
 /** Options of `createWarden({ retention })`: the global policy and how passes run. */
 export interface RetentionOptions extends RetentionPolicy {
@@ -66,7 +67,7 @@ export function resolveRetentionOptions(options: RetentionOptions = {}): Resolve
   const scheduleTicksMs = ticks === false ? null : parseDuration('retention.scheduleTicks', ticks, { allowZero: false });
   const intervalMs = parseDuration('retention.interval', options.interval ?? '1h', { allowZero: false });
   const batchSize = options.batchSize ?? 1000;
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) throw new InvalidOptionError('retention.batchSize', batchSize, 'an integer from 1 to 100000');
+  integerInRange('retention.batchSize', batchSize, 100_000);
   const maxPerPass = options.maxPerPass ?? 100_000;
   if (!Number.isInteger(maxPerPass) || maxPerPass < batchSize) throw new InvalidOptionError('retention.maxPerPass', maxPerPass, `an integer of at least batchSize (${batchSize})`);
   return { policy, scheduleTicksMs, intervalMs, batchSize, maxPerPass };

@@ -1,6 +1,7 @@
 import { InvalidOptionError } from '../errors.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 
 /** Options for `warden.start()` and `warden worker`. */
 export interface WorkerOptions {
@@ -46,12 +47,6 @@ export interface ResolvedWorkerOptions {
   maxLost: number;
 }
 
-function positiveInt(field: string, value: unknown, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new InvalidOptionError(field, value, `an integer from 1 to ${max}`);
-  }
-  return value;
-}
 
 /**
  * Applies defaults and validates, naming the field at fault.
@@ -60,12 +55,12 @@ function positiveInt(field: string, value: unknown, max: number): number {
 export function resolveWorkerOptions(options: WorkerOptions, defaultQueues: string[]): ResolvedWorkerOptions {
   const queues = (options.queues ?? defaultQueues).map((q) => validateName('queues[]', q));
   if (queues.length === 0) throw new InvalidOptionError('queues', options.queues, 'at least one queue (or registered jobs to take them from)');
-  const concurrency = positiveInt('concurrency', options.concurrency ?? 10, 10_000);
+  const concurrency = integerInRange('concurrency', options.concurrency ?? 10, 10_000);
   const prefetch = options.prefetch ?? 0;
   if (typeof prefetch !== 'number' || !Number.isInteger(prefetch) || prefetch < 0 || prefetch > 10_000) {
     throw new InvalidOptionError('prefetch', prefetch, 'an integer from 0 to 10000');
   }
-  const batchSize = positiveInt('batchSize', options.batchSize ?? concurrency + prefetch, 10_000);
+  const batchSize = integerInRange('batchSize', options.batchSize ?? concurrency + prefetch, 10_000);
   const leaseMs = parseDuration('lease', options.lease ?? '30s', { allowZero: false });
   const heartbeatMs = parseDuration('heartbeat', options.heartbeat ?? '10s', { allowZero: false });
   if (heartbeatMs >= leaseMs) throw new InvalidOptionError('heartbeat', options.heartbeat ?? '10s', `a duration shorter than lease (${leaseMs}ms)`);
@@ -79,6 +74,6 @@ export function resolveWorkerOptions(options: WorkerOptions, defaultQueues: stri
     heartbeatMs,
     graceMs: parseDuration('grace', options.grace ?? '25s'),
     rescueMs: parseDuration('rescueInterval', options.rescueInterval ?? '5s', { allowZero: false }),
-    maxLost: positiveInt('maxLost', options.maxLost ?? 3, 1_000),
+    maxLost: integerInRange('maxLost', options.maxLost ?? 3, 1_000),
   };
 }

@@ -7,6 +7,7 @@ import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
 import { MAX_RECORDED_TICKS } from './plan-ticks.js';
 import { everyNextTick } from './schedule-spec.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 
 /** What to do with a tick while the previous run of the same schedule is still queued or running. */
 export type OverlapPolicy = 'skip' | 'queue-one' | 'allow' | 'replace';
@@ -117,7 +118,7 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
   const policy = m.policy ?? 'run-once';
   if (!MISFIRES.includes(policy)) throw new InvalidOptionError(field('misfire.policy'), policy, MISFIRES.map((o) => `"${o}"`).join(', '));
   const maxCount = m.maxCount ?? 100;
-  if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > MAX_RECORDED_TICKS) throw new InvalidOptionError(field('misfire.maxCount'), maxCount, `an integer from 1 to ${MAX_RECORDED_TICKS}`);
+  integerInRange(field('misfire.maxCount'), maxCount, MAX_RECORDED_TICKS);
   const misfire = {
     policy,
     withinMs: m.within === undefined ? null : parseDuration(field('misfire.within'), m.within, { allowZero: false }),

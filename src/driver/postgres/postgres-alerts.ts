@@ -3,11 +3,11 @@
  * on the pool or on the caller's transaction (`tx`).
  * @module
  */
-import { InvalidOptionError } from '../../errors.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRule, AlertSeverity, AlertState } from '../alert-params.js';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAlertStatements } from './postgres-alert-sql.js';
 import { runOn } from './postgres-steps.js';
+import { integerInRange } from '../../validation/integer-in-range.js';
 
 /** What the alert operations run on. */
 export interface PostgresAlertContext {
@@ -77,7 +77,7 @@ export async function alertResolve(ctx: PostgresAlertContext, params: AlertResol
 /** Alerts, most recently changed first. @throws InvalidOptionError for a bad limit. */
 export async function alertList(ctx: PostgresAlertContext, params: AlertListParams): Promise<AlertRow[]> {
   const limit = params.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionError('limit', limit, 'an integer from 1 to 10000');
+  integerInRange('limit', limit, 10_000);
   const { rows } = await ctx.run<PgAlertRecord>(ctx.sql.alertList, [params.state ?? null, params.rule ?? null, limit]);
   return rows.map(toAlertRow);
 }

@@ -3,11 +3,11 @@
  * through the driver's `write` (`BEGIN IMMEDIATE`) or `read`, or on the caller's transaction (`tx`).
  * @module
  */
-import { InvalidOptionError } from '../../errors.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRule, AlertSeverity, AlertState } from '../alert-params.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-alert-sql.js';
 import { int, type DbInt } from './sqlite-rows.js';
+import { integerInRange } from '../../validation/integer-in-range.js';
 
 /** An `alerts` row exactly as stored. */
 interface AlertDbRow {
@@ -76,7 +76,7 @@ export function alertResolve(ctx: SqliteContext, params: AlertResolveParams): Pr
 /** Alerts, most recently changed first. @throws InvalidOptionError for a bad limit. */
 export async function alertList(ctx: SqliteContext, params: AlertListParams): Promise<AlertRow[]> {
   const limit = params.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionError('limit', limit, 'an integer from 1 to 10000');
+  integerInRange('limit', limit, 10_000);
   const bind = { state: params.state ?? null, rule: params.rule ?? null, limit };
   const rows = await ctx.read(() => ctx.stmt(SQL.ALERT_LIST).all(bind) as AlertDbRow[]);
   return rows.map(toAlertRow);
