@@ -5,9 +5,9 @@
  * @module
  */
 import type { ActorOptions } from '../client/warden.js';
-import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditHead } from '../driver/audit-params.js';
+import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditEntryInput, type AuditHead } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
-import { InvalidOptionError } from '../errors.js';
+import { AuditAppendUnconfirmedError, InvalidOptionError } from '../errors.js';
 import { validateName } from '../validation/names.js';
 import { type AuditExportFormat, exportAuditEntries, readAuditEntries } from './audit-export.js';
 import type { AuditTrail } from './audit-trail.js';
@@ -108,14 +108,18 @@ export class AuditApi {
     const deleted = await this.#driver.auditPrune({ chain, before: options.before });
     if (deleted > 0) {
       const head = await this.#driver.auditHead({ chain });
-      await this.#driver.auditAppend({
-        chain,
-        now: null,
-        entries: [{
-          actor: options.actor ?? 'api', action: 'audit.pruned', subjectKind: 'chain', subjectId: chain, jobName: null, queue: null, before: null, after: null,
-          reason: options.reason ?? null, data: { operator: true, before: options.before, deleted, prunedSeq: head?.prunedSeq ?? null, prunedHash: head?.prunedHash ?? null },
-        }],
-      });
+      const entries: AuditEntryInput[] = [{
+        actor: options.actor ?? 'api', action: 'audit.pruned', subjectKind: 'chain', subjectId: chain, jobName: null, queue: null, before: null, after: null,
+        reason: options.reason ?? null, data: { operator: true, before: options.before, deleted, prunedSeq: head?.prunedSeq ?? null, prunedHash: head?.prunedHash ?? null },
+      }];
+      try {
+        await this.#driver.auditAppend({ chain, now: null, entries });
+      } catch (error) {
+        // Sent, its reply lost: asked again naming where it was sealed, the driver writes it only if it was not
+        // committed, so the entry is in the chain once either way (the trail's own appends do the same).
+        if (!(error instanceof AuditAppendUnconfirmedError)) throw error;
+        await this.#driver.auditAppend({ chain, now: null, entries, retryOf: { firstSeq: error.firstSeq, lastHash: error.lastHash } });
+      }
     }
     return deleted;
   }

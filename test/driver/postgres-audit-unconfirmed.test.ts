@@ -70,6 +70,21 @@ describe('PostgreSQL audit append with its reply lost', () => {
     expectIntactChain(chain);
   });
 
+  it("a prune whose audit.pruned entry's reply is lost still returns, with the entry in the chain once", async () => {
+    const job = defineJob({ name: 'noop', handler: () => {} });
+    const { tdb, relay } = db;
+    const warden = db.track(createWarden({ database: await db.driver(), logger: silent, jobs: [job], audit: true }));
+    await warden.enqueueMany([1, 2].map((i) => ({ job, payload: { i } })));
+    await warden.audit.flush();
+    // The optimistic write only (the prune's own DELETE names audit_blocks too).
+    relay.arm('warden_a1');
+    expect(await warden.audit.prune({ before: new Date(Date.now() + 60_000), actor: 'ops' })).toBe(2);
+    expect(relay.cut).toBe(1);
+    const chain = await readChain(tdb.driver, 'default');
+    expect(chain.map((e) => `${e.action}:${e.actor}`)).toEqual(['audit.pruned:ops']);
+    expect(await warden.audit.verify()).toMatchObject({ ok: true });
+  });
+
   it('gives up on an entry the database refuses for good, though each refusal came after the batch was sent', async () => {
     const job = defineJob({ name: 'noop', handler: () => {} });
     const { tdb } = db;
