@@ -8,11 +8,11 @@ import type { ActorOptions } from '../client/warden.js';
 import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditEntryInput, type AuditHead } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
 import { AuditAppendUnconfirmedError, InvalidOptionError } from '../errors.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 import { validateName } from '../validation/names.js';
 import { type AuditExportFormat, exportAuditEntries, readAuditEntries } from './audit-export.js';
 import type { AuditTrail } from './audit-trail.js';
 import { type AuditHeadRef, parseAuditHeadRef, type AuditVerifyResult, verifyAuditChain } from './audit-verify.js';
-import { integerInRange } from '../validation/integer-in-range.js';
 
 /** Options of {@link AuditApi.verify}. */
 export interface AuditVerifyCallOptions {

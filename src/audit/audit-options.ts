@@ -8,8 +8,8 @@ import { hostname } from 'node:os';
 import { InvalidOptionError } from '../errors.js';
 import { AUDIT_LEVELS, type AuditLevel } from '../job/define-job.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
-import { validateName } from '../validation/names.js';
 import { integerInRange } from '../validation/integer-in-range.js';
+import { validateName } from '../validation/names.js';
 
 /** The chain a Warden records to and reads from unless told otherwise. */
 export const DEFAULT_AUDIT_CHAIN = 'default';

@@ -4,8 +4,8 @@
  * inside their append transaction, once they hold the chain's head row. See docs/audit.md.
  * @module
  */
-import type { Driver } from './driver.js';
 import { integerInRange } from '../validation/integer-in-range.js';
+import type { Driver } from './driver.js';
 
 /** What the subject of an audit entry is (`chain`: the trail itself, e.g. a prune). */
 export type AuditSubjectKind = 'job' | 'queue' | 'schedule' | 'chain';

@@ -13,8 +13,8 @@ import type { Lease } from '../lock/lease.js';
 import type { LockManager } from '../lock/lock-manager.js';
 import { Service } from '../runtime/service.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
-import { PRUNABLE_STATES, type ResolvedRetentionPolicy, type RetentionPolicy, resolveRetentionPolicy } from './retention-policy.js';
 import { integerInRange } from '../validation/integer-in-range.js';
+import { PRUNABLE_STATES, type ResolvedRetentionPolicy, type RetentionPolicy, resolveRetentionPolicy } from './retention-policy.js';
 
 /** Options of `createWarden({ retention })`: the global policy and how passes run. */
 export interface RetentionOptions extends RetentionPolicy {

@@ -1,7 +1,7 @@
 import { InvalidOptionError } from '../errors.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
-import { validateName } from '../validation/names.js';
 import { integerInRange } from '../validation/integer-in-range.js';
+import { validateName } from '../validation/names.js';
 
 /** Options for `warden.start()` and `warden worker`. */
 export interface WorkerOptions {
@@ -47,7 +47,6 @@ export interface ResolvedWorkerOptions {
   maxLost: number;
 }
 
-
 /**
  * Applies defaults and validates, naming the field at fault.
  * @throws InvalidOptionError, InvalidDurationError, InvalidNameError
@@ -56,10 +55,7 @@ export function resolveWorkerOptions(options: WorkerOptions, defaultQueues: stri
   const queues = (options.queues ?? defaultQueues).map((q) => validateName('queues[]', q));
   if (queues.length === 0) throw new InvalidOptionError('queues', options.queues, 'at least one queue (or registered jobs to take them from)');
   const concurrency = integerInRange('concurrency', options.concurrency ?? 10, 10_000);
-  const prefetch = options.prefetch ?? 0;
-  if (typeof prefetch !== 'number' || !Number.isInteger(prefetch) || prefetch < 0 || prefetch > 10_000) {
-    throw new InvalidOptionError('prefetch', prefetch, 'an integer from 0 to 10000');
-  }
+  const prefetch = integerInRange('prefetch', options.prefetch ?? 0, 10_000, 0);
   const batchSize = integerInRange('batchSize', options.batchSize ?? concurrency + prefetch, 10_000);
   const leaseMs = parseDuration('lease', options.lease ?? '30s', { allowZero: false });
   const heartbeatMs = parseDuration('heartbeat', options.heartbeat ?? '10s', { allowZero: false });

@@ -4,10 +4,10 @@ import { heartbeatUrl } from '../alerts/alert-options.js';
 import { InvalidOptionError } from '../errors.js';
 import { type JobDefinition, validatePriority } from '../job/define-job.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { integerInRange } from '../validation/integer-in-range.js';
 import { validateName } from '../validation/names.js';
 import { MAX_RECORDED_TICKS } from './plan-ticks.js';
 import { everyNextTick } from './schedule-spec.js';
-import { integerInRange } from '../validation/integer-in-range.js';
 
 /** What to do with a tick while the previous run of the same schedule is still queued or running. */
 export type OverlapPolicy = 'skip' | 'queue-one' | 'allow' | 'replace';
