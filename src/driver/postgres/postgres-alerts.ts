@@ -4,10 +4,10 @@
  * @module
  */
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRule, AlertSeverity, AlertState } from '../alert-params.js';
+import { integerInRange } from '../../validation/integer-in-range.js';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAlertStatements } from './postgres-alert-sql.js';
 import { runOn } from './postgres-steps.js';
-import { integerInRange } from '../../validation/integer-in-range.js';
 
 /** What the alert operations run on. */
 export interface PostgresAlertContext {

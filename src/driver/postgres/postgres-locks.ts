@@ -35,7 +35,10 @@ function toGrant(rows: GrantRecord[]): LockGrant | null {
   return row ? { token: Number(row.token), expiresAt: row.expires_at } : null;
 }
 
-/** Grants the lock if it is new, released or expired (token + 1); null while someone else holds it. */
+/**
+ * Grants the lock if it is new, released or expired, or again to the call that holds it (`grantId` and holder; token
+ * + 1); null while someone else holds it.
+ */
 export async function lockAcquire(ctx: PostgresLockContext, params: LockAcquireParams): Promise<LockGrant | null> {
   const { rows } = await ctx.run<GrantRecord>(ctx.sql.lockAcquire, [params.name, params.holder, params.ttlMs, params.now, params.grantId ?? null]);
   return toGrant(rows);

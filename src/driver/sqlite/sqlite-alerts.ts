@@ -4,10 +4,10 @@
  * @module
  */
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRule, AlertSeverity, AlertState } from '../alert-params.js';
+import { integerInRange } from '../../validation/integer-in-range.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-alert-sql.js';
 import { int, type DbInt } from './sqlite-rows.js';
-import { integerInRange } from '../../validation/integer-in-range.js';
 
 /** An `alerts` row exactly as stored. */
 interface AlertDbRow {

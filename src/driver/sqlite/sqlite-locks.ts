@@ -13,7 +13,10 @@ import {
 /** What the lock operations run on: the driver's connection, transactions and `tx` handles. */
 export type SqliteLockContext = SqliteContext;
 
-/** Grants the lock if it is new, released or expired (token + 1); null while someone else holds it. */
+/**
+ * Grants the lock if it is new, released or expired, or again to the call that holds it (`grantId` and holder; token
+ * + 1); null while someone else holds it.
+ */
 export async function lockAcquire(ctx: SqliteLockContext, params: LockAcquireParams): Promise<LockGrant | null> {
   const bind = { name: params.name, holder: params.holder, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now'), grantId: params.grantId ?? null };
   const row = await ctx.write(() => ctx.stmt(SQL.LOCK_ACQUIRE).get(bind) as LockGrantDbRow | undefined);
