@@ -384,7 +384,7 @@ export function exerciseJobOperator(kind: DriverKind): void {
 /** The query plan (as text) of the driver's own job-list statement filtered by `state`, as the driver runs it. */
 async function explainJobList(tdb: TestDatabase, state: string): Promise<string> {
   if (tdb.kind === 'sqlite') {
-    const SQL = await import('../../src/driver/sqlite/sqlite-sql.js');
+    const SQL = await import('../../src/driver/sqlite/sqlite-job-admin-sql.js');
     const db = openRawSqlite(tdb);
     try {
       const sql = SQL.jobListSql({ state: SQL.jobListStateFilter(state), queue: false, name: false });

@@ -207,6 +207,6 @@ async function activityPlan(tdb: TestDatabase): Promise<string> {
     const { queueActivitySql } = await import('../../src/driver/postgres/postgres-job-admin-sql.js');
     return (await rawQuery(tdb, `EXPLAIN ${queueActivitySql(`"${tdb.schema}"`)}`)).map((r) => String(r['QUERY PLAN'])).join('\n');
   }
-  const { QUEUE_ACTIVITY } = await import('../../src/driver/sqlite/sqlite-sql.js');
+  const { QUEUE_ACTIVITY } = await import('../../src/driver/sqlite/sqlite-job-admin-sql.js');
   return (await rawQuery(tdb, `EXPLAIN QUERY PLAN ${QUEUE_ACTIVITY.replace('@now', 'NULL')}`)).map((r) => String(r.detail)).join('\n');
 }

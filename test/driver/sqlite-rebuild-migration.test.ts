@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MigrationIntegrityError } from '../../src/errors.js';
 import { SQLITE_MIGRATIONS } from '../../src/driver/sqlite/sqlite-migrations.js';
 import * as ScheduleSQL from '../../src/driver/sqlite/sqlite-schedule-sql.js';
+import * as AdminSQL from '../../src/driver/sqlite/sqlite-job-admin-sql.js';
 import * as SQL from '../../src/driver/sqlite/sqlite-sql.js';
 import { openRawSqlite } from '../conformance/helpers.js';
 import { createTestDatabase, makeInsert, type TestDatabase } from '../support/test-databases.js';
@@ -124,7 +125,7 @@ describe('SQLite migration 0010 (rebuilds jobs and job_attempts)', () => {
     expect(plan(ScheduleSQL.JOB_SCHEDULE_ACTIVE_IDS, { name: 'nightly' })).toContain('jobs_schedule_active_idx');
     // The planner may take the other index on (schedule_name, state): either way a search, never a scan of jobs.
     expect(plan(ScheduleSQL.JOB_SCHEDULE_BLOCKING, { name: 'nightly', states: '["running"]' })).toMatch(/^SEARCH jobs USING (COVERING )?INDEX jobs_schedule_(active|state)_idx \(schedule_name=\? AND state=\?\)/);
-    expect(plan(SQL.jobListSql({ state: 'rare', queue: false, name: false }), { state: 'dead', beforeId: 10, limit: 5 })).toContain('jobs_rare_state_idx');
+    expect(plan(AdminSQL.jobListSql({ state: 'rare', queue: false, name: false }), { state: 'dead', beforeId: 10, limit: 5 })).toContain('jobs_rare_state_idx');
     db.close();
   });
 

@@ -1,7 +1,7 @@
 /**
  * The embedded SQLite driver: one file, any number of processes on one machine. Semantics are those of
- * docs/driver-contract.md; all SQL text lives in `sqlite-sql.ts`, `sqlite-schedule-sql.ts`, `sqlite-lock-sql.ts`
- * and `sqlite-step-sql.ts`. Schedule operations are in `sqlite-schedules.ts`, lease locks in `sqlite-locks.ts`,
+ * docs/driver-contract.md; all SQL text lives in the `sqlite-*-sql.ts` modules (`sqlite-sql.ts`,
+ * `sqlite-lease-sql.ts`, `sqlite-job-admin-sql.ts`, `sqlite-schedule-sql.ts`, …). Schedule operations are in `sqlite-schedules.ts`, lease locks in `sqlite-locks.ts`,
  * heartbeat/release/rescue/finish/step/checkpoint writes in `sqlite-lease-writes.ts`, operator actions and reads in
  * `sqlite-job-admin.ts`, migrating in `sqlite-migrate.ts`, the insert algorithm in `sqlite-insert.ts` and
  * application transactions in `sqlite-transaction.ts`, and the connection, its statements and write groups in
@@ -45,7 +45,7 @@ import * as Retention from './sqlite-retention.js';
 import * as Migrate from './sqlite-migrate.js';
 import { compareClaimOrder, toClaimedJobRow, type ClaimDbRow } from './sqlite-rows.js';
 import * as Schedules from './sqlite-schedules.js';
-import * as SQL from './sqlite-sql.js';
+import * as LeaseSQL from './sqlite-lease-sql.js';
 
 export { BUSY_RETRY_BUDGET_MS } from './sqlite-exec.js';
 export type { SqliteDriverOptions } from './sqlite-driver-options.js';
@@ -160,7 +160,7 @@ export class SqliteDriver implements Driver {
     if (queues.length === 0 || limit < 1) return [];
     // Whole milliseconds, so the claim time derived from the lease's expiry is exact.
     const bind = { queues: JSON.stringify(queues), limit: Math.trunc(limit), workerId, leaseMs: Math.trunc(leaseMs), now };
-    const rows = await this.#conn.write(() => this.#conn.rowView<ClaimDbRow>(SQL.JOB_CLAIM).all(bind));
+    const rows = await this.#conn.write(() => this.#conn.rowView<ClaimDbRow>(LeaseSQL.JOB_CLAIM).all(bind));
     return rows.sort(compareClaimOrder).map((r) => toClaimedJobRow(r, workerId, bind.leaseMs));
   }
 

@@ -12,7 +12,7 @@ import { CANCELLED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, type Prepare, type SqliteContext } from './sqlite-exec.js';
 import { takeKeyForRetry } from './sqlite-insert.js';
 import { parseJobId, toAttemptRow, toJobRow, toQueueActivity, toQueueStats, type AttemptDbRow, type DbInt, type JobDbRow, type QueueActivityDbRow, type QueueDbRow } from './sqlite-rows.js';
-import * as SQL from './sqlite-sql.js';
+import * as AdminSQL from './sqlite-job-admin-sql.js';
 
 /** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
 const NO_BEFORE_ID = 9223372036854775807n;
@@ -39,8 +39,8 @@ export async function jobCancel(ctx: SqliteContext, params: { id: string; now: D
  * overlap `replace` in `scheduleAdvance`.
  */
 export function cancelOne(stmt: Prepare, id: DbInt, now: number): JobDbRow | undefined {
-  stmt(SQL.ATTEMPT_INSERT_CANCELLED).run({ id, error: CANCELLED_ERROR_JSON, now });
-  return stmt(SQL.JOB_CANCEL).get({ id, error: CANCELLED_ERROR_JSON, now }) as JobDbRow | undefined;
+  stmt(AdminSQL.ATTEMPT_INSERT_CANCELLED).run({ id, error: CANCELLED_ERROR_JSON, now });
+  return stmt(AdminSQL.JOB_CANCEL).get({ id, error: CANCELLED_ERROR_JSON, now }) as JobDbRow | undefined;
 }
 
 /** @throws JobNotFoundError, JobStateError (not dead/retrying), KeyConflictError. */
@@ -49,7 +49,7 @@ export async function jobRetry(ctx: SqliteContext, params: { id: string; now: Da
   const now = toMs(params.now, 'now');
   if (id === null) throw new JobNotFoundError(params.id);
   return ctx.write(() => {
-    const row = ctx.stmt(SQL.JOB_RETRY).get({ id, now }) as JobDbRow | undefined;
+    const row = ctx.stmt(AdminSQL.JOB_RETRY).get({ id, now }) as JobDbRow | undefined;
     if (!row) throw stateError(ctx.stmt, params.id, 'retry', ['dead', 'retrying']);
     // A throw here (another active job holds the key) rolls the retry back.
     if (row.key !== null) takeKeyForRetry(ctx.stmt, row.id, row.key);
@@ -64,9 +64,9 @@ export async function jobDiscard(ctx: SqliteContext, params: { id: string }): Pr
   return ctx.write(() => {
     // Attempts and steps go first; if the job turns out to be running or missing, the throw rolls this back.
     // Explicit, not ON DELETE CASCADE, so it holds even on a connection opened without foreign keys.
-    ctx.stmt(SQL.ATTEMPT_DELETE_BY_JOB).run({ id });
-    ctx.stmt(SQL.STEP_DELETE_BY_JOB).run({ id });
-    const row = ctx.stmt(SQL.JOB_DELETE).get({ id }) as JobDbRow | undefined;
+    ctx.stmt(AdminSQL.ATTEMPT_DELETE_BY_JOB).run({ id });
+    ctx.stmt(AdminSQL.STEP_DELETE_BY_JOB).run({ id });
+    const row = ctx.stmt(AdminSQL.JOB_DELETE).get({ id }) as JobDbRow | undefined;
     if (row) return toJobRow(row);
     throw stateError(ctx.stmt, params.id, 'discard', ['queued', 'retrying', 'completed', 'dead', 'cancelled']);
   });
@@ -74,7 +74,7 @@ export async function jobDiscard(ctx: SqliteContext, params: { id: string }): Pr
 
 /** After a guarded write matched nothing: why. Runs inside the same transaction. */
 function stateError(stmt: Prepare, id: string, action: string, allowed: string[]): Error {
-  const row = stmt(SQL.JOB_GET).get({ id: parseJobId(id) }) as JobDbRow | undefined;
+  const row = stmt(AdminSQL.JOB_GET).get({ id: parseJobId(id) }) as JobDbRow | undefined;
   return row ? new JobStateError(id, action, allowed, row.state) : new JobNotFoundError(id);
 }
 
@@ -82,7 +82,7 @@ function stateError(stmt: Prepare, id: string, action: string, allowed: string[]
 export async function jobGet(ctx: SqliteContext, params: { id: string }): Promise<JobRow | null> {
   const id = parseJobId(params.id);
   if (id === null) return null;
-  const row = await ctx.read(() => ctx.stmt(SQL.JOB_GET).get({ id }) as JobDbRow | undefined);
+  const row = await ctx.read(() => ctx.stmt(AdminSQL.JOB_GET).get({ id }) as JobDbRow | undefined);
   return row ? toJobRow(row) : null;
 }
 
@@ -97,7 +97,7 @@ export async function jobList(ctx: SqliteContext, params: JobListParams): Promis
   if (beforeId !== undefined && (typeof beforeId !== 'string' || !/^[0-9]{1,19}$/.test(beforeId))) {
     throw new InvalidOptionError('beforeId', beforeId, 'a job id (a decimal string)');
   }
-  const sql = SQL.jobListSql({ state: SQL.jobListStateFilter(state), queue: queue !== undefined, name: name !== undefined });
+  const sql = AdminSQL.jobListSql({ state: AdminSQL.jobListStateFilter(state), queue: queue !== undefined, name: name !== undefined });
   const bind: Record<string, unknown> = { beforeId: beforeId === undefined ? NO_BEFORE_ID : BigInt(beforeId), limit };
   if (state !== undefined) bind.state = state;
   if (queue !== undefined) bind.queue = queue;
@@ -110,28 +110,28 @@ export async function jobList(ctx: SqliteContext, params: JobListParams): Promis
 export async function jobAttemptList(ctx: SqliteContext, params: { id: string }): Promise<AttemptRow[]> {
   const id = parseJobId(params.id);
   if (id === null) return [];
-  const rows = await ctx.read(() => ctx.stmt(SQL.ATTEMPT_LIST).all({ id }) as AttemptDbRow[]);
+  const rows = await ctx.read(() => ctx.stmt(AdminSQL.ATTEMPT_LIST).all({ id }) as AttemptDbRow[]);
   return rows.map(toAttemptRow);
 }
 
 /** Every queue with jobs or a pause row, with per-state counts and lag, sorted by name. */
 export async function queueList(ctx: SqliteContext): Promise<QueueStats[]> {
-  const rows = await ctx.read(() => ctx.stmt(SQL.QUEUE_LIST).all({ now: null }) as QueueDbRow[]);
+  const rows = await ctx.read(() => ctx.stmt(AdminSQL.QUEUE_LIST).all({ now: null }) as QueueDbRow[]);
   return rows.map(toQueueStats);
 }
 
 /** Every queue with jobs not yet ended or a pause row, with waiting and running counts and lag, sorted by name. */
 export async function queueActivity(ctx: SqliteContext): Promise<QueueActivity[]> {
-  const rows = await ctx.read(() => ctx.stmt(SQL.QUEUE_ACTIVITY).all({ now: null }) as QueueActivityDbRow[]);
+  const rows = await ctx.read(() => ctx.stmt(AdminSQL.QUEUE_ACTIVITY).all({ now: null }) as QueueActivityDbRow[]);
   return rows.map(toQueueActivity);
 }
 
 /** Stops claims from a queue (persisted; takes effect for every process). */
 export async function queuePause(ctx: SqliteContext, params: { queue: string }): Promise<void> {
-  await ctx.write(() => ctx.stmt(SQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 1, now: null }));
+  await ctx.write(() => ctx.stmt(AdminSQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 1, now: null }));
 }
 
 /** Lets claims from a queue resume. */
 export async function queueResume(ctx: SqliteContext, params: { queue: string }): Promise<void> {
-  await ctx.write(() => ctx.stmt(SQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 0, now: null }));
+  await ctx.write(() => ctx.stmt(AdminSQL.QUEUE_SET_PAUSED).run({ queue: params.queue, paused: 0, now: null }));
 }

@@ -16,7 +16,7 @@ import { isPlainCompletion } from '../is-plain-completion.js';
 import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
 import { int, jobId, parseJobId, toStepRow, type DbInt, type RescueDbRow, type StepDbRow } from './sqlite-rows.js';
-import * as SQL from './sqlite-sql.js';
+import * as LeaseSQL from './sqlite-lease-sql.js';
 import * as StepSQL from './sqlite-step-sql.js';
 
 const LEASE_EXPIRED_ERROR_JSON = JSON.stringify(LEASE_EXPIRED_ERROR);
@@ -25,21 +25,21 @@ const LEASE_EXPIRED_ERROR_JSON = JSON.stringify(LEASE_EXPIRED_ERROR);
 export async function jobHeartbeat(ctx: SqliteContext, params: JobHeartbeatParams): Promise<JobLeaseResult> {
   const leaseMs = Math.trunc(params.leaseMs);
   return eachLease(ctx, params.leases, toMs(params.now, 'now'), (id, leaseToken, now) =>
-    ctx.stmt(SQL.JOB_HEARTBEAT).run({ id, leaseToken, leaseMs, now }).changes > 0,
+    ctx.stmt(LeaseSQL.JOB_HEARTBEAT).run({ id, leaseToken, leaseMs, now }).changes > 0,
   );
 }
 
 /** Hands back claimed jobs that never started (`queued`, the claim's attempt taken back); lost leases are stale. */
 export async function jobRelease(ctx: SqliteContext, params: JobReleaseParams): Promise<JobLeaseResult> {
   return eachLease(ctx, params.leases, toMs(params.now, 'now'), (id, leaseToken, now) =>
-    ctx.stmt(SQL.JOB_RELEASE).run({ id, leaseToken, now }).changes > 0,
+    ctx.stmt(LeaseSQL.JOB_RELEASE).run({ id, leaseToken, now }).changes > 0,
   );
 }
 
 /** The running jobs leased to `workerId` (see `Driver.jobLeasedTo`). @throws InvalidOptionError for a limit outside 1..10,000. */
 export async function jobLeasedTo(ctx: SqliteContext, params: { workerId: string; limit: number }): Promise<JobLease[]> {
   const limit = checkLeasedToLimit(params.limit);
-  const rows = await ctx.read(() => ctx.stmt(SQL.JOB_LEASED_TO).all({ workerId: params.workerId, limit }) as { id: DbInt; lease_token: DbInt }[]);
+  const rows = await ctx.read(() => ctx.stmt(LeaseSQL.JOB_LEASED_TO).all({ workerId: params.workerId, limit }) as { id: DbInt; lease_token: DbInt }[]);
   return rows.map((r) => ({ id: String(r.id), leaseToken: Number(r.lease_token) }));
 }
 
@@ -72,12 +72,12 @@ export async function jobRescue(ctx: SqliteContext, params: JobRescueParams): Pr
   if (params.limit < 1) return [];
   return ctx.write(() => {
     const now = resolveNow(ctx.stmt, nowParam);
-    const candidates = ctx.stmt(SQL.JOB_RESCUE_CANDIDATES).all({ limit: Math.trunc(params.limit), now }) as { id: DbInt; lease_token: DbInt }[];
+    const candidates = ctx.stmt(LeaseSQL.JOB_RESCUE_CANDIDATES).all({ limit: Math.trunc(params.limit), now }) as { id: DbInt; lease_token: DbInt }[];
     const rescued: RescuedJob[] = [];
     for (const c of candidates) {
       const lease = { id: c.id, leaseToken: c.lease_token, now, error: LEASE_EXPIRED_ERROR_JSON };
-      if (ctx.stmt(SQL.ATTEMPT_INSERT_FROM_LEASE).run({ ...lease, outcome: 'lost' }).changes === 0) continue;
-      const r = ctx.stmt(SQL.JOB_RESCUE).get({ ...lease, maxLost: params.maxLost }) as RescueDbRow | undefined;
+      if (ctx.stmt(LeaseSQL.ATTEMPT_INSERT_FROM_LEASE).run({ ...lease, outcome: 'lost' }).changes === 0) continue;
+      const r = ctx.stmt(LeaseSQL.JOB_RESCUE).get({ ...lease, maxLost: params.maxLost }) as RescueDbRow | undefined;
       if (r) rescued.push({ id: jobId(r.id), name: r.name, queue: r.queue, attempt: int(r.attempt), leaseToken: int(r.lease_token), state: r.state });
     }
     return rescued;
@@ -131,8 +131,8 @@ function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: num
       completeJobs(prepare, json, now, batchIds, applied);
     } else {
       // The attempt rows first: they copy attempt/worker/started_at that the job update then clears.
-      prepare(SQL.ATTEMPT_INSERT_FROM_LEASES).run({ items: json, now });
-      for (const row of prepare(SQL.JOB_FINISH_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
+      prepare(LeaseSQL.ATTEMPT_INSERT_FROM_LEASES).run({ items: json, now });
+      for (const row of prepare(LeaseSQL.JOB_FINISH_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
     }
   }
   // Each job applied once: a repeated item for the same job was not applied a second time.
@@ -151,24 +151,24 @@ function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: num
  * back and released before the error goes on, so a caller's transaction (`tx`) is left as it was.
  */
 function completeJobs(prepare: Prepare, json: string, now: number, ids: readonly string[], applied: Set<string>): void {
-  prepare(SQL.COMPLETE_SAVEPOINT).run();
+  prepare(LeaseSQL.COMPLETE_SAVEPOINT).run();
   try {
-    if (prepare(SQL.JOB_COMPLETE_MANY_COUNTED).run({ items: json, now }).changes === ids.length) {
+    if (prepare(LeaseSQL.JOB_COMPLETE_MANY_COUNTED).run({ items: json, now }).changes === ids.length) {
       for (const id of ids) applied.add(id);
     } else {
-      prepare(SQL.COMPLETE_ROLLBACK).run();
-      for (const row of prepare(SQL.JOB_COMPLETE_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
+      prepare(LeaseSQL.COMPLETE_ROLLBACK).run();
+      for (const row of prepare(LeaseSQL.JOB_COMPLETE_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
     }
   } catch (error) {
     try {
-      prepare(SQL.COMPLETE_ROLLBACK).run();
-      prepare(SQL.COMPLETE_RELEASE).run();
+      prepare(LeaseSQL.COMPLETE_ROLLBACK).run();
+      prepare(LeaseSQL.COMPLETE_RELEASE).run();
     } catch {
       // The transaction itself is gone (SQLite rolled it back): so is the savepoint; the first error tells why.
     }
     throw error;
   }
-  prepare(SQL.COMPLETE_RELEASE).run();
+  prepare(LeaseSQL.COMPLETE_RELEASE).run();
 }
 
 /**

@@ -169,7 +169,7 @@ function errorOrNull(text: string | null): ErrorInfo | null {
   return text === null ? null : (JSON.parse(text) as ErrorInfo);
 }
 
-/** The columns of a job row that are NULL for nearly every claimed job (`CLAIM_RARE_COLUMNS` in sqlite-sql.ts). */
+/** The columns of a job row that are NULL for nearly every claimed job (`CLAIM_RARE_COLUMNS` in sqlite-lease-sql.ts). */
 type RareColumns = Pick<JobDbRow, 'last_error' | 'finished_at' | 'checkpoint' | 'progress_done' | 'progress_total' | 'checkpoint_at'>;
 
 /** A job row without the four fields a claim sets to values its caller knows, nor the rare columns. */
