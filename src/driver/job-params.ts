@@ -1,0 +1,235 @@
+/**
+ * Parameter and row types of the driver's job operations (see `Driver.job*` and `Driver.listen`): inserts, claims
+ * and hand-offs, the lease-guarded writes after a claim, rescue and listing. Re-exported by `driver.ts`.
+ * @module
+ */
+import type { AttemptOutcome, ErrorInfo, JobRow, JobState } from '../job/job-record.js';
+
+/** A new job to insert. Everything is already validated and encoded by the caller. */
+export interface JobInsert {
+  name: string;
+  queue: string;
+  /** The payload as JSON text (already checked to be JSON and within the size limit). */
+  payloadJson: string;
+  priority: number;
+  /** Delay from `now` before the job is due, in ms. 0 = due now. Ignored when `runAt` is set. */
+  delayMs: number;
+  /** Absolute due time; when set, overrides `delayMs`. */
+  runAt: Date | null;
+  maxAttempts: number;
+  key: string | null;
+  /**
+   * How `key` deduplicates. Absent or null: among jobs in `ACTIVE_STATES`, with no time window, never replacing.
+   * Ignored when `key` is null. @default null
+   */
+  unique?: UniqueInsert | null;
+  /** The schedule enqueuing this job (schedule writes only). @default null */
+  scheduleName?: string | null;
+  /** The tick it runs for (schedule writes only). @default null */
+  tickAt?: Date | null;
+  /**
+   * The producer's trace context (W3C `traceparent`/`tracestate` headers), stored with the job so each attempt's
+   * consumer span links to it. Kept as it is by a replacing duplicate (the holder keeps its own). @default null
+   */
+  traceContext?: Record<string, string> | null;
+}
+
+/**
+ * Deduplication of a keyed insert. The driver serializes inserts of one key through the `job_keys` table (one
+ * row per key, locked for the rest of the transaction), so concurrent producers in any number of processes see
+ * each other. The key's current holder is a duplicate when its state is in `states` and, with a window, it was
+ * created less than `windowMs` before `now`; otherwise the new job is inserted and becomes the holder.
+ */
+export interface UniqueInsert {
+  /** The window from the holder's `created_at`; null = no time limit. */
+  windowMs: number | null;
+  /** States in which the holder counts as a duplicate. Never empty. */
+  states: readonly JobState[];
+  /**
+   * Debounce: when the holder is a duplicate and still waiting (`queued` or `retrying`), set its payload to
+   * this insert's `payloadJson` and its `run_at` to this insert's due time (`updated_at = now`).
+   */
+  replace: boolean;
+}
+
+export interface JobInsertManyParams {
+  jobs: JobInsert[];
+  now: Date | null;
+  /**
+   * The application's own transaction to insert through: a `pg` client with an open transaction, or a
+   * better-sqlite3 `Database` inside a transaction on the same file. When absent the driver uses its own
+   * connection in its own transaction.
+   */
+  tx?: unknown;
+}
+
+/** Result for one inserted job, in the order given. */
+export interface JobInsertResult {
+  job: JobRow;
+  /** True when the key's holder was a duplicate, and that job is returned instead. */
+  duplicate: boolean;
+  /** True when the duplicate was a waiting job whose payload and due time were replaced (`unique.replace`). */
+  replaced: boolean;
+}
+
+export interface JobClaimParams {
+  /** Claim only from these queues. Paused queues are never claimed from. */
+  queues: string[];
+  /** Claim at most this many. */
+  limit: number;
+  workerId: string;
+  /** The lease length; `lease_expires_at = now + leaseMs`. */
+  leaseMs: number;
+  now: Date | null;
+  /**
+   * Only with `capabilities.handoff`, from a worker whose `listen` holds its `handoff` subscription: when this claim
+   * finds fewer due jobs than `limit`, the worker is registered as waiting for `slots` (its free handlers) minus
+   * the jobs claimed and the jobs handed to it not yet `received`, until `expiresInMs` from now, and enqueues hand it
+   * due jobs of these queues directly; a claim that finds `limit` jobs (or leaves no slot) sets its slots to 0. Ignored by drivers without the
+   * capability. Absent: the registration is left as it is.
+   */
+  handoff?: {
+    slots: number;
+    expiresInMs: number;
+    /** How many jobs the worker has received by hand-off so far: those handed and not yet received take slots. */
+    received: number;
+  };
+}
+
+/** What {@link Driver.listen} reports to. */
+export interface ListenParams {
+  /** Jobs may be due in `queue` (PostgreSQL), or another connection committed (SQLite, `queue` undefined). */
+  onWake: (queue?: string) => void;
+  /** The subscription's connection was lost and is back: wake-ups (and hand-offs) sent meanwhile were missed. */
+  onReconnect: () => void;
+  onError: (error: unknown) => void;
+  /**
+   * Only with `capabilities.handoff`: receive the jobs enqueues hand to `workerId` (each already leased to it, as
+   * a claim returns it, with the registration's slots left after it; the notification names the job, the driver
+   * reads it). While the subscription's connection is up
+   * it holds the worker's hand-off lock, without which no job is handed to the worker.
+   */
+  handoff?: {
+    workerId: string;
+    onJob: (row: JobRow, slotsLeft: number) => void;
+    /** A job handed to the worker could not be read: it is leased to the worker, which has not received it. */
+    onMissed: () => void;
+  };
+}
+
+/** A lease held on a running job. */
+export interface JobLease {
+  id: string;
+  leaseToken: number;
+}
+
+export interface JobHeartbeatParams {
+  leases: JobLease[];
+  leaseMs: number;
+  now: Date | null;
+}
+
+export interface JobReleaseParams {
+  leases: JobLease[];
+  now: Date | null;
+}
+
+/** Which leases were renewed and which were stale (lost: expired and rescued, cancelled, or taken over). */
+export interface JobLeaseResult {
+  applied: string[];
+  stale: string[];
+}
+
+/** How one attempt ends, and where its job goes next. */
+export interface JobFinish extends JobLease {
+  outcome: AttemptOutcome;
+  /** `completed`, `dead`, or back to `retrying`/`queued` to run again after `retryDelayMs`. */
+  state: Extract<JobState, 'completed' | 'dead' | 'retrying' | 'queued'>;
+  /** For `retrying`/`queued`: `run_at = now + retryDelayMs`. */
+  retryDelayMs: number;
+  error: ErrorInfo | null;
+  /**
+   * `max_attempts = max_attempts + 1`, so this attempt does not use up the retry budget (outcome `yielded`:
+   * a long iteration checkpointed and handed over to a fresh attempt). @default false
+   */
+  extendAttempts?: boolean;
+}
+
+export interface JobFinishManyParams {
+  items: JobFinish[];
+  now: Date | null;
+  /**
+   * The application's transaction to apply the endings in (`Driver.transaction`'s handle, or one the
+   * application opened on the same database): they commit or roll back with the application's writes.
+   * @default the driver's own connection and transaction
+   */
+  tx?: unknown;
+}
+
+/** A memoized step's result, written by the attempt holding the lease. */
+export interface JobStepRecordParams extends JobLease {
+  /** Step name, unique per job. */
+  name: string;
+  /** The result as JSON text; null when the step returned `undefined`. */
+  resultJson: string | null;
+  /** The attempt that ran the step. */
+  attempt: number;
+  now: Date | null;
+  /** As in {@link JobFinishManyParams.tx}. */
+  tx?: unknown;
+}
+
+/** One recorded step. */
+export interface JobStepRow {
+  jobId: string;
+  name: string;
+  /** The parsed result; `undefined` when the step returned nothing. */
+  result: unknown;
+  attempt: number;
+  leaseToken: number;
+  createdAt: Date;
+}
+
+/** A checkpoint of a long job, written by the attempt holding the lease. */
+export interface JobCheckpointParams extends JobLease {
+  /** The checkpoint as JSON text (already size-checked). */
+  checkpointJson: string;
+  /** Items processed so far, across attempts. */
+  progressDone: number;
+  /** Items in total, when known. */
+  progressTotal: number | null;
+  now: Date | null;
+  /** As in {@link JobFinishManyParams.tx}. */
+  tx?: unknown;
+}
+
+/** Whether a lease-guarded write was applied, or refused because the lease was no longer held. */
+export type GuardedWriteResult = 'applied' | 'stale';
+
+export interface JobRescueParams {
+  /** A job lost this many times is dead-lettered as poison instead of retried. */
+  maxLost: number;
+  /** Rescue at most this many per call. */
+  limit: number;
+  now: Date | null;
+}
+
+/** A job whose expired lease was rescued, and the state it went to. */
+export interface RescuedJob {
+  id: string;
+  name: string;
+  queue: string;
+  attempt: number;
+  leaseToken: number;
+  state: 'retrying' | 'dead';
+}
+
+export interface JobListParams {
+  state?: JobState;
+  queue?: string;
+  name?: string;
+  /** @default 50 */
+  limit?: number;
+  /** Only ids below this (paging backwards from newest). */
+  beforeId?: string;
+}
