@@ -34,17 +34,20 @@ export class UnreceivedJobs {
   }
 
   /**
-   * Hands back the running jobs leased to the worker that it does not hold (`held`: buffered, running, or with an
-   * ending pending) and did not run with an ending given up on; then nothing is {@link UnreceivedJobs.possible}.
+   * Hands back the running jobs leased to the worker that it does not hold (`held()`: buffered, running, with an
+   * ending pending, or received and about to be taken) and did not run with an ending given up on; then nothing is
+   * {@link UnreceivedJobs.possible}. `held` is asked once the leases are read, so a job received while the read was
+   * in flight (a hand-off) counts as held: asked before, it would be handed back and then run all the same.
    * @returns How many were handed back.
    */
-  async release(held: ReadonlySet<string>): Promise<number> {
+  async release(held: () => ReadonlySet<string>): Promise<number> {
     const { driver, clock, workerId } = this.#deps;
     const leased = await driver.jobLeasedTo({ workerId, limit: MAX_LEASED_TO });
+    const holding = held();
     const leaseKeys = new Set(leased.map((l) => `${l.id}:${l.leaseToken}`));
     // A given-up lease no longer listed was rescued meanwhile: nothing to remember.
     for (const key of this.#givenUp) if (!leaseKeys.has(key)) this.#givenUp.delete(key);
-    const unreceived = leased.filter((l) => !held.has(l.id) && !this.#givenUp.has(`${l.id}:${l.leaseToken}`));
+    const unreceived = leased.filter((l) => !holding.has(l.id) && !this.#givenUp.has(`${l.id}:${l.leaseToken}`));
     let released = 0;
     if (unreceived.length > 0) released = (await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() })).applied.length;
     this.possible = false;

@@ -32,6 +32,8 @@ export class WorkerListener {
   readonly #deps: WorkerListenerDeps;
   #unlisten: (() => Promise<void>) | null = null;
   #handoff = false;
+  /** Handed jobs received and waiting for this process's enqueues in flight before they are taken, by id. */
+  readonly #waiting = new Set<string>();
 
   constructor(deps: WorkerListenerDeps) {
     this.#deps = deps;
@@ -40,6 +42,14 @@ export class WorkerListener {
   /** Subscribed with hand-off: the worker's claims may register it, and its shutdown hands back what came late. */
   get handoff(): boolean {
     return this.#handoff;
+  }
+
+  /**
+   * The ids of handed jobs received and not yet taken (waiting for this process's enqueues): the worker holds them,
+   * so a hand-back of unreceived jobs leaves them alone. Empty once stopped: then the shutdown's hand-back takes them.
+   */
+  get waiting(): ReadonlySet<string> {
+    return this.#waiting;
   }
 
   /** Subscribed and not stopped: a job handed now can still be taken (after `stop`, the hand-back takes it). */
@@ -90,6 +100,7 @@ export class WorkerListener {
     }
     const unlisten = this.#unlisten;
     this.#unlisten = null;
+    this.#waiting.clear();
     await unlisten?.();
   }
 
@@ -101,11 +112,15 @@ export class WorkerListener {
   #receive(row: JobRow, slotsLeft: number): void {
     if (!this.listening) return;
     this.#deps.onHandedOff();
-    const take = (): void => {
-      if (this.listening) this.#deps.take(row, slotsLeft);
-    };
     const enqueued = this.#deps.enqueuesSettled?.();
-    if (enqueued) void enqueued.then(take);
-    else take();
+    if (!enqueued) {
+      this.#deps.take(row, slotsLeft);
+      return;
+    }
+    this.#waiting.add(row.id);
+    void enqueued.then(() => {
+      // Stopped meanwhile: `stop` emptied the set, and the job is left to the shutdown's hand-back.
+      if (this.#waiting.delete(row.id) && this.listening) this.#deps.take(row, slotsLeft);
+    });
   }
 }

@@ -320,9 +320,12 @@ export class Worker {
 
   /** Hands back the jobs leased to this worker that it does not hold (see {@link UnreceivedJobs}). */
   async #releaseUnreceived(): Promise<void> {
-    const held = new Set<string>(this.#buffer.map((r) => r.id));
-    for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
-    this.counters.releasedUnreceived += await this.#unreceived.release(held);
+    this.counters.releasedUnreceived += await this.#unreceived.release(() => {
+      const held = new Set<string>(this.#buffer.map((r) => r.id));
+      for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
+      for (const id of this.#listener.waiting) held.add(id);
+      return held;
+    });
   }
 
   /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */

@@ -66,6 +66,23 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
     return row!.id as string;
   }
 
+  /**
+   * Runs `fn` with every connection of its Warden through a relay (`startIdle(…, url)`) that holds back the reply
+   * to the single enqueue's statement (`warden_4`) until `fn` releases it; closes the Wardens, then the relay.
+   */
+  async function withHeldEnqueueReply(fn: (url: string, hold: () => () => void) => Promise<void>): Promise<void> {
+    const relay = new Relay();
+    let release = () => {};
+    try {
+      await fn(await relay.listen(), () => (release = relay.hold('warden_4')));
+    } finally {
+      release();
+      await Promise.all(wardens.splice(0).map((w) => w.close()));
+      await Promise.all(drivers.splice(0).map((d) => d.close()));
+      await relay.close();
+    }
+  }
+
   it('hands single enqueues to the idle worker up to its free handlers, and claims the rest; each runs once', async () => {
     const gate = deferred();
     const started: number[] = [];
@@ -110,16 +127,13 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
   });
 
   it("starts a job handed to its own process's worker after the enqueue's event, when the enqueue's reply comes late", async () => {
-    const relay = new Relay();
-    let release = () => {};
-    try {
-      // Every connection through the relay, which holds back the reply to the single enqueue's statement.
-      const { warden, job, workerId } = await startIdle(() => {}, 2, true, await relay.listen());
+    await withHeldEnqueueReply(async (url, hold) => {
+      const { warden, job, workerId } = await startIdle(() => {}, 2, true, url);
       const order: string[] = [];
       warden.on('job:enqueued', () => order.push('enqueued'));
       warden.on('job:started', () => order.push('started'));
       const done = new Promise<void>((resolve) => warden.on('job:completed', () => resolve()));
-      release = relay.hold('warden_4');
+      const release = hold();
       const enqueue = warden.enqueue(job, { i: 1 });
       // Committed and handed: the worker has read the job on its LISTEN connection while the reply is held.
       await until('the worker to receive the handed job', async () => warden.workerCounters?.handedOff === 1);
@@ -132,12 +146,49 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
       const actions = [];
       for await (const entry of warden.audit.entries()) if (entry.subjectId === id) actions.push([entry.action, entry.data?.handedTo ?? entry.data?.workerId]);
       expect(actions).toEqual([['job.created', workerId], ['job.started', workerId], ['job.completed', undefined]]);
-    } finally {
+    });
+  });
+
+  it('keeps a handed job waiting for its enqueue out of a hand-back of unreceived jobs, and runs it once', async () => {
+    await withHeldEnqueueReply(async (url, hold) => {
+      const ran: number[] = [];
+      const { warden, job, workerId } = await startIdle(({ i }) => void ran.push(i), 2, false, url);
+      const handedBack: string[] = [];
+      const leasedRead = deferred();
+      const driver = warden.driver;
+      const jobLeasedTo = driver.jobLeasedTo.bind(driver);
+      const jobRelease = driver.jobRelease.bind(driver);
+      // Watched, not replaced: the real reads and writes run; the test learns when and what.
+      driver.jobLeasedTo = async (params) => {
+        const leases = await jobLeasedTo(params);
+        leasedRead.resolve();
+        return leases;
+      };
+      driver.jobRelease = async (params) => {
+        handedBack.push(...params.leases.map((l) => l.id));
+        return jobRelease(params);
+      };
+      const done = new Promise<void>((resolve) => warden.on('job:completed', () => resolve()));
+      const release = hold();
+      const enqueue = warden.enqueue(job, { i: 7 });
+      await until('the worker to receive the handed job', async () => warden.workerCounters?.handedOff === 1);
+      // A hand-off whose read fails: the worker looks for jobs leased to it unreceived while ours waits to be taken.
+      const raw = await openPgClient();
+      try {
+        await raw.query('SELECT pg_notify($1, $2)', [`${tdb.schema}_jobs`, JSON.stringify([workerId, 1, 3_600_000, 'not-an-id'])]);
+      } finally {
+        await raw.end();
+      }
+      await within(leasedRead.promise, 'the jobs leased to the worker read');
+      for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
       release();
-      await Promise.all(wardens.splice(0).map((w) => w.close()));
-      await Promise.all(drivers.splice(0).map((d) => d.close()));
-      await relay.close();
-    }
+      const { id } = await within(enqueue, 'the enqueue with its reply released');
+      await within(done, 'the handed job completed');
+      expect(handedBack).not.toContain(id);
+      expect(ran).toEqual([7]);
+      expect(await tdb.driver.jobGet({ id })).toMatchObject({ state: 'completed', attempt: 1 });
+      expect(warden.workerCounters).toMatchObject({ handedOff: 1, releasedUnreceived: 0 });
+    });
   });
 
   it('hands back, after its LISTEN connection is back, a job handed to it whose notification was lost, and runs it', async () => {
