@@ -13,14 +13,25 @@ import type { Driver, JobLease } from '../driver/driver.js';
  * `lost` attempt each. The release (`jobRelease`) takes the attempt back.
  */
 export class UnreceivedJobs {
-  /** Jobs may be leased to the worker unseen: the next {@link UnreceivedJobs.release} looks. @default false */
-  possible = false;
+  #possible = false;
+  /** How often {@link UnreceivedJobs.possible} was set: a release clears it only if nothing set it meanwhile. */
+  #marks = 0;
   readonly #deps: { driver: Driver; clock: Clock; workerId: string };
   /** Leases (`id:token`) whose ending was given up on: still the worker's, received, left for the rescue. */
   readonly #givenUp = new Set<string>();
 
   constructor(deps: { driver: Driver; clock: Clock; workerId: string }) {
     this.#deps = deps;
+  }
+
+  /** Jobs may be leased to the worker unseen: the next {@link UnreceivedJobs.release} looks. @default false */
+  get possible(): boolean {
+    return this.#possible;
+  }
+
+  set possible(value: boolean) {
+    if (value) this.#marks++;
+    this.#possible = value;
   }
 
   /**
@@ -36,12 +47,14 @@ export class UnreceivedJobs {
   /**
    * Hands back the running jobs leased to the worker that it does not hold (`held()`: buffered, running, with an
    * ending pending, or received and about to be taken) and did not run with an ending given up on; then nothing is
-   * {@link UnreceivedJobs.possible}. `held` is asked once the leases are read, so a job received while the read was
+   * {@link UnreceivedJobs.possible}, unless something said so again while it ran (a hand-off whose read failed
+   * after the leases were read: that job was not among them). `held` is asked once the leases are read, so a job received while the read was
    * in flight (a hand-off) counts as held: asked before, it would be handed back and then run all the same.
    * @returns How many were handed back.
    */
   async release(held: () => ReadonlySet<string>): Promise<number> {
     const { driver, clock, workerId } = this.#deps;
+    const marks = this.#marks;
     const leased = await driver.jobLeasedTo({ workerId, limit: MAX_LEASED_TO });
     const holding = held();
     const leaseKeys = new Set(leased.map((l) => `${l.id}:${l.leaseToken}`));
@@ -50,7 +63,7 @@ export class UnreceivedJobs {
     const unreceived = leased.filter((l) => !holding.has(l.id) && !this.#givenUp.has(`${l.id}:${l.leaseToken}`));
     let released = 0;
     if (unreceived.length > 0) released = (await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() })).applied.length;
-    this.possible = false;
+    if (this.#marks === marks) this.#possible = false;
     return released;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * UnreceivedJobs: the hand-back of jobs leased to a worker that it never received. What the worker holds is asked
- * once the leases are read, so a job received while that read was in flight (a hand-off) is not handed back.
+ * once the leases are read, so a job received while that read was in flight (a hand-off) is not handed back; and a
+ * new reason to look, given while a release runs, is not cleared by it.
  * Real databases, both kinds; the driver's read is watched, not replaced.
  * @module
  */
@@ -38,5 +39,24 @@ describe.each(DRIVER_KINDS)('UnreceivedJobs (%s)', (kind) => {
     expect(unreceived.possible).toBe(false);
     expect(await getJob(tdb.driver, received!.id)).toMatchObject({ state: 'running', leaseWorker: 'w', attempt: 1 });
     expect(await getJob(tdb.driver, lost!.id)).toMatchObject({ state: 'queued', leaseWorker: null, attempt: 0 });
+  });
+
+  it('stays possible when something says so again while it releases, and looks again the next time', async () => {
+    const driver = tdb.driver;
+    const read = driver.jobLeasedTo.bind(driver);
+    const unreceived = new UnreceivedJobs({ driver, clock: systemClock, workerId: 'w' });
+    let reads = 0;
+    driver.jobLeasedTo = async (params) => {
+      const leases = await read(params);
+      // A hand-off whose read failed, reported while this release was under way.
+      if (++reads === 1) unreceived.possible = true;
+      return leases;
+    };
+    unreceived.possible = true;
+    expect(await unreceived.release(() => new Set())).toBe(0);
+    expect(unreceived.possible).toBe(true);
+    expect(await unreceived.release(() => new Set())).toBe(0);
+    expect(unreceived.possible).toBe(false);
+    expect(reads).toBe(2);
   });
 });
