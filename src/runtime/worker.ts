@@ -350,16 +350,20 @@ export class Worker {
     const result = await driver.jobHeartbeat({ leases, leaseMs: this.#options.leaseMs, now: clock.sqlNow() });
     if (result.stale.length === 0) return;
     const stale = new Set(result.stale);
-    // A buffered job whose lease is gone (cancelled meanwhile) must not start.
-    const lostBuffered = buffered.filter((r) => stale.has(r.id));
-    if (lostBuffered.length > 0) {
-      this.#buffer = this.#buffer.filter((r) => !lostBuffered.includes(r));
+    // A buffered job whose lease is gone (cancelled meanwhile) must not start; one that started while the heartbeat
+    // was in flight is aborted as a live attempt is.
+    const lostBuffered = new Set(buffered.filter((r) => stale.has(r.id)));
+    const startedMeanwhile: Attempt[] = [];
+    if (lostBuffered.size > 0) {
+      for (const attempt of this.#inFlight.keys()) if (lostBuffered.has(attempt.row)) startedMeanwhile.push(attempt);
+      for (const attempt of startedMeanwhile) lostBuffered.delete(attempt.row);
+      this.#buffer = this.#buffer.filter((r) => !lostBuffered.has(r));
       for (const r of lostBuffered) {
         this.counters.staleWritesRejected++;
         events.emit('job:stale-write-rejected', { jobId: r.id, leaseToken: r.leaseToken, write: 'heartbeat' });
       }
     }
-    for (const attempt of live) {
+    for (const attempt of [...live, ...startedMeanwhile]) {
       // An attempt that ended while the heartbeat was in flight is not stale, just finished.
       if (!stale.has(attempt.row.id) || attempt.done) continue;
       attempt.done = true;

@@ -28,6 +28,8 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
   let aborts: unknown[];
   /** The running attempt's release: the handler returns when it resolves (or throws on abort). */
   let gate: Deferred;
+  /** The release of `abortableJob`'s attempts. */
+  let gateB: Deferred;
 
   /** Blocks until released or aborted; on abort rejects with the signal's reason, as a well-behaved handler does. */
   async function longHandler(_payload: unknown, ctx: JobContext): Promise<void> {
@@ -50,6 +52,20 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
       await gate.promise;
     },
   });
+  /** Runs until its signal aborts (recorded in `aborts`) or `gateB` opens. */
+  const abortableJob = defineJob({
+    name: 'abortable-job',
+    handler: async (_payload: unknown, ctx: JobContext) => {
+      calls++;
+      await new Promise<void>((resolve, reject) => {
+        ctx.signal.addEventListener('abort', () => {
+          aborts.push(ctx.signal.reason);
+          reject(ctx.signal.reason);
+        });
+        void gateB.promise.then(resolve);
+      });
+    },
+  });
   const quickJob = defineJob({
     name: 'quick-job',
     retry: { maxAttempts: 10 },
@@ -62,13 +78,15 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
     calls = 0;
     aborts = [];
     gate = deferred();
+    gateB = deferred();
     tdb = await createTestDatabase(kind);
     clock = new TestClock(T0);
-    warden = makeWarden(tdb, { jobs: [longJob, stubbornJob, quickJob], clock });
+    warden = makeWarden(tdb, { jobs: [longJob, stubbornJob, abortableJob, quickJob], clock });
   });
 
   afterEach(async () => {
     gate.resolve();
+    gateB.resolve();
     await warden?.close();
     await tdb?.cleanup();
   });
@@ -121,6 +139,33 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
     expect(await get(id)).toMatchObject({ state: 'completed', attempt: 1 });
     expect((await warden.jobs.attempts(id)).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'completed']]);
     expect(calls).toBe(1);
+  });
+
+  it('a buffered job cancelled, then started while the heartbeat that finds it stale is in flight, is aborted by it', async () => {
+    const a = await warden.enqueue(stubbornJob, {});
+    const b = await warden.enqueue(abortableJob, {});
+    const startedA = warden.events.next('job:started', (e) => e.job.id === a.id);
+    // One handler, one job buffered: A runs, B waits in the buffer.
+    await warden.start({ ...WORKER, concurrency: 1, prefetch: 1 });
+    await within(startedA, 'A to start');
+    expect((await warden.jobs.cancel(b.id, { actor: 'test' })).state).toBe('cancelled');
+    const driver = warden.driver;
+    const heartbeat = driver.jobHeartbeat.bind(driver);
+    const stale = record(warden, 'job:stale-write-rejected');
+    // The heartbeat is sent with B still buffered; before its answer, A ends and B starts in A's slot.
+    driver.jobHeartbeat = async (params) => {
+      const startedB = warden.events.next('job:started', (e) => e.job.id === b.id);
+      gate.resolve();
+      await within(startedB, 'B to start while the heartbeat is in flight');
+      return heartbeat(params);
+    };
+    await clock.advance(HEARTBEAT_MS);
+    await within((async () => {
+      while (aborts.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    })(), "B's signal to abort", 5_000);
+    expect(aborts[0]).toBeInstanceOf(LeaseLostError);
+    expect(stale.filter((e) => e.jobId === b.id)).toHaveLength(1);
+    expect(await get(b.id)).toMatchObject({ state: 'cancelled' });
   });
 
   it('without heartbeats the same lease is rescued once it expires (control)', async () => {
