@@ -31,19 +31,24 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
   /** The release of `abortableJob`'s attempts. */
   let gateB: Deferred;
 
-  /** Blocks until released or aborted; on abort rejects with the signal's reason, as a well-behaved handler does. */
-  async function longHandler(_payload: unknown, ctx: JobContext): Promise<void> {
-    calls++;
-    await new Promise<void>((resolve, reject) => {
-      ctx.signal.addEventListener('abort', () => {
-        aborts.push(ctx.signal.reason);
-        reject(ctx.signal.reason);
+  /**
+   * A handler that blocks until `release()` opens or its signal aborts; on abort it records the reason in `aborts`
+   * and rejects with it, as a well-behaved handler does.
+   */
+  function untilReleasedOrAborted(release: () => Deferred) {
+    return async (_payload: unknown, ctx: JobContext): Promise<void> => {
+      calls++;
+      await new Promise<void>((resolve, reject) => {
+        ctx.signal.addEventListener('abort', () => {
+          aborts.push(ctx.signal.reason);
+          reject(ctx.signal.reason);
+        });
+        void release().promise.then(resolve);
       });
-      void gate.promise.then(resolve);
-    });
+    };
   }
 
-  const longJob = defineJob({ name: 'long-job', retry: { maxAttempts: 10 }, handler: longHandler });
+  const longJob = defineJob({ name: 'long-job', retry: { maxAttempts: 10 }, handler: untilReleasedOrAborted(() => gate) });
   /** A job whose handler ignores its signal: it returns when released, whatever happened meanwhile. */
   const stubbornJob = defineJob({
     name: 'stubborn-job',
@@ -52,20 +57,8 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
       await gate.promise;
     },
   });
-  /** Runs until its signal aborts (recorded in `aborts`) or `gateB` opens. */
-  const abortableJob = defineJob({
-    name: 'abortable-job',
-    handler: async (_payload: unknown, ctx: JobContext) => {
-      calls++;
-      await new Promise<void>((resolve, reject) => {
-        ctx.signal.addEventListener('abort', () => {
-          aborts.push(ctx.signal.reason);
-          reject(ctx.signal.reason);
-        });
-        void gateB.promise.then(resolve);
-      });
-    },
-  });
+  /** As `long-job`, released by `gateB`: it can run while `gate` holds another job. */
+  const abortableJob = defineJob({ name: 'abortable-job', handler: untilReleasedOrAborted(() => gateB) });
   const quickJob = defineJob({
     name: 'quick-job',
     retry: { maxAttempts: 10 },
