@@ -13,9 +13,10 @@ import type { Driver, JobLease } from '../driver/driver.js';
  * `lost` attempt each. The release (`jobRelease`) takes the attempt back.
  */
 export class UnreceivedJobs {
-  #possible = false;
-  /** How often {@link UnreceivedJobs.possible} was set: a release clears it only if nothing set it meanwhile. */
+  /** Times {@link UnreceivedJobs.mark} was called. */
   #marks = 0;
+  /** {@link UnreceivedJobs.#marks} when the last release began: what that release looked for. */
+  #lookedFor = 0;
   readonly #deps: { driver: Driver; clock: Clock; workerId: string };
   /** Leases (`id:token`) whose ending was given up on: still the worker's, received, left for the rescue. */
   readonly #givenUp = new Set<string>();
@@ -24,14 +25,14 @@ export class UnreceivedJobs {
     this.#deps = deps;
   }
 
-  /** Jobs may be leased to the worker unseen: the next {@link UnreceivedJobs.release} looks. @default false */
+  /** Jobs may be leased to the worker unseen: marked since the last release began. @default false */
   get possible(): boolean {
-    return this.#possible;
+    return this.#marks !== this.#lookedFor;
   }
 
-  set possible(value: boolean) {
-    if (value) this.#marks++;
-    this.#possible = value;
+  /** Says jobs may be leased to the worker unseen (a failed claim, a lost hand-off): the next release looks. */
+  mark(): void {
+    this.#marks++;
   }
 
   /**
@@ -47,9 +48,9 @@ export class UnreceivedJobs {
   /**
    * Hands back the running jobs leased to the worker that it does not hold (`held()`: buffered, running, with an
    * ending pending, or received and about to be taken) and did not run with an ending given up on; then nothing is
-   * {@link UnreceivedJobs.possible}, unless something said so again while it ran (a hand-off whose read failed
-   * after the leases were read: that job was not among them). `held` is asked once the leases are read, so a job received while the read was
-   * in flight (a hand-off) counts as held: asked before, it would be handed back and then run all the same.
+   * {@link UnreceivedJobs.possible}, unless marked again while it ran (a hand-off whose read failed after the
+   * leases were read: that job was not among them). `held` is asked once the leases are read, so a job received
+   * while the read was in flight (a hand-off) counts as held: asked before, it would be handed back and then run.
    * @returns How many were handed back.
    */
   async release(held: () => ReadonlySet<string>): Promise<number> {
@@ -63,7 +64,7 @@ export class UnreceivedJobs {
     const unreceived = leased.filter((l) => !holding.has(l.id) && !this.#givenUp.has(`${l.id}:${l.leaseToken}`));
     let released = 0;
     if (unreceived.length > 0) released = (await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() })).applied.length;
-    if (this.#marks === marks) this.#possible = false;
+    this.#lookedFor = marks;
     return released;
   }
 }

@@ -114,7 +114,7 @@ export class Worker {
     this.#listener = new WorkerListener({
       driver: deps.driver, events: deps.events, workerId: deps.workerId, enqueuesSettled: deps.enqueuesSettled,
       notify: (queue) => this.notify(queue),
-      onPossiblyUnreceived: () => (this.#unreceived.possible = true),
+      onPossiblyUnreceived: () => this.#unreceived.mark(),
       onHandedOff: () => this.counters.handedOff++,
       take: (row, slotsLeft) => this.#take(row, slotsLeft),
     });
@@ -226,7 +226,7 @@ export class Worker {
           failures = 0;
         } catch (error) {
           events.emit('error', { error, context: 'claiming jobs' });
-          this.#unreceived.possible = true;
+          this.#unreceived.mark();
           failures++;
           await clock.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), signal);
           continue;

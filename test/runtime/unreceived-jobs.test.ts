@@ -32,7 +32,7 @@ describe.each(DRIVER_KINDS)('UnreceivedJobs (%s)', (kind) => {
       return leases;
     };
     const unreceived = new UnreceivedJobs({ driver, clock: systemClock, workerId: 'w' });
-    unreceived.possible = true;
+    unreceived.mark();
     // `received` arrives while the read is in flight: held only from then on.
     const released = await unreceived.release(() => new Set(readDone ? [received!.id] : []));
     expect(released).toBe(1);
@@ -49,10 +49,10 @@ describe.each(DRIVER_KINDS)('UnreceivedJobs (%s)', (kind) => {
     driver.jobLeasedTo = async (params) => {
       const leases = await read(params);
       // A hand-off whose read failed, reported while this release was under way.
-      if (++reads === 1) unreceived.possible = true;
+      if (++reads === 1) unreceived.mark();
       return leases;
     };
-    unreceived.possible = true;
+    unreceived.mark();
     expect(await unreceived.release(() => new Set())).toBe(0);
     expect(unreceived.possible).toBe(true);
     expect(await unreceived.release(() => new Set())).toBe(0);
