@@ -6,58 +6,17 @@
  * queued and wakes the queue as before. Withdrawing waits for an enqueue handing the worker a job to commit.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Driver, JobInsert, ListenParams } from '../../src/driver/driver.js';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Driver, JobInsert } from '../../src/driver/driver.js';
 import { handoffLockKey } from '../../src/driver/postgres/postgres-handoff.js';
 import { jobInsertOneNotifySql } from '../../src/driver/postgres/postgres-sql.js';
 import type { JobRow } from '../../src/job/job-record.js';
+import { HandoffListener as Listener } from '../support/handoff-listener.js';
 import { createTestDatabase, makeInsert, type TestDatabase } from '../support/test-databases.js';
 import { finishOf, getJob, openPgClient, rawQuery, tableRef, untilWaitingOnLock } from '../conformance/helpers.js';
 
 const LEASE_MS = 45_000;
-
-/** A worker's listener: hand-offs and wake-ups as they arrive, awaited as typed values, never slept for. */
-class Listener {
-  readonly jobs: { row: JobRow; slotsLeft: number }[] = [];
-  readonly wakes: string[] = [];
-  readonly errors: unknown[] = [];
-  missed = 0;
-  #waiters: (() => void)[] = [];
-  stop: () => Promise<void> = async () => {};
-
-  static async open(driver: Driver, workerId: string | null): Promise<Listener> {
-    const listener = new Listener();
-    const notify = () => listener.#waiters.splice(0).forEach((w) => w());
-    const params: ListenParams = {
-      onWake: (queue) => {
-        listener.wakes.push(queue ?? '');
-        notify();
-      },
-      onReconnect: () => {},
-      onError: (error) => listener.errors.push(error),
-      ...(workerId ? {
-        handoff: {
-          workerId,
-          onJob: (row: JobRow, slotsLeft: number) => {
-            listener.jobs.push({ row, slotsLeft });
-            notify();
-          },
-          onMissed: () => {
-            listener.missed++;
-            notify();
-          },
-        },
-      } : {}),
-    };
-    listener.stop = await driver.listen!(params);
-    return listener;
-  }
-
-  /** Resolves once `check` holds, re-checked at every notification. */
-  async until(check: () => boolean): Promise<void> {
-    while (!check()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
-  }
-}
 
 describe('PostgreSQL hand-off to an idle worker', () => {
   let tdb: TestDatabase;
@@ -160,23 +119,130 @@ describe('PostgreSQL hand-off to an idle worker', () => {
     expect(third.state).toBe('queued');
   });
 
-  it('names the job in the notification, never its data, and reads any payload whole', async () => {
+  /** A raw session LISTENing on `channel`, collecting the payloads, awaited without sleeping. */
+  async function eavesdrop(channel: string): Promise<{ payloads: string[]; until: (n: number) => Promise<void>; end: () => Promise<void> }> {
     const raw = await openPgClient();
+    const payloads: string[] = [];
+    let waiters: (() => void)[] = [];
+    raw.on('notification', (n) => {
+      if (n.channel !== channel) return;
+      payloads.push(n.payload ?? '');
+      waiters.splice(0).forEach((w) => w());
+    });
+    await raw.query(`LISTEN "${channel}"`);
+    return {
+      payloads,
+      until: async (n) => {
+        while (payloads.length < n) await new Promise<void>((resolve) => waiters.push(resolve));
+      },
+      end: async () => {
+        waiters = [];
+        await raw.end();
+      },
+    };
+  }
+
+  async function channelOf(workerId: string): Promise<string> {
+    const [row] = await rawQuery(tdb, `SELECT channel FROM ${tableRef(tdb, 'handoff_waiters')} WHERE worker_id = $1`, [workerId]);
+    return row!.channel as string;
+  }
+
+  it("sends the job's row on the worker's private channel only, and names a row too large to carry, read whole", async () => {
+    const shared = await eavesdrop(`${tdb.schema}_jobs`);
     try {
-      const payloads: string[] = [];
-      raw.on('notification', (n) => payloads.push(n.payload ?? ''));
-      await raw.query(`LISTEN "${tdb.schema}_jobs"`);
       const worker = await listen('w1');
       await register('w1', 2);
-      const big = JSON.stringify({ secret: 's3cr3t', blob: 'é'.repeat(100_000) });
-      const job = await enqueue({ payloadJson: big });
-      await worker.until(() => worker.jobs.length === 1);
-      expect(worker.jobs[0]!.row.payload).toEqual(JSON.parse(big));
-      while (payloads.length === 0) await new Promise((resolve) => setImmediate(resolve));
-      expect(payloads).toEqual([`["w1", 1, ${LEASE_MS}, "${job.id}"]`]);
-      expect(worker.missed).toBe(0);
+      const channel = await channelOf('w1');
+      expect(channel).toMatch(/^warden_h_[0-9a-f]{32}$/);
+      // A session that can read the registrations (as one that can read the jobs) can listen there too.
+      const spy = await eavesdrop(channel);
+      try {
+        const small = await enqueue({ payloadJson: '{"secret":"s3cr3t"}' });
+        const big = JSON.stringify({ secret: 's3cr3t', blob: 'é'.repeat(100_000) });
+        const large = await enqueue({ payloadJson: big });
+        await worker.until(() => worker.jobs.length === 2);
+        await spy.until(2);
+        const [first, second] = spy.payloads.map((p) => JSON.parse(p) as [number, number, string, unknown[] | null]);
+        expect(first!.slice(0, 3)).toEqual([1, LEASE_MS, small.id]);
+        expect(first![3]).toEqual(expect.arrayContaining([small.id, { secret: 's3cr3t' }]));
+        expect(second).toEqual([0, LEASE_MS, large.id, null]);
+        expect(worker.jobs.map((j) => j.row)).toEqual([await getJob(driver, small.id), await getJob(driver, large.id)]);
+        expect(worker.jobs[1]!.row.payload).toEqual(JSON.parse(big));
+        expect(worker.missed).toBe(0);
+        // Nothing of either on the shared channel: the next job, with no slot left, is the first thing there.
+        await enqueue();
+        await shared.until(1);
+        expect(shared.payloads).toEqual(['default']);
+      } finally {
+        await spy.end();
+      }
     } finally {
-      await raw.end();
+      await shared.end();
+    }
+  });
+
+  it('starts the row its notification carries without reading it, and reads a job it is only named', async () => {
+    const worker = await listen('w1');
+    await register('w1', 2);
+    const channel = await channelOf('w1');
+    const spy = await eavesdrop(channel);
+    const raw = await openPgClient();
+    try {
+      const handed = await enqueue();
+      await spy.until(1);
+      await worker.until(() => worker.jobs.length === 1);
+      // The same row under an id no job has: read, it would be nothing; carried, it is started as it came.
+      const [slots, leaseMs, , row] = JSON.parse(spy.payloads[0]!) as [number, number, string, unknown[]];
+      const ghost = String(Number(handed.id) + 1_000);
+      await raw.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify([slots, leaseMs, ghost, [ghost, ...row.slice(1)]])]);
+      await worker.until(() => worker.jobs.length === 2);
+      expect(worker.jobs[1]!.row).toEqual({ ...worker.jobs[0]!.row, id: ghost });
+      // Named only, and not readable: reported, and missed.
+      await raw.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify([0, LEASE_MS, 'not-an-id', null])]);
+      await worker.until(() => worker.missed === 1);
+      expect(worker.errors).toHaveLength(1);
+      expect(worker.jobs).toHaveLength(2);
+    } finally {
+      await Promise.all([spy.end(), raw.end()]);
+    }
+  });
+
+  it("never writes the private channel's name in a statement's text (what pg_stat_activity, pg_stat_statements and logs show)", async () => {
+    const texts: string[] = [];
+    // Every statement this process sends, on every connection (the pools' too): recorded, then sent as it was.
+    const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+    const query = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+      const first = args[0] as string | { text?: string };
+      texts.push(typeof first === 'string' ? first : (first.text ?? ''));
+      return original.apply(this, args) as never;
+    });
+    try {
+      const worker = await listen('w1');
+      await register('w1', 2);
+      await enqueue();
+      await enqueue({ payloadJson: JSON.stringify({ blob: 'x'.repeat(10_000) }) });
+      await worker.until(() => worker.jobs.length === 2);
+    } finally {
+      query.mockRestore();
+    }
+    const channel = await channelOf('w1');
+    expect(texts.some((t) => t.includes('LISTEN'))).toBe(true);
+    expect(texts.filter((t) => t.includes(channel))).toEqual([]);
+  });
+
+  it('sends a registration written by an earlier version (no channel) the job id only, on the shared channel, and the worker reads it', async () => {
+    const shared = await eavesdrop(`${tdb.schema}_jobs`);
+    try {
+      const worker = await listen('w1');
+      await register('w1', 2);
+      await rawQuery(tdb, `UPDATE ${tableRef(tdb, 'handoff_waiters')} SET channel = NULL`);
+      const job = await enqueue({ payloadJson: '{"secret":"s3cr3t"}' });
+      await worker.until(() => worker.jobs.length === 1);
+      await shared.until(1);
+      expect(shared.payloads).toEqual([`["w1", 1, ${LEASE_MS}, "${job.id}"]`]);
+      expect(worker.jobs).toEqual([{ row: await getJob(driver, job.id), slotsLeft: 1 }]);
+    } finally {
+      await shared.end();
     }
   });
 

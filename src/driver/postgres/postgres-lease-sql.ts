@@ -43,7 +43,7 @@ FROM c ORDER BY priority, run_at, id`;
  * statement, run by a worker whose last claim found its queues empty, so the claims of a busy worker (every claim
  * of a drain but its last) carry none of the registration's work (W4 medians ~3 % lower with it in every claim).
  * Params: as {@link jobClaimSql}, then `$6` free slots, `$7` registration lifetime (ms), `$8` lock key, `$9` jobs
- * received by hand-off.
+ * received by hand-off, `$10` the worker's private channel (`handoffChannel`).
  */
 export function jobClaimHandoffSql(s: string): string {
   return `WITH ${claimCte(s)},
@@ -82,7 +82,8 @@ export const CLAIM_JSON = CLAIM_FIELDS.map((f) => (f === 'id' ? 'id::text' : f))
 /**
  * The hand-off registration of {@link jobClaimHandoffSql} (after the claim's CTE `c`). A claim that found fewer
  * due jobs than its `$2` limit has emptied the worker's queues: it registers (or refreshes) the worker as waiting
- * until `$7` ms from now, under the advisory lock key `$8` its LISTEN connection holds, for `$6` slots less the
+ * until `$7` ms from now, under the advisory lock key `$8` its LISTEN connection holds, to be sent its jobs on the
+ * channel `$10` that connection listens on, for `$6` slots less the
  * jobs it claimed and less the jobs handed to it it has not received yet (`handed`, counted by the enqueues, minus
  * `$9`, what it has received): without that, a registration racing a hand-off would give back the slot the
  * hand-off just took. Any other such claim sets the worker's slots to 0 (kept, not deleted, so `handed` keeps
@@ -94,11 +95,11 @@ function handoffRegisterCtes(s: string): string {
   const claimed = '(SELECT count(*) FROM c)::int';
   const registering = `${claimed} < $2 AND $6::int > ${claimed}`;
   return `hr AS (
-  INSERT INTO ${s}.handoff_waiters AS w (worker_id, queues, slots, lease_ms, lock_key, expires_at, handed)
-  SELECT $3, $1::text[], $6::int - ${claimed}, $4, $8::bigint, ${nowAt(5)} + ${msAt(7)}, $9::bigint
+  INSERT INTO ${s}.handoff_waiters AS w (worker_id, queues, slots, lease_ms, lock_key, expires_at, handed, channel)
+  SELECT $3, $1::text[], $6::int - ${claimed}, $4, $8::bigint, ${nowAt(5)} + ${msAt(7)}, $9::bigint, $10
   WHERE ${registering}
   ON CONFLICT (worker_id) DO UPDATE SET queues = excluded.queues, lease_ms = excluded.lease_ms, lock_key = excluded.lock_key,
-    expires_at = excluded.expires_at, slots = greatest(0, excluded.slots - greatest(0, w.handed - excluded.handed))
+    channel = excluded.channel, expires_at = excluded.expires_at, slots = greatest(0, excluded.slots - greatest(0, w.handed - excluded.handed))
 ),
 hz AS (
   UPDATE ${s}.handoff_waiters SET slots = 0

@@ -6,8 +6,8 @@
 import pg from 'pg';
 import type { JobRow } from '../../job/job-record.js';
 import {
-  HANDOFF_LOCK_SQL, HANDOFF_LOCK_TIMEOUT_RESET_SQL, HANDOFF_LOCK_TIMEOUT_SQL, HANDOFF_LOCK_WAIT_SQL, handoffReader, isHandoff,
-  type HandoffNotice,
+  HANDOFF_CHANNEL_SET_SQL, HANDOFF_LISTEN_SQL, HANDOFF_LOCK_SQL, HANDOFF_LOCK_TIMEOUT_RESET_SQL, HANDOFF_LOCK_TIMEOUT_SQL,
+  HANDOFF_LOCK_WAIT_SQL, handoffReader, isHandoff, readHanded, type HandoffNotice,
 } from './postgres-handoff.js';
 import { toClaimedJobRow, type PgClaimTuple } from './postgres-rows.js';
 import { listenSql } from './postgres-sql.js';
@@ -25,11 +25,14 @@ export interface PostgresListenOptions {
   onError: (error: unknown) => void;
   /**
    * Receive the jobs handed to `workerId`, holding its hand-off lock (`lockKey`) on this connection, so enqueues
-   * hand it jobs only while it is connected and listening; each is read with `fetchSql` on this connection.
+   * hand it jobs only while it is connected and listening on its private `channel`, where each comes with its row
+   * (or, too large to carry, is read with `fetchSql` on this connection).
    */
   handoff?: {
     workerId: string;
     lockKey: string;
+    /** The worker's private channel (`handoffChannel`): a secret, never put in a statement's text. */
+    channel: string;
     fetchSql: string;
     /** Prepare `fetchSql` under this name on the connection (`preparedStatements`); unnamed when absent. */
     fetchName?: string;
@@ -41,6 +44,8 @@ export interface PostgresListenOptions {
 
 /** SQLSTATE of a lock wait that ran into `lock_timeout`. */
 const LOCK_NOT_AVAILABLE = '55P03';
+/** SQLSTATE of a statement the role may not run. */
+const INSUFFICIENT_PRIVILEGE = '42501';
 
 /** First reconnect delay; doubles per failed attempt. */
 const BACKOFF_START_MS = 100;
@@ -95,8 +100,17 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     });
     client.on('notification', (message) => {
       // Unsubscribed: a notification already on its way is not passed on (see `receive`).
-      if (stopped || message.channel !== channel || typeof message.payload !== 'string') return;
+      if (stopped || typeof message.payload !== 'string') return;
       const payload = message.payload;
+      if (handoff && message.channel === handoff.channel) {
+        let notice: HandoffNotice | null = null;
+        safely(() => {
+          notice = readHanded(payload);
+        });
+        if (notice) receive(client, notice);
+        return;
+      }
+      if (message.channel !== channel) return;
       if (!isHandoff(payload)) {
         safely(() => options.onWake(payload));
         return;
@@ -110,7 +124,11 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     try {
       await client.connect();
       await client.query(statement);
-      if (handoff) await lockHandoff(client, handoff);
+      if (handoff) {
+        // Listening on the private channel before the lock is taken: an enqueue that finds the lock held may
+        // send there at once.
+        if (await listenPrivately(client, handoff)) await lockHandoff(client, handoff);
+      }
     } catch (error) {
       client.end().catch(() => {});
       throw error;
@@ -124,14 +142,20 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
   };
 
   /**
-   * Reads a job handed to this worker on the connection that was told (the read needs no commit; prepared, it
-   * took ~0.1 ms less a job in an idle worker's W3) and passes it on. Failing, the job stays leased to the worker
-   * unseen: `onMissed` (and a lost connection reconnects). Once unsubscribed, neither the job nor the read's
-   * failure (closing the connection ends a read in flight with "Connection terminated") is passed on: the worker
-   * unsubscribes as it stops, and then hands back every job leased to it that it did not receive.
+   * Passes on a job handed to this worker: the row its notification carries, or else read on the connection that
+   * was told (the read needs no commit; prepared, it took ~0.1 ms less a job in an idle worker's W3). A failed
+   * read leaves the job leased to the worker unseen: `onMissed` (and a lost connection reconnects). Once
+   * unsubscribed, neither the job nor the read's failure (closing the connection ends a read in flight with
+   * "Connection terminated") is passed on: the worker unsubscribes as it stops, and then hands back every job
+   * leased to it that it did not receive.
    */
   const receive = (client: pg.Client, notice: HandoffNotice): void => {
     const { workerId, fetchSql, fetchName } = handoff!;
+    if (notice.job) {
+      const row = notice.job;
+      safely(() => handoff!.onJob(toClaimedJobRow(row, workerId, notice.leaseMs), notice.slotsLeft));
+      return;
+    }
     client.query<{ job: PgClaimTuple }>({ ...(fetchName ? { name: fetchName } : {}), text: fetchSql, values: [notice.jobId, workerId] }).then(
       ({ rows }) => {
         if (rows[0] && !stopped) safely(() => handoff!.onJob(toClaimedJobRow(rows[0]!.job, workerId, notice.leaseMs), notice.slotsLeft));
@@ -142,6 +166,23 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
         safely(handoff!.onMissed);
       },
     );
+  };
+
+  /**
+   * LISTENs on the worker's private channel. A role refused `plpgsql` (`DO`; granted to every role unless revoked)
+   * is reported and not handed jobs on this connection: without the lock, enqueues leave its jobs to claims.
+   * @returns Whether it listens.
+   */
+  const listenPrivately = async (client: pg.Client, { channel, workerId }: NonNullable<PostgresListenOptions['handoff']>): Promise<boolean> => {
+    await client.query(HANDOFF_CHANNEL_SET_SQL, [channel]);
+    try {
+      await client.query(HANDOFF_LISTEN_SQL);
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== INSUFFICIENT_PRIVILEGE) throw error;
+      report(new Error(`Expected to LISTEN on the private hand-off channel of worker ${workerId} (a DO block), got it refused: jobs are not handed to this worker, it claims them`, { cause: error }));
+      return false;
+    }
   };
 
   /**

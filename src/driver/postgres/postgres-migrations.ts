@@ -371,4 +371,13 @@ CREATE UNLOGGED TABLE {{schema}}.handoff_waiters (
 ALTER TABLE {{schema}}.locks ADD COLUMN grant_id text;
 `,
   },
+  {
+    name: '0017_handoff_channel',
+    sql: `
+-- The private channel a waiting worker is sent its handed jobs on, each with its row (docs/guarantees.md,
+-- "Hand-off to an idle worker"): a random name only the roles that can read this table learn. NULL for a
+-- registration written by a version before, which is sent the job's id on the shared channel, as it expects.
+ALTER TABLE {{schema}}.handoff_waiters ADD COLUMN channel text;
+`,
+  },
 ];

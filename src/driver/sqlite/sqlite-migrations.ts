@@ -416,7 +416,8 @@ ALTER TABLE schedule_ticks ADD COLUMN fired_by TEXT;
 `,
   },
   {
-    // 0015 is PostgreSQL's hand-off table, which SQLite has no use for: the numbers stay the same on both.
+    // 0015 is PostgreSQL's hand-off table, which SQLite has no use for: the numbers stay the same on both (0017,
+    // that table's channel, likewise).
     name: '0016_lock_grant_id',
     sql: `
 -- The grant a lock is held under: a random id per acquire call, so an acquire retried after an error takes its
