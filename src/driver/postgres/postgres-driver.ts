@@ -7,7 +7,6 @@
  * with a context each.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { InvalidTransactionError } from '../../errors.js';
 import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
@@ -23,7 +22,7 @@ import type {
   JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobReleaseParams,
   JobRescueParams, JobStepRecordParams, JobStepRow, ListenParams, MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
-import { handoffChannel, handoffFetchSql, handoffLockKey, handoffWithdrawSql } from './postgres-handoff.js';
+import { HandoffKeys, handoffFetchSql, handoffWithdrawSql } from './postgres-handoff.js';
 import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements } from './postgres-insert.js';
 import * as JobAdmin from './postgres-job-admin.js';
 import { buildPostgresKeyStatements } from './postgres-keys-sql.js';
@@ -72,13 +71,8 @@ export class PostgresDriver implements Driver {
   readonly #channel: string;
   /** Withdraws a worker's hand-off registration, and reads a handed job (`postgres-handoff.ts`). */
   readonly #handoffSql: { withdraw: string; fetch: string; fetchName: string | null };
-  /**
-   * Hand-off lock keys and private channels by worker id: a claim that registers needs its worker's, and two
-   * hashes per claim are waste.
-   */
-  readonly #handoffKeys = new Map<string, { lockKey: string; channel: string }>();
-  /** The key private channel names are derived under (`handoffChannel`): random, never leaves this instance. */
-  readonly #channelSecret = randomBytes(32);
+  /** Each worker's hand-off lock key and private channel. */
+  readonly #handoffKeys: HandoffKeys;
   /** What `migrate` and `migrationStatus` (`postgres-migrate.ts`) run on. */
   readonly #migrations: Migrate.PostgresMigrateContext;
   /** What the schedule operations (`postgres-schedules.ts`, `postgres-schedule-advance.ts`) run on. */
@@ -110,6 +104,7 @@ export class PostgresDriver implements Driver {
     });
     this.schema = resolved.schema;
     this.#sql = buildPostgresStatements(this.schema);
+    this.#handoffKeys = new HandoffKeys(this.schema);
     this.#handoffSql = {
       withdraw: handoffWithdrawSql(this.#sql.quotedSchema),
       fetch: handoffFetchSql(this.#sql.quotedSchema),
@@ -203,7 +198,7 @@ export class PostgresDriver implements Driver {
     const { handoff } = params;
     const values: unknown[] = [[...new Set(params.queues)], params.limit, params.workerId, leaseMs, params.now];
     if (handoff) {
-      const { lockKey, channel } = this.#handoffKeysOf(params.workerId);
+      const { lockKey, channel } = this.#handoffKeys.of(params.workerId);
       values.push(Math.max(0, Math.trunc(handoff.slots)), handoff.expiresInMs, lockKey, handoff.received, channel);
     }
     const { rows } = await this.#conn.runWorker<{ job: PgClaimTuple }>(handoff ? this.#sql.jobClaimHandoff : this.#sql.jobClaim, values);
@@ -437,20 +432,8 @@ export class PostgresDriver implements Driver {
       onWake,
       onReconnect,
       onError,
-      ...(handoff ? { handoff: { ...handoff, ...this.#handoffKeysOf(handoff.workerId), fetchSql: this.#handoffSql.fetch, ...(this.#handoffSql.fetchName ? { fetchName: this.#handoffSql.fetchName } : {}) } } : {}),
+      ...(handoff ? { handoff: { ...handoff, ...this.#handoffKeys.of(handoff.workerId), fetchSql: this.#handoffSql.fetch, ...(this.#handoffSql.fetchName ? { fetchName: this.#handoffSql.fetchName } : {}) } } : {}),
     });
-  }
-
-  #handoffKeysOf(workerId: string): { lockKey: string; channel: string } {
-    let keys = this.#handoffKeys.get(workerId);
-    if (keys === undefined) {
-      // Both derived, so clearing the cache changes neither.
-      keys = { lockKey: handoffLockKey(this.schema, workerId), channel: handoffChannel(this.#channelSecret, workerId) };
-      // Workers of one process are few; a process creating workers without end must not grow this without end.
-      if (this.#handoffKeys.size >= 1_000) this.#handoffKeys.clear();
-      this.#handoffKeys.set(workerId, keys);
-    }
-    return keys;
   }
 
   /** Ends `workerId`'s hand-off registration once no enqueue is handing it a job. */

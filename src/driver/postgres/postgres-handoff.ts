@@ -6,7 +6,7 @@
  * (PostgreSQL specifics, "Hand-off to an idle worker") explains the whole.
  * @module
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { CLAIM_JSON } from './postgres-lease-sql.js';
 import type { PgClaimTuple } from './postgres-rows.js';
 
@@ -32,6 +32,36 @@ export function handoffLockKey(schema: string, workerId: string): string {
  */
 export function handoffChannel(secret: Buffer, workerId: string): string {
   return `warden_h_${createHmac('sha256', secret).update(workerId).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * The hand-off lock key ({@link handoffLockKey}) and private channel ({@link handoffChannel}) of each worker of one
+ * driver instance, under a random channel key of its own: a claim that registers needs its worker's, and two
+ * hashes per claim are waste.
+ */
+export class HandoffKeys {
+  readonly #schema: string;
+  /** The key channel names are derived under: never leaves this instance. */
+  readonly #secret = randomBytes(32);
+  readonly #byWorker = new Map<string, { lockKey: string; channel: string }>();
+
+  /** @param schema The (validated, unquoted) schema the lock keys are for. */
+  constructor(schema: string) {
+    this.#schema = schema;
+  }
+
+  /** `workerId`'s lock key and channel: the same for the life of this instance. */
+  of(workerId: string): { lockKey: string; channel: string } {
+    let keys = this.#byWorker.get(workerId);
+    if (keys === undefined) {
+      // Both derived, so clearing the cache changes neither.
+      keys = { lockKey: handoffLockKey(this.#schema, workerId), channel: handoffChannel(this.#secret, workerId) };
+      // Workers of one process are few; a process creating workers without end must not grow this without end.
+      if (this.#byWorker.size >= 1_000) this.#byWorker.clear();
+      this.#byWorker.set(workerId, keys);
+    }
+    return keys;
+  }
 }
 
 /** Where {@link HANDOFF_LISTEN_SQL} finds the channel name, set for the session only ({@link HANDOFF_CHANNEL_SET_SQL}). */
