@@ -2,7 +2,8 @@
  * Warden: durable background jobs and scheduled work on embedded SQLite or PostgreSQL.
  * @module
  */
-export { createWarden, Warden, DEFAULT_PAYLOAD_LIMIT, type EnqueueItem, type ActorOptions, type WardenStats } from './client/warden.js';
+export { createWarden, Warden, DEFAULT_PAYLOAD_LIMIT, type EnqueueItem, type WardenStats } from './client/warden.js';
+export type { ActorOptions, JobOperations, QueueOperations } from './client/job-operations.js';
 export type { WardenOptions, EnqueueOptions, EnqueueResult } from './client/warden-options.js';
 export { defineJob, type JobDefinition, type JobDefinitionOptions, type JobContext, type JobHandler, PRIORITY_RANGE } from './job/define-job.js';
 export { type RetryOptions, type BackoffOptions, type RetryPolicy, DEFAULT_RETRY, retryDelayMs } from './job/retry-policy.js';

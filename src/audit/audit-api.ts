@@ -4,7 +4,7 @@
  * the workers write.
  * @module
  */
-import type { ActorOptions } from '../client/warden.js';
+import type { ActorOptions } from '../client/job-operations.js';
 import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditEntryInput, type AuditHead } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
 import { AuditAppendUnconfirmedError, InvalidOptionError } from '../errors.js';

@@ -7,14 +7,14 @@ import { resolveAuditOptions } from '../audit/audit-options.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { type Clock, systemClock } from '../clock/clock.js';
 import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
-import type { Driver, JobInsert, JobInsertResult, JobStepRow, MigrateResult, MigrationStatus } from '../driver/driver.js';
+import type { Driver, JobInsert, JobInsertResult, MigrateResult, MigrationStatus } from '../driver/driver.js';
 import { InvalidOptionError, MigrationRequiredError, UnknownJobError } from '../errors.js';
 import type { DoctorOptions, DoctorResult } from '../doctor/doctor-finding.js';
 import { runDoctor } from '../doctor/run-doctor.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
-import type { AttemptRow, JobRow, JobState, QueueActivity, QueueStats } from '../job/job-record.js';
+import type { JobRow, JobState, QueueStats } from '../job/job-record.js';
 import { JOB_STATES } from '../job/job-record.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
 import { LockManager } from '../lock/lock-manager.js';
@@ -31,7 +31,7 @@ import { EnqueuesInFlight } from '../runtime/enqueues-in-flight.js';
 import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker.js';
 import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
 import { parseDuration } from '../validation/duration.js';
-import { validateName } from '../validation/names.js';
+import { createJobOperations, createQueueOperations, type JobOperations, type QueueOperations } from './job-operations.js';
 import type { EnqueueOptions, EnqueueResult, StartOptions, WardenOptions } from './warden-options.js';
 
 /** Default payload limit: 256 KiB of UTF-8 JSON. */
@@ -42,14 +42,6 @@ export interface EnqueueItem {
   job: JobDefinition<any, any> | string;
   payload: unknown;
   options?: Omit<EnqueueOptions, 'tx'>;
-}
-
-/** Who performs an operator action and why, recorded with it (events, audit trail). */
-export interface ActorOptions {
-  /** @default "api" */
-  actor?: string;
-  /** Free text, e.g. a ticket reference. @default none */
-  reason?: string;
 }
 
 /** Totals across queues. */
@@ -85,6 +77,10 @@ export class Warden {
   readonly locks: LockManager;
   /** Operator actions on schedules: list, ticks, pause, resume, trigger. */
   readonly schedules: ScheduleOperations;
+  /** Reading and operating on jobs. Every action is attributed to `actor` in its event. */
+  readonly jobs: JobOperations;
+  /** Queue pause state (persisted; honoured by every worker) and counts. */
+  readonly queues: QueueOperations;
   /** This instance's Prometheus metrics (the `metrics` option): `registry` to serve; null when off. */
   readonly metrics: MetricsHandle | null;
   /** Producer and consumer spans; null when `tracing: false`. */
@@ -149,6 +145,9 @@ export class Warden {
     this.readiness = createReadinessCheck({ driver: this.driver, events: this.events });
     this.metrics = options.metrics ? attachMetrics({ ...(options.metrics === true ? {} : options.metrics), events: this.events, driver: this.driver, clock: this.clock }) : null;
     this.schedules = new ScheduleOperations({ driver: this.driver, clock: this.clock, events: this.events, definitions: this.#schedules, payloadLimit, onEnqueued: (q) => this.#worker?.notify(q), afterAction: () => this.#auditBarrier() });
+    const operations = { driver: this.driver, clock: this.clock, events: this.events, onQueueReady: (q: string) => this.#worker?.notify(q), afterAction: () => this.#auditBarrier() };
+    this.jobs = createJobOperations(operations);
+    this.queues = createQueueOperations(operations);
     // Subscribed from construction on, so a producer that never calls start() still records its enqueues.
     this.#auditTrail = auditOptions.enabled ? new AuditTrail({ driver: this.driver, clock: this.clock, events: this.events, jobs: this.#registry, schedules: this.#schedules, options: auditOptions }) : null;
     this.#auditTrail?.start();
@@ -349,51 +348,6 @@ export class Warden {
     await this.close();
   }
 
-  /** Reading and operating on jobs. Every action is attributed to `actor` in its event. */
-  readonly jobs = {
-    get: (id: string): Promise<JobRow | null> => this.driver.jobGet({ id: String(id) }),
-    list: (params: { state?: JobState; queue?: string; name?: string; limit?: number; beforeId?: string } = {}): Promise<JobRow[]> => {
-      if (params.state !== undefined && !JOB_STATES.includes(params.state)) throw new InvalidOptionError('state', params.state, `one of ${JOB_STATES.join(', ')}`);
-      if (params.queue !== undefined) validateName('queue', params.queue);
-      if (params.name !== undefined) validateName('job name', params.name);
-      return this.driver.jobList(params);
-    },
-    attempts: (id: string): Promise<AttemptRow[]> => this.driver.jobAttemptList({ id: String(id) }),
-    /** The memoized steps a job's attempts recorded (`ctx.step`), oldest first. */
-    steps: (id: string): Promise<JobStepRow[]> => this.driver.jobStepList({ id: String(id) }),
-    retry: async (id: string, options: ActorOptions = {}): Promise<JobRow> => {
-      const row = await this.#operate(String(id), 'retry', options, (jobId) => this.driver.jobRetry({ id: jobId, now: this.clock.sqlNow() }));
-      this.#worker?.notify(row.queue);
-      return row;
-    },
-    cancel: (id: string, options: ActorOptions = {}): Promise<JobRow> =>
-      this.#operate(String(id), 'cancel', options, (jobId) => this.driver.jobCancel({ id: jobId, now: this.clock.sqlNow() })),
-    discard: (id: string, options: ActorOptions = {}): Promise<JobRow> =>
-      this.#operate(String(id), 'discard', options, (jobId) => this.driver.jobDiscard({ id: jobId })),
-  };
-
-  /** Queue pause state (persisted; honoured by every worker) and counts. */
-  readonly queues = {
-    /** Every queue with its pause flag, a count per state and lag. Reads every job kept, finished ones included. */
-    list: (): Promise<QueueStats[]> => this.driver.queueList(),
-    /**
-     * Queues with work not yet done: waiting and running counts, lag and pause flag, without counting finished jobs
-     * (cheap however many are kept: for health checks and frequent polling).
-     */
-    activity: (): Promise<QueueActivity[]> => this.driver.queueActivity(),
-    pause: async (queue: string, options: ActorOptions = {}): Promise<void> => {
-      await this.driver.queuePause({ queue: validateName('queue', queue) });
-      this.events.emit('queue:paused', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
-      await this.#auditBarrier();
-    },
-    resume: async (queue: string, options: ActorOptions = {}): Promise<void> => {
-      await this.driver.queueResume({ queue: validateName('queue', queue) });
-      this.events.emit('queue:resumed', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
-      this.#worker?.notify(queue);
-      await this.#auditBarrier();
-    },
-  };
-
   /** Counts per queue and in total. */
   async stats(): Promise<WardenStats> {
     const queues = await this.driver.queueList();
@@ -405,20 +359,6 @@ export class Warden {
   /** Subscribes to an event; returns an unsubscribe function. Shorthand for `events.on`. */
   on<K extends WardenEventName>(event: K, listener: (payload: WardenEventMap[K]) => void): () => void {
     return this.events.on(event, listener);
-  }
-
-  /**
-   * Runs an operator action and announces it with the state before (read just before; another process may move
-   * the job in between) and after.
-   */
-  async #operate(id: string, action: 'retry' | 'cancel' | 'discard', options: ActorOptions, run: (id: string) => Promise<JobRow>): Promise<JobRow> {
-    const before = await this.driver.jobGet({ id });
-    const row = await run(id);
-    const after = action === 'discard' ? null : row.state;
-    const job = { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName };
-    this.events.emit('job:operator-action', { jobId: row.id, job, action, actor: options.actor ?? 'api', reason: options.reason ?? null, before: before?.state ?? null, after });
-    await this.#auditBarrier();
-    return row;
   }
 
   /**

@@ -1,0 +1,130 @@
+/**
+ * Reading and operating on jobs and queues: `warden.jobs` and `warden.queues`. Objects of arrow functions, so a
+ * caller may take one out (`const { retry } = warden.jobs`) and call it on its own. Every operator action is
+ * announced with its actor (an event the audit trail records) and returns only once its entry is written.
+ * @module
+ */
+import type { Clock } from '../clock/clock.js';
+import type { Driver, JobStepRow } from '../driver/driver.js';
+import { InvalidOptionError } from '../errors.js';
+import type { TypedEmitter } from '../events/typed-emitter.js';
+import type { AttemptRow, JobRow, JobState, QueueActivity, QueueStats } from '../job/job-record.js';
+import { JOB_STATES } from '../job/job-record.js';
+import { validateName } from '../validation/names.js';
+
+/** Who performs an operator action and why, recorded with it (events, audit trail). */
+export interface ActorOptions {
+  /** @default "api" */
+  actor?: string;
+  /** Free text, e.g. a ticket reference. @default none */
+  reason?: string;
+}
+
+/** What the job and queue operations work with. */
+export interface OperationDeps {
+  driver: Driver;
+  clock: Clock;
+  events: TypedEmitter;
+  /** Says that `queue` may have due jobs now (this process's worker looks at once). */
+  onQueueReady: (queue: string) => void;
+  /** Runs after each operator action's event and before it returns: the audit trail's barrier. */
+  afterAction: () => Promise<void>;
+}
+
+/** `warden.jobs`: reading and operating on jobs. Every action is attributed to `actor` in its event. */
+export interface JobOperations {
+  /** A job by id; null when there is none (or it was deleted). */
+  get(id: string): Promise<JobRow | null>;
+  /**
+   * Jobs, newest first, filtered by state, queue and job name, in pages (`beforeId`: the last id of the page
+   * before). @throws InvalidOptionError for an unknown state, InvalidNameError for a bad queue or job name
+   */
+  list(params?: { state?: JobState; queue?: string; name?: string; limit?: number; beforeId?: string }): Promise<JobRow[]>;
+  /** A job's attempts, oldest first. */
+  attempts(id: string): Promise<AttemptRow[]>;
+  /** The memoized steps a job's attempts recorded (`ctx.step`), oldest first. */
+  steps(id: string): Promise<JobStepRow[]>;
+  /**
+   * Runs a `dead` or `retrying` job again, due now, with at least one attempt left.
+   * @throws JobNotFoundError, JobStateError, KeyConflictError (its key now held by another active job)
+   */
+  retry(id: string, options?: ActorOptions): Promise<JobRow>;
+  /**
+   * Cancels a `queued`, `retrying` or `running` job; a running attempt's later writes are rejected (fenced) and its
+   * signal aborted at its worker's next heartbeat. @throws JobNotFoundError, JobStateError
+   */
+  cancel(id: string, options?: ActorOptions): Promise<JobRow>;
+  /** Deletes a job that is not running, with its attempts; returns the deleted row. @throws JobNotFoundError, JobStateError */
+  discard(id: string, options?: ActorOptions): Promise<JobRow>;
+}
+
+/** `warden.queues`: queue pause state (persisted; honoured by every worker) and counts. */
+export interface QueueOperations {
+  /** Every queue with its pause flag, a count per state and lag. Reads every job kept, finished ones included. */
+  list(): Promise<QueueStats[]>;
+  /**
+   * Queues with work not yet done: waiting and running counts, lag and pause flag, without counting finished jobs
+   * (cheap however many are kept: for health checks and frequent polling).
+   */
+  activity(): Promise<QueueActivity[]>;
+  /** Pauses a queue: no worker claims from it until it is resumed. @throws InvalidNameError */
+  pause(queue: string, options?: ActorOptions): Promise<void>;
+  /** Resumes a paused queue. @throws InvalidNameError */
+  resume(queue: string, options?: ActorOptions): Promise<void>;
+}
+
+/** Builds `warden.jobs`. */
+export function createJobOperations(deps: OperationDeps): JobOperations {
+  const { driver, clock, events, afterAction } = deps;
+  /**
+   * Runs an operator action and announces it with the state before (read just before; another process may move
+   * the job in between) and after.
+   */
+  const operate = async (id: string, action: 'retry' | 'cancel' | 'discard', options: ActorOptions, run: (id: string) => Promise<JobRow>): Promise<JobRow> => {
+    const before = await driver.jobGet({ id });
+    const row = await run(id);
+    const after = action === 'discard' ? null : row.state;
+    const job = { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName };
+    events.emit('job:operator-action', { jobId: row.id, job, action, actor: options.actor ?? 'api', reason: options.reason ?? null, before: before?.state ?? null, after });
+    await afterAction();
+    return row;
+  };
+  return {
+    get: (id) => driver.jobGet({ id: String(id) }),
+    list: (params = {}) => {
+      if (params.state !== undefined && !JOB_STATES.includes(params.state)) throw new InvalidOptionError('state', params.state, `one of ${JOB_STATES.join(', ')}`);
+      if (params.queue !== undefined) validateName('queue', params.queue);
+      if (params.name !== undefined) validateName('job name', params.name);
+      return driver.jobList(params);
+    },
+    attempts: (id) => driver.jobAttemptList({ id: String(id) }),
+    steps: (id) => driver.jobStepList({ id: String(id) }),
+    retry: async (id, options = {}) => {
+      const row = await operate(String(id), 'retry', options, (jobId) => driver.jobRetry({ id: jobId, now: clock.sqlNow() }));
+      deps.onQueueReady(row.queue);
+      return row;
+    },
+    cancel: (id, options = {}) => operate(String(id), 'cancel', options, (jobId) => driver.jobCancel({ id: jobId, now: clock.sqlNow() })),
+    discard: (id, options = {}) => operate(String(id), 'discard', options, (jobId) => driver.jobDiscard({ id: jobId })),
+  };
+}
+
+/** Builds `warden.queues`. */
+export function createQueueOperations(deps: OperationDeps): QueueOperations {
+  const { driver, events, afterAction } = deps;
+  return {
+    list: () => driver.queueList(),
+    activity: () => driver.queueActivity(),
+    pause: async (queue, options = {}) => {
+      await driver.queuePause({ queue: validateName('queue', queue) });
+      events.emit('queue:paused', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
+      await afterAction();
+    },
+    resume: async (queue, options = {}) => {
+      await driver.queueResume({ queue: validateName('queue', queue) });
+      events.emit('queue:resumed', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
+      deps.onQueueReady(queue);
+      await afterAction();
+    },
+  };
+}
