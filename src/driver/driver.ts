@@ -203,6 +203,11 @@ export interface Driver {
    * `jobLeasedTo`. Only with `capabilities.handoff`.
    */
   handoffWithdraw?(params: { workerId: string }): Promise<void>;
+  /**
+   * Opens a connection the worker's claims run on, ahead of the first claim, so a starting worker pays for it
+   * while it does its other start-up work. Optional (PostgreSQL); never rejects: the first claim reports a failure.
+   */
+  workerConnectionsWarm?(): Promise<void>;
 
   /** Applies pending migrations under a lock; concurrent callers apply each exactly once. */
   migrate(): Promise<MigrateResult>;

@@ -143,7 +143,10 @@ export class Worker {
     if (this.#loop || this.#stopping) return;
     const controller = new AbortController();
     this.#loop = { controller, done: Promise.resolve() };
+    // Each is a new server process on PostgreSQL: opened side by side, the first claim waits for neither.
+    const warming = this.#deps.driver.workerConnectionsWarm?.();
     await this.#listener.start();
+    await warming;
     this.#heartbeater.start();
     this.#rescuer.start();
     this.#loop.done = this.#claimLoop(controller.signal);

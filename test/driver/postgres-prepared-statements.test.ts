@@ -9,7 +9,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createWarden } from '../../src/client/warden.js';
+import { defineJob } from '../../src/job/define-job.js';
 import { createDriver } from '../../src/driver/create-driver.js';
 import type { Driver } from '../../src/driver/driver.js';
 import { WorkerPool } from '../../src/driver/postgres/postgres-worker-pool.js';
@@ -190,6 +193,53 @@ describe('PostgreSQL prepared statements', () => {
       }
       expect(errors).toHaveLength(reported);
       if (reported) expect(String(errors[0])).toMatch(/plan_cache_mode/);
+    }
+  });
+
+  it('opens and sets up a connection ahead of the first statement (warm), which that statement then uses', async () => {
+    const errors: unknown[] = [];
+    // Its own set-up text, so its session is recognisable among every other test's.
+    const setupSql = `SET plan_cache_mode = force_generic_plan -- warm ${randomBytes(4).toString('hex')}`;
+    const pool = new WorkerPool({ connectionString: PG_URL, poolSize: 1, connectTimeoutMs: 5_000, report: (e) => errors.push(e), setupSql });
+    const admin = await openPgClient();
+    try {
+      await pool.warm();
+      const warmed = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'idle'", [setupSql]);
+      expect(warmed.rows).toHaveLength(1);
+      // The statement runs on the warmed connection, not set up again.
+      const { rows } = await pool.query<{ pid: number; plan_cache_mode: string }>({ text: 'SELECT pg_backend_pid() AS pid, current_setting($1) AS plan_cache_mode', values: ['plan_cache_mode'] });
+      expect(rows).toEqual([{ pid: warmed.rows[0]!.pid, plan_cache_mode: 'force_generic_plan' }]);
+    } finally {
+      await admin.end();
+      await pool.end();
+    }
+    expect(errors).toEqual([]);
+    // Unreachable: the warm-up resolves quietly, and the statement is the one that fails.
+    const unreachable = new WorkerPool({ connectionString: 'postgres://postgres@127.0.0.1:1/test', poolSize: 1, connectTimeoutMs: 2_000, report: () => {} });
+    try {
+      await expect(unreachable.warm()).resolves.toBeUndefined();
+      await expect(unreachable.query({ text: 'SELECT 1' })).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      await unreachable.end();
+    }
+  });
+
+  it("a starting worker warms its worker pool while its listener connects, and claims through it", async () => {
+    const { driver } = open();
+    await driver.migrate();
+    const warm = vi.spyOn(driver, 'workerConnectionsWarm');
+    const listen = vi.spyOn(driver, 'listen');
+    const warden = createWarden({ database: driver, logger: pino({ level: 'silent' }), jobs: [defineJob({ name: 'noop', handler: () => {} })] });
+    try {
+      await warden.start();
+      expect(warm).toHaveBeenCalledTimes(1);
+      // Begun before the listener was asked for (not after it connected).
+      expect(warm.mock.invocationCallOrder[0]!).toBeLessThan(listen.mock.invocationCallOrder[0]!);
+      const completed = new Promise<void>((resolve) => warden.on('job:completed', () => resolve()));
+      await warden.enqueue('noop', {});
+      await completed;
+    } finally {
+      await warden.close();
     }
   });
 

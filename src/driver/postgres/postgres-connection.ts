@@ -123,6 +123,11 @@ export class PostgresConnection {
   /** Runs one statement on any connection of the main pool. */
   readonly run: Run = (text, values) => this.pool.query(this.#config(text, values));
 
+  /** Opens a worker-pool connection ahead of the worker's first statement (see `WorkerPool.warm`). */
+  warmWorker(): Promise<void> {
+    return this.#workerPool ? this.#workerPool.warm() : Promise.resolve();
+  }
+
   /** Runs one of the worker's statements (claim, endings, heartbeat) on the worker pool. */
   readonly runWorker: Run = (text, values) => {
     const config = this.#config(text, values);

@@ -436,6 +436,11 @@ export class PostgresDriver implements Driver {
     });
   }
 
+  /** Opens a worker-pool connection ahead of the first claim. Never rejects. */
+  workerConnectionsWarm(): Promise<void> {
+    return this.#conn.warmWorker();
+  }
+
   /** Ends `workerId`'s hand-off registration once no enqueue is handing it a job. */
   async handoffWithdraw(params: { workerId: string }): Promise<void> {
     await this.#conn.run(this.#handoffSql.withdraw, [params.workerId]);
