@@ -105,9 +105,10 @@ export interface ListenParams {
   onError: (error: unknown) => void;
   /**
    * Only with `capabilities.handoff`: receive the jobs enqueues hand to `workerId` (each already leased to it, as
-   * a claim returns it, with the registration's slots left after it; the notification names the job, the driver
-   * reads it). While the subscription's connection is up
-   * it holds the worker's hand-off lock, without which no job is handed to the worker.
+   * a claim returns it, with the registration's slots left after it; the notification carries its row on a
+   * channel private to the worker, or names a row too large to carry and the driver reads it). While the
+   * subscription's connection is up it holds the worker's hand-off lock, without which no job is handed to the
+   * worker.
    */
   handoff?: {
     workerId: string;
