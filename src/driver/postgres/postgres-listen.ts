@@ -180,6 +180,8 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
       return true;
     } catch (error) {
       if ((error as { code?: unknown }).code !== INSUFFICIENT_PRIVILEGE) throw error;
+      // The block did not clear it: the name leaves the session's settings all the same.
+      await client.query(HANDOFF_CHANNEL_SET_SQL, ['']);
       report(new Error(`Expected to LISTEN on the private hand-off channel of worker ${workerId} (a DO block), got it refused: jobs are not handed to this worker, it claims them`, { cause: error }));
       return false;
     }
