@@ -198,7 +198,7 @@ export const HANDOFF_INLINE_MAX_BYTES = 7_900;
  * `[slots left, lease ms, "job id", row]`, the row as its claim would return it (`CLAIM_JSON`), or `null` in its
  * place when that is over {@link HANDOFF_INLINE_MAX_BYTES} (the worker then reads it). One commit instead of two (the
  * enqueue's, then the worker's claim), and no read: the claim's write and fsync saved, and the round trip of
- * reading the row (W3 p50 1.89–2.02 → 1.42–1.47 ms against BullMQ's 1.45–1.66). A registration written by a
+ * reading the row (W3 p50 1.84–1.94 → 1.47–1.60 ms against BullMQ's 1.45–1.61, interleaved runs). A registration written by a
  * version before migration 0017 has no channel: that worker is sent `[worker id, slots left, lease ms, "job id"]`
  * on the shared channel, as that version expects. Otherwise the job is inserted `queued` and the queue woken.
  * Params: `$1` name, `$2` queue, `$3` payload (JSON text), `$4` priority, `$5` delay (ms), `$6` run at, `$7` max
