@@ -33,7 +33,7 @@ export class WorkerListener {
   #unlisten: (() => Promise<void>) | null = null;
   #handoff = false;
   /** Handed jobs received and waiting for this process's enqueues in flight before they are taken, by id. */
-  readonly #waiting = new Set<string>();
+  readonly #waiting = new Map<string, JobRow>();
 
   constructor(deps: WorkerListenerDeps) {
     this.#deps = deps;
@@ -45,11 +45,20 @@ export class WorkerListener {
   }
 
   /**
-   * The ids of handed jobs received and not yet taken (waiting for this process's enqueues): the worker holds them,
-   * so a hand-back of unreceived jobs leaves them alone. Empty once stopped: then the shutdown's hand-back takes them.
+   * The handed jobs received and not yet taken (waiting for this process's enqueues), by id: the worker holds them,
+   * so a hand-back of unreceived jobs leaves them alone and heartbeats renew their leases (an enqueue's reply may
+   * be slow to come). Empty once stopped: then the shutdown's hand-back takes them.
    */
-  get waiting(): ReadonlySet<string> {
+  get waiting(): ReadonlyMap<string, JobRow> {
     return this.#waiting;
+  }
+
+  /**
+   * Forgets a waiting job whose lease a heartbeat found gone (cancelled meanwhile): it is not taken when the
+   * enqueues settle. @returns Whether it was waiting.
+   */
+  drop(id: string): boolean {
+    return this.#waiting.delete(id);
   }
 
   /** Subscribed and not stopped: a job handed now can still be taken (after `stop`, the hand-back takes it). */
@@ -117,7 +126,7 @@ export class WorkerListener {
       this.#deps.take(row, slotsLeft);
       return;
     }
-    this.#waiting.add(row.id);
+    this.#waiting.set(row.id, row);
     void enqueued.then(() => {
       // Stopped meanwhile: `stop` emptied the set, and the job is left to the shutdown's hand-back.
       if (this.#waiting.delete(row.id) && this.listening) this.#deps.take(row, slotsLeft);

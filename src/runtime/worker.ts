@@ -326,7 +326,7 @@ export class Worker {
     this.counters.releasedUnreceived += await this.#unreceived.release(() => {
       const held = new Set<string>(this.#buffer.map((r) => r.id));
       for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
-      for (const id of this.#listener.waiting) held.add(id);
+      for (const id of this.#listener.waiting.keys()) held.add(id);
       return held;
     });
   }
@@ -346,7 +346,8 @@ export class Worker {
 
   async #heartbeat(): Promise<void> {
     const live = [...this.#inFlight.keys()].filter((a) => !a.done);
-    const buffered = [...this.#buffer];
+    // Handed jobs waiting for this process's enqueues are held as the buffer's are.
+    const buffered = [...this.#buffer, ...this.#listener.waiting.values()];
     if (live.length === 0 && buffered.length === 0) return;
     const { driver, clock, events } = this.#deps;
     const leases = [...live.map((a) => ({ id: a.row.id, leaseToken: a.row.leaseToken })), ...buffered.map((r) => ({ id: r.id, leaseToken: r.leaseToken }))];
@@ -361,6 +362,8 @@ export class Worker {
       for (const attempt of this.#inFlight.keys()) if (lostBuffered.has(attempt.row)) startedMeanwhile.push(attempt);
       for (const attempt of startedMeanwhile) lostBuffered.delete(attempt.row);
       this.#buffer = this.#buffer.filter((r) => !lostBuffered.has(r));
+      // A waiting handed job taken meanwhile is in the buffer or running, covered above; one still waiting is dropped.
+      for (const r of lostBuffered) this.#listener.drop(r.id);
       for (const r of lostBuffered) {
         this.counters.staleWritesRejected++;
         events.emit('job:stale-write-rejected', { jobId: r.id, leaseToken: r.leaseToken, write: 'heartbeat' });

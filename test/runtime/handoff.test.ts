@@ -37,20 +37,20 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
   });
 
   /** A started Warden whose worker has registered as waiting; returns it with its worker id. */
-  async function startIdle(handler: (payload: { i: number }) => unknown, concurrency: number, audit = false, url = tdb.url) {
-    const { warden, job, workerId } = await start(handler, concurrency, true, audit, url);
+  async function startIdle(handler: (payload: { i: number }) => unknown, concurrency: number, audit = false, url = tdb.url, heartbeat: `${number}ms` | '20m' = '20m') {
+    const { warden, job, workerId } = await start(handler, concurrency, true, audit, url, heartbeat);
     await until('the worker to register as waiting', async () => (await rawQuery(tdb, `SELECT 1 FROM ${tableRef(tdb, 'handoff_waiters')} WHERE worker_id = ?`, [workerId])).length === 1);
     return { warden, job, workerId };
   }
 
-  async function start(handler: (payload: { i: number }) => unknown, concurrency: number, handoff = true, audit = false, url = tdb.url) {
+  async function start(handler: (payload: { i: number }) => unknown, concurrency: number, handoff = true, audit = false, url = tdb.url, heartbeat: `${number}ms` | '20m' = '20m') {
     const job = defineJob({ name: 'work', handler: (payload: { i: number }) => handler(payload) });
     // Lease and rescue of an hour: a job stuck leased to the worker cannot come back by expiry within a test.
     const driver = createDriver({ url, schema: tdb.schema, handoff });
     drivers.push(driver);
     const warden = createWarden({
       database: driver, logger: silent, jobs: [job], ...(audit ? { audit: true } : {}),
-      worker: { concurrency, lease: '1h', heartbeat: '20m', rescueInterval: '1h', pollInterval: '200ms' },
+      worker: { concurrency, lease: '1h', heartbeat, rescueInterval: '1h', pollInterval: '200ms' },
     });
     wardens.push(warden);
     const started = record(warden, 'worker:started');
@@ -188,6 +188,43 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
       expect(ran).toEqual([7]);
       expect(await tdb.driver.jobGet({ id })).toMatchObject({ state: 'completed', attempt: 1 });
       expect(warden.workerCounters).toMatchObject({ handedOff: 1, releasedUnreceived: 0 });
+    });
+  });
+
+  it('renews the lease of a handed job waiting for its enqueue, and drops it if its lease is gone meanwhile', async () => {
+    await withHeldEnqueueReply(async (url, hold) => {
+      const ran: number[] = [];
+      // Heartbeats every 50 ms against a lease of an hour: a renewal moves the lease's expiry, nothing expires.
+      const { warden, job } = await startIdle(({ i }) => void ran.push(i), 2, false, url, '50ms');
+      const stale = record(warden, 'job:stale-write-rejected');
+      const leaseOf = async (id: string) => (await tdb.driver.jobGet({ id }))!.leaseExpiresAt!.getTime();
+      const jobIds = async () => (await rawQuery(tdb, `SELECT id::text AS id FROM ${tableRef(tdb, 'jobs')} ORDER BY id`)).map((r) => r.id as string);
+
+      // Renewed while it waits.
+      let release = hold();
+      const first = warden.enqueue(job, { i: 1 });
+      await until('the worker to receive the first handed job', async () => warden.workerCounters?.handedOff === 1);
+      const [firstId] = await jobIds();
+      const handedLease = await leaseOf(firstId!);
+      await until("a heartbeat to renew the waiting job's lease", async () => (await leaseOf(firstId!)) > handedLease);
+      release();
+      await within(first, 'the first enqueue with its reply released');
+      await until('the first job to run', async () => ran.length === 1);
+
+      // Cancelled while it waits: the heartbeat finds its lease gone, and it is never started.
+      release = hold();
+      const second = warden.enqueue(job, { i: 2 });
+      await until('the worker to receive the second handed job', async () => warden.workerCounters?.handedOff === 2);
+      const secondId = (await jobIds())[1]!;
+      await tdb.driver.jobCancel({ id: secondId, now: null });
+      await until('a heartbeat to find its lease gone', async () => stale.some((e) => e.jobId === secondId));
+      release();
+      await within(second, 'the second enqueue with its reply released');
+      // Whatever taking it would do happens within turns of the event loop after the enqueue settles.
+      for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(ran).toEqual([1]);
+      expect(await tdb.driver.jobGet({ id: secondId })).toMatchObject({ state: 'cancelled' });
+      expect(stale.filter((e) => e.jobId === secondId)).toHaveLength(1);
     });
   });
 
