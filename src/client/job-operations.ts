@@ -34,43 +34,43 @@ export interface OperationDeps {
 /** `warden.jobs`: reading and operating on jobs. Every action is attributed to `actor` in its event. */
 export interface JobOperations {
   /** A job by id; null when there is none (or it was deleted). */
-  get(id: string): Promise<JobRow | null>;
+  get: (id: string) => Promise<JobRow | null>;
   /**
    * Jobs, newest first, filtered by state, queue and job name, in pages (`beforeId`: the last id of the page
    * before). @throws InvalidOptionError for an unknown state, InvalidNameError for a bad queue or job name
    */
-  list(params?: { state?: JobState; queue?: string; name?: string; limit?: number; beforeId?: string }): Promise<JobRow[]>;
+  list: (params?: { state?: JobState; queue?: string; name?: string; limit?: number; beforeId?: string }) => Promise<JobRow[]>;
   /** A job's attempts, oldest first. */
-  attempts(id: string): Promise<AttemptRow[]>;
+  attempts: (id: string) => Promise<AttemptRow[]>;
   /** The memoized steps a job's attempts recorded (`ctx.step`), oldest first. */
-  steps(id: string): Promise<JobStepRow[]>;
+  steps: (id: string) => Promise<JobStepRow[]>;
   /**
    * Runs a `dead` or `retrying` job again, due now, with at least one attempt left.
    * @throws JobNotFoundError, JobStateError, KeyConflictError (its key now held by another active job)
    */
-  retry(id: string, options?: ActorOptions): Promise<JobRow>;
+  retry: (id: string, options?: ActorOptions) => Promise<JobRow>;
   /**
    * Cancels a `queued`, `retrying` or `running` job; a running attempt's later writes are rejected (fenced) and its
    * signal aborted at its worker's next heartbeat. @throws JobNotFoundError, JobStateError
    */
-  cancel(id: string, options?: ActorOptions): Promise<JobRow>;
+  cancel: (id: string, options?: ActorOptions) => Promise<JobRow>;
   /** Deletes a job that is not running, with its attempts; returns the deleted row. @throws JobNotFoundError, JobStateError */
-  discard(id: string, options?: ActorOptions): Promise<JobRow>;
+  discard: (id: string, options?: ActorOptions) => Promise<JobRow>;
 }
 
 /** `warden.queues`: queue pause state (persisted; honoured by every worker) and counts. */
 export interface QueueOperations {
   /** Every queue with its pause flag, a count per state and lag. Reads every job kept, finished ones included. */
-  list(): Promise<QueueStats[]>;
+  list: () => Promise<QueueStats[]>;
   /**
    * Queues with work not yet done: waiting and running counts, lag and pause flag, without counting finished jobs
    * (cheap however many are kept: for health checks and frequent polling).
    */
-  activity(): Promise<QueueActivity[]>;
+  activity: () => Promise<QueueActivity[]>;
   /** Pauses a queue: no worker claims from it until it is resumed. @throws InvalidNameError */
-  pause(queue: string, options?: ActorOptions): Promise<void>;
+  pause: (queue: string, options?: ActorOptions) => Promise<void>;
   /** Resumes a paused queue. @throws InvalidNameError */
-  resume(queue: string, options?: ActorOptions): Promise<void>;
+  resume: (queue: string, options?: ActorOptions) => Promise<void>;
 }
 
 /** Builds `warden.jobs`. */
