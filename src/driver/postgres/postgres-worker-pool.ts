@@ -67,7 +67,21 @@ export class WorkerPool {
    * used as it is (custom plans, as on the main pool): the setting is an optimization, never a reason to stop
    * claiming. As `pg.Pool.query`, a failed statement discards its connection.
    */
-  async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    return this.#use((client) => client.query<R>(config));
+  }
+
+  /**
+   * Opens a connection and sets it up ahead of the first statement, then leaves it idle in the pool: a worker
+   * starting does this while its LISTEN connection is set up, so the new server process each costs (~10 ms) is
+   * paid once for both instead of once before the other. Never rejects: the first statement reports a failure.
+   */
+  async warm(): Promise<void> {
+    await this.#use(() => Promise.resolve()).catch(() => {});
+  }
+
+  /** Checks out a connection, sets it up, runs `fn` on it and returns it to the pool (discarded when `fn` failed). */
+  async #use<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     // A checked-out client has no pool listener: its connection dying (server restart, terminated backend)
     // would be an uncaught 'error' event. The statement in flight rejects with it anyway.
@@ -78,7 +92,7 @@ export class WorkerPool {
     client.on('error', onError);
     try {
       await this.#setUp(client);
-      const result = await client.query<R>(config);
+      const result = await fn(client);
       client.removeListener('error', onError);
       client.release(lost instanceof Error ? lost : undefined);
       return result;
@@ -87,28 +101,6 @@ export class WorkerPool {
       client.release(error instanceof Error ? error : true);
       throw error;
     }
-  }
-
-  /**
-   * Opens a connection and sets it up ahead of the first statement, then leaves it idle in the pool: a worker
-   * starting does this while its LISTEN connection is set up, so the new server process each costs (~10 ms) is
-   * paid once for both instead of once before the other. Never rejects: the first statement reports a failure.
-   */
-  async warm(): Promise<void> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch {
-      return;
-    }
-    let lost: unknown = null;
-    const onError = (error: unknown) => {
-      lost = error;
-    };
-    client.on('error', onError);
-    await this.#setUp(client);
-    client.removeListener('error', onError);
-    client.release(lost instanceof Error ? lost : undefined);
   }
 
   /** Sets a connection to generic plans, once (see {@link WorkerPool.query}). */
