@@ -175,7 +175,11 @@ describe.each(DRIVER_KINDS)('missed-run alerts (%s)', (kind) => {
 
   it('start() runs the monitor on its interval and delivers through the warden queue by itself', async () => {
     const clock = new TestClock(T0);
-    const warden = open({ schedules: schedules(), clock, alerts: { ...alerts(), checkInterval: '10s' } });
+    // The webhook's timeout runs on the fake clock, and a step (10 s, its default) may come while a delivery's
+    // request is in flight on a loaded machine: that delivery would time out and wait for a retry no step reaches.
+    const base = alerts();
+    const sinks = base.sinks!.map((sink) => ({ ...sink, timeout: '1h' as const }));
+    const warden = open({ schedules: schedules(), clock, alerts: { ...base, sinks, checkInterval: '10s' } });
     await warden.runSchedulerOnce();
     await warden.start({ scheduler: false, retention: false, pollInterval: '1h', rescueInterval: '1h', heartbeat: '10s', lease: '1h' });
     // Nothing ever fires: the first tick (+1m) had its run due by +3m.
