@@ -233,14 +233,25 @@ export class Warden {
     if (this.#worker || this.#scheduler) return;
     const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
     const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
-    const status = await this.driver.migrationStatus();
-    if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
+    const migrated = this.driver.migrationStatus().then((status) => {
+      if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
+    });
     // Notices reach the sinks as jobs of the delivery queue: every worker runs it, whatever queues it was given.
     const deliveryQueue = this.alerts.deliveryQueue;
     if (resolved && deliveryQueue && !resolved.queues.includes(deliveryQueue)) resolved.queues.push(deliveryQueue);
     if (resolved) {
-      this.#worker = this.#createWorker(resolved);
-      await this.#worker.start();
+      const worker = this.#createWorker(resolved);
+      this.#worker = worker;
+      try {
+        // The worker sets up its connections while the migrations are checked; it claims only if none is pending.
+        await worker.start(migrated);
+      } catch (error) {
+        // Nothing was claimed and the worker stopped: start() may be called again.
+        if (this.#worker === worker) this.#worker = null;
+        throw error;
+      }
+    } else {
+      await migrated;
     }
     if (runScheduler) {
       this.#scheduler = this.#createScheduler();

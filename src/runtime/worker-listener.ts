@@ -113,6 +113,12 @@ export class WorkerListener {
     await unlisten?.();
   }
 
+  /** {@link stop} once `starting` (this listener's {@link start}) has settled, whether or not it succeeded. */
+  async stopAfter(starting: Promise<void>): Promise<void> {
+    await starting.catch(() => undefined);
+    await this.stop();
+  }
+
   /**
    * A job an enqueue handed to this worker, leased to it as a claim would have. Taken once this process's enqueues
    * in flight have settled, unless the worker stopped listening meanwhile: then it is not held, and the shutdown's

@@ -66,6 +66,8 @@ export class Worker {
   #loop: { controller: AbortController; done: Promise<void> } | null = null;
   readonly #listener: WorkerListener;
   #stopping: Promise<void> | null = null;
+  /** {@link WorkerListener.start} of the last `start`, which a stop during the start waits for. */
+  #listening: Promise<void> = Promise.resolve();
   /** Claimed jobs not started yet, oldest claim first (bounded by `prefetch` plus free slots). */
   #buffer: JobRow[] = [];
   /** Handlers running now: the slots taken. */
@@ -138,15 +140,29 @@ export class Worker {
     return this.#options;
   }
 
-  /** Begins claiming and running jobs. Calling it again while running does nothing. */
-  async start(): Promise<void> {
+  /**
+   * Begins claiming and running jobs. Calling it again while running does nothing.
+   * @param ready - The caller's own check before any job may be claimed (`Warden.start`: no migration pending),
+   *   run while this worker opens its connections and starts listening, so a start pays for the slowest of them
+   *   instead of their sum. When it rejects, or listening cannot start, nothing has been claimed: the worker
+   *   stops listening, cannot be started again, and `start` rejects with that error.
+   */
+  async start(ready?: Promise<unknown>): Promise<void> {
     if (this.#loop || this.#stopping) return;
     const controller = new AbortController();
     this.#loop = { controller, done: Promise.resolve() };
     // Each is a new server process on PostgreSQL: opened side by side, the first claim waits for neither.
     const warming = this.#deps.driver.workerConnectionsWarm?.();
-    await this.#listener.start();
-    await warming;
+    this.#listening = this.#listener.start();
+    try {
+      await Promise.all([ready, this.#listening, warming]);
+    } catch (error) {
+      this.#stopping ??= this.#listener.stopAfter(this.#listening);
+      await this.#stopping;
+      throw error;
+    }
+    // stop() was called while starting: it has stopped listening and waits for nothing else.
+    if (this.#stopping) return;
     this.#heartbeater.start();
     this.#rescuer.start();
     this.#loop.done = this.#claimLoop(controller.signal);
@@ -220,7 +236,11 @@ export class Worker {
       const pendingEndings = this.#inFlight.size - this.#running;
       const room = capacity - this.#running - Math.max(0, pendingEndings - capacity) - this.#buffer.length;
       if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater) {
-        const limit = Math.min(room, batchSize);
+        // A worker with nothing to do (just started, or its last claim emptied the queues) claims first only what
+        // its handlers start at once: that claim returns sooner (it locks, sends and parses fewer rows), and the
+        // next, for the buffer, runs while those jobs do. Starting on a backlog of 20,000: first job 60-68 -> 38-46 ms.
+        const idle = this.#running === 0 && this.#buffer.length === 0 && (this.#lastClaimShort || this.counters.claimed === 0);
+        const limit = Math.min(room, batchSize, idle ? concurrency : Infinity);
         let rows: JobRow[];
         try {
           if (this.#unreceived.possible) await this.#releaseUnreceived();
@@ -387,7 +407,7 @@ export class Worker {
     this.#draining.abort();
     loop.controller.abort();
     await loop.done;
-    await this.#listener.stop();
+    await this.#listener.stopAfter(this.#listening);
     await this.#releaseBuffer();
     if (this.#listener.handoff) await this.#releaseHandedLate();
     const graceOver = new AbortController();

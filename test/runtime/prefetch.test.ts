@@ -38,9 +38,12 @@ describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
 
   it('claims concurrency + prefetch, runs only concurrency, and hands the buffer back on stop', async () => {
     const jobs = await warden.enqueueMany(Array.from({ length: 10 }, () => ({ job: blocking, payload: {} })));
-    const claimed = warden.events.next('worker:claimed');
+    const claims: number[] = [];
+    warden.events.on('worker:claimed', (e) => void claims.push(e.count));
     await warden.start({ concurrency: 2, prefetch: 3, pollInterval: '50ms', grace: '5s' });
-    expect((await within(claimed, 'the first claim')).count).toBe(5);
+    // The first claim takes what the idle handlers start at once; the next fills the buffer.
+    await within(waitFor(() => claims.length === 2), 'two claims');
+    expect(claims).toEqual([2, 3]);
     await within(waitFor(() => started.length === 2), 'two handlers to start');
     const running = await warden.jobs.list({ state: 'running' });
     expect(running).toHaveLength(5);
@@ -62,6 +65,24 @@ describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
       expect(row!.attempt).toBe(0);
       expect(await warden.jobs.attempts(row!.id)).toEqual([]);
     }
+  });
+
+  it('claims only what its free handlers start at once when it has nothing to do: at start and after its queues ran empty', async () => {
+    gate.resolve();
+    const claims: number[] = [];
+    warden.events.on('worker:claimed', (e) => void claims.push(e.count));
+    await warden.enqueueMany(Array.from({ length: 12 }, () => ({ job: blocking, payload: {} })));
+    await warden.start({ concurrency: 3, prefetch: 4, pollInterval: '50ms' });
+    await within(waitFor(async () => (await warden.stats()).totals.completed === 12), 'the first 12 jobs to complete');
+    expect(claims[0]).toBe(3);
+    expect(claims.slice(1).every((n) => n <= 7)).toBe(true);
+    // The queues ran empty (a claim came back short): the next burst starts the same way.
+    claims.length = 0;
+    await warden.enqueueMany(Array.from({ length: 12 }, () => ({ job: blocking, payload: {} })));
+    await within(waitFor(async () => (await warden.stats()).totals.completed === 24), 'the next 12 jobs to complete');
+    expect(claims[0]).toBe(3);
+    expect(claims.reduce((a, b) => a + b, 0)).toBe(12);
+    expect(started).toHaveLength(24);
   });
 
   it('starts buffered jobs as slots free and completes every job exactly once', async () => {

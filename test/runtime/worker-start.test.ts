@@ -1,0 +1,145 @@
+/**
+ * `start()`: the worker opens its connections and starts listening while the migrations are checked, and claims
+ * only once none is pending. A start that fails (a pending migration) or is stopped before it finishes claims
+ * nothing, leaves nothing running, and can be followed by a start that works.
+ * @module
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createWarden, type Warden } from '../../src/client/warden.js';
+import type { Driver } from '../../src/driver/driver.js';
+import { MigrationRequiredError } from '../../src/errors.js';
+import { defineJob } from '../../src/job/define-job.js';
+import { rawQuery, rawTime, tableRef } from '../conformance/helpers.js';
+import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { deferred, type Deferred, silent, within } from './helpers.js';
+
+/** Claims, rescues, and LISTENs started and not ended, through {@link instrumented}. */
+interface Calls {
+  claims: number;
+  rescues: number;
+  listening: number;
+}
+
+/**
+ * The test database's driver, counting claims, rescues and open LISTENs, with `migrationStatus` held until `gate`
+ * resolves and `listen` until `listenGate` does.
+ */
+function instrumented(driver: Driver, gate: Promise<void>, listenGate: Promise<void>): { driver: Driver; calls: Calls } {
+  const calls: Calls = { claims: 0, rescues: 0, listening: 0 };
+  const proxy = new Proxy(driver, {
+    get(target, prop, receiver) {
+      if (prop === 'migrationStatus') return async () => {
+        await gate;
+        return target.migrationStatus();
+      };
+      if (prop === 'jobClaim') return (params: Parameters<Driver['jobClaim']>[0]) => {
+        calls.claims++;
+        return target.jobClaim(params);
+      };
+      if (prop === 'listen' && target.listen) return async (params: Parameters<NonNullable<Driver['listen']>>[0]) => {
+        await listenGate;
+        const unlisten = await target.listen!(params);
+        calls.listening++;
+        return async () => {
+          calls.listening--;
+          await unlisten();
+        };
+      };
+      if (prop === 'jobRescue') return (params: Parameters<Driver['jobRescue']>[0]) => {
+        calls.rescues++;
+        return target.jobRescue(params);
+      };
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { driver: proxy, calls };
+}
+
+describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
+  let tdb: TestDatabase;
+  let warden: Warden;
+  let gate: Deferred;
+  let listenGate: Deferred;
+  let calls: Calls;
+  let ran: number[];
+  const noop = defineJob({ name: 'noop', handler: (payload: { i: number }) => void ran.push(payload.i) });
+
+  beforeEach(async () => {
+    tdb = await createTestDatabase(kind);
+    gate = deferred();
+    listenGate = deferred();
+    listenGate.resolve();
+    ran = [];
+    const wrapped = instrumented(tdb.driver, gate.promise, listenGate.promise);
+    calls = wrapped.calls;
+    warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [noop] });
+  });
+  afterEach(async () => {
+    gate.resolve();
+    await warden.close();
+    await tdb.cleanup();
+  });
+
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  it('claims nothing while the migration check runs, and rejects a pending migration without leaving a worker behind', async () => {
+    const [job] = await warden.enqueueMany([{ job: noop, payload: { i: 1 } }]);
+    // The newest migration not applied: as after installing a version whose migrations have not been run.
+    const [newest] = await rawQuery(tdb, `SELECT name FROM ${tableRef(tdb, 'migrations')} ORDER BY name DESC LIMIT 1`);
+    await rawQuery(tdb, `DELETE FROM ${tableRef(tdb, 'migrations')} WHERE name = ?`, [newest!.name]);
+    const started = warden.events.next('worker:started');
+    const starting = warden.start({ concurrency: 2, pollInterval: '20ms', rescueInterval: '20ms' });
+    await settle();
+    expect(calls.claims).toBe(0);
+    gate.resolve();
+    const error = await within(starting.then(() => null, (e: unknown) => e), 'start to reject');
+    expect(error).toBeInstanceOf(MigrationRequiredError);
+    expect((error as MigrationRequiredError).pending).toEqual([newest!.name]);
+    await settle();
+    expect(calls).toEqual({ claims: 0, rescues: 0, listening: 0 });
+    expect((await warden.jobs.get(job!.id))!).toMatchObject({ state: 'queued', attempt: 0 });
+
+    // Migrated (the row put back), the same Warden starts: the failed start left nothing that blocks it.
+    await rawQuery(tdb, `INSERT INTO ${tableRef(tdb, 'migrations')} (name, applied_at) VALUES (?, ?)`, [newest!.name, rawTime(tdb, new Date())]);
+    await warden.start({ concurrency: 2, pollInterval: '20ms' });
+    await within(started, 'the worker to start');
+    await within(waitFor(async () => (await warden.jobs.get(job!.id))!.state === 'completed'), 'the job to complete');
+    expect(ran).toEqual([1]);
+  });
+
+  it('a stop during start ends it before any claim, and a later start runs the jobs', async () => {
+    const [job] = await warden.enqueueMany([{ job: noop, payload: { i: 2 } }]);
+    let startedEvents = 0;
+    // Listening is still being set up when stop is called, and goes on after stop began: it is ended too.
+    listenGate = deferred();
+    const wrapped = instrumented(tdb.driver, gate.promise, listenGate.promise);
+    calls = wrapped.calls;
+    await warden.close();
+    warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [noop] });
+    warden.events.on('worker:started', () => void startedEvents++);
+    const starting = warden.start({ concurrency: 2, pollInterval: '20ms', rescueInterval: '20ms' });
+    const stopping = warden.stop();
+    await settle();
+    listenGate.resolve();
+    await within(stopping, 'stop to finish while start waits for the migration check');
+    expect(calls.listening).toBe(0);
+    gate.resolve();
+    await within(starting, 'start to return');
+    await settle();
+    expect(calls).toEqual({ claims: 0, rescues: 0, listening: 0 });
+    expect(startedEvents).toBe(0);
+    expect((await warden.jobs.get(job!.id))!).toMatchObject({ state: 'queued', attempt: 0 });
+
+    await warden.start({ concurrency: 2, pollInterval: '20ms' });
+    await within(waitFor(async () => (await warden.jobs.get(job!.id))!.state === 'completed'), 'the job to complete');
+    expect(ran).toEqual([2]);
+    expect(startedEvents).toBe(1);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean> | boolean): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 5));
+}
