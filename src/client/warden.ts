@@ -7,16 +7,15 @@ import { resolveAuditOptions } from '../audit/audit-options.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { type Clock, systemClock } from '../clock/clock.js';
 import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
-import type { Driver, JobInsert, JobInsertResult, MigrateResult, MigrationStatus } from '../driver/driver.js';
-import { InvalidOptionError, MigrationRequiredError, UnknownJobError } from '../errors.js';
+import type { Driver, MigrateResult, MigrationStatus } from '../driver/driver.js';
+import { InvalidOptionError, MigrationRequiredError } from '../errors.js';
 import type { DoctorOptions, DoctorResult } from '../doctor/doctor-finding.js';
 import { runDoctor } from '../doctor/run-doctor.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
-import type { JobRow, JobState, QueueStats } from '../job/job-record.js';
+import type { JobState, QueueStats } from '../job/job-record.js';
 import { JOB_STATES } from '../job/job-record.js';
-import { buildJobInsert } from '../job/build-job-insert.js';
 import { LockManager } from '../lock/lock-manager.js';
 import { resolveRetentionOptions, type RetentionResult, RetentionService } from '../maintenance/retention-service.js';
 import { createHttpEndpoints, type HttpEndpointsHandler, type HttpEndpointsOptions } from '../observe/http-endpoints.js';
@@ -27,22 +26,17 @@ import { subscribeLogger } from '../runtime/log-subscriber.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import { ScheduleOperations } from '../schedule/schedule-operations.js';
 import { Scheduler } from '../schedule/scheduler.js';
-import { EnqueuesInFlight } from '../runtime/enqueues-in-flight.js';
 import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker.js';
 import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
 import { parseDuration } from '../validation/duration.js';
+import { Enqueuer, type EnqueueItem } from './enqueuer.js';
 import { createJobOperations, createQueueOperations, type JobOperations, type QueueOperations } from './job-operations.js';
 import type { EnqueueOptions, EnqueueResult, StartOptions, WardenOptions } from './warden-options.js';
 
 /** Default payload limit: 256 KiB of UTF-8 JSON. */
 export const DEFAULT_PAYLOAD_LIMIT = 256 * 1024;
 
-/** One item of {@link Warden.enqueueMany}. */
-export interface EnqueueItem {
-  job: JobDefinition<any, any> | string;
-  payload: unknown;
-  options?: Omit<EnqueueOptions, 'tx'>;
-}
+export type { EnqueueItem } from './enqueuer.js';
 
 /** Totals across queues. */
 export interface WardenStats {
@@ -85,8 +79,8 @@ export class Warden {
   readonly metrics: MetricsHandle | null;
   /** Producer and consumer spans; null when `tracing: false`. */
   readonly #tracer: JobTracer | null;
-  /** Single enqueues awaiting their reply: a job one hands to this process's worker starts after its event. */
-  readonly #enqueuesInFlight = new EnqueuesInFlight();
+  /** Validates, writes and announces enqueued jobs. */
+  readonly #enqueuer: Enqueuer;
   /** Pruning of finished jobs, started by `start()`; null when `retention: false`. */
   readonly #retention: RetentionService | null;
   /**
@@ -140,6 +134,10 @@ export class Warden {
       ? createDriver({ ...options.databaseOptions, url: database, schema: options.schema, onError: (error) => this.events.emit('error', { error, context: 'idle database connection' }) })
       : database;
     subscribeLogger(this.events, this.logger, this.#registry);
+    this.#enqueuer = new Enqueuer({
+      driver: this.driver, clock: this.clock, events: this.events, registry: this.#registry, payloadLimit, tracer: this.#tracer,
+      onQueueReady: (queue) => this.#worker?.notify(queue),
+    });
     this.locks = new LockManager({ driver: this.driver, clock: this.clock, events: this.events });
     this.#retention = retentionOptions && new RetentionService({ driver: this.driver, clock: this.clock, events: this.events, locks: this.locks, definitions: this.#registry }, retentionOptions);
     this.readiness = createReadinessCheck({ driver: this.driver, events: this.events });
@@ -189,39 +187,16 @@ export class Warden {
    * @throws UnknownJobError, PayloadValidationError, NonJsonValueError, PayloadTooLargeError, InvalidOptionError,
    *   InvalidDurationError, InvalidNameError, InvalidTransactionError
    */
-  async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
-    const insert = await this.#prepare({ job, payload, options });
-    const enqueue = this.#insertOne(insert, options.tx);
-    // Only an unkeyed enqueue outside a transaction can hand its job to a worker (PostgreSQL); see EnqueuesInFlight.
-    const mayHandOff = options.tx === undefined && insert.key === null && this.driver.capabilities.handoff;
-    return mayHandOff ? this.#enqueuesInFlight.track(enqueue) : enqueue;
-  }
-
-  async #insertOne(insert: JobInsert, tx: unknown): Promise<EnqueueResult> {
-    const [result] = await this.#insert([insert], tx);
-    this.#afterInsert([result!], tx !== undefined);
-    return { id: result!.job.id, duplicate: result!.duplicate, replaced: result!.replaced, job: result!.job };
+  enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    return this.#enqueuer.enqueue(job, payload, options);
   }
 
   /**
    * Enqueues many jobs in one transaction and one round trip. Every item is validated first; if any is
    * invalid, nothing is written and the error names the item's index.
    */
-  async enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
-    if (!Array.isArray(items)) throw new InvalidOptionError('enqueueMany(items)', items, 'an array');
-    const inserts: JobInsert[] = [];
-    for (const [index, item] of items.entries()) {
-      try {
-        inserts.push(await this.#prepare({ job: item.job, payload: item.payload, options: item.options ?? {} }));
-      } catch (error) {
-        if (error instanceof Error) error.message = `items[${index}]: ${error.message}`;
-        throw error;
-      }
-    }
-    if (inserts.length === 0) return [];
-    const results = await this.#insert(inserts, options.tx);
-    this.#afterInsert(results, options.tx !== undefined);
-    return results.map((r) => ({ id: r.job.id, duplicate: r.duplicate, replaced: r.replaced, job: r.job }));
+  enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
+    return this.#enqueuer.enqueueMany(items, options);
   }
 
   /**
@@ -380,41 +355,6 @@ export class Warden {
     return this.#auditTrail?.barrier() ?? Promise.resolve();
   }
 
-  /** Inserts through the driver, inside one producer span per job when tracing is active. */
-  #insert(jobs: JobInsert[], tx: unknown): Promise<JobInsertResult[]> {
-    const insert = () => this.driver.jobInsertMany({ jobs, now: this.clock.sqlNow(), tx });
-    return this.#tracer ? this.#tracer.publish(jobs, insert) : insert();
-  }
-
-  #prepare(item: EnqueueItem): Promise<JobInsert> {
-    return buildJobInsert(this.#resolveJob(item.job), item.payload, item.options ?? {}, this.#payloadLimit);
-  }
-
-  #resolveJob(job: JobDefinition<any, any> | string): JobDefinition<any, any> {
-    if (typeof job === 'string') {
-      const def = this.#registry.get(job);
-      if (!def) throw new UnknownJobError(job, [...this.#registry.keys()]);
-      return def;
-    }
-    if (typeof job !== 'object' || job === null || typeof job.name !== 'string') throw new InvalidOptionError('job', job, 'a job made with defineJob() or a registered job name');
-    const registered = this.#registry.get(job.name);
-    if (registered && registered !== job) throw new InvalidOptionError('job', job.name, 'the same definition object that was registered under this name');
-    return job;
-  }
-
-  #afterInsert(results: { job: JobRow; duplicate: boolean; replaced: boolean }[], inUserTx: boolean): void {
-    const queues = new Set<string>();
-    for (const { job, duplicate, replaced } of results) {
-      // Handed to an idle worker: inserted running under its lease, nothing left for a claim to find.
-      const handedTo = !duplicate && job.state === 'running' && job.leaseWorker ? job.leaseWorker : undefined;
-      this.events.emit('job:enqueued', { job: { id: job.id, name: job.name, queue: job.queue }, duplicate, replaced, runAt: job.runAt, inTransaction: inUserTx, ...(handedTo ? { handedTo } : {}) });
-      if ((!duplicate || replaced) && !handedTo) queues.add(job.queue);
-    }
-    // Inside the caller's transaction the jobs are not visible yet; the worker finds them by notification
-    // (PostgreSQL, delivered at commit) or by polling.
-    if (!inUserTx) for (const q of queues) this.#worker?.notify(q);
-  }
-
   #defaultQueues(): string[] {
     return [...new Set([...[...this.#registry.values()].map((d) => d.queue), ...[...this.#schedules.values()].map((s) => s.queue), ...(this.alerts.deliveryQueue ? [this.alerts.deliveryQueue] : [])])];
   }
@@ -439,7 +379,7 @@ export class Warden {
       {
         driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, registry: this.#registry, random: this.#random,
         payloadLimit: this.#payloadLimit, workerId: `${hostname()}/${process.pid}/${suffix}`, tracer: this.#tracer,
-        enqueuesSettled: () => this.#enqueuesInFlight.settled(),
+        enqueuesSettled: () => this.#enqueuer.settled(),
       },
       options,
     );

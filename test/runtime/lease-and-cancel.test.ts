@@ -138,9 +138,13 @@ describe.each(DRIVER_KINDS)('leases and cancellation (%s)', (kind) => {
     const a = await warden.enqueue(stubbornJob, {});
     const b = await warden.enqueue(abortableJob, {});
     const startedA = warden.events.next('job:started', (e) => e.job.id === a.id);
-    // One handler, one job buffered: A runs, B waits in the buffer.
+    // One handler, one job buffered: A runs, B waits in the buffer (claimed by the claim after A's: an idle
+    // worker's first claim takes only what its handlers start at once).
     await warden.start({ ...WORKER, concurrency: 1, prefetch: 1 });
     await within(startedA, 'A to start');
+    await within((async () => {
+      while ((await get(b.id)).state !== 'running') await new Promise((resolve) => setImmediate(resolve));
+    })(), 'B to be claimed into the buffer');
     expect((await warden.jobs.cancel(b.id, { actor: 'test' })).state).toBe('cancelled');
     const driver = warden.driver;
     const heartbeat = driver.jobHeartbeat.bind(driver);
