@@ -48,11 +48,8 @@ export class Enqueuer {
 
   /** One job; see `Warden.enqueue`. */
   async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
-    const insert = await this.#prepare({ job, payload, options });
-    const enqueue = this.#insertOne(insert, options.tx);
-    // Only an unkeyed enqueue outside a transaction can hand its job to a worker (PostgreSQL); see EnqueuesInFlight.
-    const mayHandOff = options.tx === undefined && insert.key === null && this.#deps.driver.capabilities.handoff;
-    return mayHandOff ? this.#inFlight.track(enqueue) : enqueue;
+    const [result] = await this.#write([await this.#prepare({ job, payload, options })], options.tx);
+    return result!;
   }
 
   /** Many jobs in one transaction; see `Warden.enqueueMany`. */
@@ -68,9 +65,7 @@ export class Enqueuer {
       }
     }
     if (inserts.length === 0) return [];
-    const results = await this.#insert(inserts, options.tx);
-    this.#afterInsert(results, options.tx !== undefined);
-    return results.map(toResult);
+    return this.#write(inserts, options.tx);
   }
 
   /**
@@ -81,10 +76,18 @@ export class Enqueuer {
     return this.#inFlight.settled();
   }
 
-  async #insertOne(insert: JobInsert, tx: unknown): Promise<EnqueueResult> {
-    const [result] = await this.#insert([insert], tx);
-    this.#afterInsert([result!], tx !== undefined);
-    return toResult(result!);
+  /**
+   * Writes validated inserts and announces them. A lone unkeyed job outside an application's transaction, whichever
+   * call enqueued it, may be handed to an idle worker by its own statement (PostgreSQL): such a write is tracked
+   * until its reply, so a job handed to this process's worker starts after its `job:enqueued`.
+   */
+  #write(inserts: JobInsert[], tx: unknown): Promise<EnqueueResult[]> {
+    const write = this.#insert(inserts, tx).then((results) => {
+      this.#afterInsert(results, tx !== undefined);
+      return results.map(toResult);
+    });
+    const mayHandOff = tx === undefined && inserts.length === 1 && inserts[0]!.key === null && this.#deps.driver.capabilities.handoff;
+    return mayHandOff ? this.#inFlight.track(write) : write;
   }
 
   /** Inserts through the driver, inside one producer span per job when tracing is active. */

@@ -126,7 +126,7 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
     ]);
   });
 
-  it("starts a job handed to its own process's worker after the enqueue's event, when the enqueue's reply comes late", async () => {
+  it.each(['enqueue', 'enqueueMany of one job'] as const)("starts a job handed to its own process's worker after the enqueue's event, when the enqueue's reply comes late (%s)", async (call) => {
     await withHeldEnqueueReply(async (url, hold) => {
       const { warden, job, workerId } = await startIdle(() => {}, 2, true, url);
       const order: string[] = [];
@@ -134,7 +134,7 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
       warden.on('job:started', () => order.push('started'));
       const done = new Promise<void>((resolve) => warden.on('job:completed', () => resolve()));
       const release = hold();
-      const enqueue = warden.enqueue(job, { i: 1 });
+      const enqueue = call === 'enqueue' ? warden.enqueue(job, { i: 1 }) : warden.enqueueMany([{ job, payload: { i: 1 } }]).then(([result]) => result!);
       // Committed and handed: the worker has read the job on its LISTEN connection while the reply is held.
       await until('the worker to receive the handed job', async () => warden.workerCounters?.handedOff === 1);
       expect(order).toEqual([]);
