@@ -67,6 +67,8 @@ export class Warden {
   #manualScheduler: Scheduler | null = null;
   #lastCounters: Readonly<WorkerCounters> | null = null;
   #manualSynced = false;
+  /** Counts `stop()` calls: a `start()` that a stop overtook starts nothing more once its worker is set up. */
+  #stops = 0;
   /** Lease locks with fencing tokens, stored in the database. */
   readonly locks: LockManager;
   /** Operator actions on schedules: list, ticks, pause, resume, trigger. */
@@ -206,6 +208,7 @@ export class Warden {
    */
   async start(options: StartOptions = {}): Promise<void> {
     if (this.#worker || this.#scheduler) return;
+    const stops = this.#stops;
     const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
     const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
     const migrated = this.driver.migrationStatus().then((status) => {
@@ -228,6 +231,8 @@ export class Warden {
     } else {
       await migrated;
     }
+    // stop() was called while this start awaited: it stopped the worker and found nothing else to stop.
+    if (this.#stops !== stops) return;
     if (runScheduler) {
       this.#scheduler = this.#createScheduler();
       this.#scheduler.start();
@@ -241,6 +246,7 @@ export class Warden {
    * before `start`; `start` may be called again afterwards.
    */
   async stop(): Promise<void> {
+    this.#stops++;
     await this.alerts.stop();
     await this.#retention?.stop();
     const scheduler = this.#scheduler;

@@ -151,7 +151,8 @@ export class Worker {
     if (this.#loop || this.#stopping) return;
     const controller = new AbortController();
     this.#loop = { controller, done: Promise.resolve() };
-    // Each is a new server process on PostgreSQL: opened side by side, the first claim waits for neither.
+    // Each is a new server process on PostgreSQL: opened side by side (and beside `ready`), the first claim waits
+    // for the slowest, not for their sum.
     const warming = this.#deps.driver.workerConnectionsWarm?.();
     this.#listening = this.#listener.start();
     try {

@@ -9,14 +9,16 @@ import { createWarden, type Warden } from '../../src/client/warden.js';
 import type { Driver } from '../../src/driver/driver.js';
 import { MigrationRequiredError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
+import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { rawQuery, rawTime, tableRef } from '../conformance/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, type Deferred, silent, within } from './helpers.js';
 
-/** Claims, rescues, and LISTENs started and not ended, through {@link instrumented}. */
+/** Claims, rescues, schedule syncs, and LISTENs started and not ended, through {@link instrumented}. */
 interface Calls {
   claims: number;
   rescues: number;
+  scheduleSyncs: number;
   listening: number;
 }
 
@@ -25,7 +27,7 @@ interface Calls {
  * resolves and `listen` until `listenGate` does.
  */
 function instrumented(driver: Driver, gate: Promise<void>, listenGate: Promise<void>): { driver: Driver; calls: Calls } {
-  const calls: Calls = { claims: 0, rescues: 0, listening: 0 };
+  const calls: Calls = { claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 };
   const proxy = new Proxy(driver, {
     get(target, prop, receiver) {
       if (prop === 'migrationStatus') return async () => {
@@ -44,6 +46,10 @@ function instrumented(driver: Driver, gate: Promise<void>, listenGate: Promise<v
           calls.listening--;
           await unlisten();
         };
+      };
+      if (prop === 'scheduleSync') return (params: Parameters<Driver['scheduleSync']>[0]) => {
+        calls.scheduleSyncs++;
+        return target.scheduleSync(params);
       };
       if (prop === 'jobRescue') return (params: Parameters<Driver['jobRescue']>[0]) => {
         calls.rescues++;
@@ -99,7 +105,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect(error).toBeInstanceOf(MigrationRequiredError);
     expect((error as MigrationRequiredError).pending).toEqual([newest!.name]);
     await settle();
-    expect(calls).toEqual({ claims: 0, rescues: 0, listening: 0 });
+    expect(calls).toEqual({ claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 });
     expect((await warden.jobs.get(job!.id))!).toMatchObject({ state: 'queued', attempt: 0 });
 
     // Migrated (the row put back), the same Warden starts: the failed start left nothing that blocks it.
@@ -110,7 +116,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect(ran).toEqual([1]);
   });
 
-  it('a stop during start ends it before any claim, and a later start runs the jobs', async () => {
+  it('a stop during start ends it before any claim, starts nothing after it (its scheduler), and a later start runs the jobs', async () => {
     const [job] = await warden.enqueueMany([{ job: noop, payload: { i: 2 } }]);
     let startedEvents = 0;
     // Listening is still being set up when stop is called, and goes on after stop began: it is ended too.
@@ -118,7 +124,8 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     const wrapped = instrumented(tdb.driver, gate.promise, listenGate.promise);
     calls = wrapped.calls;
     await warden.close();
-    warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [noop] });
+    // A schedule, so a start that went on after the stop would start a scheduler (which syncs at once).
+    warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [noop], schedules: [defineSchedule({ name: 'hourly', every: '1h', job: noop })] });
     warden.events.on('worker:started', () => void startedEvents++);
     const starting = warden.start({ concurrency: 2, pollInterval: '20ms', rescueInterval: '20ms' });
     const stopping = warden.stop();
@@ -129,7 +136,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     gate.resolve();
     await within(starting, 'start to return');
     await settle();
-    expect(calls).toEqual({ claims: 0, rescues: 0, listening: 0 });
+    expect(calls).toEqual({ claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 });
     expect(startedEvents).toBe(0);
     expect((await warden.jobs.get(job!.id))!).toMatchObject({ state: 'queued', attempt: 0 });
 
@@ -137,6 +144,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await within(waitFor(async () => (await warden.jobs.get(job!.id))!.state === 'completed'), 'the job to complete');
     expect(ran).toEqual([2]);
     expect(startedEvents).toBe(1);
+    await within(waitFor(() => calls.scheduleSyncs === 1), 'the scheduler of the later start to sync');
   });
 });
 
