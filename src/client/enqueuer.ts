@@ -69,8 +69,8 @@ export class Enqueuer {
   }
 
   /**
-   * The single enqueues of this process in flight now, settled (null when none): a job handed to this process's
-   * worker starts after them, so its `job:enqueued` comes first (see `EnqueuesInFlight`).
+   * The writes of this process that may hand their job off (see {@link Enqueuer.#write}) in flight now, settled
+   * (null when none): a job handed to this process's worker starts after them, so its `job:enqueued` comes first.
    */
   settled(): Promise<void> | null {
     return this.#inFlight.settled();
