@@ -69,6 +69,8 @@ export class Warden {
   #manualSynced = false;
   /** Counts `stop()` calls: a `start()` that a stop overtook starts nothing more once its worker is set up. */
   #stops = 0;
+  /** The `start()` in progress, which concurrent calls share. */
+  #starting: Promise<void> | null = null;
   /** Lease locks with fencing tokens, stored in the database. */
   readonly locks: LockManager;
   /** Operator actions on schedules: list, ticks, pause, resume, trigger. */
@@ -204,9 +206,17 @@ export class Warden {
   /**
    * Starts this process's worker and, when schedules are registered, its scheduler. Requires the schema to be
    * migrated.
+   * Calls made while one is in progress share its outcome.
    * @throws MigrationRequiredError when migrations are pending.
    */
-  async start(options: StartOptions = {}): Promise<void> {
+  start(options: StartOptions = {}): Promise<void> {
+    this.#starting ??= this.#start(options).finally(() => {
+      this.#starting = null;
+    });
+    return this.#starting;
+  }
+
+  async #start(options: StartOptions): Promise<void> {
     if (this.#worker || this.#scheduler) return;
     const stops = this.#stops;
     const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
@@ -214,6 +224,8 @@ export class Warden {
     const migrated = this.driver.migrationStatus().then((status) => {
       if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
     });
+    // Awaited below (by the worker, or here); marked handled in case something in between throws first.
+    migrated.catch(() => undefined);
     // Notices reach the sinks as jobs of the delivery queue: every worker runs it, whatever queues it was given.
     const deliveryQueue = this.alerts.deliveryQueue;
     if (resolved && deliveryQueue && !resolved.queues.includes(deliveryQueue)) resolved.queues.push(deliveryQueue);
@@ -247,12 +259,13 @@ export class Warden {
    */
   async stop(): Promise<void> {
     this.#stops++;
+    // What was started before this call: a start() called after it is not undone by it.
+    const scheduler = this.#scheduler;
+    const worker = this.#worker;
     await this.alerts.stop();
     await this.#retention?.stop();
-    const scheduler = this.#scheduler;
     await scheduler?.stop();
     if (this.#scheduler === scheduler) this.#scheduler = null;
-    const worker = this.#worker;
     await worker?.stop();
     // A stopped worker cannot restart; forgetting it lets start() create a fresh one.
     if (worker) this.#lastCounters = worker.counters;

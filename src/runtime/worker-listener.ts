@@ -32,6 +32,8 @@ export class WorkerListener {
   readonly #deps: WorkerListenerDeps;
   #unlisten: (() => Promise<void>) | null = null;
   #handoff = false;
+  /** A claim that registers for hand-off was sent (see {@link WorkerListener.willRegister}). */
+  #registered = false;
   /** Handed jobs received and waiting for this process's enqueues in flight before they are taken, by id. */
   readonly #waiting = new Map<string, JobRow>();
 
@@ -99,7 +101,8 @@ export class WorkerListener {
    */
   async stop(): Promise<void> {
     const { driver, events, workerId } = this.#deps;
-    if (this.#handoff) {
+    // Without a registering claim there is no registration (and, before migrations, maybe no table to look in).
+    if (this.#handoff && this.#registered) {
       try {
         await driver.handoffWithdraw?.({ workerId });
       } catch (error) {
@@ -111,6 +114,14 @@ export class WorkerListener {
     this.#unlisten = null;
     this.#waiting.clear();
     await unlisten?.();
+  }
+
+  /**
+   * A claim that registers this worker for hand-off is about to be sent (whatever its outcome, it may have
+   * registered): {@link stop} withdraws the registration.
+   */
+  willRegister(): void {
+    this.#registered = true;
   }
 
   /** {@link stop} once `starting` (this listener's {@link start}) has settled, whether or not it succeeded. */

@@ -148,19 +148,23 @@ export class Worker {
    *   stops listening, cannot be started again, and `start` rejects with that error.
    */
   async start(ready?: Promise<unknown>): Promise<void> {
-    if (this.#loop || this.#stopping) return;
+    if (this.#loop || this.#stopping) {
+      // Started (or stopped) already: the caller's check is moot, and its failure must not go unhandled.
+      ready?.catch(() => undefined);
+      return;
+    }
     const controller = new AbortController();
     this.#loop = { controller, done: Promise.resolve() };
     // Each is a new server process on PostgreSQL: opened side by side (and beside `ready`), the first claim waits
     // for the slowest, not for their sum.
     const warming = this.#deps.driver.workerConnectionsWarm?.();
     this.#listening = this.#listener.start();
-    try {
-      await Promise.all([ready, this.#listening, warming]);
-    } catch (error) {
+    // All settled, so the caller's error (a pending migration) wins over a listener's that came first.
+    const failed = (await Promise.allSettled([ready, this.#listening, warming])).find((r) => r.status === 'rejected');
+    if (failed) {
       this.#stopping ??= this.#listener.stopAfter(this.#listening);
       await this.#stopping;
-      throw error;
+      throw failed.reason;
     }
     // stop() was called while starting: it has stopped listening and waits for nothing else.
     if (this.#stopping) return;
@@ -294,6 +298,7 @@ export class Worker {
   async #claim(limit: number, handoff: boolean): Promise<JobRow[]> {
     const { driver, clock, events } = this.#deps;
     const { concurrency, pollMs } = this.#options;
+    if (handoff) this.#listener.willRegister();
     const rows = await driver.jobClaim({
       queues: this.#options.queues, limit, workerId: this.id, leaseMs: this.#options.leaseMs, now: clock.sqlNow(),
       ...(handoff ? { handoff: { slots: concurrency - this.#running - this.#buffer.length, expiresInMs: 3 * pollMs, received: this.counters.handedOff } } : {}),

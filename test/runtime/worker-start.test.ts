@@ -146,6 +146,46 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect(startedEvents).toBe(1);
     await within(waitFor(() => calls.scheduleSyncs === 1), 'the scheduler of the later start to sync');
   });
+
+  it('a start called while a stop is in progress is not undone by that stop: it runs the jobs', async () => {
+    gate.resolve();
+    const [job] = await warden.enqueueMany([{ job: noop, payload: { i: 3 } }]);
+    const stopping = warden.stop();
+    const starting = warden.start({ concurrency: 2, pollInterval: '20ms' });
+    await within(Promise.all([stopping, starting]), 'stop and start to finish');
+    await within(waitFor(async () => (await warden.jobs.get(job!.id))!.state === 'completed'), 'the job to complete');
+    expect(ran).toEqual([3]);
+  });
+
+  it('starts called together share one outcome: both reject a pending migration', async () => {
+    gate.resolve();
+    const [newest] = await rawQuery(tdb, `SELECT name FROM ${tableRef(tdb, 'migrations')} ORDER BY name DESC LIMIT 1`);
+    await rawQuery(tdb, `DELETE FROM ${tableRef(tdb, 'migrations')} WHERE name = ?`, [newest!.name]);
+    const outcomes = await within(Promise.allSettled([warden.start({ concurrency: 2 }), warden.start({ concurrency: 2 })]), 'both starts');
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    for (const o of outcomes) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(MigrationRequiredError);
+  });
+});
+
+describe.each(DRIVER_KINDS)('worker start on a database never migrated (%s)', (kind) => {
+  it('rejects with every migration pending, reports no error, and leaves nothing listening', async () => {
+    const tdb = await createTestDatabase(kind, { migrate: false });
+    const wrapped = instrumented(tdb.driver, Promise.resolve(), Promise.resolve());
+    const warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [defineJob({ name: 'noop', handler: () => {} })] });
+    const errors: unknown[] = [];
+    warden.on('error', (e) => void errors.push(e));
+    try {
+      const error = await within(warden.start({ concurrency: 2 }).then(() => null, (e: unknown) => e), 'start to reject');
+      expect(error).toBeInstanceOf(MigrationRequiredError);
+      expect((error as MigrationRequiredError).pending).toEqual((await tdb.driver.migrationStatus()).pending);
+      expect((error as MigrationRequiredError).pending.length).toBeGreaterThan(0);
+      expect(errors).toEqual([]);
+      expect(wrapped.calls).toEqual({ claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 });
+    } finally {
+      await warden.close();
+      await tdb.cleanup();
+    }
+  });
 });
 
 async function waitFor(check: () => Promise<boolean> | boolean): Promise<void> {
