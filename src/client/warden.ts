@@ -191,7 +191,7 @@ export class Warden {
    * @throws UnknownJobError, PayloadValidationError, NonJsonValueError, PayloadTooLargeError, InvalidOptionError,
    *   InvalidDurationError, InvalidNameError, InvalidTransactionError
    */
-  enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+  async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     return this.#enqueuer.enqueue(job, payload, options);
   }
 
@@ -199,7 +199,7 @@ export class Warden {
    * Enqueues many jobs in one transaction and one round trip. Every item is validated first; if any is
    * invalid, nothing is written and the error names the item's index.
    */
-  enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
+  async enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
     return this.#enqueuer.enqueueMany(items, options);
   }
 
