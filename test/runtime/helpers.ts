@@ -38,6 +38,11 @@ export async function within<T>(promise: Promise<T>, what: string, ms = GUARD_MS
   }
 }
 
+/** Polls `check` every 10 ms of real time until it holds; the caller bounds it with {@link within}. */
+export async function waitFor(check: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 /** A promise with its resolve exposed. */
 export interface Deferred<T = void> {
   promise: Promise<T>;

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
-import { deferred, type Deferred, makeWarden, silent, within } from './helpers.js';
+import { deferred, type Deferred, makeWarden, silent, waitFor, within } from './helpers.js';
 
 describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
   let tdb: TestDatabase;
@@ -161,8 +161,3 @@ describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
     await expect(warden.start({ prefetch: 1.5 })).rejects.toThrow(/prefetch/);
   });
 });
-
-/** Polls `check` on real time until it holds; the caller bounds it with `within`. */
-async function waitFor(check: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 10));
-}

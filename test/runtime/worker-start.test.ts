@@ -12,7 +12,7 @@ import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { rawQuery, rawTime, tableRef } from '../conformance/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
-import { deferred, type Deferred, silent, within } from './helpers.js';
+import { deferred, type Deferred, silent, waitFor, within } from './helpers.js';
 
 /** Claims, rescues, schedule syncs, and LISTENs started and not ended, through {@link instrumented}. */
 interface Calls {
@@ -187,7 +187,3 @@ describe.each(DRIVER_KINDS)('worker start on a database never migrated (%s)', (k
     }
   });
 });
-
-async function waitFor(check: () => Promise<boolean> | boolean): Promise<void> {
-  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 5));
-}
