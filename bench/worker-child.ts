@@ -6,27 +6,32 @@
  * @module
  */
 import { now } from './clock.js';
-import type { BenchSettings } from './settings.js';
 import { loadSystem } from './systems/registry.js';
-import type { BenchPayload, RunningWorker, StoreTarget } from './systems/system.js';
-import type { ChildReport, StartCommand } from './worker-protocol.js';
+import type { BenchPayload, BenchSystem, RunningWorker, StoreTarget } from './systems/system.js';
+import type { ChildReport, LoadCommand, StartCommand } from './worker-protocol.js';
 
 function send(message: ChildReport): void {
   process.send!(message);
 }
 
+let system: BenchSystem | null = null;
 let worker: RunningWorker | null = null;
 let count = 0;
+let firstAt: number | null = null;
 const executions: number[] = [];
 const latencies: [number, number][] = [];
 const rss: [number, number, number][] = [];
 let progressTimer: NodeJS.Timeout | null = null;
 let rssTimer: NodeJS.Timeout | null = null;
 
+async function load(command: LoadCommand): Promise<void> {
+  system = await loadSystem(command.system, command.settings);
+  send({ type: 'loaded', at: now() });
+}
+
 async function start(command: StartCommand): Promise<void> {
-  const settings: BenchSettings = command.settings;
   const target: StoreTarget = command.target;
-  const system = await loadSystem(target.system, settings);
+  if (system === null) throw new Error(`Expected a "load" command before "start", got none`);
   let reported = 0;
   // Progress is sent at most every `progressMs`, so IPC costs the worker nothing per job.
   progressTimer = setInterval(() => {
@@ -49,6 +54,7 @@ async function start(command: StartCommand): Promise<void> {
   const onJob = (payload: BenchPayload) => {
     const at = now();
     count++;
+    if (count === 1) firstAt = at;
     if (command.trackExecutions) executions.push(payload.i);
     if (command.recordLatency && payload.t !== undefined) latencies.push([payload.i, at - payload.t]);
     if (count === command.expected) send({ type: 'handled', count, at });
@@ -64,18 +70,18 @@ async function stop(): Promise<void> {
   if (rssTimer) clearInterval(rssTimer);
   // The report can be large (an execution index per job): disconnect only once it has gone out, or it is lost.
   await new Promise<void>((resolve, reject) => {
-    process.send!({ type: 'stopped', count, executions, latencies, rss, at: now() } satisfies ChildReport, undefined, {}, (error) => (error ? reject(error) : resolve()));
+    process.send!({ type: 'stopped', firstAt, count, executions, latencies, rss, at: now() } satisfies ChildReport, undefined, {}, (error) => (error ? reject(error) : resolve()));
   });
   // Exit on our own (not by a signal), so `--cpu-prof` writes its profile.
   process.disconnect();
   setTimeout(() => process.exit(0), 200).unref();
 }
 
-process.on('message', (message: { cmd: 'start' | 'stop' } & StartCommand) => {
-  const run = message.cmd === 'start' ? start(message) : stop();
+process.on('message', (message: ({ cmd: 'load' } & LoadCommand) | ({ cmd: 'start' } & StartCommand) | { cmd: 'stop' }) => {
+  const run = message.cmd === 'load' ? load(message) : message.cmd === 'start' ? start(message) : stop();
   run.catch((error: unknown) => {
     send({ type: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
     setTimeout(() => process.exit(1), 100);
   });
 });
-send({ type: 'loaded', at: now() });
+send({ type: 'forked', at: now() });

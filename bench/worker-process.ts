@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { waitFor } from './clock.js';
 import type { BenchSettings } from './settings.js';
 import type { StoreTarget } from './systems/system.js';
-import type { ChildReport, StartCommand } from './worker-protocol.js';
+import type { ChildReport, LoadCommand, StartCommand } from './worker-protocol.js';
 
 type Stopped = Extract<ChildReport, { type: 'stopped' }>;
 const CHILD = fileURLToPath(new URL('./worker-child.ts', import.meta.url));
@@ -56,7 +56,10 @@ export class WorkerProcess {
     });
   }
 
-  /** Forks a child and waits until its modules are loaded (tsx start-up is not part of any measurement). */
+  /**
+   * Forks a child and waits until it has loaded its modules and its system's (tsx start-up and the library's
+   * import are not part of any measurement).
+   */
   static async spawn(settings: BenchSettings, options: WorkerProcessOptions & { target: StoreTarget }, start: Omit<StartCommand, 'settings' | 'target' | 'expected' | 'recordLatency' | 'trackExecutions' | 'rssEveryMs' | 'progressMs'>): Promise<PendingStart> {
     const profile = options.profileName && settings.cpuProfDir
       ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfDir, '--cpu-prof-name', `${options.profileName}.cpuprofile`]
@@ -68,6 +71,8 @@ export class WorkerProcess {
     const proc = fork(CHILD, [], { execArgv: ['--import', 'tsx', ...gc, ...profile, ...allocations, ...settings.childNodeFlags], env, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     const child = new WorkerProcess(proc);
     live.add(child);
+    await child.#waitReport('forked', 60_000);
+    child.#proc.send({ cmd: 'load', settings, system: options.target.system } satisfies { cmd: 'load' } & LoadCommand);
     await child.#waitReport('loaded', 60_000);
     const command: StartCommand = {
       settings,

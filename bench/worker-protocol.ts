@@ -5,6 +5,16 @@
 import type { BenchSettings } from './settings.js';
 import type { StoreTarget } from './systems/system.js';
 
+/**
+ * Sent to a child once it has forked: load the system's module (the library it runs) now, so neither the tsx
+ * transpile nor the library's import lands in a measurement: in W4 the second child would otherwise still be
+ * loading while the first drains (measured: 28–134 ms after it), taking a core from it.
+ */
+export interface LoadCommand {
+  settings: BenchSettings;
+  system: StoreTarget['system'];
+}
+
 /** Sent to a child to start its worker. */
 export interface StartCommand {
   settings: BenchSettings;
@@ -24,6 +34,7 @@ export interface StartCommand {
 
 /** What a child reports. Times are on the shared clock (see clock.ts). */
 export type ChildReport =
+  | { type: 'forked'; at: number }
   | { type: 'loaded'; at: number }
   | { type: 'started'; startedAt: number; readyAt: number }
   | { type: 'progress'; count: number; at: number }
@@ -31,6 +42,8 @@ export type ChildReport =
   | {
       type: 'stopped';
       count: number;
+      /** When the child ran its first job (null if it ran none). */
+      firstAt: number | null;
       /** The payload index `i` of every execution, in order. */
       executions: number[];
       /** [i, enqueue-to-start ms] per execution (W3 only). */

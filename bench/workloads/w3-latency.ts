@@ -14,7 +14,7 @@ const IDLE_MS = 1_000;
 export const w3Latency: Workload = {
   id: 'W3',
   title: 'W3 latency: idle worker in another process',
-  method: (s) => `An idle worker child (idle ${IDLE_MS} ms first); ${s.latencyWarmup} unmeasured warm-up jobs, then ${s.latencyJobs} jobs, one every ${s.latencyIntervalMs} ms on a fixed schedule, each an awaited single enqueue whose payload carries the enqueue time (\`performance.timeOrigin + performance.now()\`, the same clock in both processes); latency = handler start − enqueue call start.`,
+  method: (s) => `An idle worker child (idle ${IDLE_MS} ms first); ${s.latencyWarmup} unmeasured warm-up jobs, then ${s.latencyJobs} jobs, one every ${s.latencyIntervalMs} ms on a fixed schedule, each an awaited single enqueue whose payload carries the enqueue time (the machine's monotonic clock, \`process.hrtime\`, which both processes read alike); latency = handler start − enqueue call start.`,
   metrics: [
     { key: 'p50', label: 'p50 (ms)', better: 'lower', ratio: true, digits: 1 },
     { key: 'p95', label: 'p95 (ms)', better: 'lower', digits: 1 },

@@ -92,8 +92,10 @@ export async function drain(ctx: RepetitionContext, target: StoreTarget, produce
     await waitFor(`${jobs} executions`, () => children.reduce((sum, c) => sum + c.count, 0) >= jobs, timeoutMs, 2);
     // Executed is not completed: wait until the store has recorded every completion.
     await waitFor('every job to be recorded completed', async () => (await producer.remaining()) === 0, timeoutMs, 5);
-    let seconds = (now() - t0) / 1000;
+    const emptyAt = now();
+    let seconds = (emptyAt - t0) / 1000;
     const reports = await Promise.all(children.map((c) => c.stop()));
+    console.log(`    ${ctx.system.name} ${timeline(t0, started, reports, emptyAt, children)}`);
     // W6: what the worker still buffers (audit entries) is written by its graceful stop, so the stop counts.
     if (options.untilStopped) seconds = (Math.max(...reports.map((r) => r.at)) - t0) / 1000;
     const runs = new Uint32Array(jobs);
@@ -110,6 +112,16 @@ export async function drain(ctx: RepetitionContext, target: StoreTarget, produce
   } finally {
     for (const child of children) child.kill();
   }
+}
+
+/**
+ * Where a drain's time went, for the console (ms after the first start call): each worker's start call (`called`, when
+ * there are several) and its return (`ready`), its first job, its `expected`-th job (one worker only), and the store reporting empty.
+ */
+function timeline(t0: number, started: { startedAt: number; readyAt: number }[], reports: { firstAt: number | null }[], emptyAt: number, children: WorkerProcess[]): string {
+  const ms = (t: number | null) => (t === null ? '-' : (t - t0).toFixed(1));
+  const workers = started.map((s, k) => `w${k}${started.length > 1 ? ` called ${ms(s.startedAt)}` : ''} ready ${ms(s.readyAt)} first ${ms(reports[k]!.firstAt)}${children[k]!.handledAt === null ? '' : ` last ${ms(children[k]!.handledAt)}`}`);
+  return `${workers.join(', ')}; store empty ${ms(emptyAt)} (ms after start)`;
 }
 
 /** Prepares a fresh store (with extra `options` for the system, e.g. W6's `audit`), hands it with a producer to `fn`, and always cleans up. */
