@@ -3,9 +3,9 @@
  * machine reads alike (a parent and its children measured within 0.05 ms of each other) with sub-microsecond
  * resolution. Not `performance.timeOrigin + performance.now()`: each process fixes its `timeOrigin` from the wall
  * clock when it starts and counts monotonic time from there, so two processes disagree by however far the wall
- * clock moved against the monotonic one between their starts. On this machine the wall clock gained 5 ms a
- * second on it (measured 2026-12-06): a child started 40 s after the benchmark read 0.2 s ahead of it, which went
- * straight into W3's latencies and the drains' start times.
+ * clock moved against the monotonic one between their starts. On this machine, for its first quarter hour after
+ * boot, the wall clock gained 5 ms a second on it (measured 2026-12-06): a child started 40 s after the benchmark
+ * read 0.2 s ahead of it, which went straight into W3's latencies and the drains' start times.
  * @module
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';

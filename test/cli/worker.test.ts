@@ -126,6 +126,25 @@ describe('warden worker (in-process)', () => {
     expect(err).toBe('');
   });
 
+  it('returns when its signal is aborted while the worker is still starting', async () => {
+    const pgdb = await postgresDatabase();
+    db = pgdb;
+    expect((await cli(['migrate', ...pgdb.args])).code).toBe(0);
+    let out = '';
+    const controller = new AbortController();
+    const running = workerCommand(
+      { database: pgdb.url, schema: pgdb.schema, jobs: JOBS, queues: 'email', metricsPort: '0', signal: controller.signal, handleSignals: false },
+      {
+        out: (t) => void (out += t),
+        // Written just before `start()` is called: aborting a microtask later lands while the worker opens its
+        // connections (PostgreSQL: a round trip at least). That worker never starts, so no `worker:stopped` comes.
+        err: (t) => void (t.startsWith('serving /metrics') && queueMicrotask(() => controller.abort())),
+      },
+    );
+    expect(await running).toBe(0);
+    expect(out).toBe('');
+  });
+
   it('prints one JSON document when started with --json', async () => {
     db = await migratedDatabase('sqlite');
     let out = '';

@@ -127,6 +127,10 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     // A schedule, so a start that went on after the stop would start a scheduler (which syncs at once).
     warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [noop], schedules: [defineSchedule({ name: 'hourly', every: '1h', job: noop })] });
     warden.events.on('worker:started', () => void startedEvents++);
+    // A worker that never announced itself announces no shutdown either: started/stopped stay paired.
+    const shutdownEvents: string[] = [];
+    warden.events.on('worker:draining', () => void shutdownEvents.push('draining'));
+    warden.events.on('worker:stopped', () => void shutdownEvents.push('stopped'));
     const starting = warden.start({ concurrency: 2, pollInterval: '20ms', rescueInterval: '20ms' });
     const stopping = warden.stop();
     await settle();
@@ -138,6 +142,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await settle();
     expect(calls).toEqual({ claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 });
     expect(startedEvents).toBe(0);
+    expect(shutdownEvents).toEqual([]);
     expect((await warden.jobs.get(job!.id))!).toMatchObject({ state: 'queued', attempt: 0 });
 
     await warden.start({ concurrency: 2, pollInterval: '20ms' });
@@ -145,6 +150,8 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect(ran).toEqual([2]);
     expect(startedEvents).toBe(1);
     await within(waitFor(() => calls.scheduleSyncs === 1), 'the scheduler of the later start to sync');
+    await warden.stop();
+    expect(shutdownEvents).toEqual(['draining', 'stopped']);
   });
 
   it('a start called while a stop is in progress is not undone by that stop: it runs the jobs', async () => {
