@@ -71,6 +71,8 @@ export class Warden {
   #stops = 0;
   /** The `start()` in progress, which concurrent calls share. */
   #starting: Promise<void> | null = null;
+  /** The latest `stop()` while in progress: a `start()` called meanwhile waits for it. */
+  #stopping: Promise<void> | null = null;
   /** Lease locks with fencing tokens, stored in the database. */
   readonly locks: LockManager;
   /** Operator actions on schedules: list, ticks, pause, resume, trigger. */
@@ -217,8 +219,15 @@ export class Warden {
   }
 
   async #start(options: StartOptions): Promise<void> {
-    if (this.#worker || this.#scheduler) return;
     const stops = this.#stops;
+    // A stop in progress finishes first. It still holds the worker it is stopping (this start would see a worker
+    // and do nothing), and it stops the alert monitor and retention, which this start would have started already.
+    // A stop called after this start wins, as one called during it does below.
+    if (this.#stopping) {
+      await this.#stopping.catch(() => undefined);
+      if (this.#stops !== stops) return;
+    }
+    if (this.#worker || this.#scheduler) return;
     const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
     const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
     const migrated = this.driver.migrationStatus().then((status) => {
@@ -257,8 +266,18 @@ export class Warden {
    * Stops the scheduler, then gracefully stops the worker (see `WorkerOptions.grace`). Safe to call twice or
    * before `start`; `start` may be called again afterwards.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.#stops++;
+    const stopping = this.#stop();
+    this.#stopping = stopping;
+    const forget = () => {
+      if (this.#stopping === stopping) this.#stopping = null;
+    };
+    stopping.then(forget, forget);
+    return stopping;
+  }
+
+  async #stop(): Promise<void> {
     // What was started before this call: a start() called after it is not undone by it.
     const scheduler = this.#scheduler;
     const worker = this.#worker;

@@ -164,6 +164,51 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect(ran).toEqual([3]);
   });
 
+  /**
+   * A fresh, started Warden whose worker runs a job that holds until `release` resolves, so a `stop()` called now
+   * stays in progress (waiting for it) until then; `started()` counts `worker:started` events.
+   */
+  const runningWithHeldJob = async () => {
+    gate.resolve();
+    const release = deferred();
+    const holding = deferred();
+    const held = defineJob({ name: 'held', handler: async () => {
+      holding.resolve();
+      await release.promise;
+    } });
+    await warden.close();
+    warden = createWarden({ database: tdb.driver, logger: silent, jobs: [noop, held] });
+    let startedEvents = 0;
+    warden.events.on('worker:started', () => void startedEvents++);
+    await warden.start({ concurrency: 2, pollInterval: '20ms' });
+    await warden.enqueue(held, {});
+    await within(holding.promise, 'the held job to start');
+    return { release, started: () => startedEvents };
+  };
+
+  it('a start called while a running Warden stops waits for that stop, then runs the jobs', async () => {
+    const { release, started } = await runningWithHeldJob();
+    // The stop waits for the held job (its grace), still holding its worker, when the start is called.
+    const stopping = warden.stop();
+    const starting = warden.start({ concurrency: 2, pollInterval: '20ms' });
+    release.resolve();
+    await within(Promise.all([stopping, starting]), 'stop and start to finish');
+    expect(started()).toBe(2);
+    const { id } = await warden.enqueue(noop, { i: 4 });
+    await within(waitFor(async () => (await warden.jobs.get(id))!.state === 'completed'), 'the job to complete');
+    expect(ran).toEqual([4]);
+  });
+
+  it('a stop called after such a waiting start wins: nothing is started', async () => {
+    const { release, started } = await runningWithHeldJob();
+    const first = warden.stop();
+    const starting = warden.start({ concurrency: 2, pollInterval: '20ms' });
+    const second = warden.stop();
+    release.resolve();
+    await within(Promise.all([first, starting, second]), 'both stops and the start to finish');
+    expect(started()).toBe(1);
+  });
+
   it('starts called together share one outcome: both reject a pending migration', async () => {
     gate.resolve();
     const [newest] = await rawQuery(tdb, `SELECT name FROM ${tableRef(tdb, 'migrations')} ORDER BY name DESC LIMIT 1`);
