@@ -179,6 +179,16 @@ export class MigrationRequiredError extends WardenError {
   }
 }
 
+/** `start()` on a Warden that `close()` is closing or has closed: nothing was started. */
+export class WardenClosedError extends WardenError {
+  /** The call refused, e.g. `"start()"`. */
+  readonly call: string;
+  constructor(call: string) {
+    super('WARDEN_CLOSED', `Expected ${call} on an open Warden, got one closed by close()`);
+    this.call = call;
+  }
+}
+
 /** A row `PRAGMA foreign_key_check` reported: its table and rowid, and the table its reference finds no row in. */
 export interface ForeignKeyViolation {
   table: string;

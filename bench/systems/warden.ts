@@ -20,7 +20,7 @@ const PG_SCHEMA = 'warden';
 /**
  * Jobs not yet ended, counted through the two partial indexes that hold exactly them (waiting: jobs_claim_idx,
  * running: jobs_lease_idx), each predicate written as its index's `WHERE` so SQLite can use it too. The benchmark
- * polls this every 5 ms to see a drain end; a count that read every row (since migration 0009 there is no index
+ * polls this every 2 ms to see a drain end; a count that read every row (since migration 0009 there is no index
  * on state over all rows) would take a core from the system measured once a million finished rows are kept (W5).
  */
 function activeCountSql(jobs: string, forceIndex: boolean): string {

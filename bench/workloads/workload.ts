@@ -85,13 +85,16 @@ export async function drain(ctx: RepetitionContext, target: StoreTarget, produce
   )));
   const children = pending.map((p) => p.child);
   try {
+    // Opens the connection the store checks use (some systems' checks have one of their own) before anything is
+    // timed: a first check that had to connect would take the connection's set-up for the store's answer.
+    await producer.remaining();
     const started = await Promise.all(pending.map((p) => p.start()));
     const t0 = Math.min(...started.map((s) => s.startedAt));
     // Generous: the slowest baseline drains ~1,000 jobs/s; a stuck run fails instead of hanging.
     const timeoutMs = 120_000 + jobs * 5;
     await waitFor(`${jobs} executions`, () => children.reduce((sum, c) => sum + c.count, 0) >= jobs, timeoutMs, 2);
     // Executed is not completed: wait until the store has recorded every completion.
-    const emptyAt = await storeEmptyAt(producer, t0 + timeoutMs);
+    const emptyAt = await storeEmptyAt(producer, now() + timeoutMs);
     let seconds = (emptyAt - t0) / 1000;
     const reports = await Promise.all(children.map((c) => c.stop()));
     console.log(`    ${ctx.system.name} ${timeline(t0, started, reports, emptyAt, children)}`);
@@ -116,9 +119,10 @@ export async function drain(ctx: RepetitionContext, target: StoreTarget, produce
 /**
  * When the store was first seen with no job left to complete: the moment the check that found none was sent, not
  * when its answer came back. Its snapshot was taken then (give or take the server's first tenth of a millisecond),
- * so that is when the store was empty; the answer's own time is the instrument's, and it differs by system: Warden's
- * count on PostgreSQL walks the entries its partial indexes still hold for the 20,000 jobs just drained, 8–13 ms
- * for the first count after a drain (measured 2026-12-06), where graphile-worker's took 1–5 ms. Checked every 2 ms.
+ * so the store was empty by then; the answer's own time is the instrument's, and it differs by system. The end can
+ * still lag the store's emptying by the check before (sent while jobs were left, it delays the next one by its own
+ * duration) plus 2 ms: Warden's first check after a drain on PostgreSQL takes 4–6 ms (its count walks the index
+ * entries of the jobs just drained), graphile-worker's 1–2.4 ms (measured 2026-12-06, connections already open).
  */
 async function storeEmptyAt(producer: Producer, deadline: number): Promise<number> {
   for (;;) {

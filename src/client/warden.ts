@@ -8,7 +8,7 @@ import { AuditTrail } from '../audit/audit-trail.js';
 import { type Clock, systemClock } from '../clock/clock.js';
 import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
 import type { Driver, MigrateResult, MigrationStatus } from '../driver/driver.js';
-import { InvalidOptionError, MigrationRequiredError } from '../errors.js';
+import { InvalidOptionError, MigrationRequiredError, WardenClosedError } from '../errors.js';
 import type { DoctorOptions, DoctorResult } from '../doctor/doctor-finding.js';
 import { runDoctor } from '../doctor/run-doctor.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
@@ -44,6 +44,9 @@ export interface WardenStats {
   totals: Record<JobState, number>;
 }
 
+/** Ignores a settled promise's outcome where only its settling matters. */
+const noop = (): void => undefined;
+
 /**
  * A Warden instance: enqueue jobs, run a worker, operate on jobs and queues. Create with {@link createWarden}.
  * Implements `Symbol.asyncDispose`, so `await using warden = createWarden(…)` closes it.
@@ -69,8 +72,8 @@ export class Warden {
   #manualSynced = false;
   /** Counts `stop()` calls: a `start()` that a stop overtook starts nothing more once its worker is set up. */
   #stops = 0;
-  /** The `start()` in progress, which concurrent calls share. */
-  #starting: Promise<void> | null = null;
+  /** The `start()` in progress and the `#stops` count when it was called: later calls share it while no stop intervened. */
+  #starting: { promise: Promise<void>; stops: number } | null = null;
   /** The latest `stop()` while in progress: a `start()` called meanwhile waits for it. */
   #stopping: Promise<void> | null = null;
   /** Lease locks with fencing tokens, stored in the database. */
@@ -212,21 +215,30 @@ export class Warden {
    * @throws MigrationRequiredError when migrations are pending.
    */
   start(options: StartOptions = {}): Promise<void> {
-    this.#starting ??= this.#start(options).finally(() => {
-      this.#starting = null;
-    });
-    return this.#starting;
+    if (this.#closing) return Promise.reject(new WardenClosedError('start()'));
+    const stops = this.#stops;
+    const current = this.#starting;
+    if (current && current.stops === stops) return current.promise;
+    // None in progress, or one that a stop called since will end without starting anything: this call starts
+    // afresh once that one has settled, with its own options.
+    const run = current ? current.promise.then(noop, noop).then(() => this.#start(options, stops)) : this.#start(options, stops);
+    const entry = {
+      stops,
+      promise: run.finally(() => {
+        if (this.#starting === entry) this.#starting = null;
+      }),
+    };
+    this.#starting = entry;
+    return entry.promise;
   }
 
-  async #start(options: StartOptions): Promise<void> {
-    const stops = this.#stops;
+  /** @param stops - `#stops` when `start()` was called: a stop called after it wins. */
+  async #start(options: StartOptions, stops: number): Promise<void> {
     // A stop in progress finishes first. It still holds the worker it is stopping (this start would see a worker
     // and do nothing), and it stops the alert monitor and retention, which this start would have started already.
-    // A stop called after this start wins, as one called during it does below.
-    if (this.#stopping) {
-      await this.#stopping.catch(() => undefined);
-      if (this.#stops !== stops) return;
-    }
+    if (this.#stopping) await this.#stopping.catch(noop);
+    // A stop called after this start wins (a close stops first), as one called during it does below.
+    if (this.#stops !== stops) return;
     if (this.#worker || this.#scheduler) return;
     const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
     const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;

@@ -63,8 +63,7 @@ export class Worker {
   readonly #wakeup: Wakeup;
   readonly #heartbeater: PeriodicTask;
   readonly #rescuer: PeriodicTask;
-  /** Set by `start()`; `announced` once `worker:started` went out (a stop during start announces nothing). */
-  #loop: { controller: AbortController; done: Promise<void>; announced: boolean } | null = null;
+  #loop: { controller: AbortController; done: Promise<void> } | null = null;
   readonly #listener: WorkerListener;
   #stopping: Promise<void> | null = null;
   /** {@link WorkerListener.start} of the last `start`, which a stop during the start waits for. */
@@ -155,7 +154,7 @@ export class Worker {
       return;
     }
     const controller = new AbortController();
-    this.#loop = { controller, done: Promise.resolve(), announced: false };
+    this.#loop = { controller, done: Promise.resolve() };
     // Each is a new server process on PostgreSQL: opened side by side (and beside `ready`), the first claim waits
     // for the slowest, not for their sum.
     const warming = this.#deps.driver.workerConnectionsWarm?.();
@@ -172,7 +171,6 @@ export class Worker {
     this.#heartbeater.start();
     this.#rescuer.start();
     this.#loop.done = this.#claimLoop(controller.signal);
-    this.#loop.announced = true;
     this.#deps.events.emit('worker:started', { workerId: this.id, queues: this.#options.queues, concurrency: this.#options.concurrency });
   }
 
@@ -411,9 +409,7 @@ export class Worker {
     const { clock, events } = this.#deps;
     const loop = this.#loop;
     if (!loop) return;
-    // A worker stopped while it was starting never announced itself: subscribers pairing `worker:started` with
-    // `worker:stopped` (a gauge of running workers, the readiness phase) hear nothing of it either.
-    if (loop.announced) events.emit('worker:draining', { workerId: this.id, inFlight: this.#inFlight.size });
+    events.emit('worker:draining', { workerId: this.id, inFlight: this.#inFlight.size });
     this.#draining.abort();
     loop.controller.abort();
     await loop.done;
@@ -440,7 +436,7 @@ export class Worker {
     }
     await this.#completer.close(5_000);
     await Promise.all([this.#heartbeater.stop(), this.#rescuer.stop()]);
-    if (loop.announced) events.emit('worker:stopped', { workerId: this.id, aborted });
+    events.emit('worker:stopped', { workerId: this.id, aborted });
   }
 
   /**

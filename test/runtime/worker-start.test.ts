@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import type { Driver } from '../../src/driver/driver.js';
-import { MigrationRequiredError } from '../../src/errors.js';
+import { MigrationRequiredError, WardenClosedError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { rawQuery, rawTime, tableRef } from '../conformance/helpers.js';
@@ -127,7 +127,8 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     // A schedule, so a start that went on after the stop would start a scheduler (which syncs at once).
     warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [noop], schedules: [defineSchedule({ name: 'hourly', every: '1h', job: noop })] });
     warden.events.on('worker:started', () => void startedEvents++);
-    // A worker that never announced itself announces no shutdown either: started/stopped stay paired.
+    // A worker stopped while starting never announced itself, but its shutdown is announced: readiness and the CLI
+    // follow it.
     const shutdownEvents: string[] = [];
     warden.events.on('worker:draining', () => void shutdownEvents.push('draining'));
     warden.events.on('worker:stopped', () => void shutdownEvents.push('stopped'));
@@ -142,7 +143,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await settle();
     expect(calls).toEqual({ claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 });
     expect(startedEvents).toBe(0);
-    expect(shutdownEvents).toEqual([]);
+    expect(shutdownEvents).toEqual(['draining', 'stopped']);
     expect((await warden.jobs.get(job!.id))!).toMatchObject({ state: 'queued', attempt: 0 });
 
     await warden.start({ concurrency: 2, pollInterval: '20ms' });
@@ -151,7 +152,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect(startedEvents).toBe(1);
     await within(waitFor(() => calls.scheduleSyncs === 1), 'the scheduler of the later start to sync');
     await warden.stop();
-    expect(shutdownEvents).toEqual(['draining', 'stopped']);
+    expect(shutdownEvents).toEqual(['draining', 'stopped', 'draining', 'stopped']);
   });
 
   it('a start called while a stop is in progress is not undone by that stop: it runs the jobs', async () => {
@@ -206,6 +207,31 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     const second = warden.stop();
     release.resolve();
     await within(Promise.all([first, starting, second]), 'both stops and the start to finish');
+    expect(started()).toBe(1);
+  });
+
+  it('a start called after a stop overtook the start in progress runs: stop, start, stop, start', async () => {
+    const { release, started } = await runningWithHeldJob();
+    const stops = [warden.stop()];
+    const starts = [warden.start({ concurrency: 2, pollInterval: '20ms' })];
+    stops.push(warden.stop());
+    // The first start will end without starting anything (a stop came after it): this one must not share it.
+    starts.push(warden.start({ concurrency: 2, pollInterval: '20ms' }));
+    release.resolve();
+    await within(Promise.all([...stops, ...starts]), 'the stops and starts to finish');
+    expect(started()).toBe(2);
+    const { id } = await warden.enqueue(noop, { i: 5 });
+    await within(waitFor(async () => (await warden.jobs.get(id))!.state === 'completed'), 'the job to complete');
+    expect(ran).toEqual([5]);
+  });
+
+  it('a start called while close() stops a running Warden is refused and starts nothing', async () => {
+    const { release, started } = await runningWithHeldJob();
+    const closing = warden.close();
+    const starting = warden.start({ concurrency: 2, pollInterval: '20ms' }).then(() => null, (e: unknown) => e);
+    release.resolve();
+    await within(closing, 'close to finish');
+    expect(await within(starting, 'start to settle')).toBeInstanceOf(WardenClosedError);
     expect(started()).toBe(1);
   });
 

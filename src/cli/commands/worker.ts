@@ -112,7 +112,7 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
     });
     let schedulerStopped = false;
     // Stops the scheduler and the worker. Without a worker there is no `worker:stopped` event, so the stop is
-    // announced here; nor is there for a worker stopped while it was starting (it never announced itself).
+    // announced here.
     const stop = async () => {
       await warden.stop();
       if (!runWorker && !schedulerStopped) {
@@ -120,7 +120,6 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
         if (!options.json) writeLines(io, ['scheduler stopped']);
         markStopped();
       }
-      if (runWorker && !started) markStopped();
     };
     const who = () => (runWorker ? `worker ${started?.workerId ?? ''}` : 'scheduler');
     const removeSignalHandlers = options.handleSignals === false
