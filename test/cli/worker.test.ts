@@ -145,6 +145,19 @@ describe('warden worker (in-process)', () => {
     expect(out).toMatch(/^worker \S+ stopped\n$/);
   });
 
+  it('starts nothing when its signal is aborted while the metrics server opens', async () => {
+    db = await migratedDatabase('sqlite');
+    let out = '';
+    const controller = new AbortController();
+    const running = workerCommand(
+      { database: db.url, schema: 'warden', jobs: JOBS, queues: 'email', metricsPort: '0', signal: controller.signal, handleSignals: false },
+      // The abort lands right after the server is listening, before `start()` is called.
+      { out: (t) => void (out += t), err: (t) => void (t.startsWith('serving /metrics') && controller.abort()) },
+    );
+    expect(await running).toBe(0);
+    expect(out).toBe('');
+  });
+
   it('prints one JSON document when started with --json', async () => {
     db = await migratedDatabase('sqlite');
     let out = '';

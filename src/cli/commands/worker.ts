@@ -142,6 +142,8 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
           onError: (error) => warden.events.emit('error', { error, context: 'metrics server' }),
         });
         io.err(`serving /metrics, /livez and /readyz on port ${health.port}${options.metricsHost ? ` of ${options.metricsHost}` : ''}\n`);
+        // Aborted while the server was opening: nothing was started, and nothing is (not even briefly).
+        if (options.signal?.aborted) return 0;
       }
       await warden.start({ ...workerOptions, worker: runWorker, scheduler: runScheduler });
       offStarted();
