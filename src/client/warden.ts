@@ -211,8 +211,10 @@ export class Warden {
   /**
    * Starts this process's worker and, when schedules are registered, its scheduler. Requires the schema to be
    * migrated.
-   * Calls made while one is in progress share its outcome.
+   * Calls made while one is in progress share its outcome, unless `stop()` was called in between. A call made
+   * while `stop()` is in progress waits for it, then starts afresh.
    * @throws MigrationRequiredError when migrations are pending.
+   * @throws WardenClosedError once `close()` was called.
    */
   start(options: StartOptions = {}): Promise<void> {
     if (this.#closing) return Promise.reject(new WardenClosedError('start()'));
