@@ -30,6 +30,7 @@ import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker
 import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
 import { parseDuration } from '../validation/duration.js';
 import { Enqueuer, type EnqueueItem } from './enqueuer.js';
+import { registerDefinitions } from './register-definitions.js';
 import { createJobOperations, createQueueOperations, type JobOperations, type QueueOperations } from './job-operations.js';
 import type { EnqueueOptions, EnqueueResult, StartOptions, WardenOptions } from './warden-options.js';
 
@@ -58,11 +59,11 @@ export class Warden {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly #ownsDriver: boolean;
-  readonly #registry = new Map<string, JobDefinition<any, any>>();
+  readonly #registry: Map<string, JobDefinition<any, any>>;
   readonly #payloadLimit: number;
   readonly #workerDefaults: WorkerOptions;
   readonly #random: () => number;
-  readonly #schedules = new Map<string, ScheduleDefinition>();
+  readonly #schedules: Map<string, ScheduleDefinition>;
   readonly #schedulerOptions: { scanMs: number; skewWarnMs: number };
   #worker: Worker | null = null;
   #scheduler: Scheduler | null = null;
@@ -109,20 +110,9 @@ export class Warden {
     if (!Number.isInteger(payloadLimit) || payloadLimit < 2 || payloadLimit > 64 * 1024 * 1024) {
       throw new InvalidOptionError('payloadLimit', payloadLimit, 'an integer number of bytes from 2 to 67108864 (64 MiB)');
     }
-    for (const def of options.jobs ?? []) {
-      if (typeof def?.name !== 'string' || typeof def.handler !== 'function') throw new InvalidOptionError('jobs[]', def, 'a job made with defineJob()');
-      if (this.#registry.has(def.name)) throw new InvalidOptionError('jobs[]', def.name, 'unique job names; this name is registered twice');
-      this.#registry.set(def.name, def);
-    }
-    for (const schedule of options.schedules ?? []) {
-      if (typeof schedule?.name !== 'string' || typeof schedule.nextTick !== 'function') throw new InvalidOptionError('schedules[]', schedule, 'a schedule made with defineSchedule()');
-      if (this.#schedules.has(schedule.name)) throw new InvalidOptionError('schedules[]', schedule.name, 'unique schedule names; this name is registered twice');
-      this.#schedules.set(schedule.name, schedule);
-      // A schedule's job must be runnable here: register it, unless another definition already has its name.
-      const registered = this.#registry.get(schedule.job.name);
-      if (registered && registered !== schedule.job) throw new InvalidOptionError(`job of schedule "${schedule.name}"`, schedule.job.name, 'the same definition object that is registered in jobs under this name');
-      this.#registry.set(schedule.job.name, schedule.job);
-    }
+    const definitions = registerDefinitions(options.jobs ?? [], options.schedules ?? []);
+    this.#registry = definitions.jobs;
+    this.#schedules = definitions.schedules;
     this.#schedulerOptions = {
       scanMs: parseDuration('scheduler.scanInterval', options.scheduler?.scanInterval ?? '1s', { allowZero: false }),
       skewWarnMs: parseDuration('scheduler.clockSkewWarning', options.scheduler?.clockSkewWarning ?? '30s', { allowZero: false }),

@@ -1,0 +1,38 @@
+/**
+ * The job and schedule definitions a Warden is created with, checked and indexed by name.
+ * @module
+ */
+import { InvalidOptionError } from '../errors.js';
+import type { JobDefinition } from '../job/define-job.js';
+import type { ScheduleDefinition } from '../schedule/define-schedule.js';
+
+/** The definitions of one Warden, by name. */
+export interface DefinitionRegistry {
+  /** Every runnable job: those given, and each schedule's job. */
+  jobs: Map<string, JobDefinition<any, any>>;
+  schedules: Map<string, ScheduleDefinition>;
+}
+
+/**
+ * Indexes `jobs` and `schedules` by name. A schedule's job is registered too (it must be runnable where the
+ * schedule fires), unless the same definition object already is.
+ * @throws InvalidOptionError for an item not made with `defineJob()`/`defineSchedule()`, a name given twice, or a
+ *   schedule whose job shares its name with a different registered definition.
+ */
+export function registerDefinitions(jobs: readonly JobDefinition<any, any>[], schedules: readonly ScheduleDefinition[]): DefinitionRegistry {
+  const registry: DefinitionRegistry = { jobs: new Map(), schedules: new Map() };
+  for (const def of jobs) {
+    if (typeof def?.name !== 'string' || typeof def.handler !== 'function') throw new InvalidOptionError('jobs[]', def, 'a job made with defineJob()');
+    if (registry.jobs.has(def.name)) throw new InvalidOptionError('jobs[]', def.name, 'unique job names; this name is registered twice');
+    registry.jobs.set(def.name, def);
+  }
+  for (const schedule of schedules) {
+    if (typeof schedule?.name !== 'string' || typeof schedule.nextTick !== 'function') throw new InvalidOptionError('schedules[]', schedule, 'a schedule made with defineSchedule()');
+    if (registry.schedules.has(schedule.name)) throw new InvalidOptionError('schedules[]', schedule.name, 'unique schedule names; this name is registered twice');
+    registry.schedules.set(schedule.name, schedule);
+    const registered = registry.jobs.get(schedule.job.name);
+    if (registered && registered !== schedule.job) throw new InvalidOptionError(`job of schedule "${schedule.name}"`, schedule.job.name, 'the same definition object that is registered in jobs under this name');
+    registry.jobs.set(schedule.job.name, schedule.job);
+  }
+  return registry;
+}
