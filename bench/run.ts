@@ -10,6 +10,8 @@
  * needed since the value starts with a dash).
  * Sizes: BENCH_JOBS, BENCH_SINGLE, BENCH_W3_JOBS, BENCH_W5_RETAINED, BENCH_W5_DRAIN, BENCH_CONCURRENCY, … (settings.ts).
  * Warden's tuning: BENCH_WARDEN_PREFETCH (default 500; 0 measures the out-of-the-box default), BENCH_WARDEN_POLL.
+ * The console shows each repetition's figures and, for every drain, where its time went (each worker's start
+ * call and return, its first and last job, the store reporting empty; ms after the first start call).
  * @module
  */
 import { mkdir, writeFile } from 'node:fs/promises';
