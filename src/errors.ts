@@ -184,7 +184,7 @@ export class WardenClosedError extends WardenError {
   /** The call refused, e.g. `"start()"`. */
   readonly call: string;
   constructor(call: string) {
-    super('WARDEN_CLOSED', `Expected ${call} on an open Warden, got one closed by close()`);
+    super('WARDEN_CLOSED', `Expected ${call} on an open Warden, got one closing or closed by close()`);
     this.call = call;
   }
 }

@@ -71,7 +71,7 @@ export class Warden {
   #manualScheduler: Scheduler | null = null;
   #lastCounters: Readonly<WorkerCounters> | null = null;
   #manualSynced = false;
-  /** Counts `stop()` calls: a `start()` that a stop overtook starts nothing more once its worker is set up. */
+  /** Counts `stop()` calls: a `start()` called before a stop (or `close()`) starts nothing, or nothing more. */
   #stops = 0;
   /** The `start()` in progress and the `#stops` count when it was called: later calls share it while no stop intervened. */
   #starting: { promise: Promise<void>; stops: number } | null = null;
@@ -362,6 +362,9 @@ export class Warden {
     // Every caller waits for the same close, so a second call cannot return while the first is in progress.
     this.#closing ??= (async () => {
       await this.stop();
+      // A start called before this close ends without starting anything (the stop came after it), but may still be
+      // checking the migrations or opening connections: it must not find the driver closed under it.
+      await this.#starting?.promise.catch(noop);
       // Alert writes started by the worker's last events still need the database.
       await this.alerts.close();
       this.metrics?.detach();

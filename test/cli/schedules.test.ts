@@ -194,6 +194,21 @@ describe('warden worker with schedules', () => {
     expect(output.err).toBe('');
   });
 
+  it('--scheduler-only stopped while its metrics server opens starts nothing and prints no stop line', async () => {
+    const database = (db = await migratedDatabase('sqlite'));
+    let out = '';
+    const controller = new AbortController();
+    const running = workerCommand(
+      { database: database.url, schema: 'warden', jobs: SCHEDULES, schedulerOnly: true, metricsPort: '0', signal: controller.signal, handleSignals: false },
+      // The abort lands right after the server is listening, before `start()` is called.
+      { out: (t) => void (out += t), err: (t) => void (t.startsWith('serving /metrics') && controller.abort()) },
+    );
+    expect(await running).toBe(0);
+    expect(out).toBe('');
+    // Nothing started, so nothing synced the module's schedules.
+    expect(await cliJson(['schedules', 'list', ...database.args])).toEqual([]);
+  });
+
   it('runs the scheduler with the worker by default, and names the schedules in the started line', async () => {
     const database = (db = await migratedDatabase('sqlite'));
     const { output, io } = capture();

@@ -235,6 +235,34 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect(started()).toBe(1);
   });
 
+  it('start, stop, start, stop while the migration check is held: nothing is started', async () => {
+    let startedEvents = 0;
+    warden.events.on('worker:started', () => void startedEvents++);
+    const calls = [
+      warden.start({ concurrency: 2, pollInterval: '20ms' }), warden.stop(),
+      warden.start({ concurrency: 2, pollInterval: '20ms' }), warden.stop(),
+    ];
+    await settle();
+    gate.resolve();
+    await within(Promise.all(calls), 'the starts and stops to finish');
+    await settle();
+    expect(startedEvents).toBe(0);
+  });
+
+  it('close() waits for a start called before it, which starts nothing', async () => {
+    let startedEvents = 0;
+    warden.events.on('worker:started', () => void startedEvents++);
+    const order: string[] = [];
+    const starting = warden.start({ concurrency: 2, pollInterval: '20ms' }).then(() => order.push('start'), () => order.push('start rejected'));
+    const closing = warden.close().then(() => order.push('close'));
+    // Without the wait, close() finished here while the start still checked the migrations.
+    await settle();
+    gate.resolve();
+    await within(Promise.all([starting, closing]), 'start and close to finish');
+    expect(order).toEqual(['start', 'close']);
+    expect(startedEvents).toBe(0);
+  });
+
   it('starts called together share one outcome: both reject a pending migration', async () => {
     gate.resolve();
     const [newest] = await rawQuery(tdb, `SELECT name FROM ${tableRef(tdb, 'migrations')} ORDER BY name DESC LIMIT 1`);

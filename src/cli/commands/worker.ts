@@ -111,13 +111,17 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
       markStopped();
     });
     let schedulerStopped = false;
+    // Set by the first stop (a signal or the abort), so a stop that comes before `start()` means it is not called.
+    let stopRequested = false;
+    let startCalled = false;
     // Stops the scheduler and the worker. Without a worker there is no `worker:stopped` event, so the stop is
-    // announced here.
+    // announced here (when there was something to stop).
     const stop = async () => {
+      stopRequested = true;
       await warden.stop();
       if (!runWorker && !schedulerStopped) {
         schedulerStopped = true;
-        if (!options.json) writeLines(io, ['scheduler stopped']);
+        if (!options.json && startCalled) writeLines(io, ['scheduler stopped']);
         markStopped();
       }
     };
@@ -131,7 +135,7 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
     options.signal?.addEventListener('abort', onAbort, { once: true });
     let health: HealthServer | null = null;
     try {
-      if (options.signal?.aborted) return 0;
+      if (stopRequested || options.signal?.aborted) return 0;
       if (metricsPort !== undefined) {
         // Listening first, so a taken port fails the command before any job is claimed.
         health = await startHealthServer({
@@ -142,9 +146,10 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
           onError: (error) => warden.events.emit('error', { error, context: 'metrics server' }),
         });
         io.err(`serving /metrics, /livez and /readyz on port ${health.port}${options.metricsHost ? ` of ${options.metricsHost}` : ''}\n`);
-        // Aborted while the server was opening: nothing was started, and nothing is (not even briefly).
-        if (options.signal?.aborted) return 0;
+        // Stopped (a signal, the abort) while the server was opening: nothing was started, and nothing is.
+        if (stopRequested || options.signal?.aborted) return 0;
       }
+      startCalled = true;
       await warden.start({ ...workerOptions, worker: runWorker, scheduler: runScheduler });
       offStarted();
       if (options.signal?.aborted) await stop();
