@@ -285,6 +285,9 @@ export class Warden {
     // What was started before this call: a start() called after it is not undone by it.
     const scheduler = this.#scheduler;
     const worker = this.#worker;
+    // A worker still starting is stopped now, not after the services below: in the meantime its start could
+    // finish and it would claim. (A running one is stopped after the scheduler, as documented.)
+    if (worker?.starting) worker.stop().catch(noop);
     await this.alerts.stop();
     await this.#retention?.stop();
     await scheduler?.stop();

@@ -66,6 +66,7 @@ export class Worker {
   #loop: { controller: AbortController; done: Promise<void> } | null = null;
   readonly #listener: WorkerListener;
   #stopping: Promise<void> | null = null;
+  #starting = false;
   /** {@link WorkerListener.start} of the last `start`, which a stop during the start waits for. */
   #listening: Promise<void> = Promise.resolve();
   /** Claimed jobs not started yet, oldest claim first (bounded by `prefetch` plus free slots). */
@@ -130,6 +131,11 @@ export class Worker {
     return this.#inFlight.size;
   }
 
+  /** Between `start()` being called and the claim loop starting (or the start failing or being stopped). */
+  get starting(): boolean {
+    return this.#starting;
+  }
+
   /** Claimed jobs waiting in the buffer. */
   get buffered(): number {
     return this.#buffer.length;
@@ -155,6 +161,15 @@ export class Worker {
     }
     const controller = new AbortController();
     this.#loop = { controller, done: Promise.resolve() };
+    this.#starting = true;
+    try {
+      await this.#startLoop(controller, ready);
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  async #startLoop(controller: AbortController, ready?: Promise<unknown>): Promise<void> {
     // Each is a new server process on PostgreSQL: opened side by side (and beside `ready`), the first claim waits
     // for the slowest, not for their sum.
     const warming = this.#deps.driver.workerConnectionsWarm?.();
@@ -170,7 +185,7 @@ export class Worker {
     if (this.#stopping) return;
     this.#heartbeater.start();
     this.#rescuer.start();
-    this.#loop.done = this.#claimLoop(controller.signal);
+    this.#loop!.done = this.#claimLoop(controller.signal);
     this.#deps.events.emit('worker:started', { workerId: this.id, queues: this.#options.queues, concurrency: this.#options.concurrency });
   }
 

@@ -24,15 +24,17 @@ interface Calls {
 
 /**
  * The test database's driver, counting claims, rescues and open LISTENs, with `migrationStatus` held until `gate`
- * resolves and `listen` until `listenGate` does.
+ * resolves (and `onChecked` called as its answer is returned) and `listen` until `listenGate` does.
  */
-function instrumented(driver: Driver, gate: Promise<void>, listenGate: Promise<void>): { driver: Driver; calls: Calls } {
+function instrumented(driver: Driver, gate: Promise<void>, listenGate: Promise<void>, onChecked?: () => void): { driver: Driver; calls: Calls } {
   const calls: Calls = { claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 };
   const proxy = new Proxy(driver, {
     get(target, prop, receiver) {
       if (prop === 'migrationStatus') return async () => {
         await gate;
-        return target.migrationStatus();
+        const status = await target.migrationStatus();
+        onChecked?.();
+        return status;
       };
       if (prop === 'jobClaim') return (params: Parameters<Driver['jobClaim']>[0]) => {
         calls.claims++;
@@ -261,6 +263,21 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await within(Promise.all([starting, closing]), 'start and close to finish');
     expect(order).toEqual(['start', 'close']);
     expect(startedEvents).toBe(0);
+  });
+
+  it('a stop called just as the migration check passes: the starting worker claims nothing', async () => {
+    await warden.close();
+    let startedEvents = 0;
+    const wrapped = instrumented(tdb.driver, Promise.resolve(), Promise.resolve(), () => void warden.stop());
+    calls = wrapped.calls;
+    warden = createWarden({ database: wrapped.driver, logger: silent, jobs: [noop] });
+    warden.events.on('worker:started', () => void startedEvents++);
+    await warden.enqueue(noop, { i: 6 });
+    await within(warden.start({ concurrency: 2, pollInterval: '20ms' }), 'start to return');
+    await settle();
+    expect(startedEvents).toBe(0);
+    expect(calls.claims).toBe(0);
+    expect(ran).toEqual([]);
   });
 
   it('starts called together share one outcome: both reject a pending migration', async () => {
