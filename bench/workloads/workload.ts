@@ -127,15 +127,17 @@ export async function drain(ctx: RepetitionContext, target: StoreTarget, produce
 async function storeEmptyAt(producer: Producer, deadline: number): Promise<number> {
   for (;;) {
     const sentAt = now();
-    if ((await producer.remaining()) === 0) return sentAt;
-    if (now() > deadline) throw new Error(`Timed out waiting for every job to be recorded completed`);
+    const left = await producer.remaining();
+    if (left === 0) return sentAt;
+    if (now() > deadline) throw new Error(`Expected every job to be recorded completed before the drain's deadline, got ${left} left`);
     await sleep(2);
   }
 }
 
 /**
- * Where a drain's time went, for the console (ms after the first start call): each worker's start call (`called`, when
- * there are several) and its return (`ready`), its first job, its `expected`-th job (one worker only), and the store reporting empty.
+ * Where a drain's time went, for the console (ms after the first start call): each worker's start call (`called`,
+ * when there are several) and its return (`ready`), its first job, its `expected`-th job (one worker only), and the
+ * store reporting empty.
  */
 function timeline(t0: number, started: { startedAt: number; readyAt: number }[], reports: { firstAt: number | null }[], emptyAt: number, children: WorkerProcess[]): string {
   const ms = (t: number | null) => (t === null ? '-' : (t - t0).toFixed(1));
