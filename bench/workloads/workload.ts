@@ -94,7 +94,7 @@ export async function drain(ctx: RepetitionContext, target: StoreTarget, produce
     const timeoutMs = 120_000 + jobs * 5;
     await waitFor(`${jobs} executions`, () => children.reduce((sum, c) => sum + c.count, 0) >= jobs, timeoutMs, 2);
     // Executed is not completed: wait until the store has recorded every completion.
-    const emptyAt = await storeEmptyAt(producer, now() + timeoutMs);
+    const emptyAt = await storeEmptyAt(producer, timeoutMs);
     let seconds = (emptyAt - t0) / 1000;
     const reports = await Promise.all(children.map((c) => c.stop()));
     console.log(`    ${ctx.system.name} ${timeline(t0, started, reports, emptyAt, children)}`);
@@ -124,14 +124,13 @@ export async function drain(ctx: RepetitionContext, target: StoreTarget, produce
  * duration) plus 2 ms: Warden's first check after a drain on PostgreSQL takes 4–6 ms (its count walks the index
  * entries of the jobs just drained), graphile-worker's 1–2.4 ms (measured 2026-12-06, connections already open).
  */
-async function storeEmptyAt(producer: Producer, deadline: number): Promise<number> {
-  for (;;) {
-    const sentAt = now();
-    const left = await producer.remaining();
-    if (left === 0) return sentAt;
-    if (now() > deadline) throw new Error(`Expected every job to be recorded completed before the drain's deadline, got ${left} left`);
-    await sleep(2);
-  }
+async function storeEmptyAt(producer: Producer, timeoutMs: number): Promise<number> {
+  let sentAt = 0;
+  await waitFor('every job to be recorded completed', async () => {
+    sentAt = now();
+    return (await producer.remaining()) === 0;
+  }, timeoutMs, 2);
+  return sentAt;
 }
 
 /**

@@ -89,6 +89,9 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await tdb.cleanup();
   });
 
+  /** Resolves once job `id` is completed (by whichever Warden `warden` is now). */
+  const untilCompleted = (id: string) => within(waitFor(async () => (await warden.jobs.get(id))!.state === 'completed'), 'the job to complete');
+
   const settle = async () => {
     for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
   };
@@ -114,7 +117,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await rawQuery(tdb, `INSERT INTO ${tableRef(tdb, 'migrations')} (name, applied_at) VALUES (?, ?)`, [newest!.name, rawTime(tdb, new Date())]);
     await warden.start({ concurrency: 2, pollInterval: '20ms' });
     await within(started, 'the worker to start');
-    await within(waitFor(async () => (await warden.jobs.get(job!.id))!.state === 'completed'), 'the job to complete');
+    await untilCompleted(job!.id);
     expect(ran).toEqual([1]);
   });
 
@@ -149,7 +152,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     expect((await warden.jobs.get(job!.id))!).toMatchObject({ state: 'queued', attempt: 0 });
 
     await warden.start({ concurrency: 2, pollInterval: '20ms' });
-    await within(waitFor(async () => (await warden.jobs.get(job!.id))!.state === 'completed'), 'the job to complete');
+    await untilCompleted(job!.id);
     expect(ran).toEqual([2]);
     expect(startedEvents).toBe(1);
     await within(waitFor(() => calls.scheduleSyncs === 1), 'the scheduler of the later start to sync');
@@ -163,7 +166,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     const stopping = warden.stop();
     const starting = warden.start({ concurrency: 2, pollInterval: '20ms' });
     await within(Promise.all([stopping, starting]), 'stop and start to finish');
-    await within(waitFor(async () => (await warden.jobs.get(job!.id))!.state === 'completed'), 'the job to complete');
+    await untilCompleted(job!.id);
     expect(ran).toEqual([3]);
   });
 
@@ -198,7 +201,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await within(Promise.all([stopping, starting]), 'stop and start to finish');
     expect(started()).toBe(2);
     const { id } = await warden.enqueue(noop, { i: 4 });
-    await within(waitFor(async () => (await warden.jobs.get(id))!.state === 'completed'), 'the job to complete');
+    await untilCompleted(id);
     expect(ran).toEqual([4]);
   });
 
@@ -223,7 +226,7 @@ describe.each(DRIVER_KINDS)('worker start (%s)', (kind) => {
     await within(Promise.all([...stops, ...starts]), 'the stops and starts to finish');
     expect(started()).toBe(2);
     const { id } = await warden.enqueue(noop, { i: 5 });
-    await within(waitFor(async () => (await warden.jobs.get(id))!.state === 'completed'), 'the job to complete');
+    await untilCompleted(id);
     expect(ran).toEqual([5]);
   });
 
