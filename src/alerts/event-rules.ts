@@ -48,7 +48,14 @@ export class EventRules {
   readonly #rescues: WindowCounts | null;
   /** Keys of process-local alerts this instance has seen hold while open: it may resolve them. */
   readonly #adopted = new Set<string>();
-  readonly #inflight = new Set<string>();
+  /** Keys with an open or resolve write in flight, and which. */
+  readonly #inflight = new Map<string, 'open' | 'resolve'>();
+  /**
+   * The latest open or resolve asked for while the other write of that key was in flight, run when it ends: the
+   * event that asked may be the last of its kind for a while (a completion ends a run of failures once), so
+   * dropping it would leave the alert in the state the in-flight write set.
+   */
+  readonly #deferred = new Map<string, () => void>();
 
   constructor(deps: EventRulesDeps) {
     this.#deps = deps;
@@ -159,23 +166,50 @@ export class EventRules {
     });
   }
 
-  /** Opens a process-local alert unless this instance already knows it open; adopts it either way. */
+  /**
+   * Opens a process-local alert unless this instance already knows it open; adopts it either way. Asked while its
+   * resolve is in flight, it opens again once that resolve ends.
+   */
   #raise(finding: AlertFinding): void {
     const { key } = finding;
-    if (this.#adopted.has(key) || this.#inflight.has(key)) return;
-    this.#inflight.add(key);
+    const inflight = this.#inflight.get(key);
+    if (inflight) {
+      // The newest request wins: an open in flight already does what this asks, and cancels a resolve asked since.
+      if (inflight === 'open') this.#deferred.delete(key);
+      else this.#deferred.set(key, () => this.#raise(finding));
+      return;
+    }
+    if (this.#adopted.has(key)) return;
+    this.#inflight.set(key, 'open');
     const work = this.#deps.notifier.open(finding, null).then(() => {
       this.#adopted.add(key);
     });
-    this.#deps.track(work.finally(() => this.#inflight.delete(key)), `${finding.rule} alert ${key}`);
+    this.#deps.track(work.finally(() => this.#settle(key)), `${finding.rule} alert ${key}`);
   }
 
-  /** Resolves a process-local alert this instance adopted. */
+  /**
+   * Resolves a process-local alert this instance adopted. Asked while its open is in flight, it resolves once that
+   * open ends.
+   */
   #clear(key: string, details: Record<string, unknown>): void {
-    if (!this.#adopted.has(key) || this.#inflight.has(key)) return;
+    const inflight = this.#inflight.get(key);
+    if (inflight) {
+      if (inflight === 'resolve') this.#deferred.delete(key);
+      else this.#deferred.set(key, () => this.#clear(key, details));
+      return;
+    }
+    if (!this.#adopted.has(key)) return;
     this.#adopted.delete(key);
-    this.#inflight.add(key);
-    this.#deps.track(this.#deps.notifier.resolve(key, details, null).finally(() => this.#inflight.delete(key)), `resolving alert ${key}`);
+    this.#inflight.set(key, 'resolve');
+    this.#deps.track(this.#deps.notifier.resolve(key, details, null).finally(() => this.#settle(key)), `resolving alert ${key}`);
+  }
+
+  /** Ends a key's write and runs what was asked meanwhile; synchronously, so `settled()` also waits for that write. */
+  #settle(key: string): void {
+    this.#inflight.delete(key);
+    const next = this.#deferred.get(key);
+    this.#deferred.delete(key);
+    next?.();
   }
 
   #adoptedNames(prefix: string): string[] {

@@ -6,8 +6,13 @@
  * The expected ticks are the schedule's recorded `scheduled` ticks (fired, skipped or missed) and the ticks from
  * its `next_run_at` on that no scheduler has handled yet, because all schedulers are down or behind. Ticks a pause
  * or a changed definition jumped over are in neither, so they are never expected. A success is a tick row whose job
- * completed, a manual trigger's included; a fired tick whose job no longer exists counts as a success too, because
- * only finished jobs are pruned and retention always keeps each schedule's last success.
+ * completed, a manual trigger's included. A fired tick whose job no longer exists is never a success: an operator's
+ * discard deletes a job in any state but running, and retention prunes dead and cancelled jobs as well as completed
+ * ones, so a missing row says nothing about how the run ended. No success that matters is lost by this: retention
+ * always keeps each schedule's newest completed job (the highest id), and a schedule's jobs and tick rows are written
+ * together, one advance or trigger at a time, so a scheduled tick whose completed job was pruned was recorded before
+ * the kept job's tick and is not later than it. That tick is read whenever the older one is (the newest ticks are
+ * read), and its success already covers the older tick.
  * @module
  */
 import type { ScheduleTickRow } from '../driver/schedule-params.js';
@@ -49,7 +54,7 @@ export function findMissedRun(input: MissedRunInput): MissedRunFinding | null {
   const nowMs = input.now.getTime();
   let lastSuccess = -Infinity;
   for (const t of input.ticks) {
-    if (t.outcome === 'fired' && (t.jobState === 'completed' || t.jobState === null)) lastSuccess = Math.max(lastSuccess, t.tickAt.getTime());
+    if (t.outcome === 'fired' && t.jobState === 'completed') lastSuccess = Math.max(lastSuccess, t.tickAt.getTime());
   }
   const overdue = (tickMs: number) => tickMs > lastSuccess && tickMs + withinMs <= nowMs;
   let first = Infinity;

@@ -20,6 +20,27 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): () => void;
 }
 
+/**
+ * The longest delay `setTimeout` keeps (2^31 − 1 ms, about 24.8 days). Node fires a longer one after 1 ms, yet
+ * durations are accepted up to 365 days (a lock's `ttl`, `retention.interval`): {@link systemClock} waits for those in
+ * steps of at most this.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * `setTimeout` for any delay, in steps of at most {@link MAX_TIMER_MS}; `unref` as for `setTimeout`'s `unref()`.
+ * Returns the function that cancels it, whichever step it is in.
+ */
+function longTimeout(ms: number, fn: () => void, unref: boolean): () => void {
+  let timer: ReturnType<typeof setTimeout>;
+  const arm = (left: number): void => {
+    timer = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()), Math.min(left, MAX_TIMER_MS));
+    if (unref) timer.unref?.();
+  };
+  arm(ms);
+  return () => clearTimeout(timer);
+}
+
 /** The real clock: wall time for in-process timers, database time (`sqlNow() === null`) for SQL. */
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -28,20 +49,18 @@ export const systemClock: Clock = {
     return new Promise((resolve) => {
       if (signal?.aborted) return resolve(false);
       const onAbort = () => {
-        clearTimeout(timer);
+        cancel();
         resolve(false);
       };
-      const timer = setTimeout(() => {
+      const cancel = longTimeout(ms, () => {
         signal?.removeEventListener('abort', onAbort);
         resolve(true);
-      }, ms);
+      }, false);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   },
   setTimer(ms, fn) {
-    const timer = setTimeout(fn, ms);
     // Timers must never keep a process alive on their own: a stopped worker has to let Node exit.
-    timer.unref?.();
-    return () => clearTimeout(timer);
+    return longTimeout(ms, fn, true);
   },
 };

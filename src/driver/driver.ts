@@ -32,6 +32,7 @@ import type {
   ScheduleTicksWrittenParams,
   ScheduleTickWritten,
   ScheduleTriggerParams,
+  ScheduleTriggerResult,
 } from './schedule-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from './retention-params.js';
 
@@ -249,7 +250,10 @@ export interface Driver {
   scheduleList(): Promise<ScheduleRow[]>;
   /** @throws ScheduleNotFoundError */
   schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow>;
-  /** Unpauses and sets `next_run_at` (ticks during the pause are not misfires). @throws ScheduleNotFoundError */
+  /**
+   * Unpauses; a schedule that was paused gets `next_run_at` = `nextRunAt` (ticks during the pause are not misfires),
+   * one that was not keeps its own, so a tick already due still fires. @throws ScheduleNotFoundError
+   */
   scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow>;
   /** Upserts the code's schedules; see {@link ScheduleSyncParams}. */
   scheduleSync(params: ScheduleSyncParams): Promise<void>;
@@ -262,7 +266,7 @@ export interface Driver {
    */
   scheduleTicksWrittenBy(params: ScheduleTicksWrittenParams): Promise<ScheduleTickWritten[]>;
   /** Enqueues one run now, recorded as a `triggered` tick with its actor. @throws ScheduleNotFoundError */
-  scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }>;
+  scheduleTrigger(params: ScheduleTriggerParams): Promise<ScheduleTriggerResult>;
   /**
    * Deletes up to `limit` schedule ticks recorded `olderThanMs` before `now`, never a schedule's newest tick
    * (the scheduler and the schedule list read it). Returns how many were deleted.

@@ -108,6 +108,21 @@ export interface ScheduleTriggerParams {
   define?: ScheduleSyncItem | null;
 }
 
+/** What `Driver.scheduleTrigger` did. */
+export interface ScheduleTriggerResult {
+  /** The job enqueued, or, for a duplicate, the active job its unique key matched. */
+  jobId: string;
+  /** The triggered tick's time: `now`, or the first free millisecond after it. */
+  tickAt: Date;
+  /**
+   * The job was deduplicated on its unique key against an active one: no run was enqueued, and the tick was
+   * recorded `skipped` with that job.
+   */
+  duplicate: boolean;
+  /** A duplicate whose key asked to replace a waiting holder: that job got this trigger's payload and due time. */
+  replaced: boolean;
+}
+
 /** A stored tick. */
 export interface ScheduleTickRow {
   scheduleName: string;

@@ -12,7 +12,7 @@ export interface BackoffOptions {
   max?: Duration;
   /**
    * Randomness, so that many jobs failing together do not retry in lockstep.
-   * `full`: uniform in [0, d]; `equal`: uniform in [d/2, d]; `none`: exactly d.
+   * `full`: uniform in [0, d); `equal`: uniform in [d/2, d); `none`: exactly d (whole milliseconds, rounded down).
    * @default "equal"
    */
   jitter?: 'full' | 'equal' | 'none';

@@ -30,6 +30,8 @@ export class Lease implements AsyncDisposable {
   /** Process-clock deadline by which a renewal must be confirmed; conservative because it starts before the grant. */
   #localDeadline: number;
   #cancelTimer: () => void = () => {};
+  /** Cancels the timer that gives the lease up at {@link Lease.#localDeadline} unless a renewal moved it. */
+  #cancelDeadline: () => void = () => {};
   #released: Promise<void> | null = null;
 
   constructor(deps: LeaseDeps, grant: { name: string; token: number; expiresAt: Date }, ttlMs: number, requestedAt: number) {
@@ -39,6 +41,7 @@ export class Lease implements AsyncDisposable {
     this.#expiresAt = grant.expiresAt;
     this.#ttlMs = ttlMs;
     this.#localDeadline = requestedAt + ttlMs;
+    this.#armDeadline();
     this.#schedule();
   }
 
@@ -61,6 +64,7 @@ export class Lease implements AsyncDisposable {
   release(): Promise<void> {
     this.#released ??= (async () => {
       this.#cancelTimer();
+      this.#cancelDeadline();
       if (!this.held) return;
       this.#controller.abort(new LockLostError(this.name, this.token, 'a lease released by its holder'));
       const released = await this.#deps.driver.lockRelease({ name: this.name, token: this.token });
@@ -71,6 +75,17 @@ export class Lease implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
+  }
+
+  /**
+   * Gives the lease up when its deadline passes unconfirmed: not only when a renewal fails, since a renewal that
+   * never answers (a connection the pool waits on) or one retried every third of the TTL could otherwise leave the
+   * lease reporting itself held after it expired and another holder was granted it.
+   */
+  #armDeadline(): void {
+    const { clock } = this.#deps;
+    this.#cancelDeadline();
+    this.#cancelDeadline = clock.setTimer(Math.max(0, this.#localDeadline - clock.now()), () => this.#lose('no confirmed renewal before the lease could expire'));
   }
 
   #schedule(): void {
@@ -87,6 +102,7 @@ export class Lease implements AsyncDisposable {
       if (!grant) return this.#lose('a renewal refused: the lease expired or a newer token was granted');
       this.#expiresAt = grant.expiresAt;
       this.#localDeadline = requestedAt + this.#ttlMs;
+      this.#armDeadline();
     } catch (error) {
       events.emit('error', { error, context: `renewing lock ${this.name}` });
       // Unconfirmed: once the lease may have expired, stop trusting it.
@@ -97,6 +113,8 @@ export class Lease implements AsyncDisposable {
 
   #lose(reason: string): void {
     if (!this.held) return;
+    this.#cancelTimer();
+    this.#cancelDeadline();
     this.#controller.abort(new LockLostError(this.name, this.token, reason));
     this.#deps.events.emit('lock:lost', { name: this.name, token: this.token, reason });
   }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.js';
 import type { Driver, GuardedWriteResult, JobFinish } from '../driver/driver.js';
@@ -62,12 +63,6 @@ export class Attempt {
   readonly startedAt: number;
   /** Set by an iteration that saved its checkpoint and hands over: the attempt ends as `yielded`. */
   yieldRequest: { reason: YieldReason; done: number } | null = null;
-  /**
-   * The transaction the job context has open (`ctx.transaction`, a transactional step or batch). Job-context
-   * writes made meanwhile go through it: on SQLite the driver's own connection could not write while it is
-   * open, and on PostgreSQL they then commit or roll back with it.
-   */
-  #activeTx: { handle: TransactionHandle } | null = null;
 
   /** Whether `deps.onHandlerSettled` was called. */
   #handlerDone = false;
@@ -76,6 +71,12 @@ export class Attempt {
   #span: ProcessSpan | null = null;
   /** undefined until first needed; null when the job has no sensitive fields. */
   #redactor: Redactor | null | undefined;
+  /**
+   * Job-context writes in flight (step records, checkpoints), made on first use. The ending waits for them: a
+   * handler that rejects early (`Promise.all` of steps, one of which failed) must not end the attempt under a step
+   * whose function succeeded and whose record is on its way, or the record arrives stale and the step runs again.
+   */
+  #writes: Set<Promise<GuardedWriteResult>> | null = null;
 
   /** `deps` is shared by all of a worker's attempts: per-attempt callbacks would cost closures on every job. */
   constructor(row: JobRow, deps: AttemptDeps) {
@@ -159,16 +160,33 @@ export class Attempt {
       }
       cancelTimeout?.();
       this.#handlerSettled();
+      if (this.#writes !== null && this.#writes.size > 0) await this.#writesSettled();
       // An iteration that handed over throws to unwind the handler; that is not a failure.
       if (this.yieldRequest) await this.#endYielded();
       else if (threw) await this.fail('failed', error, error instanceof NonRetryableError);
       else await this.end('completed', 'completed', 0, null);
+    } catch (error) {
+      // Something outside the handler threw (a schema's validator, a tracer): the attempt still gets its ending, a
+      // retryable failure (a validator that throws may work next time), instead of the job staying `running` until
+      // its lease expires and this promise rejecting unhandled in the worker.
+      await this.#endAfterCrash(error);
     } finally {
       // Endings that were never applied (the lease was lost) leave the span open until here.
       this.#endSpan('stale', null, null);
       // Whatever threw before the handler ran (a tracer, say), the slot and the in-flight entry are given back.
       this.#handlerSettled();
       this.deps.onSettled(this);
+    }
+  }
+
+  /** {@link Attempt.run}'s fallback ending; never rejects (a failure to end is reported as an `error` event). */
+  async #endAfterCrash(error: unknown): Promise<void> {
+    this.#handlerSettled();
+    if (this.done) return;
+    try {
+      await this.fail('failed', error, false);
+    } catch (failure) {
+      this.deps.events.emit('error', { error: failure, context: `ending job ${this.row.id} after ${String(error)}` });
     }
   }
 
@@ -230,8 +248,21 @@ export class Attempt {
    */
   async guardedWrite(write: 'step' | 'checkpoint', call: string, fn: () => Promise<GuardedWriteResult>): Promise<void> {
     this.assertRunning(call);
-    const result = await fn();
+    const pending = fn();
+    const writes = (this.#writes ??= new Set());
+    writes.add(pending);
+    let result: GuardedWriteResult;
+    try {
+      result = await pending;
+    } finally {
+      writes.delete(pending);
+    }
     if (result === 'stale') throw this.markLost(write);
+  }
+
+  /** Settles once no job-context write is in flight (see {@link Attempt.#writes}). */
+  async #writesSettled(): Promise<void> {
+    while (this.#writes !== null && this.#writes.size > 0) await Promise.allSettled([...this.#writes]);
   }
 
   /**
@@ -258,26 +289,26 @@ export class Attempt {
     return error;
   }
 
-  /** The job context's open transaction, if any (see {@link Attempt.inTransaction}). */
+  /**
+   * The job-context transaction (`ctx.transaction`, a transactional step or batch) whose function this call runs
+   * inside, if any: job-context writes made from inside it go through it and commit or roll back with it. Bound to
+   * the function's async context, not to the attempt: a step running beside it (`Promise.all`) records on its own,
+   * so a rollback of the other cannot take its record along. (On SQLite such a write waits, within the driver's
+   * busy budget, for the transaction to end: the transaction holds the database's write lock.)
+   */
   get activeTx(): TransactionHandle | undefined {
-    return this.#activeTx?.handle;
+    const open = openTransactions.getStore();
+    return open?.attempt === this ? open.handle : undefined;
   }
 
   /**
-   * Runs `fn` in a transaction: the job context's open one when there is one (nested calls join it), otherwise a
-   * new one from the driver, open for the job context's writes until it ends.
+   * Runs `fn` in a transaction: the job-context transaction it is called from when there is one (nested calls join
+   * it), otherwise a new one from the driver.
    */
   async inTransaction<T>(fn: (tx: TransactionHandle) => Promise<T>): Promise<T> {
-    if (this.#activeTx) return fn(this.#activeTx.handle);
-    return this.deps.driver.transaction(async (tx) => {
-      const active = { handle: tx };
-      this.#activeTx = active;
-      try {
-        return await fn(tx);
-      } finally {
-        if (this.#activeTx === active) this.#activeTx = null;
-      }
-    });
+    const open = this.activeTx;
+    if (open !== undefined) return fn(open);
+    return this.deps.driver.transaction((tx) => openTransactions.run({ attempt: this, handle: tx }, () => fn(tx)));
   }
 
   /**
@@ -291,7 +322,7 @@ export class Attempt {
     let claimed = false;
     let stale = false;
     try {
-      if (this.#activeTx) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
+      if (this.activeTx !== undefined) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
       const result = await this.inTransaction(async (tx) => {
         const value = await fn(tx);
         this.assertRunning('ctx.transaction');
@@ -339,6 +370,12 @@ export class Attempt {
     else events.emit('job:retry-scheduled', { job, attempt: row.attempt, delayMs: retryDelayMs });
   }
 }
+
+/**
+ * The job-context transaction open in the current async context, and the attempt it belongs to (see
+ * {@link Attempt.activeTx}). One store for the process: an attempt only ever reads its own entry.
+ */
+const openTransactions = new AsyncLocalStorage<{ attempt: Attempt; handle: TransactionHandle }>();
 
 /** The identity of a job in events. */
 export function ref(row: { id: string; name: string; queue: string; scheduleName?: string | null }): JobRef {

@@ -32,23 +32,25 @@ export const MAX_RECORDED_TICKS = 1_000;
  *   it is within `misfire.within` (default: one interval plus the grace). `catch-up`: each one within `within`
  *   fires, the newest `maxCount` of them.
  *
- * Cost is bounded: after an outage of more than {@link MAX_RECORDED_TICKS} ticks, the ticks older than any policy's
- * window (`within`, or the grace) are skipped over and counted rather than enumerated one by one.
+ * Cost is bounded: after an outage of more than {@link MAX_RECORDED_TICKS} ticks, the ticks older than the policy's
+ * window (`within`; by default the newest missed tick's own interval plus the grace; the grace under `skip`) are
+ * skipped over and counted rather than enumerated one by one.
  */
 export function planTicks(schedule: ScheduleDefinition, nextRunAt: Date, now: Date): TickPlan {
   const { policy, graceMs, maxCount } = schedule.misfire;
   const defaultWithin = (t: Date) => intervalAt(schedule, t) + graceMs;
-  // The oldest tick time any policy could still act on; ticks before it can only be "missed".
-  const windowMs = policy === 'skip' ? graceMs : Math.max(graceMs, schedule.misfire.withinMs ?? defaultWithin(nextRunAt));
   let first: Date | null = nextRunAt;
   let unlistedMissed = 0;
-  const windowStart = now.getTime() - windowMs;
   const interval = Math.max(1, schedule.everyMs ?? intervalAt(schedule, nextRunAt));
   // Only a long outage is skipped over: up to MAX_RECORDED_TICKS old ticks are still listed (and recorded missed).
-  if ((windowStart - nextRunAt.getTime()) / interval > MAX_RECORDED_TICKS) {
-    first = schedule.nextTick(new Date(windowStart - 1));
-    const end = Math.min(first ? first.getTime() : now.getTime(), now.getTime() + 1);
-    unlistedMissed = Math.max(1, Math.ceil((end - nextRunAt.getTime()) / interval));
+  // Every policy's window starts at or before `now - grace`, so a gap shorter than that needs no window at all.
+  if ((now.getTime() - graceMs - nextRunAt.getTime()) / interval > MAX_RECORDED_TICKS) {
+    const windowStart = oldestActionable(schedule, nextRunAt, now);
+    if ((windowStart - nextRunAt.getTime()) / interval > MAX_RECORDED_TICKS) {
+      first = schedule.nextTick(new Date(windowStart - 1));
+      const end = Math.min(first ? first.getTime() : now.getTime(), now.getTime() + 1);
+      unlistedMissed = Math.max(1, Math.ceil((end - nextRunAt.getTime()) / interval));
+    }
   }
   const due: Date[] = [];
   let tick = first;
@@ -75,6 +77,40 @@ export function planTicks(schedule: ScheduleDefinition, nextRunAt: Date, now: Da
   const firing = new Set(catchUp.map((t) => t.getTime()));
   const planned = missed.map((t) => ({ tickAt: t, action: firing.has(t.getTime()) ? ('fire' as const) : ('missed' as const), late: true }));
   return { ticks: [...planned, ...ticks].sort((a, b) => a.tickAt.getTime() - b.tickAt.getTime()), nextRunAt: tick, unlistedMissed };
+}
+
+/**
+ * The oldest tick time any policy could still act on (ticks before it can only be "missed"), for an outage that
+ * began at `nextRunAt`. `skip` acts on nothing older than the grace, an explicit `within` bounds it directly. The
+ * default window is each tick's own interval plus the grace, so a missed tick is in it exactly when the tick after
+ * it was not yet missed: only the newest missed tick can be, however long the interval was at `nextRunAt`.
+ */
+function oldestActionable(schedule: ScheduleDefinition, nextRunAt: Date, now: Date): number {
+  const { policy, graceMs, withinMs } = schedule.misfire;
+  const missedBefore = now.getTime() - graceMs;
+  if (policy === 'skip') return missedBefore;
+  if (withinMs !== null) return now.getTime() - Math.max(graceMs, withinMs);
+  return newestTickBefore(schedule, nextRunAt, missedBefore)?.getTime() ?? missedBefore;
+}
+
+/**
+ * The newest tick in `[from, before)`, or null when there is none. A binary search over `nextTick` (monotonic in
+ * its argument), so it costs some 50 evaluations of the pattern whatever the number of ticks in between.
+ */
+function newestTickBefore(schedule: ScheduleDefinition, from: Date, before: number): Date | null {
+  // The first tick at or after `ms`.
+  const atOrAfter = (ms: number) => schedule.nextTick(new Date(ms - 1));
+  const isBefore = (tick: Date | null) => tick !== null && tick.getTime() < before;
+  let lo = from.getTime();
+  if (!isBefore(atOrAfter(lo))) return null;
+  // Invariant: a tick lies in [lo, before), none in [hi, before).
+  let hi = before;
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (isBefore(atOrAfter(mid))) lo = mid;
+    else hi = mid;
+  }
+  return atOrAfter(lo);
 }
 
 /** The gap from tick `t` to the tick after it: "one interval" of the schedule at that point. */

@@ -64,19 +64,21 @@ export class ScheduleOperations {
   }
 
   /**
-   * Resumes a paused schedule from its next future tick; ticks that fell in the pause are not misfires.
+   * Resumes a paused schedule from its next future tick; ticks that fell in the pause are not misfires. A schedule
+   * that is not paused keeps its `next_run_at`, so a tick already due still fires (or is handled by the misfire
+   * policy). The next tick comes from the stored definition: this process's only when its hash is the stored one.
    * @throws ScheduleNotFoundError
    */
   async resume(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
     validateName('schedule name', name);
     const now = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
+    const stored = (await this.#driver.scheduleList()).find((s) => s.name === name);
     const def = this.#defs.get(name);
-    let nextRunAt: Date | null;
-    if (def) nextRunAt = def.nextTick(now);
-    else {
-      const row = (await this.#driver.scheduleList()).find((s) => s.name === name);
-      nextRunAt = row ? nextTickFromSpec(row.spec as ScheduleSpec, now) : null;
-    }
+    // Another deploy's definition may tick differently: the stored one is what the schedulers fire.
+    let nextRunAt: Date | null = null;
+    if (stored && def?.definitionHash === stored.definitionHash) nextRunAt = def.nextTick(now);
+    else if (stored) nextRunAt = nextTickFromSpec(stored.spec as ScheduleSpec, now);
+    // The driver throws ScheduleNotFoundError for a name with no active row; it sets next_run_at only if paused.
     const row = await this.#driver.scheduleResume({ name, nextRunAt, now: this.#clock.sqlNow() });
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'resume', actor: options.actor ?? 'api', reason: options.reason ?? null });
     await this.#afterAction();
@@ -86,10 +88,12 @@ export class ScheduleOperations {
   /**
    * Enqueues one run now, recorded as a triggered tick with its actor. Needs the schedule's definition in this
    * process (its payload is code). A schedule never stored yet (no scheduler has run) is stored first, as a first
-   * sync would; one removed by another deployment stays removed and is not triggered.
+   * sync would; one removed by another deployment stays removed and is not triggered. A job deduplicated on its
+   * unique key against an active one is not a new run: the tick is recorded `skipped`, `jobId` is that active job,
+   * and the events say so (`job:enqueued` with `duplicate: true`, `schedule:skipped`, no `schedule:fired`).
    * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule.
    */
-  async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date }> {
+  async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date; duplicate: boolean }> {
     validateName('schedule name', name);
     const def = this.#defs.get(name);
     if (!def) throw new InvalidOptionError('schedule', name, `a schedule defined in this process (known: ${[...this.#defs.keys()].join(', ') || 'none'}); pass its module with --jobs`);
@@ -98,12 +102,19 @@ export class ScheduleOperations {
     const job = await buildJobInsert(def.job, def.payload({ tickAt, scheduleName: name }), { queue: def.queue, priority: def.priority }, this.#payloadLimit);
     // Its definition goes along, so a schedule no scheduler has stored yet is stored first (a removed one is not).
     const result = await this.#driver.scheduleTrigger({ name, job, actor, now: this.#clock.sqlNow(), define: toSyncItem(def, tickAt) });
+    const { duplicate } = result;
     const jobRef = { id: result.jobId, name: def.job.name, queue: def.queue, scheduleName: name };
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'trigger', actor, reason: options.reason ?? null });
-    this.#events.emit('job:enqueued', { job: jobRef, duplicate: false, replaced: false, runAt: result.tickAt, inTransaction: false });
-    this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, job: jobRef, late: false, actor });
-    this.#onEnqueued(def.queue);
+    this.#events.emit('job:enqueued', { job: jobRef, duplicate, replaced: result.replaced, runAt: result.tickAt, inTransaction: false });
+    if (duplicate) {
+      // Nothing new runs: the tick row says skipped, as a scheduled tick blocked by the same active job does.
+      this.#events.emit('schedule:skipped', { schedule: name, tickAt: result.tickAt, reason: 'overlap', activeJobId: result.jobId });
+    } else {
+      this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, job: jobRef, late: false, actor });
+    }
+    // A replaced holder got this trigger's due time, so it may be due now as a new job would be.
+    if (!duplicate || result.replaced) this.#onEnqueued(def.queue);
     await this.#afterAction();
-    return result;
+    return { jobId: result.jobId, tickAt: result.tickAt, duplicate };
   }
 }

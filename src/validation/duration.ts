@@ -27,8 +27,10 @@ export function parseDuration(field: string, value: unknown, options: { allowZer
   } else {
     throw new InvalidDurationError(field, value, expected);
   }
-  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_MS || (!allowZero && ms === 0)) {
+  // Checked after rounding: "0.4ms" where zero is refused would otherwise pass as 0.4 and be used as 0.
+  const rounded = Math.round(ms);
+  if (!Number.isFinite(ms) || ms < 0 || rounded > MAX_MS || (!allowZero && rounded === 0)) {
     throw new InvalidDurationError(field, value, expected);
   }
-  return Math.round(ms);
+  return rounded;
 }

@@ -97,8 +97,15 @@ describe('findMissedRun', () => {
     // +3m's run is still running, but its deadline (+5m) has not passed.
     expect(findMissedRun({ spec, nextRunAt: at(4), ticks: [tick(2, 'completed'), tick(3, 'running')], now: new Date(T0 + 5 * MINUTE - 1) })).toBeNull();
     expect(findMissedRun({ spec, nextRunAt: at(4), ticks: [tick(2, 'completed'), tick(3, 'running')], now: at(5) })).toMatchObject({ firstMissedTickAt: at(3), missedTicks: 1 });
-    // A pruned job (state null) of a fired tick counts as finished.
-    expect(findMissedRun({ spec, nextRunAt: at(4), ticks: [tick(2, null)], now: at(5) })).toBeNull();
+    // A fired tick whose job is gone (state null) before the newest completed run is covered by that run.
+    expect(findMissedRun({ spec, nextRunAt: at(4), ticks: [tick(1, null), tick(2, null), tick(3, 'completed')], now: at(5) })).toBeNull();
+  });
+
+  it('never counts a fired tick whose job is gone as a success: it may have been discarded or pruned dead', () => {
+    expect(findMissedRun({ spec, nextRunAt: at(4), ticks: [tick(1, 'completed'), tick(2, null)], now: at(5) }))
+      .toMatchObject({ firstMissedTickAt: at(2), missedTicks: 1, lastSuccessTickAt: at(1) });
+    expect(findMissedRun({ spec, nextRunAt: at(4), ticks: [tick(2, null), tick(3, null)], now: at(5) }))
+      .toMatchObject({ firstMissedTickAt: at(2), missedTicks: 2, lastSuccessTickAt: null });
   });
 
   it('finds ticks no scheduler handled, from next_run_at on, once the first one\'s deadline passed', () => {

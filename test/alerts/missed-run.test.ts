@@ -6,16 +6,20 @@
  *   real HTTP webhook receiver (HMAC checked) and a real SMTP receiver; still one per schedule while it stays open;
  * - after recovery (the schedulers run again and the runs complete): one resolve notice per schedule;
  * - two instances evaluating at once: one notification per schedule (the database decides);
- * - `warden.start()` runs the monitor and the delivery queue by itself.
+ * - `warden.start()` runs the monitor and the delivery queue by itself;
+ * - a run whose job is gone is no success: discarded (dead or never run) or a dead letter pruned by retention, the
+ *   alert still opens or stays open; a completed run pruned by retention (the schedule's newest is kept) raises
+ *   nothing.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock/fake-clock.js';
 import type { Warden } from '../../src/client/warden.js';
 import type { AlertsOptions } from '../../src/alerts/alert-options.js';
+import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule, type ScheduleDefinition } from '../../src/schedule/define-schedule.js';
 import { record, TestClock } from '../runtime/helpers.js';
-import { makeWarden, type MakeWardenOptions, MINUTE, noopJob, T0 } from '../schedule/helpers.js';
+import { HOUR, makeWarden, type MakeWardenOptions, MINUTE, noopJob, T0 } from '../schedule/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { type SmtpReceiver, startSmtpReceiver, startWebhookReceiver, type WebhookReceiver } from './receivers.js';
 
@@ -190,5 +194,101 @@ describe.each(DRIVER_KINDS)('missed-run alerts (%s)', (kind) => {
     expect(hooks.every((h) => h.signatureValid)).toBe(true);
     expect(new Date(hooks[0]!.notice.openedAt).getTime()).toBeLessThanOrEqual(T0 + 3 * MINUTE + 10 * SECOND);
     await smtp.inbox.waitFor(2, 'emails');
+  });
+});
+
+/** Fails every attempt and has no retries: each run of it dies. Dead letters of it are kept 10 minutes. */
+const dying = defineJob({ name: 'rescreen', retry: { maxAttempts: 1 }, retention: { dead: '10m' }, handler: () => { throw new Error('boom'); } });
+/** Completes; completed jobs of it are kept 10 minutes (the schedule's newest always). */
+const shortLived = defineJob({ name: 'rescreen-ok', retention: { completed: '10m' }, handler: () => undefined });
+
+describe.each(DRIVER_KINDS)('missed-run alerts when a run\'s job is gone (%s)', (kind) => {
+  let tdb: TestDatabase;
+  let warden: Warden | undefined;
+
+  beforeEach(async () => {
+    tdb = await createTestDatabase(kind);
+    warden = undefined;
+  });
+
+  afterEach(async () => {
+    await warden?.close();
+    await tdb?.cleanup();
+  });
+
+  /** An hourly schedule of `job` expecting a completed run within 15 minutes of each tick; the first tick is +1h. */
+  async function open(clock: FakeClock, job = dying): Promise<Warden> {
+    const schedule = defineSchedule({ name: 'hourly-rescreen', every: '1h', job, expect: { within: '15m' } });
+    warden = makeWarden(tdb, { schedules: [schedule], jobs: [job], clock, retention: {}, alerts: { rules: { queueLag: false, deadLetter: false } } });
+    await warden.runSchedulerOnce();
+    return warden;
+  }
+
+  it('a dead run discarded by an operator does not resolve the open alert: nothing completed', async () => {
+    const clock = new FakeClock(T0);
+    const w = await open(clock);
+    const opened = record(w, 'alert:opened');
+    const resolved = record(w, 'alert:resolved');
+    await clock.set(T0 + HOUR);
+    await w.runSchedulerOnce();
+    await w.drain();
+    const [dead] = await w.jobs.list({ state: 'dead' });
+    expect(dead?.scheduleName).toBe('hourly-rescreen');
+    await clock.set(T0 + HOUR + 15 * MINUTE);
+    await w.alerts.check();
+    expect(opened.map((e) => e.alert.key)).toEqual(['missed-run:hourly-rescreen']);
+
+    await w.jobs.discard(dead!.id);
+    await clock.set(T0 + HOUR + 16 * MINUTE);
+    await w.alerts.check();
+    expect(resolved).toEqual([]);
+    expect((await w.alerts.list({ state: 'open' })).map((a) => a.key)).toEqual(['missed-run:hourly-rescreen']);
+  });
+
+  it('a run discarded before its deadline, never run, still opens the alert at the deadline', async () => {
+    const clock = new FakeClock(T0);
+    const w = await open(clock);
+    const opened = record(w, 'alert:opened');
+    await clock.set(T0 + HOUR);
+    await w.runSchedulerOnce();
+    const [queued] = await w.jobs.list({ state: 'queued' });
+    expect(queued?.scheduleName).toBe('hourly-rescreen');
+    await w.jobs.discard(queued!.id);
+    await clock.set(T0 + HOUR + 15 * MINUTE);
+    await w.alerts.check();
+    expect(opened.map((e) => [e.alert.key, e.alert.details.firstMissedTickAt, e.alert.details.lastSuccessTickAt]))
+      .toEqual([['missed-run:hourly-rescreen', new Date(T0 + HOUR).toISOString(), null]]);
+  });
+
+  it('a dead run pruned by retention before its deadline still opens the alert', async () => {
+    const clock = new FakeClock(T0);
+    const w = await open(clock);
+    const opened = record(w, 'alert:opened');
+    await clock.set(T0 + HOUR);
+    await w.runSchedulerOnce();
+    await w.drain();
+    await clock.set(T0 + HOUR + 11 * MINUTE);
+    expect((await w.runRetentionOnce())?.jobs.dead).toBe(1);
+    await clock.set(T0 + HOUR + 15 * MINUTE);
+    await w.alerts.check();
+    expect(opened.map((e) => e.alert.key)).toEqual(['missed-run:hourly-rescreen']);
+  });
+
+  it('completed runs pruned by retention raise nothing: the schedule\'s newest completed run is kept and covers them', async () => {
+    const clock = new FakeClock(T0);
+    const w = await open(clock, shortLived);
+    const opened = record(w, 'alert:opened');
+    for (let hour = 1; hour <= 3; hour++) {
+      await clock.set(T0 + hour * HOUR);
+      await w.runSchedulerOnce();
+      await w.drain();
+    }
+    await clock.set(T0 + 3 * HOUR + 11 * MINUTE);
+    expect((await w.runRetentionOnce())?.jobs.completed).toBe(2);
+    const ticks = await w.driver.scheduleTickList({ name: 'hourly-rescreen' });
+    expect(ticks.map((t) => t.jobState)).toEqual(['completed', null, null]);
+    await clock.set(T0 + 3 * HOUR + 30 * MINUTE);
+    await w.alerts.check();
+    expect(opened).toEqual([]);
   });
 });

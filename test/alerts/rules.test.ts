@@ -2,7 +2,8 @@
  * The other built-in rules, on both drivers, with a fake clock and the log sink only (each asserted through the
  * `alert:opened` / `alert:resolved` events and the alerts table): consecutive failures, failure rate, run too long
  * (a schedule's `expect.maxRuntime` and the global threshold), queue lag (paused queues excepted), leases that keep
- * expiring, and an operator's manual resolve.
+ * expiring, and an operator's manual resolve. A completion or failure that arrives while a consecutive-failures
+ * alert's open or resolve is still being written is acted on once that write ends, never dropped.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -62,6 +63,45 @@ describe.each(DRIVER_KINDS)('alert rules (%s)', (kind) => {
     expect((await warden.alerts.list())[0]).toMatchObject({ rule: 'consecutive-failures', severity: 'warning', details: { job: 'flaky', consecutiveFailures: 3, threshold: 3 } });
     await run(false);
     expect([opened, resolved]).toEqual([['consecutive-failures:flaky'], ['consecutive-failures:flaky']]);
+  });
+
+  /**
+   * Attempt endings of `flaky` as the worker reports them, emitted in one turn: each listener call starts its alert
+   * write before any write ends (as when several worker slots finish at once).
+   */
+  let attemptIds = 0;
+  function attempts(...fails: boolean[]): void {
+    for (const fail of fails) {
+      const job = { id: String(++attemptIds), name: 'flaky', queue: 'default' };
+      if (fail) warden.events.emit('job:failed', { job, attempt: 1, outcome: 'failed', error: { name: 'Error', message: 'upstream 503' }, nextState: 'dead', durationMs: 1 });
+      else warden.events.emit('job:completed', { job, attempt: 1, durationMs: 1 });
+    }
+  }
+
+  it('consecutive failures: a success that arrives while the open is being written resolves the alert once it is written', async () => {
+    const { opened, resolved } = open({ consecutiveFailures: { count: 3 } });
+    attempts(true, true, true, false);
+    await warden.alerts.settled();
+    expect([opened, resolved]).toEqual([['consecutive-failures:flaky'], ['consecutive-failures:flaky']]);
+    expect((await warden.alerts.list()).map((a) => [a.state, a.episode, a.details.consecutiveFailures])).toEqual([['resolved', 1, 0]]);
+  });
+
+  it('consecutive failures: the count reached again while the resolve is being written opens a new episode once it is written', async () => {
+    const { opened, resolved } = open({ consecutiveFailures: { count: 2 } });
+    attempts(true, true);
+    await warden.alerts.settled();
+    attempts(false, true, true);
+    await warden.alerts.settled();
+    expect([opened, resolved]).toEqual([['consecutive-failures:flaky', 'consecutive-failures:flaky'], ['consecutive-failures:flaky']]);
+    expect((await warden.alerts.list()).map((a) => [a.state, a.episode])).toEqual([['open', 2]]);
+    attempts(false);
+    await warden.alerts.settled();
+    expect((await warden.alerts.list()).map((a) => [a.state, a.episode])).toEqual([['resolved', 2]]);
+    // While the third open is in flight, a success and then the count reached again: the newest request wins.
+    attempts(true, true, false, true, true);
+    await warden.alerts.settled();
+    expect((await warden.alerts.list()).map((a) => [a.state, a.episode])).toEqual([['open', 3]]);
+    expect(resolved).toHaveLength(2);
   });
 
   it('failure rate: opens when the window\'s rate reaches the threshold with enough attempts, resolves when the window clears', async () => {

@@ -8,6 +8,7 @@ import * as schedulesFixture from './fixtures/schedules.js';
 import * as schedulesOnlyFixture from './fixtures/schedules-only.js';
 
 const SCHEDULES = fileURLToPath(new URL('./fixtures/schedules.ts', import.meta.url));
+const SCHEDULES_KEYED = fileURLToPath(new URL('./fixtures/schedules-keyed.ts', import.meta.url));
 const SCHEDULES_ONLY = fileURLToPath(new URL('./fixtures/schedules-only.ts', import.meta.url));
 const SCHEDULES_CHANGED = fileURLToPath(new URL('./fixtures/schedules-changed.ts', import.meta.url));
 const HOUR = 3_600_000;
@@ -118,11 +119,23 @@ describe('warden schedules pause, resume and trigger', () => {
     expect(result).toMatchObject({ duplicate: false, job: expect.objectContaining({ name: 'daily-report', state: 'queued' }) });
   });
 
-  it('prints {schedule, jobId, tickAt} with --json, taking the module from WARDEN_JOBS', async () => {
+  it('a trigger whose job matches an active job by its unique key says so: no new run, the tick skipped', async () => {
+    const database = (db = await migratedDatabase('sqlite'));
+    const first = await cli(['schedules', 'trigger', 'hourly-rebuild', '--jobs', SCHEDULES_KEYED, ...database.args]);
+    const jobId = /^triggered schedule hourly-rebuild: job (\d+)\n$/.exec(first.out)?.[1];
+    expect(jobId).toBeDefined();
+    const second = await cli(['schedules', 'trigger', 'hourly-rebuild', '--jobs', SCHEDULES_KEYED, ...database.args]);
+    expect([second.code, second.err]).toEqual([0, '']);
+    expect(second.out).toBe(`schedule hourly-rebuild not triggered: its job's unique key matches active job ${jobId} (tick recorded skipped)\n`);
+    const json = await cliJson(['schedules', 'trigger', 'hourly-rebuild', '--jobs', SCHEDULES_KEYED, ...database.args]);
+    expect(json).toEqual({ schedule: 'hourly-rebuild', jobId, tickAt: expect.any(String), duplicate: true });
+  });
+
+  it('prints {schedule, jobId, tickAt, duplicate} with --json, taking the module from WARDEN_JOBS', async () => {
     const database = (db = await migratedDatabase('sqlite'));
     process.env.WARDEN_JOBS = SCHEDULES;
     const result = await cliJson(['schedules', 'trigger', 'hourly-cleanup', ...database.args]);
-    expect(result).toEqual({ schedule: 'hourly-cleanup', jobId: expect.stringMatching(/^\d+$/), tickAt: expect.any(String) });
+    expect(result).toEqual({ schedule: 'hourly-cleanup', jobId: expect.stringMatching(/^\d+$/), tickAt: expect.any(String), duplicate: false });
   });
 });
 

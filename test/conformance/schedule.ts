@@ -677,7 +677,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         await sync([a], at(0));
         const now = at(5_000);
         const result = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ name: 'tick-job', payloadJson: '{"tick":true}' }), actor: 'ops@example', now });
-        expect(result).toEqual({ jobId: expect.stringMatching(/^[1-9][0-9]*$/), tickAt: now });
+        expect(result).toEqual({ jobId: expect.stringMatching(/^[1-9][0-9]*$/), tickAt: now, duplicate: false, replaced: false });
         expect(await getJob(tdb.driver, result.jobId)).toEqual(scheduledJob(result.jobId, 'a', now, now));
         const tick: ScheduleTickRow = {
           scheduleName: 'a', tickAt: now, kind: 'triggered', outcome: 'fired', late: false,
@@ -705,6 +705,25 @@ export function exerciseSchedule(kind: DriverKind): void {
           [now, 'triggered', 'fired', 'x', first.jobId, now],
         ]);
         expect(await countRows(tdb, 'jobs')).toBe(2);
+      });
+
+      it('a keyed job deduplicated against an active one: duplicate, with its id; the tick recorded skipped', async () => {
+        await sync([item('a')], at(0));
+        const existing = await insertJob(tdb.driver, { key: 'nightly', name: 'manual' }, at(1_000));
+        const now = at(2_000);
+        const result = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ key: 'nightly' }), actor: 'ops', now });
+        expect(result).toEqual({ jobId: existing.id, tickAt: now, duplicate: true, replaced: false });
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+        expect(await getJob(tdb.driver, existing.id)).toEqual(existing);
+        expect((await tdb.driver.scheduleTickList({ name: 'a' })).map((t) => [t.tickAt, t.kind, t.outcome, t.jobId, t.actor])).toEqual([
+          [now, 'triggered', 'skipped', existing.id, 'ops'],
+        ]);
+        // A key that replaces a waiting holder: still a duplicate (no new run), and the holder got the new payload.
+        const replacing = makeInsert({ key: 'nightly', payloadJson: '{"v":2}', unique: { windowMs: null, states: ['queued', 'retrying'], replace: true } });
+        const again = await tdb.driver.scheduleTrigger({ name: 'a', job: replacing, actor: 'ops', now: at(3_000) });
+        expect([again.jobId, again.duplicate, again.replaced]).toEqual([existing.id, true, true]);
+        expect((await getJob(tdb.driver, existing.id)).payload).toEqual({ v: 2 });
+        expect(await countRows(tdb, 'jobs')).toBe(1);
       });
 
       it('works while the schedule is paused, leaving it paused', async () => {
@@ -767,7 +786,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await tdb.driver.schedulePause({ name: 'a', now: at(600) })).toEqual({ ...paused, updatedAt: at(600) });
       });
 
-      it('scheduleResume unpauses, sets next_run_at and returns the row; an advance planned before fails', async () => {
+      it('scheduleResume unpauses, sets next_run_at if it was paused and returns the row; an advance planned before fails', async () => {
         const a = item('a');
         await sync([a], at(0));
         await fireOnce('a', at(MINUTE), at(MINUTE));
@@ -780,9 +799,14 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE))], at(9 * MINUTE))).toEqual(NOT_ADVANCED);
         expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE - 1), limit: 10 })).toEqual([]);
         expect((await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).map((r) => r.name)).toEqual(['a']);
-        // Resuming an unpaused schedule sets next_run_at too; null means never again.
-        const never = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: null, now: at(9 * MINUTE + 1) });
-        expect([never.paused, never.nextRunAt, never.updatedAt]).toEqual([false, null, at(9 * MINUTE + 1)]);
+        // Resuming a schedule that is not paused keeps its next_run_at: a tick already due stays due.
+        const again = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(20 * MINUTE), now: at(10 * MINUTE + 1) });
+        expect([again.paused, again.nextRunAt, again.updatedAt]).toEqual([false, at(10 * MINUTE), at(10 * MINUTE + 1)]);
+        expect((await tdb.driver.scheduleDue({ now: at(10 * MINUTE + 1), limit: 10 })).map((r) => r.name)).toEqual(['a']);
+        // On a paused schedule, null means never again.
+        await tdb.driver.schedulePause({ name: 'a', now: at(10 * MINUTE + 2) });
+        const never = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: null, now: at(10 * MINUTE + 3) });
+        expect([never.paused, never.nextRunAt, never.updatedAt]).toEqual([false, null, at(10 * MINUTE + 3)]);
       });
 
       it.each(['unknown', 'removed'])('a schedule that is %s: ScheduleNotFoundError for pause and resume', async (name) => {

@@ -10,7 +10,7 @@ import type { Warden } from '../../src/client/warden.js';
 import { InvalidNameError, NonJsonValueError, PayloadTooLargeError, StepNameConflictError } from '../../src/errors.js';
 import { defineJob, type JobContext, type JobDefinition } from '../../src/job/define-job.js';
 import { type Oracle, openOracle } from '../process/db-oracle.js';
-import { makeWarden, type MakeWardenOptions, record, T0, TestClock } from '../runtime/helpers.js';
+import { deferred, makeWarden, type MakeWardenOptions, record, T0, TestClock } from '../runtime/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { type AppTable, attemptSummary, createAppTable, expectTyped, getJob, RETRY_1S } from './helpers.js';
 
@@ -231,6 +231,48 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
       expect(runs).toEqual({ 'write-order': 1 });
       expect(await app.tags(id)).toEqual([`${id}:write-order`]);
       expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([['write-order', 1, { orderNo: 77 }]]);
+    });
+
+    it('a step that succeeds beside a transactional step keeps its record when that transaction rolls back', async () => {
+      const job = defineJob({
+        name: 'side-by-side',
+        retry: { maxAttempts: 3, backoff: RETRY_1S },
+        handler: async (_payload, ctx: JobContext) => {
+          const txOpen = deferred();
+          const chargeReturned = deferred();
+          // `charge` returns while `write`'s transaction is open; `write` then fails and its transaction rolls back.
+          const charge = ctx.step('charge', async () => {
+            await txOpen.promise;
+            runs.charge = (runs.charge ?? 0) + 1;
+            chargeReturned.resolve();
+            return `charge-${runs.charge}`;
+          });
+          // Replayed (attempt 2), `charge` runs no function: `write` goes on once it has its result.
+          void charge.then(() => chargeReturned.resolve(), () => chargeReturned.resolve());
+          const write = ctx.step(
+            'write',
+            async ({ tx }) => {
+              runs.write = (runs.write ?? 0) + 1;
+              await app.insert(tx, ctx.job.id, `write-${runs.write}`);
+              txOpen.resolve();
+              await chargeReturned.promise;
+              if (ctx.attempt === 1) throw new Error('the write fails: its transaction rolls back');
+              return 'written';
+            },
+            { transaction: true },
+          );
+          const [charged] = await Promise.all([charge, write]);
+          expect(charged).toBe('charge-1');
+        },
+      });
+      const w = open([job]);
+      const { id } = await w.enqueue(job, {});
+      await drainRetries(w, 2);
+      expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+      // The charge ran once: attempt 2 replayed its record, written outside the rolled-back transaction.
+      expect(runs).toEqual({ charge: 1, write: 2 });
+      expect(await app.tags(id)).toEqual(['write-2']);
+      expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([['charge', 1, 'charge-1'], ['write', 2, 'written']]);
     });
 
     it('throwing after the write rolls back both: no row, no record; the retry writes once', async () => {

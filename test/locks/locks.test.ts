@@ -90,7 +90,8 @@ function track<T>(promise: Promise<T>): { promise: Promise<T>; readonly settled:
 async function advanceRenewing(clock: FakeClock, total: number, step: number, leases: Lease[]): Promise<void> {
   for (let moved = 0; moved < total; moved += step) {
     await clock.advance(Math.min(step, total - moved));
-    await waitFor('every held lease to re-arm its renewal timer', () => clock.pendingTimers === leases.filter((l) => l.held).length);
+    // A held lease has two timers: its next renewal and its deadline (given up unless a renewal moves it).
+    await waitFor('every held lease to re-arm its renewal timer', () => clock.pendingTimers === 2 * leases.filter((l) => l.held).length);
   }
 }
 
@@ -228,7 +229,8 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
     const ttl = 900;
     const lease = await a.warden.locks.acquire(LOCK, { ttl, holder: 'a' });
     expect(lease!.token).toBe(1);
-    expect(a.clock.pendingTimers).toBe(1);
+    // Its renewal, and its deadline.
+    expect(a.clock.pendingTimers).toBe(2);
 
     // Five TTLs in 250 ms steps (renewal is due every 300 ms).
     await advanceRenewing(a.clock, 5 * ttl, 250, [lease!]);
@@ -299,6 +301,52 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
     expect(a.events['lock:lost'].map((e) => e.token)).toEqual([1, 3]);
     expect((await a.warden.locks.list())[0]).toMatchObject({ token: 3, holder: 'a' });
   });
+
+  for (const failure of ['fails', 'never answers'] as const) {
+    it(`a holder whose renewal ${failure} gives the lease up at its deadline, before another holder can be granted it`, async () => {
+      tdb = await createTestDatabase(kind);
+      const clock = new FakeClock(T0);
+      const real = tdb.newDriver();
+      let failing = false;
+      // The holder's renewals fail (a connection error) or hang (a pool waiting on a dead connection) once set.
+      const driver = new Proxy(real, {
+        get(target, prop) {
+          if (prop === 'lockRenew' && failing) {
+            return failure === 'fails' ? async () => Promise.reject(new Error('connection reset')) : () => new Promise(() => {});
+          }
+          const value = Reflect.get(target, prop, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const a = createWarden({ database: driver, clock, logger: silent });
+      wardens.push(a);
+      const lost: WardenEventMap['lock:lost'][] = [];
+      a.on('lock:lost', (e) => lost.push(e));
+      a.on('error', () => {});
+      // Renewals are due every 333 ms: the third (at 999) is not the deadline (1,000), the fourth comes after it.
+      const ttl = 1_000;
+      const lease = (await a.locks.acquire(LOCK, { ttl, holder: 'a' }))!;
+      failing = true;
+
+      // Renewals at 333, 666 and 999 fail or hang; just before the deadline the lease still counts as held.
+      await clock.advance(333);
+      await clock.advance(333);
+      await clock.advance(ttl - 666 - 1);
+      expect(lease.held).toBe(true);
+      await clock.advance(1);
+      await waitFor('the lease to be given up', () => !lease.held);
+      expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+      expect(lost).toEqual([{ name: LOCK, token: 1, reason: 'no confirmed renewal before the lease could expire' }]);
+
+      // Only now, at the expiry, can another process be granted it.
+      const b = instance(T0 + ttl);
+      const taker = await b.warden.locks.acquire(LOCK, { ttl, holder: 'b' });
+      expect(taker!.token).toBe(2);
+      await taker!.release();
+      await lease.release();
+      expect(clock.pendingTimers).toBe(0);
+    });
+  }
 
   it('release frees the lock; a released or disposed lease has an aborted signal', async () => {
     tdb = await createTestDatabase(kind);

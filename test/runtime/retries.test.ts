@@ -281,6 +281,41 @@ describe.each(DRIVER_KINDS)('retries (%s)', (kind) => {
     expect(deadEvents).toEqual([]);
   });
 
+  it('a schema whose validator throws at run time fails the attempt (retryable), never leaving the job running', async () => {
+    let throwing = false;
+    let calls = 0;
+    const job = defineJob({
+      name: 'validated',
+      // A refine that throws makes the Standard Schema validate() reject: not an invalid payload, a crash.
+      schema: z.object({ n: z.number() }).refine(() => {
+        if (throwing) throw new Error('validator crashed');
+        return true;
+      }),
+      retry: { maxAttempts: 3 },
+      handler: () => {
+        calls++;
+      },
+    });
+    const w = open([job]);
+    const errors = record(w, 'error');
+    const { id } = await w.enqueue(job, { n: 1 });
+    throwing = true;
+
+    // drain() awaits the attempt: it rejected with the validator's error, leaving the job running under its lease.
+    expect(await w.drain()).toEqual({ attempts: 1 });
+    expect(calls).toBe(0);
+    expect(await w.jobs.get(id)).toMatchObject({ state: 'retrying', attempt: 1 });
+    const attempts = await w.jobs.attempts(id);
+    expect(attempts.map((a) => [a.outcome, a.error?.message])).toEqual([['failed', 'validator crashed']]);
+    expect(errors).toEqual([]);
+
+    throwing = false;
+    await clock.advance(60_000);
+    expect(await w.drain()).toEqual({ attempts: 1 });
+    expect(calls).toBe(1);
+    expect(await w.jobs.get(id)).toMatchObject({ state: 'completed', attempt: 2 });
+  });
+
   it('a stored payload that no longer validates is dead after one attempt, handler never called, issues kept', async () => {
     let calls = 0;
     const job = defineJob({

@@ -2,7 +2,8 @@
  * `planTicks` as a pure function: which due ticks in [nextRunAt, now] fire and which are missed, for each misfire
  * policy; the grace boundary (exactly `grace` late fires, 1 ms more is missed); the default misfire window (one
  * interval plus the grace); `maxCount`; the returned `nextRunAt` (the first tick strictly after `now`); and a long
- * outage, whose listed ticks stay bounded while `unlistedMissed` counts the rest.
+ * outage, whose listed ticks stay bounded while `unlistedMissed` counts the rest, and which still finds an irregular
+ * cron's newest missed tick in its own default window.
  * @module
  */
 import { describe, expect, it } from 'vitest';
@@ -254,6 +255,37 @@ describe('planTicks: a long outage', () => {
     // On time: +3595s…+3600s. Missed within 10m: +3000s…+3594s; the newest 100 of them fire.
     expect(late).toEqual(Array.from({ length: 100 }, (_, i) => (3_495 + i) * SECOND));
     expect(plan.ticks.filter((t) => t.action === 'fire' && !t.late)).toHaveLength(6);
+  });
+
+  describe('an irregular cron with the default window (its own interval plus the grace, per tick)', () => {
+    // Every minute during business hours (09:00–17:59 UTC): after 17:59 the next tick is 09:00 the next day, so the
+    // 17:59 tick's own interval is 15h01m, while the outage started where ticks were a minute apart.
+    const business = (policy: 'run-once' | 'catch-up') => defineSchedule({ name: 'biz', cron: '* 9-17 * * *', job: noopJob, misfire: { policy } });
+    const now = new Date('2026-03-03T18:30:00Z');
+
+    it.each(['run-once', 'catch-up'] as const)('%s: after a long outage the newest missed tick (17:59, 31 min late) still fires, once', (policy) => {
+      const plan = planTicks(business(policy), new Date('2026-03-02T10:00:00Z'), now);
+      expect(summary(plan)).toEqual([['2026-03-03T17:59:00.000Z', 'fire', true]]);
+      expect(plan.nextRunAt?.toISOString()).toBe('2026-03-04T09:00:00.000Z');
+      // Estimated from the one-minute interval at the outage's start: at least the 1,019 ticks really skipped.
+      expect(plan.unlistedMissed).toBe(1_919);
+    });
+
+    it('the same tick fires after a short outage, where every tick is listed', () => {
+      const plan = planTicks(business('run-once'), new Date('2026-03-03T10:00:00Z'), now);
+      expect(fired(plan).map((t) => new Date(T0 + t).toISOString())).toEqual(['2026-03-03T17:59:00.000Z']);
+      expect(plan.unlistedMissed).toBe(0);
+    });
+
+    it('a minutely cron down for ten years is planned without walking its ticks', () => {
+      const s = defineSchedule({ name: 'minutely', cron: '* * * * *', job: noopJob, misfire: { grace: '5s' } });
+      const started = performance.now();
+      const plan = planTicks(s, at(MINUTE), at(10 * 365 * 24 * HOUR + 30 * SECOND));
+      expect(summary(plan)).toEqual([[iso([T0 + 10 * 365 * 24 * HOUR])[0], 'fire', true]]);
+      expect(plan.unlistedMissed).toBe(10 * 365 * 24 * 60 - 1);
+      // A guard against walking 5 million ticks (seconds), not a benchmark.
+      expect(performance.now() - started).toBeLessThan(1_000);
+    });
   });
 
   it(`considers at most ${MAX_RECORDED_TICKS} ticks per scan, the newest, even when more are within the window`, () => {

@@ -2,13 +2,15 @@
  * Schedule policies and operations, on both drivers:
  * - misfire: every scheduler down for 5 ticks, then one scan: `skip` runs none, `run-once` exactly one (the
  *   newest), `catch-up` one per missed tick within its window (at most `maxCount`); missed ticks are recorded;
+ *   an irregular cron's newest missed tick still runs after an outage too long to list;
  * - overlap, with a started worker on a fake clock and runs that take 2.5 intervals: `skip` never has two active
  *   runs and records (and emits) every skipped tick; `queue-one` never has two waiting; `allow` overlaps; `replace`
  *   cancels the running one (its signal aborts with LeaseLostError at the next heartbeat) and enqueues the new one;
- * - sync: a schedule removed from the code stops firing; a changed pattern resets `next_run_at`; a renamed
- *   schedule is a new schedule;
- * - operations: list, pause (persisted: another instance does not fire it), resume (from the next future tick,
- *   no misfires for the paused time), trigger (a `triggered` tick with its actor, also while paused), tick history.
+ * - sync: a schedule removed from the code stops firing; a scheduler with no schedules removes nothing; a changed
+ *   pattern resets `next_run_at`; a renamed schedule is a new schedule;
+ * - operations: list, pause (persisted: another instance does not fire it), resume (from the next future tick of
+ *   the stored definition, no misfires for the paused time; a schedule not paused keeps its due tick), trigger (a
+ *   `triggered` tick with its actor, also while paused; a deduplicated one is reported skipped), tick history.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -175,6 +177,24 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
   });
 
   // ------------------------------------------------------------------------------------------------ overlap
+
+  describe('misfire: an irregular cron after an outage long enough to be skipped over', () => {
+    it('run-once (default window): the newest missed tick, within its own interval plus the grace, runs once, late', async () => {
+      // Every minute during business hours: the 17:59 tick's own interval is 15h01m, the outage began at 10:00
+      // the day before, where ticks are a minute apart (1,919 of those intervals: too many to list).
+      const clock = new FakeClock(Date.parse('2026-03-02T09:59:30Z'));
+      const warden = open({ schedules: [defineSchedule({ name: 'biz', cron: '* 9-17 * * *', job: noopJob })], clock });
+      await warden.runSchedulerOnce();
+      await clock.set(Date.parse('2026-03-03T18:30:00Z'));
+      const missed = record(warden, 'schedule:missed');
+      const fired = record(warden, 'schedule:fired');
+      expect(await warden.runSchedulerOnce()).toBe(1);
+      expect((await ticksOf(oracle, 'biz')).map((t) => [iso([t.tickAt])[0], t.outcome, t.late])).toEqual([['2026-03-03T17:59:00.000Z', 'fired', true]]);
+      expect(fired.map((e) => [e.tickAt.toISOString(), e.late])).toEqual([['2026-03-03T17:59:00.000Z', true]]);
+      expect(missed).toEqual([{ schedule: 'biz', tickAt: new Date('2026-03-02T10:00:00Z'), count: 1_919 }]);
+      expect((await warden.schedules.list())[0]?.nextRunAt?.toISOString()).toBe('2026-03-04T09:00:00.000Z');
+    });
+  });
 
   describe('overlap, with a started worker and runs of 2.5 intervals', () => {
     const INTERVAL = MINUTE;
@@ -405,6 +425,17 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
         [T0 + MINUTE, 'fired'],
         [T0 + 5 * MINUTE, 'fired'],
       ]);
+    });
+
+    it('a scheduler with no schedules removes nothing: the stored ones keep firing', async () => {
+      const clock = new FakeClock(T0);
+      const a = open({ schedules: [defineSchedule({ name: 'report', cron: '* * * * *', job: noopJob })], clock });
+      await a.runSchedulerOnce();
+      const empty = open({ jobs: [noopJob], clock });
+      expect(await empty.runSchedulerOnce()).toBe(0);
+      expect((await a.schedules.list()).map((s) => s.name)).toEqual(['report']);
+      await clock.set(T0 + MINUTE);
+      expect(await a.runSchedulerOnce()).toBe(1);
     });
 
     it('a changed pattern resets next_run_at; the old definition no longer fires it', async () => {
@@ -706,6 +737,71 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       expect(b.jobId).not.toBe(a.jobId);
       expect(await jobsOf(oracle, 'minutely')).toHaveLength(2);
       expect((await warden.schedules.ticks('minutely')).map((t) => t.actor).sort()).toEqual(['alice', 'bob']);
+    });
+
+    it('trigger deduplicated against an active keyed job: recorded skipped, reported as a duplicate and skipped, not fired', async () => {
+      const keyed = defineJob({ name: 'keyed', handler: () => undefined, unique: { key: () => 'the-one' } });
+      const clock = new FakeClock(T0 + 10 * SECOND);
+      const warden = open({ schedules: [defineSchedule({ name: 'nightly', cron: '0 3 * * *', job: keyed })], clock, audit: { actor: 'system:test' } });
+      await warden.runSchedulerOnce();
+      const first = await warden.schedules.trigger('nightly', { actor: 'alice' });
+      const fired = record(warden, 'schedule:fired');
+      const skipped = record(warden, 'schedule:skipped');
+      const enqueued = record(warden, 'job:enqueued');
+      await clock.advance(SECOND);
+
+      const second = await warden.schedules.trigger('nightly', { actor: 'bob' });
+      expect(first.duplicate).toBe(false);
+      expect(second).toEqual({ jobId: first.jobId, tickAt: new Date(T0 + 11 * SECOND), duplicate: true });
+      expect((await warden.schedules.ticks('nightly')).map((t) => [t.actor, t.outcome, t.jobId])).toEqual([['bob', 'skipped', first.jobId], ['alice', 'fired', first.jobId]]);
+      expect(await jobsOf(oracle, 'nightly')).toHaveLength(1);
+      // The events say what the tick row says: no run was enqueued, the active job stood in the way.
+      expect(fired).toEqual([]);
+      expect(enqueued.map((e) => [e.job.id, e.duplicate, e.replaced])).toEqual([[first.jobId, true, false]]);
+      expect(skipped).toEqual([{ schedule: 'nightly', tickAt: new Date(T0 + 11 * SECOND), reason: 'overlap', activeJobId: first.jobId }]);
+      // And so does the audit trail: the operator's trigger, then a skipped tick; no second job.created or fired.
+      const trail: [string, string][] = [];
+      for await (const e of warden.audit.entries()) trail.push([e.action, e.actor]);
+      expect(trail).toEqual([
+        ['schedule.triggered', 'alice'], ['job.created', 'system:test'], ['schedule.fired', 'alice'],
+        ['schedule.triggered', 'bob'], ['schedule.skipped', 'system:test'],
+      ]);
+    });
+
+    it('resume of a schedule that is not paused keeps its next_run_at: a tick already due still fires', async () => {
+      const hourly = defineSchedule({ name: 'hourly', cron: '0 * * * *', job: noopJob });
+      const clock = new FakeClock(T0 + 10 * SECOND);
+      const warden = open({ schedules: [hourly], clock });
+      await warden.runSchedulerOnce();
+      // Every scheduler down over the 01:00 tick; at 01:20 an operator resumes the schedule, which was not paused.
+      await clock.set(T0 + HOUR + 20 * MINUTE);
+      const resumed = await warden.schedules.resume('hourly', { actor: 'ops' });
+      expect([resumed.paused, resumed.nextRunAt?.getTime()]).toEqual([false, T0 + HOUR]);
+      expect(await warden.runSchedulerOnce()).toBe(1);
+      expect((await ticksOf(oracle, 'hourly')).map((t) => [t.tickAt, t.outcome, t.late])).toEqual([[T0 + HOUR, 'fired', true]]);
+    });
+
+    it('resume from a process whose definition differs from the stored one continues the stored pattern', async () => {
+      const stored = defineSchedule({ name: 'report', cron: '0 * * * *', job: noopJob });
+      const clock = new FakeClock(T0 + 10 * SECOND);
+      const scheduler = open({ schedules: [stored], clock });
+      await scheduler.runSchedulerOnce();
+      // An operator process with another version of it (every 7 minutes): it must not impose its own pattern.
+      const operator = open({ schedules: [defineSchedule({ name: 'report', every: '7m', job: noopJob })], clock });
+      await operator.schedules.pause('report');
+      await clock.set(T0 + 5 * MINUTE);
+      const resumed = await operator.schedules.resume('report');
+      expect(resumed.nextRunAt?.getTime()).toBe(T0 + HOUR);
+      expect(resumed.definitionHash).toBe(stored.definitionHash);
+      await clock.set(T0 + 7 * MINUTE);
+      expect(await scheduler.runSchedulerOnce()).toBe(0);
+      await clock.set(T0 + HOUR);
+      expect(await scheduler.runSchedulerOnce()).toBe(1);
+      expect((await jobsOf(oracle, 'report')).map((j) => j.tickAt)).toEqual([T0 + HOUR]);
+      // With the stored definition itself, resume uses it as is.
+      await scheduler.schedules.pause('report');
+      await clock.set(T0 + HOUR + 5 * MINUTE);
+      expect((await scheduler.schedules.resume('report')).nextRunAt?.getTime()).toBe(T0 + 2 * HOUR);
     });
 
     it('trigger needs the definition in this process; unknown names are refused', async () => {

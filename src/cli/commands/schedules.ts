@@ -143,7 +143,8 @@ export const schedulesResumeCommand: (options: ScheduleCommandOptions, io: CliIo
  * job and payload are code, so the module defining it is loaded (`--jobs` or `WARDEN_JOBS`). When the schedule
  * is not in the database yet (no scheduler with it has started), this schedule — only it — is first written
  * there, as a starting scheduler would write it; nothing else is changed and no other tick fires. Prints
- * `triggered schedule <name>: job <id>`; `--json` prints `{ schedule, jobId, tickAt }`.
+ * `triggered schedule <name>: job <id>`, or, when the job's unique key matched an active job (no new run, the tick
+ * recorded skipped), `schedule <name> not triggered: …`; `--json` prints `{ schedule, jobId, tickAt, duplicate }`.
  * @returns 0
  * @throws InvalidNameError; CliError without a module, or when the module does not define the schedule;
  *   ScheduleNotFoundError when neither the module nor the database has it.
@@ -167,6 +168,7 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
     }
     const result = await warden.schedules.trigger(name, { actor: cliActor(), reason: options.reason });
     if (options.json) writeJson(io, { schedule: name, ...result });
+    else if (result.duplicate) writeLines(io, [`schedule ${name} not triggered: its job's unique key matches active job ${result.jobId} (tick recorded skipped)`]);
     else writeLines(io, [`triggered schedule ${name}: job ${result.jobId}`]);
     return 0;
   });

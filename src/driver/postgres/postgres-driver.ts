@@ -15,7 +15,7 @@ import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, Lo
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
-  ScheduleTickWritten, ScheduleTriggerParams,
+  ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult,
 } from '../schedule-params.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams,
@@ -319,7 +319,7 @@ export class PostgresDriver implements Driver {
   }
 
   /** Enqueues one run now as a `triggered` tick. @throws ScheduleNotFoundError */
-  scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
+  scheduleTrigger(params: ScheduleTriggerParams): Promise<ScheduleTriggerResult> {
     return Schedules.scheduleTrigger(this.#schedules, params);
   }
 

@@ -100,12 +100,14 @@ ${scheduleWithLastTick(s, 'u')}`;
 }
 
 /**
- * Unpauses an active schedule and sets its `next_run_at`, so ticks during the pause are not misfires; no row
- * when it is missing or removed. Params: `$1` name, `$2` next run (timestamptz or NULL), `$3` now.
+ * Unpauses an active schedule and, if it was paused, sets its `next_run_at`, so ticks during the pause are not
+ * misfires; one not paused keeps its `next_run_at` (a tick already due stays due). The SET reads the row as it
+ * was. No row when it is missing or removed. Params: `$1` name, `$2` next run (timestamptz or NULL), `$3` now.
  */
 export function scheduleResumeSql(s: string): string {
   return `WITH u AS (
-  UPDATE ${s}.schedules SET paused = false, next_run_at = $2::timestamptz, updated_at = ${nowAt(3)}
+  UPDATE ${s}.schedules
+  SET paused = false, next_run_at = CASE WHEN paused THEN $2::timestamptz ELSE next_run_at END, updated_at = ${nowAt(3)}
   WHERE name = $1 AND removed_at IS NULL
   RETURNING *
 )

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { ScheduleNotFoundError } from '../../errors.js';
-import type { ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams, ScheduleTickWritten, ScheduleTriggerParams } from '../schedule-params.js';
+import type { ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams, ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult } from '../schedule-params.js';
 import { insertJobs, type PostgresInsertStatements } from './postgres-insert.js';
 import { toScheduleRow, toScheduleTickRow, type PgScheduleRecord, type PgScheduleTickRecord } from './postgres-rows.js';
 import { SCHEDULE_SYNC_LOCK_SQL, type PostgresScheduleStatements } from './postgres-schedule-sql.js';
@@ -70,7 +70,10 @@ export async function schedulePause(ctx: PostgresScheduleContext, params: { name
   return toScheduleRow(rows[0]);
 }
 
-/** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError when the schedule is missing or removed. */
+/**
+ * Unpauses, and sets `next_run_at` if the schedule was paused (one not paused keeps its due tick).
+ * @throws ScheduleNotFoundError when the schedule is missing or removed.
+ */
 export async function scheduleResume(
   ctx: PostgresScheduleContext,
   params: { name: string; nextRunAt: Date | null; now: Date | null },
@@ -108,13 +111,13 @@ export async function scheduleTicksWrittenBy(ctx: PostgresScheduleContext, param
  * inserts the job (`schedule_name`, `tick_at`) through the enqueue path (which notifies its queue at commit), and
  * records a `triggered` tick with the actor. `tickAt` is `now` at millisecond precision, or the first millisecond
  * after it not yet taken by another trigger. A keyed job deduplicated against an active one is not a new run: the
- * tick is recorded `skipped` with that job, whose id is returned.
+ * tick is recorded `skipped` with that job, whose id is returned with `duplicate: true`.
  * @throws ScheduleNotFoundError when the schedule is missing or removed.
  */
 export async function scheduleTrigger(
   ctx: PostgresScheduleContext,
   params: ScheduleTriggerParams,
-): Promise<{ jobId: string; tickAt: Date }> {
+): Promise<ScheduleTriggerResult> {
   const { name, now } = params;
   return withTransaction(ctx.pool, async (run) => {
     const d = params.define;
@@ -124,7 +127,7 @@ export async function scheduleTrigger(
     const tickAt = (await run<{ tick_at: Date }>(ctx.sql.triggerTickAt, [name, now])).rows[0]?.tick_at;
     if (!tickAt) throw new Error(`Expected a free trigger time for schedule ${name} within a second of now, got 1000 triggers already`);
     const [result] = await insertJobs(run, ctx.jobSql, ctx.channel, [{ ...params.job, scheduleName: name, tickAt }], now);
-    const { job, duplicate } = result!;
+    const { job, duplicate, replaced } = result!;
     const recorded = await run(ctx.sql.tickInsert, [
       name, tickAt, 'triggered', duplicate ? 'skipped' : 'fired', false, job.id, params.actor, now, null,
     ]);
@@ -132,6 +135,6 @@ export async function scheduleTrigger(
     if (recorded.rowCount === 0) {
       throw new Error(`Expected a new triggered tick of schedule ${name} at ${tickAt.toISOString()}, got one already recorded`);
     }
-    return { jobId: job.id, tickAt };
+    return { jobId: job.id, tickAt, duplicate, replaced };
   });
 }

@@ -31,7 +31,7 @@ import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, Lo
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
-  ScheduleTickWritten, ScheduleTriggerParams,
+  ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult,
 } from '../schedule-params.js';
 import { SqliteConnection, TRANSACTION_HANDLE } from './sqlite-connection.js';
 import { isBusyError, resolveNow, toMs, writeWith, type SqliteContext } from './sqlite-exec.js';
@@ -321,7 +321,7 @@ export class SqliteDriver implements Driver {
    * Enqueues one run now as a `triggered` tick (paused schedules too).
    * @throws ScheduleNotFoundError when the schedule is missing or removed.
    */
-  scheduleTrigger(params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
+  scheduleTrigger(params: ScheduleTriggerParams): Promise<ScheduleTriggerResult> {
     return Schedules.scheduleTrigger(this.#schedules, params);
   }
 

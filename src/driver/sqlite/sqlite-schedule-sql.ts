@@ -95,14 +95,15 @@ WHERE name = @name
   AND paused = 0`;
 
 /**
- * Sets an active schedule's pause flag, and on resume its `next_run_at`. Returns the name, or no row when the
- * schedule is missing or removed. Params: `@name, @paused` (0/1), `@setNextRunAt` (0/1: whether to replace
- * `next_run_at`), `@nextRunAt` (ms or NULL), `@now`.
+ * Sets an active schedule's pause flag, and on resume of a paused one its `next_run_at` (one not paused keeps it:
+ * a tick already due stays due; the SET reads the row as it was). Returns the name, or no row when the schedule is
+ * missing or removed. Params: `@name, @paused` (0/1), `@setNextRunAt` (0/1: whether to replace `next_run_at` of
+ * a paused schedule), `@nextRunAt` (ms or NULL), `@now`.
  */
 export const SCHEDULE_SET_PAUSED = `
 UPDATE schedules
 SET paused = @paused,
-    next_run_at = CASE WHEN @setNextRunAt = 1 THEN @nextRunAt ELSE next_run_at END,
+    next_run_at = CASE WHEN @setNextRunAt = 1 AND paused = 1 THEN @nextRunAt ELSE next_run_at END,
     updated_at = ${NOW}
 WHERE name = @name AND removed_at IS NULL
 RETURNING name`;

@@ -7,7 +7,7 @@
 import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
 import type {
   ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickResult, ScheduleTickRow,
-  ScheduleTicksWrittenParams, ScheduleTickWrite, ScheduleTickWritten, ScheduleTriggerParams,
+  ScheduleTicksWrittenParams, ScheduleTickWrite, ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult,
 } from '../schedule-params.js';
 import { resolveNow, toMs, type Prepare } from './sqlite-exec.js';
 import { insertJobs } from './sqlite-insert.js';
@@ -99,7 +99,10 @@ export async function schedulePause(ctx: SqliteScheduleContext, params: { name: 
   return setSchedulePaused(ctx, params.name, true, null, toMs(params.now, 'now'));
 }
 
-/** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError when the schedule is missing or removed. */
+/**
+ * Unpauses, and sets `next_run_at` if the schedule was paused (one not paused keeps its due tick).
+ * @throws ScheduleNotFoundError when the schedule is missing or removed.
+ */
 export async function scheduleResume(
   ctx: SqliteScheduleContext,
   params: { name: string; nextRunAt: Date | null; now: Date | null },
@@ -107,7 +110,10 @@ export async function scheduleResume(
   return setSchedulePaused(ctx, params.name, false, toMs(params.nextRunAt, 'nextRunAt'), toMs(params.now, 'now'));
 }
 
-/** Pause (`next_run_at` kept) or resume (`next_run_at = nextRunAt`), then the updated row, in one transaction. */
+/**
+ * Pause (`next_run_at` kept) or resume (`next_run_at = nextRunAt` if it was paused), then the updated row, in one
+ * transaction.
+ */
 async function setSchedulePaused(
   ctx: SqliteScheduleContext,
   name: string,
@@ -190,10 +196,11 @@ function writeTick(ctx: SqliteScheduleContext, name: string, tick: PlannedTickWr
 /**
  * One transaction: the schedule must be active (paused is fine); the tick row (`triggered`, at `now`, or the
  * next free millisecond when another trigger took that one) goes in first and the job after it. A job
- * deduplicated on its key records outcome `skipped` with the active job's id, which is returned.
+ * deduplicated on its key records outcome `skipped` with the active job's id, which is returned with
+ * `duplicate: true`.
  * @throws ScheduleNotFoundError when the schedule is missing or removed.
  */
-export async function scheduleTrigger(ctx: SqliteScheduleContext, params: ScheduleTriggerParams): Promise<{ jobId: string; tickAt: Date }> {
+export async function scheduleTrigger(ctx: SqliteScheduleContext, params: ScheduleTriggerParams): Promise<ScheduleTriggerResult> {
   const { name, job, actor } = params;
   const nowParam = toMs(params.now, 'now');
   const d = params.define;
@@ -212,6 +219,6 @@ export async function scheduleTrigger(ctx: SqliteScheduleContext, params: Schedu
     if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
     const outcome = result.duplicate ? 'skipped' : 'fired';
     ctx.stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
-    return { jobId: result.job.id, tickAt };
+    return { jobId: result.job.id, tickAt, duplicate: result.duplicate, replaced: result.replaced };
   });
 }
