@@ -32,6 +32,12 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  * Returns the function that cancels it, whichever step it is in.
  */
 function longTimeout(ms: number, fn: () => void, unref: boolean): () => void {
+  // Nearly every delay fits one timer (job timeouts are set per job): no closures for them.
+  if (!(ms > MAX_TIMER_MS)) {
+    const single = setTimeout(fn, ms);
+    if (unref) single.unref?.();
+    return () => clearTimeout(single);
+  }
   let timer: ReturnType<typeof setTimeout>;
   const arm = (left: number): void => {
     timer = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()), Math.min(left, MAX_TIMER_MS));

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.js';
 import type { Driver, GuardedWriteResult, JobFinish } from '../driver/driver.js';
@@ -63,6 +62,12 @@ export class Attempt {
   readonly startedAt: number;
   /** Set by an iteration that saved its checkpoint and hands over: the attempt ends as `yielded`. */
   yieldRequest: { reason: YieldReason; done: number } | null = null;
+  /**
+   * The transaction the job context has open (`ctx.transaction`, a transactional step or batch). Job-context
+   * writes made meanwhile go through it: on SQLite the driver's own connection could not write while it is
+   * open, and on PostgreSQL they then commit or roll back with it.
+   */
+  #activeTx: { handle: TransactionHandle } | null = null;
 
   /** Whether `deps.onHandlerSettled` was called. */
   #handlerDone = false;
@@ -158,9 +163,10 @@ export class Attempt {
         threw = true;
         error = thrown;
       }
-      cancelTimeout?.();
       this.#handlerSettled();
+      // The timeout still bounds the wait for writes in flight: one that never answers ends the attempt as a timeout.
       if (this.#writes !== null && this.#writes.size > 0) await this.#writesSettled();
+      cancelTimeout?.();
       // An iteration that handed over throws to unwind the handler; that is not a failure.
       if (this.yieldRequest) await this.#endYielded();
       else if (threw) await this.fail('failed', error, error instanceof NonRetryableError);
@@ -179,10 +185,16 @@ export class Attempt {
     }
   }
 
-  /** {@link Attempt.run}'s fallback ending; never rejects (a failure to end is reported as an `error` event). */
+  /**
+   * {@link Attempt.run}'s fallback ending; never rejects (a failure to end is reported as an `error` event, and so is
+   * a throw after the ending was submitted: a listener of the ending's event, say).
+   */
   async #endAfterCrash(error: unknown): Promise<void> {
     this.#handlerSettled();
-    if (this.done) return;
+    if (this.done) {
+      this.deps.events.emit('error', { error, context: `after ending job ${this.row.id}` });
+      return;
+    }
     try {
       await this.fail('failed', error, false);
     } catch (failure) {
@@ -289,26 +301,26 @@ export class Attempt {
     return error;
   }
 
-  /**
-   * The job-context transaction (`ctx.transaction`, a transactional step or batch) whose function this call runs
-   * inside, if any: job-context writes made from inside it go through it and commit or roll back with it. Bound to
-   * the function's async context, not to the attempt: a step running beside it (`Promise.all`) records on its own,
-   * so a rollback of the other cannot take its record along. (On SQLite such a write waits, within the driver's
-   * busy budget, for the transaction to end: the transaction holds the database's write lock.)
-   */
+  /** The job context's open transaction, if any (see {@link Attempt.inTransaction}). */
   get activeTx(): TransactionHandle | undefined {
-    const open = openTransactions.getStore();
-    return open?.attempt === this ? open.handle : undefined;
+    return this.#activeTx?.handle;
   }
 
   /**
-   * Runs `fn` in a transaction: the job-context transaction it is called from when there is one (nested calls join
-   * it), otherwise a new one from the driver.
+   * Runs `fn` in a transaction: the job context's open one when there is one (nested calls join it), otherwise a
+   * new one from the driver, open for the job context's writes until it ends.
    */
   async inTransaction<T>(fn: (tx: TransactionHandle) => Promise<T>): Promise<T> {
-    const open = this.activeTx;
-    if (open !== undefined) return fn(open);
-    return this.deps.driver.transaction((tx) => openTransactions.run({ attempt: this, handle: tx }, () => fn(tx)));
+    if (this.#activeTx) return fn(this.#activeTx.handle);
+    return this.deps.driver.transaction(async (tx) => {
+      const active = { handle: tx };
+      this.#activeTx = active;
+      try {
+        return await fn(tx);
+      } finally {
+        if (this.#activeTx === active) this.#activeTx = null;
+      }
+    });
   }
 
   /**
@@ -322,7 +334,7 @@ export class Attempt {
     let claimed = false;
     let stale = false;
     try {
-      if (this.activeTx !== undefined) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
+      if (this.#activeTx) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
       const result = await this.inTransaction(async (tx) => {
         const value = await fn(tx);
         this.assertRunning('ctx.transaction');
@@ -370,12 +382,6 @@ export class Attempt {
     else events.emit('job:retry-scheduled', { job, attempt: row.attempt, delayMs: retryDelayMs });
   }
 }
-
-/**
- * The job-context transaction open in the current async context, and the attempt it belongs to (see
- * {@link Attempt.activeTx}). One store for the process: an attempt only ever reads its own entry.
- */
-const openTransactions = new AsyncLocalStorage<{ attempt: Attempt; handle: TransactionHandle }>();
 
 /** The identity of a job in events. */
 export function ref(row: { id: string; name: string; queue: string; scheduleName?: string | null }): JobRef {

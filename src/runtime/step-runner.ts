@@ -53,7 +53,7 @@ export class StepRunner {
       return copyJson(previous.result) as T;
     }
     const what = `the result of step "${name}" of job ${row.id}`;
-    // Called from inside a job-context transaction's function, the record joins that transaction (Attempt.activeTx).
+    // Inside an open job-context transaction the record joins it (see Attempt.activeTx).
     const record = (resultJson: string | null, tx: unknown = attempt.activeTx) =>
       attempt.guardedWrite('step', `ctx.step("${name}")`, () =>
         driver.jobStepRecord({ id: row.id, leaseToken: row.leaseToken, name, resultJson, attempt: row.attempt, now: clock.sqlNow(), tx }),

@@ -93,7 +93,7 @@ export class ScheduleOperations {
    * and the events say so (`job:enqueued` with `duplicate: true`, `schedule:skipped`, no `schedule:fired`).
    * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule.
    */
-  async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date; duplicate: boolean }> {
+  async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date; duplicate: boolean; replaced: boolean }> {
     validateName('schedule name', name);
     const def = this.#defs.get(name);
     if (!def) throw new InvalidOptionError('schedule', name, `a schedule defined in this process (known: ${[...this.#defs.keys()].join(', ') || 'none'}); pass its module with --jobs`);
@@ -115,6 +115,6 @@ export class ScheduleOperations {
     // A replaced holder got this trigger's due time, so it may be due now as a new job would be.
     if (!duplicate || result.replaced) this.#onEnqueued(def.queue);
     await this.#afterAction();
-    return { jobId: result.jobId, tickAt: result.tickAt, duplicate };
+    return { jobId: result.jobId, tickAt: result.tickAt, duplicate, replaced: result.replaced };
   }
 }

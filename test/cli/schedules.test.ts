@@ -128,14 +128,20 @@ describe('warden schedules pause, resume and trigger', () => {
     expect([second.code, second.err]).toEqual([0, '']);
     expect(second.out).toBe(`schedule hourly-rebuild not triggered: its job's unique key matches active job ${jobId} (tick recorded skipped)\n`);
     const json = await cliJson(['schedules', 'trigger', 'hourly-rebuild', '--jobs', SCHEDULES_KEYED, ...database.args]);
-    expect(json).toEqual({ schedule: 'hourly-rebuild', jobId, tickAt: expect.any(String), duplicate: true });
+    expect(json).toEqual({ schedule: 'hourly-rebuild', jobId, tickAt: expect.any(String), duplicate: true, replaced: false });
+
+    // A key that replaces a waiting job: that job now runs with this trigger's payload and due time.
+    const waiting = /^triggered schedule hourly-refresh: job (\d+)\n$/.exec((await cli(['schedules', 'trigger', 'hourly-refresh', '--jobs', SCHEDULES_KEYED, ...database.args])).out)?.[1];
+    expect(waiting).toBeDefined();
+    const replacing = await cli(['schedules', 'trigger', 'hourly-refresh', '--jobs', SCHEDULES_KEYED, ...database.args]);
+    expect(replacing.out).toBe(`schedule hourly-refresh: its job's unique key matches waiting job ${waiting}, which now has this trigger's payload and due time (tick recorded skipped)\n`);
   });
 
-  it('prints {schedule, jobId, tickAt, duplicate} with --json, taking the module from WARDEN_JOBS', async () => {
+  it('prints {schedule, jobId, tickAt, duplicate, replaced} with --json, taking the module from WARDEN_JOBS', async () => {
     const database = (db = await migratedDatabase('sqlite'));
     process.env.WARDEN_JOBS = SCHEDULES;
     const result = await cliJson(['schedules', 'trigger', 'hourly-cleanup', ...database.args]);
-    expect(result).toEqual({ schedule: 'hourly-cleanup', jobId: expect.stringMatching(/^\d+$/), tickAt: expect.any(String), duplicate: false });
+    expect(result).toEqual({ schedule: 'hourly-cleanup', jobId: expect.stringMatching(/^\d+$/), tickAt: expect.any(String), duplicate: false, replaced: false });
   });
 });
 

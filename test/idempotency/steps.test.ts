@@ -6,11 +6,11 @@
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Warden } from '../../src/client/warden.js';
+import { createWarden, type Warden } from '../../src/client/warden.js';
 import { InvalidNameError, NonJsonValueError, PayloadTooLargeError, StepNameConflictError } from '../../src/errors.js';
 import { defineJob, type JobContext, type JobDefinition } from '../../src/job/define-job.js';
 import { type Oracle, openOracle } from '../process/db-oracle.js';
-import { deferred, makeWarden, type MakeWardenOptions, record, T0, TestClock } from '../runtime/helpers.js';
+import { deferred, makeWarden, type MakeWardenOptions, record, silent, T0, TestClock } from '../runtime/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { type AppTable, attemptSummary, createAppTable, expectTyped, getJob, RETRY_1S } from './helpers.js';
 
@@ -199,6 +199,67 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
     expect(await oracle.number('SELECT count(*) FROM {job_steps}')).toBe(0);
   });
 
+  it('a step whose record is still being written when a step beside it fails keeps it: the ending waits', async () => {
+    // The database is slow to record `charge`: its write is held until the attempt's ending is sent, or, when the
+    // ending waits for it (as it must), released after a few turns of the event loop.
+    const driver = tdb.newDriver();
+    let endingSent: (() => void) | null = null;
+    const slowRecords = new Proxy(driver, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop === 'jobStepRecord') {
+          return async (params: Parameters<typeof driver.jobStepRecord>[0]) => {
+            await new Promise<void>((release) => {
+              endingSent = release;
+              let turns = 0;
+              const spin = () => (++turns >= 30 ? release() : setImmediate(spin));
+              setImmediate(spin);
+            });
+            return target.jobStepRecord(params);
+          };
+        }
+        if (prop === 'jobFinishMany') {
+          return (params: Parameters<typeof driver.jobFinishMany>[0]) => {
+            endingSent?.();
+            return target.jobFinishMany(params);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const job = defineJob({
+      name: 'side-by-side',
+      retry: { maxAttempts: 3, backoff: RETRY_1S },
+      handler: async (_payload, ctx: JobContext) => {
+        const charged = deferred();
+        const charge = ctx.step('charge', () => {
+          runs.charge = (runs.charge ?? 0) + 1;
+          charged.resolve();
+          return `charge-${runs.charge}`;
+        });
+        // Replayed (attempt 2), `charge` runs no function: `notify` goes on once it has its result.
+        void charge.then(() => charged.resolve(), () => charged.resolve());
+        const notify = ctx.step('notify', async () => {
+          await charged.promise;
+          runs.notify = (runs.notify ?? 0) + 1;
+          if (ctx.attempt === 1) throw new Error('notify failed');
+          return 'sent';
+        });
+        // Rejects as soon as `notify` fails, while `charge`'s record is still on its way.
+        await Promise.all([charge, notify]);
+      },
+    });
+    warden = createWarden({ database: slowRecords, clock, logger: silent, jobs: [job] });
+    const errors = record(warden, 'error');
+    const { id } = await warden.enqueue(job, {});
+    await drainRetries(warden, 2);
+    expect(await getJob(warden, id)).toMatchObject({ state: 'completed', attempt: 2 });
+    // `charge` ran once: attempt 2 replayed the record attempt 1 wrote before its ending.
+    expect(runs).toEqual({ charge: 1, notify: 2 });
+    expect((await warden.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([['charge', 1, 'charge-1'], ['notify', 2, 'sent']]);
+    expect(errors).toEqual([]);
+  });
+
   describe('{ transaction: true }', () => {
     let app: AppTable;
     beforeEach(async () => {
@@ -231,48 +292,6 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
       expect(runs).toEqual({ 'write-order': 1 });
       expect(await app.tags(id)).toEqual([`${id}:write-order`]);
       expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([['write-order', 1, { orderNo: 77 }]]);
-    });
-
-    it('a step that succeeds beside a transactional step keeps its record when that transaction rolls back', async () => {
-      const job = defineJob({
-        name: 'side-by-side',
-        retry: { maxAttempts: 3, backoff: RETRY_1S },
-        handler: async (_payload, ctx: JobContext) => {
-          const txOpen = deferred();
-          const chargeReturned = deferred();
-          // `charge` returns while `write`'s transaction is open; `write` then fails and its transaction rolls back.
-          const charge = ctx.step('charge', async () => {
-            await txOpen.promise;
-            runs.charge = (runs.charge ?? 0) + 1;
-            chargeReturned.resolve();
-            return `charge-${runs.charge}`;
-          });
-          // Replayed (attempt 2), `charge` runs no function: `write` goes on once it has its result.
-          void charge.then(() => chargeReturned.resolve(), () => chargeReturned.resolve());
-          const write = ctx.step(
-            'write',
-            async ({ tx }) => {
-              runs.write = (runs.write ?? 0) + 1;
-              await app.insert(tx, ctx.job.id, `write-${runs.write}`);
-              txOpen.resolve();
-              await chargeReturned.promise;
-              if (ctx.attempt === 1) throw new Error('the write fails: its transaction rolls back');
-              return 'written';
-            },
-            { transaction: true },
-          );
-          const [charged] = await Promise.all([charge, write]);
-          expect(charged).toBe('charge-1');
-        },
-      });
-      const w = open([job]);
-      const { id } = await w.enqueue(job, {});
-      await drainRetries(w, 2);
-      expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
-      // The charge ran once: attempt 2 replayed its record, written outside the rolled-back transaction.
-      expect(runs).toEqual({ charge: 1, write: 2 });
-      expect(await app.tags(id)).toEqual(['write-2']);
-      expect((await w.jobs.steps(id)).map((s) => [s.name, s.attempt, s.result])).toEqual([['charge', 1, 'charge-1'], ['write', 2, 'written']]);
     });
 
     it('throwing after the write rolls back both: no row, no record; the retry writes once', async () => {

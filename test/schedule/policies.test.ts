@@ -752,7 +752,7 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
 
       const second = await warden.schedules.trigger('nightly', { actor: 'bob' });
       expect(first.duplicate).toBe(false);
-      expect(second).toEqual({ jobId: first.jobId, tickAt: new Date(T0 + 11 * SECOND), duplicate: true });
+      expect(second).toEqual({ jobId: first.jobId, tickAt: new Date(T0 + 11 * SECOND), duplicate: true, replaced: false });
       expect((await warden.schedules.ticks('nightly')).map((t) => [t.actor, t.outcome, t.jobId])).toEqual([['bob', 'skipped', first.jobId], ['alice', 'fired', first.jobId]]);
       expect(await jobsOf(oracle, 'nightly')).toHaveLength(1);
       // The events say what the tick row says: no run was enqueued, the active job stood in the way.

@@ -144,7 +144,7 @@ export const schedulesResumeCommand: (options: ScheduleCommandOptions, io: CliIo
  * is not in the database yet (no scheduler with it has started), this schedule — only it — is first written
  * there, as a starting scheduler would write it; nothing else is changed and no other tick fires. Prints
  * `triggered schedule <name>: job <id>`, or, when the job's unique key matched an active job (no new run, the tick
- * recorded skipped), `schedule <name> not triggered: …`; `--json` prints `{ schedule, jobId, tickAt, duplicate }`.
+ * recorded skipped), `schedule <name> not triggered: …`; `--json` prints `{ schedule, jobId, tickAt, duplicate, replaced }`.
  * @returns 0
  * @throws InvalidNameError; CliError without a module, or when the module does not define the schedule;
  *   ScheduleNotFoundError when neither the module nor the database has it.
@@ -168,6 +168,7 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
     }
     const result = await warden.schedules.trigger(name, { actor: cliActor(), reason: options.reason });
     if (options.json) writeJson(io, { schedule: name, ...result });
+    else if (result.replaced) writeLines(io, [`schedule ${name}: its job's unique key matches waiting job ${result.jobId}, which now has this trigger's payload and due time (tick recorded skipped)`]);
     else if (result.duplicate) writeLines(io, [`schedule ${name} not triggered: its job's unique key matches active job ${result.jobId} (tick recorded skipped)`]);
     else writeLines(io, [`triggered schedule ${name}: job ${result.jobId}`]);
     return 0;
