@@ -116,8 +116,14 @@ export async function verifyAuditChain(driver: Pick<Driver, 'auditList' | 'audit
   for (;;) {
     const page: AuditEntry[] = await driver.auditList({ chain, afterSeq, limit: pageSize });
     for (const e of page) {
-      if (e.seq < expectedSeq) {
+      if (e.seq < firstSeq) {
         return result(brk(e.seq, 'unexpected-entry', `entry ${e.seq} exists although the head row records entries up to ${firstSeq - 1} as pruned`));
+      }
+      // A second entry with a seq already seen: an entry's seq was edited, or an entry copied. Pages are read in seq
+      // order, so the copy sorts beside the entry it names, not where it is stored: the seq reported is the one it
+      // claims.
+      if (e.seq < expectedSeq) {
+        return result(brk(e.seq, 'unexpected-entry', `a second entry claims seq ${e.seq}: an entry's seq was edited or an entry was copied`));
       }
       if (e.seq > expectedSeq) {
         return result(brk(expectedSeq, 'missing', `entry ${expectedSeq} is missing: the next stored entry is ${e.seq}`, String(expectedSeq), String(e.seq)));

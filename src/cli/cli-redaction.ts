@@ -68,7 +68,8 @@ export function createJobRedaction(definitions: ReadonlyMap<string, JobDefinitio
     job(job) {
       const r = forJob(job);
       if (!r) return job;
-      return { ...job, payload: r.value(job.payload), checkpoint: r.value(job.checkpoint), lastError: job.lastError && r.errorInfo(job.lastError) };
+      // A dedup key is often made from the payload (`signup:${email}`): its secret values are cut out too.
+      return { ...job, payload: r.value(job.payload), key: job.key === null ? null : r.text(job.key), checkpoint: r.value(job.checkpoint), lastError: job.lastError && r.errorInfo(job.lastError) };
     },
     attempts(job, attempts) {
       const r = forJob(job);

@@ -116,12 +116,23 @@ export class DatabaseSnapshot {
       } else {
         const searchKey = last ? `${last.tickAt.getTime()}|${last.kind}|${last.jobState}` : 'none';
         if (this.#searched.get(schedule.name) === searchKey) return;
-        this.#searched.set(schedule.name, searchKey);
-        if (!last) return;
+        if (!last) {
+          this.#searched.set(schedule.name, searchKey);
+          return;
+        }
         const ticks = await driver.scheduleTickList({ name: schedule.name, limit: HISTORY_TICKS });
         jobId = ticks.find((t) => t.jobId !== null && t.jobState === 'completed')?.jobId ?? null;
+        // Only a search that got its answers counts as done: a failed read is tried again at the next scrape.
+        if (jobId === null || this.#lastSuccess.get(schedule.name)?.jobId === jobId) {
+          this.#searched.set(schedule.name, searchKey);
+          return;
+        }
+        const job = await driver.jobGet({ id: jobId });
+        this.#searched.set(schedule.name, searchKey);
+        if (job?.finishedAt) this.record(schedule.name, jobId, job.finishedAt.getTime() / 1000);
+        return;
       }
-      if (jobId === null || this.#lastSuccess.get(schedule.name)?.jobId === jobId) return;
+      if (this.#lastSuccess.get(schedule.name)?.jobId === jobId) return;
       const job = await driver.jobGet({ id: jobId });
       if (!job?.finishedAt) return;
       this.record(schedule.name, jobId, job.finishedAt.getTime() / 1000);
