@@ -110,32 +110,25 @@ export class DatabaseSnapshot {
     const { driver } = this.#options;
     await Promise.all(schedules.map(async (schedule) => {
       let jobId: string | null = null;
+      /** Set when the recent ticks are searched: recorded only once the search's reads have answered. */
+      let searchKey: string | null = null;
       const last = schedule.lastTick;
       if (last?.jobId && last.jobState === 'completed') {
         jobId = last.jobId;
       } else {
-        const searchKey = last ? `${last.tickAt.getTime()}|${last.kind}|${last.jobState}` : 'none';
+        searchKey = last ? `${last.tickAt.getTime()}|${last.kind}|${last.jobState}` : 'none';
         if (this.#searched.get(schedule.name) === searchKey) return;
-        if (!last) {
-          this.#searched.set(schedule.name, searchKey);
-          return;
+        if (last) {
+          const ticks = await driver.scheduleTickList({ name: schedule.name, limit: HISTORY_TICKS });
+          jobId = ticks.find((t) => t.jobId !== null && t.jobState === 'completed')?.jobId ?? null;
         }
-        const ticks = await driver.scheduleTickList({ name: schedule.name, limit: HISTORY_TICKS });
-        jobId = ticks.find((t) => t.jobId !== null && t.jobState === 'completed')?.jobId ?? null;
-        // Only a search that got its answers counts as done: a failed read is tried again at the next scrape.
-        if (jobId === null || this.#lastSuccess.get(schedule.name)?.jobId === jobId) {
-          this.#searched.set(schedule.name, searchKey);
-          return;
-        }
-        const job = await driver.jobGet({ id: jobId });
-        this.#searched.set(schedule.name, searchKey);
-        if (job?.finishedAt) this.record(schedule.name, jobId, job.finishedAt.getTime() / 1000);
-        return;
       }
-      if (this.#lastSuccess.get(schedule.name)?.jobId === jobId) return;
-      const job = await driver.jobGet({ id: jobId });
-      if (!job?.finishedAt) return;
-      this.record(schedule.name, jobId, job.finishedAt.getTime() / 1000);
+      if (jobId !== null && this.#lastSuccess.get(schedule.name)?.jobId !== jobId) {
+        const job = await driver.jobGet({ id: jobId });
+        if (job?.finishedAt) this.record(schedule.name, jobId, job.finishedAt.getTime() / 1000);
+      }
+      // A read that failed threw before this: the next scrape searches again.
+      if (searchKey !== null) this.#searched.set(schedule.name, searchKey);
     }));
   }
 

@@ -11,6 +11,7 @@ import { InvalidNameError, NonJsonValueError, PayloadTooLargeError, StepNameConf
 import { defineJob, type JobContext, type JobDefinition } from '../../src/job/define-job.js';
 import { type Oracle, openOracle } from '../process/db-oracle.js';
 import { deferred, makeWarden, type MakeWardenOptions, record, silent, T0, TestClock } from '../runtime/helpers.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { type AppTable, attemptSummary, createAppTable, expectTyped, getJob, RETRY_1S } from './helpers.js';
 
@@ -202,29 +203,20 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
   it('a step whose record is still being written when a step beside it fails keeps it: the ending waits', async () => {
     // The database is slow to record `charge`: its write is held until the attempt's ending is sent, or, when the
     // ending waits for it (as it must), released after a few turns of the event loop.
-    const driver = tdb.newDriver();
     let endingSent: (() => void) | null = null;
-    const slowRecords = new Proxy(driver, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop === 'jobStepRecord') {
-          return async (params: Parameters<typeof driver.jobStepRecord>[0]) => {
-            await new Promise<void>((release) => {
-              endingSent = release;
-              let turns = 0;
-              const spin = () => (++turns >= 30 ? release() : setImmediate(spin));
-              setImmediate(spin);
-            });
-            return target.jobStepRecord(params);
-          };
-        }
-        if (prop === 'jobFinishMany') {
-          return (params: Parameters<typeof driver.jobFinishMany>[0]) => {
-            endingSent?.();
-            return target.jobFinishMany(params);
-          };
-        }
-        return typeof value === 'function' ? value.bind(target) : value;
+    const slowRecords = overrideDriver(tdb.newDriver(), {
+      jobStepRecord: (recordStep) => async (params) => {
+        await new Promise<void>((release) => {
+          endingSent = release;
+          let turns = 0;
+          const spin = () => (++turns >= 30 ? release() : setImmediate(spin));
+          setImmediate(spin);
+        });
+        return recordStep(params);
+      },
+      jobFinishMany: (finish) => (params) => {
+        endingSent?.();
+        return finish(params);
       },
     });
     const job = defineJob({

@@ -17,6 +17,7 @@ import type { Driver } from '../../src/driver/driver.js';
 import type { SqliteDriver } from '../../src/driver/sqlite/sqlite-driver.js';
 import { createWarden, FenceError, InvalidDurationError, InvalidNameError, InvalidTransactionError, type Lease, LockLostError, type Warden, type WardenEventMap } from '../../src/index.js';
 import { sqliteFilename } from '../process/db-oracle.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, PG_URL, type TestDatabase } from '../support/test-databases.js';
 
 /** The start of fake time (far from the real clock, so nothing here can lean on database time by accident). */
@@ -309,13 +310,10 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
       const real = tdb.newDriver();
       let failing = false;
       // The holder's renewals fail (a connection error) or hang (a pool waiting on a dead connection) once set.
-      const driver = new Proxy(real, {
-        get(target, prop) {
-          if (prop === 'lockRenew' && failing) {
-            return failure === 'fails' ? async () => Promise.reject(new Error('connection reset')) : () => new Promise(() => {});
-          }
-          const value = Reflect.get(target, prop, target);
-          return typeof value === 'function' ? value.bind(target) : value;
+      const driver = overrideDriver(real, {
+        lockRenew: (renew) => (params) => {
+          if (!failing) return renew(params);
+          return failure === 'fails' ? Promise.reject(new Error('connection reset')) : new Promise(() => {});
         },
       });
       const a = createWarden({ database: driver, clock, logger: silent });

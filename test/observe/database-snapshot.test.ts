@@ -5,11 +5,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
-import type { Driver } from '../../src/driver/driver.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { DatabaseSnapshot } from '../../src/observe/database-snapshot.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { makeWarden, T0, TestClock } from '../runtime/helpers.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 
 const HOUR = 3_600_000;
@@ -40,19 +40,12 @@ describe.each(DRIVER_KINDS)('DatabaseSnapshot last success of a schedule (%s)', 
       await warden.runSchedulerOnce();
 
       let failNext = true;
-      const real = tdb.driver;
-      const driver = new Proxy(real, {
-        get(target, prop) {
-          const value = Reflect.get(target, prop, target);
-          if (prop === failing && failNext) {
-            return async () => {
-              failNext = false;
-              throw new Error('connection reset (a database blip)');
-            };
-          }
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
-      }) as Driver;
+      const failOnce = <F extends (params: never) => Promise<unknown>>(real: F) => ((params: never) => {
+        if (!failNext) return real(params);
+        failNext = false;
+        return Promise.reject(new Error('connection reset (a database blip)'));
+      }) as F;
+      const driver = overrideDriver(tdb.driver, { [failing]: failOnce });
       const errors: unknown[] = [];
       const snapshot = new DatabaseSnapshot({ driver, cacheMs: 0, finishedCacheMs: 0, timeoutMs: 10_000, onError: (e) => errors.push(e) });
       expect(await snapshot.get()).toBeNull();
