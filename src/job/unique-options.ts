@@ -17,7 +17,9 @@ export interface UniquePolicy {
    */
   window?: Duration;
   /**
-   * States in which the existing job counts as a duplicate.
+   * States in which the existing job counts as a duplicate. On an enqueue, left out: the states the job
+   * definition's `unique` named, else these defaults (from the window and replace in force, the enqueue's or the
+   * definition's).
    * @default ["queued","retrying","running"]; with `window`: also "completed"; with `replace`: ["queued","retrying"]
    */
   states?: JobState[];
@@ -44,24 +46,29 @@ export interface JobUniqueOptions<TInput> extends UniquePolicy {
 export interface ResolvedJobUnique {
   key: ((payload: unknown) => string) | null;
   policy: UniqueInsert | null;
+  /**
+   * The states the definition named itself, or null when its `policy.states` are the defaults derived from its
+   * window and replace. An enqueue-level `unique` keeps named states but derives defaults again from its own
+   * window and replace: a definition's `states: ["queued"]` must survive an enqueue that only sets a window.
+   */
+  states: readonly JobState[] | null;
 }
 
 /**
- * Validates a policy and fills in its defaults.
+ * Validates a policy and fills in what it leaves out: from `base` (a job definition's resolved `unique`) first,
+ * then the defaults. `states` left out are the base's only when the base named them; otherwise they are derived
+ * from the resulting window and replace, as documented on {@link UniquePolicy.states}.
  * @throws InvalidOptionError, InvalidDurationError
  */
-export function resolveUniquePolicy(field: string, options: UniquePolicy, base: UniqueInsert | null = null): UniqueInsert {
+export function resolveUniquePolicy(field: string, options: UniquePolicy, base: ResolvedJobUnique | null = null): UniqueInsert {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError(field, options, 'an object');
-  const replace = options.replace ?? base?.replace ?? false;
+  const replace = options.replace ?? base?.policy?.replace ?? false;
   if (typeof replace !== 'boolean') throw new InvalidOptionError(`${field}.replace`, replace, 'a boolean');
-  const windowMs = options.window === undefined ? (base?.windowMs ?? null) : parseDuration(`${field}.window`, options.window, { allowZero: false });
+  const windowMs = options.window === undefined ? (base?.policy?.windowMs ?? null) : parseDuration(`${field}.window`, options.window, { allowZero: false });
   let states: readonly JobState[];
   if (options.states !== undefined) {
-    if (!Array.isArray(options.states) || options.states.length === 0 || options.states.some((s) => !JOB_STATES.includes(s))) {
-      throw new InvalidOptionError(`${field}.states`, options.states, `a non-empty array of job states (${JOB_STATES.join(', ')})`);
-    }
-    states = [...new Set(options.states)];
-  } else if (base && options.window === undefined && options.replace === undefined) {
+    states = validStates(`${field}.states`, options.states);
+  } else if (base?.states) {
     states = base.states;
   } else if (replace) {
     states = ['queued', 'retrying'];
@@ -73,15 +80,24 @@ export function resolveUniquePolicy(field: string, options: UniquePolicy, base: 
   return { windowMs, states, replace };
 }
 
+/** `states` checked: a non-empty array of job states, without repeats. */
+function validStates(field: string, states: unknown): readonly JobState[] {
+  if (!Array.isArray(states) || states.length === 0 || states.some((s) => !JOB_STATES.includes(s))) {
+    throw new InvalidOptionError(field, states, `a non-empty array of job states (${JOB_STATES.join(', ')})`);
+  }
+  return [...new Set(states as JobState[])];
+}
+
 /**
  * Validates a job definition's `unique`.
  * @throws InvalidOptionError, InvalidDurationError
  */
 export function resolveJobUnique(jobName: string, options: JobUniqueOptions<any> | undefined): ResolvedJobUnique {
-  if (options === undefined) return { key: null, policy: null };
+  if (options === undefined) return { key: null, policy: null, states: null };
   const field = `unique of job "${jobName}"`;
   if (options.key !== undefined && typeof options.key !== 'function') throw new InvalidOptionError(`${field}.key`, options.key, 'a function from payload to key');
-  return { key: options.key ?? null, policy: resolveUniquePolicy(field, options) };
+  const policy = resolveUniquePolicy(field, options);
+  return { key: options.key ?? null, policy, states: options.states === undefined ? null : policy.states };
 }
 
 /**
@@ -97,7 +113,7 @@ export function resolveEnqueueUnique(
   if (options.unique !== undefined) {
     if (options.key !== undefined) throw new InvalidOptionError('key', options.key, 'left out when unique is given (unique.key replaces it)');
     if (typeof options.unique !== 'object' || options.unique === null) throw new InvalidOptionError('unique', options.unique, 'an object { key, window?, states?, replace? }');
-    return { key: validateKey(options.unique.key), unique: resolveUniquePolicy('unique', options.unique, job.policy) };
+    return { key: validateKey(options.unique.key), unique: resolveUniquePolicy('unique', options.unique, job) };
   }
   if (options.key !== undefined) return { key: validateKey(options.key), unique: job.policy };
   if (job.key === null) return null;
