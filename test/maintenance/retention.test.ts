@@ -7,12 +7,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import type { WardenOptions } from '../../src/client/warden-options.js';
 import { createDriver } from '../../src/driver/create-driver.js';
-import type { Driver } from '../../src/driver/driver.js';
-import type { JobPruneParams } from '../../src/driver/retention-params.js';
 import { InvalidDurationError, InvalidOptionError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { RETENTION_LOCK, resolveRetentionOptions } from '../../src/maintenance/retention-service.js';
 import { silent, T0, TestClock, within } from '../runtime/helpers.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 
 const DAY = 86_400_000;
@@ -96,18 +95,12 @@ describe.each(DRIVER_KINDS)('retention service (%s)', (kind) => {
   it('deletes in bounded batches, and at most maxPerPass jobs of a state per pass', async () => {
     const driver = createDriver({ url: tdb.url, schema: tdb.schema });
     const limits: number[] = [];
-    const counting = new Proxy(driver, {
-      get(target, property, receiver) {
-        if (property === 'jobPrune') {
-          return (params: JobPruneParams) => {
-            if (params.state === 'completed') limits.push(params.limit);
-            return target.jobPrune(params);
-          };
-        }
-        const value = Reflect.get(target, property, receiver) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const counting = overrideDriver(driver, {
+      jobPrune: (real) => (params) => {
+        if (params.state === 'completed') limits.push(params.limit);
+        return real(params);
       },
-    }) as Driver;
+    });
     const w = make({ database: counting, jobs: [plain], retention: { batchSize: 2, maxPerPass: 4 } });
     try {
       for (let i = 0; i < 5; i++) await w.enqueue(plain, { i });

@@ -9,18 +9,13 @@ import type { Warden } from '../../src/client/warden.js';
 import { createWarden } from '../../src/client/warden.js';
 import type { Driver, JobFinishManyParams } from '../../src/driver/driver.js';
 import { defineJob } from '../../src/job/define-job.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, record, silent, within } from './helpers.js';
 
 /** `driver` with `jobFinishMany` replaced by `finish`, which gets the real one. */
 function withFinish(driver: Driver, finish: (real: Driver['jobFinishMany'], params: JobFinishManyParams) => ReturnType<Driver['jobFinishMany']>): Driver {
-  return new Proxy(driver, {
-    get(target, prop, receiver) {
-      if (prop === 'jobFinishMany') return (params: JobFinishManyParams) => finish(target.jobFinishMany.bind(target), params);
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  return overrideDriver(driver, { jobFinishMany: (real) => (params) => finish(real, params) });
 }
 
 /** What a dropped connection looks like to the caller: no SQLSTATE, so the write's fate is unknown. */

@@ -7,9 +7,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden } from '../../src/client/warden.js';
-import type { Driver } from '../../src/driver/driver.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { RelayedDatabase } from '../support/pg-relay.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, silent, within } from './helpers.js';
 
@@ -65,20 +65,16 @@ describe.each(DRIVER_KINDS)('after a failed claim (%s)', (kind) => {
     const real = tdb.newDriver();
     // The database refuses the one ending for good (a non-transient SQLSTATE), so the completer gives it up; then a
     // claim fails. The worker's hand-back must skip that job: it ran.
-    const driver = new Proxy(real, {
-      get(target, prop, receiver) {
-        if (prop === 'jobFinishMany') return async () => {
-          throw Object.assign(new Error('new row violates check constraint'), { code: '23514' });
-        };
-        if (prop === 'jobClaim') return async (params: Parameters<Driver['jobClaim']>[0]) => {
-          if (failClaim) {
-            failClaim = false;
-            throw Object.assign(new Error('Connection terminated unexpectedly'), {});
-          }
-          return target.jobClaim(params);
-        };
-        const value = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const driver = overrideDriver(real, {
+      jobFinishMany: () => async () => {
+        throw Object.assign(new Error('new row violates check constraint'), { code: '23514' });
+      },
+      jobClaim: (claim) => async (params) => {
+        if (failClaim) {
+          failClaim = false;
+          throw Object.assign(new Error('Connection terminated unexpectedly'), {});
+        }
+        return claim(params);
       },
     });
     const warden = createWarden({ database: driver, logger: silent, jobs: [job], worker: { concurrency: 1, lease: '1h', heartbeat: '20m', rescueInterval: '1h', pollInterval: '20ms' } });

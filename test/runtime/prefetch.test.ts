@@ -7,6 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import { defineJob } from '../../src/job/define-job.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, type Deferred, makeWarden, silent, waitFor, within } from './helpers.js';
 
@@ -71,15 +72,11 @@ describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
     // The database's own driver, telling when a claim came back empty.
     const driver = tdb.newDriver();
     let emptyClaims = 0;
-    const watched = new Proxy(driver, {
-      get(target, prop, receiver) {
-        if (prop === 'jobClaim') return async (params: Parameters<typeof driver.jobClaim>[0]) => {
-          const rows = await target.jobClaim(params);
-          if (rows.length === 0) emptyClaims++;
-          return rows;
-        };
-        const value = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const watched = overrideDriver(driver, {
+      jobClaim: (real) => async (params) => {
+        const rows = await real(params);
+        if (rows.length === 0) emptyClaims++;
+        return rows;
       },
     });
     await warden.close();
@@ -119,23 +116,19 @@ describe.each(DRIVER_KINDS)('worker prefetch (%s)', (kind) => {
     const finishes = deferred();
     let claimsInFlight = 0;
     let claimCalls = 0;
-    const slow = new Proxy(driver, {
-      get(target, prop, receiver) {
-        if (prop === 'jobFinishMany') return async (params: Parameters<typeof driver.jobFinishMany>[0]) => {
-          await finishes.promise;
-          return target.jobFinishMany(params);
-        };
-        if (prop === 'jobClaim') return async (params: Parameters<typeof driver.jobClaim>[0]) => {
-          claimCalls++;
-          claimsInFlight++;
-          try {
-            return await target.jobClaim(params);
-          } finally {
-            claimsInFlight--;
-          }
-        };
-        const value = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
+    const slow = overrideDriver(driver, {
+      jobFinishMany: (real) => async (params) => {
+        await finishes.promise;
+        return real(params);
+      },
+      jobClaim: (real) => async (params) => {
+        claimCalls++;
+        claimsInFlight++;
+        try {
+          return await real(params);
+        } finally {
+          claimsInFlight--;
+        }
       },
     });
     await warden.close();

@@ -11,6 +11,7 @@ import { MigrationRequiredError, WardenClosedError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { rawQuery, rawTime, tableRef } from '../conformance/helpers.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, type Deferred, silent, waitFor, within } from './helpers.js';
 
@@ -28,37 +29,33 @@ interface Calls {
  */
 function instrumented(driver: Driver, gate: Promise<void>, listenGate: Promise<void>, onChecked?: () => void): { driver: Driver; calls: Calls } {
   const calls: Calls = { claims: 0, rescues: 0, scheduleSyncs: 0, listening: 0 };
-  const proxy = new Proxy(driver, {
-    get(target, prop, receiver) {
-      if (prop === 'migrationStatus') return async () => {
-        await gate;
-        const status = await target.migrationStatus();
-        onChecked?.();
-        return status;
+  const proxy = overrideDriver(driver, {
+    migrationStatus: (real) => async () => {
+      await gate;
+      const status = await real();
+      onChecked?.();
+      return status;
+    },
+    jobClaim: (real) => (params) => {
+      calls.claims++;
+      return real(params);
+    },
+    listen: (real) => real && (async (params) => {
+      await listenGate;
+      const unlisten = await real(params);
+      calls.listening++;
+      return async () => {
+        calls.listening--;
+        await unlisten();
       };
-      if (prop === 'jobClaim') return (params: Parameters<Driver['jobClaim']>[0]) => {
-        calls.claims++;
-        return target.jobClaim(params);
-      };
-      if (prop === 'listen' && target.listen) return async (params: Parameters<NonNullable<Driver['listen']>>[0]) => {
-        await listenGate;
-        const unlisten = await target.listen!(params);
-        calls.listening++;
-        return async () => {
-          calls.listening--;
-          await unlisten();
-        };
-      };
-      if (prop === 'scheduleSync') return (params: Parameters<Driver['scheduleSync']>[0]) => {
-        calls.scheduleSyncs++;
-        return target.scheduleSync(params);
-      };
-      if (prop === 'jobRescue') return (params: Parameters<Driver['jobRescue']>[0]) => {
-        calls.rescues++;
-        return target.jobRescue(params);
-      };
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
+    }),
+    scheduleSync: (real) => (params) => {
+      calls.scheduleSyncs++;
+      return real(params);
+    },
+    jobRescue: (real) => (params) => {
+      calls.rescues++;
+      return real(params);
     },
   });
   return { driver: proxy, calls };
