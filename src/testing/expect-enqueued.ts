@@ -21,10 +21,22 @@ function matches(payload: unknown, match: EnqueueMatch | undefined): boolean {
   return Object.entries(match).every(([k, v]) => isDeepStrictEqual((payload as Record<string, unknown>)[k], v));
 }
 
+/** Jobs read per `jobs.list` page: its maximum. */
+const PAGE = 1000;
+
+/** Every job of this kind in `states`, page after page: an assertion that read only the newest page would miss older jobs. */
 async function find(warden: Warden, job: JobDefinition<any, any> | string, match: EnqueueMatch | undefined, states: JobState[]): Promise<{ found: JobRow[]; seen: JobRow[] }> {
   const name = typeof job === 'string' ? job : job.name;
   const seen: JobRow[] = [];
-  for (const state of states) seen.push(...(await warden.jobs.list({ name, state, limit: 1000 })));
+  for (const state of states) {
+    let beforeId: string | undefined;
+    for (;;) {
+      const page = await warden.jobs.list({ name, state, limit: PAGE, beforeId });
+      seen.push(...page);
+      if (page.length < PAGE) break;
+      beforeId = page[page.length - 1]!.id;
+    }
+  }
   return { found: seen.filter((row) => matches(row.payload, match)), seen };
 }
 

@@ -116,6 +116,16 @@ describe('expectEnqueued / expectNotEnqueued / drain', () => {
     expect((error as Error).message).toContain('a@example.com');
   });
 
+  it('read every waiting job, past one page of jobs.list (1,000)', async () => {
+    // The match is the oldest job: a read of the newest page alone would not see it.
+    await t.warden.enqueue(sendEmail, { to: 'first@example.com', template: 'welcome' });
+    await t.warden.enqueueMany(Array.from({ length: 1000 }, (_, i) => ({ job: sendEmail, payload: { to: `bulk${i}@example.com`, template: 'news' } })));
+    expect(await expectEnqueued(t.warden, sendEmail, { to: 'first@example.com' })).toHaveLength(1);
+    await expectEnqueued(t.warden, sendEmail, undefined, { count: 1001 });
+    const error = await expectNotEnqueued(t.warden, sendEmail, { to: 'first@example.com' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnqueueAssertionError);
+  });
+
   it('only waiting jobs count by default; other states on request', async () => {
     await t.warden.enqueue(sendEmail, { to: 'a@example.com', template: 'welcome' });
     await t.warden.drain();
