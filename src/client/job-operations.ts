@@ -6,6 +6,7 @@
  */
 import type { Clock } from '../clock/clock.js';
 import type { Driver, JobStepRow } from '../driver/driver.js';
+import { isJobIdText, JOB_ID_EXPECTED, JOB_LIST_DEFAULT_LIMIT, JOB_LIST_MAX_LIMIT } from '../driver/job-params.js';
 import { InvalidOptionError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { AttemptRow, JobRow, JobState, QueueActivity, QueueStats } from '../job/job-record.js';
@@ -31,15 +32,35 @@ export interface OperationDeps {
   afterAction: () => Promise<void>;
 }
 
+/** What {@link JobOperations.list} filters and pages by. */
+export interface JobListOptions {
+  state?: JobState;
+  queue?: string;
+  name?: string;
+  /** At most this many jobs: a whole number from 1 to 1,000. @default 50 */
+  limit?: number;
+  /** Only jobs with ids below this one: the last id of the page before (see {@link JobOperations.list}). */
+  beforeId?: string;
+}
+
 /** `warden.jobs`: reading and operating on jobs. Every action is attributed to `actor` in its event. */
 export interface JobOperations {
   /** A job by id; null when there is none (or it was deleted). */
   get: (id: string) => Promise<JobRow | null>;
   /**
-   * Jobs, newest first, filtered by state, queue and job name, in pages (`beforeId`: the last id of the page
-   * before). @throws InvalidOptionError for an unknown state, InvalidNameError for a bad queue or job name
+   * Jobs, newest first, filtered by state, queue and job name, in pages: `limit` jobs at most (a whole number from 1
+   * to 1,000; default 50), and with `beforeId` only those with lower ids. Pass the last id of the previous page as
+   * `beforeId` to get the next one; an empty page is the end.
+   *
+   * `beforeId` must be a job id exactly as Warden returns them: a string of decimal digits of a whole number from
+   * 1 to 9223372036854775807 (the signed 64-bit maximum), without sign, blanks or leading zeros. Leading zeros are
+   * refused, not normalised: no id is ever written with them (`get('007')` finds nothing), so such a cursor did not
+   * come from a page and is a caller's mistake. A refused value is never read as "no bound", which would restart
+   * the listing from the newest job.
+   * @throws InvalidOptionError for an unknown state, a `limit` or `beforeId` outside those ranges (the promise rejects);
+   * InvalidNameError for a bad queue or job name
    */
-  list: (params?: { state?: JobState; queue?: string; name?: string; limit?: number; beforeId?: string }) => Promise<JobRow[]>;
+  list: (params?: JobListOptions) => Promise<JobRow[]>;
   /** A job's attempts, oldest first. */
   attempts: (id: string) => Promise<AttemptRow[]>;
   /** The memoized steps a job's attempts recorded (`ctx.step`), oldest first. */
@@ -91,11 +112,19 @@ export function createJobOperations(deps: OperationDeps): JobOperations {
   };
   return {
     get: (id) => driver.jobGet({ id: String(id) }),
-    list: (params = {}) => {
-      if (params.state !== undefined && !JOB_STATES.includes(params.state)) throw new InvalidOptionError('state', params.state, `one of ${JOB_STATES.join(', ')}`);
-      if (params.queue !== undefined) validateName('queue', params.queue);
-      if (params.name !== undefined) validateName('job name', params.name);
-      return driver.jobList(params);
+    // Async, so that a refused option rejects the promise like every other failure instead of throwing at the call.
+    list: async (params = {}) => {
+      const { state, queue, name, limit = JOB_LIST_DEFAULT_LIMIT, beforeId } = params;
+      if (state !== undefined && !JOB_STATES.includes(state)) throw new InvalidOptionError('state', state, `one of ${JOB_STATES.join(', ')}`);
+      if (queue !== undefined) validateName('queue', queue);
+      if (name !== undefined) validateName('job name', name);
+      // Checked here, for both drivers alike, and refused rather than replaced: a limit swapped for a default hides
+      // the caller's bug, and a cursor read as "no bound" restarts a pager from the newest job (rows repeat).
+      if (!Number.isInteger(limit) || limit < 1 || limit > JOB_LIST_MAX_LIMIT) {
+        throw new InvalidOptionError('limit', limit, `a whole number from 1 to ${JOB_LIST_MAX_LIMIT}`);
+      }
+      if (beforeId !== undefined && !isJobIdText(beforeId)) throw new InvalidOptionError('beforeId', beforeId, JOB_ID_EXPECTED);
+      return driver.jobList({ state, queue, name, limit, beforeId });
     },
     attempts: (id) => driver.jobAttemptList({ id: String(id) }),
     steps: (id) => driver.jobStepList({ id: String(id) }),

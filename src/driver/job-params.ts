@@ -3,6 +3,7 @@
  * and hand-offs, the lease-guarded writes after a claim, rescue and listing. Re-exported by `driver.ts`.
  * @module
  */
+import { InvalidOptionError } from '../errors.js';
 import type { AttemptOutcome, ErrorInfo, JobRow, JobState } from '../job/job-record.js';
 
 /** A new job to insert. Everything is already validated and encoded by the caller. */
@@ -229,8 +230,56 @@ export interface JobListParams {
   state?: JobState;
   queue?: string;
   name?: string;
-  /** @default 50 */
+  /** A whole number; the drivers clamp it to 1..{@link JOB_LIST_MAX_LIMIT}. @default {@link JOB_LIST_DEFAULT_LIMIT} */
   limit?: number;
-  /** Only ids below this (paging backwards from newest). */
+  /** Only ids below this (paging backwards from newest): a job id as {@link isJobIdText} accepts it. */
   beforeId?: string;
+}
+
+/** How many jobs a listing returns when no `limit` is given. */
+export const JOB_LIST_DEFAULT_LIMIT = 50;
+
+/** The most jobs one listing returns. */
+export const JOB_LIST_MAX_LIMIT = 1_000;
+
+/** The largest job id either database can hold: the signed 64-bit maximum (PostgreSQL `bigint`, SQLite `INTEGER`). */
+export const MAX_JOB_ID = 9223372036854775807n;
+
+/** What an `InvalidOptionError` for a job id cursor says was expected. */
+export const JOB_ID_EXPECTED = `a job id (a decimal string of a whole number from 1 to ${MAX_JOB_ID}, without leading zeros)`;
+
+/** A job id as the databases write it: decimal digits, no sign, no leading zero, no blanks. */
+const JOB_ID_TEXT = /^[1-9][0-9]{0,18}$/;
+
+/**
+ * Whether `value` is a job id written as both drivers return ids: a string of decimal digits without sign, blanks or
+ * leading zeros, of a positive whole number no larger than {@link MAX_JOB_ID}. `'007'` is not one: the contract's
+ * ids have no leading zeros (`jobGet({ id: '0042' })` names no job), so such a text is a caller's mistake.
+ */
+export function isJobIdText(value: unknown): value is string {
+  return typeof value === 'string' && JOB_ID_TEXT.test(value) && BigInt(value) <= MAX_JOB_ID;
+}
+
+/** The `limit` and `beforeId` of a listing as both drivers apply them. */
+export interface JobListBounds {
+  /** 1..{@link JOB_LIST_MAX_LIMIT}. */
+  limit: number;
+  /** The exclusive upper bound on ids (a valid id), or null for none. */
+  beforeId: string | null;
+}
+
+/**
+ * The bounds of a `jobList`, decided here once for both drivers so they page alike. `warden.jobs.list` has already
+ * refused every value it does not accept (`JobOperations.list`); this is for the driver's direct callers: a whole
+ * `limit` is clamped to 1..{@link JOB_LIST_MAX_LIMIT} (the contract's "at most 1,000"), absent it is
+ * {@link JOB_LIST_DEFAULT_LIMIT}. Anything that is no whole number, and a `beforeId` that is not a job id, is
+ * refused rather than read as some other bound: a cursor taken for "no bound" would restart the listing from the
+ * newest job, and a pager would repeat rows.
+ * @throws InvalidOptionError for a `limit` that is not a whole number or a `beforeId` that {@link isJobIdText} refuses.
+ */
+export function jobListBounds(params: Pick<JobListParams, 'limit' | 'beforeId'>): JobListBounds {
+  const { limit = JOB_LIST_DEFAULT_LIMIT, beforeId } = params;
+  if (!Number.isInteger(limit)) throw new InvalidOptionError('limit', limit, `a whole number from 1 to ${JOB_LIST_MAX_LIMIT}`);
+  if (beforeId !== undefined && !isJobIdText(beforeId)) throw new InvalidOptionError('beforeId', beforeId, JOB_ID_EXPECTED);
+  return { limit: Math.min(JOB_LIST_MAX_LIMIT, Math.max(1, limit)), beforeId: beforeId ?? null };
 }

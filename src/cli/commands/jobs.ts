@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { InvalidOptionError, JobNotFoundError } from '../../errors.js';
 import type { JobStepRow } from '../../driver/driver.js';
+import { isJobIdText, JOB_ID_EXPECTED, JOB_LIST_DEFAULT_LIMIT, JOB_LIST_MAX_LIMIT } from '../../driver/job-params.js';
 import type { JobDefinition } from '../../job/define-job.js';
 import type { AttemptRow, JobRow, JobState } from '../../job/job-record.js';
 import type { ScheduleDefinition } from '../../schedule/define-schedule.js';
@@ -16,15 +17,15 @@ import { cliActor, type GlobalOptions, withWarden } from '../open-warden.js';
 import { parseIntegerOption, parseJobIdOption } from '../parse-options.js';
 import type { CommandRunner } from './command-runner.js';
 
-/** Most jobs `jobs list` shows at once. */
-export const MAX_LIST_LIMIT = 1000;
+/** Most jobs `jobs list` shows at once: what `warden.jobs.list` accepts. */
+export const MAX_LIST_LIMIT = JOB_LIST_MAX_LIMIT;
 
 /** Options of {@link jobsListCommand}, as given on the command line. */
 export interface JobsListCommandOptions extends GlobalOptions, RedactionCommandOptions {
   state?: string;
   queue?: string;
   name?: string;
-  /** @default 50 */
+  /** 1 to {@link MAX_LIST_LIMIT}. @default 50 */
   limit?: string;
   /** Only jobs with ids below this one (the next page). */
   before?: string;
@@ -47,11 +48,14 @@ function jobRow(job: JobRow): string[] {
  * @returns 0
  */
 export async function jobsListCommand(options: JobsListCommandOptions, io: CliIo): Promise<number> {
-  const limit = parseIntegerOption('--limit', options.limit) ?? 50;
+  const limit = parseIntegerOption('--limit', options.limit) ?? JOB_LIST_DEFAULT_LIMIT;
   if (limit < 1 || limit > MAX_LIST_LIMIT) {
     throw new InvalidOptionError('--limit', options.limit, `a whole number from 1 to ${MAX_LIST_LIMIT}`);
   }
   const beforeId = options.before === undefined ? undefined : parseJobIdOption('--before', options.before);
+  // The range too (parseJobIdOption checks the digits only), so that the message names the flag rather than the
+  // API's `beforeId`.
+  if (beforeId !== undefined && !isJobIdText(beforeId)) throw new InvalidOptionError('--before', options.before, JOB_ID_EXPECTED);
   const redaction = await loadJobRedaction(options);
   return withWarden(options, modules(redaction), async (warden) => {
     const listed = await warden.jobs.list({ state: options.state as JobState | undefined, queue: options.queue, name: options.name, limit, beforeId });
@@ -179,7 +183,7 @@ export function registerJobsCommands(program: Command, run: CommandRunner): void
     .option('--state <state>', 'queued, retrying, running, completed, dead or cancelled')
     .option('--queue <queue>', 'only this queue')
     .option('--name <name>', 'only this job name')
-    .option('--limit <n>', `at most this many (1-${MAX_LIST_LIMIT}, default 50)`)
+    .option('--limit <n>', `at most this many (1-${MAX_LIST_LIMIT}, default ${JOB_LIST_DEFAULT_LIMIT})`)
     .option('--before <id>', 'only jobs with ids below this one (next page)')
     .action((_options: object, command: Command) => run(jobsListCommand, command.optsWithGlobals<JobsListCommandOptions>()));
   const withId = (name: string, description: string, command: (options: JobIdCommandOptions, io: CliIo) => Promise<number>) =>

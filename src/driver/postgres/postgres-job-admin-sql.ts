@@ -39,22 +39,16 @@ SELECT * FROM u ORDER BY id`;
 }
 
 /**
- * Operator retry: `dead`/`retrying` → `queued` due now, with room for at least one more attempt; checkpoint and
- * steps are kept. A keyed job becomes its key's holder: the driver runs this with the `job_keys` row locked, after
- * checking that no other active job holds the key. Params: `$1` id, `$2` now.
+ * Operator retry of a job without a key: `dead`/`retrying` → `queued` due now, with room for at least one more
+ * attempt; checkpoint and steps are kept. A keyed job goes through `jobRetryKeyedSql` (`postgres-keys-sql.ts`)
+ * instead, which also decides the key. Params: `$1` id, `$2` now.
  */
 export function jobRetrySql(s: string): string {
-  return `WITH u AS (
-  UPDATE ${s}.jobs
-  SET state = 'queued', run_at = ${nowAt(2)}, max_attempts = greatest(max_attempts, attempt + 1), lost_count = 0,
-      finished_at = NULL, updated_at = ${nowAt(2)}
-  WHERE id = $1 AND state IN ('dead','retrying')
-  RETURNING *
-),
-holder AS (
-  UPDATE ${s}.job_keys k SET job_id = u.id FROM u WHERE k.key = u.key
-)
-SELECT * FROM u`;
+  return `UPDATE ${s}.jobs
+SET state = 'queued', run_at = ${nowAt(2)}, max_attempts = greatest(max_attempts, attempt + 1), lost_count = 0,
+    finished_at = NULL, updated_at = ${nowAt(2)}
+WHERE id = $1 AND state IN ('dead','retrying') AND key IS NULL
+RETURNING *`;
 }
 
 /**

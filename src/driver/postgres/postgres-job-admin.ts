@@ -8,6 +8,7 @@
 import { JobNotFoundError, JobStateError } from '../../errors.js';
 import type { AttemptRow, JobRow, JobState, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type { JobListParams } from '../driver.js';
+import { jobListBounds } from '../job-params.js';
 import type { Run } from './postgres-insert.js';
 import * as Keys from './postgres-keys.js';
 import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
@@ -43,7 +44,8 @@ export async function jobCancel(ctx: PostgresJobAdminContext, params: { id: stri
 /**
  * Operator retry of a `dead` or `retrying` job: `queued`, due now, with at least one more attempt; a keyed job
  * becomes its key's holder. Checkpoint and steps are kept.
- * @throws JobNotFoundError, JobStateError, or KeyConflictError when another active job holds its key.
+ * @throws JobNotFoundError, JobStateError, or KeyConflictError when retrying would make a second active job with
+ * its key (see `postgres-keys.ts`).
  */
 export async function jobRetry(ctx: PostgresJobAdminContext, params: { id: string; now: Date | null }): Promise<JobRow> {
   const { id } = params;
@@ -72,16 +74,12 @@ export async function jobGet(ctx: PostgresJobAdminContext, params: { id: string 
   return rows[0] ? toJobRow(rows[0]) : null;
 }
 
-/** Jobs newest first, filtered; `limit` defaults to 50 and is clamped to 1..1000. */
+/**
+ * Jobs newest first, filtered; `limit` and `beforeId` as {@link jobListBounds} reads them, alike on both drivers.
+ * @throws InvalidOptionError for a `limit` that is not a whole number or a `beforeId` that is not a job id.
+ */
 export async function jobList(ctx: PostgresJobAdminContext, params: JobListParams): Promise<JobRow[]> {
-  const raw = params.limit ?? 50;
-  const limit = Number.isFinite(raw) ? Math.min(1000, Math.max(1, Math.trunc(raw))) : 50;
-  let beforeId: string | null = null;
-  if (params.beforeId !== undefined) {
-    // Ids are positive bigints: a non-numeric cursor pages past nothing; one beyond bigint pages past none.
-    if (!/^[0-9]+$/.test(params.beforeId)) return [];
-    beforeId = isJobId(params.beforeId) ? params.beforeId : null;
-  }
+  const { limit, beforeId } = jobListBounds(params);
   const { rows } = await ctx.run<PgJobRecord>(ctx.sql.jobList, [
     params.state ?? null, params.queue ?? null, params.name ?? null, beforeId, limit,
   ]);

@@ -1,6 +1,6 @@
 /**
  * The SQL of keyed inserts and key ownership in the PostgreSQL driver (migration `0004_idempotency`): the
- * `job_keys` row lock, the keyed insert round, and the key checks of an operator retry. Same conventions as
+ * `job_keys` row lock, the keyed insert round, and the keyed operator retry. Same conventions as
  * `postgres-sql.ts`.
  *
  * A key's `job_keys` row names its holder, the job deduplicated against. Every writer that may change the holder
@@ -104,12 +104,49 @@ export function jobKeyOfSql(s: string): string {
 }
 
 /**
- * The key's holder when it is an active job other than the given one (run with the key row locked). Params:
- * `$1` key, `$2` the job being made active.
+ * Operator retry of a keyed job, run with its key's row locked ({@link keyLockSql}) in the same transaction: a
+ * `dead` or `retrying` job becomes `queued`, due now, with room for one more attempt (as `jobRetrySql`), unless it
+ * would make a second active job with its key.
+ * - `j` locks the job's row, so its state cannot move between the conflict test and the update (a `retrying` job
+ *   claimed, failed and dead meanwhile is tested as `dead`).
+ * - `conflict`: for a `dead` job, the lowest-id other job with the same key in an active state, whichever job the
+ *   key row names: with `unique.replace` or custom `unique.states` a job can still run after a newer one took the
+ *   key, so the key row's holder is not the only active job that can have the key. A `retrying` job is active
+ *   already; retrying it adds none, so it never conflicts. Active jobs of a key appear only through writers that
+ *   lock the key row first (keyed insert, this retry), and this statement's snapshot is taken after that lock is
+ *   held, so no other active job of the key can appear unseen before the commit.
+ * - `u`: the update, only without a conflict; `holder`: the retried job becomes the key's holder unless another
+ *   active job holds it (a retried `retrying` job then leaves the newer holder in place, which later inserts go
+ *   on deduplicating against).
+ * Always exactly one row: `conflict_id` (the conflicting job, or NULL) and the retried job's columns, all NULL when
+ * nothing was updated (a conflict, or the job missing or not `dead`/`retrying`: the driver re-reads to tell which).
+ * Params: `$1` id, `$2` now.
  */
-export function keyActiveHolderSql(s: string): string {
-  return `SELECT j.id FROM ${s}.job_keys k JOIN ${s}.jobs j ON j.id = k.job_id
-WHERE k.key = $1 AND j.id <> $2 AND j.state IN ${ACTIVE}`;
+export function jobRetryKeyedSql(s: string): string {
+  return `WITH j AS (
+  SELECT id, key, state FROM ${s}.jobs WHERE id = $1 AND state IN ('dead','retrying') FOR UPDATE
+),
+conflict AS (
+  SELECT o.id FROM j JOIN ${s}.jobs o ON o.key = j.key
+  WHERE j.state = 'dead' AND o.id <> j.id AND o.state IN ${ACTIVE}
+  ORDER BY o.id
+  LIMIT 1
+),
+u AS (
+  UPDATE ${s}.jobs x
+  SET state = 'queued', run_at = ${nowAt(2)}, max_attempts = greatest(x.max_attempts, x.attempt + 1), lost_count = 0,
+      finished_at = NULL, updated_at = ${nowAt(2)}
+  FROM j
+  WHERE x.id = j.id AND NOT EXISTS (SELECT 1 FROM conflict)
+  RETURNING x.*
+),
+holder AS (
+  UPDATE ${s}.job_keys k SET job_id = u.id FROM u
+  WHERE k.key = u.key
+    AND NOT EXISTS (SELECT 1 FROM ${s}.jobs h WHERE h.id = k.job_id AND h.id <> u.id AND h.state IN ${ACTIVE})
+)
+SELECT conflict.id AS conflict_id, u.*
+FROM (SELECT 1) AS one LEFT JOIN conflict ON true LEFT JOIN u ON true`;
 }
 
 /**
@@ -134,7 +171,7 @@ export interface PostgresKeyStatements {
   keyLock: string;
   jobInsertRound: string;
   jobKeyOf: string;
-  keyActiveHolder: string;
+  jobRetryKeyed: string;
 }
 
 /** Builds the key statements for a schema already checked by `validateSchemaName`. */
@@ -145,6 +182,6 @@ export function buildPostgresKeyStatements(schema: string): PostgresKeyStatement
     keyLock: keyLockSql(s),
     jobInsertRound: jobInsertRoundSql(s),
     jobKeyOf: jobKeyOfSql(s),
-    keyActiveHolder: keyActiveHolderSql(s),
+    jobRetryKeyed: jobRetryKeyedSql(s),
   };
 }

@@ -18,28 +18,30 @@ export interface PostgresKeyContext {
   /** Runs one statement on any pooled connection. */
   run: Run;
   sql: Pick<PostgresStatements, 'jobRetry'>;
-  keySql: Pick<PostgresKeyStatements, 'keyLock' | 'jobKeyOf' | 'keyActiveHolder'>;
+  keySql: Pick<PostgresKeyStatements, 'keyLock' | 'jobKeyOf' | 'jobRetryKeyed'>;
 }
 
 /** States an operator retry starts from. */
 export const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
 
 /**
- * Operator retry: `dead`/`retrying` → `queued` due now. A keyed job locks its key's row first and is refused when
- * another active job holds the key; otherwise it becomes the holder, in the same transaction.
+ * Operator retry: `dead`/`retrying` → `queued` due now. A keyed job locks its key's row first; a `dead` one is then
+ * refused when any other job with its key is active (not only the job the key row names: see `jobRetryKeyedSql`),
+ * and the test and the update are one statement, so two operators (or an operator and a producer) cannot both
+ * make a job of the key active. The retried job becomes the key's holder unless another active job holds it.
  * @returns The retried row, or null when the job is missing or not retryable (the caller says which).
- * @throws KeyConflictError when another active job holds the job's key.
+ * @throws KeyConflictError when retrying would make a second active job with the job's key.
  */
 export async function jobRetry(ctx: PostgresKeyContext, id: string, now: Date | null): Promise<PgJobRecord | null> {
-  // The key never changes, so it can be read before the lock; the state is re-checked by the guarded update.
+  // The key never changes, so it can be read before the lock; the state is re-checked under the job's row lock.
   const job = (await ctx.run<{ key: string | null; state: JobState }>(ctx.keySql.jobKeyOf, [id])).rows[0];
   if (!job || !RETRYABLE.includes(job.state)) return null;
   const { key } = job;
   if (key === null) return (await ctx.run<PgJobRecord>(ctx.sql.jobRetry, [id, now])).rows[0] ?? null;
   return withTransaction(ctx.pool, async (run) => {
     await run(ctx.keySql.keyLock, [[key]]);
-    const holder = (await run<{ id: string }>(ctx.keySql.keyActiveHolder, [key, id])).rows[0];
-    if (holder) throw new KeyConflictError(key, String(holder.id));
-    return (await run<PgJobRecord>(ctx.sql.jobRetry, [id, now])).rows[0] ?? null;
+    const [row] = (await run<PgJobRecord & { conflict_id: string | null }>(ctx.keySql.jobRetryKeyed, [id, now])).rows;
+    if (row?.conflict_id != null) throw new KeyConflictError(key, String(row.conflict_id));
+    return row?.id == null ? null : row;
   });
 }

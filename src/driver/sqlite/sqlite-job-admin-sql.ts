@@ -31,8 +31,8 @@ RETURNING *`;
 
 /**
  * Operator retry of a dead or retrying job: queued and due now, at least one more attempt allowed, lost count
- * reset. Checkpoint and steps are kept. The key check (`JOB_KEY_HOLDER_STATE`) is the caller's, in the same
- * transaction. Params: `@id, @now`.
+ * reset. Checkpoint and steps are kept. The key test ({@link KEY_OTHER_ACTIVE_JOB}) and the holder update
+ * ({@link KEY_TAKE_FOR_RETRY}) are the caller's, in the same write transaction. Params: `@id, @now`.
  */
 export const JOB_RETRY = `
 UPDATE jobs
@@ -44,6 +44,27 @@ SET state = 'queued',
     updated_at = ${NOW}
 WHERE id = @id AND state IN ('dead','retrying')
 RETURNING *`;
+
+/**
+ * For an operator retry of a dead keyed job: the lowest-id other job with `@key` in an active state, or no row. Every
+ * job of the key counts, not only the one `job_keys` names: with `unique.replace` or custom `unique.states` a job can
+ * still run after a newer one took the key. Read through `jobs_key_idx`. Params: `@key, @id` (the job retried).
+ */
+export const KEY_OTHER_ACTIVE_JOB = `
+SELECT id FROM jobs
+WHERE key = @key AND id <> @id AND state IN ${ACTIVE_STATES_SQL}
+ORDER BY id
+LIMIT 1`;
+
+/**
+ * After an operator retry: the retried job becomes its key's holder (creating the key's row if it was pruned),
+ * unless another active job holds the key, which then keeps it (a retried `retrying` job does not take the key
+ * from a newer holder that later inserts deduplicate against). Params: `@key, @id`.
+ */
+export const KEY_TAKE_FOR_RETRY = `
+INSERT INTO job_keys (key, job_id) VALUES (@key, @id)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id
+WHERE NOT EXISTS (SELECT 1 FROM jobs h WHERE h.id = job_keys.job_id AND h.id <> excluded.job_id AND h.state IN ${ACTIVE_STATES_SQL})`;
 
 /** Deletes a job's attempts (before the job, so nothing depends on ON DELETE CASCADE). Params: `@id`. */
 export const ATTEMPT_DELETE_BY_JOB = `DELETE FROM job_attempts WHERE job_id = @id`;

@@ -5,17 +5,17 @@
  * wrote before.
  * @module
  */
-import { InvalidOptionError, JobNotFoundError, JobStateError } from '../../errors.js';
+import { JobNotFoundError, JobStateError, KeyConflictError } from '../../errors.js';
 import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type { JobListParams } from '../driver.js';
+import { jobListBounds, MAX_JOB_ID } from '../job-params.js';
 import { CANCELLED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, type Prepare, type SqliteContext } from './sqlite-exec.js';
-import { takeKeyForRetry } from './sqlite-insert.js';
-import { parseJobId, toAttemptRow, toJobRow, toQueueActivity, toQueueStats, type AttemptDbRow, type DbInt, type JobDbRow, type QueueActivityDbRow, type QueueDbRow } from './sqlite-rows.js';
+import { jobId, parseJobId, toAttemptRow, toJobRow, toQueueActivity, toQueueStats, type AttemptDbRow, type DbInt, type JobDbRow, type QueueActivityDbRow, type QueueDbRow } from './sqlite-rows.js';
 import * as AdminSQL from './sqlite-job-admin-sql.js';
 
-/** Larger than any id, bound as `@beforeId` when not paging so one statement text serves both cases. */
-const NO_BEFORE_ID = 9223372036854775807n;
+/** The largest id, bound as `@beforeId` when not paging so one statement text serves both cases. */
+const NO_BEFORE_ID = MAX_JOB_ID;
 
 const CANCELLED_ERROR_JSON = JSON.stringify(CANCELLED_ERROR);
 
@@ -43,16 +43,26 @@ export function cancelOne(stmt: Prepare, id: DbInt, now: number): JobDbRow | und
   return stmt(AdminSQL.JOB_CANCEL).get({ id, error: CANCELLED_ERROR_JSON, now }) as JobDbRow | undefined;
 }
 
-/** @throws JobNotFoundError, JobStateError (not dead/retrying), KeyConflictError. */
+/**
+ * Operator retry of a `dead` or `retrying` job, in one write transaction (`BEGIN IMMEDIATE`: no other writer, in any
+ * process, can make a job of the key active between the test and the update). A `dead` keyed job is refused when any
+ * other job with its key is active: retrying it would make a second one. A `retrying` job is active already, so its
+ * retry adds none and never conflicts. The retried job becomes its key's holder unless another active job holds it.
+ * @throws JobNotFoundError, JobStateError (not dead/retrying), KeyConflictError.
+ */
 export async function jobRetry(ctx: SqliteContext, params: { id: string; now: Date | null }): Promise<JobRow> {
   const id = parseJobId(params.id);
   const now = toMs(params.now, 'now');
   if (id === null) throw new JobNotFoundError(params.id);
   return ctx.write(() => {
+    const current = ctx.stmt(AdminSQL.JOB_GET).get({ id }) as JobDbRow | undefined;
+    if (current?.state === 'dead' && current.key !== null) {
+      const other = ctx.stmt(AdminSQL.KEY_OTHER_ACTIVE_JOB).get({ key: current.key, id }) as { id: DbInt } | undefined;
+      if (other) throw new KeyConflictError(current.key, jobId(other.id));
+    }
     const row = ctx.stmt(AdminSQL.JOB_RETRY).get({ id, now }) as JobDbRow | undefined;
     if (!row) throw stateError(ctx.stmt, params.id, 'retry', ['dead', 'retrying']);
-    // A throw here (another active job holds the key) rolls the retry back.
-    if (row.key !== null) takeKeyForRetry(ctx.stmt, row.id, row.key);
+    if (row.key !== null) ctx.stmt(AdminSQL.KEY_TAKE_FOR_RETRY).run({ key: row.key, id: row.id });
     return toJobRow(row);
   });
 }
@@ -87,18 +97,15 @@ export async function jobGet(ctx: SqliteContext, params: { id: string }): Promis
 }
 
 /**
- * Jobs newest first, filtered; `limit` defaults to 50 and is clamped to 1..1000.
- * @throws InvalidOptionError when `beforeId` is not a decimal id.
+ * Jobs newest first, filtered; `limit` and `beforeId` as {@link jobListBounds} reads them, alike on both drivers.
+ * @throws InvalidOptionError for a `limit` that is not a whole number or a `beforeId` that is not a job id.
  */
 export async function jobList(ctx: SqliteContext, params: JobListParams): Promise<JobRow[]> {
-  const { state, queue, name, beforeId } = params;
-  const requested = Math.trunc(params.limit ?? 50);
-  const limit = Number.isNaN(requested) ? 50 : Math.min(1000, Math.max(1, requested));
-  if (beforeId !== undefined && (typeof beforeId !== 'string' || !/^[0-9]{1,19}$/.test(beforeId))) {
-    throw new InvalidOptionError('beforeId', beforeId, 'a job id (a decimal string)');
-  }
+  const { state, queue, name } = params;
+  const { limit, beforeId } = jobListBounds(params);
   const sql = AdminSQL.jobListSql({ state: AdminSQL.jobListStateFilter(state), queue: queue !== undefined, name: name !== undefined });
-  const bind: Record<string, unknown> = { beforeId: beforeId === undefined ? NO_BEFORE_ID : BigInt(beforeId), limit };
+  // A BigInt: ids may pass 2^53, where a number would round. jobListBounds keeps it within SQLite's INTEGER.
+  const bind: Record<string, unknown> = { beforeId: beforeId === null ? NO_BEFORE_ID : BigInt(beforeId), limit };
   if (state !== undefined) bind.state = state;
   if (queue !== undefined) bind.queue = queue;
   if (name !== undefined) bind.name = name;
