@@ -301,12 +301,15 @@ export function describe(value: unknown): string {
   return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object';
 }
 
-/** An operator retry would make two active jobs share one dedup key. */
+/**
+ * An operator retry would make two active jobs share one dedup key. The message names the other job, not the key:
+ * a key made from a payload can carry a sensitive value, and messages reach logs and the CLI (`key` holds it).
+ */
 export class KeyConflictError extends WardenError {
   readonly key: string;
   readonly existingJobId: string | null;
   constructor(key: string, existingJobId: string | null, options?: { cause?: unknown }) {
-    super('KEY_CONFLICT', `Expected no other active job with key ${describe(key)}, got job ${existingJobId ?? '(unknown)'}`, options);
+    super('KEY_CONFLICT', `Expected no other active job with this job's dedup key, got job ${existingJobId ?? '(unknown)'}`, options);
     this.key = key;
     this.existingJobId = existingJobId;
   }

@@ -4,8 +4,11 @@
  * @module
  */
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createWarden } from '../../src/client/warden.js';
 import { cli, sqliteDatabase } from './cli-helpers.js';
+import { signupFail } from './fixtures/secret-jobs.js';
 
 const JOBS = fileURLToPath(new URL('./fixtures/secret-jobs.ts', import.meta.url));
 const EMAIL = 'alice.secret@example.com';
@@ -37,5 +40,18 @@ describe('CLI output and sensitive values in a dedup key', () => {
     // The key is still shown, with the secret cut out of it.
     expect(JSON.parse(outputs.showJson).job.key).toMatch(/^signup:\S+$/);
     expect(outputs.showText).toMatch(/key: +signup:/);
+  });
+
+  it("jobs retry's key conflict names the other job, not the key", async () => {
+    const warden = createWarden({ database: db.url, jobs: [signupFail], logger: pino({ level: 'silent' }) });
+    const dead = await warden.enqueue(signupFail, { email: EMAIL, password: PASSWORD });
+    await warden.drain();
+    expect((await warden.jobs.get(dead.id))?.state).toBe('dead');
+    const active = await warden.enqueue(signupFail, { email: EMAIL, password: PASSWORD }, { delay: '1h' });
+    await warden.close();
+    const retried = await cli([...db.args, 'jobs', 'retry', dead.id, '--jobs', JOBS]);
+    expect(retried.code).toBe(1);
+    expect(retried.err).toContain(`got job ${active.id}`);
+    expect(retried.err).not.toContain(EMAIL);
   });
 });
