@@ -57,7 +57,7 @@ describe.each(DRIVER_KINDS)('job and queue operations, destructured (%s)', (kind
 
   it('refuses an unknown state or a bad queue name before any query, saying what it expected', async () => {
     const { list } = warden.jobs;
-    expect(() => list({ state: 'finished' as never })).toThrow(/Expected state to be one of queued, .*got "finished"/);
+    await expect(list({ state: 'finished' as never })).rejects.toThrow(/Expected state to be one of queued, .*got "finished"/);
     await expect(warden.queues.pause('bad queue!')).rejects.toThrow(/queue/);
   });
 });
