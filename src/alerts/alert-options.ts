@@ -16,7 +16,10 @@ export interface WebhookSinkOptions {
   type: 'webhook';
   /** Unique among the sinks; names the sink in delivery jobs and logs. `^[a-z0-9][a-z0-9._-]{0,63}$`. @default "webhook" */
   name?: string;
-  /** `http:` or `https:` URL. */
+  /**
+   * `http:` or `https:` URL, without user-info: credentials go in `headers` (e.g. `Authorization`). Errors and logs
+   * name only its host, so a token in its path or query is not shown.
+   */
   url: string;
   /** The HMAC key the receiver verifies `X-Warden-Signature` with; at least 16 characters. */
   secret: string;
@@ -94,6 +97,7 @@ export interface AlertsOptions {
   /**
    * External heartbeat URLs by schedule name (Healthchecks.io style), for schedules that do not set
    * `defineSchedule({ heartbeat })`: `<url>/start` when a run starts, `<url>` on success, `<url>/fail` on failure.
+   * `http:` or `https:`, without user-info, query or fragment.
    * @default {}
    */
   heartbeats?: Record<string, string>;
@@ -196,8 +200,8 @@ export function resolveAlertOptions(options: AlertsOptions): ResolvedAlertOption
  * @throws InvalidOptionError
  */
 export function heartbeatUrl(field: string, value: unknown): string {
-  const url = httpUrl(field, value);
-  if (url.search !== '' || url.hash !== '') throw new InvalidOptionError(field, value, 'a URL without a query or fragment (`/start` and `/fail` are appended to its path)');
+  const url = httpUrl(field, value, 'heartbeat services take their key in the path');
+  if (url.search !== '' || url.hash !== '') throw new InvalidOptionError(field, urlShape(value), 'a URL without a query or fragment (`/start` and `/fail` are appended to its path)');
   return String(value).replace(/\/+$/, '');
 }
 
@@ -249,15 +253,43 @@ function int(field: string, value: unknown, min: number, max: number): number {
   return value;
 }
 
-function httpUrl(field: string, value: unknown): URL {
+/**
+ * Checks an `http:` or `https:` URL without user-info. Credentials in a URL (`https://user:token@host/…`) are
+ * refused: fetch will not send them (it throws a TypeError quoting the whole URL, which would end up in stored
+ * errors and logs), and a URL is shown in too many places to hold a secret.
+ * @param credentialsHint where credentials go instead, for the error message.
+ * @throws InvalidOptionError whose message and `value` show the URL's shape, never its user-info, path or query.
+ */
+function httpUrl(field: string, value: unknown, credentialsHint = 'send credentials in `headers`, e.g. `{ Authorization: "Bearer …" }`'): URL {
+  const expected = 'an absolute http: or https: URL';
   let url: URL;
   try {
     url = new URL(String(value));
   } catch {
-    throw new InvalidOptionError(field, value, 'an absolute http: or https: URL');
+    throw new InvalidOptionError(field, urlShape(value), expected);
   }
-  if (typeof value !== 'string' || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new InvalidOptionError(field, value, 'an absolute http: or https: URL');
+  if (typeof value !== 'string' || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new InvalidOptionError(field, urlShape(value), expected);
+  if (url.username !== '' || url.password !== '') throw new InvalidOptionError(field, urlShape(value), `${expected} without user-info ("user:password@" before the host; ${credentialsHint})`);
   return url;
+}
+
+/**
+ * A URL option's value as error messages show it: scheme, host and port, with placeholders for the parts that can
+ * hold secrets (user-info, path, query, fragment), so the operator sees which part is wrong and nothing more.
+ * Non-strings are shown as they are (they hold no URL).
+ */
+function urlShape(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    // Not parseable: cut out what would be user-info, and everything after the host.
+    return value.replace(/^([^:/?#]*:\/\/)[^/?#]*@/, '$1[user-info]@').replace(/^((?:[^:/?#]*:\/\/)?[^/?#]*)[/?#].*$/s, '$1/…');
+  }
+  const userInfo = url.username !== '' || url.password !== '' ? '[user-info]@' : '';
+  const path = url.pathname !== '' && url.pathname !== '/' ? '/[path]' : url.pathname;
+  return `${url.protocol}//${userInfo}${url.host}${path}${url.search !== '' ? '?[query]' : ''}${url.hash !== '' ? '#[fragment]' : ''}`;
 }
 
 function address(field: string, value: unknown): string {

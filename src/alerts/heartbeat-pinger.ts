@@ -4,14 +4,15 @@
  * `GET <url>/start` when it starts, `GET <url>` when it completes, `GET <url>/fail` when it fails (any outcome but
  * completed, including a rescued lost lease). The external service alerts when the success ping stops arriving.
  *
- * Pings are fire-and-forget with a short timeout: a slow or failing ping service is logged at `warn` and never
- * delays or fails a job.
+ * Pings are fire-and-forget with a short timeout: a slow or failing ping service is logged at `warn` (with the
+ * URL's host, never the URL: its path is usually the check's key) and never delays or fails a job.
  * @module
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.js';
 import type { JobRef } from '../events/event-map.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
+import { describeRequestError, urlHost } from './webhook-sink.js';
 
 /** What {@link HeartbeatPinger} needs. */
 export interface HeartbeatPingerDeps {
@@ -72,11 +73,30 @@ export class HeartbeatPinger {
     try {
       const response = await fetch(url, { method: 'GET', signal: controller.signal, headers: { 'user-agent': 'warden-heartbeat' } });
       await response.body?.cancel().catch(() => undefined);
-      if (!response.ok) logger.warn({ schedule: job.scheduleName, jobId: job.id, signal, status: response.status }, 'heartbeat ping refused');
+      if (!response.ok) logger.warn({ schedule: job.scheduleName, jobId: job.id, signal, host: urlHost(url), status: response.status }, 'heartbeat ping refused');
     } catch (error) {
-      logger.warn({ schedule: job.scheduleName, jobId: job.id, signal, err: controller.signal.aborted ? `no answer within ${timeoutMs}ms` : error }, 'heartbeat ping failed');
+      // Never the error itself: fetch's messages (and so its stack) can quote the whole URL, whose path usually is
+      // the check's key and which could carry credentials or a query. The host and a scrubbed description only.
+      const reason = controller.signal.aborted ? `no answer within ${timeoutMs}ms` : describeRequestError(error, url);
+      logger.warn({ schedule: job.scheduleName, jobId: job.id, signal, host: urlHost(url), code: errorCode(error), error: reason }, 'heartbeat ping failed');
     } finally {
       cancel();
     }
   }
+}
+
+/** The innermost error code of a request error (`ECONNREFUSED`, `ENOTFOUND`, `UND_ERR_…`), if any. */
+function errorCode(error: unknown): string | undefined {
+  let code: string | undefined;
+  try {
+    let current: unknown = error;
+    for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+      const own = (current as { code?: unknown }).code;
+      if (typeof own === 'string') code = own;
+      current = (current as { cause?: unknown }).cause;
+    }
+  } catch {
+    // A throwing getter: the description says what there is to say.
+  }
+  return code;
 }

@@ -86,15 +86,95 @@ export async function deliverWebhook(sink: ResolvedWebhookSink, notice: AlertNot
       redirect: 'manual',
     });
     await response.body?.cancel().catch(() => undefined);
-    if (response.status < 200 || response.status > 299) throw new AlertDeliveryError(sink.name, `HTTP ${response.status} from ${new URL(sink.url).host}`);
+    if (response.status < 200 || response.status > 299) throw new AlertDeliveryError(sink.name, `HTTP ${response.status} from ${urlHost(sink.url)}`);
   } catch (error) {
     if (error instanceof AlertDeliveryError) throw error;
     const reason = controller.signal.aborted ? controller.signal.reason : error;
     if (reason instanceof AlertDeliveryError) throw reason;
-    const cause = (error as { cause?: { code?: string; message?: string } } | null)?.cause;
-    throw new AlertDeliveryError(sink.name, `${(error as Error)?.message ?? String(error)}${cause?.code ? ` (${cause.code})` : ''}`, { cause: error });
+    // fetch's own messages can quote the whole URL (with any credentials, path token or query), and this error is
+    // stored as the delivery job's last_error and logged: only a scrubbed description goes in, and the original
+    // is not kept as `cause` (pino's error serializer prints causes' messages and stacks too).
+    throw new AlertDeliveryError(sink.name, `a failed request to ${urlHost(sink.url)}: ${describeRequestError(error, sink.url)}`);
   } finally {
     cancel();
     deps.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** What may be said about a URL in errors and logs: its host (and port). Never its user-info, path or query. */
+export function urlHost(url: string): string {
+  try {
+    return new URL(url).host || '(no host)';
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/** A URL anywhere in a text: what fetch's messages quote. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
+
+/**
+ * A request error (fetch's `TypeError`, its `cause` chain, an abort) as one line safe to store and log: each
+ * error's name, code and message, with every URL in the messages reduced to its scheme and host, and `url`'s own
+ * credentials and query string cut out wherever they appear. Never throws.
+ * @param url the URL that was requested.
+ */
+export function describeRequestError(error: unknown, url: string): string {
+  const secrets = urlSecrets(url);
+  const scrub = (text: string): string => {
+    let out = text.replace(URL_IN_TEXT, (found) => {
+      try {
+        const parsed = new URL(found);
+        return `${parsed.protocol}//${parsed.host}/…`;
+      } catch {
+        return '[url]';
+      }
+    });
+    for (const secret of secrets) out = out.split(secret).join('[redacted]');
+    return out;
+  };
+  const parts: string[] = [];
+  let current: unknown = error;
+  // fetch wraps the network error (ECONNREFUSED, ENOTFOUND, a TLS failure) as `cause`; a few levels say it all.
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    parts.push(describeOne(current, scrub));
+    current = typeof current === 'object' ? (current as { cause?: unknown }).cause : undefined;
+  }
+  return parts.join(' <- ');
+}
+
+function describeOne(error: unknown, scrub: (text: string) => string): string {
+  try {
+    if (typeof error !== 'object') return scrub(String(error));
+    const e = error as { name?: unknown; code?: unknown; message?: unknown; errors?: unknown };
+    // An AggregateError (every address of a host refused) has an empty message; its first error says why.
+    const inner = Array.isArray(e.errors) ? (e.errors[0] as { message?: unknown } | undefined)?.message : undefined;
+    const message = typeof e.message === 'string' && e.message !== '' ? e.message : typeof inner === 'string' ? inner : '';
+    const label = [typeof e.name === 'string' ? e.name : 'Error', typeof e.code === 'string' || typeof e.code === 'number' ? String(e.code) : ''].filter((x) => x !== '').join(' ');
+    return scrub(message === '' ? label : `${label}: ${message}`);
+  } catch {
+    return '(unreadable error)';
+  }
+}
+
+/** The parts of `url` that must never be shown: user name, password, query and fragment, as written and decoded. */
+function urlSecrets(url: string): string[] {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [];
+  }
+  const found = new Set<string>();
+  for (const part of [parsed.password, parsed.username, parsed.search.slice(1), parsed.hash.slice(1)]) {
+    if (part === '') continue;
+    found.add(part);
+    try {
+      found.add(decodeURIComponent(part));
+    } catch {
+      // Malformed escapes: the raw form is cut out all the same.
+    }
+  }
+  // Longest first, so a secret containing another is removed whole.
+  return [...found].sort((a, b) => b.length - a.length);
 }

@@ -207,7 +207,11 @@ export interface Redactor {
   value(value: unknown): unknown;
   /** `text` without the job's secret values. */
   text(text: string): string;
-  /** An {@link ErrorInfo} with the job's secret values cut out of its message, stack and issues. */
+  /**
+   * An {@link ErrorInfo} with the job's secret values cut out of its message, stack and issues: for errors read
+   * back as stored. An error being recorded is redacted before it is cut to its length limits instead (the
+   * attempt passes {@link Redactor.text} to the conversion), since a secret straddling the cut no longer matches.
+   */
   errorInfo(info: ErrorInfo): ErrorInfo;
 }
 
@@ -228,7 +232,10 @@ export function createRedactor(sensitive: readonly string[] | undefined, source?
   };
 }
 
-/** `info` with `secrets` cut out of its message, stack and issue messages. Never throws. */
+/**
+ * `info` with `secrets` cut out of its message, stack and issue messages. Never throws. Meant for stored errors:
+ * text that was already cut to length may end in the first characters of a secret, which no longer match.
+ */
 export function redactErrorInfo(info: ErrorInfo, secrets: readonly string[]): ErrorInfo {
   if (secrets.length === 0 || info === null || typeof info !== 'object') return info;
   const out: ErrorInfo = { ...info, name: redactText(info.name, secrets), message: redactText(info.message, secrets) };

@@ -4,20 +4,22 @@
  * text, so the arguments of every log call go through the job's {@link Redactor} instead.
  * @module
  */
-import type { Logger } from 'pino';
+import type { ChildLoggerOptions, Logger } from 'pino';
 import { REDACTED, type Redactor } from './redact.js';
-
-const LEVEL_METHODS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 
 /**
  * Wraps `logger` so every log call's merging object (keys and secret values), message and interpolation
- * arguments are redacted, and so are child loggers' bindings. A level that is off costs no redaction. An `Error`
- * passed as the first argument is logged as pino logs one (`err` plus its message as `msg`), redacted.
+ * arguments are redacted, and so are child loggers' bindings and message prefix, and bindings added later with
+ * `setBindings`. Every level of the logger is covered: the six built-in ones and the application's
+ * `customLevels` (any name in `logger.levels.values`). A level that is off costs no redaction. An `Error` passed
+ * as the first argument is logged as pino logs one (`err` plus its message as `msg`), redacted.
  */
 export function redactingLogger(logger: Logger, redactor: Redactor): Logger {
   return new Proxy(logger, {
     get(target, property, receiver) {
-      if (typeof property === 'string' && LEVEL_METHODS.has(property)) {
+      // Read from the logger itself rather than a fixed list: custom levels (`customLevels: { notice: 35 }`, on
+      // the root or given to a child) are log methods too, and anything missed here would log unredacted.
+      if (typeof property === 'string' && isLevel(target, property)) {
         const method = Reflect.get(target, property, receiver) as (...args: unknown[]) => void;
         return (...args: unknown[]) => {
           if (!target.isLevelEnabled(property)) return;
@@ -25,13 +27,33 @@ export function redactingLogger(logger: Logger, redactor: Redactor): Logger {
         };
       }
       if (property === 'child') {
-        return (bindings: Record<string, unknown>, options?: object) =>
-          redactingLogger(target.child(redactor.value(bindings) as Record<string, unknown>, options), redactor);
+        return (bindings: Record<string, unknown>, options?: ChildLoggerOptions) =>
+          redactingLogger(target.child(redactor.value(bindings) as Record<string, unknown>, childOptions(options, redactor)), redactor);
+      }
+      if (property === 'setBindings') {
+        // Bindings set here appear on every later line of this logger (and its children made afterwards).
+        return (bindings: Record<string, unknown>) => target.setBindings(redactor.value(bindings) as Record<string, unknown>);
       }
       const value = Reflect.get(target, property, target) as unknown;
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/** Whether `name` is one of `logger`'s levels (built-in or custom), i.e. a method that writes a line. */
+function isLevel(logger: Logger, name: string): boolean {
+  const values = (logger as { levels?: { values?: Record<string, number> } }).levels?.values;
+  return values !== undefined && values !== null && Object.hasOwn(values, name) && typeof (logger as unknown as Record<string, unknown>)[name] === 'function';
+}
+
+/**
+ * A child's options with its `msgPrefix` redacted: pino puts the prefix in front of every message the child
+ * writes, past the redaction of each call's arguments. The other options (`level`, `serializers`, pino's own
+ * `redact` paths, `customLevels`) add no text of their own; the logged values they act on are already redacted.
+ */
+function childOptions(options: ChildLoggerOptions | undefined, redactor: Redactor): ChildLoggerOptions | undefined {
+  if (options === undefined || options === null || typeof options !== 'object' || typeof options.msgPrefix !== 'string') return options;
+  return { ...options, msgPrefix: redactor.text(options.msgPrefix) };
 }
 
 function redactArguments(args: unknown[], redactor: Redactor): unknown[] {

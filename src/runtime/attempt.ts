@@ -111,8 +111,10 @@ export class Attempt {
   errorInfo(error: unknown): ErrorInfo {
     const redactor = this.redactor;
     if (!redactor) return toErrorInfo(error);
-    // A thrown non-Error is serialized whole into the message: redact its keys first.
-    return redactor.errorInfo(toErrorInfo(error instanceof Error ? error : redactor.value(error)));
+    // A thrown non-Error is serialized whole into the message: redact its keys first. Its texts are redacted
+    // inside toErrorInfo, before they are cut to length: redacting the cut text would miss a secret straddling
+    // the cut and keep its first characters.
+    return toErrorInfo(error instanceof Error ? error : redactor.value(error), redactor.text);
   }
 
   #endSpan(outcome: AttemptOutcome | 'stale', error: ErrorInfo | null, nextState: string | null): void {
