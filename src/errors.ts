@@ -324,6 +324,27 @@ export class ScheduleNotFoundError extends WardenError {
   }
 }
 
+/**
+ * `warden.schedules.resume` found the schedule's stored definition replaced (by syncs of other definitions) after
+ * each of its reads, so it never knew which definition to compute the next tick from. Nothing was written; resuming
+ * again once the deploy settled works.
+ */
+export class ScheduleChangedError extends WardenError {
+  readonly scheduleName: string;
+  /** The stored definition hash of the last read. */
+  readonly lastReadHash: string | null;
+  readonly attempts: number;
+  constructor(name: string, lastReadHash: string | null, attempts: number) {
+    super(
+      'SCHEDULE_CHANGED',
+      `Expected the definition of schedule ${describe(name)} to stay as read while resuming it, got it replaced after each of ${attempts} reads (last read ${lastReadHash ?? 'none'})`,
+    );
+    this.scheduleName = name;
+    this.lastReadHash = lastReadHash;
+    this.attempts = attempts;
+  }
+}
+
 /** A lease lock was lost: its renewal failed, it expired, or it was released. Used as the lease signal's reason. */
 export class LockLostError extends WardenError {
   readonly lockName: string;

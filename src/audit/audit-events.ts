@@ -126,10 +126,16 @@ export function subscribeAuditEvents(events: TypedEmitter, sink: AuditEventSink)
     events.on('schedule:fired', (e) => {
       // A manual trigger's run is part of the operator action; a scheduled tick is an ordinary transition.
       const category: AuditCategory = e.actor === null ? 'transition' : 'operator';
-      onSchedule(category, e.schedule, { actor: e.actor ?? system, action: 'schedule.fired', after: null, data: { tickAt: e.tickAt, jobId: e.jobId, late: e.late } });
+      const data: Record<string, unknown> = { tickAt: e.tickAt, jobId: e.jobId, late: e.late };
+      // The tick's payload went to an existing job (its `job.replaced` entry precedes this one).
+      if (e.replaced) data.replaced = true;
+      onSchedule(category, e.schedule, { actor: e.actor ?? system, action: 'schedule.fired', after: null, data });
     }),
     events.on('schedule:skipped', (e) => {
-      onSchedule('failure', e.schedule, { actor: system, action: 'schedule.skipped', after: null, reason: e.reason, data: { tickAt: e.tickAt, activeJobId: e.activeJobId } });
+      // A manual trigger that ran nothing is still the operator's action, recorded as such; a scheduled tick that ran
+      // nothing is a failure to run, made by the scheduler.
+      const category: AuditCategory = e.actor === null ? 'failure' : 'operator';
+      onSchedule(category, e.schedule, { actor: e.actor ?? system, action: 'schedule.skipped', after: null, reason: e.reason, data: { tickAt: e.tickAt, activeJobId: e.activeJobId } });
     }),
     events.on('schedule:missed', (e) => {
       onSchedule('failure', e.schedule, { actor: system, action: 'schedule.missed', after: null, data: { tickAt: e.tickAt, count: e.count } });

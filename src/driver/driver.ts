@@ -26,6 +26,7 @@ import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, Lo
 import type {
   ScheduleAdvanceParams,
   ScheduleAdvanceResult,
+  ScheduleResumeParams,
   ScheduleRow,
   ScheduleSyncParams,
   ScheduleTickRow,
@@ -248,13 +249,17 @@ export interface Driver {
   scheduleDue(params: { now: Date | null; limit: number }): Promise<ScheduleRow[]>;
   /** Every schedule not removed, by name, with its latest tick. */
   scheduleList(): Promise<ScheduleRow[]>;
+  /** The schedule of that name with its latest tick, as `scheduleList` lists it; null when missing or removed. */
+  scheduleGet(params: { name: string }): Promise<ScheduleRow | null>;
   /** @throws ScheduleNotFoundError */
   schedulePause(params: { name: string; now: Date | null }): Promise<ScheduleRow>;
   /**
    * Unpauses; a schedule that was paused gets `next_run_at` = `nextRunAt` (ticks during the pause are not misfires),
-   * one that was not keeps its own, so a tick already due still fires. @throws ScheduleNotFoundError
+   * one that was not keeps its own, so a tick already due still fires. Applies only while the stored definition hash
+   * is `expectedHash`: otherwise nothing is written and the answer is null (read it again and recompute).
+   * @throws ScheduleNotFoundError when the schedule is missing or removed.
    */
-  scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow>;
+  scheduleResume(params: ScheduleResumeParams): Promise<ScheduleRow | null>;
   /** Upserts the code's schedules; see {@link ScheduleSyncParams}. */
   scheduleSync(params: ScheduleSyncParams): Promise<void>;
   /** Tick history of a schedule, newest first. */

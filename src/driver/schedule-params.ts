@@ -1,5 +1,6 @@
 /**
- * Parameter and row types of the driver's schedule operations (see `Driver.schedule*` and docs/driver-contract.md).
+ * Parameter and row types of the driver's schedule operations (see `Driver.schedule*` and docs/driver-contract.md),
+ * and the one rule both drivers share for the outcome of a tick's insert ({@link tickOutcome}).
  * @module
  */
 import type { JobState } from '../job/job-record.js';
@@ -36,7 +37,10 @@ export interface ScheduleTickWrite {
   late: boolean;
   /** The job to enqueue, with `scheduleName` and `tickAt` set. Null for `missed`. */
   job: JobInsert | null;
-  /** Skip (outcome `skipped`) if a job of this schedule is in one of these states. Empty: never skip. */
+  /**
+   * Skip (outcome `skipped`, no job id) if a job of this schedule is in one of these states. Empty: never skip.
+   * Distinct from a job deduplicated on its unique key, whose `skipped` tick names the active job.
+   */
   blockIfActiveIn: JobState[];
   /** Cancel this schedule's queued, retrying and running jobs first (overlap `replace`). */
   cancelActive: boolean;
@@ -59,6 +63,22 @@ export interface ScheduleAdvanceParams {
   firedBy?: string | null;
 }
 
+/**
+ * Resume of a schedule (`Driver.scheduleResume`), guarded by the definition its next run was computed from.
+ */
+export interface ScheduleResumeParams {
+  name: string;
+  /**
+   * The stored definition hash `nextRunAt` was computed from (read with `scheduleGet`). The resume applies only
+   * while the stored hash is still this one: a sync that changed the definition since would otherwise get a next
+   * run computed from the definition it replaced.
+   */
+  expectedHash: string;
+  /** The new `next_run_at` of a paused schedule (ignored for one not paused); null when it never fires again. */
+  nextRunAt: Date | null;
+  now: Date | null;
+}
+
 /** The scheduled ticks among `tickAts` that `firedBy` wrote (`Driver.scheduleTicksWrittenBy`). */
 export interface ScheduleTicksWrittenParams {
   name: string;
@@ -72,17 +92,31 @@ export interface ScheduleTickWritten {
   outcome: 'fired' | 'skipped' | 'missed';
   late: boolean;
   jobId: string | null;
+  /**
+   * `true` for a `fired` tick whose job is not one it enqueued (its key replaced a waiting holder): told from the
+   * job's own schedule and tick. Absent otherwise, and when that job no longer exists.
+   */
+  replaced?: boolean;
 }
 
-/** What happened to one tick. */
+/**
+ * What happened to one tick. `fired`: its run is job `jobId`, new, or (`replaced`) a waiting job whose payload and
+ * due time its unique key replaced. `skipped`: nothing enqueued; `jobId` is the active job its key was deduplicated
+ * against, or null when the overlap policy held it back. `missed`: no run.
+ */
 export interface ScheduleTickResult {
   tickAt: Date;
   outcome: 'fired' | 'skipped' | 'missed';
   late: boolean;
   jobId: string | null;
+  /**
+   * `true` when the tick's job was deduplicated on a key that replaces a waiting holder: outcome `fired`, `jobId`
+   * that holder, which now runs with this tick's payload and due time (no new job). Absent (or false) otherwise.
+   */
+  replaced?: boolean;
   /** Jobs cancelled by overlap `replace`. */
   cancelledJobIds: string[];
-  /** The queue of the job enqueued, for wake-ups. */
+  /** The queue of the job enqueued (or replaced), for wake-ups. */
   queue: string | null;
   /** The tick row already existed: it was handled before (outcome and job are what was stored then). */
   alreadyHandled: boolean;
@@ -115,11 +149,14 @@ export interface ScheduleTriggerResult {
   /** The triggered tick's time: `now`, or the first free millisecond after it. */
   tickAt: Date;
   /**
-   * The job was deduplicated on its unique key against an active one: no run was enqueued, and the tick was
-   * recorded `skipped` with that job.
+   * The job was deduplicated on its unique key against an active one: no new job. Unless `replaced`, nothing
+   * runs for this trigger and the tick was recorded `skipped` with that job.
    */
   duplicate: boolean;
-  /** A duplicate whose key asked to replace a waiting holder: that job got this trigger's payload and due time. */
+  /**
+   * A duplicate whose key replaced a waiting holder: that job got this trigger's payload and due time, so it runs
+   * for this trigger, and the tick was recorded `fired` with it.
+   */
   replaced: boolean;
 }
 
@@ -150,4 +187,13 @@ export interface ScheduleRow {
   lastTick: ScheduleTickRow | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/**
+ * The outcome of a tick (scheduled or triggered) whose job went through the insert path. Deduplicated on its key
+ * against an active job, it is no new run: `skipped`, naming that job. Unless its key replaced a waiting holder's
+ * payload and due time: that job now runs this tick's payload, so the tick `fired`, with it.
+ */
+export function tickOutcome(insert: { duplicate: boolean; replaced: boolean }): 'fired' | 'skipped' {
+  return insert.duplicate && !insert.replaced ? 'skipped' : 'fired';
 }

@@ -71,10 +71,21 @@ export interface WardenEventMap {
   'worker:stopped': { workerId: string; aborted: number };
   /** A batch of claims came back (useful for tests and tracing the claim loop). */
   'worker:claimed': { workerId: string; count: number };
-  /** A schedule tick enqueued a run (`late`: standing in for missed ticks; `actor`: a manual trigger). */
-  'schedule:fired': { schedule: string; tickAt: Date; jobId: string; job: JobRef; late: boolean; actor: string | null };
-  /** A tick was skipped because the previous run was still queued or running (overlap policy). */
-  'schedule:skipped': { schedule: string; tickAt: Date; reason: 'overlap'; activeJobId: string | null };
+  /**
+   * A tick's run was enqueued (`late`: standing in for missed ticks; `actor`: the operator of a manual trigger, null
+   * for a scheduled tick). `replaced`: no new job; the tick's job was deduplicated on a unique key that replaces a
+   * waiting holder, so `jobId` is that existing job, which now runs with this tick's payload and due time. The tick
+   * row says `fired` with that job either way.
+   */
+  'schedule:fired': { schedule: string; tickAt: Date; jobId: string; job: JobRef; late: boolean; actor: string | null; replaced: boolean };
+  /**
+   * A tick enqueued nothing; its tick row says `skipped`. `reason` `overlap`: a scheduled tick held back by the
+   * overlap policy, because a run of the schedule was still waiting or running (`activeJobId` null: the policy
+   * looks at all of them). `duplicate`: the tick's job was deduplicated on its unique key against the active job
+   * `activeJobId` (a scheduled tick, or a manual trigger when `actor` is set). `actor`: the operator of a manual
+   * trigger, null for a scheduled tick.
+   */
+  'schedule:skipped': { schedule: string; tickAt: Date; reason: 'overlap' | 'duplicate'; activeJobId: string | null; actor: string | null };
   /**
    * Ticks were missed: no scheduler ran within their grace, and the misfire policy did not run them. `count` is 1
    * for a listed tick; a long outage's older ticks come as one event from `tickAt` with their (for cron, estimated)

@@ -97,8 +97,9 @@ const PREFIX_PATTERN = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
  * Counters (this process): `jobs_enqueued_total{job,queue}` (new jobs; duplicates go to
  * `jobs_deduplicated_total`), `jobs_completed_total{job,queue}`, `jobs_failed_total{job,queue,outcome}` (failed
  * attempts, whether retried or not), `jobs_dead_total{job,queue,reason}`, `jobs_rescued_total{job,queue}`,
- * `schedule_runs_total{schedule}` (ticks that enqueued a run, manual triggers included),
- * `schedule_skipped_total{schedule}`, `schedule_missed_total{schedule}` (missed ticks, not events),
+ * `schedule_runs_total{schedule}` (ticks whose run was enqueued, manual triggers included),
+ * `schedule_skipped_total{schedule,reason}` (`overlap` or `duplicate`), `schedule_missed_total{schedule}` (missed
+ * ticks, not events),
  * `lock_acquisitions_total{lock}`, `lock_losses_total{lock}`, `stale_writes_rejected_total{write}`,
  * `metrics_collect_errors_total`. Histogram: `job_attempt_duration_seconds{job,queue,outcome}` (every attempt
  * run here, `yielded` hand-overs of long iterations included).
@@ -161,6 +162,14 @@ export function attachMetrics(options: MetricsOptions): MetricsHandle {
     const data = await snapshot.get();
     for (const s of data?.schedules ?? []) this.inc({ schedule: s.name }, 0);
   };
+  /**
+   * Skips start at 0 for the reason a schedule's own ticks are held back by (`overlap`); `duplicate` (a unique key
+   * matched an active job) is a property of the job's key or an operator's trigger, and appears when it happens.
+   */
+  const zeroOverlapForSchedules = async function (this: Counter) {
+    const data = await snapshot.get();
+    for (const s of data?.schedules ?? []) this.inc({ schedule: s.name, reason: 'overlap' }, 0);
+  };
 
   const enqueued = counter('jobs_enqueued_total', 'Jobs inserted by this process (duplicates excluded).', ['job', 'queue']);
   const deduplicated = counter('jobs_deduplicated_total', 'Enqueues by this process that returned an existing job with the same key.', ['job', 'queue']);
@@ -168,8 +177,8 @@ export function attachMetrics(options: MetricsOptions): MetricsHandle {
   const failed = counter('jobs_failed_total', 'Attempts that ended other than completed in this process, by outcome (retried or not).', ['job', 'queue', 'outcome']);
   const dead = counter('jobs_dead_total', 'Jobs moved to the dead letters by this process, by the outcome of their last attempt.', ['job', 'queue', 'reason']);
   const rescued = counter('jobs_rescued_total', 'Jobs whose lease expired, rescued by this process.', ['job', 'queue']);
-  const scheduleRuns = counter('schedule_runs_total', 'Schedule ticks (and manual triggers) that enqueued a run, in this process.', ['schedule'], zeroForSchedules);
-  const scheduleSkipped = counter('schedule_skipped_total', 'Schedule ticks skipped by the overlap policy, in this process.', ['schedule'], zeroForSchedules);
+  const scheduleRuns = counter('schedule_runs_total', 'Schedule ticks (and manual triggers) whose run was enqueued (a new job, or a waiting one given their payload), in this process.', ['schedule'], zeroForSchedules);
+  const scheduleSkipped = counter('schedule_skipped_total', 'Schedule ticks (and manual triggers) that enqueued nothing, by reason: overlap (the overlap policy) or duplicate (the job\'s unique key matched an active job), in this process.', ['schedule', 'reason'], zeroOverlapForSchedules);
   const scheduleMissed = counter('schedule_missed_total', 'Schedule ticks missed (no scheduler ran within their grace), recorded by this process.', ['schedule'], zeroForSchedules);
   const lockAcquired = counter('lock_acquisitions_total', 'Lease locks granted to this process.', ['lock']);
   const lockLost = counter('lock_losses_total', 'Lease locks lost by this process (renewal refused or expired).', ['lock']);
@@ -245,7 +254,7 @@ export function attachMetrics(options: MetricsOptions): MetricsHandle {
     events.on('job:rescued', (e) => rescued.inc({ job: e.job.name, queue: e.job.queue })),
     events.on('job:stale-write-rejected', (e) => staleWrites.inc({ write: e.write })),
     events.on('schedule:fired', (e) => scheduleRuns.inc({ schedule: e.schedule })),
-    events.on('schedule:skipped', (e) => scheduleSkipped.inc({ schedule: e.schedule })),
+    events.on('schedule:skipped', (e) => scheduleSkipped.inc({ schedule: e.schedule, reason: e.reason })),
     events.on('schedule:missed', (e) => scheduleMissed.inc({ schedule: e.schedule }, e.count)),
     events.on('lock:acquired', (e) => lockAcquired.inc({ lock: lockLabel(e.name) })),
     events.on('lock:lost', (e) => lockLost.inc({ lock: lockLabel(e.name) })),

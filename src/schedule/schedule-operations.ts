@@ -1,12 +1,18 @@
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { ScheduleRow, ScheduleTickRow } from '../driver/schedule-params.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, ScheduleChangedError, ScheduleNotFoundError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
 import { validateName } from '../validation/names.js';
 import type { ScheduleDefinition } from './define-schedule.js';
 import { nextTickFromSpec, type ScheduleSpec, toSyncItem } from './schedule-spec.js';
+
+/**
+ * How many times `resume` reads a schedule and computes its next tick before giving up: each retry means a sync
+ * stored another definition between the read and the write, so more than one is already a deploy storm.
+ */
+export const RESUME_ATTEMPTS = 5;
 
 /** Operator actions on schedules: `warden.schedules`. */
 export class ScheduleOperations {
@@ -50,7 +56,12 @@ export class ScheduleOperations {
     return this.#driver.scheduleList();
   }
 
-  /** A schedule's tick history, newest first: fired, skipped (overlap), missed, triggered. */
+  /** One active schedule as {@link list} shows it, or null when it is not stored or was removed. */
+  get(name: string): Promise<ScheduleRow | null> {
+    return this.#driver.scheduleGet({ name: validateName('schedule name', name) });
+  }
+
+  /** A schedule's tick history, newest first: fired, skipped (overlap or duplicate key), missed, triggered. */
   ticks(name: string, options: { limit?: number } = {}): Promise<ScheduleTickRow[]> {
     return this.#driver.scheduleTickList({ name: validateName('schedule name', name), limit: options.limit });
   }
@@ -67,22 +78,29 @@ export class ScheduleOperations {
    * Resumes a paused schedule from its next future tick; ticks that fell in the pause are not misfires. A schedule
    * that is not paused keeps its `next_run_at`, so a tick already due still fires (or is handled by the misfire
    * policy). The next tick comes from the stored definition: this process's only when its hash is the stored one.
-   * @throws ScheduleNotFoundError
+   * The resume applies only while the stored definition is still the one the next tick was computed from; when a
+   * sync stored another one in between (a deploy), the schedule is read again and the next tick recomputed, up to
+   * {@link RESUME_ATTEMPTS} times.
+   * @throws ScheduleNotFoundError; ScheduleChangedError when the definition changed under every attempt.
    */
   async resume(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
     validateName('schedule name', name);
-    const now = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
-    const stored = (await this.#driver.scheduleList()).find((s) => s.name === name);
     const def = this.#defs.get(name);
-    // Another deploy's definition may tick differently: the stored one is what the schedulers fire.
-    let nextRunAt: Date | null = null;
-    if (stored && def?.definitionHash === stored.definitionHash) nextRunAt = def.nextTick(now);
-    else if (stored) nextRunAt = nextTickFromSpec(stored.spec as ScheduleSpec, now);
-    // The driver throws ScheduleNotFoundError for a name with no active row; it sets next_run_at only if paused.
-    const row = await this.#driver.scheduleResume({ name, nextRunAt, now: this.#clock.sqlNow() });
-    this.#events.emit('schedule:operator-action', { schedule: name, action: 'resume', actor: options.actor ?? 'api', reason: options.reason ?? null });
-    await this.#afterAction();
-    return row;
+    let stored: ScheduleRow | null = null;
+    for (let attempt = 1; attempt <= RESUME_ATTEMPTS; attempt++) {
+      const now = this.#clock.sqlNow() ?? (await this.#driver.dbNow());
+      stored = await this.#driver.scheduleGet({ name });
+      if (!stored) throw new ScheduleNotFoundError(name);
+      // Another deploy's definition may tick differently: the stored one is what the schedulers fire.
+      const nextRunAt = def?.definitionHash === stored.definitionHash ? def.nextTick(now) : nextTickFromSpec(stored.spec as ScheduleSpec, now);
+      // Sets next_run_at only if paused; null when a sync replaced the definition since the read: read again.
+      const row = await this.#driver.scheduleResume({ name, expectedHash: stored.definitionHash, nextRunAt, now: this.#clock.sqlNow() });
+      if (!row) continue;
+      this.#events.emit('schedule:operator-action', { schedule: name, action: 'resume', actor: options.actor ?? 'api', reason: options.reason ?? null });
+      await this.#afterAction();
+      return row;
+    }
+    throw new ScheduleChangedError(name, stored?.definitionHash ?? null, RESUME_ATTEMPTS);
   }
 
   /**
@@ -90,7 +108,9 @@ export class ScheduleOperations {
    * process (its payload is code). A schedule never stored yet (no scheduler has run) is stored first, as a first
    * sync would; one removed by another deployment stays removed and is not triggered. A job deduplicated on its
    * unique key against an active one is not a new run: the tick is recorded `skipped`, `jobId` is that active job,
-   * and the events say so (`job:enqueued` with `duplicate: true`, `schedule:skipped`, no `schedule:fired`).
+   * and the events say so (`job:enqueued` with `duplicate: true`, `schedule:skipped` with reason `duplicate` and the
+   * actor, no `schedule:fired`). When that key replaces a waiting job's payload and due time (`replaced: true`),
+   * that job runs for this trigger: the tick is recorded `fired` with it, and `schedule:fired` says `replaced`.
    * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule.
    */
   async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date; duplicate: boolean; replaced: boolean }> {
@@ -102,19 +122,20 @@ export class ScheduleOperations {
     const job = await buildJobInsert(def.job, def.payload({ tickAt, scheduleName: name }), { queue: def.queue, priority: def.priority }, this.#payloadLimit);
     // Its definition goes along, so a schedule no scheduler has stored yet is stored first (a removed one is not).
     const result = await this.#driver.scheduleTrigger({ name, job, actor, now: this.#clock.sqlNow(), define: toSyncItem(def, tickAt) });
-    const { duplicate } = result;
+    const { duplicate, replaced } = result;
     const jobRef = { id: result.jobId, name: def.job.name, queue: def.queue, scheduleName: name };
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'trigger', actor, reason: options.reason ?? null });
-    this.#events.emit('job:enqueued', { job: jobRef, duplicate, replaced: result.replaced, runAt: result.tickAt, inTransaction: false });
-    if (duplicate) {
-      // Nothing new runs: the tick row says skipped, as a scheduled tick blocked by the same active job does.
-      this.#events.emit('schedule:skipped', { schedule: name, tickAt: result.tickAt, reason: 'overlap', activeJobId: result.jobId });
+    this.#events.emit('job:enqueued', { job: jobRef, duplicate, replaced, runAt: result.tickAt, inTransaction: false });
+    if (duplicate && !replaced) {
+      // Nothing runs for this trigger: the active job holds the key. Not an overlap: no scheduled tick was held back.
+      this.#events.emit('schedule:skipped', { schedule: name, tickAt: result.tickAt, reason: 'duplicate', activeJobId: result.jobId, actor });
     } else {
-      this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, job: jobRef, late: false, actor });
+      // A replaced holder runs this trigger's payload: the trigger's run, though no new job (the tick row says fired).
+      this.#events.emit('schedule:fired', { schedule: name, tickAt: result.tickAt, jobId: result.jobId, job: jobRef, late: false, actor, replaced });
     }
     // A replaced holder got this trigger's due time, so it may be due now as a new job would be.
-    if (!duplicate || result.replaced) this.#onEnqueued(def.queue);
+    if (!duplicate || replaced) this.#onEnqueued(def.queue);
     await this.#afterAction();
-    return { jobId: result.jobId, tickAt: result.tickAt, duplicate, replaced: result.replaced };
+    return { jobId: result.jobId, tickAt: result.tickAt, duplicate, replaced };
   }
 }

@@ -157,12 +157,17 @@ export class Scheduler extends Service {
       if (t.alreadyHandled) continue;
       if (t.cancelledJobIds.length > 0) events.emit('schedule:replaced', { schedule: def.name, tickAt: t.tickAt, cancelledJobIds: t.cancelledJobIds });
       if (t.outcome === 'fired' && t.jobId) {
+        // Replaced: no new job; the waiting holder of the job's key took this tick's payload and due time.
+        const replaced = t.replaced === true;
         const job = { id: t.jobId, name: def.job.name, queue: t.queue ?? def.queue, scheduleName: def.name };
-        events.emit('job:enqueued', { job, duplicate: false, replaced: false, runAt: t.tickAt, inTransaction: false });
-        events.emit('schedule:fired', { schedule: def.name, tickAt: t.tickAt, jobId: t.jobId, job, late: t.late, actor: null });
+        events.emit('job:enqueued', { job, duplicate: replaced, replaced, runAt: t.tickAt, inTransaction: false });
+        events.emit('schedule:fired', { schedule: def.name, tickAt: t.tickAt, jobId: t.jobId, job, late: t.late, actor: null, replaced });
         if (t.queue) this.#deps.onEnqueued(t.queue);
       } else if (t.outcome === 'skipped') {
-        events.emit('schedule:skipped', { schedule: def.name, tickAt: t.tickAt, reason: 'overlap', activeJobId: t.jobId });
+        // The driver names the active job only when the tick's job was deduplicated on its key; a tick the overlap
+        // policy held back has none.
+        const reason = t.jobId === null ? 'overlap' : 'duplicate';
+        events.emit('schedule:skipped', { schedule: def.name, tickAt: t.tickAt, reason, activeJobId: t.jobId, actor: null });
       } else if (t.outcome === 'missed') {
         events.emit('schedule:missed', { schedule: def.name, tickAt: t.tickAt, count: 1 });
       }

@@ -134,7 +134,7 @@ describe('warden schedules pause, resume and trigger', () => {
     const waiting = /^triggered schedule hourly-refresh: job (\d+)\n$/.exec((await cli(['schedules', 'trigger', 'hourly-refresh', '--jobs', SCHEDULES_KEYED, ...database.args])).out)?.[1];
     expect(waiting).toBeDefined();
     const replacing = await cli(['schedules', 'trigger', 'hourly-refresh', '--jobs', SCHEDULES_KEYED, ...database.args]);
-    expect(replacing.out).toBe(`schedule hourly-refresh: its job's unique key matches waiting job ${waiting}, which now has this trigger's payload and due time (tick recorded skipped)\n`);
+    expect(replacing.out).toBe(`triggered schedule hourly-refresh: waiting job ${waiting} has its job's unique key and now runs with this trigger's payload and due time (no new job; tick recorded fired)\n`);
   });
 
   it('prints {schedule, jobId, tickAt, duplicate, replaced} with --json, taking the module from WARDEN_JOBS', async () => {

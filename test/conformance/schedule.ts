@@ -220,7 +220,7 @@ export function exerciseSchedule(kind: DriverKind): void {
           scheduleRow(b2, { createdAt: at(0), updatedAt: at(2 * MINUTE) }),
         ]);
         // The old hash can no longer advance it; the new one can (once resumed).
-        await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(5 * MINUTE), now: at(2 * MINUTE) });
+        await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h2', nextRunAt: at(5 * MINUTE), now: at(2 * MINUTE) });
         expect(await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE))], at(5 * MINUTE))).toEqual(NOT_ADVANCED);
         expect((await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE))], at(5 * MINUTE), { hash: 'h2' })).advanced).toBe(true);
       });
@@ -232,7 +232,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await tdb.driver.scheduleList()).toEqual([b]);
         expect((await tdb.driver.scheduleDue({ now: at(10_000), limit: 10 })).map((r) => r.name)).toEqual(['b']);
         await expectRejects(tdb.driver.schedulePause({ name: 'a', now: at(600) }), ScheduleNotFoundError);
-        await expectRejects(tdb.driver.scheduleResume({ name: 'c', nextRunAt: at(2_000), now: at(600) }), ScheduleNotFoundError);
+        await expectRejects(tdb.driver.scheduleResume({ name: 'c', expectedHash: 'h1', nextRunAt: at(2_000), now: at(600) }), ScheduleNotFoundError);
         await expectRejects(tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'ops', now: at(600) }), ScheduleNotFoundError);
         expect(await advance('c', at(1_000), at(2_000), [fire('c', at(1_000))], at(1_000))).toEqual(NOT_ADVANCED);
         expect(await countRows(tdb, 'jobs')).toBe(0);
@@ -279,7 +279,7 @@ export function exerciseSchedule(kind: DriverKind): void {
           }),
         );
         expect(await listed(tdb.driver, 'b')).toEqual(scheduleRow(b, { createdAt: at(0), updatedAt: at(0) }));
-        await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(10 * MINUTE), now: at(MINUTE + 4_000) });
+        await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h1', nextRunAt: at(10 * MINUTE), now: at(MINUTE + 4_000) });
         expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE - 1), limit: 10 })).toEqual([]);
         expect((await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).map((r) => r.name)).toEqual(['a']);
       });
@@ -792,7 +792,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         await fireOnce('a', at(MINUTE), at(MINUTE));
         await tdb.driver.schedulePause({ name: 'a', now: at(MINUTE + 1_000) });
         const before = await listed(tdb.driver, 'a');
-        const resumed = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(10 * MINUTE), now: at(9 * MINUTE) });
+        const resumed = await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h1', nextRunAt: at(10 * MINUTE), now: at(9 * MINUTE) });
         expect(resumed).toEqual({ ...before, paused: false, nextRunAt: at(10 * MINUTE), updatedAt: at(9 * MINUTE) });
         expect(await listed(tdb.driver, 'a')).toEqual(resumed);
         // The ticks during the pause are not due any more.
@@ -800,12 +800,12 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await tdb.driver.scheduleDue({ now: at(10 * MINUTE - 1), limit: 10 })).toEqual([]);
         expect((await tdb.driver.scheduleDue({ now: at(10 * MINUTE), limit: 10 })).map((r) => r.name)).toEqual(['a']);
         // Resuming a schedule that is not paused keeps its next_run_at: a tick already due stays due.
-        const again = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: at(20 * MINUTE), now: at(10 * MINUTE + 1) });
+        const again = (await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h1', nextRunAt: at(20 * MINUTE), now: at(10 * MINUTE + 1) }))!;
         expect([again.paused, again.nextRunAt, again.updatedAt]).toEqual([false, at(10 * MINUTE), at(10 * MINUTE + 1)]);
         expect((await tdb.driver.scheduleDue({ now: at(10 * MINUTE + 1), limit: 10 })).map((r) => r.name)).toEqual(['a']);
         // On a paused schedule, null means never again.
         await tdb.driver.schedulePause({ name: 'a', now: at(10 * MINUTE + 2) });
-        const never = await tdb.driver.scheduleResume({ name: 'a', nextRunAt: null, now: at(10 * MINUTE + 3) });
+        const never = (await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h1', nextRunAt: null, now: at(10 * MINUTE + 3) }))!;
         expect([never.paused, never.nextRunAt, never.updatedAt]).toEqual([false, null, at(10 * MINUTE + 3)]);
       });
 
@@ -813,7 +813,7 @@ export function exerciseSchedule(kind: DriverKind): void {
         await sync([item('removed'), item('kept')], at(0));
         await sync([item('kept')], at(1_000), true);
         const e1 = await expectRejects(tdb.driver.schedulePause({ name, now: at(2_000) }), ScheduleNotFoundError);
-        const e2 = await expectRejects(tdb.driver.scheduleResume({ name, nextRunAt: at(3_000), now: at(2_000) }), ScheduleNotFoundError);
+        const e2 = await expectRejects(tdb.driver.scheduleResume({ name, expectedHash: 'h1', nextRunAt: at(3_000), now: at(2_000) }), ScheduleNotFoundError);
         expect([e1.scheduleName, e2.scheduleName]).toEqual([name, name]);
         expect((await tdb.driver.scheduleList()).map((r) => [r.name, r.paused])).toEqual([['kept', false]]);
       });
@@ -879,6 +879,72 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 5_000 })).toHaveLength(105);
         expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 0 })).toHaveLength(1);
         expect(await tdb.driver.scheduleTickList({ name: 'a', limit: -3 })).toHaveLength(1);
+      });
+    });
+
+    describe('scheduleGet, scheduleResume\'s expectedHash, and tick jobs whose key replaces a waiting holder', () => {
+      const REPLACE = { windowMs: null, states: ['queued', 'retrying'] as JobState[], replace: true };
+
+      it('scheduleGet: the schedule as scheduleList lists it, with its last tick; null when unknown or removed', async () => {
+        await sync([item('a'), item('b'), item('removed')], at(0));
+        await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'ops', now: at(5_000) });
+        await sync([item('a'), item('b')], at(6_000), true);
+        const a = await tdb.driver.scheduleGet({ name: 'a' });
+        expect(a).toEqual(await listed(tdb.driver, 'a'));
+        expect(a?.lastTick).toMatchObject({ kind: 'triggered', actor: 'ops', jobState: 'queued' });
+        expect(await tdb.driver.scheduleGet({ name: 'b' })).toEqual(await listed(tdb.driver, 'b'));
+        expect(await tdb.driver.scheduleGet({ name: 'removed' })).toBeNull();
+        expect(await tdb.driver.scheduleGet({ name: 'unknown' })).toBeNull();
+      });
+
+      it('scheduleResume applies only while the stored hash is expectedHash: otherwise null, nothing written', async () => {
+        await sync([item('a')], at(0));
+        await tdb.driver.schedulePause({ name: 'a', now: at(1_000) });
+        // A sync stores another definition after the caller read h1 (a deploy racing an operator's resume).
+        await sync([item('a', { definitionHash: 'h2', firstRunAt: at(7 * MINUTE) })], at(2_000));
+        const changed = await listed(tdb.driver, 'a');
+        expect(await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h1', nextRunAt: at(MINUTE), now: at(3_000) })).toBeNull();
+        expect(await listed(tdb.driver, 'a')).toEqual(changed);
+        const resumed = await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h2', nextRunAt: at(14 * MINUTE), now: at(4_000) });
+        expect(resumed).toEqual({ ...changed, paused: false, nextRunAt: at(14 * MINUTE), updatedAt: at(4_000) });
+        // Not paused: another hash still writes nothing (not even updated_at).
+        expect(await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h1', nextRunAt: null, now: at(5_000) })).toBeNull();
+        expect(await listed(tdb.driver, 'a')).toEqual(resumed);
+      });
+
+      it('a tick whose key replaced a waiting holder fired with that job (advance and trigger); scheduleTicksWrittenBy says replaced', async () => {
+        await sync([item('a')], at(0));
+        const holder = await insertJob(tdb.driver, { key: 'k', name: 'manual' }, at(1_000));
+        const now = at(MINUTE + 100);
+        const job = tickJob('a', at(MINUTE), { key: 'k', payloadJson: '{"v":2}', unique: REPLACE });
+        const result = await tdb.driver.scheduleAdvance({
+          name: 'a', definitionHash: 'h1', expectedNextRunAt: at(MINUTE), nextRunAt: at(2 * MINUTE), ticks: [fire('a', at(MINUTE), { job })], now, firedBy: 'me',
+        });
+        expect(result).toEqual({
+          advanced: true,
+          ticks: [{ tickAt: at(MINUTE), outcome: 'fired', late: false, jobId: holder.id, cancelledJobIds: [], queue: 'default', alreadyHandled: false, replaced: true }],
+        });
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+        expect((await getJob(tdb.driver, holder.id)).payload).toEqual({ v: 2 });
+        // A fired tick's own new job is no replacement.
+        const own = await tdb.driver.scheduleAdvance({
+          name: 'a', definitionHash: 'h1', expectedNextRunAt: at(2 * MINUTE), nextRunAt: at(3 * MINUTE), ticks: [fire('a', at(2 * MINUTE))], now: at(2 * MINUTE), firedBy: 'me',
+        });
+        expect(own.ticks[0]).not.toHaveProperty('replaced', true);
+        expect(await tdb.driver.scheduleTicksWrittenBy({ name: 'a', firedBy: 'me', tickAts: [at(MINUTE), at(2 * MINUTE)] })).toEqual([
+          { tickAt: at(MINUTE), outcome: 'fired', late: false, jobId: holder.id, replaced: true },
+          { tickAt: at(2 * MINUTE), outcome: 'fired', late: false, jobId: own.ticks[0]!.jobId },
+        ]);
+
+        const triggered = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ key: 'k', payloadJson: '{"v":3}', unique: REPLACE }), actor: 'ops', now: at(2 * MINUTE + 100) });
+        expect(triggered).toEqual({ jobId: holder.id, tickAt: at(2 * MINUTE + 100), duplicate: true, replaced: true });
+        expect((await getJob(tdb.driver, holder.id)).payload).toEqual({ v: 3 });
+        expect((await tdb.driver.scheduleTickList({ name: 'a' })).map((t) => [t.tickAt, t.kind, t.outcome, t.jobId, t.actor])).toEqual([
+          [at(2 * MINUTE + 100), 'triggered', 'fired', holder.id, 'ops'],
+          [at(2 * MINUTE), 'scheduled', 'fired', own.ticks[0]!.jobId, null],
+          [at(MINUTE), 'scheduled', 'fired', holder.id, null],
+        ]);
+        expect(await countRows(tdb, 'jobs')).toBe(2);
       });
     });
   });

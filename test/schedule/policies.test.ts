@@ -758,13 +758,13 @@ describe.each(DRIVER_KINDS)('schedule policies (%s)', (kind) => {
       // The events say what the tick row says: no run was enqueued, the active job stood in the way.
       expect(fired).toEqual([]);
       expect(enqueued.map((e) => [e.job.id, e.duplicate, e.replaced])).toEqual([[first.jobId, true, false]]);
-      expect(skipped).toEqual([{ schedule: 'nightly', tickAt: new Date(T0 + 11 * SECOND), reason: 'overlap', activeJobId: first.jobId }]);
-      // And so does the audit trail: the operator's trigger, then a skipped tick; no second job.created or fired.
+      expect(skipped).toEqual([{ schedule: 'nightly', tickAt: new Date(T0 + 11 * SECOND), reason: 'duplicate', activeJobId: first.jobId, actor: 'bob' }]);
+      // And so does the audit trail: the operator's trigger, then its skipped tick; no second job.created or fired.
       const trail: [string, string][] = [];
       for await (const e of warden.audit.entries()) trail.push([e.action, e.actor]);
       expect(trail).toEqual([
         ['schedule.triggered', 'alice'], ['job.created', 'system:test'], ['schedule.fired', 'alice'],
-        ['schedule.triggered', 'bob'], ['schedule.skipped', 'system:test'],
+        ['schedule.triggered', 'bob'], ['schedule.skipped', 'bob'],
       ]);
     });
 

@@ -95,7 +95,7 @@ function tickRow(t: ScheduleTickRow): string[] {
 }
 
 /**
- * Lists a schedule's ticks, newest first: fired, skipped (overlap), missed, and triggered by an operator.
+ * Lists a schedule's ticks, newest first: fired, skipped (overlap or duplicate key), missed, and triggered by an operator.
  * `--json` prints the array of tick rows.
  * @returns 0
  * @throws InvalidNameError; ScheduleNotFoundError when the schedule has no ticks and is not in the database.
@@ -107,7 +107,7 @@ export async function schedulesTicksCommand(options: SchedulesTicksCommandOption
   return withWarden(options, {}, async (warden) => {
     const ticks = await warden.schedules.ticks(options.name, { limit });
     // A removed schedule keeps its history; only a name never seen at all is an error.
-    if (ticks.length === 0 && !(await warden.schedules.list()).some((s) => s.name === options.name)) throw new ScheduleNotFoundError(options.name);
+    if (ticks.length === 0 && !(await warden.schedules.get(options.name))) throw new ScheduleNotFoundError(options.name);
     if (options.json) writeJson(io, ticks);
     else if (ticks.length === 0) writeLines(io, [`no ticks for schedule ${options.name} yet`]);
     else writeLines(io, formatTable(['TICK AT', 'KIND', 'OUTCOME', 'LATE', 'JOB', 'JOB STATE', 'ACTOR', 'RECORDED'], ticks.map(tickRow)));
@@ -143,8 +143,10 @@ export const schedulesResumeCommand: (options: ScheduleCommandOptions, io: CliIo
  * job and payload are code, so the module defining it is loaded (`--jobs` or `WARDEN_JOBS`). When the schedule
  * is not in the database yet (no scheduler with it has started), this schedule — only it — is first written
  * there, as a starting scheduler would write it; nothing else is changed and no other tick fires. Prints
- * `triggered schedule <name>: job <id>`, or, when the job's unique key matched an active job (no new run, the tick
- * recorded skipped), `schedule <name> not triggered: …`; `--json` prints `{ schedule, jobId, tickAt, duplicate, replaced }`.
+ * `triggered schedule <name>: job <id>`; when the job's unique key matched an active job, `schedule <name> not
+ * triggered: …` (no run, the tick recorded skipped), or, when that key replaced a waiting job's payload and due time,
+ * `triggered schedule <name>: waiting job <id> …` (that job runs for it, the tick recorded fired); `--json` prints
+ * `{ schedule, jobId, tickAt, duplicate, replaced }`.
  * @returns 0
  * @throws InvalidNameError; CliError without a module, or when the module does not define the schedule;
  *   ScheduleNotFoundError when neither the module nor the database has it.
@@ -156,7 +158,7 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
   const { jobs, schedules, path } = await loadJobsModule(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' });
   return withWarden(options, { jobs, schedules }, async (warden) => {
     const def = schedules.find((s) => s.name === name);
-    const stored = (await warden.schedules.list()).find((s) => s.name === name);
+    const stored = await warden.schedules.get(name);
     if (!def) {
       if (!stored) throw new ScheduleNotFoundError(name);
       const known = schedules.length === 0 ? 'none' : schedules.map((s) => s.name).join(', ');
@@ -168,7 +170,7 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
     }
     const result = await warden.schedules.trigger(name, { actor: cliActor(), reason: options.reason });
     if (options.json) writeJson(io, { schedule: name, ...result });
-    else if (result.replaced) writeLines(io, [`schedule ${name}: its job's unique key matches waiting job ${result.jobId}, which now has this trigger's payload and due time (tick recorded skipped)`]);
+    else if (result.replaced) writeLines(io, [`triggered schedule ${name}: waiting job ${result.jobId} has its job's unique key and now runs with this trigger's payload and due time (no new job; tick recorded fired)`]);
     else if (result.duplicate) writeLines(io, [`schedule ${name} not triggered: its job's unique key matches active job ${result.jobId} (tick recorded skipped)`]);
     else writeLines(io, [`triggered schedule ${name}: job ${result.jobId}`]);
     return 0;
@@ -194,7 +196,7 @@ export function registerSchedulesCommands(program: Command, run: CommandRunner):
     .action((_options: object, command: Command) => run(schedulesListCommand, command.optsWithGlobals<GlobalOptions>()));
   schedules
     .command('ticks')
-    .description('a schedule\'s tick history, newest first: fired, skipped (overlap), missed, triggered')
+    .description('a schedule\'s tick history, newest first: fired, skipped (overlap or duplicate key), missed, triggered')
     .argument('<name>', 'schedule name')
     .option('--limit <n>', `at most this many (1-${MAX_TICKS_LIMIT}, default 20)`)
     .action((name: string, _options: object, cmd: Command) =>

@@ -14,7 +14,7 @@ import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPr
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
-  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleResumeParams, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
   ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult,
 } from '../schedule-params.js';
 import type {
@@ -342,14 +342,19 @@ export class PostgresDriver implements Driver {
     return Schedules.schedulePause(this.#schedules, params);
   }
 
-  /** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError */
-  scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow> {
+  /** Unpauses and sets `next_run_at`, while the stored hash is `expectedHash` (else null). @throws ScheduleNotFoundError */
+  scheduleResume(params: ScheduleResumeParams): Promise<ScheduleRow | null> {
     return Schedules.scheduleResume(this.#schedules, params);
   }
 
   /** Every schedule not removed, by name, with its newest tick. */
   scheduleList(): Promise<ScheduleRow[]> {
     return Schedules.scheduleList(this.#schedules);
+  }
+
+  /** One schedule not removed, with its newest tick; null when missing or removed. */
+  scheduleGet(params: { name: string }): Promise<ScheduleRow | null> {
+    return Schedules.scheduleGet(this.#schedules, params);
   }
 
   /** A schedule's ticks, newest first. */

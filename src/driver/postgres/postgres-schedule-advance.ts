@@ -9,7 +9,7 @@
  * @module
  */
 import type { JobState } from '../../job/job-record.js';
-import type { ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleTickResult, ScheduleTickWrite } from '../schedule-params.js';
+import { tickOutcome, type ScheduleAdvanceParams, type ScheduleAdvanceResult, type ScheduleTickResult, type ScheduleTickWrite } from '../schedule-params.js';
 import { insertJobs, type Run } from './postgres-insert.js';
 import type { PostgresScheduleContext } from './postgres-schedules.js';
 import { CANCELLED_ERROR } from '../stored-errors.js';
@@ -82,9 +82,8 @@ async function handleTick(
     if (rows[0]!.blocked) return result('skipped', null, { cancelledJobIds });
   }
   const [inserted] = await insertJobs(run, ctx.jobSql, ctx.channel, [{ ...tick.job!, scheduleName: name, tickAt: tick.tickAt }], now);
-  const { job, duplicate } = inserted!;
-  // A keyed job deduplicated against an active one: no new run, so the tick is skipped, pointing at that job.
-  const outcome: TickOutcome = duplicate ? 'skipped' : 'fired';
+  const { job, replaced } = inserted!;
+  const outcome = tickOutcome(inserted!);
   await run(ctx.sql.tickSetOutcome, [name, tick.tickAt, 'scheduled', outcome, job.id]);
-  return result(outcome, job.id, { cancelledJobIds, queue: duplicate ? null : job.queue });
+  return result(outcome, job.id, { cancelledJobIds, queue: outcome === 'fired' ? job.queue : null, ...(replaced ? { replaced: true } : {}) });
 }

@@ -89,6 +89,16 @@ export function scheduleListSql(s: string): string {
 ORDER BY sc.name COLLATE "C"`;
 }
 
+/** One schedule that is not removed, with its newest tick; no row when it is missing or removed. `$1` name. */
+export function scheduleGetSql(s: string): string {
+  return scheduleWithLastTick(s, `(SELECT * FROM ${s}.schedules WHERE name = $1 AND removed_at IS NULL)`);
+}
+
+/** Whether a schedule exists and is not removed (a row or none). `$1` name. */
+export function scheduleExistsActiveSql(s: string): string {
+  return `SELECT 1 AS present FROM ${s}.schedules WHERE name = $1 AND removed_at IS NULL`;
+}
+
 /** Pauses an active schedule; no row when it is missing or removed. Params: `$1` name, `$2` now. */
 export function schedulePauseSql(s: string): string {
   return `WITH u AS (
@@ -102,13 +112,16 @@ ${scheduleWithLastTick(s, 'u')}`;
 /**
  * Unpauses an active schedule and, if it was paused, sets its `next_run_at`, so ticks during the pause are not
  * misfires; one not paused keeps its `next_run_at` (a tick already due stays due). The SET reads the row as it
- * was. No row when it is missing or removed. Params: `$1` name, `$2` next run (timestamptz or NULL), `$3` now.
+ * was. Only while the stored definition hash is `$4`, the one the next run was computed from: a sync that
+ * committed another definition meanwhile (the UPDATE re-checks the row it waited for) makes it match nothing. No
+ * row when it is missing, removed or changed. Params: `$1` name, `$2` next run (timestamptz or NULL), `$3` now,
+ * `$4` expected definition hash.
  */
 export function scheduleResumeSql(s: string): string {
   return `WITH u AS (
   UPDATE ${s}.schedules
   SET paused = false, next_run_at = CASE WHEN paused THEN $2::timestamptz ELSE next_run_at END, updated_at = ${nowAt(3)}
-  WHERE name = $1 AND removed_at IS NULL
+  WHERE name = $1 AND removed_at IS NULL AND definition_hash = $4
   RETURNING *
 )
 ${scheduleWithLastTick(s, 'u')}`;
@@ -151,11 +164,17 @@ export function scheduleWaitSql(s: string): string {
   return `SELECT name FROM ${s}.schedules WHERE name = $1 FOR UPDATE`;
 }
 
-/** The scheduled ticks among `$3` (timestamps) that scheduler instance `$2` wrote for schedule `$1`. */
+/**
+ * The scheduled ticks among `$3` (timestamps) that scheduler instance `$2` wrote for schedule `$1`. `replaced`: a
+ * `fired` tick whose job is not the one it enqueued (that job's schedule or tick differs), so its key replaced a
+ * waiting holder's payload; false when the job is gone.
+ */
 export function ticksWrittenBySql(s: string): string {
-  return `SELECT tick_at, outcome, late, job_id FROM ${s}.schedule_ticks
-WHERE schedule_name = $1 AND kind = 'scheduled' AND fired_by = $2 AND tick_at = ANY ($3::timestamptz[])
-ORDER BY tick_at`;
+  return `SELECT t.tick_at, t.outcome, t.late, t.job_id,
+       (t.outcome = 'fired' AND j.id IS NOT NULL AND (j.schedule_name IS DISTINCT FROM t.schedule_name OR j.tick_at IS DISTINCT FROM t.tick_at)) AS replaced
+FROM ${s}.schedule_ticks t LEFT JOIN ${s}.jobs j ON j.id = t.job_id
+WHERE t.schedule_name = $1 AND t.kind = 'scheduled' AND t.fired_by = $2 AND t.tick_at = ANY ($3::timestamptz[])
+ORDER BY t.tick_at`;
 }
 
 /** The stored outcome of one tick. Params: `$1` schedule, `$2` tick time, `$3` kind. */
@@ -218,6 +237,8 @@ export interface PostgresScheduleStatements {
   scheduleRemoveMissing: string;
   scheduleDue: string;
   scheduleList: string;
+  scheduleGet: string;
+  scheduleExistsActive: string;
   schedulePause: string;
   scheduleResume: string;
   scheduleSwap: string;
@@ -242,6 +263,8 @@ export function buildPostgresScheduleStatements(schema: string): PostgresSchedul
     scheduleRemoveMissing: scheduleRemoveMissingSql(s),
     scheduleDue: scheduleDueSql(s),
     scheduleList: scheduleListSql(s),
+    scheduleGet: scheduleGetSql(s),
+    scheduleExistsActive: scheduleExistsActiveSql(s),
     schedulePause: schedulePauseSql(s),
     scheduleResume: scheduleResumeSql(s),
     scheduleSwap: scheduleSwapSql(s),

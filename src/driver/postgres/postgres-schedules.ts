@@ -6,7 +6,11 @@
  */
 import type pg from 'pg';
 import { ScheduleNotFoundError } from '../../errors.js';
-import type { ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams, ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult } from '../schedule-params.js';
+import {
+  tickOutcome,
+  type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams, type ScheduleTickRow, type ScheduleTicksWrittenParams,
+  type ScheduleTickWritten, type ScheduleTriggerParams, type ScheduleTriggerResult,
+} from '../schedule-params.js';
 import { insertJobs, type PostgresInsertStatements } from './postgres-insert.js';
 import { toScheduleRow, toScheduleTickRow, type PgScheduleRecord, type PgScheduleTickRecord } from './postgres-rows.js';
 import { SCHEDULE_SYNC_LOCK_SQL, type PostgresScheduleStatements } from './postgres-schedule-sql.js';
@@ -63,6 +67,12 @@ export async function scheduleList(ctx: PostgresScheduleContext): Promise<Schedu
   return rows.map(toScheduleRow);
 }
 
+/** The schedule of that name with its newest tick, or null when it is missing or removed. */
+export async function scheduleGet(ctx: PostgresScheduleContext, params: { name: string }): Promise<ScheduleRow | null> {
+  const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.scheduleGet, [params.name]);
+  return rows[0] ? toScheduleRow(rows[0]) : null;
+}
+
 /** @throws ScheduleNotFoundError when the schedule is missing or removed. */
 export async function schedulePause(ctx: PostgresScheduleContext, params: { name: string; now: Date | null }): Promise<ScheduleRow> {
   const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.schedulePause, [params.name, params.now]);
@@ -71,16 +81,18 @@ export async function schedulePause(ctx: PostgresScheduleContext, params: { name
 }
 
 /**
- * Unpauses, and sets `next_run_at` if the schedule was paused (one not paused keeps its due tick).
+ * Unpauses, and sets `next_run_at` if the schedule was paused (one not paused keeps its due tick), only while its
+ * stored definition hash is `expectedHash`; null when it is not (nothing written).
  * @throws ScheduleNotFoundError when the schedule is missing or removed.
  */
-export async function scheduleResume(
-  ctx: PostgresScheduleContext,
-  params: { name: string; nextRunAt: Date | null; now: Date | null },
-): Promise<ScheduleRow> {
-  const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.scheduleResume, [params.name, params.nextRunAt, params.now]);
-  if (!rows[0]) throw new ScheduleNotFoundError(params.name);
-  return toScheduleRow(rows[0]);
+export async function scheduleResume(ctx: PostgresScheduleContext, params: ScheduleResumeParams): Promise<ScheduleRow | null> {
+  const { rows } = await ctx.pool.query<PgScheduleRecord>(ctx.sql.scheduleResume, [params.name, params.nextRunAt, params.now, params.expectedHash]);
+  if (rows[0]) return toScheduleRow(rows[0]);
+  // Nothing matched: missing or removed, or another definition was stored. A new statement sees what committed
+  // since, so a schedule removed meanwhile is reported as not found rather than as changed.
+  const exists = await ctx.pool.query(ctx.sql.scheduleExistsActive, [params.name]);
+  if (exists.rowCount === 0) throw new ScheduleNotFoundError(params.name);
+  return null;
 }
 
 /** A schedule's ticks, newest first; `limit` defaults to 100 and is clamped to 1..1000. */
@@ -99,10 +111,12 @@ export async function scheduleTicksWrittenBy(ctx: PostgresScheduleContext, param
   if (params.tickAts.length === 0) return [];
   return withTransaction(ctx.pool, async (run) => {
     await run(ctx.sql.scheduleWait, [params.name]);
-    const { rows } = await run<{ tick_at: Date; outcome: ScheduleTickWritten['outcome']; late: boolean; job_id: string | null }>(
+    const { rows } = await run<{ tick_at: Date; outcome: ScheduleTickWritten['outcome']; late: boolean; job_id: string | null; replaced: boolean }>(
       ctx.sql.ticksWrittenBy, [params.name, params.firedBy, params.tickAts],
     );
-    return rows.map((r) => ({ tickAt: r.tick_at, outcome: r.outcome, late: r.late, jobId: r.job_id === null ? null : String(r.job_id) }));
+    return rows.map((r) => ({
+      tickAt: r.tick_at, outcome: r.outcome, late: r.late, jobId: r.job_id === null ? null : String(r.job_id), ...(r.replaced ? { replaced: true } : {}),
+    }));
   });
 }
 
@@ -111,7 +125,8 @@ export async function scheduleTicksWrittenBy(ctx: PostgresScheduleContext, param
  * inserts the job (`schedule_name`, `tick_at`) through the enqueue path (which notifies its queue at commit), and
  * records a `triggered` tick with the actor. `tickAt` is `now` at millisecond precision, or the first millisecond
  * after it not yet taken by another trigger. A keyed job deduplicated against an active one is not a new run: the
- * tick is recorded `skipped` with that job, whose id is returned with `duplicate: true`.
+ * tick is recorded `skipped` with that job, whose id is returned with `duplicate: true`; `fired` with it when its
+ * key replaced that job's payload and due time (`replaced: true`: that job runs for this trigger).
  * @throws ScheduleNotFoundError when the schedule is missing or removed.
  */
 export async function scheduleTrigger(
@@ -128,9 +143,7 @@ export async function scheduleTrigger(
     if (!tickAt) throw new Error(`Expected a free trigger time for schedule ${name} within a second of now, got 1000 triggers already`);
     const [result] = await insertJobs(run, ctx.jobSql, ctx.channel, [{ ...params.job, scheduleName: name, tickAt }], now);
     const { job, duplicate, replaced } = result!;
-    const recorded = await run(ctx.sql.tickInsert, [
-      name, tickAt, 'triggered', duplicate ? 'skipped' : 'fired', false, job.id, params.actor, now, null,
-    ]);
+    const recorded = await run(ctx.sql.tickInsert, [name, tickAt, 'triggered', tickOutcome(result!), false, job.id, params.actor, now, null]);
     // Cannot happen: the schedule row lock serializes triggers, and the tick time was chosen free under it.
     if (recorded.rowCount === 0) {
       throw new Error(`Expected a new triggered tick of schedule ${name} at ${tickAt.toISOString()}, got one already recorded`);

@@ -30,7 +30,7 @@ import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPr
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
-  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleResumeParams, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
   ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult,
 } from '../schedule-params.js';
 import { SqliteConnection, TRANSACTION_HANDLE } from './sqlite-connection.js';
@@ -289,6 +289,11 @@ export class SqliteDriver implements Driver {
     return Schedules.scheduleList(this.#schedules);
   }
 
+  /** One schedule not removed, with its newest tick; null when missing or removed. */
+  scheduleGet(params: { name: string }): Promise<ScheduleRow | null> {
+    return Schedules.scheduleGet(this.#schedules, params);
+  }
+
   /** A schedule's ticks, newest first. */
   scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
     return Schedules.scheduleTickList(this.#schedules, params);
@@ -304,8 +309,11 @@ export class SqliteDriver implements Driver {
     return Schedules.schedulePause(this.#schedules, params);
   }
 
-  /** Unpauses and sets `next_run_at`. @throws ScheduleNotFoundError when the schedule is missing or removed. */
-  scheduleResume(params: { name: string; nextRunAt: Date | null; now: Date | null }): Promise<ScheduleRow> {
+  /**
+   * Unpauses and sets `next_run_at`, while the stored hash is `expectedHash` (else null).
+   * @throws ScheduleNotFoundError when the schedule is missing or removed.
+   */
+  scheduleResume(params: ScheduleResumeParams): Promise<ScheduleRow | null> {
     return Schedules.scheduleResume(this.#schedules, params);
   }
 

@@ -96,16 +96,18 @@ WHERE name = @name
 
 /**
  * Sets an active schedule's pause flag, and on resume of a paused one its `next_run_at` (one not paused keeps it:
- * a tick already due stays due; the SET reads the row as it was). Returns the name, or no row when the schedule is
- * missing or removed. Params: `@name, @paused` (0/1), `@setNextRunAt` (0/1: whether to replace `next_run_at` of
- * a paused schedule), `@nextRunAt` (ms or NULL), `@now`.
+ * a tick already due stays due; the SET reads the row as it was). With `@expectedHash`, only while the stored
+ * definition hash is that one (resume: the hash its next run was computed from); NULL: any. Returns the name, or
+ * no row when the schedule is missing, removed or has another hash. Params: `@name, @paused` (0/1),
+ * `@setNextRunAt` (0/1: whether to replace `next_run_at` of a paused schedule), `@nextRunAt` (ms or NULL),
+ * `@expectedHash` (or NULL), `@now`.
  */
 export const SCHEDULE_SET_PAUSED = `
 UPDATE schedules
 SET paused = @paused,
     next_run_at = CASE WHEN @setNextRunAt = 1 AND paused = 1 THEN @nextRunAt ELSE next_run_at END,
     updated_at = ${NOW}
-WHERE name = @name AND removed_at IS NULL
+WHERE name = @name AND removed_at IS NULL AND (@expectedHash IS NULL OR definition_hash = @expectedHash)
 RETURNING name`;
 
 /**
@@ -160,8 +162,14 @@ WHERE t.schedule_name = @name
 ORDER BY t.tick_at DESC, t.kind DESC
 LIMIT @limit`;
 
-/** The scheduled ticks among `@tickAts` (a JSON array of ms) that scheduler instance `@firedBy` wrote for `@name`. */
+/**
+ * The scheduled ticks among `@tickAts` (a JSON array of ms) that scheduler instance `@firedBy` wrote for `@name`.
+ * `replaced` (0/1): a `fired` tick whose job is not the one it enqueued (that job's schedule or tick differs), so its
+ * key replaced a waiting holder's payload; 0 when the job is gone.
+ */
 export const SCHEDULE_TICKS_WRITTEN_BY = `
-SELECT tick_at, outcome, late, job_id FROM schedule_ticks
-WHERE schedule_name = @name AND kind = 'scheduled' AND fired_by = @firedBy AND tick_at IN (SELECT value FROM json_each(@tickAts))
-ORDER BY tick_at`;
+SELECT t.tick_at, t.outcome, t.late, t.job_id,
+       (t.outcome = 'fired' AND j.id IS NOT NULL AND (j.schedule_name IS NOT t.schedule_name OR j.tick_at IS NOT t.tick_at)) AS replaced
+FROM schedule_ticks t LEFT JOIN jobs j ON j.id = t.job_id
+WHERE t.schedule_name = @name AND t.kind = 'scheduled' AND t.fired_by = @firedBy AND t.tick_at IN (SELECT value FROM json_each(@tickAts))
+ORDER BY t.tick_at`;

@@ -5,9 +5,11 @@
  * @module
  */
 import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
-import type {
-  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleRow, ScheduleSyncParams, ScheduleTickResult, ScheduleTickRow,
-  ScheduleTicksWrittenParams, ScheduleTickWrite, ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult,
+import {
+  tickOutcome,
+  type ScheduleAdvanceParams, type ScheduleAdvanceResult, type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams,
+  type ScheduleTickResult, type ScheduleTickRow, type ScheduleTicksWrittenParams, type ScheduleTickWrite, type ScheduleTickWritten,
+  type ScheduleTriggerParams, type ScheduleTriggerResult,
 } from '../schedule-params.js';
 import { resolveNow, toMs, type Prepare } from './sqlite-exec.js';
 import { insertJobs } from './sqlite-insert.js';
@@ -89,41 +91,55 @@ export async function scheduleTicksWrittenBy(ctx: SqliteScheduleContext, params:
     return ms;
   });
   if (tickAts.length === 0) return [];
-  type Row = { tick_at: DbInt; outcome: ScheduleTickWritten['outcome']; late: DbInt; job_id: DbInt | null };
+  type Row = { tick_at: DbInt; outcome: ScheduleTickWritten['outcome']; late: DbInt; job_id: DbInt | null; replaced: DbInt };
   const rows = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_TICKS_WRITTEN_BY).all({ name: params.name, firedBy: params.firedBy, tickAts: JSON.stringify(tickAts) }) as Row[]);
-  return rows.map((r) => ({ tickAt: new Date(Number(r.tick_at)), outcome: r.outcome, late: Number(r.late) === 1, jobId: r.job_id === null ? null : jobId(r.job_id) }));
+  return rows.map((r) => ({
+    tickAt: new Date(Number(r.tick_at)), outcome: r.outcome, late: Number(r.late) === 1, jobId: r.job_id === null ? null : jobId(r.job_id),
+    ...(Number(r.replaced) === 1 ? { replaced: true } : {}),
+  }));
+}
+
+/** The schedule of that name with its newest tick, or null when it is missing or removed. */
+export async function scheduleGet(ctx: SqliteScheduleContext, params: { name: string }): Promise<ScheduleRow | null> {
+  const row = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_GET_ACTIVE).get({ name: params.name }) as ScheduleDbRow | undefined);
+  return row ? toScheduleRow(row) : null;
 }
 
 /** @throws ScheduleNotFoundError when the schedule is missing or removed. */
 export async function schedulePause(ctx: SqliteScheduleContext, params: { name: string; now: Date | null }): Promise<ScheduleRow> {
-  return setSchedulePaused(ctx, params.name, true, null, toMs(params.now, 'now'));
+  const row = await setSchedulePaused(ctx, params.name, true, null, null, toMs(params.now, 'now'));
+  // Without an expected hash only a missing or removed schedule matches nothing, and that threw.
+  return row!;
 }
 
 /**
- * Unpauses, and sets `next_run_at` if the schedule was paused (one not paused keeps its due tick).
+ * Unpauses, and sets `next_run_at` if the schedule was paused (one not paused keeps its due tick), only while its
+ * stored definition hash is `expectedHash`; null when it is not (nothing written).
  * @throws ScheduleNotFoundError when the schedule is missing or removed.
  */
-export async function scheduleResume(
-  ctx: SqliteScheduleContext,
-  params: { name: string; nextRunAt: Date | null; now: Date | null },
-): Promise<ScheduleRow> {
-  return setSchedulePaused(ctx, params.name, false, toMs(params.nextRunAt, 'nextRunAt'), toMs(params.now, 'now'));
+export async function scheduleResume(ctx: SqliteScheduleContext, params: ScheduleResumeParams): Promise<ScheduleRow | null> {
+  return setSchedulePaused(ctx, params.name, false, toMs(params.nextRunAt, 'nextRunAt'), params.expectedHash, toMs(params.now, 'now'));
 }
 
 /**
  * Pause (`next_run_at` kept) or resume (`next_run_at = nextRunAt` if it was paused), then the updated row, in one
- * transaction.
+ * transaction. With `expectedHash`, only while the stored definition hash is that one: null when it is not.
+ * @throws ScheduleNotFoundError when the schedule is missing or removed.
  */
 async function setSchedulePaused(
   ctx: SqliteScheduleContext,
   name: string,
   paused: boolean,
   nextRunAt: number | null,
+  expectedHash: string | null,
   now: number | null,
-): Promise<ScheduleRow> {
+): Promise<ScheduleRow | null> {
   return ctx.write(() => {
-    const bind = { name, paused: paused ? 1 : 0, setNextRunAt: paused ? 0 : 1, nextRunAt, now };
-    if (ctx.stmt(SQL.SCHEDULE_SET_PAUSED).get(bind) === undefined) throw new ScheduleNotFoundError(name);
+    const bind = { name, paused: paused ? 1 : 0, setNextRunAt: paused ? 0 : 1, nextRunAt, expectedHash, now };
+    if (ctx.stmt(SQL.SCHEDULE_SET_PAUSED).get(bind) === undefined) {
+      if (ctx.stmt(SQL.SCHEDULE_EXISTS_ACTIVE).get({ name }) === undefined) throw new ScheduleNotFoundError(name);
+      return null;
+    }
     return toScheduleRow(ctx.stmt(SQL.SCHEDULE_GET_ACTIVE).get({ name }) as ScheduleDbRow);
   });
 }
@@ -160,7 +176,7 @@ export async function scheduleAdvance(ctx: SqliteScheduleContext, params: Schedu
  * already existed, the tick was handled before and is reported with its stored outcome, and nothing else is
  * written. Otherwise: `missed` is done; `fire` cancels the schedule's active jobs when `cancelActive`, is
  * `skipped` when an active job of the schedule is in a `blockIfActiveIn` state, and else inserts the job through
- * the normal insert path (`skipped`, with that job's id, when its key is held by an active job; else `fired`).
+ * the normal insert path (see `tickOutcome`).
  */
 function writeTick(ctx: SqliteScheduleContext, name: string, tick: PlannedTickWrite, now: number, firedBy: string | null): ScheduleTickResult {
   const tickRow = { name, tickAt: tick.tickAtMs, kind: 'scheduled' };
@@ -188,16 +204,18 @@ function writeTick(ctx: SqliteScheduleContext, name: string, tick: PlannedTickWr
   }
   const [result] = insertJobs(ctx.stmt, [{ ...tick.job, scheduleName: name, tickAt: tick.tickAt }], now);
   if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
-  const outcome = result.duplicate ? 'skipped' : 'fired';
+  const outcome = tickOutcome(result);
   ctx.stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
-  return { ...base, outcome, jobId: result.job.id, cancelledJobIds, queue: result.duplicate ? null : result.job.queue };
+  const queue = outcome === 'fired' ? result.job.queue : null;
+  return { ...base, outcome, jobId: result.job.id, cancelledJobIds, queue, ...(result.replaced ? { replaced: true } : {}) };
 }
+
 
 /**
  * One transaction: the schedule must be active (paused is fine); the tick row (`triggered`, at `now`, or the
  * next free millisecond when another trigger took that one) goes in first and the job after it. A job
  * deduplicated on its key records outcome `skipped` with the active job's id, which is returned with
- * `duplicate: true`.
+ * `duplicate: true`; `fired` with it when its key replaced that job's payload (`replaced: true`).
  * @throws ScheduleNotFoundError when the schedule is missing or removed.
  */
 export async function scheduleTrigger(ctx: SqliteScheduleContext, params: ScheduleTriggerParams): Promise<ScheduleTriggerResult> {
@@ -217,7 +235,7 @@ export async function scheduleTrigger(ctx: SqliteScheduleContext, params: Schedu
     const tickRow = { name, tickAt: tickAtMs, kind: 'triggered' };
     const [result] = insertJobs(ctx.stmt, [{ ...job, scheduleName: name, tickAt }], now);
     if (!result) throw new Error(`Expected one insert result for schedule ${JSON.stringify(name)}, got none`);
-    const outcome = result.duplicate ? 'skipped' : 'fired';
+    const outcome = tickOutcome(result);
     ctx.stmt(SQL.SCHEDULE_TICK_SET_OUTCOME).run({ ...tickRow, outcome, jobId: BigInt(result.job.id) });
     return { jobId: result.job.id, tickAt, duplicate: result.duplicate, replaced: result.replaced };
   });
