@@ -11,7 +11,7 @@
  * changed entry at that seq instead of failing on it.
  * @module
  */
-import type { AuditBatchRef, AuditEntry, AuditSubjectKind } from '../driver/audit-params.js';
+import type { AuditBatchRef, AuditEntry, AuditStoredEntry, AuditSubjectKind } from '../driver/audit-params.js';
 import { AUDIT_ROW_FIELDS } from './audit-hash.js';
 
 /** A stored block as the drivers read it. */
@@ -114,4 +114,38 @@ export function prunedEnd(chain: string, block: AuditBlockRow, lastSeq: number):
 export function holdsBatch(chain: string, block: AuditBlockRow | undefined, ref: AuditBatchRef): boolean {
   if (block === undefined || block.firstSeq !== ref.firstSeq) return false;
   return decodeAuditBlock(chain, block).at(-1)?.hash === ref.lastHash;
+}
+
+/**
+ * The entries of the blocks a page of `auditList` reads, as stored, each with where: what a driver returns for
+ * `auditList({ located: true })`, given its list statement as `fetch` (the same one `readAuditPage` reads through).
+ * Fetches the same blocks a page reads (reading on from the last block while fewer than `limit` entries after the
+ * page's start were found), but keeps every entry of them, in the order stored: not sorted, filtered by seq or cut.
+ */
+export async function readAuditBlocksAsStored(chain: string, afterSeq: number, limit: number, fetch: (afterSeq: number, limit: number) => Promise<AuditBlockBatch>): Promise<AuditStoredEntry[]> {
+  const out: AuditStoredEntry[] = [];
+  let after = afterSeq;
+  let listed = 0;
+  while (listed < limit) {
+    const { blocks, startsAfter } = await fetch(after, limit - listed);
+    if (blocks.length === 0) break;
+    for (const block of blocks) {
+      const entries = decodeAuditBlock(chain, block);
+      const array = isJsonArray(block.entries);
+      entries.forEach((e, i) => {
+        out.push({ ...e, stored: { firstSeq: block.firstSeq, lastSeq: block.lastSeq, row: array ? i + 1 : null, rows: array ? entries.length : 0 } });
+        if (e.seq > startsAfter) listed += 1;
+      });
+    }
+    after = Math.max(startsAfter, blocks[blocks.length - 1]!.lastSeq);
+  }
+  return out;
+}
+
+function isJsonArray(text: string): boolean {
+  try {
+    return Array.isArray(JSON.parse(text));
+  } catch {
+    return false;
+  }
 }

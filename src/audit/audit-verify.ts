@@ -5,34 +5,28 @@
  * What each kind of tampering looks like to the walk:
  * - an edited entry: its recomputed hash differs from its stored hash (`hash-mismatch` at that seq); an edit that
  *   also recomputed the stored hash breaks the next entry's link instead (`prev-hash-mismatch` at the next seq);
- * - a deleted entry: a gap in seq (`missing` at the deleted seq); renumbering the rest to close the gap changes
- *   their hashed seq (`hash-mismatch`);
- * - reordered or swapped entries: the link to the previous hash breaks (`prev-hash-mismatch`);
+ * - a deleted entry: a gap in seq (`missing` at the deleted seq); renumbering the rest to close the gap breaks the
+ *   first renumbered entry's link (`prev-hash-mismatch`), or its hash when its previous hash was rewritten too;
+ * - an entry whose seq was edited, or a copy: a second entry claiming a seq (`unexpected-entry`), or the seq it left
+ *   missing (`missing`) when the two are not read in one page; swapped seqs break a link (`prev-hash-mismatch`);
  * - a truncated tail: the chain ends before the seq its head row records (`truncated`); if the head row was
  *   rewritten as well, only a head exported earlier (`--head <seq>:<hash>`) shows it (`truncated`, or
  *   `head-mismatch` when the chain was rewritten from that point on).
+ *
+ * Read in seq order, an entry whose seq was edited sorts beside the entry whose seq it claims, not where it is stored.
+ * So once the walk has found its break, {@link nameStored} reads the blocks around it again as stored
+ * (`auditList({ located: true })`) and names the stored entries involved: the block and row of each, and which one
+ * the chain says is the original (the entry whose hash matches it as that seq after the entry before, and which
+ * the next entry follows). A driver that cannot say where entries are stored gets the break without them.
  * @module
  */
 import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditHead } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
 import { InvalidOptionError } from '../errors.js';
-import { entryHash, GENESIS_HASH } from './audit-hash.js';
+import { type AuditBreak, brk, hashOf, nameStored, previousOf } from './audit-break.js';
+import { GENESIS_HASH } from './audit-hash.js';
 
-/** How a chain is broken. */
-export type AuditBreakKind = 'hash-mismatch' | 'prev-hash-mismatch' | 'missing' | 'unexpected-entry' | 'truncated' | 'head-mismatch';
-
-/** The first break found. */
-export interface AuditBreak {
-  /** The seq of the first entry that is not as it should be (for `missing` and `truncated`: the absent seq). */
-  seq: number;
-  kind: AuditBreakKind;
-  /** One line for people. */
-  message: string;
-  /** What was expected there (a hash or a seq), when it applies. */
-  expected: string | null;
-  /** What was found, when it applies. */
-  actual: string | null;
-}
+export type { AuditBreak, AuditBreakKind, AuditEntryLocation } from './audit-break.js';
 
 /** A head exported earlier, to check the chain still contains it. */
 export interface AuditHeadRef {
@@ -66,7 +60,7 @@ export interface AuditVerifyOptions {
   chain: string;
   /** A head exported earlier (`warden audit head`): the chain must still contain that entry with that hash. */
   head?: AuditHeadRef | null;
-  /** Entries read per query. @default 5000 ({@link DEFAULT_AUDIT_PAGE}) */
+  /** Entries read per query (at least 2). @default 5000 ({@link DEFAULT_AUDIT_PAGE}) */
   pageSize?: number;
 }
 
@@ -80,23 +74,11 @@ export function parseAuditHeadRef(text: string, field = 'head'): AuditHeadRef {
   return { seq: Number(match[1]), hash: match[2]!.toLowerCase() };
 }
 
-/** The entry's hash; a row whose content has no canonical form (edited to hold a fraction) gets none. */
-function hashOf(e: AuditEntry): string {
-  try {
-    return entryHash(e.prevHash, e);
-  } catch {
-    return '(content has no canonical form)';
-  }
-}
-
-function brk(seq: number, kind: AuditBreakKind, message: string, expected: string | null = null, actual: string | null = null): AuditBreak {
-  return { seq, kind, message, expected, actual };
-}
-
 /** Walks a chain from its first kept entry to its end; see the module comment for what each break means. */
 export async function verifyAuditChain(driver: Pick<Driver, 'auditList' | 'auditHead'>, options: AuditVerifyOptions): Promise<AuditVerifyResult> {
   const { chain } = options;
-  const pageSize = options.pageSize ?? DEFAULT_AUDIT_PAGE;
+  // At least two: a page must be able to list an entry again and still move on (see the end of the walk's loop).
+  const pageSize = Math.max(2, options.pageSize ?? DEFAULT_AUDIT_PAGE);
   const exported = options.head ?? null;
   const storedHead = await driver.auditHead({ chain });
   const firstSeq = (storedHead?.prunedSeq ?? 0) + 1;
@@ -113,53 +95,66 @@ export async function verifyAuditChain(driver: Pick<Driver, 'auditList' | 'audit
 
   // From the very start, so an entry inside the pruned prefix (prune deletes it in the same transaction) is seen.
   let afterSeq = 0;
+  // The entries at the end of the last page that this page lists again (see the end of the loop).
+  let walked: { seq: number; count: number } | null = null;
   for (;;) {
     const page: AuditEntry[] = await driver.auditList({ chain, afterSeq, limit: pageSize });
-    for (const e of page) {
+    let i = 0;
+    if (walked) while (i < page.length && i < walked.count && page[i]!.seq === walked.seq) i += 1;
+    const named = (found: AuditBreak) => nameStored(found, { driver, chain, storedHead, firstSeq, pageSize, afterSeq, page, index: i, expectedSeq, expectedPrev });
+    for (; i < page.length; i++) {
+      const e = page[i]!;
       if (e.seq < firstSeq) {
-        return result(brk(e.seq, 'unexpected-entry', `entry ${e.seq} exists although the head row records entries up to ${firstSeq - 1} as pruned`));
+        return result(await named(brk(e.seq, 'unexpected-entry', `entry ${e.seq} exists although the head row records entries up to ${firstSeq - 1} as pruned`)));
       }
       // A second entry with a seq already seen: an entry's seq was edited, or an entry copied. Pages are read in seq
-      // order, so the copy sorts beside the entry it names, not where it is stored: the seq reported is the one it
-      // claims.
+      // order, so it sorts beside the entry it names, not where it is stored; nameStored says which is which.
       if (e.seq < expectedSeq) {
-        return result(brk(e.seq, 'unexpected-entry', `a second entry claims seq ${e.seq}: an entry's seq was edited or an entry was copied`));
+        return result(await named(brk(e.seq, 'unexpected-entry', `a second entry claims seq ${e.seq}: an entry's seq was edited or an entry was copied`)));
       }
       if (e.seq > expectedSeq) {
-        return result(brk(expectedSeq, 'missing', `entry ${expectedSeq} is missing: the next stored entry is ${e.seq}`, String(expectedSeq), String(e.seq)));
+        return result(await named(brk(expectedSeq, 'missing', `entry ${expectedSeq} is missing: the next stored entry is ${e.seq}`, String(expectedSeq), String(e.seq))));
       }
       if (e.prevHash !== expectedPrev) {
-        const previous = expectedSeq === firstSeq ? (firstSeq === 1 ? 'the start of the chain' : 'the pruned prefix') : `entry ${expectedSeq - 1}`;
-        return result(brk(e.seq, 'prev-hash-mismatch', `entry ${e.seq} does not follow ${previous}: its previous hash differs (an entry was changed, removed or reordered)`, expectedPrev, e.prevHash));
+        return result(await named(brk(e.seq, 'prev-hash-mismatch', `entry ${e.seq} does not follow ${previousOf(e.seq, firstSeq)}: its previous hash differs (an entry was changed, removed or reordered)`, expectedPrev, e.prevHash)));
       }
       const hash = hashOf(e);
       if (hash !== e.hash) {
-        return result(brk(e.seq, 'hash-mismatch', `entry ${e.seq} was changed: its content does not match its hash`, hash, e.hash));
+        return result(await named(brk(e.seq, 'hash-mismatch', `entry ${e.seq} was changed: its content does not match its hash`, hash, e.hash)));
       }
       if (exported && e.seq === exported.seq && e.hash !== exported.hash) {
-        return result(brk(e.seq, 'head-mismatch', `entry ${e.seq} differs from the exported head: the chain was rewritten from there on`, exported.hash, e.hash));
+        return result(await named(brk(e.seq, 'head-mismatch', `entry ${e.seq} differs from the exported head: the chain was rewritten from there on`, exported.hash, e.hash)));
       }
       expectedPrev = e.hash;
       expectedSeq += 1;
       checked += 1;
     }
     if (page.length < pageSize) break;
-    afterSeq = page[page.length - 1]!.seq;
+    // A full page can end between two entries claiming one seq (an entry and its copy, the copy stored later). The
+    // next page, listing entries after that seq, would never show the copy. So it lists from that seq again and skips
+    // as many entries claiming it as this page walked: one more is the copy. (The walk broke if this page held two
+    // entries claiming one seq, so those are fewer than a page, and the next page moves on.)
+    const last = page[page.length - 1]!.seq;
+    let count = 0;
+    while (count < page.length && page[page.length - 1 - count]!.seq === last) count += 1;
+    walked = count < page.length ? { seq: last, count } : null;
+    afterSeq = walked ? last - 1 : last;
   }
 
   const endSeq = expectedSeq - 1;
+  const atEnd = (found: AuditBreak) => nameStored(found, { driver, chain, storedHead, firstSeq, pageSize, afterSeq, page: null, index: 0, expectedSeq, expectedPrev });
   if (storedHead) {
     if (storedHead.seq > endSeq) {
-      return result(brk(endSeq + 1, 'truncated', `the chain ends at entry ${endSeq} but its head row records ${storedHead.seq}: entries ${endSeq + 1}-${storedHead.seq} are missing`, String(storedHead.seq), String(endSeq)));
+      return result(await atEnd(brk(endSeq + 1, 'truncated', `the chain ends at entry ${endSeq} but its head row records ${storedHead.seq}: entries ${endSeq + 1}-${storedHead.seq} are missing`, String(storedHead.seq), String(endSeq))));
     }
     if (storedHead.seq < endSeq || storedHead.hash !== expectedPrev) {
-      return result(brk(Math.min(storedHead.seq + 1, endSeq), 'head-mismatch', `the chain's end (${endSeq}:${expectedPrev}) differs from its head row (${storedHead.seq}:${storedHead.hash})`, `${storedHead.seq}:${storedHead.hash}`, `${endSeq}:${expectedPrev}`));
+      return result(await atEnd(brk(Math.min(storedHead.seq + 1, endSeq), 'head-mismatch', `the chain's end (${endSeq}:${expectedPrev}) differs from its head row (${storedHead.seq}:${storedHead.hash})`, `${storedHead.seq}:${storedHead.hash}`, `${endSeq}:${expectedPrev}`)));
     }
   } else if (endSeq > 0) {
     return result(brk(1, 'head-mismatch', `the chain has ${endSeq} entries but no head row`));
   }
   if (exported && exported.seq > endSeq) {
-    return result(brk(endSeq + 1, 'truncated', `the chain ends at entry ${endSeq}, before the exported head ${exported.seq}: the tail was removed`, `${exported.seq}:${exported.hash}`, `${endSeq}:${expectedPrev}`));
+    return result(await atEnd(brk(endSeq + 1, 'truncated', `the chain ends at entry ${endSeq}, before the exported head ${exported.seq}: the tail was removed`, `${exported.seq}:${exported.hash}`, `${endSeq}:${expectedPrev}`)));
   }
   return result(null);
 }

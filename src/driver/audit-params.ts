@@ -95,6 +95,30 @@ export interface AuditListParams {
   until?: Date;
   /** At most this many, in seq order. 1 to 10,000. */
   limit: number;
+  /**
+   * Read the page's blocks as stored instead, for `verify` to name the stored entry a break is in: every entry of
+   * every block the page is read from, in storage order (blocks by `first_seq`, each block's entries in the order of
+   * its array), each with where it is stored ({@link AuditStoredEntry}). Not sorted, not filtered by seq or cut to
+   * `limit`, so entries whose seq was edited, copies and unreadable text are all there, where they are. @default false
+   */
+  located?: boolean;
+}
+
+/** Where a stored entry is: its block (the `audit_blocks` row, primary key `(chain, first_seq)`) and its place in it. */
+export interface AuditStoredAt {
+  /** The block's `first_seq` column. */
+  firstSeq: number;
+  /** The block's `last_seq` column. */
+  lastSeq: number;
+  /** The entry's place in the block's `entries` array, from 1 (its JSON index is `row - 1`); null when the block's text is not a JSON array at all. */
+  row: number | null;
+  /** How many entries the block's array holds (0 when its text is not an array). */
+  rows: number;
+}
+
+/** An entry as `auditList({ located: true })` returns it: with where it is stored. */
+export interface AuditStoredEntry extends AuditEntry {
+  stored: AuditStoredAt;
 }
 
 export interface AuditPruneParams {

@@ -7,8 +7,9 @@
  * @module
  */
 import type pg from 'pg';
-import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockRow } from '../../audit/audit-block.js';
+import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockBatch, type AuditBlockRow } from '../../audit/audit-block.js';
 import { sealBatch } from '../../audit/audit-hash.js';
+import { readAuditBlocksAsStored } from '../../audit/audit-block.js';
 import { AuditAppendUnconfirmedError } from '../../errors.js';
 import { checkAuditListLimit, type AuditAppendParams, type AuditBatchRef, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
 import type { Run } from './postgres-insert.js';
@@ -106,13 +107,18 @@ async function lockedAppend(ctx: PostgresAuditContext, params: AuditAppendParams
   }
 }
 
-/** A page of the chain in seq order. @throws InvalidOptionError for a limit outside 1..10,000. */
+/**
+ * A page of the chain in seq order; with `located`, the blocks it is read from as stored, each entry with where.
+ * @throws InvalidOptionError for a limit outside 1..10,000.
+ */
 export async function auditList(ctx: PostgresAuditContext, params: AuditListParams): Promise<AuditEntry[]> {
   const limit = checkAuditListLimit(params.limit);
-  return readAuditPage(params.chain, Math.trunc(params.afterSeq ?? 0), limit, async (afterSeq, count) => {
+  const fetch = async (afterSeq: number, count: number): Promise<AuditBlockBatch> => {
     const { rows } = await ctx.run<PgAuditBlockRecord & { last_seq: string; after_seq: string }>(ctx.sql.list, [params.chain, afterSeq, params.since ?? null, params.until ?? null, count]);
     return { blocks: rows.map((r) => ({ ...toBlock(r), lastSeq: Number(r.last_seq) })), startsAfter: rows.length === 0 ? afterSeq : Number(rows[0]!.after_seq) };
-  });
+  };
+  const read = params.located === true ? readAuditBlocksAsStored : readAuditPage;
+  return read(params.chain, Math.trunc(params.afterSeq ?? 0), limit, fetch);
 }
 
 /** The chain's head row; null for a chain never appended to. */

@@ -5,8 +5,9 @@
  * `src/audit/audit-hash.ts`.
  * @module
  */
-import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockRow } from '../../audit/audit-block.js';
+import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockBatch, type AuditBlockRow } from '../../audit/audit-block.js';
 import { GENESIS_HASH, sealBatch } from '../../audit/audit-hash.js';
+import { readAuditBlocksAsStored } from '../../audit/audit-block.js';
 import { checkAuditListLimit, type AuditAppendParams, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-audit-sql.js';
@@ -65,7 +66,10 @@ export async function auditAppend(ctx: SqliteContext, params: AuditAppendParams)
   });
 }
 
-/** A page of the chain in seq order. @throws InvalidOptionError for a limit outside 1..10,000. */
+/**
+ * A page of the chain in seq order; with `located`, the blocks it is read from as stored, each entry with where.
+ * @throws InvalidOptionError for a limit outside 1..10,000.
+ */
 export async function auditList(ctx: SqliteContext, params: AuditListParams): Promise<AuditEntry[]> {
   const limit = checkAuditListLimit(params.limit);
   const bind = {
@@ -75,10 +79,12 @@ export async function auditList(ctx: SqliteContext, params: AuditListParams): Pr
     until: params.until === undefined ? NO_UNTIL : toMs(params.until, 'until'),
     limit,
   };
-  return readAuditPage(params.chain, bind.afterSeq, limit, async (afterSeq, count) => {
+  const fetch = async (afterSeq: number, count: number): Promise<AuditBlockBatch> => {
     const rows = await ctx.read(() => ctx.stmt(SQL.AUDIT_LIST).all({ ...bind, afterSeq, limit: count }) as (AuditBlockDbRow & { last_seq: DbInt; after_seq: DbInt })[]);
     return { blocks: rows.map((r) => ({ ...toBlock(r), lastSeq: int(r.last_seq) })), startsAfter: rows.length === 0 ? afterSeq : int(rows[0]!.after_seq) };
-  });
+  };
+  const read = params.located === true ? readAuditBlocksAsStored : readAuditPage;
+  return read(params.chain, bind.afterSeq, limit, fetch);
 }
 
 /** The chain's head row; null for a chain never appended to. */
