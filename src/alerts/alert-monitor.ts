@@ -17,9 +17,9 @@ import type { ScheduleSpec } from '../schedule/schedule-spec.js';
 import type { AlertNotifier } from './alert-notifier.js';
 import type { ResolvedAlertOptions } from './alert-options.js';
 import type { EventRules } from './event-rules.js';
-import { findMissedRun } from './missed-run.js';
+import { findMissedRun, lastSuccessTick } from './missed-run.js';
 
-/** Newest ticks read per schedule by the missed-run rule. */
+/** Newest ticks read per schedule by the missed-run rule, as its expected ticks (the last success is read apart). */
 const TICKS_READ = 100;
 /** Running jobs read by the run-too-long rule (the driver's page limit). */
 const RUNNING_READ = 1_000;
@@ -110,7 +110,10 @@ export class AlertMonitor {
       // A paused schedule is expected not to run: neither opened nor resolved until it is resumed.
       if (schedule.paused) continue;
       const ticks = await driver.scheduleTickList({ name: schedule.name, limit: TICKS_READ });
-      const finding = findMissedRun({ spec, nextRunAt: schedule.nextRunAt, ticks, now: since });
+      // Read apart from the ticks: a success older than every tick read still counts, and is reported.
+      const lastSuccessTickAt = (await driver.scheduleLastSuccess({ name: schedule.name }))?.tickAt ?? null;
+      const input = { spec, nextRunAt: schedule.nextRunAt, ticks, lastSuccessTickAt, now: since };
+      const finding = findMissedRun(input);
       const current = openByKey.get(key);
       if (finding && !current) {
         const within = formatMs(finding.withinMs);
@@ -125,8 +128,7 @@ export class AlertMonitor {
           },
         }, since);
       } else if (!finding && current) {
-        const success = ticks.filter((t) => t.outcome === 'fired' && t.jobState === 'completed').sort((a, b) => b.tickAt.getTime() - a.tickAt.getTime())[0];
-        await notifier.resolve(key, { ...current.details, resolution: 'a run succeeded', lastSuccessTickAt: success?.tickAt.toISOString() ?? null }, since);
+        await notifier.resolve(key, { ...current.details, resolution: 'a run succeeded', lastSuccessTickAt: lastSuccessTick(input)?.toISOString() ?? null }, since);
       }
     }
     // A removed schedule, or one no longer expected to run, cannot miss runs any more.

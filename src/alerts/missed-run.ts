@@ -11,8 +11,9 @@
  * ones, so a missing row says nothing about how the run ended. No success that matters is lost by this: retention
  * always keeps each schedule's newest completed job (the highest id), and a schedule's jobs and tick rows are written
  * together, one advance or trigger at a time, so a scheduled tick whose completed job was pruned was recorded before
- * the kept job's tick and is not later than it. That tick is read whenever the older one is (the newest ticks are
- * read), and its success already covers the older tick.
+ * the kept job's tick and is not later than it. The newest success is read on its own, over every tick kept
+ * (`Driver.scheduleLastSuccess`, not only the newest ticks read for the expected ones), so the kept job's tick, or a
+ * later success, is found however long ago it was, and it already covers the older tick.
  * @module
  */
 import type { ScheduleTickRow } from '../driver/schedule-params.js';
@@ -29,6 +30,12 @@ export interface MissedRunInput {
   nextRunAt: Date | null;
   /** Its newest ticks, any order, with their jobs' current states. */
   ticks: readonly ScheduleTickRow[];
+  /**
+   * The tick of its newest success as the driver reads it (`Driver.scheduleLastSuccess`: over every tick kept, not
+   * only `ticks`); null when it has none. A newer success among `ticks` counts too: the two are separate reads.
+   * Absent: only `ticks` are searched, so a success older than all of them is not seen.
+   */
+  lastSuccessTickAt?: Date | null;
   now: Date;
 }
 
@@ -42,9 +49,21 @@ export interface MissedRunFinding {
   missedTicks: number;
   /** How many of those no scheduler has handled (no tick row: every scheduler was down or behind). */
   unhandledTicks: number;
-  /** The tick of the newest completed run among the ticks read; null when none. */
+  /** The tick of the newest completed run (see {@link lastSuccessTick}); null when none. */
   lastSuccessTickAt: Date | null;
   withinMs: number;
+}
+
+/**
+ * The tick of a schedule's newest success: the later of the one the driver read and any among `ticks` (a `fired`
+ * tick whose job completed; one whose job is gone never is); null when there is none.
+ */
+export function lastSuccessTick(input: Pick<MissedRunInput, 'ticks' | 'lastSuccessTickAt'>): Date | null {
+  let newest = input.lastSuccessTickAt?.getTime() ?? -Infinity;
+  for (const t of input.ticks) {
+    if (t.outcome === 'fired' && t.jobState === 'completed') newest = Math.max(newest, t.tickAt.getTime());
+  }
+  return Number.isFinite(newest) ? new Date(newest) : null;
 }
 
 /** The missing run of a schedule at `now`, or null when every expected tick past its deadline has a completed run. */
@@ -52,10 +71,8 @@ export function findMissedRun(input: MissedRunInput): MissedRunFinding | null {
   const withinMs = input.spec.expect?.withinMs;
   if (typeof withinMs !== 'number' || withinMs <= 0) return null;
   const nowMs = input.now.getTime();
-  let lastSuccess = -Infinity;
-  for (const t of input.ticks) {
-    if (t.outcome === 'fired' && t.jobState === 'completed') lastSuccess = Math.max(lastSuccess, t.tickAt.getTime());
-  }
+  const lastSuccessTickAt = lastSuccessTick(input);
+  const lastSuccess = lastSuccessTickAt?.getTime() ?? -Infinity;
   const overdue = (tickMs: number) => tickMs > lastSuccess && tickMs + withinMs <= nowMs;
   let first = Infinity;
   let missed = 0;
@@ -77,7 +94,7 @@ export function findMissedRun(input: MissedRunInput): MissedRunFinding | null {
     dueBy: new Date(first + withinMs),
     missedTicks: missed + unhandled,
     unhandledTicks: unhandled,
-    lastSuccessTickAt: Number.isFinite(lastSuccess) ? new Date(lastSuccess) : null,
+    lastSuccessTickAt,
     withinMs,
   };
 }

@@ -26,6 +26,7 @@ import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, Lo
 import type {
   ScheduleAdvanceParams,
   ScheduleAdvanceResult,
+  ScheduleLastSuccess,
   ScheduleResumeParams,
   ScheduleRow,
   ScheduleSyncParams,
@@ -262,8 +263,17 @@ export interface Driver {
   scheduleResume(params: ScheduleResumeParams): Promise<ScheduleRow | null>;
   /** Upserts the code's schedules; see {@link ScheduleSyncParams}. */
   scheduleSync(params: ScheduleSyncParams): Promise<void>;
-  /** Tick history of a schedule, newest first. */
+  /**
+   * Tick history of a schedule, newest first: `limit` (default 100) whole, clamped to 1..1,000, as `tickListLimit`
+   * reads it on both drivers. @throws InvalidOptionError for a `limit` that is not a whole number.
+   */
   scheduleTickList(params: { name: string; limit?: number }): Promise<ScheduleTickRow[]>;
+  /**
+   * The schedule's newest success: its newest `fired` tick (scheduled or triggered, by `tick_at`, then `kind`) whose job
+   * exists and is `completed`, with that job's `finished_at`; null when there is none. Walks the ticks newest first
+   * and stops at the first such one, so it costs the ticks since the last success, however many jobs are kept.
+   */
+  scheduleLastSuccess(params: { name: string }): Promise<ScheduleLastSuccess | null>;
   /**
    * The scheduled ticks among `tickAts` that scheduler instance `firedBy` wrote, after any advance of that schedule
    * still in flight has ended (PostgreSQL waits on the schedule row). For a scheduler whose advance failed after its

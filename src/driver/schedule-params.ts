@@ -1,8 +1,10 @@
 /**
  * Parameter and row types of the driver's schedule operations (see `Driver.schedule*` and docs/driver-contract.md),
- * and the one rule both drivers share for the outcome of a tick's insert ({@link tickOutcome}).
+ * and the rules both drivers share: the outcome of a tick's insert ({@link tickOutcome}) and the `limit` of a tick
+ * listing ({@link tickListLimit}).
  * @module
  */
+import { InvalidOptionError } from '../errors.js';
 import type { JobState } from '../job/job-record.js';
 import type { JobInsert } from './driver.js';
 
@@ -174,6 +176,19 @@ export interface ScheduleTickRow {
   recordedAt: Date;
 }
 
+/**
+ * A schedule's newest success (`Driver.scheduleLastSuccess`): its newest `fired` tick, scheduled or triggered,
+ * whose job completed.
+ */
+export interface ScheduleLastSuccess {
+  /** The tick the run was for: a scheduled tick's time, or a trigger's. */
+  tickAt: Date;
+  /** The tick's job (`job_id`). */
+  jobId: string;
+  /** When that job completed. */
+  finishedAt: Date;
+}
+
 /** A stored schedule. */
 export interface ScheduleRow {
   name: string;
@@ -196,4 +211,24 @@ export interface ScheduleRow {
  */
 export function tickOutcome(insert: { duplicate: boolean; replaced: boolean }): 'fired' | 'skipped' {
   return insert.duplicate && !insert.replaced ? 'skipped' : 'fired';
+}
+
+/** Tick rows `Driver.scheduleTickList` returns when no `limit` is given. */
+export const TICK_LIST_DEFAULT_LIMIT = 100;
+/** The most tick rows `Driver.scheduleTickList` returns at once, and the largest limit `warden.schedules.ticks` accepts. */
+export const TICK_LIST_MAX_LIMIT = 1000;
+/** What a tick listing's `limit` must be, in words for errors. */
+export const TICK_LIST_LIMIT_EXPECTED = `a whole number from 1 to ${TICK_LIST_MAX_LIMIT}`;
+
+/**
+ * The `limit` of a `scheduleTickList`, decided here once so both drivers read it alike. `warden.schedules.ticks` has
+ * already refused every value outside 1..{@link TICK_LIST_MAX_LIMIT}; this is for the driver's direct callers: absent
+ * it is {@link TICK_LIST_DEFAULT_LIMIT}, a whole number is clamped to 1..{@link TICK_LIST_MAX_LIMIT}, and anything
+ * else (`NaN`, `Infinity`, `2.5`, not a number) is refused rather than read as some other limit.
+ * @throws InvalidOptionError for a `limit` that is not a whole number.
+ */
+export function tickListLimit(limit: number | undefined): number {
+  if (limit === undefined) return TICK_LIST_DEFAULT_LIMIT;
+  if (!Number.isInteger(limit)) throw new InvalidOptionError('limit', limit, TICK_LIST_LIMIT_EXPECTED);
+  return Math.min(TICK_LIST_MAX_LIMIT, Math.max(1, limit));
 }

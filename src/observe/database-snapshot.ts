@@ -28,9 +28,6 @@ export interface DatabaseSnapshotOptions {
   onError: (error: unknown) => void;
 }
 
-/** Recent ticks searched for a success when the newest tick's run has not completed. */
-const HISTORY_TICKS = 10;
-
 /**
  * The database side of the metrics: queue counts and lag, schedules, and each schedule's last success, fetched
  * at scrape time. Every gauge of one scrape awaits the same fetch, and a fetch is reused for `cacheMs`, so a
@@ -45,7 +42,7 @@ export class DatabaseSnapshot {
   #inFlight: Promise<DatabaseSnapshotData | null> | null = null;
   /** The job each known success was read from, so an unchanged last tick costs no query. */
   readonly #lastSuccess = new Map<string, { jobId: string; seconds: number }>();
-  /** Per schedule, the newest tick (and its job's state) as of the last search of its recent ticks. */
+  /** Per schedule, its newest tick (and that tick's job and its state) as of the last read of its last success. */
   readonly #searched = new Map<string, string>();
 
   constructor(options: DatabaseSnapshotOptions) {
@@ -101,34 +98,30 @@ export class DatabaseSnapshot {
   }
 
   /**
-   * Reads the finish time of each schedule's newest completed run. When the newest tick's run is that run, its
-   * job is read; otherwise (it is still waiting or running, or was skipped) the recent ticks are searched, but
-   * only when the newest tick or its job's state changed since the last search, so an unchanged schedule costs
-   * no query beyond the schedule list.
+   * Reads the finish time of each schedule's newest completed run (`scheduleLastSuccess`), but only when the
+   * schedule's newest tick, its job or that job's state changed since the last read, and not when the newest tick's
+   * completed job is the success already known (seen through this process's events): an unchanged schedule costs no
+   * query beyond the schedule list. Schedules no longer in `schedules` (removed) are forgotten, so this process
+   * stops serving their last success as every other instance does; `schedules` is only ever a list that was read,
+   * so a failed read keeps them.
    */
   async #updateLastSuccess(schedules: ScheduleRow[]): Promise<void> {
     const { driver } = this.#options;
+    const listed = new Set(schedules.map((s) => s.name));
+    for (const known of [this.#lastSuccess, this.#searched]) {
+      for (const name of known.keys()) if (!listed.has(name)) known.delete(name);
+    }
     await Promise.all(schedules.map(async (schedule) => {
-      let jobId: string | null = null;
-      /** Set when the recent ticks are searched: recorded only once the search's reads have answered. */
-      let searchKey: string | null = null;
-      const last = schedule.lastTick;
-      if (last?.jobId && last.jobState === 'completed') {
-        jobId = last.jobId;
-      } else {
-        searchKey = last ? `${last.tickAt.getTime()}|${last.kind}|${last.jobState}` : 'none';
-        if (this.#searched.get(schedule.name) === searchKey) return;
-        if (last) {
-          const ticks = await driver.scheduleTickList({ name: schedule.name, limit: HISTORY_TICKS });
-          jobId = ticks.find((t) => t.jobId !== null && t.jobState === 'completed')?.jobId ?? null;
-        }
+      const { name, lastTick: last } = schedule;
+      const searchKey = last ? `${last.tickAt.getTime()}|${last.kind}|${last.outcome}|${last.jobId}|${last.jobState}` : 'none';
+      if (this.#searched.get(name) === searchKey) return;
+      const seen = last?.outcome === 'fired' && last.jobState === 'completed' && this.#lastSuccess.get(name)?.jobId === last.jobId;
+      if (last && !seen) {
+        const success = await driver.scheduleLastSuccess({ name });
+        if (success) this.record(name, success.jobId, success.finishedAt.getTime() / 1000);
       }
-      if (jobId !== null && this.#lastSuccess.get(schedule.name)?.jobId !== jobId) {
-        const job = await driver.jobGet({ id: jobId });
-        if (job?.finishedAt) this.record(schedule.name, jobId, job.finishedAt.getTime() / 1000);
-      }
-      // A read that failed threw before this: the next scrape searches again.
-      if (searchKey !== null) this.#searched.set(schedule.name, searchKey);
+      // A read that failed threw before this: the next scrape reads again.
+      this.#searched.set(name, searchKey);
     }));
   }
 

@@ -1,6 +1,8 @@
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
-import type { ScheduleRow, ScheduleTickRow } from '../driver/schedule-params.js';
+import {
+  TICK_LIST_DEFAULT_LIMIT, TICK_LIST_LIMIT_EXPECTED, TICK_LIST_MAX_LIMIT, type ScheduleRow, type ScheduleTickRow,
+} from '../driver/schedule-params.js';
 import { InvalidOptionError, ScheduleChangedError, ScheduleNotFoundError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
@@ -61,9 +63,20 @@ export class ScheduleOperations {
     return this.#driver.scheduleGet({ name: validateName('schedule name', name) });
   }
 
-  /** A schedule's tick history, newest first: fired, skipped (overlap or duplicate key), missed, triggered. */
+  /**
+   * A schedule's tick history, newest first: fired, skipped (overlap or duplicate key), missed, triggered. `limit`:
+   * at most that many ticks, a whole number from 1 to 1,000 (default 100).
+   * @throws InvalidNameError at once, as {@link get} does; InvalidOptionError for a `limit` outside that range (the
+   * promise rejects).
+   */
   ticks(name: string, options: { limit?: number } = {}): Promise<ScheduleTickRow[]> {
-    return this.#driver.scheduleTickList({ name: validateName('schedule name', name), limit: options.limit });
+    validateName('schedule name', name);
+    const { limit = TICK_LIST_DEFAULT_LIMIT } = options;
+    // Refused rather than replaced (as `jobs.list` does): a limit read as some other number hides the caller's mistake.
+    if (!Number.isInteger(limit) || limit < 1 || limit > TICK_LIST_MAX_LIMIT) {
+      return Promise.reject(new InvalidOptionError('limit', limit, TICK_LIST_LIMIT_EXPECTED));
+    }
+    return this.#driver.scheduleTickList({ name, limit });
   }
 
   /** Pauses a schedule in the database: no instance fires it until resumed. @throws ScheduleNotFoundError */

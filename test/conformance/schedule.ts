@@ -1,13 +1,14 @@
 /**
  * Conformance: schedules (migration `0002_schedules_and_locks`) — `scheduleSync`, `scheduleDue`,
  * `scheduleAdvance` (the compare-and-swap, tick rows, overlap and deduplication), `scheduleTrigger`,
- * `schedulePause`/`scheduleResume`, `scheduleList` and `scheduleTickList`. Every call gets an explicit `now`.
+ * `schedulePause`/`scheduleResume`, `scheduleList`, `scheduleTickList` and `scheduleLastSuccess`. Every call gets an
+ * explicit `now`.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Driver, JobInsert } from '../../src/driver/driver.js';
 import type { ScheduleAdvanceResult, ScheduleRow, ScheduleSyncItem, ScheduleTickRow, ScheduleTickWrite } from '../../src/driver/schedule-params.js';
-import { ScheduleNotFoundError } from '../../src/errors.js';
+import { InvalidOptionError, ScheduleNotFoundError } from '../../src/errors.js';
 import type { JobRow, JobState } from '../../src/job/job-record.js';
 import { createTestDatabase, makeInsert, type DriverKind, type TestDatabase } from '../support/test-databases.js';
 import {
@@ -20,11 +21,14 @@ import {
   finishOf,
   getJob,
   insertJob,
+  insertJobs,
   LEASE_MS,
   leaseOf,
   openPgClient,
   openRawSqlite,
+  rawQuery,
   sortIds,
+  tableRef,
 } from './helpers.js';
 
 const MINUTE = 60_000;
@@ -947,5 +951,118 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await countRows(tdb, 'jobs')).toBe(2);
       });
     });
+
+    describe('scheduleLastSuccess, and scheduleTickList\'s limit', () => {
+      /** Claims the one due job of `queue` at `now` and completes it a second later; its finish time. */
+      async function complete(jobId: string, queue: string, now: Date): Promise<Date> {
+        const running = await claimExactly(tdb.driver, jobId, { queues: [queue], now });
+        const finishedAt = new Date(now.getTime() + 1_000);
+        await tdb.driver.jobFinishMany({ items: [finishOf(running)], now: finishedAt });
+        return finishedAt;
+      }
+
+      it('the newest fired tick, scheduled or triggered, whose job completed; never one whose job is gone, nor a skipped one', async () => {
+        await sync([item('a'), item('b')], at(0));
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toBeNull();
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'unknown' })).toBeNull();
+
+        // +1m fires and completes: the success.
+        const first = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job: tickJob('a', at(MINUTE), { queue: 'q1' }) })], at(MINUTE));
+        const firstId = first.ticks[0]!.jobId!;
+        const firstDone = await complete(firstId, 'q1', at(MINUTE));
+        const success = { tickAt: at(MINUTE), jobId: firstId, finishedAt: firstDone };
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toEqual(success);
+
+        // Newer ticks that are no success: +2m fired and still waiting, +3m missed, +4m held back by overlap.
+        const later = await advance('a', at(2 * MINUTE), at(4 * MINUTE), [fire('a', at(2 * MINUTE), { job: tickJob('a', at(2 * MINUTE), { queue: 'q2' }) }), missed(at(3 * MINUTE))], at(3 * MINUTE));
+        expect(later.ticks.map((t) => t.outcome)).toEqual(['fired', 'missed']);
+        const held = await advance('a', at(4 * MINUTE), at(5 * MINUTE), [fire('a', at(4 * MINUTE), { blockIfActiveIn: ALL_ACTIVE })], at(4 * MINUTE));
+        expect(held.ticks.map((t) => [t.outcome, t.jobId])).toEqual([['skipped', null]]);
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toEqual(success);
+
+        // +5m deduplicated against another job holding its key: skipped, naming that job, which then completes. Not
+        // this schedule's run.
+        const holder = await insertJob(tdb.driver, { key: 'k', queue: 'q5' }, at(4 * MINUTE));
+        const unique = { windowMs: null, states: ALL_ACTIVE, replace: false };
+        const dup = await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE), { job: tickJob('a', at(5 * MINUTE), { key: 'k', unique }) })], at(5 * MINUTE));
+        expect(dup.ticks.map((t) => [t.outcome, t.jobId])).toEqual([['skipped', holder.id]]);
+        await complete(holder.id, 'q5', at(5 * MINUTE));
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toEqual(success);
+
+        // A trigger that completes is the newest success.
+        const trig = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert({ queue: 'qt' }), actor: 'ops', now: at(5 * MINUTE + 30_000) });
+        const trigDone = await complete(trig.jobId, 'qt', at(5 * MINUTE + 30_000));
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toEqual({ tickAt: at(5 * MINUTE + 30_000), jobId: trig.jobId, finishedAt: trigDone });
+
+        // Its job discarded: gone, so no success; the older one is found behind it.
+        await tdb.driver.jobDiscard({ id: trig.jobId });
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toEqual(success);
+        // +2m's run completes: newer than +1m.
+        const secondDone = await complete(later.ticks[0]!.jobId!, 'q2', at(6 * MINUTE));
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toEqual({ tickAt: at(2 * MINUTE), jobId: later.ticks[0]!.jobId, finishedAt: secondDone });
+        // Only that schedule's ticks.
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'b' })).toBeNull();
+      });
+
+      it('walks the ticks newest first through their primary key and stops at the first completed job, never reading all jobs', async () => {
+        await sync([item('a'), item('b')], at(0));
+        // Statistics that saw many jobs kept, almost none completed (a schedule failing for months): a plan chosen from
+        // them would read every completed job to join, instead of the few ticks a healthy schedule walks.
+        const jobs = await insertJobs(tdb.driver, Array.from({ length: 3_000 }, () => ({ queue: 'q' })));
+        const oldest = jobs[0]!.id;
+        const newest = jobs[jobs.length - 1]!.id;
+        const table = { jobs: tableRef(tdb, 'jobs'), ticks: tableRef(tdb, 'schedule_ticks') };
+        await rawQuery(tdb, `UPDATE ${table.jobs} SET state = 'dead', finished_at = created_at`);
+        await rawQuery(tdb, `UPDATE ${table.jobs} SET state = 'completed' WHERE id = ?`, [Number(oldest)]);
+        await rawQuery(tdb, `UPDATE ${table.jobs} SET state = 'completed' WHERE id = ?`, [Number(newest)]);
+        const tickAt = kind === 'postgres' ? `created_at + id * interval '1 minute'` : 'created_at + id * 60000';
+        const late = kind === 'postgres' ? 'false' : '0';
+        // Schedule a: one tick per job, its success the oldest; schedule b's success is its newest tick.
+        await rawQuery(tdb, `INSERT INTO ${table.ticks} (schedule_name, tick_at, kind, outcome, late, job_id, recorded_at)
+          SELECT CASE WHEN id = ? THEN 'b' ELSE 'a' END, ${tickAt}, 'scheduled', 'fired', ${late}, id, created_at FROM ${table.jobs}`, [Number(newest)]);
+        await rawQuery(tdb, kind === 'postgres' ? `ANALYZE ${table.jobs}` : 'ANALYZE');
+        await rawQuery(tdb, kind === 'postgres' ? `ANALYZE ${table.ticks}` : 'ANALYZE');
+
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'a' })).toMatchObject({ jobId: oldest });
+        expect(await tdb.driver.scheduleLastSuccess({ name: 'b' })).toMatchObject({ jobId: newest });
+        for (const name of ['a', 'b']) {
+          const plan = await lastSuccessPlan(tdb, name);
+          if (kind === 'postgres') {
+            expect(plan, name).toMatch(/Index Scan Backward using schedule_ticks_pkey on schedule_ticks t/);
+            expect(plan, name).not.toMatch(/Seq Scan on jobs|Hash|Sort/);
+          } else {
+            expect(plan, name).toContain('SEARCH t USING INDEX sqlite_autoindex_schedule_ticks_1 (schedule_name=?)');
+            expect(plan, name).not.toMatch(/TEMP B-TREE|SCAN jobs|SCAN j\b/);
+          }
+        }
+      });
+
+      it('scheduleTickList refuses a limit that is not a whole number, alike on both drivers', async () => {
+        await sync([item('a')], at(0));
+        await advance('a', at(MINUTE), at(2 * MINUTE), [missed(at(MINUTE))], at(MINUTE));
+        for (const limit of [Number.NaN, Infinity, -Infinity, 2.5]) {
+          const error = await expectRejects(tdb.driver.scheduleTickList({ name: 'a', limit }), InvalidOptionError);
+          expect(error.message).toMatch(/^Expected limit to be a whole number from 1 to 1000, got /);
+        }
+        expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 1_000 })).toHaveLength(1);
+      });
+    });
   });
+}
+
+/** The plan (as text) of the driver's own `scheduleLastSuccess` statement for schedule `name`, as the driver runs it. */
+async function lastSuccessPlan(tdb: TestDatabase, name: string): Promise<string> {
+  if (tdb.kind === 'postgres') {
+    const { buildPostgresScheduleStatements } = await import('../../src/driver/postgres/postgres-schedule-sql.js');
+    // An unnamed statement with its parameter, planned for its value, as the driver's pool runs it.
+    const rows = await rawQuery(tdb, `EXPLAIN ${buildPostgresScheduleStatements(tdb.schema!).scheduleLastSuccess}`, [name]);
+    return rows.map((r) => String(r['QUERY PLAN'])).join('\n');
+  }
+  const { SCHEDULE_LAST_SUCCESS } = await import('../../src/driver/sqlite/sqlite-schedule-sql.js');
+  const db = openRawSqlite(tdb);
+  try {
+    return (db.prepare(`EXPLAIN QUERY PLAN ${SCHEDULE_LAST_SUCCESS}`).all({ name }) as { detail: string }[]).map((r) => r.detail).join('\n');
+  } finally {
+    db.close();
+  }
 }

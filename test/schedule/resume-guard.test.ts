@@ -105,7 +105,7 @@ describe.each(DRIVER_KINDS)('schedule resume against concurrent syncs (%s)', (ki
     const error = await warden.schedules.resume('report').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ScheduleChangedError);
     expect(error).toMatchObject({ code: 'SCHEDULE_CHANGED', scheduleName: 'report', attempts: RESUME_ATTEMPTS });
-    expect((error as Error).message).toMatch(/^Expected the definition of schedule "report" to stay as read while resuming it, got it replaced after each of 5 reads/);
+    expect((error as Error).message).toMatch(/^Expected the definition of schedule "report" \(string, length 6\) to stay as read while resuming it, got it replaced after each of 5 reads/);
     expect(reads).toHaveLength(RESUME_ATTEMPTS);
     expect(actions).toEqual([]);
     // Still paused: no resume was applied (the last sync stored the 7-minute definition again, pause kept).

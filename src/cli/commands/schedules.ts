@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Warden } from '../../client/warden.js';
-import type { ScheduleRow, ScheduleTickRow } from '../../driver/schedule-params.js';
+import { TICK_LIST_MAX_LIMIT, type ScheduleRow, type ScheduleTickRow } from '../../driver/schedule-params.js';
 import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
 import type { ScheduleDefinition } from '../../schedule/define-schedule.js';
 import { validateName } from '../../validation/names.js';
@@ -16,8 +16,8 @@ import { cliActor, type GlobalOptions, withWarden } from '../open-warden.js';
 import { parseIntegerOption } from '../parse-options.js';
 import type { CommandRunner } from './command-runner.js';
 
-/** Most ticks `schedules ticks` shows at once. */
-export const MAX_TICKS_LIMIT = 1000;
+/** Most ticks `schedules ticks` shows at once: the most `warden.schedules.ticks` lists. */
+export const MAX_TICKS_LIMIT = TICK_LIST_MAX_LIMIT;
 
 /** Options of the commands that take one schedule name. */
 export interface ScheduleCommandOptions extends GlobalOptions {

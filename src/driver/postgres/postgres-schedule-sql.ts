@@ -230,6 +230,24 @@ ORDER BY t.tick_at DESC, t.kind DESC
 LIMIT $2`;
 }
 
+/**
+ * A schedule's newest success: its newest `fired` tick (by `tick_at`, then `kind`, as {@link tickListSql} orders
+ * them) whose job exists and is `completed`, with that job's `finished_at`; no row when there is none. The job is
+ * read by scalar subqueries rather than a join on purpose: PostgreSQL never turns them into a join, so the plan is
+ * always a backward walk of the primary key `(schedule_name, tick_at, kind)` that stops at the first completed job,
+ * each tick's job read through `jobs_pkey`. A join is planned from statistics: with few completed jobs among many
+ * kept it became a parallel hash join reading every job, even for a schedule whose newest tick is the success.
+ * Params: `$1` schedule.
+ */
+export function scheduleLastSuccessSql(s: string): string {
+  return `SELECT t.tick_at, t.job_id, (SELECT j.finished_at FROM ${s}.jobs j WHERE j.id = t.job_id) AS finished_at
+FROM ${s}.schedule_ticks t
+WHERE t.schedule_name = $1 AND t.outcome = 'fired'
+  AND (SELECT j.state FROM ${s}.jobs j WHERE j.id = t.job_id) = 'completed'
+ORDER BY t.tick_at DESC, t.kind DESC
+LIMIT 1`;
+}
+
 /** Every schedule statement, built once per driver (see {@link buildPostgresScheduleStatements}). */
 export interface PostgresScheduleStatements {
   scheduleUpsert: string;
@@ -249,6 +267,7 @@ export interface PostgresScheduleStatements {
   tickGet: string;
   tickSetOutcome: string;
   tickList: string;
+  scheduleLastSuccess: string;
   triggerTickAt: string;
   scheduleWait: string;
   ticksWrittenBy: string;
@@ -276,6 +295,7 @@ export function buildPostgresScheduleStatements(schema: string): PostgresSchedul
     tickGet: tickGetSql(s),
     tickSetOutcome: tickSetOutcomeSql(s),
     tickList: tickListSql(s),
+    scheduleLastSuccess: scheduleLastSuccessSql(s),
     triggerTickAt: triggerTickAtSql(s),
     scheduleWait: scheduleWaitSql(s),
     ticksWrittenBy: ticksWrittenBySql(s),

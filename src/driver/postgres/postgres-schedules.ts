@@ -7,8 +7,8 @@
 import type pg from 'pg';
 import { ScheduleNotFoundError } from '../../errors.js';
 import {
-  tickOutcome,
-  type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams, type ScheduleTickRow, type ScheduleTicksWrittenParams,
+  tickListLimit, tickOutcome,
+  type ScheduleLastSuccess, type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams, type ScheduleTickRow, type ScheduleTicksWrittenParams,
   type ScheduleTickWritten, type ScheduleTriggerParams, type ScheduleTriggerResult,
 } from '../schedule-params.js';
 import { insertJobs, type PostgresInsertStatements } from './postgres-insert.js';
@@ -27,10 +27,6 @@ export interface PostgresScheduleContext {
   /** The wake-up channel, `<schema>_jobs`. */
   channel: string;
 }
-
-/** Tick rows listed by {@link scheduleTickList} when no limit is given, and the most ever listed. */
-const TICK_LIST_DEFAULT = 100;
-const TICK_LIST_MAX = 1000;
 
 /**
  * Upserts the code's schedules in one transaction, behind a per-schema advisory lock so concurrent syncs
@@ -95,12 +91,21 @@ export async function scheduleResume(ctx: PostgresScheduleContext, params: Sched
   return null;
 }
 
-/** A schedule's ticks, newest first; `limit` defaults to 100 and is clamped to 1..1000. */
+/**
+ * A schedule's ticks, newest first; `limit` as {@link tickListLimit} reads it (default 100, clamped to 1..1000).
+ * @throws InvalidOptionError for a `limit` that is not a whole number.
+ */
 export async function scheduleTickList(ctx: PostgresScheduleContext, params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
-  const raw = params.limit ?? TICK_LIST_DEFAULT;
-  const limit = Number.isFinite(raw) ? Math.min(TICK_LIST_MAX, Math.max(1, Math.trunc(raw))) : TICK_LIST_DEFAULT;
+  const limit = tickListLimit(params.limit);
   const { rows } = await ctx.pool.query<PgScheduleTickRecord>(ctx.sql.tickList, [params.name, limit]);
   return rows.map(toScheduleTickRow);
+}
+
+/** A schedule's newest `fired` tick whose job completed, with that job's finish time; null when there is none. */
+export async function scheduleLastSuccess(ctx: PostgresScheduleContext, params: { name: string }): Promise<ScheduleLastSuccess | null> {
+  const { rows } = await ctx.pool.query<{ tick_at: Date; job_id: string; finished_at: Date }>(ctx.sql.scheduleLastSuccess, [params.name]);
+  const row = rows[0];
+  return row ? { tickAt: row.tick_at, jobId: String(row.job_id), finishedAt: row.finished_at } : null;
 }
 
 /**

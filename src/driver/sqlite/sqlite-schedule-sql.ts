@@ -163,6 +163,21 @@ ORDER BY t.tick_at DESC, t.kind DESC
 LIMIT @limit`;
 
 /**
+ * A schedule's newest success: its newest `fired` tick (by `tick_at`, then `kind`, as {@link SCHEDULE_TICK_LIST}
+ * orders them) whose job exists and is `completed`, with that job's `finished_at`; no row when there is none. The job
+ * is read by correlated scalar subqueries rather than a join, as on PostgreSQL, so the ticks are always the outer loop:
+ * the primary key `(schedule_name, tick_at, kind)` walked newest first (no temporary b-tree for the ORDER BY), each
+ * tick's job read by its rowid, stopping at the first completed one. Params: `@name`.
+ */
+export const SCHEDULE_LAST_SUCCESS = `
+SELECT t.tick_at, t.job_id, (SELECT j.finished_at FROM jobs j WHERE j.id = t.job_id) AS finished_at
+FROM schedule_ticks t
+WHERE t.schedule_name = @name AND t.outcome = 'fired'
+  AND (SELECT j.state FROM jobs j WHERE j.id = t.job_id) = 'completed'
+ORDER BY t.tick_at DESC, t.kind DESC
+LIMIT 1`;
+
+/**
  * The scheduled ticks among `@tickAts` (a JSON array of ms) that scheduler instance `@firedBy` wrote for `@name`.
  * `replaced` (0/1): a `fired` tick whose job is not the one it enqueued (that job's schedule or tick differs), so its
  * key replaced a waiting holder's payload; 0 when the job is gone.

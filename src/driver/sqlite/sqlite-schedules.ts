@@ -6,8 +6,8 @@
  */
 import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
 import {
-  tickOutcome,
-  type ScheduleAdvanceParams, type ScheduleAdvanceResult, type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams,
+  tickListLimit, tickOutcome,
+  type ScheduleAdvanceParams, type ScheduleAdvanceResult, type ScheduleLastSuccess, type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams,
   type ScheduleTickResult, type ScheduleTickRow, type ScheduleTicksWrittenParams, type ScheduleTickWrite, type ScheduleTickWritten,
   type ScheduleTriggerParams, type ScheduleTriggerResult,
 } from '../schedule-params.js';
@@ -32,10 +32,6 @@ export interface SqliteScheduleContext {
    */
   cancelOne: (id: DbInt, now: number) => JobDbRow | undefined;
 }
-
-/** `scheduleTickList` limit: default and upper bound. */
-const TICK_LIST_DEFAULT_LIMIT = 100;
-const TICK_LIST_MAX_LIMIT = 1000;
 
 /** A tick to write, with its time as bindable ms. */
 type PlannedTickWrite = ScheduleTickWrite & { tickAtMs: number };
@@ -72,12 +68,21 @@ export async function scheduleList(ctx: SqliteScheduleContext): Promise<Schedule
   return rows.map(toScheduleRow);
 }
 
-/** A schedule's ticks, newest first; `limit` defaults to 100 and is clamped to 1..1000. */
+/**
+ * A schedule's ticks, newest first; `limit` as {@link tickListLimit} reads it (default 100, clamped to 1..1000).
+ * @throws InvalidOptionError for a `limit` that is not a whole number.
+ */
 export async function scheduleTickList(ctx: SqliteScheduleContext, params: { name: string; limit?: number }): Promise<ScheduleTickRow[]> {
-  const requested = Math.trunc(params.limit ?? TICK_LIST_DEFAULT_LIMIT);
-  const limit = Number.isNaN(requested) ? TICK_LIST_DEFAULT_LIMIT : Math.min(TICK_LIST_MAX_LIMIT, Math.max(1, requested));
+  const limit = tickListLimit(params.limit);
   const rows = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_TICK_LIST).all({ name: params.name, limit }) as ScheduleTickDbRow[]);
   return rows.map(toScheduleTickRow);
+}
+
+/** A schedule's newest `fired` tick whose job completed, with that job's finish time; null when there is none. */
+export async function scheduleLastSuccess(ctx: SqliteScheduleContext, params: { name: string }): Promise<ScheduleLastSuccess | null> {
+  type Row = { tick_at: DbInt; job_id: DbInt; finished_at: DbInt };
+  const row = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_LAST_SUCCESS).get({ name: params.name }) as Row | undefined);
+  return row ? { tickAt: new Date(Number(row.tick_at)), jobId: jobId(row.job_id), finishedAt: new Date(Number(row.finished_at)) } : null;
 }
 
 /**
