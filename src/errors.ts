@@ -378,6 +378,37 @@ export class AlertDeliveryError extends WardenError {
   }
 }
 
+/** Why a listen error usually happens, for the message; other codes fall back to the system message. */
+const LISTEN_REASONS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the port is already in use',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'the address is not one of this machine',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved now',
+};
+
+/**
+ * The health server (`HealthServer`, `startHealthServer`, `warden worker --metrics-port`) could not listen: the port
+ * is taken, the host does not resolve or is not local, or binding is not permitted. Nothing listens.
+ * `code` is the system error's (`EADDRINUSE`, `ENOTFOUND`…, `"LISTEN_FAILED"` when it has none), as the listen
+ * error itself had, so code that branches on it keeps working; the error is kept as `cause`.
+ */
+export class HealthServerListenError extends WardenError {
+  /** The host it tried to listen on, or null for all interfaces. */
+  readonly host: string | null;
+  /** The port it tried to listen on (0: any free port). */
+  readonly port: number;
+  constructor(host: string | null, port: number, cause: unknown) {
+    const system = (cause as { code?: unknown } | null)?.code;
+    const code = typeof system === 'string' && system.length > 0 ? system : 'LISTEN_FAILED';
+    const reason = LISTEN_REASONS[code] ?? (cause instanceof Error ? cause.message : String(cause));
+    const where = host === null ? `port ${port} of all interfaces` : `port ${port} of ${host}`;
+    super(code, `Expected the health server to listen on ${where}, got ${code} (${reason})`, { cause });
+    this.host = host;
+    this.port = port;
+  }
+}
+
 /**
  * Audit entries were not written in time: the database refused them, the trail's backlog was full, or the
  * trail was closed first. The action they describe was applied; entries still queued are written when the

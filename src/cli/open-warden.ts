@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { createWarden, type Warden } from '../client/warden.js';
 import type { WardenOptions } from '../client/warden-options.js';
+import type { MigrationStatus } from '../driver/driver.js';
 import { InvalidOptionError, MigrationRequiredError } from '../errors.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
@@ -86,30 +87,50 @@ function sqliteFile(url: string): string | null {
 }
 
 /**
- * Opens a Warden on the global options' database, runs `fn` with it, and closes it (always, so the process can
- * exit). Connection failures become one-line errors naming the (password-redacted) URL.
+ * The absolute path of the SQLite file the global options' database names when that file does not exist, else null
+ * (it exists, or the database is not an SQLite file). Opening such a file would create it.
+ */
+export function missingSqliteFile(globals: GlobalOptions): string | null {
+  const file = sqliteFile(globals.database || CLI_DEFAULT_DATABASE);
+  return file !== null && !existsSync(resolve(file)) ? resolve(file) : null;
+}
+
+/**
+ * Opens a Warden on the global options' database, checks the database, runs `fn` with it, and closes it (always,
+ * so the process can exit). A connection failure while opening and checking becomes a one-line error naming the
+ * (password-redacted) URL; what `fn` throws is passed on as it is, since a command also fails for reasons that are
+ * not the database's (a metrics port in use, a host that does not resolve).
  * @throws CliError, MigrationRequiredError, and whatever `fn` throws.
  */
 export async function withWarden<T>(globals: GlobalOptions, options: WithWardenOptions, fn: (warden: Warden) => Promise<T>): Promise<T> {
   // An empty WARDEN_DATABASE_URL means "not set", as in the library.
   const url = globals.database || CLI_DEFAULT_DATABASE;
   const requireMigrated = options.requireMigrated ?? true;
-  const file = sqliteFile(url);
-  if (requireMigrated && file !== null && !existsSync(resolve(file))) {
-    throw new CliError(`Expected an SQLite database file at ${resolve(file)}, got no such file (create it with \`warden migrate\`)`);
+  const missing = missingSqliteFile(globals);
+  if (requireMigrated && missing !== null) {
+    throw new CliError(`Expected an SQLite database file at ${missing}, got no such file (create it with \`warden migrate\`)`);
   }
   const warden = createWarden({ database: url, schema: globals.schema, jobs: options.jobs ?? [], schedules: options.schedules ?? [], logger: cliLogger(), audit: options.audit ?? { actor: cliActor() }, metrics: options.metrics ?? false, alerts: options.alerts });
   try {
-    if (requireMigrated) {
-      const status = await warden.migrationStatus();
-      if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
-    }
+    const status = await checkDatabase(warden, url);
+    if (requireMigrated && status.pending.length > 0) throw new MigrationRequiredError(status.pending);
     return await fn(warden);
+  } finally {
+    await warden.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Reads the applied migrations, which needs a connection and writes nothing, so an unreachable database is reported
+ * as such, with its URL, before the command does anything; for every command, `migrate` included.
+ * @throws CliError for a connection failure; the driver's error otherwise.
+ */
+async function checkDatabase(warden: Warden, url: string): Promise<MigrationStatus> {
+  try {
+    return await warden.migrationStatus();
   } catch (error) {
     const connection = describeConnectionError(error);
     if (connection) throw new CliError(`Expected a reachable database at ${redactUrl(url)}, got ${connection}`, { cause: error });
     throw error;
-  } finally {
-    await warden.close().catch(() => undefined);
   }
 }

@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InvalidOptionError } from '../errors.js';
+import { HealthServerListenError, InvalidOptionError } from '../errors.js';
 import { createHttpEndpoints, type HttpEndpointsOptions } from './http-endpoints.js';
+
+const noop = (): void => {};
 
 /** Options of {@link HealthServer} and {@link startHealthServer}: where to listen, and what to serve. */
 export interface HealthServerOptions extends HttpEndpointsOptions {
@@ -24,7 +26,11 @@ export class HealthServer {
   readonly #options: HealthServerOptions;
   readonly #handler: ReturnType<typeof createHttpEndpoints>;
   #server: Server | null = null;
-  #starting: Promise<void> | null = null;
+  /** Counts `stop()` calls: a `start()` called before a stop starts nothing, or is closed by it. */
+  #stops = 0;
+  /** The `start()` in progress and the `#stops` count when it was called: later calls share it while no stop intervened. */
+  #starting: { promise: Promise<void>; stops: number } | null = null;
+  /** The latest `stop()` while in progress: a `start()` called meanwhile waits for it. */
   #stopping: Promise<void> | null = null;
 
   /** @throws InvalidOptionError for a bad port, host or handler option. Nothing listens until `start()`. */
@@ -49,36 +55,80 @@ export class HealthServer {
   }
 
   /**
-   * Starts listening; resolves once bound. Calling it while started or starting returns the same start.
-   * @throws the listen error (e.g. `EADDRINUSE`); the server is then not running and may be started again.
+   * Starts listening; resolves once bound. Calls made while one is in progress share it, unless `stop()` was called
+   * in between. A call made while `stop()` is in progress waits for it, then listens afresh (unless another
+   * `stop()` was called after it: then it resolves without listening). While listening, it does nothing.
+   * @throws HealthServerListenError (its `code` is the system error's, e.g. `EADDRINUSE`); the server is then not
+   *   running and may be started again.
    */
   start(): Promise<void> {
-    this.#starting ??= this.#listen().catch((error: unknown) => {
-      this.#starting = null;
-      throw error;
-    });
-    return this.#starting;
+    const stops = this.#stops;
+    const current = this.#starting;
+    if (current && current.stops === stops) return current.promise;
+    // A start that a stop called since will close (or keep from listening) is not shared: this one runs after it.
+    const run = current ? current.promise.then(noop, noop).then(() => this.#start(stops)) : this.#start(stops);
+    const entry = {
+      stops,
+      promise: run.finally(() => {
+        if (this.#starting === entry) this.#starting = null;
+      }),
+    };
+    this.#starting = entry;
+    return entry.promise;
   }
 
-  /** Stops listening and closes connections (open requests get `closeGraceMs`). Safe to call twice or before `start`. */
-  async stop(): Promise<void> {
-    // A stop during start waits for the start, so the server it bound is closed too.
-    await this.#starting?.catch(() => undefined);
-    this.#stopping ??= this.#close().finally(() => {
-      this.#stopping = null;
-    });
-    return this.#stopping;
+  /**
+   * Stops listening and closes connections (open requests get `closeGraceMs`). Safe to call twice or before
+   * `start`. It stops what was started before it was called: a start in progress is waited for, so the server it
+   * binds is closed too.
+   */
+  stop(): Promise<void> {
+    this.#stops++;
+    const stopping = this.#stop(this.#starting?.promise, this.#stopping);
+    this.#stopping = stopping;
+    const forget = () => {
+      if (this.#stopping === stopping) this.#stopping = null;
+    };
+    stopping.then(forget, forget);
+    return stopping;
+  }
+
+  /** @param stops - `#stops` when `start()` was called: a stop called after it wins. */
+  async #start(stops: number): Promise<void> {
+    // Checked before waiting for the stop in progress: that stop may itself be waiting for this start.
+    if (this.#stops !== stops) return;
+    // A stop in progress still holds the server it is closing; listening before it is done would leave this start
+    // resolved with nothing listening once that close lands (or two servers on one port).
+    if (this.#stopping) await this.#stopping.catch(noop);
+    if (this.#stops !== stops || this.#server) return;
+    await this.#listen();
+  }
+
+  /**
+   * @param starting - the start in progress when `stop()` was called.
+   * @param previous - the stop in progress then: a second stop resolves only once the server is closed.
+   */
+  async #stop(starting: Promise<void> | undefined, previous: Promise<void> | null): Promise<void> {
+    await starting?.catch(noop);
+    await previous?.catch(noop);
+    await this.#close();
   }
 
   async #listen(): Promise<void> {
+    const { port, host } = this.#options;
     const server = createServer(this.#handler);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port: this.#options.port, host: this.#options.host }, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port, host }, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      // A raw EADDRINUSE or ENOTFOUND says neither which server nor where; callers (the CLI) report this in one line.
+      throw new HealthServerListenError(host ?? null, port, error);
+    }
     server.on('error', (error) => this.#options.onError?.(error));
     this.#server = server;
   }
@@ -87,7 +137,6 @@ export class HealthServer {
     const server = this.#server;
     if (!server) return;
     this.#server = null;
-    this.#starting = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Keep-alive connections would hold close() open; idle ones go now, busy ones after the grace.
     server.closeIdleConnections();
@@ -104,7 +153,7 @@ export class HealthServer {
  * const health = await startHealthServer({ port: 9464, registry: metrics.registry, ready: readiness.check });
  * // … on shutdown:
  * await health.stop();
- * @throws InvalidOptionError for bad options; the listen error (e.g. `EADDRINUSE`).
+ * @throws InvalidOptionError for bad options; HealthServerListenError when it cannot listen (e.g. `EADDRINUSE`).
  */
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const server = new HealthServer(options);

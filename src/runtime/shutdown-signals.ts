@@ -17,18 +17,27 @@ export interface ShutdownSignalOptions {
 /**
  * First SIGTERM/SIGINT: stop claiming, let in-flight jobs finish within the grace period, then close.
  * Second signal: exit at once (jobs still running are rescued by another worker after their lease expires).
- * Returns a function that removes the handlers. Warden never installs these by itself.
+ * Returns a function that removes the handlers; called while a signal's stop and close are running, it removes them
+ * once those have finished (with `exit`, the process exits first), so a second signal still exits with 130.
+ * Warden never installs these by itself.
  */
 export function handleShutdownSignals(target: Stoppable, options: ShutdownSignalOptions = {}): () => void {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const exit = options.exit ?? true;
   let stopping = false;
+  /** Set while the first signal's stop, close and exit run; the remover then leaves the handlers to it. */
+  let closing = false;
+  let removeRequested = false;
+  const remove = () => {
+    for (const s of signals) process.off(s, handler);
+  };
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
       if (exit) process.exit(130);
       return;
     }
     stopping = true;
+    closing = true;
     options.onSignal?.(signal);
     void target
       .stop()
@@ -36,10 +45,17 @@ export function handleShutdownSignals(target: Stoppable, options: ShutdownSignal
       .then(
         () => exit && process.exit(0),
         () => exit && process.exit(1),
-      );
+      )
+      .finally(() => {
+        closing = false;
+        if (removeRequested) remove();
+      });
   };
   for (const s of signals) process.on(s, handler);
   return () => {
-    for (const s of signals) process.off(s, handler);
+    removeRequested = true;
+    // The caller may be done (its worker stopped) while the close this chain runs is not: without a handler a second
+    // signal would get Node's default action and kill the process mid-close, instead of exiting with 130.
+    if (!closing) remove();
   };
 }

@@ -168,6 +168,8 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
       offStarted();
       offStopped();
       options.signal?.removeEventListener('abort', onAbort);
+      // After a signal this runs before the close and exit that signal started have finished; the handlers stay
+      // until then (handleShutdownSignals defers their removal), so a second signal still exits with 130.
       removeSignalHandlers();
     }
   });
