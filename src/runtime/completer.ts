@@ -39,6 +39,10 @@ export interface CompleterOptions {
  * When the database is unreachable, batches are retried with backoff until {@link Completer.close} gives up
  * on them; the jobs are then rescued after their leases expire, which is the at-least-once fallback.
  *
+ * A batch may hold two endings of one job: a stale attempt's beside the live one's, after its job was handed back
+ * or rescued and claimed again. The driver applies each by its own lease and reports by job id, so such a job is
+ * both applied and stale; the applied ending is the one under the newest lease (see `appliedOfRepeats`).
+ *
  * A failed write may have committed (the connection dropped after the statement was sent). Its retry then finds
  * the lease gone and reports the ending stale, though it is this very ending that ended the job: the job would
  * be completed with no `job:completed` event and no audit entry for it. So an ending retried after a failure and
@@ -113,9 +117,12 @@ export class Completer {
           failures = 0;
           isolate = false;
           const stale = new Set(result.stale);
+          // Only a batch with a stale ending can hold two endings of one job, one of them applied.
+          const applied = stale.size === 0 ? null : appliedOfRepeats(batch, result.applied, stale);
           const unsure: Pending[] = [];
           for (const p of batch) {
-            if (!stale.has(p.item.id)) p.resolve('applied');
+            const repeat = applied?.get(p.item.id);
+            if (repeat === undefined ? !stale.has(p.item.id) : repeat === p) p.resolve('applied');
             else if (p.unsure) unsure.push(p);
             else p.resolve('stale');
           }
@@ -164,4 +171,23 @@ export class Completer {
       }
     }
   }
+}
+
+/**
+ * The ending applied of each job that has one ending applied and another stale in `batch`: a stale attempt's
+ * ending beside the live one's (its job handed back or rescued, and claimed again), which the driver reports by job
+ * id only (`applied` and `stale` both name it). It is the ending under the newest lease, the batch's highest lease
+ * token for that job: a job's lease tokens only grow, and a newer lease was issued only after every older one
+ * ended, so no older ending could apply (of one lease sent twice, the first applies). Null when there is none.
+ */
+function appliedOfRepeats(batch: readonly Pending[], applied: readonly string[], stale: ReadonlySet<string>): Map<string, Pending> | null {
+  const both = new Set(applied.filter((id) => stale.has(id)));
+  if (both.size === 0) return null;
+  const newest = new Map<string, Pending>();
+  for (const p of batch) {
+    if (!both.has(p.item.id)) continue;
+    const current = newest.get(p.item.id);
+    if (current === undefined || p.item.leaseToken > current.item.leaseToken) newest.set(p.item.id, p);
+  }
+  return newest;
 }

@@ -11,6 +11,12 @@ import type { Driver, JobLease } from '../driver/driver.js';
  * whose reply was lost after it committed, and (PostgreSQL) a job handed to the worker whose notification or read
  * was lost, or that arrived as it stopped. Without this they wait for their leases to expire and are rescued, a
  * `lost` attempt each. The release (`jobRelease`) takes the attempt back.
+ *
+ * A hand-off's notification travels on the LISTEN connection, apart from the release's statements: it can arrive
+ * after a release found its job unreceived and handed it back. Started then, the job would run under a lease taken
+ * back while its next claim runs it again. So the leases a release hands back are remembered (the most recent
+ * {@link MAX_LEASED_TO}, what one release can hand back) and such a late notice is dropped
+ * ({@link UnreceivedJobs.handedBack}).
  */
 export class UnreceivedJobs {
   /** Times {@link UnreceivedJobs.mark} was called. */
@@ -20,6 +26,9 @@ export class UnreceivedJobs {
   readonly #deps: { driver: Driver; clock: Clock; workerId: string };
   /** Leases (`id:token`) whose ending was given up on: still the worker's, received, left for the rescue. */
   readonly #givenUp = new Set<string>();
+  /** Leases a release handed back (or tried to), by job id, oldest first: a late notice for one is dropped. */
+  readonly #handedBack = new Map<string, number>();
+  #handoffsSettled = 0;
 
   constructor(deps: { driver: Driver; clock: Clock; workerId: string }) {
     this.#deps = deps;
@@ -28,6 +37,16 @@ export class UnreceivedJobs {
   /** Jobs may be leased to the worker unseen: marked since the last release began. @default false */
   get possible(): boolean {
     return this.#marks !== this.#lookedFor;
+  }
+
+  /**
+   * Leases the releases so far handed back (applied, or found gone) that a hand-off may have given: lease token 1,
+   * as every hand-off leases its job. Such a hand-off is settled: its notice, should it still come, is dropped, so
+   * the worker never receives it. A first claim's job (also token 1) whose reply was lost is counted too: the
+   * registration takes that excess back (see `jobClaimHandoffSql`).
+   */
+  get handoffsSettled(): number {
+    return this.#handoffsSettled;
   }
 
   /** Says jobs may be leased to the worker unseen (a failed claim, a lost hand-off): the next release looks. */
@@ -46,11 +65,23 @@ export class UnreceivedJobs {
   }
 
   /**
+   * Whether a release handed `lease` back (or tried to) before it was received: then its hand-off's notice came
+   * late and must not start it. A lease is handed off once, so it is forgotten once asked about.
+   */
+  handedBack(lease: JobLease): boolean {
+    if (this.#handedBack.get(lease.id) !== lease.leaseToken) return false;
+    this.#handedBack.delete(lease.id);
+    return true;
+  }
+
+  /**
    * Hands back the running jobs leased to the worker that it does not hold (`held()`: buffered, running, with an
    * ending pending, or received and about to be taken) and did not run with an ending given up on; then nothing is
    * {@link UnreceivedJobs.possible}, unless marked again while it ran (a hand-off whose read failed after the
    * leases were read: that job was not among them). `held` is asked once the leases are read, so a job received
    * while the read was in flight (a hand-off) counts as held: asked before, it would be handed back and then run.
+   * The leases to hand back are remembered in the same step, before the release is sent, so a notice arriving
+   * from then on is dropped ({@link UnreceivedJobs.handedBack}).
    * @returns How many were handed back.
    */
   async release(held: () => ReadonlySet<string>): Promise<number> {
@@ -63,8 +94,20 @@ export class UnreceivedJobs {
     for (const key of this.#givenUp) if (!leaseKeys.has(key)) this.#givenUp.delete(key);
     const unreceived = leased.filter((l) => !holding.has(l.id) && !this.#givenUp.has(`${l.id}:${l.leaseToken}`));
     let released = 0;
-    if (unreceived.length > 0) released = (await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() })).applied.length;
+    if (unreceived.length > 0) {
+      for (const lease of unreceived) this.#rememberHandedBack(lease);
+      released = (await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() })).applied.length;
+      // Counted once the release went through: failed, it is tried again (and counted then).
+      for (const lease of unreceived) if (lease.leaseToken === 1) this.#handoffsSettled++;
+    }
     this.#lookedFor = marks;
     return released;
+  }
+
+  /** Remembers a lease handed back, the oldest forgotten past {@link MAX_LEASED_TO}. */
+  #rememberHandedBack(lease: JobLease): void {
+    this.#handedBack.delete(lease.id);
+    this.#handedBack.set(lease.id, lease.leaseToken);
+    if (this.#handedBack.size > MAX_LEASED_TO) this.#handedBack.delete(this.#handedBack.keys().next().value!);
   }
 }

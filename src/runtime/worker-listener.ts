@@ -19,6 +19,16 @@ export interface WorkerListenerDeps {
   take: (row: JobRow, slotsLeft: number) => void;
   /** Counts a job handed to the worker as it is received. */
   onHandedOff: () => void;
+  /**
+   * A job handed to the worker whose notice came but whose row could not be read (the read failed, or found the job
+   * no longer the worker's): it is never received. Called before `onPossiblyUnreceived`.
+   */
+  onHandoffMissed: () => void;
+  /**
+   * Whether a hand-back of unreceived jobs already handed this job back (`UnreceivedJobs.handedBack`): its notice
+   * came late, and it must not start.
+   */
+  handedBack: (row: JobRow) => boolean;
   /** The enqueues of this process in flight, settled; null when none (see `EnqueuesInFlight`). @default none */
   enqueuesSettled?: () => Promise<void> | null;
 }
@@ -86,6 +96,7 @@ export class WorkerListener {
           workerId,
           onJob: (row, slotsLeft) => this.#receive(row, slotsLeft),
           onMissed: () => {
+            this.#deps.onHandoffMissed();
             onPossiblyUnreceived();
             notify();
           },
@@ -133,10 +144,12 @@ export class WorkerListener {
   /**
    * A job an enqueue handed to this worker, leased to it as a claim would have. Taken once this process's enqueues
    * in flight have settled, unless the worker stopped listening meanwhile: then it is not held, and the shutdown's
-   * hand-back of jobs handed late finds it.
+   * hand-back of jobs handed late finds it. Dropped when a hand-back of unreceived jobs, which found it leased and
+   * not held, handed it back before this notice came: it is queued again, and runs once claimed under a new lease.
    */
   #receive(row: JobRow, slotsLeft: number): void {
     if (!this.listening) return;
+    if (this.#deps.handedBack(row)) return;
     this.#deps.onHandedOff();
     const enqueued = this.#deps.enqueuesSettled?.();
     if (!enqueued) {

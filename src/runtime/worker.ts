@@ -88,6 +88,13 @@ export class Worker {
    * claim that comes up short is followed by a registering one at the next poll or wake-up.
    */
   #lastClaimShort = false;
+  /**
+   * Jobs handed to this worker whose notice came with a row that could not be read: it never receives them. With
+   * {@link WorkerCounters.handedOff} and those handed back unreceived ({@link UnreceivedJobs.handoffsSettled}) they
+   * are the hand-offs settled, which a registering claim reports as `received`: counted as none, each would keep a
+   * slot of every later registration taken, as if still on its way (see {@link Worker.#claim}).
+   */
+  #handoffsMissed = 0;
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -119,6 +126,8 @@ export class Worker {
       notify: (queue) => this.notify(queue),
       onPossiblyUnreceived: () => this.#unreceived.mark(),
       onHandedOff: () => this.counters.handedOff++,
+      onHandoffMissed: () => this.#handoffsMissed++,
+      handedBack: (row) => this.#unreceived.handedBack(row),
       take: (row, slotsLeft) => this.#take(row, slotsLeft),
     });
     this.#wakeup = new Wakeup(deps.clock);
@@ -308,7 +317,8 @@ export class Worker {
    * Claims up to `limit` due jobs. With `handoff`, a claim that empties the queues also registers this worker to
    * be handed new jobs directly, as many as its handlers free now ({@link JobClaimParams.handoff}): not buffer
    * room, so a job is handed only to a worker that starts it at once. The registration outlives three polls,
-   * each of which refreshes it (an idle worker's claims all register).
+   * each of which refreshes it (an idle worker's claims all register). It reports as `received` every hand-off
+   * settled ({@link Worker.#handoffsSettled}), so only those still on their way take slots.
    */
   async #claim(limit: number, handoff: boolean): Promise<JobRow[]> {
     const { driver, clock, events } = this.#deps;
@@ -316,7 +326,7 @@ export class Worker {
     if (handoff) this.#listener.willRegister();
     const rows = await driver.jobClaim({
       queues: this.#options.queues, limit, workerId: this.id, leaseMs: this.#options.leaseMs, now: clock.sqlNow(),
-      ...(handoff ? { handoff: { slots: concurrency - this.#running - this.#buffer.length, expiresInMs: 3 * pollMs, received: this.counters.handedOff } } : {}),
+      ...(handoff ? { handoff: { slots: concurrency - this.#running - this.#buffer.length, expiresInMs: 3 * pollMs, received: this.#handoffsSettled() } } : {}),
     });
     this.counters.claimed += rows.length;
     if (rows.length > 0) events.emit('worker:claimed', { workerId: this.id, count: rows.length });
@@ -370,6 +380,11 @@ export class Worker {
       for (const id of this.#listener.waiting.keys()) held.add(id);
       return held;
     });
+  }
+
+  /** Hand-offs received, missed (their row unreadable) or handed back unreceived: none of them is on its way. */
+  #handoffsSettled(): number {
+    return this.counters.handedOff + this.#handoffsMissed + this.#unreceived.handoffsSettled;
   }
 
   /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */
@@ -430,7 +445,9 @@ export class Worker {
     await loop.done;
     await this.#listener.stopAfter(this.#listening);
     await this.#releaseBuffer();
-    if (this.#listener.handoff) await this.#releaseHandedLate();
+    // Hand-off on: jobs handed to it may not have arrived. Either way, a claim that failed since the last hand-back
+    // (its reply lost after it committed, then the stop came during the back-off) left its jobs leased to it unseen.
+    if (this.#listener.handoff || this.#unreceived.possible) await this.#releaseHandedLate();
     const graceOver = new AbortController();
     const everyoneDone = Promise.all(this.#inFlight.values());
     const finishedInTime = await Promise.race([everyoneDone.then(() => true), clock.sleep(this.#options.graceMs, graceOver.signal).then(() => false)]);
@@ -455,8 +472,9 @@ export class Worker {
   }
 
   /**
-   * Hands back jobs handed to this worker whose notification had not arrived when it stopped listening (see
-   * {@link Worker.#releaseUnreceived}); on failure their leases expire and the rescue takes them.
+   * Hands back jobs handed to this worker whose notification had not arrived when it stopped listening, and those of
+   * a claim whose reply was lost (see {@link Worker.#releaseUnreceived}); on failure their leases expire and the
+   * rescue takes them.
    */
   async #releaseHandedLate(): Promise<void> {
     try {

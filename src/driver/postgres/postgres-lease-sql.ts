@@ -85,9 +85,13 @@ export const CLAIM_JSON = CLAIM_FIELDS.map((f) => (f === 'id' ? 'id::text' : f))
  * until `$7` ms from now, under the advisory lock key `$8` its LISTEN connection holds, to be sent its jobs on the
  * channel `$10` that connection listens on, for `$6` slots less the
  * jobs it claimed and less the jobs handed to it it has not received yet (`handed`, counted by the enqueues, minus
- * `$9`, what it has received): without that, a registration racing a hand-off would give back the slot the
- * hand-off just took. Any other such claim sets the worker's slots to 0 (kept, not deleted, so `handed` keeps
- * counting): it has more to do than free handlers, or none free. Data-modifying CTEs run whether or not the query
+ * `$9`, the hand-offs it has settled: received, or lost and handed back): without that, a registration racing a
+ * hand-off would give back the slot the hand-off just took. The worker errs on the high side, as it cannot always
+ * tell a lost hand-off from a lost claim's job (both leased to it unseen, lease token 1) and counts a hand-off whose
+ * read failed again when it hands it back: `$9` above `handed` is that excess, and `handed` is raised to `$9`, so the
+ * excess is not held against later hand-offs. (Counted short, a lost hand-off would take a slot for good.) Any
+ * other such claim sets the worker's slots to 0 (kept, not deleted, so `handed` keeps counting): it has more to do
+ * than free handlers, or none free. Data-modifying CTEs run whether or not the query
  * reads them, and the two conditions exclude each other, so each claim writes the row at most once. Registering also deletes registrations expired a minute ago (workers that died without
  * withdrawing; a live one's has no slots then, so nothing was in flight to it).
  */
@@ -99,7 +103,8 @@ function handoffRegisterCtes(s: string): string {
   SELECT $3, $1::text[], $6::int - ${claimed}, $4, $8::bigint, ${nowAt(5)} + ${msAt(7)}, $9::bigint, $10
   WHERE ${registering}
   ON CONFLICT (worker_id) DO UPDATE SET queues = excluded.queues, lease_ms = excluded.lease_ms, lock_key = excluded.lock_key,
-    channel = excluded.channel, expires_at = excluded.expires_at, slots = greatest(0, excluded.slots - greatest(0, w.handed - excluded.handed))
+    channel = excluded.channel, expires_at = excluded.expires_at, slots = greatest(0, excluded.slots - greatest(0, w.handed - excluded.handed)),
+    handed = greatest(w.handed, excluded.handed)
 ),
 hz AS (
   UPDATE ${s}.handoff_waiters SET slots = 0
@@ -161,7 +166,9 @@ RETURNING j.id, j.lease_token`;
  * parameter); the plan test checks both kinds. The lookup stays an index condition, the token and state a filter.
  * An attempt that completes its job (outcome and state `completed`) gets no row: `u` keeps it on the job row
  * (`completed_by` = its worker; attempt, lease token, start and finish are already there; migration 0011). Only a
- * final state may hold it there, which nothing overwrites. Ids must be distinct (the driver dedupes).
+ * final state may hold it there, which nothing overwrites. Ids must be distinct: an `UPDATE` changes a row once, so
+ * of two items of one job only one would be tried. The driver sends a job's ending under another lease token (a
+ * stale attempt's beside the live one's) in a statement of its own (`jobFinishMany`).
  * Params: `$1` ids, `$2` tokens, `$3` outcomes, `$4` next states, `$5` retry delays (ms), `$6` errors (JSON
  * text or NULL), `$7` now, `$8` extend-attempts flags (a yielded attempt gives its attempt back:
  * `max_attempts + 1`). Returns the applied `(id, lease_token)`.
@@ -216,7 +223,7 @@ SELECT id, lease_token FROM u`;
  * (`= ANY (ARRAY[…])`, see `jobFinishManySql`); a row another transaction changed meanwhile is re-checked on its
  * newest version.
  * `running` is a column of `i`, not a literal, so the partial `jobs_lease_idx` cannot be picked on statistics that
- * saw no running job. Ids must be distinct.
+ * saw no running job. Ids must be distinct, as for `jobFinishManySql` (the driver sends repeats separately).
  * It answers with one value: NULL when it completed every job of `$1` (nearly always), else the ids it completed,
  * instead of a row per completed job for the worker to read (the driver-only loop of claims and completions of 260:
  * worker CPU 7.5–8.5 → 6.1–6.4 µs a job; the completion's server work the same as with a row per job, 7.8–8.3 µs a

@@ -4,7 +4,7 @@
  * Each is one statement from `postgres-sql.ts`; heartbeats and endings without `tx` run on the worker pool.
  * @module
  */
-import type { JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobRescueParams, RescuedJob } from '../driver.js';
+import type { JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobRescueParams, RescuedJob } from '../driver.js';
 import { isPlainCompletion } from '../is-plain-completion.js';
 import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
 import type { Run } from './postgres-insert.js';
@@ -36,27 +36,81 @@ export async function jobHeartbeat(ctx: PostgresLeaseWriteContext, params: JobHe
 
 /**
  * Ends attempts in one statement (on the caller's transaction with `tx`); a lease no longer held is stale and
- * changes nothing. @throws InvalidTransactionError when `tx` is not a pg client.
+ * changes nothing. Two endings of one job under different lease tokens (a stale attempt's and the live one's,
+ * which the caller may batch together) both go to the database: one statement cannot update a row twice, so a
+ * repeated job goes in a second statement (a third for a third token, …), each ending applied or stale by its own
+ * guard. Nearly every batch has no repeat and is one statement. The same lease twice is ended once: the repeat is
+ * stale. @throws InvalidTransactionError when `tx` is not a pg client.
  */
 export async function jobFinishMany(ctx: PostgresLeaseWriteContext, params: JobFinishManyParams): Promise<JobLeaseResult> {
   const run = params.tx === undefined ? ctx.runWorker : runOn(ctx, params.tx);
-  // One statement cannot update a row twice, so only the first item per job is sent; a repeat would be
-  // stale anyway (the first moves the job out of `running`).
-  const seen = new Set<string>();
-  const items = params.items.filter((item) => isJobId(item.id) && !seen.has(item.id) && seen.add(item.id));
-  if (items.length === 0) return { applied: [], stale: params.items.map((i) => i.id) };
+  /** The lease token of each job whose ending was applied, by id (at most one lease of a job can hold). */
+  let applied: Map<string, number> | null = null;
+  let pending: readonly JobFinish[] | null = params.items;
+  while (pending !== null) {
+    const round = firstPerJob(pending);
+    if (round.items.length > 0) {
+      const done = await finishDistinct(ctx, run, round, params.now);
+      if (applied === null) applied = done;
+      else for (const [id, token] of done) applied.set(id, token);
+    }
+    pending = round.repeats;
+  }
+  // In request order; a lease counted applied once (a repeated item for the same lease was not applied again).
+  const result: JobLeaseResult = { applied: [], stale: [] };
+  for (const item of params.items) {
+    if (applied !== null && applied.get(item.id) === item.leaseToken) {
+      applied.delete(item.id);
+      result.applied.push(item.id);
+    } else {
+      result.stale.push(item.id);
+    }
+  }
+  return result;
+}
+
+/** One statement's worth of endings: at most one per job ({@link firstPerJob}). */
+interface DistinctEndings {
+  items: JobFinish[];
+  /** The lease token of each item sent, by id. */
+  tokens: Map<string, number>;
+  /** Endings of a job already in `items` under another lease token, for a later statement; null when none. */
+  repeats: JobFinish[] | null;
+}
+
+/**
+ * Splits endings into the first of each job, sent now, and the repeats of a job under another lease token, sent
+ * after. Items that are not job ids and repeats of a lease already in `items` are dropped: they are stale.
+ */
+function firstPerJob(endings: readonly JobFinish[]): DistinctEndings {
+  const round: DistinctEndings = { items: [], tokens: new Map(), repeats: null };
+  for (const item of endings) {
+    if (!isJobId(item.id)) continue;
+    const token = round.tokens.get(item.id);
+    if (token === undefined) {
+      round.tokens.set(item.id, item.leaseToken);
+      round.items.push(item);
+    } else if (token !== item.leaseToken) {
+      (round.repeats ??= []).push(item);
+    }
+  }
+  return round;
+}
+
+/** Ends distinct jobs in one statement. @returns The lease token of each job whose ending was applied, by id. */
+async function finishDistinct(ctx: PostgresLeaseWriteContext, run: Run, round: DistinctEndings, now: Date | null): Promise<Map<string, number>> {
+  const { items, tokens } = round;
   const ids = idArrayParam(items.map((i) => i.id));
   const leaseTokens = intArrayParam(items.map((i) => i.leaseToken));
   // A batch that only completes jobs (nearly every batch of a drain) has no attempt row to write: the shorter
   // statement skips capturing each row first, and answers with null when it applied every item sent.
   if (items.every(isPlainCompletion)) {
-    const { rows } = await run<{ applied: string[] | null }>(ctx.sql.jobCompleteMany, [ids, leaseTokens, params.now]);
+    const { rows } = await run<{ applied: string[] | null }>(ctx.sql.jobCompleteMany, [ids, leaseTokens, now]);
     const appliedIds = rows[0]?.applied ?? null;
-    // `seen` holds the ids sent. In request order, a job counted applied once (a repeat of it is stale).
-    const applied = appliedIds === null ? seen : new Set(appliedIds);
-    const result: JobLeaseResult = { applied: [], stale: [] };
-    for (const item of params.items) (applied.delete(item.id) ? result.applied : result.stale).push(item.id);
-    return result;
+    if (appliedIds === null) return tokens;
+    const applied = new Map<string, number>();
+    for (const id of appliedIds) applied.set(String(id), tokens.get(String(id))!);
+    return applied;
   }
   const { rows } = await run<{ id: string; lease_token: string }>(ctx.sql.jobFinishMany, [
     ids,
@@ -65,21 +119,10 @@ export async function jobFinishMany(ctx: PostgresLeaseWriteContext, params: JobF
     wordArrayParam(items.map((i) => i.state)),
     floatArrayParam(items.map((i) => i.retryDelayMs)),
     nullableTextArrayParam(items.map((i) => (i.error === null ? null : JSON.stringify(i.error)))),
-    params.now,
+    now,
     boolArrayParam(items.map((i) => i.extendAttempts ?? false)),
   ]);
-  // Count a job applied once: a repeated item for the same lease was not applied a second time.
-  const tokens = appliedTokens(rows);
-  const result: JobLeaseResult = { applied: [], stale: [] };
-  for (const item of params.items) {
-    if (tokens.get(item.id) === item.leaseToken) {
-      tokens.delete(item.id);
-      result.applied.push(item.id);
-    } else {
-      result.stale.push(item.id);
-    }
-  }
-  return result;
+  return appliedTokens(rows);
 }
 
 /** Moves running jobs with expired leases to `retrying` (or `dead`), recording a `lost` attempt each. */

@@ -15,6 +15,13 @@ import { listenSql } from './postgres-sql.js';
 /** What {@link postgresListen} needs. */
 export interface PostgresListenOptions {
   connectionString: string;
+  /**
+   * Bounds each step of setting the connection up, as the pools' `connectTimeoutMs` bounds their connects: the
+   * connect, then each statement that makes it listen (the wait for the hand-off lock gets its 2 s on top). A server
+   * that accepts the TCP connection and never answers then fails `listen()`, or the reconnect attempt, which is
+   * tried again after its back-off, instead of hanging it.
+   */
+  connectTimeoutMs: number;
   /** The NOTIFY channel, e.g. `warden_jobs`. */
   channel: string;
   /** Called with each notification's payload (a queue name). */
@@ -37,7 +44,11 @@ export interface PostgresListenOptions {
     /** Prepare `fetchSql` under this name on the connection (`preparedStatements`); unnamed when absent. */
     fetchName?: string;
     onJob: (row: JobRow, slotsLeft: number) => void;
-    /** A handed job could not be read: it is leased to the worker, unreceived. */
+    /**
+     * A handed job's row could not be read, so it is never passed to `onJob`: the read failed (the job stays leased
+     * to the worker, unreceived), or found it no longer the worker's under the hand-off's lease (cancelled, or handed
+     * back by the worker, meanwhile).
+     */
     onMissed: () => void;
   };
 }
@@ -51,6 +62,19 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 const BACKOFF_START_MS = 100;
 /** Longest reconnect delay. */
 const BACKOFF_MAX_MS = 5_000;
+/**
+ * How long a reconnected connection must stay up before the back-off starts again from {@link BACKOFF_START_MS}:
+ * one the server drops as soon as it is listening (a session limit, a proxy, an `idle_session_timeout`) counts as a
+ * failed attempt, so such a server is not reconnected to ten times a second for ever.
+ */
+const STABLE_MS = BACKOFF_MAX_MS;
+/** The lock wait's own bound (`HANDOFF_LOCK_TIMEOUT_SQL`), added to its statement's timeout. */
+const LOCK_WAIT_MS = 2_000;
+/**
+ * Idle time before TCP keepalive probes begin: a LISTEN connection is idle between notifications, so a server gone
+ * without closing it (a machine lost, a dropped NAT mapping) is noticed only by probes, and then reconnected to.
+ */
+const KEEPALIVE_DELAY_MS = 10_000;
 
 /**
  * Opens a dedicated `pg.Client` (not a pooled one: a pooled connection would be handed to other queries and
@@ -58,12 +82,14 @@ const BACKOFF_MAX_MS = 5_000;
  * `end` (server restart, `pg_terminate_backend`, network loss) it calls `onError`, reconnects with
  * exponential backoff and jitter, listens again and calls `onReconnect`.
  *
- * The returned promise rejects if the first connection fails, so misconfiguration surfaces to the caller;
- * after that nothing ever throws or rejects unhandled, and callback exceptions are contained.
+ * The returned promise rejects if the first connection fails, so misconfiguration surfaces to the caller, and so
+ * does a server that does not answer within `connectTimeoutMs`; after that nothing ever throws or rejects
+ * unhandled, and callback exceptions are contained. A reconnect attempt is bounded the same way, so a hung one
+ * fails and is followed by the next.
  * @returns An idempotent unsubscribe that stops reconnecting and closes the connection.
  */
 export async function postgresListen(options: PostgresListenOptions): Promise<() => Promise<void>> {
-  const { connectionString, channel, handoff } = options;
+  const { connectionString, connectTimeoutMs, channel, handoff } = options;
   const statement = listenSql(channel);
   const readHandoff = handoff ? handoffReader(handoff.workerId) : null;
   let stopped = false;
@@ -71,6 +97,8 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
   let active: pg.Client | null = null;
   let timer: NodeJS.Timeout | null = null;
   let failures = 0;
+  /** Running while a reconnected connection has not yet stayed up {@link STABLE_MS}. */
+  let stabilizing: NodeJS.Timeout | null = null;
 
   // User callbacks must not be able to break the reconnect loop (or throw inside a pg event handler).
   const report = (error: unknown): void => {
@@ -88,8 +116,19 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     }
   };
 
+  /**
+   * Runs one statement of the set-up, bounded (`query_timeout`): past it the statement fails, and the client, ended
+   * with that statement still active, is destroyed rather than waited on.
+   */
+  const setUp = <R extends pg.QueryResultRow>(client: pg.Client, text: string, values?: unknown[], extraMs = 0): Promise<pg.QueryResult<R>> => {
+    const config: pg.QueryConfig & { query_timeout: number } = { text, query_timeout: connectTimeoutMs + extraMs, ...(values ? { values } : {}) };
+    return client.query<R>(config);
+  };
+
   const open = async (): Promise<void> => {
-    const client = new pg.Client({ connectionString });
+    const client = new pg.Client({
+      connectionString, connectionTimeoutMillis: connectTimeoutMs, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    });
     // Errors before `active === client` surface through connect()/query() rejections instead; ignoring the
     // events here keeps them from being reported twice or triggering a second reconnect.
     client.on('error', (error) => {
@@ -123,7 +162,7 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     });
     try {
       await client.connect();
-      await client.query(statement);
+      await setUp(client, statement);
       if (handoff) {
         // Listening on the private channel before the lock is taken: an enqueue that finds the lock held may
         // send there at once.
@@ -144,7 +183,8 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
   /**
    * Passes on a job handed to this worker: the row its notification carries, or else read on the connection that
    * was told (the read needs no commit; prepared, it took ~0.1 ms less a job in an idle worker's W3). A failed
-   * read leaves the job leased to the worker unseen: `onMissed` (and a lost connection reconnects). Once
+   * read leaves the job leased to the worker unseen: `onMissed` (and a lost connection reconnects); so does a read
+   * that finds the job no longer the worker's, which will not arrive either. Once
    * unsubscribed, neither the job nor the read's failure (closing the connection ends a read in flight with
    * "Connection terminated") is passed on: the worker unsubscribes as it stops, and then hands back every job
    * leased to it that it did not receive.
@@ -158,7 +198,11 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     }
     client.query<{ job: PgClaimTuple }>({ ...(fetchName ? { name: fetchName } : {}), text: fetchSql, values: [notice.jobId, workerId] }).then(
       ({ rows }) => {
-        if (rows[0] && !stopped) safely(() => handoff!.onJob(toClaimedJobRow(rows[0]!.job, workerId, notice.leaseMs), notice.slotsLeft));
+        if (stopped) return;
+        const row = rows[0];
+        // Not found: no job to pass on, and the worker must still learn that this hand-off will not arrive.
+        if (row) safely(() => handoff!.onJob(toClaimedJobRow(row.job, workerId, notice.leaseMs), notice.slotsLeft));
+        else safely(handoff!.onMissed);
       },
       (error: unknown) => {
         if (stopped) return;
@@ -174,14 +218,14 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
    * @returns Whether it listens.
    */
   const listenPrivately = async (client: pg.Client, { channel, workerId }: NonNullable<PostgresListenOptions['handoff']>): Promise<boolean> => {
-    await client.query(HANDOFF_CHANNEL_SET_SQL, [channel]);
+    await setUp(client, HANDOFF_CHANNEL_SET_SQL, [channel]);
     try {
-      await client.query(HANDOFF_LISTEN_SQL);
+      await setUp(client, HANDOFF_LISTEN_SQL);
       return true;
     } catch (error) {
       if ((error as { code?: unknown }).code !== INSUFFICIENT_PRIVILEGE) throw error;
       // The block did not clear it: the name leaves the session's settings all the same.
-      await client.query(HANDOFF_CHANNEL_SET_SQL, ['']);
+      await setUp(client, HANDOFF_CHANNEL_SET_SQL, ['']);
       report(new Error(`Expected to LISTEN on the private hand-off channel of worker ${workerId} (a DO block), got it refused: jobs are not handed to this worker, it claims them`, { cause: error }));
       return false;
     }
@@ -194,21 +238,24 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
    * lasts, then none until this listener reconnects; reported, not fatal to wake-ups.
    */
   const lockHandoff = async (client: pg.Client, { lockKey, workerId }: NonNullable<PostgresListenOptions['handoff']>): Promise<void> => {
-    const { rows } = await client.query<{ ok: boolean }>(HANDOFF_LOCK_SQL, [lockKey]);
+    const { rows } = await setUp<{ ok: boolean }>(client, HANDOFF_LOCK_SQL, [lockKey]);
     if (rows[0]?.ok) return;
-    await client.query(HANDOFF_LOCK_TIMEOUT_SQL);
+    await setUp(client, HANDOFF_LOCK_TIMEOUT_SQL);
     try {
-      await client.query(HANDOFF_LOCK_WAIT_SQL, [lockKey]);
+      await setUp(client, HANDOFF_LOCK_WAIT_SQL, [lockKey], LOCK_WAIT_MS);
     } catch (error) {
       if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
       report(new Error(`Expected to take the hand-off lock of worker ${workerId} within 2 s, got it held by another session`, { cause: error }));
     } finally {
-      await client.query(HANDOFF_LOCK_TIMEOUT_RESET_SQL);
+      await setUp(client, HANDOFF_LOCK_TIMEOUT_RESET_SQL);
     }
   };
 
   const lost = (client: pg.Client, error: unknown): void => {
     active = null;
+    // Dropped before it proved stable: the back-off goes on growing.
+    if (stabilizing) clearTimeout(stabilizing);
+    stabilizing = null;
     report(error);
     client.end().catch(() => {});
     schedule();
@@ -233,7 +280,12 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
       return;
     }
     if (stopped) return;
-    failures = 0;
+    // The back-off starts again only once this connection has stayed up (see STABLE_MS), not at once.
+    stabilizing = setTimeout(() => {
+      stabilizing = null;
+      failures = 0;
+    }, STABLE_MS);
+    stabilizing.unref();
     safely(options.onReconnect);
   };
 
@@ -244,6 +296,8 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     stopped = true;
     if (timer) clearTimeout(timer);
     timer = null;
+    if (stabilizing) clearTimeout(stabilizing);
+    stabilizing = null;
     const client = active;
     active = null;
     if (client) await client.end().catch(() => {});

@@ -87,7 +87,8 @@ FROM jobs WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
 
 /**
  * A batch of endings as one JSON array `@items` of `[id, leaseToken, outcome, state, retryDelayMs, error, extend]`
- * (`error`: JSON text or null; `extend`: 0 or 1), ids distinct. Two statements per batch instead of two per job:
+ * (`error`: JSON text or null; `extend`: 0 or 1), ids distinct (the update changes a row once: the driver runs a
+ * job's ending under another lease token in a round of its own). Two statements per batch instead of two per job:
  * each statement call costs more than the row work for a no-op job. Same guard as
  * {@link ATTEMPT_INSERT_FROM_LEASE}; run before {@link JOB_FINISH_MANY}, in one transaction, since the job update
  * clears the worker the attempt row copies. An attempt that completes its job (outcome and state `completed`) gets

@@ -98,24 +98,54 @@ export async function jobFinishMany(ctx: SqliteContext, params: JobFinishManyPar
 
 /**
  * The endings inside one write transaction; an attempt row for each applied one that does not complete its job
- * (a completing attempt is kept on the job row). One statement cannot end a
- * job twice, so only the first item per job goes in; a repeat is stale anyway (the first moves the job out of
- * `running`).
+ * (a completing attempt is kept on the job row). The statements end each job at most once, so endings of one job
+ * under different lease tokens (a stale attempt's and the live one's, which the caller may batch together) go in
+ * rounds: the first ending of each job, then the repeats under another token, each applied or stale by its own
+ * guard. Nearly every batch has no repeat and is one round. The same lease twice is ended once: the repeat is stale.
  */
 function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: number | null): JobLeaseResult {
   const result: JobLeaseResult = { applied: [], stale: [] };
   if (items.length === 0) return result;
   const now = resolveNow(prepare, nowParam);
+  /** The lease token of each job whose ending was applied, by item id (at most one lease of a job can hold). */
+  const applied = new Map<string, number>();
+  let pending: readonly JobFinish[] | null = items;
+  while (pending !== null) pending = finishRound(prepare, pending, now, applied);
+  // In request order; a lease counted applied once (a repeated item for the same lease was not applied again).
+  for (const item of items) {
+    if (applied.get(item.id) === item.leaseToken) {
+      applied.delete(item.id);
+      result.applied.push(item.id);
+    } else {
+      result.stale.push(item.id);
+    }
+  }
+  return result;
+}
+
+/**
+ * Ends the first ending of each job among `items` (ids distinct, as the statements need), adding the leases applied
+ * to `applied`. Items that are not job ids, and repeats of a lease already in this round, are left out: stale.
+ * @returns The repeats of a job under another lease token, for the next round; null when there are none.
+ */
+function finishRound(prepare: Prepare, items: readonly JobFinish[], now: number, applied: Map<string, number>): JobFinish[] | null {
   // A batch that only completes jobs (nearly every batch of a drain) goes through the shorter statement.
   const plain = items.every(isPlainCompletion);
   const batch: unknown[][] = [];
   /** The item id of each `batch` entry (a job id as the caller wrote it, which `parseJobId` accepted). */
   const batchIds: string[] = [];
-  const seen = new Set<number>();
+  /** The lease token sent for each job, by item id. */
+  const tokens = new Map<string, number>();
+  let repeats: JobFinish[] | null = null;
   for (const item of items) {
     const id = parseJobId(item.id);
-    if (id === null || seen.has(id)) continue;
-    seen.add(id);
+    if (id === null) continue;
+    const token = tokens.get(item.id);
+    if (token !== undefined) {
+      if (token !== item.leaseToken) (repeats ??= []).push(item);
+      continue;
+    }
+    tokens.set(item.id, item.leaseToken);
     batchIds.push(item.id);
     if (plain) {
       batch.push([id, item.leaseToken]);
@@ -124,40 +154,38 @@ function finishJobs(prepare: Prepare, items: readonly JobFinish[], nowParam: num
     const error = item.error === null ? null : JSON.stringify(item.error);
     batch.push([id, item.leaseToken, item.outcome, item.state, Math.trunc(item.retryDelayMs), error, item.extendAttempts === true ? 1 : 0]);
   }
-  const applied = new Set<string>();
-  if (batch.length > 0) {
-    const json = JSON.stringify(batch);
-    if (plain) {
-      completeJobs(prepare, json, now, batchIds, applied);
-    } else {
-      // The attempt rows first: they copy attempt/worker/started_at that the job update then clears.
-      prepare(LeaseSQL.ATTEMPT_INSERT_FROM_LEASES).run({ items: json, now });
-      for (const row of prepare(LeaseSQL.JOB_FINISH_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
+  if (batch.length === 0) return repeats;
+  const json = JSON.stringify(batch);
+  if (plain) {
+    for (const id of completeJobs(prepare, json, now, batchIds)) applied.set(id, tokens.get(id)!);
+  } else {
+    // The attempt rows first: they copy attempt/worker/started_at that the job update then clears.
+    prepare(LeaseSQL.ATTEMPT_INSERT_FROM_LEASES).run({ items: json, now });
+    for (const row of prepare(LeaseSQL.JOB_FINISH_MANY).all({ items: json, now }) as { id: DbInt }[]) {
+      const id = String(row.id);
+      applied.set(id, tokens.get(id)!);
     }
   }
-  // Each job applied once: a repeated item for the same job was not applied a second time.
-  for (const item of items) {
-    if (applied.delete(item.id)) result.applied.push(item.id);
-    else result.stale.push(item.id);
-  }
-  return result;
+  return repeats;
 }
 
 /**
  * Completes the jobs of a batch of plain completions (`json`: distinct `[id, leaseToken]` pairs, `ids` their item
- * ids in order), adding the ids completed to `applied`. Counted, not returned: when the statement completed every
- * job, they all applied; otherwise (a lease lost meanwhile, rare) it is undone to its savepoint and run again
- * returning the ids, so the split into applied and stale is exact. A failing statement leaves the savepoint rolled
- * back and released before the error goes on, so a caller's transaction (`tx`) is left as it was.
+ * ids in order). Counted, not returned: when the statement completed every job, they all applied; otherwise (a
+ * lease lost meanwhile, rare) it is undone to its savepoint and run again returning the ids, so the split into
+ * applied and stale is exact. A failing statement leaves the savepoint rolled back and released before the error
+ * goes on, so a caller's transaction (`tx`) is left as it was.
+ * @returns The ids completed: `ids` itself when all were.
  */
-function completeJobs(prepare: Prepare, json: string, now: number, ids: readonly string[], applied: Set<string>): void {
+function completeJobs(prepare: Prepare, json: string, now: number, ids: readonly string[]): readonly string[] {
+  let completed: readonly string[];
   prepare(LeaseSQL.COMPLETE_SAVEPOINT).run();
   try {
     if (prepare(LeaseSQL.JOB_COMPLETE_MANY_COUNTED).run({ items: json, now }).changes === ids.length) {
-      for (const id of ids) applied.add(id);
+      completed = ids;
     } else {
       prepare(LeaseSQL.COMPLETE_ROLLBACK).run();
-      for (const row of prepare(LeaseSQL.JOB_COMPLETE_MANY).all({ items: json, now }) as { id: DbInt }[]) applied.add(String(row.id));
+      completed = (prepare(LeaseSQL.JOB_COMPLETE_MANY).all({ items: json, now }) as { id: DbInt }[]).map((row) => String(row.id));
     }
   } catch (error) {
     try {
@@ -169,6 +197,7 @@ function completeJobs(prepare: Prepare, json: string, now: number, ids: readonly
     throw error;
   }
   prepare(LeaseSQL.COMPLETE_RELEASE).run();
+  return completed;
 }
 
 /**

@@ -23,11 +23,17 @@ export interface DataVersionWatch {
  * Polls the counter and calls `onWake` after each change. Returns a stop function. Uses a real timer on purpose:
  * this is infrastructure polling, like the busy-retry backoff, not business time, so a fake clock does not drive
  * it; a spurious wake only makes the worker look once more.
+ *
+ * The first reading, the baseline, is taken here, synchronously, not at the first tick: a commit between the call
+ * and that tick would otherwise become the baseline and wake nobody. The driver's `listen` calls this before it
+ * resolves and the worker claims only after `listen` resolved, so every commit after the worker's first claim
+ * began is a change from the baseline (one before it is a spurious wake: that claim saw it). When the baseline
+ * cannot be read (the driver closed), the failure is reported and the first reading that succeeds becomes it.
  */
 export function watchDataVersion(watch: DataVersionWatch): () => void {
   let last: number | null = null;
   let failed = false;
-  const timer = setInterval(() => {
+  const look = (): void => {
     let version: number;
     try {
       version = watch.read();
@@ -40,7 +46,9 @@ export function watchDataVersion(watch: DataVersionWatch): () => void {
     }
     if (last !== null && version !== last) watch.onWake();
     last = version;
-  }, watch.intervalMs);
+  };
+  look();
+  const timer = setInterval(look, watch.intervalMs);
   // Never keep a process alive just to watch for wake-ups.
   timer.unref();
   return () => clearInterval(timer);
