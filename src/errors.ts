@@ -179,7 +179,11 @@ export class MigrationRequiredError extends WardenError {
   }
 }
 
-/** `start()` on a Warden that `close()` is closing or has closed: nothing was started. */
+/**
+ * A call on a Warden that `close()` is closing or has closed: `start()` from the call of `close()` on; writes
+ * (`enqueue`, `enqueueMany`, operator actions, `migrate`, `drain`, `rescue`, `runSchedulerOnce`, `runRetentionOnce`,
+ * schedule operations) once `close()` has stopped the worker. Nothing was started or written.
+ */
 export class WardenClosedError extends WardenError {
   /** The call refused, e.g. `"start()"`. */
   readonly call: string;
@@ -312,6 +316,29 @@ export class KeyConflictError extends WardenError {
     super('KEY_CONFLICT', `Expected no other active job with this job's dedup key, got job ${existingJobId ?? '(unknown)'}`, options);
     this.key = key;
     this.existingJobId = existingJobId;
+  }
+}
+
+/**
+ * A replacing (debounce) insert found the waiting holder of its key changed by another transaction, between the
+ * statement's read and its update, more than `MAX_REPLACE_MISSES` (PostgreSQL driver) times in a row. The enqueue did not
+ * complete; outside an application's transaction nothing was written (inside one, roll it back), and enqueueing
+ * again once that job settles works. The message names the input's position, not the key: a key made from a
+ * payload can carry a sensitive value, and messages reach logs and the CLI (`key` holds it).
+ */
+export class KeyReplaceContentionError extends WardenError {
+  readonly key: string;
+  /** The input's position in the batch (0 for `enqueue`). */
+  readonly index: number;
+  readonly misses: number;
+  constructor(key: string, index: number, misses: number) {
+    super(
+      'KEY_REPLACE_CONTENTION',
+      `Expected the waiting job holding the dedup key of input ${index} to stay waiting long enough to replace it, got it changed by other transactions ${misses} times in a row`,
+    );
+    this.key = key;
+    this.index = index;
+    this.misses = misses;
   }
 }
 

@@ -8,7 +8,7 @@ import type { Clock } from '../clock/clock.js';
 import type { Driver, JobInsert, JobInsertResult } from '../driver/driver.js';
 import { InvalidOptionError, UnknownJobError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
-import { buildJobInsert } from '../job/build-job-insert.js';
+import { assertInsertTimesInRange, buildJobInsert } from '../job/build-job-insert.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { JobTracer } from '../observe/job-tracer.js';
 import { EnqueuesInFlight } from '../runtime/enqueues-in-flight.js';
@@ -48,24 +48,31 @@ export class Enqueuer {
 
   /** One job; see `Warden.enqueue`. */
   async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
-    const [result] = await this.#write([await this.#prepare({ job, payload, options })], options.tx);
+    // Checked before `options.tx` is read: null or a string would otherwise be a TypeError or silently no options.
+    if (!isObject(options)) throw new InvalidOptionError('options', options, 'an object of enqueue options, or left out');
+    const now = this.#deps.clock.sqlNow();
+    const [result] = await this.#write([await this.#prepare(job, payload, options, now)], options.tx, now);
     return result!;
   }
 
   /** Many jobs in one transaction; see `Warden.enqueueMany`. */
   async enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
     if (!Array.isArray(items)) throw new InvalidOptionError('enqueueMany(items)', items, 'an array');
+    if (!isObject(options)) throw new InvalidOptionError('enqueueMany(items, options)', options, 'an object { tx? }, or left out');
+    // Every item's shape first, so a malformed one is named by its position whatever the others hold.
+    for (const [index, item] of items.entries()) checkItem(item, index);
+    const now = this.#deps.clock.sqlNow();
     const inserts: JobInsert[] = [];
     for (const [index, item] of items.entries()) {
       try {
-        inserts.push(await this.#prepare({ job: item.job, payload: item.payload, options: item.options ?? {} }));
+        inserts.push(await this.#prepare(item.job, item.payload, item.options ?? {}, now));
       } catch (error) {
         if (error instanceof Error) error.message = `items[${index}]: ${error.message}`;
         throw error;
       }
     }
     if (inserts.length === 0) return [];
-    return this.#write(inserts, options.tx);
+    return this.#write(inserts, options.tx, now);
   }
 
   /**
@@ -81,8 +88,8 @@ export class Enqueuer {
    * call enqueued it, may be handed to an idle worker by its own statement (PostgreSQL): such a write is tracked
    * until its reply, so a job handed to this process's worker starts after its `job:enqueued`.
    */
-  #write(inserts: JobInsert[], tx: unknown): Promise<EnqueueResult[]> {
-    const write = this.#insert(inserts, tx).then((results) => {
+  #write(inserts: JobInsert[], tx: unknown, now: Date | null): Promise<EnqueueResult[]> {
+    const write = this.#insert(inserts, tx, now).then((results) => {
       this.#afterInsert(results, tx !== undefined);
       return results.map(toResult);
     });
@@ -90,15 +97,21 @@ export class Enqueuer {
     return mayHandOff ? this.#inFlight.track(write) : write;
   }
 
-  /** Inserts through the driver, inside one producer span per job when tracing is active. */
-  #insert(jobs: JobInsert[], tx: unknown): Promise<JobInsertResult[]> {
-    const { driver, clock, tracer } = this.#deps;
-    const insert = () => driver.jobInsertMany({ jobs, now: clock.sqlNow(), tx });
+  /** Inserts through the driver at `now` (the clock's, or null for database time), in producer spans when tracing. */
+  #insert(jobs: JobInsert[], tx: unknown, now: Date | null): Promise<JobInsertResult[]> {
+    const { driver, tracer } = this.#deps;
+    const insert = () => driver.jobInsertMany({ jobs, now, tx });
     return tracer ? tracer.publish(jobs, insert) : insert();
   }
 
-  #prepare(item: EnqueueItem): Promise<JobInsert> {
-    return buildJobInsert(this.#resolveJob(item.job), item.payload, item.options ?? {}, this.#deps.payloadLimit);
+  /**
+   * Validates one job and builds its insert. `now` is the time the insert will be written at: when the clock (not
+   * the database) decides it, the run time a `delay` gives is known here and checked too.
+   */
+  async #prepare(job: JobDefinition<any, any> | string, payload: unknown, options: EnqueueItem['options'] & object, now: Date | null): Promise<JobInsert> {
+    const insert = await buildJobInsert(this.#resolveJob(job), payload, options, this.#deps.payloadLimit);
+    assertInsertTimesInRange(insert, now);
+    return insert;
   }
 
   #resolveJob(job: JobDefinition<any, any> | string): JobDefinition<any, any> {
@@ -125,6 +138,28 @@ export class Enqueuer {
     // Inside the caller's transaction the jobs are not visible yet; the worker finds them by notification
     // (PostgreSQL, delivered at commit) or by polling.
     if (!inUserTx) for (const q of queues) this.#deps.onQueueReady(q);
+  }
+}
+
+/** Whether `value` can be read as an options object (an array cannot: its keys are not options). */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Refuses an `enqueueMany` item that is not `{ job, payload, options? }`, naming its position. A `tx` in an item's
+ * options is refused, not ignored: the items share one transaction, `enqueueMany`'s own `tx`, and a per-item one
+ * would be written outside the application's transaction (PostgreSQL: surviving its rollback) or wait on its lock
+ * (SQLite).
+ * @throws InvalidOptionError
+ */
+function checkItem(item: unknown, index: number): asserts item is EnqueueItem {
+  if (!isObject(item)) throw new InvalidOptionError(`items[${index}]`, item, 'an object { job, payload, options? }');
+  const { options } = item;
+  if (options === undefined) return;
+  if (!isObject(options)) throw new InvalidOptionError(`items[${index}].options`, options, 'an object of enqueue options (without tx), or left out');
+  if (options.tx !== undefined) {
+    throw new InvalidOptionError(`items[${index}].options.tx`, options.tx, 'left out: every item is written in one transaction, so pass it once as enqueueMany(items, { tx })');
   }
 }
 

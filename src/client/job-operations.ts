@@ -30,6 +30,11 @@ export interface OperationDeps {
   onQueueReady: (queue: string) => void;
   /** Runs after each operator action's event and before it returns: the audit trail's barrier. */
   afterAction: () => Promise<void>;
+  /**
+   * Runs an operator action (`call`, e.g. `"jobs.retry()"`) on behalf of the Warden: refused with
+   * `WardenClosedError` once it is closed, and waited for by its `close()`.
+   */
+  whileOpen: <T>(call: string, write: () => Promise<T>) => Promise<T>;
 }
 
 /** What {@link JobOperations.list} filters and pages by. */
@@ -96,12 +101,14 @@ export interface QueueOperations {
 
 /** Builds `warden.jobs`. */
 export function createJobOperations(deps: OperationDeps): JobOperations {
-  const { driver, clock, events, afterAction } = deps;
+  const { driver, clock, events, afterAction, whileOpen } = deps;
   /**
-   * Runs an operator action and announces it with the state before (read just before; another process may move
-   * the job in between) and after.
+   * Runs an operator action, while the Warden is open, and announces it with the state before (read just before;
+   * another process may move the job in between) and after.
    */
-  const operate = async (id: string, action: 'retry' | 'cancel' | 'discard', options: ActorOptions, run: (id: string) => Promise<JobRow>): Promise<JobRow> => {
+  const operate = (id: string, action: 'retry' | 'cancel' | 'discard', options: ActorOptions, run: (id: string) => Promise<JobRow>): Promise<JobRow> =>
+    whileOpen(`jobs.${action}()`, () => announce(id, action, options, run));
+  const announce = async (id: string, action: 'retry' | 'cancel' | 'discard', options: ActorOptions, run: (id: string) => Promise<JobRow>): Promise<JobRow> => {
     const before = await driver.jobGet({ id });
     const row = await run(id);
     const after = action === 'discard' ? null : row.state;
@@ -140,20 +147,20 @@ export function createJobOperations(deps: OperationDeps): JobOperations {
 
 /** Builds `warden.queues`. */
 export function createQueueOperations(deps: OperationDeps): QueueOperations {
-  const { driver, events, afterAction } = deps;
+  const { driver, events, afterAction, whileOpen } = deps;
   return {
     list: () => driver.queueList(),
     activity: () => driver.queueActivity(),
-    pause: async (queue, options = {}) => {
+    pause: (queue, options = {}) => whileOpen('queues.pause()', async () => {
       await driver.queuePause({ queue: validateName('queue', queue) });
       events.emit('queue:paused', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
       await afterAction();
-    },
-    resume: async (queue, options = {}) => {
+    }),
+    resume: (queue, options = {}) => whileOpen('queues.resume()', async () => {
       await driver.queueResume({ queue: validateName('queue', queue) });
       events.emit('queue:resumed', { queue, actor: options.actor ?? 'api', reason: options.reason ?? null });
       deps.onQueueReady(queue);
       await afterAction();
-    },
+    }),
   };
 }

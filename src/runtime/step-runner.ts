@@ -27,8 +27,9 @@ export class StepRunner {
   async run<T>(name: string, fn: (info: StepInfo) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
     const attempt = this.#attempt;
     const row = attempt.row;
-    if (typeof name !== 'string' || !STEP_NAME_PATTERN.test(name)) {
-      throw new InvalidNameError('step name', name, 'be a string of 1-200 characters without control characters');
+    // Well-formed: PostgreSQL stores a lone surrogate as U+FFFD, so the recorded step would never be found again.
+    if (typeof name !== 'string' || !STEP_NAME_PATTERN.test(name) || !name.isWellFormed()) {
+      throw new InvalidNameError('step name', name, 'be a string of 1-200 characters without control characters or lone UTF-16 surrogates');
     }
     if (typeof fn !== 'function') throw new InvalidOptionError(`the function of step "${name}"`, fn, 'a function');
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError(`options of step "${name}"`, options, 'an object');

@@ -25,9 +25,17 @@ export class ScheduleOperations {
   readonly #payloadLimit: number;
   readonly #onEnqueued: (queue: string) => void;
   readonly #afterAction: () => Promise<void>;
+  readonly #whileOpen: <T>(call: string, write: () => Promise<T>) => Promise<T>;
 
-  /** `afterAction` runs after each operator action's events and before it returns (the audit trail's flush). */
-  constructor(deps: { driver: Driver; clock: Clock; events: TypedEmitter; definitions: ReadonlyMap<string, ScheduleDefinition>; payloadLimit: number; onEnqueued: (queue: string) => void; afterAction?: () => Promise<void> }) {
+  /**
+   * `afterAction` runs after each operator action's events and before it returns (the audit trail's flush).
+   * `whileOpen` runs each write (sync, pause, resume, trigger): the Warden refuses it once closed and waits for it
+   * before closing (default: runs it as it is).
+   */
+  constructor(deps: {
+    driver: Driver; clock: Clock; events: TypedEmitter; definitions: ReadonlyMap<string, ScheduleDefinition>; payloadLimit: number;
+    onEnqueued: (queue: string) => void; afterAction?: () => Promise<void>; whileOpen?: <T>(call: string, write: () => Promise<T>) => Promise<T>;
+  }) {
     this.#driver = deps.driver;
     this.#clock = deps.clock;
     this.#events = deps.events;
@@ -35,6 +43,7 @@ export class ScheduleOperations {
     this.#payloadLimit = deps.payloadLimit;
     this.#onEnqueued = deps.onEnqueued;
     this.#afterAction = deps.afterAction ?? (() => Promise.resolve());
+    this.#whileOpen = deps.whileOpen ?? ((_call, write) => write());
   }
 
   /**
@@ -43,7 +52,11 @@ export class ScheduleOperations {
    * for a process that holds the whole deployment's set.
    * @throws InvalidOptionError for a name this process does not define.
    */
-  async sync(options: { names?: string[]; removeMissing?: boolean } = {}): Promise<void> {
+  sync(options: { names?: string[]; removeMissing?: boolean } = {}): Promise<void> {
+    return this.#whileOpen('schedules.sync()', () => this.#sync(options));
+  }
+
+  async #sync(options: { names?: string[]; removeMissing?: boolean }): Promise<void> {
     const defs = options.names === undefined ? [...this.#defs.values()] : options.names.map((name) => {
       const def = this.#defs.get(name);
       if (!def) throw new InvalidOptionError('names[]', name, `a schedule defined in this process (known: ${[...this.#defs.keys()].join(', ') || 'none'})`);
@@ -80,7 +93,11 @@ export class ScheduleOperations {
   }
 
   /** Pauses a schedule in the database: no instance fires it until resumed. @throws ScheduleNotFoundError */
-  async pause(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
+  pause(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
+    return this.#whileOpen('schedules.pause()', () => this.#pause(name, options));
+  }
+
+  async #pause(name: string, options: { actor?: string; reason?: string }): Promise<ScheduleRow> {
     const row = await this.#driver.schedulePause({ name: validateName('schedule name', name), now: this.#clock.sqlNow() });
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'pause', actor: options.actor ?? 'api', reason: options.reason ?? null });
     await this.#afterAction();
@@ -96,7 +113,11 @@ export class ScheduleOperations {
    * {@link RESUME_ATTEMPTS} times.
    * @throws ScheduleNotFoundError; ScheduleChangedError when the definition changed under every attempt.
    */
-  async resume(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
+  resume(name: string, options: { actor?: string; reason?: string } = {}): Promise<ScheduleRow> {
+    return this.#whileOpen('schedules.resume()', () => this.#resume(name, options));
+  }
+
+  async #resume(name: string, options: { actor?: string; reason?: string }): Promise<ScheduleRow> {
     validateName('schedule name', name);
     const def = this.#defs.get(name);
     let stored: ScheduleRow | null = null;
@@ -124,9 +145,14 @@ export class ScheduleOperations {
    * and the events say so (`job:enqueued` with `duplicate: true`, `schedule:skipped` with reason `duplicate` and the
    * actor, no `schedule:fired`). When that key replaces a waiting job's payload and due time (`replaced: true`),
    * that job runs for this trigger: the tick is recorded `fired` with it, and `schedule:fired` says `replaced`.
-   * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule.
+   * @throws ScheduleNotFoundError, InvalidOptionError when this process does not define the schedule;
+   * WardenClosedError once the Warden's `close()` stopped it (as for every write here).
    */
-  async trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date; duplicate: boolean; replaced: boolean }> {
+  trigger(name: string, options: { actor?: string; reason?: string } = {}): Promise<{ jobId: string; tickAt: Date; duplicate: boolean; replaced: boolean }> {
+    return this.#whileOpen('schedules.trigger()', () => this.#trigger(name, options));
+  }
+
+  async #trigger(name: string, options: { actor?: string; reason?: string }): Promise<{ jobId: string; tickAt: Date; duplicate: boolean; replaced: boolean }> {
     validateName('schedule name', name);
     const def = this.#defs.get(name);
     if (!def) throw new InvalidOptionError('schedule', name, `a schedule defined in this process (known: ${[...this.#defs.keys()].join(', ') || 'none'}); pass its module with --jobs`);

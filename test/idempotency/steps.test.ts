@@ -481,6 +481,8 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
       ['a control character', 'a\nb'],
       ['201 characters', 'x'.repeat(201)],
       ['not a string', 7],
+      // PostgreSQL would store U+FFFD for it: the recorded step would never be found again, and would run again.
+      ['a lone UTF-16 surrogate', 'charge-\uD800'],
     ])('a step name that is %s: InvalidNameError; the function never runs', async (_title, name) => {
       const errors: unknown[] = [];
       const job = defineJob({

@@ -4,6 +4,7 @@
  * under which names, and where errors of idle connections go. The driver class (`postgres-driver.ts`) holds one and hands its `run` functions to its operations.
  * @module
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAuditStatements } from './postgres-audit-sql.js';
@@ -87,6 +88,8 @@ export class PostgresConnection {
    */
   readonly #workerPool: WorkerPool | null;
   readonly #connectionString: string;
+  /** Also bounds the set-up of each LISTEN connection (`postgres-listen.ts`). */
+  readonly #connectTimeoutMs: number;
   readonly #unsubscribes = new Set<() => Promise<void>>();
   readonly #onError: (error: unknown) => void;
   /**
@@ -94,6 +97,13 @@ export class PostgresConnection {
    * {@link HOT_KEY_STATEMENTS} name.
    */
   readonly #names = new Map<string, string>();
+  /**
+   * Statement text → the name it is prepared under on a client that is not this driver's (an application's `tx`):
+   * the short name and a hash of the text, so no other driver's statement (another schema: another text) can hold it.
+   */
+  readonly #foreignNames = new Map<string, string>();
+  /** The main pool's clients: the short names are this driver's alone on them. */
+  readonly #ownClients = new WeakSet<pg.ClientBase>();
   readonly #preparedStatements: boolean;
   /** `BEGIN` and the generic-plans setting; null once the server refused the setting (reported once). */
   #beginGeneric: string | null;
@@ -103,16 +113,21 @@ export class PostgresConnection {
     const { connectionString, poolSize, connectTimeoutMs, preparedStatements, sql, keySql, auditSql } = options;
     this.#onError = options.onError;
     this.#connectionString = connectionString;
+    this.#connectTimeoutMs = connectTimeoutMs;
     // Names are per connection, and every connection of this pool belongs to this driver: short ones suffice
     // (PostgreSQL truncates names past 63 bytes, so names built from the schema could collide).
     if (preparedStatements) {
       HOT_STATEMENTS.forEach((key, i) => this.#names.set(sql[key], `warden_${i}`));
       HOT_KEY_STATEMENTS.forEach((key, i) => this.#names.set(keySql[key], `warden_k${i}`));
       HOT_AUDIT_STATEMENTS.forEach((key, i) => this.#names.set(auditSql[key], `warden_a${i}`));
+      // An application's client may carry statements of several drivers (two Wardens on two schemas sharing it):
+      // there each name says which text it is. 16 hex digits of SHA-256 keep the name far below 63 bytes.
+      for (const [text, name] of this.#names) this.#foreignNames.set(text, `${name}_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`);
     }
     this.#preparedStatements = preparedStatements;
     this.#beginGeneric = `BEGIN; ${options.genericPlansSql ?? GENERIC_PLANS_LOCAL_SQL}`;
     this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: connectTimeoutMs });
+    this.pool.on('connect', (client) => this.#ownClients.add(client));
     // Without a listener, an idle client's error (server restart, network drop) is an uncaught 'error' event.
     this.pool.on('error', (error) => this.report(error));
     // Behind a pooler that cannot keep prepared statements (the reason to turn them off), a session setting
@@ -165,7 +180,8 @@ export class PostgresConnection {
    * that long ({@link GENERIC_PLANS_IN_CALLER_SQL}), then the caller's setting put back, so their own statements
    * plan as before. After a failed statement the transaction is aborted, so the put-back fails too and is ignored:
    * the transaction's rollback puts the setting back. Without prepared statements, or on a server without the
-   * setting, `fn` runs unnamed statements as they are.
+   * setting, `fn` runs unnamed statements as they are. On a client not of this driver's pool the statements are
+   * prepared under names that include a hash of their text (see {@link PostgresConnection.#foreignNames}).
    */
   async callerTransaction<T>(client: pg.ClientBase, fn: (run: Run) => Promise<T>): Promise<T> {
     const plain: Run = (text, values) => client.query(text, values);
@@ -188,8 +204,8 @@ export class PostgresConnection {
    * Subscribes to wake-ups on `channel` through a dedicated connection that reconnects by itself.
    * @returns An unsubscribe function (also called by {@link PostgresConnection.end}).
    */
-  async listen(channel: string, params: Omit<PostgresListenOptions, 'connectionString' | 'channel'>): Promise<() => Promise<void>> {
-    const stop = await postgresListen({ connectionString: this.#connectionString, channel, ...params });
+  async listen(channel: string, params: Omit<PostgresListenOptions, 'connectionString' | 'connectTimeoutMs' | 'channel'>): Promise<() => Promise<void>> {
+    const stop = await postgresListen({ connectionString: this.#connectionString, connectTimeoutMs: this.#connectTimeoutMs, channel, ...params });
     const unsubscribe = async (): Promise<void> => {
       this.#unsubscribes.delete(unsubscribe);
       await stop();
@@ -223,12 +239,13 @@ export class PostgresConnection {
 
   /** Runs statements on `client`, the hot ones prepared under their names (see {@link PostgresConnection.#config}). */
   #preparedOn(client: pg.ClientBase): Run {
-    return (text, values) => client.query(this.#config(text, values));
+    const names = this.#ownClients.has(client) ? this.#names : this.#foreignNames;
+    return (text, values) => client.query(this.#config(text, values, names));
   }
 
-  /** A statement's query config: prepared under its short name when it is a hot statement. */
-  #config(text: string, values: unknown[] | undefined): pg.QueryConfig {
-    const name = this.#names.get(text);
+  /** A statement's query config: prepared under its name in `names` (default: the short ones) when it is hot. */
+  #config(text: string, values: unknown[] | undefined, names: ReadonlyMap<string, string> = this.#names): pg.QueryConfig {
+    const name = names.get(text);
     return name === undefined ? { text, values, types: FAST_TYPES } : { name, text, values, types: FAST_TYPES };
   }
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type pg from 'pg';
+import { KeyReplaceContentionError } from '../../errors.js';
 import { ACTIVE_STATES, type JobRow } from '../../job/job-record.js';
 import type { JobInsert, JobInsertResult, UniqueInsert } from '../driver.js';
 import { insertedJobRow } from '../inserted-job-row.js';
@@ -23,11 +24,14 @@ export type PostgresInsertStatements = Pick<PostgresStatements, 'jobInsertNotify
 const DEFAULT_UNIQUE: UniqueInsert = { windowMs: null, states: ACTIVE_STATES, replace: false };
 
 /**
- * Times a replacing insert may find its waiting holder moved on (claimed, cancelled, discarded) between reading
- * and updating it before giving up. Each time means another transaction changed that very job meanwhile, so
- * needing more than a few means something is badly wrong (say a job claimed and failed in a tight loop).
+ * Times in a row a replacing insert may find the waiting holder of one key moved on (claimed, cancelled, discarded)
+ * between reading and updating it before giving up. Counted per key: a debounce batch of many keys whose holders a
+ * worker claims as it runs misses once per key, which is the ordinary race, not contention. A second miss on one
+ * key should not even happen: the update that missed keeps the holder's row locked (PostgreSQL keeps the lock of an
+ * UPDATE whose re-check failed) and the key's row is locked too, so the next round sees the holder as it now is. The
+ * limit is the safety net that keeps a broken assumption from looping forever.
  */
-const MAX_REPLACE_MISSES = 20;
+export const MAX_REPLACE_MISSES = 20;
 
 /** A row of `jobInsertRoundSql`: what happened to one input, then the job's columns. */
 type RoundRecord = PgJobRecord & { outcome: 'inserted' | 'replaced' | 'duplicate'; ord: string | null };
@@ -52,8 +56,8 @@ export async function insertUnkeyedJobs(
   if (jobs.length === 1) {
     const j = jobs[0]!;
     const { rows } = await run<PgInsertedRecord>(sql.jobInsertOneNotify, [
-      j.name, j.queue, j.payloadJson, j.priority, j.delayMs, j.runAt, j.maxAttempts, j.scheduleName ?? null, j.tickAt ?? null,
-      j.traceContext ? JSON.stringify(j.traceContext) : null, now, channel, mayHandOff,
+      j.name, j.queue, j.payloadJson, j.priority, j.delayMs, utcText(j.runAt), j.maxAttempts, j.scheduleName ?? null, utcText(j.tickAt),
+      j.traceContext ? JSON.stringify(j.traceContext) : null, utcText(now), channel, mayHandOff,
     ]);
     if (rows.length !== 1) throw new Error(`Expected 1 inserted job, got ${rows.length}`);
     const r = rows[0]!;
@@ -148,7 +152,8 @@ export async function insertJobs(
 
   const results: (JobInsertResult | undefined)[] = new Array(jobs.length);
   let round = unkeyed;
-  let misses = 0;
+  // Per key, in a row: the limit is on one holder changing again and again, not on how many keys a batch has.
+  const misses = new Map<string, number>();
   for (;;) {
     for (const queue of byKey.values()) round.push(queue[0]!);
     round.sort((a, b) => a - b);
@@ -156,15 +161,18 @@ export async function insertJobs(
     for (const [pos, i] of round.entries()) {
       const outcome = outcomes[pos]!;
       if (outcome === null) {
-        // The holder moved on before it could be replaced: this input stays first in line for its key.
-        if (++misses > MAX_REPLACE_MISSES) {
-          throw new Error(`Expected to replace or insert for key ${jobs[i]!.key} within ${MAX_REPLACE_MISSES} tries, got its holder changing every time`);
-        }
+        // The holder moved on before it could be replaced: this input stays first in line for its key (only a
+        // replacing keyed input misses).
+        const key = jobs[i]!.key!;
+        const missed = (misses.get(key) ?? 0) + 1;
+        if (missed > MAX_REPLACE_MISSES) throw new KeyReplaceContentionError(key, i, missed);
+        misses.set(key, missed);
         continue;
       }
       results[i] = outcome;
       const key = jobs[i]!.key;
       if (key === null) continue;
+      misses.delete(key);
       const queue = byKey.get(key)!;
       queue.shift();
       if (queue.length === 0) byKey.delete(key);
@@ -233,11 +241,21 @@ function insertParams(batch: readonly JobInsert[], now: Date | null): unknown[] 
     batch.map((j) => j.payloadJson),
     batch.map((j) => j.priority),
     batch.map((j) => j.delayMs),
-    batch.map((j) => j.runAt),
+    batch.map((j) => utcText(j.runAt)),
     batch.map((j) => j.maxAttempts),
     batch.map((j) => j.key),
     batch.map((j) => j.scheduleName ?? null),
-    batch.map((j) => j.tickAt ?? null),
-    now,
+    batch.map((j) => utcText(j.tickAt)),
+    utcText(now),
   ];
+}
+
+/**
+ * A time as UTC ISO-8601 text for a `timestamptz` parameter. `pg` would write a Date in the process's local time
+ * with its offset in whole minutes, which is off by the seconds of a historical local-mean-time offset (a run time
+ * in 1850 stored 30 s late in Europe/Amsterdam); the ISO text is exact in every time zone, for every year 1 to
+ * 9999 that `buildJobInsert` lets through.
+ */
+function utcText(time: Date | null | undefined): string | null {
+  return time ? time.toISOString() : null;
 }

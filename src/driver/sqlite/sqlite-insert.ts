@@ -21,9 +21,9 @@ const REPLACEABLE_STATES: readonly string[] = ['queued', 'retrying'];
 
 /**
  * Inserts jobs through `prepare` (inside a write transaction) and returns one result per input, in input order.
- * Keyed inputs are processed in ascending key order, as on PostgreSQL where that order prevents deadlocks between
- * concurrent batches (see {@link processingOrder}); several inputs with one key are taken in input order, so the
- * first becomes the holder and the later ones see it.
+ * Inputs are processed in the order of {@link processingOrder}, the order PostgreSQL inserts them in, so a batch gets
+ * the same ids, and its jobs are claimed in the same order, on both drivers; several inputs with one key are taken
+ * in input order, so the first becomes the holder and the later ones see it.
  */
 export function insertJobs(prepare: Prepare, jobs: readonly JobInsert[], nowParam: number | null): JobInsertResult[] {
   const now = resolveNow(prepare, nowParam);
@@ -33,22 +33,28 @@ export function insertJobs(prepare: Prepare, jobs: readonly JobInsert[], nowPara
 }
 
 /**
- * Input indexes in processing order: unkeyed inputs keep their place, and the keyed inputs, sorted by key (then
- * input order), fill the keyed places. A batch whose keys are already ascending is therefore inserted exactly in
- * input order, and ids follow input order.
+ * Input indexes in processing order: PostgreSQL's rounds (`postgres-insert.ts`). The first round is every unkeyed
+ * input and the first input of each key, the second round the second input of each key, and so on, each round in
+ * input order. Distinct keys, the common case, are one round: input order, and ids follow it.
+ *
+ * Not in key order, although PostgreSQL locks keys in that order: the lock order only keeps two PostgreSQL batches
+ * from deadlocking, and SQLite's single writer cannot deadlock. Outcomes are the same in any order that keeps each
+ * key's inputs in input order, since an input is decided against its own key's holder only; the order shows only
+ * in the ids, which must match.
  */
 export function processingOrder(jobs: readonly JobInsert[]): number[] {
-  const keyed = jobs
-    .map((_, index) => index)
-    .filter((index) => jobs[index]!.key !== null)
-    .sort((a, b) => compareKeys(jobs[a]!.key!, jobs[b]!.key!) || a - b);
-  let next = 0;
-  return jobs.map((job, index) => (job.key === null ? index : keyed[next++]!));
-}
-
-/** Plain code-unit order, the same for every key regardless of locale. */
-function compareKeys(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  const seen = new Map<string, number>();
+  let repeats = false;
+  const round = jobs.map((job) => {
+    if (job.key === null) return 0;
+    const n = seen.get(job.key) ?? 0;
+    seen.set(job.key, n + 1);
+    if (n > 0) repeats = true;
+    return n;
+  });
+  const order = jobs.map((_, index) => index);
+  // Stable: within a round, input order.
+  return repeats ? order.sort((a, b) => round[a]! - round[b]! || a - b) : order;
 }
 
 /**
