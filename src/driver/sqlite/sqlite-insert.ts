@@ -5,12 +5,11 @@
  * so reading a key's holder in `job_keys` and then inserting (or replacing) and moving the key is atomic.
  * @module
  */
-import { KeyConflictError } from '../../errors.js';
 import { ACTIVE_STATES, type JobState } from '../../job/job-record.js';
 import type { JobInsert, JobInsertResult, UniqueInsert } from '../driver.js';
 import { insertedJobRow } from '../inserted-job-row.js';
 import { resolveNow, toMs, type Prepare } from './sqlite-exec.js';
-import { int, jobId, toJobRow, type DbInt, type JobDbRow } from './sqlite-rows.js';
+import { int, jobId, toJobRow, type JobDbRow } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
 
 /** How a key deduplicates when the insert does not say: among active jobs, no window, never replacing. */
@@ -99,18 +98,4 @@ function insertOne(prepare: Prepare, job: JobInsert, now: number): JobInsertResu
 function isDuplicate(holder: JobDbRow, unique: UniqueInsert, now: number): boolean {
   if (!unique.states.includes(holder.state as JobState)) return false;
   return unique.windowMs === null || int(holder.created_at) > now - unique.windowMs;
-}
-
-/**
- * Before an operator retry makes a finished keyed job active again (inside the same write transaction): the key
- * must not be held by another active job; then this job becomes its holder, so later inserts deduplicate
- * against it.
- * @throws KeyConflictError when another job in an active state holds the key.
- */
-export function takeKeyForRetry(prepare: Prepare, id: DbInt, key: string): void {
-  const holder = prepare(SQL.JOB_KEY_HOLDER_STATE).get({ key }) as { job_id: DbInt; state: string | null } | undefined;
-  const otherActive =
-    holder !== undefined && jobId(holder.job_id) !== jobId(id) && holder.state !== null && ACTIVE_STATES.includes(holder.state as JobState);
-  if (otherActive) throw new KeyConflictError(key, jobId(holder.job_id));
-  prepare(SQL.JOB_KEY_SET).run({ key, jobId: id });
 }

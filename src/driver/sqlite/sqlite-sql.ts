@@ -112,14 +112,6 @@ export const JOB_KEY_HOLDER = `
 SELECT j.* FROM job_keys k JOIN jobs j ON j.id = k.job_id
 WHERE k.key = @key`;
 
-/**
- * A key's holder id and that job's state (NULL when it was discarded), or no row for a key never used. For
- * operator retry's conflict check. Params: `@key`.
- */
-export const JOB_KEY_HOLDER_STATE = `
-SELECT k.job_id AS job_id, j.state AS state FROM job_keys k LEFT JOIN jobs j ON j.id = k.job_id
-WHERE k.key = @key`;
-
 /** Makes `@jobId` the holder of `@key`, creating the key's row when new. Params: `@key, @jobId`. */
 export const JOB_KEY_SET = `
 INSERT INTO job_keys (key, job_id) VALUES (@key, @jobId)
