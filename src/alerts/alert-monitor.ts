@@ -17,10 +17,8 @@ import type { ScheduleSpec } from '../schedule/schedule-spec.js';
 import type { AlertNotifier } from './alert-notifier.js';
 import type { ResolvedAlertOptions } from './alert-options.js';
 import type { EventRules } from './event-rules.js';
-import { findMissedRun, lastSuccessTick } from './missed-run.js';
+import { findMissedRun, lastSuccessTick, type MissedRunFinding, MAX_COUNTED_TICKS, recordedTicksToRead, surelyOnTime } from './missed-run.js';
 
-/** Newest ticks read per schedule by the missed-run rule, as its expected ticks (the last success is read apart). */
-const TICKS_READ = 100;
 /** Running jobs read by the run-too-long rule (the driver's page limit). */
 const RUNNING_READ = 1_000;
 /** Open alerts read per pass. */
@@ -109,22 +107,28 @@ export class AlertMonitor {
       watched.add(key);
       // A paused schedule is expected not to run: neither opened nor resolved until it is resumed.
       if (schedule.paused) continue;
-      const ticks = await driver.scheduleTickList({ name: schedule.name, limit: TICKS_READ });
-      // Read apart from the ticks: a success older than every tick read still counts, and is reported.
+      const current = openByKey.get(key);
+      // The common case, a newest tick that succeeded and covers every tick recorded: the row already read settles it.
+      // An open alert is read on, for the last success its resolve notice reports.
+      if (!current && surelyOnTime({ spec, schedule, now: since })) continue;
+      // The last success first: only the ticks after it can be missed, however many intervals `within` spans.
       const lastSuccessTickAt = (await driver.scheduleLastSuccess({ name: schedule.name }))?.tickAt ?? null;
+      const range = recordedTicksToRead({ spec, lastTickAt: schedule.lastTickAt, lastSuccessTickAt, now: since });
+      // Oldest first, so the first missed tick is exact; past the cap only the count is short, and says so.
+      const ticks = range ? await driver.scheduleTicksAfter({ name: schedule.name, ...range, limit: MAX_COUNTED_TICKS }) : [];
       const input = { spec, nextRunAt: schedule.nextRunAt, ticks, lastSuccessTickAt, now: since };
       const finding = findMissedRun(input);
-      const current = openByKey.get(key);
       if (finding && !current) {
         const within = formatMs(finding.withinMs);
         await notifier.open({
           key,
           rule: 'missed-run',
           severity: 'critical',
-          summary: `schedule ${schedule.name} has no successful run of its ${finding.firstMissedTickAt.toISOString()} tick within ${within}${finding.missedTicks > 1 ? ` (${finding.missedTicks} ticks missed)` : ''}`,
+          summary: `schedule ${schedule.name} has no successful run of its ${finding.firstMissedTickAt.toISOString()} tick within ${within}${missedCount(finding)}`,
           details: {
             schedule: schedule.name, job: spec.job, firstMissedTickAt: finding.firstMissedTickAt.toISOString(), dueBy: finding.dueBy.toISOString(),
-            missedTicks: finding.missedTicks, unhandledTicks: finding.unhandledTicks, lastSuccessTickAt: finding.lastSuccessTickAt?.toISOString() ?? null, withinMs: finding.withinMs,
+            missedTicks: finding.missedTicks, unhandledTicks: finding.unhandledTicks, ...(finding.capped ? { ticksCapped: true } : {}),
+            lastSuccessTickAt: finding.lastSuccessTickAt?.toISOString() ?? null, withinMs: finding.withinMs,
           },
         }, since);
       } else if (!finding && current) {
@@ -208,6 +212,12 @@ export class AlertMonitor {
       await notifier.resolve(alert.key, { ...alert.details, resolution: job ? `the job was retried (now ${job.state})` : 'the job was discarded or pruned' }, since);
     }
   }
+}
+
+/** The summary's count of missed ticks: none for one, "at least" when the count reached its cap. */
+function missedCount(finding: MissedRunFinding): string {
+  if (finding.capped) return ` (at least ${finding.missedTicks} ticks missed)`;
+  return finding.missedTicks > 1 ? ` (${finding.missedTicks} ticks missed)` : '';
 }
 
 /** A duration for humans: `90s`, `5m`, `2h30m`. */

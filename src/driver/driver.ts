@@ -31,6 +31,7 @@ import type {
   ScheduleRow,
   ScheduleSyncParams,
   ScheduleTickRow,
+  ScheduleTicksAfterParams,
   ScheduleTicksWrittenParams,
   ScheduleTickWritten,
   ScheduleTriggerParams,
@@ -274,6 +275,14 @@ export interface Driver {
    * and stops at the first such one, so it costs the ticks since the last success, however many jobs are kept.
    */
   scheduleLastSuccess(params: { name: string }): Promise<ScheduleLastSuccess | null>;
+  /**
+   * The schedule's `scheduled` ticks with `after < tick_at <= through` (`after` null: no lower bound), oldest first,
+   * at most `limit` (as `tickListLimit` reads it), with each job's current state. A range of the primary key
+   * `(schedule_name, tick_at, kind)` walked forward, each tick's job read by its primary key: its cost is the rows
+   * returned, however many ticks and jobs are kept. The missed-run alert reads the ticks after the last success with it.
+   * @throws InvalidOptionError for a `limit` that is not a whole number.
+   */
+  scheduleTicksAfter(params: ScheduleTicksAfterParams): Promise<ScheduleTickRow[]>;
   /**
    * The scheduled ticks among `tickAts` that scheduler instance `firedBy` wrote, after any advance of that schedule
    * still in flight has ended (PostgreSQL waits on the schedule row). For a scheduler whose advance failed after its

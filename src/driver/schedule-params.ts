@@ -1,7 +1,7 @@
 /**
  * Parameter and row types of the driver's schedule operations (see `Driver.schedule*` and docs/driver-contract.md),
  * and the rules both drivers share: the outcome of a tick's insert ({@link tickOutcome}) and the `limit` of a tick
- * listing ({@link tickListLimit}).
+ * listing ({@link tickListLimit}, also of `scheduleTicksAfter`).
  * @module
  */
 import { InvalidOptionError } from '../errors.js';
@@ -174,6 +174,21 @@ export interface ScheduleTickRow {
   jobState: JobState | null;
   actor: string | null;
   recordedAt: Date;
+}
+
+/**
+ * A range of a schedule's `scheduled` ticks, read oldest first (`Driver.scheduleTicksAfter`): those with
+ * `after < tick_at <= through`. The missed-run alert reads the ticks after the last success, up to the newest one past
+ * its deadline, so its cost is bounded by `limit` however long `expect.within` is and however many ticks are kept.
+ */
+export interface ScheduleTicksAfterParams {
+  name: string;
+  /** Exclusive lower bound on `tick_at`; null: from the schedule's oldest tick kept. */
+  after: Date | null;
+  /** Inclusive upper bound on `tick_at`. */
+  through: Date;
+  /** Rows at most, read as {@link tickListLimit} reads a tick listing's limit (default 100, clamped to 1..1000). */
+  limit?: number;
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * Conformance: schedules (migration `0002_schedules_and_locks`) — `scheduleSync`, `scheduleDue`,
  * `scheduleAdvance` (the compare-and-swap, tick rows, overlap and deduplication), `scheduleTrigger`,
- * `schedulePause`/`scheduleResume`, `scheduleList`, `scheduleTickList` and `scheduleLastSuccess`. Every call gets an
- * explicit `now`.
+ * `schedulePause`/`scheduleResume`, `scheduleList`, `scheduleTickList`, `scheduleLastSuccess` and
+ * `scheduleTicksAfter`. Every call gets an explicit `now`.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -1047,6 +1047,95 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await tdb.driver.scheduleTickList({ name: 'a', limit: 1_000 })).toHaveLength(1);
       });
     });
+
+    describe('scheduleTicksAfter', () => {
+      it('the scheduled ticks with after < tick_at <= through, oldest first, at most limit, as scheduleTickList reads them', async () => {
+        await sync([item('a'), item('b')], at(0));
+        // +1m fired (completed below), +2m missed, +3m fired (waiting), +4m held back by overlap; a trigger in between.
+        const first = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job: tickJob('a', at(MINUTE), { queue: 'q1' }) })], at(MINUTE));
+        const running = await claimExactly(tdb.driver, first.ticks[0]!.jobId!, { queues: ['q1'], now: at(MINUTE) });
+        await tdb.driver.jobFinishMany({ items: [finishOf(running)], now: at(MINUTE + 1_000) });
+        await advance('a', at(2 * MINUTE), at(4 * MINUTE), [missed(at(2 * MINUTE)), fire('a', at(3 * MINUTE))], at(3 * MINUTE));
+        await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'ops', now: at(3 * MINUTE + 30_000) });
+        await advance('a', at(4 * MINUTE), at(5 * MINUTE), [fire('a', at(4 * MINUTE), { blockIfActiveIn: ALL_ACTIVE })], at(4 * MINUTE));
+        await advance('b', at(MINUTE), at(2 * MINUTE), [missed(at(MINUTE))], at(MINUTE));
+
+        // Exactly the rows scheduleTickList returns for them, triggered ones left out, in the other order.
+        const scheduled = (await tdb.driver.scheduleTickList({ name: 'a' })).filter((t) => t.kind === 'scheduled').reverse();
+        expect(scheduled.map((t) => [t.tickAt, t.outcome, t.jobState])).toEqual([
+          [at(MINUTE), 'fired', 'completed'],
+          [at(2 * MINUTE), 'missed', null],
+          [at(3 * MINUTE), 'fired', 'queued'],
+          [at(4 * MINUTE), 'skipped', null],
+        ]);
+        const ticksAfter = (after: Date | null, through: Date, limit?: number) => tdb.driver.scheduleTicksAfter({ name: 'a', after, through, limit });
+        expect(await ticksAfter(null, at(10 * MINUTE))).toEqual(scheduled);
+        // `after` exclusive, `through` inclusive.
+        expect(await ticksAfter(at(MINUTE), at(3 * MINUTE))).toEqual(scheduled.slice(1, 3));
+        expect(await ticksAfter(at(MINUTE - 1), at(3 * MINUTE - 1))).toEqual(scheduled.slice(0, 2));
+        // The oldest `limit`.
+        expect(await ticksAfter(null, at(10 * MINUTE), 2)).toEqual(scheduled.slice(0, 2));
+        expect(await ticksAfter(at(MINUTE), at(10 * MINUTE), 1)).toEqual(scheduled.slice(1, 2));
+        // Empty ranges, other schedules.
+        expect(await ticksAfter(null, at(MINUTE - 1))).toEqual([]);
+        expect(await ticksAfter(at(4 * MINUTE), at(10 * MINUTE))).toEqual([]);
+        expect(await tdb.driver.scheduleTicksAfter({ name: 'nope', after: null, through: at(10 * MINUTE) })).toEqual([]);
+        expect((await tdb.driver.scheduleTicksAfter({ name: 'b', after: null, through: at(10 * MINUTE) })).map((t) => [t.scheduleName, t.tickAt])).toEqual([['b', at(MINUTE)]]);
+        // A job discarded: its tick stays, with no state.
+        await tdb.driver.jobDiscard({ id: scheduled[2]!.jobId! });
+        expect(await ticksAfter(at(2 * MINUTE), at(3 * MINUTE))).toEqual([{ ...scheduled[2]!, jobState: null }]);
+      });
+
+      it('limit: 100 by default, clamped to 1..1000, refused when not a whole number, alike on both drivers', async () => {
+        await sync([item('a')], at(0));
+        const ticks = Array.from({ length: 1_005 }, (_, i) => missed(at((i + 1) * 1_000)));
+        expect((await advance('a', at(MINUTE), at(2_000 * MINUTE), ticks, at(1_100_000))).ticks).toHaveLength(1_005);
+        const range = { name: 'a', after: at(2_000), through: at(2_000_000) };
+        const byDefault = await tdb.driver.scheduleTicksAfter(range);
+        expect(byDefault.map((t) => t.tickAt)).toEqual(Array.from({ length: 100 }, (_, i) => at((i + 3) * 1_000)));
+        expect(await tdb.driver.scheduleTicksAfter({ ...range, limit: 5_000 })).toHaveLength(1_000);
+        expect(await tdb.driver.scheduleTicksAfter({ ...range, limit: 0 })).toEqual(byDefault.slice(0, 1));
+        for (const limit of [Number.NaN, Infinity, 2.5]) {
+          const error = await expectRejects(tdb.driver.scheduleTicksAfter({ ...range, limit }), InvalidOptionError);
+          expect(error.message).toMatch(/^Expected limit to be a whole number from 1 to 1000, got /);
+        }
+      });
+
+      it('reads a range of the primary key forward, never every tick nor every job', async () => {
+        await sync([item('a')], at(0));
+        // 3,000 ticks, each with a job, almost every job dead (a schedule failing for long): the range after the newest
+        // success must be read from the primary key, each tick's job by its own key, with no sort and no job scan.
+        const jobs = await insertJobs(tdb.driver, Array.from({ length: 3_000 }, () => ({ queue: 'q' })));
+        const table = { jobs: tableRef(tdb, 'jobs'), ticks: tableRef(tdb, 'schedule_ticks') };
+        await rawQuery(tdb, `UPDATE ${table.jobs} SET state = 'dead', finished_at = created_at`);
+        await rawQuery(tdb, `UPDATE ${table.jobs} SET state = 'completed' WHERE id = ?`, [Number(jobs[2_000]!.id)]);
+        const tickAt = kind === 'postgres' ? `created_at + id * interval '1 minute'` : 'created_at + id * 60000';
+        const late = kind === 'postgres' ? 'false' : '0';
+        await rawQuery(tdb, `INSERT INTO ${table.ticks} (schedule_name, tick_at, kind, outcome, late, job_id, recorded_at)
+          SELECT 'a', ${tickAt}, 'scheduled', 'fired', ${late}, id, created_at FROM ${table.jobs}`);
+        await rawQuery(tdb, kind === 'postgres' ? `ANALYZE ${table.jobs}` : 'ANALYZE');
+        await rawQuery(tdb, kind === 'postgres' ? `ANALYZE ${table.ticks}` : 'ANALYZE');
+
+        const success = await tdb.driver.scheduleLastSuccess({ name: 'a' });
+        expect(success).toMatchObject({ jobId: jobs[2_000]!.id });
+        const after = success!.tickAt;
+        const read = await tdb.driver.scheduleTicksAfter({ name: 'a', after, through: at(10_000 * MINUTE), limit: 1_000 });
+        expect(read.map((t) => t.jobId)).toEqual(jobs.slice(2_001).map((j) => j.id).slice(0, 1_000));
+        expect(read.every((t) => t.jobState === 'dead')).toBe(true);
+        // After a success, and from the oldest tick (a schedule that never succeeded).
+        for (const bound of [after, null]) {
+          const plan = await ticksAfterPlan(tdb, 'a', bound, at(10_000 * MINUTE));
+          if (kind === 'postgres') {
+            expect(plan, String(bound)).toMatch(/Index Scan using schedule_ticks_pkey on schedule_ticks t/);
+            expect(plan, String(bound)).toMatch(/Index Scan using jobs_pkey on jobs j/);
+            expect(plan, String(bound)).not.toMatch(/Seq Scan|Hash|Sort|Backward/);
+          } else {
+            expect(plan, String(bound)).toContain('SEARCH t USING INDEX sqlite_autoindex_schedule_ticks_1 (schedule_name=? AND tick_at>? AND tick_at<?)');
+            expect(plan, String(bound)).not.toMatch(/TEMP B-TREE|SCAN jobs|SCAN j\b|SCAN t\b/);
+          }
+        }
+      });
+    });
   });
 }
 
@@ -1062,6 +1151,23 @@ async function lastSuccessPlan(tdb: TestDatabase, name: string): Promise<string>
   const db = openRawSqlite(tdb);
   try {
     return (db.prepare(`EXPLAIN QUERY PLAN ${SCHEDULE_LAST_SUCCESS}`).all({ name }) as { detail: string }[]).map((r) => r.detail).join('\n');
+  } finally {
+    db.close();
+  }
+}
+
+/** The plan (as text) of the driver's own `scheduleTicksAfter` statement for that range, as the driver runs it. */
+async function ticksAfterPlan(tdb: TestDatabase, name: string, after: Date | null, through: Date): Promise<string> {
+  if (tdb.kind === 'postgres') {
+    const { buildPostgresScheduleStatements } = await import('../../src/driver/postgres/postgres-schedule-sql.js');
+    const rows = await rawQuery(tdb, `EXPLAIN ${buildPostgresScheduleStatements(tdb.schema!).ticksAfter}`, [name, after, through, 1_000]);
+    return rows.map((r) => String(r['QUERY PLAN'])).join('\n');
+  }
+  const { SCHEDULE_TICKS_AFTER } = await import('../../src/driver/sqlite/sqlite-schedule-sql.js');
+  const db = openRawSqlite(tdb);
+  try {
+    const params = { name, after: after?.getTime() ?? null, through: through.getTime(), limit: 1_000 };
+    return (db.prepare(`EXPLAIN QUERY PLAN ${SCHEDULE_TICKS_AFTER}`).all(params) as { detail: string }[]).map((r) => r.detail).join('\n');
   } finally {
     db.close();
   }

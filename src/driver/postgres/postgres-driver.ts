@@ -14,7 +14,7 @@ import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPr
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
 import type {
-  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleLastSuccess, ScheduleResumeParams, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksWrittenParams,
+  ScheduleAdvanceParams, ScheduleAdvanceResult, ScheduleLastSuccess, ScheduleResumeParams, ScheduleRow, ScheduleSyncParams, ScheduleTickRow, ScheduleTicksAfterParams, ScheduleTicksWrittenParams,
   ScheduleTickWritten, ScheduleTriggerParams, ScheduleTriggerResult,
 } from '../schedule-params.js';
 import type {
@@ -365,6 +365,11 @@ export class PostgresDriver implements Driver {
   /** The schedule's newest `fired` tick whose job completed, with its finish time; null when none. */
   scheduleLastSuccess(params: { name: string }): Promise<ScheduleLastSuccess | null> {
     return Schedules.scheduleLastSuccess(this.#schedules, params);
+  }
+
+  /** A schedule's `scheduled` ticks with `after < tick_at <= through`, oldest first. */
+  scheduleTicksAfter(params: ScheduleTicksAfterParams): Promise<ScheduleTickRow[]> {
+    return Schedules.scheduleTicksAfter(this.#schedules, params);
   }
 
   /** The scheduled ticks among `tickAts` that `firedBy` wrote, once no advance of the schedule is in flight. */

@@ -248,6 +248,24 @@ ORDER BY t.tick_at DESC, t.kind DESC
 LIMIT 1`;
 }
 
+/**
+ * A range of a schedule's `scheduled` ticks, oldest first: `$2 < tick_at <= $3` (`$2` NULL: no lower bound), at most
+ * `$4`, with each job's current state. The plan is a forward range scan of the primary key
+ * `(schedule_name, tick_at, kind)` that stops after `$4` rows, so the ticks before `$2` (every tick up to the last
+ * success, for the missed-run alert) are never read. The job's state is read by a scalar subquery through
+ * `jobs_pkey` for the reason given at {@link scheduleLastSuccessSql}: a join could be planned as a hash join over
+ * every job. Params: `$1` schedule, `$2` after (or NULL), `$3` through, `$4` limit.
+ */
+export function ticksAfterSql(s: string): string {
+  return `SELECT t.schedule_name, t.tick_at, t.kind, t.outcome, t.late, t.job_id, t.actor, t.recorded_at,
+       (SELECT j.state FROM ${s}.jobs j WHERE j.id = t.job_id) AS job_state
+FROM ${s}.schedule_ticks t
+WHERE t.schedule_name = $1 AND t.kind = 'scheduled'
+  AND t.tick_at > coalesce($2::timestamptz, '-infinity'::timestamptz) AND t.tick_at <= $3::timestamptz
+ORDER BY t.tick_at
+LIMIT $4`;
+}
+
 /** Every schedule statement, built once per driver (see {@link buildPostgresScheduleStatements}). */
 export interface PostgresScheduleStatements {
   scheduleUpsert: string;
@@ -268,6 +286,7 @@ export interface PostgresScheduleStatements {
   tickSetOutcome: string;
   tickList: string;
   scheduleLastSuccess: string;
+  ticksAfter: string;
   triggerTickAt: string;
   scheduleWait: string;
   ticksWrittenBy: string;
@@ -296,6 +315,7 @@ export function buildPostgresScheduleStatements(schema: string): PostgresSchedul
     tickSetOutcome: tickSetOutcomeSql(s),
     tickList: tickListSql(s),
     scheduleLastSuccess: scheduleLastSuccessSql(s),
+    ticksAfter: ticksAfterSql(s),
     triggerTickAt: triggerTickAtSql(s),
     scheduleWait: scheduleWaitSql(s),
     ticksWrittenBy: ticksWrittenBySql(s),

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { ScheduleNotFoundError } from '../../errors.js';
 import {
   tickListLimit, tickOutcome,
-  type ScheduleLastSuccess, type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams, type ScheduleTickRow, type ScheduleTicksWrittenParams,
+  type ScheduleLastSuccess, type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams, type ScheduleTickRow, type ScheduleTicksAfterParams, type ScheduleTicksWrittenParams,
   type ScheduleTickWritten, type ScheduleTriggerParams, type ScheduleTriggerResult,
 } from '../schedule-params.js';
 import { insertJobs, type PostgresInsertStatements } from './postgres-insert.js';
@@ -106,6 +106,17 @@ export async function scheduleLastSuccess(ctx: PostgresScheduleContext, params: 
   const { rows } = await ctx.pool.query<{ tick_at: Date; job_id: string; finished_at: Date }>(ctx.sql.scheduleLastSuccess, [params.name]);
   const row = rows[0];
   return row ? { tickAt: row.tick_at, jobId: String(row.job_id), finishedAt: row.finished_at } : null;
+}
+
+/**
+ * A schedule's `scheduled` ticks with `after < tick_at <= through`, oldest first; `limit` as {@link tickListLimit}
+ * reads it (default 100, clamped to 1..1000).
+ * @throws InvalidOptionError for a `limit` that is not a whole number.
+ */
+export async function scheduleTicksAfter(ctx: PostgresScheduleContext, params: ScheduleTicksAfterParams): Promise<ScheduleTickRow[]> {
+  const limit = tickListLimit(params.limit);
+  const { rows } = await ctx.pool.query<PgScheduleTickRecord>(ctx.sql.ticksAfter, [params.name, params.after, params.through, limit]);
+  return rows.map(toScheduleTickRow);
 }
 
 /**

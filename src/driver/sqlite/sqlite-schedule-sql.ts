@@ -178,6 +178,23 @@ ORDER BY t.tick_at DESC, t.kind DESC
 LIMIT 1`;
 
 /**
+ * A range of a schedule's `scheduled` ticks, oldest first: `@after < tick_at <= @through` (ms; `@after` NULL: no lower
+ * bound, the smallest safe integer standing in for it), at most `@limit`, each with its job's current state
+ * (`job_state`). A forward range search of the primary key `(schedule_name, tick_at, kind)` (no temporary b-tree for
+ * the ORDER BY) that stops after `@limit` rows, so the ticks before `@after` are never read; the job is read by a
+ * correlated scalar subquery through its rowid, as in {@link SCHEDULE_LAST_SUCCESS}, so the ticks stay the outer loop.
+ * Params: `@name, @after, @through, @limit`.
+ */
+export const SCHEDULE_TICKS_AFTER = `
+SELECT t.schedule_name, t.tick_at, t.kind, t.outcome, t.late, t.job_id, t.actor, t.recorded_at,
+       (SELECT j.state FROM jobs j WHERE j.id = t.job_id) AS job_state
+FROM schedule_ticks t
+WHERE t.schedule_name = @name AND t.kind = 'scheduled'
+  AND t.tick_at > coalesce(@after, -9007199254740991) AND t.tick_at <= @through
+ORDER BY t.tick_at
+LIMIT @limit`;
+
+/**
  * The scheduled ticks among `@tickAts` (a JSON array of ms) that scheduler instance `@firedBy` wrote for `@name`.
  * `replaced` (0/1): a `fired` tick whose job is not the one it enqueued (that job's schedule or tick differs), so its
  * key replaced a waiting holder's payload; 0 when the job is gone.

@@ -8,7 +8,7 @@ import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
 import {
   tickListLimit, tickOutcome,
   type ScheduleAdvanceParams, type ScheduleAdvanceResult, type ScheduleLastSuccess, type ScheduleResumeParams, type ScheduleRow, type ScheduleSyncParams,
-  type ScheduleTickResult, type ScheduleTickRow, type ScheduleTicksWrittenParams, type ScheduleTickWrite, type ScheduleTickWritten,
+  type ScheduleTickResult, type ScheduleTickRow, type ScheduleTicksAfterParams, type ScheduleTicksWrittenParams, type ScheduleTickWrite, type ScheduleTickWritten,
   type ScheduleTriggerParams, type ScheduleTriggerResult,
 } from '../schedule-params.js';
 import { resolveNow, toMs, type Prepare } from './sqlite-exec.js';
@@ -83,6 +83,20 @@ export async function scheduleLastSuccess(ctx: SqliteScheduleContext, params: { 
   type Row = { tick_at: DbInt; job_id: DbInt; finished_at: DbInt };
   const row = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_LAST_SUCCESS).get({ name: params.name }) as Row | undefined);
   return row ? { tickAt: new Date(Number(row.tick_at)), jobId: jobId(row.job_id), finishedAt: new Date(Number(row.finished_at)) } : null;
+}
+
+/**
+ * A schedule's `scheduled` ticks with `after < tick_at <= through`, oldest first; `limit` as {@link tickListLimit}
+ * reads it (default 100, clamped to 1..1000).
+ * @throws InvalidOptionError for a `limit` that is not a whole number, or a bound that is not a valid Date.
+ */
+export async function scheduleTicksAfter(ctx: SqliteScheduleContext, params: ScheduleTicksAfterParams): Promise<ScheduleTickRow[]> {
+  const limit = tickListLimit(params.limit);
+  const after = toMs(params.after, 'after');
+  const through = toMs(params.through, 'through');
+  if (through === null) throw new InvalidOptionError('through', params.through, 'a valid Date');
+  const rows = await ctx.read(() => ctx.stmt(SQL.SCHEDULE_TICKS_AFTER).all({ name: params.name, after, through, limit }) as ScheduleTickDbRow[]);
+  return rows.map(toScheduleTickRow);
 }
 
 /**
