@@ -132,6 +132,9 @@ describe.each(DRIVER_KINDS)('schedule resume against concurrent syncs (%s)', (ki
       void resume.then(() => (settled = true), () => (settled = true));
       // The resume's UPDATE waits for the row lock.
       await until(async () => {
+        // This client is inside its transaction, where pg_stat_activity is read once and kept: clear that snapshot
+        // before each look, or a first look before the resume started waiting is all it ever sees.
+        await client.query('SELECT pg_stat_clear_snapshot()');
         const { rows } = await client.query<{ n: string }>(
           `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE "${tdb.schema}".schedules%'`,
         );
