@@ -56,11 +56,14 @@ export interface WithWardenOptions {
   jobs?: JobDefinition<any, any>[];
   /** Schedules to register (needed to run a scheduler and to trigger); their jobs are registered too. @default [] */
   schedules?: ScheduleDefinition[];
-  /**
-   * Fail with "run `warden migrate`" unless the schema is migrated; for SQLite, also refuse to create a file
-   * that does not exist yet. Off for `migrate` itself. @default true
-   */
+  /** Fail with "run `warden migrate`" unless the schema is migrated. Off for `migrate` and `doctor`. @default true */
   requireMigrated?: boolean;
+  /**
+   * Open an SQLite file that does not exist yet, which creates it. Only applying migrations may: any other command
+   * (`doctor`, `migrate --status` included) would leave an empty database at a mistyped path, which a later command
+   * would then find and use; it refuses instead. @default false
+   */
+  createSqliteFile?: boolean;
   /**
    * The instance's `audit` option. Operator actions through the CLI are always recorded, attributed to
    * `cli:<user>`: the CLI cannot know whether the application records, and an entry costs one write.
@@ -107,7 +110,7 @@ export async function withWarden<T>(globals: GlobalOptions, options: WithWardenO
   const url = globals.database || CLI_DEFAULT_DATABASE;
   const requireMigrated = options.requireMigrated ?? true;
   const missing = missingSqliteFile(globals);
-  if (requireMigrated && missing !== null) {
+  if (!(options.createSqliteFile ?? false) && missing !== null) {
     throw new CliError(`Expected an SQLite database file at ${missing}, got no such file (create it with \`warden migrate\`)`);
   }
   const warden = createWarden({ database: url, schema: globals.schema, jobs: options.jobs ?? [], schedules: options.schedules ?? [], logger: cliLogger(), audit: options.audit ?? { actor: cliActor() }, metrics: options.metrics ?? false, alerts: options.alerts });

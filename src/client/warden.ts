@@ -174,7 +174,9 @@ export class Warden {
     this.audit = new AuditApi({ driver: this.driver, chain: auditOptions.chain, trail: this.#auditTrail });
     this.alerts = new AlertManager({
       options: options.alerts, driver: this.driver, clock: this.clock, events: this.events, logger: this.logger, definitions: this.#registry, schedules: this.#schedules,
-      instance: `${hostname()}/${process.pid}/${Math.floor(this.#random() * 0xffffff).toString(16).padStart(6, '0')}`,
+      // Not from `random` (as the worker id): a fixed or seeded one gives two instances of one process one id, and
+      // each would then resolve process-local alerts only the other has seen hold.
+      instance: `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`,
       // Not through enqueueMany's closed check: `close()` flushes the alerts (and their delivery jobs) after it.
       enqueue: (items, tx) => this.#enqueuer.enqueueMany(items, { tx }),
       onEnqueued: (queue) => this.#worker?.notify(queue),

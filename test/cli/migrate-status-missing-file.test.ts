@@ -44,3 +44,15 @@ describe('warden migrate --status on a missing SQLite file', () => {
     expect(await cliJson(['migrate', '--status', '--check', ...db.args])).toEqual({ applied: ALL, pending: [] });
   });
 });
+
+describe('warden doctor on a missing SQLite file', () => {
+  it('reports every migration pending, as for an empty database, says so on stderr, and creates no file', async () => {
+    const db = await sqliteDatabase();
+    cleanups.push(db.cleanup);
+    const result = await cli(['doctor', '--json', ...db.args]);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.out).findings.map((f: { id: string }) => f.id)).toEqual(['migrations.pending']);
+    expect(result.err).toBe(`no SQLite database file at ${db.file} yet: checked as an empty database (\`warden migrate\` creates it)\n`);
+    expect(existsSync(db.file)).toBe(false);
+  });
+});

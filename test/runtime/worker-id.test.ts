@@ -65,4 +65,16 @@ describe.each(DRIVER_KINDS)('worker ids of Wardens given the same fixed random (
     expect(await tdb.driver.jobGet({ id })).toMatchObject({ state: 'running', leaseToken: 1, leaseWorker: bStarted[0]!.workerId });
     expect(fences).toEqual([1]);
   });
+
+  it('give each Warden its own alert instance id too (recorded as resolvedBy)', async () => {
+    const open = { rule: 'dead-letter', severity: 'critical', summary: 'x', detailsJson: '{}', instance: 'test', since: null, now: null } as const;
+    const resolvedBy: string[] = [];
+    for (const key of ['a', 'b']) {
+      const warden = createWarden({ database: tdb.newDriver(), logger: silent, random: () => 0.5 });
+      closers.push(warden);
+      await tdb.driver.alertOpen({ key, ...open });
+      resolvedBy.push((await warden.alerts.resolve(key))!.resolvedBy!);
+    }
+    expect(resolvedBy[0]).not.toBe(resolvedBy[1]);
+  });
 });

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { DOCTOR_SEVERITIES, type DoctorResult } from '../../doctor/doctor-finding.js';
 import { type CliIo, writeJson, writeLines } from '../cli-io.js';
 import { loadJobsModule } from '../load-jobs.js';
-import { type GlobalOptions, withWarden } from '../open-warden.js';
+import { type GlobalOptions, missingSqliteFile, withWarden } from '../open-warden.js';
 import type { CommandRunner } from './command-runner.js';
 
 /** Options of {@link doctorCommand}. */
@@ -25,8 +25,13 @@ export interface DoctorCommandOptions extends GlobalOptions {
 export async function doctorCommand(options: DoctorCommandOptions, io: CliIo): Promise<number> {
   const spec = options.jobs ?? (process.env.WARDEN_JOBS || undefined);
   const module = spec ? await loadJobsModule(spec, { flag: options.jobs ? '--jobs' : 'WARDEN_JOBS' }) : null;
+  // Opening a missing SQLite file would create it (an empty database at a mistyped path, for the next command to
+  // find). An empty in-memory database gives the same answer, every migration pending, and leaves nothing behind.
+  const missing = missingSqliteFile(options);
+  if (missing !== null) io.err(`no SQLite database file at ${missing} yet: checked as an empty database (\`warden migrate\` creates it)\n`);
+  const globals = missing === null ? options : { ...options, database: 'sqlite::memory:' };
   // Doctor only reads: opened without recording, and without requiring migrations, which it reports itself.
-  const result = await withWarden(options, { jobs: module?.jobs, schedules: module?.schedules, alerts: module?.alerts, audit: false, requireMigrated: false }, async (warden) => {
+  const result = await withWarden(globals, { jobs: module?.jobs, schedules: module?.schedules, alerts: module?.alerts, audit: false, requireMigrated: false }, async (warden) => {
     const found = await warden.doctor({ auditSource: 'trail' });
     // Without the jobs module the sinks are unknown, not missing.
     return module ? found : { ...found, findings: found.findings.filter((f) => f.id !== 'alerts.no-sink') };

@@ -35,7 +35,7 @@ export async function migrateCommand(options: MigrateCommandOptions, io: CliIo):
     }
     return withWarden(options, { requireMigrated: false }, async (warden) => printStatus(await warden.migrationStatus(), options, io));
   }
-  return withWarden(options, { requireMigrated: false }, async (warden) => {
+  return withWarden(options, { requireMigrated: false, createSqliteFile: true }, async (warden) => {
     const result = await warden.migrate();
     if (options.json) writeJson(io, result);
     else if (result.applied.length === 0) writeLines(io, [`already up to date (${result.current.length} migration(s) applied)`]);
