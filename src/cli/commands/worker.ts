@@ -93,7 +93,7 @@ export async function workerCommand(options: WorkerCommandOptions, io: CliIo): P
   const runWorker = !options.schedulerOnly;
   const runScheduler = schedules.length > 0 && options.scheduler !== false;
   const scheduleNames = runScheduler ? schedules.map((s) => s.name) : [];
-  return withWarden(options, { jobs, schedules, requireMigrated: !options.migrate, alerts, audit: options.audit === true, metrics: metricsPort !== undefined }, async (warden) => {
+  return withWarden(options, { jobs, schedules, requireMigrated: !options.migrate, createSqliteFile: options.migrate === true, alerts, audit: options.audit === true, metrics: metricsPort !== undefined }, async (warden) => {
     if (options.migrate) {
       const result = await warden.migrate();
       for (const name of result.applied) io.err(`applied migration ${name}\n`);
