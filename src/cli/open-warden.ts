@@ -59,9 +59,9 @@ export interface WithWardenOptions {
   /** Fail with "run `warden migrate`" unless the schema is migrated. Off for `migrate` and `doctor`. @default true */
   requireMigrated?: boolean;
   /**
-   * Open an SQLite file that does not exist yet, which creates it. Only applying migrations (`migrate`, `worker --migrate`) may: any other command
-   * (`doctor`, `migrate --status` included) would leave an empty database at a mistyped path, which a later command
-   * would then find and use; it refuses instead. @default false
+   * Open an SQLite file that does not exist yet, which creates it. Only applying migrations (`migrate`,
+   * `worker --migrate`) may: any other command (`doctor`, `migrate --status` included) would leave an empty database
+   * at a mistyped path, which a later command would then find and use; it refuses instead. @default false
    */
   createSqliteFile?: boolean;
   /**
