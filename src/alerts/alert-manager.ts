@@ -38,6 +38,11 @@ export interface AlertManagerDeps {
   enqueue: (items: EnqueueItem[], tx: unknown) => Promise<unknown>;
   /** Wakes a local worker for a queue that just got jobs. */
   onEnqueued: (queue: string) => void;
+  /**
+   * Runs an operator call (`check`, `resolve`): the Warden refuses it once closed and waits for it before closing.
+   * @default runs it as it is
+   */
+  whileOpen?: <T>(call: string, write: () => Promise<T>) => Promise<T>;
 }
 
 /** Options of {@link AlertManager.resolve}. */
@@ -120,9 +125,11 @@ export class AlertManager {
    * for event-driven notices with {@link settled}.
    * @throws InvalidOptionError when alerting is not configured.
    */
-  async check(): Promise<void> {
-    if (!this.#monitor) throw new InvalidOptionError('alerts', undefined, 'configured with createWarden({ alerts }) to check alert rules');
-    await this.#monitor.check();
+  check(): Promise<void> {
+    return this.#whileOpen('alerts.check()', async () => {
+      if (!this.#monitor) throw new InvalidOptionError('alerts', undefined, 'configured with createWarden({ alerts }) to check alert rules');
+      await this.#monitor.check();
+    });
   }
 
   /**
@@ -130,7 +137,11 @@ export class AlertManager {
    * `reason` in its details. Resolve notices are queued when this instance has sinks configured.
    * @returns the resolved row, or null when it was not open.
    */
-  async resolve(key: string, options: AlertResolveOptions = {}): Promise<AlertRow | null> {
+  resolve(key: string, options: AlertResolveOptions = {}): Promise<AlertRow | null> {
+    return this.#whileOpen('alerts.resolve()', () => this.#resolve(key, options));
+  }
+
+  async #resolve(key: string, options: AlertResolveOptions): Promise<AlertRow | null> {
     if (typeof key !== 'string' || key === '') throw new InvalidOptionError('alert key', key, 'a non-empty string');
     const [current] = (await this.#deps.driver.alertList({ state: 'open', limit: 10_000 })).filter((a) => a.key === key);
     if (!current) return null;
@@ -162,6 +173,10 @@ export class AlertManager {
     for (const off of this.#detach.splice(0)) off();
     await this.settled();
     this.#delivery?.close();
+  }
+
+  #whileOpen<T>(call: string, write: () => Promise<T>): Promise<T> {
+    return this.#deps.whileOpen ? this.#deps.whileOpen(call, write) : write();
   }
 
   #track(work: Promise<unknown>, context: string): void {

@@ -8,7 +8,7 @@ import { AuditTrail } from '../audit/audit-trail.js';
 import { type Clock, systemClock } from '../clock/clock.js';
 import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
 import type { Driver, MigrateResult, MigrationStatus } from '../driver/driver.js';
-import { InvalidOptionError, MigrationRequiredError, WardenClosedError } from '../errors.js';
+import { InvalidOptionError, MigrationRequiredError, WardenClosedError, WardenError } from '../errors.js';
 import type { DoctorOptions, DoctorResult } from '../doctor/doctor-finding.js';
 import { runDoctor } from '../doctor/run-doctor.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
@@ -180,6 +180,7 @@ export class Warden {
       // Not through enqueueMany's closed check: `close()` flushes the alerts (and their delivery jobs) after it.
       enqueue: (items, tx) => this.#enqueuer.enqueueMany(items, { tx }),
       onEnqueued: (queue) => this.#worker?.notify(queue),
+      whileOpen: (call, write) => this.#whileOpen(call, write),
     });
     for (const def of this.alerts.deliveryJobs) {
       if (this.#registry.has(def.name)) throw new InvalidOptionError('jobs[]', def.name, 'a name other than those of the built-in alert delivery jobs');
@@ -202,8 +203,7 @@ export class Warden {
    * @throws WardenClosedError once `close()` has stopped this instance.
    */
   migrate(): Promise<MigrateResult> {
-    if (this.#closed) return Promise.reject(new WardenClosedError('migrate()'));
-    return this.driver.migrate();
+    return this.#whileOpen('migrate()', () => this.driver.migrate());
   }
 
   migrationStatus(): Promise<MigrationStatus> {
@@ -342,14 +342,15 @@ export class Warden {
    * One scheduler pass in this process, without starting anything: syncs the schedules (on the first call) and
    * fires every due tick. For tests and scripts that drive time themselves.
    */
-  async runSchedulerOnce(): Promise<number> {
-    if (this.#closed) throw new WardenClosedError('runSchedulerOnce()');
-    this.#manualScheduler ??= this.#createScheduler();
-    if (!this.#manualSynced) {
-      await this.#manualScheduler.sync();
-      this.#manualSynced = true;
-    }
-    return this.#manualScheduler.scan();
+  runSchedulerOnce(): Promise<number> {
+    return this.#whileOpen('runSchedulerOnce()', async () => {
+      this.#manualScheduler ??= this.#createScheduler();
+      if (!this.#manualSynced) {
+        await this.#manualScheduler.sync();
+        this.#manualSynced = true;
+      }
+      return this.#manualScheduler.scan();
+    });
   }
 
   /**
@@ -359,9 +360,10 @@ export class Warden {
    * @throws InvalidOptionError when this instance was created with `retention: false`.
    */
   runRetentionOnce(): Promise<RetentionResult | null> {
-    if (this.#closed) return Promise.reject(new WardenClosedError('runRetentionOnce()'));
-    if (!this.#retention) return Promise.reject(new InvalidOptionError('retention', false, 'retention enabled to run a retention pass'));
-    return this.#retention.runOnce();
+    return this.#whileOpen('runRetentionOnce()', () => {
+      if (!this.#retention) return Promise.reject(new InvalidOptionError('retention', false, 'retention enabled to run a retention pass'));
+      return this.#retention.runOnce();
+    });
   }
 
   /**
@@ -374,15 +376,19 @@ export class Warden {
   }
 
   /** Runs every due job now in this process, until none is due. For tests and scripts. */
-  async drain(options: Pick<WorkerOptions, 'queues' | 'concurrency'> = {}): Promise<DrainResult> {
-    if (this.#closed) throw new WardenClosedError('drain()');
-    const worker = this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, this.#defaultQueues()));
-    return worker.drain();
+  drain(options: Pick<WorkerOptions, 'queues' | 'concurrency'> = {}): Promise<DrainResult> {
+    return this.#whileOpen('drain()', () => {
+      const worker = this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, this.#defaultQueues()));
+      return worker.drain();
+    });
   }
 
   /** One pass of the rescuer: moves jobs whose lease expired back for retry (or to the dead letters). */
-  async rescue(options: Pick<WorkerOptions, 'maxLost'> = {}): Promise<void> {
-    if (this.#closed) throw new WardenClosedError('rescue()');
+  rescue(options: Pick<WorkerOptions, 'maxLost'> = {}): Promise<void> {
+    return this.#whileOpen('rescue()', () => this.#rescue(options));
+  }
+
+  async #rescue(options: Pick<WorkerOptions, 'maxLost'>): Promise<void> {
     // Rescue does not claim, so an instance without registered jobs (an operator tool) may still run it.
     const queues = this.#defaultQueues();
     const worker = this.#worker ?? this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, queues.length > 0 ? queues : ['default']));
@@ -401,8 +407,11 @@ export class Warden {
    * Stops the worker and closes the database connections this instance opened. Once the worker has stopped (after
    * the grace period its running jobs get, during which their handlers may still enqueue), every write through this
    * instance is refused with `WardenClosedError`: `enqueue`, `enqueueMany`, the `jobs` and `queues` operator actions,
-   * `migrate`, `drain`, `rescue`, `runSchedulerOnce`, `runRetentionOnce` and the `schedules` writes (`sync`, `pause`, `resume`, `trigger`), whether or not it opened its driver.
-   * Writes accepted before then are waited for, so each is written and recorded in the audit trail.
+   * `migrate`, `drain`, `rescue`, `runSchedulerOnce`, `runRetentionOnce`, the `schedules` writes (`sync`, `pause`,
+   * `resume`, `trigger`) and `alerts.check`/`alerts.resolve`, whether or not it opened its driver. Calls accepted
+   * before then are waited for, for at most the worker's grace period (`error` event past it), so each is written and
+   * recorded in the audit trail. Locks (`warden.locks`) and `audit.prune` go to the database directly and are not
+   * refused: with a driver passed in they still work; with its own they fail once the driver is closed.
    */
   close(): Promise<void> {
     // Every caller waits for the same close, so a second call cannot return while the first is in progress.
@@ -414,7 +423,7 @@ export class Warden {
       // Refused from here on, also with a driver passed in (which stays open): the audit trail stops below, so a
       // later write would go unrecorded, and with a driver of its own it would fail with that driver's error.
       this.#closed = true;
-      if (this.#writesInFlight > 0) await new Promise<void>((resolve) => (this.#writesDrained = resolve));
+      await this.#writesSettled();
       // Alert writes started by the worker's last events still need the database.
       await this.alerts.close();
       this.metrics?.detach();
@@ -440,6 +449,25 @@ export class Warden {
   /** Subscribes to an event; returns an unsubscribe function. Shorthand for `events.on`. */
   on<K extends WardenEventName>(event: K, listener: (payload: WardenEventMap[K]) => void): () => void {
     return this.events.on(event, listener);
+  }
+
+  /**
+   * Waits for the writes accepted before `close()` (see {@link Warden.#whileOpen}), for at most the worker's grace
+   * period in real time: one that never settles (a database that stopped answering, a schema check that hangs) must
+   * not keep `close()` and the process's shutdown from ending. Past it, `close()` goes on and says so (`error`).
+   */
+  async #writesSettled(): Promise<void> {
+    if (this.#writesInFlight === 0) return;
+    const drained = new Promise<void>((resolve) => (this.#writesDrained = resolve));
+    const { graceMs } = resolveWorkerOptions({ ...this.#workerDefaults }, this.#defaultQueues());
+    let cancel = noop;
+    const timedOut = new Promise<boolean>((resolve) => (cancel = systemClock.setTimer(graceMs, () => resolve(true))));
+    const late = await Promise.race([drained.then(() => false), timedOut]);
+    cancel();
+    if (!late) return;
+    this.#writesDrained = null;
+    const error = new WardenError('CLOSE_WRITES_PENDING', `Expected the writes accepted before close() to settle within ${graceMs} ms, got ${this.#writesInFlight} still in flight; closing without them`);
+    this.events.emit('error', { error, context: 'closing' });
   }
 
   /**

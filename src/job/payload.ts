@@ -16,11 +16,22 @@ export const MAX_JSON_DEPTH = 200;
  * @throws PayloadTooLargeError when the UTF-8 JSON exceeds `limitBytes`.
  */
 export function encodeJson(what: string, value: unknown, limitBytes: number): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    // A cycle or a BigInt: the walk names it and its path.
+    assertPlainJson(what, value);
+    throw error;
+  }
+  // The size first: an oversized payload is refused without walking it (the walk of a huge array costs more than
+  // its text), and a payload within the limit bounds the walk.
+  if (text !== undefined) {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > limitBytes) throw new PayloadTooLargeError(what, bytes, limitBytes);
+  }
   assertPlainJson(what, value);
-  const text = JSON.stringify(value);
-  const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > limitBytes) throw new PayloadTooLargeError(what, bytes, limitBytes);
-  return text;
+  return text!;
 }
 
 /**
@@ -77,9 +88,14 @@ function checkObject(walk: JsonWalk, obj: object): void {
       path.pop();
     }
     // Without holes, every own key beyond the elements is a named property, which JSON leaves out.
-    if (Object.keys(obj).length !== length) {
-      path.push(Object.keys(obj).find((key) => !isArrayIndex(key))!);
-      fail(walk, 'a named property of an array (JSON keeps only the elements; use an object)');
+    // (An element made non-enumerable is one key short, and JSON still writes it: only a key that is no index counts.)
+    const keys = Object.keys(obj);
+    if (keys.length !== length) {
+      const named = keys.find((key) => !isArrayIndex(key));
+      if (named !== undefined) {
+        path.push(named);
+        fail(walk, 'a named property of an array (JSON keeps only the elements; use an object)');
+      }
     }
   } else {
     const proto = Object.getPrototypeOf(obj);

@@ -14,7 +14,7 @@ import { WardenClosedError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { countRows, expectRejects } from '../conformance/helpers.js';
-import { deferred, makeWarden, silent, within } from '../runtime/helpers.js';
+import { deferred, makeWarden, record, silent, within } from '../runtime/helpers.js';
 import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 
@@ -139,5 +139,53 @@ describe.each(DRIVER_KINDS)('writes after close (%s)', (kind) => {
     await expect(enqueue).resolves.toMatchObject({ duplicate: false });
     await closing;
     expect(await countRows(tdb, 'jobs')).toBe(1);
+  });
+
+  it("gives up waiting for an accepted write that never settles after the worker's grace, says so, and closes", async () => {
+    // A write whose database call never answers (a half-open connection): close() must still end.
+    const driver = overrideDriver(tdb.driver, { jobInsertMany: () => () => new Promise(() => {}) });
+    const warden = createWarden({ database: driver, jobs: [task], retention: false, logger: silent, worker: { grace: '200ms' } });
+    const errors = record(warden, 'error');
+    void warden.enqueue(task, {}).catch(() => undefined);
+    await within(warden.close(), 'close() to give up on the write and finish');
+    expect(errors.map((e) => [e.context, (e.error as { code?: string }).code])).toEqual([['closing', 'CLOSE_WRITES_PENDING']]);
+  });
+
+  it('waits for a drain() accepted before it', async () => {
+    const started = deferred();
+    const release = deferred();
+    const gated = defineJob({ name: 'gated', handler: async () => {
+      started.resolve();
+      await release.promise;
+    } });
+    const warden = makeWarden(tdb, { jobs: [gated], retention: false });
+    await warden.enqueue(gated, {});
+    const draining = warden.drain();
+    await within(started.promise, 'the drained job to start');
+    let closed = false;
+    const closing = warden.close().then(() => {
+      closed = true;
+    });
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(closed, 'close() finished while a drain was running').toBe(false);
+    release.resolve();
+    await expect(within(draining, 'drain() to settle')).resolves.toEqual({ attempts: 1 });
+    await within(closing, 'close()');
+  });
+
+  it('refuses alerts.resolve() and alerts.check() after close: no delivery job is written (driver passed in)', async () => {
+    const warden = createWarden({
+      database: tdb.driver, retention: false, logger: silent,
+      alerts: { sinks: [{ type: 'webhook', url: 'http://127.0.0.1:9/hook', secret: 'at-least-sixteen-chars' }], rules: { consecutiveFailures: false, failureRate: false } },
+    });
+    warden.events.emit('job:dead', { job: { id: '1', name: 'task', queue: 'default' }, attempt: 1, reason: 'failed', error: { name: 'Error', message: 'boom' } });
+    await warden.alerts.settled();
+    const [open] = await warden.alerts.list({ state: 'open' });
+    expect(open?.key).toBe('dead-letter:1:1');
+    const jobsBefore = await countRows(tdb, 'jobs');
+    await warden.close();
+    expect((await expectRejects(warden.alerts.resolve(open!.key), WardenClosedError)).call).toBe('alerts.resolve()');
+    expect((await expectRejects(warden.alerts.check(), WardenClosedError)).call).toBe('alerts.check()');
+    expect(await countRows(tdb, 'jobs')).toBe(jobsBefore);
   });
 });

@@ -8,7 +8,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
-import { NonJsonValueError } from '../../src/errors.js';
+import { NonJsonValueError, PayloadTooLargeError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { countRows, expectRejects } from '../conformance/helpers.js';
 import { makeWarden } from '../runtime/helpers.js';
@@ -58,6 +58,22 @@ describe.each(DRIVER_KINDS)('payloads JSON would change (%s)', (kind) => {
     const tagged = Object.defineProperty({ ...payload }, Symbol('meta'), { value: 'internal', enumerable: false });
     const { id: jobId } = await warden.enqueue(task, tagged);
     expect((await warden.jobs.get(jobId))!.payload).toStrictEqual(payload);
+  });
+
+  it('accepts an array whose element was made non-enumerable (JSON still writes it)', async () => {
+    const list = [1, 2, 3];
+    Object.defineProperty(list, 1, { enumerable: false });
+    const { id: jobId } = await warden.enqueue(task, { list });
+    expect((await warden.jobs.get(jobId))!.payload).toStrictEqual({ list: [1, 2, 3] });
+  });
+
+  it('refuses an oversized payload by its size, before walking it', async () => {
+    const small = makeWarden(tdb, { jobs: [task], retention: false, payloadLimit: 1_000 });
+    try {
+      await expectRejects(small.enqueue(task, { list: Array.from({ length: 1_000 }, (_, i) => i) }), PayloadTooLargeError);
+    } finally {
+      await small.close();
+    }
   });
 
   it('accepts -0 and reads it back as 0', async () => {
