@@ -114,8 +114,12 @@ export interface ListenParams {
   handoff?: {
     workerId: string;
     onJob: (row: JobRow, slotsLeft: number) => void;
-    /** A job handed to the worker could not be read: it is leased to the worker, which has not received it. */
-    onMissed: () => void;
+    /**
+     * The job `jobId` handed to the worker could not be read, so it is never passed to `onJob`: the read failed (it
+     * stays leased to the worker, unreceived), or found it no longer the worker's (cancelled, or handed back by the
+     * worker, meanwhile). By id, so a worker that also handed that job back counts the hand-off settled once.
+     */
+    onMissed: (jobId: string) => void;
   };
 }
 

@@ -17,6 +17,10 @@ import type { Driver, JobLease } from '../driver/driver.js';
  * back while its next claim runs it again. So the leases a release hands back are remembered (the most recent
  * {@link MAX_LEASED_TO}, what one release can hand back) and such a late notice is dropped
  * ({@link UnreceivedJobs.handedBack}).
+ *
+ * It also counts the hand-offs settled without being received ({@link UnreceivedJobs.handoffsSettled}), each once
+ * by job id: one job can be both missed (its notice's read failed, or found it handed back) and handed back, in
+ * either order, and counted twice it would have the next registration offer a slot a hand-off on its way took.
  */
 export class UnreceivedJobs {
   /** Times {@link UnreceivedJobs.mark} was called. */
@@ -28,6 +32,17 @@ export class UnreceivedJobs {
   readonly #givenUp = new Set<string>();
   /** Leases a release handed back (or tried to), by job id, oldest first: a late notice for one is dropped. */
   readonly #handedBack = new Map<string, number>();
+  /**
+   * Hand-offs counted in {@link UnreceivedJobs.handoffsSettled}, by job id (a hand-off leases a new job, lease
+   * token 1), oldest first, the most recent {@link MAX_LEASED_TO} kept: the missed path and a release both settle
+   * the same job only within moments of each other.
+   */
+  readonly #settled = new Set<string>();
+  /**
+   * Hand-offs (lease token 1) a release sent and failed on, by job id: it may have committed with its reply lost,
+   * and the next look settles those it no longer finds leased to the worker (see {@link UnreceivedJobs.release}).
+   */
+  readonly #releaseUnsure = new Set<string>();
   #handoffsSettled = 0;
 
   constructor(deps: { driver: Driver; clock: Clock; workerId: string }) {
@@ -40,13 +55,24 @@ export class UnreceivedJobs {
   }
 
   /**
-   * Leases the releases so far handed back (applied, or found gone) that a hand-off may have given: lease token 1,
-   * as every hand-off leases its job. Such a hand-off is settled: its notice, should it still come, is dropped, so
-   * the worker never receives it. A first claim's job (also token 1) whose reply was lost is counted too: the
-   * registration takes that excess back (see `jobClaimHandoffSql`).
+   * Hand-offs the worker will never receive, each counted once: those {@link UnreceivedJobs.missed}, and the leases
+   * the releases so far handed back (applied, or found gone; or sent in a release that failed and no longer leased
+   * to the worker at the next look) that a hand-off may have given: lease token 1, as every hand-off leases its
+   * job. Such a hand-off is settled: its notice, should it still come, is dropped or missed, so the worker never
+   * receives it. A first claim's job (also token 1) whose reply was lost is counted too: the registration takes
+   * that excess back (see `jobClaimHandoffSql`).
    */
   get handoffsSettled(): number {
     return this.#handoffsSettled;
+  }
+
+  /**
+   * Counts the hand-off of job `id` settled: its notice came, but its row could not be read (the read failed, or
+   * found the job no longer the worker's, as when a release handed it back first). Not again when a release hands
+   * it back, or already did.
+   */
+  missed(id: string): void {
+    this.#settle(id);
   }
 
   /** Says jobs may be leased to the worker unseen (a failed claim, a lost hand-off): the next release looks. */
@@ -81,7 +107,10 @@ export class UnreceivedJobs {
    * leases were read: that job was not among them). `held` is asked once the leases are read, so a job received
    * while the read was in flight (a hand-off) counts as held: asked before, it would be handed back and then run.
    * The leases to hand back are remembered in the same step, before the release is sent, so a notice arriving
-   * from then on is dropped ({@link UnreceivedJobs.handedBack}).
+   * from then on is dropped ({@link UnreceivedJobs.handedBack}). Should the release fail, it may still have
+   * committed (its reply lost), and then the next look no longer finds those jobs: its hand-offs are remembered,
+   * and the next look settles those no longer leased to the worker, else none would ever count and each would keep
+   * a slot of every later registration taken.
    * @returns How many were handed back.
    */
   async release(held: () => ReadonlySet<string>): Promise<number> {
@@ -90,18 +119,43 @@ export class UnreceivedJobs {
     const leased = await driver.jobLeasedTo({ workerId, limit: MAX_LEASED_TO });
     const holding = held();
     const leaseKeys = new Set(leased.map((l) => `${l.id}:${l.leaseToken}`));
+    // Gone since a failed release sent them: it committed (or the job was cancelled or rescued meanwhile); listed,
+    // they are handed back below. A full listing may leave some out: those wait for a look that is not full.
+    if (this.#releaseUnsure.size > 0 && leased.length < MAX_LEASED_TO) {
+      for (const id of this.#releaseUnsure) if (!leaseKeys.has(`${id}:1`)) this.#settle(id);
+      this.#releaseUnsure.clear();
+    }
     // A given-up lease no longer listed was rescued meanwhile: nothing to remember.
     for (const key of this.#givenUp) if (!leaseKeys.has(key)) this.#givenUp.delete(key);
     const unreceived = leased.filter((l) => !holding.has(l.id) && !this.#givenUp.has(`${l.id}:${l.leaseToken}`));
     let released = 0;
     if (unreceived.length > 0) {
       for (const lease of unreceived) this.#rememberHandedBack(lease);
-      released = (await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() })).applied.length;
-      // Counted once the release went through: failed, it is tried again (and counted then).
-      for (const lease of unreceived) if (lease.leaseToken === 1) this.#handoffsSettled++;
+      try {
+        released = (await driver.jobRelease({ leases: unreceived, now: clock.sqlNow() })).applied.length;
+      } catch (error) {
+        // Maybe committed with its reply lost: the next look counts those it no longer finds, and hands back the rest.
+        for (const lease of unreceived) if (lease.leaseToken === 1) this.#rememberUnsure(lease.id);
+        throw error;
+      }
+      for (const lease of unreceived) if (lease.leaseToken === 1) this.#settle(lease.id);
     }
     this.#lookedFor = marks;
     return released;
+  }
+
+  /** Counts the hand-off of job `id` settled unless it already was; the oldest forgotten past {@link MAX_LEASED_TO}. */
+  #settle(id: string): void {
+    if (this.#settled.has(id)) return;
+    this.#settled.add(id);
+    if (this.#settled.size > MAX_LEASED_TO) this.#settled.delete(this.#settled.values().next().value!);
+    this.#handoffsSettled++;
+  }
+
+  /** Remembers a hand-off a failed release sent, the oldest forgotten past {@link MAX_LEASED_TO}. */
+  #rememberUnsure(id: string): void {
+    this.#releaseUnsure.add(id);
+    if (this.#releaseUnsure.size > MAX_LEASED_TO) this.#releaseUnsure.delete(this.#releaseUnsure.values().next().value!);
   }
 
   /** Remembers a lease handed back, the oldest forgotten past {@link MAX_LEASED_TO}. */

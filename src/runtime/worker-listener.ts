@@ -20,10 +20,11 @@ export interface WorkerListenerDeps {
   /** Counts a job handed to the worker as it is received. */
   onHandedOff: () => void;
   /**
-   * A job handed to the worker whose notice came but whose row could not be read (the read failed, or found the job
-   * no longer the worker's): it is never received. Called before `onPossiblyUnreceived`.
+   * The job `jobId` handed to the worker whose notice came but whose row could not be read (the read failed, or
+   * found the job no longer the worker's): it is never received. By id, as a hand-back may also have taken it back
+   * (before or after): the hand-off is settled once. Called before `onPossiblyUnreceived`.
    */
-  onHandoffMissed: () => void;
+  onHandoffMissed: (jobId: string) => void;
   /**
    * Whether a hand-back of unreceived jobs already handed this job back (`UnreceivedJobs.handedBack`): its notice
    * came late, and it must not start.
@@ -95,8 +96,8 @@ export class WorkerListener {
         handoff: {
           workerId,
           onJob: (row, slotsLeft) => this.#receive(row, slotsLeft),
-          onMissed: () => {
-            this.#deps.onHandoffMissed();
+          onMissed: (jobId) => {
+            this.#deps.onHandoffMissed(jobId);
             onPossiblyUnreceived();
             notify();
           },

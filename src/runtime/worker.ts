@@ -88,13 +88,6 @@ export class Worker {
    * claim that comes up short is followed by a registering one at the next poll or wake-up.
    */
   #lastClaimShort = false;
-  /**
-   * Jobs handed to this worker whose notice came with a row that could not be read: it never receives them. With
-   * {@link WorkerCounters.handedOff} and those handed back unreceived ({@link UnreceivedJobs.handoffsSettled}) they
-   * are the hand-offs settled, which a registering claim reports as `received`: counted as none, each would keep a
-   * slot of every later registration taken, as if still on its way (see {@link Worker.#claim}).
-   */
-  #handoffsMissed = 0;
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -126,7 +119,7 @@ export class Worker {
       notify: (queue) => this.notify(queue),
       onPossiblyUnreceived: () => this.#unreceived.mark(),
       onHandedOff: () => this.counters.handedOff++,
-      onHandoffMissed: () => this.#handoffsMissed++,
+      onHandoffMissed: (jobId) => this.#unreceived.missed(jobId),
       handedBack: (row) => this.#unreceived.handedBack(row),
       take: (row, slotsLeft) => this.#take(row, slotsLeft),
     });
@@ -382,9 +375,15 @@ export class Worker {
     });
   }
 
-  /** Hand-offs received, missed (their row unreadable) or handed back unreceived: none of them is on its way. */
+  /**
+   * Hand-offs received, or missed (their row unreadable) or handed back unreceived
+   * ({@link UnreceivedJobs.handoffsSettled}, each counted once although a job can be both): none of them is on its
+   * way. A registering claim reports this as
+   * `received`: a hand-off counted as none would keep a slot of every later registration taken; one counted twice
+   * would have a registration offer the slot of a hand-off still on its way (see {@link Worker.#claim}).
+   */
   #handoffsSettled(): number {
-    return this.counters.handedOff + this.#handoffsMissed + this.#unreceived.handoffsSettled;
+    return this.counters.handedOff + this.#unreceived.handoffsSettled;
   }
 
   /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */

@@ -86,10 +86,11 @@ export const CLAIM_JSON = CLAIM_FIELDS.map((f) => (f === 'id' ? 'id::text' : f))
  * channel `$10` that connection listens on, for `$6` slots less the
  * jobs it claimed and less the jobs handed to it it has not received yet (`handed`, counted by the enqueues, minus
  * `$9`, the hand-offs it has settled: received, or lost and handed back): without that, a registration racing a
- * hand-off would give back the slot the hand-off just took. The worker errs on the high side, as it cannot always
- * tell a lost hand-off from a lost claim's job (both leased to it unseen, lease token 1) and counts a hand-off whose
- * read failed again when it hands it back: `$9` above `handed` is that excess, and `handed` is raised to `$9`, so the
- * excess is not held against later hand-offs. (Counted short, a lost hand-off would take a slot for good.) Any
+ * hand-off would give back the slot the hand-off just took. The worker counts each job settled once (missed and
+ * also handed back, it is one), but errs on the high side, as it cannot always tell a lost hand-off from a lost
+ * claim's job (both leased to it unseen, lease token 1) and counts such a job settled when it hands it back: `$9`
+ * above `handed` is that excess, and `handed` is raised to `$9`, so the excess is not held against later hand-offs.
+ * (Counted short, a lost hand-off would take a slot for good; counted twice, a hand-off on its way would not.) Any
  * other such claim sets the worker's slots to 0 (kept, not deleted, so `handed` keeps counting): it has more to do
  * than free handlers, or none free. Data-modifying CTEs run whether or not the query
  * reads them, and the two conditions exclude each other, so each claim writes the row at most once. Registering also deletes registrations expired a minute ago (workers that died without
