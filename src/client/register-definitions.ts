@@ -22,7 +22,11 @@ export interface DefinitionRegistry {
 export function registerDefinitions(jobs: readonly JobDefinition<any, any>[], schedules: readonly ScheduleDefinition[]): DefinitionRegistry {
   const registry: DefinitionRegistry = { jobs: new Map(), schedules: new Map() };
   for (const def of jobs) {
-    if (typeof def?.name !== 'string' || typeof def.handler !== 'function') throw new InvalidOptionError('jobs[]', def, 'a job made with defineJob()');
+    // The resolved fields too, not only name and handler: a hand-made object would pass them and fail much later
+    // (the worker, the doctor) on a missing retry policy or unique option.
+    if (typeof def?.name !== 'string' || typeof def.handler !== 'function' || typeof def.retry !== 'object' || def.retry === null || typeof def.unique !== 'object' || def.unique === null) {
+      throw new InvalidOptionError('jobs[]', def, 'a job made with defineJob()');
+    }
     if (registry.jobs.has(def.name)) throw new InvalidOptionError('jobs[]', def.name, 'unique job names; this name is registered twice');
     registry.jobs.set(def.name, def);
   }

@@ -10,7 +10,7 @@ import { createDriver, DEFAULT_DATABASE_URL } from '../driver/create-driver.js';
 import type { Driver, MigrateResult, MigrationStatus } from '../driver/driver.js';
 import { InvalidOptionError, MigrationRequiredError, WardenClosedError, WardenError } from '../errors.js';
 import type { DoctorOptions, DoctorResult } from '../doctor/doctor-finding.js';
-import { runDoctor } from '../doctor/run-doctor.js';
+import { runDoctorChecks } from '../doctor/run-doctor.js';
 import type { WardenEventMap, WardenEventName } from '../events/event-map.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
@@ -400,7 +400,7 @@ export class Warden {
    * docs/doctor.md). The clock-skew threshold defaults to this instance's `scheduler.clockSkewWarning`.
    */
   doctor(options: DoctorOptions = {}): Promise<DoctorResult> {
-    return runDoctor(this, { clockSkew: this.#schedulerOptions.skewWarnMs, ...options });
+    return runDoctorChecks(this, options, this.#schedulerOptions.skewWarnMs);
   }
 
   /**

@@ -18,7 +18,17 @@ import { checkLiveState } from './live-checks.js';
  * for (const f of findings) console.log(f.severity, f.id, f.subject, f.message);
  * @throws InvalidOptionError, InvalidDurationError for bad options; database errors as they come.
  */
-export async function runDoctor(warden: Warden, options: DoctorOptions = {}): Promise<DoctorResult> {
+export function runDoctor(warden: Warden, options: DoctorOptions = {}): Promise<DoctorResult> {
+  // Through the instance, which knows its own `scheduler.clockSkewWarning`: the documented default threshold.
+  return warden.doctor(options);
+}
+
+/**
+ * {@link runDoctor}'s checks, with the clock-skew threshold an option left out (or `undefined`) takes:
+ * `warden.doctor()` passes its instance's `scheduler.clockSkewWarning`.
+ * @throws InvalidOptionError, InvalidDurationError for bad options; database errors as they come.
+ */
+export async function runDoctorChecks(warden: Warden, options: DoctorOptions, defaultClockSkewMs: number): Promise<DoctorResult> {
   const maxAttempts = options.maxAttempts ?? 25;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InvalidOptionError('doctor maxAttempts', maxAttempts, 'a positive integer');
   const auditSource = options.auditSource ?? 'instance';
@@ -26,7 +36,7 @@ export async function runDoctor(warden: Warden, options: DoctorOptions = {}): Pr
   const limits = {
     longRunMs: parseDuration('doctor longRun', options.longRun ?? '10m', { allowZero: false }),
     missedWithinMs: parseDuration('doctor missedWithin', options.missedWithin ?? '24h', { allowZero: false }),
-    clockSkewMs: parseDuration('doctor clockSkew', options.clockSkew ?? '30s', { allowZero: false }),
+    clockSkewMs: parseDuration('doctor clockSkew', options.clockSkew ?? defaultClockSkewMs, { allowZero: false }),
     auditSource,
   } as const;
   const builtIn = new Set(warden.alerts.deliveryJobs);

@@ -24,13 +24,22 @@ export interface TestWarden {
 export async function createTestWarden(options: TestWardenOptions = {}): Promise<TestWarden> {
   const dir = await mkdtemp(join(tmpdir(), 'warden-test-'));
   const url = `sqlite:${join(dir, 'warden.db')}`;
-  const warden = createWarden({ logger: pino({ level: 'silent' }), ...options, database: url });
-  await warden.migrate();
+  let warden: Warden | undefined;
+  try {
+    warden = createWarden({ logger: pino({ level: 'silent' }), ...options, database: url });
+    await warden.migrate();
+  } catch (error) {
+    // Bad options or a failed migration: nothing is handed back to clean up, so nothing may be left behind.
+    await warden?.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const created = warden;
   return {
-    warden,
     url,
+    warden: created,
     async cleanup() {
-      await warden.close();
+      await created.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -49,7 +49,7 @@ export async function expectEnqueued(warden: Warden, job: JobDefinition<any, any
   const states = options.states ?? ['queued', 'retrying'];
   const { found, seen } = await find(warden, job, match, states);
   const name = typeof job === 'string' ? job : job.name;
-  if (found.length === 0 || (options.count !== undefined && found.length !== options.count)) {
+  if (options.count !== undefined ? found.length !== options.count : found.length === 0) {
     const shown = seen.slice(0, 5).map((r) => JSON.stringify(r.payload)).join(', ');
     throw new EnqueueAssertionError(`Expected ${options.count ?? 'at least 1'} "${name}" job(s) in ${states.join('/')} matching ${typeof match === 'function' ? 'the predicate' : JSON.stringify(match ?? {})}, got ${found.length} (payloads seen: ${shown || 'none'})`);
   }

@@ -3,7 +3,9 @@
  * `expectNotEnqueued`, `drain()` and `FakeClock`. Imported through the testing entry point, as users do.
  * @module
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineJob } from '../../src/index.js';
@@ -26,6 +28,21 @@ describe('createTestWarden', () => {
       await t.cleanup();
     }
     expect(existsSync(file)).toBe(false);
+  });
+
+  it('leaves no directory behind when it fails (bad options)', async () => {
+    const ping = defineJob({ name: 'ping', handler: () => {} });
+    const previous = process.env.TMPDIR;
+    const own = mkdtempSync(join(tmpdir(), 'warden-own-tmp-'));
+    process.env.TMPDIR = own;
+    try {
+      await expect(createTestWarden({ jobs: [ping, ping] })).rejects.toThrow(/registered twice/);
+      expect(readdirSync(own)).toEqual([]);
+    } finally {
+      if (previous === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = previous;
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('gives each call its own database', async () => {
@@ -124,6 +141,12 @@ describe('expectEnqueued / expectNotEnqueued / drain', () => {
     await expectEnqueued(t.warden, sendEmail, undefined, { count: 1001 });
     const error = await expectNotEnqueued(t.warden, sendEmail, { to: 'first@example.com' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(EnqueueAssertionError);
+  });
+
+  it('count: 0 asserts that no matching job waits', async () => {
+    expect(await expectEnqueued(t.warden, sendEmail, { to: 'nobody@example.com' }, { count: 0 })).toEqual([]);
+    await t.warden.enqueue(sendEmail, { to: 'a@example.com', template: 'welcome' });
+    await expect(expectEnqueued(t.warden, sendEmail, undefined, { count: 0 })).rejects.toBeInstanceOf(EnqueueAssertionError);
   });
 
   it('only waiting jobs count by default; other states on request', async () => {
