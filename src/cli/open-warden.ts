@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino';
 import { createWarden, type Warden } from '../client/warden.js';
 import type { WardenOptions } from '../client/warden-options.js';
 import type { MigrationStatus } from '../driver/driver.js';
+import { redactUrl } from '../driver/redact-url.js';
 import { InvalidOptionError, MigrationRequiredError } from '../errors.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { ScheduleDefinition } from '../schedule/define-schedule.js';
@@ -15,7 +16,7 @@ import { CliError, describeConnectionError } from './cli-error.js';
 
 /** Options every command accepts. */
 export interface GlobalOptions {
-  /** Database URL. @default process.env.WARDEN_DATABASE_URL || "sqlite:./warden.db" */
+  /** Database URL; an empty one is refused. @default process.env.WARDEN_DATABASE_URL ?? "sqlite:./warden.db" */
   database: string;
   /** PostgreSQL schema. @default process.env.WARDEN_SCHEMA ?? "warden" */
   schema: string;
@@ -76,11 +77,6 @@ export interface WithWardenOptions {
   alerts?: WardenOptions['alerts'];
 }
 
-/** Hides a password in a database URL for messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/:[^:@/]*@/, ':***@');
-}
-
 /** The file an `sqlite:` URL names (as `createDriver` reads it), or null for other URLs and `:memory:`. */
 function sqliteFile(url: string): string | null {
   if (!url.startsWith('sqlite:')) return null;
@@ -94,7 +90,7 @@ function sqliteFile(url: string): string | null {
  * (it exists, or the database is not an SQLite file). Opening such a file would create it.
  */
 export function missingSqliteFile(globals: GlobalOptions): string | null {
-  const file = sqliteFile(globals.database || CLI_DEFAULT_DATABASE);
+  const file = sqliteFile(globals.database);
   return file !== null && !existsSync(resolve(file)) ? resolve(file) : null;
 }
 
@@ -106,8 +102,10 @@ export function missingSqliteFile(globals: GlobalOptions): string | null {
  * @throws CliError, MigrationRequiredError, and whatever `fn` throws.
  */
 export async function withWarden<T>(globals: GlobalOptions, options: WithWardenOptions, fn: (warden: Warden) => Promise<T>): Promise<T> {
-  // An empty WARDEN_DATABASE_URL means "not set", as in the library.
-  const url = globals.database || CLI_DEFAULT_DATABASE;
+  // No fallback here: commander applies CLI_DEFAULT_DATABASE only when neither --database nor WARDEN_DATABASE_URL is
+  // given, and an empty one is passed on to be refused (DatabaseConfigError), not replaced by ./warden.db, which
+  // `migrate` would then create (docs/configuration.md, "Environment variables").
+  const url = globals.database;
   const requireMigrated = options.requireMigrated ?? true;
   const missing = missingSqliteFile(globals);
   if (!(options.createSqliteFile ?? false) && missing !== null) {

@@ -1,6 +1,7 @@
 import { DatabaseConfigError } from '../errors.js';
 import type { Driver } from './driver.js';
 import { PostgresDriver } from './postgres/postgres-driver.js';
+import { redactUrl } from './redact-url.js';
 import { SqliteDriver } from './sqlite/sqlite-driver.js';
 
 /** How to reach the database. */
@@ -47,7 +48,8 @@ export const DEFAULT_DATABASE_URL = 'sqlite:./warden.db';
 
 /**
  * Opens a driver for a database URL.
- * @throws DatabaseConfigError for a URL of no supported kind.
+ * @throws DatabaseConfigError for a URL of no supported kind, or a PostgreSQL URL pg cannot parse (a port that is
+ *   not a number): refused here, named with its passwords hidden, rather than failing at the first connection.
  */
 export function createDriver(options: DatabaseOptions = {}): Driver {
   const url = options.url ?? DEFAULT_DATABASE_URL;
@@ -61,6 +63,9 @@ export function createDriver(options: DatabaseOptions = {}): Driver {
     return new SqliteDriver({ filename, busyTimeoutMs: options.busyTimeoutMs, synchronous: options.synchronous, wakeupMs: options.sqliteWakeupMs });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    if (!pgCanParse(url)) {
+      throw new DatabaseConfigError(`Expected a PostgreSQL URL such as "postgres://user@host:5432/db", got ${JSON.stringify(redactUrl(url))} (not a valid URL)`);
+    }
     return new PostgresDriver({
       connectionString: url,
       schema: options.schema,
@@ -71,5 +76,15 @@ export function createDriver(options: DatabaseOptions = {}): Driver {
       onError: options.onError,
     });
   }
-  throw new DatabaseConfigError(`Expected a database URL starting with "sqlite:", "postgres://" or "postgresql://", got ${JSON.stringify(url.replace(/:[^:@/]*@/, ':***@'))}`);
+  throw new DatabaseConfigError(`Expected a database URL starting with "sqlite:", "postgres://" or "postgresql://", got ${JSON.stringify(redactUrl(url))}`);
+}
+
+/**
+ * Whether pg's connection-string parser (pg-connection-string 2.x) accepts `url`, checked the way it parses, so no
+ * URL pg would take is refused: spaces and stray `%` encoded first, and an empty host (`user@/db`, a Unix socket
+ * from the environment) allowed. pg itself fails with a bare `TypeError: Invalid URL` only when it connects.
+ */
+function pgCanParse(url: string): boolean {
+  const encoded = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url) ? encodeURI(url).replace(/%25(\d\d)/g, '%$1') : url;
+  return URL.canParse(encoded, 'postgres://base') || URL.canParse(encoded.replace('@/', '@___DUMMY___/'), 'postgres://base');
 }

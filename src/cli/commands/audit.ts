@@ -44,15 +44,37 @@ export interface AuditPruneCommandOptions extends AuditCommandOptions {
   before: string;
 }
 
+/** `YYYY-MM-DD`, optionally `[T ]HH:MM[:SS[.fff]]` and an offset (`Z`, `+02:00`, `-0500`). */
+const TIME_OPTION = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(Z|([+-])(\d\d):?(\d\d))?)?$/;
+
 /**
- * A time option as a Date: an ISO-8601 date or date-time (`2024-05-01`, `2024-05-01T12:00:00Z`).
- * @throws InvalidOptionError for anything else.
+ * A time option as a Date: an ISO-8601 date or date-time (`2024-05-01`, `2024-05-01T12:00`, `2024-05-01T12:00:00Z`,
+ * `2024-05-01T14:00+02:00`). A date, or a time without an offset, is UTC, whatever the host's time zone: the same
+ * command prunes or exports the same entries on every machine (a date alone was always UTC; a time without an offset
+ * would otherwise be host-local).
+ * @throws InvalidOptionError for anything else, and for a date or time that does not exist (`2024-02-31`,
+ *   `2023-02-29`, `25:00`), which `new Date()` would silently roll forward (`2024-02-31` read as 2 March).
  */
 export function parseTimeOption(flag: string, value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
-  const text = value.trim();
-  const date = /^\d{4}-\d\d-\d\d([T ][0-9:.]+(Z|[+-]\d\d:?\d\d)?)?$/.test(text) ? new Date(text) : new Date(Number.NaN);
-  if (Number.isNaN(date.getTime())) throw new InvalidOptionError(flag, value, 'an ISO-8601 date or time, e.g. 2024-05-01 or 2024-05-01T12:00:00Z');
+  const refuse = (): never => {
+    throw new InvalidOptionError(flag, value, 'an ISO-8601 date or time that exists, e.g. 2024-05-01 or 2024-05-01T12:00:00Z (UTC unless an offset is given)');
+  };
+  const m = TIME_OPTION.exec(value.trim()) ?? refuse();
+  const [y, mo, d, h, mi, sec] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const date = new Date(0);
+  // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, sec, ms);
+  // Date rolls impossible fields over (31 February is 2 March); reading back the typed digits catches that.
+  const readBack = [date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()];
+  if (readBack.some((n, i) => n !== [y, mo, d, h, mi, sec][i])) refuse();
+  if (m[9] !== undefined) {
+    const [oh, om] = [Number(m[10]), Number(m[11])];
+    if (oh > 23 || om > 59) refuse();
+    date.setTime(date.getTime() - (m[9] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000);
+  }
   return date;
 }
 
@@ -151,12 +173,12 @@ export function registerAuditCommands(program: Command, run: CommandRunner): voi
     .action((_options: object, command: Command) => run(auditHeadCommand, command.optsWithGlobals<AuditCommandOptions>()));
   chain(audit.command('export'))
     .description('write the entries to stdout as JSON Lines (re-verifiable) or CSV')
-    .option('--since <time>', 'only entries at or after this ISO-8601 time')
-    .option('--until <time>', 'only entries before this ISO-8601 time')
+    .option('--since <time>', 'only entries at or after this ISO-8601 date or time (UTC unless it has an offset)')
+    .option('--until <time>', 'only entries before this ISO-8601 date or time (UTC unless it has an offset)')
     .option('--format <format>', 'jsonl or csv (default jsonl)')
     .action((_options: object, command: Command) => run(auditExportCommand, command.optsWithGlobals<AuditExportCommandOptions>()));
   chain(audit.command('prune'))
     .description('delete the entries before a time (the trail keeps everything otherwise); recorded as an audit.pruned entry')
-    .requiredOption('--before <time>', 'delete entries before this ISO-8601 time (the global --reason is recorded with the prune)')
+    .requiredOption('--before <time>', 'delete entries before this ISO-8601 date or time, UTC unless it has an offset (the global --reason is recorded with the prune)')
     .action((_options: object, command: Command) => run(auditPruneCommand, command.optsWithGlobals<AuditPruneCommandOptions>()));
 }

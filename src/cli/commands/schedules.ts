@@ -4,10 +4,8 @@
  * @module
  */
 import type { Command } from 'commander';
-import type { Warden } from '../../client/warden.js';
 import { TICK_LIST_MAX_LIMIT, type ScheduleRow, type ScheduleTickRow } from '../../driver/schedule-params.js';
 import { InvalidOptionError, ScheduleNotFoundError } from '../../errors.js';
-import type { ScheduleDefinition } from '../../schedule/define-schedule.js';
 import { validateName } from '../../validation/names.js';
 import { CliError } from '../cli-error.js';
 import { type CliIo, formatDate, formatMs, formatTable, writeJson, writeLines } from '../cli-io.js';
@@ -141,8 +139,9 @@ export const schedulesResumeCommand: (options: ScheduleCommandOptions, io: CliIo
 /**
  * Enqueues one run of a schedule now, recorded as a `triggered` tick attributed to `cli:<user>`. The schedule's
  * job and payload are code, so the module defining it is loaded (`--jobs` or `WARDEN_JOBS`). When the schedule
- * is not in the database yet (no scheduler with it has started), this schedule — only it — is first written
- * there, as a starting scheduler would write it; nothing else is changed and no other tick fires. Prints
+ * is not in the database yet (no scheduler with it has started), this schedule — only it — is written there
+ * with the triggered tick, as a starting scheduler would write it; nothing else is changed and no other tick fires. A
+ * trigger refused (a payload its job's schema rejects) writes nothing, the schedule included. Prints
  * `triggered schedule <name>: job <id>`; when the job's unique key matched an active job, `schedule <name> not
  * triggered: …` (no run, the tick recorded skipped), or, when that key replaced a waiting job's payload and due time,
  * `triggered schedule <name>: waiting job <id> …` (that job runs for it, the tick recorded fired); `--json` prints
@@ -164,8 +163,9 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
       const known = schedules.length === 0 ? 'none' : schedules.map((s) => s.name).join(', ');
       throw new CliError(`Expected the jobs module ${path} to define schedule ${name} (its job and payload are code), got schedules: ${known}`);
     }
-    if (!stored) await syncOne(warden, def);
-    else if (stored.definitionHash !== def.definitionHash) {
+    // A schedule not stored yet is not synced here: the trigger stores it itself, in the same write as the tick and
+    // only after the payload passed the job's schema, so a refused trigger leaves nothing behind.
+    if (stored && stored.definitionHash !== def.definitionHash) {
       io.err(`note: schedule ${name} in the database has another definition (another deploy?); triggering with the job and payload of ${path}\n`);
     }
     const result = await warden.schedules.trigger(name, { actor: cliActor(), reason: options.reason });
@@ -175,15 +175,6 @@ export async function schedulesTriggerCommand(options: SchedulesTriggerCommandOp
     else writeLines(io, [`triggered schedule ${name}: job ${result.jobId}`]);
     return 0;
   });
-}
-
-/**
- * Writes one schedule to the database the way a starting scheduler does (first run: its next tick after the
- * database's now), without removing other schedules or firing due ticks — which `warden.runSchedulerOnce()`
- * would do, and would wrongly do with a module holding only some of a deployment's schedules.
- */
-async function syncOne(warden: Warden, def: ScheduleDefinition): Promise<void> {
-  await warden.schedules.sync({ names: [def.name], removeMissing: false });
 }
 
 /** Adds `schedules` and its subcommands to the program. */
