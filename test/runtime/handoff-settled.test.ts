@@ -13,9 +13,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import { createDriver } from '../../src/driver/create-driver.js';
 import type { Driver } from '../../src/driver/driver.js';
-import { handoffLockKey } from '../../src/driver/postgres/postgres-handoff.js';
 import { defineJob, type JobDefinition } from '../../src/job/define-job.js';
-import { openPgClient, rawQuery, tableRef } from '../conformance/helpers.js';
+import { rawQuery, tableRef } from '../conformance/helpers.js';
+import { cutListenConnection } from '../support/cut-listen-connection.js';
 import { Relay } from '../support/pg-relay.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { overrideDriver, type DriverOverrides } from '../support/override-driver.js';
@@ -84,22 +84,6 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-offs never received (p
     await rawQuery(tdb, 'SELECT pg_notify(?, ?)', [(await registration(workerId))!.channel, JSON.stringify([0, 3_600_000, id, null])]);
   }
 
-  /** Cuts the worker's LISTEN connection (the one holding its hand-off lock): it reconnects and hands back what it did not receive. */
-  async function cutListenConnection(workerId: string): Promise<void> {
-    const key = BigInt(handoffLockKey(tdb.schema!, workerId));
-    const admin = await openPgClient();
-    try {
-      const { rows } = await admin.query<{ ok: boolean }>(
-        `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted
-           AND classid::bigint = $1 AND objid::bigint = $2`,
-        [Number(BigInt.asUintN(64, key) >> 32n), Number(BigInt.asUintN(32, key))],
-      );
-      expect(rows).toEqual([{ ok: true }]);
-    } finally {
-      await admin.end();
-    }
-  }
-
   /**
    * What an enqueue handing a job to `workerId` writes, without its notification (as if lost): the job leased to
    * the worker as a hand-off leases it (attempt 1, lease token 1), and one slot of the registration taken.
@@ -146,7 +130,7 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-offs never received (p
     const { warden, producer, job, workerId, ran } = await startIdle();
     const id = await handedWithoutNotice(workerId);
     const done = warden.events.next('job:completed', (e) => e.job.id === id);
-    await cutListenConnection(workerId);
+    await cutListenConnection(tdb.schema!, workerId);
     await within(done, 'the unnoticed job handed back after the reconnect, and run');
     expect(ran).toEqual([99]);
     expect(warden.workerCounters).toMatchObject({ handedOff: 0, releasedUnreceived: 1 });
@@ -201,7 +185,7 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-offs never received (p
       // x: a hand-off whose notice is late; the LISTEN connection drops, and the worker hands x back unreceived.
       const x = await handedWithoutNotice(workerId, 1);
       const done = warden.events.next('job:completed', (e) => e.job.id === x);
-      await cutListenConnection(workerId);
+      await cutListenConnection(tdb.schema!, workerId);
       await within(done, 'x handed back, claimed again and completed');
       expect(warden.workerCounters).toMatchObject({ handedOff: 0, releasedUnreceived: 1 });
       await until('the idle worker to register again with its one slot', async () => (await registration(workerId))?.slots === 1);
@@ -272,7 +256,7 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-offs never received (p
       const done = warden.events.next('job:completed', (e) => e.job.id === x);
       // The release is the one statement taking a first attempt back (`jobReleaseSql`).
       if (lost) relay.arm('j.attempt = 1 THEN NULL ELSE j.started_at');
-      await cutListenConnection(workerId);
+      await cutListenConnection(tdb.schema!, workerId);
       await within(done, 'x handed back, claimed again and completed');
       expect(relay.cut).toBe(lost ? 1 : 0);
       // The retry's look no longer finds x leased to the worker: x is settled all the same, and its slot free.

@@ -10,8 +10,8 @@ import { createDriver } from '../../src/driver/create-driver.js';
 import type { Driver } from '../../src/driver/driver.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
-import { handoffLockKey } from '../../src/driver/postgres/postgres-handoff.js';
 import { openPgClient, rawQuery, tableRef } from '../conformance/helpers.js';
+import { cutListenConnection } from '../support/cut-listen-connection.js';
 import { Relay } from '../support/pg-relay.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, record, silent, within } from './helpers.js';
@@ -235,18 +235,7 @@ describe.skipIf(!DRIVER_KINDS.includes('postgres'))('hand-off to an idle worker 
     const reconnected = new Promise<void>((resolve) => warden.on('error', (e) => e.context === 'listening for wake-ups' && resolve()));
     const done = new Promise<void>((resolve) => warden.on('job:completed', (e) => e.job.id === id && resolve()));
     // Cut the LISTEN connection: the one holding the worker's hand-off lock.
-    const key = BigInt(handoffLockKey(tdb.schema!, workerId));
-    const admin = await openPgClient();
-    try {
-      const { rows } = await admin.query<{ ok: boolean }>(
-        `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted
-           AND classid::bigint = $1 AND objid::bigint = $2`,
-        [Number(BigInt.asUintN(64, key) >> 32n), Number(BigInt.asUintN(32, key))],
-      );
-      expect(rows).toEqual([{ ok: true }]);
-    } finally {
-      await admin.end();
-    }
+    await cutListenConnection(tdb.schema!, workerId);
     await within(reconnected, 'the LISTEN connection lost');
     await within(done, 'the unnoticed job run after the reconnect');
     expect(ran).toEqual([99]);
