@@ -27,6 +27,7 @@ import type { ScheduleDefinition } from '../schedule/define-schedule.js';
 import { ScheduleOperations } from '../schedule/schedule-operations.js';
 import { Scheduler } from '../schedule/scheduler.js';
 import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker.js';
+import { StartStopFlights } from '../runtime/start-stop-flights.js';
 import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
 import { parseDuration } from '../validation/duration.js';
 import { Enqueuer, type EnqueueItem } from './enqueuer.js';
@@ -91,12 +92,8 @@ export class Warden {
   #manualScheduler: Scheduler | null = null;
   #lastCounters: Readonly<WorkerCounters> | null = null;
   #manualSynced = false;
-  /** Counts `stop()` calls: a `start()` called before a stop (or `close()`) starts nothing, or nothing more. */
-  #stops = 0;
-  /** The `start()` in progress and the `#stops` count when it was called: later calls share it while no stop intervened. */
-  #starting: { promise: Promise<void>; stops: number } | null = null;
-  /** The latest `stop()` while in progress: a `start()` called meanwhile waits for it. */
-  #stopping: Promise<void> | null = null;
+  /** Starts and stops in flight: a `start()` called before a stop (or `close()`) starts nothing, or nothing more. */
+  readonly #flights = new StartStopFlights();
   /** Lease locks with fencing tokens, stored in the database. */
   readonly locks: LockManager;
   /** Operator actions on schedules: list, ticks, pause, resume, trigger. */
@@ -241,29 +238,21 @@ export class Warden {
    */
   start(options: StartOptions = {}): Promise<void> {
     if (this.#closing) return Promise.reject(new WardenClosedError('start()'));
-    const stops = this.#stops;
-    const current = this.#starting;
-    if (current && current.stops === stops) return current.promise;
     // None in progress, or one that a stop called since will end without starting anything: this call starts
     // afresh once that one has settled, with its own options.
-    const run = current ? current.promise.then(noop, noop).then(() => this.#start(options, stops)) : this.#start(options, stops);
-    const entry = {
-      stops,
-      promise: run.finally(() => {
-        if (this.#starting === entry) this.#starting = null;
-      }),
-    };
-    this.#starting = entry;
-    return entry.promise;
+    return this.#flights.start((stops) => this.#start(options, stops));
   }
 
-  /** @param stops - `#stops` when `start()` was called: a stop called after it wins. */
+  /** @param stops - the stop count when `start()` was called: a stop called after it wins. */
   async #start(options: StartOptions, stops: number): Promise<void> {
     // A stop in progress finishes first. It still holds the worker it is stopping (this start would see a worker
     // and do nothing), and it stops the alert monitor and retention, which this start would have started already.
-    if (this.#stopping) await this.#stopping.catch(noop);
+    // Awaited only when there is one: awaiting nothing still yields a turn, in which a stop called right after this
+    // start would overtake it before its worker exists (and that worker's stop events would never come).
+    const stopping = this.#flights.stopping;
+    if (stopping) await stopping.catch(noop);
     // A stop called after this start wins (a close stops first), as one called during it does below.
-    if (this.#stops !== stops) return;
+    if (this.#flights.stoppedSince(stops)) return;
     if (this.#worker || this.#scheduler) return;
     const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
     const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
@@ -290,7 +279,7 @@ export class Warden {
       await migrated;
     }
     // stop() was called while this start awaited: it stopped the worker and found nothing else to stop.
-    if (this.#stops !== stops) return;
+    if (this.#flights.stoppedSince(stops)) return;
     if (runScheduler) {
       this.#scheduler = this.#createScheduler();
       this.#scheduler.start();
@@ -304,14 +293,7 @@ export class Warden {
    * before `start`; `start` may be called again afterwards.
    */
   stop(): Promise<void> {
-    this.#stops++;
-    const stopping = this.#stop();
-    this.#stopping = stopping;
-    const forget = () => {
-      if (this.#stopping === stopping) this.#stopping = null;
-    };
-    stopping.then(forget, forget);
-    return stopping;
+    return this.#flights.stop(() => this.#stop());
   }
 
   async #stop(): Promise<void> {
@@ -419,7 +401,7 @@ export class Warden {
       await this.stop();
       // A start called before this close ends without starting anything (the stop came after it), but may still be
       // checking the migrations or opening connections: it must not find the driver closed under it.
-      await this.#starting?.promise.catch(noop);
+      await this.#flights.starting?.catch(noop);
       // Refused from here on, also with a driver passed in (which stays open): the audit trail stops below, so a
       // later write would go unrecorded, and with a driver of its own it would fail with that driver's error.
       this.#closed = true;

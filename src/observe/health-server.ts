@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HealthServerListenError, InvalidOptionError } from '../errors.js';
+import { StartStopFlights } from '../runtime/start-stop-flights.js';
 import { createHttpEndpoints, type HttpEndpointsOptions } from './http-endpoints.js';
 
 const noop = (): void => {};
@@ -26,12 +27,8 @@ export class HealthServer {
   readonly #options: HealthServerOptions;
   readonly #handler: ReturnType<typeof createHttpEndpoints>;
   #server: Server | null = null;
-  /** Counts `stop()` calls: a `start()` called before a stop starts nothing, or is closed by it. */
-  #stops = 0;
-  /** The `start()` in progress and the `#stops` count when it was called: later calls share it while no stop intervened. */
-  #starting: { promise: Promise<void>; stops: number } | null = null;
-  /** The latest `stop()` while in progress: a `start()` called meanwhile waits for it. */
-  #stopping: Promise<void> | null = null;
+  /** Starts and stops in flight: a `start()` called before a stop starts nothing, or is closed by it. */
+  readonly #flights = new StartStopFlights();
 
   /** @throws InvalidOptionError for a bad port, host or handler option. Nothing listens until `start()`. */
   constructor(options: HealthServerOptions) {
@@ -62,19 +59,8 @@ export class HealthServer {
    *   running and may be started again.
    */
   start(): Promise<void> {
-    const stops = this.#stops;
-    const current = this.#starting;
-    if (current && current.stops === stops) return current.promise;
     // A start that a stop called since will close (or keep from listening) is not shared: this one runs after it.
-    const run = current ? current.promise.then(noop, noop).then(() => this.#start(stops)) : this.#start(stops);
-    const entry = {
-      stops,
-      promise: run.finally(() => {
-        if (this.#starting === entry) this.#starting = null;
-      }),
-    };
-    this.#starting = entry;
-    return entry.promise;
+    return this.#flights.start((stops) => this.#start(stops));
   }
 
   /**
@@ -83,24 +69,19 @@ export class HealthServer {
    * binds is closed too.
    */
   stop(): Promise<void> {
-    this.#stops++;
-    const stopping = this.#stop(this.#starting?.promise, this.#stopping);
-    this.#stopping = stopping;
-    const forget = () => {
-      if (this.#stopping === stopping) this.#stopping = null;
-    };
-    stopping.then(forget, forget);
-    return stopping;
+    const { starting, stopping } = this.#flights;
+    return this.#flights.stop(() => this.#stop(starting, stopping));
   }
 
-  /** @param stops - `#stops` when `start()` was called: a stop called after it wins. */
+  /** @param stops - the stop count when `start()` was called: a stop called after it wins. */
   async #start(stops: number): Promise<void> {
     // Checked before waiting for the stop in progress: that stop may itself be waiting for this start.
-    if (this.#stops !== stops) return;
+    if (this.#flights.stoppedSince(stops)) return;
     // A stop in progress still holds the server it is closing; listening before it is done would leave this start
     // resolved with nothing listening once that close lands (or two servers on one port).
-    if (this.#stopping) await this.#stopping.catch(noop);
-    if (this.#stops !== stops || this.#server) return;
+    const stopping = this.#flights.stopping;
+    if (stopping) await stopping.catch(noop);
+    if (this.#flights.stoppedSince(stops) || this.#server) return;
     await this.#listen();
   }
 
