@@ -5,6 +5,7 @@
  */
 import { InvalidOptionError } from '../errors.js';
 import { type RetryOptions, resolveRetryPolicy } from '../job/retry-policy.js';
+import { booleanOption } from '../validation/boolean-option.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
 
@@ -217,14 +218,14 @@ function resolveRules(rules: AlertRulesOptions): ResolvedAlertOptions['rules'] {
   if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) throw new InvalidOptionError(f('failureRate.threshold'), threshold, 'a fraction greater than 0 and at most 1');
   const runThreshold = tooLong?.threshold ?? null;
   return {
-    deadLetter: bool(f('deadLetter'), rules.deadLetter, true),
+    deadLetter: booleanOption(f('deadLetter'), rules.deadLetter, true),
     consecutiveFailures: consecutive && { count: int(f('consecutiveFailures.count'), consecutive.count ?? 5, 1, 10_000) },
     failureRate: rate && {
       threshold,
       windowMs: parseDuration(f('failureRate.window'), rate.window ?? '15m', { allowZero: false }),
       minAttempts: int(f('failureRate.minAttempts'), rate.minAttempts ?? 20, 1, 1_000_000),
     },
-    missedRun: bool(f('missedRun'), rules.missedRun, true),
+    missedRun: booleanOption(f('missedRun'), rules.missedRun, true),
     runTooLong: tooLong && { thresholdMs: runThreshold === null ? null : parseDuration(f('runTooLong.threshold'), runThreshold, { allowZero: false }) },
     queueLag: lag && { thresholdMs: parseDuration(f('queueLag.threshold'), lag.threshold ?? '5m', { allowZero: false }) },
     leaseExpiry: lease && {
@@ -242,11 +243,6 @@ function ruleObject<T extends object>(field: string, value: T | false | undefine
   return value;
 }
 
-function bool(field: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(field, value, 'a boolean');
-  return value;
-}
 
 function int(field: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new InvalidOptionError(field, value, `an integer from ${min} to ${max}`);

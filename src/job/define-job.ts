@@ -2,6 +2,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
 import { type JobRetentionOverrides, type RetentionPolicy, resolveJobRetention } from '../maintenance/retention-policy.js';
+import { booleanOption } from '../validation/boolean-option.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateName } from '../validation/names.js';
 import type { IterateOptions, IterateResult, StepInfo, StepOptions, TransactionHandle } from './job-context-options.js';
@@ -183,7 +184,7 @@ export function defineJob<TInput = unknown, TOutput = TInput>(options: JobDefini
     unique: resolveJobUnique(name, options.unique),
     sensitive: resolveSensitive(name, options.sensitive),
     audit: resolveAuditLevel(name, options.audit),
-    sideEffects: resolveBoolean(`sideEffects of job "${name}"`, options.sideEffects),
+    sideEffects: booleanOption(`sideEffects of job "${name}"`, options.sideEffects, false),
     retention: resolveJobRetention(name, options.retention),
     schema: options.schema,
     handler: options.handler,
@@ -204,8 +205,3 @@ function resolveAuditLevel(jobName: string, value: unknown): AuditLevel {
   return value as AuditLevel;
 }
 
-function resolveBoolean(field: string, value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(field, value, 'a boolean');
-  return value;
-}

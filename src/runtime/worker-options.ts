@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors.js';
+import { booleanOption } from '../validation/boolean-option.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { integerInRange } from '../validation/integer-in-range.js';
 import { validateName } from '../validation/names.js';
@@ -31,6 +32,15 @@ export interface WorkerOptions {
   rescueInterval?: Duration;
   /** A job lost (lease expired) this many times is dead-lettered as poison. @default 3 */
   maxLost?: number;
+  /**
+   * Runs a job that was lost before (`lostCount > 0`: its worker died or stalled while it ran) alone: this worker
+   * finishes what it runs, writes their endings, then runs that job with nothing else leased to it, and claims
+   * again only once it ends. A job that kills its process is then charged its losses alone and reaches `maxLost`,
+   * instead of taking every job that ran beside it to the dead letters with it. Costs throughput only while such
+   * jobs wait (after a crash, or leases that expired in a database outage); `false` runs them like any other.
+   * @default true
+   */
+  isolateLost?: boolean;
 }
 
 /** Worker options with defaults applied and validated. */
@@ -45,6 +55,7 @@ export interface ResolvedWorkerOptions {
   graceMs: number;
   rescueMs: number;
   maxLost: number;
+  isolateLost: boolean;
 }
 
 /**
@@ -71,5 +82,7 @@ export function resolveWorkerOptions(options: WorkerOptions, defaultQueues: stri
     graceMs: parseDuration('grace', options.grace ?? '25s'),
     rescueMs: parseDuration('rescueInterval', options.rescueInterval ?? '5s', { allowZero: false }),
     maxLost: integerInRange('maxLost', options.maxLost ?? 3, 1_000),
+    isolateLost: booleanOption('isolateLost', options.isolateLost, true),
   };
 }
+

@@ -27,6 +27,8 @@ export interface WorkerCounters {
    * `claimed` once taken (one received as the worker stops is handed back instead).
    */
   handedOff: number;
+  /** Jobs lost before that this worker ran alone (`isolateLost`). */
+  ranAlone: number;
 }
 
 /** What a worker needs from its Warden; the rest of {@link AttemptDeps} it makes itself. */
@@ -53,7 +55,7 @@ export interface DrainResult {
  */
 export class Worker {
   readonly id: string;
-  readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0, releasedUnreceived: 0, handedOff: 0 };
+  readonly counters: WorkerCounters = { claimed: 0, staleWritesRejected: 0, rescued: 0, abortedOnShutdown: 0, releasedUnreceived: 0, handedOff: 0, ranAlone: 0 };
   readonly #deps: WorkerDeps;
   readonly #options: ResolvedWorkerOptions;
   readonly #completer: Completer;
@@ -88,6 +90,11 @@ export class Worker {
    * claim that comes up short is followed by a registering one at the next poll or wake-up.
    */
   #lastClaimShort = false;
+  /**
+   * A job lost before, claimed and held to run alone (`isolateLost`): it starts once every other attempt of this
+   * worker has ended and its ending is written, and no claim is made until it ends. Null when none.
+   */
+  #suspect: { row: JobRow; started: boolean } | null = null;
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -111,6 +118,7 @@ export class Worker {
       onSettled: (attempt) => {
         this.#inFlight.delete(attempt);
         if (attempt.endingGivenUp) this.#unreceived.rememberGivenUp(attempt.row);
+        if (this.#suspect) this.#suspectSettled(attempt);
         this.#wake();
       },
     };
@@ -216,7 +224,14 @@ export class Worker {
         const rows = await this.#claim(this.#options.concurrency, false);
         if (rows.length === 0) break;
         attempts += rows.length;
-        await Promise.all(rows.map((row) => this.#begin(row)));
+        const alone = this.#options.isolateLost ? rows.filter(isSuspect) : [];
+        await Promise.all((alone.length > 0 ? rows.filter((r) => !isSuspect(r)) : rows).map((row) => this.#begin(row)));
+        // Lost before: each alone, once every other attempt's ending is written (see isolateLost).
+        for (const row of alone) {
+          await this.#completer.drained();
+          this.counters.ranAlone++;
+          await this.#begin(row);
+        }
       }
       await this.#completer.drained();
     } finally {
@@ -257,7 +272,7 @@ export class Worker {
       // completer that falls further behind slows claims, which bounds the attempts held in memory.
       const pendingEndings = this.#inFlight.size - this.#running;
       const room = capacity - this.#running - Math.max(0, pendingEndings - capacity) - this.#buffer.length;
-      if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater) {
+      if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater && !this.#suspect) {
         // A worker with nothing to do (just started, or its last claim emptied the queues) claims first only what
         // its handlers start at once: that claim returns sooner (it locks, sends and parses fewer rows), and the
         // next, for the buffer, runs while those jobs do. Starting on a backlog of 20,000: first job 60-68 -> 38-46 ms.
@@ -277,7 +292,7 @@ export class Worker {
           continue;
         }
         // A claim that was in flight when shutdown began still holds its jobs: shutdown hands them back.
-        this.#buffer.push(...rows);
+        this.#buffer.push(...(this.#options.isolateLost ? this.#holdSuspect(rows) : rows));
         this.#maybeMore = rows.length === limit;
         continue;
       }
@@ -299,11 +314,48 @@ export class Worker {
     }
   }
 
-  /** Starts buffered jobs while slots are free. Synchronous, so a freed slot is reused without a round trip. */
+  /**
+   * Starts buffered jobs while slots are free. Synchronous, so a freed slot is reused without a round trip. A held
+   * job lost before starts once nothing else is in flight, and nothing starts beside it.
+   */
   #pump(): void {
+    const suspect = this.#suspect;
+    if (suspect?.started) return;
     while (this.#running < this.#options.concurrency && this.#buffer.length > 0 && !this.#draining.signal.aborted) {
       void this.#begin(this.#buffer.shift()!);
     }
+    if (suspect && this.#inFlight.size === 0 && this.#buffer.length === 0 && !this.#draining.signal.aborted) {
+      suspect.started = true;
+      this.counters.ranAlone++;
+      void this.#begin(suspect.row);
+    }
+  }
+
+  /**
+   * The jobs of a claim this worker runs as usual. A job lost before (see `isolateLost`) is not among them: the
+   * first is held to run alone ({@link Worker.#suspect}), the rest are handed back at once (no attempt used; their
+   * next claim, here or by another worker, holds them in turn). Held ones count as leased to this worker, so were
+   * it to die while they wait, each would be charged a loss as if it had run: hence one at a time, and no claim
+   * until it ends.
+   */
+  #holdSuspect(rows: JobRow[]): JobRow[] {
+    if (!rows.some(isSuspect)) return rows;
+    const kept: JobRow[] = [];
+    const back: JobRow[] = [];
+    for (const row of rows) {
+      if (!isSuspect(row)) kept.push(row);
+      else if (this.#suspect === null) this.#suspect = { row, started: false };
+      else back.push(row);
+    }
+    void this.#release(back, 'handing back jobs lost before, to run alone one at a time');
+    return kept;
+  }
+
+  /** An attempt settled while a job lost before is held: when it was that job, claims go on. */
+  #suspectSettled(attempt: Attempt): void {
+    if (attempt.row !== this.#suspect!.row) return this.#pump();
+    this.#suspect = null;
+    this.notify();
   }
 
   /**
@@ -332,6 +384,11 @@ export class Worker {
    * registration's last slot is taken the claim loop looks again, which registers the slots free by then.
    */
   #take(row: JobRow, slotsLeft: number): void {
+    // A job lost before runs (or waits to run) alone: nothing else may be leased to this worker meanwhile.
+    if (this.#suspect) {
+      void this.#release([row], 'handing back a job handed over while a job lost before runs alone');
+      return;
+    }
     this.counters.claimed++;
     this.#deps.events.emit('worker:claimed', { workerId: this.id, count: 1 });
     this.#buffer.push(row);
@@ -369,6 +426,7 @@ export class Worker {
   async #releaseUnreceived(): Promise<void> {
     this.counters.releasedUnreceived += await this.#unreceived.release(() => {
       const held = new Set<string>(this.#buffer.map((r) => r.id));
+      if (this.#suspect) held.add(this.#suspect.row.id);
       for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
       for (const id of this.#listener.waiting.keys()) held.add(id);
       return held;
@@ -386,23 +444,32 @@ export class Worker {
     return this.counters.handedOff + this.#unreceived.handoffsSettled;
   }
 
-  /** Hands buffered, never-started jobs back (no attempt used); on failure their leases expire and rescue them. */
-  async #releaseBuffer(): Promise<number> {
+  /** Hands buffered, never-started jobs back (and a held job lost before, not started either). */
+  async #releaseBuffer(): Promise<void> {
     const rows = this.#buffer.splice(0);
-    if (rows.length === 0) return 0;
+    if (this.#suspect && !this.#suspect.started) {
+      rows.push(this.#suspect.row);
+      this.#suspect = null;
+    }
+    await this.#release(rows, 'handing back buffered jobs');
+  }
+
+  /** Hands never-started jobs back (no attempt used); on failure their leases expire and the rescue takes them. */
+  async #release(rows: JobRow[], context: string): Promise<void> {
+    if (rows.length === 0) return;
     const { driver, clock, events } = this.#deps;
     try {
       await driver.jobRelease({ leases: rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken })), now: clock.sqlNow() });
     } catch (error) {
-      events.emit('error', { error, context: 'handing back buffered jobs' });
+      events.emit('error', { error, context });
     }
-    return rows.length;
   }
 
   async #heartbeat(): Promise<void> {
     const live = [...this.#inFlight.keys()].filter((a) => !a.done);
     // Handed jobs waiting for this process's enqueues are held as the buffer's are.
-    const buffered = [...this.#buffer, ...this.#listener.waiting.values()];
+    const held = this.#suspect && !this.#suspect.started ? [this.#suspect.row] : [];
+    const buffered = [...this.#buffer, ...held, ...this.#listener.waiting.values()];
     if (live.length === 0 && buffered.length === 0) return;
     const { driver, clock, events } = this.#deps;
     const leases = [...live.map((a) => ({ id: a.row.id, leaseToken: a.row.leaseToken })), ...buffered.map((r) => ({ id: r.id, leaseToken: r.leaseToken }))];
@@ -417,6 +484,10 @@ export class Worker {
       for (const attempt of this.#inFlight.keys()) if (lostBuffered.has(attempt.row)) startedMeanwhile.push(attempt);
       for (const attempt of startedMeanwhile) lostBuffered.delete(attempt.row);
       this.#buffer = this.#buffer.filter((r) => !lostBuffered.has(r));
+      if (this.#suspect && lostBuffered.has(this.#suspect.row)) {
+        this.#suspect = null;
+        this.notify();
+      }
       // A waiting handed job taken meanwhile is in the buffer or running, covered above; one still waiting is dropped.
       for (const r of lostBuffered) this.#listener.drop(r.id);
       for (const r of lostBuffered) {
@@ -482,4 +553,9 @@ export class Worker {
       this.#deps.events.emit('error', { error, context: 'handing back jobs handed to a stopping worker' });
     }
   }
+}
+
+/** A job lost before (its worker died or stalled while it ran): run alone under `isolateLost`. */
+function isSuspect(row: JobRow): boolean {
+  return row.lostCount > 0;
 }
