@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
 import { NonJsonValueError, PayloadTooLargeError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
+import { MAX_JSON_DEPTH } from '../../src/job/payload.js';
 import { countRows, expectRejects } from '../conformance/helpers.js';
 import { makeWarden } from '../runtime/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
@@ -81,5 +82,38 @@ describe.each(DRIVER_KINDS)('payloads JSON would change (%s)', (kind) => {
     const read = (await warden.jobs.get(jobId))!.payload as { balance: number; deltas: number[] };
     expect(Object.is(read.balance, 0)).toBe(true);
     expect(Object.is(read.deltas[1], 0)).toBe(true);
+  });
+
+  /** `levels` objects, one inside the other, around a 0: the 0 is at depth `levels`. */
+  const nested = (levels: number): unknown => {
+    let value: unknown = 0;
+    for (let i = 0; i < levels; i++) value = { a: value };
+    return value;
+  };
+
+  it(`reads back a payload nested ${MAX_JSON_DEPTH} levels deep exactly, and refuses one level more and 10,000 (no stack overflow)`, async () => {
+    const { id: jobId } = await warden.enqueue(task, nested(MAX_JSON_DEPTH));
+    expect((await warden.jobs.get(jobId))!.payload).toStrictEqual(nested(MAX_JSON_DEPTH));
+    for (const levels of [MAX_JSON_DEPTH + 1, 10_000]) {
+      const error = await expectRejects(warden.enqueue(task, nested(levels)), NonJsonValueError);
+      expect(error.message).toMatch(new RegExp(`got nesting deeper than ${MAX_JSON_DEPTH} levels at \\$(\\.a){${MAX_JSON_DEPTH + 1}}$`));
+    }
+    expect(await countRows(tdb, 'jobs')).toBe(1);
+  });
+
+  it('accepts a payload of exactly payloadLimit bytes and reads it back; one byte more is refused', async () => {
+    const limited = makeWarden(tdb, { jobs: [task], retention: false, payloadLimit: 1_000 });
+    try {
+      // {"text":"…"} is 11 bytes around the text; "é" is 2 bytes of UTF-8, so the limit is counted in bytes.
+      const atLimit = { text: `é${'x'.repeat(1_000 - 11 - 2)}` };
+      expect(Buffer.byteLength(JSON.stringify(atLimit))).toBe(1_000);
+      const { id: jobId } = await limited.enqueue(task, atLimit);
+      expect((await limited.jobs.get(jobId))!.payload).toStrictEqual(atLimit);
+      const error = await expectRejects(limited.enqueue(task, { text: `${atLimit.text}x` }), PayloadTooLargeError);
+      expect(error.message).toMatch(/1,?000/);
+      expect(await countRows(tdb, 'jobs')).toBe(1);
+    } finally {
+      await limited.close();
+    }
   });
 });

@@ -310,3 +310,30 @@ describe.each(DRIVER_KINDS)('worker start on a database never migrated (%s)', (k
     }
   });
 });
+
+describe.each(DRIVER_KINDS)('worker start on a database a newer release migrated (%s)', (kind) => {
+  it('starts and runs jobs beside a migration, a column and a table it does not know (a rolling deploy)', async () => {
+    const tdb = await createTestDatabase(kind);
+    const known = (await tdb.driver.migrationStatus()).applied;
+    // What the next release's migration could do: add a table, a nullable column and an index, and record itself.
+    await rawQuery(tdb, `CREATE TABLE ${tableRef(tdb, 'future_things')} (id integer PRIMARY KEY, note text)`);
+    await rawQuery(tdb, `ALTER TABLE ${tableRef(tdb, 'jobs')} ADD COLUMN future_note text`);
+    await rawQuery(tdb, `CREATE INDEX future_note_idx ON ${tableRef(tdb, 'jobs')} (future_note)`);
+    await rawQuery(tdb, `INSERT INTO ${tableRef(tdb, 'migrations')} (name, applied_at) VALUES (?, ?)`, ['9999_from_a_newer_release', rawTime(tdb, new Date())]);
+    const noop = defineJob({ name: 'noop', handler: () => {} });
+    const warden = createWarden({ database: tdb.driver, logger: silent, jobs: [noop] });
+    try {
+      expect(await warden.migrationStatus()).toEqual({ applied: [...known, '9999_from_a_newer_release'], pending: [] });
+      const { id } = await warden.enqueue(noop, {});
+      const completed = warden.events.next('job:completed', (e) => e.job.id === id);
+      await within(warden.start({ concurrency: 2 }), 'start');
+      await within(completed, 'the job to complete');
+      expect(await warden.jobs.get(id)).toMatchObject({ state: 'completed', attempt: 1 });
+      // Its migrations stay as they are: nothing to apply, nothing undone.
+      expect(await warden.migrate()).toEqual({ applied: [], current: [...known, '9999_from_a_newer_release'] });
+    } finally {
+      await warden.close();
+      await tdb.cleanup();
+    }
+  });
+});
