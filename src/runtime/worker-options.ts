@@ -33,11 +33,12 @@ export interface WorkerOptions {
   /** A job lost (lease expired) this many times is dead-lettered as poison. @default 3 */
   maxLost?: number;
   /**
-   * Runs a job that was lost before (`lostCount > 0`: its worker died or stalled while it ran) alone: this worker
-   * finishes what it runs, writes their endings, then runs that job with nothing else leased to it, and claims
-   * again only once it ends. A job that kills its process is then charged its losses alone and reaches `maxLost`,
-   * instead of taking every job that ran beside it to the dead letters with it. Costs throughput only while such
-   * jobs wait (after a crash, or leases that expired in a database outage); `false` runs them like any other.
+   * Runs a job alone when its next loss would dead-letter it: lost `maxLost - 1` times, or lost and on its last
+   * attempt. This worker lets what it runs finish and their endings be written, runs that job with nothing else
+   * leased to it, and claims again only once it ends. A crash cannot say which of its jobs caused it, so each is
+   * charged a loss; a job that crashes its process every time is thus alone by its last crash, and the jobs lost
+   * beside it before are not taken to the dead letters with it. A job lost with losses and attempts to spare runs
+   * as usual, so a single crash costs no throughput. `false` runs every job as usual.
    * @default true
    */
   isolateLost?: boolean;

@@ -27,7 +27,7 @@ export interface WorkerCounters {
    * `claimed` once taken (one received as the worker stops is handed back instead).
    */
   handedOff: number;
-  /** Jobs lost before that this worker ran alone (`isolateLost`). */
+  /** Jobs one loss from the dead letters that this worker ran alone (`isolateLost`). */
   ranAlone: number;
 }
 
@@ -91,7 +91,7 @@ export class Worker {
    */
   #lastClaimShort = false;
   /**
-   * A job lost before, claimed and held to run alone (`isolateLost`): it starts once every other attempt of this
+   * A job claimed and held to run alone ({@link Worker.#runsAlone}): it starts once every other attempt of this
    * worker has ended and its ending is written, and no claim is made until it ends. Null when none.
    */
   #suspect: { row: JobRow; started: boolean } | null = null;
@@ -224,9 +224,9 @@ export class Worker {
         const rows = await this.#claim(this.#options.concurrency, false);
         if (rows.length === 0) break;
         attempts += rows.length;
-        const alone = this.#options.isolateLost ? rows.filter(isSuspect) : [];
-        await Promise.all((alone.length > 0 ? rows.filter((r) => !isSuspect(r)) : rows).map((row) => this.#begin(row)));
-        // Lost before: each alone, once every other attempt's ending is written (see isolateLost).
+        const alone = rows.filter((r) => this.#runsAlone(r));
+        await Promise.all((alone.length > 0 ? rows.filter((r) => !this.#runsAlone(r)) : rows).map((row) => this.#begin(row)));
+        // One loss from the dead letters: each alone, once every other attempt's ending is written (see #runsAlone).
         for (const row of alone) {
           await this.#completer.drained();
           this.counters.ranAlone++;
@@ -292,7 +292,7 @@ export class Worker {
           continue;
         }
         // A claim that was in flight when shutdown began still holds its jobs: shutdown hands them back.
-        this.#buffer.push(...(this.#options.isolateLost ? this.#holdSuspect(rows) : rows));
+        this.#buffer.push(...this.#holdSuspect(rows));
         this.#maybeMore = rows.length === limit;
         continue;
       }
@@ -316,7 +316,7 @@ export class Worker {
 
   /**
    * Starts buffered jobs while slots are free. Synchronous, so a freed slot is reused without a round trip. A held
-   * job lost before starts once nothing else is in flight, and nothing starts beside it.
+   * job that runs alone starts once nothing else is in flight, and nothing starts beside it.
    */
   #pump(): void {
     const suspect = this.#suspect;
@@ -332,26 +332,36 @@ export class Worker {
   }
 
   /**
-   * The jobs of a claim this worker runs as usual. A job lost before (see `isolateLost`) is not among them: the
-   * first is held to run alone ({@link Worker.#suspect}), the rest are handed back at once (no attempt used; their
+   * The jobs of a claim this worker runs as usual. A job that runs alone ({@link Worker.#runsAlone}) is not among
+   * them: the first is held ({@link Worker.#suspect}), the rest are handed back at once (no attempt used; their
    * next claim, here or by another worker, holds them in turn). Held ones count as leased to this worker, so were
    * it to die while they wait, each would be charged a loss as if it had run: hence one at a time, and no claim
    * until it ends.
    */
   #holdSuspect(rows: JobRow[]): JobRow[] {
-    if (!rows.some(isSuspect)) return rows;
+    if (!rows.some((r) => this.#runsAlone(r))) return rows;
     const kept: JobRow[] = [];
     const back: JobRow[] = [];
     for (const row of rows) {
-      if (!isSuspect(row)) kept.push(row);
+      if (!this.#runsAlone(row)) kept.push(row);
       else if (this.#suspect === null) this.#suspect = { row, started: false };
       else back.push(row);
     }
-    void this.#release(back, 'handing back jobs lost before, to run alone one at a time');
+    void this.#release(back, 'handing back jobs that run alone, one at a time');
     return kept;
   }
 
-  /** An attempt settled while a job lost before is held: when it was that job, claims go on. */
+  /**
+   * Whether `row` is a job lost before whose next loss would dead-letter it (`isolateLost`): lost `maxLost - 1`
+   * times, or lost and on its last attempt. Only those run alone: a job lost once with losses and attempts to
+   * spare runs beside the others, so a single crash (or leases expired in a database outage) costs no
+   * throughput, while a job that crashes its process every time is alone by its last crash and charged alone.
+   */
+  #runsAlone(row: JobRow): boolean {
+    return row.lostCount > 0 && this.#options.isolateLost && (row.lostCount + 1 >= this.#options.maxLost || row.attempt >= row.maxAttempts);
+  }
+
+  /** An attempt settled while a job that runs alone is held: when it was that job, claims go on. */
   #suspectSettled(attempt: Attempt): void {
     if (attempt.row !== this.#suspect!.row) return this.#pump();
     this.#suspect = null;
@@ -384,9 +394,9 @@ export class Worker {
    * registration's last slot is taken the claim loop looks again, which registers the slots free by then.
    */
   #take(row: JobRow, slotsLeft: number): void {
-    // A job lost before runs (or waits to run) alone: nothing else may be leased to this worker meanwhile.
+    // A job runs (or waits to run) alone: nothing else may be leased to this worker meanwhile.
     if (this.#suspect) {
-      void this.#release([row], 'handing back a job handed over while a job lost before runs alone');
+      void this.#release([row], 'handing back a job handed over while a job runs alone');
       return;
     }
     this.counters.claimed++;
@@ -444,7 +454,7 @@ export class Worker {
     return this.counters.handedOff + this.#unreceived.handoffsSettled;
   }
 
-  /** Hands buffered, never-started jobs back (and a held job lost before, not started either). */
+  /** Hands buffered, never-started jobs back (and a held job that runs alone, not started either). */
   async #releaseBuffer(): Promise<void> {
     const rows = this.#buffer.splice(0);
     if (this.#suspect && !this.#suspect.started) {
@@ -553,9 +563,4 @@ export class Worker {
       this.#deps.events.emit('error', { error, context: 'handing back jobs handed to a stopping worker' });
     }
   }
-}
-
-/** A job lost before (its worker died or stalled while it ran): run alone under `isolateLost`. */
-function isSuspect(row: JobRow): boolean {
-  return row.lostCount > 0;
 }

@@ -1,10 +1,11 @@
 /**
- * `isolateLost`: a job lost before (`lostCount > 0`: its worker died or stalled while it ran) runs alone, so a job
- * that kills its process is charged its losses alone instead of taking the jobs beside it to the dead letters
- * (test/process/poison-isolation.test.ts shows that with real crashes). Here, in one process and on a fake clock:
- * it starts only once every other attempt has ended, nothing is claimed or started beside it, a claim holding
- * several hands the others back unused, a stop hands a held one back, `drain()` does the same, and
- * `isolateLost: false` runs them like any other job.
+ * `isolateLost`: a job whose next loss would dead-letter it (lost `maxLost - 1` times, or lost and on its last
+ * attempt) runs alone, so a job that kills its process is charged its last loss alone instead of taking the jobs
+ * beside it to the dead letters (test/process/poison-isolation.test.ts shows that with real crashes). Here, in one
+ * process and on a fake clock, with `maxLost: 2` so that one loss is enough: it starts only once every other
+ * attempt has ended, nothing is claimed or started beside it, a claim holding several hands the others back
+ * unused, a stop hands a held one back, `drain()` does the same; a job lost with losses and attempts to spare runs
+ * as usual; and `isolateLost: false` runs them like any other job.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import { deferred, type Deferred, makeWarden, T0, TestClock, waitFor, within } f
 const LEASE_MS = 3_000;
 const HEARTBEAT_MS = 1_000;
 // No hand-off registration or rescue pass gets between the steps: polls and rescues are far apart.
-const WORKER: WorkerOptions = { lease: LEASE_MS, heartbeat: HEARTBEAT_MS, rescueInterval: '1h', pollInterval: '1h', concurrency: 2 };
+const WORKER: WorkerOptions = { lease: LEASE_MS, heartbeat: HEARTBEAT_MS, rescueInterval: '1h', pollInterval: '1h', concurrency: 2, maxLost: 2 };
 /** Timers a worker holding a lost job keeps: heartbeater and rescuer (its claim loop waits for an ending). */
 const HOLDING_TIMERS = 2;
 
@@ -36,19 +37,19 @@ describe.each(DRIVER_KINDS)('jobs lost before run alone (%s)', (kind) => {
     if (!gates.has(tag)) gates.set(tag, deferred());
     return gates.get(tag)!;
   };
-  const tracked = defineJob<{ tag: string }>({
-    name: 'tracked',
-    handler: async ({ tag }) => {
-      log.push({ event: 'start', tag, running });
-      running++;
-      try {
-        await gate(tag).promise;
-      } finally {
-        running--;
-        log.push({ event: 'end', tag, running });
-      }
-    },
-  });
+  const track = async ({ tag }: { tag: string }): Promise<void> => {
+    log.push({ event: 'start', tag, running });
+    running++;
+    try {
+      await gate(tag).promise;
+    } finally {
+      running--;
+      log.push({ event: 'end', tag, running });
+    }
+  };
+  const tracked = defineJob<{ tag: string }>({ name: 'tracked', handler: track });
+  /** As `tracked`, with two attempts: lost once, its next attempt is its last. */
+  const twoAttempts = defineJob<{ tag: string }>({ name: 'two-attempts', retry: { maxAttempts: 2 }, handler: track });
 
   beforeEach(async () => {
     log = [];
@@ -56,7 +57,7 @@ describe.each(DRIVER_KINDS)('jobs lost before run alone (%s)', (kind) => {
     gates = new Map();
     tdb = await createTestDatabase(kind);
     clock = new TestClock(T0);
-    warden = makeWarden(tdb, { jobs: [tracked], clock });
+    warden = makeWarden(tdb, { jobs: [tracked, twoAttempts], clock, worker: { maxLost: 2 } });
   });
 
   afterEach(async () => {
@@ -65,15 +66,22 @@ describe.each(DRIVER_KINDS)('jobs lost before run alone (%s)', (kind) => {
     await tdb.cleanup();
   });
 
-  /** Enqueues one job per tag; each tag's handler waits for its gate. */
+  /** Enqueues one job per tag (of `job`, `tracked` by default); each tag's handler waits for its gate. */
   async function enqueue(...tags: string[]): Promise<string[]> {
-    const results = await warden.enqueueMany(tags.map((tag) => ({ job: tracked, payload: { tag } })));
+    return enqueueOf(tracked, tags);
+  }
+
+  async function enqueueOf(job: typeof tracked, tags: string[]): Promise<string[]> {
+    const results = await warden.enqueueMany(tags.map((tag) => ({ job, payload: { tag } })));
     return results.map((r) => r.id);
   }
 
   /** Enqueues jobs and has them lost once: claimed by a worker that dies, then rescued (`lostCount` 1, due now). */
   async function enqueueLost(...tags: string[]): Promise<string[]> {
-    const ids = await enqueue(...tags);
+    return loseOnce(await enqueue(...tags));
+  }
+
+  async function loseOnce(ids: string[]): Promise<string[]> {
     const claimed = await tdb.driver.jobClaim({ queues: ['default'], limit: ids.length, workerId: 'dead-worker', leaseMs: LEASE_MS, now: clock.sqlNow() });
     expect(claimed.map((r) => r.id)).toEqual(ids);
     await clock.advance(LEASE_MS + 1);
@@ -186,6 +194,29 @@ describe.each(DRIVER_KINDS)('jobs lost before run alone (%s)', (kind) => {
     expect(startOf('lost')).toBeGreaterThan(Math.max(endOf('a'), endOf('b')));
     expect(log[startOf('lost')]!.running).toBe(0);
     expect(await get(idOf.get('lost')!)).toMatchObject({ state: 'completed', attempt: 2 });
+  });
+
+  it('a job lost once with a loss and attempts to spare (maxLost 3) runs beside the others', async () => {
+    name(['lost'], await enqueueLost('lost'));
+    name(['a'], await enqueue('a'));
+    const both = Promise.all([started('lost'), started('a')]);
+    await warden.start({ ...WORKER, maxLost: 3 });
+    await within(both, 'both to start together');
+    expect(log.map((e) => e.running).sort()).toEqual([0, 1]);
+    expect(warden.workerCounters!.ranAlone).toBe(0);
+  });
+
+  it('a job lost once on its last attempt runs alone, even with losses to spare (maxLost 3)', async () => {
+    name(['last'], await loseOnce(await enqueueOf(twoAttempts, ['last'])));
+    name(['a'], await enqueue('a'));
+    const aStarted = started('a');
+    await warden.start({ ...WORKER, maxLost: 3 });
+    await within(aStarted, 'a to start');
+    const lastStarted = started('last');
+    gate('a').resolve();
+    await within(lastStarted, 'the job on its last attempt to start');
+    expect(log).toEqual([{ event: 'start', tag: 'a', running: 0 }, { event: 'end', tag: 'a', running: 0 }, { event: 'start', tag: 'last', running: 0 }]);
+    expect(warden.workerCounters!.ranAlone).toBe(1);
   });
 
   it('isolateLost: false runs a lost job beside the others', async () => {
