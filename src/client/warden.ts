@@ -398,6 +398,8 @@ export class Warden {
   close(): Promise<void> {
     // Every caller waits for the same close, so a second call cannot return while the first is in progress.
     this.#closing ??= (async () => {
+      // Not ready from the first moment (/readyz), and not blamed on the database once its own driver is closed.
+      this.readiness.markClosed();
       await this.stop();
       // A start called before this close ends without starting anything (the stop came after it), but may still be
       // checking the migrations or opening connections: it must not find the driver closed under it.

@@ -12,13 +12,18 @@ export interface JobRef {
 
 /**
  * Every event Warden emits, by name. Logs, metrics, alerts and the audit trail subscribe to these; so can
- * users (`warden.events.on("job:dead", …)`). Listeners run synchronously and must not throw: a throwing
- * listener is reported as an `error` event and never breaks the worker.
+ * users (`warden.events.on("job:dead", …)`). Listeners run synchronously (an async one is not awaited) and should
+ * not fail: a listener that throws, or whose promise rejects, is reported as an `error` event (context
+ * `listener of <event>`) and never breaks the worker.
  */
 export interface WardenEventMap {
   /**
-   * A job was inserted (or found as a duplicate) by this process. With `inTransaction`, the insert went through
-   * the application's transaction and exists only if that transaction commits.
+   * A job was inserted by this process, or an enqueue of this process found a job holding the same unique key
+   * (`duplicate`: that job, not a new one). `replaced`: the duplicate was a waiting job that took this enqueue's
+   * payload and due time; a duplicate not replaced changed nothing. Enqueues, schedule ticks and triggers alike: a
+   * tick or trigger deduplicated on its key (recorded `skipped`, reason `duplicate`) emits it with
+   * `duplicate: true, replaced: false`, then `schedule:skipped`. With `inTransaction`, the insert went through the
+   * application's transaction and exists only if that transaction commits.
    */
   'job:enqueued': {
     job: JobRef;
@@ -117,7 +122,7 @@ export interface WardenEventMap {
    * lost lock, per-pass cap) and the rest waits for the next pass.
    */
   'retention:pruned': { jobs: { completed: number; dead: number; cancelled: number }; keys: number; ticks: number; durationMs: number; complete: boolean };
-  /** An internal error that Warden survived (database unreachable, listener lost, …). */
+  /** An internal error that Warden survived (database unreachable, listener lost, an event listener that failed, …). */
   error: { error: unknown; context: string };
 }
 

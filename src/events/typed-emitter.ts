@@ -4,7 +4,8 @@ type Listener<K extends WardenEventName> = (payload: WardenEventMap[K]) => void;
 
 /**
  * A small typed event emitter over {@link WardenEventMap}. Unlike Node's EventEmitter, an `error` event with
- * no listener is not thrown, and a throwing listener cannot break the emitter's caller.
+ * no listener is not thrown, and a listener that throws, or returns a promise that rejects, cannot break the
+ * emitter's caller nor the process: either is reported as an `error` event (context `listener of <event>`).
  */
 export class TypedEmitter {
   /**
@@ -14,7 +15,10 @@ export class TypedEmitter {
    */
   #listeners = new Map<WardenEventName, readonly Listener<never>[]>();
 
-  /** Subscribes; returns a function that unsubscribes. Subscribing the same listener twice has no effect. */
+  /**
+   * Subscribes; returns a function that unsubscribes. Subscribing the same listener twice has no effect. The
+   * listener may be async: it is not awaited, and its rejection is reported as its throw would be.
+   */
   on<K extends WardenEventName>(event: K, listener: Listener<K>): () => void {
     const list = this.#listeners.get(event) ?? [];
     if (!list.includes(listener as Listener<never>)) this.#listeners.set(event, [...list, listener as Listener<never>]);
@@ -25,7 +29,8 @@ export class TypedEmitter {
   once<K extends WardenEventName>(event: K, listener: Listener<K>): () => void {
     const off = this.on(event, (payload) => {
       off();
-      listener(payload);
+      // Returned, so that emit() sees an async listener's promise and reports its rejection.
+      return listener(payload);
     });
     return off;
   }
@@ -68,10 +73,21 @@ export class TypedEmitter {
     if (!list) return;
     for (const listener of list) {
       try {
-        (listener as Listener<K>)(payload);
+        const result: unknown = (listener as Listener<K>)(payload);
+        // An async listener's rejection would otherwise be unhandled, which ends a Node process by default.
+        if (isThenable(result)) result.then(undefined, (error: unknown) => this.#listenerFailed(event, error));
       } catch (error) {
-        if (event !== 'error') this.emit('error', { error, context: `listener of ${event}` });
+        this.#listenerFailed(event, error);
       }
     }
   }
+
+  #listenerFailed(event: WardenEventName, error: unknown): void {
+    // A failing `error` listener is dropped: reporting it would emit `error` again, without end.
+    if (event !== 'error') this.emit('error', { error, context: `listener of ${event}` });
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
 }

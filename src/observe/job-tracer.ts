@@ -172,8 +172,9 @@ export class JobTracer {
   }
 
   /**
-   * Ends an attempt's span with its outcome: status OK for `completed`, ERROR with the (redacted) error for
-   * failures, unset otherwise (`yielded`, a stale ending). Ending twice does nothing.
+   * Ends an attempt's span with its outcome: status OK for `completed`, ERROR with the (redacted) error and
+   * `error.type` (the error's name, else the outcome) for failures, unset otherwise (`yielded`, `stale`: an ending
+   * refused for a lost lease or given up on, so nothing was recorded). Ending twice does nothing.
    */
   endProcess(handle: ProcessSpan | null, outcome: AttemptOutcome | 'stale', error: ErrorInfo | null, nextState: string | null): void {
     if (!handle || handle.ended) return;
@@ -184,6 +185,8 @@ export class JobTracer {
     if (outcome === 'completed') span.setStatus({ code: SpanStatusCode.OK });
     else if (outcome !== 'yielded' && outcome !== 'stale') {
       if (error) span.recordException({ name: error.name, message: error.message, stack: error.stack });
+      // Required by the semantic conventions on a failed operation: the class of error, low-cardinality.
+      span.setAttribute('error.type', error?.name || outcome);
       span.setStatus({ code: SpanStatusCode.ERROR, message: error ? `${error.name}: ${error.message}` : outcome });
     }
     span.end();

@@ -82,6 +82,11 @@ export class Attempt {
    * whose function succeeded and whose record is on its way, or the record arrives stale and the step runs again.
    */
   #writes: Set<Promise<GuardedWriteResult>> | null = null;
+  /**
+   * The submitted ending while it is being written, whoever submitted it; null before and once written. The timeout
+   * and shutdown submit theirs beside {@link Attempt.run}, which waits for it (see its `finally`).
+   */
+  #ending: Promise<boolean> | null = null;
 
   /** `deps` is shared by all of a worker's attempts: per-attempt callbacks would cost closures on every job. */
   constructor(row: JobRow, deps: AttemptDeps) {
@@ -127,7 +132,10 @@ export class Attempt {
     this.deps.onHandlerSettled(this);
   }
 
-  /** Runs the attempt to its end. Never rejects. */
+  /**
+   * Runs the attempt to its end: settles once its ending, whoever submitted it (the handler's path, the timeout,
+   * shutdown), is written or given up on. Never rejects.
+   */
   async run(): Promise<void> {
     const { events, workerId } = this.deps;
     const row = this.row;
@@ -179,6 +187,11 @@ export class Attempt {
       // its lease expires and this promise rejecting unhandled in the worker.
       await this.#endAfterCrash(error);
     } finally {
+      // The timeout or shutdown may have submitted the ending, and a handler honouring ctx.signal rejects at once:
+      // until that ending is written (or given up on) the attempt is in flight (heartbeats, shutdown and running a
+      // job lost before alone rely on it), and its span waits for the real outcome. Its submitter reports a failure.
+      const pending = this.#ending;
+      if (pending !== null) await pending.catch(noop);
       // Endings that were never applied (the lease was lost) leave the span open until here.
       this.#endSpan('stale', null, null);
       // Whatever threw before the handler ran (a tracer, say), the slot and the in-flight entry are given back.
@@ -210,7 +223,8 @@ export class Attempt {
     return this.deps.clock.setTimer(timeoutMs, () => {
       const error = new JobTimeoutError(this.row.name, timeoutMs);
       this.controller.abort(error);
-      void this.fail('timeout', error, false);
+      // Beside run(), which waits for this ending but leaves reporting its failure to its submitter.
+      this.fail('timeout', error, false).catch((failure: unknown) => this.deps.events.emit('error', { error: failure, context: `timing out job ${this.row.id}` }));
     });
   }
 
@@ -230,29 +244,42 @@ export class Attempt {
   }
 
   /** Submits this attempt's one ending; true when it was applied. Later calls are ignored (false). */
-  async end(outcome: AttemptOutcome, state: JobFinish['state'], retryDelayMs: number, error: ErrorInfo | null, extendAttempts = false): Promise<boolean> {
-    if (this.done) return false;
+  end(outcome: AttemptOutcome, state: JobFinish['state'], retryDelayMs: number, error: ErrorInfo | null, extendAttempts = false): Promise<boolean> {
+    if (this.done) return Promise.resolve(false);
     this.done = true;
+    // Not async itself: the ending's own async function is the one promise per job (see #ending).
+    const ending = this.#writeEnding(outcome, state, retryDelayMs, error, extendAttempts);
+    this.#ending = ending;
+    return ending;
+  }
+
+  async #writeEnding(outcome: AttemptOutcome, state: JobFinish['state'], retryDelayMs: number, error: ErrorInfo | null, extendAttempts: boolean): Promise<boolean> {
     const { completer, events } = this.deps;
     const row = this.row;
-    let result: 'applied' | 'stale';
     try {
-      result = await completer.finish({ id: row.id, leaseToken: row.leaseToken, outcome, state, retryDelayMs, error, extendAttempts });
-    } catch (writeError) {
-      // The database stayed unreachable until shutdown: the lease will expire and the job be rescued.
-      this.endingGivenUp = true;
-      events.emit('error', { error: writeError, context: `finishing job ${row.id}` });
-      this.#endSpan(outcome, error, null);
-      return false;
+      let result: 'applied' | 'stale';
+      try {
+        result = await completer.finish({ id: row.id, leaseToken: row.leaseToken, outcome, state, retryDelayMs, error, extendAttempts });
+      } catch (writeError) {
+        // The database stayed unreachable until shutdown: the lease will expire and the job be rescued.
+        this.endingGivenUp = true;
+        events.emit('error', { error: writeError, context: `finishing job ${row.id}` });
+        // Nothing was recorded (the job stays running, to be rescued as lost): the span must not claim the outcome.
+        this.#endSpan('stale', null, null);
+        return false;
+      }
+      if (result === 'stale') {
+        this.#endSpan('stale', null, null);
+        this.deps.onStaleWrite();
+        events.emit('job:stale-write-rejected', { jobId: row.id, leaseToken: row.leaseToken, write: 'finish' });
+        return false;
+      }
+      this.#emitEnding(outcome, state, retryDelayMs, error);
+      return true;
+    } finally {
+      // Written, refused or given up on: nothing left for run() to wait for, so its own ending costs it no await.
+      this.#ending = null;
     }
-    if (result === 'stale') {
-      this.#endSpan('stale', null, null);
-      this.deps.onStaleWrite();
-      events.emit('job:stale-write-rejected', { jobId: row.id, leaseToken: row.leaseToken, write: 'finish' });
-      return false;
-    }
-    this.#emitEnding(outcome, state, retryDelayMs, error);
-    return true;
   }
 
   /**
@@ -389,3 +416,5 @@ export class Attempt {
 export function ref(row: { id: string; name: string; queue: string; scheduleName?: string | null }): JobRef {
   return { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName ?? null };
 }
+
+function noop(): void {}

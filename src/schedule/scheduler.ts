@@ -167,6 +167,9 @@ export class Scheduler extends Service {
         // The driver names the active job only when the tick's job was deduplicated on its key; a tick the overlap
         // policy held back has none.
         const reason = t.jobId === null ? 'overlap' : 'duplicate';
+        // An enqueue that returned the active job, as a trigger's does: counted as deduplicated, not audited (it
+        // changed nothing), and nothing new to wake a worker for.
+        if (t.jobId !== null) events.emit('job:enqueued', { job: { id: t.jobId, name: def.job.name, queue: def.queue, scheduleName: def.name }, duplicate: true, replaced: false, runAt: t.tickAt, inTransaction: false });
         events.emit('schedule:skipped', { schedule: def.name, tickAt: t.tickAt, reason, activeJobId: t.jobId, actor: null });
       } else if (t.outcome === 'missed') {
         events.emit('schedule:missed', { schedule: def.name, tickAt: t.tickAt, count: 1 });

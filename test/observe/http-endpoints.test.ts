@@ -68,7 +68,7 @@ describe.each(DRIVER_KINDS)('health endpoints (%s)', (kind) => {
 
     expect(await get(`${base}/livez`)).toMatchObject({ status: 200, body: 'ok\n' });
     // No worker yet (a producer): ready whenever the database answers.
-    expect(JSON.parse((await get(`${base}/readyz`)).body)).toEqual({ ready: true, reason: null, database: 'reachable', worker: 'not-started' });
+    expect(JSON.parse((await get(`${base}/readyz`)).body)).toEqual({ ready: true, reason: null, database: 'reachable', worker: 'not-started', migrations: 'current' });
 
     await w.start({ pollInterval: '50ms', grace: '30s' });
     await w.enqueue(slow, {});
@@ -90,7 +90,7 @@ describe.each(DRIVER_KINDS)('health endpoints (%s)', (kind) => {
     await within(draining, 'worker:draining');
     const whileDraining = await get(`${base}/readyz`);
     expect(whileDraining.status).toBe(503);
-    expect(JSON.parse(whileDraining.body)).toEqual({ ready: false, reason: 'worker draining: shutting down', database: null, worker: 'draining' });
+    expect(JSON.parse(whileDraining.body)).toEqual({ ready: false, reason: 'worker draining: shutting down', database: null, worker: 'draining', migrations: 'current' });
     // Alive all the same: a draining process must not be restarted.
     expect((await get(`${base}/livez`)).status).toBe(200);
 

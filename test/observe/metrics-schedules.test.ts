@@ -99,6 +99,41 @@ describe.each(DRIVER_KINDS)('schedule, lock and stale-write metrics (%s)', (kind
     }
   });
 
+  it('counts a scheduled tick deduplicated on its key in jobs_deduplicated_total, as a trigger is, and audits no job for it', async () => {
+    // Every run of this job has the same key: while one waits, the next tick is a duplicate of it.
+    const keyed = defineJob({ name: 'keyed-job', unique: { key: () => 'singleton' }, handler: () => undefined });
+    const schedule = defineSchedule({ name: 'keyed', every: '1m', job: keyed, overlap: 'allow', misfire: { policy: 'skip', grace: '10s' } });
+    const w = (warden = makeWarden(tdb, { schedules: [schedule], clock, audit: { actor: 'system:test' } }));
+    const metrics = attach(w);
+    const skipped = record(w, 'schedule:skipped');
+    const enqueued = record(w, 'job:enqueued');
+    await w.runSchedulerOnce(); // syncs; the first tick is T0 + 1m
+    await clock.advance(MINUTE);
+    await w.runSchedulerOnce(); // a new job
+    await clock.advance(MINUTE);
+    await w.runSchedulerOnce(); // deduplicated against the first tick's job, still waiting
+    const [first] = enqueued;
+    expect(skipped.map((s) => [s.reason, s.activeJobId, s.actor])).toEqual([['duplicate', first!.job.id, null]]);
+    expect(enqueued.map((e) => [e.job, e.duplicate, e.replaced, e.runAt.getTime()])).toEqual([
+      [{ id: first!.job.id, name: 'keyed-job', queue: 'default', scheduleName: 'keyed' }, false, false, T0 + MINUTE],
+      [{ id: first!.job.id, name: 'keyed-job', queue: 'default', scheduleName: 'keyed' }, true, false, T0 + 2 * MINUTE],
+    ]);
+    let samples = await scrape(metrics.registry);
+    expect(total(samples, 'warden_jobs_enqueued_total', { job: 'keyed-job' })).toBe(1);
+    expect(total(samples, 'warden_jobs_deduplicated_total', { job: 'keyed-job', queue: 'default' })).toBe(1);
+
+    // The same thing through a trigger is counted the same way.
+    await w.schedules.trigger('keyed');
+    samples = await scrape(metrics.registry);
+    expect(skipped.map((s) => s.reason)).toEqual(['duplicate', 'duplicate']);
+    expect(total(samples, 'warden_jobs_deduplicated_total', { job: 'keyed-job' })).toBe(2);
+    // A duplicate changed nothing: one job, created once in the audit trail.
+    await w.audit.flush();
+    const created: string[] = [];
+    for await (const e of w.audit.entries()) if (e.action === 'job.created' || e.action === 'job.replaced') created.push(`${e.action} ${e.subjectId}`);
+    expect(created).toEqual([`job.created ${first!.job.id}`]);
+  });
+
   it('counts lock acquisitions and losses by lock name', async () => {
     // Real time: the lease renews on the process clock.
     const w = (warden = makeWarden(tdb, {}));

@@ -11,6 +11,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createWarden, type Warden, type WardenOptions } from '../../src/index.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { JobTracer } from '../../src/observe/job-tracer.js';
+import { deferred, record, T0, TestClock, within } from '../runtime/helpers.js';
+import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 
 const ok = defineJob({
@@ -26,6 +28,10 @@ const ok = defineJob({
 const failing = defineJob({ name: 'failing-job', queue: 'work', sensitive: ['token'], retry: { maxAttempts: 2, backoff: { base: 0, jitter: 'none' } }, handler: (p: { token: string }) => {
   throw new Error(`rejected ${p.token}`);
 } });
+
+/** A handler that behaves as documented: it stops (rejects) as soon as ctx.signal aborts, and not before. */
+const untilAborted = (signal: AbortSignal): Promise<never> =>
+  new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
 
 const contextManager = new AsyncHooksContextManager();
 beforeAll(() => {
@@ -127,6 +133,78 @@ describe.each(DRIVER_KINDS)('tracing (%s)', (kind) => {
     expect(JSON.stringify(consumers.map((s) => [s.events, s.status]))).not.toContain('tok-123456');
     const producer = spans('work publish')[0]!;
     for (const s of consumers) expect(s.links[0]!.context.spanId).toBe(producer.spanContext().spanId);
+  });
+
+  it('sets error.type on a failed attempt: the name of its error', async () => {
+    const typeError = defineJob({ name: 'type-error-job', queue: 'work', retry: { maxAttempts: 1 }, handler: () => {
+      throw new TypeError('nope');
+    } });
+    const w = make({ jobs: [typeError] });
+    await w.enqueue(typeError, {});
+    await w.drain({ queues: ['work'] });
+    const [consumer] = spans('work process');
+    expect(consumer!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(consumer!.attributes['error.type']).toBe('TypeError');
+    expect(spans('work publish')[0]!.attributes).not.toHaveProperty('error.type');
+  });
+
+  it('ends the span of an attempt timed out, its handler honouring ctx.signal, with outcome "timeout" and status ERROR', async () => {
+    const clock = new TestClock(T0);
+    const slow = defineJob({ name: 'slow-job', queue: 'work', timeout: '1s', retry: { maxAttempts: 1 }, handler: (_p, ctx) => untilAborted(ctx.signal) });
+    const w = make({ jobs: [slow], clock });
+    const failed = record(w, 'job:failed');
+    await w.enqueue(slow, {});
+    // The timeout's timer is set in the same turn as job:started.
+    const started = w.events.next('job:started');
+    const draining = w.drain({ queues: ['work'] });
+    await within(started, 'the attempt to start');
+    await clock.advance(1_000);
+    await within(draining, 'the drain to return');
+    // The attempt row and the event say timeout: so must the span, although the handler's rejection came first.
+    expect(failed.map((f) => f.outcome)).toEqual(['timeout']);
+    const [consumer] = spans('work process');
+    expect(consumer!.attributes).toMatchObject({ 'warden.job.outcome': 'timeout', 'warden.job.next_state': 'dead', 'error.type': 'JobTimeoutError' });
+    expect(consumer!.status.code).toBe(SpanStatusCode.ERROR);
+  });
+
+  it('ends the span of an attempt aborted at the end of the shutdown grace with outcome "aborted" and status ERROR', async () => {
+    const started = deferred();
+    const slow = defineJob({ name: 'slow-job', queue: 'work', handler: (_p, ctx) => {
+      started.resolve();
+      return untilAborted(ctx.signal);
+    } });
+    // No grace: the handler ends only when aborted, so shutdown aborts it whatever the timing.
+    const w = make({ jobs: [slow], worker: { queues: ['work'], grace: 0 } });
+    const failed = record(w, 'job:failed');
+    await w.start();
+    await w.enqueue(slow, {});
+    await within(started.promise, 'the job to start');
+    await w.stop();
+    expect(failed.map((f) => f.outcome)).toEqual(['aborted']);
+    const [consumer] = spans('work process');
+    expect(consumer!.attributes).toMatchObject({ 'warden.job.outcome': 'aborted', 'error.type': 'ShutdownAbortError' });
+    expect(consumer!.status.code).toBe(SpanStatusCode.ERROR);
+  });
+
+  it('ends the span of an attempt whose ending was given up on as "stale", not completed/OK', async () => {
+    // The database refuses every ending for good (a non-transient error on both drivers: SQLSTATE check_violation).
+    const refused = () => Object.assign(new Error('ending refused for good'), { code: '23514' });
+    const driver = overrideDriver(tdb.newDriver(), { jobFinishMany: () => async () => {
+      throw refused();
+    } });
+    const w = make({ database: driver });
+    const completed = record(w, 'job:completed');
+    const errors = record(w, 'error');
+    await w.enqueue(ok, {});
+    await w.drain({ queues: ['work'] });
+    // Nothing was recorded: no event, the job still running under its lease, to be rescued as lost and run again.
+    expect(completed).toEqual([]);
+    expect(errors.map((e) => e.context)).toContain(`finishing job ${(await tdb.driver.jobList({ limit: 1 }))[0]!.id}`);
+    expect((await tdb.driver.jobList({ limit: 1 }))[0]!.state).toBe('running');
+    const [consumer] = spans('work process');
+    expect(consumer!.attributes['warden.job.outcome']).toBe('stale');
+    expect(consumer!.attributes).not.toHaveProperty('warden.job.next_state');
+    expect(consumer!.status.code).toBe(SpanStatusCode.UNSET);
   });
 
   it('starts a new trace per attempt, still linked, with consumerParent "none"', async () => {
