@@ -26,11 +26,16 @@ export class Relay {
   #hold: { markers: string[]; released: Promise<void> } | null = null;
   /** Connections cut so far (replies lost). */
   cut = 0;
+  /** Set by {@link Relay.down}: every connection is refused, as by a database that is down. */
+  #down = false;
+  /** The relayed connections open now, each as its function that cuts it. */
+  readonly #open = new Set<() => void>();
   /** Relays to the server of {@link PG_URL}. */
   constructor() {
     const server = new URL(PG_URL);
     const target = { host: server.hostname, port: Number(server.port || 5432) };
     this.#server = net.createServer((client) => {
+      if (this.#down) return void client.destroy();
       const upstream = net.connect(target);
       let swallowing = false;
       /** The server's data held back since a held message, in order; null when passing through. */
@@ -60,9 +65,11 @@ export class Relay {
         upstream.destroy();
       });
       const close = () => {
+        this.#open.delete(close);
         client.destroy();
         upstream.destroy();
       };
+      this.#open.add(close);
       client.on('error', close).on('close', close);
       upstream.on('error', close).on('close', close);
     });
@@ -91,6 +98,20 @@ export class Relay {
     const released = new Promise<void>((resolve) => (release = resolve));
     this.#hold = { markers, released };
     return release;
+  }
+
+  /**
+   * The database goes down, as in a restart: every relayed connection is cut and new ones are refused (closed at
+   * once) until {@link Relay.up}.
+   */
+  down(): void {
+    this.#down = true;
+    for (const cut of [...this.#open]) cut();
+  }
+
+  /** The database is back: connections are relayed again. */
+  up(): void {
+    this.#down = false;
   }
 
   /** Stops listening once every relayed connection has closed (close the clients' pools first). */
