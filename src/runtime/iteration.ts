@@ -1,6 +1,7 @@
 import { InvalidOptionError, IterationSourceError, IterationYieldError, WardenError } from '../errors.js';
 import type { IterateOptions, IterateResult, IterationCheckpoint, TransactionHandle } from '../job/job-context-options.js';
 import { encodeJson } from '../job/payload.js';
+import { booleanOption } from '../validation/boolean-option.js';
 import { parseDuration } from '../validation/duration.js';
 import type { Attempt } from './attempt.js';
 import { ref } from './attempt.js';
@@ -29,6 +30,10 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
   if (stored?.finished) return { processed, done, total, resumed };
 
   let unsavedItems = 0;
+  // Whether the cursor moved since the last save. Tracked apart from the items: an empty page with a `next` moves
+  // the cursor too, and a hand-over that did not save it would have the next attempt read that page again (for
+  // ever, when reading the empty range alone takes `maxRuntime`).
+  let cursorMoved = false;
   let lastSaveAt = clock.now();
   const what = `the checkpoint cursor of job ${row.id}`;
   const save = async (checkpointJson: string, progressDone: number, tx: TransactionHandle = attempt.activeTx) => {
@@ -38,6 +43,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
   };
   const afterSave = (progressDone: number) => {
     unsavedItems = 0;
+    cursorMoved = false;
     lastSaveAt = clock.now();
     events.emit('job:checkpointed', { job: ref(row), attempt: row.attempt, done: progressDone, total });
   };
@@ -66,6 +72,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
       done += page.items.length;
       processed += page.items.length;
       unsavedItems += page.items.length;
+      cursorMoved = true;
       const due = finished || unsavedItems >= settings.everyItems || clock.now() - lastSaveAt >= settings.everyMs;
       if (due) {
         await save(checkpointJson, done);
@@ -76,7 +83,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     cursor = page.next;
     const reason = draining.aborted ? 'shutdown' : settings.maxRuntimeMs !== null && clock.now() - attempt.startedAt >= settings.maxRuntimeMs ? 'max-runtime' : null;
     if (reason) {
-      if (unsavedItems > 0) {
+      if (cursorMoved) {
         await save(checkpointJson, done);
         afterSave(done);
       }
@@ -123,7 +130,7 @@ function resolveIterateOptions(options: IterateOptions<unknown, unknown>) {
   if (!Number.isSafeInteger(everyItems) || everyItems < 1) throw new InvalidOptionError('ctx.iterate checkpointEvery.items', everyItems, 'a positive integer');
   const seconds = every.seconds ?? DEFAULT_CHECKPOINT_EVERY.seconds;
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) throw new InvalidOptionError('ctx.iterate checkpointEvery.seconds', seconds, 'a positive number');
-  if (options.transaction !== undefined && typeof options.transaction !== 'boolean') throw new InvalidOptionError('ctx.iterate transaction', options.transaction, 'a boolean');
+  const transaction = booleanOption('ctx.iterate transaction', options.transaction, false);
   const maxRuntimeMs = options.maxRuntime === undefined ? null : parseDuration('ctx.iterate maxRuntime', options.maxRuntime, { allowZero: false });
-  return { everyItems, everyMs: seconds * 1000, transaction: options.transaction === true, maxRuntimeMs };
+  return { everyItems, everyMs: seconds * 1000, transaction, maxRuntimeMs };
 }

@@ -2,6 +2,7 @@ import type { JobStepRow } from '../driver/driver.js';
 import { InvalidNameError, InvalidOptionError, StepNameConflictError } from '../errors.js';
 import type { StepInfo, StepOptions } from '../job/job-context-options.js';
 import { encodeJson } from '../job/payload.js';
+import { booleanOption } from '../validation/boolean-option.js';
 import type { Attempt } from './attempt.js';
 import { ref } from './attempt.js';
 
@@ -33,6 +34,9 @@ export class StepRunner {
     }
     if (typeof fn !== 'function') throw new InvalidOptionError(`the function of step "${name}"`, fn, 'a function');
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError(`options of step "${name}"`, options, 'an object');
+    // Checked before the name is taken or anything runs, as ctx.iterate checks its own: `'yes'` is a mistake, and read
+    // as "not true" it would run the step outside any transaction, its writes no longer committed with its record.
+    const inTransaction = booleanOption(`transaction of step "${name}"`, options.transaction, false);
     if (this.#used.has(name)) throw new StepNameConflictError(row.id, name);
     this.#used.add(name);
     attempt.assertRunning(`ctx.step("${name}")`);
@@ -61,7 +65,7 @@ export class StepRunner {
       );
     const info = { idempotencyKey: `${row.id}:${name}`, signal: attempt.controller.signal };
     let resultJson: string | null;
-    if (options.transaction === true) {
+    if (inTransaction) {
       resultJson = await attempt.inTransaction(async (tx) => {
         const json = encodeResult(what, await fn({ ...info, tx }), payloadLimit);
         await record(json, tx);

@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ErrorInfo, JobRow } from '../../src/job/job-record.js';
 import { createTestDatabase, type DriverKind, type TestDatabase } from '../support/test-databases.js';
+import { exerciseHeartbeatBesideLockedRow } from './job-heartbeat-locked.js';
 import {
   at,
   claim,
@@ -173,6 +174,8 @@ export function exerciseJobLease(kind: DriverKind): void {
         expect(before.state).toBe('cancelled');
       });
     });
+
+    exerciseHeartbeatBesideLockedRow(kind, () => tdb);
 
     describe('jobFinishMany', () => {
       it('completes: state completed, finishedAt now, lease cleared, one attempt (kept on the job row)', async () => {

@@ -1,8 +1,9 @@
 /**
  * Checkpointed iteration (`ctx.iterate`): checkpoint cadence by items and by (fake) time, progress visible through
  * the API, resuming from the saved cursor after a failure, typed errors for a bad source or cursor with the last
- * good checkpoint intact, transactional batches, handing over after `maxRuntime` and on graceful shutdown, and the
- * zombie checkpoint: a paused attempt that resumes after another took over cannot overwrite the newer cursor.
+ * good checkpoint intact, transactional batches, handing over after `maxRuntime` (also right after empty pages) and
+ * on graceful shutdown, and the zombie checkpoint: a paused attempt that resumes after another took over cannot
+ * overwrite the newer cursor.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -432,21 +433,20 @@ describe.each(DRIVER_KINDS)('ctx.iterate (%s)', (kind) => {
   });
 
   describe('handing over to a fresh attempt', () => {
+    /**
+     * An {@link iterJob} over `pages(ctx)` that hands over after 10 s of `maxRuntime` and saves by no cadence before,
+     * with one attempt allowed to start with (each hand-over allows one more).
+     */
+    function maxRuntimeJob(name: string, pages: (ctx: JobContext) => Pick<IterateOptions<number, number>, 'source' | 'batch'>) {
+      return iterJob(name, (ctx) => ({ ...pages(ctx), maxRuntime: '10s', checkpointEvery: { items: 1_000, seconds: NO_TIME } }), { maxAttempts: 1 });
+    }
+
     it('maxRuntime: saves, ends the attempt as yielded, queues the job again with one more attempt allowed; it continues to the end', async () => {
       const seenJob: { attempt: number; maxAttempts: number; checkpoint: unknown }[] = [];
-      const job = iterJob(
-        'long-running',
-        (ctx) => {
-          seenJob.push({ attempt: ctx.attempt, maxAttempts: ctx.maxAttempts, checkpoint: ctx.job.checkpoint });
-          return {
-            source: numbers(100, 10),
-            batch: () => clock.advance(3_000),
-            maxRuntime: '10s',
-            checkpointEvery: { items: 1_000, seconds: NO_TIME },
-          };
-        },
-        { maxAttempts: 1 },
-      );
+      const job = maxRuntimeJob('long-running', (ctx) => {
+        seenJob.push({ attempt: ctx.attempt, maxAttempts: ctx.maxAttempts, checkpoint: ctx.job.checkpoint });
+        return { source: numbers(100, 10), batch: () => clock.advance(3_000) };
+      });
       const w = open([job]);
       const yielded = record(w, 'job:yielded');
       const failed = record(w, 'job:failed');
@@ -479,6 +479,45 @@ describe.each(DRIVER_KINDS)('ctx.iterate (%s)', (kind) => {
       // Each fresh attempt started right away (due at once), at the time the previous one yielded.
       const attempts = await w.jobs.attempts(id);
       expect(attempts.map((a) => a.startedAt!.getTime())).toEqual([T0, T0 + 12_000, T0 + 24_000]);
+    });
+
+    it('after empty pages that moved the cursor: saves that cursor before yielding, so the next attempt does not read them again', async () => {
+      // A sparse keyset scan: the first range holds no match and takes 11 s to read, past maxRuntime; the second holds
+      // two. Unsaved, every attempt would read the first range again and hand over for ever.
+      const job = maxRuntimeJob('sparse-scan', (ctx) => {
+        if (ctx.attempt > 4) throw new Error('gave up: still handing over after 4 attempts');
+        return {
+          source: async (cursor: number | null): Promise<IterationPage<number, number>> => {
+            if (cursor === null) {
+              await clock.advance(11_000);
+              return { items: [], next: 1_000 };
+            }
+            return { items: [1_001, 1_002], next: null };
+          },
+          batch: () => undefined,
+        };
+      });
+      const w = open([job]);
+      const yielded = record(w, 'job:yielded');
+      const checkpointed = record(w, 'job:checkpointed');
+      const { id } = await w.enqueue(job, {});
+      await w.drain();
+
+      expect(sourceCalls).toEqual([
+        { attempt: 1, cursor: null },
+        { attempt: 2, cursor: 1_000 },
+      ]);
+      expect(yielded.map((e) => [e.attempt, e.reason, e.done])).toEqual([[1, 'max-runtime', 0]]);
+      expect(checkpointed.map((e) => [e.attempt, e.done])).toEqual([
+        [1, 0],
+        [2, 2],
+      ]);
+      expect(await attemptSummary(w, id)).toEqual([
+        [1, 'yielded', null],
+        [2, 'completed', null],
+      ]);
+      expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2, checkpoint: { cursor: 1_000, finished: true }, progress: { done: 2 } });
+      expect(processed.map((p) => p.item)).toEqual([1_001, 1_002]);
     });
 
     it('graceful stop during an iteration: hands over at the next batch boundary; another worker finishes it', async () => {

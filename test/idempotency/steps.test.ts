@@ -1,16 +1,18 @@
 /**
  * Memoized steps (`ctx.step`): a step's function runs once per job, not once per attempt; later attempts get the
  * recorded result back. Stable idempotency keys, `warden.jobs.steps(id)`, `undefined` results, transactional steps
- * whose database writes commit with their record, and bad input (colliding names, non-JSON or oversized results)
- * failing the attempt with a typed error while the job retries by its policy and earlier steps stay recorded.
+ * whose database writes commit with their record, a replayed object equal in value to the first run's (on PostgreSQL
+ * its keys in `jsonb`'s order), bad input (colliding names, non-JSON or oversized results, a bad name or `transaction`
+ * option) failing the attempt with a typed error while the job retries by its policy and earlier steps stay
+ * recorded, and (PostgreSQL) a step recorded inside an open transaction beside the worker's heartbeat.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
-import { InvalidNameError, NonJsonValueError, PayloadTooLargeError, StepNameConflictError } from '../../src/errors.js';
+import { InvalidNameError, InvalidOptionError, NonJsonValueError, PayloadTooLargeError, StepNameConflictError, type WardenError } from '../../src/errors.js';
 import { defineJob, type JobContext, type JobDefinition } from '../../src/job/define-job.js';
 import { type Oracle, openOracle } from '../process/db-oracle.js';
-import { deferred, makeWarden, type MakeWardenOptions, record, silent, T0, TestClock } from '../runtime/helpers.js';
+import { deferred, makeWarden, type MakeWardenOptions, record, silent, T0, TestClock, waitFor, within } from '../runtime/helpers.js';
 import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { type AppTable, attemptSummary, createAppTable, expectTyped, getJob, RETRY_1S } from './helpers.js';
@@ -171,6 +173,29 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
       ['object', returned],
       ['undefined', undefined],
     ]);
+  });
+
+  it('a replayed object result deep-equals the first run’s (on PostgreSQL its keys may come back in another order)', async () => {
+    // Keys in an order jsonb does not keep (it sorts them), nested too.
+    const returned = { zeta: 1, amount: 1250, id: 'ch_1', currency: 'eur', lines: [{ sku: 'b', qty: 2 }, { sku: 'a', qty: 1 }] };
+    const seen: unknown[] = [];
+    const job = defineJob({
+      name: 'charge-then-fail',
+      retry: { maxAttempts: 2, backoff: RETRY_1S },
+      handler: async (_payload, ctx: JobContext) => {
+        seen.push(await ctx.step('charge', counted('charge', returned)));
+        if (ctx.attempt === 1) throw new Error('failed after the step');
+      },
+    });
+    const w = open([job]);
+    const { id } = await w.enqueue(job, {});
+    await drainRetries(w, 2);
+    expect(await getJob(w, id)).toMatchObject({ state: 'completed', attempt: 2 });
+    expect(runs).toEqual({ charge: 1 });
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toEqual(returned);
+    expect(seen[1]).toEqual(seen[0]);
+    expect((await w.jobs.steps(id)).map((s) => s.result)).toEqual([returned]);
   });
 
   it('an operator retry of a dead job keeps its steps; discarding the job deletes them', async () => {
@@ -476,21 +501,21 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
       expect((await w.jobs.steps(id)).map((s) => [s.name, s.result])).toEqual([['small', 'x'.repeat(50)]]);
     });
 
-    it.each<[string, unknown]>([
-      ['empty', ''],
-      ['a control character', 'a\nb'],
-      ['201 characters', 'x'.repeat(201)],
-      ['not a string', 7],
-      // PostgreSQL would store U+FFFD for it: the recorded step would never be found again, and would run again.
-      ['a lone UTF-16 surrogate', 'charge-\uD800'],
-    ])('a step name that is %s: InvalidNameError; the function never runs', async (_title, name) => {
+    /**
+     * Runs a job of one attempt whose handler makes `call` (with a counted step function); expects it refused with
+     * `type` before the function ran, the attempt failed with it, and nothing recorded. Returns the error.
+     */
+    async function expectRefusedBeforeRunning<E extends WardenError>(
+      call: (ctx: JobContext, fn: () => number) => Promise<unknown>,
+      type: abstract new (...args: any[]) => E,
+    ): Promise<E> {
       const errors: unknown[] = [];
       const job = defineJob({
-        name: 'bad-name',
+        name: 'refused-step',
         retry: { maxAttempts: 1 },
         handler: async (_payload, ctx: JobContext) => {
           try {
-            await ctx.step(name as string, counted('fn', 1));
+            await call(ctx, counted('fn', 1));
           } catch (error) {
             errors.push(error);
             throw error;
@@ -500,10 +525,102 @@ describe.each(DRIVER_KINDS)('memoized steps (%s)', (kind) => {
       const w = open([job]);
       const { id } = await w.enqueue(job, {});
       await w.drain();
-      expectTyped(errors[0], InvalidNameError);
+      const typed = expectTyped(errors[0], type);
       expect(runs).toEqual({});
-      expect(await attemptSummary(w, id)).toEqual([[1, 'failed', 'InvalidNameError']]);
+      expect(await attemptSummary(w, id)).toEqual([[1, 'failed', type.name]]);
       expect(await w.jobs.steps(id)).toEqual([]);
+      return typed;
+    }
+
+    it.each<[string, unknown]>([
+      ['empty', ''],
+      ['a control character', 'a\nb'],
+      ['201 characters', 'x'.repeat(201)],
+      ['not a string', 7],
+      // PostgreSQL would store U+FFFD for it: the recorded step would never be found again, and would run again.
+      ['a lone UTF-16 surrogate', 'charge-\uD800'],
+    ])('a step name that is %s: InvalidNameError; the function never runs', async (_title, name) => {
+      await expectRefusedBeforeRunning((ctx, fn) => ctx.step(name as string, fn), InvalidNameError);
+    });
+
+    // Read as "not true", such a value would run the step outside any transaction, its writes apart from its record.
+    it.each<[string, unknown]>([
+      ['a string', 'yes'],
+      ['a number', 1],
+    ])('a transaction option that is %s, not a boolean: InvalidOptionError; the function never runs', async (_title, value) => {
+      const error = await expectRefusedBeforeRunning((ctx, fn) => ctx.step('write', fn, { transaction: value as boolean }), InvalidOptionError);
+      expect(error.message).toContain('transaction of step "write"');
     });
   });
+
+  // SQLite has no row locks: the open transaction holds the file's write lock, so every write, the heartbeat's too,
+  // waits for its commit (a documented limit: docs/guarantees.md, "SQLite").
+  if (kind === 'postgres') {
+    describe('a step recorded inside a transactional batch, and the worker’s heartbeat', () => {
+      // The control has no step in the batch: its transaction has not locked the job row (the checkpoint is written
+      // after the batch), so the heartbeat renews both jobs.
+      it.each([
+        ['without a step in the batch (control)', false],
+        ['with a step recorded inside the batch', true],
+      ])('a heartbeat sent while the batch runs renews the worker’s other job and aborts nothing: %s', async (_title, withStep) => {
+        const batchPaused = deferred();
+        const batchResume = deferred();
+        const otherStarted = deferred();
+        const otherResume = deferred();
+        const iterating = defineJob({
+          name: 'iterating',
+          handler: async (_payload, ctx: JobContext) => {
+            await ctx.iterate<number, number>({
+              source: (cursor) => (cursor === null ? { items: [1], next: 1 } : { items: [], next: null }),
+              batch: async (items) => {
+                // A service call memoized inside the transactional batch: its record locks the job row FOR SHARE
+                // until the batch's transaction ends.
+                if (withStep) await ctx.step(`screen-${items[0]}`, counted('screen', { verdict: 'clear' }));
+                batchPaused.resolve();
+                await batchResume.promise;
+              },
+              transaction: true,
+            });
+          },
+        });
+        const other = defineJob({
+          name: 'other',
+          handler: async () => {
+            otherStarted.resolve();
+            await otherResume.promise;
+          },
+        });
+        const a = open([iterating, other], { worker: { lease: '3s', heartbeat: '1s' } });
+        const staleWrites = record(a, 'job:stale-write-rejected');
+        const completed = record(a, 'job:completed');
+        const { id: iterId } = await a.enqueue(iterating, {});
+        const { id: otherId } = await a.enqueue(other, {});
+        await a.start({ concurrency: 2, pollInterval: '1h' });
+        await within(Promise.all([batchPaused.promise, otherStarted.promise]), 'both jobs to be running');
+        // Another instance 3.5 s in: past the claim-time leases (T0 + 3 s), within a renewed one.
+        const b = makeWarden(tdb, { clock: new TestClock(T0 + 3_500) });
+        try {
+          // The heartbeat is due: it renews the other job's lease to T0 + 1 s + 3 s. One that waited on the row the
+          // step locked would renew nothing until the batch's transaction ended.
+          await clock.advance(1_000);
+          await within(waitFor(async () => (await getJob(a, otherId)).leaseExpiresAt?.getTime() === T0 + 4_000), 'the heartbeat to renew the other job');
+          // The locked job is not renewed at this beat, nor reported stale (which would abort it).
+          expect((await getJob(a, iterId)).leaseExpiresAt?.getTime()).toBe(withStep ? T0 + 3_000 : T0 + 4_000);
+          // The rescue skips the locked row, and the other job's lease holds.
+          const rescued = record(b, 'job:rescued');
+          await b.rescue();
+          expect(rescued).toEqual([]);
+        } finally {
+          // Also after a failure above, so that both jobs end and the instances close.
+          batchResume.resolve();
+          otherResume.resolve();
+          await b.close();
+        }
+        await within(waitFor(() => completed.length === 2), 'both jobs to complete');
+        expect(staleWrites).toEqual([]);
+        for (const id of [iterId, otherId]) expect(await getJob(a, id)).toMatchObject({ state: 'completed', attempt: 1 });
+        expect(runs).toEqual(withStep ? { screen: 1 } : {});
+      });
+    });
+  }
 });

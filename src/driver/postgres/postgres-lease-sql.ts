@@ -121,25 +121,48 @@ hd AS (
  * Extends held leases. A lease matches only with its token while running; the rest are stale.
  * The rows are locked in id order first, as `jobFinishManySql` does: a worker's heartbeat and its own finish
  * write touch overlapping rows from two connections, and locking them in different orders deadlocks. Each lease
- * is looked up by id from the sorted input (`LATERAL … OFFSET 0 FOR UPDATE`, which PostgreSQL neither flattens
+ * is looked up by id from the sorted input (`LATERAL … OFFSET 0 FOR UPDATE …`, which PostgreSQL neither flattens
  * into a join nor pushes the state check into), so the plan is the same whatever the statistics say, and the
  * update finds each row by primary key (`= ANY (ARRAY[…])`): see `jobFinishManySql` for both.
- * Params: `$1` ids, `$2` lease tokens, `$3` lease (ms), `$4` now. Returns the renewed `(id, lease_token)`.
+ * The lock skips rows another transaction holds locked (`SKIP LOCKED`) instead of waiting for them: a step or
+ * checkpoint written inside the attempt's own open transaction (`ctx.transaction`, a transactional batch or step)
+ * holds its job row until that transaction ends, and a statement waiting on it would renew no lease of the
+ * worker meanwhile, so that its other jobs could expire and be rescued while healthy. A skipped row is not renewed
+ * this beat, and it is not stale either while the statement's snapshot shows it still held (token and `running`):
+ * it comes back with `renewed` false and the driver reports it neither applied nor stale, so its attempt is not
+ * aborted. It is renewed at the first beat after its transaction ends; until then the rescue, which skips locked
+ * rows too, cannot take it. A lease that a rescue or cancel is taking as the heartbeat runs (its transaction holds
+ * the row, or committed after the snapshot) also comes back `renewed` false: it is reported stale at a later beat.
+ * The check runs only when the update renewed fewer rows than were asked for (a one-time filter), so a beat that
+ * renewed every lease reads nothing more.
+ * Params: `$1` ids, `$2` lease tokens, `$3` lease (ms), `$4` now. Returns `(id, lease_token, renewed)`: each
+ * renewed lease, and each skipped one still held.
  */
 export function jobHeartbeatSql(s: string): string {
   return `WITH l AS (
   SELECT j.id
   FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token) ORDER BY id) AS l
   CROSS JOIN LATERAL (
-    SELECT j.id, j.state FROM ${s}.jobs j WHERE j.id = l.id AND j.lease_token = l.token OFFSET 0 FOR UPDATE
+    SELECT j.id, j.state FROM ${s}.jobs j WHERE j.id = l.id AND j.lease_token = l.token OFFSET 0 FOR UPDATE SKIP LOCKED
   ) AS j
   WHERE j.state = 'running'
+),
+u AS (
+  UPDATE ${s}.jobs j
+  SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
+  FROM l
+  WHERE j.id = ANY (ARRAY[l.id])
+  RETURNING j.id, j.lease_token
 )
-UPDATE ${s}.jobs j
-SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
-FROM l
-WHERE j.id = ANY (ARRAY[l.id])
-RETURNING j.id, j.lease_token`;
+SELECT u.id, u.lease_token, true AS renewed FROM u
+UNION ALL
+SELECT j.id, j.lease_token, false
+FROM unnest($1::bigint[], $2::bigint[]) AS h(id, token)
+CROSS JOIN LATERAL (
+  SELECT j.id, j.lease_token, j.state FROM ${s}.jobs j WHERE j.id = h.id AND j.lease_token = h.token OFFSET 0
+) AS j
+WHERE (SELECT count(*) FROM u) < cardinality($1::bigint[])
+  AND j.state = 'running' AND NOT (j.id = ANY (ARRAY (SELECT u.id FROM u)))`;
 }
 
 /**

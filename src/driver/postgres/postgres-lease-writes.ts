@@ -24,14 +24,26 @@ export interface PostgresLeaseWriteContext {
   transactionHandle: string;
 }
 
-/** Extends each lease still held; the others are reported stale. */
+/**
+ * Extends each lease still held; the others are reported stale. A lease whose row another transaction holds locked
+ * (the attempt's own open transaction, see `jobHeartbeatSql`) is skipped, not waited for: while still held it is
+ * reported neither applied nor stale, and renewed by a later beat.
+ */
 export async function jobHeartbeat(ctx: PostgresLeaseWriteContext, params: JobHeartbeatParams): Promise<JobLeaseResult> {
   const leases = params.leases.filter((l) => isJobId(l.id));
   if (leases.length === 0) return { applied: [], stale: params.leases.map((l) => l.id) };
-  const { rows } = await ctx.runWorker<{ id: string; lease_token: string }>(ctx.sql.jobHeartbeat, [
+  const { rows } = await ctx.runWorker<{ id: string; lease_token: string; renewed: boolean }>(ctx.sql.jobHeartbeat, [
     idArrayParam(leases.map((l) => l.id)), intArrayParam(leases.map((l) => l.leaseToken)), params.leaseMs, params.now,
   ]);
-  return splitLeases(params.leases, rows);
+  const renewed = appliedTokens(rows.filter((r) => r.renewed));
+  const skipped = appliedTokens(rows.filter((r) => !r.renewed));
+  const result: JobLeaseResult = { applied: [], stale: [] };
+  for (const lease of params.leases) {
+    if (renewed.get(lease.id) === lease.leaseToken) result.applied.push(lease.id);
+    // Stale means lost, and the worker aborts a lost attempt: a lease merely locked this beat is not that.
+    else if (skipped.get(lease.id) !== lease.leaseToken) result.stale.push(lease.id);
+  }
+  return result;
 }
 
 /**
@@ -146,12 +158,4 @@ function appliedTokens(rows: readonly { id: string; lease_token: string }[]): Ma
   const tokens = new Map<string, number>();
   for (const r of rows) tokens.set(String(r.id), Number(r.lease_token));
   return tokens;
-}
-
-/** Splits requested leases into applied (returned by the UPDATE) and stale, in request order. */
-function splitLeases(leases: readonly { id: string; leaseToken: number }[], rows: { id: string; lease_token: string }[]): JobLeaseResult {
-  const tokens = appliedTokens(rows);
-  const result: JobLeaseResult = { applied: [], stale: [] };
-  for (const lease of leases) (tokens.get(lease.id) === lease.leaseToken ? result.applied : result.stale).push(lease.id);
-  return result;
 }
