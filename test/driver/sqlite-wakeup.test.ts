@@ -2,7 +2,7 @@
  * SQLite cross-process wake-ups (`PRAGMA data_version`): the watch takes its baseline when it starts, before the
  * worker's first claim, so a commit by another connection right after that claim (before the watch's first tick)
  * wakes the worker. Taken at the first tick instead, that commit became the baseline and woke nobody: the job waited
- * for the poll interval.
+ * for the poll interval. A job enqueued in an application transaction wakes the worker the same way once it commits.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { createDriver } from '../../src/driver/create-driver.js';
 import type { Driver } from '../../src/driver/driver.js';
 import { watchDataVersion } from '../../src/driver/sqlite/sqlite-wakeup.js';
 import { defineJob } from '../../src/job/define-job.js';
+import { openRawSqlite } from '../conformance/helpers.js';
 import { overrideDriver } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { deferred, makeWarden, silent, within } from '../runtime/helpers.js';
@@ -61,6 +62,7 @@ describe.skipIf(!DRIVER_KINDS.includes('sqlite'))('SQLite wake-up of a worker ju
   let tdb: TestDatabase;
   const wardens: Warden[] = [];
   const closers: Driver[] = [];
+  const job = defineJob({ name: 'w', handler: () => {} });
   beforeEach(async () => {
     tdb = await createTestDatabase('sqlite');
   });
@@ -70,8 +72,12 @@ describe.skipIf(!DRIVER_KINDS.includes('sqlite'))('SQLite wake-up of a worker ju
     await tdb.cleanup();
   });
 
-  it('wakes an idle worker for a job another connection commits right after its first claim', async () => {
-    const job = defineJob({ name: 'w', handler: () => {} });
+  /**
+   * A started worker whose first claim found nothing. It polls once an hour and the watch's first tick comes a
+   * second after the start: only a wake-up from the watch, taken against a baseline from before the first claim,
+   * starts a job within a test.
+   */
+  async function idleWorker(): Promise<Warden> {
     const firstClaim = deferred<number>();
     const real = createDriver({ url: tdb.url, sqliteWakeupMs: 1_000 });
     const driver = overrideDriver(real, {
@@ -81,18 +87,37 @@ describe.skipIf(!DRIVER_KINDS.includes('sqlite'))('SQLite wake-up of a worker ju
         return rows;
       },
     });
-    // Polling once an hour and the watch's first tick a second after the start: only a wake-up from the watch,
-    // taken against a baseline from before the first claim, starts the job within the test.
     const worker = createWarden({ database: driver, logger: silent, jobs: [job], worker: { pollInterval: '1h' } });
     wardens.push(worker);
     closers.push(real);
-    const producer = makeWarden(tdb, { jobs: [job] });
-    wardens.push(producer);
     await worker.start();
     expect(await within(firstClaim.promise, 'the first claim')).toBe(0);
+    return worker;
+  }
+
+  it('wakes an idle worker for a job another connection commits right after its first claim', async () => {
+    const worker = await idleWorker();
+    const producer = makeWarden(tdb, { jobs: [job] });
+    wardens.push(producer);
     const started = worker.events.next('job:started');
     // Another connection commits a due job, long before the watch's first tick.
     await producer.enqueue(job, {});
     await within(started, 'the job started after a data_version wake-up', 5_000);
+  });
+
+  it('wakes it for a job its own process enqueued in an application transaction, once that commits', async () => {
+    const worker = await idleWorker();
+    // An enqueue inside the caller's transaction wakes no worker of its process (the job is not visible yet):
+    // the commit, on the application's connection, changes the file's data_version.
+    const app = openRawSqlite(tdb);
+    try {
+      app.exec('BEGIN IMMEDIATE');
+      await worker.enqueue(job, {}, { tx: app });
+      const started = worker.events.next('job:started');
+      app.exec('COMMIT');
+      await within(started, 'the job started after a data_version wake-up', 5_000);
+    } finally {
+      app.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The SQLite driver's write groups (`SqliteWriteBatcher`): writes called in one turn of the event loop share one
- * transaction, each in its own savepoint, so one that fails is rolled back and rejected alone; a busy database
- * retries the whole group, each write running once; the driver runs the writes called before `close()`. Real
+ * transaction, each in its own savepoint, so one that fails is rolled back and rejected alone, unless SQLite rolled
+ * back the whole transaction with it: then the whole group is rejected; a busy database retries the whole group,
+ * each write running once; the driver runs the writes called before `close()`. Real
  * SQLite files: a second connection sees what was committed and when.
  * @module
  */
@@ -39,6 +40,7 @@ async function open(): Promise<{ batcher: SqliteWriteBatcher; db: Database.Datab
     connect: async () => undefined,
     transaction: () => transaction,
     retryBusy: (op) => retryBusy(op, () => retried++, { hopAfter: false }),
+    inTransaction: () => db.inTransaction,
   });
   return { batcher, db, other, retries: () => retried };
 }
@@ -78,6 +80,38 @@ describe('SQLite write groups', () => {
     expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/UNIQUE constraint failed/);
     expect(committed(other)).toEqual(['a', 'c']);
     expect(db.inTransaction).toBe(false);
+  });
+
+  it('rejects the whole group with the error of a write after which SQLite rolled back the transaction, running none after it', async () => {
+    const { batcher, db, other } = await open();
+    const insert = (v: string) => db.prepare('INSERT INTO t (v) VALUES (?)').run(v).changes;
+    const ran: string[] = [];
+    // What SQLite does on SQLITE_FULL/IOERR while spilling pages, or SQLITE_NOMEM: it rolls back the whole
+    // transaction by itself, and the statement fails.
+    const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    const results = await Promise.allSettled([
+      batcher.write(() => (ran.push('a'), insert('a'))),
+      batcher.write(() => {
+        ran.push('b');
+        insert('b');
+        db.exec('ROLLBACK');
+        throw full;
+      }),
+      batcher.write(() => (ran.push('c'), insert('c'))),
+    ]);
+    // `a` had succeeded, but its transaction is gone: its caller is not told it was written.
+    expect(results).toEqual([
+      { status: 'rejected', reason: full },
+      { status: 'rejected', reason: full },
+      { status: 'rejected', reason: full },
+    ]);
+    // `c` did not run outside the group's transaction (on its own, committed).
+    expect(ran).toEqual(['a', 'b']);
+    expect(committed(other)).toEqual([]);
+    expect(db.inTransaction).toBe(false);
+    // The next group runs as usual.
+    await batcher.write(() => insert('d'));
+    expect(committed(other)).toEqual(['d']);
   });
 
   it('rolls back a write that runs alone and fails', async () => {

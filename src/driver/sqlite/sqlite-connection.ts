@@ -37,6 +37,8 @@ export class SqliteConnection {
   readonly #transactions: SqliteTransactionRunner;
   /** The driver's own writes, grouped per turn of the event loop into one transaction. */
   readonly #writes: SqliteWriteBatcher;
+  /** The {@link SqliteConnection.writeWithoutForeignKeys} calls still running (settled, never rejecting). */
+  readonly #rebuilds = new Set<Promise<void>>();
 
   constructor(options: SqliteConnectionOptions) {
     this.#options = options;
@@ -48,6 +50,7 @@ export class SqliteConnection {
         return this.#inTransaction;
       },
       retryBusy: (op) => retryBusy(op, this.#countBusyRetry, { hopAfter: false }),
+      inTransaction: () => this.#db?.inTransaction ?? false,
     });
   }
 
@@ -67,12 +70,14 @@ export class SqliteConnection {
   }
 
   /**
-   * Lets writes called before this still run, then closes the `transaction()` connection (a transaction in
-   * progress may still use the main one) and the main connection. Safe to call twice.
+   * Lets writes called before this still run (grouped ones and table rebuilds, which may be waiting out a busy
+   * lock), then closes the `transaction()` connection (a transaction in progress may still use the main one) and
+   * the main connection. Safe to call twice.
    */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#writes.drained();
+    // Writes called from now on are refused (see `write`), so these sets only shrink.
+    await Promise.all([this.#writes.drained(), ...this.#rebuilds]);
     await this.#transactions.close();
     // An open in flight sees #closed and closes its own connection; wait so nothing outlives close().
     await this.#opening?.catch(() => undefined);
@@ -102,17 +107,31 @@ export class SqliteConnection {
   /**
    * Runs `fn` in a `BEGIN IMMEDIATE` transaction, retried as a whole on SQLITE_BUSY/LOCKED, shared with the other
    * writes called in this turn of the event loop, each in a savepoint of its own (`SqliteWriteBatcher`).
+   * @throws the driver's closed error when called after {@link SqliteConnection.close}.
    */
   write<T>(fn: () => T): Promise<T> {
+    // Checked at the call: the group still waiting for its turn when close() was called would take the write in
+    // and commit it, on a driver closed before the call.
+    if (this.#closed) return Promise.reject(closedError());
     return this.#writes.write(fn);
   }
 
   /**
    * {@link SqliteConnection.write} with foreign keys off for the transaction (a table rebuild). Switching them off
    * and back on happens in the same synchronous step as the transaction, so no other statement of this connection
-   * runs without them; other connections keep theirs.
+   * runs without them; other connections keep theirs. Not grouped, so close() waits for it on its own.
+   * @throws the driver's closed error when called after {@link SqliteConnection.close}.
    */
-  async writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
+  writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
+    const result = this.#writeWithoutForeignKeys(fn);
+    const settled = result.then(() => undefined, () => undefined);
+    this.#rebuilds.add(settled);
+    void settled.then(() => this.#rebuilds.delete(settled));
+    return result;
+  }
+
+  async #writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
     await this.connection();
     return retryBusy(() => {
       const inTransaction = this.#inTransaction;

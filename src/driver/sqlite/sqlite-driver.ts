@@ -46,6 +46,7 @@ import * as Migrate from './sqlite-migrate.js';
 import { compareClaimOrder, toClaimedJobRow, type ClaimDbRow } from './sqlite-rows.js';
 import * as Schedules from './sqlite-schedules.js';
 import * as LeaseSQL from './sqlite-lease-sql.js';
+import * as SQL from './sqlite-sql.js';
 
 export { BUSY_RETRY_BUDGET_MS } from './sqlite-exec.js';
 export type { SqliteDriverOptions } from './sqlite-driver-options.js';
@@ -100,7 +101,7 @@ export class SqliteDriver implements Driver {
   async listen(params: ListenParams): Promise<() => Promise<void>> {
     await this.#conn.connection();
     const stop = watchDataVersion({
-      read: () => (this.#conn.stmt('PRAGMA data_version').get() as { data_version: number }).data_version,
+      read: () => (this.#conn.stmt(SQL.DATA_VERSION).get() as { data_version: number }).data_version,
       intervalMs: this.#wakeupMs,
       onWake: () => params.onWake(),
       onError: params.onError,
@@ -113,7 +114,10 @@ export class SqliteDriver implements Driver {
     return this.#conn.busyRetries;
   }
 
-  /** Lets writes called before it still run, then closes the file's connections. Safe to call twice. */
+  /**
+   * Lets writes called before it still run (a migration included), then closes the file's connections; a write
+   * called after it is refused with the closed error. Safe to call twice.
+   */
   close(): Promise<void> {
     return this.#conn.close();
   }

@@ -2,9 +2,9 @@
  * The SQL statements of the SQLite driver's connection, migrations and job inserts, and the shared fragments
  * (docs/driver-contract.md, "SQL in one place"). Claims and the writes that hold a lease live in
  * `sqlite-lease-sql.ts`, operator actions and job and queue reads in `sqlite-job-admin-sql.ts`, schedule statements
- * in `sqlite-schedule-sql.ts`, lease-lock statements in `sqlite-lock-sql.ts`, and step/checkpoint statements in
- * `sqlite-step-sql.ts`; they follow the conventions below and reuse {@link NOW}, {@link ACTIVE_STATES_SQL} and
- * {@link ACTIVE_STATES_TERM}.
+ * in `sqlite-schedule-sql.ts`, lease-lock statements in `sqlite-lock-sql.ts`, retention deletes in
+ * `sqlite-retention-sql.ts`, and step/checkpoint statements in `sqlite-step-sql.ts`; they follow the conventions
+ * below and reuse {@link NOW}, {@link ACTIVE_STATES_SQL} and {@link ACTIVE_STATES_TERM}.
  *
  * Conventions:
  * - Values are always named parameters (`@name`); nothing is ever interpolated. The only `${…}` in this file
@@ -59,6 +59,12 @@ export const PRAGMA_FOREIGN_KEYS_OFF = `PRAGMA foreign_keys = OFF`;
 
 /** Rows whose reference finds no parent: `table, rowid, parent, fkid` each. Checked before a rebuild commits. */
 export const FOREIGN_KEY_CHECK = `PRAGMA foreign_key_check`;
+
+/**
+ * A counter that changes whenever another connection commits to the file (`data_version`); read by the wake-up
+ * watch (`sqlite-wakeup.ts`). Costs no I/O: it is kept in shared memory with the WAL index.
+ */
+export const DATA_VERSION = `PRAGMA data_version`;
 
 /**
  * Opens a `Driver.transaction`: takes the write lock up front, like every driver write, so the application's

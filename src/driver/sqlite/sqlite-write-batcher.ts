@@ -28,6 +28,8 @@ export interface SqliteWriteBatcherDeps {
   transaction: () => Database.Transaction<(fn: () => unknown) => unknown>;
   /** Retries a whole transaction on SQLITE_BUSY/LOCKED (`retryBusy`), without the hop after it. */
   retryBusy: <T>(op: () => T) => Promise<T>;
+  /** Whether the connection is inside a transaction (better-sqlite3's `db.inTransaction`). */
+  inTransaction: () => boolean;
 }
 
 /**
@@ -40,7 +42,10 @@ export interface SqliteWriteBatcherDeps {
  * Each write stays atomic and isolated from the others: one that throws is rolled back to its savepoint and
  * rejected alone, and the rest of the group commits. A busy database (SQLITE_BUSY/LOCKED before the lock was taken
  * or at commit) retries the whole group, as it retried a single write before. A failed commit rejects the whole
- * group (nothing of it was written). A group of one runs without a savepoint.
+ * group (nothing of it was written). So does a write whose error made SQLite roll back the whole transaction by
+ * itself (SQLITE_FULL or SQLITE_IOERR while spilling pages, SQLITE_NOMEM): the group stops there, and every write
+ * of it, those that had succeeded before it included, rejects with that error. A group of one runs without a
+ * savepoint.
  *
  * The wait for the next turn is also the driver's hop through the event loop: better-sqlite3 runs statements
  * synchronously, and a worker whose every write resolved at once would run claim, handlers and endings in
@@ -89,14 +94,32 @@ export class SqliteWriteBatcher {
       outcomes = await this.#deps.retryBusy(() => {
         const transaction = this.#deps.transaction();
         if (group.length === 1) return [{ ok: true, value: transaction.immediate(group[0]!.fn) }];
-        return transaction.immediate(() => group.map((write) => savepoint(transaction, write.fn))) as Outcome[];
+        return transaction.immediate(() => this.#savepoints(transaction, group)) as Outcome[];
       });
     } catch (error) {
-      // Not begun, not committed, or a single write that failed: none of the group was written.
+      // Not begun, not committed, rolled back by SQLite, or a single write that failed: none of the group was
+      // written, and no outcome was delivered yet (they are, below, only once the group committed).
       for (const write of group) write.reject(error);
       return;
     }
     outcomes.forEach((outcome, i) => (outcome.ok ? group[i]!.resolve(outcome.value) : group[i]!.reject(outcome.error)));
+  }
+
+  /**
+   * Runs each write of a group in its own savepoint, inside the group's transaction.
+   * @throws the error of a write after which the connection is no longer in a transaction: SQLite rolled all of it
+   * back by itself, the writes before it too. Going on would run the next write outside any transaction (the
+   * wrapper, seeing none open, would begin and commit one of its own) and fail the group's COMMIT with "no
+   * transaction is active", hiding the real, possibly transient error.
+   */
+  #savepoints(transaction: Database.Transaction<(fn: () => unknown) => unknown>, group: PendingWrite[]): Outcome[] {
+    const outcomes: Outcome[] = [];
+    for (const write of group) {
+      const outcome = savepoint(transaction, write.fn);
+      if (!outcome.ok && !this.#deps.inTransaction()) throw outcome.error;
+      outcomes.push(outcome);
+    }
+    return outcomes;
   }
 }
 
