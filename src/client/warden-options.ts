@@ -49,7 +49,10 @@ export interface WardenOptions {
   logger?: Logger;
   /** Replaces the system clock, e.g. with `FakeClock` from `warden/testing`. @default systemClock */
   clock?: Clock;
-  /** Source of randomness for retry jitter and worker ids, uniform in [0, 1). @default Math.random */
+  /**
+   * Source of randomness for retry jitter, uniform in [0, 1). Worker and alert instance ids come from
+   * `crypto.randomBytes` instead, so a seeded `random` cannot give two processes the same id. @default Math.random
+   */
   random?: () => number;
   /**
    * Prometheus metrics for this instance (docs/observability.md): `true` for Warden's own registry, or options

@@ -20,7 +20,7 @@ export interface WorkerOptions {
   prefetch?: number;
   /** Most jobs claimed by one statement. @default concurrency + prefetch */
   batchSize?: number;
-  /** How often to look for due jobs when no wake-up arrives (delayed jobs, other processes on SQLite). @default "1s" */
+  /** How often to look for due jobs when no wake-up arrives (delayed jobs, retries whose backoff ended). @default "1s" */
   pollInterval?: Duration;
   /** How long a claim is valid without a heartbeat; a job whose worker died is rescued after this. @default "30s" */
   lease?: Duration;
