@@ -28,10 +28,13 @@ export interface WebhookVerification {
   secret: string;
   /** The raw request body, exactly as received (not re-serialized JSON). */
   body: string | Buffer;
-  /** The `X-Warden-Timestamp` header. */
-  timestamp: string | undefined;
-  /** The `X-Warden-Signature` header. */
-  signature: string | undefined;
+  /**
+   * The `X-Warden-Timestamp` header, as Node's `req.headers` gives it: a header sent twice (an array) is refused, as
+   * a missing one is.
+   */
+  timestamp: string | readonly string[] | undefined;
+  /** The `X-Warden-Signature` header; an array (the header sent twice) is refused. */
+  signature: string | readonly string[] | undefined;
   /** Oldest (and furthest in the future) timestamp accepted, against `now`. @default 300000 (5 minutes) */
   toleranceMs?: number;
   /** The receiver's time, ms since the epoch. @default the system clock's now */

@@ -3,6 +3,7 @@ import type { Driver } from './driver.js';
 import { PostgresDriver } from './postgres/postgres-driver.js';
 import { redactUrl } from './redact-url.js';
 import { SqliteDriver } from './sqlite/sqlite-driver.js';
+import { checkSqliteWakeupMs } from './sqlite/sqlite-driver-options.js';
 
 /** How to reach the database. */
 export interface DatabaseOptions {
@@ -60,6 +61,8 @@ export function createDriver(options: DatabaseOptions = {}): Driver {
     let filename = url.slice('sqlite:'.length);
     if (filename.startsWith('//')) filename = filename.slice(2);
     if (!filename) throw new DatabaseConfigError(`Expected a file name after "sqlite:", got ${JSON.stringify(url)}`);
+    // Checked here so that an error names the option as the caller gave it, not the driver's own `wakeupMs`.
+    if (options.sqliteWakeupMs !== undefined) checkSqliteWakeupMs('sqliteWakeupMs', options.sqliteWakeupMs);
     return new SqliteDriver({ filename, busyTimeoutMs: options.busyTimeoutMs, synchronous: options.synchronous, wakeupMs: options.sqliteWakeupMs });
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {

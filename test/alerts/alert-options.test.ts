@@ -142,5 +142,8 @@ describe('webhook signatures', () => {
     expect(verifyWebhookSignature({ ...check, timestamp: String(Number(ts) + 1) })).toBe(false);
     expect(verifyWebhookSignature({ ...check, now: now + 6 * MINUTE })).toBe(false);
     expect(verifyWebhookSignature({ ...check, signature: undefined })).toBe(false);
+    // A header sent twice reaches Node's req.headers as an array: refused, whichever copy is right.
+    expect(verifyWebhookSignature({ ...check, signature: [check.signature as string, check.signature as string] })).toBe(false);
+    expect(verifyWebhookSignature({ ...check, timestamp: [ts, ts] })).toBe(false);
   });
 });

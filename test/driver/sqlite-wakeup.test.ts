@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import { createDriver } from '../../src/driver/create-driver.js';
 import type { Driver } from '../../src/driver/driver.js';
+import { SqliteDriver } from '../../src/driver/sqlite/sqlite-driver.js';
 import { watchDataVersion } from '../../src/driver/sqlite/sqlite-wakeup.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { openRawSqlite } from '../conformance/helpers.js';
@@ -119,5 +120,12 @@ describe.skipIf(!DRIVER_KINDS.includes('sqlite'))('SQLite wake-up of a worker ju
     } finally {
       app.close();
     }
+  });
+});
+
+describe('the data_version interval option', () => {
+  it.each([0, 60_001, 2.5, '5'])('refuses %j, named as the caller gave it (sqliteWakeupMs of createDriver, wakeupMs of SqliteDriver)', (value) => {
+    expect(() => createDriver({ url: 'sqlite:./never-created.db', sqliteWakeupMs: value as number })).toThrow(/^Expected sqliteWakeupMs to be an integer number of milliseconds from 1 to 60000, got /);
+    expect(() => new SqliteDriver({ filename: './never-created.db', wakeupMs: value as number })).toThrow(/^Expected wakeupMs to be an integer number of milliseconds from 1 to 60000, got /);
   });
 });

@@ -23,14 +23,23 @@ export interface SqliteDriverOptions {
 }
 
 /**
+ * `value` as the interval of the `data_version` watch, or an `InvalidOptionError` naming `field` as its caller calls
+ * it (`wakeupMs` of `SqliteDriver`, `sqliteWakeupMs` of `createDriver` and `databaseOptions`).
+ * @throws InvalidOptionError for anything but an integer from 1 to 60,000.
+ */
+export function checkSqliteWakeupMs(field: string, value: unknown): void {
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 60_000) {
+    throw new InvalidOptionError(field, value, 'an integer number of milliseconds from 1 to 60000');
+  }
+}
+
+/**
  * `options` checked, with every default filled in.
  * @throws InvalidOptionError for a missing file name or an out-of-range option.
  */
 export function resolveSqliteDriverOptions(options: SqliteDriverOptions): SqliteConnectionOptions & { wakeupMs: number } {
   const { filename, busyTimeoutMs = 20, synchronous = 'normal', wakeupMs = DEFAULT_SQLITE_WAKEUP_MS } = options ?? ({} as SqliteDriverOptions);
-  if (!Number.isInteger(wakeupMs) || wakeupMs < 1 || wakeupMs > 60_000) {
-    throw new InvalidOptionError('wakeupMs', wakeupMs, 'an integer number of milliseconds from 1 to 60000');
-  }
+  checkSqliteWakeupMs('wakeupMs', wakeupMs);
   if (typeof filename !== 'string' || filename.length === 0) {
     throw new InvalidOptionError('filename', filename, 'a non-empty SQLite file path');
   }
