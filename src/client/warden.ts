@@ -111,8 +111,11 @@ export class Warden {
   /** Pruning of finished jobs, started by `start()`; null when `retention: false`. */
   readonly #retention: RetentionService | null;
   /**
-   * Readiness for `/readyz` (database reachable, worker not draining), following this instance's worker events
-   * from construction on; `httpHandler()` serves it, `readiness.check` plugs into `startHealthServer`.
+   * Readiness for `/readyz`: ready when this Warden is not closed, its worker is not draining or stopped, and the
+   * database answers in time with no migration of this release pending; otherwise not ready with a reason
+   * (`closed` from `close()` on, `worker draining: shutting down`, `worker stopped`, `database unreachable: …`,
+   * `migrations pending: …`). Follows this instance's worker events from construction on; `httpHandler()` serves
+   * it, `readiness.check` plugs into `startHealthServer`.
    */
   readonly readiness: ReadinessCheck;
   /** The audit trail: head, verify, export, prune (see docs/audit.md). Recording is the `audit` option. */
@@ -350,7 +353,9 @@ export class Warden {
 
   /**
    * A request handler serving `/metrics` (this instance's registry, when the `metrics` option is on), `/livez` and
-   * `/readyz` (database reachable and the worker not draining), to mount in an existing server:
+   * `/readyz` ({@link Warden.readiness}: 200 when not closed, the worker not draining or stopped, the database
+   * reachable and no migration of this release pending; else 503 with the reason, e.g. `migrations pending: …` or
+   * `closed` after `close()`), to mount in an existing server:
    * `http.createServer(warden.httpHandler())`, or `app.use(warden.httpHandler())` (other paths go to `next`).
    */
   httpHandler(options: Pick<HttpEndpointsOptions, 'paths'> = {}): HttpEndpointsHandler {

@@ -133,7 +133,10 @@ export interface Driver {
   /** Applies attempt endings, each guarded by its lease; records an attempt row for each applied one. */
   jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult>;
   jobGet(params: { id: string }): Promise<JobRow | null>;
-  /** Renews leases: `lease_expires_at = now + leaseMs` for each lease still held. */
+  /**
+   * Renews leases: `lease_expires_at = now + leaseMs` for each lease still held. On PostgreSQL a held lease whose
+   * row another transaction holds locked is skipped: neither applied nor stale, renewed at the next beat.
+   */
   jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult>;
   /** Inserts jobs in one transaction; deduplicates keyed jobs through `job_keys` (see {@link UniqueInsert}). */
   jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]>;

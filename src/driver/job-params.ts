@@ -140,7 +140,12 @@ export interface JobReleaseParams {
   now: Date | null;
 }
 
-/** Which leases were renewed and which were stale (lost: expired and rescued, cancelled, or taken over). */
+/**
+ * Which leases were written (renewed, ended or released: `applied`) and which were stale (lost: expired and
+ * rescued, cancelled, or taken over). Every lease is in one of the two, except from `jobHeartbeat` on PostgreSQL: a
+ * held lease whose row another transaction holds locked is skipped, in neither list (neither applied nor stale), and
+ * renewed at the next beat.
+ */
 export interface JobLeaseResult {
   applied: string[];
   stale: string[];
