@@ -74,8 +74,10 @@ export class TypedEmitter {
     for (const listener of list) {
       try {
         const result: unknown = (listener as Listener<K>)(payload);
-        // An async listener's rejection would otherwise be unhandled, which ends a Node process by default.
-        if (isThenable(result)) result.then(undefined, (error: unknown) => this.#listenerFailed(event, error));
+        // An async listener's rejection would otherwise be unhandled, which ends a Node process by default. Native
+        // promises only (what async functions return): calling `then` on another thenable, such as a lazy query
+        // builder an arrow listener happens to return, would run it.
+        if (result instanceof Promise) result.catch((error: unknown) => this.#listenerFailed(event, error));
       } catch (error) {
         this.#listenerFailed(event, error);
       }
@@ -86,8 +88,4 @@ export class TypedEmitter {
     // A failing `error` listener is dropped: reporting it would emit `error` again, without end.
     if (event !== 'error') this.emit('error', { error, context: `listener of ${event}` });
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
 }

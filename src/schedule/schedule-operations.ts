@@ -8,6 +8,7 @@ import type { TypedEmitter } from '../events/typed-emitter.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
 import { validateName } from '../validation/names.js';
 import type { ScheduleDefinition } from './define-schedule.js';
+import { holderRef } from './holder-ref.js';
 import { nextTickFromSpec, type ScheduleSpec, toSyncItem } from './schedule-spec.js';
 
 /**
@@ -164,7 +165,9 @@ export class ScheduleOperations {
     const { duplicate, replaced } = result;
     const jobRef = { id: result.jobId, name: def.job.name, queue: def.queue, scheduleName: name };
     this.#events.emit('schedule:operator-action', { schedule: name, action: 'trigger', actor, reason: options.reason ?? null });
-    this.#events.emit('job:enqueued', { job: jobRef, duplicate, replaced, runAt: result.tickAt, inTransaction: false });
+    // A duplicate is named as the key's holder is (holderRef); a new or replaced job as this trigger made it.
+    const enqueued = duplicate && !replaced ? await holderRef(this.#driver, this.#events, result.jobId, { job: jobRef, runAt: result.tickAt }) : { job: jobRef, runAt: result.tickAt };
+    this.#events.emit('job:enqueued', { ...enqueued, duplicate, replaced, inTransaction: false });
     if (duplicate && !replaced) {
       // Nothing runs for this trigger: the active job holds the key. Not an overlap: no scheduled tick was held back.
       this.#events.emit('schedule:skipped', { schedule: name, tickAt: result.tickAt, reason: 'duplicate', activeJobId: result.jobId, actor });

@@ -6,6 +6,7 @@ import type { JobState } from '../job/job-record.js';
 import { buildJobInsert } from '../job/build-job-insert.js';
 import { Service } from '../runtime/service.js';
 import type { OverlapPolicy, ScheduleDefinition } from './define-schedule.js';
+import { holderRef } from './holder-ref.js';
 import { planTicks } from './plan-ticks.js';
 import { toSyncItem } from './schedule-spec.js';
 
@@ -144,12 +145,12 @@ export class Scheduler extends Service {
       throw error;
     }
     if (!result.advanced) return false;
-    this.#emitTicks(def, row.nextRunAt!, plan.unlistedMissed, result.ticks);
+    await this.#emitTicks(def, row.nextRunAt!, plan.unlistedMissed, result.ticks);
     return true;
   }
 
   /** The events of an advance that committed: one per tick it handled now (see the `schedule:*` events). */
-  #emitTicks(def: ScheduleDefinition, from: Date, unlistedMissed: number, ticks: readonly ScheduleTickResult[]): void {
+  async #emitTicks(def: ScheduleDefinition, from: Date, unlistedMissed: number, ticks: readonly ScheduleTickResult[]): Promise<void> {
     const { events } = this.#deps;
     if (unlistedMissed > 0) events.emit('schedule:missed', { schedule: def.name, tickAt: from, count: unlistedMissed });
     for (const t of ticks) {
@@ -168,8 +169,11 @@ export class Scheduler extends Service {
         // policy held back has none.
         const reason = t.jobId === null ? 'overlap' : 'duplicate';
         // An enqueue that returned the active job, as a trigger's does: counted as deduplicated, not audited (it
-        // changed nothing), and nothing new to wake a worker for.
-        if (t.jobId !== null) events.emit('job:enqueued', { job: { id: t.jobId, name: def.job.name, queue: def.queue, scheduleName: def.name }, duplicate: true, replaced: false, runAt: t.tickAt, inTransaction: false });
+        // changed nothing), and nothing new to wake a worker for. Named as that job is (holderRef).
+        if (t.jobId !== null) {
+          const { job, runAt } = await holderRef(this.#deps.driver, events, t.jobId, { job: { id: t.jobId, name: def.job.name, queue: def.queue, scheduleName: def.name }, runAt: t.tickAt });
+          events.emit('job:enqueued', { job, duplicate: true, replaced: false, runAt, inTransaction: false });
+        }
         events.emit('schedule:skipped', { schedule: def.name, tickAt: t.tickAt, reason, activeJobId: t.jobId, actor: null });
       } else if (t.outcome === 'missed') {
         events.emit('schedule:missed', { schedule: def.name, tickAt: t.tickAt, count: 1 });
@@ -191,7 +195,7 @@ export class Scheduler extends Service {
       this.#unconfirmed.delete(name);
       if (written.length === 0) continue;
       const queue = u.def.queue;
-      this.#emitTicks(u.def, u.from, u.unlistedMissed, written.map((t) => ({
+      await this.#emitTicks(u.def, u.from, u.unlistedMissed, written.map((t) => ({
         ...t, cancelledJobIds: [], queue: t.outcome === 'fired' ? queue : null, alreadyHandled: false,
       })));
     }

@@ -78,6 +78,24 @@ describe.skipIf(!DRIVER_KINDS.includes('sqlite'))('SQLite close()', () => {
     expect((await migrated).applied).toEqual(SQLITE_MIGRATIONS.map((m) => m.name));
   });
 
+  it('waits for a migrate() called just before it, with no lock to wait for, and a migrate() without a rebuild too', async () => {
+    const { tdb, driver } = await database({ migrate: false });
+    await driver.dbNow();
+    // Closed in the same turn: the migration had not even decided whether it rebuilds tables.
+    const migrated = outcome(driver.migrate());
+    await driver.close();
+    expect(await migrated).toBe('resolved');
+    // Up to date now, so no rebuild is pending: the same holds for a migrate() that has nothing to do.
+    const again = tdb.newDriver();
+    await again.dbNow();
+    const nothing = outcome(again.migrate());
+    await again.close();
+    expect(await nothing).toBe('resolved');
+    const reader = tdb.newDriver();
+    cleanups.push(() => reader.close());
+    expect((await reader.migrationStatus()).pending).toEqual([]);
+  });
+
   it('refuses a write called after it with the closed error, while a group called before it still commits', async () => {
     const { tdb } = await database({ migrate: true });
     const driver = tdb.newDriver();

@@ -57,6 +57,15 @@ describe('a listener that rejects', () => {
     expect(await watch.stop()).toEqual([]);
   });
 
+  it('returning a thenable that is not a promise (a lazy query builder): left alone, its then never called', () => {
+    const events = new TypedEmitter();
+    let ran = 0;
+    const lazy = { then: () => void ran++ };
+    events.on('job:completed', () => lazy as unknown as void);
+    events.emit('job:completed', completedEvent);
+    expect(ran).toBe(0);
+  });
+
   it('listening to error itself, is dropped: no error event for it, no loop, no unhandled rejection', async () => {
     const watch = unhandledRejections();
     const events = new TypedEmitter();

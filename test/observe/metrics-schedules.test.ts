@@ -116,7 +116,7 @@ describe.each(DRIVER_KINDS)('schedule, lock and stale-write metrics (%s)', (kind
     expect(skipped.map((s) => [s.reason, s.activeJobId, s.actor])).toEqual([['duplicate', first!.job.id, null]]);
     expect(enqueued.map((e) => [e.job, e.duplicate, e.replaced, e.runAt.getTime()])).toEqual([
       [{ id: first!.job.id, name: 'keyed-job', queue: 'default', scheduleName: 'keyed' }, false, false, T0 + MINUTE],
-      [{ id: first!.job.id, name: 'keyed-job', queue: 'default', scheduleName: 'keyed' }, true, false, T0 + 2 * MINUTE],
+      [{ id: first!.job.id, name: 'keyed-job', queue: 'default', scheduleName: 'keyed' }, true, false, T0 + MINUTE], // the holder's due time, not the tick's
     ]);
     let samples = await scrape(metrics.registry);
     expect(total(samples, 'warden_jobs_enqueued_total', { job: 'keyed-job' })).toBe(1);
@@ -132,6 +132,25 @@ describe.each(DRIVER_KINDS)('schedule, lock and stale-write metrics (%s)', (kind
     const created: string[] = [];
     for await (const e of w.audit.entries()) if (e.action === 'job.created' || e.action === 'job.replaced') created.push(`${e.action} ${e.subjectId}`);
     expect(created).toEqual([`job.created ${first!.job.id}`]);
+  });
+
+  it('names a key holder in another queue as it is, for a deduplicated tick and trigger alike (its queue labels the metric)', async () => {
+    const keyed = defineJob({ name: 'keyed-job', unique: { key: () => 'singleton' }, handler: () => undefined });
+    const schedule = defineSchedule({ name: 'keyed', every: '1m', job: keyed, overlap: 'allow', misfire: { policy: 'skip', grace: '10s' } });
+    const w = (warden = makeWarden(tdb, { schedules: [schedule], clock, jobs: [keyed] }));
+    const metrics = attach(w);
+    const enqueued = record(w, 'job:enqueued');
+    await w.runSchedulerOnce(); // syncs; the first tick is T0 + 1m
+    // A unique key is shared by every job: the holder was enqueued by hand, into another queue, due at T0.
+    const holder = await w.enqueue(keyed, {}, { queue: 'other' });
+    await clock.advance(MINUTE);
+    await w.runSchedulerOnce(); // the tick is deduplicated against it
+    await w.schedules.trigger('keyed'); // and so is the trigger
+    const asHeld = { id: holder.id, name: 'keyed-job', queue: 'other', scheduleName: null };
+    expect(enqueued.slice(1).map((e) => [e.job, e.duplicate, e.runAt.getTime()])).toEqual([[asHeld, true, T0], [asHeld, true, T0]]);
+    const samples = await scrape(metrics.registry);
+    expect(total(samples, 'warden_jobs_deduplicated_total', { job: 'keyed-job', queue: 'other' })).toBe(2);
+    expect(total(samples, 'warden_jobs_deduplicated_total', { job: 'keyed-job', queue: 'default' })).toBe(0);
   });
 
   it('counts lock acquisitions and losses by lock name', async () => {

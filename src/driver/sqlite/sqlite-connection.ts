@@ -120,22 +120,27 @@ export class SqliteConnection {
    * {@link SqliteConnection.write} with foreign keys off for the transaction (a table rebuild). Switching them off
    * and back on happens in the same synchronous step as the transaction, so no other statement of this connection
    * runs without them; other connections keep theirs. Not grouped, so close() waits for it on its own.
+   * @param when - Asked in that same step, just before: whether foreign keys must be off at all (a migration that
+   *   rebuilds tables is pending). Read there rather than by a read before the call, so that one call, tracked from
+   *   the moment it is made, decides and writes: a close() called between a read and its write would refuse the
+   *   write. @default always
    * @throws the driver's closed error when called after {@link SqliteConnection.close}.
    */
-  writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
+  writeWithoutForeignKeys<T>(fn: () => T, when: () => boolean = () => true): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
-    const result = this.#writeWithoutForeignKeys(fn);
+    const result = this.#writeWithoutForeignKeys(fn, when);
     const settled = result.then(() => undefined, () => undefined);
     this.#rebuilds.add(settled);
     void settled.then(() => this.#rebuilds.delete(settled));
     return result;
   }
 
-  async #writeWithoutForeignKeys<T>(fn: () => T): Promise<T> {
+  async #writeWithoutForeignKeys<T>(fn: () => T, when: () => boolean): Promise<T> {
     await this.connection();
     return retryBusy(() => {
       const inTransaction = this.#inTransaction;
       if (!inTransaction) throw closedError();
+      if (!when()) return inTransaction.immediate(fn) as T;
       const db = this.connected();
       db.exec(SQL.PRAGMA_FOREIGN_KEYS_OFF);
       try {

@@ -13,8 +13,8 @@ import * as SQL from './sqlite-sql.js';
 export interface SqliteMigrateContext extends Pick<SqliteContext, 'stmt' | 'write' | 'read'> {
   /** The open connection. @throws the driver's closed error once it is closed. */
   connected: () => Database.Database;
-  /** `write` with foreign keys off for the transaction (a table rebuild). */
-  writeWithoutForeignKeys: <T>(fn: () => T) => Promise<T>;
+  /** `write` with foreign keys off for the transaction (a table rebuild) when `when()` says so, asked just before. */
+  writeWithoutForeignKeys: <T>(fn: () => T, when?: () => boolean) => Promise<T>;
 }
 
 /**
@@ -23,9 +23,13 @@ export interface SqliteMigrateContext extends Pick<SqliteContext, 'stmt' | 'writ
  */
 export async function migrate(ctx: SqliteMigrateContext): Promise<MigrateResult> {
   // A table rebuild needs foreign keys off, which SQLite ignores inside a transaction: whether one is pending is
-  // read first; the write re-reads what is applied under its lock, so a concurrent migrate changes nothing here.
-  const { pending } = await migrationStatus(ctx);
-  const rebuilds = SQLITE_MIGRATIONS.some((m) => m.rebuildsTables === true && pending.includes(m.name));
+  // read in the same synchronous step, just before the transaction (one call, so a close() after it waits for it).
+  // The write re-reads what is applied under its lock; another process can only have applied more meanwhile, so
+  // foreign keys are at worst off for nothing.
+  const rebuildPending = (): boolean => {
+    const done = new Set(ctx.stmt(SQL.MIGRATIONS_TABLE_EXISTS).get() === undefined ? [] : appliedMigrations(ctx));
+    return SQLITE_MIGRATIONS.some((m) => m.rebuildsTables === true && !done.has(m.name));
+  };
   const apply = (): MigrateResult => {
     const db = ctx.connected();
     db.exec(SQL.MIGRATIONS_TABLE_CREATE);
@@ -43,7 +47,7 @@ export async function migrate(ctx: SqliteMigrateContext): Promise<MigrateResult>
     }
     return { applied, current: appliedMigrations(ctx) };
   };
-  return rebuilds ? ctx.writeWithoutForeignKeys(apply) : ctx.write(apply);
+  return ctx.writeWithoutForeignKeys(apply, rebuildPending);
 }
 
 /** Applied and pending migrations. Creates nothing, so it is safe against a database never migrated. */
