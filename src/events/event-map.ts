@@ -22,7 +22,9 @@ export interface WardenEventMap {
    * (`duplicate`: that job, not a new one). `replaced`: the duplicate was a waiting job that took this enqueue's
    * payload and due time; a duplicate not replaced changed nothing. Enqueues, schedule ticks and triggers alike: a
    * tick or trigger deduplicated on its key (recorded `skipped`, reason `duplicate`) emits it with
-   * `duplicate: true, replaced: false`, then `schedule:skipped`. With `inTransaction`, the insert went through the
+   * `duplicate: true, replaced: false`, then `schedule:skipped`. `job` and `runAt` describe the job that was found or
+   * inserted: for a duplicate, the holder as it is stored (its own name, queue and due time; a key is shared by
+   * every job, so the holder may be in another queue). With `inTransaction`, the insert went through the
    * application's transaction and exists only if that transaction commits.
    */
   'job:enqueued': {
