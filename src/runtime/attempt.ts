@@ -11,7 +11,7 @@ import { validateWithSchema } from '../job/payload.js';
 import { DEFAULT_RETRY, retryDelayMs } from '../job/retry-policy.js';
 import type { JobTracer, ProcessSpan } from '../observe/job-tracer.js';
 import { createRedactor, type Redactor } from '../observe/redact.js';
-import type { Completer } from './completer.js';
+import { type Completer, endingRecorded } from './completer.js';
 import { toErrorInfo } from './error-info.js';
 import { createJobContext } from './job-context.js';
 
@@ -362,10 +362,11 @@ export class Attempt {
     const row = this.row;
     let claimed = false;
     let stale = false;
+    let value: T | undefined;
     try {
       if (this.#activeTx) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
       const result = await this.inTransaction(async (tx) => {
-        const value = await fn(tx);
+        value = await fn(tx);
         this.assertRunning('ctx.transaction');
         this.done = true;
         claimed = true;
@@ -383,6 +384,13 @@ export class Attempt {
       if (stale) {
         this.done = false;
         throw this.markLost('finish');
+      }
+      // The completion was sent, and the transaction failed after: if only its COMMIT's reply was lost, it committed.
+      // The job's history says so (guarantees.md, "A write that failed may still have committed"): then the attempt
+      // completed the job, and ctx.transaction returns as if the reply had come.
+      if (claimed && (await endingRecorded(driver, row, 'completed', (e) => this.deps.events.emit('error', { error: e, context: `reading the attempts of job ${row.id} after its transaction failed` })))) {
+        this.#emitEnding('completed', 'completed', 0, null);
+        return value as T;
       }
       // The ending did not commit: give it back, so the handler's failure is recorded as usual.
       if (claimed) this.done = false;

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock/clock.js';
 import type { Driver, JobFinish } from '../driver/driver.js';
+import type { AttemptOutcome } from '../job/job-record.js';
 
 /** Failures of a single ending, written alone, before a non-transient error makes the completer give up on it. */
 const MAX_SINGLE_FAILURES = 3;
@@ -163,8 +164,7 @@ export class Completer {
   async #settleUnsure(unsure: Pending[]): Promise<void> {
     for (const [i, p] of unsure.entries()) {
       try {
-        const attempts = await this.#driver.jobAttemptList({ id: p.item.id });
-        p.resolve(attempts.some((a) => a.leaseToken === p.item.leaseToken && a.outcome === p.item.outcome) ? 'applied' : 'stale');
+        p.resolve((await endingRecorded(this.#driver, { id: p.item.id, leaseToken: p.item.leaseToken }, p.item.outcome)) ? 'applied' : 'stale');
       } catch (error) {
         this.#queue.unshift(...unsure.slice(i));
         throw error;
@@ -190,4 +190,21 @@ function appliedOfRepeats(batch: readonly Pending[], applied: readonly string[],
     if (current === undefined || p.item.leaseToken > current.item.leaseToken) newest.set(p.item.id, p);
   }
   return newest;
+}
+
+/**
+ * Whether the job's history holds the ending of the attempt under `lease` with `outcome`: a lease token belongs to
+ * one attempt, and only its ending writes that outcome, so such a row can only be that ending, committed (a write
+ * whose reply was lost). With `onError`, a history that cannot be read is reported there and answered false (not
+ * known to have committed); without, the error is thrown.
+ */
+export async function endingRecorded(driver: Pick<Driver, 'jobAttemptList'>, lease: { id: string; leaseToken: number }, outcome: AttemptOutcome, onError?: (error: unknown) => void): Promise<boolean> {
+  try {
+    const attempts = await driver.jobAttemptList({ id: lease.id });
+    return attempts.some((a) => a.leaseToken === lease.leaseToken && a.outcome === outcome);
+  } catch (error) {
+    if (!onError) throw error;
+    onError(error);
+    return false;
+  }
 }
