@@ -8,6 +8,7 @@ import { exerciseAlerts } from './conformance/alerts.js';
 import { exerciseAudit } from './conformance/audit.js';
 import { exerciseDriverBasics } from './conformance/driver-basics.js';
 import { exerciseJobClaim } from './conformance/job-claim.js';
+import { exerciseJobClaimContention } from './conformance/job-claim-contention.js';
 import { exerciseJobInsert } from './conformance/job-insert.js';
 import { exerciseJobLease } from './conformance/job-lease.js';
 import { exerciseJobOperator } from './conformance/job-operator.js';
@@ -27,6 +28,7 @@ describe.each(DRIVER_KINDS)('%s driver', (kind) => {
   exerciseDriverBasics(kind);
   exerciseJobInsert(kind);
   exerciseJobClaim(kind);
+  exerciseJobClaimContention(kind);
   exerciseJobLease(kind);
   exerciseJobRescue(kind);
   exerciseJobOperator(kind);
