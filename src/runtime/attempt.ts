@@ -37,6 +37,12 @@ export interface AttemptDeps {
   onHandlerSettled: (attempt: Attempt) => void;
   /** Called once per attempt when {@link Attempt.run} is about to resolve: its ending is written or given up on. */
   onSettled: (attempt: Attempt) => void;
+  /**
+   * Called when the attempt stops holding its lease, which can be before {@link Attempt.run} settles (a handler that
+   * ignores its signal after its timeout's ending was written): its ending written, refused as stale or given up
+   * on, or its lease found lost. May be called more than once.
+   */
+  onLeaseReleased: (attempt: Attempt) => void;
 }
 
 /** Why an iteration handed over to a fresh attempt. */
@@ -57,6 +63,8 @@ export class Attempt {
    * and is rescued (a `lost` attempt). The worker must not hand such a job back as never received.
    */
   endingGivenUp = false;
+  /** Set by the worker once it counted this attempt's lease released ({@link AttemptDeps.onLeaseReleased}). */
+  leaseReleased = false;
   readonly deps: AttemptDeps;
   /** When the attempt started, by the injected clock. */
   readonly startedAt: number;
@@ -279,6 +287,7 @@ export class Attempt {
     } finally {
       // Written, refused or given up on: nothing left for run() to wait for, so its own ending costs it no await.
       this.#ending = null;
+      this.deps.onLeaseReleased(this);
     }
   }
 
@@ -327,6 +336,7 @@ export class Attempt {
       this.deps.events.emit('job:stale-write-rejected', { jobId: row.id, leaseToken: row.leaseToken, write });
     }
     if (!this.controller.signal.aborted) this.controller.abort(error);
+    this.deps.onLeaseReleased(this);
     return error;
   }
 
@@ -379,6 +389,7 @@ export class Attempt {
         return value;
       });
       this.#emitEnding('completed', 'completed', 0, null);
+      this.deps.onLeaseReleased(this);
       return result;
     } catch (error) {
       if (stale) {
@@ -390,6 +401,7 @@ export class Attempt {
       // completed the job, and ctx.transaction returns as if the reply had come.
       if (claimed && (await endingRecorded(driver, row, 'completed', (e) => this.deps.events.emit('error', { error: e, context: `reading the attempts of job ${row.id} after its transaction failed` })))) {
         this.#emitEnding('completed', 'completed', 0, null);
+        this.deps.onLeaseReleased(this);
         return value as T;
       }
       // The ending did not commit: give it back, so the handler's failure is recorded as usual.

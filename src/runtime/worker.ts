@@ -32,7 +32,7 @@ export interface WorkerCounters {
 }
 
 /** What a worker needs from its Warden; the rest of {@link AttemptDeps} it makes itself. */
-export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'draining' | 'onHandlerSettled' | 'onSettled'> & {
+export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'draining' | 'onHandlerSettled' | 'onSettled' | 'onLeaseReleased'> & {
   /**
    * Before a job handed to this worker starts: the enqueues of this process then in flight, settled (null when
    * none; see `EnqueuesInFlight`), so its `job:enqueued` comes first when it was enqueued here. @default none
@@ -95,6 +95,12 @@ export class Worker {
    * worker has ended and its ending is written, and no claim is made until it ends. Null when none.
    */
   #suspect: { row: JobRow; started: boolean } | null = null;
+  /**
+   * Attempts started that may still hold their lease: their ending not yet written, refused or given up on, and
+   * their lease not found lost ({@link Worker.#releaseLease}). A held job starts once none is left, whether or not
+   * their handlers returned: a handler that ignores its signal after its timeout's ending was written holds nothing.
+   */
+  #holding = 0;
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -118,9 +124,10 @@ export class Worker {
       onSettled: (attempt) => {
         this.#inFlight.delete(attempt);
         if (attempt.endingGivenUp) this.#unreceived.rememberGivenUp(attempt.row);
-        if (this.#suspect) this.#suspectSettled(attempt);
+        this.#releaseLease(attempt);
         this.#wake();
       },
+      onLeaseReleased: (attempt) => this.#releaseLease(attempt),
     };
     this.#listener = new WorkerListener({
       driver: deps.driver, events: deps.events, workerId: deps.workerId, enqueuesSettled: deps.enqueuesSettled,
@@ -223,14 +230,22 @@ export class Worker {
       for (;;) {
         const rows = await this.#claim(this.#options.concurrency, false);
         if (rows.length === 0) break;
-        attempts += rows.length;
-        const alone = rows.filter((r) => this.#runsAlone(r));
-        await Promise.all((alone.length > 0 ? rows.filter((r) => !this.#runsAlone(r)) : rows).map((row) => this.#begin(row)));
-        // One loss from the dead letters: each alone, once every other attempt's ending is written (see #runsAlone).
-        for (const row of alone) {
+        // One loss from the dead letters (#runsAlone): held, heartbeated meanwhile, and run once the rest of its
+        // claim has ended and their endings are written; the others of its kind go back for the next claims.
+        const kept = this.#holdSuspect(rows);
+        attempts += kept.length;
+        await Promise.all(kept.map((row) => this.#begin(row)));
+        const held = this.#suspect;
+        if (held) {
           await this.#completer.drained();
-          this.counters.ranAlone++;
-          await this.#begin(row);
+          // A heartbeat may have found its lease gone meanwhile (cancelled): then it is not run.
+          if (this.#suspect === held) {
+            held.started = true;
+            this.counters.ranAlone++;
+            attempts++;
+            await this.#begin(held.row);
+          }
+          this.#suspect = null;
         }
       }
       await this.#completer.drained();
@@ -324,7 +339,8 @@ export class Worker {
     while (this.#running < this.#options.concurrency && this.#buffer.length > 0 && !this.#draining.signal.aborted) {
       void this.#begin(this.#buffer.shift()!);
     }
-    if (suspect && this.#inFlight.size === 0 && this.#buffer.length === 0 && !this.#draining.signal.aborted) {
+    // Only the claim loop's worker starts it here; drain() runs its held job itself.
+    if (suspect && this.#holding === 0 && this.#buffer.length === 0 && this.#loop !== null && !this.#draining.signal.aborted) {
       suspect.started = true;
       this.counters.ranAlone++;
       void this.#begin(suspect.row);
@@ -361,11 +377,25 @@ export class Worker {
     return row.lostCount > 0 && this.#options.isolateLost && (row.lostCount + 1 >= this.#options.maxLost || row.attempt >= row.maxAttempts);
   }
 
-  /** An attempt settled while a job that runs alone is held: when it was that job, claims go on. */
-  #suspectSettled(attempt: Attempt): void {
-    if (attempt.row !== this.#suspect!.row) return this.#pump();
+  /**
+   * Counts `attempt`'s lease released, once (see {@link Worker.#holding}). With a job held to run alone: the held
+   * job may start now, or, when it was that job, claims go on.
+   */
+  #releaseLease(attempt: Attempt): void {
+    if (attempt.leaseReleased) return;
+    attempt.leaseReleased = true;
+    this.#holding--;
+    const suspect = this.#suspect;
+    if (!suspect) return;
+    if (attempt.row !== suspect.row) return this.#pump();
     this.#suspect = null;
+    this.#resumeClaims();
+  }
+
+  /** Wakes the claim loop wherever it waits: for a wake-up or the poll (notify), or for a free slot (#wake). */
+  #resumeClaims(): void {
     this.notify();
+    this.#wake();
   }
 
   /**
@@ -413,6 +443,7 @@ export class Worker {
    */
   #begin(row: JobRow): Promise<void> {
     this.#running++;
+    this.#holding++;
     const attempt = new Attempt(row, this.#attemptDeps);
     // run() reaches its first await before it could call onSettled, so the entry is there to be deleted.
     const settled = attempt.run();
@@ -472,10 +503,21 @@ export class Worker {
       await driver.jobRelease({ leases: rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken })), now: clock.sqlNow() });
     } catch (error) {
       events.emit('error', { error, context });
+      // Still leased to this worker, and held nowhere: the next look for unreceived jobs hands them back.
+      this.#unreceived.mark();
     }
   }
 
   async #heartbeat(): Promise<void> {
+    // While a job runs alone no claim is made, and so no look for unreceived jobs: jobs whose hand-back failed meanwhile
+    // would wait, unrenewed, for their leases to expire and be rescued (a loss each). Handed back from here instead.
+    if (this.#suspect && this.#unreceived.possible) {
+      try {
+        await this.#releaseUnreceived();
+      } catch (error) {
+        this.#deps.events.emit('error', { error, context: 'handing back jobs leased to this worker and held nowhere' });
+      }
+    }
     const live = [...this.#inFlight.keys()].filter((a) => !a.done);
     // Handed jobs waiting for this process's enqueues are held as the buffer's are.
     const held = this.#suspect && !this.#suspect.started ? [this.#suspect.row] : [];
@@ -496,7 +538,7 @@ export class Worker {
       this.#buffer = this.#buffer.filter((r) => !lostBuffered.has(r));
       if (this.#suspect && lostBuffered.has(this.#suspect.row)) {
         this.#suspect = null;
-        this.notify();
+        this.#resumeClaims();
       }
       // A waiting handed job taken meanwhile is in the buffer or running, covered above; one still waiting is dropped.
       for (const r of lostBuffered) this.#listener.drop(r.id);
@@ -512,6 +554,7 @@ export class Worker {
       this.counters.staleWritesRejected++;
       events.emit('job:stale-write-rejected', { jobId: attempt.row.id, leaseToken: attempt.row.leaseToken, write: 'heartbeat' });
       attempt.controller.abort(new LeaseLostError(attempt.row.id, attempt.row.leaseToken, 'a lease that expired, was cancelled, or was taken over'));
+      this.#releaseLease(attempt);
     }
   }
 
@@ -544,9 +587,14 @@ export class Worker {
         endings.push(attempt.end('aborted', state, 0, { name: error.name, message: error.message }));
       }
       this.counters.abortedOnShutdown += aborted;
+      // Closed alongside, not after: while the database refuses endings the completer retries them until its close
+      // deadline makes it give up, and only then do these settle (given up: their leases expire and are rescued).
+      const closing = this.#completer.close(5_000);
       await Promise.all(endings);
+      await closing;
+    } else {
+      await this.#completer.close(5_000);
     }
-    await this.#completer.close(5_000);
     await Promise.all([this.#heartbeater.stop(), this.#rescuer.stop()]);
     events.emit('worker:stopped', { workerId: this.id, aborted });
   }

@@ -3,7 +3,8 @@
  * checkpoint written inside an attempt's open transaction (`ctx.transaction`, a transactional batch or step) does
  * until that transaction ends. The heartbeat renews the other leases without waiting, and reports the locked lease
  * neither renewed nor stale (stale aborts its attempt); the rescue skips the locked row too; the first beat after the
- * commit renews it. SQLite has no row locks: an open write transaction holds the whole file, and every write, the
+ * commit renews it; a lock held by a short write of the attempt itself (a checkpoint) is waited for, so a job that
+ * writes back to back is renewed every beat. SQLite has no row locks: an open write transaction holds the whole file, and every write, the
  * heartbeat and the rescue alike, waits for its commit (docs/guarantees.md, "SQLite"). Declared from `job-lease.ts`,
  * inside its database lifecycle.
  * @module
@@ -41,6 +42,37 @@ export function exerciseHeartbeatBesideLockedRow(kind: DriverKind, db: () => Tes
       const after = await driver.jobHeartbeat({ leases, leaseMs: LEASE_MS, now: at(LEASE_MS + 2) });
       expect(after).toEqual({ applied: [locked!.id, free!.id], stale: [lost!.id] });
       expect((await getJob(driver, locked!.id)).leaseExpiresAt).toEqual(at(2 * LEASE_MS + 2));
+    });
+
+    it('waits a moment for a short write of the attempt itself: a job checkpointing back to back is renewed every beat', async () => {
+      const { driver } = db();
+      await insertJobs(driver, [{ name: 'iterating' }]);
+      const [job] = await claim(driver, { limit: 1 });
+      const lease = leaseOf(job!);
+      // Two checkpoint writers back to back (autocommit, each holding the row for a moment): without the wait, most
+      // beats found the row locked and skipped it, and a rescue between two writes took the healthy job.
+      let writing = true;
+      let writes = 0;
+      const writer = async (): Promise<void> => {
+        while (writing) {
+          expect(await driver.jobCheckpoint({ ...lease, checkpointJson: JSON.stringify({ n: writes }), progressDone: writes++, progressTotal: null, now: at(0) })).toBe('applied');
+        }
+      };
+      const writers = [writer(), writer()];
+      const beats: string[] = [];
+      try {
+        for (let i = 1; i <= 100; i++) {
+          const beat = await driver.jobHeartbeat({ leases: [lease], leaseMs: LEASE_MS, now: at(i * 1_000) });
+          beats.push(beat.applied.length === 1 ? 'renewed' : beat.stale.length === 1 ? 'stale' : 'skipped');
+          // Another worker's rescue right after each beat.
+          expect(await driver.jobRescue({ maxLost: 5, limit: 10, now: at(i * 1_000 + 1) })).toEqual([]);
+        }
+      } finally {
+        writing = false;
+        await Promise.all(writers);
+      }
+      expect(writes).toBeGreaterThan(100);
+      expect(beats.filter((b) => b !== 'renewed')).toEqual([]);
     });
   });
 }

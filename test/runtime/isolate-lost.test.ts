@@ -219,6 +219,67 @@ describe.each(DRIVER_KINDS)('jobs lost before run alone (%s)', (kind) => {
     expect(warden.workerCounters!.ranAlone).toBe(1);
   });
 
+  it('a held job the heartbeat finds gone (cancelled) is dropped, and claims go on at once beside the running job', async () => {
+    name(['lost'], await enqueueLost('lost'));
+    name(['long'], await enqueue('long'));
+    const longStarted = started('long');
+    await warden.start(WORKER);
+    await within(longStarted, 'long to start');
+    await warden.jobs.cancel(idOf.get('lost')!);
+    const staleBeat = warden.events.next('job:stale-write-rejected', (e) => e.jobId === idOf.get('lost') && e.write === 'heartbeat');
+    await clock.advance(HEARTBEAT_MS);
+    await within(staleBeat, 'the heartbeat to find the held job gone');
+    // Nothing held any more and a slot free: a job enqueued now starts while `long` still runs.
+    const ids = await enqueue('next');
+    idOf.set('next', ids[0]!);
+    await within(started('next'), 'next to start beside long');
+    expect(log.map((e) => `${e.event} ${e.tag}`)).toEqual(['start long', 'start next']);
+  });
+
+  it('a handler that ignores its signal after its timeout holds no lease once that ending is written: the held job starts then', async () => {
+    const hangs = defineJob<{ tag: string }>({ name: 'hangs', timeout: '1s', retry: { maxAttempts: 5 }, handler: ({ tag }) => gate(tag).promise });
+    const w = makeWarden(tdb, { jobs: [tracked, hangs], clock, worker: { maxLost: 2 } });
+    try {
+      name(['lost'], await enqueueLost('lost'));
+      const [hungId] = (await w.enqueueMany([{ job: hangs, payload: { tag: 'hung' } }])).map((r) => r.id);
+      idOf.set('hung', hungId!);
+      const hungStarted = w.events.next('job:started', (e) => e.job.id === hungId);
+      const lostStarted = w.events.next('job:started', (e) => e.job.id === idOf.get('lost'));
+      const timedOut = w.events.next('job:failed', (e) => e.job.id === hungId && e.outcome === 'timeout');
+      await w.start(WORKER);
+      await within(hungStarted, 'hung to start');
+      await clock.advance(1_000);
+      await within(timedOut, 'the timeout ending of hung to be written');
+      // Its handler still runs (it ignores its signal), but its job is `retrying`, not leased: the held job starts.
+      await within(lostStarted, 'the held job to start once every other ending is written');
+      expect(log.map((e) => `${e.event} ${e.tag}`)).toEqual(['start lost']);
+      expect(gates.get('hung')?.settled ?? false).toBe(false); // hung's handler has not returned
+    } finally {
+      gate('hung').resolve();
+      gate('lost').resolve();
+      await w.close();
+    }
+  });
+
+  it('drain() heartbeats a held job while the rest of its claim runs past a lease: not rescued, run once', async () => {
+    name(['lost'], await enqueueLost('lost'));
+    name(['long'], await enqueue('long'));
+    const longStarted = started('long');
+    const draining = warden.drain({ concurrency: 2 });
+    await within(longStarted, 'long to start');
+    for (let t = 0; t < LEASE_MS + HEARTBEAT_MS; t += HEARTBEAT_MS) {
+      await clock.advance(HEARTBEAT_MS);
+      await clock.waitForTimers(1, 'the drain heartbeat');
+    }
+    // Any worker's rescue pass, past the held job's claim-time lease.
+    expect(await warden.driver.jobRescue({ maxLost: 2, limit: 10, now: clock.sqlNow() })).toEqual([]);
+    gate('long').resolve();
+    gate('lost').resolve();
+    expect(await within(draining, 'the drain')).toEqual({ attempts: 2 });
+    expect(await get(idOf.get('lost')!)).toMatchObject({ state: 'completed', attempt: 2, lostCount: 1 });
+    expect(log.filter((e) => e.event === 'start').map((e) => e.tag)).toEqual(['long', 'lost']);
+  });
+
   it('isolateLost: false runs a lost job beside the others', async () => {
     name(['lost'], await enqueueLost('lost'));
     name(['a'], await enqueue('a'));

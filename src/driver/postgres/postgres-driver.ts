@@ -127,7 +127,10 @@ export class PostgresDriver implements Driver {
     const transactionHandle = this.capabilities.transactionHandle;
     this.#locks = { run, sql: buildPostgresLockStatements(this.schema), transactionHandle };
     this.#admin = { run, sql: this.#sql, keys: { pool, run, sql: this.#sql, keySql } };
-    this.#leaseWrites = { run, runWorker, sql: this.#sql, transactionHandle };
+    this.#leaseWrites = {
+      run, runWorker, sql: this.#sql, transactionHandle,
+      inTransaction: (begin, fn) => withClientTransaction(this.#conn.pool, (client) => fn((text, values) => client.query(text, values)), begin),
+    };
     this.#steps = { run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
     this.#alerts = { run, sql: buildPostgresAlertStatements(this.schema), transactionHandle };
     this.#audit = { pool, run, sql: auditSql };

@@ -134,25 +134,16 @@ hd AS (
  * rows too, cannot take it. A lease that a rescue or cancel is taking as the heartbeat runs (its transaction holds
  * the row, or committed after the snapshot) also comes back `renewed` false: it is reported stale at a later beat.
  * The check runs only when the update renewed fewer rows than were asked for (a one-time filter), so a beat that
- * renewed every lease reads nothing more.
+ * renewed every lease reads nothing more. The driver then tries the skipped ones once more with
+ * {@link jobHeartbeatWaitSql}, which waits for their locks a moment: most are held by a short write of the attempt
+ * itself (a checkpoint, a step's guard), and skipping those would let a job that writes often miss beat after beat.
  * Params: `$1` ids, `$2` lease tokens, `$3` lease (ms), `$4` now. Returns `(id, lease_token, renewed)`: each
  * renewed lease, and each skipped one still held.
  */
 export function jobHeartbeatSql(s: string): string {
-  return `WITH l AS (
-  SELECT j.id
-  FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token) ORDER BY id) AS l
-  CROSS JOIN LATERAL (
-    SELECT j.id, j.state FROM ${s}.jobs j WHERE j.id = l.id AND j.lease_token = l.token OFFSET 0 FOR UPDATE SKIP LOCKED
-  ) AS j
-  WHERE j.state = 'running'
-),
+  return `WITH ${heartbeatLockCte(s, 'FOR UPDATE SKIP LOCKED')},
 u AS (
-  UPDATE ${s}.jobs j
-  SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
-  FROM l
-  WHERE j.id = ANY (ARRAY[l.id])
-  RETURNING j.id, j.lease_token
+  ${heartbeatUpdate(s)}
 )
 SELECT u.id, u.lease_token, true AS renewed FROM u
 UNION ALL
@@ -163,6 +154,49 @@ CROSS JOIN LATERAL (
 ) AS j
 WHERE (SELECT count(*) FROM u) < cardinality($1::bigint[])
   AND j.state = 'running' AND NOT (j.id = ANY (ARRAY (SELECT u.id FROM u)))`;
+}
+
+/**
+ * {@link jobHeartbeatSql}'s second try for the leases it skipped: the same renewal, waiting for the row locks, run
+ * in a transaction opened by {@link HEARTBEAT_WAIT_BEGIN}, whose `lock_timeout` bounds the wait. A lock still held
+ * then (the attempt's own open transaction) fails the statement with `lock_not_available` (55P03): those leases
+ * stay skipped this beat. Once a lock is granted, the row's newest version is checked again, so a lease a rescue
+ * or cancel took meanwhile is not renewed (stale). Params as {@link jobHeartbeatSql}. Returns `(id, lease_token)`
+ * of each renewed lease.
+ */
+export function jobHeartbeatWaitSql(s: string): string {
+  return `WITH ${heartbeatLockCte(s, 'FOR UPDATE')}
+${heartbeatUpdate(s)}`;
+}
+
+/**
+ * Opens {@link jobHeartbeatWaitSql}'s transaction: a row lock held longer than this by another transaction is not
+ * waited for. Long enough for a checkpoint or a step's guard (milliseconds), short enough not to hold up the beat.
+ */
+export const HEARTBEAT_WAIT_BEGIN = "BEGIN; SET LOCAL lock_timeout = '200ms'";
+
+/** The SQLSTATE of a lock not granted within `lock_timeout`. */
+export const LOCK_NOT_AVAILABLE = '55P03';
+
+/** The heartbeat's leases locked in id order (the CTE `l`), with `lock` (`FOR UPDATE`, maybe `SKIP LOCKED`). */
+function heartbeatLockCte(s: string, lock: string): string {
+  return `l AS (
+  SELECT j.id
+  FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token) ORDER BY id) AS l
+  CROSS JOIN LATERAL (
+    SELECT j.id, j.state FROM ${s}.jobs j WHERE j.id = l.id AND j.lease_token = l.token OFFSET 0 ${lock}
+  ) AS j
+  WHERE j.state = 'running'
+)`;
+}
+
+/** The heartbeat's renewal of the leases locked in `l`. */
+function heartbeatUpdate(s: string): string {
+  return `UPDATE ${s}.jobs j
+  SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
+  FROM l
+  WHERE j.id = ANY (ARRAY[l.id])
+  RETURNING j.id, j.lease_token`;
 }
 
 /**

@@ -12,6 +12,7 @@ import { isJobId } from './postgres-rows.js';
 import type { PostgresStatements } from './postgres-statements.js';
 import { runOn } from './postgres-steps.js';
 import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
+import { HEARTBEAT_WAIT_BEGIN, LOCK_NOT_AVAILABLE } from './postgres-lease-sql.js';
 
 /** What the lease-guarded writes run on. */
 export interface PostgresLeaseWriteContext {
@@ -19,15 +20,19 @@ export interface PostgresLeaseWriteContext {
   run: Run;
   /** Runs one of the worker's statements (claim, endings, heartbeat) on the worker pool. */
   runWorker: Run;
-  sql: Pick<PostgresStatements, 'jobHeartbeat' | 'jobCompleteMany' | 'jobFinishMany' | 'jobRescue'>;
+  /** Runs `fn` in a transaction of its own opened by `begin` (statements without parameters), on the main pool. */
+  inTransaction: <T>(begin: string, fn: (run: Run) => Promise<T>) => Promise<T>;
+  sql: Pick<PostgresStatements, 'jobHeartbeat' | 'jobHeartbeatWait' | 'jobCompleteMany' | 'jobFinishMany' | 'jobRescue'>;
   /** What `tx` must be, for `InvalidTransactionError`. */
   transactionHandle: string;
 }
 
 /**
  * Extends each lease still held; the others are reported stale. A lease whose row another transaction holds locked
- * (the attempt's own open transaction, see `jobHeartbeatSql`) is skipped, not waited for: while still held it is
- * reported neither applied nor stale, and renewed by a later beat.
+ * is skipped by the first statement, which renews the others without waiting (see `jobHeartbeatSql`), then tried
+ * once more waiting at most `lock_timeout` for its lock (`jobHeartbeatWaitSql`): a short write of the attempt
+ * itself is waited for, the attempt's own open transaction is not. One still locked then is reported neither
+ * applied nor stale, and renewed by a later beat.
  */
 export async function jobHeartbeat(ctx: PostgresLeaseWriteContext, params: JobHeartbeatParams): Promise<JobLeaseResult> {
   const leases = params.leases.filter((l) => isJobId(l.id));
@@ -37,6 +42,20 @@ export async function jobHeartbeat(ctx: PostgresLeaseWriteContext, params: JobHe
   ]);
   const renewed = appliedTokens(rows.filter((r) => r.renewed));
   const skipped = appliedTokens(rows.filter((r) => !r.renewed));
+  if (skipped.size > 0) {
+    const ids = [...skipped.keys()];
+    try {
+      const second = await ctx.inTransaction(HEARTBEAT_WAIT_BEGIN, (run) => run<{ id: string; lease_token: string }>(ctx.sql.jobHeartbeatWait, [
+        idArrayParam(ids), intArrayParam(ids.map((id) => skipped.get(id)!)), params.leaseMs, params.now,
+      ]));
+      // Tried with its lock granted: renewed, or not held any more (stale, below).
+      for (const [id, token] of appliedTokens(second.rows)) renewed.set(id, token);
+      skipped.clear();
+    } catch (error) {
+      // Still locked after the wait: skipped this beat. Anything else fails the heartbeat, as the first statement would.
+      if ((error as { code?: unknown } | null)?.code !== LOCK_NOT_AVAILABLE) throw error;
+    }
+  }
   const result: JobLeaseResult = { applied: [], stale: [] };
   for (const lease of params.leases) {
     if (renewed.get(lease.id) === lease.leaseToken) result.applied.push(lease.id);

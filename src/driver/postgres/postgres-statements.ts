@@ -4,7 +4,7 @@
  * @module
  */
 import { jobCancelSql, jobRetrySql, jobDiscardSql, jobGetSql, jobListSql, jobAttemptListSql, queueListSql, queueActivitySql, queueSetPausedSql } from './postgres-job-admin-sql.js';
-import { jobClaimSql, jobClaimHandoffSql, jobHeartbeatSql, jobFinishManySql, jobCompleteManySql, jobRescueSql } from './postgres-lease-sql.js';
+import { jobClaimSql, jobClaimHandoffSql, jobHeartbeatSql, jobHeartbeatWaitSql, jobFinishManySql, jobCompleteManySql, jobRescueSql } from './postgres-lease-sql.js';
 import { quoteIdentifier, schemaCreateSql, migrationTableCreateSql, migrationListSql, migrationRecordSql, jobInsertNotifySql, jobInsertOneNotifySql } from './postgres-sql.js';
 
 /** Every schema-dependent statement, built once per driver (see {@link buildPostgresStatements}). */
@@ -20,6 +20,8 @@ export interface PostgresStatements {
   jobClaim: string;
   jobClaimHandoff: string;
   jobHeartbeat: string;
+  /** The heartbeat's second try, waiting a moment for the locks its first skipped. */
+  jobHeartbeatWait: string;
   jobFinishMany: string;
   jobCompleteMany: string;
   jobRescue: string;
@@ -48,6 +50,7 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     jobClaim: jobClaimSql(s),
     jobClaimHandoff: jobClaimHandoffSql(s),
     jobHeartbeat: jobHeartbeatSql(s),
+    jobHeartbeatWait: jobHeartbeatWaitSql(s),
     jobFinishMany: jobFinishManySql(s),
     jobCompleteMany: jobCompleteManySql(s),
     jobRescue: jobRescueSql(s),
