@@ -14,6 +14,7 @@ import type { ScheduleRow } from '../driver/schedule-params.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import { PeriodicTask } from '../runtime/service.js';
 import type { ScheduleSpec } from '../schedule/schedule-spec.js';
+import { ALERT_DELIVERY_JOBS } from './alert-delivery.js';
 import type { AlertNotifier } from './alert-notifier.js';
 import type { ResolvedAlertOptions } from './alert-options.js';
 import type { EventRules } from './event-rules.js';
@@ -23,8 +24,11 @@ import { findMissedRun, lastSuccessTick, type MissedRunFinding, MAX_COUNTED_TICK
 const RUNNING_READ = 1_000;
 /** Open alerts read per pass. */
 const OPEN_READ = 10_000;
-/** Dead-letter alerts checked for resolution per pass. */
-const DEAD_LETTERS_CHECKED = 200;
+/**
+ * Dead-letter alerts checked for resolution per pass (one job read each). Each pass takes up where the last one
+ * stopped, so with `n` open each is checked at least once every `ceil(n / DEAD_LETTERS_CHECKED)` passes.
+ */
+export const DEAD_LETTERS_CHECKED = 200;
 
 /** What {@link AlertMonitor} needs. */
 export interface AlertMonitorDeps {
@@ -44,6 +48,8 @@ export interface AlertMonitorDeps {
 export class AlertMonitor {
   readonly #deps: AlertMonitorDeps;
   #task: PeriodicTask | null = null;
+  /** The last dead-letter alert checked, in {@link byOpening} order: the next pass starts after it. */
+  #deadLetterCursor: Pick<AlertRow, 'openedAt' | 'key'> | null = null;
 
   constructor(deps: AlertMonitorDeps) {
     this.#deps = deps;
@@ -153,6 +159,10 @@ export class AlertMonitor {
     const current = new Set<string>();
     const openKeys = new Set(open.map((a) => a.key));
     for (const job of running) {
+      // Warden's own deliveries are left out of every job rule: a delivery hanging on a slow receiver would alert
+      // about itself, and that notice is one more delivery to the same receiver. One opened by an earlier version
+      // resolves below, its key not being current.
+      if (ALERT_DELIVERY_JOBS.includes(job.name)) continue;
       const key = `run-too-long:${job.id}:${job.attempt}`;
       current.add(key);
       const limitMs = (job.scheduleName ? maxRuntime.get(job.scheduleName) : undefined) ?? thresholdMs;
@@ -204,7 +214,9 @@ export class AlertMonitor {
 
   async #deadLetters(open: AlertRow[], since: Date): Promise<void> {
     const { driver, notifier } = this.#deps;
-    for (const alert of open.filter((a) => a.rule === 'dead-letter').slice(0, DEAD_LETTERS_CHECKED)) {
+    for (const alert of this.#deadLettersToCheck(open)) {
+      // Set before the read: an alert whose check throws is passed over by the next pass instead of stopping each at it.
+      this.#deadLetterCursor = { openedAt: alert.openedAt, key: alert.key };
       const jobId = alert.details.jobId;
       if (typeof jobId !== 'string') continue;
       const job = await driver.jobGet({ id: jobId });
@@ -212,6 +224,29 @@ export class AlertMonitor {
       await notifier.resolve(alert.key, { ...alert.details, resolution: job ? `the job was retried (now ${job.state})` : 'the job was discarded or pruned' }, since);
     }
   }
+
+  /**
+   * This pass's share of the open dead-letter alerts: every one when there are at most {@link DEAD_LETTERS_CHECKED},
+   * otherwise the next {@link DEAD_LETTERS_CHECKED} after the last one checked, oldest first and around again. A
+   * fixed window (say, the newest) would never reach the others however long they stay open, and reading every
+   * dead job each pass would cost a read per dead letter every `checkInterval`.
+   */
+  #deadLettersToCheck(open: AlertRow[]): AlertRow[] {
+    const alerts = open.filter((a) => a.rule === 'dead-letter').sort(byOpening);
+    if (alerts.length <= DEAD_LETTERS_CHECKED) return alerts;
+    const cursor = this.#deadLetterCursor;
+    const next = cursor === null ? 0 : alerts.findIndex((a) => byOpening(a, cursor) > 0);
+    const start = next === -1 ? 0 : next;
+    return [...alerts.slice(start), ...alerts.slice(0, start)].slice(0, DEAD_LETTERS_CHECKED);
+  }
+}
+
+/**
+ * Oldest opening first, then by key. An open dead-letter alert is never updated, so this order stays put from pass
+ * to pass and the cursor means the same place in it; alerts opened since come after it.
+ */
+function byOpening(a: Pick<AlertRow, 'openedAt' | 'key'>, b: Pick<AlertRow, 'openedAt' | 'key'>): number {
+  return a.openedAt.getTime() - b.openedAt.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 
 /** The summary's count of missed ticks: none for one, "at least" when the count reached its cap. */

@@ -288,6 +288,34 @@ function urlShape(value: unknown): unknown {
   return `${url.protocol}//${userInfo}${url.host}${path}${url.search !== '' ? '?[query]' : ''}${url.hash !== '' ? '#[fragment]' : ''}`;
 }
 
+/** The {@link SmtpOptions} fields that hold no credentials, shown as given when `smtp` is refused. */
+const SMTP_SHOWN = ['host', 'port', 'secure', 'requireTLS', 'ignoreTLS'] as const;
+
+/**
+ * An `smtp` settings object as a validation error keeps it (`InvalidOptionError.value`, which error serializers such
+ * as pino's log with every other own property): the connection fields as given, `auth` as `"(hidden)"` (its `pass`,
+ * or OAuth2 tokens), and nothing else, since an unknown field may be a secret given under another name. Values that
+ * are not objects hold no settings and are kept.
+ */
+function smtpShape(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const given = value as Record<string, unknown>;
+  const shown: Record<string, unknown> = {};
+  for (const name of SMTP_SHOWN) if (name in given) shown[name] = given[name];
+  if ('auth' in given) shown.auth = '(hidden)';
+  return shown;
+}
+
+/**
+ * A webhook's `headers` as a validation error keeps it: the header names, each string value as `"(hidden)"` (they
+ * carry the receiver's credentials, e.g. `Authorization`) and any other value's type, which is what was wrong.
+ */
+function headersShape(value: unknown): unknown {
+  if (typeof value === 'string') return '(hidden)';
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([name, v]) => [name, typeof v === 'string' ? '(hidden)' : `(${v === null ? 'null' : typeof v})`]));
+}
+
 function address(field: string, value: unknown): string {
   if (typeof value !== 'string' || !/^(?:[^@\s<>]+@[^@\s<>]+|[^<>]*<[^@\s<>]+@[^@\s<>]+>)$/.test(value.trim())) throw new InvalidOptionError(field, value, 'an email address such as "ops@example.com" or "Ops <ops@example.com>"');
   return value.trim();
@@ -301,14 +329,14 @@ function resolveSink(field: string, sink: AlertSinkOptions): ResolvedSink {
     httpUrl(`${field}.url`, sink.url);
     if (typeof sink.secret !== 'string' || sink.secret.length < SECRET_MIN_LENGTH) throw new InvalidOptionError(`${field}.secret`, sink.secret === undefined ? undefined : '(hidden)', `a string of at least ${SECRET_MIN_LENGTH} characters`);
     const headers = sink.headers ?? {};
-    if (typeof headers !== 'object' || headers === null || Object.values(headers).some((v) => typeof v !== 'string')) throw new InvalidOptionError(`${field}.headers`, headers, 'an object of string header values');
+    if (typeof headers !== 'object' || headers === null || Object.values(headers).some((v) => typeof v !== 'string')) throw new InvalidOptionError(`${field}.headers`, headersShape(headers), 'an object of string header values');
     return Object.freeze({ type: 'webhook', name, url: sink.url, secret: sink.secret, headers: Object.freeze({ ...headers }), timeoutMs: parseDuration(`${field}.timeout`, sink.timeout ?? '10s', { allowZero: false }) });
   }
   const smtp = sink.smtp;
   if (typeof smtp === 'string') {
     if (!/^smtps?:\/\//.test(smtp)) throw new InvalidOptionError(`${field}.smtp`, '(url)', 'an smtp:// or smtps:// URL, or { host, port, … }');
   } else if (typeof smtp !== 'object' || smtp === null || typeof smtp.host !== 'string' || smtp.host === '') {
-    throw new InvalidOptionError(`${field}.smtp`, smtp, 'an smtp:// or smtps:// URL, or { host, port, … }');
+    throw new InvalidOptionError(`${field}.smtp`, smtpShape(smtp), 'an smtp:// or smtps:// URL, or { host, port, … }');
   } else if (smtp.port !== undefined) {
     int(`${field}.smtp.port`, smtp.port, 1, 65_535);
   }

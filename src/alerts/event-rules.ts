@@ -167,8 +167,13 @@ export class EventRules {
   }
 
   /**
-   * Opens a process-local alert unless this instance already knows it open; adopts it either way. Asked while its
-   * resolve is in flight, it opens again once that resolve ends.
+   * Opens a process-local alert unless it is open (the database decides, see {@link AlertNotifier.open}); adopts it
+   * either way. Asked while its resolve is in flight, it opens again once that resolve ends.
+   *
+   * Every finding asks the database, even for a key this instance has adopted: another instance, or an operator, may
+   * have resolved the alert since, and an instance that still sees the condition must open the next episode. At
+   * most one write per key is in flight (findings meanwhile are folded into it), and while the alert is open the
+   * write changes nothing and notifies nothing.
    */
   #raise(finding: AlertFinding): void {
     const { key } = finding;
@@ -179,7 +184,6 @@ export class EventRules {
       else this.#deferred.set(key, () => this.#raise(finding));
       return;
     }
-    if (this.#adopted.has(key)) return;
     this.#inflight.set(key, 'open');
     const work = this.#deps.notifier.open(finding, null).then(() => {
       this.#adopted.add(key);
@@ -190,6 +194,10 @@ export class EventRules {
   /**
    * Resolves a process-local alert this instance adopted. Asked while its open is in flight, it resolves once that
    * open ends.
+   *
+   * The key stays adopted until the resolve write has ended without error: a write that fails (the error is
+   * reported) leaves the alert open, and the next clearing count (a success, or the periodic evaluation) must try
+   * again. Whether the write resolved it or found it resolved already, the alert is no longer open.
    */
   #clear(key: string, details: Record<string, unknown>): void {
     const inflight = this.#inflight.get(key);
@@ -199,9 +207,11 @@ export class EventRules {
       return;
     }
     if (!this.#adopted.has(key)) return;
-    this.#adopted.delete(key);
     this.#inflight.set(key, 'resolve');
-    this.#deps.track(this.#deps.notifier.resolve(key, details, null).finally(() => this.#settle(key)), `resolving alert ${key}`);
+    const work = this.#deps.notifier.resolve(key, details, null).then(() => {
+      this.#adopted.delete(key);
+    });
+    this.#deps.track(work.finally(() => this.#settle(key)), `resolving alert ${key}`);
   }
 
   /** Ends a key's write and runs what was asked meanwhile; synchronously, so `settled()` also waits for that write. */

@@ -3,6 +3,7 @@
  * as a pure function of stored ticks, and webhook signing.
  * @module
  */
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_DELIVERY_RETRY, resolveAlertOptions } from '../../src/alerts/alert-options.js';
 import { findMissedRun } from '../../src/alerts/missed-run.js';
@@ -76,6 +77,30 @@ describe('alerts options', () => {
 
   it('fails createWarden at once, and never puts a secret in the message', () => {
     expect(() => createWarden({ database: 'sqlite::memory:', alerts: { sinks: [{ ...webhook, secret: 'tooshort-secret' }] } })).toThrow(/alerts\.sinks\[0\]\.secret.*"\(hidden\)"/);
+  });
+
+  /**
+   * `InvalidOptionError.value` is an own enumerable property, which error serializers (pino's among them) log with
+   * the message: a refused `smtp` object or `headers` object must not carry the credentials it was given.
+   */
+  it.each([
+    ['an smtp object with no host', { type: 'email', smtp: { host: '', port: 587, auth: { user: 'warden', pass: 'smtp-pass-9f8e7d6c' } }, from: 'w@example.com', to: 'ops@example.com' }, { host: '', port: 587, auth: '(hidden)' }],
+    ['an smtp object with unknown fields', { type: 'email', smtp: { auth: { user: 'warden', pass: 'smtp-pass-9f8e7d6c' }, password: 'smtp-pass-9f8e7d6c' }, from: 'w@example.com', to: 'ops@example.com' }, { auth: '(hidden)' }],
+    ['webhook headers with a value of the wrong type', { ...webhook, headers: { Authorization: 'Bearer smtp-pass-9f8e7d6c', 'X-Retry': 3 } }, { Authorization: '(hidden)', 'X-Retry': '(number)' }],
+    ['webhook headers given as a string', { ...webhook, headers: 'Authorization: Bearer smtp-pass-9f8e7d6c' }, '(hidden)'],
+  ])('refuses %s without keeping its credentials in the error', (_, sink, shown) => {
+    let error: unknown = null;
+    try {
+      resolveAlertOptions({ sinks: [sink as never] });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    const { value, message } = error as InvalidOptionError;
+    expect(value).toEqual(shown);
+    const own = JSON.stringify({ ...(error as object), message });
+    expect(own).not.toContain('smtp-pass-9f8e7d6c');
+    expect(JSON.stringify(pino.stdSerializers.err(error as Error))).not.toContain('smtp-pass-9f8e7d6c');
   });
 
   it('validates a schedule\'s heartbeat URL in defineSchedule', () => {
