@@ -60,14 +60,27 @@ export class Lease implements AsyncDisposable {
     return !this.#controller.signal.aborted;
   }
 
-  /** Releases the lock (if still held) and stops renewing. Safe to call twice. */
+  /**
+   * Releases the lock and stops renewing. Safe to call twice. A lease already lost is released in the database
+   * too: a renewal still in flight when it was given up may have landed since, leaving the lock held, by nobody,
+   * until that renewal runs out. The release matches only this token, so it frees nothing another holder has.
+   * @throws the database's error when a lease still held could not be released (the lock then expires at its
+   *   TTL); for a lease already lost that error is an `error` event instead, since its holder already knows.
+   */
   release(): Promise<void> {
     this.#released ??= (async () => {
       this.#cancelTimer();
       this.#cancelDeadline();
-      if (!this.held) return;
-      this.#controller.abort(new LockLostError(this.name, this.token, 'a lease released by its holder'));
-      const released = await this.#deps.driver.lockRelease({ name: this.name, token: this.token });
+      const wasHeld = this.held;
+      if (wasHeld) this.#controller.abort(new LockLostError(this.name, this.token, 'a lease released by its holder'));
+      let released: boolean;
+      try {
+        released = await this.#deps.driver.lockRelease({ name: this.name, token: this.token });
+      } catch (error) {
+        if (wasHeld) throw error;
+        this.#deps.events.emit('error', { error, context: `releasing lock ${this.name}, lost before its release` });
+        return;
+      }
       if (released) this.#deps.events.emit('lock:released', { name: this.name, token: this.token });
     })();
     return this.#released;

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { LockAcquireParams, LockCheckResult, LockGrant, LockRow } from '../driver/lock-params.js';
-import { FenceError, InvalidDurationError } from '../errors.js';
+import { FenceError, InvalidDurationError, InvalidOptionError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { validateLockName } from '../validation/names.js';
@@ -17,6 +17,19 @@ export interface LockAcquireOptions {
   wait?: Duration;
   /** Who holds it, shown by `warden locks list`. @default "<host>/<pid>" */
   holder?: string;
+}
+
+/**
+ * Refuses a fencing token that no grant can have: grants count up from 1, one per grant, so a token is a positive
+ * safe integer. Checked here because the drivers would each read anything else their own way (SQLite's integer
+ * affinity matches the text `'1'` to token 1; PostgreSQL's driver matches it to nothing). The text of a token (what
+ * `pg` returns for a `bigint` column) is refused too, rather than converted: the message says how to pass it.
+ * @throws InvalidOptionError
+ */
+function validateFenceToken(token: unknown): asserts token is number {
+  if (Number.isSafeInteger(token) && (token as number) >= 1) return;
+  const asText = typeof token === 'bigint' || (typeof token === 'string' && /^\s*\d+\s*$/.test(token));
+  throw new InvalidOptionError('token', token, asText ? 'a positive whole number, as a number (pass Number(token))' : 'a positive whole number');
 }
 
 /**
@@ -78,8 +91,9 @@ export class LockManager {
   }
 
   /**
-   * Runs `fn` while holding the lock, renewing it meanwhile, and releases it afterwards. Returns `fn`'s result,
-   * or `null` when the lock could not be acquired. `fn` should stop when `lease.signal` aborts.
+   * Runs `fn` while holding the lock, renewing it meanwhile, and releases it afterwards. Returns `fn`'s result
+   * (or throws its error), or `null` when the lock could not be acquired. `fn` should stop when `lease.signal`
+   * aborts. A release that fails (a lost connection) is an `error` event: the lock then expires at its TTL.
    */
   async withLock<T>(name: string, options: LockAcquireOptions, fn: (lease: Lease) => Promise<T>): Promise<T | null> {
     const lease = await this.acquire(name, options);
@@ -87,23 +101,28 @@ export class LockManager {
     try {
       return await fn(lease);
     } finally {
-      await lease.release();
+      // Not thrown: `fn` has run, and its outcome (a result, or its own error) is what the caller must act on. The
+      // lock is only held on until its TTL, by a lease that no longer renews it.
+      await lease.release().catch((error: unknown) => this.#events.emit('error', { error, context: `releasing lock ${name} after withLock` }));
     }
   }
 
   /**
    * Whether `token` is still the live holder of `name`. With `tx` (the application's transaction, as for
    * enqueue), the check runs inside it and, on PostgreSQL, holds the lock row until that transaction ends.
+   * @throws InvalidNameError, InvalidOptionError (a token that is not a positive whole number: pass a token read
+   *   back as text, as `pg` returns `bigint`, through `Number(token)`) before touching the database.
    */
-  check(name: string, token: number, options: { tx?: unknown } = {}): Promise<LockCheckResult> {
+  async check(name: string, token: number, options: { tx?: unknown } = {}): Promise<LockCheckResult> {
     validateLockName(name);
+    validateFenceToken(token);
     return this.#driver.lockCheck({ name, token, now: this.#clock.sqlNow(), tx: options.tx });
   }
 
   /**
    * Throws unless `token` is still the live holder of `name`. Call it inside the application's transaction,
    * before its writes, so a stale holder's writes never commit.
-   * @throws FenceError
+   * @throws FenceError; InvalidNameError, InvalidOptionError before touching the database (see {@link LockManager.check}).
    */
   async assertFence(name: string, token: number, options: { tx?: unknown } = {}): Promise<void> {
     const result = await this.check(name, token, options);

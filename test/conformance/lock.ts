@@ -330,6 +330,27 @@ export function exerciseLock(kind: DriverKind): void {
       }
     });
 
+    describe('a token that is not a whole number', () => {
+      // The lock manager refuses these before any SQL; a driver called directly must still give every driver's
+      // answer: no match. The text of the live token is what `pg` reads back from a `bigint` column, and SQLite's
+      // integer affinity would otherwise match it (and a bigint) to the live token.
+      const notWhole: unknown[] = ['1', ' 1', 1.5, Number.NaN, Number.POSITIVE_INFINITY, 1n];
+
+      it('never matches in lockCheck, lockRenew or lockRelease, changing nothing', async () => {
+        await acquire('w1', at(0));
+        const before = await row();
+        for (const bad of notWhole) {
+          const token = bad as number;
+          const what = `token ${String(bad)} (${typeof bad})`;
+          expect(await check(token, at(1)), what).toEqual({ held: false, currentToken: 1 });
+          expect(await tdb.driver.lockRenew({ name: LOCK, token, ttlMs: TTL, now: at(1) }), what).toBeNull();
+          expect(await tdb.driver.lockRelease({ name: LOCK, token }), what).toBe(false);
+        }
+        expect(await row()).toEqual(before);
+        expect(await check(1, at(1))).toEqual({ held: true, currentToken: 1 });
+      });
+    });
+
     describe('lockList', () => {
       it('lists every lock row by name: held, expired and released', async () => {
         expect(await tdb.driver.lockList()).toEqual([]);

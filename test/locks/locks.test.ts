@@ -1,7 +1,9 @@
 /**
  * Lease locks in one process, on both drivers, with Warden's own `FakeClock` wherever time matters: fencing
- * tokens, refusal while held, `wait`, renewal, loss of a lease whose renewal is refused, release, `withLock`,
- * `check`/`assertFence` (also inside the application's own transaction) and `list()`.
+ * tokens, refusal while held, `wait`, renewal, loss of a lease whose renewal is refused, release (also of a lease
+ * lost while a renewal was in flight, and one whose release fails), `withLock` (also when releasing fails),
+ * `check`/`assertFence` (also inside the application's own transaction, and tokens that are not whole numbers) and
+ * `list()`.
  *
  * Several Warden instances on the same database stand in for several processes; each has its own clock, so one
  * instance can be "later" than another (its `now`, passed to SQL, is past the other's lease expiry) without the
@@ -15,9 +17,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock/fake-clock.js';
 import type { Driver } from '../../src/driver/driver.js';
 import type { SqliteDriver } from '../../src/driver/sqlite/sqlite-driver.js';
-import { createWarden, FenceError, InvalidDurationError, InvalidNameError, InvalidTransactionError, type Lease, LockLostError, type Warden, type WardenEventMap } from '../../src/index.js';
+import { createWarden, FenceError, InvalidDurationError, InvalidNameError, InvalidOptionError, InvalidTransactionError, type Lease, LockLostError, type Warden, type WardenEventMap } from '../../src/index.js';
 import { sqliteFilename } from '../process/db-oracle.js';
-import { overrideDriver } from '../support/override-driver.js';
+import { deferred } from '../runtime/helpers.js';
+import { overrideDriver, type DriverOverrides } from '../support/override-driver.js';
 import { createTestDatabase, DRIVER_KINDS, PG_URL, type TestDatabase } from '../support/test-databases.js';
 
 /** The start of fake time (far from the real clock, so nothing here can lean on database time by accident). */
@@ -45,11 +48,12 @@ interface Instance {
 
 /**
  * A Warden on the test database with its own fake clock starting at `start`. `ownDriver` gives it separate
- * connections (another driver instance on the same file/schema), as another process would have.
+ * connections (another driver instance on the same file/schema), as another process would have; `overrides`
+ * replace some of its driver's methods (to fail or hold back a call), the rest reaching the database as usual.
  */
-function instance(start = T0, ownDriver = true): Instance {
+function instance(start = T0, ownDriver = true, overrides: DriverOverrides = {}): Instance {
   const clock = new FakeClock(start);
-  const driver = ownDriver ? tdb!.newDriver() : tdb!.driver;
+  const driver = overrideDriver(ownDriver ? tdb!.newDriver() : tdb!.driver, overrides);
   const warden = createWarden({ database: driver, clock, logger: silent });
   wardens.push(warden);
   const events: Instance['events'] = { 'lock:acquired': [], 'lock:lost': [], 'lock:released': [], error: [] };
@@ -94,6 +98,12 @@ async function advanceRenewing(clock: FakeClock, total: number, step: number, le
     // A held lease has two timers: its next renewal and its deadline (given up unless a renewal moves it).
     await waitFor('every held lease to re-arm its renewal timer', () => clock.pendingTimers === 2 * leases.filter((l) => l.held).length);
   }
+}
+
+/** Every release fails while `failing.on`, as on a connection that was lost. */
+function failingRelease(failing: { on: boolean }): DriverOverrides {
+  const lost = () => Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+  return { lockRelease: (release) => (params) => (failing.on ? Promise.reject(lost()) : release(params)) };
 }
 
 /** The error a promise rejects with (fails the test when it resolves). */
@@ -346,6 +356,75 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
     });
   }
 
+  it('a lease given up at its deadline while a renewal was in flight is freed by release(), though that renewal landed late', async () => {
+    tdb = await createTestDatabase(kind);
+    const ttl = 1_000;
+    let holdBack = false;
+    const gate = deferred();
+    const late: Promise<unknown>[] = [];
+    // Once `holdBack` is set, renewals reach the database only when the gate opens (a pool slow to hand out a
+    // connection): the statement still carries the `now` of when it was asked for.
+    const a = instance(T0, true, {
+      lockRenew: (renew) => (params) => {
+        if (!holdBack) return renew(params);
+        const landing = gate.promise.then(() => renew(params));
+        late.push(landing);
+        return landing;
+      },
+    });
+    const lease = (await a.warden.locks.acquire(LOCK, { ttl, holder: 'a' }))!;
+    expect(lease.token).toBe(1);
+    holdBack = true;
+
+    // The renewal due at T0 + 333 is asked for and does not answer; at T0 + ttl the lease is given up.
+    await a.clock.advance(333);
+    expect(late).toHaveLength(1);
+    await a.clock.advance(ttl - 333);
+    expect(lease.held).toBe(false);
+    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+    expect(a.events['lock:lost']).toEqual([{ name: LOCK, token: 1, reason: 'no confirmed renewal before the lease could expire' }]);
+
+    // Then the renewal lands: the database extends the lease to T0 + 333 + ttl, for a holder that gave it up.
+    gate.resolve();
+    expect(await late[0]).toEqual({ token: 1, expiresAt: new Date(T0 + 333 + ttl) });
+    expect(lease.held).toBe(false);
+    const b = instance(T0 + ttl);
+    expect(await b.warden.locks.list()).toEqual([
+      { name: LOCK, token: 1, holder: 'a', acquiredAt: new Date(T0), expiresAt: new Date(T0 + 333 + ttl) },
+    ]);
+
+    // The holder's release frees it in the database at once, by its token: another process is granted it at the
+    // lost lease's deadline, not only once the late renewal runs out.
+    await lease.release();
+    const taker = await b.warden.locks.acquire(LOCK, { ttl, holder: 'b' });
+    expect(taker, "a grant at the lost lease's deadline").not.toBeNull();
+    expect(taker!.token).toBe(2);
+    expect(a.events['lock:released']).toEqual([{ name: LOCK, token: 1 }]);
+    // Releasing the lost lease again touches nothing: the lock stays b's.
+    await lease.release();
+    expect((await b.warden.locks.list())[0]).toMatchObject({ token: 2, holder: 'b' });
+    await taker!.release();
+    expect(a.events.error).toEqual([]);
+  });
+
+  it('releasing a lost lease whose database release fails reports an error event and resolves', async () => {
+    tdb = await createTestDatabase(kind);
+    const ttl = 1_000;
+    const failing = { on: false };
+    const a = instance(T0, true, failingRelease(failing));
+    const lease = (await a.warden.locks.acquire(LOCK, { ttl, holder: 'a' }))!;
+    // Stalled past its TTL (the renewal then refused): lost.
+    await a.clock.set(T0 + 2 * ttl);
+    await waitFor('the lease to be lost', () => !lease.held);
+    expect(a.events['lock:lost'].map((e) => e.token)).toEqual([1]);
+
+    // The caller already knows the lease is gone (its signal aborted): a failed courtesy release is not thrown.
+    failing.on = true;
+    await lease.release();
+    expect(a.events.error.map((e) => e.context)).toEqual([`releasing lock ${LOCK}, lost before its release`]);
+    expect(a.events['lock:released']).toEqual([]);
+  });
+
   it('release frees the lock; a released or disposed lease has an aborted signal', async () => {
     tdb = await createTestDatabase(kind);
     const a = instance();
@@ -417,6 +496,41 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
     expect(a.events['lock:released'].map((e) => e.token)).toEqual([1, 3]);
   });
 
+  it('withLock returns the result of a critical section that completed, though releasing the lock failed', async () => {
+    tdb = await createTestDatabase(kind);
+    const ttl = 1_000;
+    const a = instance(T0, true, failingRelease({ on: true }));
+    let ran = false;
+    const result = await a.warden.locks.withLock(LOCK, { ttl, holder: 'a' }, async () => {
+      ran = true;
+      return 'report sent';
+    });
+    expect(ran).toBe(true);
+    expect(result).toBe('report sent');
+    // The failed release is reported, naming the lock; nothing claims it was released.
+    expect(a.events.error).toHaveLength(1);
+    expect(a.events.error[0]!.context).toBe(`releasing lock ${LOCK} after withLock`);
+    expect((a.events.error[0]!.error as Error).message).toBe('Connection terminated unexpectedly');
+    expect(a.events['lock:released']).toEqual([]);
+
+    // The lock is still held in the database, and frees itself at its TTL.
+    expect(await instance(T0 + ttl - 1).warden.locks.acquire(LOCK, { ttl, holder: 'b' })).toBeNull();
+    const taker = await instance(T0 + ttl).warden.locks.acquire(LOCK, { ttl, holder: 'c' });
+    expect(taker!.token).toBe(2);
+    await taker!.release();
+  });
+
+  it("withLock rethrows the critical section's own error, though releasing the lock failed", async () => {
+    tdb = await createTestDatabase(kind);
+    const a = instance(T0, true, failingRelease({ on: true }));
+    const own = new Error('upstream refused the report');
+    const error = await rejection(a.warden.locks.withLock(LOCK, { ttl: '10s', holder: 'a' }, async () => {
+      throw own;
+    }));
+    expect(error).toBe(own);
+    expect(a.events.error.map((e) => e.context)).toEqual([`releasing lock ${LOCK} after withLock`]);
+  });
+
   it('assertFence passes for the live token and throws FenceError for an older token, after expiry and after release', async () => {
     tdb = await createTestDatabase(kind);
     const a = instance();
@@ -428,10 +542,12 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
     const lease = await a.warden.locks.acquire(LOCK, { ttl, holder: 'a' });
     await a.warden.locks.assertFence(LOCK, lease!.token);
     expect(await a.warden.locks.check(LOCK, 1)).toEqual({ held: true, currentToken: 1 });
-    for (const wrong of [0, 2, -1, 1.5]) {
-      const e = await rejection(a.warden.locks.assertFence(LOCK, wrong));
-      expect(e, `token ${wrong}`).toBeInstanceOf(FenceError);
-      expect(e, `token ${wrong}`).toMatchObject({ lockName: LOCK, token: wrong, currentToken: 1 });
+    const e = await rejection(a.warden.locks.assertFence(LOCK, 2));
+    expect(e).toBeInstanceOf(FenceError);
+    expect(e).toMatchObject({ lockName: LOCK, token: 2, currentToken: 1 });
+    // No grant has 0, a negative or a fractional token: an input error, not a fence verdict.
+    for (const wrong of [0, -1, 1.5]) {
+      expect(await rejection(a.warden.locks.assertFence(LOCK, wrong)), `token ${wrong}`).toBeInstanceOf(InvalidOptionError);
     }
 
     // After expiry (another instance's clock, so a's lease does not renew): 1 ms before, it still passes.
@@ -452,6 +568,52 @@ describe.each(DRIVER_KINDS)('lease locks (%s)', (kind) => {
     // Released: not even the newest token passes.
     await taker!.release();
     expect(await rejection(after.warden.locks.assertFence(LOCK, 2))).toMatchObject({ name: 'FenceError', token: 2, currentToken: 2 });
+  });
+
+  it('check and assertFence refuse a token that is not a positive whole number, the text of the live one too, before any SQL', async () => {
+    tdb = await createTestDatabase(kind);
+    const a = instance();
+    const lease = await a.warden.locks.acquire(LOCK, { ttl: '10s', holder: 'a' });
+    expect(lease!.token).toBe(1);
+    let checks = 0;
+    const counted = createWarden({
+      database: overrideDriver(tdb.newDriver(), {
+        lockCheck: (real) => (params) => {
+          checks++;
+          return real(params);
+        },
+      }),
+      clock: a.clock,
+      logger: silent,
+    });
+    wardens.push(counted);
+
+    // The text '1' is what `pg` reads back from a bigint column: refused on every driver, saying how to pass it.
+    const bad: [unknown, string][] = [
+      ['1', 'Expected token to be a positive whole number, as a number (pass Number(token)), got "1" (string, length 1)'],
+      [1n, 'Expected token to be a positive whole number, as a number (pass Number(token)), got 1n (bigint)'],
+      [0, 'Expected token to be a positive whole number, got 0 (number)'],
+      [-1, 'Expected token to be a positive whole number, got -1 (number)'],
+      [1.5, 'Expected token to be a positive whole number, got 1.5 (number)'],
+      [Number.NaN, 'Expected token to be a positive whole number, got NaN (number)'],
+      [2 ** 53, `Expected token to be a positive whole number, got ${2 ** 53} (number)`],
+      [null, 'Expected token to be a positive whole number, got null'],
+      ['one', 'Expected token to be a positive whole number, got "one" (string, length 3)'],
+    ];
+    for (const [token, message] of bad) {
+      for (const call of [() => counted.locks.check(LOCK, token as number), () => counted.locks.assertFence(LOCK, token as number)]) {
+        const error = await rejection(call());
+        expect(error, `token ${String(token)}`).toBeInstanceOf(InvalidOptionError);
+        expect(error, `token ${String(token)}`).toMatchObject({ code: 'INVALID_OPTION', field: 'token', value: token, message });
+      }
+    }
+    expect(checks).toBe(0);
+
+    // The live token as a number (the text passed through Number) verifies on every driver.
+    expect(await counted.locks.check(LOCK, Number('1'))).toEqual({ held: true, currentToken: 1 });
+    await counted.locks.assertFence(LOCK, lease!.token);
+    expect(checks).toBe(2);
+    await lease!.release();
   });
 
   it('list() shows every lock with holder, token and expiry, by name', async () => {

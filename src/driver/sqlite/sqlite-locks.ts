@@ -13,6 +13,17 @@ import {
 /** What the lock operations run on: the driver's connection, transactions and `tx` handles. */
 export type SqliteLockContext = SqliteContext;
 
+/** A token no grant has: tokens start at 1. */
+const NO_TOKEN = -1;
+
+/**
+ * The token as bound to SQL; anything but a safe integer becomes {@link NO_TOKEN}, as in the PostgreSQL driver.
+ * Without this, the `token` column's integer affinity would match the text `'1'` (and a bigint 1n) to token 1.
+ */
+function tokenParam(token: number): number {
+  return Number.isSafeInteger(token) ? token : NO_TOKEN;
+}
+
 /**
  * Grants the lock if it is new, released or expired, or again to the call that holds it (`grantId` and holder; token
  * + 1); null while someone else holds it.
@@ -25,14 +36,14 @@ export async function lockAcquire(ctx: SqliteLockContext, params: LockAcquirePar
 
 /** Extends an unexpired lease held with `token`; null when it was lost. */
 export async function lockRenew(ctx: SqliteLockContext, params: LockRenewParams): Promise<LockGrant | null> {
-  const bind = { name: params.name, token: params.token, ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now') };
+  const bind = { name: params.name, token: tokenParam(params.token), ttlMs: Math.trunc(params.ttlMs), now: toMs(params.now, 'now') };
   const row = await ctx.write(() => ctx.stmt(SQL.LOCK_RENEW).get(bind) as LockGrantDbRow | undefined);
   return row ? toLockGrant(row) : null;
 }
 
 /** Frees the lock if `token` holds it; whether it did. */
 export async function lockRelease(ctx: SqliteLockContext, params: { name: string; token: number }): Promise<boolean> {
-  const bind = { name: params.name, token: params.token };
+  const bind = { name: params.name, token: tokenParam(params.token) };
   return ctx.write(() => ctx.stmt(SQL.LOCK_RELEASE).run(bind).changes > 0);
 }
 
@@ -44,7 +55,7 @@ export async function lockRelease(ctx: SqliteLockContext, params: { name: string
  */
 export async function lockCheck(ctx: SqliteLockContext, params: LockCheckParams): Promise<LockCheckResult> {
   const { tx } = params;
-  const bind = { name: params.name, token: params.token, now: toMs(params.now, 'now') };
+  const bind = { name: params.name, token: tokenParam(params.token), now: toMs(params.now, 'now') };
   if (tx !== undefined) {
     return toLockCheckResult(ctx.txPrepare(tx)(SQL.LOCK_CHECK).get(bind) as LockCheckDbRow | undefined);
   }
