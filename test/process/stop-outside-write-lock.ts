@@ -1,12 +1,11 @@
 /**
- * SIGSTOP for a worker child that must not be stopped while holding SQLite's write lock. Used by the parent (the
- * test), not a child script; kept here beside the children it stops.
+ * SIGSTOP for a worker child that must not be stopped while holding SQLite's write lock (the zombie tests).
  * @module
  */
 import Database from 'better-sqlite3';
-import type { TestDatabase } from '../../support/test-databases.js';
-import { type Child, stopChild } from '../child-process.js';
-import { sqliteFilename } from '../db-oracle.js';
+import type { TestDatabase } from '../support/test-databases.js';
+import { type Child, stopChild } from './child-process.js';
+import { sqliteFilename } from './db-oracle.js';
 
 /**
  * Stops `child` (SIGSTOP). On SQLite a process stopped inside a write transaction would hold the file's write

@@ -17,7 +17,7 @@ import { createWarden, defineJob } from '../../src/index.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { errorEvents, killAllChildren, pollUntil, spawnChild, waitForExit, waitForMessage } from './child-process.js';
 import { monotonicMs } from './children/monotonic-clock.js';
-import { stopOutsideWriteLock } from './children/stop-outside-write-lock.js';
+import { stopOutsideWriteLock } from './stop-outside-write-lock.js';
 
 const LEASE_MS = 2_000;
 const HEARTBEAT_MS = 500;

@@ -5,13 +5,13 @@
  * its signal must see it aborted with `LeaseLostError` (found by A's next heartbeat); a handler that simply
  * returns first must have its completion refused (a stale finish).
  */
-import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createWarden, defineJob } from '../../src/index.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
-import { type Child, type ChildMessage, errorEvents, killAllChildren, pollUntil, spawnChild, processState, stopChild, waitForExit, waitForMessage } from './child-process.js';
-import { type Oracle, openOracle, sqliteFilename } from './db-oracle.js';
+import { type Child, type ChildMessage, errorEvents, killAllChildren, pollUntil, spawnChild, processState, waitForExit, waitForMessage } from './child-process.js';
+import { type Oracle, openOracle } from './db-oracle.js';
+import { stopOutsideWriteLock } from './stop-outside-write-lock.js';
 
 let tdb: TestDatabase | undefined;
 let oracle: Oracle | undefined;
@@ -23,37 +23,6 @@ afterEach(async () => {
   await tdb?.cleanup();
   tdb = undefined;
 });
-
-/**
- * Stops `child` (SIGSTOP). On SQLite a process stopped inside a write transaction would hold the file's write
- * lock for as long as it stays stopped (an SQLite property, not Warden's), so make sure it was stopped
- * outside one: take the lock briefly ourselves; if it is held, let the child run on until it has released
- * it, and stop it again.
- */
-async function stopOutsideWriteLock(child: Child, tdb: TestDatabase): Promise<void> {
-  if (tdb.kind !== 'sqlite') return stopChild(child);
-  const db = new Database(sqliteFilename(tdb.url), { timeout: 500 });
-  const lockIsFree = (): boolean => {
-    try {
-      db.exec('BEGIN IMMEDIATE; COMMIT');
-      return true;
-    } catch (error) {
-      if (String((error as { code?: unknown }).code).startsWith('SQLITE_BUSY')) return false;
-      throw error;
-    }
-  };
-  try {
-    for (let tries = 1; ; tries++) {
-      await stopChild(child);
-      if (lockIsFree()) return;
-      if (tries >= 5) throw new Error(`Expected to stop ${child.name} outside a write transaction, it held the lock ${tries} times`);
-      child.signal('SIGCONT');
-      lockIsFree(); // waits (up to 500 ms) for the child to finish that transaction
-    }
-  } finally {
-    db.close();
-  }
-}
 
 describe.each(DRIVER_KINDS)('zombie worker (%s)', (kind) => {
   it("rejects a paused worker's writes after another worker took over its job; its handler sees LeaseLostError", async () => {
