@@ -116,9 +116,10 @@ export class AuditApi {
         await this.#driver.auditAppend({ chain, now: null, entries });
       } catch (error) {
         // Sent, its reply lost: asked again naming where it was sealed, the driver writes it only if it was not
-        // committed, so the entry is in the chain once either way (the trail's own appends do the same).
+        // committed, so the entry is in the chain once either way (the trail's own appends do the same). The retry's
+        // own reply lost too fails the call with that error: the entry is then in the chain once or not at all.
         if (!(error instanceof AuditAppendUnconfirmedError)) throw error;
-        await this.#driver.auditAppend({ chain, now: null, entries, retryOf: { firstSeq: error.firstSeq, lastHash: error.lastHash } });
+        await this.#driver.auditAppend({ chain, now: null, entries, retryOf: [{ firstSeq: error.firstSeq, lastHash: error.lastHash }] });
       }
     }
     return deleted;

@@ -106,14 +106,17 @@ export function prunedEnd(chain: string, block: AuditBlockRow, lastSeq: number):
 }
 
 /**
- * Whether the batch `ref` names is in the chain, given the stored block starting at `ref.firstSeq` (undefined when
- * there is none): that block's last entry has `ref.lastHash`. A block there with another hash is another append's,
- * which took those seqs because the batch was never written. (Callers skip the read while the head is below
- * `ref.firstSeq`: no block can start there yet.)
+ * Which of the batches a retry names (`retryOf`: earlier attempts sealed at one first seq, at most one of them
+ * written) is in the chain, given the stored block starting at that seq (undefined when there is none): the one
+ * whose `lastHash` is that block's last entry's hash, returned as the block's entries; null when none is. A block
+ * there with another last hash is another append's, which took those seqs because none of them was written.
+ * (Callers skip the read while the head is below that seq: no block can start there yet.)
  */
-export function holdsBatch(chain: string, block: AuditBlockRow | undefined, ref: AuditBatchRef): boolean {
-  if (block === undefined || block.firstSeq !== ref.firstSeq) return false;
-  return decodeAuditBlock(chain, block).at(-1)?.hash === ref.lastHash;
+export function retriedBatch(chain: string, block: AuditBlockRow | undefined, retryOf: readonly AuditBatchRef[]): AuditEntry[] | null {
+  if (block === undefined || !retryOf.some((b) => b.firstSeq === block.firstSeq)) return null;
+  const entries = decodeAuditBlock(chain, block);
+  const last = entries.at(-1)?.hash;
+  return retryOf.some((b) => b.firstSeq === block.firstSeq && b.lastHash === last) ? entries : null;
 }
 
 /**

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Clock } from '../clock/clock.js';
-import type { AuditBatchRef, AuditEntryInput } from '../driver/audit-params.js';
+import type { AuditBatchRef, AuditEntry, AuditEntryInput } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
 import { AuditAppendUnconfirmedError, AuditWriteError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
@@ -74,10 +74,13 @@ export class AuditTrail extends Service {
   #written = 0;
   #dropped = 0;
   /**
-   * The last batch whose append failed after it was sent (it may be in the chain): the first `count` entries of
-   * the queue, sealed at `firstSeq` with `lastHash`. The next append passes it as `retryOf`. Null when none.
+   * The batches whose append failed after they were sent and which may still be in the chain: every attempt at the
+   * entries at the head of the queue since the last append known to have landed, each holding the first `count` of
+   * them. All were sealed at one first seq, onto one head, so at most one of them is (or will be) written; the
+   * next append passes them all as `retryOf` and learns which one. Not just the newest: an attempt that was still
+   * waiting on the server when its connection dropped can commit after a later one was lost.
    */
-  #unconfirmed: (AuditBatchRef & { count: number }) | null = null;
+  #unconfirmed: UnconfirmedBatch[] = [];
 
   constructor(deps: AuditTrailDeps) {
     super();
@@ -227,9 +230,10 @@ export class AuditTrail extends Service {
           const entries = batch.some(isPromise) ? await Promise.all(batch) : (batch as AuditEntryInput[]);
           const unconfirmed = this.#unconfirmed;
           const appended = await driver.auditAppend({ chain: this.#options.chain, entries, now: clock.sqlNow(), retryOf: unconfirmed });
-          this.#unconfirmed = null;
-          // `[]` for entries given: the earlier, unconfirmed batch is in the chain, and this one was not written.
-          const done = unconfirmed && appended.length === 0 ? unconfirmed.count : batch.length;
+          // Landed: one of the attempts in doubt (returned as stored; this batch was not written), or this batch,
+          // sealed at or after their seq, so none of them can land any more.
+          this.#unconfirmed = [];
+          const done = landedAttempt(unconfirmed, appended)?.count ?? batch.length;
           this.#shift(done);
           this.#written += done;
           failures = 0;
@@ -237,9 +241,8 @@ export class AuditTrail extends Service {
           this.#settleWaiters();
         } catch (error) {
           events.emit('error', { error, context: 'audit trail append' });
-          // Sent and unacknowledged: the next append (of these entries, or of the first alone) checks for it. The
-          // driver checked the one before on the way, since it throws this only after sealing.
-          if (error instanceof AuditAppendUnconfirmedError) this.#unconfirmed = { firstSeq: error.firstSeq, lastHash: error.lastHash, count: batch.length };
+          // Sent and unacknowledged: the next append (of these entries, or of the first alone) asks for it too.
+          if (error instanceof AuditAppendUnconfirmedError) this.#unconfirmed = inDoubt(this.#unconfirmed, { firstSeq: error.firstSeq, lastHash: error.lastHash, count: batch.length });
           if (this.#giveUp.signal.aborted) {
             this.#giveUpOn(this.#queue.length, error);
             break;
@@ -271,8 +274,9 @@ export class AuditTrail extends Service {
   /** Gives up on the `count` oldest entries: counted as dropped, reported, and any barrier waiting for them rejected. */
   #giveUpOn(count: number, cause: unknown): void {
     if (count === 0) return;
-    // An unconfirmed batch starts at the queue's head: what is left of it, if it turns out written, is counted so.
-    if (this.#unconfirmed) this.#unconfirmed = this.#unconfirmed.count > count ? { ...this.#unconfirmed, count: this.#unconfirmed.count - count } : null;
+    // The batches in doubt start at the queue's head: what is left of one, if it turns out written, is counted so.
+    // One left with nothing is forgotten: if it lands after all, the next append is sealed after it.
+    this.#unconfirmed = this.#unconfirmed.flatMap((b) => (b.count > count ? [{ ...b, count: b.count - count }] : []));
     this.#shift(count);
     this.#dropped += count;
     const error = new AuditWriteError(`${count} entr${count === 1 ? 'y' : 'ies'} given up on: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -283,4 +287,32 @@ export class AuditTrail extends Service {
 
 function isPromise(value: AuditEntryInput | Promise<AuditEntryInput>): value is Promise<AuditEntryInput> {
   return value instanceof Promise;
+}
+
+/** A batch whose append was not confirmed: where it was sealed, and how many entries at the queue's head it holds. */
+interface UnconfirmedBatch extends AuditBatchRef {
+  count: number;
+}
+
+/**
+ * The attempts in doubt once `sent` is unconfirmed too. The driver throws that only after sealing, and seals at the
+ * seq of the attempts before only while none of them has landed (the head is still the one they were sealed onto):
+ * then `sent` is one more of them. Sealed later, it found them all not written, for good.
+ */
+function inDoubt(before: UnconfirmedBatch[], sent: UnconfirmedBatch): UnconfirmedBatch[] {
+  if (before[0]?.firstSeq !== sent.firstSeq) return [sent];
+  return before.some((b) => b.lastHash === sent.lastHash) ? before : [...before, sent];
+}
+
+/**
+ * Which of the attempts in doubt an append's result is: the driver returns the one in the chain as stored, and
+ * writes nothing. A batch written afresh has the same first seq and last hash only if it was sealed exactly like
+ * that attempt (same entries, same time): the same entries are in the chain either way. (An attempt counts fewer
+ * entries than it was sealed with only after some were given up on, which happens one entry a batch, so a fresh
+ * batch then is shorter than any attempt it could be taken for.)
+ */
+function landedAttempt(attempts: UnconfirmedBatch[], appended: AuditEntry[]): UnconfirmedBatch | undefined {
+  const first = appended[0]?.seq;
+  const last = appended.at(-1)?.hash;
+  return attempts.find((b) => b.firstSeq === first && b.lastHash === last);
 }

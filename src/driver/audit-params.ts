@@ -4,6 +4,7 @@
  * inside their append transaction, once they hold the chain's head row. See docs/audit.md.
  * @module
  */
+import { InvalidOptionError } from '../errors.js';
 import { integerInRange } from '../validation/integer-in-range.js';
 import type { Driver } from './driver.js';
 
@@ -71,18 +72,34 @@ export interface AuditAppendParams {
   /** `null`: the database's clock (production); a Date stands in for it (tests with a fake clock). */
   now: Date | null;
   /**
-   * An earlier append of the same entries whose outcome is unknown (its call failed with
-   * `AuditAppendUnconfirmedError`, which carries these two). Checked where the append holds the chain's head: when
-   * that batch is in the chain (a block sealed at `firstSeq` whose last hash is `lastHash`), nothing is written and
-   * the call returns `[]`, so a retry after a lost acknowledgement cannot write the entries twice. @default null
+   * Earlier appends of these entries whose outcome is unknown (each call failed with `AuditAppendUnconfirmedError`,
+   * which names where it sealed its batch), all sealed at one first seq: attempts at the same first entries, of as
+   * many entries or more or fewer. Each was sealed onto the same head and writes only if the head is still that one,
+   * so at most one of them can be in the chain. Checked while the append holds the chain's head: when one of them is
+   * in the chain (the block sealed at `firstSeq` ends with its `lastHash`), nothing is written and the call returns
+   * that batch as stored, so the caller learns which one and how many entries it holds. Otherwise the entries are
+   * appended; once that commits, none of them can be written any more (the head they were sealed onto has moved).
+   * A retry whose own reply is lost is one more attempt at that seq, or the first at a later one: the caller names
+   * every attempt still in doubt the next time. @default []
    */
-  retryOf?: AuditBatchRef | null;
+  retryOf?: readonly AuditBatchRef[];
 }
 
 /** Where an append sealed its batch: its first seq and its last entry's hash. */
 export interface AuditBatchRef {
   firstSeq: number;
   lastHash: string;
+}
+
+/**
+ * The first seq the batches of {@link AuditAppendParams.retryOf} were sealed at; null when there are none.
+ * @throws InvalidOptionError when they were sealed at different seqs (attempts at different entries).
+ */
+export function retriedSeq(retryOf: readonly AuditBatchRef[] | undefined): number | null {
+  if (retryOf === undefined || retryOf.length === 0) return null;
+  const seq = retryOf[0]!.firstSeq;
+  if (retryOf.some((b) => b.firstSeq !== seq)) throw new InvalidOptionError('retryOf', retryOf, 'batches sealed at one first seq');
+  return seq;
 }
 
 export interface AuditListParams {

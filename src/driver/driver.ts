@@ -99,10 +99,12 @@ export interface Driver {
    * Appends entries to an audit chain in one transaction, serialized per chain across processes (PostgreSQL: the
    * chain's `audit_heads` row locked `FOR UPDATE`; SQLite: `BEGIN IMMEDIATE`). Reads the time once, after taking
    * the lock (`now`, or the database clock, never before the head's time), and seals the batch onto the head with
-   * `sealBatch` (src/audit/audit-hash.ts). Returns the stored entries with their seq, time and hashes; `[]` when
-   * `retryOf` names a batch already in the chain (then nothing is written).
+   * `sealBatch` (src/audit/audit-hash.ts). Returns the stored entries with their seq, time and hashes. When one of
+   * the batches `retryOf` names (earlier attempts in doubt, all sealed at one first seq) is in the chain, which is
+   * checked holding the head, nothing is written and that batch is returned as stored.
    * @throws AuditAppendUnconfirmedError when it fails after sending a sealed batch (the batch may have been
-   * written: retry with its `firstSeq` and `lastHash` as `retryOf`); any other error means nothing was written.
+   * written: retry naming it in `retryOf`, with every earlier attempt at that seq still in doubt); any other error
+   * means nothing was written.
    */
   auditAppend(params: AuditAppendParams): Promise<AuditEntry[]>;
   /** A page of an audit chain in seq order (for verify and export). */

@@ -1,11 +1,12 @@
 /**
  * Conformance: the audit trail — `auditAppend` (sealing onto the head, one time per batch, never earlier than the
- * head), `auditList` (seq order, paging, time bounds), `auditHead`, `auditPrune`, and appends from several driver
- * instances at once forming one unbroken chain.
+ * head; a retry naming the attempts in doubt answered with the one in the chain), `auditList` (seq order, paging,
+ * time bounds), `auditHead`, `auditPrune`, and appends from several driver instances at once forming one unbroken
+ * chain.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { entryHash, GENESIS_HASH } from '../../src/audit/audit-hash.js';
+import { entryHash, GENESIS_HASH, sealBatch } from '../../src/audit/audit-hash.js';
 import type { AuditEntry, AuditEntryInput } from '../../src/driver/audit-params.js';
 import type { Driver } from '../../src/driver/driver.js';
 import { InvalidOptionError } from '../../src/errors.js';
@@ -115,19 +116,55 @@ export function exerciseAudit(kind: DriverKind): void {
       const earlier = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'b' }), auditInput({ subjectId: 'c' })], now: at(1_000) });
       await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'd' })], now: at(2_000) });
       const ref = { firstSeq: earlier[0]!.seq, lastHash: earlier.at(-1)!.hash };
-      // The batch is there (another append followed it): nothing written, `[]`.
-      expect(await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'b' })], now: at(3_000), retryOf: ref })).toEqual([]);
+      // The batch is there (another append followed it): nothing written, the batch returned as stored.
+      expect(await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'b' })], now: at(3_000), retryOf: [ref] })).toEqual(earlier);
       expect((await readChain(tdb.driver, 'default')).map((e) => e.subjectId)).toEqual(['a', 'b', 'c', 'd']);
       // Another batch holds those seqs (same start, another last hash), or none yet: the retry is written.
-      const other = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'e' })], now: at(3_000), retryOf: { ...ref, lastHash: GENESIS_HASH } });
-      const later = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'f' })], now: at(3_000), retryOf: { firstSeq: 6, lastHash: ref.lastHash } });
+      const other = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'e' })], now: at(3_000), retryOf: [{ ...ref, lastHash: GENESIS_HASH }] });
+      const later = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'f' })], now: at(3_000), retryOf: [{ firstSeq: 6, lastHash: ref.lastHash }] });
       expect([other.map((e) => e.seq), later.map((e) => e.seq)]).toEqual([[5], [6]]);
       // A block starting elsewhere in the chain does not count, whatever it holds.
-      const inside = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'g' })], now: at(3_000), retryOf: { firstSeq: ref.firstSeq + 1, lastHash: ref.lastHash } });
+      const inside = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'g' })], now: at(3_000), retryOf: [{ firstSeq: ref.firstSeq + 1, lastHash: ref.lastHash }] });
       expect(inside.map((e) => e.seq)).toEqual([7]);
+      // No batch named is no retry.
+      expect((await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'h' })], now: at(3_000), retryOf: [] })).map((e) => e.seq)).toEqual([8]);
       const chain = await readChain(tdb.driver, 'default');
-      expect(chain.map((e) => e.subjectId)).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+      expect(chain.map((e) => e.subjectId)).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
       expectIntactChain(chain);
+    });
+
+    it('answers a retry naming several attempts at one seq with the one in the chain, and writes only when none is', async () => {
+      // Two attempts at the entries after seq 1, both sealed onto it: b, c, d (the first, whose reply was lost while
+      // it waited) and b alone (its retry, lost too). At most one can land; here the first does, after the retry.
+      const [a] = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'a' })], now: at(0) });
+      const onto = { seq: a!.seq, hash: a!.hash };
+      const firstTry = sealBatch('default', onto, at(1_000), ['b', 'c', 'd'].map((id) => auditInput({ subjectId: id }))).entries;
+      const secondTry = sealBatch('default', onto, at(2_000), [auditInput({ subjectId: 'b' })]).entries;
+      const refOf = (batch: AuditEntry[]) => ({ firstSeq: batch[0]!.seq, lastHash: batch.at(-1)!.hash });
+      const landed = await tdb.driver.auditAppend({ chain: 'default', entries: ['b', 'c', 'd'].map((id) => auditInput({ subjectId: id })), now: at(1_000) });
+      expect(landed).toEqual(firstTry);
+      // Named with the other attempt, in either order: nothing written, the attempt in the chain returned as stored.
+      for (const retryOf of [[refOf(secondTry), refOf(firstTry)], [refOf(firstTry), refOf(secondTry)]]) {
+        expect(await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'b' })], now: at(3_000), retryOf })).toEqual(landed);
+      }
+      expect((await readChain(tdb.driver, 'default')).map((e) => e.subjectId)).toEqual(['a', 'b', 'c', 'd']);
+      // Named without it (another append took those seqs): written after the head.
+      const after = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput({ subjectId: 'e' })], now: at(3_000), retryOf: [refOf(secondTry), { firstSeq: 2, lastHash: GENESIS_HASH }] });
+      expect(after.map((e) => [e.seq, e.subjectId])).toEqual([[5, 'e']]);
+
+      // On a chain where neither has landed yet, the retry is written at their seq: neither can land after it.
+      const [x] = await tdb.driver.auditAppend({ chain: 'other', entries: [auditInput({ subjectId: 'x' })], now: at(0) });
+      const attempts = [at(1_000), at(2_000)].map((t) => refOf(sealBatch('other', { seq: x!.seq, hash: x!.hash }, t, [auditInput({ subjectId: 'y' })]).entries));
+      const fresh = await tdb.driver.auditAppend({ chain: 'other', entries: [auditInput({ subjectId: 'y' })], now: at(3_000), retryOf: attempts });
+      expect(fresh.map((e) => [e.seq, e.at])).toEqual([[2, at(3_000)]]);
+      expect(attempts.map((r) => r.lastHash)).not.toContain(fresh[0]!.hash);
+
+      // Attempts sealed at different seqs are not attempts at the same entries: refused, nothing written.
+      await expectRejects(tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: at(4_000), retryOf: [refOf(firstTry), { ...refOf(firstTry), firstSeq: 3 }] }), InvalidOptionError);
+      const chain = await readChain(tdb.driver, 'default');
+      expect(chain.map((e) => e.subjectId)).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expectIntactChain(chain);
+      expectIntactChain(await readChain(tdb.driver, 'other'));
     });
 
     it('lists in seq order from afterSeq, within [since, until), at most limit', async () => {

@@ -7,11 +7,11 @@
  * @module
  */
 import type pg from 'pg';
-import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockBatch, type AuditBlockRow } from '../../audit/audit-block.js';
+import { prunedEnd, readAuditPage, retriedBatch, type AuditBlockBatch, type AuditBlockRow } from '../../audit/audit-block.js';
 import { sealBatch } from '../../audit/audit-hash.js';
 import { readAuditBlocksAsStored } from '../../audit/audit-block.js';
 import { AuditAppendUnconfirmedError } from '../../errors.js';
-import { checkAuditListLimit, type AuditAppendParams, type AuditBatchRef, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
+import { checkAuditListLimit, retriedSeq, type AuditAppendParams, type AuditBatchRef, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAuditStatements } from './postgres-audit-sql.js';
 import { withTransaction } from './postgres-transaction.js';
@@ -55,16 +55,19 @@ function toBlock(r: PgAuditBlockRecord): AuditBlockRow {
  * The locked way alone was four round trips (BEGIN, lock, append, COMMIT) and two head row versions per append.
  *
  * A failure after the sealed batch was sent throws {@link AuditAppendUnconfirmedError}: the connection may have
- * dropped after the commit. A retry names that batch (`retryOf`) and is checked against the head each way: an
- * earlier optimistic write still in flight cannot land after the retry's own write (its head no longer matches),
- * and an earlier locked one holds the head row until it ends, so the locked check sees its outcome.
+ * dropped after the commit, or the statement may still be running on the server (waiting for the head row, say) and
+ * commit later. A retry (`retryOf`: every such attempt still in doubt) takes the locked way, so it is decided holding
+ * the head row: an earlier locked attempt has ended by then, and an optimistic one already waiting for the row went
+ * first. One that reaches the row only later finds the head moved by this append and writes nothing, unless this
+ * append is itself lost before it commits: then the caller names both the next time.
  */
 export async function auditAppend(ctx: PostgresAuditContext, params: AuditAppendParams): Promise<AuditEntry[]> {
   if (params.entries.length === 0) return [];
+  const retrySeq = retriedSeq(params.retryOf);
+  if (retrySeq !== null) return lockedAppend(ctx, params, retrySeq);
   const { rows } = await ctx.run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headRead, [params.chain, params.now]);
   const head = rows[0];
   if (head) {
-    if (params.retryOf && (await written(ctx.run, ctx.sql, params.chain, Number(head.seq), params.retryOf))) return [];
     const { entries: sealed, block } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
     const last = sealed[sealed.length - 1]!;
     let applied: boolean;
@@ -75,25 +78,26 @@ export async function auditAppend(ctx: PostgresAuditContext, params: AuditAppend
     }
     if (applied) return sealed;
   }
-  return lockedAppend(ctx, params);
+  return lockedAppend(ctx, params, null);
 }
 
-/** Whether the batch `ref` names is in the chain whose head is at `headSeq` (see `holdsBatch`). */
-async function written(run: Run, sql: PostgresAuditStatements, chain: string, headSeq: number, ref: AuditBatchRef): Promise<boolean> {
-  if (headSeq < ref.firstSeq) return false;
-  const { rows } = await run<PgAuditBlockRecord>(sql.blockAt, [chain, ref.firstSeq]);
-  return holdsBatch(chain, rows[0] ? toBlock(rows[0]) : undefined, ref);
-}
-
-/** {@link auditAppend} in a transaction holding the head row's lock (created on the chain's first append). */
-async function lockedAppend(ctx: PostgresAuditContext, params: AuditAppendParams): Promise<AuditEntry[]> {
+/**
+ * {@link auditAppend} in a transaction holding the head row's lock (created on the chain's first append). With
+ * `retrySeq` (the first seq of the batches `params.retryOf` names), first looks under the lock for the one of them
+ * that is in the chain, and returns it as stored without writing.
+ */
+async function lockedAppend(ctx: PostgresAuditContext, params: AuditAppendParams, retrySeq: number | null): Promise<AuditEntry[]> {
   // Set once the sealed batch is about to be sent (an object: TypeScript does not track a `let` set in a callback).
   const sent: { batch: AuditBatchRef | null } = { batch: null };
   try {
     return await withTransaction(ctx.pool, async (run) => {
       const { rows } = await run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headLock, [params.chain, params.now]);
       const head = rows[0]!;
-      if (params.retryOf && (await written(run, ctx.sql, params.chain, Number(head.seq), params.retryOf))) return [];
+      if (retrySeq !== null && Number(head.seq) >= retrySeq) {
+        const found = await run<PgAuditBlockRecord>(ctx.sql.blockAt, [params.chain, retrySeq]);
+        const written = retriedBatch(params.chain, found.rows[0] ? toBlock(found.rows[0]) : undefined, params.retryOf ?? []);
+        if (written) return written;
+      }
       const { entries: sealed, block } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
       const last = sealed[sealed.length - 1]!;
       sent.batch = { firstSeq: sealed[0]!.seq, lastHash: last.hash };

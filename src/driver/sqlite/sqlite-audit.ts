@@ -5,10 +5,10 @@
  * `src/audit/audit-hash.ts`.
  * @module
  */
-import { holdsBatch, prunedEnd, readAuditPage, type AuditBlockBatch, type AuditBlockRow } from '../../audit/audit-block.js';
+import { prunedEnd, readAuditPage, retriedBatch, type AuditBlockBatch, type AuditBlockRow } from '../../audit/audit-block.js';
 import { GENESIS_HASH, sealBatch } from '../../audit/audit-hash.js';
 import { readAuditBlocksAsStored } from '../../audit/audit-block.js';
-import { checkAuditListLimit, type AuditAppendParams, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
+import { checkAuditListLimit, retriedSeq, type AuditAppendParams, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-audit-sql.js';
 import { int, type DbInt } from './sqlite-rows.js';
@@ -41,20 +41,25 @@ function toBlock(r: AuditBlockDbRow): AuditBlockRow {
 
 /**
  * Seals `entries` after the chain's head, all at one time (`now` or the database clock, never before the head's
- * time), inserts them as one block and moves the head, in one write transaction.
+ * time), inserts them as one block and moves the head, in one write transaction. With `retryOf`, first looks in
+ * that transaction for the one of those batches that is in the chain, and returns it as stored without writing.
+ *
+ * No append of this driver is left unconfirmed: the transaction runs in this process, and its COMMIT either returns
+ * or fails leaving nothing that can commit later, so there is no reply to lose and `AuditAppendUnconfirmedError` is
+ * never thrown. `retryOf` is honoured all the same, for the contract (a caller may name attempts in doubt however it
+ * got them).
  */
 export async function auditAppend(ctx: SqliteContext, params: AuditAppendParams): Promise<AuditEntry[]> {
   const nowParam = toMs(params.now, 'now');
   if (params.entries.length === 0) return [];
+  const retrySeq = retriedSeq(params.retryOf);
   return ctx.write(() => {
     const row = ctx.stmt(SQL.AUDIT_HEAD_GET).get({ chain: params.chain }) as AuditHeadDbRow | undefined;
     const head = row ? toHead(row) : { seq: 0, hash: GENESIS_HASH, at: null };
-    // A commit here either happens or not, so no append of this driver is left unconfirmed; the check is for the
-    // contract (a caller may retry another driver's way) and costs nothing without `retryOf`.
-    const retryOf = params.retryOf;
-    if (retryOf && head.seq >= retryOf.firstSeq) {
-      const found = ctx.stmt(SQL.AUDIT_BLOCK_AT).get({ chain: params.chain, seq: retryOf.firstSeq }) as AuditBlockDbRow | undefined;
-      if (holdsBatch(params.chain, found ? toBlock(found) : undefined, retryOf)) return [];
+    if (retrySeq !== null && head.seq >= retrySeq) {
+      const found = ctx.stmt(SQL.AUDIT_BLOCK_AT).get({ chain: params.chain, seq: retrySeq }) as AuditBlockDbRow | undefined;
+      const written = retriedBatch(params.chain, found ? toBlock(found) : undefined, params.retryOf ?? []);
+      if (written) return written;
     }
     // Read after BEGIN IMMEDIATE took the lock: a later seq never gets an earlier time.
     const at = int((ctx.stmt(SQL.AUDIT_APPEND_TIME).get({ now: nowParam, lastAt: head.at?.getTime() ?? null }) as { at: DbInt }).at);
