@@ -449,8 +449,9 @@ export class AuditWriteError extends WardenError {
 
 /**
  * An audit append failed after its batch was sent to the database (the connection was lost, or the statement or its
- * commit failed): the batch may or may not have been written. It names what was sealed, so a retry can pass it as
- * `AuditAppendParams.retryOf` and the driver writes the entries only if that batch is not in the chain.
+ * commit failed): the batch may or may not have been written. It names what was sealed, so a retry can name it in
+ * `AuditAppendParams.retryOf` (with every other attempt still in doubt at the same seq) and the driver writes the
+ * entries only if none of them is in the chain.
  */
 export class AuditAppendUnconfirmedError extends WardenError {
   /** The seq the batch was sealed at. */
