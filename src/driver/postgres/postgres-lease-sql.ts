@@ -141,9 +141,20 @@ hd AS (
  * renewed lease, and each skipped one still held.
  */
 export function jobHeartbeatSql(s: string): string {
-  return `WITH ${heartbeatLockCte(s, 'FOR UPDATE SKIP LOCKED')},
+  return `WITH l AS (
+  SELECT j.id
+  FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token) ORDER BY id) AS l
+  CROSS JOIN LATERAL (
+    SELECT j.id, j.state FROM ${s}.jobs j WHERE j.id = l.id AND j.lease_token = l.token OFFSET 0 FOR UPDATE SKIP LOCKED
+  ) AS j
+  WHERE j.state = 'running'
+),
 u AS (
-  ${heartbeatUpdate(s)}
+  UPDATE ${s}.jobs j
+  SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
+  FROM l
+  WHERE j.id = ANY (ARRAY[l.id])
+  RETURNING j.id, j.lease_token
 )
 SELECT u.id, u.lease_token, true AS renewed FROM u
 UNION ALL
@@ -157,16 +168,22 @@ WHERE (SELECT count(*) FROM u) < cardinality($1::bigint[])
 }
 
 /**
- * {@link jobHeartbeatSql}'s second try for the leases it skipped: the same renewal, waiting for the row locks, run
+ * {@link jobHeartbeatSql}'s second try for the leases it skipped: the renewal alone, waiting for the row locks, run
  * in a transaction opened by {@link HEARTBEAT_WAIT_BEGIN}, whose `lock_timeout` bounds the wait. A lock still held
  * then (the attempt's own open transaction) fails the statement with `lock_not_available` (55P03): those leases
- * stay skipped this beat. Once a lock is granted, the row's newest version is checked again, so a lease a rescue
- * or cancel took meanwhile is not renewed (stale). Params as {@link jobHeartbeatSql}. Returns `(id, lease_token)`
- * of each renewed lease.
+ * stay skipped this beat. The update takes each row's lock itself, walking the leases in id order (the lock order
+ * of the endings), with the whole guard (id, token, `running`) in its own condition, as `jobCompleteManySql` does:
+ * a row whose attempt ended meanwhile (usually what held it) is then neither renewed nor locked, so a claim of
+ * that job, which skips locked rows, does not miss it while this transaction is open; one changed by a transaction
+ * that commits while this one waits is re-checked on its newest version. Params as {@link jobHeartbeatSql}.
+ * Returns `(id, lease_token)` of each renewed lease.
  */
 export function jobHeartbeatWaitSql(s: string): string {
-  return `WITH ${heartbeatLockCte(s, 'FOR UPDATE')}
-${heartbeatUpdate(s)}`;
+  return `UPDATE ${s}.jobs j
+SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
+FROM (SELECT i.*, 'running'::text AS running FROM unnest($1::bigint[], $2::bigint[]) AS i(id, token) ORDER BY i.id) AS i
+WHERE j.id = ANY (ARRAY[i.id]) AND j.lease_token = ANY (ARRAY[i.token]) AND j.state = ANY (ARRAY[i.running])
+RETURNING j.id, j.lease_token`;
 }
 
 /**
@@ -178,26 +195,6 @@ export const HEARTBEAT_WAIT_BEGIN = "BEGIN; SET LOCAL lock_timeout = '200ms'";
 /** The SQLSTATE of a lock not granted within `lock_timeout`. */
 export const LOCK_NOT_AVAILABLE = '55P03';
 
-/** The heartbeat's leases locked in id order (the CTE `l`), with `lock` (`FOR UPDATE`, maybe `SKIP LOCKED`). */
-function heartbeatLockCte(s: string, lock: string): string {
-  return `l AS (
-  SELECT j.id
-  FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token) ORDER BY id) AS l
-  CROSS JOIN LATERAL (
-    SELECT j.id, j.state FROM ${s}.jobs j WHERE j.id = l.id AND j.lease_token = l.token OFFSET 0 ${lock}
-  ) AS j
-  WHERE j.state = 'running'
-)`;
-}
-
-/** The heartbeat's renewal of the leases locked in `l`. */
-function heartbeatUpdate(s: string): string {
-  return `UPDATE ${s}.jobs j
-  SET lease_expires_at = ${nowAt(4)} + ${msAt(3)}
-  FROM l
-  WHERE j.id = ANY (ARRAY[l.id])
-  RETURNING j.id, j.lease_token`;
-}
 
 /**
  * Ends attempts in one statement. `g` finds the jobs whose lease still holds in the statement's snapshot and
