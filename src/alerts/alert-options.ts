@@ -166,9 +166,10 @@ const SECRET_MIN_LENGTH = 16;
  * @throws InvalidOptionError, InvalidDurationError, InvalidNameError naming the field at fault (`alerts.sinks[1].url`).
  */
 export function resolveAlertOptions(options: AlertsOptions): ResolvedAlertOptions {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new InvalidOptionError('alerts', options, 'an object');
+  // A container refused whole is kept as its kind only: it may hold sinks, and with them secrets and passwords.
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new InvalidOptionError('alerts', kindOf(options), 'an object');
   const sinksOption = options.sinks ?? [];
-  if (!Array.isArray(sinksOption)) throw new InvalidOptionError('alerts.sinks', sinksOption, 'an array of webhook and email sinks');
+  if (!Array.isArray(sinksOption)) throw new InvalidOptionError('alerts.sinks', kindOf(sinksOption), 'an array of webhook and email sinks');
   const sinks = sinksOption.map((sink, i) => resolveSink(`alerts.sinks[${i}]`, sink));
   const names = new Set<string>();
   for (const [i, sink] of sinks.entries()) {
@@ -177,7 +178,7 @@ export function resolveAlertOptions(options: AlertsOptions): ResolvedAlertOption
   }
   const heartbeats = new Map<string, string>();
   const hb = options.heartbeats ?? {};
-  if (typeof hb !== 'object' || hb === null || Array.isArray(hb)) throw new InvalidOptionError('alerts.heartbeats', hb, 'an object mapping schedule names to URLs');
+  if (typeof hb !== 'object' || hb === null || Array.isArray(hb)) throw new InvalidOptionError('alerts.heartbeats', kindOf(hb), 'an object mapping schedule names to URLs');
   for (const [schedule, url] of Object.entries(hb)) {
     validateName('alerts.heartbeats schedule name', schedule);
     heartbeats.set(schedule, heartbeatUrl(`alerts.heartbeats["${schedule}"]`, url));
@@ -316,13 +317,23 @@ function headersShape(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([name, v]) => [name, typeof v === 'string' ? '(hidden)' : `(${v === null ? 'null' : typeof v})`]));
 }
 
+/**
+ * What an error keeps of a refused container (the options, the sinks, the heartbeat URLs): its kind, such as
+ * `"(array of 2)"` or `"(object)"`, never its contents, which may carry credentials. A primitive is kept as it is.
+ */
+function kindOf(value: unknown): unknown {
+  if (Array.isArray(value)) return `(array of ${value.length})`;
+  if (typeof value === 'object' && value !== null) return '(object)';
+  return value;
+}
+
 function address(field: string, value: unknown): string {
   if (typeof value !== 'string' || !/^(?:[^@\s<>]+@[^@\s<>]+|[^<>]*<[^@\s<>]+@[^@\s<>]+>)$/.test(value.trim())) throw new InvalidOptionError(field, value, 'an email address such as "ops@example.com" or "Ops <ops@example.com>"');
   return value.trim();
 }
 
 function resolveSink(field: string, sink: AlertSinkOptions): ResolvedSink {
-  if (typeof sink !== 'object' || sink === null) throw new InvalidOptionError(field, sink, 'a sink object ({ type: "webhook", … } or { type: "email", … })');
+  if (typeof sink !== 'object' || sink === null) throw new InvalidOptionError(field, typeof sink === 'string' ? '(hidden)' : sink, 'a sink object ({ type: "webhook", … } or { type: "email", … })');
   if (!SINK_TYPES.includes(sink.type)) throw new InvalidOptionError(`${field}.type`, sink.type, '"webhook" or "email"');
   const name = validateName(`${field}.name`, sink.name ?? sink.type);
   if (sink.type === 'webhook') {

@@ -101,6 +101,8 @@ export class Worker {
    * their handlers returned: a handler that ignores its signal after its timeout's ending was written holds nothing.
    */
   #holding = 0;
+  /** The heartbeat's hand-back of unreceived jobs in flight (only while a job runs alone), which claims wait for. */
+  #handBack: Promise<void> | null = null;
 
   constructor(deps: WorkerDeps, options: ResolvedWorkerOptions) {
     this.id = deps.workerId;
@@ -295,6 +297,9 @@ export class Worker {
         const limit = Math.min(room, batchSize, idle ? concurrency : Infinity);
         let rows: JobRow[];
         try {
+          // A hand-back the heartbeat began while a job ran alone reads what is leased to this worker: a claim
+          // committing meanwhile, its reply not yet read, would have its jobs handed back from under it.
+          if (this.#handBack) await this.#handBack;
           if (this.#unreceived.possible) await this.#releaseUnreceived();
           rows = await this.#claim(limit, this.#listener.handoff && this.#lastClaimShort);
           this.#lastClaimShort = rows.length < limit;
@@ -512,10 +517,14 @@ export class Worker {
     // While a job runs alone no claim is made, and so no look for unreceived jobs: jobs whose hand-back failed meanwhile
     // would wait, unrenewed, for their leases to expire and be rescued (a loss each). Handed back from here instead.
     if (this.#suspect && this.#unreceived.possible) {
-      try {
-        await this.#releaseUnreceived();
-      } catch (error) {
+      const handBack = this.#releaseUnreceived().catch((error: unknown) => {
         this.#deps.events.emit('error', { error, context: 'handing back jobs leased to this worker and held nowhere' });
+      });
+      this.#handBack = handBack;
+      try {
+        await handBack;
+      } finally {
+        if (this.#handBack === handBack) this.#handBack = null;
       }
     }
     const live = [...this.#inFlight.keys()].filter((a) => !a.done);

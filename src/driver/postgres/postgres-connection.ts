@@ -150,6 +150,16 @@ export class PostgresConnection {
   };
 
   /**
+   * Runs `fn` in a transaction opened by `begin` for the worker (the heartbeat's second try), on the worker pool:
+   * not on the main pool, whose connections the application's transactions (`ctx.transaction`) may all hold, the
+   * very transactions whose row locks that try waits for. Without prepared statements there is no worker pool.
+   */
+  workerTransaction<T>(begin: string, fn: (run: Run) => Promise<T>): Promise<T> {
+    if (this.#workerPool) return this.#workerPool.transaction(begin, fn);
+    return withClientTransaction(this.pool, (client) => fn((text, values) => client.query(text, values)), begin);
+  }
+
+  /**
    * Runs `fn` in a transaction on a main-pool connection, its hot statements prepared and planned generically
    * ({@link GENERIC_PLANS_LOCAL_SQL}); without prepared statements, a plain transaction of unnamed statements. A
    * server that refuses the setting (before PostgreSQL 12, or a proxy) gets it reported once through `onError`;

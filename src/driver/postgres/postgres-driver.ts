@@ -129,7 +129,7 @@ export class PostgresDriver implements Driver {
     this.#admin = { run, sql: this.#sql, keys: { pool, run, sql: this.#sql, keySql } };
     this.#leaseWrites = {
       run, runWorker, sql: this.#sql, transactionHandle,
-      inTransaction: (begin, fn) => withClientTransaction(this.#conn.pool, (client) => fn((text, values) => client.query(text, values)), begin),
+      inTransaction: (begin, fn) => this.#conn.workerTransaction(begin, fn),
     };
     this.#steps = { run, sql: buildPostgresStepStatements(this.schema), transactionHandle, channel: this.#channel };
     this.#alerts = { run, sql: buildPostgresAlertStatements(this.schema), transactionHandle };

@@ -192,9 +192,6 @@ RETURNING j.id, j.lease_token`;
  */
 export const HEARTBEAT_WAIT_BEGIN = "BEGIN; SET LOCAL lock_timeout = '200ms'";
 
-/** The SQLSTATE of a lock not granted within `lock_timeout`. */
-export const LOCK_NOT_AVAILABLE = '55P03';
-
 
 /**
  * Ends attempts in one statement. `g` finds the jobs whose lease still holds in the statement's snapshot and

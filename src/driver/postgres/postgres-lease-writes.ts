@@ -12,7 +12,7 @@ import { isJobId } from './postgres-rows.js';
 import type { PostgresStatements } from './postgres-statements.js';
 import { runOn } from './postgres-steps.js';
 import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
-import { HEARTBEAT_WAIT_BEGIN, LOCK_NOT_AVAILABLE } from './postgres-lease-sql.js';
+import { HEARTBEAT_WAIT_BEGIN } from './postgres-lease-sql.js';
 
 /** What the lease-guarded writes run on. */
 export interface PostgresLeaseWriteContext {
@@ -20,7 +20,7 @@ export interface PostgresLeaseWriteContext {
   run: Run;
   /** Runs one of the worker's statements (claim, endings, heartbeat) on the worker pool. */
   runWorker: Run;
-  /** Runs `fn` in a transaction of its own opened by `begin` (statements without parameters), on the main pool. */
+  /** Runs `fn` in a transaction of its own opened by `begin` (statements without parameters), on the worker's connections. */
   inTransaction: <T>(begin: string, fn: (run: Run) => Promise<T>) => Promise<T>;
   sql: Pick<PostgresStatements, 'jobHeartbeat' | 'jobHeartbeatWait' | 'jobCompleteMany' | 'jobFinishMany' | 'jobRescue'>;
   /** What `tx` must be, for `InvalidTransactionError`. */
@@ -51,9 +51,10 @@ export async function jobHeartbeat(ctx: PostgresLeaseWriteContext, params: JobHe
       // Tried with its lock granted: renewed, or not held any more (stale, below).
       for (const [id, token] of appliedTokens(second.rows)) renewed.set(id, token);
       skipped.clear();
-    } catch (error) {
-      // Still locked after the wait: skipped this beat. Anything else fails the heartbeat, as the first statement would.
-      if ((error as { code?: unknown } | null)?.code !== LOCK_NOT_AVAILABLE) throw error;
+    } catch {
+      // Still locked after the wait (`lock_not_available`), or the try failed otherwise (no connection, a deadlock
+      // with an application transaction): those leases stay skipped this beat, and what the first statement found
+      // (renewals, stale leases, whose attempts must be aborted) is reported all the same. The next beat tries again.
     }
   }
   const result: JobLeaseResult = { applied: [], stale: [] };

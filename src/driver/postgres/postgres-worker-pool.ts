@@ -16,6 +16,8 @@
  * @module
  */
 import pg from 'pg';
+import type { Run } from './postgres-insert.js';
+import { COMMIT_SQL, ROLLBACK_SQL } from './postgres-sql.js';
 
 /** Most connections of the worker pool: a worker has at most three of its statements in flight (claim loop,
  * completer, heartbeater), each one at a time. */
@@ -78,6 +80,28 @@ export class WorkerPool {
    */
   async warm(): Promise<void> {
     await this.#use(() => Promise.resolve()).catch(() => {});
+  }
+
+  /**
+   * Runs `fn` in a transaction opened by `begin` on one of these connections. A statement it refuses (a lock
+   * timeout) rolls the transaction back and rethrows, the connection kept: only a connection that fails is dropped.
+   */
+  async transaction<T>(begin: string, fn: (run: Run) => Promise<T>): Promise<T> {
+    let refused: { error: unknown } | null = null;
+    const result = await this.#use(async (client) => {
+      await client.query(begin);
+      try {
+        const value = await fn((text, values) => client.query(text, values));
+        await client.query(COMMIT_SQL);
+        return value;
+      } catch (error) {
+        await client.query(ROLLBACK_SQL);
+        refused = { error };
+        return undefined;
+      }
+    });
+    if (refused !== null) throw (refused as { error: unknown }).error;
+    return result as T;
   }
 
   /** Checks out a connection, sets it up, runs `fn` on it and returns it to the pool (discarded when `fn` failed). */
