@@ -32,8 +32,24 @@ export async function withClientTransaction<T>(pool: pg.Pool, fn: (client: pg.Po
   };
   client.on('error', onClientError);
   try {
+    return await transactionOn(client, () => fn(client), begin, () => {
+      broken = true;
+    });
+  } finally {
+    client.removeListener('error', onClientError);
+    client.release(broken);
+  }
+}
+
+/**
+ * `begin`, `fn`, then COMMIT on `client`, whose owner checks it out and gives it back; when anything fails, ROLLBACK
+ * and the error rethrown. A ROLLBACK that fails too (the connection is gone) calls `onRollbackFailed`: the owner
+ * must then drop the client rather than reuse it.
+ */
+export async function transactionOn<T>(client: pg.ClientBase, fn: () => Promise<T>, begin: string, onRollbackFailed: () => void): Promise<T> {
+  try {
     await client.query(begin);
-    const result = await fn(client);
+    const result = await fn();
     const committed = await client.query(COMMIT_SQL);
     // PostgreSQL answers COMMIT of a transaction in which a statement failed by rolling back, without an error:
     // `fn` caught that failure and went on, but nothing it wrote was kept.
@@ -42,15 +58,8 @@ export async function withClientTransaction<T>(pool: pg.Pool, fn: (client: pg.Po
     }
     return result;
   } catch (error) {
-    if (!broken) {
-      await client.query(ROLLBACK_SQL).catch(() => {
-        broken = true;
-      });
-    }
+    await client.query(ROLLBACK_SQL).catch(onRollbackFailed);
     throw error;
-  } finally {
-    client.removeListener('error', onClientError);
-    client.release(broken);
   }
 }
 

@@ -17,7 +17,7 @@
  */
 import pg from 'pg';
 import type { Run } from './postgres-insert.js';
-import { COMMIT_SQL, ROLLBACK_SQL } from './postgres-sql.js';
+import { transactionOn } from './postgres-transaction.js';
 
 /** Most connections of the worker pool: a worker has at most three of its statements in flight (claim loop,
  * completer, heartbeater), each one at a time. */
@@ -89,13 +89,14 @@ export class WorkerPool {
   async transaction<T>(begin: string, fn: (run: Run) => Promise<T>): Promise<T> {
     let refused: { error: unknown } | null = null;
     const result = await this.#use(async (client) => {
-      await client.query(begin);
+      let broken = false;
       try {
-        const value = await fn((text, values) => client.query(text, values));
-        await client.query(COMMIT_SQL);
-        return value;
+        return await transactionOn(client, () => fn((text, values) => client.query(text, values)), begin, () => {
+          broken = true;
+        });
       } catch (error) {
-        await client.query(ROLLBACK_SQL);
+        // Rethrown to #use, which drops the client, only when it could not even roll back.
+        if (broken) throw error;
         refused = { error };
         return undefined;
       }

@@ -91,7 +91,7 @@ export class SqliteDriver implements Driver {
     this.#ctx = conn.context();
     const { stmt, write, read } = this.#ctx;
     this.#schedules = { stmt, write, read, cancelOne: (id, now) => Admin.cancelOne(stmt, id, now) };
-    this.#migrateCtx = { stmt, write, read, connected: () => conn.connected(), writeWithoutForeignKeys: (fn) => conn.writeWithoutForeignKeys(fn) };
+    this.#migrateCtx = { stmt, read, connected: () => conn.connected(), writeWithoutForeignKeys: (fn, when) => conn.writeWithoutForeignKeys(fn, when) };
   }
 
   /**

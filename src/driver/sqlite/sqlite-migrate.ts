@@ -10,7 +10,7 @@ import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import * as SQL from './sqlite-sql.js';
 
 /** What migrating runs on: the driver's statements and transactions, and its connection for `exec`. */
-export interface SqliteMigrateContext extends Pick<SqliteContext, 'stmt' | 'write' | 'read'> {
+export interface SqliteMigrateContext extends Pick<SqliteContext, 'stmt' | 'read'> {
   /** The open connection. @throws the driver's closed error once it is closed. */
   connected: () => Database.Database;
   /** `write` with foreign keys off for the transaction (a table rebuild) when `when()` says so, asked just before. */
@@ -27,8 +27,8 @@ export async function migrate(ctx: SqliteMigrateContext): Promise<MigrateResult>
   // The write re-reads what is applied under its lock; another process can only have applied more meanwhile, so
   // foreign keys are at worst off for nothing.
   const rebuildPending = (): boolean => {
-    const done = new Set(ctx.stmt(SQL.MIGRATIONS_TABLE_EXISTS).get() === undefined ? [] : appliedMigrations(ctx));
-    return SQLITE_MIGRATIONS.some((m) => m.rebuildsTables === true && !done.has(m.name));
+    const { pending } = statusNow(ctx);
+    return SQLITE_MIGRATIONS.some((m) => m.rebuildsTables === true && pending.includes(m.name));
   };
   const apply = (): MigrateResult => {
     const db = ctx.connected();
@@ -52,11 +52,14 @@ export async function migrate(ctx: SqliteMigrateContext): Promise<MigrateResult>
 
 /** Applied and pending migrations. Creates nothing, so it is safe against a database never migrated. */
 export async function migrationStatus(ctx: Pick<SqliteContext, 'stmt' | 'read'>): Promise<MigrationStatus> {
-  return ctx.read(() => {
-    const applied = ctx.stmt(SQL.MIGRATIONS_TABLE_EXISTS).get() === undefined ? [] : appliedMigrations(ctx);
-    const done = new Set(applied);
-    return { applied, pending: SQLITE_MIGRATIONS.map((m) => m.name).filter((name) => !done.has(name)) };
-  });
+  return ctx.read(() => statusNow(ctx));
+}
+
+/** {@link migrationStatus} read now, synchronously, on the connection `ctx.stmt` prepares for. */
+function statusNow(ctx: Pick<SqliteContext, 'stmt'>): MigrationStatus {
+  const applied = ctx.stmt(SQL.MIGRATIONS_TABLE_EXISTS).get() === undefined ? [] : appliedMigrations(ctx);
+  const done = new Set(applied);
+  return { applied, pending: SQLITE_MIGRATIONS.map((m) => m.name).filter((name) => !done.has(name)) };
 }
 
 function appliedMigrations(ctx: Pick<SqliteContext, 'stmt'>): string[] {
