@@ -4,6 +4,7 @@ import { LEASE_EXPIRED_ERROR } from '../driver/stored-errors.js';
 import { Attempt, type AttemptDeps, ref } from './attempt.js';
 import { Completer } from './completer.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
+import { LoneJob } from './lone-job.js';
 import { PeriodicTask } from './service.js';
 import { UnreceivedJobs } from './unreceived-jobs.js';
 import { WorkerListener } from './worker-listener.js';
@@ -91,16 +92,10 @@ export class Worker {
    */
   #lastClaimShort = false;
   /**
-   * A job claimed and held to run alone ({@link Worker.#runsAlone}): it starts once every other attempt of this
-   * worker has ended and its ending is written, and no claim is made until it ends. Null when none.
+   * `isolateLost`: the job held to run alone ({@link LoneJob.runsAlone}), which starts once every other attempt of
+   * this worker has ended and its ending is written, and no claim is made until it ends; and the leases held.
    */
-  #suspect: { row: JobRow; started: boolean } | null = null;
-  /**
-   * Attempts started that may still hold their lease: their ending not yet written, refused or given up on, and
-   * their lease not found lost ({@link Worker.#releaseLease}). A held job starts once none is left, whether or not
-   * their handlers returned: a handler that ignores its signal after its timeout's ending was written holds nothing.
-   */
-  #holding = 0;
+  readonly #lone: LoneJob;
   /** The heartbeat's hand-back of unreceived jobs in flight (only while a job runs alone), which claims wait for. */
   #handBack: Promise<void> | null = null;
 
@@ -109,6 +104,7 @@ export class Worker {
     this.#deps = deps;
     this.#options = options;
     this.#lowWater = Math.floor(options.prefetch / 2);
+    this.#lone = new LoneJob(options);
     this.#unreceived = new UnreceivedJobs({ driver: deps.driver, clock: deps.clock, workerId: deps.workerId });
     const onError = (context: string) => (error: unknown) => deps.events.emit('error', { error, context });
     this.#completer = new Completer({ driver: deps.driver, clock: deps.clock, onError: onError('writing attempt endings') });
@@ -232,22 +228,21 @@ export class Worker {
       for (;;) {
         const rows = await this.#claim(this.#options.concurrency, false);
         if (rows.length === 0) break;
-        // One loss from the dead letters (#runsAlone): held, heartbeated meanwhile, and run once the rest of its
-        // claim has ended and their endings are written; the others of its kind go back for the next claims.
-        const kept = this.#holdSuspect(rows);
+        // One loss from the dead letters (LoneJob.runsAlone): held, heartbeated meanwhile, and run once the rest of
+        // its claim has ended and their endings are written; the others of its kind go back for the next claims.
+        const kept = this.#sortClaim(rows);
         attempts += kept.length;
         await Promise.all(kept.map((row) => this.#begin(row)));
-        const held = this.#suspect;
+        const held = this.#lone.held;
         if (held) {
           await this.#completer.drained();
           // A heartbeat may have found its lease gone meanwhile (cancelled): then it is not run.
-          if (this.#suspect === held) {
-            held.started = true;
+          if (this.#lone.held === held) {
             this.counters.ranAlone++;
             attempts++;
-            await this.#begin(held.row);
+            await this.#begin(this.#lone.start(held));
           }
-          this.#suspect = null;
+          this.#lone.clear();
         }
       }
       await this.#completer.drained();
@@ -289,7 +284,7 @@ export class Worker {
       // completer that falls further behind slows claims, which bounds the attempts held in memory.
       const pendingEndings = this.#inFlight.size - this.#running;
       const room = capacity - this.#running - Math.max(0, pendingEndings - capacity) - this.#buffer.length;
-      if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater && !this.#suspect) {
+      if (this.#maybeMore && room > 0 && this.#buffer.length <= lowWater && !this.#lone.held) {
         // A worker with nothing to do (just started, or its last claim emptied the queues) claims first only what
         // its handlers start at once: that claim returns sooner (it locks, sends and parses fewer rows), and the
         // next, for the buffer, runs while those jobs do. Starting on a backlog of 20,000: first job 60-68 -> 38-46 ms.
@@ -312,7 +307,7 @@ export class Worker {
           continue;
         }
         // A claim that was in flight when shutdown began still holds its jobs: shutdown hands them back.
-        this.#buffer.push(...this.#holdSuspect(rows));
+        this.#buffer.push(...this.#sortClaim(rows));
         this.#maybeMore = rows.length === limit;
         continue;
       }
@@ -339,62 +334,38 @@ export class Worker {
    * job that runs alone starts once nothing else is in flight, and nothing starts beside it.
    */
   #pump(): void {
-    const suspect = this.#suspect;
-    if (suspect?.started) return;
+    const held = this.#lone.held;
+    if (held?.started) return;
     while (this.#running < this.#options.concurrency && this.#buffer.length > 0 && !this.#draining.signal.aborted) {
       void this.#begin(this.#buffer.shift()!);
     }
     // Only the claim loop's worker starts it here; drain() runs its held job itself.
-    if (suspect && this.#holding === 0 && this.#buffer.length === 0 && this.#loop !== null && !this.#draining.signal.aborted) {
-      suspect.started = true;
+    if (held && this.#lone.ready && this.#buffer.length === 0 && this.#loop !== null && !this.#draining.signal.aborted) {
       this.counters.ranAlone++;
-      void this.#begin(suspect.row);
+      void this.#begin(this.#lone.start(held));
     }
   }
 
   /**
-   * The jobs of a claim this worker runs as usual. A job that runs alone ({@link Worker.#runsAlone}) is not among
-   * them: the first is held ({@link Worker.#suspect}), the rest are handed back at once (no attempt used; their
-   * next claim, here or by another worker, holds them in turn). Held ones count as leased to this worker, so were
-   * it to die while they wait, each would be charged a loss as if it had run: hence one at a time, and no claim
-   * until it ends.
+   * The jobs of a claim this worker runs as usual ({@link LoneJob.sort}): a job that runs alone is held, or handed
+   * back at once (no attempt used) when one is held already.
    */
-  #holdSuspect(rows: JobRow[]): JobRow[] {
-    if (!rows.some((r) => this.#runsAlone(r))) return rows;
-    const kept: JobRow[] = [];
-    const back: JobRow[] = [];
-    for (const row of rows) {
-      if (!this.#runsAlone(row)) kept.push(row);
-      else if (this.#suspect === null) this.#suspect = { row, started: false };
-      else back.push(row);
-    }
+  #sortClaim(rows: JobRow[]): JobRow[] {
+    const { kept, back } = this.#lone.sort(rows);
     void this.#release(back, 'handing back jobs that run alone, one at a time');
     return kept;
   }
 
   /**
-   * Whether `row` is a job lost before whose next loss would dead-letter it (`isolateLost`): lost `maxLost - 1`
-   * times, or lost and on its last attempt. Only those run alone: a job lost once with losses and attempts to
-   * spare runs beside the others, so a single crash (or leases expired in a database outage) costs no
-   * throughput, while a job that crashes its process every time is alone by its last crash and charged alone.
-   */
-  #runsAlone(row: JobRow): boolean {
-    return row.lostCount > 0 && this.#options.isolateLost && (row.lostCount + 1 >= this.#options.maxLost || row.attempt >= row.maxAttempts);
-  }
-
-  /**
-   * Counts `attempt`'s lease released, once (see {@link Worker.#holding}). With a job held to run alone: the held
+   * Counts `attempt`'s lease released, once ({@link LoneJob.leaseReleased}). With a job held to run alone: the held
    * job may start now, or, when it was that job, claims go on.
    */
   #releaseLease(attempt: Attempt): void {
     if (attempt.leaseReleased) return;
     attempt.leaseReleased = true;
-    this.#holding--;
-    const suspect = this.#suspect;
-    if (!suspect) return;
-    if (attempt.row !== suspect.row) return this.#pump();
-    this.#suspect = null;
-    this.#resumeClaims();
+    const released = this.#lone.leaseReleased(attempt.row);
+    if (released === 'other') this.#pump();
+    else if (released === 'held') this.#resumeClaims();
   }
 
   /** Wakes the claim loop wherever it waits: for a wake-up or the poll (notify), or for a free slot (#wake). */
@@ -430,7 +401,7 @@ export class Worker {
    */
   #take(row: JobRow, slotsLeft: number): void {
     // A job runs (or waits to run) alone: nothing else may be leased to this worker meanwhile.
-    if (this.#suspect) {
+    if (this.#lone.held) {
       void this.#release([row], 'handing back a job handed over while a job runs alone');
       return;
     }
@@ -448,7 +419,7 @@ export class Worker {
    */
   #begin(row: JobRow): Promise<void> {
     this.#running++;
-    this.#holding++;
+    this.#lone.leaseTaken();
     const attempt = new Attempt(row, this.#attemptDeps);
     // run() reaches its first await before it could call onSettled, so the entry is there to be deleted.
     const settled = attempt.run();
@@ -472,7 +443,8 @@ export class Worker {
   async #releaseUnreceived(): Promise<void> {
     this.counters.releasedUnreceived += await this.#unreceived.release(() => {
       const held = new Set<string>(this.#buffer.map((r) => r.id));
-      if (this.#suspect) held.add(this.#suspect.row.id);
+      const lone = this.#lone.held;
+      if (lone) held.add(lone.row.id);
       for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
       for (const id of this.#listener.waiting.keys()) held.add(id);
       return held;
@@ -493,10 +465,8 @@ export class Worker {
   /** Hands buffered, never-started jobs back (and a held job that runs alone, not started either). */
   async #releaseBuffer(): Promise<void> {
     const rows = this.#buffer.splice(0);
-    if (this.#suspect && !this.#suspect.started) {
-      rows.push(this.#suspect.row);
-      this.#suspect = null;
-    }
+    const waiting = this.#lone.takeWaiting();
+    if (waiting) rows.push(waiting);
     await this.#release(rows, 'handing back buffered jobs');
   }
 
@@ -516,7 +486,7 @@ export class Worker {
   async #heartbeat(): Promise<void> {
     // While a job runs alone no claim is made, and so no look for unreceived jobs: jobs whose hand-back failed meanwhile
     // would wait, unrenewed, for their leases to expire and be rescued (a loss each). Handed back from here instead.
-    if (this.#suspect && this.#unreceived.possible) {
+    if (this.#lone.held && this.#unreceived.possible) {
       const handBack = this.#releaseUnreceived().catch((error: unknown) => {
         this.#deps.events.emit('error', { error, context: 'handing back jobs leased to this worker and held nowhere' });
       });
@@ -529,8 +499,8 @@ export class Worker {
     }
     const live = [...this.#inFlight.keys()].filter((a) => !a.done);
     // Handed jobs waiting for this process's enqueues are held as the buffer's are.
-    const held = this.#suspect && !this.#suspect.started ? [this.#suspect.row] : [];
-    const buffered = [...this.#buffer, ...held, ...this.#listener.waiting.values()];
+    const waiting = this.#lone.waiting;
+    const buffered = [...this.#buffer, ...(waiting ? [waiting] : []), ...this.#listener.waiting.values()];
     if (live.length === 0 && buffered.length === 0) return;
     const { driver, clock, events } = this.#deps;
     const leases = [...live.map((a) => ({ id: a.row.id, leaseToken: a.row.leaseToken })), ...buffered.map((r) => ({ id: r.id, leaseToken: r.leaseToken }))];
@@ -545,8 +515,9 @@ export class Worker {
       for (const attempt of this.#inFlight.keys()) if (lostBuffered.has(attempt.row)) startedMeanwhile.push(attempt);
       for (const attempt of startedMeanwhile) lostBuffered.delete(attempt.row);
       this.#buffer = this.#buffer.filter((r) => !lostBuffered.has(r));
-      if (this.#suspect && lostBuffered.has(this.#suspect.row)) {
-        this.#suspect = null;
+      const lone = this.#lone.held;
+      if (lone && lostBuffered.has(lone.row)) {
+        this.#lone.clear();
         this.#resumeClaims();
       }
       // A waiting handed job taken meanwhile is in the buffer or running, covered above; one still waiting is dropped.
