@@ -12,7 +12,7 @@ import { DEFAULT_RETRY, retryDelayMs } from '../job/retry-policy.js';
 import type { JobTracer, ProcessSpan } from '../observe/job-tracer.js';
 import { createRedactor, type Redactor } from '../observe/redact.js';
 import { type Completer, endingRecorded } from './completer.js';
-import { toErrorInfo } from './error-info.js';
+import { isError, toErrorInfo } from './error-info.js';
 import { createJobContext } from './job-context.js';
 
 /** What every attempt needs from its worker. */
@@ -127,7 +127,8 @@ export class Attempt {
     // A thrown non-Error is serialized whole into the message: redact its keys first. Its texts are redacted
     // inside toErrorInfo, before they are cut to length: redacting the cut text would miss a secret straddling
     // the cut and keep its first characters.
-    return toErrorInfo(error instanceof Error ? error : redactor.value(error), redactor.text);
+    // isError, not instanceof: an Error from another realm would lose its message and stack to the deep copy.
+    return toErrorInfo(isError(error) ? error : redactor.value(error), redactor.text);
   }
 
   #endSpan(outcome: AttemptOutcome | 'stale', error: ErrorInfo | null, nextState: string | null): void {
@@ -149,6 +150,8 @@ export class Attempt {
     const row = this.row;
     // Usually nobody listens (the audit trail and heartbeat pings do): skip building the payload then.
     if (events.has('job:started')) events.emit('job:started', { job: ref(row), attempt: row.attempt, leaseToken: row.leaseToken, workerId });
+    // Whether the handler asked not to be retried; outside the try, so that the fallback ending keeps it.
+    let nonRetryable = false;
     // One async function for the whole attempt (not a nested one): a promise and an await less per job.
     try {
       this.#span = this.deps.tracer?.startProcess(row, workerId) ?? null;
@@ -180,6 +183,8 @@ export class Attempt {
       } catch (thrown) {
         threw = true;
         error = thrown;
+        // Decided before anything that can throw: a fallback ending must not retry what the handler said not to.
+        nonRetryable = isNonRetryable(thrown);
       }
       this.#handlerSettled();
       // The timeout still bounds the wait for writes in flight: one that never answers ends the attempt as a timeout.
@@ -187,13 +192,14 @@ export class Attempt {
       cancelTimeout?.();
       // An iteration that handed over throws to unwind the handler; that is not a failure.
       if (this.yieldRequest) await this.#endYielded();
-      else if (threw) await this.fail('failed', error, error instanceof NonRetryableError);
+      else if (threw) await this.fail('failed', error, nonRetryable);
       else await this.end('completed', 'completed', 0, null);
     } catch (error) {
       // Something outside the handler threw (a schema's validator, a tracer): the attempt still gets its ending, a
       // retryable failure (a validator that throws may work next time), instead of the job staying `running` until
-      // its lease expires and this promise rejecting unhandled in the worker.
-      await this.#endAfterCrash(error);
+      // its lease expires and this promise rejecting unhandled in the worker. A NonRetryableError from the handler
+      // is still dead-lettered.
+      await this.#endAfterCrash(error, nonRetryable);
     } finally {
       // The timeout or shutdown may have submitted the ending, and a handler honouring ctx.signal rejects at once:
       // until that ending is written (or given up on) the attempt is in flight (heartbeats, shutdown and running a
@@ -211,17 +217,20 @@ export class Attempt {
   /**
    * {@link Attempt.run}'s fallback ending; never rejects (a failure to end is reported as an `error` event, and so is
    * a throw after the ending was submitted: a listener of the ending's event, say).
+   * @param nonRetryable the handler threw a NonRetryableError: the job is dead-lettered, not retried.
    */
-  async #endAfterCrash(error: unknown): Promise<void> {
+  async #endAfterCrash(error: unknown, nonRetryable: boolean): Promise<void> {
     this.#handlerSettled();
     if (this.done) {
       this.deps.events.emit('error', { error, context: `after ending job ${this.row.id}` });
       return;
     }
     try {
-      await this.fail('failed', error, false);
+      await this.fail('failed', error, nonRetryable);
     } catch (failure) {
-      this.deps.events.emit('error', { error: failure, context: `ending job ${this.row.id} after ${String(error)}` });
+      // Not String(error): it throws for a null-prototype object, and this method must not reject.
+      const { name, message } = this.errorInfo(error);
+      this.deps.events.emit('error', { error: failure, context: `ending job ${this.row.id} after ${name}: ${message}` });
     }
   }
 
@@ -429,6 +438,15 @@ export class Attempt {
     events.emit('job:failed', { job, attempt: row.attempt, outcome, error: error!, nextState: state, durationMs });
     if (state === 'dead') events.emit('job:dead', { job, attempt: row.attempt, reason: outcome, error });
     else events.emit('job:retry-scheduled', { job, attempt: row.attempt, delayMs: retryDelayMs });
+  }
+}
+
+/** Whether `error` is a NonRetryableError; false when its prototype chain cannot be read (a Proxy's trap throws). */
+function isNonRetryable(error: unknown): boolean {
+  try {
+    return error instanceof NonRetryableError;
+  } catch {
+    return false;
   }
 }
 
