@@ -7,6 +7,8 @@ import { InvalidOptionError } from '../errors.js';
 import { type RetryOptions, resolveRetryPolicy } from '../job/retry-policy.js';
 import { booleanOption } from '../validation/boolean-option.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
+import { isOptionsObject } from '../validation/options-object.js';
 import { validateName } from '../validation/names.js';
 
 /**
@@ -161,6 +163,24 @@ export const DEFAULT_DELIVERY_RETRY: RetryOptions = Object.freeze({ maxAttempts:
 const SINK_TYPES = ['webhook', 'email'] as const;
 const SECRET_MIN_LENGTH = 16;
 
+/*
+ * The keys of each object of the option, checked against its interface (an option added there cannot be missing
+ * here): any other key is refused, since a misspelt one (`secert`, `heartbeat`) would silently be ignored.
+ */
+const ALERTS_KEYS = Object.keys({ sinks: true, rules: true, checkInterval: true, heartbeats: true, heartbeatTimeout: true, delivery: true } satisfies Record<keyof AlertsOptions, true>);
+const DELIVERY_KEYS = Object.keys({ queue: true, retry: true } satisfies Record<keyof NonNullable<AlertsOptions['delivery']>, true>);
+const RULES_KEYS = Object.keys({
+  deadLetter: true, consecutiveFailures: true, failureRate: true, missedRun: true, runTooLong: true, queueLag: true, leaseExpiry: true,
+} satisfies Record<keyof AlertRulesOptions, true>);
+const WEBHOOK_KEYS = Object.keys({ type: true, name: true, url: true, secret: true, headers: true, timeout: true } satisfies Record<keyof WebhookSinkOptions, true>);
+const EMAIL_KEYS = Object.keys({ type: true, name: true, smtp: true, from: true, to: true, subjectPrefix: true, timeout: true } satisfies Record<keyof EmailSinkOptions, true>);
+
+/**
+ * An HTTP header name as fetch accepts it (RFC 9110 `token`). Checked before a name is shown in an error: one that
+ * is not a name may be a whole header line, credential included (`"Authorization: Bearer …"`).
+ */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 /**
  * Applies defaults and validates.
  * @throws InvalidOptionError, InvalidDurationError, InvalidNameError naming the field at fault (`alerts.sinks[1].url`).
@@ -168,6 +188,7 @@ const SECRET_MIN_LENGTH = 16;
 export function resolveAlertOptions(options: AlertsOptions): ResolvedAlertOptions {
   // A container refused whole is kept as its kind only: it may hold sinks, and with them secrets and passwords.
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new InvalidOptionError('alerts', kindOf(options), 'an object');
+  checkKnownKeys('alerts', options, ALERTS_KEYS);
   const sinksOption = options.sinks ?? [];
   if (!Array.isArray(sinksOption)) throw new InvalidOptionError('alerts.sinks', kindOf(sinksOption), 'an array of webhook and email sinks');
   const sinks = sinksOption.map((sink, i) => resolveSink(`alerts.sinks[${i}]`, sink));
@@ -184,6 +205,8 @@ export function resolveAlertOptions(options: AlertsOptions): ResolvedAlertOption
     heartbeats.set(schedule, heartbeatUrl(`alerts.heartbeats["${schedule}"]`, url));
   }
   const delivery = options.delivery ?? {};
+  if (!isOptionsObject(delivery)) throw new InvalidOptionError('alerts.delivery', kindOf(delivery), 'an object { queue?, retry? }');
+  checkKnownKeys('alerts.delivery', delivery, DELIVERY_KEYS);
   const retry = delivery.retry ?? DEFAULT_DELIVERY_RETRY;
   resolveRetryPolicy('alerts.delivery.retry', retry);
   return {
@@ -208,13 +231,14 @@ export function heartbeatUrl(field: string, value: unknown): string {
 }
 
 function resolveRules(rules: AlertRulesOptions): ResolvedAlertOptions['rules'] {
-  if (typeof rules !== 'object' || rules === null) throw new InvalidOptionError('alerts.rules', rules, 'an object');
+  if (!isOptionsObject(rules)) throw new InvalidOptionError('alerts.rules', kindOf(rules), 'an object');
+  checkKnownKeys('alerts.rules', rules, RULES_KEYS);
   const f = (name: string) => `alerts.rules.${name}`;
-  const consecutive = ruleObject(f('consecutiveFailures'), rules.consecutiveFailures);
-  const rate = ruleObject(f('failureRate'), rules.failureRate);
-  const tooLong = ruleObject(f('runTooLong'), rules.runTooLong);
-  const lag = ruleObject(f('queueLag'), rules.queueLag);
-  const lease = ruleObject(f('leaseExpiry'), rules.leaseExpiry);
+  const consecutive = ruleObject(f('consecutiveFailures'), rules.consecutiveFailures, ['count']);
+  const rate = ruleObject(f('failureRate'), rules.failureRate, ['threshold', 'window', 'minAttempts']);
+  const tooLong = ruleObject(f('runTooLong'), rules.runTooLong, ['threshold']);
+  const lag = ruleObject(f('queueLag'), rules.queueLag, ['threshold']);
+  const lease = ruleObject(f('leaseExpiry'), rules.leaseExpiry, ['count', 'window']);
   const threshold = rate?.threshold ?? 0.5;
   if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) throw new InvalidOptionError(f('failureRate.threshold'), threshold, 'a fraction greater than 0 and at most 1');
   const runThreshold = tooLong?.threshold ?? null;
@@ -236,11 +260,12 @@ function resolveRules(rules: AlertRulesOptions): ResolvedAlertOptions['rules'] {
   };
 }
 
-/** A rule given as `false` (off), an object of thresholds, or nothing (on, defaults). */
-function ruleObject<T extends object>(field: string, value: T | false | undefined): Partial<T> | null {
+/** A rule given as `false` (off), an object of the thresholds `known`, or nothing (on, defaults). */
+function ruleObject<T extends object>(field: string, value: T | false | undefined, known: readonly (keyof T & string)[]): Partial<T> | null {
   if (value === false) return null;
   if (value === undefined) return {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError(field, value, 'false or an object of thresholds');
+  checkKnownKeys(field, value, known);
   return value;
 }
 
@@ -309,12 +334,37 @@ function smtpShape(value: unknown): unknown {
 
 /**
  * A webhook's `headers` as a validation error keeps it: the header names, each string value as `"(hidden)"` (they
- * carry the receiver's credentials, e.g. `Authorization`) and any other value's type, which is what was wrong.
+ * carry the receiver's credentials, e.g. `Authorization`) and any other value's type, which is what was wrong. A key
+ * that is not a header name is hidden too, by its position: it may be a whole header line, credential included.
  */
 function headersShape(value: unknown): unknown {
   if (typeof value === 'string') return '(hidden)';
   if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.entries(value).map(([name, v]) => [name, typeof v === 'string' ? '(hidden)' : `(${v === null ? 'null' : typeof v})`]));
+  return Object.fromEntries(Object.entries(value).map(([name, v], i) => [
+    HEADER_NAME.test(name) ? name : `(not a header name, #${i})`,
+    typeof v === 'string' ? '(hidden)' : `(${v === null ? 'null' : typeof v})`,
+  ]));
+}
+
+/**
+ * Checks a webhook's `headers` as fetch will (`new Headers`), so a header it cannot send fails here, at
+ * `createWarden`, rather than every delivery: fetch's TypeError quotes the value, a credential, and would be stored
+ * as each delivery job's error and logged. The TypeError is not kept as `cause` for the same reason.
+ * @throws InvalidOptionError whose `value` is {@link headersShape} of the headers.
+ */
+function checkHeaders(field: string, headers: unknown): Readonly<Record<string, string>> {
+  if (!isOptionsObject(headers) || Object.values(headers).some((v) => typeof v !== 'string')) {
+    throw new InvalidOptionError(field, headersShape(headers), 'an object of string header values');
+  }
+  for (const [name, value] of Object.entries(headers as Record<string, string>)) {
+    if (!HEADER_NAME.test(name)) throw new InvalidOptionError(field, headersShape(headers), "an object whose keys are HTTP header names (letters, digits and !#$%&'*+-.^_`|~)");
+    try {
+      new Headers([[name, value]]);
+    } catch {
+      throw new InvalidOptionError(`${field}["${name}"]`, '(hidden)', 'a header value fetch can send: Latin-1 text without NUL, CR or LF');
+    }
+  }
+  return Object.freeze({ ...(headers as Record<string, string>) });
 }
 
 /**
@@ -335,13 +385,13 @@ function address(field: string, value: unknown): string {
 function resolveSink(field: string, sink: AlertSinkOptions): ResolvedSink {
   if (typeof sink !== 'object' || sink === null) throw new InvalidOptionError(field, typeof sink === 'string' ? '(hidden)' : sink, 'a sink object ({ type: "webhook", … } or { type: "email", … })');
   if (!SINK_TYPES.includes(sink.type)) throw new InvalidOptionError(`${field}.type`, sink.type, '"webhook" or "email"');
+  checkKnownKeys(field, sink, sink.type === 'webhook' ? WEBHOOK_KEYS : EMAIL_KEYS);
   const name = validateName(`${field}.name`, sink.name ?? sink.type);
   if (sink.type === 'webhook') {
     httpUrl(`${field}.url`, sink.url);
     if (typeof sink.secret !== 'string' || sink.secret.length < SECRET_MIN_LENGTH) throw new InvalidOptionError(`${field}.secret`, sink.secret === undefined ? undefined : '(hidden)', `a string of at least ${SECRET_MIN_LENGTH} characters`);
-    const headers = sink.headers ?? {};
-    if (typeof headers !== 'object' || headers === null || Object.values(headers).some((v) => typeof v !== 'string')) throw new InvalidOptionError(`${field}.headers`, headersShape(headers), 'an object of string header values');
-    return Object.freeze({ type: 'webhook', name, url: sink.url, secret: sink.secret, headers: Object.freeze({ ...headers }), timeoutMs: parseDuration(`${field}.timeout`, sink.timeout ?? '10s', { allowZero: false }) });
+    const headers = checkHeaders(`${field}.headers`, sink.headers ?? {});
+    return Object.freeze({ type: 'webhook', name, url: sink.url, secret: sink.secret, headers, timeoutMs: parseDuration(`${field}.timeout`, sink.timeout ?? '10s', { allowZero: false }) });
   }
   const smtp = sink.smtp;
   if (typeof smtp === 'string') {

@@ -96,8 +96,9 @@ export async function deliverWebhook(sink: ResolvedWebhookSink, notice: AlertNot
     if (reason instanceof AlertDeliveryError) throw reason;
     // fetch's own messages can quote the whole URL (with any credentials, path token or query), and this error is
     // stored as the delivery job's last_error and logged: only a scrubbed description goes in, and the original
-    // is not kept as `cause` (pino's error serializer prints causes' messages and stacks too).
-    throw new AlertDeliveryError(sink.name, `a failed request to ${urlHost(sink.url)}: ${describeRequestError(error, sink.url)}`);
+    // is not kept as `cause` (pino's error serializer prints causes' messages and stacks too). Its messages can quote a
+    // header value too (one it cannot send), and those carry the receiver's credentials.
+    throw new AlertDeliveryError(sink.name, `a failed request to ${urlHost(sink.url)}: ${describeRequestError(error, sink.url, Object.values(sink.headers))}`);
   } finally {
     cancel();
     deps.signal?.removeEventListener('abort', onAbort);
@@ -117,15 +118,30 @@ export function urlHost(url: string): string {
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
 /**
- * A request error (fetch's `TypeError`, its `cause` chain, an abort) as one line safe to store and log: each
- * error's name, code and message, with every URL in the messages reduced to its scheme and host, and `url`'s own
- * credentials and query string cut out wherever they appear. Never throws.
- * @param url the URL that was requested.
+ * What fetch's `Headers` says of a header it cannot send: the name or value, quoted as it is (line breaks and quotes
+ * included, hence from the first quote on).
  */
-export function describeRequestError(error: unknown, url: string): string {
-  const secrets = urlSecrets(url);
+const HEADER_IN_TEXT = /".*?"(?= is an invalid header (?:name|value))/gs;
+
+/**
+ * Shorter hidden values are not cut out wherever they appear: a value such as `"1"` or `"on"` is no credential, and
+ * cutting it would take every such character out of the message (an address, an error code). Quoted header values
+ * are hidden whatever their length ({@link HEADER_IN_TEXT}).
+ */
+const MIN_HIDDEN_LENGTH = 4;
+
+/**
+ * A request error (fetch's `TypeError`, its `cause` chain, an abort) as one line safe to store and log: each
+ * error's name, code and message, with every URL in the messages reduced to its scheme and host, `url`'s own
+ * credentials and query string and the `hidden` values cut out wherever they appear, and any header name or value
+ * fetch quotes as invalid replaced by `"(hidden)"`. Never throws.
+ * @param url the URL that was requested.
+ * @param hidden other values that must not be shown, such as the request's header values. @default []
+ */
+export function describeRequestError(error: unknown, url: string, hidden: readonly string[] = []): string {
+  const secrets = [...urlSecrets(url), ...hidden.map((v) => v.trim()).filter((v) => v.length >= MIN_HIDDEN_LENGTH)].sort((a, b) => b.length - a.length);
   const scrub = (text: string): string => {
-    let out = text.replace(URL_IN_TEXT, (found) => {
+    let out = text.replace(HEADER_IN_TEXT, '"(hidden)"').replace(URL_IN_TEXT, (found) => {
       try {
         const parsed = new URL(found);
         return `${parsed.protocol}//${parsed.host}/…`;
@@ -133,6 +149,7 @@ export function describeRequestError(error: unknown, url: string): string {
         return '[url]';
       }
     });
+    // Longest first (sorted above), so a secret containing another is removed whole.
     for (const secret of secrets) out = out.split(secret).join('[redacted]');
     return out;
   };
@@ -178,6 +195,5 @@ function urlSecrets(url: string): string[] {
       // Malformed escapes: the raw form is cut out all the same.
     }
   }
-  // Longest first, so a secret containing another is removed whole.
-  return [...found].sort((a, b) => b.length - a.length);
+  return [...found];
 }

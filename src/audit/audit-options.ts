@@ -9,6 +9,7 @@ import { InvalidOptionError } from '../errors.js';
 import { AUDIT_LEVELS, type AuditLevel } from '../job/define-job.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { integerInRange } from '../validation/integer-in-range.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
 import { validateName } from '../validation/names.js';
 
 /** The chain a Warden records to and reads from unless told otherwise. */
@@ -52,6 +53,11 @@ export interface AuditOptions {
   flushTimeout?: Duration;
 }
 
+/** Every key of {@link AuditOptions}, checked against the interface so an option added there is known here. */
+const AUDIT_OPTION_KEYS = Object.keys({
+  enabled: true, chain: true, actor: true, level: true, unknownJobLevel: true, maxBatch: true, maxPending: true, flushTimeout: true,
+} satisfies Record<keyof AuditOptions, true>);
+
 /** {@link AuditOptions} with every default applied. */
 export interface ResolvedAuditOptions {
   enabled: boolean;
@@ -87,6 +93,7 @@ export function resolveAuditOptions(value: boolean | AuditOptions | undefined): 
     throw new InvalidOptionError('audit', value, 'a boolean or an object of audit options');
   }
   const options: AuditOptions = typeof value === 'object' ? value : {};
+  checkKnownKeys('audit', options, AUDIT_OPTION_KEYS);
   const enabled = typeof value === 'boolean' ? value : value === undefined ? false : (options.enabled ?? true);
   if (typeof enabled !== 'boolean') throw new InvalidOptionError('audit.enabled', enabled, 'a boolean');
   const chain = validateName('audit.chain', options.chain ?? DEFAULT_AUDIT_CHAIN);

@@ -12,6 +12,7 @@ import { assertInsertTimesInRange, buildJobInsert } from '../job/build-job-inser
 import type { JobDefinition } from '../job/define-job.js';
 import type { JobTracer } from '../observe/job-tracer.js';
 import { EnqueuesInFlight } from '../runtime/enqueues-in-flight.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
 import type { EnqueueOptions, EnqueueResult } from './warden-options.js';
 
 /** One item of `Warden.enqueueMany`. */
@@ -20,6 +21,13 @@ export interface EnqueueItem {
   payload: unknown;
   options?: Omit<EnqueueOptions, 'tx'>;
 }
+
+/**
+ * Every key of {@link EnqueueOptions}, checked against the interface so an option added there is known here: any
+ * other is refused, since a misspelt one (`dealy`) would be ignored and the job due at once.
+ */
+const ENQUEUE_OPTION_KEYS = Object.keys({ delay: true, runAt: true, priority: true, queue: true, key: true, unique: true, tx: true } satisfies Record<keyof EnqueueOptions, true>);
+const ITEM_KEYS = Object.keys({ job: true, payload: true, options: true } satisfies Record<keyof EnqueueItem, true>);
 
 /** What an {@link Enqueuer} needs from its Warden. */
 export interface EnqueuerDeps {
@@ -50,6 +58,7 @@ export class Enqueuer {
   async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     // Checked before `options.tx` is read: null or a string would otherwise be a TypeError or silently no options.
     if (!isObject(options)) throw new InvalidOptionError('options', options, 'an object of enqueue options, or left out');
+    checkKnownKeys('enqueue options', options, ENQUEUE_OPTION_KEYS);
     const now = this.#deps.clock.sqlNow();
     const [result] = await this.#write([await this.#prepare(job, payload, options, now)], options.tx, now);
     return result!;
@@ -59,6 +68,7 @@ export class Enqueuer {
   async enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
     if (!Array.isArray(items)) throw new InvalidOptionError('enqueueMany(items)', items, 'an array');
     if (!isObject(options)) throw new InvalidOptionError('enqueueMany(items, options)', options, 'an object { tx? }, or left out');
+    checkKnownKeys('enqueueMany options', options, ['tx']);
     // Every item's shape first, so a malformed one is named by its position whatever the others hold.
     for (const [index, item] of items.entries()) checkItem(item, index);
     const now = this.#deps.clock.sqlNow();
@@ -155,12 +165,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
  */
 function checkItem(item: unknown, index: number): asserts item is EnqueueItem {
   if (!isObject(item)) throw new InvalidOptionError(`items[${index}]`, item, 'an object { job, payload, options? }');
+  checkKnownKeys(`items[${index}]`, item, ITEM_KEYS);
   const { options } = item;
   if (options === undefined) return;
   if (!isObject(options)) throw new InvalidOptionError(`items[${index}].options`, options, 'an object of enqueue options (without tx), or left out');
   if (options.tx !== undefined) {
     throw new InvalidOptionError(`items[${index}].options.tx`, options.tx, 'left out: every item is written in one transaction, so pass it once as enqueueMany(items, { tx })');
   }
+  // `tx` is known here only to be refused above with its own reason.
+  checkKnownKeys(`items[${index}].options`, options, ENQUEUE_OPTION_KEYS);
 }
 
 function toResult(r: JobInsertResult): EnqueueResult {

@@ -16,10 +16,14 @@ export interface DefinitionRegistry {
 /**
  * Indexes `jobs` and `schedules` by name. A schedule's job is registered too (it must be runnable where the
  * schedule fires), unless the same definition object already is.
- * @throws InvalidOptionError for an item not made with `defineJob()`/`defineSchedule()`, a name given twice, or a
- *   schedule whose job shares its name with a different registered definition.
+ * @throws InvalidOptionError for `jobs` or `schedules` that is not an array, an item not made with
+ *   `defineJob()`/`defineSchedule()`, a name given twice, or a schedule whose job shares its name with a different
+ *   registered definition.
  */
 export function registerDefinitions(jobs: readonly JobDefinition<any, any>[], schedules: readonly ScheduleDefinition[]): DefinitionRegistry {
+  // Not iterated unchecked: an object would be a bare "is not iterable" TypeError, and a string its characters.
+  if (!Array.isArray(jobs)) throw new InvalidOptionError('jobs', jobs, 'an array of jobs made with defineJob()');
+  if (!Array.isArray(schedules)) throw new InvalidOptionError('schedules', schedules, 'an array of schedules made with defineSchedule()');
   const registry: DefinitionRegistry = { jobs: new Map(), schedules: new Map() };
   for (const def of jobs) {
     // The resolved fields too, not only name and handler: a hand-made object would pass them and fail much later

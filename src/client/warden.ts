@@ -28,12 +28,13 @@ import { ScheduleOperations } from '../schedule/schedule-operations.js';
 import { Scheduler } from '../schedule/scheduler.js';
 import { type DrainResult, Worker, type WorkerCounters } from '../runtime/worker.js';
 import { StartStopFlights } from '../runtime/start-stop-flights.js';
-import { resolveWorkerOptions, type WorkerOptions } from '../runtime/worker-options.js';
+import { type ResolvedWorkerOptions, resolveWorkerOptions, WORKER_OPTION_KEYS, type WorkerOptions } from '../runtime/worker-options.js';
 import { parseDuration } from '../validation/duration.js';
+import { optionalOptionsObject } from '../validation/options-object.js';
 import { Enqueuer, type EnqueueItem } from './enqueuer.js';
 import { registerDefinitions } from './register-definitions.js';
 import { createJobOperations, createQueueOperations, type JobOperations, type QueueOperations } from './job-operations.js';
-import type { EnqueueOptions, EnqueueResult, StartOptions, WardenOptions } from './warden-options.js';
+import { checkWardenOptions, type EnqueueOptions, type EnqueueResult, resolveStartSwitches, type StartOptions, type StartSwitches, type WardenOptions } from './warden-options.js';
 
 /** Default payload limit: 256 KiB of UTF-8 JSON. */
 export const DEFAULT_PAYLOAD_LIMIT = 256 * 1024;
@@ -45,6 +46,9 @@ export interface WardenStats {
   queues: QueueStats[];
   totals: Record<JobState, number>;
 }
+
+/** What worker options must be, for the message refusing them. */
+const WORKER_OPTIONS = 'an object of worker options';
 
 /** Ignores a settled promise's outcome where only its settling matters. */
 const noop = (): void => undefined;
@@ -63,6 +67,8 @@ export class Warden {
   readonly #registry: Map<string, JobDefinition<any, any>>;
   readonly #payloadLimit: number;
   readonly #workerDefaults: WorkerOptions;
+  /** The `grace` of the worker defaults, in ms: how long `close()` waits for the writes accepted before it. */
+  readonly #closeGraceMs: number;
   readonly #random: () => number;
   readonly #schedules: Map<string, ScheduleDefinition>;
   readonly #schedulerOptions: { scanMs: number; skewWarnMs: number };
@@ -126,6 +132,8 @@ export class Warden {
   readonly alerts: AlertManager;
 
   constructor(options: WardenOptions = {}) {
+    // Everything is checked before the driver is created below: a refused option must not leave a connection open.
+    checkWardenOptions(options);
     const payloadLimit = options.payloadLimit ?? DEFAULT_PAYLOAD_LIMIT;
     if (!Number.isInteger(payloadLimit) || payloadLimit < 2 || payloadLimit > 64 * 1024 * 1024) {
       throw new InvalidOptionError('payloadLimit', payloadLimit, 'an integer number of bytes from 2 to 67108864 (64 MiB)');
@@ -143,7 +151,11 @@ export class Warden {
     const retentionOptions = retention === false ? null : resolveRetentionOptions(retention === true ? {} : retention);
     this.#tracer = options.tracing === false ? null : new JobTracer(options.tracing);
     this.#payloadLimit = payloadLimit;
-    this.#workerDefaults = options.worker ?? {};
+    // Checked now, not first at start(): a producer never starts, and close() reads the grace from them. Their queues
+    // are checked against the registered ones at start(); a placeholder stands in for them here, so an instance
+    // without jobs (a producer, an operator tool) is not refused for having none.
+    this.#workerDefaults = optionalOptionsObject('worker', options.worker, WORKER_OPTION_KEYS, WORKER_OPTIONS) ?? {};
+    this.#closeGraceMs = resolveWorkerOptions(this.#workerDefaults, ['default']).graceMs;
     this.#random = options.random ?? Math.random;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? pino({ level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
@@ -238,16 +250,31 @@ export class Warden {
    * while `stop()` is in progress waits for it, then starts afresh.
    * @throws MigrationRequiredError when migrations are pending.
    * @throws WardenClosedError once `close()` was called.
+   * @throws InvalidOptionError, InvalidDurationError, InvalidNameError for bad options (an unknown key, a switch that is
+   *   not a boolean, a bad worker option), before anything starts.
    */
   start(options: StartOptions = {}): Promise<void> {
     if (this.#closing) return Promise.reject(new WardenClosedError('start()'));
+    let switches: StartSwitches;
+    let resolved: ResolvedWorkerOptions | null;
+    try {
+      // Refused before anything starts, or waits on a start or stop in flight.
+      switches = resolveStartSwitches(options, WORKER_OPTION_KEYS, this.#schedules.size > 0);
+      const { worker: _worker, scheduler: _scheduler, retention: _retention, ...workerOptions } = options;
+      resolved = switches.worker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // None in progress, or one that a stop called since will end without starting anything: this call starts
     // afresh once that one has settled, with its own options.
-    return this.#flights.start((stops) => this.#start(options, stops));
+    return this.#flights.start((stops) => this.#start(switches, resolved, stops));
   }
 
-  /** @param stops - the stop count when `start()` was called: a stop called after it wins. */
-  async #start(options: StartOptions, stops: number): Promise<void> {
+  /**
+   * @param resolved - the worker's options, or null when `worker: false`.
+   * @param stops - the stop count when `start()` was called: a stop called after it wins.
+   */
+  async #start(switches: StartSwitches, resolved: ResolvedWorkerOptions | null, stops: number): Promise<void> {
     // A stop in progress finishes first. It still holds the worker it is stopping (this start would see a worker
     // and do nothing), and it stops the alert monitor and retention, which this start would have started already.
     // Awaited only when there is one: awaiting nothing still yields a turn, in which a stop called right after this
@@ -257,8 +284,6 @@ export class Warden {
     // A stop called after this start wins (a close stops first), as one called during it does below.
     if (this.#flights.stoppedSince(stops)) return;
     if (this.#worker || this.#scheduler) return;
-    const { worker: runWorker = true, scheduler: runScheduler = this.#schedules.size > 0, retention: runRetention = true, ...workerOptions } = options;
-    const resolved = runWorker ? resolveWorkerOptions({ ...this.#workerDefaults, ...workerOptions }, this.#defaultQueues()) : null;
     const migrated = this.driver.migrationStatus().then((status) => {
       if (status.pending.length > 0) throw new MigrationRequiredError(status.pending);
     });
@@ -283,11 +308,11 @@ export class Warden {
     }
     // stop() was called while this start awaited: it stopped the worker and found nothing else to stop.
     if (this.#flights.stoppedSince(stops)) return;
-    if (runScheduler) {
+    if (switches.scheduler) {
       this.#scheduler = this.#createScheduler();
       this.#scheduler.start();
     }
-    if (runRetention) this.#retention?.start();
+    if (switches.retention) this.#retention?.start();
     this.alerts.start();
   }
 
@@ -365,6 +390,7 @@ export class Warden {
   /** Runs every due job now in this process, until none is due. For tests and scripts. */
   drain(options: Pick<WorkerOptions, 'queues' | 'concurrency'> = {}): Promise<DrainResult> {
     return this.#whileOpen('drain()', () => {
+      optionalOptionsObject('drain options', options, ['queues', 'concurrency'], WORKER_OPTIONS);
       const worker = this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, this.#defaultQueues()));
       return worker.drain();
     });
@@ -372,7 +398,10 @@ export class Warden {
 
   /** One pass of the rescuer: moves jobs whose lease expired back for retry (or to the dead letters). */
   rescue(options: Pick<WorkerOptions, 'maxLost'> = {}): Promise<void> {
-    return this.#whileOpen('rescue()', () => this.#rescue(options));
+    return this.#whileOpen('rescue()', () => {
+      optionalOptionsObject('rescue options', options, ['maxLost'], WORKER_OPTIONS);
+      return this.#rescue(options);
+    });
   }
 
   async #rescue(options: Pick<WorkerOptions, 'maxLost'>): Promise<void> {
@@ -448,7 +477,9 @@ export class Warden {
   async #writesSettled(): Promise<void> {
     if (this.#writesInFlight === 0) return;
     const drained = new Promise<void>((resolve) => (this.#writesDrained = resolve));
-    const { graceMs } = resolveWorkerOptions({ ...this.#workerDefaults }, this.#defaultQueues());
+    // Resolved at construction: resolving the worker options here could throw (they need queues), and close() would
+    // then reject and leave everything after this open.
+    const graceMs = this.#closeGraceMs;
     let cancel = noop;
     const timedOut = new Promise<boolean>((resolve) => (cancel = systemClock.setTimer(graceMs, () => resolve(true))));
     const late = await Promise.race([drained.then(() => false), timedOut]);

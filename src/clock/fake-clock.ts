@@ -1,3 +1,4 @@
+import { InvalidOptionError } from '../errors.js';
 import type { Clock } from './clock.js';
 
 interface PendingTimer {
@@ -18,9 +19,12 @@ export class FakeClock implements Clock {
   #seq = 0;
   #timers: PendingTimer[] = [];
 
-  /** @param start the initial time in ms since the epoch. @default Date.now() at construction */
+  /**
+   * @param start the initial time in ms since the epoch. @default Date.now() at construction
+   * @throws InvalidOptionError unless `start` is a finite number.
+   */
   constructor(start: number = Date.now()) {
-    this.#now = start;
+    this.#now = finiteTime('FakeClock(start)', start);
   }
 
   now(): number {
@@ -59,14 +63,22 @@ export class FakeClock implements Clock {
     };
   }
 
-  /** Sets the time (it may go backwards, to test clock reversal) and fires timers now due. */
+  /**
+   * Sets the time (it may go backwards, to test clock reversal) and fires timers now due.
+   * @throws InvalidOptionError (a rejection) unless `time` is a finite number; the time is then unchanged.
+   */
   async set(time: number): Promise<void> {
-    this.#now = time;
+    this.#now = finiteTime('clock.set(time)', time);
     await this.#fireDue();
   }
 
-  /** Moves time forward by `ms`, firing each timer at its own time in order, letting promises settle between. */
+  /**
+   * Moves time forward by `ms`, firing each timer at its own time in order, letting promises settle between.
+   * @throws InvalidOptionError (a rejection) unless `ms` is a finite number >= 0; nothing fires then. (`NaN` would
+   *   fire every timer, as none is later than a NaN target, and leave the time NaN; `"10"` would append to it.)
+   */
   async advance(ms: number): Promise<void> {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new InvalidOptionError('clock.advance(ms)', ms, 'a finite number of milliseconds >= 0');
     const target = this.#now + ms;
     for (;;) {
       const next = this.#earliest();
@@ -95,6 +107,15 @@ export class FakeClock implements Clock {
     for (const t of this.#timers) if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
     return best;
   }
+}
+
+/**
+ * `value` as a time, or an `InvalidOptionError` naming `field`: anything but a finite number would make every
+ * later comparison with a timer false (NaN) or turn the time into text.
+ */
+function finiteTime(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new InvalidOptionError(field, value, 'a finite number of milliseconds since the epoch');
+  return value;
 }
 
 /** Lets queued promise callbacks and one macrotask run, so code woken by a timer makes progress. */

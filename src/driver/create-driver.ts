@@ -1,4 +1,6 @@
-import { DatabaseConfigError } from '../errors.js';
+import { DatabaseConfigError, InvalidOptionError } from '../errors.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
+import { isOptionsObject } from '../validation/options-object.js';
 import type { Driver } from './driver.js';
 import { PostgresDriver } from './postgres/postgres-driver.js';
 import { redactUrl } from './redact-url.js';
@@ -17,7 +19,7 @@ export interface DatabaseOptions {
   schema?: string;
   /** PostgreSQL pool size. @default 10 */
   poolSize?: number;
-  /** PostgreSQL: how long to wait for a new connection before failing. @default 10000 */
+  /** PostgreSQL: how long to wait for a new connection before failing; at most 2147483647 (2^31 − 1). @default 10000 */
   connectTimeoutMs?: number;
   /**
    * PostgreSQL: prepare the hot statements (claim, endings, heartbeat, unkeyed enqueue) once per connection
@@ -44,6 +46,11 @@ export interface DatabaseOptions {
   onError?: (error: unknown) => void;
 }
 
+/** Every key of {@link DatabaseOptions}, checked against the interface so an option added there is known here. */
+const DATABASE_OPTION_KEYS = Object.keys({
+  url: true, schema: true, poolSize: true, connectTimeoutMs: true, preparedStatements: true, handoff: true, busyTimeoutMs: true, synchronous: true, sqliteWakeupMs: true, onError: true,
+} satisfies Record<keyof DatabaseOptions, true>);
+
 /** The default database when none is given: an SQLite file in the working directory. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./warden.db';
 
@@ -51,8 +58,13 @@ export const DEFAULT_DATABASE_URL = 'sqlite:./warden.db';
  * Opens a driver for a database URL.
  * @throws DatabaseConfigError for a URL of no supported kind, or a PostgreSQL URL pg cannot parse (a port that is
  *   not a number): refused here, named with its passwords hidden, rather than failing at the first connection.
+ * @throws InvalidOptionError for options that are not an object or hold an unknown key (a misspelt option would be
+ *   ignored), and for a bad value of an option.
  */
 export function createDriver(options: DatabaseOptions = {}): Driver {
+  // A URL passed alone by mistake carries its password: it is not shown.
+  if (!isOptionsObject(options)) throw new InvalidOptionError('createDriver(options)', typeof options === 'string' ? '(a string)' : options, 'an object { url, … }');
+  checkKnownKeys('createDriver options', options, DATABASE_OPTION_KEYS);
   const url = options.url ?? DEFAULT_DATABASE_URL;
   if (typeof url !== 'string' || url.length === 0) {
     throw new DatabaseConfigError(`Expected a database URL such as "sqlite:./warden.db" or "postgres://host/db", got ${JSON.stringify(url)}`);

@@ -4,6 +4,7 @@ import { InvalidOptionError } from '../errors.js';
 import { type JobRetentionOverrides, type RetentionPolicy, resolveJobRetention } from '../maintenance/retention-policy.js';
 import { booleanOption } from '../validation/boolean-option.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
 import { validateName } from '../validation/names.js';
 import type { IterateOptions, IterateResult, StepInfo, StepOptions, TransactionHandle } from './job-context-options.js';
 import type { JobRow } from './job-record.js';
@@ -137,6 +138,14 @@ export interface JobDefinition<TInput = unknown, TOutput = TInput> {
   readonly __input?: TInput;
 }
 
+/**
+ * Every option {@link defineJob} reads: any other key is refused (a misspelt `timout` would be no time limit). Written
+ * as an object checked against the interface, so an option added there cannot be missing here.
+ */
+const JOB_OPTION_KEYS = Object.keys({
+  name: true, schema: true, queue: true, priority: true, retry: true, timeout: true, unique: true, sensitive: true, audit: true, sideEffects: true, retention: true, handler: true,
+} satisfies Record<keyof JobDefinitionOptions<unknown, unknown>, true>);
+
 /** Priority bounds, so they fit a 32-bit integer column in every database. */
 export const PRIORITY_RANGE = { min: -1_000_000, max: 1_000_000 } as const;
 
@@ -168,6 +177,7 @@ export function validatePriority(field: string, value: unknown): number {
 export function defineJob<TInput = unknown, TOutput = TInput>(options: JobDefinitionOptions<TInput, TOutput>): JobDefinition<TInput, TOutput> {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('defineJob(options)', options, 'an object');
   const name = validateName('job name', options.name);
+  checkKnownKeys(`job "${name}"`, options, JOB_OPTION_KEYS);
   const queue = validateName('queue', options.queue ?? 'default');
   const priority = validatePriority('priority', options.priority ?? 0);
   if (typeof options.handler !== 'function') throw new InvalidOptionError(`handler of job "${name}"`, options.handler, 'a function');

@@ -1,6 +1,7 @@
 import { InvalidOptionError } from '../errors.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { integerInRange } from '../validation/integer-in-range.js';
+import { optionalOptionsObject } from '../validation/options-object.js';
 
 /** How retries are spaced. */
 export interface BackoffOptions {
@@ -41,13 +42,15 @@ export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ maxAttempts: 10, type:
 export const MAX_ATTEMPTS_LIMIT = 1_000;
 
 /**
- * Validates and resolves retry options.
+ * Validates and resolves retry options. `options` and its `backoff` must be objects when given: anything else
+ * (`retry: 3`, `backoff: "fixed"`) has no field to read, and would otherwise quietly be the default policy.
  * @throws InvalidOptionError / InvalidDurationError naming the field.
  */
 export function resolveRetryPolicy(field: string, options: RetryOptions | undefined): RetryPolicy {
+  optionalOptionsObject(field, options, ['maxAttempts', 'backoff'], 'an object { maxAttempts?, backoff? }');
   const maxAttempts = options?.maxAttempts ?? DEFAULT_RETRY.maxAttempts;
   integerInRange(`${field}.maxAttempts`, maxAttempts, MAX_ATTEMPTS_LIMIT);
-  const b = options?.backoff ?? {};
+  const b = optionalOptionsObject(`${field}.backoff`, options?.backoff, ['type', 'base', 'max', 'jitter'], 'an object { type?, base?, max?, jitter? }') ?? {};
   const type = b.type ?? DEFAULT_RETRY.type;
   if (type !== 'exponential' && type !== 'fixed') throw new InvalidOptionError(`${field}.backoff.type`, type, '"exponential" or "fixed"');
   const jitter = b.jitter ?? DEFAULT_RETRY.jitter;

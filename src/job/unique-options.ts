@@ -6,6 +6,8 @@
 import type { UniqueInsert } from '../driver/driver.js';
 import { InvalidOptionError } from '../errors.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
+import { isOptionsObject } from '../validation/options-object.js';
 import { validateKey } from '../validation/names.js';
 import { ACTIVE_STATES, JOB_STATES, type JobState } from './job-record.js';
 
@@ -61,7 +63,9 @@ export interface ResolvedJobUnique {
  * @throws InvalidOptionError, InvalidDurationError
  */
 export function resolveUniquePolicy(field: string, options: UniquePolicy, base: ResolvedJobUnique | null = null): UniqueInsert {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError(field, options, 'an object');
+  if (!isOptionsObject(options)) throw new InvalidOptionError(field, options, 'an object');
+  // `key` too: both callers' objects carry it (a function on a definition, the key itself on an enqueue).
+  checkKnownKeys(field, options, ['key', 'window', 'states', 'replace']);
   const replace = options.replace ?? base?.policy?.replace ?? false;
   if (typeof replace !== 'boolean') throw new InvalidOptionError(`${field}.replace`, replace, 'a boolean');
   const windowMs = options.window === undefined ? (base?.policy?.windowMs ?? null) : parseDuration(`${field}.window`, options.window, { allowZero: false });
@@ -95,6 +99,8 @@ function validStates(field: string, states: unknown): readonly JobState[] {
 export function resolveJobUnique(jobName: string, options: JobUniqueOptions<any> | undefined): ResolvedJobUnique {
   if (options === undefined) return { key: null, policy: null, states: null };
   const field = `unique of job "${jobName}"`;
+  // Before `options.key` is read: null would otherwise be a TypeError instead of this error.
+  if (!isOptionsObject(options)) throw new InvalidOptionError(field, options, 'an object { key?, window?, states?, replace? }');
   if (options.key !== undefined && typeof options.key !== 'function') throw new InvalidOptionError(`${field}.key`, options.key, 'a function from payload to key');
   const policy = resolveUniquePolicy(field, options);
   return { key: options.key ?? null, policy, states: options.states === undefined ? null : policy.states };
@@ -112,7 +118,7 @@ export function resolveEnqueueUnique(
 ): { key: string; unique: UniqueInsert | null } | null {
   if (options.unique !== undefined) {
     if (options.key !== undefined) throw new InvalidOptionError('key', options.key, 'left out when unique is given (unique.key replaces it)');
-    if (typeof options.unique !== 'object' || options.unique === null) throw new InvalidOptionError('unique', options.unique, 'an object { key, window?, states?, replace? }');
+    if (!isOptionsObject(options.unique)) throw new InvalidOptionError('unique', options.unique, 'an object { key, window?, states?, replace? }');
     return { key: validateKey(options.unique.key), unique: resolveUniquePolicy('unique', options.unique, job) };
   }
   if (options.key !== undefined) return { key: validateKey(options.key), unique: job.policy };

@@ -6,7 +6,9 @@ import type { LockAcquireParams, LockCheckResult, LockGrant, LockRow } from '../
 import { FenceError, InvalidDurationError, InvalidOptionError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
 import { validateLockName } from '../validation/names.js';
+import { isOptionsObject } from '../validation/options-object.js';
 import { Lease } from './lease.js';
 
 /** Options for {@link LockManager.acquire}. */
@@ -15,8 +17,31 @@ export interface LockAcquireOptions {
   ttl: Duration;
   /** How long to keep trying while another holder has it. @default 0 (one try) */
   wait?: Duration;
-  /** Who holds it, shown by `warden locks list`. @default "<host>/<pid>" */
+  /**
+   * Who holds it, shown by `warden locks list`: 1–200 characters, without control characters or lone UTF-16
+   * surrogates. @default "<host>/<pid>"
+   */
   holder?: string;
+}
+
+/** Every key of {@link LockAcquireOptions}, checked against the interface so an option added there is known here. */
+const ACQUIRE_OPTION_KEYS = Object.keys({ ttl: true, wait: true, holder: true } satisfies Record<keyof LockAcquireOptions, true>);
+
+/** A lock holder: printable text of 1–200 characters (UTF-16 code units), the length `audit.actor` has. */
+const HOLDER_PATTERN = /^[^\u0000-\u001f\u007f]{1,200}$/;
+
+/**
+ * Checks a lock `holder` before any SQL. The drivers would each take anything else their own way: an object is a
+ * TypeError on SQLite and stored as "{}" by PostgreSQL, the number 42 is stored as "42.0" by SQLite and "42" by
+ * PostgreSQL, a NUL is stored by SQLite and a database error on PostgreSQL, and a lone surrogate cannot be encoded
+ * as UTF-8 (PostgreSQL would store U+FFFD).
+ * @throws InvalidOptionError
+ */
+function validateHolder(holder: unknown): string {
+  if (typeof holder !== 'string' || !HOLDER_PATTERN.test(holder) || !holder.isWellFormed()) {
+    throw new InvalidOptionError('holder', holder, 'a string of 1-200 characters without control characters or lone UTF-16 surrogates');
+  }
+  return holder;
 }
 
 /**
@@ -53,15 +78,18 @@ export class LockManager {
    * a transient error (a lost connection) is made once more at once under the same grant id: if the first was
    * granted and only its reply lost, the second takes that grant up (token + 1) instead of the lock staying held,
    * unknown to anyone, until it expires.
-   * @throws InvalidNameError, InvalidDurationError before touching the database; the database's error when the
-   *   attempt made again fails too.
+   * @throws InvalidNameError, InvalidDurationError, InvalidOptionError (options that are not an object or hold an
+   *   unknown key, a bad `holder`) before touching the database; the database's error when the attempt made again
+   *   fails too.
    */
   async acquire(name: string, options: LockAcquireOptions): Promise<Lease | null> {
     validateLockName(name);
-    const ttlMs = parseDuration('ttl', options?.ttl, { allowZero: false });
+    if (!isOptionsObject(options)) throw new InvalidOptionError('lock options', options, 'an object { ttl, wait?, holder? }');
+    checkKnownKeys('lock options', options, ACQUIRE_OPTION_KEYS);
+    const ttlMs = parseDuration('ttl', options.ttl, { allowZero: false });
     if (ttlMs < 50) throw new InvalidDurationError('ttl', options.ttl, 'a duration of at least 50ms');
     const waitMs = options.wait === undefined ? 0 : parseDuration('wait', options.wait);
-    const holder = options.holder ?? `${hostname()}/${process.pid}`;
+    const holder = options.holder === undefined ? `${hostname()}/${process.pid}` : validateHolder(options.holder);
     // One per call: only this call's retry may take its grant up again.
     const grantId = randomUUID();
     const giveUpAt = this.#clock.now() + waitMs;
@@ -94,8 +122,12 @@ export class LockManager {
    * Runs `fn` while holding the lock, renewing it meanwhile, and releases it afterwards. Returns `fn`'s result
    * (or throws its error), or `null` when the lock could not be acquired. `fn` should stop when `lease.signal`
    * aborts. A release that fails (a lost connection) is an `error` event: the lock then expires at its TTL.
+   * @throws InvalidOptionError when `fn` is not a function, before the lock is taken; the errors of
+   *   {@link LockManager.acquire}.
    */
   async withLock<T>(name: string, options: LockAcquireOptions, fn: (lease: Lease) => Promise<T>): Promise<T | null> {
+    // Checked first: found only after acquiring, the lock would be taken (and its token used up) for nothing.
+    if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (lease) => Promise');
     const lease = await this.acquire(name, options);
     if (!lease) return null;
     try {

@@ -5,7 +5,10 @@
  */
 import type { PrunableState } from '../driver/retention-params.js';
 import { InvalidOptionError } from '../errors.js';
+import type { RetentionOptions } from './retention-service.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
+import { isOptionsObject } from '../validation/options-object.js';
 
 /** How long jobs in each final state are kept after they finished; `false` keeps them forever. */
 export interface RetentionPolicy {
@@ -26,6 +29,13 @@ export type JobRetentionOverrides = Partial<ResolvedRetentionPolicy>;
 /** Every state retention prunes, in the order a pass handles them. */
 export const PRUNABLE_STATES: readonly PrunableState[] = ['completed', 'dead', 'cancelled'];
 
+/**
+ * The other options of `createWarden({ retention })` (`RetentionOptions`, read by the retention service), which
+ * arrive in one object with the global policy: known keys there, unknown in a job type's own `retention`. Checked
+ * against the interface, so an option added there cannot be missing here.
+ */
+const SERVICE_OPTION_KEYS = Object.keys({ scheduleTicks: true, interval: true, batchSize: true, maxPerPass: true } satisfies Record<Exclude<keyof RetentionOptions, keyof RetentionPolicy>, true>);
+
 /** The global defaults: completed and cancelled jobs 7 days, dead letters 30 days. */
 export const DEFAULT_RETENTION: Readonly<ResolvedRetentionPolicy> = Object.freeze({ completed: 7 * 86_400_000, dead: 30 * 86_400_000, cancelled: 7 * 86_400_000 });
 
@@ -40,7 +50,7 @@ function resolveOne(field: string, value: unknown): number | null {
  */
 export function resolveJobRetention(jobName: string, value: unknown): Readonly<JobRetentionOverrides> {
   if (value === undefined) return Object.freeze({});
-  checkPolicyShape(`retention of job "${jobName}"`, value);
+  checkPolicyShape(`retention of job "${jobName}"`, value, PRUNABLE_STATES);
   const out: JobRetentionOverrides = {};
   for (const state of PRUNABLE_STATES) {
     const given = (value as Record<string, unknown>)[state];
@@ -50,11 +60,12 @@ export function resolveJobRetention(jobName: string, value: unknown): Readonly<J
 }
 
 /**
- * Checks the global policy; states left out get {@link DEFAULT_RETENTION}.
+ * Checks the global policy; states left out get {@link DEFAULT_RETENTION}. `value` is the whole `retention` option:
+ * its keys are checked against the states and the retention service's own options.
  * @throws InvalidOptionError, InvalidDurationError naming the bad field.
  */
 export function resolveRetentionPolicy(field: string, value: RetentionPolicy): ResolvedRetentionPolicy {
-  checkPolicyShape(field, value);
+  checkPolicyShape(field, value, [...PRUNABLE_STATES, ...SERVICE_OPTION_KEYS]);
   const out = { ...DEFAULT_RETENTION };
   for (const state of PRUNABLE_STATES) {
     const given = (value as Record<string, unknown>)[state];
@@ -63,6 +74,8 @@ export function resolveRetentionPolicy(field: string, value: RetentionPolicy): R
   return out;
 }
 
-function checkPolicyShape(field: string, value: unknown): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError(field, value, 'an object such as { completed: "7d", dead: "30d" }');
+/** An object of known keys only: `retention: { complete: "1d" }` would otherwise keep completed jobs the default 7 days. */
+function checkPolicyShape(field: string, value: unknown, known: readonly string[]): void {
+  if (!isOptionsObject(value)) throw new InvalidOptionError(field, value, 'an object such as { completed: "7d", dead: "30d" }');
+  checkKnownKeys(field, value, known);
 }

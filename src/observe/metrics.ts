@@ -12,6 +12,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import { JOB_STATES } from '../job/job-record.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
 import { DatabaseSnapshot } from './database-snapshot.js';
 
 /**
@@ -57,6 +58,14 @@ export interface MetricsOptions {
   /** Stamps schedule successes seen through events (a `FakeClock` in tests). @default systemClock */
   clock?: Clock;
 }
+
+/**
+ * Every key of {@link MetricsOptions}, checked against the interface so an option added there is known here: any
+ * other is refused, since a misspelt one (`collectTimout`) would silently be its default.
+ */
+export const METRICS_OPTION_KEYS: readonly string[] = Object.keys({
+  events: true, driver: true, registry: true, prefix: true, cache: true, finishedCache: true, collectTimeout: true, durationBuckets: true, lockLabel: true, clock: true,
+} satisfies Record<keyof MetricsOptions, true>);
 
 /** What {@link attachMetrics} returns. */
 export interface MetricsHandle {
@@ -109,13 +118,15 @@ const PREFIX_PATTERN = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
  * `jobs_enqueued_total` counts enqueues through `warden.enqueue`/`enqueueMany` and runs enqueued by schedules
  * (ticks and manual triggers) in this process; an enqueue inside an application transaction that later rolls
  * back is still counted.
- * @throws InvalidOptionError for a bad option, or a registry that already holds one of these metric names.
+ * @throws InvalidOptionError for a bad or unknown option, or a registry that already holds one of these metric names.
  * @throws InvalidDurationError for a bad `cache`, `finishedCache` or `collectTimeout`.
  * @example
  * const { registry } = attachMetrics({ events: warden.events, driver: warden.driver });
  * http.createServer(createHttpEndpoints({ registry })).listen(9464);
  */
 export function attachMetrics(options: MetricsOptions): MetricsHandle {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('attachMetrics(options)', options, 'an object { events, driver, … }');
+  checkKnownKeys('metrics options', options, METRICS_OPTION_KEYS);
   const { events, driver } = options;
   if (typeof events?.on !== 'function') throw new InvalidOptionError('events', events, "Warden's event emitter (warden.events)");
   if (typeof driver?.queueList !== 'function') throw new InvalidOptionError('driver', driver, 'a Warden driver (warden.driver)');

@@ -44,6 +44,14 @@ export interface WorkerOptions {
   isolateLost?: boolean;
 }
 
+/**
+ * Every key of {@link WorkerOptions}, checked against the interface so an option added there is known here: the
+ * callers refuse any other key, since a misspelt one (`concurency`) would silently be its default.
+ */
+export const WORKER_OPTION_KEYS: readonly string[] = Object.keys({
+  queues: true, concurrency: true, prefetch: true, batchSize: true, pollInterval: true, lease: true, heartbeat: true, grace: true, rescueInterval: true, maxLost: true, isolateLost: true,
+} satisfies Record<keyof WorkerOptions, true>);
+
 /** Worker options with defaults applied and validated. */
 export interface ResolvedWorkerOptions {
   queues: string[];

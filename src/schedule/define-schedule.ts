@@ -5,7 +5,9 @@ import { InvalidOptionError } from '../errors.js';
 import { type JobDefinition, validatePriority } from '../job/define-job.js';
 import { type Duration, parseDuration } from '../validation/duration.js';
 import { integerInRange } from '../validation/integer-in-range.js';
+import { checkKnownKeys } from '../validation/known-keys.js';
 import { validateName } from '../validation/names.js';
+import { optionalOptionsObject } from '../validation/options-object.js';
 import { MAX_RECORDED_TICKS } from './plan-ticks.js';
 import { everyNextTick } from './schedule-spec.js';
 
@@ -80,6 +82,39 @@ export interface ScheduleDefinition {
 const OVERLAPS: readonly OverlapPolicy[] = ['skip', 'queue-one', 'allow', 'replace'];
 const MISFIRES: readonly MisfirePolicy[] = ['skip', 'run-once', 'catch-up'];
 
+type Options = ScheduleOptions<unknown>;
+/*
+ * The keys of each object of the options, checked against the interface (an option added there cannot be missing
+ * here): any other key is refused, since a misspelt one (`timzone`, `misfire: { polcy }`) would be ignored.
+ */
+const SCHEDULE_KEYS = Object.keys({
+  name: true, cron: true, every: true, timezone: true, job: true, payload: true, queue: true, priority: true, overlap: true, misfire: true, expect: true, heartbeat: true,
+} satisfies Record<keyof Options, true>);
+const MISFIRE_KEYS = Object.keys({ policy: true, within: true, maxCount: true, grace: true } satisfies Record<keyof NonNullable<Options['misfire']>, true>);
+const EXPECT_KEYS = Object.keys({ within: true, maxRuntime: true } satisfies Record<keyof NonNullable<Options['expect']>, true>);
+const HEARTBEAT_KEYS = Object.keys({ url: true } satisfies Record<keyof NonNullable<Options['heartbeat']>, true>);
+
+/** Most fields of a cron pattern: 5, or 6 with seconds first. croner would read a 7th as the year. */
+const MAX_CRON_FIELDS = 6;
+
+/**
+ * Reads `pattern` with croner, refusing what the documented patterns are not (more than 6 fields) and a pattern
+ * that never fires (30 February): a schedule would be stored with no next run, and never tick.
+ * @throws InvalidOptionError
+ */
+function parseCron(field: string, pattern: unknown, timezone: string): Cron {
+  if (typeof pattern !== 'string') throw new InvalidOptionError(field, pattern, 'a cron pattern string');
+  if (pattern.trim().split(/\s+/).length > MAX_CRON_FIELDS) throw new InvalidOptionError(field, pattern, 'a cron pattern of 5 fields, or 6 with seconds first');
+  let cron: Cron;
+  try {
+    cron = new Cron(pattern, { timezone, paused: true });
+  } catch (error) {
+    throw new InvalidOptionError(field, pattern, `a valid cron pattern (${(error as Error).message})`);
+  }
+  if (cron.nextRun() === null) throw new InvalidOptionError(field, pattern, 'a cron pattern that fires (this one matches no date from now on)');
+  return cron;
+}
+
 /**
  * Defines a schedule. Every field is validated here: a bad cron pattern, an unknown time zone or a bad policy
  * throws an `InvalidOptionError` naming the field, before anything is written.
@@ -91,6 +126,7 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('defineSchedule(options)', options, 'an object');
   const name = validateName('schedule name', options.name);
   const field = (f: string) => `${f} of schedule "${name}"`;
+  checkKnownKeys(`schedule "${name}"`, options, SCHEDULE_KEYS);
   if (typeof options.job?.name !== 'string' || typeof options.job.handler !== 'function') throw new InvalidOptionError(field('job'), options.job, 'a job made with defineJob()');
   if ((options.cron === undefined) === (options.every === undefined)) throw new InvalidOptionError(field('cron/every'), options.cron ?? options.every, 'exactly one of cron or every');
   const timezone = options.timezone ?? 'UTC';
@@ -102,19 +138,14 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
   let cron: Cron | null = null;
   let everyMs: number | null = null;
   if (options.cron !== undefined) {
-    if (typeof options.cron !== 'string') throw new InvalidOptionError(field('cron'), options.cron, 'a cron pattern string');
-    try {
-      cron = new Cron(options.cron, { timezone, paused: true });
-    } catch (error) {
-      throw new InvalidOptionError(field('cron'), options.cron, `a valid cron pattern (${(error as Error).message})`);
-    }
+    cron = parseCron(field('cron'), options.cron, timezone);
   } else {
     everyMs = parseDuration(field('every'), options.every, { allowZero: false });
     if (everyMs < 1000) throw new InvalidOptionError(field('every'), options.every, 'an interval of at least 1s');
   }
   const overlap = options.overlap ?? 'skip';
   if (!OVERLAPS.includes(overlap)) throw new InvalidOptionError(field('overlap'), overlap, OVERLAPS.map((o) => `"${o}"`).join(', '));
-  const m = options.misfire ?? {};
+  const m = optionalOptionsObject(field('misfire'), options.misfire, MISFIRE_KEYS, 'an object { policy?, within?, maxCount?, grace? }') ?? {};
   const policy = m.policy ?? 'run-once';
   if (!MISFIRES.includes(policy)) throw new InvalidOptionError(field('misfire.policy'), policy, MISFIRES.map((o) => `"${o}"`).join(', '));
   const maxCount = m.maxCount ?? 100;
@@ -125,11 +156,13 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
     maxCount,
     graceMs: parseDuration(field('misfire.grace'), m.grace ?? '1m'),
   };
-  const expect = options.expect === undefined ? null : {
-    withinMs: parseDuration(field('expect.within'), options.expect?.within, { allowZero: false }),
-    maxRuntimeMs: options.expect.maxRuntime === undefined ? null : parseDuration(field('expect.maxRuntime'), options.expect.maxRuntime, { allowZero: false }),
+  const e = optionalOptionsObject(field('expect'), options.expect, EXPECT_KEYS, 'an object { within, maxRuntime? }');
+  const expect = e === undefined ? null : {
+    withinMs: parseDuration(field('expect.within'), e.within, { allowZero: false }),
+    maxRuntimeMs: e.maxRuntime === undefined ? null : parseDuration(field('expect.maxRuntime'), e.maxRuntime, { allowZero: false }),
   };
-  const heartbeat = options.heartbeat === undefined ? null : { url: heartbeatUrl(field('heartbeat.url'), options.heartbeat?.url) };
+  const h = optionalOptionsObject(field('heartbeat'), options.heartbeat, HEARTBEAT_KEYS, 'an object { url }');
+  const heartbeat = h === undefined ? null : { url: heartbeatUrl(field('heartbeat.url'), h.url) };
   const queue = validateName(field('queue'), options.queue ?? options.job.queue);
   const priority = validatePriority(field('priority'), options.priority ?? options.job.priority);
   const payloadOption = options.payload;

@@ -3,7 +3,7 @@
  * ZWJ sequences), right-to-left text, combining marks and 200+ characters are stored and read back verbatim, on both
  * drivers, through Warden's API and straight from the tables:
  * - dedup keys (and keys differing only in LIKE wildcards, escapes or Unicode normalization stay different keys);
- * - lock holders (lock *names* are validated: see below);
+ * - lock holders, up to their limit of 200 characters (lock *names* are validated: see below);
  * - operator `actor` and `reason` on `jobs.cancel` / `jobs.retry` / `queues.pause` and in their audit entries (the
  *   hash chain still verifies);
  * - the `actor` and `reason` of a hand resolve of an alert (and an alert key);
@@ -42,6 +42,8 @@ const LONG = Array.from(Object.values(SAMPLES).join(' | ').repeat(2)).slice(0, 2
 /** Free text with line breaks and tabs too: operator reasons are text, not names. */
 const REASON = `${LONG}\n\tsecond line: ${SAMPLES.quotes}`;
 const ACTOR = `ops:${SAMPLES.rtl} ${SAMPLES.emoji} ${SAMPLES.quotes}`;
+/** The longest lock holder allowed: {@link LONG} cut to 200 UTF-16 units, without cutting a surrogate pair. */
+const HOLDER = LONG.slice(0, LONG.slice(0, 200).isWellFormed() ? 200 : 199);
 const TEXTS = [...Object.values(SAMPLES), LONG];
 
 describe.each(DRIVER_KINDS)('free text stored and read back verbatim (%s)', (kind) => {
@@ -125,10 +127,10 @@ describe.each(DRIVER_KINDS)('free text stored and read back verbatim (%s)', (kin
 
   it('lock holders are stored as given; lock names with that text are refused with InvalidNameError before any SQL', async () => {
     const { tdb, w } = await setUp();
-    const lease = await w.locks.acquire('tenant-42:reports/nightly.v2_final', { ttl: '10s', holder: LONG });
+    const lease = await w.locks.acquire('tenant-42:reports/nightly.v2_final', { ttl: '10s', holder: HOLDER });
     expect(lease).not.toBeNull();
     const [row] = await w.locks.list();
-    expect(row).toMatchObject({ name: 'tenant-42:reports/nightly.v2_final', holder: LONG, token: 1 });
+    expect(row).toMatchObject({ name: 'tenant-42:reports/nightly.v2_final', holder: HOLDER, token: 1 });
     await lease!.release();
     // A name of the longest allowed length, every allowed punctuation mark in it, round-trips too.
     const longest = `a${'._:/-Z9'.repeat(19)}`.slice(0, 128);

@@ -2,6 +2,7 @@
  * The options of the PostgreSQL driver, and their validation.
  * @module
  */
+import { MAX_TIMER_MS } from '../../clock/clock.js';
 import { InvalidOptionError } from '../../errors.js';
 import { validateSchemaName } from '../../validation/names.js';
 
@@ -13,7 +14,11 @@ export interface PostgresDriverOptions {
   schema?: string;
   /** Maximum pooled connections. @default 10 */
   poolSize?: number;
-  /** How long to wait for a new connection before failing, so an unreachable host errors instead of hanging. @default 10000 */
+  /**
+   * How long to wait for a new connection before failing, so an unreachable host errors instead of hanging. At most
+   * 2147483647 (2^31 − 1, about 24.8 days): pg waits with one `setTimeout`, which fires after 1 ms for anything longer.
+   * @default 10000
+   */
   connectTimeoutMs?: number;
   /**
    * Prepare the hot statements once per connection (named statements) rather than parse and plan them on each
@@ -45,8 +50,9 @@ export function resolvePostgresDriverOptions(options: PostgresDriverOptions): Re
   const handoff = options.handoff ?? true;
   if (typeof handoff !== 'boolean') throw new InvalidOptionError('handoff', handoff, 'true or false');
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-  if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
-    throw new InvalidOptionError('connectTimeoutMs', connectTimeoutMs, 'a positive integer number of milliseconds');
+  // Bounded by what one timer holds: past it every connection would time out after 1 ms.
+  if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1 || connectTimeoutMs > MAX_TIMER_MS) {
+    throw new InvalidOptionError('connectTimeoutMs', connectTimeoutMs, `an integer number of milliseconds from 1 to ${MAX_TIMER_MS}`);
   }
   return { connectionString: options.connectionString, schema, poolSize, connectTimeoutMs, preparedStatements, handoff, onError: options.onError ?? (() => {}) };
 }

@@ -1,0 +1,19 @@
+/**
+ * The check that makes a misspelt option an error instead of a silently ignored key.
+ * @module
+ */
+import { InvalidOptionError } from '../errors.js';
+
+/**
+ * Refuses a key of the options object `value` that is not one of `known`: a misspelt option (`timout`, `dealy`,
+ * `retention: { complete }`) would otherwise be ignored and its default used without a word. A key whose value is
+ * `undefined` sets nothing, so it is let through whatever its name (callers spread optional fields).
+ * @param field the object as messages name it, e.g. `"enqueue options"` or `"alerts.sinks[0]"`.
+ * @throws InvalidOptionError whose `value` is the unknown key, listing the known ones. Never the key's value: the
+ *   object may hold credentials (a sink's `secret`, `headers`), and a misspelt key may be one of them.
+ */
+export function checkKnownKeys(field: string, value: object, known: readonly string[]): void {
+  for (const [key, given] of Object.entries(value)) {
+    if (given !== undefined && !known.includes(key)) throw new InvalidOptionError(`option name in ${field}`, key, `one of ${known.join(', ')}`);
+  }
+}
