@@ -13,7 +13,9 @@
  * together, one advance or trigger at a time, so a scheduled tick whose completed job was pruned was recorded before
  * the kept job's tick and is not later than it. The newest success is read on its own, over every tick kept
  * (`Driver.scheduleLastSuccess`), so the kept job's tick, or a later success, is found however long ago it was, and
- * it already covers the older tick.
+ * it already covers the older tick. Tick retention keeps the rows read here however old (`Driver.scheduleTickPrune`
+ * with `keepAfterSuccess` = {@link MAX_COUNTED_TICKS}: from that tick on, as many as are counted), so a `within`
+ * longer than `retention.scheduleTicks` loses neither the last success nor a missed tick.
  *
  * Only the ticks after that success can be missed, and only those up to `now - within` are past their deadline, so
  * those are the recorded ticks read (`Driver.scheduleTicksAfter`, oldest first, at most {@link MAX_COUNTED_TICKS};

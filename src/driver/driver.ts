@@ -178,7 +178,9 @@ export interface Driver {
    * Deletes up to `limit` jobs in a final state that finished `olderThanMs` before `now`, with their attempts and
    * steps, and the `job_keys` rows they still hold. A schedule's newest completed job is kept (it is the
    * schedule's last success). Rows locked by another transaction (an operator retry) are skipped. Returns how
-   * many jobs were deleted; callers loop until fewer than `limit` come back.
+   * many jobs were deleted; callers loop until fewer than `limit` come back. Each name's old jobs are one range of
+   * an index led by `(state, name)`, so a call reads about the rows it deletes, however many jobs of other names
+   * (kept longer, or forever) there are.
    */
   jobPrune(params: JobPruneParams): Promise<number>;
   /**
@@ -297,8 +299,11 @@ export interface Driver {
   /** Enqueues one run now, recorded as a `triggered` tick with its actor. @throws ScheduleNotFoundError */
   scheduleTrigger(params: ScheduleTriggerParams): Promise<ScheduleTriggerResult>;
   /**
-   * Deletes up to `limit` schedule ticks recorded `olderThanMs` before `now`, never a schedule's newest tick
-   * (the scheduler and the schedule list read it). Returns how many were deleted.
+   * Deletes up to `limit` schedule ticks recorded `olderThanMs` before `now`, never a schedule's newest tick (the
+   * scheduler and the schedule list read it), nor, for a schedule with a row in `schedules`, the ticks the
+   * missed-run check and the last-success reads may need however old they are: those from the tick of its newest
+   * completed job (the one `jobPrune` keeps) through the `keepAfterSuccess`-th `scheduled` tick after it (all of
+   * them after it when fewer). Returns how many were deleted.
    */
   scheduleTickPrune(params: ScheduleTickPruneParams): Promise<number>;
 }

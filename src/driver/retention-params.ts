@@ -43,8 +43,20 @@ export interface JobKeyPruneResult {
 export interface ScheduleTickPruneParams {
   /** Only ticks recorded at least this many ms before `now`. Each schedule's newest tick is always kept. */
   olderThanMs: number;
+  /**
+   * Keep, however old, each schedule's ticks from the tick of its newest completed job (its last success, or the
+   * newest success is later: a trigger's) through this many `scheduled` ticks after it (from its oldest tick when it
+   * has no completed job): the ticks the missed-run alert reads (`MAX_COUNTED_TICKS`), so that retention never hides
+   * a missed run or its last success. At least 1.
+   */
+  keepAfterSuccess: number;
   /** Delete at most this many. */
   limit: number;
   /** `null`: the database's clock. */
   now: Date | null;
+}
+
+/** `keepAfterSuccess` as both drivers bind it: a whole number, at least 1 (the statement keeps through the nth tick). */
+export function keepAfterSuccess(params: ScheduleTickPruneParams): number {
+  return Math.max(1, Math.trunc(params.keepAfterSuccess));
 }

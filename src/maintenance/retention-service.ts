@@ -3,6 +3,7 @@
  * schedule ticks, in bounded batches, in one instance at a time.
  * @module
  */
+import { MAX_COUNTED_TICKS } from '../alerts/missed-run.js';
 import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { PrunableState } from '../driver/retention-params.js';
@@ -18,7 +19,11 @@ import { PRUNABLE_STATES, type ResolvedRetentionPolicy, type RetentionPolicy, re
 
 /** Options of `createWarden({ retention })`: the global policy and how passes run. */
 export interface RetentionOptions extends RetentionPolicy {
-  /** Schedule ticks older than this are deleted (each schedule's newest tick is always kept); `false`: never. @default "30d" */
+  /**
+   * Schedule ticks older than this are deleted; `false`: never. Always kept: each schedule's newest tick, and the ticks
+   * its missed-run check reads (from its last success on, up to 1,000 scheduled ticks after it), however old, so an
+   * `expect.within` longer than this still alerts. @default "30d"
+   */
   scheduleTicks?: Duration | false;
   /** Time between passes. The first pass runs one minute after `start()` (or after `interval`, if shorter). @default "1h" */
   interval?: Duration;
@@ -96,8 +101,8 @@ interface PrunePlan {
  * {@link RETENTION_LOCK} lease lock: an instance that finds it held skips the pass. Times are database time.
  * Deletes jobs per final state (the job type's own `retention` where it sets one, the global policy for every
  * other name, including jobs this process has no definition for), then dedup keys whose holder is gone, then
- * schedule ticks past `scheduleTicks`. The audit trail is never touched. Errors are reported as `error` events and
- * the next pass tries again.
+ * schedule ticks past `scheduleTicks` but those the missed-run alert reads. The audit trail is never touched.
+ * Errors are reported as `error` events and the next pass tries again.
  */
 export class RetentionService extends Service {
   readonly #deps: RetentionDeps;
@@ -163,7 +168,9 @@ export class RetentionService extends Service {
       jobs[plan.state] += await drain((limit) => driver.jobPrune({ ...plan, limit, now: clock.sqlNow() }));
     }
     const keys = await this.#sweepKeys(stopped, () => (complete = false));
-    const ticks = scheduleTicksMs === null ? 0 : await drain((limit) => driver.scheduleTickPrune({ olderThanMs: scheduleTicksMs, limit, now: clock.sqlNow() }));
+    // The ticks the missed-run check reads are kept however old (its `expect.within` may be longer than the
+    // retention, or the schedule failing for longer): those from its last success through as many as it reads.
+    const ticks = scheduleTicksMs === null ? 0 : await drain((limit) => driver.scheduleTickPrune({ olderThanMs: scheduleTicksMs, keepAfterSuccess: MAX_COUNTED_TICKS, limit, now: clock.sqlNow() }));
     return { jobs, keys, ticks, durationMs: clock.now() - startedAt, complete };
   }
 

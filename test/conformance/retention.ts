@@ -2,14 +2,15 @@
  * Conformance: retention (migration `0007_tracing_retention`) — `jobPrune` (final state, age by the given or the
  * database's clock, name filters, batch limit, attempts and steps going with their job, keys freed only while the
  * pruned job holds them, each schedule's newest completed run kept), `jobKeyPrune` and `scheduleTickPrune` (each
- * schedule's newest tick kept); and the `trace_context` column round trip.
+ * schedule's newest tick kept, and the ticks from its last success on that the missed-run check reads); and the
+ * `trace_context` column round trip.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobInsert } from '../../src/driver/driver.js';
 import type { JobRow } from '../../src/job/job-record.js';
 import { createTestDatabase, makeInsert, type DriverKind, type TestDatabase } from '../support/test-databases.js';
-import { at, claimExactly, countRows, errorInfo, finishOf, insertJob, rawQuery, rawTime, tableRef } from './helpers.js';
+import { at, claimExactly, countRows, errorInfo, finishOf, insertJob, openPgClient, openRawSqlite, rawQuery, rawTime, tableRef } from './helpers.js';
 
 const DAY = 86_400_000;
 
@@ -136,6 +137,89 @@ export function exerciseRetention(kind: DriverKind): void {
       });
     });
 
+    describe('jobPrune reads about the rows it deletes', () => {
+      const HOUR = 3_600_000;
+      const now = at(10 * DAY);
+
+      /** Inserts `n` jobs of `name` completed at `finishedAt` minus 1..n ms, straight into the table. */
+      async function completedJobs(name: string, n: number, finishedAt: Date): Promise<void> {
+        const into = `INSERT INTO ${tableRef(tdb, 'jobs')} (name, queue, payload, state, priority, run_at, max_attempts, created_at, updated_at, finished_at)`;
+        if (tdb.kind === 'postgres') {
+          await rawQuery(tdb, `${into} SELECT ?, 'default', '{}'::jsonb, 'completed', 0, ?, 1, ?, ?, ?::timestamptz - i * interval '1 millisecond' FROM generate_series(1, ?) g(i)`,
+            [name, at(0), at(0), at(0), finishedAt, n]);
+        } else {
+          await rawQuery(tdb, `WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?) ${into} SELECT ?, 'default', '{}', 'completed', 0, ?, 1, ?, ?, ? - i FROM g`,
+            [n, name, at(0).getTime(), at(0).getTime(), at(0).getTime(), finishedAt.getTime()]);
+        }
+      }
+
+      /**
+       * Runs one `jobPrune` as the driver does and returns what it deleted and the job rows its candidates were read
+       * from (PostgreSQL: `EXPLAIN ANALYZE` in a transaction rolled back, the rows the `jobs_finished_name_idx` scans
+       * returned or filtered out); SQLite: the plan of the statement, which must search that index by name.
+       */
+      async function pruneCost(params: { olderThanMs: number; names?: string[]; excludeNames?: string[] }): Promise<{ deleted: number; rowsRead: number | null; plan: string }> {
+        const names = params.names ?? null;
+        const excludeNames = params.excludeNames ?? null;
+        if (tdb.kind === 'sqlite') {
+          const { JOB_PRUNE } = await import('../../src/driver/sqlite/sqlite-retention-sql.js');
+          const db = openRawSqlite(tdb);
+          const bind = { state: 'completed', olderThanMs: params.olderThanMs, names: names && JSON.stringify(names), excludeNames: excludeNames && JSON.stringify(excludeNames), limit: 1_000, now: now.getTime() };
+          const plan = (db.prepare(`EXPLAIN QUERY PLAN ${JOB_PRUNE}`).all(bind) as { detail: string }[]).map((r) => r.detail).join('\n');
+          db.close();
+          const deleted = await tdb.driver.jobPrune({ state: 'completed', ...params, limit: 1_000, now });
+          return { deleted, rowsRead: null, plan };
+        }
+        const { retentionStatements } = await import('../../src/driver/postgres/postgres-retention-sql.js');
+        const client = await openPgClient();
+        try {
+          await client.query('BEGIN');
+          const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${retentionStatements(tdb.schema!).jobPrune}`, ['completed', params.olderThanMs, names, excludeNames, 1_000, now]);
+          await client.query('ROLLBACK');
+          let rowsRead = 0;
+          let deleted = 0;
+          const walk = (node: Record<string, any>): void => {
+            if (node['Index Name'] === 'jobs_finished_name_idx') rowsRead += node['Actual Rows'] * node['Actual Loops'] + (node['Rows Removed by Filter'] ?? 0);
+            if (node['Node Type'] === 'ModifyTable' && node['Relation Name'] === 'jobs') deleted = node['Actual Rows'];
+            for (const child of node.Plans ?? []) walk(child);
+          };
+          walk(rows[0]['QUERY PLAN'][0].Plan);
+          const { rows: text } = await client.query(`EXPLAIN ${retentionStatements(tdb.schema!).jobPrune}`, ['completed', params.olderThanMs, names, excludeNames, 1_000, now]);
+          expect(await tdb.driver.jobPrune({ state: 'completed', ...params, limit: 1_000, now })).toBe(deleted);
+          return { deleted, rowsRead, plan: text.map((r) => String(r['QUERY PLAN'])).join('\n') };
+        } finally {
+          await client.end();
+        }
+      }
+
+      it("a job type's own short retention and the global one beside types kept forever: each batch reads about its own rows", async () => {
+        await completedJobs('aml-rescreen', 20_000, at(0)); // kept forever: the oldest of all
+        await completedJobs('plain', 20_000, at(10 * DAY - HOUR)); // the global 1 day keeps them
+        await completedJobs('plain-old', 1_500, at(5 * DAY)); // past the global 1 day
+        await completedJobs('heartbeat-ping', 1_500, at(10 * DAY - 2 * HOUR)); // past its own 1 hour
+        await rawQuery(tdb, tdb.kind === 'postgres' ? `ANALYZE ${tableRef(tdb, 'jobs')}` : 'ANALYZE');
+        const own = { olderThanMs: HOUR, names: ['heartbeat-ping'] };
+        const global = { olderThanMs: DAY, excludeNames: ['aml-rescreen', 'heartbeat-ping'] };
+        for (const [params, left] of [[own, 500], [global, 500]] as const) {
+          const first = await pruneCost(params);
+          expect(first.deleted).toBe(1_000);
+          if (tdb.kind === 'postgres') {
+            // The rows deleted, and one probe per name for the global plan's skip through the names.
+            expect(first.rowsRead).toBeLessThanOrEqual(1_000 + 4);
+            // The candidates and the names (the delete itself may join the 1,000 ids with a scan of a table this small).
+            expect(first.plan).toMatch(/Index Scan using jobs_finished_name_idx on jobs j\s/);
+            expect(first.plan).not.toMatch(/Seq Scan on jobs [jf]\s|jobs_finished_idx/);
+          } else {
+            expect(first.plan).toContain('SEARCH j USING INDEX jobs_finished_name_idx (state=? AND name=? AND finished_at>? AND finished_at<?)');
+            expect(first.plan).not.toMatch(/SCAN j\b|jobs_finished_idx/);
+          }
+          expect((await pruneCost(params)).deleted).toBe(left);
+        }
+        const remaining = await rawQuery(tdb, `SELECT name, count(*) AS n FROM ${tableRef(tdb, 'jobs')} GROUP BY name ORDER BY name`);
+        expect(remaining.map((r) => [r.name, Number(r.n)])).toEqual([['aml-rescreen', 20_000], ['plain', 20_000]]);
+      });
+    });
+
     describe('jobKeyPrune', () => {
       it('sweeps the keys in windows, deleting those whose holder no longer exists and leaving live ones', async () => {
         const live = await insertJob(tdb.driver, { key: 'live' });
@@ -157,11 +241,23 @@ export function exerciseRetention(kind: DriverKind): void {
     });
 
     describe('scheduleTickPrune', () => {
-      async function tick(schedule: string, recordedAt: Date, kind: 'scheduled' | 'triggered' = 'scheduled'): Promise<void> {
+      /** Records a tick at `recordedAt` (its tick time too), naming `jobId` (none: no job). */
+      async function tick(schedule: string, recordedAt: Date, kind: 'scheduled' | 'triggered' = 'scheduled', jobId: string | null = null): Promise<void> {
         await rawQuery(tdb,
-          `INSERT INTO ${tableRef(tdb, 'schedule_ticks')} (schedule_name, tick_at, kind, outcome, late, job_id, actor, recorded_at) VALUES (?, ?, ?, 'fired', ?, NULL, NULL, ?)`,
-          [schedule, rawTime(tdb, recordedAt), kind, tdb.kind === 'sqlite' ? 0 : false, rawTime(tdb, recordedAt)]);
+          `INSERT INTO ${tableRef(tdb, 'schedule_ticks')} (schedule_name, tick_at, kind, outcome, late, job_id, actor, recorded_at) VALUES (?, ?, ?, 'fired', ?, ?, NULL, ?)`,
+          [schedule, rawTime(tdb, recordedAt), kind, tdb.kind === 'sqlite' ? 0 : false, jobId === null ? null : Number(jobId), rawTime(tdb, recordedAt)]);
       }
+      /** A run of schedule `name`'s tick at `tickAt`, finished in `state` then, and its tick row. */
+      async function run(name: string, tickAt: Date, state: 'completed' | 'dead', kind: 'scheduled' | 'triggered' = 'scheduled'): Promise<void> {
+        const job = await finished(state, tickAt, { scheduleName: name, tickAt });
+        await tick(name, tickAt, kind, job.id);
+      }
+      /** Stores schedules `names`: the ticks of a schedule without a row have only the newest kept. */
+      async function schedules(...names: string[]): Promise<void> {
+        const items = names.map((name) => ({ name, definitionHash: 'h', specJson: JSON.stringify({ every: '1m', job: 'j' }), firstRunAt: null }));
+        await tdb.driver.scheduleSync({ schedules: items, removeMissing: false, now: at(0) });
+      }
+      const prune = (keepAfterSuccess: number, limit = 100) => tdb.driver.scheduleTickPrune({ olderThanMs: DAY, keepAfterSuccess, limit, now: at(100 * DAY) });
       async function ticks(): Promise<[string, number, string][]> {
         const rows = await rawQuery(tdb, `SELECT schedule_name, tick_at, kind FROM ${tableRef(tdb, 'schedule_ticks')} ORDER BY schedule_name, tick_at, kind`);
         return rows.map((r) => [String(r.schedule_name), tdb.kind === 'sqlite' ? Number(r.tick_at) : (r.tick_at as Date).getTime(), String(r.kind)]);
@@ -174,15 +270,50 @@ export function exerciseRetention(kind: DriverKind): void {
         await tick('c', at(5 * DAY));
         await tick('c', at(5 * DAY + 1));
         const now = at(2 * DAY);
-        expect(await tdb.driver.scheduleTickPrune({ olderThanMs: DAY, limit: 2, now })).toBe(2);
-        expect(await tdb.driver.scheduleTickPrune({ olderThanMs: DAY, limit: 100, now })).toBe(2);
-        expect(await tdb.driver.scheduleTickPrune({ olderThanMs: DAY, limit: 100, now })).toBe(0);
+        expect(await tdb.driver.scheduleTickPrune({ olderThanMs: DAY, keepAfterSuccess: 1_000, limit: 2, now })).toBe(2);
+        expect(await tdb.driver.scheduleTickPrune({ olderThanMs: DAY, keepAfterSuccess: 1_000, limit: 100, now })).toBe(2);
+        expect(await tdb.driver.scheduleTickPrune({ olderThanMs: DAY, keepAfterSuccess: 1_000, limit: 100, now })).toBe(0);
         // a keeps its newest (the trigger recorded with the last tick sorts after it by kind), b its only one; c is young.
         expect(await ticks()).toEqual([
           ['a', at(3000).getTime(), 'triggered'],
           ['b', at(0).getTime(), 'scheduled'],
           ['c', at(5 * DAY).getTime(), 'scheduled'],
           ['c', at(5 * DAY + 1).getTime(), 'scheduled'],
+        ]);
+      });
+
+      it("keeps, however old, a schedule's ticks from its newest completed job's through keepAfterSuccess scheduled ticks after it", async () => {
+        await schedules('a');
+        const h = (n: number) => at(n * 3_600_000);
+        // Completed runs at hours 1 and 3 (the newest completed job: the last success), failing ones after it, with a
+        // failed trigger among them; all months old.
+        await run('a', h(1), 'completed');
+        await run('a', h(2), 'dead');
+        await run('a', h(3), 'completed');
+        for (const n of [4, 5, 6, 7, 8, 9]) await run('a', h(n), 'dead');
+        await run('a', h(5.5), 'dead', 'triggered');
+        expect(await prune(3, 1)).toBe(1);
+        expect(await prune(3)).toBe(3);
+        expect(await prune(3)).toBe(0);
+        // Kept: the success, the 3 scheduled ticks after it (and the trigger among them), the newest tick.
+        expect((await ticks()).map(([, tickAt, kind]) => [tickAt, kind])).toEqual([
+          [h(3).getTime(), 'scheduled'], [h(4).getTime(), 'scheduled'], [h(5).getTime(), 'scheduled'], [h(5.5).getTime(), 'triggered'],
+          [h(6).getTime(), 'scheduled'], [h(9).getTime(), 'scheduled'],
+        ]);
+        // Once a later run completes, the ticks before it may go.
+        await run('a', h(10), 'completed');
+        expect(await prune(3)).toBe(6);
+        expect((await ticks()).map(([, tickAt]) => tickAt)).toEqual([h(10).getTime()]);
+      });
+
+      it('keeps the first keepAfterSuccess scheduled ticks of a schedule that never completed a run, and the newest of one without a row', async () => {
+        await schedules('never');
+        for (let n = 1; n <= 5; n++) await run('never', at(n * 1000), 'dead');
+        for (let n = 1; n <= 3; n++) await run('unstored', at(n * 1000), 'completed');
+        expect(await prune(2)).toBe(4);
+        expect(await ticks()).toEqual([
+          ['never', at(1000).getTime(), 'scheduled'], ['never', at(2000).getTime(), 'scheduled'], ['never', at(5000).getTime(), 'scheduled'],
+          ['unstored', at(3000).getTime(), 'scheduled'],
         ]);
       });
     });

@@ -84,7 +84,8 @@ describe('SQLite migration 0010 (rebuilds jobs and job_attempts)', () => {
     expect(dump(db, 'job_steps')).toEqual(before.steps);
     expect(db.prepare("SELECT name, seq FROM sqlite_sequence WHERE name LIKE 'jobs%'").all()).toEqual([{ name: 'jobs', seq: 40 }]);
     const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-    expect(indexes).toEqual(['jobs_claim_idx', 'jobs_finished_idx', 'jobs_key_idx', 'jobs_lease_idx', 'jobs_rare_state_idx', 'jobs_schedule_active_idx', 'jobs_schedule_state_idx']);
+    // 0018 replaced jobs_finished_idx with jobs_finished_name_idx.
+    expect(indexes).toEqual(['jobs_claim_idx', 'jobs_finished_name_idx', 'jobs_key_idx', 'jobs_lease_idx', 'jobs_rare_state_idx', 'jobs_schedule_active_idx', 'jobs_schedule_state_idx']);
     expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name LIKE '%_0010'").get()).toEqual({ n: 0 });
 
     // A new job continues after 40, not after the largest id left (30).

@@ -78,6 +78,9 @@ export interface PostgresConnectionOptions {
   genericPlansSql?: string;
 }
 
+/** What {@link PostgresConnection.listen} passes on to `postgresListen`, beside the connection's own settings. */
+type ListenParams = Omit<PostgresListenOptions, 'connectionString' | 'connectTimeoutMs' | 'channel'>;
+
 /** One driver instance's pools and listeners. {@link PostgresConnection.end} closes them all; safe to call twice. */
 export class PostgresConnection {
   /** The main pool: every statement but the worker's. */
@@ -91,6 +94,8 @@ export class PostgresConnection {
   /** Also bounds the set-up of each LISTEN connection (`postgres-listen.ts`). */
   readonly #connectTimeoutMs: number;
   readonly #unsubscribes = new Set<() => Promise<void>>();
+  /** The {@link PostgresConnection.listen} calls still connecting, each settled once it resolves or fails. */
+  readonly #subscribing = new Set<Promise<void>>();
   readonly #onError: (error: unknown) => void;
   /**
    * Statement text → prepared statement name, for the statements {@link HOT_STATEMENTS} and
@@ -214,7 +219,16 @@ export class PostgresConnection {
    * Subscribes to wake-ups on `channel` through a dedicated connection that reconnects by itself.
    * @returns An unsubscribe function (also called by {@link PostgresConnection.end}).
    */
-  async listen(channel: string, params: Omit<PostgresListenOptions, 'connectionString' | 'connectTimeoutMs' | 'channel'>): Promise<() => Promise<void>> {
+  listen(channel: string, params: ListenParams): Promise<() => Promise<void>> {
+    const subscribing = this.#subscribe(channel, params);
+    // end() waits for it: a subscription still connecting has no unsubscribe to call yet.
+    const settled = subscribing.then(() => {}, () => {});
+    this.#subscribing.add(settled);
+    void settled.then(() => this.#subscribing.delete(settled));
+    return subscribing;
+  }
+
+  async #subscribe(channel: string, params: ListenParams): Promise<() => Promise<void>> {
     const stop = await postgresListen({ connectionString: this.#connectionString, connectTimeoutMs: this.#connectTimeoutMs, channel, ...params });
     const unsubscribe = async (): Promise<void> => {
       this.#unsubscribes.delete(unsubscribe);
@@ -229,9 +243,14 @@ export class PostgresConnection {
     return unsubscribe;
   }
 
-  /** Stops every listener, then closes both pools, once; later calls wait for the same close. */
+  /**
+   * Stops every listener (a reconnect in flight cut, a first connect in flight awaited), then closes both pools, once;
+   * later calls wait for the same close. It resolves with no connection of this driver left open.
+   */
   end(): Promise<void> {
     this.#ending ??= (async () => {
+      // A listen() that was connecting stops its connection itself once it sees #ending, and settles after.
+      await Promise.all([...this.#subscribing]);
       await Promise.all([...this.#unsubscribes].map((unsubscribe) => unsubscribe()));
       await Promise.all([this.pool.end(), this.#workerPool?.end()]);
     })();

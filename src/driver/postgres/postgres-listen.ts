@@ -86,7 +86,8 @@ const KEEPALIVE_DELAY_MS = 10_000;
  * does a server that does not answer within `connectTimeoutMs`; after that nothing ever throws or rejects
  * unhandled, and callback exceptions are contained. A reconnect attempt is bounded the same way, so a hung one
  * fails and is followed by the next.
- * @returns An idempotent unsubscribe that stops reconnecting and closes the connection.
+ * @returns An idempotent unsubscribe that stops reconnecting and closes the connection, a reconnect attempt in flight
+ *   included: it resolves once no connection of this subscription is left open, and every call awaits the same.
  */
 export async function postgresListen(options: PostgresListenOptions): Promise<() => Promise<void>> {
   const { connectionString, connectTimeoutMs, channel, handoff } = options;
@@ -99,6 +100,13 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
   let failures = 0;
   /** Running while a reconnected connection has not yet stayed up {@link STABLE_MS}. */
   let stabilizing: NodeJS.Timeout | null = null;
+  /**
+   * The connection being set up, and the reconnect attempt setting it up: `stopped` is checked only once the set-up
+   * ends, which a late server may put off for `connectTimeoutMs`, so the unsubscribe cuts this client and waits for
+   * the attempt rather than returning with a connection still open (keeping the process alive).
+   */
+  let connecting: pg.Client | null = null;
+  let attempt: Promise<void> | null = null;
 
   // User callbacks must not be able to break the reconnect loop (or throw inside a pg event handler).
   const report = (error: unknown): void => {
@@ -160,6 +168,7 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
       });
       if (notice) receive(client, notice);
     });
+    connecting = client;
     try {
       await client.connect();
       await setUp(client, statement);
@@ -171,6 +180,8 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     } catch (error) {
       client.end().catch(() => {});
       throw error;
+    } finally {
+      if (connecting === client) connecting = null;
     }
     if (stopped) {
       // Unsubscribed while connecting.
@@ -271,13 +282,17 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
 
   const reconnect = async (): Promise<void> => {
     if (stopped) return;
+    const opening = open();
+    attempt = opening;
     try {
-      await open();
+      await opening;
     } catch (error) {
       if (stopped) return;
       report(error);
       schedule();
       return;
+    } finally {
+      if (attempt === opening) attempt = null;
     }
     if (stopped) return;
     // The back-off starts again only once this connection has stayed up (see STABLE_MS), not at once.
@@ -291,8 +306,8 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
 
   await open();
 
-  return async () => {
-    if (stopped) return;
+  let unsubscribed: Promise<void> | null = null;
+  const unsubscribe = async (): Promise<void> => {
     stopped = true;
     if (timer) clearTimeout(timer);
     timer = null;
@@ -300,8 +315,12 @@ export async function postgresListen(options: PostgresListenOptions): Promise<()
     stabilizing = null;
     const client = active;
     active = null;
-    if (client) await client.end().catch(() => {});
+    // A reconnect in flight: its client is cut (its set-up then fails at once) and the attempt awaited.
+    const cut = connecting;
+    connecting = null;
+    await Promise.all([client?.end().catch(() => {}), cut?.end().catch(() => {}), attempt?.catch(() => {})]);
   };
+  return () => (unsubscribed ??= unsubscribe());
 }
 
 /**

@@ -7,7 +7,7 @@
  * version, which then no longer matches, so a live key is never freed.
  * @module
  */
-import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
+import { keepAfterSuccess, type JobKeyPruneParams, type JobKeyPruneResult, type JobPruneParams, type ScheduleTickPruneParams } from '../retention-params.js';
 import type { Run } from './postgres-insert.js';
 import { retentionStatements } from './postgres-retention-sql.js';
 
@@ -32,8 +32,9 @@ export async function jobKeyPrune(run: Run, schema: string, params: JobKeyPruneP
   return { deleted: row.deleted, lastKey: row.seen < limit ? null : row.last_key };
 }
 
-/** Deletes a bounded batch of old ticks, never a schedule's newest. */
+/** Deletes a bounded batch of old ticks, never a schedule's newest nor those its missed-run check reads. */
 export async function scheduleTickPrune(run: Run, schema: string, params: ScheduleTickPruneParams): Promise<number> {
-  const result = await run(retentionStatements(schema).scheduleTickPrune, [params.olderThanMs, Math.trunc(params.limit), params.now]);
+  const values = [params.olderThanMs, Math.trunc(params.limit), params.now, keepAfterSuccess(params)];
+  const result = await run(retentionStatements(schema).scheduleTickPrune, values);
   return result.rowCount ?? 0;
 }

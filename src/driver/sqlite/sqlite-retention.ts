@@ -5,7 +5,7 @@
  * foreign keys on).
  * @module
  */
-import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
+import { keepAfterSuccess, type JobKeyPruneParams, type JobKeyPruneResult, type JobPruneParams, type ScheduleTickPruneParams } from '../retention-params.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-retention-sql.js';
 import type { DbInt } from './sqlite-rows.js';
@@ -42,8 +42,8 @@ export function jobKeyPrune(ctx: SqliteContext, params: JobKeyPruneParams): Prom
   });
 }
 
-/** Deletes a bounded batch of old ticks, never a schedule's newest. */
+/** Deletes a bounded batch of old ticks, never a schedule's newest nor those its missed-run check reads. */
 export function scheduleTickPrune(ctx: SqliteContext, params: ScheduleTickPruneParams): Promise<number> {
-  const bind = { olderThanMs: Math.trunc(params.olderThanMs), limit: Math.trunc(params.limit), now: toMs(params.now, 'now') };
+  const bind = { olderThanMs: Math.trunc(params.olderThanMs), keep: keepAfterSuccess(params), limit: Math.trunc(params.limit), now: toMs(params.now, 'now') };
   return ctx.write(() => ctx.stmt(SQL.SCHEDULE_TICK_PRUNE).run(bind).changes);
 }
