@@ -407,8 +407,11 @@ export class Warden {
   async #rescue(options: Pick<WorkerOptions, 'maxLost'>): Promise<void> {
     // Rescue does not claim, so an instance without registered jobs (an operator tool) may still run it.
     const queues = this.#defaultQueues();
-    const worker = this.#worker ?? this.#createWorker(resolveWorkerOptions({ ...this.#workerDefaults, ...options }, queues.length > 0 ? queues : ['default']));
-    await worker.rescue();
+    // Resolved (so checked) even when a worker is started: a `maxLost` given here applies to this pass, not the
+    // started worker's own.
+    const resolved = resolveWorkerOptions({ ...this.#workerDefaults, ...options }, queues.length > 0 ? queues : ['default']);
+    const worker = this.#worker ?? this.#createWorker(resolved);
+    await worker.rescue(options.maxLost === undefined ? undefined : resolved.maxLost);
   }
 
   /**

@@ -63,7 +63,9 @@ export function resolveRetryPolicy(field: string, options: RetryOptions | undefi
 
 /**
  * The delay before the next attempt after attempt number `attempt` (1-based) failed.
- * @param random a source of uniform numbers in [0, 1). @default Math.random
+ * @param random a source of uniform numbers in [0, 1); a result outside it (or not a number) is replaced by
+ *   `Math.random()`'s, so a faulty source can neither break the jitter's bounds nor make the delay `NaN`, which the
+ *   database refuses (the ending would fail and the job be left leased until the rescue). @default Math.random
  */
 export function retryDelayMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
   const exponent = Math.min(Math.max(attempt - 1, 0), 52);
@@ -73,8 +75,14 @@ export function retryDelayMs(policy: RetryPolicy, attempt: number, random: () =>
     case 'none':
       return d;
     case 'full':
-      return Math.floor(random() * d);
+      return Math.floor(unit(random) * d);
     case 'equal':
-      return Math.floor(d / 2 + random() * (d / 2));
+      return Math.floor(d / 2 + unit(random) * (d / 2));
   }
+}
+
+/** A number in [0, 1) from `random`, or from `Math.random` when `random` gave anything else. */
+function unit(random: () => number): number {
+  const r = random();
+  return typeof r === 'number' && r >= 0 && r < 1 ? r : Math.random();
 }

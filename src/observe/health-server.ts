@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { MAX_TIMER_MS } from '../clock/clock.js';
 import { HealthServerListenError, InvalidOptionError } from '../errors.js';
 import { StartStopFlights } from '../runtime/start-stop-flights.js';
 import { createHttpEndpoints, type HttpEndpointsOptions } from './http-endpoints.js';
@@ -12,7 +13,7 @@ export interface HealthServerOptions extends HttpEndpointsOptions {
   port: number;
   /** The interface to listen on, e.g. `"127.0.0.1"` to keep it local. @default all interfaces */
   host?: string;
-  /** How long `stop()` lets open requests finish before closing their connections. @default 1000 */
+  /** How long (ms, 0 to 2,147,483,647) `stop()` lets open requests finish before closing their connections. @default 1000 */
   closeGraceMs?: number;
   /** Called with server errors after it started listening (they must never crash the process). @default ignored */
   onError?: (error: unknown) => void;
@@ -35,7 +36,10 @@ export class HealthServer {
     const { port, host, closeGraceMs = 1000 } = options ?? ({} as HealthServerOptions);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 0 to 65535 (0 picks a free port)');
     if (host !== undefined && (typeof host !== 'string' || host.length === 0)) throw new InvalidOptionError('host', host, 'a host name or IP address');
-    if (!Number.isInteger(closeGraceMs) || closeGraceMs < 0) throw new InvalidOptionError('closeGraceMs', closeGraceMs, 'a whole number of milliseconds >= 0');
+    // setTimeout clamps a longer delay to 1 ms: a grace meant as "wait long" would cut every connection at once.
+    if (!Number.isInteger(closeGraceMs) || closeGraceMs < 0 || closeGraceMs > MAX_TIMER_MS) {
+      throw new InvalidOptionError('closeGraceMs', closeGraceMs, `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`);
+    }
     this.#options = { ...options, closeGraceMs };
     this.#handler = createHttpEndpoints(options);
   }

@@ -252,10 +252,13 @@ export class Worker {
     return { attempts };
   }
 
-  /** One rescue pass over expired leases (also run periodically while started). */
-  async rescue(): Promise<void> {
+  /**
+   * One rescue pass over expired leases (also run periodically while started).
+   * @param maxLost - Losses after which a job is dead-lettered. @default this worker's `maxLost`
+   */
+  async rescue(maxLost = this.#options.maxLost): Promise<void> {
     const { driver, clock, events } = this.#deps;
-    const rescued = await driver.jobRescue({ maxLost: this.#options.maxLost, limit: 500, now: clock.sqlNow() });
+    const rescued = await driver.jobRescue({ maxLost, limit: 500, now: clock.sqlNow() });
     for (const job of rescued) {
       this.counters.rescued++;
       events.emit('job:rescued', { job: ref(job), attempt: job.attempt, nextState: job.state });

@@ -11,6 +11,7 @@ import { createWarden, type Warden } from '../../src/client/warden.js';
 import { createDriver } from '../../src/driver/create-driver.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
+import { HealthServer } from '../../src/observe/health-server.js';
 import { withTimeout } from '../../src/observe/with-timeout.js';
 import { scrape, total } from '../observe/helpers.js';
 import { makeWarden, silent } from '../runtime/helpers.js';
@@ -60,5 +61,16 @@ describe.each(DRIVER_KINDS)('metrics collectTimeout past one timer (%s)', (kind)
     const samples = await scrape(warden.metrics!.registry);
     expect(total(samples, 'warden_queue_depth', { queue: 'default', state: 'queued' })).toBe(1);
     expect(total(samples, 'warden_metrics_collect_errors_total')).toBe(0);
+  });
+});
+
+describe('HealthServer closeGraceMs', () => {
+  it.each([MAX_TIMER_MS + 1, 2 ** 31, 365 * 86_400_000])('is refused at %d ms (setTimeout would cut connections after 1 ms)', (closeGraceMs) => {
+    expect(() => new HealthServer({ port: 0, closeGraceMs })).toThrow(InvalidOptionError);
+    expect(() => new HealthServer({ port: 0, closeGraceMs })).toThrow(`Expected closeGraceMs to be a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`);
+  });
+
+  it('is accepted at the largest value a timer holds', () => {
+    expect(() => new HealthServer({ port: 0, closeGraceMs: MAX_TIMER_MS })).not.toThrow();
   });
 });
