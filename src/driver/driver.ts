@@ -17,7 +17,8 @@
 import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../job/job-record.js';
 import type {
   GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
-  JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobReleaseParams, JobRescueParams,
+  JobInsertManyParams, JobInsertResult, JobLease, JobLeaseCheckParams, JobLeaseCheckResult, JobLeaseResult, JobListParams,
+  JobReleaseParams, JobRescueParams,
   JobStepRecordParams, JobStepRow, ListenParams, RescuedJob, UniqueInsert,
 } from './job-params.js';
 import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from './alert-params.js';
@@ -42,7 +43,8 @@ import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTick
 // The job types travel with the interface: the drivers and the runtime import them from here.
 export type {
   JobInsert, UniqueInsert, JobInsertManyParams, JobInsertResult, JobClaimParams, ListenParams, JobLease,
-  JobHeartbeatParams, JobReleaseParams, JobLeaseResult, JobFinish, JobFinishManyParams, JobStepRecordParams,
+  JobHeartbeatParams, JobReleaseParams, JobLeaseCheckParams, JobLeaseCheckResult, JobLeaseResult, JobFinish,
+  JobFinishManyParams, JobStepRecordParams,
   JobStepRow, JobCheckpointParams, GuardedWriteResult, JobRescueParams, RescuedJob, JobListParams,
 } from './job-params.js';
 
@@ -140,6 +142,12 @@ export interface Driver {
    * row another transaction holds locked is skipped: neither applied nor stale, renewed at the next beat.
    */
   jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult>;
+  /**
+   * Looks up leases of claimed jobs not started yet, in one statement that writes nothing: which are no longer held
+   * (`stale`: not `running` under that token) and which are held in a paused queue (`paused`). A worker asks it
+   * before starting a job that has waited in its buffer, so that a cancel or pause committed meanwhile is honoured.
+   */
+  jobLeaseCheck(params: JobLeaseCheckParams): Promise<JobLeaseCheckResult>;
   /** Inserts jobs in one transaction; deduplicates keyed jobs through `job_keys` (see {@link UniqueInsert}). */
   jobInsertMany(params: JobInsertManyParams): Promise<JobInsertResult[]>;
   jobList(params: JobListParams): Promise<JobRow[]>;

@@ -140,6 +140,36 @@ export interface JobReleaseParams {
   now: Date | null;
 }
 
+/** Leases of claimed jobs a worker has not started yet, to look up before starting them (`jobLeaseCheck`). */
+export interface JobLeaseCheckParams {
+  leases: JobLease[];
+}
+
+/**
+ * Of the leases asked about, in request order: `stale`, those no longer held (the job is not `running` under that
+ * lease token: cancelled, rescued, handed back, or not a job); `paused`, those held whose queue is paused. A lease in
+ * neither list is held and its queue not paused.
+ */
+export interface JobLeaseCheckResult {
+  stale: string[];
+  paused: string[];
+}
+
+/**
+ * A `jobLeaseCheck` answer from the leases asked about and the held ones the database found (`id` as the database
+ * writes it, so a lease whose id was written otherwise, `0042`, matches nothing and is stale), in request order.
+ */
+export function leaseCheckResult(leases: readonly JobLease[], held: readonly (JobLease & { paused: boolean })[]): JobLeaseCheckResult {
+  const found = new Map(held.map((h) => [h.id, h]));
+  const result: JobLeaseCheckResult = { stale: [], paused: [] };
+  for (const lease of leases) {
+    const row = found.get(lease.id);
+    if (row?.leaseToken !== lease.leaseToken) result.stale.push(lease.id);
+    else if (row.paused) result.paused.push(lease.id);
+  }
+  return result;
+}
+
 /**
  * Which leases were written (renewed, ended or released: `applied`) and which were stale (lost: expired and
  * rescued, cancelled, or taken over). Every lease is in one of the two, except from `jobHeartbeat` on PostgreSQL: a

@@ -12,6 +12,12 @@ export interface LoneJobOptions {
 export interface HeldJob {
   readonly row: JobRow;
   started: boolean;
+  /**
+   * When its lease and its queue's pause flag were last confirmed (clock ms): its claim's, then the worker's latest
+   * look-up of its unstarted leases. It waits for every other attempt to end, so it is looked up again before it
+   * starts once this is older than the worker's `RECHECK_MS`.
+   */
+  confirmedAt: number;
 }
 
 /**
@@ -64,15 +70,16 @@ export class LoneJob {
    * Sorts a claim: `kept`, the jobs the worker runs as usual; the first that runs alone is held (unless one is held
    * already); `back`, the others that run alone, to hand back at once unused (their next claim, here or by another
    * worker, holds them in turn). Held ones count as leased to the worker, so were it to die while they wait, each
-   * would be charged a loss as if it had run: hence one at a time.
+   * would be charged a loss as if it had run: hence one at a time. `confirmedAt`: when the claim's answer came (see
+   * {@link HeldJob.confirmedAt}).
    */
-  sort(rows: JobRow[]): { kept: JobRow[]; back: JobRow[] } {
+  sort(rows: JobRow[], confirmedAt: number): { kept: JobRow[]; back: JobRow[] } {
     if (!rows.some((r) => this.runsAlone(r))) return { kept: rows, back: [] };
     const kept: JobRow[] = [];
     const back: JobRow[] = [];
     for (const row of rows) {
       if (!this.runsAlone(row)) kept.push(row);
-      else if (this.#held === null) this.#held = { row, started: false };
+      else if (this.#held === null) this.#held = { row, started: false, confirmedAt };
       else back.push(row);
     }
     return { kept, back };

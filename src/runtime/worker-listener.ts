@@ -2,6 +2,7 @@
  * A worker's subscription to wake-ups from other processes and, on PostgreSQL, to the jobs enqueues hand it.
  * @module
  */
+import type { Clock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobRow } from '../job/job-record.js';
@@ -10,13 +11,19 @@ import type { JobRow } from '../job/job-record.js';
 export interface WorkerListenerDeps {
   driver: Driver;
   events: TypedEmitter;
+  /** Reads when a handed job was received. */
+  clock: Clock;
   workerId: string;
   /** Jobs may be due in `queue` (in any queue when undefined): the claim loop looks at once. */
   notify: (queue?: string) => void;
   /** Jobs may be leased to the worker that it never received (a lost connection or read): it looks before claiming. */
   onPossiblyUnreceived: () => void;
-  /** A job handed to the worker, counted already, to start or buffer; `slotsLeft` as the enqueue left them. */
-  take: (row: JobRow, slotsLeft: number) => void;
+  /**
+   * A job handed to the worker, counted already, to start or buffer; `slotsLeft` as the enqueue left them;
+   * `receivedAt` (clock ms) when its notice came: its lease and queue were last confirmed then, by the enqueue that
+   * handed it (a cancel between that enqueue's commit and the notice is not seen).
+   */
+  take: (row: JobRow, slotsLeft: number, receivedAt: number) => void;
   /** Counts a job handed to the worker as it is received. */
   onHandedOff: () => void;
   /**
@@ -152,15 +159,16 @@ export class WorkerListener {
     if (!this.listening) return;
     if (this.#deps.handedBack(row)) return;
     this.#deps.onHandedOff();
+    const receivedAt = this.#deps.clock.now();
     const enqueued = this.#deps.enqueuesSettled?.();
     if (!enqueued) {
-      this.#deps.take(row, slotsLeft);
+      this.#deps.take(row, slotsLeft, receivedAt);
       return;
     }
     this.#waiting.set(row.id, row);
     void enqueued.then(() => {
       // Stopped meanwhile: `stop` emptied the set, and the job is left to the shutdown's hand-back.
-      if (this.#waiting.delete(row.id) && this.listening) this.#deps.take(row, slotsLeft);
+      if (this.#waiting.delete(row.id) && this.listening) this.#deps.take(row, slotsLeft, receivedAt);
     });
   }
 }

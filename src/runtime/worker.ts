@@ -1,5 +1,6 @@
 import { LeaseLostError, ShutdownAbortError } from '../errors.js';
 import type { JobRow } from '../job/job-record.js';
+import type { JobLease } from '../driver/driver.js';
 import { LEASE_EXPIRED_ERROR } from '../driver/stored-errors.js';
 import { Attempt, type AttemptDeps, ref } from './attempt.js';
 import { Completer } from './completer.js';
@@ -41,6 +42,39 @@ export type WorkerDeps = Omit<AttemptDeps, 'completer' | 'onStaleWrite' | 'drain
   enqueuesSettled?: () => Promise<void> | null;
 };
 
+/**
+ * How long (ms) after its lease and its queue's pause flag were confirmed a claimed job not started yet may still
+ * start. A claim confirms the jobs it returns when its answer comes, and so does a look-up (`jobLeaseCheck`, one
+ * statement for every unstarted job of the worker): a job confirmed longer ago is not started until a look-up has
+ * confirmed it again, so a cancel or pause committed at `t` starts no buffered job after `t + RECHECK_MS` (plus the
+ * run time of a confirming statement that had begun before `t`). In a fast drain jobs wait in the buffer a few
+ * milliseconds and nothing is looked up; jobs waiting behind long handlers cost one look-up per `RECHECK_MS` at most.
+ * Confirmed on the answer rather than the sending, so a database slower than this still starts jobs.
+ */
+export const RECHECK_MS = 250;
+
+/** A claimed job waiting in the worker's buffer, and when its lease and queue were confirmed (see {@link RECHECK_MS}). */
+interface Buffered {
+  readonly row: JobRow;
+  confirmedAt: number;
+}
+
+/** Whether a confirmation made at `confirmedAt` still stands at `now`; one from a clock that went back does not. */
+function confirmedRecently(confirmedAt: number, now: number): boolean {
+  const age = now - confirmedAt;
+  return age >= 0 && age <= RECHECK_MS;
+}
+
+/** The wait before trying again after `failures` failures in a row: 200 ms doubling, at most 5 s. */
+function backoffMs(failures: number): number {
+  return Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+}
+
+/** The lease of a claimed job, as the driver's lease methods take it. */
+function leaseOf(row: JobRow): JobLease {
+  return { id: row.id, leaseToken: row.leaseToken };
+}
+
 /** What {@link Worker.drain} did. */
 export interface DrainResult {
   /** Attempts run. */
@@ -73,7 +107,16 @@ export class Worker {
   /** {@link WorkerListener.start} of the last `start`, which a stop during the start waits for. */
   #listening: Promise<void> = Promise.resolve();
   /** Claimed jobs not started yet, oldest claim first (bounded by `prefetch` plus free slots). */
-  #buffer: JobRow[] = [];
+  #buffer: Buffered[] = [];
+  /**
+   * A look-up of the unstarted jobs' leases is in flight, or waits to be tried again after a failure: at most one at
+   * a time (see {@link Worker.#recheck}).
+   */
+  #rechecking = false;
+  /** Failed look-ups in a row, for the back-off. */
+  #recheckFailures = 0;
+  /** Cancels the timer of the next try after a failed look-up; null when none is waiting. */
+  #cancelRecheckRetry: (() => void) | null = null;
   /** Handlers running now: the slots taken. */
   #running = 0;
   /** The last claim filled every slot it asked for, so more jobs are probably due. */
@@ -128,13 +171,13 @@ export class Worker {
       onLeaseReleased: (attempt) => this.#releaseLease(attempt),
     };
     this.#listener = new WorkerListener({
-      driver: deps.driver, events: deps.events, workerId: deps.workerId, enqueuesSettled: deps.enqueuesSettled,
+      driver: deps.driver, events: deps.events, clock: deps.clock, workerId: deps.workerId, enqueuesSettled: deps.enqueuesSettled,
       notify: (queue) => this.notify(queue),
       onPossiblyUnreceived: () => this.#unreceived.mark(),
       onHandedOff: () => this.counters.handedOff++,
       onHandoffMissed: (jobId) => this.#unreceived.missed(jobId),
       handedBack: (row) => this.#unreceived.handedBack(row),
-      take: (row, slotsLeft) => this.#take(row, slotsLeft),
+      take: (row, slotsLeft, receivedAt) => this.#take(row, slotsLeft, receivedAt),
     });
     this.#wakeup = new Wakeup(deps.clock);
     this.#heartbeater = new PeriodicTask({ clock: deps.clock, intervalMs: options.heartbeatMs, tick: () => this.#heartbeat(), onError: onError('renewing leases') });
@@ -230,13 +273,19 @@ export class Worker {
         if (rows.length === 0) break;
         // One loss from the dead letters (LoneJob.runsAlone): held, heartbeated meanwhile, and run once the rest of
         // its claim has ended and their endings are written; the others of its kind go back for the next claims.
-        const kept = this.#sortClaim(rows);
+        const kept = this.#sortClaim(rows, this.#deps.clock.now());
         attempts += kept.length;
         await Promise.all(kept.map((row) => this.#begin(row)));
         const held = this.#lone.held;
         if (held) {
           await this.#completer.drained();
-          // A heartbeat may have found its lease gone meanwhile (cancelled): then it is not run.
+          // It waited for its whole claim to run: looked up again first, as a buffered job is. Unconfirmed (the look-up
+          // failed, and was reported), it is handed back rather than run: a drain does not wait out an outage.
+          if (!confirmedRecently(held.confirmedAt, this.#deps.clock.now()) && !(await this.#recheckUnstarted())) {
+            const row = this.#lone.takeWaiting();
+            if (row) await this.#release([row], 'handing back a job that runs alone');
+          }
+          // A heartbeat or the look-up may have found its lease gone (cancelled), or its queue paused: then it is not run.
           if (this.#lone.held === held) {
             this.counters.ranAlone++;
             attempts++;
@@ -294,23 +343,25 @@ export class Worker {
         const idle = this.#running === 0 && this.#buffer.length === 0 && (this.#lastClaimShort || this.counters.claimed === 0);
         const limit = Math.min(room, batchSize, idle ? concurrency : Infinity);
         let rows: JobRow[];
+        let confirmedAt: number;
         try {
           // A hand-back the heartbeat began while a job ran alone reads what is leased to this worker: a claim
           // committing meanwhile, its reply not yet read, would have its jobs handed back from under it.
           if (this.#handBack) await this.#handBack;
           if (this.#unreceived.possible) await this.#releaseUnreceived();
           rows = await this.#claim(limit, this.#listener.handoff && this.#lastClaimShort);
+          confirmedAt = clock.now();
           this.#lastClaimShort = rows.length < limit;
           failures = 0;
         } catch (error) {
           events.emit('error', { error, context: 'claiming jobs' });
           this.#unreceived.mark();
           failures++;
-          await clock.sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), signal);
+          await clock.sleep(backoffMs(failures), signal);
           continue;
         }
         // A claim that was in flight when shutdown began still holds its jobs: shutdown hands them back.
-        this.#buffer.push(...this.#sortClaim(rows));
+        for (const row of this.#sortClaim(rows, confirmedAt)) this.#buffer.push({ row, confirmedAt });
         this.#maybeMore = rows.length === limit;
         continue;
       }
@@ -334,18 +385,120 @@ export class Worker {
 
   /**
    * Starts buffered jobs while slots are free. Synchronous, so a freed slot is reused without a round trip. A held
-   * job that runs alone starts once nothing else is in flight, and nothing starts beside it.
+   * job that runs alone starts once nothing else is in flight, and nothing starts beside it. A job whose lease and
+   * queue were confirmed more than {@link RECHECK_MS} ago is not started: nothing more starts until a look-up of the
+   * unstarted jobs ({@link Worker.#recheck}, which runs this again) has dropped those cancelled and handed back those
+   * of paused queues.
    */
   #pump(): void {
     const held = this.#lone.held;
-    if (held?.started) return;
-    while (this.#running < this.#options.concurrency && this.#buffer.length > 0 && !this.#draining.signal.aborted) {
-      void this.#begin(this.#buffer.shift()!);
+    if (held?.started || this.#draining.signal.aborted) return;
+    // Read once, and only when a job may start: the clock is not read per job of a fast drain's pump.
+    let now: number | undefined;
+    while (this.#running < this.#options.concurrency && this.#buffer.length > 0) {
+      const next = this.#buffer[0]!;
+      now ??= this.#deps.clock.now();
+      if (!confirmedRecently(next.confirmedAt, now)) {
+        this.#recheck();
+        return;
+      }
+      this.#buffer.shift();
+      void this.#begin(next.row);
     }
     // Only the claim loop's worker starts it here; drain() runs its held job itself.
-    if (held && this.#lone.ready && this.#buffer.length === 0 && this.#loop !== null && !this.#draining.signal.aborted) {
+    if (held && this.#lone.ready && this.#buffer.length === 0 && this.#loop !== null) {
+      if (!confirmedRecently(held.confirmedAt, now ?? this.#deps.clock.now())) {
+        this.#recheck();
+        return;
+      }
       this.counters.ranAlone++;
       void this.#begin(this.#lone.start(held));
+    }
+  }
+
+  /**
+   * Looks up the unstarted jobs ({@link Worker.#recheckUnstarted}) unless a look-up is in flight or waiting to be
+   * tried again, then starts what it confirmed. A failed look-up starts nothing it did not confirm: it is tried again
+   * after a back-off, so that a database outage neither starts unconfirmed jobs nor spins.
+   */
+  #recheck(): void {
+    if (this.#rechecking) return;
+    this.#rechecking = true;
+    void this.#recheckUnstarted().then((confirmed) => {
+      if (confirmed || this.#draining.signal.aborted) {
+        this.#rechecking = false;
+        this.#recheckFailures = 0;
+        this.#pump();
+        this.#wake();
+        return;
+      }
+      this.#recheckFailures++;
+      this.#cancelRecheckRetry = this.#deps.clock.setTimer(backoffMs(this.#recheckFailures), () => {
+        this.#cancelRecheckRetry = null;
+        this.#rechecking = false;
+        this.#pump();
+      });
+    });
+  }
+
+  /**
+   * One look-up (`jobLeaseCheck`) of every claimed job not started yet: the buffer's, and a held job's that runs alone.
+   * A job whose lease is gone (cancelled, rescued) is dropped and reported stale, as the heartbeat does; one of a
+   * paused queue is handed back unused (no attempt counted), to be claimed once the queue is resumed; the rest are
+   * confirmed as of its answer. Only jobs still waiting when it returns are touched: one started, dropped
+   * or handed back meanwhile (by the heartbeat, or shutdown) is not.
+   * @returns Whether it was answered; a failure is reported as an `error` event (not once shutdown has begun).
+   */
+  async #recheckUnstarted(): Promise<boolean> {
+    const { driver, clock, events } = this.#deps;
+    const sent = new Set(this.#buffer);
+    const waiting = this.#lone.held?.started === false ? this.#lone.held : null;
+    const leases = [...this.#buffer.map((e) => leaseOf(e.row)), ...(waiting ? [leaseOf(waiting.row)] : [])];
+    if (leases.length === 0) return true;
+    let result: { stale: string[]; paused: string[] };
+    try {
+      result = await driver.jobLeaseCheck({ leases });
+    } catch (error) {
+      if (!this.#draining.signal.aborted) events.emit('error', { error, context: 'looking up claimed jobs before starting them' });
+      return false;
+    }
+    const confirmedAt = clock.now();
+    const stale = new Set(result.stale);
+    const paused = new Set(result.paused);
+    const lost: JobRow[] = [];
+    const back: JobRow[] = [];
+    this.#buffer = this.#buffer.filter((e) => {
+      if (!sent.has(e)) return true;
+      if (stale.has(e.row.id)) lost.push(e.row);
+      else if (paused.has(e.row.id)) back.push(e.row);
+      else {
+        e.confirmedAt = confirmedAt;
+        return true;
+      }
+      return false;
+    });
+    if (waiting && this.#lone.held === waiting && !waiting.started) {
+      if (stale.has(waiting.row.id)) {
+        lost.push(waiting.row);
+        this.#lone.clear();
+        this.#resumeClaims();
+      } else if (paused.has(waiting.row.id)) {
+        back.push(this.#lone.takeWaiting()!);
+        this.#resumeClaims();
+      } else {
+        waiting.confirmedAt = confirmedAt;
+      }
+    }
+    this.#rejectUnstarted(lost);
+    void this.#release(back, 'handing back claimed jobs of a paused queue');
+    return true;
+  }
+
+  /** Counts and reports claimed jobs found no longer leased before they started (cancelled meanwhile): never run. */
+  #rejectUnstarted(rows: Iterable<JobRow>): void {
+    for (const r of rows) {
+      this.counters.staleWritesRejected++;
+      this.#deps.events.emit('job:stale-write-rejected', { jobId: r.id, leaseToken: r.leaseToken, write: 'heartbeat' });
     }
   }
 
@@ -353,8 +506,8 @@ export class Worker {
    * The jobs of a claim this worker runs as usual ({@link LoneJob.sort}): a job that runs alone is held, or handed
    * back at once (no attempt used) when one is held already.
    */
-  #sortClaim(rows: JobRow[]): JobRow[] {
-    const { kept, back } = this.#lone.sort(rows);
+  #sortClaim(rows: JobRow[], confirmedAt: number): JobRow[] {
+    const { kept, back } = this.#lone.sort(rows, confirmedAt);
     void this.#release(back, 'handing back jobs that run alone, one at a time');
     return kept;
   }
@@ -402,7 +555,7 @@ export class Worker {
    * started at once if a handler is free (it was when the worker registered), else buffered. Once the
    * registration's last slot is taken the claim loop looks again, which registers the slots free by then.
    */
-  #take(row: JobRow, slotsLeft: number): void {
+  #take(row: JobRow, slotsLeft: number, receivedAt: number): void {
     // A job runs (or waits to run) alone: nothing else may be leased to this worker meanwhile.
     if (this.#lone.held) {
       void this.#release([row], 'handing back a job handed over while a job runs alone');
@@ -410,7 +563,7 @@ export class Worker {
     }
     this.counters.claimed++;
     this.#deps.events.emit('worker:claimed', { workerId: this.id, count: 1 });
-    this.#buffer.push(row);
+    this.#buffer.push({ row, confirmedAt: receivedAt });
     this.#pump();
     if (slotsLeft <= 0) this.notify();
   }
@@ -445,7 +598,7 @@ export class Worker {
   /** Hands back the jobs leased to this worker that it does not hold (see {@link UnreceivedJobs}). */
   async #releaseUnreceived(): Promise<void> {
     this.counters.releasedUnreceived += await this.#unreceived.release(() => {
-      const held = new Set<string>(this.#buffer.map((r) => r.id));
+      const held = new Set<string>(this.#buffer.map((e) => e.row.id));
       const lone = this.#lone.held;
       if (lone) held.add(lone.row.id);
       for (const attempt of this.#inFlight.keys()) held.add(attempt.row.id);
@@ -467,7 +620,7 @@ export class Worker {
 
   /** Hands buffered, never-started jobs back (and a held job that runs alone, not started either). */
   async #releaseBuffer(): Promise<void> {
-    const rows = this.#buffer.splice(0);
+    const rows = this.#buffer.splice(0).map((e) => e.row);
     const waiting = this.#lone.takeWaiting();
     if (waiting) rows.push(waiting);
     await this.#release(rows, 'handing back buffered jobs');
@@ -478,7 +631,7 @@ export class Worker {
     if (rows.length === 0) return;
     const { driver, clock, events } = this.#deps;
     try {
-      await driver.jobRelease({ leases: rows.map((r) => ({ id: r.id, leaseToken: r.leaseToken })), now: clock.sqlNow() });
+      await driver.jobRelease({ leases: rows.map(leaseOf), now: clock.sqlNow() });
     } catch (error) {
       events.emit('error', { error, context });
       // Still leased to this worker, and held nowhere: the next look for unreceived jobs hands them back.
@@ -503,10 +656,10 @@ export class Worker {
     const live = [...this.#inFlight.keys()].filter((a) => !a.done);
     // Handed jobs waiting for this process's enqueues are held as the buffer's are.
     const waiting = this.#lone.waiting;
-    const buffered = [...this.#buffer, ...(waiting ? [waiting] : []), ...this.#listener.waiting.values()];
+    const buffered = [...this.#buffer.map((e) => e.row), ...(waiting ? [waiting] : []), ...this.#listener.waiting.values()];
     if (live.length === 0 && buffered.length === 0) return;
     const { driver, clock, events } = this.#deps;
-    const leases = [...live.map((a) => ({ id: a.row.id, leaseToken: a.row.leaseToken })), ...buffered.map((r) => ({ id: r.id, leaseToken: r.leaseToken }))];
+    const leases = [...live.map((a) => leaseOf(a.row)), ...buffered.map(leaseOf)];
     const result = await driver.jobHeartbeat({ leases, leaseMs: this.#options.leaseMs, now: clock.sqlNow() });
     if (result.stale.length === 0) return;
     const stale = new Set(result.stale);
@@ -517,18 +670,23 @@ export class Worker {
     if (lostBuffered.size > 0) {
       for (const attempt of this.#inFlight.keys()) if (lostBuffered.has(attempt.row)) startedMeanwhile.push(attempt);
       for (const attempt of startedMeanwhile) lostBuffered.delete(attempt.row);
-      this.#buffer = this.#buffer.filter((r) => !lostBuffered.has(r));
+      // Only those still waiting here: one handed back meanwhile (a look-up found its queue paused, or shutdown began)
+      // is queued again, not lost.
+      const dropped: JobRow[] = [];
+      this.#buffer = this.#buffer.filter((e) => {
+        if (!lostBuffered.has(e.row)) return true;
+        dropped.push(e.row);
+        return false;
+      });
       const lone = this.#lone.held;
-      if (lone && lostBuffered.has(lone.row)) {
+      if (lone && !lone.started && lostBuffered.has(lone.row)) {
+        dropped.push(lone.row);
         this.#lone.clear();
         this.#resumeClaims();
       }
       // A waiting handed job taken meanwhile is in the buffer or running, covered above; one still waiting is dropped.
-      for (const r of lostBuffered) this.#listener.drop(r.id);
-      for (const r of lostBuffered) {
-        this.counters.staleWritesRejected++;
-        events.emit('job:stale-write-rejected', { jobId: r.id, leaseToken: r.leaseToken, write: 'heartbeat' });
-      }
+      for (const r of lostBuffered) if (this.#listener.drop(r.id)) dropped.push(r);
+      this.#rejectUnstarted(dropped);
     }
     for (const attempt of [...live, ...startedMeanwhile]) {
       // An attempt that ended while the heartbeat was in flight is not stale, just finished.
@@ -547,6 +705,7 @@ export class Worker {
     if (!loop) return;
     events.emit('worker:draining', { workerId: this.id, inFlight: this.#inFlight.size });
     this.#draining.abort();
+    this.#cancelRecheckRetry?.();
     loop.controller.abort();
     await loop.done;
     await this.#listener.stopAfter(this.#listening);

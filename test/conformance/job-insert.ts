@@ -423,6 +423,19 @@ export function exerciseJobInsert(kind: DriverKind): void {
           expect(result).toEqual({ job: existing, duplicate: true, replaced: false });
         });
 
+        it('rejects a client with no open transaction (never begun, or already committed), writing nothing', async () => {
+          // Run outside a transaction each statement would commit alone: the key's lock would end before its insert,
+          // and two producers of one key could both insert.
+          await expectRejects(tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(0), tx: client }), InvalidTransactionError);
+          await expectRejects(tdb.driver.jobInsertMany({ jobs: [makeInsert()], now: at(0), tx: client }), InvalidTransactionError);
+          await client.query('BEGIN');
+          await client.query('COMMIT');
+          await expectRejects(tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(0), tx: client }), InvalidTransactionError);
+          expect(await tdb.driver.jobList({})).toEqual([]);
+          const [fresh] = await tdb.driver.jobInsertMany({ jobs: [makeInsert({ key: 'k' })], now: at(0) });
+          expect(fresh!.duplicate).toBe(false);
+        });
+
         it('rejects a better-sqlite3 Database as tx', async () => {
           const db = new Database(':memory:');
           try {

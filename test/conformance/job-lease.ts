@@ -93,6 +93,36 @@ export function exerciseJobLease(kind: DriverKind): void {
       });
     });
 
+    describe('jobLeaseCheck', () => {
+      it('lists, in request order, the leases no longer held and the held ones whose queue is paused; writes nothing', async () => {
+        const [held, cancelled, finished, paused, pausedCancelled] = await insertJobs(tdb.driver, [
+          {}, {}, {}, { queue: 'slow' }, { queue: 'slow' },
+        ]);
+        const claimed = await claim(tdb.driver, { limit: 5, queues: ['default', 'slow'] });
+        const lease = (job: JobRow | undefined) => leaseOf(claimed.find((c) => c.id === job!.id)!);
+        await tdb.driver.jobCancel({ id: cancelled!.id, now: at(500) });
+        await tdb.driver.jobCancel({ id: pausedCancelled!.id, now: at(500) });
+        await tdb.driver.jobFinishMany({ items: [finishOf(lease(finished))], now: at(500) });
+        await tdb.driver.queuePause({ queue: 'slow' });
+        const before = await getJob(tdb.driver, held!.id);
+        const leases = [
+          lease(pausedCancelled), lease(held), { id: held!.id, leaseToken: 7 }, lease(paused), lease(cancelled),
+          lease(finished), { id: '999999', leaseToken: 1 }, { id: `0${held!.id}`, leaseToken: 1 }, { id: 'x', leaseToken: 1 },
+        ];
+        expect(await tdb.driver.jobLeaseCheck({ leases })).toEqual({
+          stale: [pausedCancelled!.id, held!.id, cancelled!.id, finished!.id, '999999', `0${held!.id}`, 'x'],
+          paused: [paused!.id],
+        });
+        expect(await getJob(tdb.driver, held!.id)).toEqual(before);
+        await tdb.driver.queueResume({ queue: 'slow' });
+        expect(await tdb.driver.jobLeaseCheck({ leases: [lease(paused), lease(held)] })).toEqual({ stale: [], paused: [] });
+        // Handed back: queued again, the lease is gone.
+        await tdb.driver.jobRelease({ leases: [lease(paused)], now: at(1_000) });
+        expect(await tdb.driver.jobLeaseCheck({ leases: [lease(paused)] })).toEqual({ stale: [paused!.id], paused: [] });
+        expect(await tdb.driver.jobLeaseCheck({ leases: [] })).toEqual({ stale: [], paused: [] });
+      });
+    });
+
     describe('jobHeartbeat', () => {
       it('renews the lease of the current token from now', async () => {
         const job = await running();

@@ -271,6 +271,11 @@ export function exerciseLock(kind: DriverKind): void {
             expect(await check(1, at(1_000))).toEqual({ held: true, currentToken: 1 });
           });
 
+          it('rejects a client with no open transaction: its FOR SHARE would end with the check', async () => {
+            await acquire('w1', at(0));
+            await expectRejects(tdb.driver.lockCheck({ name: LOCK, token: 1, now: at(0), tx: client }), InvalidTransactionError);
+          });
+
           it('rejects a better-sqlite3 Database as tx', async () => {
             const db = new Database(':memory:');
             try {

@@ -21,11 +21,11 @@ describe('LoneJob', () => {
   it('holds the first such job of a claim and hands back the others; later claims hold none while one is held', () => {
     const lone = new LoneJob({ isolateLost: true, maxLost: 3 });
     const [a, b, c, d] = [row('a', 0), row('b', 2), row('c', 0), row('d', 2)];
-    expect(lone.sort([a, b, c, d])).toEqual({ kept: [a, c], back: [d] });
+    expect(lone.sort([a, b, c, d], 0)).toEqual({ kept: [a, c], back: [d] });
     expect(lone.held?.row).toBe(b);
     expect(lone.waiting).toBe(b);
     const e = row('e', 2);
-    expect(lone.sort([e])).toEqual({ kept: [], back: [e] });
+    expect(lone.sort([e], 0)).toEqual({ kept: [], back: [e] });
     expect(lone.held?.row).toBe(b);
   });
 
@@ -33,7 +33,7 @@ describe('LoneJob', () => {
     const lone = new LoneJob({ isolateLost: true, maxLost: 3 });
     const [a, b] = [row('a', 0), row('b', 2)];
     lone.leaseTaken();
-    lone.sort([a, b]);
+    lone.sort([a, b], 0);
     expect(lone.ready).toBe(false);
     expect(lone.leaseReleased(a)).toBe('other');
     expect(lone.ready).toBe(true);
@@ -53,7 +53,7 @@ describe('LoneJob', () => {
   it('gives back a held job that has not started, once', () => {
     const lone = new LoneJob({ isolateLost: true, maxLost: 2 });
     const b = row('b', 1);
-    lone.sort([b]);
+    lone.sort([b], 0);
     expect(lone.takeWaiting()).toBe(b);
     expect(lone.held).toBeNull();
     expect(lone.takeWaiting()).toBeNull();

@@ -20,7 +20,8 @@ import type {
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams,
   JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobReleaseParams,
-  JobRescueParams, JobStepRecordParams, JobStepRow, ListenParams, MigrateResult, MigrationStatus, RescuedJob,
+  JobLeaseCheckParams, JobLeaseCheckResult, JobRescueParams, JobStepRecordParams, JobStepRow, ListenParams, MigrateResult,
+  MigrationStatus, RescuedJob,
 } from '../driver.js';
 import { HandoffKeys, handoffFetchSql, handoffWithdrawSql } from './postgres-handoff.js';
 import { findAllDuplicates, insertJobs, insertUnkeyedJobs, type PostgresInsertStatements } from './postgres-insert.js';
@@ -211,6 +212,11 @@ export class PostgresDriver implements Driver {
   /** Extends each lease still held; the others are reported stale. */
   jobHeartbeat(params: JobHeartbeatParams): Promise<JobLeaseResult> {
     return LeaseWrites.jobHeartbeat(this.#leaseWrites, params);
+  }
+
+  /** Which leases of jobs not started yet no longer hold, and which are in a paused queue; one statement. */
+  jobLeaseCheck(params: JobLeaseCheckParams): Promise<JobLeaseCheckResult> {
+    return LeaseWrites.jobLeaseCheck(this.#leaseWrites, params);
   }
 
   /** Ends attempts in one statement; a lease no longer held is stale. @throws InvalidTransactionError */

@@ -168,6 +168,24 @@ WHERE (SELECT count(*) FROM u) < cardinality($1::bigint[])
 }
 
 /**
+ * The leases of claimed jobs not started yet that still hold, with their queue's pause flag: one read for a worker's
+ * whole buffer before it starts jobs that waited there. Each lease is looked up by id as {@link jobHeartbeatSql}'s
+ * check of skipped rows does (`LATERAL … OFFSET 0`, the state check outside it), so the plan is a primary-key lookup
+ * per lease whatever the statistics, on the worker's generic-plan connections too; the queue by its primary key. It
+ * locks nothing: a cancel or pause committed after its snapshot is the next check's to see.
+ * Params: `$1` ids, `$2` lease tokens. Returns `(id, lease_token, paused)` for each lease held.
+ */
+export function jobLeaseCheckSql(s: string): string {
+  return `SELECT j.id, j.lease_token, coalesce(q.paused, false) AS paused
+FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token)
+CROSS JOIN LATERAL (
+  SELECT j.id, j.lease_token, j.state, j.queue FROM ${s}.jobs j WHERE j.id = l.id AND j.lease_token = l.token OFFSET 0
+) AS j
+LEFT JOIN ${s}.queues q ON q.name = j.queue
+WHERE j.state = 'running'`;
+}
+
+/**
  * {@link jobHeartbeatSql}'s second try for the leases it skipped: the renewal alone, waiting for the row locks, run
  * in a transaction opened by {@link HEARTBEAT_WAIT_BEGIN}, whose `lock_timeout` bounds the wait. A lock still held
  * then (the attempt's own open transaction) fails the statement with `lock_not_available` (55P03): those leases

@@ -1,11 +1,15 @@
 /**
  * The lease-guarded writes of a worker for the PostgreSQL driver: heartbeats (`Driver.jobHeartbeat`), attempt
- * endings (`jobFinishMany`, also on the caller's transaction `tx`) and the rescue of expired leases (`jobRescue`).
+ * endings (`jobFinishMany`, also on the caller's transaction `tx`) and the rescue of expired leases (`jobRescue`);
+ * and the look-up of leases not started yet (`jobLeaseCheck`).
  * Each is one statement from `postgres-sql.ts`; heartbeats and endings without `tx` run on the worker pool.
  * @module
  */
-import type { JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLeaseResult, JobRescueParams, RescuedJob } from '../driver.js';
+import type {
+  JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLeaseCheckParams, JobLeaseCheckResult, JobLeaseResult, JobRescueParams, RescuedJob,
+} from '../driver.js';
 import { isPlainCompletion } from '../is-plain-completion.js';
+import { leaseCheckResult } from '../job-params.js';
 import { boolArrayParam, floatArrayParam, idArrayParam, intArrayParam, nullableTextArrayParam, wordArrayParam } from './postgres-array-params.js';
 import type { Run } from './postgres-insert.js';
 import { isJobId } from './postgres-rows.js';
@@ -22,7 +26,7 @@ export interface PostgresLeaseWriteContext {
   runWorker: Run;
   /** Runs `fn` in a transaction of its own opened by `begin` (statements without parameters), on the worker's connections. */
   inTransaction: <T>(begin: string, fn: (run: Run) => Promise<T>) => Promise<T>;
-  sql: Pick<PostgresStatements, 'jobHeartbeat' | 'jobHeartbeatWait' | 'jobCompleteMany' | 'jobFinishMany' | 'jobRescue'>;
+  sql: Pick<PostgresStatements, 'jobHeartbeat' | 'jobHeartbeatWait' | 'jobLeaseCheck' | 'jobCompleteMany' | 'jobFinishMany' | 'jobRescue'>;
   /** What `tx` must be, for `InvalidTransactionError`. */
   transactionHandle: string;
 }
@@ -64,6 +68,18 @@ export async function jobHeartbeat(ctx: PostgresLeaseWriteContext, params: JobHe
     else if (skipped.get(lease.id) !== lease.leaseToken) result.stale.push(lease.id);
   }
   return result;
+}
+
+/**
+ * Which leases no longer hold, and which of those held are in a paused queue (see `Driver.jobLeaseCheck`): one
+ * statement (`jobLeaseCheckSql`), on the worker's connections, as the heartbeat. An id that is not a job id is stale.
+ */
+export async function jobLeaseCheck(ctx: PostgresLeaseWriteContext, params: JobLeaseCheckParams): Promise<JobLeaseCheckResult> {
+  const leases = params.leases.filter((l) => isJobId(l.id));
+  const rows = leases.length === 0 ? [] : (await ctx.runWorker<{ id: string; lease_token: string; paused: boolean }>(ctx.sql.jobLeaseCheck, [
+    idArrayParam(leases.map((l) => l.id)), intArrayParam(leases.map((l) => l.leaseToken)),
+  ])).rows;
+  return leaseCheckResult(params.leases, rows.map((r) => ({ id: String(r.id), leaseToken: Number(r.lease_token), paused: r.paused })));
 }
 
 /**

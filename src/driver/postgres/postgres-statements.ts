@@ -4,7 +4,7 @@
  * @module
  */
 import { jobCancelSql, jobRetrySql, jobDiscardSql, jobGetSql, jobListSql, jobAttemptListSql, queueListSql, queueActivitySql, queueSetPausedSql } from './postgres-job-admin-sql.js';
-import { jobClaimSql, jobClaimHandoffSql, jobHeartbeatSql, jobHeartbeatWaitSql, jobFinishManySql, jobCompleteManySql, jobRescueSql } from './postgres-lease-sql.js';
+import { jobClaimSql, jobClaimHandoffSql, jobHeartbeatSql, jobHeartbeatWaitSql, jobLeaseCheckSql, jobFinishManySql, jobCompleteManySql, jobRescueSql } from './postgres-lease-sql.js';
 import { quoteIdentifier, schemaCreateSql, migrationTableCreateSql, migrationListSql, migrationRecordSql, jobInsertNotifySql, jobInsertOneNotifySql } from './postgres-sql.js';
 
 /** Every schema-dependent statement, built once per driver (see {@link buildPostgresStatements}). */
@@ -22,6 +22,8 @@ export interface PostgresStatements {
   jobHeartbeat: string;
   /** The heartbeat's second try, waiting a moment for the locks its first skipped. */
   jobHeartbeatWait: string;
+  /** The look-up of a worker's buffered leases before it starts them (held, queue paused). */
+  jobLeaseCheck: string;
   jobFinishMany: string;
   jobCompleteMany: string;
   jobRescue: string;
@@ -51,6 +53,7 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     jobClaimHandoff: jobClaimHandoffSql(s),
     jobHeartbeat: jobHeartbeatSql(s),
     jobHeartbeatWait: jobHeartbeatWaitSql(s),
+    jobLeaseCheck: jobLeaseCheckSql(s),
     jobFinishMany: jobFinishManySql(s),
     jobCompleteMany: jobCompleteManySql(s),
     jobRescue: jobRescueSql(s),

@@ -66,11 +66,23 @@ export async function transactionOn<T>(client: pg.ClientBase, fn: () => Promise<
 /**
  * Whether `tx` can carry our statements inside the caller's transaction: an object with `query` (a
  * `pg.Client` or `PoolClient`, duck-typed so a second copy of `pg` in the app still works), but not a
- * `pg.Pool`, whose queries may each run on a different connection, outside the caller's transaction.
+ * `pg.Pool`, whose queries may each run on a different connection, outside the caller's transaction; and with a
+ * transaction open. Run outside one, each statement would commit on its own: a keyed insert's key lock would end
+ * before its insert, so two producers of one key could both insert (SQLite refuses the same mistake through
+ * `inTransaction`).
+ *
+ * The open transaction is read from `getTransactionStatus()` (pg 8.x, JavaScript and native clients): the status the
+ * server sent with its last ReadyForQuery, `'T'` in a transaction, `'E'` in a failed one (our statements then fail as
+ * the caller's would), `'I'` idle, null before the connection was ready. Free of a round trip, unlike a SAVEPOINT
+ * probe. So the caller's `BEGIN` must have completed, not only been queued. A client without the method (another
+ * library's look-alike) cannot be asked and is taken at its word.
  */
 export function isPgClient(tx: unknown): tx is pg.ClientBase {
   if (typeof tx !== 'object' || tx === null) return false;
-  const candidate = tx as { query?: unknown; totalCount?: unknown; idleCount?: unknown };
+  const candidate = tx as { query?: unknown; totalCount?: unknown; idleCount?: unknown; getTransactionStatus?: unknown };
   if (typeof candidate.query !== 'function') return false;
-  return !(typeof candidate.totalCount === 'number' && typeof candidate.idleCount === 'number');
+  if (typeof candidate.totalCount === 'number' && typeof candidate.idleCount === 'number') return false;
+  if (typeof candidate.getTransactionStatus !== 'function') return true;
+  const status: unknown = (candidate as { getTransactionStatus: () => unknown }).getTransactionStatus();
+  return status === 'T' || status === 'E';
 }

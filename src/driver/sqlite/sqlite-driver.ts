@@ -21,7 +21,7 @@ import { resolveSqliteDriverOptions, type SqliteDriverOptions } from './sqlite-d
 import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
-  JobReleaseParams, ListenParams,
+  JobLeaseCheckParams, JobLeaseCheckResult, JobReleaseParams, ListenParams,
   JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
   MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
@@ -178,6 +178,11 @@ export class SqliteDriver implements Driver {
   /** Hands back never-started claims (`queued`, the claim's attempt taken back); lost leases are stale. */
   jobRelease(params: JobReleaseParams): Promise<JobLeaseResult> {
     return LeaseWrites.jobRelease(this.#ctx, params);
+  }
+
+  /** Which leases of jobs not started yet no longer hold, and which are in a paused queue; one read. */
+  jobLeaseCheck(params: JobLeaseCheckParams): Promise<JobLeaseCheckResult> {
+    return LeaseWrites.jobLeaseCheck(this.#ctx, params);
   }
 
   /** The running jobs leased to `workerId`, by id. @throws InvalidOptionError for a limit outside 1..10,000. */

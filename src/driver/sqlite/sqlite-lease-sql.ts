@@ -68,6 +68,18 @@ UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_worker = NULL, le
   started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END, updated_at = ${NOW}
 WHERE id = @id AND lease_token = @leaseToken AND state = 'running'`;
 
+/**
+ * The leases of `@leases` (a JSON array of `[id, leaseToken]`) that still hold, with their queue's pause flag: one
+ * read for a worker's whole buffer before it starts jobs that waited there. Each lease is looked up by rowid in the
+ * order given, as {@link ATTEMPT_INSERT_FROM_LEASES} does (`CROSS JOIN`, `NOT INDEXED`, `jsonb_each`), the same guard
+ * as every lease write. Returns `(id, lease_token, paused)` for each lease held; a lease not returned is stale.
+ */
+export const JOB_LEASE_CHECK = `
+SELECT j.id, j.lease_token, coalesce(q.paused, 0) AS paused
+FROM jsonb_each(@leases) AS l CROSS JOIN jobs AS j NOT INDEXED ON j.id = l.value ->> 0
+LEFT JOIN queues AS q ON q.name = j.queue
+WHERE j.lease_token = l.value ->> 1 AND j.state = 'running'`;
+
 /** The running jobs leased to a worker, by id, at most `@limit`. Params: `@workerId, @limit`. */
 export const JOB_LEASED_TO = `
 SELECT id, lease_token FROM jobs WHERE state = 'running' AND lease_worker = @workerId ORDER BY id LIMIT @limit`;

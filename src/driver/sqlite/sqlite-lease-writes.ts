@@ -1,6 +1,7 @@
 /**
  * The lease-guarded writes after a claim. On the driver's connection only: lease renewals (`jobHeartbeat`), hand
- * backs of never-started claims (`jobRelease`) and the rescue of expired leases (`jobRescue`). Also inside an
+ * backs of never-started claims (`jobRelease`) and the rescue of expired leases (`jobRescue`), and the look-up of
+ * leases not started yet (`jobLeaseCheck`). Also inside an
  * application's transaction (`tx`): attempt endings (`jobFinishMany`), memoized steps (`jobStepRecord`) and
  * checkpoints (`jobCheckpoint`); plus the step list. Each write matches `id AND lease_token AND state = 'running'`
  * and runs in a write transaction (the driver's `BEGIN IMMEDIATE` or the caller's), so a rescue or cancel cannot
@@ -8,10 +9,11 @@
  * @module
  */
 import type {
-  GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLease, JobLeaseResult, JobReleaseParams,
-  JobRescueParams, JobStepRecordParams, JobStepRow, RescuedJob,
+  GuardedWriteResult, JobCheckpointParams, JobFinish, JobFinishManyParams, JobHeartbeatParams, JobLease, JobLeaseCheckParams,
+  JobLeaseCheckResult, JobLeaseResult, JobReleaseParams, JobRescueParams, JobStepRecordParams, JobStepRow, RescuedJob,
 } from '../driver.js';
 import { checkLeasedToLimit } from '../check-leased-to-limit.js';
+import { leaseCheckResult } from '../job-params.js';
 import { isPlainCompletion } from '../is-plain-completion.js';
 import { LEASE_EXPIRED_ERROR } from '../stored-errors.js';
 import { resolveNow, toMs, writeWith, type Prepare, type SqliteContext } from './sqlite-exec.js';
@@ -34,6 +36,21 @@ export async function jobRelease(ctx: SqliteContext, params: JobReleaseParams): 
   return eachLease(ctx, params.leases, toMs(params.now, 'now'), (id, leaseToken, now) =>
     ctx.stmt(LeaseSQL.JOB_RELEASE).run({ id, leaseToken, now }).changes > 0,
   );
+}
+
+/**
+ * Which leases no longer hold, and which of those held are in a paused queue (see `Driver.jobLeaseCheck`): one read,
+ * {@link LeaseSQL.JOB_LEASE_CHECK}. An id that is not a job id is stale.
+ */
+export async function jobLeaseCheck(ctx: SqliteContext, params: JobLeaseCheckParams): Promise<JobLeaseCheckResult> {
+  const pairs: [number, number][] = [];
+  for (const lease of params.leases) {
+    const id = parseJobId(lease.id);
+    if (id !== null) pairs.push([id, lease.leaseToken]);
+  }
+  const rows = pairs.length === 0 ? [] : await ctx.read(() =>
+    ctx.stmt(LeaseSQL.JOB_LEASE_CHECK).all({ leases: JSON.stringify(pairs) }) as { id: DbInt; lease_token: DbInt; paused: DbInt }[]);
+  return leaseCheckResult(params.leases, rows.map((r) => ({ id: String(r.id), leaseToken: Number(r.lease_token), paused: Number(r.paused) === 1 })));
 }
 
 /** The running jobs leased to `workerId` (see `Driver.jobLeasedTo`). @throws InvalidOptionError for a limit outside 1..10,000. */
