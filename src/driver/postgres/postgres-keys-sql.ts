@@ -116,10 +116,8 @@ export function jobKeyOfSql(s: string): string {
  *   lock the key row first (keyed insert, this retry), and this statement's snapshot is taken after that lock is
  *   held, so no other active job of the key can appear unseen before the commit.
  * - `u`: the update, only without a conflict; `holder`: the retried job becomes the key's holder unless another
- *   job holds it that is active (a retried `retrying` job then leaves the newer holder in place, which later
- *   inserts go on deduplicating against) or was enqueued after the retried job (a window is measured from the
- *   holder's `created_at`: an old job taking the key from a newer one completed within the window would end that
- *   window early).
+ *   active job holds it (a retried `retrying` job then leaves the newer holder in place, which later inserts go
+ *   on deduplicating against).
  * Always exactly one row: `conflict_id` (the conflicting job, or NULL) and the retried job's columns, all NULL when
  * nothing was updated (a conflict, or the job missing or not `dead`/`retrying`: the driver re-reads to tell which).
  * Params: `$1` id, `$2` now.
@@ -145,10 +143,7 @@ u AS (
 holder AS (
   UPDATE ${s}.job_keys k SET job_id = u.id FROM u
   WHERE k.key = u.key
-    AND NOT EXISTS (
-      SELECT 1 FROM ${s}.jobs h
-      WHERE h.id = k.job_id AND h.id <> u.id AND (h.state IN ${ACTIVE} OR h.created_at > u.created_at)
-    )
+    AND NOT EXISTS (SELECT 1 FROM ${s}.jobs h WHERE h.id = k.job_id AND h.id <> u.id AND h.state IN ${ACTIVE})
 )
 SELECT conflict.id AS conflict_id, u.*
 FROM (SELECT 1) AS one LEFT JOIN conflict ON true LEFT JOIN u ON true`;

@@ -28,8 +28,7 @@ export const RETRYABLE: readonly JobState[] = ['dead', 'retrying'];
  * Operator retry: `dead`/`retrying` → `queued` due now. A keyed job locks its key's row first; a `dead` one is then
  * refused when any other job with its key is active (not only the job the key row names: see `jobRetryKeyedSql`),
  * and the test and the update are one statement, so two operators (or an operator and a producer) cannot both
- * make a job of the key active. The retried job becomes the key's holder unless another job holds it that is active
- * or was enqueued after it (see `jobRetryKeyedSql`).
+ * make a job of the key active. The retried job becomes the key's holder unless another active job holds it.
  * @returns The retried row, or null when the job is missing or not retryable (the caller says which).
  * @throws KeyConflictError when retrying would make a second active job with the job's key.
  */

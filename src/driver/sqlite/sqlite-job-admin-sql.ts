@@ -58,19 +58,13 @@ LIMIT 1`;
 
 /**
  * After an operator retry: the retried job becomes its key's holder (creating the key's row if it was pruned),
- * unless another job holds the key that is active (a retried `retrying` job does not take the key from a newer
- * holder that later inserts deduplicate against) or was enqueued after the retried job: a window is measured from
- * the holder's `created_at`, so an old job taking the key from a newer one that completed within the window would
- * end that window early. Params: `@key, @id`.
+ * unless another active job holds the key, which then keeps it (a retried `retrying` job does not take the key
+ * from a newer holder that later inserts deduplicate against). Params: `@key, @id`.
  */
 export const KEY_TAKE_FOR_RETRY = `
 INSERT INTO job_keys (key, job_id) VALUES (@key, @id)
 ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id
-WHERE NOT EXISTS (
-  SELECT 1 FROM jobs h
-  WHERE h.id = job_keys.job_id AND h.id <> excluded.job_id
-    AND (h.state IN ${ACTIVE_STATES_SQL} OR h.created_at > (SELECT r.created_at FROM jobs r WHERE r.id = excluded.job_id))
-)`;
+WHERE NOT EXISTS (SELECT 1 FROM jobs h WHERE h.id = job_keys.job_id AND h.id <> excluded.job_id AND h.state IN ${ACTIVE_STATES_SQL})`;
 
 /** Deletes a job's attempts (before the job, so nothing depends on ON DELETE CASCADE). Params: `@id`. */
 export const ATTEMPT_DELETE_BY_JOB = `DELETE FROM job_attempts WHERE job_id = @id`;

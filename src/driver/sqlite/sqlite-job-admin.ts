@@ -47,8 +47,7 @@ export function cancelOne(stmt: Prepare, id: DbInt, now: number): JobDbRow | und
  * Operator retry of a `dead` or `retrying` job, in one write transaction (`BEGIN IMMEDIATE`: no other writer, in any
  * process, can make a job of the key active between the test and the update). A `dead` keyed job is refused when any
  * other job with its key is active: retrying it would make a second one. A `retrying` job is active already, so its
- * retry adds none and never conflicts. The retried job becomes its key's holder unless another job holds it that is
- * active or was enqueued after it ({@link AdminSQL.KEY_TAKE_FOR_RETRY}).
+ * retry adds none and never conflicts. The retried job becomes its key's holder unless another active job holds it.
  * @throws JobNotFoundError, JobStateError (not dead/retrying), KeyConflictError.
  */
 export async function jobRetry(ctx: SqliteContext, params: { id: string; now: Date | null }): Promise<JobRow> {
