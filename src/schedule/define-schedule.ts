@@ -8,6 +8,7 @@ import { integerInRange } from '../validation/integer-in-range.js';
 import { checkKnownKeys } from '../validation/known-keys.js';
 import { validateName } from '../validation/names.js';
 import { optionalOptionsObject } from '../validation/options-object.js';
+import { nextCronTick } from './next-cron-tick.js';
 import { MAX_RECORDED_TICKS } from './plan-ticks.js';
 import { everyNextTick } from './schedule-spec.js';
 
@@ -170,7 +171,7 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
     ? (payloadOption as (tick: { tickAt: Date; scheduleName: string }) => unknown)
     : () => (payloadOption === undefined ? {} : payloadOption);
   const nextTick = cron
-    ? (after: Date) => cron.nextRun(after)
+    ? (after: Date) => nextCronTick(cron, after)
     : (after: Date) => everyNextTick(everyMs!, after);
   const definitionHash = createHash('sha256')
     .update(JSON.stringify([options.cron ?? null, everyMs, timezone, options.job.name, queue, priority, overlap, misfire, expect]))

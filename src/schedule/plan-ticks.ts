@@ -1,4 +1,5 @@
 import type { ScheduleDefinition } from './define-schedule.js';
+import { TickSeries } from './tick-series.js';
 
 /** What to do with one due tick. `fire` enqueues a run; `missed` records that it did not run. */
 export interface PlannedTick {
@@ -14,8 +15,9 @@ export interface TickPlan {
   /** The schedule's next tick after this plan: strictly after `now`. Null when the pattern never fires again. */
   nextRunAt: Date | null;
   /**
-   * Missed ticks too old to matter to any policy, skipped without being listed (exact for `every`, estimated from
-   * the interval for cron). Their time span is `[nextRunAt, firstListedAt)`.
+   * Missed ticks not listed (older than any policy's window, or beyond the newest {@link MAX_RECORDED_TICKS}), only
+   * counted: exact for `every`, estimated for cron (see {@link TickSeries.count}). Their time span is
+   * `[nextRunAt, firstListedAt)`.
    */
   unlistedMissed: number;
 }
@@ -32,89 +34,69 @@ export const MAX_RECORDED_TICKS = 1_000;
  *   it is within `misfire.within` (default: one interval plus the grace). `catch-up`: each one within `within`
  *   fires, the newest `maxCount` of them.
  *
- * Cost is bounded: after an outage of more than {@link MAX_RECORDED_TICKS} ticks, the ticks older than the policy's
- * window (`within`; by default the newest missed tick's own interval plus the grace; the grace under `skip`) are
- * skipped over and counted rather than enumerated one by one.
+ * Cost is bounded by the ticks it lists, not by the length of the outage. It lists at most
+ * {@link MAX_RECORDED_TICKS} ticks, the newest, from the oldest tick a policy could act on (the grace under `skip`,
+ * `within` when given, else the newest missed tick, found by a binary search); the ticks before that too when all
+ * of them fit. It reads them back from `now` ({@link TickSeries.newest}): with the default window from the newest
+ * missed tick on, with `within` no more than the cap, however long the window. The ticks it does not list are
+ * counted ({@link TickSeries.count}: exact for `every`, bounded reads for cron). So a plan reads the pattern some
+ * 2 × MAX_RECORDED_TICKS + 500 times at most, and twice for a schedule on time.
  */
 export function planTicks(schedule: ScheduleDefinition, nextRunAt: Date, now: Date): TickPlan {
-  const { policy, graceMs, maxCount } = schedule.misfire;
-  const defaultWithin = (t: Date) => intervalAt(schedule, t) + graceMs;
-  let first: Date | null = nextRunAt;
-  let unlistedMissed = 0;
-  const interval = Math.max(1, schedule.everyMs ?? intervalAt(schedule, nextRunAt));
-  // Only a long outage is skipped over: up to MAX_RECORDED_TICKS old ticks are still listed (and recorded missed).
-  // Every policy's window starts at or before `now - grace`, so a gap shorter than that needs no window at all.
-  if ((now.getTime() - graceMs - nextRunAt.getTime()) / interval > MAX_RECORDED_TICKS) {
-    const windowStart = oldestActionable(schedule, nextRunAt, now);
-    if ((windowStart - nextRunAt.getTime()) / interval > MAX_RECORDED_TICKS) {
-      first = schedule.nextTick(new Date(windowStart - 1));
-      const end = Math.min(first ? first.getTime() : now.getTime(), now.getTime() + 1);
-      unlistedMissed = Math.max(1, Math.ceil((end - nextRunAt.getTime()) / interval));
-    }
+  const { policy, graceMs, withinMs, maxCount } = schedule.misfire;
+  const origin = nextRunAt.getTime();
+  const nowMs = now.getTime();
+  if (origin > nowMs) return { ticks: [], nextRunAt, unlistedMissed: 0 };
+  const series = new TickSeries(schedule, origin);
+  const windowStart = Math.max(origin, oldestActionable(schedule, series, nowMs));
+  let listed = series.newest(windowStart, nowMs + 1, MAX_RECORDED_TICKS);
+  // Ticks before the window, none of which any policy acts on: listed too (each recorded missed) when all of them
+  // fit beside the others, a short outage; otherwise only counted. The count decides whether reading them is worth
+  // it (it is exact for evenly spaced ticks; twice the room leaves a margin for an estimate).
+  let older = 0;
+  if (windowStart > origin) {
+    const room = MAX_RECORDED_TICKS - listed.length;
+    older = series.count(origin, windowStart);
+    const walk = older <= 2 * room ? series.walk(origin, windowStart, room) : null;
+    if (walk?.complete) {
+      listed = walk.ticks.concat(listed);
+      older = 0;
+    } else if (walk) older = Math.max(older, room + 1);
   }
-  const due: Date[] = [];
-  let tick = first;
-  while (tick && tick.getTime() <= now.getTime()) {
-    if (due.length === MAX_RECORDED_TICKS) {
-      // Keep the newest: with a wide window, the oldest listed ticks are the least relevant.
-      due.shift();
-      unlistedMissed++;
-    }
-    due.push(tick);
-    tick = schedule.nextTick(tick);
-  }
-  const ticks: PlannedTick[] = [];
-  const missed: Date[] = [];
-  for (const t of due) {
-    if (now.getTime() - t.getTime() <= graceMs) ticks.push({ tickAt: t, action: 'fire', late: false });
-    else missed.push(t);
-  }
-  const withinMs = (t: Date) => schedule.misfire.withinMs ?? defaultWithin(t);
-  const inWindow = missed.filter((t) => now.getTime() - t.getTime() <= withinMs(t));
-  let catchUp: Date[] = [];
-  if (policy === 'run-once' && inWindow.length > 0) catchUp = [inWindow[inWindow.length - 1]!];
-  if (policy === 'catch-up') catchUp = inWindow.slice(-maxCount);
-  const firing = new Set(catchUp.map((t) => t.getTime()));
-  const planned = missed.map((t) => ({ tickAt: t, action: firing.has(t.getTime()) ? ('fire' as const) : ('missed' as const), late: true }));
-  return { ticks: [...planned, ...ticks].sort((a, b) => a.tickAt.getTime() - b.tickAt.getTime()), nextRunAt: tick, unlistedMissed };
+  // And ticks of the window beyond the newest MAX_RECORDED_TICKS.
+  const beyond = listed.length === MAX_RECORDED_TICKS ? series.count(windowStart, listed[0]!) : 0;
+  const unlistedMissed = older + beyond;
+  const missed = listed.filter((t) => nowMs - t > graceMs);
+  // The default window is each tick's own interval plus the grace: only the newest missed tick can be in it, since
+  // the tick after any other was missed too.
+  const newestMissed = missed[missed.length - 1];
+  const inWindow = withinMs !== null
+    ? missed.filter((t) => nowMs - t <= withinMs)
+    : newestMissed !== undefined && nowMs - newestMissed <= intervalAt(series, newestMissed) + graceMs ? [newestMissed] : [];
+  const firing = new Set(policy === 'run-once' ? inWindow.slice(-1) : policy === 'catch-up' ? inWindow.slice(-maxCount) : []);
+  const ticks = listed.map((t): PlannedTick => {
+    if (nowMs - t <= graceMs) return { tickAt: new Date(t), action: 'fire', late: false };
+    return { tickAt: new Date(t), action: firing.has(t) ? 'fire' : 'missed', late: true };
+  });
+  return { ticks, nextRunAt: schedule.nextTick(now), unlistedMissed };
 }
 
 /**
- * The oldest tick time any policy could still act on (ticks before it can only be "missed"), for an outage that
- * began at `nextRunAt`. `skip` acts on nothing older than the grace, an explicit `within` bounds it directly. The
- * default window is each tick's own interval plus the grace, so a missed tick is in it exactly when the tick after
- * it was not yet missed: only the newest missed tick can be, however long the interval was at `nextRunAt`.
+ * The oldest tick time any policy could still act on (ticks before it can only be "missed"). `skip` acts on nothing
+ * older than the grace, an explicit `within` bounds it directly. The default window is each tick's own interval
+ * plus the grace, so a missed tick is in it exactly when the tick after it was not yet missed: only the newest
+ * missed tick can be, however long the interval was at `nextRunAt`.
  */
-function oldestActionable(schedule: ScheduleDefinition, nextRunAt: Date, now: Date): number {
+function oldestActionable(schedule: ScheduleDefinition, series: TickSeries, now: number): number {
   const { policy, graceMs, withinMs } = schedule.misfire;
-  const missedBefore = now.getTime() - graceMs;
+  const missedBefore = now - graceMs;
   if (policy === 'skip') return missedBefore;
-  if (withinMs !== null) return now.getTime() - Math.max(graceMs, withinMs);
-  return newestTickBefore(schedule, nextRunAt, missedBefore)?.getTime() ?? missedBefore;
-}
-
-/**
- * The newest tick in `[from, before)`, or null when there is none. A binary search over `nextTick` (monotonic in
- * its argument), so it costs some 50 evaluations of the pattern whatever the number of ticks in between.
- */
-function newestTickBefore(schedule: ScheduleDefinition, from: Date, before: number): Date | null {
-  // The first tick at or after `ms`.
-  const atOrAfter = (ms: number) => schedule.nextTick(new Date(ms - 1));
-  const isBefore = (tick: Date | null) => tick !== null && tick.getTime() < before;
-  let lo = from.getTime();
-  if (!isBefore(atOrAfter(lo))) return null;
-  // Invariant: a tick lies in [lo, before), none in [hi, before).
-  let hi = before;
-  while (hi - lo > 1) {
-    const mid = lo + Math.floor((hi - lo) / 2);
-    if (isBefore(atOrAfter(mid))) lo = mid;
-    else hi = mid;
-  }
-  return atOrAfter(lo);
+  if (withinMs !== null) return now - Math.max(graceMs, withinMs);
+  return series.newestBefore(missedBefore) ?? missedBefore;
 }
 
 /** The gap from tick `t` to the tick after it: "one interval" of the schedule at that point. */
-function intervalAt(schedule: ScheduleDefinition, t: Date): number {
-  const next = schedule.nextTick(t);
-  return next ? next.getTime() - t.getTime() : 0;
+function intervalAt(series: TickSeries, t: number): number {
+  const next = series.next(t);
+  return next === null ? 0 : next - t;
 }

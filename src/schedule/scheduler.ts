@@ -8,6 +8,7 @@ import { Service } from '../runtime/service.js';
 import type { OverlapPolicy, ScheduleDefinition } from './define-schedule.js';
 import { holderRef } from './holder-ref.js';
 import { planTicks } from './plan-ticks.js';
+import { ScheduleAdvanceError, type ScheduleAdvanceFailure } from './schedule-advance-error.js';
 import { toSyncItem } from './schedule-spec.js';
 
 /** Options of {@link Scheduler}. */
@@ -77,19 +78,33 @@ export class Scheduler extends Service {
     });
   }
 
-  /** One pass: handles every due schedule. Returns how many schedules this instance advanced. */
+  /**
+   * One pass: handles every due schedule, and resolves with how many this instance advanced. A schedule whose
+   * advance fails is reported as an `error` event naming it and left due, and the pass goes on with the others:
+   * the failing one keeps the oldest `next_run_at`, so it comes first in every pass, and stopping there would hold
+   * back every schedule due after it for as long as it fails.
+   * @throws ScheduleAdvanceError once the others were handled, when some schedule failed; the database's error when
+   * the pass could not start (reading the time, the due schedules, or what a lost advance wrote).
+   */
   async scan(): Promise<number> {
-    const { driver, clock } = this.#deps;
+    const { driver, clock, events } = this.#deps;
     await this.#settleUnconfirmed();
     const now = await this.#now();
     const due = await driver.scheduleDue({ now: clock.sqlNow() ?? now, limit: 100 });
     let advanced = 0;
+    const failures: ScheduleAdvanceFailure[] = [];
     for (const row of due) {
       const def = this.#byName.get(row.name);
       // Another deploy's definition (or one this process does not know) is that deploy's to fire.
       if (!def || def.definitionHash !== row.definitionHash || !row.nextRunAt) continue;
-      if (await this.#advance(def, row, now)) advanced++;
+      try {
+        if (await this.#advance(def, row, now)) advanced++;
+      } catch (error) {
+        failures.push({ schedule: def.name, error });
+        events.emit('error', { error, context: `advancing schedule ${def.name}` });
+      }
     }
+    if (failures.length > 0) throw new ScheduleAdvanceError(failures, advanced);
     return advanced;
   }
 
@@ -104,7 +119,8 @@ export class Scheduler extends Service {
         }
         await this.scan();
       } catch (error) {
-        events.emit('error', { error, context: synced ? 'scanning schedules' : 'syncing schedules' });
+        // A ScheduleAdvanceError's failures were each reported already, naming their schedule.
+        if (!(error instanceof ScheduleAdvanceError)) events.emit('error', { error, context: synced ? 'scanning schedules' : 'syncing schedules' });
       }
       await clock.sleep(scanMs, signal);
     }
