@@ -22,6 +22,7 @@ export * from './errors.js';
 export type { StartOptions } from './client/warden-options.js';
 export { defineSchedule, type ScheduleDefinition, type ScheduleOptions, type OverlapPolicy, type MisfirePolicy } from './schedule/define-schedule.js';
 export type { ScheduleOperations } from './schedule/schedule-operations.js';
+export { ScheduleAdvanceError, type ScheduleAdvanceFailure } from './schedule/schedule-advance-error.js';
 export type { ScheduleRow, ScheduleTickRow } from './driver/schedule-params.js';
 export { Lease } from './lock/lease.js';
 export type { LockManager, LockAcquireOptions } from './lock/lock-manager.js';

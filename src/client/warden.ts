@@ -351,6 +351,7 @@ export class Warden {
   /**
    * One scheduler pass in this process, without starting anything: syncs the schedules (on the first call) and
    * fires every due tick. For tests and scripts that drive time themselves.
+   * @throws ScheduleAdvanceError after handling the other due schedules, when some could not be advanced.
    */
   runSchedulerOnce(): Promise<number> {
     return this.#whileOpen('runSchedulerOnce()', async () => {

@@ -1,6 +1,7 @@
 import { Cron } from 'croner';
 import type { ScheduleSyncItem } from '../driver/schedule-params.js';
 import type { ScheduleDefinition } from './define-schedule.js';
+import { nextCronTick } from './next-cron-tick.js';
 
 /** What is stored about a schedule for operators and for code that has no definition (CLI resume). */
 export interface ScheduleSpec {
@@ -22,7 +23,9 @@ export function scheduleSpec(s: ScheduleDefinition): ScheduleSpec {
 
 /** The first tick after `after` computed from a stored spec, for processes that do not have the definition. */
 export function nextTickFromSpec(spec: ScheduleSpec, after: Date): Date | null {
-  if (spec.cron) return new Cron(spec.cron, { timezone: spec.timezone, paused: true }).nextRun(after);
+  // The same reading as the definition's own (daylight-saving repeats and gaps of listed hours), so the missed-run
+  // check and a resume by a process without the definition agree with the scheduler on every tick.
+  if (spec.cron) return nextCronTick(new Cron(spec.cron, { timezone: spec.timezone, paused: true }), after);
   if (spec.everyMs) return everyNextTick(spec.everyMs, after);
   return null;
 }
