@@ -143,12 +143,16 @@ export class AlertManager {
 
   async #resolve(key: string, options: AlertResolveOptions): Promise<AlertRow | null> {
     if (typeof key !== 'string' || key === '') throw new InvalidOptionError('alert key', key, 'a non-empty string');
-    const [current] = (await this.#deps.driver.alertList({ state: 'open', limit: 10_000 })).filter((a) => a.key === key);
-    if (!current) return null;
+    // Read by its key: a listing is capped, and an alert past the cap is open all the same.
+    const current = await this.#deps.driver.alertGet({ key });
+    if (current?.state !== 'open') return null;
     const details = { ...current.details, resolution: 'resolved by an operator', actor: options.actor ?? 'api', reason: options.reason ?? null };
-    if (this.#notifier) return this.#notifier.resolve(key, details, null);
+    // Only the episode read: one opened again since was not the operator's to close, nor are these its details. Its
+    // opening time as read, to the millisecond after it: PostgreSQL keeps microseconds, and a Date read drops them.
+    const since = new Date(current.openedAt.getTime() + 1);
+    if (this.#notifier) return this.#notifier.resolve(key, details, since);
     const { driver, clock, instance } = this.#deps;
-    return driver.alertResolve({ key, detailsJson: JSON.stringify(details), instance, since: null, now: clock.sqlNow() });
+    return driver.alertResolve({ key, detailsJson: JSON.stringify(details), instance, since, now: clock.sqlNow() });
   }
 
   /** Starts the periodic evaluation when alerting is configured. Idempotent. */

@@ -1,17 +1,19 @@
 /**
  * The alert rules decided from the database, evaluated periodically by every instance that runs one: missed runs
- * (the dead man's switch of schedules with `expect.within`), runs that take too long, queue lag, and the resolution
- * of dead-letter alerts whose job was retried or discarded. Every instance reaches the same verdict from the same
- * rows; the database decides which one notifies (`alertOpen`/`alertResolve` return the row to one caller only), and
- * each write carries the time this pass began reading (`since`), so a pass that read before another instance's
- * change cannot undo it.
+ * (the dead man's switch of schedules with `expect.within`), runs that take too long, queue lag, dead jobs whose
+ * dead-letter alert was never opened (its write from `job:dead` failed, or its process died first), and the
+ * resolution of dead-letter alerts whose job was retried or discarded. Every instance reaches the same verdict from
+ * the same rows; the database decides which one notifies (`alertOpen`/`alertResolve` return the row to one caller
+ * only), and each write carries the time this pass began reading (`since`), so a pass that read before another
+ * instance's change cannot undo it.
  * @module
  */
 import type { Clock } from '../clock/clock.js';
-import type { AlertRow } from '../driver/alert-params.js';
+import type { AlertRow, AlertRule } from '../driver/alert-params.js';
 import type { Driver } from '../driver/driver.js';
 import type { ScheduleRow } from '../driver/schedule-params.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
+import type { JobRow } from '../job/job-record.js';
 import { PeriodicTask } from '../runtime/service.js';
 import type { ScheduleSpec } from '../schedule/schedule-spec.js';
 import { ALERT_DELIVERY_JOBS } from './alert-delivery.js';
@@ -20,15 +22,28 @@ import type { ResolvedAlertOptions } from './alert-options.js';
 import type { EventRules } from './event-rules.js';
 import { findMissedRun, lastSuccessTick, type MissedRunFinding, MAX_COUNTED_TICKS, recordedTicksToRead, surelyOnTime } from './missed-run.js';
 
-/** Running jobs read by the run-too-long rule (the driver's page limit). */
-const RUNNING_READ = 1_000;
-/** Open alerts read per pass. */
+/** Open alerts read per pass (the driver's most), and open run-too-long alerts read per pass. */
 const OPEN_READ = 10_000;
 /**
- * Dead-letter alerts checked for resolution per pass (one job read each). Each pass takes up where the last one
- * stopped, so with `n` open each is checked at least once every `ceil(n / DEAD_LETTERS_CHECKED)` passes.
+ * Dead-letter alerts, and run-too-long alerts, checked for resolution per pass (one job read each). Each pass takes
+ * up where the last one stopped, so with `n` open each is checked at least once every
+ * `ceil(n / ALERTS_CHECKED)` passes.
  */
-export const DEAD_LETTERS_CHECKED = 200;
+export const ALERTS_CHECKED = 200;
+/**
+ * Dead jobs looked at per pass for one without its dead-letter alert (one statement; the driver's page limit). Each
+ * pass reads on below the last, newest first and around again, so with `n` dead jobs each is looked at at least once
+ * every `ceil(n / DEAD_JOBS_READ)` passes.
+ */
+export const DEAD_JOBS_READ = 1_000;
+/** Dead-letter alerts the monitor opens per pass at most (each a transaction with its notices); the rest wait a pass. */
+export const DEAD_LETTERS_OPENED = 100;
+/**
+ * Running attempts past the smallest run-time limit read per pass, oldest start first (the driver's page limit). Each
+ * pass reads on after the last, so with `n` such attempts each is read at least once every `ceil(n / RUNNING_READ)`
+ * passes.
+ */
+export const RUNNING_READ = 1_000;
 
 /** What {@link AlertMonitor} needs. */
 export interface AlertMonitorDeps {
@@ -48,8 +63,12 @@ export interface AlertMonitorDeps {
 export class AlertMonitor {
   readonly #deps: AlertMonitorDeps;
   #task: PeriodicTask | null = null;
-  /** The last dead-letter alert checked, in {@link byOpening} order: the next pass starts after it. */
-  #deadLetterCursor: Pick<AlertRow, 'openedAt' | 'key'> | null = null;
+  /** Per rule, the last alert checked for resolution, in {@link byOpening} order: the next pass starts after it. */
+  readonly #checkedCursors = new Map<AlertRule, OpeningCursor>();
+  /** The lowest id of the last full page of dead jobs: the next pass reads below it (undefined: from the newest). */
+  #deadJobCursor: string | undefined;
+  /** The last attempt of the last full page of running ones: the next pass reads after it (undefined: from the oldest). */
+  #runningCursor: { startedAt: Date; id: string } | undefined;
 
   constructor(deps: AlertMonitorDeps) {
     this.#deps = deps;
@@ -87,9 +106,10 @@ export class AlertMonitor {
     const { rules } = options;
     const schedules = rules.missedRun || rules.runTooLong ? await this.#guard('reading schedules', () => driver.scheduleList()) : [];
     if (rules.missedRun && schedules) await this.#guard('missed-run rule', () => this.#missedRuns(schedules, open, since));
-    if (rules.runTooLong && schedules) await this.#guard('run-too-long rule', () => this.#runsTooLong(schedules, open, since, rules.runTooLong!.thresholdMs));
+    if (rules.runTooLong && schedules) await this.#guard('run-too-long rule', () => this.#runsTooLong(schedules, since, rules.runTooLong!.thresholdMs));
     if (rules.queueLag) await this.#guard('queue-lag rule', () => this.#queueLag(open, since, rules.queueLag!.thresholdMs));
-    await this.#guard('dead-letter resolution', () => this.#deadLetters(open, since));
+    if (rules.deadLetter) await this.#guard('dead-letter rule', () => this.#unalertedDeadLetters(since));
+    await this.#guard('dead-letter resolution', () => this.#resolveEnded('dead-letter', open, since, deadLetterResolution));
     eventRules.evaluate();
   }
 
@@ -147,42 +167,46 @@ export class AlertMonitor {
     }
   }
 
-  async #runsTooLong(schedules: ScheduleRow[], open: AlertRow[], since: Date, thresholdMs: number | null): Promise<void> {
+  async #runsTooLong(schedules: ScheduleRow[], since: Date, thresholdMs: number | null): Promise<void> {
     const { driver, notifier } = this.#deps;
     const maxRuntime = new Map<string, number>();
     for (const s of schedules) {
       const ms = (s.spec as ScheduleSpec | null)?.expect?.maxRuntimeMs;
       if (typeof ms === 'number' && ms > 0) maxRuntime.set(s.name, ms);
     }
-    if (maxRuntime.size === 0 && thresholdMs === null && !open.some((a) => a.rule === 'run-too-long')) return;
-    const running = await driver.jobList({ state: 'running', limit: RUNNING_READ });
-    const current = new Set<string>();
-    const openKeys = new Set(open.map((a) => a.key));
-    for (const job of running) {
-      // Warden's own deliveries are left out of every job rule: a delivery hanging on a slow receiver would alert
-      // about itself, and that notice is one more delivery to the same receiver. One opened by an earlier version
-      // resolves below, its key not being current.
-      if (ALERT_DELIVERY_JOBS.includes(job.name)) continue;
-      const key = `run-too-long:${job.id}:${job.attempt}`;
-      current.add(key);
-      const limitMs = (job.scheduleName ? maxRuntime.get(job.scheduleName) : undefined) ?? thresholdMs;
-      if (limitMs === null || limitMs === undefined || !job.startedAt || openKeys.has(key)) continue;
-      const elapsedMs = since.getTime() - job.startedAt.getTime();
-      if (elapsedMs < limitMs) continue;
-      const source = job.scheduleName && maxRuntime.has(job.scheduleName) ? `schedule ${job.scheduleName}'s expect.maxRuntime` : 'alerts.rules.runTooLong.threshold';
-      await notifier.open({
-        key,
-        rule: 'run-too-long',
-        severity: 'warning',
-        summary: `job ${job.name} ${job.id} (attempt ${job.attempt}) has been running for ${formatMs(elapsedMs)}, over ${formatMs(limitMs)} (${source})`,
-        details: { jobId: job.id, job: job.name, queue: job.queue, schedule: job.scheduleName, attempt: job.attempt, startedAt: job.startedAt.toISOString(), elapsedMs, limitMs, worker: job.leaseWorker },
-      }, since);
+    // Read apart from the other open alerts: many dead letters open must not crowd these out.
+    const open = await driver.alertList({ state: 'open', rule: 'run-too-long', limit: OPEN_READ });
+    const limits = [...maxRuntime.values(), ...(thresholdMs === null ? [] : [thresholdMs])];
+    if (limits.length > 0) {
+      // Only attempts already past the smallest limit can be over theirs, and the oldest are the likeliest.
+      const running = await driver.alertRunningJobList({ startedBefore: new Date(since.getTime() - Math.min(...limits)), after: this.#runningCursor, limit: RUNNING_READ });
+      const last = running.at(-1);
+      this.#runningCursor = running.length === RUNNING_READ && last ? { startedAt: last.startedAt, id: last.id } : undefined;
+      const openKeys = new Set(open.map((a) => a.key));
+      for (const job of running) {
+        // Warden's own deliveries are left out of every job rule: a delivery hanging on a slow receiver would alert
+        // about itself, and that notice is one more delivery to the same receiver.
+        if (ALERT_DELIVERY_JOBS.includes(job.name)) continue;
+        const key = `run-too-long:${job.id}:${job.attempt}`;
+        const limitMs = (job.scheduleName ? maxRuntime.get(job.scheduleName) : undefined) ?? thresholdMs;
+        const elapsedMs = since.getTime() - job.startedAt.getTime();
+        if (limitMs === null || openKeys.has(key) || elapsedMs < limitMs) continue;
+        const source = job.scheduleName && maxRuntime.has(job.scheduleName) ? `schedule ${job.scheduleName}'s expect.maxRuntime` : 'alerts.rules.runTooLong.threshold';
+        await notifier.open({
+          key,
+          rule: 'run-too-long',
+          severity: 'warning',
+          summary: `job ${job.name} ${job.id} (attempt ${job.attempt}) has been running for ${formatMs(elapsedMs)}, over ${formatMs(limitMs)} (${source})`,
+          details: { jobId: job.id, job: job.name, queue: job.queue, schedule: job.scheduleName, attempt: job.attempt, startedAt: job.startedAt.toISOString(), elapsedMs, limitMs, worker: job.leaseWorker },
+        }, since);
+      }
     }
-    // Only a complete read can tell that a job stopped running.
-    if (running.length >= RUNNING_READ) return;
-    for (const alert of open) {
-      if (alert.rule === 'run-too-long' && !current.has(alert.key)) await notifier.resolve(alert.key, { ...alert.details, resolution: 'the attempt ended' }, since);
-    }
+    // Each open alert's own job says whether its attempt ended: no read of the running jobs can be complete.
+    await this.#resolveEnded('run-too-long', open, since, (job, alert) => {
+      // One about a delivery job was opened by an earlier version.
+      if (ALERT_DELIVERY_JOBS.includes(alert.details.job as string)) return "Warden's own deliveries are left out of the rule";
+      return job?.state === 'running' && job.attempt === alert.details.attempt ? null : 'the attempt ended';
+    });
   }
 
   async #queueLag(open: AlertRow[], since: Date, thresholdMs: number): Promise<void> {
@@ -212,40 +236,73 @@ export class AlertMonitor {
     }
   }
 
-  async #deadLetters(open: AlertRow[], since: Date): Promise<void> {
-    const { driver, notifier } = this.#deps;
-    for (const alert of this.#deadLettersToCheck(open)) {
-      // Set before the read: an alert whose check throws is passed over by the next pass instead of stopping each at it.
-      this.#deadLetterCursor = { openedAt: alert.openedAt, key: alert.key };
-      const jobId = alert.details.jobId;
-      if (typeof jobId !== 'string') continue;
-      const job = await driver.jobGet({ id: jobId });
-      if (job && job.state === 'dead' && job.attempt === alert.details.attempt) continue;
-      await notifier.resolve(alert.key, { ...alert.details, resolution: job ? `the job was retried (now ${job.state})` : 'the job was discarded or pruned' }, since);
+  /**
+   * Opens the dead-letter alerts of dead jobs that have none: the open from `job:dead` failed, or its process died
+   * before writing it (or does not alert). A page of {@link DEAD_JOBS_READ} dead jobs a pass, at most
+   * {@link DEAD_LETTERS_OPENED} opened. A job whose open fails is passed over until the pages come round to it again.
+   */
+  async #unalertedDeadLetters(since: Date): Promise<void> {
+    const { driver, eventRules } = this.#deps;
+    const page = await driver.alertDeadJobList({ beforeId: this.#deadJobCursor, limit: DEAD_JOBS_READ });
+    // A full page: the next pass reads on below it; a short one was the end, and the next starts from the newest.
+    this.#deadJobCursor = page.length === DEAD_JOBS_READ ? page.at(-1)!.id : undefined;
+    const missing = page.filter((job) => !job.alerted && !ALERT_DELIVERY_JOBS.includes(job.name));
+    for (const [i, job] of missing.entries()) {
+      if (i === DEAD_LETTERS_OPENED) {
+        // The next pass reads on below the last one opened, so it starts with this one.
+        this.#deadJobCursor = missing[i - 1]!.id;
+        return;
+      }
+      await eventRules.openFoundDeadLetter(job.id, since);
     }
   }
 
   /**
-   * This pass's share of the open dead-letter alerts: every one when there are at most {@link DEAD_LETTERS_CHECKED},
-   * otherwise the next {@link DEAD_LETTERS_CHECKED} after the last one checked, oldest first and around again. A
-   * fixed window (say, the newest) would never reach the others however long they stay open, and reading every
-   * dead job each pass would cost a read per dead letter every `checkInterval`.
+   * Resolves the alerts of `rule`, about one attempt of a job each (details `jobId`, `attempt`), whose condition
+   * `resolution` finds ended on reading the job (null: it still holds). This pass's share of them, each read once.
    */
-  #deadLettersToCheck(open: AlertRow[]): AlertRow[] {
-    const alerts = open.filter((a) => a.rule === 'dead-letter').sort(byOpening);
-    if (alerts.length <= DEAD_LETTERS_CHECKED) return alerts;
-    const cursor = this.#deadLetterCursor;
-    const next = cursor === null ? 0 : alerts.findIndex((a) => byOpening(a, cursor) > 0);
+  async #resolveEnded(rule: AlertRule, open: AlertRow[], since: Date, resolution: (job: JobRow | null, alert: AlertRow) => string | null): Promise<void> {
+    const { driver, notifier } = this.#deps;
+    for (const alert of this.#toCheck(rule, open)) {
+      // Set before the read: an alert whose check throws is passed over by the next pass instead of stopping each at it.
+      this.#checkedCursors.set(rule, { openedAt: alert.openedAt, key: alert.key });
+      const jobId = alert.details.jobId;
+      if (typeof jobId !== 'string') continue;
+      const ended = resolution(await driver.jobGet({ id: jobId }), alert);
+      if (ended !== null) await notifier.resolve(alert.key, { ...alert.details, resolution: ended }, since);
+    }
+  }
+
+  /**
+   * This pass's share of the open alerts of `rule`: every one when there are at most {@link ALERTS_CHECKED},
+   * otherwise the next {@link ALERTS_CHECKED} after the last one checked, oldest first and around again. A
+   * fixed window (say, the newest) would never reach the others however long they stay open, and reading every
+   * alert's job each pass would cost a read per open alert every `checkInterval`.
+   */
+  #toCheck(rule: AlertRule, open: AlertRow[]): AlertRow[] {
+    const alerts = open.filter((a) => a.rule === rule).sort(byOpening);
+    if (alerts.length <= ALERTS_CHECKED) return alerts;
+    const cursor = this.#checkedCursors.get(rule);
+    const next = cursor === undefined ? 0 : alerts.findIndex((a) => byOpening(a, cursor) > 0);
     const start = next === -1 ? 0 : next;
-    return [...alerts.slice(start), ...alerts.slice(0, start)].slice(0, DEAD_LETTERS_CHECKED);
+    return [...alerts.slice(start), ...alerts.slice(0, start)].slice(0, ALERTS_CHECKED);
   }
 }
 
+/** Where a dead-letter alert's job stands: null while it is still dead at that attempt. */
+function deadLetterResolution(job: JobRow | null, alert: AlertRow): string | null {
+  if (job && job.state === 'dead' && job.attempt === alert.details.attempt) return null;
+  return job ? `the job was retried (now ${job.state})` : 'the job was discarded or pruned';
+}
+
+/** A place in {@link byOpening} order. */
+type OpeningCursor = Pick<AlertRow, 'openedAt' | 'key'>;
+
 /**
- * Oldest opening first, then by key. An open dead-letter alert is never updated, so this order stays put from pass
- * to pass and the cursor means the same place in it; alerts opened since come after it.
+ * Oldest opening first, then by key. An open alert is never updated (opening it again changes nothing), so this order
+ * stays put from pass to pass and the cursor means the same place in it; alerts opened since come after it.
  */
-function byOpening(a: Pick<AlertRow, 'openedAt' | 'key'>, b: Pick<AlertRow, 'openedAt' | 'key'>): number {
+function byOpening(a: OpeningCursor, b: OpeningCursor): number {
   return a.openedAt.getTime() - b.openedAt.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 

@@ -3,18 +3,20 @@
  * failures and failure rate per job type (`job:failed` / `job:completed`), and leases that keep expiring
  * (`job:rescued`). Counts are this process's own: each instance sees the attempts it ran and the rescues it did.
  *
- * Dead-letter alerts are resolved by the monitor from the database (the job was retried or discarded). The others
- * are resolved by an instance that has itself seen the condition hold (it "adopted" the alert, by opening it or by
- * finding it open) once its own counts clear, so an instance with no traffic of a job type never resolves what
- * another instance is still seeing; `warden.alerts.resolve(key)` closes one whose instances are gone.
+ * Dead-letter alerts are resolved by the monitor from the database (the job was retried or discarded); the monitor
+ * also opens, through {@link EventRules.openFoundDeadLetter}, those of dead jobs whose open from `job:dead` was never
+ * written. The others are resolved by an instance that has itself seen the condition hold (it "adopted" the alert, by
+ * opening it or by finding it open) once its own counts clear, so an instance with no traffic of a job type never
+ * resolves what another instance is still seeing; `warden.alerts.resolve(key)` closes one whose instances are gone.
  * @module
  */
 import type { Clock } from '../clock/clock.js';
+import { deadLetterKey } from '../driver/alert-params.js';
 import type { Driver } from '../driver/driver.js';
 import type { WardenEventMap } from '../events/event-map.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobDefinition } from '../job/define-job.js';
-import type { AttemptOutcome } from '../job/job-record.js';
+import type { AttemptOutcome, ErrorInfo, JobRow } from '../job/job-record.js';
 import { collectSensitiveValues, redactText } from '../observe/redact.js';
 import { ALERT_DELIVERY_JOBS } from './alert-delivery.js';
 import type { AlertFinding, AlertNotifier } from './alert-notifier.js';
@@ -26,6 +28,15 @@ const FAILURES: ReadonlySet<AttemptOutcome> = new Set<AttemptOutcome>(['failed',
 
 /** A failure-rate alert resolves once the rate is below this fraction of the threshold, so it does not flap. */
 const RATE_HYSTERESIS = 0.5;
+
+/** A dead job as a dead-letter alert describes it: the `job:dead` event, or a dead job found without its alert. */
+interface DeadJob {
+  job: { id: string; name: string; queue: string; scheduleName?: string | null };
+  attempt: number;
+  /** How its last attempt ended; null when no attempt row records it. */
+  reason: AttemptOutcome | null;
+  error: ErrorInfo | null;
+}
 
 /** What {@link EventRules} needs. */
 export interface EventRulesDeps {
@@ -97,28 +108,46 @@ export class EventRules {
     }
   }
 
-  #onDead(e: WardenEventMap['job:dead']): void {
-    if (!this.#deps.rules.deadLetter || ALERT_DELIVERY_JOBS.includes(e.job.name)) return;
-    this.#deps.track(this.#openDeadLetter(e), `dead-letter alert for job ${e.job.id}`);
+  /**
+   * Opens the dead-letter alert of a dead job that has none, which the monitor found in the database: the open from
+   * its `job:dead` failed, or the process died between the job's dead state and that write, or the process that
+   * dead-lettered it does not alert. Both ways open the same key (the job and the attempt it died at), and an open
+   * key is opened once, so the alert is raised once whichever write comes first. Nothing is opened for a job that is
+   * no longer dead (retried or discarded since it was read).
+   * @param since - When the monitor's pass began reading: an alert of this key resolved after it is not opened again.
+   */
+  async openFoundDeadLetter(jobId: string, since: Date): Promise<void> {
+    const { driver } = this.#deps;
+    const job = await driver.jobGet({ id: jobId });
+    if (!job || job.state !== 'dead') return;
+    // The attempt it died at says how (the event's reason); the job row keeps only its error.
+    const ending = (await driver.jobAttemptList({ id: jobId })).find((a) => a.attempt === job.attempt);
+    await this.#openDeadLetter({ job, attempt: job.attempt, reason: ending?.outcome ?? null, error: ending?.error ?? job.lastError }, since, job);
   }
 
-  async #openDeadLetter(e: WardenEventMap['job:dead']): Promise<void> {
-    const error = e.error ? { name: e.error.name, message: await this.#scrub(e.job.id, e.job.name, e.error.message) } : null;
+  #onDead(e: WardenEventMap['job:dead']): void {
+    if (!this.#deps.rules.deadLetter || ALERT_DELIVERY_JOBS.includes(e.job.name)) return;
+    this.#deps.track(this.#openDeadLetter(e, null), `dead-letter alert for job ${e.job.id}`);
+  }
+
+  /** @param row - The job's row when already read (its payload is what the error message is scrubbed of). */
+  async #openDeadLetter(e: DeadJob, since: Date | null, row?: JobRow): Promise<void> {
+    const error = e.error ? { name: e.error.name, message: await this.#scrub(e.job.id, e.job.name, e.error.message, row) } : null;
     await this.#deps.notifier.open({
-      key: `dead-letter:${e.job.id}:${e.attempt}`,
+      key: deadLetterKey(e.job.id, e.attempt),
       rule: 'dead-letter',
       severity: 'critical',
-      summary: `job ${e.job.name} ${e.job.id} is dead after ${e.attempt} attempt(s) (${e.reason})`,
+      summary: `job ${e.job.name} ${e.job.id} is dead after ${e.attempt} attempt(s) (${e.reason ?? 'how is not recorded'})`,
       details: { jobId: e.job.id, job: e.job.name, queue: e.job.queue, schedule: e.job.scheduleName ?? null, attempt: e.attempt, reason: e.reason, error },
-    }, null);
+    }, since);
   }
 
   /** An error message with copies of the job's sensitive payload values replaced (key redaction cannot see them). */
-  async #scrub(jobId: string, jobName: string, message: string): Promise<string> {
+  async #scrub(jobId: string, jobName: string, message: string, row?: JobRow): Promise<string> {
     const sensitive = this.#deps.definitions.get(jobName)?.sensitive ?? [];
     if (sensitive.length === 0) return message;
-    const row = await this.#deps.driver.jobGet({ id: jobId }).catch(() => null);
-    return redactText(message, collectSensitiveValues(row?.payload, sensitive));
+    const job = row ?? (await this.#deps.driver.jobGet({ id: jobId }).catch(() => null));
+    return redactText(message, collectSensitiveValues(job?.payload, sensitive));
   }
 
   #onAttempt(job: string, result: 'completed' | 'failed' | 'other'): void {

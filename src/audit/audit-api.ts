@@ -5,9 +5,9 @@
  * @module
  */
 import type { ActorOptions } from '../client/job-operations.js';
-import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditEntryInput, type AuditHead } from '../driver/audit-params.js';
+import { DEFAULT_AUDIT_PAGE, type AuditEntry, type AuditEntryInput, type AuditHead, type AuditPruned } from '../driver/audit-params.js';
 import type { Driver } from '../driver/driver.js';
-import { AuditAppendUnconfirmedError, InvalidOptionError } from '../errors.js';
+import { InvalidOptionError } from '../errors.js';
 import { integerInRange } from '../validation/integer-in-range.js';
 import { validateName } from '../validation/names.js';
 import { type AuditExportFormat, exportAuditEntries, readAuditEntries } from './audit-export.js';
@@ -97,32 +97,21 @@ export class AuditApi {
   }
 
   /**
-   * Deletes the entries older than `before` (the trail keeps everything until you do), then appends an
-   * `audit.pruned` entry saying who pruned what. The seq and hash of the last entry removed are kept in the
-   * chain's head row, so verify still checks the rest from there; export first if the entries must be archived.
+   * Deletes the entries older than `before` (the trail keeps everything until you do) and appends an `audit.pruned`
+   * entry saying who pruned what, in one transaction: a prune is never committed without its entry. The seq and hash
+   * of the last entry removed are kept in the chain's head row, so verify still checks the rest from there; export
+   * first if the entries must be archived. A prune that failed may be run again as it was: it deletes, and records,
+   * whatever is still older than `before` (nothing, when the failed one did commit).
    * @returns how many entries were deleted.
    */
   async prune(options: { before: Date; chain?: string } & ActorOptions): Promise<number> {
     if (!(options?.before instanceof Date) || Number.isNaN(options.before.getTime())) throw new InvalidOptionError('before', options?.before, 'a valid Date');
     const chain = this.#chainOf(options.chain);
-    const deleted = await this.#driver.auditPrune({ chain, before: options.before });
-    if (deleted > 0) {
-      const head = await this.#driver.auditHead({ chain });
-      const entries: AuditEntryInput[] = [{
-        actor: options.actor ?? 'api', action: 'audit.pruned', subjectKind: 'chain', subjectId: chain, jobName: null, queue: null, before: null, after: null,
-        reason: options.reason ?? null, data: { operator: true, before: options.before, deleted, prunedSeq: head?.prunedSeq ?? null, prunedHash: head?.prunedHash ?? null },
-      }];
-      try {
-        await this.#driver.auditAppend({ chain, now: null, entries });
-      } catch (error) {
-        // Sent, its reply lost: asked again naming where it was sealed, the driver writes it only if it was not
-        // committed, so the entry is in the chain once either way (the trail's own appends do the same). The retry's
-        // own reply lost too fails the call with that error: the entry is then in the chain once or not at all.
-        if (!(error instanceof AuditAppendUnconfirmedError)) throw error;
-        await this.#driver.auditAppend({ chain, now: null, entries, retryOf: [{ firstSeq: error.firstSeq, lastHash: error.lastHash }] });
-      }
-    }
-    return deleted;
+    const record = ({ deleted, prunedSeq, prunedHash }: AuditPruned): AuditEntryInput => ({
+      actor: options.actor ?? 'api', action: 'audit.pruned', subjectKind: 'chain', subjectId: chain, jobName: null, queue: null, before: null, after: null,
+      reason: options.reason ?? null, data: { operator: true, before: options.before, deleted, prunedSeq, prunedHash },
+    });
+    return this.#driver.auditPrune({ chain, before: options.before, record, now: null });
   }
 
   /** Resolves once every entry this instance queued so far is written (a no-op when it does not record). */

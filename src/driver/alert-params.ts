@@ -5,6 +5,8 @@
  * evaluate the same rules while exactly one of them notifies.
  * @module
  */
+import { InvalidOptionError } from '../errors.js';
+import { isJobIdText, JOB_ID_EXPECTED, jobListBounds } from './job-params.js';
 
 /** The built-in alert rules. */
 export type AlertRule =
@@ -59,6 +61,69 @@ export interface AlertResolveParams {
   now: Date | null;
   /** As in {@link AlertOpenParams.tx}. */
   tx?: unknown;
+}
+
+/**
+ * The key of the dead-letter alert of a job's attempt: `dead-letter:<jobId>:<attempt>`. Both drivers' `alertDeadJobList`
+ * build the same text in SQL to find the dead jobs without one.
+ */
+export function deadLetterKey(jobId: string, attempt: number): string {
+  return `dead-letter:${jobId}:${attempt}`;
+}
+
+/** `Driver.alertDeadJobList`: a page of the dead jobs, newest id first. */
+export interface AlertDeadJobListParams {
+  /** Only jobs with an id below this one (a job id as `isJobIdText` accepts it). @default from the newest */
+  beforeId?: string;
+  /** Dead jobs in the page; a whole number, clamped to 1..1,000 as `jobList` reads it. @default 50 */
+  limit?: number;
+}
+
+/** A dead job as `Driver.alertDeadJobList` returns it. */
+export interface AlertDeadJob {
+  id: string;
+  name: string;
+  /** The attempt it died at (its `attempt`), the one its dead-letter alert is keyed by. */
+  attempt: number;
+  /** Whether an alert keyed {@link deadLetterKey} of this id and attempt exists, open or resolved. */
+  alerted: boolean;
+}
+
+/** `Driver.alertRunningJobList`: running attempts that started at or before a time, oldest start first. */
+export interface AlertRunningJobListParams {
+  /** Only attempts with `started_at <= startedBefore`. */
+  startedBefore: Date;
+  /** Only attempts after this one in the order (`started_at`, then id): where the previous page ended. @default from the oldest */
+  after?: { startedAt: Date; id: string };
+  /** Attempts in the page; a whole number, clamped to 1..1,000 as `jobList` reads it. @default 50 */
+  limit?: number;
+}
+
+/**
+ * The page size and cursor of an `alertRunningJobList` call, alike on both drivers.
+ * @throws InvalidOptionError for a `limit` that is not a whole number, a `startedBefore` that is not a valid Date, or an
+ * `after` that is not a valid time and job id.
+ */
+export function runningJobListBounds(params: AlertRunningJobListParams): { limit: number; after: { startedAt: Date; id: string } | null } {
+  const { limit } = jobListBounds({ limit: params.limit });
+  if (!(params.startedBefore instanceof Date) || Number.isNaN(params.startedBefore.getTime())) throw new InvalidOptionError('startedBefore', params.startedBefore, 'a valid Date');
+  const after = params.after ?? null;
+  if (after !== null && (!(after.startedAt instanceof Date) || Number.isNaN(after.startedAt.getTime()) || !isJobIdText(after.id))) {
+    throw new InvalidOptionError('after', after, `{ startedAt: a valid Date, id: ${JOB_ID_EXPECTED} }`);
+  }
+  return { limit, after };
+}
+
+/** A running attempt as `Driver.alertRunningJobList` returns it. */
+export interface AlertRunningJob {
+  id: string;
+  name: string;
+  queue: string;
+  scheduleName: string | null;
+  attempt: number;
+  startedAt: Date;
+  /** The worker holding its lease. */
+  leaseWorker: string | null;
 }
 
 /** `Driver.alertList`: which alerts, newest change first. */

@@ -142,6 +142,24 @@ export interface AuditPruneParams {
   chain: string;
   /** Deletes the entries with `at < before` (a prefix of the chain, since `at` never decreases along it). */
   before: Date;
+  /**
+   * The entry that records the prune, built from what it deleted. It is sealed onto the head and appended in the
+   * prune's own transaction, under the serialization it already holds (as `auditAppend` seals), so the deletion and
+   * its record commit together or not at all: a prune that failed either left everything in place or is recorded,
+   * and running it again records what that run deletes. Not called when nothing is deleted. @default none
+   */
+  record?: (pruned: AuditPruned) => AuditEntryInput;
+  /** The time of the recording entry (as `auditAppend`'s `now`): null, the database's clock. @default null */
+  now?: Date | null;
+}
+
+/** What a prune deleted, for the entry that records it. */
+export interface AuditPruned {
+  /** Entries deleted. */
+  deleted: number;
+  /** The last entry deleted: the head's `prunedSeq` and `prunedHash` from now on. */
+  prunedSeq: number;
+  prunedHash: string;
 }
 
 /** The audit methods, as they appear on {@link Driver}. */

@@ -21,7 +21,9 @@ import type {
   JobReleaseParams, JobRescueParams,
   JobStepRecordParams, JobStepRow, ListenParams, RescuedJob, UniqueInsert,
 } from './job-params.js';
-import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from './alert-params.js';
+import type {
+  AlertDeadJob, AlertDeadJobListParams, AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRunningJob, AlertRunningJobListParams,
+} from './alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from './audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from './lock-params.js';
 import type {
@@ -96,6 +98,18 @@ export interface Driver {
   alertResolve(params: AlertResolveParams): Promise<AlertRow | null>;
   /** Alerts, most recently changed first. */
   alertList(params: AlertListParams): Promise<AlertRow[]>;
+  /** The alert of one key, open or resolved; null when there is none. */
+  alertGet(params: { key: string }): Promise<AlertRow | null>;
+  /**
+   * A page of the dead jobs, newest id first, each with whether its dead-letter alert (`deadLetterKey`) exists in any
+   * state: the monitor opens the missing ones. A range of the dead jobs' index, so a page costs its rows.
+   */
+  alertDeadJobList(params: AlertDeadJobListParams): Promise<AlertDeadJob[]>;
+  /**
+   * Running attempts started at or before a time, oldest start first, paged by (start, id): the run-too-long rule's
+   * read. Through the index of the running jobs, so its cost is the jobs running, not the jobs kept.
+   */
+  alertRunningJobList(params: AlertRunningJobListParams): Promise<AlertRunningJob[]>;
 
   /**
    * Appends entries to an audit chain in one transaction, serialized per chain across processes (PostgreSQL: the

@@ -1,12 +1,12 @@
 /**
  * The monitor's resolution of dead-letter alerts with more open than one pass checks, on both drivers: each pass
- * reads the jobs of {@link DEAD_LETTERS_CHECKED} alerts, taking up where the last pass stopped, so every open dead
- * letter is checked within `ceil(n / DEAD_LETTERS_CHECKED)` passes (docs/alerts.md, Limits), however many stay dead.
+ * reads the jobs of {@link ALERTS_CHECKED} alerts, taking up where the last pass stopped, so every open dead
+ * letter is checked within `ceil(n / ALERTS_CHECKED)` passes (docs/alerts.md, Limits), however many stay dead.
  * Time is a fake clock; each pass is one `alerts.check()`.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEAD_LETTERS_CHECKED } from '../../src/alerts/alert-monitor.js';
+import { ALERTS_CHECKED } from '../../src/alerts/alert-monitor.js';
 import type { AlertRulesOptions } from '../../src/alerts/alert-options.js';
 import { FakeClock } from '../../src/clock/fake-clock.js';
 import { createWarden, type Warden } from '../../src/client/warden.js';
@@ -42,7 +42,7 @@ describe.each(DRIVER_KINDS)('dead-letter alert resolution with many dead letters
   }
 
   // 199 others: every alert fits one pass (the control). 200: the oldest is past the newest 200.
-  it.each([DEAD_LETTERS_CHECKED - 1, DEAD_LETTERS_CHECKED])('resolves the alert of an older dead job the operator discarded, with %i other jobs staying dead', async (others) => {
+  it.each([ALERTS_CHECKED - 1, ALERTS_CHECKED])('resolves the alert of an older dead job the operator discarded, with %i other jobs staying dead', async (others) => {
     warden = makeWarden(tdb, { jobs: [doomed], clock, alerts: { rules: RULES } });
     const first = await warden.enqueue(doomed, { i: 0 });
     await warden.drain();
@@ -52,12 +52,12 @@ describe.each(DRIVER_KINDS)('dead-letter alert resolution with many dead letters
     expect(await warden.alerts.list({ state: 'open', limit: 1_000 })).toHaveLength(others + 1);
 
     await warden.jobs.discard(first.id);
-    for (let pass = 0; pass < Math.ceil((others + 1) / DEAD_LETTERS_CHECKED); pass++) await warden.alerts.check();
+    for (let pass = 0; pass < Math.ceil((others + 1) / ALERTS_CHECKED); pass++) await warden.alerts.check();
     const row = (await warden.alerts.list({ limit: 1_000 })).find((a) => a.key === `dead-letter:${first.id}:1`)!;
     expect(row).toMatchObject({ state: 'resolved', details: { resolution: 'the job was discarded or pruned' } });
   });
 
-  it(`checks every open dead letter within ceil(n / ${DEAD_LETTERS_CHECKED}) passes, reading ${DEAD_LETTERS_CHECKED} jobs a pass`, async () => {
+  it(`checks every open dead letter within ceil(n / ${ALERTS_CHECKED}) passes, reading ${ALERTS_CHECKED} jobs a pass`, async () => {
     let reads: string[] | null = null;
     const driver = overrideDriver(tdb.newDriver(), {
       jobGet: (real) => (params) => {
@@ -66,21 +66,21 @@ describe.each(DRIVER_KINDS)('dead-letter alert resolution with many dead letters
       },
     });
     warden = createWarden({ database: driver, logger: silent, jobs: [doomed], clock, alerts: { rules: RULES } });
-    const n = 2 * DEAD_LETTERS_CHECKED + 1;
+    const n = 2 * ALERTS_CHECKED + 1;
     await kill(n);
     const open = await warden.alerts.list({ state: 'open', limit: 1_000 });
     expect(open).toHaveLength(n);
 
     // The operator deals with the oldest, one in the middle and the newest.
     const ids = open.map((a) => a.details.jobId as string);
-    const discarded = [ids[0]!, ids[DEAD_LETTERS_CHECKED]!, ids[n - 1]!];
+    const discarded = [ids[0]!, ids[ALERTS_CHECKED]!, ids[n - 1]!];
     for (const id of discarded) await warden.jobs.discard(id);
 
     const checked = new Set<string>();
-    for (let pass = 0; pass < Math.ceil(n / DEAD_LETTERS_CHECKED); pass++) {
+    for (let pass = 0; pass < Math.ceil(n / ALERTS_CHECKED); pass++) {
       reads = [];
       await warden.alerts.check();
-      expect(reads.length).toBeLessThanOrEqual(DEAD_LETTERS_CHECKED);
+      expect(reads.length).toBeLessThanOrEqual(ALERTS_CHECKED);
       for (const id of reads) checked.add(id);
     }
     reads = null;

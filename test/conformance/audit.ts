@@ -1,13 +1,14 @@
 /**
  * Conformance: the audit trail — `auditAppend` (sealing onto the head, one time per batch, never earlier than the
  * head; a retry naming the attempts in doubt answered with the one in the chain), `auditList` (seq order, paging,
- * time bounds), `auditHead`, `auditPrune`, and appends from several driver instances at once forming one unbroken
- * chain.
+ * time bounds), `auditHead`, `auditPrune` (with the entry recording it, in the same transaction), and appends from
+ * several driver instances at once forming one unbroken chain.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { entryHash, GENESIS_HASH, sealBatch } from '../../src/audit/audit-hash.js';
-import type { AuditEntry, AuditEntryInput } from '../../src/driver/audit-params.js';
+import { verifyAuditChain } from '../../src/audit/audit-verify.js';
+import type { AuditEntry, AuditEntryInput, AuditPruned } from '../../src/driver/audit-params.js';
 import type { Driver } from '../../src/driver/driver.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { createTestDatabase, type DriverKind, type TestDatabase } from '../support/test-databases.js';
@@ -226,6 +227,43 @@ export function exerciseAudit(kind: DriverKind): void {
       // Appends go on after a prune.
       const [next] = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: at(6_000) });
       expect([next!.seq, next!.prevHash]).toEqual([4, rest[0]!.hash]);
+    });
+
+    it('prune appends its record in the same transaction, sealed onto the head it leaves', async () => {
+      const a = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput(), auditInput()], now: at(0) });
+      const b = await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput()], now: at(5_000) });
+      const asked: AuditPruned[] = [];
+      const record = (pruned: AuditPruned): AuditEntryInput => {
+        asked.push(pruned);
+        return auditInput({ action: 'audit.pruned', subjectKind: 'chain', subjectId: 'default', data: { ...pruned } });
+      };
+      // Nothing older: nothing deleted, nothing recorded.
+      expect(await tdb.driver.auditPrune({ chain: 'default', before: at(0), record, now: at(6_000) })).toBe(0);
+      expect(asked).toEqual([]);
+      // Its time is never earlier than the head's, whatever `now` says.
+      expect(await tdb.driver.auditPrune({ chain: 'default', before: at(1_000), record, now: at(4_000) })).toBe(2);
+      expect(asked).toEqual([{ deleted: 2, prunedSeq: 2, prunedHash: a[1]!.hash }]);
+      const rest = await readChain(tdb.driver, 'default');
+      expect(rest.map((e) => [e.seq, e.action, e.at])).toEqual([[3, 'job.completed', at(5_000)], [4, 'audit.pruned', at(5_000)]]);
+      expect(rest[1]).toMatchObject({ prevHash: b[0]!.hash, data: { deleted: 2, prunedSeq: 2, prunedHash: a[1]!.hash } });
+      expect(entryHash(rest[1]!.prevHash, rest[1]!)).toBe(rest[1]!.hash);
+      expect(await tdb.driver.auditHead({ chain: 'default' })).toMatchObject({ seq: 4, hash: rest[1]!.hash, prunedSeq: 2, prunedHash: a[1]!.hash });
+      // Pruning everything: the record's previous hash is the pruned hash, where verify starts.
+      expect(await tdb.driver.auditPrune({ chain: 'default', before: at(60_000), record, now: at(7_000) })).toBe(2);
+      const [only] = await readChain(tdb.driver, 'default');
+      expect(only).toMatchObject({ seq: 5, at: at(7_000), prevHash: rest[1]!.hash, data: { deleted: 2, prunedSeq: 4 } });
+      expect(await verifyAuditChain(tdb.driver, { chain: 'default', head: null, pageSize: 100 })).toMatchObject({ ok: true });
+    });
+
+    it('prune leaves everything in place when its record cannot be appended', async () => {
+      await tdb.driver.auditAppend({ chain: 'default', entries: [auditInput(), auditInput()], now: at(0) });
+      const before = await readChain(tdb.driver, 'default');
+      const record = (): AuditEntryInput => {
+        throw new Error('no record');
+      };
+      await expect(tdb.driver.auditPrune({ chain: 'default', before: at(1_000), record })).rejects.toThrow('no record');
+      expect(await readChain(tdb.driver, 'default')).toEqual(before);
+      expect(await tdb.driver.auditHead({ chain: 'default' })).toMatchObject({ seq: 2, prunedSeq: 0, prunedHash: GENESIS_HASH });
     });
 
     it('forms one unbroken chain from concurrent appends of several driver instances', async () => {

@@ -2,7 +2,8 @@
  * A PostgreSQL audit append whose reply is lost after the database committed it: the connection to the real
  * server runs through a TCP relay (`test/support/pg-relay.ts`), which, once armed, lets the client's statement
  * through, swallows the server's reply and cuts the connection. The append must report the batch unconfirmed (`AuditAppendUnconfirmedError`)
- * and a retry naming it must not write it twice, for a driver call and for the audit trail of a Warden.
+ * and a retry naming it must not write it twice, for a driver call and for the audit trail of a Warden. A prune, its
+ * `audit.pruned` entry and the head are one transaction: a prune whose reply is lost is run again as it was.
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -71,19 +72,25 @@ describe('PostgreSQL audit append with its reply lost', () => {
     expectIntactChain(chain);
   });
 
-  it("a prune whose audit.pruned entry's reply is lost still returns, with the entry in the chain once", async () => {
-    const job = defineJob({ name: 'noop', handler: () => {} });
+  it('a prune whose reply is lost, run again, is in the chain once with its audit.pruned entry', async () => {
     const { tdb, relay } = db;
-    const warden = db.track(createWarden({ database: await db.driver(), logger: silent, jobs: [job], audit: true }));
-    await warden.enqueueMany([1, 2].map((i) => ({ job, payload: { i } })));
-    await warden.audit.flush();
-    // The optimistic write only (the prune's own DELETE names audit_blocks too).
-    relay.arm('warden_a1');
-    expect(await warden.audit.prune({ before: new Date(Date.now() + 60_000), actor: 'ops' })).toBe(2);
-    expect(relay.cut).toBe(1);
-    const chain = await readChain(tdb.driver, 'default');
-    expect(chain.map((e) => `${e.action}:${e.actor}`)).toEqual(['audit.pruned:ops']);
-    expect(await warden.audit.verify()).toMatchObject({ ok: true });
+    const warden = db.track(createWarden({ database: await db.driver(), logger: silent }));
+    // [chain, the client message of the prune's transaction whose reply is lost, whether it was committed]. The
+    // prune, its entry and the head are one transaction: its COMMIT lost after it was done, or its entry's block
+    // lost before. The entries are a year older than the prune's time, and its own entry is of now.
+    const before = new Date('2021-01-01T00:00:00Z');
+    for (const [chain, marker, committed] of [['commit', 'COMMIT', true], ['insert', 'INSERT INTO', false]] as const) {
+      await tdb.driver.auditAppend({ chain, entries: [auditInput({ subjectId: '1' }), auditInput({ subjectId: '2' })], now: new Date('2020-01-01T00:00:00Z') });
+      relay.arm(marker);
+      await expect(warden.audit.prune({ chain, before, actor: 'ops' }), chain).rejects.toThrow();
+      expect((await readChain(tdb.driver, chain)).map((e) => e.action), chain).toEqual(committed ? ['audit.pruned'] : ['job.completed', 'job.completed']);
+      // Run again as it was: a prune that committed left nothing older to delete; one that did not is done now.
+      expect(await warden.audit.prune({ chain, before, actor: 'ops' }), chain).toBe(committed ? 0 : 2);
+      const entries = await readChain(tdb.driver, chain);
+      expect(entries.map((e) => `${e.action}:${e.actor}:${(e.data as { deleted: number }).deleted}`), chain).toEqual(['audit.pruned:ops:2']);
+      expect(await warden.audit.verify({ chain }), chain).toMatchObject({ ok: true });
+    }
+    expect(relay.cut).toBe(2);
   });
 
   it('gives up on an entry the database refuses for good, though each refusal came after the batch was sent', async () => {

@@ -43,15 +43,54 @@ ORDER BY updated_at DESC, key COLLATE "C"
 LIMIT $3`;
 }
 
+/** The alert of one key, in whichever state. Params: `$1` key. */
+export function alertGetSql(s: string): string {
+  return `SELECT * FROM ${s}.alerts WHERE key = $1`;
+}
+
+/**
+ * A page of the dead jobs, newest id first, each with whether its dead-letter alert exists (the key `deadLetterKey`
+ * builds, looked up by the primary key). The dead jobs are a range of `jobs_rare_state_idx (state, id)`, so a page
+ * costs its rows, however many jobs are kept. Params: `$1` before id (or NULL), `$2` limit.
+ */
+export function alertDeadJobListSql(s: string): string {
+  return `SELECT j.id, j.name, j.attempt,
+  EXISTS (SELECT 1 FROM ${s}.alerts a WHERE a.key = 'dead-letter:' || j.id || ':' || j.attempt) AS alerted
+FROM ${s}.jobs j
+WHERE j.state = 'dead' AND ($1::bigint IS NULL OR j.id < $1::bigint)
+ORDER BY j.id DESC
+LIMIT $2`;
+}
+
+/**
+ * Running attempts started at or before `$1`, oldest start first (then by id), after the attempt `($2, $3)` when
+ * given. Read through `jobs_lease_idx`, the partial index of the running jobs, and sorted: the cost is the jobs
+ * running, not the jobs kept. Params: `$1` started before, `$2` after started_at (or NULL), `$3` after id, `$4` limit.
+ */
+export function alertRunningJobListSql(s: string): string {
+  return `SELECT id, name, queue, schedule_name, attempt, started_at, lease_worker
+FROM ${s}.jobs
+WHERE state = 'running' AND started_at <= $1
+  AND ($2::timestamptz IS NULL OR (started_at, id) > ($2::timestamptz, $3::bigint))
+ORDER BY started_at, id
+LIMIT $4`;
+}
+
 /** Every alert statement, built once per driver. */
 export interface PostgresAlertStatements {
   alertOpen: string;
   alertResolve: string;
   alertList: string;
+  alertGet: string;
+  alertDeadJobList: string;
+  alertRunningJobList: string;
 }
 
 /** Builds every alert statement for a schema already checked by `validateSchemaName`. */
 export function buildPostgresAlertStatements(schema: string): PostgresAlertStatements {
   const s = quoteIdentifier(schema);
-  return { alertOpen: alertOpenSql(s), alertResolve: alertResolveSql(s), alertList: alertListSql(s) };
+  return {
+    alertOpen: alertOpenSql(s), alertResolve: alertResolveSql(s), alertList: alertListSql(s), alertGet: alertGetSql(s),
+    alertDeadJobList: alertDeadJobListSql(s), alertRunningJobList: alertRunningJobListSql(s),
+  };
 }

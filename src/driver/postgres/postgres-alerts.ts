@@ -3,7 +3,11 @@
  * on the pool or on the caller's transaction (`tx`).
  * @module
  */
-import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRule, AlertSeverity, AlertState } from '../alert-params.js';
+import {
+  runningJobListBounds, type AlertDeadJob, type AlertDeadJobListParams, type AlertListParams, type AlertOpenParams, type AlertResolveParams,
+  type AlertRow, type AlertRule, type AlertRunningJob, type AlertRunningJobListParams, type AlertSeverity, type AlertState,
+} from '../alert-params.js';
+import { jobListBounds } from '../job-params.js';
 import { integerInRange } from '../../validation/integer-in-range.js';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAlertStatements } from './postgres-alert-sql.js';
@@ -80,4 +84,35 @@ export async function alertList(ctx: PostgresAlertContext, params: AlertListPara
   integerInRange('limit', limit, 10_000);
   const { rows } = await ctx.run<PgAlertRecord>(ctx.sql.alertList, [params.state ?? null, params.rule ?? null, limit]);
   return rows.map(toAlertRow);
+}
+
+/** The alert of `key`, open or resolved; null when there is none. */
+export async function alertGet(ctx: PostgresAlertContext, params: { key: string }): Promise<AlertRow | null> {
+  const { rows } = await ctx.run<PgAlertRecord>(ctx.sql.alertGet, [params.key]);
+  return rows[0] ? toAlertRow(rows[0]) : null;
+}
+
+/**
+ * A page of the dead jobs, newest id first, each with whether its dead-letter alert exists.
+ * @throws InvalidOptionError for a `limit` that is not a whole number or a `beforeId` that is not a job id.
+ */
+export async function alertDeadJobList(ctx: PostgresAlertContext, params: AlertDeadJobListParams): Promise<AlertDeadJob[]> {
+  const { limit, beforeId } = jobListBounds(params);
+  const { rows } = await ctx.run<{ id: string; name: string; attempt: number; alerted: boolean }>(ctx.sql.alertDeadJobList, [beforeId, limit]);
+  return rows.map((r) => ({ id: String(r.id), name: r.name, attempt: Number(r.attempt), alerted: r.alerted }));
+}
+
+/**
+ * Running attempts started at or before `startedBefore`, oldest start first, after `after` when given.
+ * @throws InvalidOptionError for a `limit` that is not a whole number or an `after` that is not a time and job id.
+ */
+export async function alertRunningJobList(ctx: PostgresAlertContext, params: AlertRunningJobListParams): Promise<AlertRunningJob[]> {
+  const { limit, after } = runningJobListBounds(params);
+  const values = [params.startedBefore, after?.startedAt ?? null, after?.id ?? null, limit];
+  const { rows } = await ctx.run<{ id: string; name: string; queue: string; schedule_name: string | null; attempt: number; started_at: Date; lease_worker: string | null }>(
+    ctx.sql.alertRunningJobList, values,
+  );
+  return rows.map((r) => ({
+    id: String(r.id), name: r.name, queue: r.queue, scheduleName: r.schedule_name, attempt: Number(r.attempt), startedAt: r.started_at, leaseWorker: r.lease_worker,
+  }));
 }

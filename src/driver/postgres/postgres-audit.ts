@@ -11,7 +11,10 @@ import { prunedEnd, readAuditPage, retriedBatch, type AuditBlockBatch, type Audi
 import { sealBatch } from '../../audit/audit-hash.js';
 import { readAuditBlocksAsStored } from '../../audit/audit-block.js';
 import { AuditAppendUnconfirmedError } from '../../errors.js';
-import { checkAuditListLimit, retriedSeq, type AuditAppendParams, type AuditBatchRef, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
+import {
+  checkAuditListLimit, retriedSeq, type AuditAppendParams, type AuditBatchRef, type AuditEntry, type AuditEntryInput, type AuditHead, type AuditListParams,
+  type AuditPruneParams,
+} from '../audit-params.js';
 import type { Run } from './postgres-insert.js';
 import type { PostgresAuditStatements } from './postgres-audit-sql.js';
 import { withTransaction } from './postgres-transaction.js';
@@ -91,24 +94,45 @@ async function lockedAppend(ctx: PostgresAuditContext, params: AuditAppendParams
   const sent: { batch: AuditBatchRef | null } = { batch: null };
   try {
     return await withTransaction(ctx.pool, async (run) => {
-      const { rows } = await run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headLock, [params.chain, params.now]);
-      const head = rows[0]!;
+      const head = await lockHead(ctx, run, params.chain, params.now);
       if (retrySeq !== null && Number(head.seq) >= retrySeq) {
         const found = await run<PgAuditBlockRecord>(ctx.sql.blockAt, [params.chain, retrySeq]);
         const written = retriedBatch(params.chain, found.rows[0] ? toBlock(found.rows[0]) : undefined, params.retryOf ?? []);
         if (written) return written;
       }
-      const { entries: sealed, block } = sealBatch(params.chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, params.entries);
-      const last = sealed[sealed.length - 1]!;
-      sent.batch = { firstSeq: sealed[0]!.seq, lastHash: last.hash };
-      await run(ctx.sql.append, [params.chain, last.at, sealed[0]!.seq, last.seq, block, last.hash]);
-      return sealed;
+      return appendSealed(ctx, run, params.chain, head, params.entries, (batch) => {
+        sent.batch = batch;
+      });
     });
   } catch (error) {
     // Sent and then failed (the statement, or the COMMIT): it may have been written.
     if (sent.batch) throw new AuditAppendUnconfirmedError(sent.batch.firstSeq, sent.batch.lastHash, { cause: error });
     throw error;
   }
+}
+
+/**
+ * Locks the chain's head row for the rest of the transaction `run` is in (creating it on a chain's first append), and
+ * reads the head and the time of an append made now, after the lock was granted.
+ */
+async function lockHead(ctx: PostgresAuditContext, run: Run, chain: string, now: Date | null): Promise<{ seq: string; hash: string; append_at: Date }> {
+  const { rows } = await run<{ seq: string; hash: string; append_at: Date }>(ctx.sql.headLock, [chain, now]);
+  return rows[0]!;
+}
+
+/**
+ * Seals `entries` onto `head` (read under its lock, with the append's time) and writes them as one block, moving the
+ * head, in the transaction `run` is in. `sending` is told where the batch was sealed just before it is sent.
+ */
+async function appendSealed(
+  ctx: PostgresAuditContext, run: Run, chain: string, head: { seq: string; hash: string; append_at: Date }, entries: AuditEntryInput[],
+  sending: (batch: AuditBatchRef) => void = () => {},
+): Promise<AuditEntry[]> {
+  const { entries: sealed, block } = sealBatch(chain, { seq: Number(head.seq), hash: head.hash }, head.append_at, entries);
+  const last = sealed[sealed.length - 1]!;
+  sending({ firstSeq: sealed[0]!.seq, lastHash: last.hash });
+  await run(ctx.sql.append, [chain, last.at, sealed[0]!.seq, last.seq, block, last.hash]);
+  return sealed;
 }
 
 /**
@@ -133,7 +157,9 @@ export async function auditHead(ctx: PostgresAuditContext, params: { chain: stri
 
 /**
  * Deletes the blocks older than `before` under the head row's lock, recording the last entry of the last one as
- * pruned; returns the number of entries deleted.
+ * pruned, and appends the `record` entry sealed under that same lock, in one transaction; returns the number of
+ * entries deleted. A failure, the COMMIT's included, is thrown as it is: run again, the prune deletes and records what
+ * is still there, and one that did commit left nothing more to delete before that time.
  */
 export async function auditPrune(ctx: PostgresAuditContext, params: AuditPruneParams): Promise<number> {
   return withTransaction(ctx.pool, async (run) => {
@@ -144,6 +170,12 @@ export async function auditPrune(ctx: PostgresAuditContext, params: AuditPrunePa
     if (!last) return 0;
     const pruned = prunedEnd(params.chain, toBlock(last), Number(last.last_seq));
     const { rows } = await run<{ deleted: string }>(ctx.sql.prune, [params.chain, last.first_seq, pruned.seq, pruned.hash]);
-    return Number(rows[0]?.deleted ?? 0);
+    const deleted = Number(rows[0]?.deleted ?? 0);
+    if (params.record) {
+      // The lock is held already: this reads the head and, after the lock, the time.
+      const head = await lockHead(ctx, run, params.chain, params.now ?? null);
+      await appendSealed(ctx, run, params.chain, head, [params.record({ deleted, prunedSeq: pruned.seq, prunedHash: pruned.hash })]);
+    }
+    return deleted;
   });
 }

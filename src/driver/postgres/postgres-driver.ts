@@ -9,7 +9,9 @@
  */
 import { InvalidTransactionError } from '../../errors.js';
 import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/job-record.js';
-import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
+import type {
+  AlertDeadJob, AlertDeadJobListParams, AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRunningJob, AlertRunningJobListParams,
+} from '../alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
@@ -399,6 +401,21 @@ export class PostgresDriver implements Driver {
   /** Alerts, most recently changed first. */
   alertList(params: AlertListParams): Promise<AlertRow[]> {
     return Alerts.alertList(this.#alerts, params);
+  }
+
+  /** The alert of one key, open or resolved; null when there is none. */
+  alertGet(params: { key: string }): Promise<AlertRow | null> {
+    return Alerts.alertGet(this.#alerts, params);
+  }
+
+  /** A page of the dead jobs, newest id first, each with whether its dead-letter alert exists. @throws InvalidOptionError */
+  alertDeadJobList(params: AlertDeadJobListParams): Promise<AlertDeadJob[]> {
+    return Alerts.alertDeadJobList(this.#alerts, params);
+  }
+
+  /** Running attempts started at or before a time, oldest start first. @throws InvalidOptionError */
+  alertRunningJobList(params: AlertRunningJobListParams): Promise<AlertRunningJob[]> {
+    return Alerts.alertRunningJobList(this.#alerts, params);
   }
 
   /** Seals and appends entries after the chain's head, holding the head row's lock. */

@@ -3,6 +3,7 @@
  * conventions as `sqlite-sql.ts`: times are integer ms, `@now` NULL means the database's clock.
  * @module
  */
+import { RARE_STATES_SQL } from './sqlite-job-admin-sql.js';
 import { NOW } from './sqlite-sql.js';
 
 /**
@@ -50,4 +51,34 @@ export const ALERT_LIST = `
 SELECT * FROM alerts
 WHERE (@state IS NULL OR state = @state) AND (@rule IS NULL OR rule = @rule)
 ORDER BY updated_at DESC, key
+LIMIT @limit`;
+
+/** The alert of one key, in whichever state. Params: `@key`. */
+export const ALERT_GET = `SELECT * FROM alerts WHERE key = @key`;
+
+/**
+ * A page of the dead jobs, newest id first, each with whether its dead-letter alert exists (the key `deadLetterKey`
+ * builds, looked up by the primary key). The dead jobs are a range of `jobs_rare_state_idx (state, id)`, which SQLite
+ * uses only when the query repeats the index's `WHERE` term; a page costs its rows, however many jobs are kept.
+ * `@beforeId` is always bound (the largest id from the newest). Params: `@beforeId, @limit`.
+ */
+export const ALERT_DEAD_JOB_LIST = `
+SELECT j.id, j.name, j.attempt,
+  EXISTS (SELECT 1 FROM alerts a WHERE a.key = 'dead-letter:' || j.id || ':' || j.attempt) AS alerted
+FROM jobs j
+WHERE j.state = 'dead' AND ${RARE_STATES_SQL} AND j.id < @beforeId
+ORDER BY j.id DESC
+LIMIT @limit`;
+
+/**
+ * Running attempts started at or before `@startedBefore`, oldest start first (then by id), after the attempt
+ * `(@afterAt, @afterId)` when `@afterAt` is not NULL. Read through `jobs_lease_idx`, the partial index of the running
+ * jobs, and sorted: the cost is the jobs running, not the jobs kept. Params: `@startedBefore, @afterAt, @afterId, @limit`.
+ */
+export const ALERT_RUNNING_JOB_LIST = `
+SELECT id, name, queue, schedule_name, attempt, started_at, lease_worker
+FROM jobs INDEXED BY jobs_lease_idx
+WHERE state = 'running' AND started_at <= @startedBefore
+  AND (@afterAt IS NULL OR started_at > @afterAt OR (started_at = @afterAt AND id > @afterId))
+ORDER BY started_at, id
 LIMIT @limit`;

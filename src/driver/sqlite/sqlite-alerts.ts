@@ -3,7 +3,11 @@
  * through the driver's `write` (`BEGIN IMMEDIATE`) or `read`, or on the caller's transaction (`tx`).
  * @module
  */
-import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRule, AlertSeverity, AlertState } from '../alert-params.js';
+import {
+  runningJobListBounds, type AlertDeadJob, type AlertDeadJobListParams, type AlertListParams, type AlertOpenParams, type AlertResolveParams,
+  type AlertRow, type AlertRule, type AlertRunningJob, type AlertRunningJobListParams, type AlertSeverity, type AlertState,
+} from '../alert-params.js';
+import { jobListBounds, MAX_JOB_ID } from '../job-params.js';
 import { integerInRange } from '../../validation/integer-in-range.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-alert-sql.js';
@@ -80,4 +84,40 @@ export async function alertList(ctx: SqliteContext, params: AlertListParams): Pr
   const bind = { state: params.state ?? null, rule: params.rule ?? null, limit };
   const rows = await ctx.read(() => ctx.stmt(SQL.ALERT_LIST).all(bind) as AlertDbRow[]);
   return rows.map(toAlertRow);
+}
+
+/** The alert of `key`, open or resolved; null when there is none. */
+export async function alertGet(ctx: SqliteContext, params: { key: string }): Promise<AlertRow | null> {
+  const row = await ctx.read(() => ctx.stmt(SQL.ALERT_GET).get({ key: params.key }) as AlertDbRow | undefined);
+  return row ? toAlertRow(row) : null;
+}
+
+/**
+ * A page of the dead jobs, newest id first, each with whether its dead-letter alert exists.
+ * @throws InvalidOptionError for a `limit` that is not a whole number or a `beforeId` that is not a job id.
+ */
+export async function alertDeadJobList(ctx: SqliteContext, params: AlertDeadJobListParams): Promise<AlertDeadJob[]> {
+  const { limit, beforeId } = jobListBounds(params);
+  // Always bound, the largest id when not paging, so the index range applies.
+  const bind = { beforeId: beforeId === null ? MAX_JOB_ID : BigInt(beforeId), limit };
+  const rows = await ctx.read(() => ctx.stmt(SQL.ALERT_DEAD_JOB_LIST).all(bind) as { id: DbInt; name: string; attempt: DbInt; alerted: DbInt }[]);
+  return rows.map((r) => ({ id: String(r.id), name: r.name, attempt: int(r.attempt), alerted: int(r.alerted) === 1 }));
+}
+
+/**
+ * Running attempts started at or before `startedBefore`, oldest start first, after `after` when given.
+ * @throws InvalidOptionError for a `limit` that is not a whole number or an `after` that is not a time and job id.
+ */
+export async function alertRunningJobList(ctx: SqliteContext, params: AlertRunningJobListParams): Promise<AlertRunningJob[]> {
+  const { limit, after } = runningJobListBounds(params);
+  const bind = {
+    startedBefore: toMs(params.startedBefore, 'startedBefore'), afterAt: after === null ? null : toMs(after.startedAt, 'after.startedAt'),
+    afterId: after === null ? null : BigInt(after.id), limit,
+  };
+  type Row = { id: DbInt; name: string; queue: string; schedule_name: string | null; attempt: DbInt; started_at: DbInt; lease_worker: string | null };
+  const rows = await ctx.read(() => ctx.stmt(SQL.ALERT_RUNNING_JOB_LIST).all(bind) as Row[]);
+  return rows.map((r) => ({
+    id: String(r.id), name: r.name, queue: r.queue, scheduleName: r.schedule_name, attempt: int(r.attempt), startedAt: new Date(int(r.started_at)),
+    leaseWorker: r.lease_worker,
+  }));
 }

@@ -8,7 +8,9 @@
 import { prunedEnd, readAuditPage, retriedBatch, type AuditBlockBatch, type AuditBlockRow } from '../../audit/audit-block.js';
 import { GENESIS_HASH, sealBatch } from '../../audit/audit-hash.js';
 import { readAuditBlocksAsStored } from '../../audit/audit-block.js';
-import { checkAuditListLimit, retriedSeq, type AuditAppendParams, type AuditEntry, type AuditHead, type AuditListParams, type AuditPruneParams } from '../audit-params.js';
+import {
+  checkAuditListLimit, retriedSeq, type AuditAppendParams, type AuditEntry, type AuditEntryInput, type AuditHead, type AuditListParams, type AuditPruneParams,
+} from '../audit-params.js';
 import { toMs, type SqliteContext } from './sqlite-exec.js';
 import * as SQL from './sqlite-audit-sql.js';
 import { int, type DbInt } from './sqlite-rows.js';
@@ -54,21 +56,34 @@ export async function auditAppend(ctx: SqliteContext, params: AuditAppendParams)
   if (params.entries.length === 0) return [];
   const retrySeq = retriedSeq(params.retryOf);
   return ctx.write(() => {
-    const row = ctx.stmt(SQL.AUDIT_HEAD_GET).get({ chain: params.chain }) as AuditHeadDbRow | undefined;
-    const head = row ? toHead(row) : { seq: 0, hash: GENESIS_HASH, at: null };
+    const head = lockedHead(ctx, params.chain);
     if (retrySeq !== null && head.seq >= retrySeq) {
       const found = ctx.stmt(SQL.AUDIT_BLOCK_AT).get({ chain: params.chain, seq: retrySeq }) as AuditBlockDbRow | undefined;
       const written = retriedBatch(params.chain, found ? toBlock(found) : undefined, params.retryOf ?? []);
       if (written) return written;
     }
-    // Read after BEGIN IMMEDIATE took the lock: a later seq never gets an earlier time.
-    const at = int((ctx.stmt(SQL.AUDIT_APPEND_TIME).get({ now: nowParam, lastAt: head.at?.getTime() ?? null }) as { at: DbInt }).at);
-    const { entries: sealed, block } = sealBatch(params.chain, head, new Date(at), params.entries);
-    const last = sealed[sealed.length - 1]!;
-    ctx.stmt(SQL.AUDIT_BLOCK_INSERT).run({ chain: params.chain, firstSeq: sealed[0]!.seq, lastSeq: last.seq, at, entries: block });
-    ctx.stmt(SQL.AUDIT_HEAD_SET).run({ chain: params.chain, seq: last.seq, hash: last.hash, at: last.at.getTime() });
-    return sealed;
+    return appendSealed(ctx, params.chain, head, params.entries, nowParam);
   });
+}
+
+/** The chain's head, read inside the caller's write transaction; an empty one for a chain never appended to. */
+function lockedHead(ctx: SqliteContext, chain: string): Pick<AuditHead, 'seq' | 'hash' | 'at'> {
+  const row = ctx.stmt(SQL.AUDIT_HEAD_GET).get({ chain }) as AuditHeadDbRow | undefined;
+  return row ? toHead(row) : { seq: 0, hash: GENESIS_HASH, at: null };
+}
+
+/**
+ * Seals `entries` onto `head` and writes them as one block, moving the head. Runs inside the caller's write
+ * transaction (`BEGIN IMMEDIATE`), whose lock serializes it with every other append.
+ */
+function appendSealed(ctx: SqliteContext, chain: string, head: Pick<AuditHead, 'seq' | 'hash' | 'at'>, entries: AuditEntryInput[], nowParam: number | null): AuditEntry[] {
+  // Read after BEGIN IMMEDIATE took the lock: a later seq never gets an earlier time.
+  const at = int((ctx.stmt(SQL.AUDIT_APPEND_TIME).get({ now: nowParam, lastAt: head.at?.getTime() ?? null }) as { at: DbInt }).at);
+  const { entries: sealed, block } = sealBatch(chain, head, new Date(at), entries);
+  const last = sealed[sealed.length - 1]!;
+  ctx.stmt(SQL.AUDIT_BLOCK_INSERT).run({ chain, firstSeq: sealed[0]!.seq, lastSeq: last.seq, at, entries: block });
+  ctx.stmt(SQL.AUDIT_HEAD_SET).run({ chain, seq: last.seq, hash: last.hash, at: last.at.getTime() });
+  return sealed;
 }
 
 /**
@@ -99,17 +114,22 @@ export async function auditHead(ctx: SqliteContext, params: { chain: string }): 
 }
 
 /**
- * Deletes the blocks older than `before` and records the last entry of the last one in the head; how many entries
- * went.
+ * Deletes the blocks older than `before`, records the last entry of the last one in the head, and appends the
+ * `record` entry, all in one write transaction; how many entries went.
  */
 export async function auditPrune(ctx: SqliteContext, params: AuditPruneParams): Promise<number> {
   const before = toMs(params.before, 'before');
+  const nowParam = toMs(params.now ?? null, 'now');
   return ctx.write(() => {
     const last = ctx.stmt(SQL.AUDIT_PRUNE_LAST).get({ chain: params.chain, before }) as (AuditBlockDbRow & { last_seq: DbInt }) | undefined;
     if (!last) return 0;
     const pruned = prunedEnd(params.chain, toBlock(last), int(last.last_seq));
     const counts = ctx.stmt(SQL.AUDIT_PRUNE_DELETE).all({ chain: params.chain, firstSeq: last.first_seq }) as { n: DbInt }[];
     ctx.stmt(SQL.AUDIT_HEAD_PRUNED).run({ chain: params.chain, seq: pruned.seq, hash: pruned.hash });
-    return counts.reduce((sum, c) => sum + int(c.n), 0);
+    const deleted = counts.reduce((sum, c) => sum + int(c.n), 0);
+    if (params.record) {
+      appendSealed(ctx, params.chain, lockedHead(ctx, params.chain), [params.record({ deleted, prunedSeq: pruned.seq, prunedHash: pruned.hash })], nowParam);
+    }
+    return deleted;
   });
 }

@@ -25,7 +25,9 @@ import type {
   JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
   MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
-import type { AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow } from '../alert-params.js';
+import type {
+  AlertDeadJob, AlertDeadJobListParams, AlertListParams, AlertOpenParams, AlertResolveParams, AlertRow, AlertRunningJob, AlertRunningJobListParams,
+} from '../alert-params.js';
 import type { AuditAppendParams, AuditEntry, AuditHead, AuditListParams, AuditPruneParams } from '../audit-params.js';
 import type { LockAcquireParams, LockCheckParams, LockCheckResult, LockGrant, LockRenewParams, LockRow } from '../lock-params.js';
 import type { JobKeyPruneParams, JobKeyPruneResult, JobPruneParams, ScheduleTickPruneParams } from '../retention-params.js';
@@ -381,6 +383,21 @@ export class SqliteDriver implements Driver {
   /** Alerts, most recently changed first. */
   alertList(params: AlertListParams): Promise<AlertRow[]> {
     return Alerts.alertList(this.#ctx, params);
+  }
+
+  /** The alert of one key, open or resolved; null when there is none. */
+  alertGet(params: { key: string }): Promise<AlertRow | null> {
+    return Alerts.alertGet(this.#ctx, params);
+  }
+
+  /** A page of the dead jobs, newest id first, each with whether its dead-letter alert exists. @throws InvalidOptionError */
+  alertDeadJobList(params: AlertDeadJobListParams): Promise<AlertDeadJob[]> {
+    return Alerts.alertDeadJobList(this.#ctx, params);
+  }
+
+  /** Running attempts started at or before a time, oldest start first. @throws InvalidOptionError */
+  alertRunningJobList(params: AlertRunningJobListParams): Promise<AlertRunningJob[]> {
+    return Alerts.alertRunningJobList(this.#ctx, params);
   }
 
   // ------------------------------------------------------------------------------------------ audit trail
