@@ -90,61 +90,55 @@ export function findJsonError(text: string): JsonProblem | null {
       while (/[0-9]/.test(text[i] ?? '')) i++;
     }
   };
-  const value = (): void => {
+  /** A property name and its colon, after `{` or `,` inside an object. */
+  const key = () => {
     ws();
-    const ch = text[i];
-    if (ch === '{') {
-      i++;
+    if (text[i] !== '"') fail('a property name in double quotes');
+    string();
+    ws();
+    if (text[i] !== ':') fail('":"');
+    i++;
+  };
+  /**
+   * One value, however deeply nested. Iterative, with the open arrays and objects on a stack of their own: recursion
+   * ran out of call stack on an argument of 20,000 `[`, which fits well within one command-line argument.
+   */
+  const value = (): void => {
+    const open: ('[' | '{')[] = [];
+    for (;;) {
       ws();
-      if (text[i] === '}') {
+      const ch = text[i];
+      if (ch === '{' || ch === '[') {
         i++;
-        return;
-      }
-      while (true) {
         ws();
-        if (text[i] !== '"') fail('a property name in double quotes');
-        string();
-        ws();
-        if (text[i] !== ':') fail('":"');
+        if (text[i] !== (ch === '{' ? '}' : ']')) {
+          open.push(ch);
+          if (ch === '{') key();
+          continue;
+        }
         i++;
-        value();
+      } else if (ch === '"') string();
+      else if (ch === 't') literal('true');
+      else if (ch === 'f') literal('false');
+      else if (ch === 'n') literal('null');
+      else if (ch === '-' || /[0-9]/.test(ch ?? '')) number();
+      else fail('a value');
+      // A value is complete: close what it completes, until a "," asks for the next value.
+      for (;;) {
+        const inside = open.at(-1);
+        if (inside === undefined) return;
+        const close = inside === '{' ? '}' : ']';
         ws();
         if (text[i] === ',') {
           i++;
-          continue;
+          if (inside === '{') key();
+          break;
         }
-        if (text[i] === '}') {
-          i++;
-          return;
-        }
-        fail('"," or "}"');
-      }
-    } else if (ch === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') {
+        if (text[i] !== close) fail(`"," or "${close}"`);
         i++;
-        return;
+        open.pop();
       }
-      while (true) {
-        value();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === ']') {
-          i++;
-          return;
-        }
-        fail('"," or "]"');
-      }
-    } else if (ch === '"') string();
-    else if (ch === 't') literal('true');
-    else if (ch === 'f') literal('false');
-    else if (ch === 'n') literal('null');
-    else if (ch === '-' || /[0-9]/.test(ch ?? '')) number();
-    else fail('a value');
+    }
   };
   try {
     value();

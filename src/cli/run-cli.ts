@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT_USAGE, reportError } from './cli-error.js';
-import { type CliIo, processIo } from './cli-io.js';
+import { EXIT_FAILURE, EXIT_USAGE, reportError } from './cli-error.js';
+import { CliOutputError, type CliIo, processIo } from './cli-io.js';
 import { registerAuditCommands } from './commands/audit.js';
 import type { CommandRunner } from './commands/command-runner.js';
 import { registerAlertsCommands } from './commands/alerts.js';
@@ -63,10 +63,12 @@ export function buildProgram(io: CliIo, run: CommandRunner): Command {
 /**
  * Runs the CLI with `argv` (the user's arguments, without `node` and the script) and resolves to the exit
  * code: 0 success, 1 failure (reported in one line `warden: …` on stderr), 2 usage error. Command output goes
- * to `io.out`, errors to `io.err`.
+ * to `io.out`, errors to `io.err`. A reader that closes the output early (`warden audit export | head`) stops the
+ * command quietly with 0, as Unix tools do; any other failure to write the output is a failure.
+ * @param io where to write. @default processIo(): the process's stdout and stderr
  * @example process.exitCode = await runCli(process.argv.slice(2));
  */
-export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
   let exitCode = 0;
   const run: CommandRunner = async (command, options) => {
     exitCode = await command(options, io);
@@ -81,6 +83,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       if (error.code === 'commander.help') return EXIT_USAGE;
       io.err(`warden: ${error.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ').trim()}\n`);
       return EXIT_USAGE;
+    }
+    if (error instanceof CliOutputError) {
+      if (error.readerClosed) return 0;
+      io.err(`warden: ${error.message}\n`);
+      return EXIT_FAILURE;
     }
     return reportError(error, io);
   }

@@ -51,7 +51,10 @@ export interface WardenOptions {
   alerts?: AlertsOptions;
   /** A pino logger. @default pino at level `process.env.WARDEN_LOG_LEVEL ?? "info"` */
   logger?: Logger;
-  /** Replaces the system clock, e.g. with `FakeClock` from `warden/testing`. @default systemClock */
+  /**
+   * Replaces the system clock, e.g. with `FakeClock` from `warden/testing`. One without `monotonicNow` measures local
+   * deadlines and waits on `now()` (see {@link Clock.monotonicNow}). @default systemClock
+   */
   clock?: Clock;
   /**
    * Source of randomness for retry jitter, uniform in [0, 1). Worker and alert instance ids come from
@@ -179,6 +182,9 @@ export function checkWardenOptions(options: unknown): asserts options is WardenO
   if (o.tracing !== false) optionalOptionsObject('tracing', o.tracing, TRACING_OPTION_KEYS, 'false or an object { tracerProvider?, consumerParent? }');
   if (o.random !== undefined && typeof o.random !== 'function') throw new InvalidOptionError('random', o.random, 'a function returning a number in [0, 1)');
   withMethods('clock', o.clock, CLOCK_METHODS, 'a Clock, such as FakeClock from warden/testing');
+  // Optional (a clock without it measures elapsed time on now()), but when given it is called.
+  const monotonicNow = (o.clock as Partial<Clock> | undefined)?.monotonicNow;
+  if (monotonicNow !== undefined && typeof monotonicNow !== 'function') throw new InvalidOptionError('clock', o.clock, 'a Clock whose monotonicNow, when given, is a method');
   withMethods('logger', o.logger, LOGGER_METHODS, 'a pino Logger');
 }
 

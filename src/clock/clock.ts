@@ -6,6 +6,17 @@ export interface Clock {
   /** The current time in ms since the epoch. */
   now(): number;
   /**
+   * Elapsed time in ms from an arbitrary origin, which never steps back with the wall clock (an NTP step, a resumed
+   * VM); only the difference of two readings means anything. Local deadlines and waits (a lease's renewal deadline,
+   * `acquire`'s `wait`) are measured with it, through {@link elapsedSince}, so a wall clock stepped back an hour
+   * does not stretch them by an hour. Optional, so that a clock written before it existed keeps working: without it
+   * they are measured on `now()`, where a step back counts as no time passing (never as less): a lease's deadline
+   * then comes late by as long as the renewal the step fell into took, and `acquire`'s `wait` is counted by the
+   * pauses it slept.
+   * @default now()
+   */
+  monotonicNow?(): number;
+  /**
    * The time to pass into SQL as `now`, or `null` to let the database use its own clock. Production returns
    * `null`, so lease expiry and due times are decided by database time; a fake clock returns its time so
    * tests are deterministic.
@@ -47,9 +58,37 @@ function longTimeout(ms: number, fn: () => void, unref: boolean): () => void {
   return () => clearTimeout(timer);
 }
 
-/** The real clock: wall time for in-process timers, database time (`sqlNow() === null`) for SQL. */
+/** A moment read on both of a clock's scales, to measure from with {@link elapsedSince}. */
+export interface ClockMark {
+  /** `now()` when it was read. */
+  readonly wall: number;
+  /** `monotonicNow()` (or `now()` for a clock without it) when it was read. */
+  readonly elapsed: number;
+}
+
+/** The current moment on both of `clock`'s scales. */
+export function markClock(clock: Clock): ClockMark {
+  return { wall: clock.now(), elapsed: clock.monotonicNow ? clock.monotonicNow() : clock.now() };
+}
+
+/**
+ * The time since `mark`, in ms, never less than 0: the longer of the two readings. The monotonic one makes a wall
+ * clock stepped back count for nothing; the wall one counts a system suspend, during which monotonic time (and with
+ * it every `setTimeout`) stands still on Linux. A wall clock stepped forward makes it too long, so deadlines measured
+ * with it come early: for a lease that is the safe side, given up before the database lets it expire.
+ */
+export function elapsedSince(clock: Clock, mark: ClockMark): number {
+  const now = markClock(clock);
+  return Math.max(0, now.elapsed - mark.elapsed, now.wall - mark.wall);
+}
+
+/**
+ * The real clock: wall time for in-process measurements, `performance.now()` for elapsed time, database time
+ * (`sqlNow() === null`) for SQL. Its timers, Node's, run on monotonic time too.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonicNow: () => performance.now(),
   sqlNow: () => null,
   sleep(ms, signal) {
     return new Promise((resolve) => {

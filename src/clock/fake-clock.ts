@@ -9,13 +9,17 @@ interface PendingTimer {
 
 /**
  * A clock that only moves when told to. Its time is also what Warden passes to SQL as `now`, so database
- * decisions (due jobs, lease expiry) follow it too.
+ * decisions (due jobs, lease expiry) follow it too. Besides that wall time it keeps elapsed time
+ * (`monotonicNow()`), on which its timers run, as Node's do: `advance` and a forward `set` move both, a backward
+ * `set` only the wall time, as a wall-clock step back (NTP, a resumed VM) does to a real process.
  * @example
  * const clock = new FakeClock(Date.parse("2026-01-01T00:00:00Z"));
  * await clock.advance(30_000); // fires every timer due in the next 30 s, in order
  */
 export class FakeClock implements Clock {
   #now: number;
+  /** Elapsed time: starts at the wall time and never goes back. Timers are due by it. */
+  #elapsed: number;
   #seq = 0;
   #timers: PendingTimer[] = [];
 
@@ -25,10 +29,16 @@ export class FakeClock implements Clock {
    */
   constructor(start: number = Date.now()) {
     this.#now = finiteTime('FakeClock(start)', start);
+    this.#elapsed = this.#now;
   }
 
   now(): number {
     return this.#now;
+  }
+
+  /** Elapsed time: moved by `advance` and by `set` forward, never back. */
+  monotonicNow(): number {
+    return this.#elapsed;
   }
 
   sqlNow(): Date {
@@ -56,7 +66,7 @@ export class FakeClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): () => void {
-    const timer: PendingTimer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fire: fn };
+    const timer: PendingTimer = { at: this.#elapsed + Math.max(0, ms), seq: this.#seq++, fire: fn };
     this.#timers.push(timer);
     return () => {
       this.#timers = this.#timers.filter((t) => t !== timer);
@@ -64,11 +74,14 @@ export class FakeClock implements Clock {
   }
 
   /**
-   * Sets the time (it may go backwards, to test clock reversal) and fires timers now due.
+   * Sets the wall time and fires timers now due. Forward, elapsed time moves as much (a test jumping ahead); backward
+   * (to test a wall clock stepped back), elapsed time and the timers stay where they are.
    * @throws InvalidOptionError (a rejection) unless `time` is a finite number; the time is then unchanged.
    */
   async set(time: number): Promise<void> {
-    this.#now = finiteTime('clock.set(time)', time);
+    const to = finiteTime('clock.set(time)', time);
+    this.#elapsed += Math.max(0, to - this.#now);
+    this.#now = to;
     await this.#fireDue();
   }
 
@@ -79,27 +92,34 @@ export class FakeClock implements Clock {
    */
   async advance(ms: number): Promise<void> {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new InvalidOptionError('clock.advance(ms)', ms, 'a finite number of milliseconds >= 0');
-    const target = this.#now + ms;
+    const target = this.#elapsed + ms;
     for (;;) {
       const next = this.#earliest();
       if (!next || next.at > target) break;
-      this.#now = Math.max(this.#now, next.at);
+      this.#moveElapsed(next.at);
       this.#timers = this.#timers.filter((t) => t !== next);
       next.fire();
       await settle();
     }
-    this.#now = target;
+    this.#moveElapsed(target);
     await settle();
   }
 
   async #fireDue(): Promise<void> {
     for (;;) {
       const next = this.#earliest();
-      if (!next || next.at > this.#now) break;
+      if (!next || next.at > this.#elapsed) break;
       this.#timers = this.#timers.filter((t) => t !== next);
       next.fire();
       await settle();
     }
+  }
+
+  /** Moves elapsed time forward to `to` (never back), and the wall time with it. */
+  #moveElapsed(to: number): void {
+    if (to <= this.#elapsed) return;
+    this.#now += to - this.#elapsed;
+    this.#elapsed = to;
   }
 
   #earliest(): PendingTimer | undefined {

@@ -17,6 +17,29 @@ export interface LiveCheckLimits {
   auditSource: 'instance' | 'trail';
 }
 
+/** The units of {@link formatDuration}, largest first. */
+const DURATION_UNITS = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000], ['ms', 1]] as const;
+
+/**
+ * A duration in ms as people write one, exactly: `20s`, `10m`, `24h`, `1h30m`, `1s500ms`. The messages name the
+ * thresholds the checks applied; rounded to whole minutes or hours, `longRun: "20s"` read "longer than 0 min".
+ */
+export function formatDuration(ms: number): string {
+  let rest = Math.max(0, Math.round(ms));
+  let text = '';
+  for (const [unit, size] of DURATION_UNITS) {
+    if (rest < size) continue;
+    text += `${Math.floor(rest / size)}${unit}`;
+    rest %= size;
+  }
+  return text || '0ms';
+}
+
+/** How long a run took, to the second (to the ms under one second). */
+function formatRunTime(ms: number): string {
+  return formatDuration(ms >= 1_000 ? Math.round(ms / 1_000) * 1_000 : ms);
+}
+
 /** Findings about the live state; when migrations are pending, only that (the other reads need the schema). */
 export async function checkLiveState(warden: Warden, limits: LiveCheckLimits): Promise<{ findings: Finding[]; auditEmpty: boolean | null }> {
   const findings: Finding[] = [];
@@ -59,7 +82,7 @@ export async function checkLiveState(warden: Warden, limits: LiveCheckLimits): P
     if (missed.length > 0) {
       findings.push({
         id: 'schedule.missed', severity: 'error', subject: schedule.name,
-        message: `Expected schedule "${schedule.name}" to miss no tick in the last ${Math.round(limits.missedWithinMs / 3_600_000)} h, got ${missed.length} missed (newest ${missed[0]!.tickAt.toISOString()})`,
+        message: `Expected schedule "${schedule.name}" to miss no tick in the last ${formatDuration(limits.missedWithinMs)}, got ${missed.length} missed (newest ${missed[0]!.tickAt.toISOString()})`,
         hint: 'Keep at least one scheduler running (warden worker runs one when schedules are registered), and check the misfire policy; `warden schedules ticks <name>` lists them.',
       });
     }
@@ -77,17 +100,17 @@ export async function checkLiveState(warden: Warden, limits: LiveCheckLimits): P
   const long = new Map<string, string[]>();
   const note = (name: string, what: string) => long.set(name, [...(long.get(name) ?? []), what]);
   for (const job of await warden.jobs.list({ state: 'running', limit: LIVE_READ_LIMIT })) {
-    if (job.startedAt && job.checkpointAt === null && now - job.startedAt.getTime() > limits.longRunMs) note(job.name, `job ${job.id} running for ${Math.round((now - job.startedAt.getTime()) / 60_000)} min`);
+    if (job.startedAt && job.checkpointAt === null && now - job.startedAt.getTime() > limits.longRunMs) note(job.name, `job ${job.id} running for ${formatRunTime(now - job.startedAt.getTime())}`);
   }
   for (const job of await warden.jobs.list({ state: 'completed', limit: LIVE_READ_LIMIT })) {
     if (job.startedAt && job.finishedAt && job.checkpointAt === null && job.finishedAt.getTime() - job.startedAt.getTime() > limits.longRunMs) {
-      note(job.name, `job ${job.id} ran ${Math.round((job.finishedAt.getTime() - job.startedAt.getTime()) / 60_000)} min`);
+      note(job.name, `job ${job.id} ran ${formatRunTime(job.finishedAt.getTime() - job.startedAt.getTime())}`);
     }
   }
   for (const [name, runs] of long) {
     findings.push({
       id: 'job.long-run-without-checkpoint', severity: 'warning', subject: name,
-      message: `Expected runs of job "${name}" longer than ${Math.round(limits.longRunMs / 60_000)} min to save checkpoints, got ${runs.slice(0, 3).join('; ')}${runs.length > 3 ? ` and ${runs.length - 3} more` : ''} without one`,
+      message: `Expected runs of job "${name}" longer than ${formatDuration(limits.longRunMs)} to save checkpoints, got ${runs.slice(0, 3).join('; ')}${runs.length > 3 ? ` and ${runs.length - 3} more` : ''} without one`,
       hint: 'Process large sources with ctx.iterate({ … }) so a crash or timeout resumes from the last checkpoint instead of starting over.',
     });
   }

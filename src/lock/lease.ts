@@ -1,4 +1,4 @@
-import type { Clock } from '../clock/clock.js';
+import { type Clock, type ClockMark, elapsedSince, markClock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import { LockLostError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
@@ -27,20 +27,25 @@ export class Lease implements AsyncDisposable {
   readonly #ttlMs: number;
   readonly #controller = new AbortController();
   #expiresAt: Date;
-  /** Process-clock deadline by which a renewal must be confirmed; conservative because it starts before the grant. */
-  #localDeadline: number;
+  /**
+   * When the last confirmed request (the grant, then each renewal) was sent: a renewal must be confirmed within one TTL
+   * of it. Conservative, since the database counts the TTL from a later moment. Measured with `elapsedSince`, on
+   * elapsed time rather than the wall clock alone, so a wall clock stepped back does not stretch the deadline.
+   */
+  #confirmedRequest: ClockMark;
   #cancelTimer: () => void = () => {};
-  /** Cancels the timer that gives the lease up at {@link Lease.#localDeadline} unless a renewal moved it. */
+  /** Cancels the timer that gives the lease up one TTL after {@link Lease.#confirmedRequest} unless a renewal moves it. */
   #cancelDeadline: () => void = () => {};
   #released: Promise<void> | null = null;
 
-  constructor(deps: LeaseDeps, grant: { name: string; token: number; expiresAt: Date }, ttlMs: number, requestedAt: number) {
+  /** @param requestedAt when the request that granted it was sent (`markClock` before the request). */
+  constructor(deps: LeaseDeps, grant: { name: string; token: number; expiresAt: Date }, ttlMs: number, requestedAt: ClockMark) {
     this.#deps = deps;
     this.name = grant.name;
     this.token = grant.token;
     this.#expiresAt = grant.expiresAt;
     this.#ttlMs = ttlMs;
-    this.#localDeadline = requestedAt + ttlMs;
+    this.#confirmedRequest = requestedAt;
     this.#armDeadline();
     this.#schedule();
   }
@@ -98,7 +103,7 @@ export class Lease implements AsyncDisposable {
   #armDeadline(): void {
     const { clock } = this.#deps;
     this.#cancelDeadline();
-    this.#cancelDeadline = clock.setTimer(Math.max(0, this.#localDeadline - clock.now()), () => this.#lose('no confirmed renewal before the lease could expire'));
+    this.#cancelDeadline = clock.setTimer(Math.max(0, this.#ttlMs - elapsedSince(clock, this.#confirmedRequest)), () => this.#lose('no confirmed renewal before the lease could expire'));
   }
 
   #schedule(): void {
@@ -108,18 +113,18 @@ export class Lease implements AsyncDisposable {
   async #renew(): Promise<void> {
     if (!this.held) return;
     const { driver, clock, events } = this.#deps;
-    const requestedAt = clock.now();
+    const requestedAt = markClock(clock);
     try {
       const grant = await driver.lockRenew({ name: this.name, token: this.token, ttlMs: this.#ttlMs, now: clock.sqlNow() });
       if (!this.held) return;
       if (!grant) return this.#lose('a renewal refused: the lease expired or a newer token was granted');
       this.#expiresAt = grant.expiresAt;
-      this.#localDeadline = requestedAt + this.#ttlMs;
+      this.#confirmedRequest = requestedAt;
       this.#armDeadline();
     } catch (error) {
       events.emit('error', { error, context: `renewing lock ${this.name}` });
       // Unconfirmed: once the lease may have expired, stop trusting it.
-      if (clock.now() >= this.#localDeadline) return this.#lose('no confirmed renewal before the lease could expire');
+      if (elapsedSince(clock, this.#confirmedRequest) >= this.#ttlMs) return this.#lose('no confirmed renewal before the lease could expire');
     }
     if (this.held) this.#schedule();
   }

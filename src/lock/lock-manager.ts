@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Clock } from '../clock/clock.js';
+import { type Clock, elapsedSince, markClock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { LockAcquireParams, LockCheckResult, LockGrant, LockRow } from '../driver/lock-params.js';
 import { FenceError, InvalidDurationError, InvalidOptionError } from '../errors.js';
@@ -92,18 +92,23 @@ export class LockManager {
     const holder = options.holder === undefined ? `${hostname()}/${process.pid}` : validateHolder(options.holder);
     // One per call: only this call's retry may take its grant up again.
     const grantId = randomUUID();
-    const giveUpAt = this.#clock.now() + waitMs;
+    // Measured as elapsed time: a wall clock stepped back meanwhile would otherwise lengthen the wait by the step. The
+    // pauses slept count too, as time the clock's timers measured: a clock without monotonicNow() still ends the wait.
+    const started = markClock(this.#clock);
+    let slept = 0;
     let pause = 25;
     for (;;) {
-      const requestedAt = this.#clock.now();
+      const requestedAt = markClock(this.#clock);
       const grant = await this.#tryAcquire({ name, holder, ttlMs, grantId });
       if (grant) {
         this.#events.emit('lock:acquired', { name, token: grant.token, holder });
         return new Lease({ driver: this.#driver, clock: this.#clock, events: this.#events }, { name, ...grant }, ttlMs, requestedAt);
       }
-      const left = giveUpAt - this.#clock.now();
+      const left = waitMs - Math.max(slept, elapsedSince(this.#clock, started));
       if (left <= 0) return null;
-      await this.#clock.sleep(Math.min(pause, left));
+      const sleep = Math.min(pause, left);
+      await this.#clock.sleep(sleep);
+      slept += sleep;
       pause = Math.min(1_000, pause * 2);
     }
   }

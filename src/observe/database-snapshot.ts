@@ -1,4 +1,4 @@
-import { systemClock } from '../clock/clock.js';
+import { type ClockMark, elapsedSince, markClock, systemClock } from '../clock/clock.js';
 import type { Driver } from '../driver/driver.js';
 import type { ScheduleRow } from '../driver/schedule-params.js';
 import type { QueueActivity, QueueStats } from '../job/job-record.js';
@@ -36,9 +36,9 @@ export interface DatabaseSnapshotOptions {
  */
 export class DatabaseSnapshot {
   readonly #options: DatabaseSnapshotOptions;
-  #cached: { data: DatabaseSnapshotData; at: number } | null = null;
+  #cached: { data: DatabaseSnapshotData; at: ClockMark } | null = null;
   /** The last full read of the queues (finished counts included), and when it was made. */
-  #full: { queues: QueueStats[]; at: number } | null = null;
+  #full: { queues: QueueStats[]; at: ClockMark } | null = null;
   #inFlight: Promise<DatabaseSnapshotData | null> | null = null;
   /** The job each known success was read from, so an unchanged last tick costs no query. */
   readonly #lastSuccess = new Map<string, { jobId: string; seconds: number }>();
@@ -52,8 +52,8 @@ export class DatabaseSnapshot {
   /** The current snapshot, from the cache when fresh enough; null when the database could not be read. */
   get(): Promise<DatabaseSnapshotData | null> {
     // Real time, not Warden's injected clock: the cache bounds load on the real database whatever a test's clock says.
-    const now = systemClock.now();
-    if (this.#cached && now - this.#cached.at < this.#options.cacheMs) return Promise.resolve(this.#cached.data);
+    // Elapsed time, so a wall clock stepped back does not keep serving the same numbers for as long as the step.
+    if (this.#cached && elapsedSince(systemClock, this.#cached.at) < this.#options.cacheMs) return Promise.resolve(this.#cached.data);
     this.#inFlight ??= this.#fetch().finally(() => {
       this.#inFlight = null;
     });
@@ -72,7 +72,7 @@ export class DatabaseSnapshot {
         timeoutMs,
         'the database to answer the metrics queries',
       );
-      this.#cached = { data, at: systemClock.now() };
+      this.#cached = { data, at: markClock(systemClock) };
       return data;
     } catch (error) {
       // Stale numbers would hide an outage; serve none until the database answers again.
@@ -88,8 +88,8 @@ export class DatabaseSnapshot {
    */
   async #queues(): Promise<QueueStats[]> {
     const { driver, finishedCacheMs } = this.#options;
-    const now = systemClock.now();
-    if (!this.#full || now - this.#full.at >= finishedCacheMs) {
+    const now = markClock(systemClock);
+    if (!this.#full || elapsedSince(systemClock, this.#full.at) >= finishedCacheMs) {
       const queues = await driver.queueList();
       this.#full = { queues, at: now };
       return queues;

@@ -129,7 +129,9 @@ export async function auditHeadCommand(options: AuditCommandOptions, io: CliIo):
 
 /**
  * Writes the chain's entries (in seq order, within `--since`/`--until`) to stdout as JSON Lines (each line the
- * entry's canonical JSON; the form to re-verify from) or CSV. `--json` does not apply; `--format` decides.
+ * entry's canonical JSON; the form to re-verify from) or CSV. `--json` does not apply; `--format` decides. Keeps to
+ * the reader's pace: while the output is full, no further entry (nor page of entries) is read. Stops when the reader
+ * closes the output (`CliOutputError`, exit 0 for a closed pipe).
  * @returns 0
  */
 export async function auditExportCommand(options: AuditExportCommandOptions, io: CliIo): Promise<number> {
@@ -138,7 +140,11 @@ export async function auditExportCommand(options: AuditExportCommandOptions, io:
   const since = parseTimeOption('--since', options.since);
   const until = parseTimeOption('--until', options.until);
   return withWarden(options, {}, async (warden) => {
-    for await (const chunk of warden.audit.export({ chain: options.chain, since, until, format })) io.out(chunk);
+    for await (const chunk of warden.audit.export({ chain: options.chain, since, until, format })) {
+      // Read on only once the reader has taken what is buffered: a slow reader would otherwise have the whole chain
+      // queued in this process's memory.
+      if (io.out(chunk) === false) await io.drain?.();
+    }
     return 0;
   });
 }
