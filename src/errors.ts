@@ -221,8 +221,29 @@ export class MigrationIntegrityError extends WardenError {
 
 /** A transaction handle passed as `tx` is not of the kind this driver can write through. */
 export class InvalidTransactionError extends WardenError {
-  constructor(expected: string, got: unknown) {
-    super('INVALID_TX', `Expected tx to be ${expected}, got ${describe(got)}`);
+  /**
+   * @param gotText what was got, in words, for a subclass whose problem is not the value itself.
+   * @default `got` described
+   */
+  constructor(expected: string, got: unknown, gotText: string = describe(got)) {
+    super('INVALID_TX', `Expected tx to be ${expected}, got ${gotText}`);
+  }
+}
+
+/**
+ * A transaction handle Warden gave to a function (`ctx.transaction`'s, a `{ transaction: true }` step's, a
+ * transactional batch's) was used after that function returned or after its transaction ended. By then its
+ * connection may carry no transaction, or another caller's, so nothing was run on it.
+ */
+export class TransactionEndedError extends InvalidTransactionError {
+  readonly jobId: string;
+  /**
+   * @param holder what the handle was given to, e.g. `step "charge"`.
+   * @param after what had ended, e.g. `its function returned`.
+   */
+  constructor(jobId: string, holder: string, after: string) {
+    super(`used while the function of ${holder} of job ${jobId} runs in its transaction`, undefined, `it used after ${after}`);
+    this.jobId = jobId;
   }
 }
 
@@ -239,8 +260,8 @@ export class StepNameConflictError extends WardenError {
 
 /**
  * A job-context call (`ctx.step`, `ctx.transaction`, `ctx.iterate`, a checkpoint) came after the attempt had
- * already ended: it completed inside `ctx.transaction`, timed out, lost its lease, or was aborted by shutdown.
- * Nothing was written.
+ * already ended: it completed inside `ctx.transaction`, timed out, lost its lease, or was aborted by shutdown; or a
+ * step was called after the handler returned. Nothing was written, and the step's function did not run.
  */
 export class AttemptEndedError extends WardenError {
   readonly jobId: string;

@@ -22,7 +22,10 @@ export interface StepInfo {
   idempotencyKey: string;
   /** The attempt's abort signal. */
   signal: AbortSignal;
-  /** With `{ transaction: true }`: the transaction the step's result commits in. Otherwise undefined. */
+  /**
+   * With `{ transaction: true }`: the transaction the step's result commits in. Otherwise undefined. Usable while the
+   * step's function runs: used after it returned (or after its transaction ended), it throws `TransactionEndedError`.
+   */
   tx: TransactionHandle;
 }
 
@@ -30,7 +33,9 @@ export interface StepInfo {
 export interface StepOptions {
   /**
    * Run the step's function inside a database transaction and record its result in the same transaction, so
-   * the step's own database writes (through `info.tx`) happen exactly once. @default false
+   * the step's own database writes (through `info.tx`) happen exactly once. Called while another transactional step
+   * or batch of the attempt has its transaction open, the step joins that transaction, which then commits only once
+   * both have finished, or rolls back for both. @default false
    */
   transaction?: boolean;
 }
@@ -49,7 +54,10 @@ export interface IterationPage<TItem, TCursor> {
 export interface BatchInfo<TCursor> {
   /** The cursor this batch's page was fetched with. */
   cursor: TCursor | null;
-  /** With `transaction: true`: the transaction the batch's checkpoint commits in. Otherwise undefined. */
+  /**
+   * With `transaction: true`: the transaction the batch's checkpoint commits in. Otherwise undefined. Usable while the
+   * batch function runs: used after it returned (or after its transaction ended), it throws `TransactionEndedError`.
+   */
   tx: TransactionHandle;
   signal: AbortSignal;
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.js';
 import type { Driver, GuardedWriteResult, JobFinish } from '../driver/driver.js';
-import { AttemptEndedError, JobTimeoutError, LeaseLostError, NonRetryableError, PayloadValidationError, UnknownJobError } from '../errors.js';
+import { AttemptEndedError, JobTimeoutError, LeaseLostError, NonRetryableError, PayloadValidationError, TransactionEndedError, UnknownJobError } from '../errors.js';
 import type { JobRef } from '../events/event-map.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobContext, JobDefinition } from '../job/define-job.js';
@@ -13,7 +13,7 @@ import type { JobTracer, ProcessSpan } from '../observe/job-tracer.js';
 import { createRedactor, type Redactor } from '../observe/redact.js';
 import { type Completer, endingRecorded } from './completer.js';
 import { isError, toErrorInfo } from './error-info.js';
-import { createJobContext } from './job-context.js';
+import { createJobContext, guardTransactionHandle } from './job-context.js';
 
 /** What every attempt needs from its worker. */
 export interface AttemptDeps {
@@ -73,12 +73,15 @@ export class Attempt {
   /**
    * The transaction the job context has open (`ctx.transaction`, a transactional step or batch). Job-context
    * writes made meanwhile go through it: on SQLite the driver's own connection could not write while it is
-   * open, and on PostgreSQL they then commit or roll back with it.
+   * open, and on PostgreSQL they then commit or roll back with it. Transactional steps and batches started
+   * meanwhile join it (see {@link Attempt.inTransaction}).
    */
-  #activeTx: { handle: TransactionHandle } | null = null;
+  #activeTx: JobTransaction | null = null;
 
   /** Whether `deps.onHandlerSettled` was called. */
   #handlerDone = false;
+  /** Whether the handler's promise settled: steps called from then on are refused (see {@link Attempt.trackStep}). */
+  #handlerReturned = false;
   #controller: AbortController | null = null;
   /** This attempt's consumer span, when tracing is active. */
   #span: ProcessSpan | null = null;
@@ -90,6 +93,12 @@ export class Attempt {
    * whose function succeeded and whose record is on its way, or the record arrives stale and the step runs again.
    */
   #writes: Set<Promise<GuardedWriteResult>> | null = null;
+  /**
+   * Steps called while the handler ran and not yet settled (function and record), made on first use. The ending
+   * waits for them too: a step whose function is still running when the handler rejects (`Promise.all`, a sibling
+   * step failed) would otherwise succeed after the ending, its record refused, and run again on the next attempt.
+   */
+  #steps: Set<Promise<unknown>> | null = null;
   /**
    * The submitted ending while it is being written, whoever submitted it; null before and once written. The timeout
    * and shutdown submit theirs beside {@link Attempt.run}, which waits for it (see its `finally`).
@@ -186,6 +195,9 @@ export class Attempt {
         // Decided before anything that can throw: a fallback ending must not retry what the handler said not to.
         nonRetryable = isNonRetryable(thrown);
       }
+      this.#handlerReturned = true;
+      // Steps it called and left running are still its work: its slot stays taken until they settle.
+      if (this.#steps !== null) await this.#stepsSettled();
       this.#handlerSettled();
       // The timeout still bounds the wait for writes in flight: one that never answers ends the attempt as a timeout.
       if (this.#writes !== null && this.#writes.size > 0) await this.#writesSettled();
@@ -319,9 +331,33 @@ export class Attempt {
     if (result === 'stale') throw this.markLost(write);
   }
 
+  /**
+   * Settles once the steps the handler left running have (see {@link Attempt.#steps}), or once the attempt ended
+   * otherwise: aborted (its timeout, a lost lease, the end of a shutdown's grace), which submits the ending itself,
+   * or completed by `ctx.transaction`. A step still running then cannot record.
+   */
+  async #stepsSettled(): Promise<void> {
+    if (this.#steps !== null && this.#steps.size > 0 && !this.done) await settledUnlessAborted(this.#steps, this.controller.signal);
+  }
+
   /** Settles once no job-context write is in flight (see {@link Attempt.#writes}). */
   async #writesSettled(): Promise<void> {
     while (this.#writes !== null && this.#writes.size > 0) await Promise.allSettled([...this.#writes]);
+  }
+
+  /**
+   * Counts a step called by the handler until `work` (its function and record) settles: the ending waits for it.
+   * @throws AttemptEndedError once the handler returned (or threw): a step it did not wait for must not start an
+   * effect that nothing waits to record.
+   */
+  trackStep<T>(call: string, work: () => Promise<T>): Promise<T> {
+    if (this.#handlerReturned) throw new AttemptEndedError(this.row.id, `${call} after the handler returned`);
+    const pending = work();
+    const steps = (this.#steps ??= new Set());
+    steps.add(pending);
+    const untrack = () => steps.delete(pending);
+    pending.then(untrack, untrack);
+    return pending;
   }
 
   /**
@@ -355,18 +391,29 @@ export class Attempt {
   }
 
   /**
-   * Runs `fn` in a transaction: the job context's open one when there is one (nested calls join it), otherwise a
-   * new one from the driver, open for the job context's writes until it ends.
+   * Runs `body` (user code) in a transaction, then `after` (Warden's own writes in it: a record, a checkpoint, the
+   * completion). When the job context has a transaction open, the call joins it, nested or beside its opener: that
+   * transaction then commits or rolls back only once every call that joined it has finished (see
+   * {@link JobTransaction}). Otherwise it opens a new one from the driver, open for the job context's writes until it
+   * ends. `body` gets a handle usable only while it runs; `after` the transaction's own.
+   * @param holder what `body` belongs to, for errors: `step "charge"`, `ctx.transaction`.
+   * @throws TransactionEndedError when `body` uses its handle after it returned or after the transaction ended
    */
-  async inTransaction<T>(fn: (tx: TransactionHandle) => Promise<T>): Promise<T> {
-    if (this.#activeTx) return fn(this.#activeTx.handle);
-    return this.deps.driver.transaction(async (tx) => {
-      const active = { handle: tx };
-      this.#activeTx = active;
+  inTransaction<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>): Promise<R> {
+    const open = this.#activeTx;
+    if (open !== null) {
+      // After ctx.transaction claimed the ending nothing may join: its completion is being written.
+      this.assertRunning(holder);
+      return open.join(holder, body, after);
+    }
+    return this.deps.driver.transaction(async (raw) => {
+      const opened = new JobTransaction(raw, this.row.id, holder);
+      this.#activeTx = opened;
       try {
-        return await fn(tx);
+        return await opened.run(body, after, this.controller.signal);
       } finally {
-        if (this.#activeTx === active) this.#activeTx = null;
+        if (this.#activeTx === opened) this.#activeTx = null;
+        opened.end();
       }
     });
   }
@@ -384,8 +431,8 @@ export class Attempt {
     let value: T | undefined;
     try {
       if (this.#activeTx) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
-      const result = await this.inTransaction(async (tx) => {
-        value = await fn(tx);
+      const result = await this.inTransaction('ctx.transaction', fn, async (fnValue, tx) => {
+        value = fnValue;
         this.assertRunning('ctx.transaction');
         this.done = true;
         claimed = true;
@@ -395,7 +442,7 @@ export class Attempt {
           stale = true;
           throw new LeaseLostError(row.id, row.leaseToken, 'a lease that expired, was cancelled, or was taken over');
         }
-        return value;
+        return fnValue;
       });
       this.#emitEnding('completed', 'completed', 0, null);
       this.deps.onLeaseReleased(this);
@@ -453,6 +500,139 @@ function isNonRetryable(error: unknown): boolean {
 /** The identity of a job in events. */
 export function ref(row: { id: string; name: string; queue: string; scheduleName?: string | null }): JobRef {
   return { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName ?? null };
+}
+
+/**
+ * A transaction of the job context: opened by `ctx.transaction`, a `{ transaction: true }` step or a transactional
+ * batch (its opener), and joined by such calls made while it is open, nested in the opener's function or beside it
+ * (`Promise.all`). It commits or rolls back only once the opener and every call that joined it have finished, their
+ * functions and their records (each call's `after`), so all their writes and records go together; and any of them
+ * failing rolls it all back. Each function gets a handle of its own, refused once that function returned or the
+ * transaction ended (see {@link guardTransactionHandle}).
+ *
+ * The opener waits for the calls that joined, bounded by the attempt's abort (its timeout, a lost lease, the end of a
+ * shutdown's grace), then rolls back: a call that joined and waits for its opener to return would otherwise wait
+ * for ever.
+ */
+class JobTransaction {
+  readonly #raw: TransactionHandle;
+  readonly #jobId: string;
+  readonly #opener: string;
+  #open = true;
+  /** The work of the calls that joined (function, then `after`) still running: the opener waits for it. */
+  readonly #joined = new Set<Promise<unknown>>();
+  /** Why it will roll back: the first failure of its opener or of a call that joined it. */
+  #failure: { error: unknown } | null = null;
+
+  constructor(raw: TransactionHandle, jobId: string, opener: string) {
+    this.#raw = raw;
+    this.#jobId = jobId;
+    this.#opener = opener;
+  }
+
+  /**
+   * The connection itself, for Warden's own writes in it (records, checkpoints, the completion). Not guarded: each
+   * is sent as soon as it is asked for, and the driver keeps its prepared statements per handle object.
+   * @throws TransactionEndedError once it ended
+   */
+  get handle(): TransactionHandle {
+    if (!this.#open) throw new TransactionEndedError(this.#jobId, this.#opener, 'that transaction ended');
+    return this.#raw;
+  }
+
+  /**
+   * The opener's part, inside the driver's transaction: `body`, then the calls that joined, then `after`; the
+   * transaction commits when this resolves and rolls back when it rejects, never before those calls finished (or
+   * the attempt was aborted).
+   */
+  async run<T, R>(body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>, signal: AbortSignal): Promise<R> {
+    try {
+      const value = await this.#body(this.#opener, body);
+      await this.#joinedSettled(signal);
+      const result = await after(value, this.handle);
+      // A step or batch opener's record: calls may have joined while it was written.
+      await this.#joinedSettled(signal);
+      return result;
+    } catch (error) {
+      this.#failure ??= { error };
+      // Rolled back only once the calls that joined have finished: until then they may still write through it.
+      await settledUnlessAborted(this.#joined, signal);
+      throw error;
+    }
+  }
+
+  /**
+   * A call made while the transaction is open: runs in it, and resolves once its function and `after` are done,
+   * before the transaction commits (its opener may be waiting for it). Refused, without running `body`, when the
+   * transaction is bound to roll back already; rejects with that failure when it became so meanwhile.
+   */
+  async join<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>): Promise<R> {
+    this.#throwIfFailed();
+    const work = this.#body(holder, body).then((value) => after(value, this.handle));
+    this.#joined.add(work);
+    try {
+      const result = await work;
+      // Its writes and record go with the transaction's rollback: it did not succeed.
+      this.#throwIfFailed();
+      return result;
+    } catch (error) {
+      this.#failure ??= { error };
+      throw error;
+    } finally {
+      this.#joined.delete(work);
+    }
+  }
+
+  /** Marks it ended, before its COMMIT or ROLLBACK: every handle it gave out refuses use from now on. */
+  end(): void {
+    this.#open = false;
+  }
+
+  /** Runs `body` with a handle of its own, refused once `body` settled or the transaction ended. */
+  async #body<T>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T): Promise<T> {
+    let returned = false;
+    const tx = guardTransactionHandle(this.#raw, () => {
+      if (returned) return new TransactionEndedError(this.#jobId, holder, 'its function returned');
+      return this.#open ? null : new TransactionEndedError(this.#jobId, holder, 'its transaction ended');
+    });
+    try {
+      return await body(tx);
+    } catch (error) {
+      // At once: a call that joined and finishes from now on must not report success.
+      this.#failure ??= { error };
+      throw error;
+    } finally {
+      returned = true;
+    }
+  }
+
+  /** Waits for the calls that joined; throws the first failure, or the abort reason when aborted first. */
+  async #joinedSettled(signal: AbortSignal): Promise<void> {
+    if (this.#joined.size > 0 && !(await settledUnlessAborted(this.#joined, signal))) throw signal.reason;
+    this.#throwIfFailed();
+  }
+
+  /** Throws the failure the transaction will roll back for, if any. */
+  #throwIfFailed(): void {
+    if (this.#failure !== null) throw this.#failure.error;
+  }
+}
+
+/** Waits until `pending` is empty, promises added meanwhile included; false when `signal` aborted first. */
+async function settledUnlessAborted(pending: Set<Promise<unknown>>, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return pending.size === 0;
+  let stop!: () => void;
+  const aborted = new Promise<void>((resolve) => (stop = resolve));
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    while (pending.size > 0) {
+      await Promise.race([Promise.allSettled([...pending]), aborted]);
+      if (signal.aborted) return false;
+    }
+    return true;
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
 }
 
 function noop(): void {}

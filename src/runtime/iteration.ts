@@ -60,10 +60,11 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     if (settings.transaction) {
       // Progress counts only once the batch's transaction committed: a rollback takes the batch back entirely.
       const progressDone = done + page.items.length;
-      await attempt.inTransaction(async (tx) => {
-        if (page.items.length > 0) await options.batch(page.items, { cursor: batchCursor, tx, signal });
-        await save(checkpointJson, progressDone, tx);
-      });
+      await attempt.inTransaction(
+        'a batch of ctx.iterate',
+        (tx) => (page.items.length > 0 ? options.batch(page.items, { cursor: batchCursor, tx, signal }) : undefined),
+        (_, tx) => save(checkpointJson, progressDone, tx),
+      );
       done = progressDone;
       processed += page.items.length;
       afterSave(done);

@@ -39,7 +39,15 @@ export class StepRunner {
     const inTransaction = booleanOption(`transaction of step "${name}"`, options.transaction, false);
     if (this.#used.has(name)) throw new StepNameConflictError(row.id, name);
     this.#used.add(name);
-    attempt.assertRunning(`ctx.step("${name}")`);
+    const call = `ctx.step("${name}")`;
+    attempt.assertRunning(call);
+    return attempt.trackStep(call, () => this.#run(name, fn, inTransaction));
+  }
+
+  /** A step's work once its call was accepted: replay its record, or run its function and record the result. */
+  async #run<T>(name: string, fn: (info: StepInfo) => Promise<T> | T, inTransaction: boolean): Promise<T> {
+    const attempt = this.#attempt;
+    const row = attempt.row;
     const { driver, clock, events, payloadLimit } = attempt.deps;
     const started = clock.now();
     this.#recorded ??= driver.jobStepList({ id: row.id }).then((rows) => new Map(rows.map((r) => [r.name, r])));
@@ -66,11 +74,15 @@ export class StepRunner {
     const info = { idempotencyKey: `${row.id}:${name}`, signal: attempt.controller.signal };
     let resultJson: string | null;
     if (inTransaction) {
-      resultJson = await attempt.inTransaction(async (tx) => {
-        const json = encodeResult(what, await fn({ ...info, tx }), payloadLimit);
-        await record(json, tx);
-        return json;
-      });
+      resultJson = await attempt.inTransaction(
+        `step "${name}"`,
+        (tx) => fn({ ...info, tx }),
+        async (value, tx) => {
+          const json = encodeResult(what, value, payloadLimit);
+          await record(json, tx);
+          return json;
+        },
+      );
     } else {
       const json = encodeResult(what, await fn({ ...info, tx: undefined }), payloadLimit);
       await record(json);
