@@ -401,7 +401,8 @@ export class Attempt {
    */
   inTransaction<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>): Promise<R> {
     const open = this.#activeTx;
-    if (open !== null) {
+    // One about to commit (sealed) is not joined: the call opens its own, after it on SQLite (one writer).
+    if (open !== null && (open.joinable || open.failed)) {
       // After ctx.transaction claimed the ending nothing may join: its completion is being written.
       this.assertRunning(holder);
       return open.join(holder, body, after);
@@ -519,6 +520,11 @@ class JobTransaction {
   readonly #jobId: string;
   readonly #opener: string;
   #open = true;
+  /**
+   * No call may join any more: set, in the same turn, when the opener's last wait found no joined call running, so
+   * nothing can join between that check and the COMMIT (a call made then opens a transaction of its own).
+   */
+  #sealed = false;
   /** The work of the calls that joined (function, then `after`) still running: the opener waits for it. */
   readonly #joined = new Set<Promise<unknown>>();
   /** Why it will roll back: the first failure of its opener or of a call that joined it. */
@@ -550,10 +556,14 @@ class JobTransaction {
       const value = await this.#body(this.#opener, body);
       await this.#joinedSettled(signal);
       const result = await after(value, this.handle);
-      // A step or batch opener's record: calls may have joined while it was written.
-      await this.#joinedSettled(signal);
+      // A step or batch opener's record: calls may have joined while it was written. The wait resumes turns after
+      // the last joined call settled, and a call may join in those: checked again, then sealed in this same turn.
+      do await this.#joinedSettled(signal);
+      while (this.#joined.size > 0);
+      this.#sealed = true;
       return result;
     } catch (error) {
+      this.#sealed = true;
       this.#failure ??= { error };
       // Rolled back only once the calls that joined have finished: until then they may still write through it.
       await settledUnlessAborted(this.#joined, signal);
@@ -583,6 +593,11 @@ class JobTransaction {
     }
   }
 
+  /** Whether calls may still join it (see {@link JobTransaction.#sealed}). */
+  get joinable(): boolean {
+    return !this.#sealed && this.#open;
+  }
+
   /** Marks it ended, before its COMMIT or ROLLBACK: every handle it gave out refuses use from now on. */
   end(): void {
     this.#open = false;
@@ -610,6 +625,11 @@ class JobTransaction {
   async #joinedSettled(signal: AbortSignal): Promise<void> {
     if (this.#joined.size > 0 && !(await settledUnlessAborted(this.#joined, signal))) throw signal.reason;
     this.#throwIfFailed();
+  }
+
+  /** Whether it will roll back: a call that would join it is refused with that failure. */
+  get failed(): boolean {
+    return this.#failure !== null;
   }
 
   /** Throws the failure the transaction will roll back for, if any. */
