@@ -12,7 +12,8 @@ import { assertInsertTimesInRange, buildJobInsert } from '../job/build-job-inser
 import type { JobDefinition } from '../job/define-job.js';
 import type { JobTracer } from '../observe/job-tracer.js';
 import { EnqueuesInFlight } from '../runtime/enqueues-in-flight.js';
-import { checkKnownKeys } from '../validation/known-keys.js';
+import { checkKnownKeys, unknownKey, unknownKeyError } from '../validation/known-keys.js';
+import { isOptionsObject } from '../validation/options-object.js';
 import type { EnqueueOptions, EnqueueResult } from './warden-options.js';
 
 /** One item of `Warden.enqueueMany`. */
@@ -57,7 +58,7 @@ export class Enqueuer {
   /** One job; see `Warden.enqueue`. */
   async enqueue<TInput>(job: JobDefinition<TInput, any> | string, payload: TInput, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     // Checked before `options.tx` is read: null or a string would otherwise be a TypeError or silently no options.
-    if (!isObject(options)) throw new InvalidOptionError('options', options, 'an object of enqueue options, or left out');
+    if (!isOptionsObject(options)) throw new InvalidOptionError('options', options, 'an object of enqueue options, or left out');
     checkKnownKeys('enqueue options', options, ENQUEUE_OPTION_KEYS);
     const now = this.#deps.clock.sqlNow();
     const [result] = await this.#write([await this.#prepare(job, payload, options, now)], options.tx, now);
@@ -67,7 +68,7 @@ export class Enqueuer {
   /** Many jobs in one transaction; see `Warden.enqueueMany`. */
   async enqueueMany(items: EnqueueItem[], options: { tx?: unknown } = {}): Promise<EnqueueResult[]> {
     if (!Array.isArray(items)) throw new InvalidOptionError('enqueueMany(items)', items, 'an array');
-    if (!isObject(options)) throw new InvalidOptionError('enqueueMany(items, options)', options, 'an object { tx? }, or left out');
+    if (!isOptionsObject(options)) throw new InvalidOptionError('enqueueMany(items, options)', options, 'an object { tx? }, or left out');
     checkKnownKeys('enqueueMany options', options, ['tx']);
     // Every item's shape first, so a malformed one is named by its position whatever the others hold.
     for (const [index, item] of items.entries()) checkItem(item, index);
@@ -151,11 +152,6 @@ export class Enqueuer {
   }
 }
 
-/** Whether `value` can be read as an options object (an array cannot: its keys are not options). */
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /**
  * Refuses an `enqueueMany` item that is not `{ job, payload, options? }`, naming its position. A `tx` in an item's
  * options is refused, not ignored: the items share one transaction, `enqueueMany`'s own `tx`, and a per-item one
@@ -164,16 +160,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * @throws InvalidOptionError
  */
 function checkItem(item: unknown, index: number): asserts item is EnqueueItem {
-  if (!isObject(item)) throw new InvalidOptionError(`items[${index}]`, item, 'an object { job, payload, options? }');
-  checkKnownKeys(`items[${index}]`, item, ITEM_KEYS);
-  const { options } = item;
+  if (!isOptionsObject(item)) throw new InvalidOptionError(`items[${index}]`, item, 'an object { job, payload, options? }');
+  // Run per item of a bulk enqueue: the field's name is built only for an error.
+  const itemKey = unknownKey(item, ITEM_KEYS);
+  if (itemKey !== undefined) throw unknownKeyError(`items[${index}]`, itemKey, ITEM_KEYS);
+  const { options } = item as { options?: unknown };
   if (options === undefined) return;
-  if (!isObject(options)) throw new InvalidOptionError(`items[${index}].options`, options, 'an object of enqueue options (without tx), or left out');
-  if (options.tx !== undefined) {
-    throw new InvalidOptionError(`items[${index}].options.tx`, options.tx, 'left out: every item is written in one transaction, so pass it once as enqueueMany(items, { tx })');
+  if (!isOptionsObject(options)) throw new InvalidOptionError(`items[${index}].options`, options, 'an object of enqueue options (without tx), or left out');
+  const { tx } = options as { tx?: unknown };
+  if (tx !== undefined) {
+    throw new InvalidOptionError(`items[${index}].options.tx`, tx, 'left out: every item is written in one transaction, so pass it once as enqueueMany(items, { tx })');
   }
   // `tx` is known here only to be refused above with its own reason.
-  checkKnownKeys(`items[${index}].options`, options, ENQUEUE_OPTION_KEYS);
+  const optionKey = unknownKey(options, ENQUEUE_OPTION_KEYS);
+  if (optionKey !== undefined) throw unknownKeyError(`items[${index}].options`, optionKey, ENQUEUE_OPTION_KEYS);
 }
 
 function toResult(r: JobInsertResult): EnqueueResult {

@@ -13,7 +13,23 @@ import { InvalidOptionError } from '../errors.js';
  *   object may hold credentials (a sink's `secret`, `headers`), and a misspelt key may be one of them.
  */
 export function checkKnownKeys(field: string, value: object, known: readonly string[]): void {
-  for (const [key, given] of Object.entries(value)) {
-    if (given !== undefined && !known.includes(key)) throw new InvalidOptionError(`option name in ${field}`, key, `one of ${known.join(', ')}`);
+  const key = unknownKey(value, known);
+  if (key !== undefined) throw unknownKeyError(field, key, known);
+}
+
+/**
+ * The first key of `value` that is set (not `undefined`) and not one of `known`, or undefined when there is none: the
+ * test of {@link checkKnownKeys} for callers on a hot path (an `enqueueMany` item), which build the field's name
+ * only when there is something to report.
+ */
+export function unknownKey(value: object, known: readonly string[]): string | undefined {
+  for (const key of Object.keys(value)) {
+    if ((value as Record<string, unknown>)[key] !== undefined && !known.includes(key)) return key;
   }
+  return undefined;
+}
+
+/** The error {@link checkKnownKeys} throws for `key` in `field`. */
+export function unknownKeyError(field: string, key: string, known: readonly string[]): InvalidOptionError {
+  return new InvalidOptionError(`option name in ${field}`, key, `one of ${known.join(', ')}`);
 }
