@@ -4,6 +4,7 @@
  * @module
  */
 import type pg from 'pg';
+import { DatabaseConfigError } from '../../errors.js';
 import type { MigrateResult, MigrationStatus } from '../driver.js';
 import type { Run } from './postgres-insert.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
@@ -21,9 +22,28 @@ export interface PostgresMigrateContext {
   sql: Pick<PostgresStatements, 'quotedSchema' | 'schemaCreate' | 'migrationTableCreate' | 'migrationList' | 'migrationRecord'>;
 }
 
+/**
+ * The oldest PostgreSQL the migrations run on, as `server_version_num`: migration 0013 sets a column's compression
+ * (`SET COMPRESSION`, PostgreSQL 14), which an older server rejects as a syntax error before the migration's own
+ * fallback can catch it. The tests run on PostgreSQL 15.
+ */
+export const MIN_SERVER_VERSION_NUM = 140000;
+
+/**
+ * Refuses a server older than {@link MIN_SERVER_VERSION_NUM}, naming its version, instead of the syntax error one of
+ * the migrations would meet halfway (the transaction would roll back, but the message would not say why).
+ * @throws DatabaseConfigError when `num` is below the minimum.
+ */
+export function checkServerVersion(num: number, version: string): void {
+  if (num >= MIN_SERVER_VERSION_NUM) return;
+  throw new DatabaseConfigError(`Expected PostgreSQL 14 or later, got ${version} (server_version_num ${num})`);
+}
+
 /** Applies pending migrations in one transaction under an advisory lock keyed by the schema name. */
 export async function migrate(ctx: PostgresMigrateContext): Promise<MigrateResult> {
   return withTransaction(ctx.pool, async (run) => {
+    const server = (await run<{ num: number; version: string }>(SQL.SERVER_VERSION_SQL)).rows[0]!;
+    checkServerVersion(server.num, server.version);
     // Lock first: it serializes everything below, including creating the schema.
     await run(SQL.MIGRATE_LOCK_SQL, [ctx.schema]);
     // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists, so skip it

@@ -97,6 +97,9 @@ export const ROLLBACK_SQL = 'ROLLBACK';
  */
 export const DB_NOW_SQL = 'SELECT clock_timestamp() AS now';
 
+/** The server's version, as a number (`150020`) and as it names itself (`15.2 (Debian …)`), checked before migrating. */
+export const SERVER_VERSION_SQL = `SELECT current_setting('server_version_num')::int AS num, current_setting('server_version') AS version`;
+
 /**
  * Serializes migrators of one schema for the rest of the transaction. The key is derived from the schema
  * name so different schemas in one database migrate independently. `$1` = schema name (unquoted).
