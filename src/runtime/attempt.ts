@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../clock/clock.js';
+import { type Clock, type ClockMark, elapsedSince, markClock } from '../clock/clock.js';
 import type { Driver, GuardedWriteResult, JobFinish } from '../driver/driver.js';
-import { AttemptEndedError, JobTimeoutError, LeaseLostError, NonRetryableError, PayloadValidationError, TransactionEndedError, UnknownJobError } from '../errors.js';
+import { AttemptEndedError, JobTimeoutError, LeaseLostError, NonRetryableError, PayloadValidationError, UnknownJobError } from '../errors.js';
 import type { JobRef } from '../events/event-map.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { JobContext, JobDefinition } from '../job/define-job.js';
@@ -13,7 +13,9 @@ import type { JobTracer, ProcessSpan } from '../observe/job-tracer.js';
 import { createRedactor, type Redactor } from '../observe/redact.js';
 import { type Completer, endingRecorded } from './completer.js';
 import { isError, toErrorInfo } from './error-info.js';
-import { createJobContext, guardTransactionHandle } from './job-context.js';
+import { createJobContext } from './job-context.js';
+import { JobTransaction } from './job-transaction.js';
+import { settledUnlessAborted } from './settled-unless-aborted.js';
 
 /** What every attempt needs from its worker. */
 export interface AttemptDeps {
@@ -66,8 +68,12 @@ export class Attempt {
   /** Set by the worker once it counted this attempt's lease released ({@link AttemptDeps.onLeaseReleased}). */
   leaseReleased = false;
   readonly deps: AttemptDeps;
-  /** When the attempt started, by the injected clock. */
-  readonly startedAt: number;
+  /**
+   * When the attempt started, by the injected clock. Its duration (`durationMs` of its events, an iteration's
+   * `maxRuntime`) is measured from it with {@link elapsedSince}: a wall clock stepped back meanwhile neither makes it
+   * negative nor stretches it by the step.
+   */
+  readonly started: ClockMark;
   /** Set by an iteration that saved its checkpoint and hands over: the attempt ends as `yielded`. */
   yieldRequest: { reason: YieldReason; done: number } | null = null;
   /**
@@ -109,7 +115,7 @@ export class Attempt {
   constructor(row: JobRow, deps: AttemptDeps) {
     this.row = row;
     this.deps = deps;
-    this.startedAt = deps.clock.now();
+    this.started = markClock(deps.clock);
   }
 
   /**
@@ -469,13 +475,13 @@ export class Attempt {
 
   async #endYielded(): Promise<void> {
     const request = this.yieldRequest!;
-    if (await this.end('yielded', 'queued', 0, null, true)) this.deps.events.emit('job:yielded', { job: ref(this.row), attempt: this.row.attempt, ...request, durationMs: this.deps.clock.now() - this.startedAt });
+    if (await this.end('yielded', 'queued', 0, null, true)) this.deps.events.emit('job:yielded', { job: ref(this.row), attempt: this.row.attempt, ...request, durationMs: elapsedSince(this.deps.clock, this.started) });
   }
 
   #emitEnding(outcome: AttemptOutcome, state: JobFinish['state'], retryDelayMs: number, error: ErrorInfo | null): void {
     const { events, clock } = this.deps;
     const row = this.row;
-    const durationMs = clock.now() - this.startedAt;
+    const durationMs = elapsedSince(clock, this.started);
     const job = ref(row);
     this.#endSpan(outcome, error, state);
     if (outcome === 'completed') {
@@ -501,158 +507,6 @@ function isNonRetryable(error: unknown): boolean {
 /** The identity of a job in events. */
 export function ref(row: { id: string; name: string; queue: string; scheduleName?: string | null }): JobRef {
   return { id: row.id, name: row.name, queue: row.queue, scheduleName: row.scheduleName ?? null };
-}
-
-/**
- * A transaction of the job context: opened by `ctx.transaction`, a `{ transaction: true }` step or a transactional
- * batch (its opener), and joined by such calls made while it is open, nested in the opener's function or beside it
- * (`Promise.all`). It commits or rolls back only once the opener and every call that joined it have finished, their
- * functions and their records (each call's `after`), so all their writes and records go together; and any of them
- * failing rolls it all back. Each function gets a handle of its own, refused once that function returned or the
- * transaction ended (see {@link guardTransactionHandle}).
- *
- * The opener waits for the calls that joined, bounded by the attempt's abort (its timeout, a lost lease, the end of a
- * shutdown's grace), then rolls back: a call that joined and waits for its opener to return would otherwise wait
- * for ever.
- */
-class JobTransaction {
-  readonly #raw: TransactionHandle;
-  readonly #jobId: string;
-  readonly #opener: string;
-  #open = true;
-  /**
-   * No call may join any more: set, in the same turn, when the opener's last wait found no joined call running, so
-   * nothing can join between that check and the COMMIT (a call made then opens a transaction of its own).
-   */
-  #sealed = false;
-  /** The work of the calls that joined (function, then `after`) still running: the opener waits for it. */
-  readonly #joined = new Set<Promise<unknown>>();
-  /** Why it will roll back: the first failure of its opener or of a call that joined it. */
-  #failure: { error: unknown } | null = null;
-
-  constructor(raw: TransactionHandle, jobId: string, opener: string) {
-    this.#raw = raw;
-    this.#jobId = jobId;
-    this.#opener = opener;
-  }
-
-  /**
-   * The connection itself, for Warden's own writes in it (records, checkpoints, the completion). Not guarded: each
-   * is sent as soon as it is asked for, and the driver keeps its prepared statements per handle object.
-   * @throws TransactionEndedError once it ended
-   */
-  get handle(): TransactionHandle {
-    if (!this.#open) throw new TransactionEndedError(this.#jobId, this.#opener, 'that transaction ended');
-    return this.#raw;
-  }
-
-  /**
-   * The opener's part, inside the driver's transaction: `body`, then the calls that joined, then `after`; the
-   * transaction commits when this resolves and rolls back when it rejects, never before those calls finished (or
-   * the attempt was aborted).
-   */
-  async run<T, R>(body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>, signal: AbortSignal): Promise<R> {
-    try {
-      const value = await this.#body(this.#opener, body);
-      await this.#joinedSettled(signal);
-      const result = await after(value, this.handle);
-      // A step or batch opener's record: calls may have joined while it was written. The wait resumes turns after
-      // the last joined call settled, and a call may join in those: checked again, then sealed in this same turn.
-      do await this.#joinedSettled(signal);
-      while (this.#joined.size > 0);
-      this.#sealed = true;
-      return result;
-    } catch (error) {
-      this.#sealed = true;
-      this.#failure ??= { error };
-      // Rolled back only once the calls that joined have finished: until then they may still write through it.
-      await settledUnlessAborted(this.#joined, signal);
-      throw error;
-    }
-  }
-
-  /**
-   * A call made while the transaction is open: runs in it, and resolves once its function and `after` are done,
-   * before the transaction commits (its opener may be waiting for it). Refused, without running `body`, when the
-   * transaction is bound to roll back already; rejects with that failure when it became so meanwhile.
-   */
-  async join<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>): Promise<R> {
-    this.#throwIfFailed();
-    const work = this.#body(holder, body).then((value) => after(value, this.handle));
-    this.#joined.add(work);
-    try {
-      const result = await work;
-      // Its writes and record go with the transaction's rollback: it did not succeed.
-      this.#throwIfFailed();
-      return result;
-    } catch (error) {
-      this.#failure ??= { error };
-      throw error;
-    } finally {
-      this.#joined.delete(work);
-    }
-  }
-
-  /** Whether calls may still join it (see {@link JobTransaction.#sealed}). */
-  get joinable(): boolean {
-    return !this.#sealed && this.#open;
-  }
-
-  /** Marks it ended, before its COMMIT or ROLLBACK: every handle it gave out refuses use from now on. */
-  end(): void {
-    this.#open = false;
-  }
-
-  /** Runs `body` with a handle of its own, refused once `body` settled or the transaction ended. */
-  async #body<T>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T): Promise<T> {
-    let returned = false;
-    const tx = guardTransactionHandle(this.#raw, () => {
-      if (returned) return new TransactionEndedError(this.#jobId, holder, 'its function returned');
-      return this.#open ? null : new TransactionEndedError(this.#jobId, holder, 'its transaction ended');
-    });
-    try {
-      return await body(tx);
-    } catch (error) {
-      // At once: a call that joined and finishes from now on must not report success.
-      this.#failure ??= { error };
-      throw error;
-    } finally {
-      returned = true;
-    }
-  }
-
-  /** Waits for the calls that joined; throws the first failure, or the abort reason when aborted first. */
-  async #joinedSettled(signal: AbortSignal): Promise<void> {
-    if (this.#joined.size > 0 && !(await settledUnlessAborted(this.#joined, signal))) throw signal.reason;
-    this.#throwIfFailed();
-  }
-
-  /** Whether it will roll back: a call that would join it is refused with that failure. */
-  get failed(): boolean {
-    return this.#failure !== null;
-  }
-
-  /** Throws the failure the transaction will roll back for, if any. */
-  #throwIfFailed(): void {
-    if (this.#failure !== null) throw this.#failure.error;
-  }
-}
-
-/** Waits until `pending` is empty, promises added meanwhile included; false when `signal` aborted first. */
-async function settledUnlessAborted(pending: Set<Promise<unknown>>, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return pending.size === 0;
-  let stop!: () => void;
-  const aborted = new Promise<void>((resolve) => (stop = resolve));
-  signal.addEventListener('abort', stop, { once: true });
-  try {
-    while (pending.size > 0) {
-      await Promise.race([Promise.allSettled([...pending]), aborted]);
-      if (signal.aborted) return false;
-    }
-    return true;
-  } finally {
-    signal.removeEventListener('abort', stop);
-  }
 }
 
 function noop(): void {}

@@ -1,3 +1,4 @@
+import { elapsedSince, markClock } from '../clock/clock.js';
 import { InvalidOptionError, IterationSourceError, IterationYieldError, WardenError } from '../errors.js';
 import type { IterateOptions, IterateResult, IterationCheckpoint, TransactionHandle } from '../job/job-context-options.js';
 import { encodeJson } from '../job/payload.js';
@@ -34,7 +35,8 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
   // the cursor too, and a hand-over that did not save it would have the next attempt read that page again (for
   // ever, when reading the empty range alone takes `maxRuntime`).
   let cursorMoved = false;
-  let lastSaveAt = clock.now();
+  // Elapsed time, not wall time: a wall clock stepped back would hold the next save back by the step.
+  let lastSave = markClock(clock);
   const what = `the checkpoint cursor of job ${row.id}`;
   const save = async (checkpointJson: string, progressDone: number, tx: TransactionHandle = attempt.activeTx) => {
     await attempt.guardedWrite('checkpoint', 'a checkpoint of ctx.iterate', () =>
@@ -44,7 +46,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
   const afterSave = (progressDone: number) => {
     unsavedItems = 0;
     cursorMoved = false;
-    lastSaveAt = clock.now();
+    lastSave = markClock(clock);
     events.emit('job:checkpointed', { job: ref(row), attempt: row.attempt, done: progressDone, total });
   };
 
@@ -74,7 +76,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
       processed += page.items.length;
       unsavedItems += page.items.length;
       cursorMoved = true;
-      const due = finished || unsavedItems >= settings.everyItems || clock.now() - lastSaveAt >= settings.everyMs;
+      const due = finished || unsavedItems >= settings.everyItems || elapsedSince(clock, lastSave) >= settings.everyMs;
       if (due) {
         await save(checkpointJson, done);
         afterSave(done);
@@ -82,7 +84,7 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     }
     if (finished) return { processed, done, total, resumed };
     cursor = page.next;
-    const reason = draining.aborted ? 'shutdown' : settings.maxRuntimeMs !== null && clock.now() - attempt.startedAt >= settings.maxRuntimeMs ? 'max-runtime' : null;
+    const reason = draining.aborted ? 'shutdown' : settings.maxRuntimeMs !== null && elapsedSince(clock, attempt.started) >= settings.maxRuntimeMs ? 'max-runtime' : null;
     if (reason) {
       if (cursorMoved) {
         await save(checkpointJson, done);

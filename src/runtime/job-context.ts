@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { InvalidOptionError } from '../errors.js';
 import type { JobContext } from '../job/define-job.js';
-import type { TransactionHandle } from '../job/job-context-options.js';
 import type { JobRow } from '../job/job-record.js';
 import { redactingLogger } from '../observe/redacting-logger.js';
 import type { Attempt } from './attempt.js';
@@ -83,57 +82,4 @@ class AttemptContext implements JobContext {
       return runIteration(this.#owner, options);
     });
   }
-}
-
-type Method = (this: unknown, ...args: unknown[]) => unknown;
-
-/**
- * The transaction handle user code gets: `raw` behind a proxy that refuses every use (property read, write or call)
- * once `refusal` returns an error: its function returned, or its transaction ended. Without it, a handle kept past
- * that point runs on a connection that carries no transaction any more, or another caller's (the pool's next
- * borrower on PostgreSQL, the next transaction on SQLite's transaction connection).
- *
- * Methods run on `raw` itself, whatever `this` they are called with: better-sqlite3's are native and refuse any other
- * receiver. What better-sqlite3 builds from the connection to run on it later, statements (`prepare`) and
- * transaction functions (`transaction`), is guarded alike. Symbol-keyed reads and `then` pass: they describe the
- * handle (`util.inspect`, an `await` of a returned value) without touching its connection.
- */
-export function guardTransactionHandle(raw: TransactionHandle, refusal: () => Error | null): TransactionHandle {
-  if (typeof raw !== 'function' && (typeof raw !== 'object' || raw === null)) return raw;
-  const target = raw as object;
-  // One wrapper per method, made on first use: `tx.query === tx.query` holds, and a hot loop allocates nothing.
-  const methods = new Map<Method, Method>();
-  const check = (): void => {
-    const refused = refusal();
-    if (refused !== null) throw refused;
-  };
-  const wrap = (method: Method, key: string): Method =>
-    function guarded(this: unknown, ...args: unknown[]): unknown {
-      check();
-      const result = Reflect.apply(method, target, args);
-      // Chained calls (`statement.pluck()`) return their receiver: hand back the guarded one.
-      if (result === target) return proxy;
-      return key === 'prepare' || key === 'transaction' ? guardTransactionHandle(result, refusal) : result;
-    };
-  const proxy: object = new Proxy(target, {
-    get(object, key) {
-      if (typeof key === 'symbol' || key === 'then') return Reflect.get(object, key, object);
-      check();
-      // The target as receiver: native getters (better-sqlite3's `inTransaction`) refuse the proxy.
-      const value: unknown = Reflect.get(object, key, object);
-      if (typeof value !== 'function') return value;
-      let method = methods.get(value as Method);
-      if (method === undefined) methods.set(value as Method, (method = wrap(value as Method, key)));
-      return method;
-    },
-    set(object, key, value) {
-      if (typeof key !== 'symbol') check();
-      return Reflect.set(object, key, value, object);
-    },
-    apply(fn, thisArg, args) {
-      check();
-      return Reflect.apply(fn as Method, thisArg, args);
-    },
-  });
-  return proxy;
 }

@@ -1,3 +1,4 @@
+import { elapsedSince, markClock } from '../clock/clock.js';
 import type { JobStepRow } from '../driver/driver.js';
 import { InvalidNameError, InvalidOptionError, StepNameConflictError } from '../errors.js';
 import type { StepInfo, StepOptions } from '../job/job-context-options.js';
@@ -49,7 +50,7 @@ export class StepRunner {
     const attempt = this.#attempt;
     const row = attempt.row;
     const { driver, clock, events, payloadLimit } = attempt.deps;
-    const started = clock.now();
+    const started = markClock(clock);
     this.#recorded ??= driver.jobStepList({ id: row.id }).then((rows) => new Map(rows.map((r) => [r.name, r])));
     let recorded: Map<string, JobStepRow>;
     try {
@@ -62,7 +63,7 @@ export class StepRunner {
     }
     const previous = recorded.get(name);
     if (previous) {
-      events.emit('job:step', { job: ref(row), attempt: row.attempt, step: name, replayed: true, durationMs: clock.now() - started });
+      events.emit('job:step', { job: ref(row), attempt: row.attempt, step: name, replayed: true, durationMs: elapsedSince(clock, started) });
       return copyJson(previous.result) as T;
     }
     const what = `the result of step "${name}" of job ${row.id}`;
@@ -89,7 +90,7 @@ export class StepRunner {
       resultJson = json;
     }
     recorded.set(name, { jobId: row.id, name, result: resultJson === null ? undefined : JSON.parse(resultJson), attempt: row.attempt, leaseToken: row.leaseToken, createdAt: new Date(clock.now()) });
-    events.emit('job:step', { job: ref(row), attempt: row.attempt, step: name, replayed: false, durationMs: clock.now() - started });
+    events.emit('job:step', { job: ref(row), attempt: row.attempt, step: name, replayed: false, durationMs: elapsedSince(clock, started) });
     // The caller gets what a later attempt would get: the recorded JSON, not the function's own object.
     return (resultJson === null ? undefined : JSON.parse(resultJson)) as T;
   }

@@ -1,0 +1,196 @@
+import { TransactionEndedError } from '../errors.js';
+import type { TransactionHandle } from '../job/job-context-options.js';
+import { settledUnlessAborted } from './settled-unless-aborted.js';
+
+/**
+ * A transaction of the job context: opened by `ctx.transaction`, a `{ transaction: true }` step or a transactional
+ * batch (its opener), and joined by such calls made while it is open, nested in the opener's function or beside it
+ * (`Promise.all`). It commits or rolls back only once the opener and every call that joined it have finished, their
+ * functions and their records (each call's `after`), so all their writes and records go together; and any of them
+ * failing rolls it all back. Each function gets a handle of its own, refused once that function returned or the
+ * transaction ended (see {@link guardTransactionHandle}).
+ *
+ * The opener waits for the calls that joined, bounded by the attempt's abort (its timeout, a lost lease, the end of a
+ * shutdown's grace), then rolls back: a call that joined and waits for its opener to return would otherwise wait
+ * for ever.
+ */
+export class JobTransaction {
+  readonly #raw: TransactionHandle;
+  readonly #jobId: string;
+  readonly #opener: string;
+  #open = true;
+  /**
+   * No call may join any more: set, in the same turn, when the opener's last wait found no joined call running, so
+   * nothing can join between that check and the COMMIT (a call made then opens a transaction of its own).
+   */
+  #sealed = false;
+  /** The work of the calls that joined (function, then `after`) still running: the opener waits for it. */
+  readonly #joined = new Set<Promise<unknown>>();
+  /** Why it will roll back: the first failure of its opener or of a call that joined it. */
+  #failure: { error: unknown } | null = null;
+
+  /**
+   * @param raw the driver's transaction handle, open until the driver's transaction function returns.
+   * @param jobId the job, named in the errors of handles used too late.
+   * @param opener what opened it (`ctx.transaction`, `step "charge"`), named in the errors of its own handle.
+   */
+  constructor(raw: TransactionHandle, jobId: string, opener: string) {
+    this.#raw = raw;
+    this.#jobId = jobId;
+    this.#opener = opener;
+  }
+
+  /**
+   * The connection itself, for Warden's own writes in it (records, checkpoints, the completion). Not guarded: each
+   * is sent as soon as it is asked for, and the driver keeps its prepared statements per handle object.
+   * @throws TransactionEndedError once it ended
+   */
+  get handle(): TransactionHandle {
+    if (!this.#open) throw new TransactionEndedError(this.#jobId, this.#opener, 'that transaction ended');
+    return this.#raw;
+  }
+
+  /**
+   * The opener's part, inside the driver's transaction: `body`, then the calls that joined, then `after`; the
+   * transaction commits when this resolves and rolls back when it rejects, never before those calls finished (or
+   * the attempt was aborted).
+   */
+  async run<T, R>(body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>, signal: AbortSignal): Promise<R> {
+    try {
+      const value = await this.#body(this.#opener, body);
+      await this.#joinedSettled(signal);
+      const result = await after(value, this.handle);
+      // A step or batch opener's record: calls may have joined while it was written. The wait resumes turns after
+      // the last joined call settled, and a call may join in those: checked again, then sealed in this same turn.
+      do await this.#joinedSettled(signal);
+      while (this.#joined.size > 0);
+      this.#sealed = true;
+      return result;
+    } catch (error) {
+      this.#sealed = true;
+      this.#failure ??= { error };
+      // Rolled back only once the calls that joined have finished: until then they may still write through it.
+      await settledUnlessAborted(this.#joined, signal);
+      throw error;
+    }
+  }
+
+  /**
+   * A call made while the transaction is open: runs in it, and resolves once its function and `after` are done,
+   * before the transaction commits (its opener may be waiting for it). Refused, without running `body`, when the
+   * transaction is bound to roll back already; rejects with that failure when it became so meanwhile.
+   */
+  async join<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>): Promise<R> {
+    this.#throwIfFailed();
+    const work = this.#body(holder, body).then((value) => after(value, this.handle));
+    this.#joined.add(work);
+    try {
+      const result = await work;
+      // Its writes and record go with the transaction's rollback: it did not succeed.
+      this.#throwIfFailed();
+      return result;
+    } catch (error) {
+      this.#failure ??= { error };
+      throw error;
+    } finally {
+      this.#joined.delete(work);
+    }
+  }
+
+  /** Whether calls may still join it (see {@link JobTransaction.#sealed}). */
+  get joinable(): boolean {
+    return !this.#sealed && this.#open;
+  }
+
+  /** Marks it ended, before its COMMIT or ROLLBACK: every handle it gave out refuses use from now on. */
+  end(): void {
+    this.#open = false;
+  }
+
+  /** Runs `body` with a handle of its own, refused once `body` settled or the transaction ended. */
+  async #body<T>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T): Promise<T> {
+    let returned = false;
+    const tx = guardTransactionHandle(this.#raw, () => {
+      if (returned) return new TransactionEndedError(this.#jobId, holder, 'its function returned');
+      return this.#open ? null : new TransactionEndedError(this.#jobId, holder, 'its transaction ended');
+    });
+    try {
+      return await body(tx);
+    } catch (error) {
+      // At once: a call that joined and finishes from now on must not report success.
+      this.#failure ??= { error };
+      throw error;
+    } finally {
+      returned = true;
+    }
+  }
+
+  /** Waits for the calls that joined; throws the first failure, or the abort reason when aborted first. */
+  async #joinedSettled(signal: AbortSignal): Promise<void> {
+    if (this.#joined.size > 0 && !(await settledUnlessAborted(this.#joined, signal))) throw signal.reason;
+    this.#throwIfFailed();
+  }
+
+  /** Whether it will roll back: a call that would join it is refused with that failure. */
+  get failed(): boolean {
+    return this.#failure !== null;
+  }
+
+  /** Throws the failure the transaction will roll back for, if any. */
+  #throwIfFailed(): void {
+    if (this.#failure !== null) throw this.#failure.error;
+  }
+}
+
+type Method = (this: unknown, ...args: unknown[]) => unknown;
+
+/**
+ * The transaction handle user code gets: `raw` behind a proxy that refuses every use (property read, write or call)
+ * once `refusal` returns an error: its function returned, or its transaction ended. Without it, a handle kept past
+ * that point runs on a connection that carries no transaction any more, or another caller's (the pool's next
+ * borrower on PostgreSQL, the next transaction on SQLite's transaction connection).
+ *
+ * Methods run on `raw` itself, whatever `this` they are called with: better-sqlite3's are native and refuse any other
+ * receiver. What better-sqlite3 builds from the connection to run on it later, statements (`prepare`) and
+ * transaction functions (`transaction`), is guarded alike. Symbol-keyed reads and `then` pass: they describe the
+ * handle (`util.inspect`, an `await` of a returned value) without touching its connection.
+ */
+function guardTransactionHandle(raw: TransactionHandle, refusal: () => Error | null): TransactionHandle {
+  if (typeof raw !== 'function' && (typeof raw !== 'object' || raw === null)) return raw;
+  const target = raw as object;
+  // One wrapper per method, made on first use: `tx.query === tx.query` holds, and a hot loop allocates nothing.
+  const methods = new Map<Method, Method>();
+  const check = (): void => {
+    const refused = refusal();
+    if (refused !== null) throw refused;
+  };
+  const wrap = (method: Method, key: string): Method =>
+    function guarded(this: unknown, ...args: unknown[]): unknown {
+      check();
+      const result = Reflect.apply(method, target, args);
+      // Chained calls (`statement.pluck()`) return their receiver: hand back the guarded one.
+      if (result === target) return proxy;
+      return key === 'prepare' || key === 'transaction' ? guardTransactionHandle(result, refusal) : result;
+    };
+  const proxy: object = new Proxy(target, {
+    get(object, key) {
+      if (typeof key === 'symbol' || key === 'then') return Reflect.get(object, key, object);
+      check();
+      // The target as receiver: native getters (better-sqlite3's `inTransaction`) refuse the proxy.
+      const value: unknown = Reflect.get(object, key, object);
+      if (typeof value !== 'function') return value;
+      let method = methods.get(value as Method);
+      if (method === undefined) methods.set(value as Method, (method = wrap(value as Method, key)));
+      return method;
+    },
+    set(object, key, value) {
+      if (typeof key !== 'symbol') check();
+      return Reflect.set(object, key, value, object);
+    },
+    apply(fn, thisArg, args) {
+      check();
+      return Reflect.apply(fn as Method, thisArg, args);
+    },
+  });
+  return proxy;
+}
