@@ -8,7 +8,8 @@ export interface Clock {
   /**
    * Elapsed time in ms from an arbitrary origin, which never steps back with the wall clock (an NTP step, a resumed
    * VM); only the difference of two readings means anything. Local deadlines and waits (a lease's renewal deadline,
-   * `acquire`'s `wait`) are measured with it, through {@link elapsedSince}, so a wall clock stepped back an hour
+   * `acquire`'s `wait`), attempt and step durations, and `ctx.iterate`'s checkpoint cadence and `maxRuntime` are
+   * measured with it, through {@link elapsedSince}, so a wall clock stepped back an hour
    * does not stretch them by an hour. Optional, so that a clock written before it existed keeps working: without it
    * they are measured on `now()`, where a step back counts as no time passing (never as less): a lease's deadline
    * then comes late by as long as the renewal the step fell into took, and `acquire`'s `wait` is counted by the

@@ -72,8 +72,8 @@ export interface IterateOptions<TItem, TCursor> {
   /** Processes one page. Throwing fails the attempt; the next attempt resumes from the last saved checkpoint. */
   batch: (items: TItem[], info: BatchInfo<TCursor>) => Promise<void> | void;
   /**
-   * Save the cursor once this many items were processed since the last save, or this long has passed,
-   * whichever comes first (checked after each batch). With `transaction: true` every batch is saved.
+   * Save the cursor once this many items were processed since the last save, or this long has passed (elapsed
+   * time, which a wall clock stepped back does not move), whichever comes first (checked after each batch). With `transaction: true` every batch is saved.
    * @default { items: 1000, seconds: 5 }
    */
   checkpointEvery?: { items?: number; seconds?: number };
@@ -84,7 +84,7 @@ export interface IterateOptions<TItem, TCursor> {
    */
   transaction?: boolean;
   /**
-   * Hand over to a fresh attempt once this attempt has run this long: the checkpoint is saved, the job is
+   * Hand over to a fresh attempt once this attempt has run this long (elapsed time): the checkpoint is saved, the job is
    * queued again at once, and the attempt does not count against `maxAttempts`. A graceful shutdown does the
    * same at the next batch boundary. @default none
    */
