@@ -13,16 +13,26 @@ export interface ScheduleSyncItem {
   name: string;
   /** Changes whenever what fires, or when, changes. */
   definitionHash: string;
+  /**
+   * Changes whenever the tick times change (the pattern and its time zone, or the interval); the same for two
+   * definitions with the same ticks. A changed `definitionHash` with the stored timing hash keeps `next_run_at`.
+   * Null: unknown, so any change of `definitionHash` resets `next_run_at`. @default null
+   */
+  timingHash?: string | null;
   /** The definition as JSON text, for operators and display. */
   specJson: string;
-  /** The first tick strictly after `now`, used for new, changed or re-added schedules. */
+  /** The first tick strictly after `now`, used for new, re-added or retimed schedules. */
   firstRunAt: Date | null;
 }
 
 /**
- * Sync of the code's schedules. A new name is inserted; a name whose hash differs, or that was removed, is updated
- * with `next_run_at = firstRunAt` and un-removed; an unchanged one is left alone (its `next_run_at` and pause state
- * are kept). With `removeMissing`, active schedules not in the list get `removed_at = now` and stop firing.
+ * Sync of the code's schedules. A new name is inserted with `next_run_at = firstRunAt`. A name that was removed is
+ * un-removed with `next_run_at = firstRunAt`. A name whose `definitionHash` differs gets the new hashes and spec, and
+ * `next_run_at = firstRunAt` only when its timing changed: its stored timing hash differs from `timingHash` (or
+ * either is null, as for a row stored before timing hashes); otherwise `next_run_at` is kept, so a due tick stays due
+ * and goes to the new definition's misfire policy. An unchanged one is left alone (its `next_run_at`, pause state and
+ * `updated_at` are kept), except that a missing stored timing hash is filled in. With `removeMissing`, active
+ * schedules not in the list get `removed_at = now` and stop firing.
  */
 export interface ScheduleSyncParams {
   schedules: ScheduleSyncItem[];

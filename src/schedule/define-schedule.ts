@@ -1,5 +1,4 @@
 import { Cron } from 'croner';
-import { createHash } from 'node:crypto';
 import { heartbeatUrl } from '../alerts/alert-options.js';
 import { InvalidOptionError } from '../errors.js';
 import { type JobDefinition, validatePriority } from '../job/define-job.js';
@@ -10,7 +9,7 @@ import { validateName } from '../validation/names.js';
 import { optionalOptionsObject } from '../validation/options-object.js';
 import { nextCronTick } from './next-cron-tick.js';
 import { MAX_RECORDED_TICKS } from './plan-ticks.js';
-import { everyNextTick } from './schedule-spec.js';
+import { everyNextTick, shortHash } from './schedule-spec.js';
 
 /** What to do with a tick while the previous run of the same schedule is still queued or running. */
 export type OverlapPolicy = 'skip' | 'queue-one' | 'allow' | 'replace';
@@ -74,7 +73,11 @@ export interface ScheduleDefinition {
   readonly expect: { withinMs: number; maxRuntimeMs: number | null } | null;
   /** The heartbeat base URL (no trailing slash), or null. Not part of `definitionHash`: changing it does not reset ticks. */
   readonly heartbeat: { url: string } | null;
-  /** Hash of everything that decides when and what fires; a changed hash resets the schedule's next tick. */
+  /**
+   * Hash of everything that decides when and what fires. A sync that stores a changed hash resets the schedule's next
+   * tick only when the timing changed too (`scheduleTimingHash`: pattern and time zone, or interval); otherwise the
+   * stored next tick is kept.
+   */
   readonly definitionHash: string;
   /** The first tick strictly after `after`, or null when the pattern never fires again. */
   nextTick(after: Date): Date | null;
@@ -173,9 +176,6 @@ export function defineSchedule<TInput>(options: ScheduleOptions<TInput>): Schedu
   const nextTick = cron
     ? (after: Date) => nextCronTick(cron, after)
     : (after: Date) => everyNextTick(everyMs!, after);
-  const definitionHash = createHash('sha256')
-    .update(JSON.stringify([options.cron ?? null, everyMs, timezone, options.job.name, queue, priority, overlap, misfire, expect]))
-    .digest('hex')
-    .slice(0, 16);
+  const definitionHash = shortHash([options.cron ?? null, everyMs, timezone, options.job.name, queue, priority, overlap, misfire, expect]);
   return Object.freeze({ name, cron: options.cron ?? null, everyMs, timezone, job: options.job, payload, queue, priority, overlap, overlapExplicit: options.overlap !== undefined, misfire, expect, heartbeat, definitionHash, nextTick });
 }

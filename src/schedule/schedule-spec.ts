@@ -1,4 +1,5 @@
 import { Cron } from 'croner';
+import { createHash } from 'node:crypto';
 import type { ScheduleSyncItem } from '../driver/schedule-params.js';
 import type { ScheduleDefinition } from './define-schedule.js';
 import { nextCronTick } from './next-cron-tick.js';
@@ -35,7 +36,24 @@ export function everyNextTick(everyMs: number, after: Date): Date {
   return new Date((Math.floor(after.getTime() / everyMs) + 1) * everyMs);
 }
 
+/** A short, stable hash of `parts` (their JSON): what `definitionHash` and {@link scheduleTimingHash} are. */
+export function shortHash(parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+/**
+ * Hash of exactly what decides a schedule's tick times (`nextTick`): a cron pattern and the time zone it is read in,
+ * or an `every` interval (epoch-aligned, so no time zone). Two definitions with the same timing hash have the same
+ * ticks, so a sync that changes anything else (priority, queue, overlap, misfire, `expect`, the job) keeps the stored
+ * `next_run_at`, and a tick due then is not dropped.
+ */
+export function scheduleTimingHash(s: Pick<ScheduleDefinition, 'cron' | 'everyMs' | 'timezone'>): string {
+  return shortHash(s.cron !== null ? ['cron', s.cron, s.timezone] : ['every', s.everyMs]);
+}
+
 /** The row a definition is synced as, with its first tick after `now` (database time). */
 export function toSyncItem(s: ScheduleDefinition, now: Date): ScheduleSyncItem {
-  return { name: s.name, definitionHash: s.definitionHash, specJson: JSON.stringify(scheduleSpec(s)), firstRunAt: s.nextTick(now) };
+  return {
+    name: s.name, definitionHash: s.definitionHash, timingHash: scheduleTimingHash(s), specJson: JSON.stringify(scheduleSpec(s)), firstRunAt: s.nextTick(now),
+  };
 }

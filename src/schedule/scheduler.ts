@@ -67,7 +67,10 @@ export class Scheduler extends Service {
     this.#byName = new Map(deps.schedules.map((s) => [s.name, s]));
   }
 
-  /** Writes the code's schedules to the database: new ones added, changed ones reset, missing ones removed. */
+  /**
+   * Writes the code's schedules to the database: new ones added, changed ones stored (their next tick reset only when
+   * their timing changed), missing ones removed.
+   */
   async sync(): Promise<void> {
     const now = await this.#now();
     await this.#deps.driver.scheduleSync({

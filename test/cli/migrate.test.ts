@@ -9,14 +9,15 @@ afterEach(async () => {
 
 /**
  * Both databases' migrations up to 0014, then PostgreSQL's 0015 (hand-off registrations: no SQLite twin), then
- * both, then PostgreSQL's 0017 (the registrations' channel), then both (0018, retention's index by job name).
+ * both, then PostgreSQL's 0017 (the registrations' channel), then both (0018, retention's index by job name; 0019,
+ * the schedules' timing hash).
  */
 const COMMON = ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx', '0004_idempotency', '0005_audit', '0006_alerts', '0007_tracing_retention', '0008_attempts_unconstrained', '0009_rare_state_index', '0010_constraints_without_in_lists', '0011_completed_attempt_on_job', '0012_sparse_audit_time_index', '0013_audit_blocks', '0014_schedule_tick_writer'];
 
 describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => {
   const names = kind === 'sqlite'
-    ? [...COMMON, '0016_lock_grant_id', '0018_jobs_finished_name_idx']
-    : [...COMMON, '0015_handoff_waiters', '0016_lock_grant_id', '0017_handoff_channel', '0018_jobs_finished_name_idx'];
+    ? [...COMMON, '0016_lock_grant_id', '0018_jobs_finished_name_idx', '0019_schedule_timing_hash']
+    : [...COMMON, '0015_handoff_waiters', '0016_lock_grant_id', '0017_handoff_channel', '0018_jobs_finished_name_idx', '0019_schedule_timing_hash'];
   it('applies migrations, then reports already up to date', async () => {
     const db = kind === 'sqlite' ? await sqliteDatabase() : await postgresDatabase();
     cleanups.push(db);

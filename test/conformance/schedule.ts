@@ -1,5 +1,6 @@
 /**
- * Conformance: schedules (migration `0002_schedules_and_locks`) — `scheduleSync`, `scheduleDue`,
+ * Conformance: schedules (migrations `0002_schedules_and_locks`, `0019_schedule_timing_hash`) — `scheduleSync`
+ * (a changed definition keeps its due tick unless its timing changed), `scheduleDue`,
  * `scheduleAdvance` (the compare-and-swap, tick rows, overlap and deduplication), `scheduleTrigger`,
  * `schedulePause`/`scheduleResume`, `scheduleList`, `scheduleTickList`, `scheduleLastSuccess` and
  * `scheduleTicksAfter`. Every call gets an explicit `now`.
@@ -227,6 +228,67 @@ export function exerciseSchedule(kind: DriverKind): void {
         await tdb.driver.scheduleResume({ name: 'a', expectedHash: 'h2', nextRunAt: at(5 * MINUTE), now: at(2 * MINUTE) });
         expect(await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE))], at(5 * MINUTE))).toEqual(NOT_ADVANCED);
         expect((await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE))], at(5 * MINUTE), { hash: 'h2' })).advanced).toBe(true);
+      });
+
+      it('a changed hash with the stored timing hash keeps next_run_at: the due tick stays due, and only the new hash fires it, once', async () => {
+        await sync([item('a', { timingHash: 't1' }), item('b', { timingHash: 't1' })], at(0));
+        await tdb.driver.schedulePause({ name: 'b', now: at(1_000) });
+        // At +1m10s the +1m tick is due, not handled yet, when a deploy changes what fires (the priority), not when.
+        const a2 = item('a', { definitionHash: 'h2', timingHash: 't1', specJson: '{"every":"1m","priority":7}', firstRunAt: at(2 * MINUTE) });
+        const b2 = item('b', { definitionHash: 'h2', timingHash: 't1', specJson: '{"every":"1m","priority":7}', firstRunAt: at(2 * MINUTE) });
+        const now = at(MINUTE + 10_000);
+        await sync([a2, b2], now);
+        expect(await tdb.driver.scheduleList()).toEqual([
+          scheduleRow(a2, { nextRunAt: at(MINUTE), createdAt: at(0), updatedAt: now }),
+          scheduleRow(b2, { paused: true, nextRunAt: at(MINUTE), createdAt: at(0), updatedAt: now }),
+        ]);
+        expect((await tdb.driver.scheduleDue({ now, limit: 10 })).map((r) => r.name)).toEqual(['a']);
+        // An advance planned with the old definition matches nothing; one with the new fires the tick, once.
+        expect(await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE))], now)).toEqual(NOT_ADVANCED);
+        const job = tickJob('a', at(MINUTE), { priority: 7 });
+        const fired = await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job })], now, { hash: 'h2' });
+        expect(fired.ticks.map((t) => [t.tickAt, t.outcome])).toEqual([[at(MINUTE), 'fired']]);
+        expect(await advance('a', at(MINUTE), at(2 * MINUTE), [fire('a', at(MINUTE), { job })], now, { hash: 'h2' })).toEqual(NOT_ADVANCED);
+        expect((await getJob(tdb.driver, fired.ticks[0]!.jobId!)).priority).toBe(7);
+        expect(await countRows(tdb, 'jobs')).toBe(1);
+      });
+
+      it('a changed hash resets next_run_at when the timing hash changed or is missing on either side; a re-added schedule is reset whatever its timing', async () => {
+        const t1 = { timingHash: 't1' };
+        await sync([item('retimed', t1), item('untimed-item', t1), item('untimed-row'), item('readded', t1)], at(0));
+        await sync([item('retimed', t1), item('untimed-item', t1), item('untimed-row')], at(1_000), true);
+        const first = { firstRunAt: at(5 * MINUTE) };
+        await sync([
+          item('retimed', { ...first, definitionHash: 'h2', timingHash: 't2' }),
+          item('untimed-item', { ...first, definitionHash: 'h2' }),
+          item('untimed-row', { ...first, definitionHash: 'h2', timingHash: 't1' }),
+          item('readded', { ...first, ...t1 }),
+        ], at(MINUTE + 10_000), true);
+        expect((await tdb.driver.scheduleList()).map((r) => [r.name, r.nextRunAt])).toEqual(
+          ['readded', 'retimed', 'untimed-item', 'untimed-row'].map((name) => [name, at(5 * MINUTE)]),
+        );
+      });
+
+      it('a sync of the same hash fills in a missing timing hash and changes nothing else; an item without one erases none', async () => {
+        // `a` stored without a timing hash (as before migration 0019), `b` with one.
+        await sync([item('a'), item('b', { timingHash: 't1' })], at(0));
+        const before = await tdb.driver.scheduleList();
+        await sync([item('a', { timingHash: 't1', firstRunAt: at(9 * MINUTE) }), item('b', { firstRunAt: at(9 * MINUTE) })], at(1_000));
+        expect(await tdb.driver.scheduleList()).toEqual(before);
+        // Both now keep their due tick through a change of what fires.
+        await sync([item('a', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(9 * MINUTE) }), item('b', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(9 * MINUTE) })], at(MINUTE + 10_000));
+        expect((await tdb.driver.scheduleList()).map((r) => [r.name, r.definitionHash, r.nextRunAt])).toEqual([['a', 'h2', at(MINUTE)], ['b', 'h2', at(MINUTE)]]);
+      });
+
+      it('a sync of the same timing after an advance keeps the advanced next_run_at: each tick fires once', async () => {
+        await sync([item('a', { timingHash: 't1' })], at(0));
+        await fireOnce('a', at(MINUTE), at(MINUTE + 10_000));
+        await sync([item('a', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(3 * MINUTE) })], at(MINUTE + 20_000));
+        expect((await listed(tdb.driver, 'a')).nextRunAt).toEqual(at(2 * MINUTE));
+        expect(await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE))], at(2 * MINUTE))).toEqual(NOT_ADVANCED);
+        expect((await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE))], at(2 * MINUTE), { hash: 'h2' })).advanced).toBe(true);
+        expect((await tdb.driver.scheduleTickList({ name: 'a' })).map((t) => [t.tickAt, t.outcome])).toEqual([[at(2 * MINUTE), 'fired'], [at(MINUTE), 'fired']]);
+        expect(await countRows(tdb, 'jobs')).toBe(2);
       });
 
       it('removeMissing marks the others removed: gone from scheduleList and scheduleDue, not found or advanced any more', async () => {
@@ -751,14 +813,17 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await countTable(tdb, 'schedule_ticks')).toBe(0);
       });
 
-      it('with define, stores a schedule never synced (as a first sync would) and triggers it', async () => {
-        const a = item('a', { firstRunAt: at(MINUTE) });
+      it('with define, stores a schedule never synced (as a first sync would, timing hash included) and triggers it', async () => {
+        const a = item('a', { firstRunAt: at(MINUTE), timingHash: 't1' });
         const result = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'cli', now: at(2_000), define: a });
         expect(result.tickAt).toEqual(at(2_000));
         const row = await listed(tdb.driver, 'a');
         expect({ ...row, lastTick: null }).toEqual(scheduleRow(a, { createdAt: at(2_000), updatedAt: at(2_000) }));
         expect([row.lastTick?.kind, row.lastTick?.jobId]).toEqual(['triggered', result.jobId]);
         expect(await countRows(tdb, 'jobs')).toBe(1);
+        // Its timing hash was stored: a change of what fires keeps its next run.
+        await sync([item('a', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(5 * MINUTE) })], at(3_000));
+        expect((await listed(tdb.driver, 'a')).nextRunAt).toEqual(at(MINUTE));
       });
 
       it('with define, leaves a stored schedule as it is, and a removed one removed (ScheduleNotFoundError)', async () => {

@@ -144,8 +144,9 @@ describe.each(DRIVER_KINDS)('exactly once per tick (%s)', (kind) => {
     await clock.set(T0 + 4 * HOUR + 1_000);
     expect(await a.runSchedulerOnce()).toBe(1);
 
-    // A new deploy (changed definition: the sync resets next_run_at) on a host whose clock reads 03:00:01.
-    const v2 = defineSchedule({ name: 'hourly', cron: '0 * * * *', job: noopJob, overlap: 'queue-one' });
+    // A new deploy on a host whose clock reads 03:00:01, with a changed pattern (the same ticks, but a changed timing
+    // resets next_run_at, to the first tick after that host's time).
+    const v2 = defineSchedule({ name: 'hourly', cron: '0 */1 * * *', job: noopJob, overlap: 'queue-one' });
     const behind = new FakeClock(T0 + 3 * HOUR + 1_000);
     const b = makeWarden(tdb, { schedules: [v2], clock: behind });
     wardens.push(b);
