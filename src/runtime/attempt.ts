@@ -14,7 +14,7 @@ import { createRedactor, type Redactor } from '../observe/redact.js';
 import { type Completer, endingRecorded } from './completer.js';
 import { isError, toErrorInfo } from './error-info.js';
 import { createJobContext } from './job-context.js';
-import { JobTransaction } from './job-transaction.js';
+import { type AfterBody, JobTransaction } from './job-transaction.js';
 import { settledUnlessAborted } from './settled-unless-aborted.js';
 
 /** What every attempt needs from its worker. */
@@ -76,6 +76,13 @@ export class Attempt {
   readonly started: ClockMark;
   /** Set by an iteration that saved its checkpoint and hands over: the attempt ends as `yielded`. */
   yieldRequest: { reason: YieldReason; done: number } | null = null;
+  /**
+   * Set by a transactional iteration: the transaction its last batch joined (another call opened it), holding that
+   * batch's writes and checkpoint, while it was not known to have committed when the iteration went on. Should it roll
+   * back, the attempt must not complete, though its handler returned (it may have caught the failure of that
+   * transaction's opener): its items would never be processed.
+   */
+  batchTransaction: JobTransaction | null = null;
   /**
    * The transaction the job context has open (`ctx.transaction`, a transactional step or batch). Job-context
    * writes made meanwhile go through it: on SQLite the driver's own connection could not write while it is
@@ -208,9 +215,13 @@ export class Attempt {
       // The timeout still bounds the wait for writes in flight: one that never answers ends the attempt as a timeout.
       if (this.#writes !== null && this.#writes.size > 0) await this.#writesSettled();
       cancelTimeout?.();
+      // Settled by now: its opener is a step, which the wait above covered (unless the attempt was aborted, which
+      // submitted its own ending), or ctx.transaction, which the handler awaits (whose committed completion won).
+      const batchOutcome = this.batchTransaction?.outcome;
       // An iteration that handed over throws to unwind the handler; that is not a failure.
       if (this.yieldRequest) await this.#endYielded();
       else if (threw) await this.fail('failed', error, nonRetryable);
+      else if (batchOutcome?.committed === false) await this.fail('failed', batchOutcome.error, isNonRetryable(batchOutcome.error));
       else await this.end('completed', 'completed', 0, null);
     } catch (error) {
       // Something outside the handler threw (a schema's validator, a tracer): the attempt still gets its ending, a
@@ -401,11 +412,12 @@ export class Attempt {
    * completion). When the job context has a transaction open, the call joins it, nested or beside its opener: that
    * transaction then commits or rolls back only once every call that joined it has finished (see
    * {@link JobTransaction}). Otherwise it opens a new one from the driver, open for the job context's writes until it
-   * ends. `body` gets a handle usable only while it runs; `after` the transaction's own.
+   * ends. `body` gets a handle usable only while it runs; `after` the transaction's own, and the transaction: a call
+   * that joined resolves before that one commits, and only its {@link JobTransaction.outcome} tells it committed.
    * @param holder what `body` belongs to, for errors: `step "charge"`, `ctx.transaction`.
    * @throws TransactionEndedError when `body` uses its handle after it returned or after the transaction ended
    */
-  inTransaction<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>): Promise<R> {
+  inTransaction<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: AfterBody<T, R>): Promise<R> {
     const open = this.#activeTx;
     // One about to commit (sealed) is not joined: the call opens its own, after it on SQLite (one writer).
     if (open !== null && (open.joinable || open.failed)) {
@@ -413,16 +425,30 @@ export class Attempt {
       this.assertRunning(holder);
       return open.join(holder, body, after);
     }
-    return this.deps.driver.transaction(async (raw) => {
-      const opened = new JobTransaction(raw, this.row.id, holder);
-      this.#activeTx = opened;
-      try {
-        return await opened.run(body, after, this.controller.signal);
-      } finally {
-        if (this.#activeTx === opened) this.#activeTx = null;
-        opened.end();
-      }
-    });
+    return this.#openTransaction(holder, body, after);
+  }
+
+  /** {@link Attempt.inTransaction} opening a new transaction: settles once it committed or rolled back, and says which. */
+  async #openTransaction<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: AfterBody<T, R>): Promise<R> {
+    // Not narrowed to null: assigned inside the driver's callback.
+    let opened = null as JobTransaction | null;
+    try {
+      const result = await this.deps.driver.transaction(async (raw) => {
+        const transaction = (opened = new JobTransaction(raw, this.row.id, holder));
+        this.#activeTx = transaction;
+        try {
+          return await transaction.run(body, after, this.controller.signal);
+        } finally {
+          if (this.#activeTx === transaction) this.#activeTx = null;
+          transaction.end();
+        }
+      });
+      opened?.settle(null);
+      return result;
+    } catch (error) {
+      opened?.settle({ error });
+      throw error;
+    }
   }
 
   /**

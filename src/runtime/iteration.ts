@@ -6,6 +6,7 @@ import { booleanOption } from '../validation/boolean-option.js';
 import { parseDuration } from '../validation/duration.js';
 import type { Attempt } from './attempt.js';
 import { ref } from './attempt.js';
+import type { JobTransaction } from './job-transaction.js';
 
 /** Checkpoint cadence when `checkpointEvery` leaves it out. */
 export const DEFAULT_CHECKPOINT_EVERY = { items: 1000, seconds: 5 } as const;
@@ -15,7 +16,9 @@ export const DEFAULT_CHECKPOINT_EVERY = { items: 1000, seconds: 5 } as const;
  * under the attempt's lease, and resuming from the saved cursor on a later attempt. See docs/idempotency.md.
  *
  * A crash loses at most the batches since the last save: those are processed again by the next attempt (at
- * least once, never skipped). With `transaction: true` each batch commits with its own checkpoint instead.
+ * least once, never skipped). With `transaction: true` each batch commits with its own checkpoint instead; a batch
+ * that joined another call's open transaction commits or rolls back with it, and the iteration never goes on into
+ * another transaction past one that may still roll back (see the loop).
  */
 export async function runIteration<TItem, TCursor>(attempt: Attempt, options: IterateOptions<TItem, TCursor>): Promise<IterateResult> {
   const settings = resolveIterateOptions(options as IterateOptions<unknown, unknown>);
@@ -37,6 +40,9 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
   let cursorMoved = false;
   // Elapsed time, not wall time: a wall clock stepped back would hold the next save back by the step.
   let lastSave = markClock(clock);
+  // The transaction the last batch joined (another call opened it), until it is known to have committed: that
+  // batch's writes and checkpoint commit with it, after the batch returned, or roll back with it.
+  let uncommitted: JobTransaction | null = null;
   const what = `the checkpoint cursor of job ${row.id}`;
   const save = async (checkpointJson: string, progressDone: number, tx: TransactionHandle = attempt.activeTx) => {
     await attempt.guardedWrite('checkpoint', 'a checkpoint of ctx.iterate', () =>
@@ -60,13 +66,30 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     const checkpointJson = encodeJson(what, { cursor: finished ? cursor : page.next, finished } satisfies IterationCheckpoint, payloadLimit);
     const batchCursor = cursor;
     if (settings.transaction) {
-      // Progress counts only once the batch's transaction committed: a rollback takes the batch back entirely.
+      // While the last batch's transaction takes calls, this batch joins it too and shares its fate (or is refused
+      // with the failure it will roll back for). Otherwise this batch goes into another one, whose checkpoint must
+      // not commit past the last batch's unless that one committed: wait for it (sealed or ended, it waits for
+      // nothing of this iteration), and throw the failure it rolled back for. Checked in the turn inTransaction
+      // decides, so that "takes calls" still holds when it joins.
+      if (uncommitted !== null && !uncommitted.joinable) {
+        await uncommitted.committed();
+        uncommitted = null;
+      }
+      // Progress counts once the batch's transaction committed (a rollback takes the batch back entirely), or, for one
+      // it joined, once it returned: a rollback of that one then fails this iteration or its attempt (see below).
       const progressDone = done + page.items.length;
-      await attempt.inTransaction(
+      const holder = await attempt.inTransaction(
         'a batch of ctx.iterate',
         (tx) => (page.items.length > 0 ? options.batch(page.items, { cursor: batchCursor, tx, signal }) : undefined),
-        (_, tx) => save(checkpointJson, progressDone, tx),
+        async (_, tx, transaction) => {
+          await save(checkpointJson, progressDone, tx);
+          return transaction;
+        },
       );
+      // One this batch opened has committed by now; one it joined commits when its opener does. The attempt checks
+      // the last one before it completes: the iteration may return before it ends (it can run inside its opener).
+      uncommitted = holder.outcome?.committed === true ? null : holder;
+      attempt.batchTransaction = uncommitted;
       done = progressDone;
       processed += page.items.length;
       afterSave(done);

@@ -13,6 +13,10 @@ import { settledUnlessAborted } from './settled-unless-aborted.js';
  * The opener waits for the calls that joined, bounded by the attempt's abort (its timeout, a lost lease, the end of a
  * shutdown's grace), then rolls back: a call that joined and waits for its opener to return would otherwise wait
  * for ever.
+ *
+ * A call that joined returns before the commit, so its writes may still roll back after it returned. Whoever moves
+ * on from its result past this transaction (ctx.iterate, whose next checkpoint would commit elsewhere) reads how it
+ * ended: {@link JobTransaction.outcome}, {@link JobTransaction.committed}.
  */
 export class JobTransaction {
   readonly #raw: TransactionHandle;
@@ -28,6 +32,10 @@ export class JobTransaction {
   readonly #joined = new Set<Promise<unknown>>();
   /** Why it will roll back: the first failure of its opener or of a call that joined it. */
   #failure: { error: unknown } | null = null;
+  /** How it ended, once its COMMIT or ROLLBACK returned (see {@link JobTransaction.settle}); null until then. */
+  #outcome: TransactionOutcome | null = null;
+  /** The callers of {@link JobTransaction.committed} waiting for the outcome; made on first use. */
+  #waiting: (() => void)[] | null = null;
 
   /**
    * @param raw the driver's transaction handle, open until the driver's transaction function returns.
@@ -55,11 +63,11 @@ export class JobTransaction {
    * transaction commits when this resolves and rolls back when it rejects, never before those calls finished (or
    * the attempt was aborted).
    */
-  async run<T, R>(body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>, signal: AbortSignal): Promise<R> {
+  async run<T, R>(body: (tx: TransactionHandle) => Promise<T> | T, after: AfterBody<T, R>, signal: AbortSignal): Promise<R> {
     try {
       const value = await this.#body(this.#opener, body);
       await this.#joinedSettled(signal);
-      const result = await after(value, this.handle);
+      const result = await after(value, this.handle, this);
       // A step or batch opener's record: calls may have joined while it was written. The wait resumes turns after
       // the last joined call settled, and a call may join in those: checked again, then sealed in this same turn.
       do await this.#joinedSettled(signal);
@@ -80,9 +88,9 @@ export class JobTransaction {
    * before the transaction commits (its opener may be waiting for it). Refused, without running `body`, when the
    * transaction is bound to roll back already; rejects with that failure when it became so meanwhile.
    */
-  async join<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: (value: T, tx: TransactionHandle) => Promise<R>): Promise<R> {
+  async join<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: AfterBody<T, R>): Promise<R> {
     this.#throwIfFailed();
-    const work = this.#body(holder, body).then((value) => after(value, this.handle));
+    const work = this.#body(holder, body).then((value) => after(value, this.handle, this));
     this.#joined.add(work);
     try {
       const result = await work;
@@ -105,6 +113,35 @@ export class JobTransaction {
   /** Marks it ended, before its COMMIT or ROLLBACK: every handle it gave out refuses use from now on. */
   end(): void {
     this.#open = false;
+  }
+
+  /**
+   * Records how it ended, once the driver's transaction returned: committed (`rollback` null), or rolled back for
+   * the first failure of its opener or of a call that joined it, else for `rollback.error` (a failed COMMIT, which
+   * counts as rolled back: whoever waits on it then resumes from what surely committed).
+   */
+  settle(rollback: { error: unknown } | null): void {
+    this.#outcome = rollback === null ? { committed: true } : { committed: false, error: (this.#failure ?? rollback).error };
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    if (waiting !== null) for (const wake of waiting) wake();
+  }
+
+  /** How it ended: null until its COMMIT or ROLLBACK returned. */
+  get outcome(): TransactionOutcome | null {
+    return this.#outcome;
+  }
+
+  /**
+   * Resolves once it committed; rejects with the failure it rolled back for, at once when it is bound to roll back.
+   * Waiting on one that calls may still join (see {@link JobTransaction.joinable}) can wait for ever when the caller is
+   * nested in its opener's function: wait only on one that is sealed or ended.
+   */
+  async committed(): Promise<void> {
+    this.#throwIfFailed();
+    if (this.#outcome === null) await new Promise<void>((resolve) => (this.#waiting ??= []).push(resolve));
+    const outcome = this.#outcome!;
+    if (!outcome.committed) throw outcome.error;
   }
 
   /** Runs `body` with a handle of its own, refused once `body` settled or the transaction ended. */
@@ -141,6 +178,16 @@ export class JobTransaction {
     if (this.#failure !== null) throw this.#failure.error;
   }
 }
+
+/** How a {@link JobTransaction} ended: committed, or rolled back for `error`. */
+export type TransactionOutcome = { committed: true } | { committed: false; error: unknown };
+
+/**
+ * Warden's own writes in a transaction after a call's function (a record, a checkpoint, the completion): gets the
+ * function's value, the transaction's handle, and the transaction itself (whose {@link JobTransaction.outcome} tells a
+ * call that joined it whether its writes committed).
+ */
+export type AfterBody<T, R> = (value: T, tx: TransactionHandle, transaction: JobTransaction) => Promise<R>;
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
 
