@@ -25,9 +25,10 @@ import { findMissedRun, lastSuccessTick, type MissedRunFinding, MAX_COUNTED_TICK
 /** Open alerts read per pass (the driver's most), and open run-too-long alerts read per pass. */
 const OPEN_READ = 10_000;
 /**
- * Dead-letter alerts, and run-too-long alerts, checked for resolution per pass (one job read each). Each pass takes
- * up where the last one stopped, so with `n` open each is checked at least once every
- * `ceil(n / ALERTS_CHECKED)` passes.
+ * Dead-letter alerts, and run-too-long alerts, checked for resolution per pass (their jobs read in one
+ * `jobGetMany` per rule). Checks go in rounds over the alerts open when the round began, each pass taking up where the
+ * last one stopped: with `n` open at a round's start, the round takes `ceil(n / ALERTS_CHECKED)` passes, and an
+ * alert opened meanwhile waits for the next round, so no number of them can hold a round back.
  */
 export const ALERTS_CHECKED = 200;
 /**
@@ -63,8 +64,8 @@ export interface AlertMonitorDeps {
 export class AlertMonitor {
   readonly #deps: AlertMonitorDeps;
   #task: PeriodicTask | null = null;
-  /** Per rule, the last alert checked for resolution, in {@link byOpening} order: the next pass starts after it. */
-  readonly #checkedCursors = new Map<AlertRule, OpeningCursor>();
+  /** Per rule with more alerts open than a pass checks, the round of resolution checks under way. */
+  readonly #rounds = new Map<AlertRule, CheckRound>();
   /** The lowest id of the last full page of dead jobs: the next pass reads below it (undefined: from the newest). */
   #deadJobCursor: string | undefined;
   /** The last attempt of the last full page of running ones: the next pass reads after it (undefined: from the oldest). */
@@ -259,34 +260,67 @@ export class AlertMonitor {
 
   /**
    * Resolves the alerts of `rule`, about one attempt of a job each (details `jobId`, `attempt`), whose condition
-   * `resolution` finds ended on reading the job (null: it still holds). This pass's share of them, each read once.
+   * `resolution` finds ended on reading the job (null: it still holds). This pass's share of them, their jobs read
+   * in one statement.
    */
   async #resolveEnded(rule: AlertRule, open: AlertRow[], since: Date, resolution: (job: JobRow | null, alert: AlertRow) => string | null): Promise<void> {
     const { driver, notifier } = this.#deps;
-    for (const alert of this.#toCheck(rule, open)) {
-      // Set before the read: an alert whose check throws is passed over by the next pass instead of stopping each at it.
-      this.#checkedCursors.set(rule, { openedAt: alert.openedAt, key: alert.key });
+    const alerts = this.#toCheck(rule, open);
+    if (alerts.length === 0) return;
+    // Passed before the read: a read that throws (say, on a row it cannot decode) passes this share over, where
+    // trying it again would stop every pass at it.
+    this.#passed(rule, alerts.at(-1)!);
+    const ids = alerts.map((a) => a.details.jobId).filter((id): id is string => typeof id === 'string');
+    // An id that names no job (or is no job id) has no row, and reads as `jobGet`'s null.
+    const jobs = new Map((ids.length === 0 ? [] : await driver.jobGetMany({ ids })).map((job) => [job.id, job]));
+    for (const alert of alerts) {
+      // Set before the resolve: an alert whose resolve throws is passed over, and the next pass checks those after it.
+      this.#passed(rule, alert);
       const jobId = alert.details.jobId;
       if (typeof jobId !== 'string') continue;
-      const ended = resolution(await driver.jobGet({ id: jobId }), alert);
+      const ended = resolution(jobs.get(jobId) ?? null, alert);
       if (ended !== null) await notifier.resolve(alert.key, { ...alert.details, resolution: ended }, since);
     }
   }
 
   /**
-   * This pass's share of the open alerts of `rule`: every one when there are at most {@link ALERTS_CHECKED},
-   * otherwise the next {@link ALERTS_CHECKED} after the last one checked, oldest first and around again. A
-   * fixed window (say, the newest) would never reach the others however long they stay open, and reading every
-   * alert's job each pass would cost a read per open alert every `checkInterval`.
+   * This pass's share of the open alerts of `rule`: every one when there are at most {@link ALERTS_CHECKED}.
+   * Otherwise the next {@link ALERTS_CHECKED} of the round under way, oldest first, or, when that round is done,
+   * the first of a new one over every alert open now. A fixed window (say, the newest) would never reach the others
+   * however long they stay open, reading every alert's job each pass would cost a read per open alert every
+   * `checkInterval`, and a round that took in the alerts opened during it would never end while more than
+   * {@link ALERTS_CHECKED} opened a pass, never coming back to those it had checked.
    */
   #toCheck(rule: AlertRule, open: AlertRow[]): AlertRow[] {
     const alerts = open.filter((a) => a.rule === rule).sort(byOpening);
-    if (alerts.length <= ALERTS_CHECKED) return alerts;
-    const cursor = this.#checkedCursors.get(rule);
-    const next = cursor === undefined ? 0 : alerts.findIndex((a) => byOpening(a, cursor) > 0);
-    const start = next === -1 ? 0 : next;
-    return [...alerts.slice(start), ...alerts.slice(0, start)].slice(0, ALERTS_CHECKED);
+    if (alerts.length <= ALERTS_CHECKED) {
+      this.#rounds.delete(rule);
+      return alerts;
+    }
+    const round = this.#rounds.get(rule);
+    const rest = round ? alerts.filter((a) => (round.after === undefined || byOpening(a, round.after) > 0) && byOpening(a, round.last) <= 0) : [];
+    if (rest.length > 0) return rest.slice(0, ALERTS_CHECKED);
+    const { openedAt, key } = alerts.at(-1)!;
+    this.#rounds.set(rule, { last: { openedAt, key } });
+    return alerts.slice(0, ALERTS_CHECKED);
   }
+
+  /** Records `alert` as checked in its rule's round, if one is under way: the next pass starts after it. */
+  #passed(rule: AlertRule, alert: AlertRow): void {
+    const round = this.#rounds.get(rule);
+    if (round) round.after = { openedAt: alert.openedAt, key: alert.key };
+  }
+}
+
+/**
+ * A round of resolution checks of one rule: the alerts open when it began, oldest first, {@link ALERTS_CHECKED} a
+ * pass. Places are in {@link byOpening} order, which an open alert keeps from pass to pass.
+ */
+interface CheckRound {
+  /** The newest alert open when the round began: those opened after it wait for the next round. */
+  readonly last: OpeningCursor;
+  /** The last alert checked in this round (undefined: none yet). */
+  after?: OpeningCursor;
 }
 
 /** Where a dead-letter alert's job stands: null while it is still dead at that attempt. */

@@ -17,8 +17,8 @@
 import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../job/job-record.js';
 import type {
   GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
-  JobInsertManyParams, JobInsertResult, JobLease, JobLeaseCheckParams, JobLeaseCheckResult, JobLeaseResult, JobListParams,
-  JobReleaseParams, JobRescueParams,
+  JobGetManyParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseCheckParams, JobLeaseCheckResult, JobLeaseResult,
+  JobListParams, JobReleaseParams, JobRescueParams,
   JobStepRecordParams, JobStepRow, ListenParams, RescuedJob, UniqueInsert,
 } from './job-params.js';
 import type {
@@ -47,7 +47,7 @@ export type {
   JobInsert, UniqueInsert, JobInsertManyParams, JobInsertResult, JobClaimParams, ListenParams, JobLease,
   JobHeartbeatParams, JobReleaseParams, JobLeaseCheckParams, JobLeaseCheckResult, JobLeaseResult, JobFinish,
   JobFinishManyParams, JobStepRecordParams,
-  JobStepRow, JobCheckpointParams, GuardedWriteResult, JobRescueParams, RescuedJob, JobListParams,
+  JobStepRow, JobCheckpointParams, GuardedWriteResult, JobRescueParams, RescuedJob, JobListParams, JobGetManyParams,
 } from './job-params.js';
 
 /** What differs between databases, so core code never checks a driver's name. */
@@ -151,6 +151,15 @@ export interface Driver {
   /** Applies attempt endings, each guarded by its lease; records an attempt row for each applied one. */
   jobFinishMany(params: JobFinishManyParams): Promise<JobLeaseResult>;
   jobGet(params: { id: string }): Promise<JobRow | null>;
+  /**
+   * The jobs of up to 1,000 ids (`JOB_GET_MANY_MAX_IDS`) in one statement, each by its primary key: the rows of
+   * those that exist, each once, in no particular order. An id `jobGet` would answer null for (unknown, or not a job
+   * id) has no row. For a caller with many jobs to look at (the alert monitor's resolution checks), one round trip
+   * instead of one per job.
+   * @throws InvalidOptionError when `ids` is not an array of at most 1,000 elements (a longer list is refused, never
+   * cut short: split it).
+   */
+  jobGetMany(params: JobGetManyParams): Promise<JobRow[]>;
   /**
    * Renews leases: `lease_expires_at = now + leaseMs` for each lease still held. On PostgreSQL a held lease whose
    * row another transaction holds locked is skipped: neither applied nor stale, renewed at the next beat.

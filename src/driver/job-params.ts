@@ -275,6 +275,15 @@ export interface JobListParams {
   beforeId?: string;
 }
 
+/**
+ * The jobs of `ids` (`jobGetMany`): at most {@link JOB_GET_MANY_MAX_IDS} ids, a longer list is refused rather than
+ * cut short; callers with more split them. An id that is not a job id as `jobGet` reads it, or names no job, has no
+ * row; a repeated id has one.
+ */
+export interface JobGetManyParams {
+  ids: readonly string[];
+}
+
 /** How many jobs a listing returns when no `limit` is given. */
 export const JOB_LIST_DEFAULT_LIMIT = 50;
 

@@ -7,23 +7,22 @@
  * (docs/alerts.md, Limits). Time is a fake clock; each pass is one `alerts.check()`.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ALERT_WEBHOOK_JOB } from '../../src/alerts/alert-delivery.js';
 import { DEAD_JOBS_READ, DEAD_LETTERS_OPENED } from '../../src/alerts/alert-monitor.js';
-import type { AlertRulesOptions } from '../../src/alerts/alert-options.js';
-import { FakeClock } from '../../src/clock/fake-clock.js';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import { deadLetterKey } from '../../src/driver/alert-params.js';
-import type { Driver, JobInsert } from '../../src/driver/driver.js';
+import type { JobInsert } from '../../src/driver/driver.js';
 import { defineJob } from '../../src/job/define-job.js';
 import type { JobRow } from '../../src/job/job-record.js';
 import { claim, errorInfo, finishOf, insertJobs } from '../conformance/helpers.js';
 import { deferred } from '../runtime/helpers.js';
-import { makeWarden, MINUTE, silent, T0 } from '../schedule/helpers.js';
+import { MINUTE, silent } from '../schedule/helpers.js';
+import { alertTestBed, onlyRules } from '../support/alert-rules.js';
 import { overrideDriver, type DriverOverrides } from '../support/override-driver.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 
-const RULES: AlertRulesOptions = { deadLetter: true, consecutiveFailures: false, failureRate: false, missedRun: false, runTooLong: false, queueLag: false, leaseExpiry: false };
+const RULES = onlyRules({ deadLetter: true });
 /** Dead at its first attempt, its error quoting the payload's sensitive card number. */
 const doomed = defineJob<{ card: string }>({
   name: 'doomed', retry: { maxAttempts: 1 }, sensitive: ['card'],
@@ -33,26 +32,13 @@ const doomed = defineJob<{ card: string }>({
 });
 
 describe.each(DRIVER_KINDS)('dead-letter alerts the monitor opens (%s)', (kind) => {
-  let tdb: TestDatabase;
-  let warden: Warden | undefined;
-  let driver: Driver | undefined;
-  let clock: FakeClock;
-
-  beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-    clock = new FakeClock(T0);
-  });
-
-  afterEach(async () => {
-    await warden?.close();
-    await driver?.close();
-    await tdb?.cleanup();
-  });
+  const bed = alertTestBed(kind);
+  let warden: Warden;
 
   /** A Warden alerting dead letters, on a driver of its own with `overrides`. */
   function alerting(overrides: DriverOverrides = {}): Warden {
-    driver = overrideDriver(tdb.newDriver(), overrides);
-    return createWarden({ database: driver, logger: silent, clock, jobs: [doomed], alerts: { rules: RULES } });
+    const driver = bed.closeAfter(overrideDriver(bed.tdb.newDriver(), overrides), (d) => d.close());
+    return bed.closeAfter(createWarden({ database: driver, logger: silent, clock: bed.clock, jobs: [doomed], alerts: { rules: RULES } }), (w) => w.close());
   }
 
   /** The keys of the alerts this Warden opened, in order. */
@@ -64,12 +50,12 @@ describe.each(DRIVER_KINDS)('dead-letter alerts the monitor opens (%s)', (kind) 
 
   /** `count` jobs dead-lettered straight through the driver, as by a process that died before alerting. */
   async function deadWithoutEvents(count: number, jobs: Partial<JobInsert> = {}): Promise<JobRow[]> {
-    const now = new Date(clock.now());
-    const inserted = await insertJobs(tdb.driver, Array.from({ length: count }, () => ({ queue: 'doomed', ...jobs })), now);
+    const now = new Date(bed.clock.now());
+    const inserted = await insertJobs(bed.tdb.driver, Array.from({ length: count }, () => ({ queue: 'doomed', ...jobs })), now);
     const claimed: JobRow[] = [];
-    while (claimed.length < count) claimed.push(...(await claim(tdb.driver, { queues: ['doomed'], limit: 500, now })));
+    while (claimed.length < count) claimed.push(...(await claim(bed.tdb.driver, { queues: ['doomed'], limit: 500, now })));
     const error = (j: JobRow) => errorInfo(`card ${(j.payload as { card?: string }).card} declined`);
-    await tdb.driver.jobFinishMany({ items: claimed.map((j) => finishOf(j, { outcome: 'failed', state: 'dead', error: error(j) })), now });
+    await bed.tdb.driver.jobFinishMany({ items: claimed.map((j) => finishOf(j, { outcome: 'failed', state: 'dead', error: error(j) })), now });
     return inserted;
   }
 
@@ -91,7 +77,7 @@ describe.each(DRIVER_KINDS)('dead-letter alerts the monitor opens (%s)', (kind) 
     expect(errors).toEqual([`dead-letter alert for job ${id}`]);
     expect(opened).toEqual([]);
 
-    await clock.advance(MINUTE);
+    await bed.clock.advance(MINUTE);
     await warden.alerts.check();
     for (let pass = 0; pass < 3; pass++) await warden.alerts.check();
     expect(opened).toEqual([deadLetterKey(id, 1)]);
@@ -114,10 +100,10 @@ describe.each(DRIVER_KINDS)('dead-letter alerts the monitor opens (%s)', (kind) 
       jobId: job!.id, job: 'doomed', queue: 'doomed', schedule: null, attempt: 1, reason: 'failed', error: { name: 'Error', message: 'card [redacted] declined' },
     });
     // A lease lost for good: the rescue's attempt says so.
-    const [lost] = await insertJobs(tdb.driver, [{ name: 'doomed', queue: 'lost', maxAttempts: 1 }], new Date(clock.now()));
-    await claim(tdb.driver, { queues: ['lost'], leaseMs: 1_000, now: new Date(clock.now()) });
-    await clock.advance(MINUTE);
-    expect((await tdb.driver.jobRescue({ maxLost: 5, limit: 10, now: new Date(clock.now()) })).map((j) => [j.id, j.state])).toEqual([[lost!.id, 'dead']]);
+    const [lost] = await insertJobs(bed.tdb.driver, [{ name: 'doomed', queue: 'lost', maxAttempts: 1 }], new Date(bed.clock.now()));
+    await claim(bed.tdb.driver, { queues: ['lost'], leaseMs: 1_000, now: new Date(bed.clock.now()) });
+    await bed.clock.advance(MINUTE);
+    expect((await bed.tdb.driver.jobRescue({ maxLost: 5, limit: 10, now: new Date(bed.clock.now()) })).map((j) => [j.id, j.state])).toEqual([[lost!.id, 'dead']]);
     await warden.alerts.check();
     expect(opened).toEqual([deadLetterKey(job!.id, 1), deadLetterKey(lost!.id, 1)]);
     expect((await warden.alerts.list({ state: 'open' }))[0]!.details).toMatchObject({ jobId: lost!.id, reason: 'lost' });
@@ -160,7 +146,7 @@ describe.each(DRIVER_KINDS)('dead-letter alerts the monitor opens (%s)', (kind) 
     await warden.alerts.settled();
     expect(await warden.alerts.resolve(deadLetterKey(id, 1), { actor: 'alice', reason: 'known' })).toMatchObject({ state: 'resolved' });
     await deadWithoutEvents(1, { name: ALERT_WEBHOOK_JOB });
-    await clock.advance(MINUTE);
+    await bed.clock.advance(MINUTE);
     await warden.alerts.check();
     expect(opened).toEqual([deadLetterKey(id, 1)]);
     expect((await warden.alerts.list({})).map((a) => [a.key, a.state])).toEqual([[deadLetterKey(id, 1), 'resolved']]);
@@ -182,11 +168,11 @@ describe.each(DRIVER_KINDS)('dead-letter alerts the monitor opens (%s)', (kind) 
     const jobs = await deadWithoutEvents(DEAD_JOBS_READ + 1);
     // Every one alerted but the oldest.
     for (let i = 1; i < jobs.length; i += 250) {
-      await Promise.all(jobs.slice(i, i + 250).map((j) => tdb.driver.alertOpen({
-        key: deadLetterKey(j.id, 1), rule: 'dead-letter', severity: 'critical', summary: 'dead', detailsJson: '{}', instance: 'test', since: null, now: new Date(clock.now()),
+      await Promise.all(jobs.slice(i, i + 250).map((j) => bed.tdb.driver.alertOpen({
+        key: deadLetterKey(j.id, 1), rule: 'dead-letter', severity: 'critical', summary: 'dead', detailsJson: '{}', instance: 'test', since: null, now: new Date(bed.clock.now()),
       })));
     }
-    warden = makeWarden(tdb, { clock, jobs: [doomed], alerts: { rules: RULES } });
+    warden = bed.warden({ jobs: [doomed], alerts: { rules: RULES } });
     const opened = openedKeys(warden);
     await warden.alerts.check();
     expect(opened).toEqual([]);

@@ -5,39 +5,25 @@
  * driver, so no handler ends them.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ALERT_DELIVERY_JOBS, ALERT_WEBHOOK_JOB } from '../../src/alerts/alert-delivery.js';
-import type { AlertRulesOptions } from '../../src/alerts/alert-options.js';
-import { FakeClock } from '../../src/clock/fake-clock.js';
-import type { Warden } from '../../src/client/warden.js';
 import { defineJob } from '../../src/job/define-job.js';
-import { makeWarden, MINUTE, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { MINUTE } from '../schedule/helpers.js';
+import { alertTestBed, onlyRules } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 
-const OFF: AlertRulesOptions = { deadLetter: false, consecutiveFailures: false, failureRate: false, missedRun: false, runTooLong: false, queueLag: false, leaseExpiry: false };
 const slow = defineJob({ name: 'slow', handler: () => undefined });
 
 describe.each(DRIVER_KINDS)('delivery jobs and the run-too-long rule (%s)', (kind) => {
-  let tdb: TestDatabase;
-  let warden: Warden;
-
-  beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-  });
-
-  afterEach(async () => {
-    await warden?.close();
-    await tdb?.cleanup();
-  });
+  const bed = alertTestBed(kind);
 
   it('never opens a run-too-long alert about a delivery job, and still does about the application\'s', async () => {
-    const clock = new FakeClock(T0);
-    warden = makeWarden(tdb, {
-      clock,
+    const { clock } = bed;
+    const warden = bed.warden({
       jobs: [slow],
       alerts: {
         sinks: [{ type: 'webhook', url: 'http://127.0.0.1:9/hook', secret: 'a-secret-of-16-chars!' }],
-        rules: { ...OFF, consecutiveFailures: { count: 1 }, runTooLong: { threshold: '5m' } },
+        rules: onlyRules({ consecutiveFailures: { count: 1 }, runTooLong: { threshold: '5m' } }),
       },
     });
     // One alert, hence one delivery job in the `warden` queue.

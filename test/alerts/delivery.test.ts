@@ -6,16 +6,15 @@
  * - heartbeat pings (`defineSchedule({ heartbeat })` and `alerts.heartbeats`): start, success, fail.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ALERT_WEBHOOK_JOB } from '../../src/alerts/alert-delivery.js';
 import { verifyWebhookSignature } from '../../src/alerts/webhook-sink.js';
-import { FakeClock } from '../../src/clock/fake-clock.js';
-import type { Warden } from '../../src/client/warden.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { record } from '../runtime/helpers.js';
-import { makeWarden, type MakeWardenOptions, MINUTE, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { MINUTE } from '../schedule/helpers.js';
+import { alertTestBed } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 import { startWebhookReceiver, type WebhookReceiver } from './receivers.js';
 
 const SECRET = 'delivery-secret-0123456789';
@@ -32,31 +31,16 @@ const chargeCard = defineJob<{ card: string; customer: string }>({
 });
 
 describe.each(DRIVER_KINDS)('alert delivery (%s)', (kind) => {
-  let tdb: TestDatabase;
+  const bed = alertTestBed(kind);
   let webhook: WebhookReceiver;
-  let wardens: Warden[];
 
   beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-    webhook = await startWebhookReceiver(SECRET);
-    wardens = [];
+    webhook = bed.closeAfter(await startWebhookReceiver(SECRET), (r) => r.close());
   });
-
-  afterEach(async () => {
-    await Promise.allSettled(wardens.map((w) => w.close()));
-    await webhook?.close();
-    await tdb?.cleanup();
-  });
-
-  function open(options: MakeWardenOptions): Warden {
-    const warden = makeWarden(tdb, options);
-    wardens.push(warden);
-    return warden;
-  }
 
   it('fires a dead-letter alert once per dead job, not per failed attempt, scrubbed of sensitive values; a retry resolves it', async () => {
-    const clock = new FakeClock(T0);
-    const warden = open({ jobs: [chargeCard], clock, alerts: { sinks: [{ type: 'webhook', url: webhook.url, secret: SECRET }], rules: { consecutiveFailures: false, failureRate: false } } });
+    const { clock } = bed;
+    const warden = bed.warden({ jobs: [chargeCard], alerts: { sinks: [{ type: 'webhook', url: webhook.url, secret: SECRET }], rules: { consecutiveFailures: false, failureRate: false } } });
     const failed = record(warden, 'job:failed');
     const opened = record(warden, 'alert:opened');
     const resolved = record(warden, 'alert:resolved');
@@ -93,9 +77,9 @@ describe.each(DRIVER_KINDS)('alert delivery (%s)', (kind) => {
   });
 
   it('delivers to a receiver that was down at first, through the delivery job\'s retry', async () => {
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     const once = defineJob({ name: 'once', retry: { maxAttempts: 1 }, handler: () => { throw new Error('nope'); } });
-    const warden = open({ jobs: [once], clock, alerts: { sinks: [{ type: 'webhook', url: webhook.url, secret: SECRET }] } });
+    const warden = bed.warden({ jobs: [once], alerts: { sinks: [{ type: 'webhook', url: webhook.url, secret: SECRET }] } });
     await webhook.stop();
     const job = await warden.enqueue(once, {});
     await warden.drain({ queues: ['default'] });
@@ -116,13 +100,13 @@ describe.each(DRIVER_KINDS)('alert delivery (%s)', (kind) => {
   });
 
   it('pings heartbeat URLs: <url>/start, then <url> on success or <url>/fail on failure, for both ways of configuring them', async () => {
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     let fail = false;
     const work = defineJob({ name: 'rescreen', retry: { maxAttempts: 1 }, handler: () => { if (fail) throw new Error('screening service down'); } });
     const base = webhook.url.replace(/\/hook$/, '');
     const eu = defineSchedule({ name: 'rescreen-eu', every: '1m', job: work, heartbeat: { url: `${base}/ping/eu/` } });
     const us = defineSchedule({ name: 'rescreen-us', every: '1m', job: work });
-    const warden = open({ schedules: [eu, us], clock, alerts: { heartbeats: { 'rescreen-us': `${base}/ping/us` }, rules: { deadLetter: false } } });
+    const warden = bed.warden({ schedules: [eu, us], alerts: { heartbeats: { 'rescreen-us': `${base}/ping/us` }, rules: { deadLetter: false } } });
     await warden.runSchedulerOnce();
     await clock.advance(MINUTE);
     await warden.runSchedulerOnce();
@@ -139,11 +123,11 @@ describe.each(DRIVER_KINDS)('alert delivery (%s)', (kind) => {
   });
 
   it('pings without the alerts option, and a ping service that is down never fails the job', async () => {
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     const work = defineJob({ name: 'rescreen', handler: () => undefined });
     await webhook.stop();
     const eu = defineSchedule({ name: 'rescreen-eu', every: '1m', job: work, heartbeat: { url: `${webhook.url}/eu` } });
-    const warden = open({ schedules: [eu], clock });
+    const warden = bed.warden({ schedules: [eu] });
     const completed = record(warden, 'job:completed');
     await warden.runSchedulerOnce();
     await clock.advance(MINUTE);

@@ -6,38 +6,32 @@
  * Attempt endings are emitted as the worker reports them, and each step waits on `alerts.settled()`.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AlertRulesOptions } from '../../src/alerts/alert-options.js';
-import { FakeClock } from '../../src/clock/fake-clock.js';
+import { describe, expect, it } from 'vitest';
 import { createWarden, type Warden } from '../../src/client/warden.js';
 import type { AlertOpenParams } from '../../src/driver/alert-params.js';
 import { defineJob } from '../../src/job/define-job.js';
-import { makeWarden, silent, T0 } from '../schedule/helpers.js';
-import { overrideDriver } from '../support/override-driver.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { silent } from '../schedule/helpers.js';
+import { alertTestBed, onlyRules } from '../support/alert-rules.js';
+import { overrideDriver, type DriverOverrides } from '../support/override-driver.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 
 /** Every rule off but consecutive failures, at 2 in a row. */
-const RULES: AlertRulesOptions = { deadLetter: false, consecutiveFailures: { count: 2 }, failureRate: false, missedRun: false, runTooLong: false, queueLag: false, leaseExpiry: false };
+const RULES = onlyRules({ consecutiveFailures: { count: 2 } });
 const KEY = 'consecutive-failures:flaky';
 const flaky = defineJob<{ fail: boolean }>({ name: 'flaky', retry: { maxAttempts: 1 }, handler: () => undefined });
 
 describe.each(DRIVER_KINDS)('event-rule alerts across instances and operators (%s)', (kind) => {
-  let tdb: TestDatabase;
-  const wardens: Warden[] = [];
+  const bed = alertTestBed(kind);
 
-  beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-  });
-
-  afterEach(async () => {
-    await Promise.allSettled(wardens.splice(0).map((w) => w.close()));
-    await tdb?.cleanup();
-  });
-
+  /** An instance with connections of its own. */
   function instance(): Warden {
-    const warden = makeWarden(tdb, { jobs: [flaky], clock: new FakeClock(T0), alerts: { rules: RULES } });
-    wardens.push(warden);
-    return warden;
+    return bed.warden({ jobs: [flaky], alerts: { rules: RULES } });
+  }
+
+  /** An instance on a driver of its own with `overrides`. */
+  function instanceOn(overrides: DriverOverrides): Warden {
+    const driver = overrideDriver(bed.tdb.newDriver(), overrides);
+    return bed.closeAfter(createWarden({ database: driver, logger: silent, jobs: [flaky], clock: bed.clock, alerts: { rules: RULES } }), (w) => w.close());
   }
 
   /** Attempt endings of `flaky` in one turn, as the worker reports them: `true` failed, `false` completed. */
@@ -89,7 +83,7 @@ describe.each(DRIVER_KINDS)('event-rule alerts across instances and operators (%
 
   it('a resolve that failed once is not lost: the next success resolves the alert', async () => {
     let failNextResolve = false;
-    const driver = overrideDriver(tdb.newDriver(), {
+    const w = instanceOn({
       alertResolve: (real) => async (params) => {
         if (failNextResolve) {
           failNextResolve = false;
@@ -98,8 +92,6 @@ describe.each(DRIVER_KINDS)('event-rule alerts across instances and operators (%
         return real(params);
       },
     });
-    const w = createWarden({ database: driver, logger: silent, jobs: [flaky], clock: new FakeClock(T0), alerts: { rules: RULES } });
-    wardens.push(w);
     const errors: { error: unknown; context: string }[] = [];
     w.on('error', (e) => errors.push(e));
 
@@ -120,14 +112,12 @@ describe.each(DRIVER_KINDS)('event-rule alerts across instances and operators (%
 
   it('while the alert is open, findings ask the database one write at a time and notify nothing again', async () => {
     const opens: AlertOpenParams[] = [];
-    const driver = overrideDriver(tdb.newDriver(), {
+    const w = instanceOn({
       alertOpen: (real) => (params) => {
         opens.push(params);
         return real(params);
       },
     });
-    const w = createWarden({ database: driver, logger: silent, jobs: [flaky], clock: new FakeClock(T0), alerts: { rules: RULES } });
-    wardens.push(w);
     const opened: number[] = [];
     w.on('alert:opened', (e) => opened.push(e.alert.episode));
 

@@ -4,28 +4,20 @@
  * ticks recorded at once), the alert still says when the schedule last succeeded, on both drivers.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../../src/clock/fake-clock.js';
-import type { Warden } from '../../src/client/warden.js';
+import { describe, expect, it } from 'vitest';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { record } from '../runtime/helpers.js';
-import { makeWarden, MINUTE, noopJob, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { MINUTE, noopJob, T0 } from '../schedule/helpers.js';
+import { alertTestBed } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 
 describe.each(DRIVER_KINDS)('missed-run alert after a long outage (%s)', (kind) => {
-  let tdb: TestDatabase;
-  let warden: Warden | undefined;
-  beforeEach(async () => { tdb = await createTestDatabase(kind); });
-  afterEach(async () => {
-    await warden?.close();
-    warden = undefined;
-    await tdb.cleanup();
-  });
+  const bed = alertTestBed(kind);
 
   it('reports the last success older than every tick read, and the new one when it resolves', async () => {
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     const schedule = defineSchedule({ name: 'rescreen', every: '1m', job: noopJob, overlap: 'allow', misfire: { policy: 'skip', grace: '5s' }, expect: { within: '2m' } });
-    const w = (warden = makeWarden(tdb, { schedules: [schedule], clock, alerts: { rules: { queueLag: false, deadLetter: false } } }));
+    const w = bed.warden({ schedules: [schedule], alerts: { rules: { queueLag: false, deadLetter: false } } });
     const opened = record(w, 'alert:opened');
     const resolved = record(w, 'alert:resolved');
     await w.runSchedulerOnce();

@@ -8,38 +8,30 @@
  * - a schedule whose newest tick succeeded costs no read beyond the schedule list.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MAX_COUNTED_TICKS } from '../../src/alerts/missed-run.js';
-import { FakeClock } from '../../src/clock/fake-clock.js';
-import type { Warden } from '../../src/client/warden.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { record } from '../runtime/helpers.js';
-import { makeWarden, MINUTE, noopJob, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { MINUTE, noopJob, T0 } from '../schedule/helpers.js';
+import { alertTestBed, onlyRules } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 
 /** Only the missed-run rule: the failing runs would otherwise raise dead-letter and failure alerts too. */
-const MISSED_RUN_ONLY = { rules: { queueLag: false, deadLetter: false, consecutiveFailures: false, failureRate: false } } as const;
+const MISSED_RUN_ONLY = { rules: onlyRules({ missedRun: true }) };
 
 /** The time `m` minutes after T0, as the alert details write it. */
 const iso = (m: number) => new Date(T0 + m * MINUTE).toISOString();
 
 describe.each(DRIVER_KINDS)('missed-run alert with expect.within longer than 100 intervals (%s)', (kind) => {
-  let tdb: TestDatabase;
-  let warden: Warden | undefined;
-  beforeEach(async () => { tdb = await createTestDatabase(kind); });
-  afterEach(async () => {
-    await warden?.close();
-    warden = undefined;
-    await tdb.cleanup();
-  });
+  const bed = alertTestBed(kind);
 
   it('every 1m within 3h, every run failing after +1m: opens at +2m\'s deadline (+182m), once, and resolves when a run succeeds', async () => {
     let failing = false;
     const job = defineJob({ name: 'rescreen-job', retry: { maxAttempts: 1 }, handler: () => { if (failing) throw new Error('screening service down'); } });
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     const schedule = defineSchedule({ name: 'rescreen', every: '1m', job, overlap: 'allow', expect: { within: '3h' } });
-    const w = (warden = makeWarden(tdb, { schedules: [schedule], jobs: [job], clock, alerts: MISSED_RUN_ONLY }));
+    const w = bed.warden({ schedules: [schedule], jobs: [job], alerts: MISSED_RUN_ONLY });
     const opened = record(w, 'alert:opened');
     const resolved = record(w, 'alert:resolved');
     /** Moves to +m, fires that minute's tick and runs it. */
@@ -82,9 +74,9 @@ describe.each(DRIVER_KINDS)('missed-run alert with expect.within longer than 100
   });
 
   it(`more than ${MAX_COUNTED_TICKS} overdue ticks: the first missed tick is exact and the count says "at least"`, async () => {
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     const schedule = defineSchedule({ name: 'rescreen', every: '1m', job: noopJob, overlap: 'allow', misfire: { policy: 'skip', grace: '5s' }, expect: { within: '3h' } });
-    const w = (warden = makeWarden(tdb, { schedules: [schedule], clock, alerts: MISSED_RUN_ONLY }));
+    const w = bed.warden({ schedules: [schedule], alerts: MISSED_RUN_ONLY });
     const opened = record(w, 'alert:opened');
     const resolved = record(w, 'alert:resolved');
     await w.runSchedulerOnce();
@@ -115,9 +107,9 @@ describe.each(DRIVER_KINDS)('missed-run alert with expect.within longer than 100
   it('reads nothing beyond the schedule list while the newest tick succeeded, and reads on once it did not', async () => {
     let failing = false;
     const job = defineJob({ name: 'rescreen-job', retry: { maxAttempts: 1 }, handler: () => { if (failing) throw new Error('screening service down'); } });
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     const schedule = defineSchedule({ name: 'rescreen', every: '1m', job, overlap: 'allow', expect: { within: '3h' } });
-    const w = (warden = makeWarden(tdb, { schedules: [schedule], jobs: [job], clock, alerts: MISSED_RUN_ONLY }));
+    const w = bed.warden({ schedules: [schedule], jobs: [job], alerts: MISSED_RUN_ONLY });
     const lastSuccess = vi.spyOn(w.driver, 'scheduleLastSuccess');
     const ticksAfter = vi.spyOn(w.driver, 'scheduleTicksAfter');
     await w.runSchedulerOnce();

@@ -10,36 +10,33 @@
  * - a schedule that never completed a run opens it at its first tick's deadline.
  * @module
  */
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { FakeClock } from '../../src/clock/fake-clock.js';
+import { describe, expect, it } from 'vitest';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { record } from '../runtime/helpers.js';
-import { makeWarden, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS } from '../support/test-databases.js';
+import { T0 } from '../schedule/helpers.js';
+import { alertTestBed, onlyRules } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 
 const DAY = 86_400_000;
 /** Only the missed-run rule: the failing runs would otherwise raise dead-letter and failure alerts too. */
-const MISSED_RUN_ONLY = { rules: { queueLag: false, deadLetter: false, consecutiveFailures: false, failureRate: false } } as const;
+const MISSED_RUN_ONLY = { rules: onlyRules({ missedRun: true }) };
 /** The time `d` days after T0, as the alert details write it. */
 const iso = (d: number) => new Date(T0 + d * DAY).toISOString();
 
 describe.each(DRIVER_KINDS)('missed-run alert with tick retention shorter than expect.within (%s)', (kind) => {
+  const bed = alertTestBed(kind);
+
   /**
-   * A Warden on a fresh database (both closed when the test ends) with a daily schedule expected within 40 days,
-   * retention on with its defaults, and a `day(d)` step.
+   * A Warden on the test's fresh database (both closed when the test ends) with a daily schedule expected within 40
+   * days, retention on with its defaults, and a `day(d)` step.
    */
-  async function setUp(fails: (d: number) => boolean) {
-    const tdb = await createTestDatabase(kind);
+  function setUp(fails: (d: number) => boolean) {
     let today = 0;
     const job = defineJob({ name: 'report-job', retry: { maxAttempts: 1 }, handler: () => { if (fails(today)) throw new Error('down'); } });
-    const clock = new FakeClock(T0);
+    const { clock } = bed;
     const schedule = defineSchedule({ name: 'report', every: '1d', job, overlap: 'allow', expect: { within: '40d' } });
-    const w = makeWarden(tdb, { schedules: [schedule], jobs: [job], clock, alerts: MISSED_RUN_ONLY, retention: {} });
-    onTestFinished(async () => {
-      await w.close();
-      await tdb.cleanup();
-    });
+    const w = bed.warden({ schedules: [schedule], jobs: [job], alerts: MISSED_RUN_ONLY, retention: {} });
     /** Moves to day `d`, fires and runs its tick, runs a retention pass and an alert check. */
     async function day(d: number): Promise<void> {
       today = d;
@@ -53,7 +50,7 @@ describe.each(DRIVER_KINDS)('missed-run alert with tick retention shorter than e
   }
 
   it("failing after day 1: opens at day 2's deadline with the exact ticks, stays open, resolves on a success", async () => {
-    const { w, day, opened, resolved } = await setUp((d) => d >= 2 && d < 81);
+    const { w, day, opened, resolved } = setUp((d) => d >= 2 && d < 81);
     await w.runSchedulerOnce();
     for (let d = 1; d <= 41; d++) await day(d);
     expect(opened).toEqual([]);
@@ -77,7 +74,7 @@ describe.each(DRIVER_KINDS)('missed-run alert with tick retention shorter than e
   });
 
   it('never completing a run: opens at its first tick\'s deadline, with no last success', async () => {
-    const { w, day, opened } = await setUp(() => true);
+    const { w, day, opened } = setUp(() => true);
     await w.runSchedulerOnce();
     for (let d = 1; d <= 40; d++) await day(d);
     expect(opened).toEqual([]);

@@ -12,15 +12,15 @@
  *   nothing.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../../src/clock/fake-clock.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
 import type { AlertsOptions } from '../../src/alerts/alert-options.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule, type ScheduleDefinition } from '../../src/schedule/define-schedule.js';
 import { record, TestClock } from '../runtime/helpers.js';
-import { HOUR, makeWarden, type MakeWardenOptions, MINUTE, noopJob, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { HOUR, MINUTE, noopJob, T0 } from '../schedule/helpers.js';
+import { alertTestBed } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 import { type SmtpReceiver, startSmtpReceiver, startWebhookReceiver, type WebhookReceiver } from './receivers.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
@@ -33,23 +33,13 @@ function schedules(): ScheduleDefinition[] {
 }
 
 describe.each(DRIVER_KINDS)('missed-run alerts (%s)', (kind) => {
-  let tdb: TestDatabase;
+  const bed = alertTestBed(kind);
   let webhook: WebhookReceiver;
   let smtp: SmtpReceiver;
-  let wardens: Warden[];
 
   beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-    webhook = await startWebhookReceiver(SECRET);
-    smtp = await startSmtpReceiver();
-    wardens = [];
-  });
-
-  afterEach(async () => {
-    await Promise.allSettled(wardens.map((w) => w.close()));
-    await webhook?.close();
-    await smtp?.close();
-    await tdb?.cleanup();
+    webhook = bed.closeAfter(await startWebhookReceiver(SECRET), (r) => r.close());
+    smtp = bed.closeAfter(await startSmtpReceiver(), (r) => r.close());
   });
 
   function alerts(): AlertsOptions {
@@ -62,12 +52,6 @@ describe.each(DRIVER_KINDS)('missed-run alerts (%s)', (kind) => {
     };
   }
 
-  function open(options: MakeWardenOptions): Warden {
-    const warden = makeWarden(tdb, options);
-    wardens.push(warden);
-    return warden;
-  }
-
   /** Fires the due ticks and runs every due job (the schedules' runs and the alert deliveries). */
   async function runOnTime(warden: Warden): Promise<void> {
     await warden.runSchedulerOnce();
@@ -75,8 +59,8 @@ describe.each(DRIVER_KINDS)('missed-run alerts (%s)', (kind) => {
   }
 
   it('raises nothing on time; one alert per schedule after 3 missed ticks, at the grace period, to the webhook and SMTP; one resolve notice after recovery', async () => {
-    const clock = new FakeClock(T0);
-    const warden = open({ schedules: schedules(), clock, alerts: alerts() });
+    const { clock } = bed;
+    const warden = bed.warden({ schedules: schedules(), alerts: alerts() });
     const opened = record(warden, 'alert:opened');
     const resolved = record(warden, 'alert:resolved');
     await warden.runSchedulerOnce();
@@ -146,10 +130,10 @@ describe.each(DRIVER_KINDS)('missed-run alerts (%s)', (kind) => {
   });
 
   it('notifies once when two instances evaluate the same missed runs at once, and resolves once', async () => {
-    const clock = new FakeClock(T0);
-    const scheduler = open({ schedules: schedules(), clock, alerts: alerts() });
+    const { clock } = bed;
+    const scheduler = bed.warden({ schedules: schedules(), alerts: alerts() });
     // A second instance without the schedules' code: the rule reads their stored definitions.
-    const other = open({ clock, alerts: alerts() });
+    const other = bed.warden({ alerts: alerts() });
     const opened = record(scheduler, 'alert:opened');
     const openedOther = record(other, 'alert:opened');
     const resolved = record(scheduler, 'alert:resolved');
@@ -183,7 +167,7 @@ describe.each(DRIVER_KINDS)('missed-run alerts (%s)', (kind) => {
     // request is in flight on a loaded machine: that delivery would time out and wait for a retry no step reaches.
     const base = alerts();
     const sinks = base.sinks!.map((sink) => ({ ...sink, timeout: '1h' as const }));
-    const warden = open({ schedules: schedules(), clock, alerts: { ...base, sinks, checkInterval: '10s' } });
+    const warden = bed.warden({ schedules: schedules(), clock, alerts: { ...base, sinks, checkInterval: '10s' } });
     await warden.runSchedulerOnce();
     await warden.start({ scheduler: false, retention: false, pollInterval: '1h', rescueInterval: '1h', heartbeat: '10s', lease: '1h' });
     // Nothing ever fires: the first tick (+1m) had its run due by +3m.
@@ -203,30 +187,19 @@ const dying = defineJob({ name: 'rescreen', retry: { maxAttempts: 1 }, retention
 const shortLived = defineJob({ name: 'rescreen-ok', retention: { completed: '10m' }, handler: () => undefined });
 
 describe.each(DRIVER_KINDS)('missed-run alerts when a run\'s job is gone (%s)', (kind) => {
-  let tdb: TestDatabase;
-  let warden: Warden | undefined;
-
-  beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-    warden = undefined;
-  });
-
-  afterEach(async () => {
-    await warden?.close();
-    await tdb?.cleanup();
-  });
+  const bed = alertTestBed(kind);
 
   /** An hourly schedule of `job` expecting a completed run within 15 minutes of each tick; the first tick is +1h. */
-  async function open(clock: FakeClock, job = dying): Promise<Warden> {
+  async function open(job = dying): Promise<Warden> {
     const schedule = defineSchedule({ name: 'hourly-rescreen', every: '1h', job, expect: { within: '15m' } });
-    warden = makeWarden(tdb, { schedules: [schedule], jobs: [job], clock, retention: {}, alerts: { rules: { queueLag: false, deadLetter: false } } });
+    const warden = bed.warden({ schedules: [schedule], jobs: [job], retention: {}, alerts: { rules: { queueLag: false, deadLetter: false } } });
     await warden.runSchedulerOnce();
     return warden;
   }
 
   it('a dead run discarded by an operator does not resolve the open alert: nothing completed', async () => {
-    const clock = new FakeClock(T0);
-    const w = await open(clock);
+    const { clock } = bed;
+    const w = await open();
     const opened = record(w, 'alert:opened');
     const resolved = record(w, 'alert:resolved');
     await clock.set(T0 + HOUR);
@@ -246,8 +219,8 @@ describe.each(DRIVER_KINDS)('missed-run alerts when a run\'s job is gone (%s)', 
   });
 
   it('a run discarded before its deadline, never run, still opens the alert at the deadline', async () => {
-    const clock = new FakeClock(T0);
-    const w = await open(clock);
+    const { clock } = bed;
+    const w = await open();
     const opened = record(w, 'alert:opened');
     await clock.set(T0 + HOUR);
     await w.runSchedulerOnce();
@@ -261,8 +234,8 @@ describe.each(DRIVER_KINDS)('missed-run alerts when a run\'s job is gone (%s)', 
   });
 
   it('a dead run pruned by retention before its deadline still opens the alert', async () => {
-    const clock = new FakeClock(T0);
-    const w = await open(clock);
+    const { clock } = bed;
+    const w = await open();
     const opened = record(w, 'alert:opened');
     await clock.set(T0 + HOUR);
     await w.runSchedulerOnce();
@@ -275,8 +248,8 @@ describe.each(DRIVER_KINDS)('missed-run alerts when a run\'s job is gone (%s)', 
   });
 
   it('completed runs pruned by retention raise nothing: the schedule\'s newest completed run is kept and covers them', async () => {
-    const clock = new FakeClock(T0);
-    const w = await open(clock, shortLived);
+    const { clock } = bed;
+    const w = await open(shortLived);
     const opened = record(w, 'alert:opened');
     for (let hour = 1; hour <= 3; hour++) {
       await clock.set(T0 + hour * HOUR);

@@ -6,39 +6,28 @@
  * alert's open or resolve is still being written is acted on once that write ends, never dropped.
  * @module
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock/fake-clock.js';
 import type { Warden } from '../../src/client/warden.js';
 import type { AlertRulesOptions } from '../../src/alerts/alert-options.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
-import { makeWarden, MINUTE, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { MINUTE, type MakeWardenOptions } from '../schedule/helpers.js';
+import { alertTestBed, onlyRules } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 
 const SECOND = 1_000;
-/** Every rule off, so each test turns on only the one it exercises. */
-const OFF: AlertRulesOptions = { deadLetter: false, consecutiveFailures: false, failureRate: false, missedRun: false, runTooLong: false, queueLag: false, leaseExpiry: false };
 
 /** Fails when its payload says so; one attempt. */
 const flaky = defineJob<{ fail: boolean }>({ name: 'flaky', retry: { maxAttempts: 1 }, handler: ({ fail }) => { if (fail) throw new Error('upstream 503'); } });
 
 describe.each(DRIVER_KINDS)('alert rules (%s)', (kind) => {
-  let tdb: TestDatabase;
+  const bed = alertTestBed(kind);
   let warden: Warden;
-  let clock: FakeClock;
 
-  beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-    clock = new FakeClock(T0);
-  });
-
-  afterEach(async () => {
-    await warden?.close();
-    await tdb?.cleanup();
-  });
-
-  function open(rules: AlertRulesOptions, extra: Parameters<typeof makeWarden>[1] = {}): { opened: string[]; resolved: string[] } {
-    warden = makeWarden(tdb, { jobs: [flaky], clock, alerts: { rules: { ...OFF, ...rules } }, ...extra });
+  /** A Warden with every rule off but `rules` (each test turns on only the one it exercises), and what it notifies. */
+  function open(rules: AlertRulesOptions, extra: MakeWardenOptions = {}): { opened: string[]; resolved: string[] } {
+    warden = bed.warden({ jobs: [flaky], alerts: { rules: onlyRules(rules) }, ...extra });
     const opened: string[] = [];
     const resolved: string[] = [];
     warden.on('alert:opened', (e) => opened.push(e.alert.key));
@@ -115,7 +104,7 @@ describe.each(DRIVER_KINDS)('alert rules (%s)', (kind) => {
     expect((await warden.alerts.list())[0]!.details).toMatchObject({ attempts: 5, failed: 3, rate: 0.6 });
     await warden.alerts.check();
     expect(resolved).toEqual([]);
-    await clock.advance(11 * MINUTE);
+    await bed.clock.advance(11 * MINUTE);
     await warden.alerts.check();
     await warden.alerts.settled();
     expect(resolved).toEqual(['failure-rate:flaky']);
@@ -125,33 +114,33 @@ describe.each(DRIVER_KINDS)('alert rules (%s)', (kind) => {
     const slow = defineSchedule({ name: 'nightly', every: '1h', job: flaky, payload: { fail: false }, expect: { within: '2h', maxRuntime: '10m' } });
     const { opened, resolved } = open({ runTooLong: { threshold: '30m' } }, { schedules: [slow] });
     await warden.runSchedulerOnce();
-    await clock.advance(60 * MINUTE);
+    await bed.clock.advance(60 * MINUTE);
     await warden.runSchedulerOnce();
     const adHoc = await warden.enqueue(flaky, { fail: false });
     // Claimed straight through the driver: running, with no handler to end them.
-    const claimed = await warden.driver.jobClaim({ queues: ['default'], limit: 10, workerId: 'w-stuck', leaseMs: 24 * 60 * MINUTE, now: clock.sqlNow() });
+    const claimed = await warden.driver.jobClaim({ queues: ['default'], limit: 10, workerId: 'w-stuck', leaseMs: 24 * 60 * MINUTE, now: bed.clock.sqlNow() });
     expect(claimed).toHaveLength(2);
     const scheduled = claimed.find((j) => j.scheduleName === 'nightly')!;
-    await clock.advance(10 * MINUTE - SECOND);
+    await bed.clock.advance(10 * MINUTE - SECOND);
     await warden.alerts.check();
     expect(opened).toEqual([]);
-    await clock.advance(SECOND);
+    await bed.clock.advance(SECOND);
     await warden.alerts.check();
     expect(opened).toEqual([`run-too-long:${scheduled.id}:1`]);
-    await clock.advance(20 * MINUTE);
+    await bed.clock.advance(20 * MINUTE);
     await warden.alerts.check();
     await warden.alerts.check();
     expect(opened).toEqual([`run-too-long:${scheduled.id}:1`, `run-too-long:${adHoc.id}:1`]);
     expect((await warden.alerts.list({ rule: 'run-too-long' })).map((a) => a.details.limitMs as number).sort((x, y) => x - y)).toEqual([10 * MINUTE, 30 * MINUTE]);
-    await warden.driver.jobFinishMany({ items: [{ id: scheduled.id, leaseToken: scheduled.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null }], now: clock.sqlNow() });
+    await warden.driver.jobFinishMany({ items: [{ id: scheduled.id, leaseToken: scheduled.leaseToken, outcome: 'completed', state: 'completed', retryDelayMs: 0, error: null }], now: bed.clock.sqlNow() });
     await warden.alerts.check();
     expect(resolved).toEqual([`run-too-long:${scheduled.id}:1`]);
   });
 
   it('queue lag: opens over the threshold, not for a paused queue, and resolves once the queue catches up', async () => {
     // Lag is measured by the database's own clock (queueList has no fake time): jobs due 5 minutes ago lag by 5m.
-    clock = new FakeClock(Date.now());
-    const { opened, resolved } = open({ queueLag: { threshold: '1m' } });
+    const clock = new FakeClock(Date.now());
+    const { opened, resolved } = open({ queueLag: { threshold: '1m' } }, { clock });
     const dueAt = new Date(clock.now() - 5 * MINUTE);
     await warden.enqueue(flaky, { fail: false }, { runAt: dueAt });
     await warden.enqueue(flaky, { fail: false }, { queue: 'held', runAt: dueAt });
@@ -184,15 +173,15 @@ describe.each(DRIVER_KINDS)('alert rules (%s)', (kind) => {
     const { opened, resolved } = open({ leaseExpiry: { count: 2, window: '15m' } });
     for (let i = 0; i < 2; i++) {
       await warden.enqueue(flaky, { fail: false });
-      await warden.driver.jobClaim({ queues: ['default'], limit: 1, workerId: 'w-dies', leaseMs: 30 * SECOND, now: clock.sqlNow() });
-      await clock.advance(MINUTE);
+      await warden.driver.jobClaim({ queues: ['default'], limit: 1, workerId: 'w-dies', leaseMs: 30 * SECOND, now: bed.clock.sqlNow() });
+      await bed.clock.advance(MINUTE);
       await warden.rescue();
       await warden.alerts.settled();
       expect(opened).toEqual(i === 0 ? [] : ['lease-expiry:flaky']);
     }
     await warden.alerts.check();
     expect(resolved).toEqual([]);
-    await clock.advance(16 * MINUTE);
+    await bed.clock.advance(16 * MINUTE);
     await warden.alerts.check();
     await warden.alerts.settled();
     expect(resolved).toEqual(['lease-expiry:flaky']);

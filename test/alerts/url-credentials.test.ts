@@ -11,7 +11,7 @@
 import { inspect } from 'node:util';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ALERT_WEBHOOK_JOB } from '../../src/alerts/alert-delivery.js';
 import { resolveAlertOptions, type ResolvedWebhookSink } from '../../src/alerts/alert-options.js';
 import type { AlertNotice } from '../../src/alerts/alert-notice.js';
@@ -19,13 +19,14 @@ import { HeartbeatPinger } from '../../src/alerts/heartbeat-pinger.js';
 import { deliverWebhook, describeRequestError } from '../../src/alerts/webhook-sink.js';
 import { systemClock } from '../../src/clock/clock.js';
 import { FakeClock } from '../../src/clock/fake-clock.js';
-import { createWarden, type Warden } from '../../src/client/warden.js';
+import { createWarden } from '../../src/client/warden.js';
 import { AlertDeliveryError, InvalidOptionError } from '../../src/errors.js';
 import { TypedEmitter } from '../../src/events/typed-emitter.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { defineSchedule } from '../../src/schedule/define-schedule.js';
 import { MINUTE, T0 } from '../schedule/helpers.js';
-import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
+import { alertTestBed } from '../support/alert-rules.js';
+import { DRIVER_KINDS } from '../support/test-databases.js';
 import { startWebhookReceiver, type WebhookReceiver } from './receivers.js';
 
 const TOKEN = 'hookT0ken-very-secret';
@@ -127,33 +128,25 @@ describe('request errors of the webhook sink and the heartbeat pinger', () => {
 });
 
 describe.each(DRIVER_KINDS)('failed deliveries and pings, stored and logged (%s)', (kind) => {
-  let tdb: TestDatabase;
+  const bed = alertTestBed(kind);
   let receiver: WebhookReceiver;
-  let warden: Warden | undefined;
   beforeEach(async () => {
-    tdb = await createTestDatabase(kind);
-    receiver = await startWebhookReceiver(SECRET);
+    receiver = bed.closeAfter(await startWebhookReceiver(SECRET), (r) => r.close());
     // Stopped: every request is refused (ECONNREFUSED), as by a receiver that is down.
     await receiver.stop();
-  });
-  afterEach(async () => {
-    await warden?.close();
-    warden = undefined;
-    await receiver.close();
-    await tdb.cleanup();
   });
 
   it('never store or log the query token of the webhook URL nor the heartbeat key', async () => {
     const { logger, text } = capture();
-    const clock = new FakeClock(T0);
+    const { clock, tdb } = bed;
     const doomed = defineJob({ name: 'doomed', retry: { maxAttempts: 1 }, handler: () => { throw new Error('boom'); } });
     const host = new URL(receiver.url).host;
     const schedule = defineSchedule({ name: 'nightly', every: '1m', job: tick, heartbeat: { url: `http://${host}/ping/${TOKEN}` } });
-    warden = createWarden({
+    const warden = bed.closeAfter(createWarden({
       database: tdb.url, schema: tdb.schema, clock, logger, retention: false,
       jobs: [doomed], schedules: [schedule],
       alerts: { sinks: [{ type: 'webhook', url: `${receiver.url}?token=${TOKEN}`, secret: SECRET }] },
-    });
+    }), (w) => w.close());
     await warden.enqueue(doomed, {});
     await warden.drain({ queues: ['default'] });
     await warden.alerts.settled();

@@ -21,7 +21,7 @@ import type {
 } from '../schedule-params.js';
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams,
-  JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobReleaseParams,
+  JobGetManyParams, JobHeartbeatParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobReleaseParams,
   JobLeaseCheckParams, JobLeaseCheckResult, JobRescueParams, JobStepRecordParams, JobStepRow, ListenParams, MigrateResult,
   MigrationStatus, RescuedJob,
 } from '../driver.js';
@@ -259,6 +259,11 @@ export class PostgresDriver implements Driver {
   /** One job, or null (also for an id that is not a decimal bigint). */
   jobGet(params: { id: string }): Promise<JobRow | null> {
     return JobAdmin.jobGet(this.#admin, params);
+  }
+
+  /** The jobs of up to 1,000 ids that exist, in one statement. @throws InvalidOptionError for a longer list */
+  jobGetMany(params: JobGetManyParams): Promise<JobRow[]> {
+    return JobAdmin.jobGetMany(this.#admin, params);
   }
 
   /** Jobs newest first, filtered; `limit` defaults to 50 and is clamped to 1..1000. */

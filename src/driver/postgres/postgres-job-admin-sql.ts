@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL statements of operator actions on jobs (cancel, retry, discard) and of job and queue reads (get,
- * list, attempt history, queue list and activity, pause). Built with the helpers of `postgres-sql.ts`, under its
+ * get many, list, attempt history, queue list and activity, pause). Built with the helpers of `postgres-sql.ts`, under its
  * conventions (the schema the only identifier, every value a `$n` parameter).
  * @module
  */
@@ -65,6 +65,11 @@ SELECT * FROM d`;
 /** One job by id. `$1` id. */
 export function jobGetSql(s: string): string {
   return `SELECT * FROM ${s}.jobs WHERE id = $1`;
+}
+
+/** The jobs of a list of ids, each once, by primary key (`= ANY` of an array is an index scan). `$1` ids (`bigint[]`). */
+export function jobGetManySql(s: string): string {
+  return `SELECT * FROM ${s}.jobs WHERE id = ANY($1::bigint[])`;
 }
 
 /**

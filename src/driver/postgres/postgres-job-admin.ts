@@ -1,14 +1,16 @@
 /**
  * Operator actions and reads of the PostgreSQL driver: cancel, retry and discard of one job (`Driver.jobCancel`,
- * `jobRetry`, `jobDiscard`), the job, attempt and queue reads (`jobGet`, `jobList`, `jobAttemptList`,
+ * `jobRetry`, `jobDiscard`), the job, attempt and queue reads (`jobGet`, `jobGetMany`, `jobList`, `jobAttemptList`,
  * `queueList`, `queueActivity`) and queue pausing (`queuePause`, `queueResume`). Each is one statement from
  * `postgres-sql.ts` on the pool, except a keyed retry (`postgres-keys.ts`).
  * @module
  */
 import { JobNotFoundError, JobStateError } from '../../errors.js';
 import type { AttemptRow, JobRow, JobState, QueueActivity, QueueStats } from '../../job/job-record.js';
-import type { JobListParams } from '../driver.js';
+import { checkJobGetManyIds } from '../check-job-get-many-ids.js';
+import type { JobGetManyParams, JobListParams } from '../driver.js';
 import { jobListBounds } from '../job-params.js';
+import { idArrayParam } from './postgres-array-params.js';
 import type { Run } from './postgres-insert.js';
 import * as Keys from './postgres-keys.js';
 import { isJobId, toAttemptRow, toJobRow, type PgAttemptRecord, type PgJobRecord } from './postgres-rows.js';
@@ -19,7 +21,7 @@ import { CANCELLED_ERROR } from '../stored-errors.js';
 export interface PostgresJobAdminContext {
   /** Runs one statement on any pooled connection. */
   run: Run;
-  sql: Pick<PostgresStatements, 'jobCancel' | 'jobDiscard' | 'jobGet' | 'jobList' | 'jobAttemptList' | 'queueList' | 'queueActivity' | 'queueSetPaused'>;
+  sql: Pick<PostgresStatements, 'jobCancel' | 'jobDiscard' | 'jobGet' | 'jobGetMany' | 'jobList' | 'jobAttemptList' | 'queueList' | 'queueActivity' | 'queueSetPaused'>;
   /** What operator retry's key handling (`postgres-keys.ts`) runs on. */
   keys: Keys.PostgresKeyContext;
 }
@@ -72,6 +74,17 @@ export async function jobGet(ctx: PostgresJobAdminContext, params: { id: string 
   if (!isJobId(params.id)) return null;
   const { rows } = await ctx.run<PgJobRecord>(ctx.sql.jobGet, [params.id]);
   return rows[0] ? toJobRow(rows[0]) : null;
+}
+
+/**
+ * The jobs of `ids` that exist, each once, in one statement; an id {@link jobGet} answers null for is left out
+ * before the read. @throws InvalidOptionError for more than `JOB_GET_MANY_MAX_IDS` ids.
+ */
+export async function jobGetMany(ctx: PostgresJobAdminContext, params: JobGetManyParams): Promise<JobRow[]> {
+  const ids = checkJobGetManyIds(params.ids).filter(isJobId);
+  if (ids.length === 0) return [];
+  const { rows } = await ctx.run<PgJobRecord>(ctx.sql.jobGetMany, [idArrayParam(ids)]);
+  return rows.map(toJobRow);
 }
 
 /**

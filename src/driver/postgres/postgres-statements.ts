@@ -3,7 +3,7 @@
  * once per driver from `postgres-sql.ts`, `postgres-lease-sql.ts` and `postgres-job-admin-sql.ts`.
  * @module
  */
-import { jobCancelSql, jobRetrySql, jobDiscardSql, jobGetSql, jobListSql, jobAttemptListSql, queueListSql, queueActivitySql, queueSetPausedSql } from './postgres-job-admin-sql.js';
+import { jobCancelSql, jobRetrySql, jobDiscardSql, jobGetSql, jobGetManySql, jobListSql, jobAttemptListSql, queueListSql, queueActivitySql, queueSetPausedSql } from './postgres-job-admin-sql.js';
 import { jobClaimSql, jobClaimHandoffSql, jobHeartbeatSql, jobHeartbeatWaitSql, jobLeaseCheckSql, jobFinishManySql, jobCompleteManySql, jobRescueSql } from './postgres-lease-sql.js';
 import { quoteIdentifier, schemaCreateSql, migrationTableCreateSql, migrationListSql, migrationRecordSql, jobInsertNotifySql, jobInsertOneNotifySql } from './postgres-sql.js';
 
@@ -31,6 +31,7 @@ export interface PostgresStatements {
   jobRetry: string;
   jobDiscard: string;
   jobGet: string;
+  jobGetMany: string;
   jobList: string;
   jobAttemptList: string;
   queueList: string;
@@ -61,6 +62,7 @@ export function buildPostgresStatements(schema: string): PostgresStatements {
     jobRetry: jobRetrySql(s),
     jobDiscard: jobDiscardSql(s),
     jobGet: jobGetSql(s),
+    jobGetMany: jobGetManySql(s),
     jobList: jobListSql(s),
     jobAttemptList: jobAttemptListSql(s),
     queueList: queueListSql(s),

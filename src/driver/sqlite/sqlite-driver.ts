@@ -22,7 +22,8 @@ import type { AttemptRow, JobRow, QueueActivity, QueueStats } from '../../job/jo
 import type {
   Driver, DriverCapabilities, GuardedWriteResult, JobCheckpointParams, JobClaimParams, JobFinishManyParams, JobHeartbeatParams,
   JobLeaseCheckParams, JobLeaseCheckResult, JobReleaseParams, ListenParams,
-  JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams, JobStepRow,
+  JobGetManyParams, JobInsertManyParams, JobInsertResult, JobLease, JobLeaseResult, JobListParams, JobRescueParams, JobStepRecordParams,
+  JobStepRow,
   MigrateResult, MigrationStatus, RescuedJob,
 } from '../driver.js';
 import type {
@@ -234,6 +235,11 @@ export class SqliteDriver implements Driver {
   /** One job, or null (also for an id that is not a decimal id). */
   jobGet(params: { id: string }): Promise<JobRow | null> {
     return Admin.jobGet(this.#ctx, params);
+  }
+
+  /** The jobs of up to 1,000 ids that exist, in one statement. @throws InvalidOptionError for a longer list */
+  jobGetMany(params: JobGetManyParams): Promise<JobRow[]> {
+    return Admin.jobGetMany(this.#ctx, params);
   }
 
   /** @throws InvalidOptionError when `beforeId` is not a decimal id. */

@@ -81,6 +81,12 @@ export const JOB_DELETE = `DELETE FROM jobs WHERE id = @id AND state <> 'running
 export const JOB_GET = `SELECT * FROM jobs WHERE id = @id`;
 
 /**
+ * The jobs of a list of ids, each once (an `IN` list is a set), each by rowid. Params: `@ids`, a JSON array of ids
+ * (numbers).
+ */
+export const JOB_GET_MANY = `SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(@ids))`;
+
+/**
  * A job's finished attempts, oldest first (the lease token grows with every claim): its `job_attempts` rows and,
  * for a job completed since migration 0011, the completing attempt, which is kept on the job row (`completed_by` is
  * its worker). Params: `@id`.
