@@ -9,6 +9,7 @@ import { exerciseAudit } from './conformance/audit.js';
 import { exerciseDriverBasics } from './conformance/driver-basics.js';
 import { exerciseJobClaim } from './conformance/job-claim.js';
 import { exerciseJobClaimContention } from './conformance/job-claim-contention.js';
+import { exerciseJobGetMany } from './conformance/job-get-many.js';
 import { exerciseJobInsert } from './conformance/job-insert.js';
 import { exerciseJobLease } from './conformance/job-lease.js';
 import { exerciseJobOperator } from './conformance/job-operator.js';
@@ -32,6 +33,7 @@ describe.each(DRIVER_KINDS)('%s driver', (kind) => {
   exerciseJobLease(kind);
   exerciseJobRescue(kind);
   exerciseJobOperator(kind);
+  exerciseJobGetMany(kind);
   exerciseJobRaces(kind);
   exerciseJobUnique(kind);
   exerciseJobStepsCheckpoint(kind);

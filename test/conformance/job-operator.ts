@@ -7,7 +7,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { JobNotFoundError, JobStateError, KeyConflictError } from '../../src/errors.js';
 import type { JobRow, JobState } from '../../src/job/job-record.js';
 import { createTestDatabase, makeInsert, type DriverKind, type TestDatabase } from '../support/test-databases.js';
-import { exerciseJobGetMany } from './job-get-many.js';
 import {
   at,
   claim,
@@ -380,7 +379,6 @@ export function exerciseJobOperator(kind: DriverKind): void {
       });
     });
   });
-  exerciseJobGetMany(kind);
 }
 
 /** The query plan (as text) of the driver's own job-list statement filtered by `state`, as the driver runs it. */
