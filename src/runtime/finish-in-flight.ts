@@ -16,6 +16,11 @@ export interface FinishInFlightParams {
   clock: Clock;
   /** The worker option `grace` (ms). */
   graceMs: number;
+  /**
+   * Told how many attempts were aborted as soon as they are (before their endings are written and the completer
+   * closes, which can take up to its close deadline), so the worker's counter says so meanwhile.
+   */
+  onAborted: (count: number) => void;
 }
 
 /** How long (ms) the completer may keep retrying the endings it still holds when it is closed. */
@@ -27,7 +32,7 @@ const CLOSE_DEADLINE_MS = 5_000;
  * attempt). Then closes the completer.
  * @returns How many attempts were aborted.
  */
-export async function finishInFlight({ inFlight, completer, clock, graceMs }: FinishInFlightParams): Promise<number> {
+export async function finishInFlight({ inFlight, completer, clock, graceMs, onAborted }: FinishInFlightParams): Promise<number> {
   const graceOver = new AbortController();
   const everyoneDone = Promise.all(inFlight.values());
   const finishedInTime = await Promise.race([everyoneDone.then(() => true), clock.sleep(graceMs, graceOver.signal).then(() => false)]);
@@ -46,6 +51,7 @@ export async function finishInFlight({ inFlight, completer, clock, graceMs }: Fi
     const state = attempt.row.attempt >= attempt.row.maxAttempts ? 'dead' : 'queued';
     endings.push(attempt.end('aborted', state, 0, { name: error.name, message: error.message }));
   }
+  onAborted(aborted);
   // Closed alongside, not after: while the database refuses endings the completer retries them until its close
   // deadline makes it give up, and only then do these settle (given up: their leases expire and are rescued).
   const closing = completer.close(CLOSE_DEADLINE_MS);

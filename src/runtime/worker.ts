@@ -246,8 +246,9 @@ export class Worker {
         if (held) {
           await this.#completer.drained();
           // Looked up again first, as a buffered job is: found cancelled (here or by a heartbeat), its queue paused, or
-          // unconfirmed, it is not run.
-          if (await this.#buffer.confirmHeld(held)) {
+          // unconfirmed, it is not run. Checked again after the await, in the turn it starts: a heartbeat answering in
+          // between may have dropped it as cancelled (and, the job not started, had nothing to abort).
+          if ((await this.#buffer.confirmHeld(held)) && this.#lone.held === held) {
             this.counters.ranAlone++;
             attempts++;
             await this.#begin(this.#lone.start(held));
@@ -444,8 +445,10 @@ export class Worker {
     // Hand-off on: jobs handed to it may not have arrived. Either way, a claim that failed since the last hand-back
     // (its reply lost after it committed, then the stop came during the back-off) left its jobs leased to it unseen.
     if (this.#listener.handoff || this.#unreceived.possible) await this.#leases.releaseOnStop();
-    const aborted = await finishInFlight({ inFlight: this.#inFlight, completer: this.#completer, clock, graceMs: this.#options.graceMs });
-    this.counters.abortedOnShutdown += aborted;
+    const aborted = await finishInFlight({
+      inFlight: this.#inFlight, completer: this.#completer, clock, graceMs: this.#options.graceMs,
+      onAborted: (count) => (this.counters.abortedOnShutdown += count),
+    });
     await Promise.all([this.#heartbeater.stop(), this.#rescuer.stop()]);
     events.emit('worker:stopped', { workerId: this.id, aborted });
   }
