@@ -8,7 +8,7 @@ import type { Clock } from '../clock/clock.js';
 import type { Driver, JobInsert, JobInsertResult } from '../driver/driver.js';
 import { InvalidOptionError, UnknownJobError } from '../errors.js';
 import type { TypedEmitter } from '../events/typed-emitter.js';
-import { assertInsertTimesInRange, buildJobInsert } from '../job/build-job-insert.js';
+import { assertInsertTimesInRange, completeJobInsert, type JobInsertSnapshot, snapshotJobInsert } from '../job/build-job-insert.js';
 import type { JobDefinition } from '../job/define-job.js';
 import type { JobTracer } from '../observe/job-tracer.js';
 import { EnqueuesInFlight } from '../runtime/enqueues-in-flight.js';
@@ -60,8 +60,11 @@ export class Enqueuer {
     // Checked before `options.tx` is read: null or a string would otherwise be a TypeError or silently no options.
     if (!isOptionsObject(options)) throw new InvalidOptionError('options', options, 'an object of enqueue options, or left out');
     checkKnownKeys('enqueue options', options, ENQUEUE_OPTION_KEYS);
+    const { tx } = options;
     const now = this.#deps.clock.sqlNow();
-    const [result] = await this.#write([await this.#prepare(job, payload, options, now)], options.tx, now);
+    // Taken before the first await: what the caller changes afterwards is not what gets validated or stored.
+    const snapshot = this.#snapshot(job, payload, options);
+    const [result] = await this.#write([await this.#complete(snapshot, now)], tx, now);
     return result!;
   }
 
@@ -72,18 +75,32 @@ export class Enqueuer {
     checkKnownKeys('enqueueMany options', options, ['tx']);
     // Every item's shape first, so a malformed one is named by its position whatever the others hold.
     for (const [index, item] of items.entries()) checkItem(item, index);
+    const { tx } = options;
     const now = this.#deps.clock.sqlNow();
-    const inserts: JobInsert[] = [];
+    // Every item is taken before the first await (see `enqueue`). An item whose options are refused here stops the
+    // snapshots, but the items before it are validated first: the first bad item is the one reported, as when each
+    // item was taken and validated in turn.
+    const snapshots: JobInsertSnapshot[] = [];
+    let refused: { index: number; error: unknown } | null = null;
     for (const [index, item] of items.entries()) {
       try {
-        inserts.push(await this.#prepare(item.job, item.payload, item.options ?? {}, now));
+        snapshots.push(this.#snapshot(item.job, item.payload, item.options ?? {}));
       } catch (error) {
-        if (error instanceof Error) error.message = `items[${index}]: ${error.message}`;
-        throw error;
+        refused = { index, error };
+        break;
       }
     }
+    const inserts: JobInsert[] = [];
+    for (const [index, snapshot] of snapshots.entries()) {
+      try {
+        inserts.push(await this.#complete(snapshot, now));
+      } catch (error) {
+        throw atItem(error, index);
+      }
+    }
+    if (refused) throw atItem(refused.error, refused.index);
     if (inserts.length === 0) return [];
-    return this.#write(inserts, options.tx, now);
+    return this.#write(inserts, tx, now);
   }
 
   /**
@@ -115,12 +132,17 @@ export class Enqueuer {
     return tracer ? tracer.publish(jobs, insert) : insert();
   }
 
+  /** One job's options checked and its payload and run time taken as they are now (`snapshotJobInsert`). */
+  #snapshot(job: JobDefinition<any, any> | string, payload: unknown, options: EnqueueItem['options'] & object): JobInsertSnapshot {
+    return snapshotJobInsert(this.#resolveJob(job), payload, options, this.#deps.payloadLimit);
+  }
+
   /**
-   * Validates one job and builds its insert. `now` is the time the insert will be written at: when the clock (not
+   * Validates one job and finishes its insert. `now` is the time the insert will be written at: when the clock (not
    * the database) decides it, the run time a `delay` gives is known here and checked too.
    */
-  async #prepare(job: JobDefinition<any, any> | string, payload: unknown, options: EnqueueItem['options'] & object, now: Date | null): Promise<JobInsert> {
-    const insert = await buildJobInsert(this.#resolveJob(job), payload, options, this.#deps.payloadLimit);
+  async #complete(snapshot: JobInsertSnapshot, now: Date | null): Promise<JobInsert> {
+    const insert = await completeJobInsert(snapshot);
     assertInsertTimesInRange(insert, now);
     return insert;
   }
@@ -174,6 +196,12 @@ function checkItem(item: unknown, index: number): asserts item is EnqueueItem {
   // `tx` is known here only to be refused above with its own reason.
   const optionKey = unknownKey(options, ENQUEUE_OPTION_KEYS);
   if (optionKey !== undefined) throw unknownKeyError(`items[${index}].options`, optionKey, ENQUEUE_OPTION_KEYS);
+}
+
+/** `error` of `enqueueMany`'s item `index`, its message prefixed with the item's position. */
+function atItem(error: unknown, index: number): unknown {
+  if (error instanceof Error) error.message = `items[${index}]: ${error.message}`;
+  return error;
 }
 
 function toResult(r: JobInsertResult): EnqueueResult {

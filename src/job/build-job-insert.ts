@@ -31,29 +31,102 @@ export const MAX_RUN_AT_MS = 253_402_300_799_999;
 const RUN_AT_RANGE = 'from 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z (years 1 to 9999, UTC)';
 
 /**
+ * An enqueue's values as they were when it was called, taken before its first `await` by {@link snapshotJobInsert}:
+ * a caller that changes its payload object or `runAt` Date once the call returned (one object reused in a loop of
+ * unawaited enqueues) changes neither what is validated nor what is keyed and stored.
+ */
+export interface JobInsertSnapshot {
+  /** The job's definition: its schema and key function run on the snapshot. */
+  readonly def: JobDefinition<any, any>;
+  /**
+   * The row to insert: everything but a key the definition's `unique.key` derives ({@link completeJobInsert} fills
+   * it in), and, when {@link JobInsertSnapshot.refusal} is set, the payload.
+   */
+  readonly insert: JobInsert;
+  /**
+   * What the schema and a derived key see: a copy parsed from `insert.payloadJson`, the value the worker will read,
+   * when either needs it (undefined otherwise); the caller's own value when the payload was refused.
+   */
+  readonly payload: unknown;
+  /** The key comes from the definition's `unique.key(payload)`, once the schema accepted the payload. */
+  readonly deriveKey: boolean;
+  /** Why the payload cannot be stored (not plain JSON, too large), thrown once the schema had its say; else null. */
+  readonly refusal: { error: unknown } | null;
+}
+
+/**
  * Validates a payload and its options and builds the row to insert: the one path every enqueue takes (API,
- * schedules, CLI). Throws before anything is written. The payload is checked against the job's schema before the
- * definition's `unique.key` function sees it: that function is written for valid payloads (it is typed on the
- * schema's input), so on an invalid one it would throw, or derive a key from garbage, instead of the caller getting
- * the payload's issues.
+ * schedules, CLI). Throws before anything is written. {@link snapshotJobInsert} then {@link completeJobInsert}.
  * @throws PayloadValidationError, NonJsonValueError, PayloadTooLargeError, InvalidOptionError,
  *   InvalidDurationError, InvalidNameError
  */
 export async function buildJobInsert(def: JobDefinition<any, any>, payload: unknown, options: JobInsertOptions, payloadLimit: number): Promise<JobInsert> {
+  return completeJobInsert(snapshotJobInsert(def, payload, options, payloadLimit));
+}
+
+/**
+ * The synchronous half of {@link buildJobInsert}, to be called before any `await` of the enqueue: checks the
+ * options, resolves a key given in them, copies `runAt`, and encodes the payload once, the text stored as it is.
+ * The schema and a derived key then see a copy parsed from that text (what the worker reads), never the caller's
+ * object, which may have changed by the time they run; the copy is made only when one of them needs it, so a bulk
+ * enqueue of a job with neither encodes each payload once and parses nothing.
+ * @throws InvalidOptionError, InvalidDurationError, InvalidNameError (a payload's refusal waits for the schema:
+ *   see {@link completeJobInsert})
+ */
+export function snapshotJobInsert(def: JobDefinition<any, any>, payload: unknown, options: JobInsertOptions, payloadLimit: number): JobInsertSnapshot {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
   const queue = validateName('queue', options.queue ?? def.queue);
   const priority = validatePriority('priority', options.priority ?? def.priority);
   const delayMs = options.delay === undefined ? 0 : parseDuration('delay', options.delay);
-  let runAt: Date | null = null;
-  if (options.runAt !== undefined) {
-    if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) throw new InvalidOptionError('runAt', options.runAt, 'a valid Date');
-    if (!isRunTimeInRange(options.runAt.getTime())) throw new InvalidOptionError('runAt', options.runAt, `a Date ${RUN_AT_RANGE}; this one is ${options.runAt.toISOString()}`);
-    runAt = options.runAt;
+  const runAt = copyRunAt(options.runAt);
+  // A key of the options is resolved now, like the other options; one the definition derives waits for the schema.
+  const deriveKey = options.unique === undefined && options.key === undefined && def.unique.key !== null;
+  const dedup = deriveKey ? null : resolveEnqueueUnique(def.unique, options, undefined);
+  let payloadJson = '';
+  let copy: unknown;
+  let refusal: JobInsertSnapshot['refusal'] = null;
+  try {
+    payloadJson = encodeJson(`the payload of job "${def.name}"`, payload, payloadLimit);
+    if (def.schema || deriveKey) copy = JSON.parse(payloadJson);
+  } catch (error) {
+    refusal = { error };
   }
-  await assertValidPayload(def.name, def.schema, payload);
-  const dedup = resolveEnqueueUnique(def.unique, options, payload);
-  const payloadJson = encodeJson(`the payload of job "${def.name}"`, payload, payloadLimit);
-  return { name: def.name, queue, payloadJson, priority, delayMs, runAt, maxAttempts: def.retry.maxAttempts, key: dedup?.key ?? null, unique: dedup?.unique ?? null };
+  const insert: JobInsert = { name: def.name, queue, payloadJson, priority, delayMs, runAt, maxAttempts: def.retry.maxAttempts, key: dedup?.key ?? null, unique: dedup?.unique ?? null };
+  return { def, insert, payload: refusal ? payload : copy, deriveKey, refusal };
+}
+
+/**
+ * The asynchronous half of {@link buildJobInsert}: validates the snapshot's payload against the job's schema, then
+ * derives its key. The schema goes first, as it always did: the definition's `unique.key` is written for valid
+ * payloads (it is typed on the schema's input), so on an invalid one it would throw, or derive a key from garbage,
+ * instead of the caller getting the payload's issues; and a payload that is both refused by the schema and not
+ * storable gets the schema's issues. Nothing is written, so the caller's own value is what a refused payload's
+ * schema sees.
+ * @throws PayloadValidationError, NonJsonValueError, PayloadTooLargeError, InvalidOptionError, InvalidNameError
+ */
+export async function completeJobInsert(snapshot: JobInsertSnapshot): Promise<JobInsert> {
+  const { def, insert, payload, refusal } = snapshot;
+  // Only with a schema: a job without one (the bulk case) goes through no validator call.
+  if (def.schema) await assertValidPayload(def.name, def.schema, payload);
+  if (refusal) throw refusal.error;
+  if (snapshot.deriveKey) {
+    const dedup = resolveEnqueueUnique(def.unique, {}, payload)!;
+    insert.key = dedup.key;
+    insert.unique = dedup.unique;
+  }
+  return insert;
+}
+
+/**
+ * `runAt` checked and copied: the caller's Date may be changed once the call returned (`setTime`), so the insert
+ * gets a Date of its own, of the time that was checked.
+ */
+function copyRunAt(runAt: unknown): Date | null {
+  if (runAt === undefined) return null;
+  const ms = runAt instanceof Date ? runAt.getTime() : Number.NaN;
+  if (Number.isNaN(ms)) throw new InvalidOptionError('runAt', runAt, 'a valid Date');
+  if (!isRunTimeInRange(ms)) throw new InvalidOptionError('runAt', runAt, `a Date ${RUN_AT_RANGE}; this one is ${new Date(ms).toISOString()}`);
+  return new Date(ms);
 }
 
 /**

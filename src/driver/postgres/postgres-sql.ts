@@ -10,8 +10,9 @@
  * The driver builds all strings once, in its constructor.
  *
  * Conventions:
- * - Time-dependent statements take a `now` parameter (`Date | null`) used as `coalesce($n::timestamptz, now())`,
- *   so tests can pass a fake clock and production uses database time.
+ * - Time-dependent statements take a `now` parameter (`Date | null`) used as
+ *   `coalesce($n::timestamptz, statement_timestamp())` ({@link nowAt}), so tests can pass a fake clock and
+ *   production uses database time.
  * - Durations arrive as milliseconds (`float8`) and are turned into intervals in SQL.
  * - Lists (keys, queues) are one array parameter: `= ANY($n)`, or `unnest($n)` where each element should get
  *   its own ordered index scan (the claim).
@@ -27,9 +28,16 @@ export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** `now` expression for parameter number `n`: the caller's time, or the database's when NULL. */
+/**
+ * `now` expression for parameter number `n`: the caller's time, or the database's when NULL. The database's is the
+ * statement's start (`statement_timestamp()`, one value throughout the statement, as SQLite's time is), not `now()`,
+ * the start of the transaction: inside an application's transaction, or after a keyed insert waited on its key's
+ * lock, `now()` lies in the past, and a `delay` counted from it made the job due that much early (at once, in a
+ * transaction older than the delay). No statement relies on sharing its time with the others of its transaction;
+ * those of one write that must agree (a job row and its attempt row) are one statement.
+ */
 export function nowAt(n: number): string {
-  return `coalesce($${n}::timestamptz, now())`;
+  return `coalesce($${n}::timestamptz, statement_timestamp())`;
 }
 
 /** Milliseconds in parameter number `n` as an interval. float8 so fractional delays are not rejected. */

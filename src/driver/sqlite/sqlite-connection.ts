@@ -7,10 +7,11 @@
  * @module
  */
 import type Database from 'better-sqlite3';
+import { resolve } from 'node:path';
 import { InvalidTransactionError } from '../../errors.js';
 import {
-  cachedStatement, closedError, isSqliteTransaction, openConnection, retryBusy, rowViewStatement,
-  type Prepare, type RowViewStatement, type SqliteConnectionOptions, type SqliteContext, type Statement,
+  cachedStatement, closedError, isSqliteTransaction, openConnection, realFilePath, retryBusy, rowViewStatement,
+  sqliteMainFile, type Prepare, type RowViewStatement, type SqliteConnectionOptions, type SqliteContext, type Statement,
 } from './sqlite-exec.js';
 import * as SQL from './sqlite-sql.js';
 import { SqliteTransactionRunner } from './sqlite-transaction.js';
@@ -32,6 +33,8 @@ export class SqliteConnection {
   readonly #rowViews = new Map<string, RowViewStatement<unknown>>();
   /** Statements prepared on applications' `tx` connections, dropped with the connection. */
   readonly #txStatements = new WeakMap<Database.Database, Map<string, Statement>>();
+  /** {@link SqliteConnection.#ownFile} once read from the open connection. */
+  #file: { path: string; real: string } | null | undefined;
   #busyRetries = 0;
   /** `transaction()`'s own connection and mutex. */
   readonly #transactions: SqliteTransactionRunner;
@@ -189,14 +192,47 @@ export class SqliteConnection {
 
   /**
    * Statement preparation on an application's `tx` connection (cached per connection).
-   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction on this
+   *   driver's file.
    */
   #txPrepare(tx: unknown): Prepare {
     if (!isSqliteTransaction(tx)) throw new InvalidTransactionError(TRANSACTION_HANDLE, tx);
     let cache = this.#txStatements.get(tx);
-    if (!cache) this.#txStatements.set(tx, (cache = new Map()));
+    if (!cache) {
+      // Once per handle (a connection's main file never changes): the statement cache marks it checked.
+      this.#assertOnOwnFile(tx);
+      this.#txStatements.set(tx, (cache = new Map()));
+    }
     const txCache = cache;
     return (sql) => cachedStatement(txCache, tx, sql);
+  }
+
+  /**
+   * Refuses a handle on another database: one without Warden's tables failed with a raw SqliteError, and one on
+   * another Warden database took the job there and reported success. A handle with no file (`:memory:`, a
+   * temporary database) is on no database this driver's connections can share. The path SQLite names is compared
+   * first (the handle `transaction()` gives, and most applications' connections, were opened by the driver's own
+   * file name): one statement and no file system call. Another path may still be a link to the file.
+   * @throws InvalidTransactionError naming both files.
+   */
+  #assertOnOwnFile(tx: Database.Database): void {
+    const file = sqliteMainFile(tx);
+    const own = this.#ownFile();
+    if (file !== null && own !== null && (file === own.path || realFilePath(file) === own.real)) return;
+    const on = (path: string | null) => (path === null ? 'no file (in memory or temporary)' : JSON.stringify(realFilePath(path)));
+    throw new InvalidTransactionError(TRANSACTION_HANDLE, tx, `a Database on ${on(file)}, while this driver's database is on ${on(own?.path ?? null)}`);
+  }
+
+  /**
+   * This driver's file (null in memory), as SQLite names it and its real path: read from its open connection, as a
+   * handle's is, and kept; before that connection is open (a `tx` write needs none), from the file name it will open.
+   */
+  #ownFile(): { path: string; real: string } | null {
+    if (this.#file !== undefined) return this.#file;
+    const read = (path: string | null) => (path === null ? null : { path, real: realFilePath(path) });
+    if (this.#db) return (this.#file = read(sqliteMainFile(this.#db)));
+    const { filename } = this.#options;
+    return read(filename === ':memory:' ? null : resolve(filename));
   }
 
   readonly #countBusyRetry = (): void => {

@@ -5,6 +5,8 @@
  * @module
  */
 import Database from 'better-sqlite3';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { DatabaseConfigError, InvalidOptionError } from '../../errors.js';
 import { int, type DbInt } from './sqlite-rows.js';
 import * as SQL from './sqlite-sql.js';
@@ -25,7 +27,8 @@ export interface SqliteContext {
   read: <T>(fn: () => T) => Promise<T>;
   /**
    * Statement preparation on an application's `tx` connection.
-   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction.
+   * @throws InvalidTransactionError when `tx` is not a better-sqlite3 Database inside a transaction on the
+   *   driver's file.
    */
   txPrepare: (tx: unknown) => Prepare;
 }
@@ -166,7 +169,8 @@ export function toMs(value: Date | null, field: string): number | null {
 
 /**
  * Whether `tx` can carry a transactional write: a better-sqlite3 Database (duck-typed, so an application's
- * own copy of the module passes too) with an open transaction.
+ * own copy of the module passes too) with an open transaction. Whether it is on the driver's file is asked
+ * separately ({@link sqliteMainFile}), once per handle: it costs a statement.
  */
 export function isSqliteTransaction(tx: unknown): tx is Database.Database {
   if (typeof tx !== 'object' || tx === null) return false;
@@ -174,11 +178,43 @@ export function isSqliteTransaction(tx: unknown): tx is Database.Database {
   return typeof candidate.prepare === 'function' && candidate.inTransaction === true;
 }
 
+/** The databases of a connection, one row each (`seq`, `name`, `file`): `main` has the file it was opened on. */
+const DATABASE_LIST_SQL = 'PRAGMA database_list';
+
+/**
+ * The file `db`'s main database lives in, as SQLite names it (a full path), or null when it has none (`:memory:`,
+ * a temporary database). Two connections opened by one name get the same path; by different names (a symbolic link)
+ * compare their {@link realFilePath}s.
+ */
+export function sqliteMainFile(db: Database.Database): string | null {
+  const rows = db.prepare(DATABASE_LIST_SQL).all() as { name: string; file: string }[];
+  const file = rows.find((row) => row.name === 'main')?.file ?? '';
+  return file === '' ? null : file;
+}
+
+/**
+ * `path` with symbolic links resolved (a link to the file, or to a directory on its way, names the same file). A file
+ * not created yet, or deleted while open, resolves through its directory; a path that cannot be resolved at all is
+ * kept as it is.
+ */
+export function realFilePath(path: string): string {
+  try {
+    return realpathSync.native(path);
+  } catch {
+    try {
+      return join(realpathSync.native(dirname(path)), basename(path));
+    } catch {
+      return path;
+    }
+  }
+}
+
 /**
  * Runs `fn` with statements of the right connection: the application's `tx` (inside its transaction, never
  * BEGIN/COMMIT, and no busy retry: a partial retry of someone else's transaction would be wrong, and SQLITE_BUSY
  * is theirs to handle), or the driver's own connection in one `BEGIN IMMEDIATE` transaction.
- * @throws InvalidTransactionError when `tx` is given and is not a better-sqlite3 Database inside a transaction.
+ * @throws InvalidTransactionError when `tx` is given and is not a better-sqlite3 Database inside a transaction on
+ *   the driver's file.
  */
 export async function writeWith<T>(ctx: SqliteContext, tx: unknown, fn: (prepare: Prepare) => T): Promise<T> {
   if (tx !== undefined) return fn(ctx.txPrepare(tx));
