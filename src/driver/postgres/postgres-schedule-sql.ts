@@ -2,7 +2,7 @@
  * The SQL of the PostgreSQL driver's schedule operations (migration `0002_schedules_and_locks`), and nothing
  * else. Same conventions as `postgres-sql.ts`: each builder takes `s`, the validated, double-quoted schema (the
  * only identifier put into SQL text); every value is a `$n` parameter; time comes in as a `now` parameter used as
- * `coalesce($n::timestamptz, now())`. The driver builds all strings once, in its constructor.
+ * `coalesce($n::timestamptz, statement_timestamp())` (`nowAt`). The driver builds all strings once, in its constructor.
  * @module
  */
 import { jobCancelSql } from './postgres-job-admin-sql.js';
