@@ -3,6 +3,10 @@
  * forwards `cause`, and words its message as "Expected …, got …" where input was at fault.
  * @module
  */
+import { constants } from 'node:buffer';
+
+/** The longest string, in UTF-16 code units, this runtime holds (V8 on 64-bit: 2^29 - 24). */
+const MAX_STRING_LENGTH = constants.MAX_STRING_LENGTH;
 
 /** Base class of every error Warden throws on purpose. */
 export class WardenError extends Error {
@@ -94,10 +98,16 @@ export class NonJsonValueError extends WardenError {
 
 /** A payload's JSON encoding exceeds the configured limit. Nothing was written. */
 export class PayloadTooLargeError extends WardenError {
-  readonly bytes: number;
+  /**
+   * The JSON's size in UTF-8 bytes; null when it is longer than the longest string the runtime can hold
+   * (`MAX_STRING_LENGTH` of `node:buffer`, about 512 MiB), so it was never measured: more bytes than that, since
+   * each UTF-16 code unit is at least one byte, and far over any limit. `cause` is then the runtime's `RangeError`.
+   */
+  readonly bytes: number | null;
   readonly limit: number;
-  constructor(what: string, bytes: number, limit: number) {
-    super('PAYLOAD_TOO_LARGE', `Expected ${what} of at most ${limit} bytes as JSON, got ${bytes} bytes`);
+  constructor(what: string, bytes: number | null, limit: number, options?: { cause?: unknown }) {
+    const got = bytes === null ? `more than ${MAX_STRING_LENGTH} bytes (JSON longer than the longest string this runtime holds)` : `${bytes} bytes`;
+    super('PAYLOAD_TOO_LARGE', `Expected ${what} of at most ${limit} bytes as JSON, got ${got}`, options);
     this.bytes = bytes;
     this.limit = limit;
   }

@@ -40,17 +40,21 @@ export interface JobInsertSnapshot {
   readonly def: JobDefinition<any, any>;
   /**
    * The row to insert: everything but a key the definition's `unique.key` derives ({@link completeJobInsert} fills
-   * it in), and, when {@link JobInsertSnapshot.refusal} is set, the payload.
+   * it in). Incomplete, and never inserted, when {@link JobInsertSnapshot.refusal} is set.
    */
   readonly insert: JobInsert;
   /**
    * What the schema and a derived key see: a copy parsed from `insert.payloadJson`, the value the worker will read,
-   * when either needs it (undefined otherwise); the caller's own value when the payload was refused.
+   * when either needs it (undefined otherwise); the caller's own value when the payload could not be encoded.
    */
   readonly payload: unknown;
   /** The key comes from the definition's `unique.key(payload)`, once the schema accepted the payload. */
   readonly deriveKey: boolean;
-  /** Why the payload cannot be stored (not plain JSON, too large), thrown once the schema had its say; else null. */
+  /**
+   * Why the enqueue cannot go on, thrown once the schema had its say (else null): the `key`/`unique` options
+   * refused, else the payload not storable (not plain JSON, too large). The first, as when the options were resolved
+   * after the schema and the payload encoded after them.
+   */
   readonly refusal: { error: unknown } | null;
 }
 
@@ -70,8 +74,8 @@ export async function buildJobInsert(def: JobDefinition<any, any>, payload: unkn
  * The schema and a derived key then see a copy parsed from that text (what the worker reads), never the caller's
  * object, which may have changed by the time they run; the copy is made only when one of them needs it, so a bulk
  * enqueue of a job with neither encodes each payload once and parses nothing.
- * @throws InvalidOptionError, InvalidDurationError, InvalidNameError (a payload's refusal waits for the schema:
- *   see {@link completeJobInsert})
+ * @throws InvalidOptionError, InvalidDurationError, InvalidNameError for `queue`, `priority`, `delay` or `runAt`
+ *   (a refused `key` or `unique`, and a payload's refusal, wait for the schema: see {@link completeJobInsert})
  */
 export function snapshotJobInsert(def: JobDefinition<any, any>, payload: unknown, options: JobInsertOptions, payloadLimit: number): JobInsertSnapshot {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
@@ -79,30 +83,40 @@ export function snapshotJobInsert(def: JobDefinition<any, any>, payload: unknown
   const priority = validatePriority('priority', options.priority ?? def.priority);
   const delayMs = options.delay === undefined ? 0 : parseDuration('delay', options.delay);
   const runAt = copyRunAt(options.runAt);
-  // A key of the options is resolved now, like the other options; one the definition derives waits for the schema.
+  // A key of the options is resolved now, like the other options (the caller may change its `unique` object once the
+  // call returned); one the definition derives waits for the schema. Its refusal waits for the schema too: the
+  // schema runs first (docs/guarantees.md), and the key options were always checked after it.
   const deriveKey = options.unique === undefined && options.key === undefined && def.unique.key !== null;
-  const dedup = deriveKey ? null : resolveEnqueueUnique(def.unique, options, undefined);
+  let dedup: ReturnType<typeof resolveEnqueueUnique> = null;
+  let refusal: JobInsertSnapshot['refusal'] = null;
+  try {
+    if (!deriveKey) dedup = resolveEnqueueUnique(def.unique, options, undefined);
+  } catch (error) {
+    refusal = { error };
+  }
   let payloadJson = '';
   let copy: unknown;
-  let refusal: JobInsertSnapshot['refusal'] = null;
+  let storable = true;
   try {
     payloadJson = encodeJson(`the payload of job "${def.name}"`, payload, payloadLimit);
     if (def.schema || deriveKey) copy = JSON.parse(payloadJson);
   } catch (error) {
-    refusal = { error };
+    storable = false;
+    refusal ??= { error };
   }
   const insert: JobInsert = { name: def.name, queue, payloadJson, priority, delayMs, runAt, maxAttempts: def.retry.maxAttempts, key: dedup?.key ?? null, unique: dedup?.unique ?? null };
-  return { def, insert, payload: refusal ? payload : copy, deriveKey, refusal };
+  return { def, insert, payload: storable ? copy : payload, deriveKey, refusal };
 }
 
 /**
  * The asynchronous half of {@link buildJobInsert}: validates the snapshot's payload against the job's schema, then
- * derives its key. The schema goes first, as it always did: the definition's `unique.key` is written for valid
- * payloads (it is typed on the schema's input), so on an invalid one it would throw, or derive a key from garbage,
- * instead of the caller getting the payload's issues; and a payload that is both refused by the schema and not
- * storable gets the schema's issues. Nothing is written, so the caller's own value is what a refused payload's
- * schema sees.
- * @throws PayloadValidationError, NonJsonValueError, PayloadTooLargeError, InvalidOptionError, InvalidNameError
+ * throws the snapshot's refusal, if any, then derives the key. The schema goes first, as it always did: the
+ * definition's `unique.key` is written for valid payloads (it is typed on the schema's input), so on an invalid one
+ * it would throw, or derive a key from garbage, instead of the caller getting the payload's issues; and a payload
+ * that is both refused by the schema and not storable, or comes with a refused `key`/`unique` option, gets the
+ * schema's issues. Nothing is written, so the caller's own value is what a not storable payload's schema sees.
+ * @throws PayloadValidationError, NonJsonValueError, PayloadTooLargeError, InvalidOptionError,
+ *   InvalidDurationError, InvalidNameError
  */
 export async function completeJobInsert(snapshot: JobInsertSnapshot): Promise<JobInsert> {
   const { def, insert, payload, refusal } = snapshot;

@@ -13,13 +13,17 @@ export const MAX_JSON_DEPTH = 200;
  * computed values such as `-x` for `x = 0`.
  * @param what the value's role in messages, e.g. `payload of job "send-email"`.
  * @throws NonJsonValueError with the path of the first offending value.
- * @throws PayloadTooLargeError when the UTF-8 JSON exceeds `limitBytes`.
+ * @throws PayloadTooLargeError when the UTF-8 JSON exceeds `limitBytes`, or is longer than the longest string the
+ *   runtime holds (`bytes` null: far over any limit, but never measured).
  */
 export function encodeJson(what: string, value: unknown, limitBytes: number): string {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
   } catch (error) {
+    // JSON too long for one string (a large string referenced many times): too large, refused without a walk like
+    // any payload over the limit, not the runtime's RangeError.
+    if (isStringLengthError(error)) throw new PayloadTooLargeError(what, null, limitBytes, { cause: error });
     // A cycle or a BigInt: the walk names it and its path.
     assertPlainJson(what, value);
     throw error;
@@ -32,6 +36,15 @@ export function encodeJson(what: string, value: unknown, limitBytes: number): st
   }
   assertPlainJson(what, value);
   return text!;
+}
+
+/**
+ * Whether `error` is V8's refusal to build a string longer than its maximum, which `JSON.stringify` throws for text
+ * that would be longer. Told by its message, the one V8 gives every such refusal: a stack overflow is a RangeError
+ * too, and is no size.
+ */
+function isStringLengthError(error: unknown): boolean {
+  return error instanceof RangeError && error.message === 'Invalid string length';
 }
 
 /**

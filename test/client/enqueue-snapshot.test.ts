@@ -5,13 +5,14 @@
  * payload was validated, then keyed and encoded after the schema's `await`, and `runAt` kept by reference: such a
  * caller got the later value stored, one the schema never saw, and keys derived from it. The schema and a derived
  * key see a copy parsed from the stored text, the value the worker reads. Refusals keep their order: a payload that
- * both fails its schema and cannot be stored gets the schema's issues.
+ * both fails its schema and cannot be stored gets the schema's issues, and so does one with a bad `key` or `unique`
+ * option (resolved at the call, its refusal held until the schema ran: it was thrown first).
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Warden } from '../../src/client/warden.js';
-import { NonJsonValueError, PayloadTooLargeError, PayloadValidationError } from '../../src/errors.js';
+import { InvalidDurationError, InvalidNameError, NonJsonValueError, PayloadTooLargeError, PayloadValidationError } from '../../src/errors.js';
 import { defineJob } from '../../src/job/define-job.js';
 import { countRows, expectRejects } from '../conformance/helpers.js';
 import { makeWarden } from '../runtime/helpers.js';
@@ -118,6 +119,32 @@ describe.each(DRIVER_KINDS)('enqueue takes its values at the call (%s)', (kind) 
     expect(json.message).toBe('Expected the payload of job "email" to be plain JSON, got a BigInt (encode it as a string) at $.extra');
     const large = await expectRejects(warden.enqueue(email, validTooLarge), PayloadTooLargeError);
     expect(large.message).toBe('Expected the payload of job "email" of at most 1000 bytes as JSON, got 2032 bytes');
+    expect(await countRows(tdb, 'jobs')).toBe(0);
+  });
+
+  it.each([
+    ['a bad key', { key: '' }, InvalidNameError],
+    ['a bad unique.window', { unique: { key: 'k', window: 'soon' } }, InvalidDurationError],
+  ] as const)('%s option with a schema-invalid payload: the schema’s issues, as before the snapshot; with a valid one the option’s error, before a storage refusal', async (_, options, optionError) => {
+    // The option is resolved at the call but refused only once the schema ran: the schema runs first.
+    const send = (payload: object) => warden.enqueue(email, payload as { to: string }, options as never);
+    await expectRejects(send({ to: 'not an email' }), PayloadValidationError);
+    await expectRejects(send({ to: 'not an email', extra: 1n }), PayloadValidationError);
+    await expectRejects(send({ to: 'a@example.com' }), optionError);
+    // Options before the payload's encoding, as they were checked before it.
+    await expectRejects(send({ to: 'a@example.com', extra: 1n }), optionError);
+    await expectRejects(send({ to: 'a@example.com', text: 'x'.repeat(2_000) }), optionError);
+    // enqueueMany: the first bad item, whichever of its refusals; an item's bad key after another item's bad queue.
+    const schemaFirst = await expectRejects(
+      warden.enqueueMany([{ job: email, payload: { to: 'x' } }, { job: email, payload: { to: 'a@example.com' }, options: options as never }]),
+      PayloadValidationError,
+    );
+    expect(schemaFirst.message).toMatch(/^items\[0\]: /);
+    const optionFirst = await expectRejects(
+      warden.enqueueMany([{ job: email, payload: { to: 'a@example.com' }, options: options as never }, { job: plain, payload: {}, options: { queue: 'Bad Queue' } }]),
+      optionError,
+    );
+    expect(optionFirst.message).toMatch(/^items\[0\]: /);
     expect(await countRows(tdb, 'jobs')).toBe(0);
   });
 

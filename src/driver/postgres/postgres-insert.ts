@@ -33,8 +33,8 @@ const DEFAULT_UNIQUE: UniqueInsert = { windowMs: null, states: ACTIVE_STATES, re
  */
 export const MAX_REPLACE_MISSES = 20;
 
-/** A row of `jobInsertRoundSql`: what happened to one input, then the job's columns. */
-type RoundRecord = PgJobRecord & { outcome: 'inserted' | 'replaced' | 'duplicate'; ord: string | null };
+/** A row of `jobInsertRoundSql`: what happened to one input, then the job's columns and the round's time. */
+type RoundRecord = PgJobRecord & { outcome: 'inserted' | 'replaced' | 'duplicate'; ord: string | null; round_now: string };
 
 /**
  * Inserts a batch without keys in one statement that also sends the wake-ups: nothing can conflict, so no
@@ -63,7 +63,7 @@ export async function insertUnkeyedJobs(
     const r = rows[0]!;
     return [r.lease_worker ? handedOff(j, r) : inserted(j, r)];
   }
-  const { rows } = await run<PgInsertedRecord>(sql.jobInsertNotify, [...insertParams(jobs, now), channel, traceParams(jobs)]);
+  const { rows } = await run<PgInsertedRecord>(sql.jobInsertNotify, [...insertParams(jobs, utcText(now)), channel, traceParams(jobs)]);
   if (rows.length !== jobs.length) throw new Error(`Expected ${jobs.length} inserted jobs, got ${rows.length}`);
   // Ids follow input order (the statement inserts `ORDER BY ordinality`).
   rows.sort((a, b) => compareIds(a.id, b.id));
@@ -127,6 +127,13 @@ export async function findAllDuplicates(
  * return the holder. A round takes at most one input per key (the next in input order), plus every unkeyed input in
  * the first round: several inputs with one key therefore see the earlier ones as holder, as if inserted one by one.
  * Distinct keys, the common case, take a single round: lock + round, two statements per batch.
+ *
+ * Every round decides at one time, the call's (driver contract: one `now` per call). At database time (`now`
+ * null) that is the first round's statement time, read after the key locks were granted (so a batch that waited
+ * for another producer's key counts its window and delay from after the wait), which the round returns and the
+ * later rounds get as their `now`: each reading its own statement time, a key repeated in the batch was decided
+ * against a later time than its first input, by as long as the earlier rounds took, and could escape a window
+ * its first input had just opened. It costs no statement: the time comes back with the first round's rows.
  * @returns One result per input, in input order.
  */
 export async function insertJobs(
@@ -151,13 +158,16 @@ export async function insertJobs(
   await run(sql.keyLock, [[...byKey.keys()].sort()]);
 
   const results: (JobInsertResult | undefined)[] = new Array(jobs.length);
+  // The call's time as a parameter: the caller's, else (null) the first round's, once it ran.
+  let at = utcText(now);
   let round = unkeyed;
   // Per key, in a row: the limit is on one holder changing again and again, not on how many keys a batch has.
   const misses = new Map<string, number>();
   for (;;) {
     for (const queue of byKey.values()) round.push(queue[0]!);
     round.sort((a, b) => a - b);
-    const outcomes = await insertRound(run, sql, channel, round.map((i) => jobs[i]!), now);
+    const { outcomes, roundNow } = await insertRound(run, sql, channel, round.map((i) => jobs[i]!), at);
+    at ??= roundNow;
     for (const [pos, i] of round.entries()) {
       const outcome = outcomes[pos]!;
       if (outcome === null) {
@@ -183,16 +193,17 @@ export async function insertJobs(
 }
 
 /**
- * Runs one round (distinct keys, all locked) and matches its rows back to `batch`. Null for an input whose waiting
- * holder changed between the statement's snapshot and its replace: decide it again in the next round.
+ * Runs one round (distinct keys, all locked) at `now` (UTC text, or null for the statement's time) and matches its
+ * rows back to `batch`. An outcome is null for an input whose waiting holder changed between the statement's
+ * snapshot and its replace: decide it again in the next round. `roundNow` is the time the round used, as text.
  */
 async function insertRound(
   run: Run,
   sql: Pick<PostgresKeyStatements, 'jobInsertRound'>,
   channel: string,
   batch: readonly JobInsert[],
-  now: Date | null,
-): Promise<(JobInsertResult | null)[]> {
+  now: string | null,
+): Promise<{ outcomes: (JobInsertResult | null)[]; roundNow: string }> {
   const unique = batch.map((j) => (j.key === null ? null : (j.unique ?? DEFAULT_UNIQUE)));
   const { rows } = await run<RoundRecord>(sql.jobInsertRound, [
     ...insertParams(batch, now),
@@ -225,7 +236,8 @@ async function insertRound(
     return { job, duplicate: true, replaced: false };
   });
   if (next !== inserted.length) throw new Error(`Expected ${next} inserted jobs, got ${inserted.length}`);
-  return outcomes;
+  // Every input yields a row, and a round has at least one input.
+  return { outcomes, roundNow: rows[0]!.round_now };
 }
 
 /** Each job's trace context as JSON text, or null (migration 0007). */
@@ -233,8 +245,8 @@ function traceParams(batch: readonly JobInsert[]): (string | null)[] {
   return batch.map((j) => (j.traceContext ? JSON.stringify(j.traceContext) : null));
 }
 
-/** The parameters shared by the insert statements (`$1`…`$11`) for a batch. */
-function insertParams(batch: readonly JobInsert[], now: Date | null): unknown[] {
+/** The parameters shared by the insert statements (`$1`…`$11`) for a batch inserted at `now` (UTC text, or null). */
+function insertParams(batch: readonly JobInsert[], now: string | null): unknown[] {
   return [
     batch.map((j) => j.name),
     batch.map((j) => j.queue),
@@ -246,7 +258,7 @@ function insertParams(batch: readonly JobInsert[], now: Date | null): unknown[] 
     batch.map((j) => j.key),
     batch.map((j) => j.scheduleName ?? null),
     batch.map((j) => utcText(j.tickAt)),
-    utcText(now),
+    now,
   ];
 }
 

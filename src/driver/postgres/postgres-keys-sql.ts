@@ -37,7 +37,10 @@ ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key`;
  * - `n`: every other input is inserted, in input order (so ids follow it), and becomes its key's holder (`holders`).
  * - Queues that got a job, or a replaced job that is now due, are woken (delivered at commit).
  * Every input yields one row: `outcome` `inserted` (ord NULL: matched back by id order), `replaced` or `duplicate`
- * (with the input's `ord`), then the job's columns (`JOB_COLUMNS`: a fixed list, as the statement is prepared).
+ * (with the input's `ord`), then the job's columns (`JOB_COLUMNS`: a fixed list, as the statement is prepared),
+ * then `round_now`: the statement's time as exact UTC ISO-8601 text (microseconds kept, whatever the session's
+ * `DateStyle` or `TimeZone`), which the driver passes as `$11` to the later rounds of a call made at database time,
+ * so one call has one time (see `insertJobs`).
  * Keys and jobs are joined with `= ANY (ARRAY[…])`, not `=`: no condition is then hashable or mergeable, so the
  * only plan is a lookup by primary key per input. The statement runs on a generic plan (see
  * `PostgresConnection.genericTransaction`), made once with whatever statistics there were: with plain equalities, a
@@ -47,7 +50,9 @@ ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key`;
  * for unkeyed), `$14` replace flags, `$15` the wake-up channel, `$16` trace contexts (JSON text or NULL).
  */
 export function jobInsertRoundSql(s: string): string {
-  return `WITH t AS (SELECT ${nowAt(11)} AS now),
+  return `WITH t AS (
+  SELECT s.now, to_char(s.now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS now_text FROM (SELECT ${nowAt(11)} AS now) s
+),
 i AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::float8[], $6::timestamptz[], $7::int4[],
                        $8::text[], $9::text[], $10::timestamptz[], $12::float8[], $13::text[], $14::bool[], $16::text[])
@@ -95,7 +100,8 @@ x AS (
   SELECT 'duplicate', d.ord, ${jobColumnsOf('j')} FROM d JOIN ${s}.jobs j ON j.id = ANY (ARRAY[d.id])
   WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.ord = d.ord)
 )
-SELECT x.*, (SELECT count(*) FROM (SELECT pg_notify($15, w.queue) FROM w) AS q) AS notified FROM x`;
+SELECT x.*, t.now_text AS round_now, (SELECT count(*) FROM (SELECT pg_notify($15, w.queue) FROM w) AS q) AS notified
+FROM x CROSS JOIN t`;
 }
 
 /** A job's key and state, or no row when the job does not exist. `$1` id. */
