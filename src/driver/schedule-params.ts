@@ -14,12 +14,9 @@ export interface ScheduleSyncItem {
   /** Changes whenever what fires, or when, changes. */
   definitionHash: string;
   /**
-   * Changes whenever the tick times change (the pattern and its time zone, or the interval); the same for two
-   * definitions with the same ticks. A changed `definitionHash` with the stored timing hash keeps `next_run_at`.
-   * Null: unknown, so any change of `definitionHash` resets `next_run_at`. @default null
+   * The definition as JSON text (`ScheduleSpec`), for operators and display. Its `cron`, `everyMs` and `timezone`
+   * (JSON null or absent when not set) also tell the sync whether a changed definition changed its tick times.
    */
-  timingHash?: string | null;
-  /** The definition as JSON text, for operators and display. */
   specJson: string;
   /** The first tick strictly after `now`, used for new, re-added or retimed schedules. */
   firstRunAt: Date | null;
@@ -27,12 +24,15 @@ export interface ScheduleSyncItem {
 
 /**
  * Sync of the code's schedules. A new name is inserted with `next_run_at = firstRunAt`. A name that was removed is
- * un-removed with `next_run_at = firstRunAt`. A name whose `definitionHash` differs gets the new hashes and spec, and
- * `next_run_at = firstRunAt` only when its timing changed: its stored timing hash differs from `timingHash` (or
- * either is null, as for a row stored before timing hashes); otherwise `next_run_at` is kept, so a due tick stays due
- * and goes to the new definition's misfire policy. An unchanged one is left alone (its `next_run_at`, pause state and
- * `updated_at` are kept), except that a missing stored timing hash is filled in. With `removeMissing`, active
- * schedules not in the list get `removed_at = now` and stop firing.
+ * un-removed with `next_run_at = firstRunAt`. A name whose `definitionHash` differs gets the new hash and spec, and
+ * `next_run_at = firstRunAt` only when its timing changed; otherwise `next_run_at` is kept, so a due tick stays due
+ * and goes to the new definition's misfire policy. The timing is the same when the stored spec and `specJson` have
+ * equal `cron` and equal `everyMs`, one of the two set in `specJson`, and for a cron pattern an equal `timezone`
+ * (absent and JSON null are alike; a field `specJson` sets that the stored spec lacks counts as a change). The stored
+ * spec is compared, not anything only this version writes, because every version writes the spec with `next_run_at`:
+ * a row an older version changed during a rolling deploy or a rollback is judged by the timing it was stored with.
+ * An unchanged one is left alone (its `next_run_at`, pause state and `updated_at` are kept). With `removeMissing`,
+ * active schedules not in the list get `removed_at = now` and stop firing.
  */
 export interface ScheduleSyncParams {
   schedules: ScheduleSyncItem[];

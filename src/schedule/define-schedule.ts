@@ -75,8 +75,8 @@ export interface ScheduleDefinition {
   readonly heartbeat: { url: string } | null;
   /**
    * Hash of everything that decides when and what fires. A sync that stores a changed hash resets the schedule's next
-   * tick only when the timing changed too (`scheduleTimingHash`: pattern and time zone, or interval); otherwise the
-   * stored next tick is kept.
+   * tick only when the timing changed too (the stored spec's pattern and time zone, or interval, differ); otherwise
+   * the stored next tick is kept.
    */
   readonly definitionHash: string;
   /** The first tick strictly after `after`, or null when the pattern never fires again. */

@@ -4,7 +4,13 @@ import type { ScheduleSyncItem } from '../driver/schedule-params.js';
 import type { ScheduleDefinition } from './define-schedule.js';
 import { nextCronTick } from './next-cron-tick.js';
 
-/** What is stored about a schedule for operators and for code that has no definition (CLI resume). */
+/**
+ * What is stored about a schedule for operators and for code that has no definition (CLI resume). Its `cron`,
+ * `everyMs` and `timezone` are also what a sync compares, stored against new, to tell whether a changed definition
+ * changed its tick times (`ScheduleSyncParams`). Every version writes them together with `next_run_at`, and moves
+ * `next_run_at` only on a row whose hash (which covers them) is its own, so they describe the stored next tick even
+ * after an older version wrote the row. Renamed or re-encoded, every schedule's next change would reset its next tick.
+ */
 export interface ScheduleSpec {
   cron: string | null;
   everyMs: number | null;
@@ -36,24 +42,12 @@ export function everyNextTick(everyMs: number, after: Date): Date {
   return new Date((Math.floor(after.getTime() / everyMs) + 1) * everyMs);
 }
 
-/** A short, stable hash of `parts` (their JSON): what `definitionHash` and {@link scheduleTimingHash} are. */
+/** A short, stable hash of `parts` (their JSON): what `definitionHash` is. */
 export function shortHash(parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
-/**
- * Hash of exactly what decides a schedule's tick times (`nextTick`): a cron pattern and the time zone it is read in,
- * or an `every` interval (epoch-aligned, so no time zone). Two definitions with the same timing hash have the same
- * ticks, so a sync that changes anything else (priority, queue, overlap, misfire, `expect`, the job) keeps the stored
- * `next_run_at`, and a tick due then is not dropped.
- */
-export function scheduleTimingHash(s: Pick<ScheduleDefinition, 'cron' | 'everyMs' | 'timezone'>): string {
-  return shortHash(s.cron !== null ? ['cron', s.cron, s.timezone] : ['every', s.everyMs]);
-}
-
 /** The row a definition is synced as, with its first tick after `now` (database time). */
 export function toSyncItem(s: ScheduleDefinition, now: Date): ScheduleSyncItem {
-  return {
-    name: s.name, definitionHash: s.definitionHash, timingHash: scheduleTimingHash(s), specJson: JSON.stringify(scheduleSpec(s)), firstRunAt: s.nextTick(now),
-  };
+  return { name: s.name, definitionHash: s.definitionHash, specJson: JSON.stringify(scheduleSpec(s)), firstRunAt: s.nextTick(now) };
 }

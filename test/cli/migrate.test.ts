@@ -1,6 +1,10 @@
+import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
+import pg from 'pg';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type CliDatabase, cli, cliJson, expectOneLineError, postgresDatabase, sqliteDatabase } from './cli-helpers.js';
+import { createWarden, defineJob, defineSchedule } from '../../src/index.js';
+import { type CliDatabase, cli, cliJson, expectOneLineError, migratedDatabase, PG_URL, postgresDatabase, sqliteDatabase } from './cli-helpers.js';
 
 const cleanups: CliDatabase[] = [];
 afterEach(async () => {
@@ -9,15 +13,14 @@ afterEach(async () => {
 
 /**
  * Both databases' migrations up to 0014, then PostgreSQL's 0015 (hand-off registrations: no SQLite twin), then
- * both, then PostgreSQL's 0017 (the registrations' channel), then both (0018, retention's index by job name; 0019,
- * the schedules' timing hash).
+ * both, then PostgreSQL's 0017 (the registrations' channel), then both (0018, retention's index by job name).
  */
 const COMMON = ['0001_initial', '0002_schedules_and_locks', '0003_schedule_ticks_recent_idx', '0004_idempotency', '0005_audit', '0006_alerts', '0007_tracing_retention', '0008_attempts_unconstrained', '0009_rare_state_index', '0010_constraints_without_in_lists', '0011_completed_attempt_on_job', '0012_sparse_audit_time_index', '0013_audit_blocks', '0014_schedule_tick_writer'];
 
 describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => {
   const names = kind === 'sqlite'
-    ? [...COMMON, '0016_lock_grant_id', '0018_jobs_finished_name_idx', '0019_schedule_timing_hash']
-    : [...COMMON, '0015_handoff_waiters', '0016_lock_grant_id', '0017_handoff_channel', '0018_jobs_finished_name_idx', '0019_schedule_timing_hash'];
+    ? [...COMMON, '0016_lock_grant_id', '0018_jobs_finished_name_idx']
+    : [...COMMON, '0015_handoff_waiters', '0016_lock_grant_id', '0017_handoff_channel', '0018_jobs_finished_name_idx'];
   it('applies migrations, then reports already up to date', async () => {
     const db = kind === 'sqlite' ? await sqliteDatabase() : await postgresDatabase();
     cleanups.push(db);
@@ -45,7 +48,56 @@ describe.each(['sqlite', 'postgres'] as const)('warden migrate (%s)', (kind) => 
     const status = await cliJson(['migrate', '--status', '--check', ...db.args]);
     expect(status).toEqual({ applied: names, pending: [] });
   });
+
+  it('a database that applied the withdrawn 0019_schedule_timing_hash is up to date: nothing pending, doctor content, schedules synced', async () => {
+    const db = await migratedDatabase(kind);
+    cleanups.push(db);
+    await applyWithdrawnTimingHash(db);
+
+    expect(await cliJson(['migrate', '--status', '--check', ...db.args])).toEqual({ applied: [...names, WITHDRAWN], pending: [] });
+    expect((await cli(['migrate', ...db.args])).out).toMatch(/^already up to date/);
+    const doctor = await cli(['doctor', ...db.args]);
+    expect([doctor.code, doctor.err, doctor.out.trimEnd().split('\n').at(-1)]).toEqual([0, '', 'ok: 0 error(s), 0 warning(s), 0 info']);
+    // The column stays, unused: a sync inserts and changes rows beside it.
+    const job = defineJob({ name: 'noop', handler: () => undefined });
+    for (const priority of [0, 5]) {
+      const schema = db.kind === 'postgres' ? db.args[db.args.indexOf('--schema') + 1] : undefined;
+      const app = createWarden({ database: db.url, schema, logger: pino({ level: 'silent' }), jobs: [job], schedules: [defineSchedule({ name: 'hourly', cron: '0 * * * *', job, priority })] });
+      try {
+        await app.runSchedulerOnce();
+        expect((await app.schedules.list()).map((r) => [r.name, (r.spec as { priority: number }).priority])).toEqual([['hourly', priority]]);
+      } finally {
+        await app.close();
+      }
+    }
+  });
 });
+
+/** A migration of this session's development, withdrawn before release; some databases applied it. */
+const WITHDRAWN = '0019_schedule_timing_hash';
+
+/** Applies {@link WITHDRAWN} to a migrated database as its code did: a nullable column, and the ledger row. */
+async function applyWithdrawnTimingHash(db: CliDatabase): Promise<void> {
+  if (db.kind === 'sqlite') {
+    const raw = new Database(db.url.slice('sqlite:'.length));
+    try {
+      raw.exec('ALTER TABLE schedules ADD COLUMN timing_hash TEXT');
+      raw.prepare('INSERT INTO migrations (name, applied_at) VALUES (?, ?)').run(WITHDRAWN, Date.now());
+    } finally {
+      raw.close();
+    }
+    return;
+  }
+  const schema = `"${db.args[db.args.indexOf('--schema') + 1]!}"`;
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(`ALTER TABLE ${schema}.schedules ADD COLUMN timing_hash text`);
+    await client.query(`INSERT INTO ${schema}.migrations (name) VALUES ($1)`, [WITHDRAWN]);
+  } finally {
+    await client.end();
+  }
+}
 
 describe('database errors', () => {
   it('rejects an unsupported database URL in one line', async () => {

@@ -1,6 +1,6 @@
 /**
- * Conformance: schedules (migrations `0002_schedules_and_locks`, `0019_schedule_timing_hash`) — `scheduleSync`
- * (a changed definition keeps its due tick unless its timing changed), `scheduleDue`,
+ * Conformance: schedules (migration `0002_schedules_and_locks`) — `scheduleSync` (a changed definition keeps its due
+ * tick unless the stored spec's timing differs from the new one's), `scheduleDue`,
  * `scheduleAdvance` (the compare-and-swap, tick rows, overlap and deduplication), `scheduleTrigger`,
  * `schedulePause`/`scheduleResume`, `scheduleList`, `scheduleTickList`, `scheduleLastSuccess` and
  * `scheduleTicksAfter`. Every call gets an explicit `now`.
@@ -28,6 +28,7 @@ import {
   openPgClient,
   openRawSqlite,
   rawQuery,
+  rawTime,
   sortIds,
   tableRef,
 } from './helpers.js';
@@ -44,6 +45,14 @@ function item(name: string, overrides: Partial<ScheduleSyncItem> = {}): Schedule
     firstRunAt: at(MINUTE),
     ...overrides,
   };
+}
+
+/**
+ * A spec as `scheduleSpec` stores it: timing every minute (`cron` null, `everyMs`, `timezone`) unless `fields` say
+ * otherwise, which may also change what fires (`priority`) or drop a field (`undefined`).
+ */
+function timedSpec(fields: Record<string, unknown> = {}): string {
+  return JSON.stringify({ cron: null, everyMs: MINUTE, timezone: 'UTC', job: 'tick-job', priority: 0, ...fields });
 }
 
 /** The job a tick of schedule `name` enqueues (with `scheduleName`/`tickAt` set, as the caller does). */
@@ -230,12 +239,12 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect((await advance('a', at(5 * MINUTE), at(6 * MINUTE), [fire('a', at(5 * MINUTE))], at(5 * MINUTE), { hash: 'h2' })).advanced).toBe(true);
       });
 
-      it('a changed hash with the stored timing hash keeps next_run_at: the due tick stays due, and only the new hash fires it, once', async () => {
-        await sync([item('a', { timingHash: 't1' }), item('b', { timingHash: 't1' })], at(0));
+      it('a changed hash with the stored spec\'s timing keeps next_run_at: the due tick stays due, and only the new hash fires it, once', async () => {
+        await sync([item('a', { specJson: timedSpec() }), item('b', { specJson: timedSpec() })], at(0));
         await tdb.driver.schedulePause({ name: 'b', now: at(1_000) });
         // At +1m10s the +1m tick is due, not handled yet, when a deploy changes what fires (the priority), not when.
-        const a2 = item('a', { definitionHash: 'h2', timingHash: 't1', specJson: '{"every":"1m","priority":7}', firstRunAt: at(2 * MINUTE) });
-        const b2 = item('b', { definitionHash: 'h2', timingHash: 't1', specJson: '{"every":"1m","priority":7}', firstRunAt: at(2 * MINUTE) });
+        const a2 = item('a', { definitionHash: 'h2', specJson: timedSpec({ priority: 7 }), firstRunAt: at(2 * MINUTE) });
+        const b2 = item('b', { definitionHash: 'h2', specJson: timedSpec({ priority: 7 }), firstRunAt: at(2 * MINUTE) });
         const now = at(MINUTE + 10_000);
         await sync([a2, b2], now);
         expect(await tdb.driver.scheduleList()).toEqual([
@@ -253,37 +262,58 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await countRows(tdb, 'jobs')).toBe(1);
       });
 
-      it('a changed hash resets next_run_at when the timing hash changed or is missing on either side; a re-added schedule is reset whatever its timing', async () => {
-        const t1 = { timingHash: 't1' };
-        await sync([item('retimed', t1), item('untimed-item', t1), item('untimed-row'), item('readded', t1)], at(0));
-        await sync([item('retimed', t1), item('untimed-item', t1), item('untimed-row')], at(1_000), true);
+      it('the timing is the stored spec\'s cron, everyMs and, for a cron pattern, timezone: any other change keeps next_run_at', async () => {
+        const hourly = { cron: '0 * * * *', everyMs: null };
+        const cases: [name: string, stored: string, synced: string, kept: boolean][] = [
+          ['every-priority', timedSpec(), timedSpec({ priority: 9, job: 'other-job' }), true],
+          // An `every` interval counts from the epoch: no time zone reads it.
+          ['every-timezone', timedSpec(), timedSpec({ timezone: 'Asia/Kolkata' }), true],
+          ['every-interval', timedSpec(), timedSpec({ everyMs: 2 * MINUTE }), false],
+          ['cron-priority', timedSpec(hourly), timedSpec({ ...hourly, priority: 9 }), true],
+          ['cron-pattern', timedSpec(hourly), timedSpec({ ...hourly, cron: '0 */2 * * *' }), false],
+          ['cron-timezone', timedSpec(hourly), timedSpec({ ...hourly, timezone: 'Asia/Kolkata' }), false],
+          ['cron-to-every', timedSpec(hourly), timedSpec({ everyMs: 60 * MINUTE }), false],
+          ['every-to-cron', timedSpec({ everyMs: 60 * MINUTE }), timedSpec(hourly), false],
+        ];
+        await sync(cases.map(([name, stored]) => item(name, { specJson: stored })), at(0));
+        await sync(cases.map(([name, , synced]) => item(name, { definitionHash: 'h2', specJson: synced, firstRunAt: at(5 * MINUTE) })), at(MINUTE + 10_000));
+        const nextRuns = new Map((await tdb.driver.scheduleList()).map((r) => [r.name, r.nextRunAt]));
+        expect(cases.map(([name]) => [name, nextRuns.get(name)])).toEqual(cases.map(([name, , , kept]) => [name, kept ? at(MINUTE) : at(5 * MINUTE)]));
+      });
+
+      it('a changed hash resets next_run_at when a timing field is missing on either side; a re-added schedule is reset whatever its timing', async () => {
+        const cases: [name: string, stored: string, synced: string][] = [
+          // The new spec names no timing: nothing to compare with.
+          ['untimed-item', timedSpec(), JSON.stringify({ every: '1m', priority: 7 })],
+          ['untimed-both', JSON.stringify({ every: '1m' }), JSON.stringify({ every: '1m', priority: 7 })],
+          // The stored spec lacks the interval or the cron pattern's time zone: a doubtful row resets.
+          ['no-stored-interval', timedSpec({ everyMs: undefined }), timedSpec({ priority: 7 })],
+          ['no-stored-timezone', timedSpec({ cron: '0 * * * *', everyMs: null, timezone: undefined }), timedSpec({ cron: '0 * * * *', everyMs: null, priority: 7 })],
+        ];
+        await sync([...cases.map(([name, stored]) => item(name, { specJson: stored })), item('readded', { specJson: timedSpec() })], at(0));
+        await sync(cases.map(([name, stored]) => item(name, { specJson: stored })), at(1_000), true);
         const first = { firstRunAt: at(5 * MINUTE) };
         await sync([
-          item('retimed', { ...first, definitionHash: 'h2', timingHash: 't2' }),
-          item('untimed-item', { ...first, definitionHash: 'h2' }),
-          item('untimed-row', { ...first, definitionHash: 'h2', timingHash: 't1' }),
-          item('readded', { ...first, ...t1 }),
+          ...cases.map(([name, , synced]) => item(name, { ...first, definitionHash: 'h2', specJson: synced })),
+          item('readded', { ...first, specJson: timedSpec() }),
         ], at(MINUTE + 10_000), true);
         expect((await tdb.driver.scheduleList()).map((r) => [r.name, r.nextRunAt])).toEqual(
-          ['readded', 'retimed', 'untimed-item', 'untimed-row'].map((name) => [name, at(5 * MINUTE)]),
+          ['no-stored-interval', 'no-stored-timezone', 'readded', 'untimed-both', 'untimed-item'].map((name) => [name, at(5 * MINUTE)]),
         );
       });
 
-      it('a sync of the same hash fills in a missing timing hash and changes nothing else; an item without one erases none', async () => {
-        // `a` stored without a timing hash (as before migration 0019), `b` with one.
-        await sync([item('a'), item('b', { timingHash: 't1' })], at(0));
-        const before = await tdb.driver.scheduleList();
-        await sync([item('a', { timingHash: 't1', firstRunAt: at(9 * MINUTE) }), item('b', { firstRunAt: at(9 * MINUTE) })], at(1_000));
-        expect(await tdb.driver.scheduleList()).toEqual(before);
-        // Both now keep their due tick through a change of what fires.
-        await sync([item('a', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(9 * MINUTE) }), item('b', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(9 * MINUTE) })], at(MINUTE + 10_000));
-        expect((await tdb.driver.scheduleList()).map((r) => [r.name, r.definitionHash, r.nextRunAt])).toEqual([['a', 'h2', at(MINUTE)], ['b', 'h2', at(MINUTE)]]);
+      it('a row stored by an older version (its own columns only, spec included) keeps its due tick through a change of what fires', async () => {
+        // As the versions before this comparison stored it: nothing but the columns they knew.
+        await rawQuery(tdb, `INSERT INTO ${tableRef(tdb, 'schedules')} (name, definition_hash, spec, next_run_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+          ['a', 'h1', timedSpec(), rawTime(tdb, at(MINUTE)), rawTime(tdb, at(0)), rawTime(tdb, at(0))]);
+        await sync([item('a', { definitionHash: 'h2', specJson: timedSpec({ priority: 7 }), firstRunAt: at(2 * MINUTE) })], at(MINUTE + 10_000));
+        expect((await listed(tdb.driver, 'a')).nextRunAt).toEqual(at(MINUTE));
       });
 
       it('a sync of the same timing after an advance keeps the advanced next_run_at: each tick fires once', async () => {
-        await sync([item('a', { timingHash: 't1' })], at(0));
+        await sync([item('a', { specJson: timedSpec() })], at(0));
         await fireOnce('a', at(MINUTE), at(MINUTE + 10_000));
-        await sync([item('a', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(3 * MINUTE) })], at(MINUTE + 20_000));
+        await sync([item('a', { definitionHash: 'h2', specJson: timedSpec({ priority: 7 }), firstRunAt: at(3 * MINUTE) })], at(MINUTE + 20_000));
         expect((await listed(tdb.driver, 'a')).nextRunAt).toEqual(at(2 * MINUTE));
         expect(await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE))], at(2 * MINUTE))).toEqual(NOT_ADVANCED);
         expect((await advance('a', at(2 * MINUTE), at(3 * MINUTE), [fire('a', at(2 * MINUTE))], at(2 * MINUTE), { hash: 'h2' })).advanced).toBe(true);
@@ -813,16 +843,16 @@ export function exerciseSchedule(kind: DriverKind): void {
         expect(await countTable(tdb, 'schedule_ticks')).toBe(0);
       });
 
-      it('with define, stores a schedule never synced (as a first sync would, timing hash included) and triggers it', async () => {
-        const a = item('a', { firstRunAt: at(MINUTE), timingHash: 't1' });
+      it('with define, stores a schedule never synced (as a first sync would, spec included) and triggers it', async () => {
+        const a = item('a', { firstRunAt: at(MINUTE), specJson: timedSpec() });
         const result = await tdb.driver.scheduleTrigger({ name: 'a', job: makeInsert(), actor: 'cli', now: at(2_000), define: a });
         expect(result.tickAt).toEqual(at(2_000));
         const row = await listed(tdb.driver, 'a');
         expect({ ...row, lastTick: null }).toEqual(scheduleRow(a, { createdAt: at(2_000), updatedAt: at(2_000) }));
         expect([row.lastTick?.kind, row.lastTick?.jobId]).toEqual(['triggered', result.jobId]);
         expect(await countRows(tdb, 'jobs')).toBe(1);
-        // Its timing hash was stored: a change of what fires keeps its next run.
-        await sync([item('a', { definitionHash: 'h2', timingHash: 't1', firstRunAt: at(5 * MINUTE) })], at(3_000));
+        // Its spec was stored: a change of what fires keeps its next run.
+        await sync([item('a', { definitionHash: 'h2', specJson: timedSpec({ priority: 7 }), firstRunAt: at(5 * MINUTE) })], at(3_000));
         expect((await listed(tdb.driver, 'a')).nextRunAt).toEqual(at(MINUTE));
       });
 

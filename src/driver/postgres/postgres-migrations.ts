@@ -392,14 +392,7 @@ DROP INDEX IF EXISTS {{schema}}.jobs_finished_idx;
 CREATE INDEX jobs_finished_name_idx ON {{schema}}.jobs (state, name, finished_at) WHERE finished_at IS NOT NULL;
 `,
   },
-  {
-    name: '0019_schedule_timing_hash',
-    sql: `
--- Hash of what decides a schedule's tick times (pattern and time zone, or interval): a sync that changes only other
--- fields (priority, queue, overlap, misfire, expect) keeps next_run_at, so a due tick is not dropped
--- (docs/schedules.md). NULL for rows stored before: their first change resets next_run_at as it always did, and a
--- sync with an unchanged definition fills it in.
-ALTER TABLE {{schema}}.schedules ADD COLUMN timing_hash text;
-`,
-  },
+  // `0019_schedule_timing_hash` (a nullable `schedules.timing_hash`) was withdrawn before any release: a database that
+  // applied it keeps the column, unused, and its ledger row, which the migrator ignores. Use neither name again, and
+  // let a rebuild of `schedules` name the columns it copies.
 ];

@@ -19,45 +19,40 @@ export const SCHEDULE_SYNC_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtext('wa
 /**
  * Upserts the code's schedules. A new name is inserted with `next_run_at = firstRunAt`; an existing one is
  * updated only when its hash differs or it was removed (then it is un-removed; `paused` is kept); an unchanged
- * active one is left alone. An updated row gets `next_run_at = firstRunAt` unless it was active and its stored timing
- * hash equals the new one: then its ticks are the same and it keeps `next_run_at` (a due tick stays due). A NULL
- * timing hash on either side (a row stored before migration 0019, a caller that gives none) compares unequal, so
- * the change resets as every change did before. Names must be distinct (the driver dedupes); rows are written in
- * name order. Params: `$1` names, `$2` hashes, `$3` timing hashes (elements may be NULL), `$4` specs (JSON text),
- * `$5` first run times, `$6` now.
+ * active one is left alone. An updated row gets `next_run_at = firstRunAt` unless it was active and its stored spec
+ * has the new spec's timing: the same `cron` and `everyMs` (one of them set in the new spec) and, for a cron pattern,
+ * the same `timezone`. Then its ticks are the same and it keeps `next_run_at` (a due tick stays due). The stored
+ * spec, not a column of this version's own, because every version writes it with `next_run_at`: a row changed by an
+ * older version (a rolling deploy, a rollback) is compared with the timing it was really stored with. NULL-safe: a
+ * field the stored spec lacks compares as a change, so the doubtful case resets. Names must be distinct (the driver
+ * dedupes); rows are written in name order. Params: `$1` names, `$2` hashes, `$3` specs (JSON text), `$4` first run
+ * times, `$5` now.
  */
 export function scheduleUpsertSql(s: string): string {
-  return `INSERT INTO ${s}.schedules AS sc (name, definition_hash, timing_hash, spec, next_run_at, created_at, updated_at)
-SELECT i.name, i.definition_hash, i.timing_hash, i.spec::jsonb, i.first_run_at, t.now, t.now
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS i(name, definition_hash, timing_hash, spec, first_run_at)
-CROSS JOIN (SELECT ${nowAt(6)} AS now) t
+  return `INSERT INTO ${s}.schedules AS sc (name, definition_hash, spec, next_run_at, created_at, updated_at)
+SELECT i.name, i.definition_hash, i.spec::jsonb, i.first_run_at, t.now, t.now
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS i(name, definition_hash, spec, first_run_at)
+CROSS JOIN (SELECT ${nowAt(5)} AS now) t
 ORDER BY i.name
 ON CONFLICT (name) DO UPDATE
-SET definition_hash = excluded.definition_hash, timing_hash = excluded.timing_hash, spec = excluded.spec,
-    next_run_at = CASE WHEN sc.removed_at IS NULL AND sc.timing_hash = excluded.timing_hash THEN sc.next_run_at ELSE excluded.next_run_at END,
+SET definition_hash = excluded.definition_hash, spec = excluded.spec,
+    next_run_at = CASE WHEN sc.removed_at IS NULL
+        AND coalesce(excluded.spec->>'cron', excluded.spec->>'everyMs') IS NOT NULL
+        AND (sc.spec->>'cron') IS NOT DISTINCT FROM (excluded.spec->>'cron')
+        AND (sc.spec->>'everyMs') IS NOT DISTINCT FROM (excluded.spec->>'everyMs')
+        AND (excluded.spec->>'cron' IS NULL OR (sc.spec->>'timezone') IS NOT DISTINCT FROM (excluded.spec->>'timezone'))
+      THEN sc.next_run_at ELSE excluded.next_run_at END,
     removed_at = NULL, updated_at = excluded.updated_at
 WHERE sc.definition_hash <> excluded.definition_hash OR sc.removed_at IS NOT NULL`;
 }
 
 /**
- * Fills in the timing hash of stored schedules that have none (stored before migration 0019) and whose definition
- * hash is the code's: the same definition has the same ticks, so the hash describes the stored `next_run_at`, and
- * their next change that keeps the timing keeps it too. Nothing else of the row changes (not `updated_at`). Run
- * after {@link scheduleUpsertSql}, with its `$1`..`$3`.
- */
-export function scheduleTimingBackfillSql(s: string): string {
-  return `UPDATE ${s}.schedules sc SET timing_hash = i.timing_hash
-FROM unnest($1::text[], $2::text[], $3::text[]) AS i(name, definition_hash, timing_hash)
-WHERE sc.name = i.name AND sc.definition_hash = i.definition_hash AND sc.timing_hash IS NULL AND i.timing_hash IS NOT NULL`;
-}
-
-/**
  * Stores one schedule only if no row of its name exists (never synced); a removed or active one is left as it is.
- * Params: `$1` name, `$2` hash, `$3` spec (JSON text), `$4` first run time, `$5` now, `$6` timing hash (or NULL).
+ * Params: `$1` name, `$2` hash, `$3` spec (JSON text), `$4` first run time, `$5` now.
  */
 export function scheduleInsertMissingSql(s: string): string {
-  return `INSERT INTO ${s}.schedules (name, definition_hash, timing_hash, spec, next_run_at, created_at, updated_at)
-SELECT $1, $2, $6, $3::jsonb, $4, t.now, t.now FROM (SELECT ${nowAt(5)} AS now) t
+  return `INSERT INTO ${s}.schedules (name, definition_hash, spec, next_run_at, created_at, updated_at)
+SELECT $1, $2, $3::jsonb, $4, t.now, t.now FROM (SELECT ${nowAt(5)} AS now) t
 ON CONFLICT (name) DO NOTHING`;
 }
 
@@ -286,7 +281,6 @@ LIMIT $4`;
 /** Every schedule statement, built once per driver (see {@link buildPostgresScheduleStatements}). */
 export interface PostgresScheduleStatements {
   scheduleUpsert: string;
-  scheduleTimingBackfill: string;
   scheduleInsertMissing: string;
   scheduleRemoveMissing: string;
   scheduleDue: string;
@@ -315,7 +309,6 @@ export function buildPostgresScheduleStatements(schema: string): PostgresSchedul
   const s = quoteIdentifier(schema);
   return {
     scheduleUpsert: scheduleUpsertSql(s),
-    scheduleTimingBackfill: scheduleTimingBackfillSql(s),
     scheduleInsertMissing: scheduleInsertMissingSql(s),
     scheduleRemoveMissing: scheduleRemoveMissingSql(s),
     scheduleDue: scheduleDueSql(s),

@@ -30,8 +30,7 @@ export interface PostgresScheduleContext {
 
 /**
  * Upserts the code's schedules in one transaction, behind a per-schema advisory lock so concurrent syncs
- * (every process syncs at start) queue instead of deadlocking, then fills in the timing hash of unchanged rows
- * stored without one. Repeated names: the last definition wins.
+ * (every process syncs at start) queue instead of deadlocking. Repeated names: the last definition wins.
  */
 export async function scheduleSync(ctx: PostgresScheduleContext, params: ScheduleSyncParams): Promise<void> {
   const byName = new Map(params.schedules.map((item) => [item.name, item]));
@@ -39,11 +38,13 @@ export async function scheduleSync(ctx: PostgresScheduleContext, params: Schedul
   await withTransaction(ctx.pool, async (run) => {
     await run(SCHEDULE_SYNC_LOCK_SQL, [ctx.schema]);
     if (items.length > 0) {
-      const names = items.map((i) => i.name);
-      const hashes = items.map((i) => i.definitionHash);
-      const timingHashes = items.map((i) => i.timingHash ?? null);
-      await run(ctx.sql.scheduleUpsert, [names, hashes, timingHashes, items.map((i) => i.specJson), items.map((i) => i.firstRunAt), params.now]);
-      await run(ctx.sql.scheduleTimingBackfill, [names, hashes, timingHashes]);
+      await run(ctx.sql.scheduleUpsert, [
+        items.map((i) => i.name),
+        items.map((i) => i.definitionHash),
+        items.map((i) => i.specJson),
+        items.map((i) => i.firstRunAt),
+        params.now,
+      ]);
     }
     if (params.removeMissing) await run(ctx.sql.scheduleRemoveMissing, [[...byName.keys()], params.now]);
   });
@@ -151,7 +152,7 @@ export async function scheduleTrigger(
   const { name, now } = params;
   return withTransaction(ctx.pool, async (run) => {
     const d = params.define;
-    if (d) await run(ctx.sql.scheduleInsertMissing, [name, d.definitionHash, d.specJson, d.firstRunAt, now, d.timingHash ?? null]);
+    if (d) await run(ctx.sql.scheduleInsertMissing, [name, d.definitionHash, d.specJson, d.firstRunAt, now]);
     const locked = await run(ctx.sql.scheduleLockActive, [name]);
     if (locked.rowCount === 0) throw new ScheduleNotFoundError(name);
     const tickAt = (await run<{ tick_at: Date }>(ctx.sql.triggerTickAt, [name, now])).rows[0]?.tick_at;

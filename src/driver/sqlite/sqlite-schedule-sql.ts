@@ -8,43 +8,39 @@ import { ACTIVE_STATES_TERM, NOW } from './sqlite-sql.js';
 
 /**
  * Upserts one schedule of the code's list. New name: inserted, due at `@firstRunAt`. Existing name whose hash
- * differs, or that was removed: hashes and spec replaced, un-removed (pause state kept), and `next_run_at` set to
- * `@firstRunAt` unless the row was active and its stored timing hash equals `@timingHash` (same ticks: a due tick
- * stays due). A NULL timing hash on either side (a row stored before migration 0019, a caller that gives none)
- * compares unequal, so the change resets as every change did before. Unchanged and active: the `DO UPDATE … WHERE`
- * matches nothing, so the row is untouched. An upsert, so concurrent syncs of the same list never fail on the primary
- * key. Params: `@name, @definitionHash, @timingHash` (or NULL), `@spec, @firstRunAt` (ms or NULL), `@now`.
+ * differs, or that was removed: hash and spec replaced, un-removed (pause state kept), and `next_run_at` set to
+ * `@firstRunAt` unless the row was active and its stored spec has the new spec's timing: the same `cron` and
+ * `everyMs` (one of them set in the new spec) and, for a cron pattern, the same `timezone` (same ticks: a due tick
+ * stays due). The stored spec, not a column of this version's own, because every version writes it with
+ * `next_run_at`: a row changed by an older version (a rolling deploy, a rollback) is compared with the timing it was
+ * really stored with. `IS` compares NULL-safely: a field the stored spec lacks compares as a change, so the doubtful
+ * case resets. Unchanged and active: the `DO UPDATE … WHERE` matches nothing, so the row is untouched. An upsert, so
+ * concurrent syncs of the same list never fail on the primary key. Params: `@name, @definitionHash, @spec,
+ * @firstRunAt` (ms or NULL), `@now`.
  */
 export const SCHEDULE_UPSERT = `
-INSERT INTO schedules (name, definition_hash, timing_hash, spec, paused, next_run_at, last_tick_at, removed_at, created_at, updated_at)
-VALUES (@name, @definitionHash, @timingHash, @spec, 0, @firstRunAt, NULL, NULL, ${NOW}, ${NOW})
+INSERT INTO schedules (name, definition_hash, spec, paused, next_run_at, last_tick_at, removed_at, created_at, updated_at)
+VALUES (@name, @definitionHash, @spec, 0, @firstRunAt, NULL, NULL, ${NOW}, ${NOW})
 ON CONFLICT (name) DO UPDATE
 SET definition_hash = excluded.definition_hash,
-    timing_hash = excluded.timing_hash,
     spec = excluded.spec,
-    next_run_at = CASE WHEN schedules.removed_at IS NULL AND schedules.timing_hash = excluded.timing_hash
-                       THEN schedules.next_run_at ELSE excluded.next_run_at END,
+    next_run_at = CASE WHEN schedules.removed_at IS NULL
+        AND coalesce(json_extract(excluded.spec, '$.cron'), json_extract(excluded.spec, '$.everyMs')) IS NOT NULL
+        AND json_extract(schedules.spec, '$.cron') IS json_extract(excluded.spec, '$.cron')
+        AND json_extract(schedules.spec, '$.everyMs') IS json_extract(excluded.spec, '$.everyMs')
+        AND (json_extract(excluded.spec, '$.cron') IS NULL OR json_extract(schedules.spec, '$.timezone') IS json_extract(excluded.spec, '$.timezone'))
+      THEN schedules.next_run_at ELSE excluded.next_run_at END,
     removed_at = NULL,
     updated_at = excluded.updated_at
 WHERE schedules.definition_hash <> excluded.definition_hash OR schedules.removed_at IS NOT NULL`;
 
 /**
- * Fills in the timing hash of a stored schedule that has none (stored before migration 0019) and whose definition
- * hash is the code's: the same definition has the same ticks, so the hash describes the stored `next_run_at`, and its
- * next change that keeps the timing keeps it too. Nothing else of the row changes (not `updated_at`). Run after
- * {@link SCHEDULE_UPSERT}. Params: `@name, @definitionHash, @timingHash` (or NULL: nothing to fill in).
- */
-export const SCHEDULE_TIMING_BACKFILL = `
-UPDATE schedules SET timing_hash = @timingHash
-WHERE name = @name AND definition_hash = @definitionHash AND timing_hash IS NULL AND @timingHash IS NOT NULL`;
-
-/**
  * Stores one schedule only if no row of its name exists (never synced); a removed or active one is left as it is.
- * Params: `@name, @definitionHash, @timingHash, @spec, @firstRunAt, @now`.
+ * Params: `@name, @definitionHash, @spec, @firstRunAt, @now`.
  */
 export const SCHEDULE_INSERT_MISSING = `
-INSERT INTO schedules (name, definition_hash, timing_hash, spec, paused, next_run_at, last_tick_at, removed_at, created_at, updated_at)
-VALUES (@name, @definitionHash, @timingHash, @spec, 0, @firstRunAt, NULL, NULL, ${NOW}, ${NOW})
+INSERT INTO schedules (name, definition_hash, spec, paused, next_run_at, last_tick_at, removed_at, created_at, updated_at)
+VALUES (@name, @definitionHash, @spec, 0, @firstRunAt, NULL, NULL, ${NOW}, ${NOW})
 ON CONFLICT (name) DO NOTHING`;
 
 /** Marks every active schedule whose name is not in `@names` (JSON array) removed. Params: `@names, @now`. */

@@ -36,17 +36,13 @@ export interface SqliteScheduleContext {
 /** A tick to write, with its time as bindable ms. */
 type PlannedTickWrite = ScheduleTickWrite & { tickAtMs: number };
 
-/**
- * Upserts the code's schedules in one transaction, fills in the timing hash of unchanged rows stored without one, and
- * with `removeMissing` marks the others removed.
- */
+/** Upserts the code's schedules in one transaction, and with `removeMissing` marks the others removed. */
 export async function scheduleSync(ctx: SqliteScheduleContext, params: ScheduleSyncParams): Promise<void> {
   const { removeMissing } = params;
   const nowParam = toMs(params.now, 'now');
   const items = params.schedules.map((item, i) => ({
     name: item.name,
     definitionHash: item.definitionHash,
-    timingHash: item.timingHash ?? null,
     spec: item.specJson,
     firstRunAt: toMs(item.firstRunAt, `schedules[${i}].firstRunAt`),
   }));
@@ -54,7 +50,6 @@ export async function scheduleSync(ctx: SqliteScheduleContext, params: ScheduleS
   await ctx.write(() => {
     const now = resolveNow(ctx.stmt, nowParam);
     for (const item of items) ctx.stmt(SQL.SCHEDULE_UPSERT).run({ ...item, now });
-    for (const { name, definitionHash, timingHash } of items) ctx.stmt(SQL.SCHEDULE_TIMING_BACKFILL).run({ name, definitionHash, timingHash });
     if (removeMissing) ctx.stmt(SQL.SCHEDULE_REMOVE_MISSING).run({ names: JSON.stringify(items.map((i) => i.name)), now });
   });
 }
@@ -246,7 +241,7 @@ export async function scheduleTrigger(ctx: SqliteScheduleContext, params: Schedu
   const { name, job, actor } = params;
   const nowParam = toMs(params.now, 'now');
   const d = params.define;
-  const define = d ? { name, definitionHash: d.definitionHash, timingHash: d.timingHash ?? null, spec: d.specJson, firstRunAt: toMs(d.firstRunAt, 'define.firstRunAt') } : null;
+  const define = d ? { name, definitionHash: d.definitionHash, spec: d.specJson, firstRunAt: toMs(d.firstRunAt, 'define.firstRunAt') } : null;
   return ctx.write(() => {
     const now = resolveNow(ctx.stmt, nowParam);
     if (define) ctx.stmt(SQL.SCHEDULE_INSERT_MISSING).run({ ...define, now });
