@@ -87,9 +87,15 @@ export class Attempt {
    * The transaction the job context has open (`ctx.transaction`, a transactional step or batch). Job-context
    * writes made meanwhile go through it: on SQLite the driver's own connection could not write while it is
    * open, and on PostgreSQL they then commit or roll back with it. Transactional steps and batches started
-   * meanwhile join it (see {@link Attempt.inTransaction}).
+   * meanwhile join it (see {@link Attempt.inTransaction}). Set once its BEGIN returned.
    */
   #activeTx: JobTransaction | null = null;
+  /**
+   * The transaction a transactional call is opening, from the call until its BEGIN returned (then it is
+   * {@link Attempt.#activeTx}): calls made meanwhile join it, so that the job context never has two transactions
+   * taking calls at once (see {@link Attempt.joinableTransaction}). Job-context writes meanwhile go as if it were not.
+   */
+  #opening: JobTransaction | null = null;
 
   /** Whether `deps.onHandlerSettled` was called. */
   #handlerDone = false;
@@ -418,9 +424,8 @@ export class Attempt {
    * @throws TransactionEndedError when `body` uses its handle after it returned or after the transaction ended
    */
   inTransaction<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: AfterBody<T, R>): Promise<R> {
-    const open = this.#activeTx;
-    // One about to commit (sealed) is not joined: the call opens its own, after it on SQLite (one writer).
-    if (open !== null && (open.joinable || open.failed)) {
+    const open = this.joinableTransaction;
+    if (open !== null) {
       // After ctx.transaction claimed the ending nothing may join: its completion is being written.
       this.assertRunning(holder);
       return open.join(holder, body, after);
@@ -428,13 +433,30 @@ export class Attempt {
     return this.#openTransaction(holder, body, after);
   }
 
-  /** {@link Attempt.inTransaction} opening a new transaction: settles once it committed or rolled back, and says which. */
+  /**
+   * The job-context transaction a transactional call made now joins: the one being opened, else the open one unless
+   * it is sealed (about to commit; one bound to roll back refuses the call with its failure); null when the call opens
+   * its own (after a sealed one on SQLite, one writer). At most one takes calls at a time: a new one is opened only
+   * when none does, and takes calls from that moment. So a transaction that takes calls is the one the next call joins.
+   */
+  get joinableTransaction(): JobTransaction | null {
+    if (this.#opening !== null) return this.#opening;
+    const open = this.#activeTx;
+    return open !== null && (open.joinable || open.failed) ? open : null;
+  }
+
+  /**
+   * {@link Attempt.inTransaction} opening a new transaction: settles once it committed or rolled back, and says which.
+   * It takes calls at once, before the driver's BEGIN returned: two calls made in one turn (steps awaiting the same
+   * read) must not open two transactions, the second of which could commit while the first may still roll back.
+   */
   async #openTransaction<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: AfterBody<T, R>): Promise<R> {
-    // Not narrowed to null: assigned inside the driver's callback.
-    let opened = null as JobTransaction | null;
+    const transaction = new JobTransaction(this.row.id, holder);
+    this.#opening = transaction;
     try {
       const result = await this.deps.driver.transaction(async (raw) => {
-        const transaction = (opened = new JobTransaction(raw, this.row.id, holder));
+        if (this.#opening === transaction) this.#opening = null;
+        transaction.begin(raw);
         this.#activeTx = transaction;
         try {
           return await transaction.run(body, after, this.controller.signal);
@@ -443,17 +465,21 @@ export class Attempt {
           transaction.end();
         }
       });
-      opened?.settle(null);
+      transaction.settle(null);
       return result;
     } catch (error) {
-      opened?.settle({ error });
+      // Also a BEGIN that failed (the callback never ran): the calls that joined meanwhile fail with its error.
+      if (this.#opening === transaction) this.#opening = null;
+      transaction.settle({ error });
       throw error;
     }
   }
 
   /**
    * `ctx.transaction`: runs `fn` in a new transaction and completes the job in it. The ending is claimed
-   * (`done`) only after `fn` resolved, so a timeout or lost lease during `fn` wins and rolls everything back.
+   * (`done`) only after `fn` resolved, so a timeout or lost lease during `fn` wins and rolls everything back; and only
+   * once the transaction an iteration's last batch joined ({@link Attempt.batchTransaction}) committed: a rollback of
+   * that one rolls this one back too, and throws its failure, as the attempt's own ending would fail.
    */
   async completeInTransaction<T>(fn: (tx: TransactionHandle) => Promise<T> | T): Promise<T> {
     this.assertRunning('ctx.transaction');
@@ -463,9 +489,14 @@ export class Attempt {
     let stale = false;
     let value: T | undefined;
     try {
-      if (this.#activeTx) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
-      const result = await this.inTransaction('ctx.transaction', fn, async (fnValue, tx) => {
+      if (this.#activeTx !== null || this.#opening !== null) throw new AttemptEndedError(row.id, 'ctx.transaction inside another job-context transaction (it would complete the job in the middle of it)');
+      const result = await this.inTransaction('ctx.transaction', fn, async (fnValue, tx, transaction) => {
         value = fnValue;
+        // An iteration's last batch joined another transaction: its writes and checkpoint are the job's only if that
+        // one committed. Not joinable now (this one takes the calls), so the wait is for its COMMIT or ROLLBACK only;
+        // a rollback throws its failure, and the completion rolls back with everything else.
+        const batch = this.batchTransaction;
+        if (batch !== null && batch !== transaction) await batch.committed();
         this.assertRunning('ctx.transaction');
         this.done = true;
         claimed = true;

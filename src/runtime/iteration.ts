@@ -49,6 +49,12 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
       driver.jobCheckpoint({ id: row.id, leaseToken: row.leaseToken, checkpointJson, progressDone, progressTotal: total, now: clock.sqlNow(), tx }),
     );
   };
+  // Whether the checkpoint a hand-over leaves is not known to be committed: the last batch's is in a transaction it
+  // joined, or (without `transaction: true`) the hand-over's own would go into the transaction open for the job
+  // context's writes. Run inside that transaction's opener (a transactional step, ctx.transaction), the hand-over would
+  // throw through it and roll the checkpoint back: every attempt would hand over from the same cursor, never counted.
+  // Beside it, the transaction may still roll back too, and a yielded attempt must not end past a lost checkpoint.
+  const checkpointHeld = () => (settings.transaction ? uncommitted !== null : attempt.activeTx !== undefined);
   const afterSave = (progressDone: number) => {
     unsavedItems = 0;
     cursorMoved = false;
@@ -67,11 +73,11 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     const batchCursor = cursor;
     if (settings.transaction) {
       // While the last batch's transaction takes calls, this batch joins it too and shares its fate (or is refused
-      // with the failure it will roll back for). Otherwise this batch goes into another one, whose checkpoint must
-      // not commit past the last batch's unless that one committed: wait for it (sealed or ended, it waits for
-      // nothing of this iteration), and throw the failure it rolled back for. Checked in the turn inTransaction
-      // decides, so that "takes calls" still holds when it joins.
-      if (uncommitted !== null && !uncommitted.joinable) {
+      // with the failure it will roll back for). Otherwise this batch goes into another one (one transaction takes
+      // calls at a time: see Attempt.joinableTransaction), whose checkpoint must not commit past the last batch's
+      // unless that one committed. Checked in the turn inTransaction decides, so that it joins the one compared.
+      // Sealed or ended, it waits for nothing of this iteration: wait for it, and throw the failure it rolled back for.
+      if (uncommitted !== null && uncommitted !== attempt.joinableTransaction) {
         await uncommitted.committed();
         uncommitted = null;
       }
@@ -108,7 +114,9 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     if (finished) return { processed, done, total, resumed };
     cursor = page.next;
     const reason = draining.aborted ? 'shutdown' : settings.maxRuntimeMs !== null && elapsedSince(clock, attempt.started) >= settings.maxRuntimeMs ? 'max-runtime' : null;
-    if (reason) {
+    // Handed over at the first batch boundary whose checkpoint is surely committed (see checkpointHeld): inside a
+    // transactional step or ctx.transaction, the iteration goes on to its end.
+    if (reason !== null && !checkpointHeld()) {
       if (cursorMoved) {
         await save(checkpointJson, done);
         afterSave(done);

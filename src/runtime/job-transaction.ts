@@ -17,9 +17,15 @@ import { settledUnlessAborted } from './settled-unless-aborted.js';
  * A call that joined returns before the commit, so its writes may still roll back after it returned. Whoever moves
  * on from its result past this transaction (ctx.iterate, whose next checkpoint would commit elsewhere) reads how it
  * ended: {@link JobTransaction.outcome}, {@link JobTransaction.committed}.
+ *
+ * It exists, and takes calls, from the moment its opener asks the driver for it, before the BEGIN returned (see
+ * {@link JobTransaction.begin}): calls made meanwhile join it rather than open a second transaction beside it, whose
+ * commit could not wait for this one's outcome (and, on PostgreSQL, whose writes could wait on its row locks).
  */
 export class JobTransaction {
-  readonly #raw: TransactionHandle;
+  /** The driver's transaction handle, once the BEGIN returned ({@link JobTransaction.begin}). */
+  #raw: TransactionHandle;
+  #begun = false;
   readonly #jobId: string;
   readonly #opener: string;
   #open = true;
@@ -34,18 +40,29 @@ export class JobTransaction {
   #failure: { error: unknown } | null = null;
   /** How it ended, once its COMMIT or ROLLBACK returned (see {@link JobTransaction.settle}); null until then. */
   #outcome: TransactionOutcome | null = null;
-  /** The callers of {@link JobTransaction.committed} waiting for the outcome; made on first use. */
+  /**
+   * Callers waiting for the BEGIN (calls that joined before it returned) or for the outcome
+   * ({@link JobTransaction.committed}), woken by either: each looks again at what it waits for. Made on first use.
+   */
   #waiting: (() => void)[] | null = null;
 
   /**
-   * @param raw the driver's transaction handle, open until the driver's transaction function returns.
    * @param jobId the job, named in the errors of handles used too late.
    * @param opener what opened it (`ctx.transaction`, `step "charge"`), named in the errors of its own handle.
    */
-  constructor(raw: TransactionHandle, jobId: string, opener: string) {
-    this.#raw = raw;
+  constructor(jobId: string, opener: string) {
     this.#jobId = jobId;
     this.#opener = opener;
+  }
+
+  /**
+   * Called once the BEGIN returned, with the driver's handle (open until the driver's transaction function returns):
+   * the calls that joined meanwhile run their functions from now on.
+   */
+  begin(raw: TransactionHandle): void {
+    this.#raw = raw;
+    this.#begun = true;
+    this.#wake();
   }
 
   /**
@@ -90,7 +107,9 @@ export class JobTransaction {
    */
   async join<T, R>(holder: string, body: (tx: TransactionHandle) => Promise<T> | T, after: AfterBody<T, R>): Promise<R> {
     this.#throwIfFailed();
-    const work = this.#body(holder, body).then((value) => after(value, this.handle, this));
+    // Joined before the BEGIN returned: its function runs once it did, and never when the transaction could not be
+    // opened or is bound to roll back by then. Counted at once, so the opener waits for it.
+    const work = (this.#begun ? this.#body(holder, body) : this.#begunOrFailed().then(() => this.#body(holder, body))).then((value) => after(value, this.handle, this));
     this.#joined.add(work);
     try {
       const result = await work;
@@ -118,13 +137,14 @@ export class JobTransaction {
   /**
    * Records how it ended, once the driver's transaction returned: committed (`rollback` null), or rolled back for
    * the first failure of its opener or of a call that joined it, else for `rollback.error` (a failed COMMIT, which
-   * counts as rolled back: whoever waits on it then resumes from what surely committed).
+   * counts as rolled back: whoever waits on it then resumes from what surely committed; or a BEGIN that failed, which
+   * the calls that joined before it then fail with).
    */
   settle(rollback: { error: unknown } | null): void {
-    this.#outcome = rollback === null ? { committed: true } : { committed: false, error: (this.#failure ?? rollback).error };
-    const waiting = this.#waiting;
-    this.#waiting = null;
-    if (waiting !== null) for (const wake of waiting) wake();
+    if (rollback !== null) this.#failure ??= rollback;
+    this.#open = false;
+    this.#outcome = rollback === null ? { committed: true } : { committed: false, error: this.#failure!.error };
+    this.#wake();
   }
 
   /** How it ended: null until its COMMIT or ROLLBACK returned. */
@@ -139,9 +159,25 @@ export class JobTransaction {
    */
   async committed(): Promise<void> {
     this.#throwIfFailed();
-    if (this.#outcome === null) await new Promise<void>((resolve) => (this.#waiting ??= []).push(resolve));
-    const outcome = this.#outcome!;
-    if (!outcome.committed) throw outcome.error;
+    while (this.#outcome === null) await this.#wait();
+    if (!this.#outcome.committed) throw this.#outcome.error;
+  }
+
+  /** Settles once the BEGIN returned; throws when it failed, or when the transaction is bound to roll back by then. */
+  async #begunOrFailed(): Promise<void> {
+    while (!this.#begun && this.#outcome === null) await this.#wait();
+    this.#throwIfFailed();
+  }
+
+  /** Settles at the next {@link JobTransaction.begin} or {@link JobTransaction.settle}. */
+  #wait(): Promise<void> {
+    return new Promise<void>((resolve) => (this.#waiting ??= []).push(resolve));
+  }
+
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    if (waiting !== null) for (const wake of waiting) wake();
   }
 
   /** Runs `body` with a handle of its own, refused once `body` settled or the transaction ended. */
