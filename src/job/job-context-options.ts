@@ -86,9 +86,9 @@ export interface IterateOptions<TItem, TCursor> {
   /**
    * Hand over to a fresh attempt once this attempt has run this long (elapsed time): the checkpoint is saved, the job is
    * queued again at once, and the attempt does not count against `maxAttempts`. A graceful shutdown does the
-   * same at the next batch boundary. Only at a boundary whose checkpoint has surely committed: inside a
-   * `{ transaction: true }` step or `ctx.transaction` the iteration is not handed over and runs to its end (a
-   * hand-over there would roll its checkpoint back). @default none
+   * same at the next batch boundary. `maxRuntime` hands over only at a boundary whose checkpoint has surely
+   * committed: inside a `{ transaction: true }` step or `ctx.transaction` the iteration runs to its end (a hand-over
+   * there would roll its checkpoint back, every attempt restarting from the same cursor). @default none
    */
   maxRuntime?: Duration;
   /** The cursor of the first page when the job has no checkpoint yet. @default null */

@@ -114,9 +114,12 @@ export async function runIteration<TItem, TCursor>(attempt: Attempt, options: It
     if (finished) return { processed, done, total, resumed };
     cursor = page.next;
     const reason = draining.aborted ? 'shutdown' : settings.maxRuntimeMs !== null && elapsedSince(clock, attempt.started) >= settings.maxRuntimeMs ? 'max-runtime' : null;
-    // Handed over at the first batch boundary whose checkpoint is surely committed (see checkpointHeld): inside a
-    // transactional step or ctx.transaction, the iteration goes on to its end.
-    if (reason !== null && !checkpointHeld()) {
+    // maxRuntime hands over at the first batch boundary whose checkpoint is surely committed (see checkpointHeld):
+    // inside a transactional step or ctx.transaction the iteration goes on to its end. A shutdown hands over at once
+    // even there: the enclosing transaction rolls back and the next attempt resumes from the last committed cursor,
+    // uncounted, where running on would be aborted at the end of the grace period and counted (dead on a last
+    // attempt); the next worker is not draining, so this does not repeat.
+    if (reason === 'shutdown' || (reason !== null && !checkpointHeld())) {
       if (cursorMoved) {
         await save(checkpointJson, done);
         afterSave(done);
