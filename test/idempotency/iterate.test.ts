@@ -24,22 +24,10 @@ import { type Oracle, openOracle } from '../process/db-oracle.js';
 import { deferred, makeWarden, type MakeWardenOptions, record, T0, TestClock, within } from '../runtime/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { attemptSummary, createAppTable, expectTyped, getJob, RETRY_1S } from './helpers.js';
+import { numbers } from './iterate-pages.js';
 
 /** Never save by time unless a test asks for it. */
 const NO_TIME = 3_600;
-
-/**
- * A keyset source over the integers 1..n: the page after `cursor` (the last item seen), `size` items, `next` = its
- * last item; an empty page with `next: null` at the end. Reports the total.
- */
-function numbers(n: number, size: number) {
-  return (cursor: number | null): IterationPage<number, number> => {
-    const start = (cursor ?? 0) + 1;
-    const items: number[] = [];
-    for (let i = start; i <= Math.min(n, start + size - 1); i++) items.push(i);
-    return { items, next: items.length > 0 ? items[items.length - 1]! : null, total: n };
-  };
-}
 
 /** How often each item was processed. */
 function counts(items: number[]): Map<number, number> {

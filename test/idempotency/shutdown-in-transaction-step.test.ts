@@ -7,19 +7,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
 import { defineJob, type JobContext } from '../../src/job/define-job.js';
-import type { IterationPage } from '../../src/job/job-context-options.js';
 import { deferred, makeWarden, T0, TestClock, within } from '../runtime/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { attemptSummary, getJob } from './helpers.js';
-
-function numbers(n: number, size: number) {
-  return (cursor: number | null): IterationPage<number, number> => {
-    const start = (cursor ?? 0) + 1;
-    const items: number[] = [];
-    for (let i = start; i <= Math.min(n, start + size - 1); i++) items.push(i);
-    return { items, next: items.length > 0 ? items[items.length - 1]! : null, total: n };
-  };
-}
+import { numbers } from './iterate-pages.js';
 
 describe.each(DRIVER_KINDS)('shutdown during an iteration inside a transactional step (%s)', (kind) => {
   let tdb: TestDatabase;
