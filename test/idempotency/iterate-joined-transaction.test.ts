@@ -18,20 +18,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Warden } from '../../src/client/warden.js';
 import { defineJob, type JobContext, type JobDefinition } from '../../src/job/define-job.js';
-import type { IterationPage, TransactionHandle } from '../../src/job/job-context-options.js';
+import type { TransactionHandle } from '../../src/job/job-context-options.js';
 import { type Oracle, openOracle } from '../process/db-oracle.js';
 import { deferred, makeWarden, T0, TestClock, within } from '../runtime/helpers.js';
 import { createTestDatabase, DRIVER_KINDS, type TestDatabase } from '../support/test-databases.js';
 import { type AppTable, attemptSummary, createAppTable, getJob, RETRY_1S } from './helpers.js';
-
-/** Pages of the integers 1..n in threes: the page after `cursor` (the last item seen), `next: null` on the last. */
-function threes(n: number) {
-  return (cursor: number | null): IterationPage<number, number> => {
-    const start = (cursor ?? 0) + 1;
-    const items = [start, start + 1, start + 2];
-    return { items, next: start + 2 >= n ? null : start + 2 };
-  };
-}
+import { threes } from './iterate-pages.js';
 
 /** The failure of the step, thrown in attempt 1 only. */
 const AUDIT_FAILED = 'audit write failed';
